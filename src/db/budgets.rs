@@ -1,0 +1,1 @@
+//! budgets queries. One fn per query.

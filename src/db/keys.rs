@@ -1,0 +1,1 @@
+//! keys queries. One fn per query.

@@ -1,0 +1,70 @@
+//! Schema migrations. Owns `schema/*.sql` (embedded with `include_str!`), applying each in one
+//! transaction and recording the version in `PRAGMA user_version`. Refuses a database written by
+//! a newer litegate.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+pub const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../schema/0001_init.sql"))];
+
+pub fn latest() -> i64 {
+    MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
+}
+
+pub fn version(c: &Connection) -> rusqlite::Result<i64> {
+    c.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
+pub fn migrate(c: &mut Connection) -> Result<(), String> {
+    let v = version(c).map_err(|e| format!("cannot read schema version: {e}"))?;
+    if v > latest() {
+        return Err(format!(
+            "the database has schema version {v}, newer than this litegate supports ({}); \
+             run a newer litegate or restore a backup",
+            latest()
+        ));
+    }
+    for (n, sql) in MIGRATIONS.iter().filter(|(n, _)| *n > v) {
+        let tx = c
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| format!("migration {n}: {e}"))?;
+        tx.execute_batch(sql)
+            .map_err(|e| format!("migration {n}: {e}"))?;
+        tx.pragma_update(None, "user_version", n)
+            .map_err(|e| format!("migration {n}: {e}"))?;
+        tx.commit().map_err(|e| format!("migration {n}: {e}"))?;
+        log::info!("applied schema migration {n}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_and_refuses_newer() {
+        let mut c = Connection::open_in_memory().expect("mem");
+        migrate(&mut c).expect("migrate");
+        assert_eq!(version(&c).expect("v"), latest());
+        // Idempotent.
+        migrate(&mut c).expect("again");
+        c.pragma_update(None, "user_version", latest() + 1)
+            .expect("bump");
+        let e = migrate(&mut c).expect_err("newer");
+        assert!(e.contains("newer"), "{e}");
+    }
+
+    #[test]
+    fn foreign_keys_are_declared() {
+        let mut c = Connection::open_in_memory().expect("mem");
+        migrate(&mut c).expect("migrate");
+        let n: i64 = c
+            .query_row(
+                "SELECT count(*) FROM pragma_foreign_key_list('api_keys')",
+                [],
+                |r| r.get(0),
+            )
+            .expect("fk");
+        assert_eq!(n, 3);
+    }
+}

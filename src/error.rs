@@ -1,0 +1,209 @@
+//! The one error type. Owns the mapping from an error to its HTTP status and the LiteLLM error
+//! envelope of API.md §3: `{"error": {"message", "type", "param", "code"}}`. Handlers return
+//! `Err(Error::...)`; only the dispatcher renders it.
+
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Error {
+    /// 400 `invalid_request_error`; `param` names the offending field when known.
+    BadRequest {
+        message: String,
+        param: Option<String>,
+    },
+    /// 401 `auth_error`.
+    Unauthorized(String),
+    /// 401 `expired_key`.
+    Expired(String),
+    /// 403 `permission_error`.
+    Forbidden(String),
+    /// 403 with a model-access type (`key_model_access_denied`, ...), `param: "model"`.
+    ModelDenied {
+        kind: &'static str,
+        message: String,
+    },
+    /// 404 `not_found_error`.
+    NotFound(String),
+    /// 405: the path exists with another method.
+    MethodNotAllowed,
+    /// 408: the client was too slow to send its request.
+    Timeout,
+    /// 409 `conflict_error`.
+    Conflict(String),
+    /// 413 `request_too_large`.
+    TooLarge(usize),
+    /// 422 `budget_exceeded`.
+    BudgetExceeded(String),
+    /// 429 `rate_limit_error`; the number is the `retry-after` in seconds.
+    RateLimited { message: String, retry_after: u64 },
+    /// 502 / other upstream status with a cleaned message.
+    Upstream { status: u16, message: String },
+    /// 504.
+    UpstreamTimeout(String),
+    /// 503: shutting down or the database pool is exhausted.
+    Unavailable(String),
+    /// 500; the detail goes to the log only.
+    Internal(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn bad(message: impl Into<String>) -> Self {
+        Error::BadRequest {
+            message: message.into(),
+            param: None,
+        }
+    }
+
+    pub fn bad_param(param: &str, message: impl Into<String>) -> Self {
+        Error::BadRequest {
+            message: message.into(),
+            param: Some(param.to_string()),
+        }
+    }
+
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        Error::Internal(detail.to_string())
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::BadRequest { .. } => 400,
+            Error::Unauthorized(_) | Error::Expired(_) => 401,
+            Error::Forbidden(_) | Error::ModelDenied { .. } => 403,
+            Error::NotFound(_) => 404,
+            Error::MethodNotAllowed => 405,
+            Error::Timeout => 408,
+            Error::Conflict(_) => 409,
+            Error::TooLarge(_) => 413,
+            Error::BudgetExceeded(_) => 422,
+            Error::RateLimited { .. } => 429,
+            Error::Upstream { status, .. } => *status,
+            Error::UpstreamTimeout(_) => 504,
+            Error::Unavailable(_) => 503,
+            Error::Internal(_) => 500,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Error::BadRequest { .. } => "invalid_request_error",
+            Error::Unauthorized(_) => "auth_error",
+            Error::Expired(_) => "expired_key",
+            Error::Forbidden(_) => "permission_error",
+            Error::ModelDenied { kind, .. } => kind,
+            Error::NotFound(_) => "not_found_error",
+            Error::MethodNotAllowed => "invalid_request_error",
+            Error::Timeout => "timeout_error",
+            Error::Conflict(_) => "conflict_error",
+            Error::TooLarge(_) => "request_too_large",
+            Error::BudgetExceeded(_) => "budget_exceeded",
+            Error::RateLimited { .. } => "rate_limit_error",
+            Error::Upstream { .. } => "upstream_error",
+            Error::UpstreamTimeout(_) => "timeout_error",
+            Error::Unavailable(_) => "service_unavailable",
+            Error::Internal(_) => "internal_server_error",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Error::BadRequest { message, .. }
+            | Error::Unauthorized(message)
+            | Error::Expired(message)
+            | Error::Forbidden(message)
+            | Error::ModelDenied { message, .. }
+            | Error::NotFound(message)
+            | Error::Conflict(message)
+            | Error::BudgetExceeded(message)
+            | Error::RateLimited { message, .. }
+            | Error::Upstream { message, .. }
+            | Error::UpstreamTimeout(message)
+            | Error::Unavailable(message) => message.clone(),
+            Error::MethodNotAllowed => "Method not allowed for this path".into(),
+            Error::Timeout => "Request timed out while reading the request".into(),
+            Error::TooLarge(limit) => format!("Request body exceeds the limit of {limit} bytes"),
+            // The detail is logged by the dispatcher, never sent.
+            Error::Internal(_) => "Internal server error".into(),
+        }
+    }
+
+    fn param(&self) -> Option<String> {
+        match self {
+            Error::BadRequest { param, .. } => param.clone(),
+            Error::ModelDenied { .. } => Some("model".into()),
+            _ => None,
+        }
+    }
+
+    /// The LiteLLM envelope (API.md §3).
+    pub fn body(&self) -> Value {
+        json!({"error": {
+            "message": self.message(),
+            "type": self.kind(),
+            "param": self.param(),
+            "code": self.status().to_string(),
+        }})
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Internal(d) => write!(f, "internal: {d}"),
+            other => write!(f, "{} {}", other.status(), other.message()),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    /// A database error that a handler did not map itself is a 500 (STYLE.md: no blanket
+    /// mapping to 404/400; expected UNIQUE violations are mapped at their call site).
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Internal(format!("sqlite: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_code_matches_status() {
+        let all = [
+            Error::bad_param("models", "x"),
+            Error::Unauthorized("x".into()),
+            Error::Expired("x".into()),
+            Error::Forbidden("x".into()),
+            Error::NotFound("x".into()),
+            Error::Conflict("x".into()),
+            Error::TooLarge(1),
+            Error::BudgetExceeded("x".into()),
+            Error::Internal("secret sql".into()),
+        ];
+        for e in all {
+            let b = e.body();
+            assert_eq!(b["error"]["code"], e.status().to_string());
+            assert!(b["error"]["type"].is_string());
+        }
+    }
+
+    #[test]
+    fn internal_detail_is_not_sent() {
+        let b = Error::Internal("SELECT * FROM api_keys /var/lib".into()).body();
+        let s = b.to_string();
+        assert!(!s.contains("SELECT") && !s.contains("/var/lib"), "{s}");
+    }
+
+    #[test]
+    fn model_denied_names_param() {
+        let e = Error::ModelDenied {
+            kind: "team_model_access_denied",
+            message: "no".into(),
+        };
+        assert_eq!(e.status(), 403);
+        assert_eq!(e.body()["error"]["param"], "model");
+        assert_eq!(e.body()["error"]["type"], "team_model_access_denied");
+    }
+}

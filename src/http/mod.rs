@@ -1,0 +1,602 @@
+//! The HTTP layer. Owns the worker pool (threads calling tiny_http's `recv`), the routing
+//! table, body limits, request parsing helpers, the panic guard and the access log. Handlers
+//! live in one module per resource and never see tiny_http; they return `Result<Reply>` and
+//! only `dispatch` renders an `Err` (as the API.md §3 envelope).
+
+pub mod budgets;
+pub mod health;
+pub mod keys;
+pub mod models;
+pub mod organizations;
+pub mod proxy;
+pub mod scope;
+pub mod teams;
+pub mod users;
+
+use crate::auth::{self, Caller, Catalog};
+use crate::config::Config;
+use crate::db::Pool;
+use crate::error::{Error, Result};
+use serde_json::{Map, Value};
+use std::cell::RefCell;
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Shared state of a running server.
+pub struct Ctx {
+    pub cfg: Config,
+    pub pool: Pool,
+    pub catalog: Catalog,
+    /// SHA-256 hex of the master key (the key itself is never kept).
+    pub master_hash: String,
+}
+
+impl Ctx {
+    /// Authenticates the request's key (API.md §2). The connection is released before return.
+    pub fn caller(&self, req: &Req) -> Result<Caller> {
+        let Some(presented) = auth::presented_key(&req.headers) else {
+            return Err(Error::Unauthorized(
+                "Authentication Error, No api key passed in.".into(),
+            ));
+        };
+        let c = self.pool.get()?;
+        let caller = auth::authenticate(&c, &self.master_hash, &presented);
+        drop(c);
+        match &caller {
+            Ok(cl) => {
+                *req.key_name.borrow_mut() = Some(
+                    cl.key_name()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| "master_key".into()),
+                )
+            }
+            Err(_) => *req.key_name.borrow_mut() = Some("invalid".into()),
+        }
+        caller
+    }
+}
+
+/// A parsed request, independent of tiny_http.
+pub struct Req {
+    pub method: String,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub request_id: String,
+    /// Set by authentication, for the access log (never the raw key).
+    pub key_name: RefCell<Option<String>>,
+}
+
+impl Req {
+    pub fn new(method: &str, url: &str, headers: Vec<(String, String)>, body: Vec<u8>) -> Req {
+        let (path, q) = url.split_once('?').unwrap_or((url, ""));
+        Req {
+            method: method.to_ascii_uppercase(),
+            path: path.to_string(),
+            query: parse_query(q),
+            headers,
+            body,
+            request_id: crate::util::uuid4(),
+            key_name: RefCell::new(None),
+        }
+    }
+
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as a JSON object (an empty body is `{}`).
+    pub fn json(&self) -> Result<Body> {
+        if self.body.iter().all(|b| b.is_ascii_whitespace()) {
+            return Ok(Body(Map::new()));
+        }
+        match serde_json::from_slice::<Value>(&self.body) {
+            Ok(Value::Object(m)) => Ok(Body(m)),
+            Ok(_) => Err(Error::bad("Request body must be a JSON object")),
+            Err(e) => Err(Error::bad(format!("Malformed JSON in request body: {e}"))),
+        }
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                let h = std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match h {
+                    Some(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub fn parse_query(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+/// A JSON request body with typed accessors whose errors name the field (400).
+#[derive(Debug, Clone)]
+pub struct Body(pub Map<String, Value>);
+
+fn type_err(field: &str, want: &str) -> Error {
+    Error::bad_param(field, format!("`{field}` must be {want}"))
+}
+
+impl Body {
+    pub fn has(&self, f: &str) -> bool {
+        self.0.contains_key(f)
+    }
+    /// Present and not null.
+    pub fn given(&self, f: &str) -> bool {
+        self.0.get(f).is_some_and(|v| !v.is_null())
+    }
+    pub fn raw(&self, f: &str) -> Option<&Value> {
+        self.0.get(f).filter(|v| !v.is_null())
+    }
+    pub fn opt_str(&self, f: &str) -> Result<Option<String>> {
+        match self.0.get(f) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(type_err(f, "a string")),
+        }
+    }
+    pub fn req_str(&self, f: &str) -> Result<String> {
+        match self.opt_str(f)? {
+            Some(s) if !s.trim().is_empty() => Ok(s),
+            _ => Err(Error::bad_param(f, format!("`{f}` is required"))),
+        }
+    }
+    pub fn opt_bool(&self, f: &str) -> Result<Option<bool>> {
+        match self.0.get(f) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(type_err(f, "true or false")),
+        }
+    }
+    /// A budget: a finite number ≥ 0.
+    pub fn opt_budget(&self, f: &str) -> Result<Option<f64>> {
+        match self.0.get(f) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => match n.as_f64() {
+                Some(x) if x.is_finite() && x >= 0.0 => Ok(Some(x)),
+                _ => Err(type_err(f, "a finite number ≥ 0")),
+            },
+            Some(_) => Err(type_err(f, "a finite number ≥ 0")),
+        }
+    }
+    /// A limit: an integer ≥ 0.
+    pub fn opt_limit(&self, f: &str) -> Result<Option<i64>> {
+        match self.0.get(f) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => match n.as_i64() {
+                Some(x) if x >= 0 => Ok(Some(x)),
+                _ => Err(type_err(f, "an integer ≥ 0")),
+            },
+            Some(_) => Err(type_err(f, "an integer ≥ 0")),
+        }
+    }
+    pub fn opt_u64(&self, f: &str) -> Result<Option<u64>> {
+        match self.0.get(f) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| type_err(f, "a positive integer")),
+            Some(Value::String(s)) => s
+                .parse()
+                .map(Some)
+                .map_err(|_| type_err(f, "a positive integer")),
+            Some(_) => Err(type_err(f, "a positive integer")),
+        }
+    }
+    /// A list of strings (model lists, id lists).
+    pub fn opt_list(&self, f: &str) -> Result<Option<Vec<String>>> {
+        match self.0.get(f) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    _ => Err(type_err(f, "a list of strings")),
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(Some),
+            Some(_) => Err(type_err(f, "a list of strings")),
+        }
+    }
+    pub fn opt_obj(&self, f: &str) -> Result<Option<Map<String, Value>>> {
+        match self.0.get(f) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(m)) => Ok(Some(m.clone())),
+            Some(_) => Err(type_err(f, "a JSON object")),
+        }
+    }
+    /// A duration like `30s`, `1h`, `7d`; returns (text, seconds).
+    pub fn opt_duration(&self, f: &str) -> Result<Option<(String, i64)>> {
+        match self.opt_str(f)? {
+            None => Ok(None),
+            Some(s) => crate::util::parse_duration(&s)
+                .map(|secs| Some((s.clone(), secs)))
+                .ok_or_else(|| {
+                    Error::bad_param(
+                        f,
+                        format!("`{f}` must be a duration like 30s, 15m, 1h, 7d or 1mo; got '{s}'"),
+                    )
+                }),
+        }
+    }
+}
+
+/// What a handler answers.
+pub enum Reply {
+    Json(u16, Value),
+    /// A streamed body (server-sent events); content type and reader.
+    Stream(u16, &'static str, Box<dyn Read + Send>),
+    Text(u16, &'static str, String),
+    /// Any reply with extra response headers (e.g. `retry-after`).
+    WithHeaders(Box<Reply>, Vec<(String, String)>),
+}
+
+impl Reply {
+    pub fn ok(v: Value) -> Result<Reply> {
+        Ok(Reply::Json(200, v))
+    }
+}
+
+type Authed = fn(&Ctx, &Caller, &Req) -> Result<Reply>;
+type Public = fn(&Ctx, &Req) -> Result<Reply>;
+
+#[derive(Clone, Copy)]
+enum H {
+    A(Authed),
+    P(Public),
+}
+
+/// The routing table: (method, path, handler). `{key}` segments are matched by `route`.
+const ROUTES: &[(&str, &str, H)] = &[
+    ("GET", "/health/liveliness", H::P(health::liveliness)),
+    ("GET", "/health/liveness", H::P(health::liveliness)),
+    ("GET", "/health/readiness", H::P(health::readiness)),
+    ("GET", "/", H::P(health::root)),
+    // Organizations (API.md §6).
+    ("POST", "/organization/new", H::A(organizations::create)),
+    ("PATCH", "/organization/update", H::A(organizations::update)),
+    ("POST", "/organization/update", H::A(organizations::update)),
+    ("DELETE", "/organization/delete", H::A(organizations::delete)),
+    ("POST", "/organization/delete", H::A(organizations::delete)),
+    ("GET", "/organization/list", H::A(organizations::list)),
+    ("GET", "/organization/info", H::A(organizations::info)),
+    ("POST", "/organization/info", H::A(organizations::info_deprecated)),
+    ("POST", "/organization/member_add", H::A(organizations::member_add)),
+    ("PATCH", "/organization/member_update", H::A(organizations::member_update)),
+    ("POST", "/organization/member_update", H::A(organizations::member_update)),
+    ("DELETE", "/organization/member_delete", H::A(organizations::member_delete)),
+    ("POST", "/organization/member_delete", H::A(organizations::member_delete)),
+    // Budgets.
+    ("POST", "/budget/new", H::A(budgets::create)),
+    ("POST", "/budget/update", H::A(budgets::update)),
+    ("POST", "/budget/info", H::A(budgets::info)),
+    ("GET", "/budget/list", H::A(budgets::list)),
+    ("POST", "/budget/delete", H::A(budgets::delete)),
+    // Teams.
+    ("POST", "/team/new", H::A(teams::create)),
+    ("POST", "/team/update", H::A(teams::update)),
+    ("POST", "/team/delete", H::A(teams::delete)),
+    ("GET", "/team/info", H::A(teams::info)),
+    ("GET", "/team/list", H::A(teams::list)),
+    ("POST", "/team/member_add", H::A(teams::member_add)),
+    ("POST", "/team/member_delete", H::A(teams::member_delete)),
+    ("POST", "/team/member_update", H::A(teams::member_update)),
+    ("POST", "/team/block", H::A(teams::block)),
+    ("POST", "/team/unblock", H::A(teams::unblock)),
+    ("POST", "/team/model/add", H::A(teams::model_add)),
+    ("POST", "/team/model/delete", H::A(teams::model_delete)),
+    // Users.
+    ("POST", "/user/new", H::A(users::create)),
+    ("GET", "/user/info", H::A(users::info)),
+    ("POST", "/user/update", H::A(users::update)),
+    ("POST", "/user/delete", H::A(users::delete)),
+    ("GET", "/user/list", H::A(users::list)),
+    // Keys.
+    ("POST", "/key/generate", H::A(keys::generate)),
+    ("POST", "/key/update", H::A(keys::update)),
+    ("POST", "/key/delete", H::A(keys::delete)),
+    ("GET", "/key/info", H::A(keys::info)),
+    ("GET", "/key/list", H::A(keys::list)),
+    ("POST", "/key/block", H::A(keys::block)),
+    ("POST", "/key/unblock", H::A(keys::unblock)),
+    ("POST", "/key/regenerate", H::A(keys::regenerate)),
+    ("POST", "/key/{key}/regenerate", H::A(keys::regenerate)),
+    // Models and calls.
+    ("GET", "/v1/models", H::A(models::list)),
+    ("GET", "/models", H::A(models::list)),
+    ("GET", "/model/info", H::A(models::info)),
+    ("GET", "/v1/model/info", H::A(models::info)),
+    ("GET", "/v2/model/info", H::A(models::info_v2)),
+    ("POST", "/v1/chat/completions", H::A(proxy::chat)),
+    ("POST", "/chat/completions", H::A(proxy::chat)),
+    ("POST", "/v1/completions", H::A(proxy::completions)),
+    ("POST", "/completions", H::A(proxy::completions)),
+    ("POST", "/v1/embeddings", H::A(proxy::embeddings)),
+    ("POST", "/embeddings", H::A(proxy::embeddings)),
+];
+
+fn path_matches(pattern: &str, path: &str) -> bool {
+    if !pattern.contains('{') {
+        return pattern == path;
+    }
+    let (ps, xs): (Vec<&str>, Vec<&str>) = (pattern.split('/').collect(), path.split('/').collect());
+    ps.len() == xs.len()
+        && ps
+            .iter()
+            .zip(&xs)
+            .all(|(p, x)| (p.starts_with('{') && !x.is_empty()) || p == x)
+}
+
+/// The `{name}` segment of a matched path pattern (e.g. the key in `/key/{key}/regenerate`).
+pub fn path_param(req: &Req, pattern: &str, name: &str) -> Option<String> {
+    let want = format!("{{{name}}}");
+    pattern
+        .split('/')
+        .zip(req.path.split('/'))
+        .find(|(p, _)| *p == want)
+        .map(|(_, x)| percent_decode(x))
+}
+
+fn route(method: &str, path: &str) -> std::result::Result<H, Error> {
+    let path = if path.len() > 1 {
+        path.trim_end_matches('/')
+    } else {
+        path
+    };
+    let mut path_known = false;
+    for (m, p, h) in ROUTES {
+        if path_matches(p, path) {
+            if *m == method {
+                return Ok(*h);
+            }
+            path_known = true;
+        }
+    }
+    if path_known {
+        Err(Error::MethodNotAllowed)
+    } else {
+        Err(Error::NotFound(format!("Route not found: {path}")))
+    }
+}
+
+/// Runs one request through routing, authentication and its handler; never panics.
+pub fn dispatch(ctx: &Ctx, req: &Req) -> Reply {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        match route(&req.method, &req.path)? {
+            H::P(h) => h(ctx, req),
+            H::A(h) => {
+                let caller = ctx.caller(req)?;
+                h(ctx, &caller, req)
+            }
+        }
+    }));
+    let result = match result {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(Error::Internal(format!("handler panicked: {msg}")))
+        }
+    };
+    match result {
+        Ok(r) => r,
+        Err(e) => error_reply(req, &e),
+    }
+}
+
+pub fn error_reply(req: &Req, e: &Error) -> Reply {
+    if let Error::Internal(detail) = e {
+        log::error!("request {} {}: {detail}", req.request_id, req.path);
+    }
+    let reply = Reply::Json(e.status(), e.body());
+    match e {
+        Error::RateLimited { retry_after, .. } => Reply::WithHeaders(
+            Box::new(reply),
+            vec![("retry-after".into(), retry_after.to_string())],
+        ),
+        _ => reply,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server loop
+
+fn header(name: &str, value: &str) -> Option<tiny_http::Header> {
+    tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
+}
+
+/// Reads the body through the size cap (413 past it; `Content-Length` is not trusted).
+fn read_body(rq: &mut tiny_http::Request, limit: usize) -> Result<Vec<u8>> {
+    if rq.body_length().is_some_and(|n| n > limit) {
+        return Err(Error::TooLarge(limit));
+    }
+    let mut buf = Vec::new();
+    let r = rq.as_reader();
+    let n = r
+        .take(limit as u64 + 1)
+        .read_to_end(&mut buf)
+        .map_err(|_| Error::Timeout)?;
+    if n > limit {
+        return Err(Error::TooLarge(limit));
+    }
+    Ok(buf)
+}
+
+fn respond(rq: tiny_http::Request, reply: Reply, extra: &[(String, String)]) -> u16 {
+    let (reply, extra) = match reply {
+        Reply::WithHeaders(r, mut h) => {
+            h.extend_from_slice(extra);
+            (*r, h)
+        }
+        r => (r, extra.to_vec()),
+    };
+    let (status, ctype, reader, len): (u16, &str, Box<dyn Read + Send>, Option<usize>) =
+        match reply {
+            Reply::Json(s, v) => {
+                let b = serde_json::to_vec(&v).unwrap_or_default();
+                let n = b.len();
+                (s, "application/json", Box::new(std::io::Cursor::new(b)), Some(n))
+            }
+            Reply::Text(s, ct, t) => {
+                let n = t.len();
+                (s, ct, Box::new(std::io::Cursor::new(t.into_bytes())), Some(n))
+            }
+            Reply::Stream(s, ct, r) => (s, ct, r, None),
+            Reply::WithHeaders(r, _) => {
+                // Nested header wrappers are flattened above; render the inner reply plainly.
+                let b = match *r {
+                    Reply::Json(_, v) => serde_json::to_vec(&v).unwrap_or_default(),
+                    _ => Vec::new(),
+                };
+                let n = b.len();
+                (500, "application/json", Box::new(std::io::Cursor::new(b)), Some(n))
+            }
+        };
+    let mut headers: Vec<tiny_http::Header> = Vec::new();
+    headers.extend(header("Content-Type", ctype));
+    for (k, v) in &extra {
+        headers.extend(header(k, v));
+    }
+    let resp = tiny_http::Response::new(tiny_http::StatusCode(status), headers, reader, len, None);
+    if let Err(e) = rq.respond(resp) {
+        log::debug!("client went away before the response was sent: {e}");
+    }
+    status
+}
+
+fn handle(ctx: &Ctx, mut rq: tiny_http::Request) {
+    let started = Instant::now();
+    let method = rq.method().as_str().to_string();
+    let url = rq.url().to_string();
+    let headers: Vec<(String, String)> = rq
+        .headers()
+        .iter()
+        .map(|h| (h.field.as_str().as_str().to_string(), h.value.as_str().to_string()))
+        .collect();
+    let body = read_body(&mut rq, ctx.cfg.max_body_bytes);
+    let req = Req::new(&method, &url, headers, Vec::new());
+    let (reply, req) = match body {
+        Ok(b) => {
+            let req = Req { body: b, ..req };
+            (dispatch(ctx, &req), req)
+        }
+        Err(e) => (error_reply(&req, &e), req),
+    };
+    let extra = vec![("x-litellm-call-id".to_string(), req.request_id.clone())];
+    let status = respond(rq, reply, &extra);
+    // One access-log line per request; the path only (queries may carry a key), key_name only.
+    log::info!(
+        target: "litegate::access",
+        "{} {} {} {:.1}ms key={}",
+        method,
+        req.path,
+        status,
+        started.elapsed().as_secs_f64() * 1000.0,
+        req.key_name.borrow().as_deref().unwrap_or("-")
+    );
+}
+
+/// Serves until the process ends: `workers` threads take requests from the listener.
+pub fn serve(ctx: Arc<Ctx>, server: Arc<tiny_http::Server>) -> std::io::Result<()> {
+    let mut handles = Vec::new();
+    for i in 0..ctx.cfg.workers {
+        let (ctx, server) = (ctx.clone(), server.clone());
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("worker-{i}"))
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    while let Ok(rq) = server.recv() {
+                        handle(&ctx, rq);
+                    }
+                })?,
+        );
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing() {
+        assert!(route("GET", "/health/liveliness").is_ok());
+        assert!(route("GET", "/v1/models/").is_ok());
+        assert!(matches!(
+            route("GET", "/organization/new"),
+            Err(Error::MethodNotAllowed)
+        ));
+        assert!(matches!(route("GET", "/nope"), Err(Error::NotFound(_))));
+        assert!(route("POST", "/key/sk-abc/regenerate").is_ok());
+        assert!(route("POST", "/key//regenerate").is_err());
+    }
+
+    #[test]
+    fn query_decoding() {
+        let q = parse_query("a=1&b=x%20y&c=sk-a%2Bb&d");
+        assert_eq!(q[1], ("b".into(), "x y".into()));
+        assert_eq!(q[2], ("c".into(), "sk-a+b".into()));
+        assert_eq!(q[3], ("d".into(), "".into()));
+    }
+
+    #[test]
+    fn body_accessors_name_the_field() {
+        let b = Body(
+            serde_json::json!({"max_budget": -1, "models": ["a", 1], "x": "s"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        );
+        let e = b.opt_budget("max_budget").expect_err("neg");
+        assert_eq!(e.body()["error"]["param"], "max_budget");
+        assert!(b.opt_list("models").is_err());
+        assert!(b.opt_budget("x").is_err());
+        assert_eq!(b.opt_str("x").expect("ok").as_deref(), Some("s"));
+        assert_eq!(b.opt_str("missing").expect("ok"), None);
+    }
+}

@@ -1,0 +1,16 @@
+//! proxy endpoints (API.md §6). Not built yet: every handler answers 501-like 404.
+use super::{Ctx, Reply, Req};
+use crate::auth::Caller;
+use crate::error::{Error, Result};
+
+pub fn chat(_ctx: &Ctx, _who: &Caller, _req: &Req) -> Result<Reply> {
+    Err(Error::NotFound("not implemented yet".into()))
+}
+
+pub fn completions(_ctx: &Ctx, _who: &Caller, _req: &Req) -> Result<Reply> {
+    Err(Error::NotFound("not implemented yet".into()))
+}
+
+pub fn embeddings(_ctx: &Ctx, _who: &Caller, _req: &Req) -> Result<Reply> {
+    Err(Error::NotFound("not implemented yet".into()))
+}

@@ -1,0 +1,52 @@
+//! teams endpoints (API.md §6). Not built yet: every handler answers 501-like 404.
+use super::{Ctx, Reply, Req};
+use crate::auth::Caller;
+use crate::error::{Error, Result};
+
+pub fn block(_ctx: &Ctx, _who: &Caller, _req: &Req) -> Result<Reply> {
+    Err(Error::NotFound("not implemented yet".into()))
+}
+
+pub fn create(_ctx: &Ctx, _who: &Caller, _req: &Req) -> Result<Reply> {
+    Err(Error::NotFound("not implemented yet".into()))
+}
+
+pub fn delete(_ctx: &Ctx, _who: &Caller, _req: &Req) -> Result<Reply> {
+    Err(Error::NotFound("not implemented yet".into()))
+}
+
+pub fn info(_ctx: &Ctx, _who: &Caller, _req: &Req) -> Result<Reply> {
+    Err(Error::NotFound("not implemented yet".into()))
+}
+
+pub fn list(_ctx: &Ctx, _who: &Caller, _req: &Req) -> Result<Reply> {
+    Err(Error::NotFound("not implemented yet".into()))
+}
+
+pub fn member_add(_ctx: &Ctx, _who: &Caller, _req: &Req) -> Result<Reply> {
+    Err(Error::NotFound("not implemented yet".into()))
+}
+
+pub fn member_delete(_ctx: &Ctx, _who: &Caller, _req: &Req) -> Result<Reply> {
+    Err(Error::NotFound("not implemented yet".into()))
+}
+
+pub fn member_update(_ctx: &Ctx, _who: &Caller, _req: &Req) -> Result<Reply> {
+    Err(Error::NotFound("not implemented yet".into()))
+}
+
+pub fn model_add(_ctx: &Ctx, _who: &Caller, _req: &Req) -> Result<Reply> {
+    Err(Error::NotFound("not implemented yet".into()))
+}
+
+pub fn model_delete(_ctx: &Ctx, _who: &Caller, _req: &Req) -> Result<Reply> {
+    Err(Error::NotFound("not implemented yet".into()))
+}
+
+pub fn unblock(_ctx: &Ctx, _who: &Caller, _req: &Req) -> Result<Reply> {
+    Err(Error::NotFound("not implemented yet".into()))
+}
+
+pub fn update(_ctx: &Ctx, _who: &Caller, _req: &Req) -> Result<Reply> {
+    Err(Error::NotFound("not implemented yet".into()))
+}

@@ -1,0 +1,44 @@
+//! The `litegate` command: parses the command line, loads the config, runs the server.
+//! Exit codes: 0 ok, 1 runtime error, 2 bad command line or configuration.
+
+use litegate::config::{self, Command};
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let (cmd, args) = match config::parse_args(&argv) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("litegate: {e}");
+            std::process::exit(2);
+        }
+    };
+    match cmd {
+        Command::Version => println!("litegate {}", env!("CARGO_PKG_VERSION")),
+        Command::Help => println!("{}", config::USAGE),
+        Command::CheckConfig(path) => match config::check_file(&path) {
+            Ok(cfg) => println!(
+                "{}: ok ({} model deployment(s))",
+                path.display(),
+                cfg.deployments.len()
+            ),
+            Err(e) => {
+                eprintln!("litegate: {e}");
+                std::process::exit(2);
+            }
+        },
+        Command::Serve => {
+            let cfg = match config::load(&args) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("litegate: {e}");
+                    std::process::exit(2);
+                }
+            };
+            if let Err(e) = litegate::run(cfg) {
+                eprintln!("litegate: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+}

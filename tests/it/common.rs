@@ -1,0 +1,296 @@
+//! Test harness: starts the real binary on an ephemeral port with a temp database, a tiny
+//! blocking HTTP client, and direct database access for asserting effects.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const MASTER: &str = "sk-test-master-key-0123456789abcdef";
+
+/// The config most tests use: mock models A, B, C, D (D in access group `grp`), and a
+/// wildcard deployment `openai/*`.
+pub const TEST_CONFIG: &str = r#"
+model_list:
+  - model_name: A
+    litellm_params: { model: mock/a, input_cost_per_token: 0.001, output_cost_per_token: 0.002 }
+    model_info: { id: a-1, access_groups: [grp-ab] }
+  - model_name: B
+    litellm_params: { model: mock/b }
+    model_info: { id: b-1, access_groups: [grp-ab] }
+  - model_name: C
+    litellm_params: { model: mock/c }
+    model_info: { id: c-1 }
+  - model_name: D
+    litellm_params: { model: mock/d, api_key: sk-upstream-secret-should-never-leak }
+    model_info: { id: d-1, access_groups: [grp] }
+general_settings:
+  master_key: os.environ/TEST_MASTER_KEY
+"#;
+
+pub struct Server {
+    child: Option<Child>,
+    pub addr: String,
+    pub dir: tempfile::TempDir,
+    pub config: Option<PathBuf>,
+    pub extra_args: Vec<String>,
+    pub stdout_lines: Vec<String>,
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "response is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+impl Server {
+    /// The real binary with TEST_CONFIG and master key MASTER.
+    pub fn start() -> Server {
+        Server::start_with(TEST_CONFIG, &[])
+    }
+
+    pub fn start_with(config_yaml: &str, args: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = dir.path().join("config.yaml");
+        std::fs::write(&cfg, config_yaml).expect("write config");
+        let mut s = Server {
+            child: None,
+            addr: String::new(),
+            dir,
+            config: Some(cfg),
+            extra_args: args.iter().map(|s| s.to_string()).collect(),
+            stdout_lines: Vec::new(),
+        };
+        s.spawn();
+        s
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("litegate.db")
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_litegate"));
+        cmd.arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--db")
+            .arg(self.db_path())
+            .arg("--workers")
+            .arg("16");
+        if let Some(c) = &self.config {
+            cmd.arg("--config").arg(c);
+        }
+        cmd.args(&self.extra_args)
+            .env_remove("RUST_LOG")
+            .env_remove("LITELLM_MASTER_KEY")
+            .env_remove("LITEGATE_MASTER_KEY")
+            .env("TEST_MASTER_KEY", MASTER)
+            .env("RUST_LOG", "warn")
+            .current_dir(self.dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("spawn litegate");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    self.stdout_lines.push(line.clone());
+                    if let Some(rest) = line.strip_prefix("litegate listening on http://") {
+                        self.addr = rest.trim().to_string();
+                        break;
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("litegate did not start: {:?}", self.stdout_lines);
+                }
+            }
+        }
+        self.child = Some(child);
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Kill -9 and start again on the same database.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.stdout_lines.clear();
+        self.spawn();
+    }
+
+    /// Direct access to the database, for asserting effects.
+    pub fn db(&self) -> rusqlite::Connection {
+        let c = rusqlite::Connection::open(self.db_path()).expect("open db");
+        c.busy_timeout(Duration::from_secs(5)).expect("busy");
+        c
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        self.db().query_row(sql, [], |r| r.get(0)).expect(sql)
+    }
+
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&[u8]>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        raw_request(&self.addr, method, path, key, body, headers)
+    }
+
+    pub fn get(&self, path: &str, key: &str) -> Resp {
+        self.request("GET", path, Some(key), None, &[])
+    }
+
+    pub fn post(&self, path: &str, key: &str, body: Value) -> Resp {
+        let b = body.to_string();
+        self.request("POST", path, Some(key), Some(b.as_bytes()), &[])
+    }
+
+    pub fn send(&self, method: &str, path: &str, key: &str, body: Value) -> Resp {
+        let b = body.to_string();
+        self.request(method, path, Some(key), Some(b.as_bytes()), &[])
+    }
+
+    /// POST as the master key, asserting 200, returning the JSON.
+    pub fn admin(&self, path: &str, body: Value) -> Value {
+        let r = self.post(path, MASTER, body.clone());
+        assert_eq!(r.status, 200, "{path} {body} -> {}", r.text());
+        r.json()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A minimal HTTP/1.1 client (Connection: close; Content-Length or chunked responses).
+pub fn raw_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&[u8]>,
+    headers: &[(&str, &str)],
+) -> Resp {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60))).ok();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(k) = key {
+        req.push_str(&format!("Authorization: Bearer {k}\r\n"));
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    let body = body.unwrap_or(b"");
+    if !body.is_empty() || matches!(method, "POST" | "PATCH" | "PUT" | "DELETE") {
+        req.push_str("Content-Type: application/json\r\n");
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).expect("write");
+    s.write_all(body).expect("write body");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    parse_response(&raw)
+}
+
+pub fn parse_response(raw: &[u8]) -> Resp {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end: {}", String::from_utf8_lossy(raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.to_ascii_lowercase().contains("chunked")
+    });
+    if chunked {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let Some(p) = rest.windows(2).position(|w| w == b"\r\n") else {
+                break;
+            };
+            let n = usize::from_str_radix(
+                String::from_utf8_lossy(&rest[..p]).split(';').next().unwrap_or("0").trim(),
+                16,
+            )
+            .unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[p + 2..p + 2 + n]);
+            rest = &rest[p + 2 + n + 2..];
+        }
+        body = out;
+    }
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Asserts the LiteLLM error envelope with the given status.
+pub fn assert_error(r: &Resp, status: u16) -> Value {
+    assert_eq!(r.status, status, "body: {}", r.text());
+    let v = r.json();
+    assert!(v["error"]["message"].is_string(), "{v}");
+    assert!(v["error"]["type"].is_string(), "{v}");
+    assert_eq!(v["error"]["code"], status.to_string(), "{v}");
+    v
+}

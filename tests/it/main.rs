@@ -1,0 +1,6 @@
+//! Integration tests: each test starts the real `litegate` binary on 127.0.0.1:0 against its
+//! own temp database and speaks HTTP to it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod server;
