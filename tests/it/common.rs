@@ -294,3 +294,50 @@ pub fn assert_error(r: &Resp, status: u16) -> Value {
     assert_eq!(v["error"]["code"], status.to_string(), "{v}");
     v
 }
+
+/// Seeds a user with a global role and a personal key straight into the database (test setup
+/// only; the calls under test go through HTTP). Returns the raw key.
+pub fn seed_user(s: &Server, user_id: &str, role: &str) -> String {
+    let key = format!("sk-test-{user_id}-{}", "x".repeat(16));
+    let db = s.db();
+    db.execute(
+        "INSERT INTO users (id, email, user_role, created_at, updated_at)
+         VALUES (?1, ?2, ?3, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
+        rusqlite::params![user_id, format!("{user_id}@example.com"), role],
+    )
+    .expect("seed user");
+    db.execute(
+        "INSERT INTO api_keys (token, key_name, user_id, created_at, updated_at)
+         VALUES (?1, ?2, ?3, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
+        rusqlite::params![
+            litegate::auth::hash_key(&key),
+            litegate::auth::key_name(&key),
+            user_id
+        ],
+    )
+    .expect("seed key");
+    key
+}
+
+/// Seeds an organization membership straight into the database (test setup only).
+pub fn seed_org_member(s: &Server, org_id: &str, user_id: &str, role: &str) {
+    s.db()
+        .execute(
+            "INSERT INTO organization_members (organization_id, user_id, user_role, created_at,
+             updated_at) VALUES (?1, ?2, ?3, '2026-01-01T00:00:00.000Z',
+             '2026-01-01T00:00:00.000Z')",
+            rusqlite::params![org_id, user_id, role],
+        )
+        .expect("seed org member");
+}
+
+/// Seeds a team membership straight into the database (test setup only).
+pub fn seed_team_member(s: &Server, team_id: &str, user_id: &str, role: &str) {
+    s.db()
+        .execute(
+            "INSERT INTO team_members (team_id, user_id, role, created_at, updated_at)
+             VALUES (?1, ?2, ?3, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
+            rusqlite::params![team_id, user_id, role],
+        )
+        .expect("seed team member");
+}
