@@ -1026,6 +1026,28 @@ mod tests {
     }
 
     #[test]
+    fn key_check_uses_indexes_only() {
+        let mut c = Connection::open_in_memory().expect("mem");
+        crate::db::migrate::migrate(&mut c).expect("migrate");
+        c.execute_batch("ANALYZE").expect("analyze");
+        let mut st = c
+            .prepare(&format!("EXPLAIN QUERY PLAN {KEY_CHECK}"))
+            .expect("prepare");
+        let details: Vec<String> = st
+            .query_map(["x"], |r| r.get::<_, String>(3))
+            .expect("plan")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows");
+        assert!(details.len() >= 9, "{details:?}");
+        for d in &details {
+            assert!(
+                !d.starts_with("SCAN"),
+                "full scan in the key check: {d}\n{details:#?}"
+            );
+        }
+    }
+
+    #[test]
     fn passwords() {
         let h = hash_password("hunter2").expect("hash");
         assert!(h.starts_with("$argon2id$"), "{h}");

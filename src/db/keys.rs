@@ -69,3 +69,155 @@ pub fn insert(c: &Connection, k: &NewKey) -> rusqlite::Result<i64> {
     ])?;
     Ok(c.last_insert_rowid())
 }
+
+/// A stored key as the management endpoints show it (never the raw key).
+#[derive(Debug, Clone, Default)]
+pub struct KeyRec {
+    pub id: i64,
+    pub k: NewKey,
+    pub spend: f64,
+    pub created_at: String,
+    pub updated_at: String,
+    pub updated_by: Option<String>,
+}
+
+pub const COLUMNS: &str = "id, token, key_name, key_alias, models, aliases, team_id, user_id,
+    organization_id, expires, max_budget, soft_budget, budget_duration, budget_reset_at,
+    tpm_limit, rpm_limit, max_parallel_requests, metadata, blocked, spend, created_at, updated_at,
+    created_by, updated_by";
+
+pub fn key_rec(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRec> {
+    Ok(KeyRec {
+        id: r.get(0)?,
+        k: NewKey {
+            token: r.get(1)?,
+            key_name: r.get(2)?,
+            key_alias: r.get(3)?,
+            models: super::json_list(&r.get::<_, String>(4)?),
+            aliases: super::json_obj(&r.get::<_, String>(5)?),
+            team_id: r.get(6)?,
+            user_id: r.get(7)?,
+            organization_id: r.get(8)?,
+            expires: r.get(9)?,
+            max_budget: r.get(10)?,
+            soft_budget: r.get(11)?,
+            budget_duration: r.get(12)?,
+            budget_reset_at: r.get(13)?,
+            tpm_limit: r.get(14)?,
+            rpm_limit: r.get(15)?,
+            max_parallel_requests: r.get(16)?,
+            metadata: super::json_obj(&r.get::<_, String>(17)?),
+            blocked: r.get::<_, i64>(18)? != 0,
+            created_by: r.get(22)?,
+        },
+        spend: r.get(19)?,
+        created_at: r.get(20)?,
+        updated_at: r.get(21)?,
+        updated_by: r.get(23)?,
+    })
+}
+
+const BY_TOKEN: &str = "SELECT id, token, key_name, key_alias, models, aliases, team_id, user_id,
+    organization_id, expires, max_budget, soft_budget, budget_duration, budget_reset_at,
+    tpm_limit, rpm_limit, max_parallel_requests, metadata, blocked, spend, created_at, updated_at,
+    created_by, updated_by FROM api_keys WHERE token = ?1";
+
+pub fn by_token(c: &Connection, token: &str) -> rusqlite::Result<Option<KeyRec>> {
+    use rusqlite::OptionalExtension;
+    c.prepare_cached(BY_TOKEN)?.query_row([token], key_rec).optional()
+}
+
+const BY_ALIAS: &str = "SELECT id, token, key_name, key_alias, models, aliases, team_id, user_id,
+    organization_id, expires, max_budget, soft_budget, budget_duration, budget_reset_at,
+    tpm_limit, rpm_limit, max_parallel_requests, metadata, blocked, spend, created_at, updated_at,
+    created_by, updated_by FROM api_keys WHERE key_alias = ?1";
+
+pub fn by_alias(c: &Connection, alias: &str) -> rusqlite::Result<Option<KeyRec>> {
+    use rusqlite::OptionalExtension;
+    c.prepare_cached(BY_ALIAS)?.query_row([alias], key_rec).optional()
+}
+
+const UPDATE: &str = "UPDATE api_keys SET key_alias = ?2, models = ?3, aliases = ?4, team_id = ?5,
+    user_id = ?6, organization_id = ?7, expires = ?8, max_budget = ?9, soft_budget = ?10,
+    budget_duration = ?11, budget_reset_at = ?12, tpm_limit = ?13, rpm_limit = ?14,
+    max_parallel_requests = ?15, metadata = ?16, blocked = ?17, token = ?18, key_name = ?19,
+    updated_at = ?20, updated_by = ?21 WHERE id = ?1";
+
+/// Writes every mutable column of a key back (handlers load, change in Rust, save).
+pub fn save(c: &Connection, id: i64, k: &NewKey, updated_by: Option<&str>) -> rusqlite::Result<usize> {
+    c.prepare_cached(UPDATE)?.execute(params![
+        id,
+        k.key_alias,
+        super::to_json(&k.models),
+        if k.aliases.is_object() { k.aliases.to_string() } else { "{}".into() },
+        k.team_id,
+        k.user_id,
+        k.organization_id,
+        k.expires,
+        k.max_budget,
+        k.soft_budget,
+        k.budget_duration,
+        k.budget_reset_at,
+        k.tpm_limit,
+        k.rpm_limit,
+        k.max_parallel_requests,
+        if k.metadata.is_object() { k.metadata.to_string() } else { "{}".into() },
+        k.blocked as i64,
+        k.token,
+        k.key_name,
+        crate::util::now_iso(),
+        updated_by,
+    ])
+}
+
+const DELETE: &str = "DELETE FROM api_keys WHERE id = ?1";
+
+pub fn delete(c: &Connection, id: i64) -> rusqlite::Result<usize> {
+    c.prepare_cached(DELETE)?.execute([id])
+}
+
+/// Filters for `/key/list`. `viewer = None` means the caller sees every key; otherwise only
+/// keys the user owns, keys of teams they administer, and keys of teams in orgs they
+/// administer.
+#[derive(Debug, Default)]
+pub struct ListFilter {
+    pub team_id: Option<String>,
+    pub organization_id: Option<String>,
+    pub user_id: Option<String>,
+    pub key_alias: Option<String>,
+    pub viewer: Option<String>,
+    pub all: bool,
+}
+
+const SCOPE: &str = "(?4 = 1 OR k.user_id = ?5
+        OR k.team_id IN (SELECT team_id FROM team_members WHERE user_id = ?5 AND role = 'admin')
+        OR k.team_id IN (SELECT t.id FROM teams t JOIN organization_members om
+                ON om.organization_id = t.organization_id
+                WHERE om.user_id = ?5 AND om.user_role = 'org_admin'))
+    AND (?1 IS NULL OR k.team_id = ?1)
+    AND (?2 IS NULL OR k.organization_id = ?2)
+    AND (?3 IS NULL OR k.user_id = ?3)
+    AND (?6 IS NULL OR k.key_alias = ?6)";
+
+pub fn list(c: &Connection, f: &ListFilter, limit: i64, offset: i64) -> rusqlite::Result<(Vec<KeyRec>, i64)> {
+    let count_sql = format!("SELECT count(*) FROM api_keys k WHERE {SCOPE}");
+    let list_sql = format!(
+        "SELECT {} FROM api_keys k WHERE {SCOPE} ORDER BY k.id LIMIT ?7 OFFSET ?8",
+        COLUMNS
+            .split(',')
+            .map(|s| format!("k.{}", s.trim()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let all = f.all as i64;
+    let total: i64 = c.prepare_cached(&count_sql)?.query_row(
+        params![f.team_id, f.organization_id, f.user_id, all, f.viewer, f.key_alias],
+        |r| r.get(0),
+    )?;
+    let mut st = c.prepare_cached(&list_sql)?;
+    let rows = st.query_map(
+        params![f.team_id, f.organization_id, f.user_id, all, f.viewer, f.key_alias, limit, offset],
+        key_rec,
+    )?;
+    Ok((rows.collect::<rusqlite::Result<Vec<_>>>()?, total))
+}

@@ -1,36 +1,787 @@
-//! keys endpoints (API.md §6). Not built yet: every handler answers 501-like 404.
-use super::{Ctx, Reply, Req};
-use crate::auth::Caller;
+//! Key endpoints (API.md §2, §6): generate, update, delete, info, list, block/unblock,
+//! regenerate. Raw keys are returned once (generate/regenerate) and never again; every other
+//! response carries only the token. Model lists are checked against the chain above the key
+//! by the one resolver in `auth.rs`.
+
+use super::{scope, Body, Ctx, Reply, Req};
+use crate::auth::{self, Caller, Chain, Role, ALL_ORG_MODELS, ALL_TEAM_MODELS};
+use crate::db::{self, keys::KeyRec, keys::NewKey};
 use crate::error::{Error, Result};
+use crate::util;
+use rusqlite::Connection;
+use serde_json::{json, Value};
 
-pub fn block(_ctx: &Ctx, _who: &Caller, _req: &Req) -> Result<Reply> {
-    Err(Error::NotFound("not implemented yet".into()))
+/// Fields a caller may never set on a key, because they widen reach beyond the key's owner.
+const FORBIDDEN_FIELDS: &[&str] = &[
+    "token",
+    "user_role",
+    "allowed_routes",
+    "permissions",
+    "allowed_cache_controls",
+    "spend",
+];
+
+fn key_json(r: &KeyRec) -> Value {
+    let k = &r.k;
+    json!({
+        "token": k.token,
+        "key_name": k.key_name,
+        "key_alias": k.key_alias,
+        "models": k.models,
+        "aliases": k.aliases,
+        "team_id": k.team_id,
+        "user_id": k.user_id,
+        "organization_id": k.organization_id,
+        "expires": k.expires,
+        "blocked": k.blocked,
+        "spend": r.spend,
+        "max_budget": k.max_budget,
+        "soft_budget": k.soft_budget,
+        "budget_duration": k.budget_duration,
+        "budget_reset_at": k.budget_reset_at,
+        "tpm_limit": k.tpm_limit,
+        "rpm_limit": k.rpm_limit,
+        "max_parallel_requests": k.max_parallel_requests,
+        "metadata": k.metadata,
+        "created_at": r.created_at,
+        "updated_at": r.updated_at,
+        "created_by": k.created_by,
+        "updated_by": r.updated_by,
+    })
 }
 
-pub fn delete(_ctx: &Ctx, _who: &Caller, _req: &Req) -> Result<Reply> {
-    Err(Error::NotFound("not implemented yet".into()))
+/// The models a key's chain resolves to, by THE key-check statement and the one resolver.
+fn effective_models(ctx: &Ctx, c: &Connection, token: &str) -> Result<Vec<String>> {
+    Ok(match auth::load_key(c, token)? {
+        Some(k) => k.chain().effective(&ctx.catalog),
+        None => Vec::new(),
+    })
 }
 
-pub fn generate(_ctx: &Ctx, _who: &Caller, _req: &Req) -> Result<Reply> {
-    Err(Error::NotFound("not implemented yet".into()))
+/// May the caller manage (update/delete/regenerate) this key?
+fn can_manage(c: &Connection, who: &Caller, k: &NewKey) -> Result<bool> {
+    if who.role == Role::ProxyAdmin {
+        return Ok(true);
+    }
+    if who.role.is_viewer() {
+        return Ok(false);
+    }
+    if let Some(team_id) = &k.team_id {
+        if let Some(team) = db::teams::get(c, team_id)? {
+            if scope::is_team_admin(c, who, &team)? {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(k.user_id.is_some() && k.user_id == who.user_id)
 }
 
-pub fn info(_ctx: &Ctx, _who: &Caller, _req: &Req) -> Result<Reply> {
-    Err(Error::NotFound("not implemented yet".into()))
+/// May the caller see this key (`/key/info`)?
+fn can_see(c: &Connection, who: &Caller, k: &NewKey) -> Result<bool> {
+    if who.role.reads_all() {
+        return Ok(true);
+    }
+    if k.user_id.is_some() && k.user_id == who.user_id {
+        return Ok(true);
+    }
+    if who.key.as_ref().is_some_and(|mine| mine.token == k.token) {
+        return Ok(true);
+    }
+    if let Some(team_id) = &k.team_id {
+        if let Some(team) = db::teams::get(c, team_id)? {
+            // Team admins and org admins above the team (read-only viewers excluded).
+            if !who.role.is_viewer() && scope::is_team_admin(c, who, &team)? {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
 
-pub fn list(_ctx: &Ctx, _who: &Caller, _req: &Req) -> Result<Reply> {
-    Err(Error::NotFound("not implemented yet".into()))
+/// Finds a key named by raw value or token (404 when missing or invisible).
+fn find(c: &Connection, who: &Caller, key: &str) -> Result<KeyRec> {
+    let rec = db::keys::by_token(c, &auth::token_of(key))?;
+    match rec {
+        Some(r) if can_see(c, who, &r.k)? => Ok(r),
+        _ => Err(Error::NotFound("Key not found".into())),
+    }
 }
 
-pub fn regenerate(_ctx: &Ctx, _who: &Caller, _req: &Req) -> Result<Reply> {
-    Err(Error::NotFound("not implemented yet".into()))
+fn reject_forbidden_fields(body: &Body, who: &Caller) -> Result<()> {
+    for f in FORBIDDEN_FIELDS {
+        if body.given(f) {
+            if *f == "token" {
+                return Err(Error::bad_param(
+                    "token",
+                    "`token` cannot be set; use `key` for a custom key (admins only)",
+                ));
+            }
+            if who.role != Role::ProxyAdmin || *f != "spend" {
+                return Err(Error::Forbidden(format!(
+                    "`{f}` cannot be set on a key by this caller"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
-pub fn unblock(_ctx: &Ctx, _who: &Caller, _req: &Req) -> Result<Reply> {
-    Err(Error::NotFound("not implemented yet".into()))
+/// The chain a key with this team/org/user would sit under, for write-time checks.
+struct Parent {
+    team: Option<db::teams::TeamRow>,
+    org: Option<db::orgs::OrgRow>,
+    user: Option<db::users::UserRow>,
 }
 
-pub fn update(_ctx: &Ctx, _who: &Caller, _req: &Req) -> Result<Reply> {
-    Err(Error::NotFound("not implemented yet".into()))
+impl Parent {
+    fn chain(&self) -> Chain<'_> {
+        Chain {
+            key: None,
+            key_has_team: self.team.is_some(),
+            team: self.team.as_ref().map(|t| t.models.as_slice()),
+            org: self.org.as_ref().map(|o| o.models.as_slice()),
+            user: if self.team.is_none() {
+                self.user.as_ref().map(|u| u.models.as_slice())
+            } else {
+                None
+            },
+        }
+    }
+}
+
+/// Write-time model checks of API.md §4 for a key's `models`.
+fn check_models(ctx: &Ctx, p: &Parent, models: &[String]) -> Result<()> {
+    if models.iter().any(|m| m == ALL_TEAM_MODELS) && p.team.is_none() {
+        return Err(Error::bad_param(
+            "models",
+            "`all-team-models` needs a team: set `team_id` or list models",
+        ));
+    }
+    if models.iter().any(|m| m == ALL_ORG_MODELS) {
+        let Some(org) = &p.org else {
+            return Err(Error::bad_param(
+                "models",
+                "`all-org-models` needs an organization: the key's team (or the key) must \
+                 belong to one",
+            ));
+        };
+        if let Some(team) = &p.team {
+            // The option must not promise what the team forbids.
+            let org_chain = Chain {
+                org: Some(&org.models),
+                ..Chain::default()
+            };
+            let team_chain = Chain {
+                key_has_team: true,
+                team: Some(&team.models),
+                org: Some(&org.models),
+                ..Chain::default()
+            };
+            let team_eff = team_chain.effective(&ctx.catalog);
+            let missing: Vec<String> = org_chain
+                .effective(&ctx.catalog)
+                .into_iter()
+                .filter(|m| !team_eff.contains(m))
+                .collect();
+            if !missing.is_empty() {
+                return Err(Error::bad_param(
+                    "models",
+                    format!(
+                        "`all-org-models` is not available for this key: its team cannot call \
+                         every model of the organization (missing: {}). Use `all-team-models` \
+                         or list models.",
+                        missing.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    let bad = auth::exceeding(&ctx.catalog, &p.chain(), models);
+    if !bad.is_empty() {
+        let above = if p.team.is_some() {
+            "the team's"
+        } else if p.org.is_some() {
+            "the organization's or the user's"
+        } else {
+            "the user's"
+        };
+        return Err(Error::bad_param(
+            "models",
+            format!(
+                "models {} are not within {above} allowed models",
+                bad.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn load_parent(
+    c: &Connection,
+    team_id: Option<&str>,
+    org_id: Option<&str>,
+    user_id: Option<&str>,
+) -> Result<Parent> {
+    let team = match team_id {
+        Some(t) => Some(db::teams::get(c, t)?.ok_or_else(|| {
+            Error::bad_param("team_id", format!("team_id {t} does not exist"))
+        })?),
+        None => None,
+    };
+    let org_id = match &team {
+        Some(t) => {
+            if let (Some(given), Some(tid)) = (org_id, &t.organization_id) {
+                if given != tid {
+                    return Err(Error::bad_param(
+                        "organization_id",
+                        "organization_id does not match the team's organization",
+                    ));
+                }
+            }
+            if org_id.is_some() && t.organization_id.is_none() {
+                return Err(Error::bad_param(
+                    "organization_id",
+                    "the team does not belong to an organization",
+                ));
+            }
+            t.organization_id.clone()
+        }
+        None => org_id.map(str::to_string),
+    };
+    let org = match &org_id {
+        Some(o) => Some(db::orgs::get(c, o)?.ok_or_else(|| {
+            Error::bad_param("organization_id", format!("organization_id {o} does not exist"))
+        })?),
+        None => None,
+    };
+    let user = match user_id {
+        Some(u) if u != auth::MASTER_USER_ID => db::users::get(c, u)?,
+        _ => None,
+    };
+    Ok(Parent { team, org, user })
+}
+
+struct KeyFields {
+    alias: Option<Option<String>>,
+    models: Option<Vec<String>>,
+    aliases: Option<Value>,
+    metadata: Option<Value>,
+    expires: Option<Option<String>>,
+    max_budget: Option<Option<f64>>,
+    soft_budget: Option<Option<f64>>,
+    budget_duration: Option<Option<(String, i64)>>,
+    tpm: Option<Option<i64>>,
+    rpm: Option<Option<i64>>,
+    parallel: Option<Option<i64>>,
+    blocked: Option<bool>,
+}
+
+/// Reads the settable key fields; `Some(None)` = explicitly cleared with null.
+fn key_fields(b: &Body) -> Result<KeyFields> {
+    let tri = |f: &str| b.has(f);
+    let alias = if tri("key_alias") {
+        Some(b.opt_str("key_alias")?.filter(|s| !s.is_empty()))
+    } else {
+        None
+    };
+    let expires = if tri("duration") {
+        Some(
+            b.opt_duration("duration")?
+                .map(|(_, secs)| util::iso_from_ms(util::now_ms() + secs * 1000)),
+        )
+    } else {
+        None
+    };
+    Ok(KeyFields {
+        alias,
+        models: b.opt_list("models")?,
+        aliases: b.opt_obj("aliases")?.map(Value::Object),
+        metadata: b.opt_obj("metadata")?.map(Value::Object),
+        expires,
+        max_budget: tri("max_budget").then(|| b.opt_budget("max_budget")).transpose()?,
+        soft_budget: tri("soft_budget").then(|| b.opt_budget("soft_budget")).transpose()?,
+        budget_duration: tri("budget_duration")
+            .then(|| b.opt_duration("budget_duration"))
+            .transpose()?,
+        tpm: tri("tpm_limit").then(|| b.opt_limit("tpm_limit")).transpose()?,
+        rpm: tri("rpm_limit").then(|| b.opt_limit("rpm_limit")).transpose()?,
+        parallel: tri("max_parallel_requests")
+            .then(|| b.opt_limit("max_parallel_requests"))
+            .transpose()?,
+        blocked: b.opt_bool("blocked")?,
+    })
+}
+
+impl KeyFields {
+    fn widens_budget(&self) -> bool {
+        self.max_budget.is_some()
+            || self.soft_budget.is_some()
+            || self.budget_duration.is_some()
+            || self.tpm.is_some()
+            || self.rpm.is_some()
+            || self.parallel.is_some()
+    }
+
+    fn apply(self, k: &mut NewKey) {
+        if let Some(a) = self.alias {
+            k.key_alias = a;
+        }
+        if let Some(m) = self.models {
+            k.models = m;
+        }
+        if let Some(a) = self.aliases {
+            k.aliases = a;
+        }
+        if let Some(m) = self.metadata {
+            k.metadata = m;
+        }
+        if let Some(e) = self.expires {
+            k.expires = e;
+        }
+        if let Some(x) = self.max_budget {
+            k.max_budget = x;
+        }
+        if let Some(x) = self.soft_budget {
+            k.soft_budget = x;
+        }
+        if let Some(d) = self.budget_duration {
+            k.budget_reset_at = d
+                .as_ref()
+                .map(|(_, secs)| util::iso_from_ms(util::now_ms() + secs * 1000));
+            k.budget_duration = d.map(|(s, _)| s);
+        }
+        if let Some(x) = self.tpm {
+            k.tpm_limit = x;
+        }
+        if let Some(x) = self.rpm {
+            k.rpm_limit = x;
+        }
+        if let Some(x) = self.parallel {
+            k.max_parallel_requests = x;
+        }
+        if let Some(b) = self.blocked {
+            k.blocked = b;
+        }
+    }
+}
+
+/// A key's budget never exceeds its team's.
+fn check_team_budget(p: &Parent, k: &NewKey) -> Result<()> {
+    if let (Some(team), Some(kb)) = (&p.team, k.max_budget) {
+        if let Some(tb) = team.max_budget {
+            if kb > tb {
+                return Err(Error::bad_param(
+                    "max_budget",
+                    format!("max_budget {kb} exceeds the team's max_budget {tb}"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn insert_mapped(c: &Connection, k: &NewKey) -> Result<KeyRec> {
+    match db::keys::insert(c, k) {
+        Ok(_) => {}
+        Err(e) if db::is_unique_violation(&e) => {
+            let msg = match &k.key_alias {
+                Some(a) if db::keys::by_alias(c, a)?.is_some() => {
+                    format!("Key with alias '{a}' already exists")
+                }
+                _ => "This key already exists".to_string(),
+            };
+            return Err(Error::Conflict(msg));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    db::keys::by_token(c, &k.token)?.ok_or_else(|| Error::internal("inserted key not found"))
+}
+
+pub fn generate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
+    let b = req.json()?;
+    scope::require_writer(who)?;
+    reject_forbidden_fields(&b, who)?;
+    let team_id = b.opt_str("team_id")?.filter(|s| !s.is_empty());
+    let org_id = b.opt_str("organization_id")?.filter(|s| !s.is_empty());
+    let user_id = b.opt_str("user_id")?.filter(|s| !s.is_empty());
+    let custom = b.opt_str("key")?;
+    let fields = key_fields(&b)?;
+    if let Some(k) = &custom {
+        if who.role != Role::ProxyAdmin {
+            return Err(Error::Forbidden(
+                "only proxy admins may set a custom key".into(),
+            ));
+        }
+        if !k.starts_with("sk-") || k.len() < 16 {
+            return Err(Error::bad_param(
+                "key",
+                "a custom key must start with 'sk-' and be at least 16 characters",
+            ));
+        }
+    }
+    let raw = custom.unwrap_or_else(auth::new_raw_key);
+    let rec = ctx.pool.write(|tx| {
+        // Whose key is this? A non-admin creates keys only for themselves, unless they
+        // administer the team the key is for (API.md §5, §8).
+        let owner = match (&user_id, who.role) {
+            (Some(u), _) => Some(u.clone()),
+            (None, Role::ProxyAdmin) if who.is_master() => None,
+            (None, _) => who.user_id.clone(),
+        };
+        let parent = load_parent(tx, team_id.as_deref(), org_id.as_deref(), owner.as_deref())?;
+        if who.role != Role::ProxyAdmin {
+            let me = who.user_id.as_deref().ok_or_else(|| {
+                Error::Forbidden("this key has no user; it cannot create keys".into())
+            })?;
+            let team_admin = match &parent.team {
+                Some(t) => scope::is_team_admin(tx, who, t)?,
+                None => false,
+            };
+            if owner.as_deref() != Some(me) && !team_admin {
+                return Err(Error::Forbidden(
+                    "you may only create keys for yourself".into(),
+                ));
+            }
+            if let Some(t) = &parent.team {
+                if !team_admin && scope::team_role(tx, who, &t.id)?.is_none() {
+                    return Err(Error::Forbidden(format!(
+                        "you are not a member of team {}",
+                        t.id
+                    )));
+                }
+                if team_admin && owner.as_deref() != Some(me) {
+                    // The other user must be a member of the team.
+                    let member = match &owner {
+                        Some(o) => db::teams::member_role(tx, &t.id, o)?.is_some(),
+                        None => true,
+                    };
+                    if !member {
+                        return Err(Error::Forbidden(
+                            "team admins create keys only for members of their team".into(),
+                        ));
+                    }
+                }
+            } else if let Some(o) = &parent.org {
+                if scope::org_role(tx, who, &o.id)?.is_none() {
+                    return Err(Error::Forbidden(format!(
+                        "you are not a member of organization {}",
+                        o.id
+                    )));
+                }
+            }
+        }
+        if let Some(u) = &owner {
+            if u != auth::MASTER_USER_ID && parent.user.is_none() {
+                return Err(Error::bad_param(
+                    "user_id",
+                    format!("user_id {u} does not exist"),
+                ));
+            }
+        }
+        let mut k = NewKey {
+            token: auth::hash_key(&raw),
+            key_name: auth::key_name(&raw),
+            team_id: parent.team.as_ref().map(|t| t.id.clone()),
+            organization_id: parent.org.as_ref().map(|o| o.id.clone()),
+            user_id: owner.clone(),
+            aliases: json!({}),
+            metadata: json!({}),
+            created_by: who.user_id.clone(),
+            ..NewKey::default()
+        };
+        fields.apply(&mut k);
+        check_models(ctx, &parent, &k.models)?;
+        check_team_budget(&parent, &k)?;
+        insert_mapped(tx, &k)
+    })?;
+    let mut v = key_json(&rec);
+    v["key"] = json!(raw);
+    Reply::ok(v)
+}
+
+pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
+    let b = req.json()?;
+    let key = b.req_str("key")?;
+    reject_forbidden_fields(&b, who)?;
+    let fields = key_fields(&b)?;
+    let new_team = if b.has("team_id") {
+        Some(b.opt_str("team_id")?.filter(|s| !s.is_empty()))
+    } else {
+        None
+    };
+    let new_user = if b.has("user_id") {
+        Some(b.opt_str("user_id")?.filter(|s| !s.is_empty()))
+    } else {
+        None
+    };
+    let rec = ctx.pool.write(|tx| {
+        let mut rec = find(tx, who, &key)?;
+        if !can_manage(tx, who, &rec.k)? {
+            return Err(Error::Forbidden("you may not update this key".into()));
+        }
+        let admin = who.role == Role::ProxyAdmin;
+        let team_admin = match &rec.k.team_id {
+            Some(t) => match db::teams::get(tx, t)? {
+                Some(team) => scope::is_team_admin(tx, who, &team)?,
+                None => false,
+            },
+            None => false,
+        };
+        if !admin && (new_team.is_some() || new_user.is_some()) {
+            return Err(Error::Forbidden(
+                "only proxy admins may move a key to another team or user".into(),
+            ));
+        }
+        if !admin && !team_admin && fields.widens_budget() {
+            return Err(Error::Forbidden(
+                "only an admin may change this key's budget or limits".into(),
+            ));
+        }
+        if let Some(t) = new_team {
+            rec.k.team_id = t;
+            rec.k.organization_id = None;
+        }
+        if let Some(u) = new_user {
+            rec.k.user_id = u;
+        }
+        let models_changed = fields.models.is_some();
+        fields.apply(&mut rec.k);
+        let org_for_parent = if rec.k.team_id.is_some() {
+            None
+        } else {
+            rec.k.organization_id.clone()
+        };
+        let parent = load_parent(
+            tx,
+            rec.k.team_id.as_deref(),
+            org_for_parent.as_deref(),
+            rec.k.user_id.as_deref(),
+        )?;
+        rec.k.organization_id = parent
+            .org
+            .as_ref()
+            .map(|o| o.id.clone())
+            .or(rec.k.organization_id.clone().filter(|_| parent.team.is_none()));
+        if models_changed || b.has("team_id") {
+            check_models(ctx, &parent, &rec.k.models)?;
+        }
+        check_team_budget(&parent, &rec.k)?;
+        match db::keys::save(tx, rec.id, &rec.k, who.user_id.as_deref()) {
+            Ok(_) => {}
+            Err(e) if db::is_unique_violation(&e) => {
+                return Err(Error::Conflict("a key with this key_alias already exists".into()))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        db::keys::by_token(tx, &rec.k.token)?.ok_or_else(|| Error::internal("key vanished"))
+    })?;
+    Reply::ok(key_json(&rec))
+}
+
+pub fn delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
+    let b = req.json()?;
+    scope::require_writer(who)?;
+    let keys = b.opt_list("keys")?.unwrap_or_default();
+    let aliases = b.opt_list("key_aliases")?.unwrap_or_default();
+    if keys.is_empty() && aliases.is_empty() {
+        return Err(Error::bad_param(
+            "keys",
+            "give `keys` (raw keys or tokens) or `key_aliases`",
+        ));
+    }
+    let deleted = ctx.pool.write(|tx| {
+        let mut recs = Vec::new();
+        for k in &keys {
+            recs.push(find(tx, who, k)?);
+        }
+        for a in &aliases {
+            match db::keys::by_alias(tx, a)? {
+                Some(r) if can_see(tx, who, &r.k)? => recs.push(r),
+                _ => return Err(Error::NotFound(format!("Key with alias '{a}' not found"))),
+            }
+        }
+        for r in &recs {
+            if !can_manage(tx, who, &r.k)? {
+                return Err(Error::Forbidden(format!(
+                    "you may not delete key {}",
+                    r.k.key_name
+                )));
+            }
+        }
+        let mut out = Vec::new();
+        for r in recs {
+            if db::keys::delete(tx, r.id)? > 0 {
+                out.push(r.k.token);
+            }
+        }
+        Ok(out)
+    })?;
+    Reply::ok(json!({ "deleted_keys": deleted }))
+}
+
+pub fn info(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
+    let key = match req.query("key") {
+        Some(k) if !k.is_empty() => k.to_string(),
+        _ => match &who.key {
+            Some(k) => k.token.clone(),
+            None => {
+                return Err(Error::bad_param(
+                    "key",
+                    "`key` is required for the master key",
+                ))
+            }
+        },
+    };
+    let (rec, eff) = ctx.pool.read(|c| {
+        let rec = find(c, who, &key)?;
+        let eff = effective_models(ctx, c, &rec.k.token)?;
+        Ok((rec, eff))
+    })?;
+    let mut info = key_json(&rec);
+    info["effective_models"] = json!(eff);
+    Reply::ok(json!({ "key": rec.k.token, "info": info }))
+}
+
+pub fn list(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
+    let num = |name: &str, default: i64, max: i64| -> Result<i64> {
+        match req.query(name) {
+            None | Some("") => Ok(default),
+            Some(s) => match s.parse::<i64>() {
+                Ok(n) if n >= 1 && n <= max => Ok(n),
+                _ => Err(Error::bad_param(
+                    name,
+                    format!("`{name}` must be an integer from 1 to {max}"),
+                )),
+            },
+        }
+    };
+    let page = num("page", 1, i64::MAX / 1000)?;
+    let size = num("size", 10, 100)?;
+    let full = matches!(req.query("return_full_object"), Some("true") | Some("1"));
+    let q = |n: &str| req.query(n).filter(|s| !s.is_empty()).map(str::to_string);
+    let filter = db::keys::ListFilter {
+        team_id: q("team_id"),
+        organization_id: q("organization_id"),
+        user_id: q("user_id"),
+        key_alias: q("key_alias"),
+        all: who.role.reads_all(),
+        viewer: who.user_id.clone(),
+    };
+    if !filter.all && filter.viewer.is_none() {
+        return Err(Error::Forbidden("this key has no user; it cannot list keys".into()));
+    }
+    let (rows, total) = ctx
+        .pool
+        .read(|c| Ok(db::keys::list(c, &filter, size, (page - 1) * size)?))?;
+    let keys: Vec<Value> = rows
+        .iter()
+        .map(|r| if full { key_json(r) } else { json!(r.k.token) })
+        .collect();
+    Reply::ok(json!({
+        "keys": keys,
+        "total_count": total,
+        "current_page": page,
+        "total_pages": (total + size - 1) / size,
+    }))
+}
+
+fn set_blocked(ctx: &Ctx, who: &Caller, req: &Req, blocked: bool) -> Result<Reply> {
+    let b = req.json()?;
+    let key = b.req_str("key")?;
+    scope::require_writer(who)?;
+    let rec = ctx.pool.write(|tx| {
+        let mut rec = find(tx, who, &key)?;
+        let allowed = who.role == Role::ProxyAdmin
+            || match &rec.k.team_id {
+                Some(t) => match db::teams::get(tx, t)? {
+                    Some(team) => scope::is_team_admin(tx, who, &team)?,
+                    None => false,
+                },
+                None => false,
+            };
+        if !allowed {
+            return Err(Error::Forbidden(
+                "only proxy admins and team admins may block or unblock keys".into(),
+            ));
+        }
+        rec.k.blocked = blocked;
+        db::keys::save(tx, rec.id, &rec.k, who.user_id.as_deref())?;
+        db::keys::by_token(tx, &rec.k.token)?.ok_or_else(|| Error::internal("key vanished"))
+    })?;
+    Reply::ok(key_json(&rec))
+}
+
+pub fn block(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
+    set_blocked(ctx, who, req, true)
+}
+
+pub fn unblock(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
+    set_blocked(ctx, who, req, false)
+}
+
+pub fn regenerate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
+    let b = req.json()?;
+    scope::require_writer(who)?;
+    let key = match super::path_param(req, "/key/{key}/regenerate", "key") {
+        Some(k) if req.path != "/key/regenerate" => k,
+        _ => b.req_str("key")?,
+    };
+    let new_key = b.opt_str("new_key")?;
+    if let Some(k) = &new_key {
+        if who.role != Role::ProxyAdmin {
+            return Err(Error::Forbidden(
+                "only proxy admins may set a custom key".into(),
+            ));
+        }
+        if !k.starts_with("sk-") || k.len() < 16 {
+            return Err(Error::bad_param(
+                "new_key",
+                "a custom key must start with 'sk-' and be at least 16 characters",
+            ));
+        }
+    }
+    let fields = key_fields(&b)?;
+    let raw = new_key.unwrap_or_else(auth::new_raw_key);
+    let rec = ctx.pool.write(|tx| {
+        let mut rec = find(tx, who, &key)?;
+        if !can_manage(tx, who, &rec.k)? {
+            return Err(Error::Forbidden("you may not regenerate this key".into()));
+        }
+        let team_admin = match &rec.k.team_id {
+            Some(t) => match db::teams::get(tx, t)? {
+                Some(team) => scope::is_team_admin(tx, who, &team)?,
+                None => false,
+            },
+            None => false,
+        };
+        if fields.widens_budget() && who.role != Role::ProxyAdmin && !team_admin {
+            return Err(Error::Forbidden(
+                "only an admin may change this key's budget or limits".into(),
+            ));
+        }
+        let models_changed = fields.models.is_some();
+        fields.apply(&mut rec.k);
+        if models_changed {
+            let parent = load_parent(
+                tx,
+                rec.k.team_id.as_deref(),
+                rec.k.organization_id.as_deref().filter(|_| rec.k.team_id.is_none()),
+                rec.k.user_id.as_deref(),
+            )?;
+            check_models(ctx, &parent, &rec.k.models)?;
+        }
+        rec.k.token = auth::hash_key(&raw);
+        rec.k.key_name = auth::key_name(&raw);
+        match db::keys::save(tx, rec.id, &rec.k, who.user_id.as_deref()) {
+            Ok(_) => {}
+            Err(e) if db::is_unique_violation(&e) => {
+                return Err(Error::Conflict("This key already exists".into()))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        db::keys::by_token(tx, &rec.k.token)?.ok_or_else(|| Error::internal("key vanished"))
+    })?;
+    let mut v = key_json(&rec);
+    v["key"] = json!(raw);
+    Reply::ok(v)
 }

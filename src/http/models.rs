@@ -1,16 +1,93 @@
-//! models endpoints (API.md §6). Not built yet: every handler answers 501-like 404.
+//! Model listing (API.md §4, §6): `/v1/models`, `/models`, `/model/info`, `/v1/model/info`,
+//! `/v2/model/info`. Every list is the caller's effective set from the one resolver, computed
+//! per request; upstream `api_key`s are never shown.
+
 use super::{Ctx, Reply, Req};
-use crate::auth::Caller;
-use crate::error::{Error, Result};
+use crate::auth::{Caller, Chain};
+use crate::config::Deployment;
+use crate::error::Result;
+use serde_json::{json, Value};
 
-pub fn info(_ctx: &Ctx, _who: &Caller, _req: &Req) -> Result<Reply> {
-    Err(Error::NotFound("not implemented yet".into()))
+/// The chain that decides what the caller may see: proxy admins and viewers see every
+/// configured model; keys see their effective set.
+fn visible_chain(who: &Caller) -> Chain<'_> {
+    if who.role.reads_all() {
+        Chain::default()
+    } else {
+        who.chain()
+    }
 }
 
-pub fn info_v2(_ctx: &Ctx, _who: &Caller, _req: &Req) -> Result<Reply> {
-    Err(Error::NotFound("not implemented yet".into()))
+pub fn list(ctx: &Ctx, who: &Caller, _req: &Req) -> Result<Reply> {
+    let chain = who.chain();
+    let data: Vec<Value> = chain
+        .effective(&ctx.catalog)
+        .into_iter()
+        .map(|id| {
+            let owner = ctx
+                .catalog
+                .route(&id)
+                .first()
+                .map(|d| d.provider().to_string())
+                .unwrap_or_else(|| "openai".into());
+            json!({"id": id, "object": "model", "created": 1_677_610_602, "owned_by": owner})
+        })
+        .collect();
+    Reply::ok(json!({"object": "list", "data": data}))
 }
 
-pub fn list(_ctx: &Ctx, _who: &Caller, _req: &Req) -> Result<Reply> {
-    Err(Error::NotFound("not implemented yet".into()))
+/// One deployment as `/model/info` shows it: `litellm_params` without `api_key`.
+fn deployment_json(d: &Deployment) -> Value {
+    let mut info = serde_json::Map::new();
+    for (k, v) in &d.model_info {
+        info.insert(k.clone(), v.clone());
+    }
+    info.insert("id".into(), json!(d.id));
+    info.insert("access_groups".into(), json!(d.access_groups));
+    info.insert(
+        "input_cost_per_token".into(),
+        json!(d.input_cost_per_token),
+    );
+    info.insert(
+        "output_cost_per_token".into(),
+        json!(d.output_cost_per_token),
+    );
+    info.insert("litellm_provider".into(), json!(d.provider()));
+    json!({
+        "model_name": d.model_name,
+        "litellm_params": {
+            "model": d.model,
+            "api_base": d.api_base,
+            "rpm": d.rpm,
+            "tpm": d.tpm,
+            "input_cost_per_token": d.input_cost_per_token,
+            "output_cost_per_token": d.output_cost_per_token,
+            "timeout": d.timeout_secs,
+            "stream_timeout": d.stream_timeout_secs,
+        },
+        "model_info": Value::Object(info),
+    })
+}
+
+fn visible(ctx: &Ctx, who: &Caller, filter: Option<&str>) -> Vec<Value> {
+    let chain = visible_chain(who);
+    let allowed = chain.effective(&ctx.catalog);
+    ctx.catalog
+        .deployments
+        .iter()
+        .filter(|d| filter.is_none_or(|m| m == d.model_name || m == d.id))
+        .filter(|d| allowed.iter().any(|a| *a == d.model_name))
+        .map(deployment_json)
+        .collect()
+}
+
+pub fn info(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
+    let data = visible(ctx, who, req.query("litellm_model_id").or(req.query("model")));
+    Reply::ok(json!({ "data": data }))
+}
+
+pub fn info_v2(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
+    let data = visible(ctx, who, req.query("model_id").or(req.query("model")));
+    let n = data.len();
+    Reply::ok(json!({ "data": data, "total_count": n, "current_page": 1, "total_pages": 1 }))
 }
