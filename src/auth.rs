@@ -308,26 +308,23 @@ impl Chain<'_> {
         })
     }
 
-    /// The first level of the chain that refuses `model`, or None when every level allows it.
-    /// Routing (is the model configured at all) is checked separately by `allows`.
+    /// The level of the chain that refuses `model`, or None when every level allows it.
+    /// The highest refusing level is named (org, then team, then user, then key), so the error
+    /// says where a change is needed: a key of `all-org-models` refused a model its org lacks
+    /// gets `org_model_access_denied`. Routing is checked separately by `allows`.
     pub fn denying_level(&self, cat: &Catalog, model: &str) -> Option<Level> {
-        if let Some(k) = self.key {
-            if !self.level_allows(cat, Level::Key, k, model) {
-                return Some(Level::Key);
+        if let Some(o) = self.org {
+            if !self.level_allows(cat, Level::Org, o, model) {
+                return Some(Level::Org);
             }
-            if self.key_has_team && self.team.is_none() {
-                // A key whose team is gone may call nothing (never a wider default).
-                return Some(Level::Team);
-            }
+        }
+        if self.key.is_some() && self.key_has_team && self.team.is_none() {
+            // A key whose team is gone may call nothing (never a wider default).
+            return Some(Level::Team);
         }
         if let Some(t) = self.team {
             if !self.level_allows(cat, Level::Team, t, model) {
                 return Some(Level::Team);
-            }
-        }
-        if let Some(o) = self.org {
-            if !self.level_allows(cat, Level::Org, o, model) {
-                return Some(Level::Org);
             }
         }
         if self.team.is_none() && !self.key_has_team {
@@ -335,6 +332,11 @@ impl Chain<'_> {
                 if !self.level_allows(cat, Level::User, u, model) {
                     return Some(Level::User);
                 }
+            }
+        }
+        if let Some(k) = self.key {
+            if !self.level_allows(cat, Level::Key, k, model) {
+                return Some(Level::Key);
             }
         }
         None
