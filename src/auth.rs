@@ -480,7 +480,8 @@ pub struct KeyRow {
     pub key_name: String,
     pub key_alias: Option<String>,
     pub models: Models,
-    pub aliases: serde_json::Value,
+    /// Raw JSON object text; decoded only when a call needs it (`alias_for`).
+    pub aliases: String,
     pub team_id: Option<String>,
     pub user_id: Option<String>,
     pub organization_id: Option<String>,
@@ -491,7 +492,8 @@ pub struct KeyRow {
     pub tpm_limit: Option<i64>,
     pub rpm_limit: Option<i64>,
     pub max_parallel_requests: Option<i64>,
-    pub metadata: serde_json::Value,
+    /// Raw JSON object text, decoded on demand.
+    pub metadata: String,
     pub team: Option<TeamPart>,
     pub org: Option<OrgPart>,
     pub user: Option<UserPart>,
@@ -642,7 +644,7 @@ fn key_row(r: &Row<'_>) -> rusqlite::Result<KeyRow> {
         key_name: r.get(2)?,
         key_alias: r.get(3)?,
         models: list_col(r, 4)?,
-        aliases: crate::db::json_obj(&r.get::<_, String>(5)?),
+        aliases: r.get(5)?,
         team_id: r.get(6)?,
         user_id: r.get(7)?,
         organization_id: r.get(8)?,
@@ -653,7 +655,7 @@ fn key_row(r: &Row<'_>) -> rusqlite::Result<KeyRow> {
         tpm_limit: r.get(13)?,
         rpm_limit: r.get(14)?,
         max_parallel_requests: r.get(15)?,
-        metadata: crate::db::json_obj(&r.get::<_, String>(16)?),
+        metadata: r.get(16)?,
         team,
         org,
         user,
@@ -670,6 +672,17 @@ pub fn load_key(c: &Connection, token: &str) -> rusqlite::Result<Option<KeyRow>>
 }
 
 impl KeyRow {
+    /// The model a key alias points to (API.md §6 `aliases`), if any.
+    pub fn alias_for(&self, model: &str) -> Option<String> {
+        if self.aliases.len() <= 2 {
+            return None;
+        }
+        crate::db::json_obj(&self.aliases)
+            .get(model)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    }
+
     /// The access chain of this key.
     pub fn chain(&self) -> Chain<'_> {
         Chain {

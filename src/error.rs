@@ -157,6 +157,8 @@ impl std::fmt::Display for Error {
     }
 }
 
+impl std::error::Error for Error {}
+
 impl From<rusqlite::Error> for Error {
     /// A database error that a handler did not map itself is a 500 (STYLE.md: no blanket
     /// mapping to 404/400; expected UNIQUE violations are mapped at their call site).

@@ -36,6 +36,8 @@ pub fn configure(c: &Connection) -> rusqlite::Result<()> {
     // 64 MiB page cache per connection (negative = KiB).
     c.pragma_update(None, "cache_size", -65536)?;
     c.pragma_update(None, "temp_store", "MEMORY")?;
+    // Reads through a memory map instead of read() calls: the key check touches ~10 pages.
+    c.pragma_update(None, "mmap_size", 1i64 << 30)?;
     // Without the query-planner stability guarantee a cached statement with a bound parameter is
     // re-planned per binding (STYLE.md: 43 µs -> 11 µs per key check).
     c.set_db_config(

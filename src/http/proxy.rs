@@ -59,9 +59,7 @@ fn prepare<'a>(
     let model = who
         .key
         .as_ref()
-        .and_then(|k| k.aliases.get(&requested))
-        .and_then(|v| v.as_str())
-        .map(str::to_string)
+        .and_then(|k| k.alias_for(&requested))
         .unwrap_or(requested);
     who.chain().check(&ctx.catalog, &model)?;
     let dep = ctx
