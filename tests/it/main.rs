@@ -2,5 +2,7 @@
 //! own temp database and speaks HTTP to it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod budgets;
 mod common;
+mod organizations;
 mod server;
