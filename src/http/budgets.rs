@@ -9,7 +9,7 @@ use crate::auth::Caller;
 use crate::db::{self, budgets::BudgetRow};
 use crate::error::{Error, Result};
 use crate::util;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// The body fields that describe a budget (LiteLLM's `LiteLLM_BudgetTable` columns).
 pub const BUDGET_FIELDS: [&str; 7] = [
@@ -257,5 +257,5 @@ pub fn delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         db::budgets::delete(tx, &id)?;
         Ok(row)
     })?;
-    Reply::ok(json!(row.to_json()))
+    Reply::ok(row.to_json())
 }
