@@ -45,8 +45,205 @@ const MEMBER_ROLE: &str =
     "SELECT user_role FROM organization_members WHERE organization_id = ?1 AND user_id = ?2";
 
 /// The user's role in the organization (`org_admin`, `internal_user`, ...), if a member.
-pub fn member_role(c: &Connection, org_id: &str, user_id: &str) -> rusqlite::Result<Option<String>> {
+pub fn member_role(
+    c: &Connection,
+    org_id: &str,
+    user_id: &str,
+) -> rusqlite::Result<Option<String>> {
     c.prepare_cached(MEMBER_ROLE)?
         .query_row([org_id, user_id], |r| r.get(0))
         .optional()
+}
+
+const LIST_ALL: &str = "SELECT id, alias, models, spend, budget_id, blocked, metadata, created_at,
+    updated_at, created_by, updated_by FROM organizations ORDER BY created_at, id";
+
+/// Every organization, oldest first.
+pub fn list_all(c: &Connection) -> rusqlite::Result<Vec<OrgRow>> {
+    let mut st = c.prepare_cached(LIST_ALL)?;
+    let rows = st.query_map([], org_row)?;
+    rows.collect()
+}
+
+const LIST_FOR_USER: &str = "SELECT o.id, o.alias, o.models, o.spend, o.budget_id, o.blocked,
+    o.metadata, o.created_at, o.updated_at, o.created_by, o.updated_by
+    FROM organization_members m JOIN organizations o ON o.id = m.organization_id
+    WHERE m.user_id = ?1 ORDER BY o.created_at, o.id";
+
+/// The organizations the user is a member of (any role), oldest first.
+pub fn list_for_user(c: &Connection, user_id: &str) -> rusqlite::Result<Vec<OrgRow>> {
+    let mut st = c.prepare_cached(LIST_FOR_USER)?;
+    let rows = st.query_map([user_id], org_row)?;
+    rows.collect()
+}
+
+const INSERT: &str = "INSERT INTO organizations (id, alias, models, budget_id, metadata,
+    created_at, updated_at, created_by, updated_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?7)";
+
+/// Inserts an organization (spend 0, not blocked). A duplicate id is the caller's 409.
+pub fn insert(c: &Connection, o: &OrgRow) -> rusqlite::Result<()> {
+    c.prepare_cached(INSERT)?.execute(rusqlite::params![
+        o.id,
+        o.alias,
+        super::to_json(&o.models),
+        o.budget_id,
+        o.metadata.to_string(),
+        o.created_at,
+        o.created_by,
+    ])?;
+    Ok(())
+}
+
+const UPDATE: &str = "UPDATE organizations SET alias = ?2, models = ?3, budget_id = ?4,
+    metadata = ?5, updated_at = ?6, updated_by = ?7 WHERE id = ?1";
+
+/// Writes the changeable columns of a row read and patched by the caller. Returns rows changed.
+pub fn update(c: &Connection, o: &OrgRow) -> rusqlite::Result<usize> {
+    c.prepare_cached(UPDATE)?.execute(rusqlite::params![
+        o.id,
+        o.alias,
+        super::to_json(&o.models),
+        o.budget_id,
+        o.metadata.to_string(),
+        o.updated_at,
+        o.updated_by,
+    ])
+}
+
+const DELETE: &str = "DELETE FROM organizations WHERE id = ?1";
+
+/// Deletes an organization. The schema's ON DELETE CASCADE removes its teams (and with them
+/// their keys and team memberships), keys whose own `organization_id` is the org, and its
+/// memberships. Budget rows are not cascaded: see `budget_ids_owned`.
+pub fn delete(c: &Connection, id: &str) -> rusqlite::Result<usize> {
+    c.prepare_cached(DELETE)?.execute([id])
+}
+
+const BUDGET_IDS_OWNED: &str = "SELECT budget_id FROM organizations
+        WHERE id = ?1 AND budget_id IS NOT NULL
+    UNION SELECT budget_id FROM organization_members
+        WHERE organization_id = ?1 AND budget_id IS NOT NULL
+    UNION SELECT tm.budget_id FROM team_members tm JOIN teams t ON t.id = tm.team_id
+        WHERE t.organization_id = ?1 AND tm.budget_id IS NOT NULL";
+
+/// The budget rows an organization delete leaves behind: the org's own, its memberships', and
+/// the team memberships' of its teams. The caller deletes those no other row still uses.
+pub fn budget_ids_owned(c: &Connection, org_id: &str) -> rusqlite::Result<Vec<String>> {
+    let mut st = c.prepare_cached(BUDGET_IDS_OWNED)?;
+    let rows = st.query_map([org_id], |r| r.get(0))?;
+    rows.collect()
+}
+
+const TEAMS: &str = "SELECT id, alias, organization_id, models, spend, max_budget, soft_budget,
+    budget_duration, budget_reset_at, tpm_limit, rpm_limit, max_parallel_requests, blocked,
+    metadata, created_at, updated_at, created_by, updated_by FROM teams
+    WHERE organization_id = ?1 ORDER BY created_at, id";
+
+/// The organization's teams, oldest first.
+pub fn teams(c: &Connection, org_id: &str) -> rusqlite::Result<Vec<super::teams::TeamRow>> {
+    let mut st = c.prepare_cached(TEAMS)?;
+    let rows = st.query_map([org_id], super::teams::team_row)?;
+    rows.collect()
+}
+
+/// A membership row, with the member's email for display.
+#[derive(Debug, Clone)]
+pub struct MemberRow {
+    pub organization_id: String,
+    pub user_id: String,
+    pub user_role: String,
+    pub spend: f64,
+    pub budget_id: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub user_email: Option<String>,
+}
+
+fn member_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRow> {
+    Ok(MemberRow {
+        organization_id: r.get(0)?,
+        user_id: r.get(1)?,
+        user_role: r.get(2)?,
+        spend: r.get(3)?,
+        budget_id: r.get(4)?,
+        created_at: r.get(5)?,
+        updated_at: r.get(6)?,
+        user_email: r.get(7)?,
+    })
+}
+
+const MEMBERS: &str = "SELECT m.organization_id, m.user_id, m.user_role, m.spend, m.budget_id,
+    m.created_at, m.updated_at, u.email
+    FROM organization_members m LEFT JOIN users u ON u.id = m.user_id
+    WHERE m.organization_id = ?1 ORDER BY m.created_at, m.user_id";
+
+/// The organization's memberships, oldest first.
+pub fn members(c: &Connection, org_id: &str) -> rusqlite::Result<Vec<MemberRow>> {
+    let mut st = c.prepare_cached(MEMBERS)?;
+    let rows = st.query_map([org_id], member_row)?;
+    rows.collect()
+}
+
+const MEMBER_GET: &str = "SELECT m.organization_id, m.user_id, m.user_role, m.spend,
+    m.budget_id, m.created_at, m.updated_at, u.email
+    FROM organization_members m LEFT JOIN users u ON u.id = m.user_id
+    WHERE m.organization_id = ?1 AND m.user_id = ?2";
+
+pub fn member_get(
+    c: &Connection,
+    org_id: &str,
+    user_id: &str,
+) -> rusqlite::Result<Option<MemberRow>> {
+    c.prepare_cached(MEMBER_GET)?
+        .query_row([org_id, user_id], member_row)
+        .optional()
+}
+
+const MEMBER_INSERT: &str = "INSERT INTO organization_members (organization_id, user_id,
+    user_role, budget_id, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)";
+
+/// Adds a membership. A duplicate (org, user) is a PRIMARY KEY violation: the caller's 409.
+pub fn member_insert(
+    c: &Connection,
+    org_id: &str,
+    user_id: &str,
+    role: &str,
+    budget_id: Option<&str>,
+) -> rusqlite::Result<()> {
+    c.prepare_cached(MEMBER_INSERT)?.execute(rusqlite::params![
+        org_id,
+        user_id,
+        role,
+        budget_id,
+        crate::util::now_iso()
+    ])?;
+    Ok(())
+}
+
+const MEMBER_UPDATE: &str = "UPDATE organization_members SET user_role = ?3, budget_id = ?4,
+    updated_at = ?5 WHERE organization_id = ?1 AND user_id = ?2";
+
+/// Sets a membership's role and budget. Returns rows changed.
+pub fn member_update(
+    c: &Connection,
+    org_id: &str,
+    user_id: &str,
+    role: &str,
+    budget_id: Option<&str>,
+) -> rusqlite::Result<usize> {
+    c.prepare_cached(MEMBER_UPDATE)?.execute(rusqlite::params![
+        org_id,
+        user_id,
+        role,
+        budget_id,
+        crate::util::now_iso()
+    ])
+}
+
+const MEMBER_DELETE: &str =
+    "DELETE FROM organization_members WHERE organization_id = ?1 AND user_id = ?2";
+
+/// Removes a membership. Returns rows deleted.
+pub fn member_delete(c: &Connection, org_id: &str, user_id: &str) -> rusqlite::Result<usize> {
+    c.prepare_cached(MEMBER_DELETE)?.execute([org_id, user_id])
 }

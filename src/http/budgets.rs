@@ -1,24 +1,261 @@
-//! budgets endpoints (API.md §6). Not built yet: every handler answers 501-like 404.
-use super::{Ctx, Reply, Req};
+//! Budget endpoints (API.md §6 Budgets, §8 "Budgets endpoints"): `/budget/new`, `/update`,
+//! `/info`, `/list`, `/delete`. Reads are for proxy admins and proxy admin viewers, writes for
+//! proxy admins only. Also owns `BudgetPatch`, the parsing of the budget fields that
+//! `/organization/new` and `/organization/update` accept too. Spend checks and resets at request
+//! time are not here (they belong to the key check and the spend writer).
+
+use super::{scope, Body, Ctx, Reply, Req};
 use crate::auth::Caller;
+use crate::db::{self, budgets::BudgetRow};
 use crate::error::{Error, Result};
+use crate::util;
+use serde_json::Value;
 
-pub fn create(_ctx: &Ctx, _who: &Caller, _req: &Req) -> Result<Reply> {
-    Err(Error::NotFound("not implemented yet".into()))
+/// The body fields that describe a budget (LiteLLM's `LiteLLM_BudgetTable` columns).
+pub const BUDGET_FIELDS: [&str; 7] = [
+    "max_budget",
+    "soft_budget",
+    "tpm_limit",
+    "rpm_limit",
+    "max_parallel_requests",
+    "budget_duration",
+    "model_max_budget",
+];
+
+/// Budget fields from a body. Each is `None` when the field is absent, `Some(None)` when it is
+/// an explicit `null` (on update: clear it), `Some(Some(v))` when set.
+#[derive(Debug, Default, Clone)]
+pub struct BudgetPatch {
+    max_budget: Option<Option<f64>>,
+    soft_budget: Option<Option<f64>>,
+    tpm_limit: Option<Option<i64>>,
+    rpm_limit: Option<Option<i64>>,
+    max_parallel_requests: Option<Option<i64>>,
+    /// (text, seconds)
+    budget_duration: Option<Option<(String, i64)>>,
+    model_max_budget: Option<Option<Value>>,
 }
 
-pub fn delete(_ctx: &Ctx, _who: &Caller, _req: &Req) -> Result<Reply> {
-    Err(Error::NotFound("not implemented yet".into()))
+fn field<T>(
+    b: &Body,
+    f: &str,
+    get: impl Fn(&Body, &str) -> Result<Option<T>>,
+) -> Result<Option<Option<T>>> {
+    if b.has(f) {
+        Ok(Some(get(b, f)?))
+    } else {
+        Ok(None)
+    }
 }
 
-pub fn info(_ctx: &Ctx, _who: &Caller, _req: &Req) -> Result<Reply> {
-    Err(Error::NotFound("not implemented yet".into()))
+/// `model_max_budget`: an object from model name to a budget (a number ≥ 0) or to a budget
+/// object (LiteLLM's `BudgetConfig`) whose numeric fields are ≥ 0.
+fn model_max_budget(b: &Body, f: &str) -> Result<Option<Value>> {
+    let Some(m) = b.opt_obj(f)? else {
+        return Ok(None);
+    };
+    let bad = |model: &str| {
+        Error::bad_param(
+            f,
+            format!("`{f}` must map model names to budgets ≥ 0; bad entry for '{model}'"),
+        )
+    };
+    let non_negative = |v: &Value| v.as_f64().is_some_and(|x| x.is_finite() && x >= 0.0);
+    for (model, v) in &m {
+        match v {
+            Value::Number(_) if non_negative(v) => {}
+            Value::Object(o) => {
+                for (k, x) in o {
+                    let numeric = matches!(
+                        k.as_str(),
+                        "max_budget" | "soft_budget" | "tpm_limit" | "rpm_limit"
+                    );
+                    if numeric && !x.is_null() && !non_negative(x) {
+                        return Err(bad(model));
+                    }
+                }
+            }
+            _ => return Err(bad(model)),
+        }
+    }
+    Ok(Some(Value::Object(m)))
 }
 
-pub fn list(_ctx: &Ctx, _who: &Caller, _req: &Req) -> Result<Reply> {
-    Err(Error::NotFound("not implemented yet".into()))
+impl BudgetPatch {
+    /// Parses and validates the budget fields (400 naming the field on bad input).
+    pub fn parse(b: &Body) -> Result<BudgetPatch> {
+        Ok(BudgetPatch {
+            max_budget: field(b, "max_budget", Body::opt_budget)?,
+            soft_budget: field(b, "soft_budget", Body::opt_budget)?,
+            tpm_limit: field(b, "tpm_limit", Body::opt_limit)?,
+            rpm_limit: field(b, "rpm_limit", Body::opt_limit)?,
+            max_parallel_requests: field(b, "max_parallel_requests", Body::opt_limit)?,
+            budget_duration: field(b, "budget_duration", Body::opt_duration)?,
+            model_max_budget: field(b, "model_max_budget", model_max_budget)?,
+        })
+    }
+
+    /// The first budget field present in the body (even as `null`), if any.
+    pub fn first_present(b: &Body) -> Option<&'static str> {
+        BUDGET_FIELDS.into_iter().find(|f| b.has(f))
+    }
+
+    /// Applies the patch to a row; a new or cleared duration restarts or clears the reset time.
+    pub fn apply(&self, row: &mut BudgetRow, now_ms: i64) {
+        fn set<T: Clone>(dst: &mut Option<T>, src: &Option<Option<T>>) {
+            if let Some(v) = src {
+                *dst = v.clone();
+            }
+        }
+        set(&mut row.max_budget, &self.max_budget);
+        set(&mut row.soft_budget, &self.soft_budget);
+        set(&mut row.tpm_limit, &self.tpm_limit);
+        set(&mut row.rpm_limit, &self.rpm_limit);
+        set(&mut row.max_parallel_requests, &self.max_parallel_requests);
+        set(&mut row.model_max_budget, &self.model_max_budget);
+        match &self.budget_duration {
+            None => {}
+            Some(None) => {
+                row.budget_duration = None;
+                row.budget_reset_at = None;
+            }
+            Some(Some((text, secs))) => {
+                row.budget_duration = Some(text.clone());
+                row.budget_reset_at = Some(util::iso_from_ms(
+                    now_ms.saturating_add(secs.saturating_mul(1000)),
+                ));
+            }
+        }
+    }
+
+    /// A new budget row with these fields.
+    pub fn new_row(&self, id: String, who: &Caller) -> BudgetRow {
+        let now_ms = util::now_ms();
+        let now = util::iso_from_ms(now_ms);
+        let mut row = BudgetRow {
+            id,
+            created_at: now.clone(),
+            updated_at: now,
+            created_by: who.user_id.clone(),
+            updated_by: who.user_id.clone(),
+            ..BudgetRow::default()
+        };
+        self.apply(&mut row, now_ms);
+        row
+    }
 }
 
-pub fn update(_ctx: &Ctx, _who: &Caller, _req: &Req) -> Result<Reply> {
-    Err(Error::NotFound("not implemented yet".into()))
+/// A budget row with only `max_budget` set (membership budgets, `max_budget_in_organization`).
+pub fn max_budget_row(max_budget: f64, who: &Caller) -> BudgetRow {
+    let patch = BudgetPatch {
+        max_budget: Some(Some(max_budget)),
+        ..BudgetPatch::default()
+    };
+    patch.new_row(util::uuid4(), who)
+}
+
+/// An optional id field: absent or null is None; present, it must be a non-empty string.
+pub fn opt_id(b: &Body, f: &str) -> Result<Option<String>> {
+    match b.opt_str(f)? {
+        Some(s) if s.trim().is_empty() => Err(Error::bad_param(f, format!("`{f}` is empty"))),
+        other => Ok(other),
+    }
+}
+
+fn require_reader(who: &Caller) -> Result<()> {
+    if who.role.reads_all() {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(
+            "Only proxy admins and proxy admin viewers can read budgets".into(),
+        ))
+    }
+}
+
+fn not_found(id: &str) -> Error {
+    Error::NotFound(format!("Budget not found: {id}"))
+}
+
+/// `POST /budget/new` (proxy admin).
+pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
+    scope::require_proxy_admin(who)?;
+    let b = req.json()?;
+    let id = opt_id(&b, "budget_id")?.unwrap_or_else(util::uuid4);
+    let row = BudgetPatch::parse(&b)?.new_row(id, who);
+    ctx.pool.write(|tx| {
+        db::budgets::insert(tx, &row).map_err(|e| {
+            if db::is_unique_violation(&e) {
+                Error::Conflict(format!("Budget id already exists: {}", row.id))
+            } else {
+                e.into()
+            }
+        })
+    })?;
+    Reply::ok(row.to_json())
+}
+
+/// `POST /budget/update` (proxy admin): `budget_id` plus the fields to change.
+pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
+    scope::require_proxy_admin(who)?;
+    let b = req.json()?;
+    let id = b.req_str("budget_id")?;
+    let patch = BudgetPatch::parse(&b)?;
+    let row = ctx.pool.write(|tx| {
+        let mut row = db::budgets::get(tx, &id)?.ok_or_else(|| not_found(&id))?;
+        let now_ms = util::now_ms();
+        patch.apply(&mut row, now_ms);
+        row.updated_at = util::iso_from_ms(now_ms);
+        row.updated_by = who.user_id.clone();
+        db::budgets::update(tx, &row)?;
+        Ok(row)
+    })?;
+    Reply::ok(row.to_json())
+}
+
+/// `POST /budget/info` (proxy admin, viewer): `{"budgets": [ids]}` → the rows; any unknown → 404.
+pub fn info(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
+    require_reader(who)?;
+    let b = req.json()?;
+    let ids = b.opt_list("budgets")?.unwrap_or_default();
+    if ids.is_empty() {
+        return Err(Error::bad_param(
+            "budgets",
+            "`budgets` is required: a non-empty list of budget ids",
+        ));
+    }
+    let rows = ctx.pool.read(|c| {
+        ids.iter()
+            .map(|id| db::budgets::get(c, id)?.ok_or_else(|| not_found(id)))
+            .collect::<Result<Vec<_>>>()
+    })?;
+    Reply::ok(Value::Array(rows.iter().map(BudgetRow::to_json).collect()))
+}
+
+/// `GET /budget/list` (proxy admin, viewer).
+pub fn list(ctx: &Ctx, who: &Caller, _req: &Req) -> Result<Reply> {
+    require_reader(who)?;
+    let rows = ctx.pool.read(|c| Ok(db::budgets::list(c)?))?;
+    Reply::ok(Value::Array(rows.iter().map(BudgetRow::to_json).collect()))
+}
+
+/// `POST /budget/delete` (proxy admin): `id` (LiteLLM's field) or `budget_id`. Rows that used
+/// the budget keep existing without one (the schema's ON DELETE SET NULL), as in LiteLLM.
+pub fn delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
+    scope::require_proxy_admin(who)?;
+    let b = req.json()?;
+    let id = match opt_id(&b, "id")? {
+        Some(id) => id,
+        None => b.req_str("budget_id").map_err(|_| {
+            Error::bad_param(
+                "id",
+                "`id` (or `budget_id`) of the budget to delete is required",
+            )
+        })?,
+    };
+    let row = ctx.pool.write(|tx| {
+        let row = db::budgets::get(tx, &id)?.ok_or_else(|| not_found(&id))?;
+        db::budgets::delete(tx, &id)?;
+        Ok(row)
+    })?;
+    Reply::ok(row.to_json())
 }

@@ -2,7 +2,9 @@
 //! own temp database and speaks HTTP to it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
 mod access;
 mod access_prop;
+mod budgets;
+mod common;
+mod organizations;
 mod server;
