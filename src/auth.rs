@@ -475,7 +475,6 @@ impl Chain<'_> {
 /// Everything a request needs to know about its key, loaded by one statement.
 #[derive(Debug, Clone)]
 pub struct KeyRow {
-    pub id: i64,
     pub token: String,
     pub key_name: String,
     pub key_alias: Option<String>,
@@ -550,7 +549,7 @@ pub struct MemberPart {
 /// The key check: one statement, every join on a primary key or unique index.
 /// A key with a team takes its team's organization; a key without one, its own.
 pub const KEY_CHECK: &str = "SELECT
-    k.id, k.token, k.key_name, k.key_alias, k.models, k.aliases, k.team_id, k.user_id,
+    k.token, k.key_name, k.key_alias, k.models, k.aliases, k.team_id, k.user_id,
     k.organization_id, k.expires, k.blocked, k.spend, k.max_budget, k.tpm_limit, k.rpm_limit,
     k.max_parallel_requests, k.metadata,
     t.id, t.alias, t.organization_id, t.models, t.blocked, t.spend, t.max_budget, t.tpm_limit,
@@ -580,82 +579,81 @@ fn list_col(r: &Row<'_>, i: usize) -> rusqlite::Result<Models> {
 }
 
 fn key_row(r: &Row<'_>) -> rusqlite::Result<KeyRow> {
-    let team = match r.get::<_, Option<String>>(17)? {
+    let team = match r.get::<_, Option<String>>(16)? {
         Some(id) => Some(TeamPart {
             id,
-            alias: r.get(18)?,
-            organization_id: r.get(19)?,
-            models: list_col(r, 20)?,
-            blocked: r.get::<_, i64>(21)? != 0,
-            spend: r.get(22)?,
-            max_budget: r.get(23)?,
-            tpm_limit: r.get(24)?,
-            rpm_limit: r.get(25)?,
-            max_parallel_requests: r.get(26)?,
+            alias: r.get(17)?,
+            organization_id: r.get(18)?,
+            models: list_col(r, 19)?,
+            blocked: r.get::<_, i64>(20)? != 0,
+            spend: r.get(21)?,
+            max_budget: r.get(22)?,
+            tpm_limit: r.get(23)?,
+            rpm_limit: r.get(24)?,
+            max_parallel_requests: r.get(25)?,
         }),
         None => None,
     };
-    let org = match r.get::<_, Option<String>>(27)? {
+    let org = match r.get::<_, Option<String>>(26)? {
         Some(id) => Some(OrgPart {
             id,
-            alias: r.get(28)?,
-            models: list_col(r, 29)?,
-            blocked: r.get::<_, i64>(30)? != 0,
-            spend: r.get(31)?,
-            max_budget: r.get(32)?,
-            tpm_limit: r.get(33)?,
-            rpm_limit: r.get(34)?,
-            max_parallel_requests: r.get(35)?,
+            alias: r.get(27)?,
+            models: list_col(r, 28)?,
+            blocked: r.get::<_, i64>(29)? != 0,
+            spend: r.get(30)?,
+            max_budget: r.get(31)?,
+            tpm_limit: r.get(32)?,
+            rpm_limit: r.get(33)?,
+            max_parallel_requests: r.get(34)?,
         }),
         None => None,
     };
-    let user = match r.get::<_, Option<String>>(36)? {
+    let user = match r.get::<_, Option<String>>(35)? {
         Some(id) => Some(UserPart {
             id,
-            role: Role::parse(&r.get::<_, String>(37)?).unwrap_or(Role::InternalUserViewer),
-            models: list_col(r, 38)?,
-            spend: r.get(39)?,
-            max_budget: r.get(40)?,
-            tpm_limit: r.get(41)?,
-            rpm_limit: r.get(42)?,
-            max_parallel_requests: r.get(43)?,
+            role: Role::parse(&r.get::<_, String>(36)?).unwrap_or(Role::InternalUserViewer),
+            models: list_col(r, 37)?,
+            spend: r.get(38)?,
+            max_budget: r.get(39)?,
+            tpm_limit: r.get(40)?,
+            rpm_limit: r.get(41)?,
+            max_parallel_requests: r.get(42)?,
         }),
         None => None,
     };
-    let team_member = match r.get::<_, Option<String>>(44)? {
+    let team_member = match r.get::<_, Option<String>>(43)? {
         Some(role) => Some(MemberPart {
             role,
-            spend: r.get(45)?,
-            max_budget: r.get(46)?,
+            spend: r.get(44)?,
+            max_budget: r.get(45)?,
         }),
         None => None,
     };
-    let org_member = match r.get::<_, Option<String>>(47)? {
+    let org_member = match r.get::<_, Option<String>>(46)? {
         Some(role) => Some(MemberPart {
             role,
-            spend: r.get(48)?,
-            max_budget: r.get(49)?,
+            spend: r.get(47)?,
+            max_budget: r.get(48)?,
         }),
         None => None,
     };
     Ok(KeyRow {
-        id: r.get(0)?,
-        token: r.get(1)?,
-        key_name: r.get(2)?,
-        key_alias: r.get(3)?,
-        models: list_col(r, 4)?,
-        aliases: r.get(5)?,
-        team_id: r.get(6)?,
-        user_id: r.get(7)?,
-        organization_id: r.get(8)?,
-        expires: r.get(9)?,
-        blocked: r.get::<_, i64>(10)? != 0,
-        spend: r.get(11)?,
-        max_budget: r.get(12)?,
-        tpm_limit: r.get(13)?,
-        rpm_limit: r.get(14)?,
-        max_parallel_requests: r.get(15)?,
-        metadata: r.get(16)?,
+        token: r.get(0)?,
+        key_name: r.get(1)?,
+        key_alias: r.get(2)?,
+        models: list_col(r, 3)?,
+        aliases: r.get(4)?,
+        team_id: r.get(5)?,
+        user_id: r.get(6)?,
+        organization_id: r.get(7)?,
+        expires: r.get(8)?,
+        blocked: r.get::<_, i64>(9)? != 0,
+        spend: r.get(10)?,
+        max_budget: r.get(11)?,
+        tpm_limit: r.get(12)?,
+        rpm_limit: r.get(13)?,
+        max_parallel_requests: r.get(14)?,
+        metadata: r.get(15)?,
         team,
         org,
         user,

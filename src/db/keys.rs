@@ -33,8 +33,8 @@ const INSERT: &str = "INSERT INTO api_keys (token, key_name, key_alias, models, 
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
     ?19, ?20, ?20)";
 
-/// Inserts a key; returns its row id. A UNIQUE violation (token or alias) is the caller's 409.
-pub fn insert(c: &Connection, k: &NewKey) -> rusqlite::Result<i64> {
+/// Inserts a key. A UNIQUE violation (token or alias) is the caller's 409.
+pub fn insert(c: &Connection, k: &NewKey) -> rusqlite::Result<()> {
     let aliases = if k.aliases.is_object() {
         k.aliases.to_string()
     } else {
@@ -67,13 +67,12 @@ pub fn insert(c: &Connection, k: &NewKey) -> rusqlite::Result<i64> {
         crate::util::now_iso(),
         k.created_by,
     ])?;
-    Ok(c.last_insert_rowid())
+    Ok(())
 }
 
 /// A stored key as the management endpoints show it (never the raw key).
 #[derive(Debug, Clone, Default)]
 pub struct KeyRec {
-    pub id: i64,
     pub k: NewKey,
     pub spend: f64,
     pub created_at: String,
@@ -81,43 +80,42 @@ pub struct KeyRec {
     pub updated_by: Option<String>,
 }
 
-pub const COLUMNS: &str = "id, token, key_name, key_alias, models, aliases, team_id, user_id,
+pub const COLUMNS: &str = "token, key_name, key_alias, models, aliases, team_id, user_id,
     organization_id, expires, max_budget, soft_budget, budget_duration, budget_reset_at,
     tpm_limit, rpm_limit, max_parallel_requests, metadata, blocked, spend, created_at, updated_at,
     created_by, updated_by";
 
 pub fn key_rec(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRec> {
     Ok(KeyRec {
-        id: r.get(0)?,
         k: NewKey {
-            token: r.get(1)?,
-            key_name: r.get(2)?,
-            key_alias: r.get(3)?,
-            models: super::json_list(&r.get::<_, String>(4)?),
-            aliases: super::json_obj(&r.get::<_, String>(5)?),
-            team_id: r.get(6)?,
-            user_id: r.get(7)?,
-            organization_id: r.get(8)?,
-            expires: r.get(9)?,
-            max_budget: r.get(10)?,
-            soft_budget: r.get(11)?,
-            budget_duration: r.get(12)?,
-            budget_reset_at: r.get(13)?,
-            tpm_limit: r.get(14)?,
-            rpm_limit: r.get(15)?,
-            max_parallel_requests: r.get(16)?,
-            metadata: super::json_obj(&r.get::<_, String>(17)?),
-            blocked: r.get::<_, i64>(18)? != 0,
-            created_by: r.get(22)?,
+            token: r.get(0)?,
+            key_name: r.get(1)?,
+            key_alias: r.get(2)?,
+            models: super::json_list(&r.get::<_, String>(3)?),
+            aliases: super::json_obj(&r.get::<_, String>(4)?),
+            team_id: r.get(5)?,
+            user_id: r.get(6)?,
+            organization_id: r.get(7)?,
+            expires: r.get(8)?,
+            max_budget: r.get(9)?,
+            soft_budget: r.get(10)?,
+            budget_duration: r.get(11)?,
+            budget_reset_at: r.get(12)?,
+            tpm_limit: r.get(13)?,
+            rpm_limit: r.get(14)?,
+            max_parallel_requests: r.get(15)?,
+            metadata: super::json_obj(&r.get::<_, String>(16)?),
+            blocked: r.get::<_, i64>(17)? != 0,
+            created_by: r.get(21)?,
         },
-        spend: r.get(19)?,
-        created_at: r.get(20)?,
-        updated_at: r.get(21)?,
-        updated_by: r.get(23)?,
+        spend: r.get(18)?,
+        created_at: r.get(19)?,
+        updated_at: r.get(20)?,
+        updated_by: r.get(22)?,
     })
 }
 
-const BY_TOKEN: &str = "SELECT id, token, key_name, key_alias, models, aliases, team_id, user_id,
+const BY_TOKEN: &str = "SELECT token, key_name, key_alias, models, aliases, team_id, user_id,
     organization_id, expires, max_budget, soft_budget, budget_duration, budget_reset_at,
     tpm_limit, rpm_limit, max_parallel_requests, metadata, blocked, spend, created_at, updated_at,
     created_by, updated_by FROM api_keys WHERE token = ?1";
@@ -127,7 +125,7 @@ pub fn by_token(c: &Connection, token: &str) -> rusqlite::Result<Option<KeyRec>>
     c.prepare_cached(BY_TOKEN)?.query_row([token], key_rec).optional()
 }
 
-const BY_ALIAS: &str = "SELECT id, token, key_name, key_alias, models, aliases, team_id, user_id,
+const BY_ALIAS: &str = "SELECT token, key_name, key_alias, models, aliases, team_id, user_id,
     organization_id, expires, max_budget, soft_budget, budget_duration, budget_reset_at,
     tpm_limit, rpm_limit, max_parallel_requests, metadata, blocked, spend, created_at, updated_at,
     created_by, updated_by FROM api_keys WHERE key_alias = ?1";
@@ -141,12 +139,18 @@ const UPDATE: &str = "UPDATE api_keys SET key_alias = ?2, models = ?3, aliases =
     user_id = ?6, organization_id = ?7, expires = ?8, max_budget = ?9, soft_budget = ?10,
     budget_duration = ?11, budget_reset_at = ?12, tpm_limit = ?13, rpm_limit = ?14,
     max_parallel_requests = ?15, metadata = ?16, blocked = ?17, token = ?18, key_name = ?19,
-    updated_at = ?20, updated_by = ?21 WHERE id = ?1";
+    updated_at = ?20, updated_by = ?21 WHERE token = ?1";
 
-/// Writes every mutable column of a key back (handlers load, change in Rust, save).
-pub fn save(c: &Connection, id: i64, k: &NewKey, updated_by: Option<&str>) -> rusqlite::Result<usize> {
+/// Writes every mutable column of the key stored under `token` back (handlers load, change in
+/// Rust, save). `k.token` may differ from `token` (regenerate).
+pub fn save(
+    c: &Connection,
+    token: &str,
+    k: &NewKey,
+    updated_by: Option<&str>,
+) -> rusqlite::Result<usize> {
     c.prepare_cached(UPDATE)?.execute(params![
-        id,
+        token,
         k.key_alias,
         super::to_json(&k.models),
         if k.aliases.is_object() { k.aliases.to_string() } else { "{}".into() },
@@ -170,10 +174,10 @@ pub fn save(c: &Connection, id: i64, k: &NewKey, updated_by: Option<&str>) -> ru
     ])
 }
 
-const DELETE: &str = "DELETE FROM api_keys WHERE id = ?1";
+const DELETE: &str = "DELETE FROM api_keys WHERE token = ?1";
 
-pub fn delete(c: &Connection, id: i64) -> rusqlite::Result<usize> {
-    c.prepare_cached(DELETE)?.execute([id])
+pub fn delete(c: &Connection, token: &str) -> rusqlite::Result<usize> {
+    c.prepare_cached(DELETE)?.execute([token])
 }
 
 /// Filters for `/key/list`. `viewer = None` means the caller sees every key; otherwise only
@@ -202,7 +206,7 @@ const SCOPE: &str = "(?4 = 1 OR k.user_id = ?5
 pub fn list(c: &Connection, f: &ListFilter, limit: i64, offset: i64) -> rusqlite::Result<(Vec<KeyRec>, i64)> {
     let count_sql = format!("SELECT count(*) FROM api_keys k WHERE {SCOPE}");
     let list_sql = format!(
-        "SELECT {} FROM api_keys k WHERE {SCOPE} ORDER BY k.id LIMIT ?7 OFFSET ?8",
+        "SELECT {} FROM api_keys k WHERE {SCOPE} ORDER BY k.created_at, k.token LIMIT ?7 OFFSET ?8",
         COLUMNS
             .split(',')
             .map(|s| format!("k.{}", s.trim()))

@@ -516,6 +516,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     };
     let rec = ctx.pool.write(|tx| {
         let mut rec = find(tx, who, &key)?;
+        let rec_token = rec.k.token.clone();
         if !can_manage(tx, who, &rec.k)? {
             return Err(Error::Forbidden("you may not update this key".into()));
         }
@@ -566,7 +567,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             check_models(ctx, &parent, &rec.k.models)?;
         }
         check_team_budget(&parent, &rec.k)?;
-        match db::keys::save(tx, rec.id, &rec.k, who.user_id.as_deref()) {
+        match db::keys::save(tx, &rec_token, &rec.k, who.user_id.as_deref()) {
             Ok(_) => {}
             Err(e) if db::is_unique_violation(&e) => {
                 return Err(Error::Conflict("a key with this key_alias already exists".into()))
@@ -610,7 +611,7 @@ pub fn delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         }
         let mut out = Vec::new();
         for r in recs {
-            if db::keys::delete(tx, r.id)? > 0 {
+            if db::keys::delete(tx, &r.k.token)? > 0 {
                 out.push(r.k.token);
             }
         }
@@ -691,6 +692,7 @@ fn set_blocked(ctx: &Ctx, who: &Caller, req: &Req, blocked: bool) -> Result<Repl
     scope::require_writer(who)?;
     let rec = ctx.pool.write(|tx| {
         let mut rec = find(tx, who, &key)?;
+        let rec_token = rec.k.token.clone();
         let allowed = who.role == Role::ProxyAdmin
             || match &rec.k.team_id {
                 Some(t) => match db::teams::get(tx, t)? {
@@ -705,7 +707,7 @@ fn set_blocked(ctx: &Ctx, who: &Caller, req: &Req, blocked: bool) -> Result<Repl
             ));
         }
         rec.k.blocked = blocked;
-        db::keys::save(tx, rec.id, &rec.k, who.user_id.as_deref())?;
+        db::keys::save(tx, &rec_token, &rec.k, who.user_id.as_deref())?;
         db::keys::by_token(tx, &rec.k.token)?.ok_or_else(|| Error::internal("key vanished"))
     })?;
     Reply::ok(key_json(&rec))
@@ -744,6 +746,7 @@ pub fn regenerate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let raw = new_key.unwrap_or_else(auth::new_raw_key);
     let rec = ctx.pool.write(|tx| {
         let mut rec = find(tx, who, &key)?;
+        let rec_token = rec.k.token.clone();
         if !can_manage(tx, who, &rec.k)? {
             return Err(Error::Forbidden("you may not regenerate this key".into()));
         }
@@ -772,7 +775,7 @@ pub fn regenerate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         }
         rec.k.token = auth::hash_key(&raw);
         rec.k.key_name = auth::key_name(&raw);
-        match db::keys::save(tx, rec.id, &rec.k, who.user_id.as_deref()) {
+        match db::keys::save(tx, &rec_token, &rec.k, who.user_id.as_deref()) {
             Ok(_) => {}
             Err(e) if db::is_unique_violation(&e) => {
                 return Err(Error::Conflict("This key already exists".into()))
