@@ -106,8 +106,9 @@ CREATE INDEX team_members_user ON team_members(user_id);
 CREATE INDEX team_members_budget ON team_members(budget_id);
 
 -- Virtual keys. token = lowercase hex SHA-256 of the raw key (LiteLLM's format); the raw key is
--- never stored. The parent tables and api_keys are WITHOUT ROWID: the key check then costs one
--- B-tree search per join instead of two (index, then table) — measured in benches/key_check.rs. Deleting a team, an organization or a user deletes their keys.
+-- never stored. Deleting a team, an organization or a user deletes their keys. The parent tables
+-- (organizations, teams, users, budgets) are WITHOUT ROWID so each join of the key check is one
+-- B-tree search instead of two; api_keys keeps a rowid (cheap appends) with its token unique.
 CREATE TABLE api_keys (
     token                 TEXT PRIMARY KEY,
     key_name              TEXT NOT NULL,
