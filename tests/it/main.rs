@@ -4,3 +4,5 @@
 
 mod common;
 mod server;
+mod teams;
+mod users;
