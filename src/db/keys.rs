@@ -225,3 +225,60 @@ pub fn list(c: &Connection, f: &ListFilter, limit: i64, offset: i64) -> rusqlite
     )?;
     Ok((rows.collect::<rusqlite::Result<Vec<_>>>()?, total))
 }
+
+// ---------------------------------------------------------------------------------------------
+// Key summaries for /team/info and /user/info (never the raw key: it is not stored).
+
+/// What team and user info show of a key.
+#[derive(Debug, Clone)]
+pub struct KeySummary {
+    pub token: String,
+    pub key_name: String,
+    pub key_alias: Option<String>,
+    pub models: Vec<String>,
+    pub spend: f64,
+    pub max_budget: Option<f64>,
+    pub expires: Option<String>,
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
+    pub organization_id: Option<String>,
+    pub blocked: bool,
+    pub created_at: String,
+}
+
+fn key_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeySummary> {
+    Ok(KeySummary {
+        token: r.get(0)?,
+        key_name: r.get(1)?,
+        key_alias: r.get(2)?,
+        models: super::json_list(&r.get::<_, String>(3)?),
+        spend: r.get(4)?,
+        max_budget: r.get(5)?,
+        expires: r.get(6)?,
+        user_id: r.get(7)?,
+        team_id: r.get(8)?,
+        organization_id: r.get(9)?,
+        blocked: r.get::<_, i64>(10)? != 0,
+        created_at: r.get(11)?,
+    })
+}
+
+const SUMMARIES_BY_TEAM: &str = "SELECT token, key_name, key_alias, models, spend, max_budget,
+    expires, user_id, team_id, organization_id, blocked, created_at
+    FROM api_keys WHERE team_id = ?1 ORDER BY id";
+
+pub fn summaries_by_team(c: &Connection, team_id: &str) -> rusqlite::Result<Vec<KeySummary>> {
+    let mut st = c.prepare_cached(SUMMARIES_BY_TEAM)?;
+    let rows = st.query_map([team_id], key_summary)?;
+    rows.collect()
+}
+
+const SUMMARIES_BY_USER: &str = "SELECT token, key_name, key_alias, models, spend, max_budget,
+    expires, user_id, team_id, organization_id, blocked, created_at
+    FROM api_keys WHERE user_id = ?1 ORDER BY id";
+
+pub fn summaries_by_user(c: &Connection, user_id: &str) -> rusqlite::Result<Vec<KeySummary>> {
+    let mut st = c.prepare_cached(SUMMARIES_BY_USER)?;
+    let rows = st.query_map([user_id], key_summary)?;
+    rows.collect()
+}

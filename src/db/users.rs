@@ -76,7 +76,155 @@ pub fn insert_minimal(
     email: Option<&str>,
     role: &str,
 ) -> rusqlite::Result<()> {
-    c.prepare_cached(INSERT_MIN)?
-        .execute(rusqlite::params![id, email, role, crate::util::now_iso()])?;
+    c.prepare_cached(INSERT_MIN)?.execute(rusqlite::params![
+        id,
+        email,
+        role,
+        crate::util::now_iso()
+    ])?;
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writes
+
+/// Columns a user write sets (everything but id, spend and the creation stamp).
+#[derive(Debug, Clone, Default)]
+pub struct UserFields {
+    pub email: Option<String>,
+    pub user_role: String,
+    pub password_hash: Option<String>,
+    pub models: Vec<String>,
+    pub max_budget: Option<f64>,
+    pub soft_budget: Option<f64>,
+    pub budget_duration: Option<String>,
+    pub budget_reset_at: Option<String>,
+    pub tpm_limit: Option<i64>,
+    pub rpm_limit: Option<i64>,
+    pub max_parallel_requests: Option<i64>,
+    pub metadata: serde_json::Value,
+}
+
+impl UserFields {
+    /// The writable part of a stored user (start of an update).
+    pub fn of(u: &UserRow) -> UserFields {
+        UserFields {
+            email: u.email.clone(),
+            user_role: u.user_role.clone(),
+            password_hash: u.password_hash.clone(),
+            models: u.models.clone(),
+            max_budget: u.max_budget,
+            soft_budget: u.soft_budget,
+            budget_duration: u.budget_duration.clone(),
+            budget_reset_at: u.budget_reset_at.clone(),
+            tpm_limit: u.tpm_limit,
+            rpm_limit: u.rpm_limit,
+            max_parallel_requests: u.max_parallel_requests,
+            metadata: u.metadata.clone(),
+        }
+    }
+}
+
+fn meta_text(v: &serde_json::Value) -> String {
+    if v.is_object() {
+        v.to_string()
+    } else {
+        "{}".to_string()
+    }
+}
+
+const INSERT: &str = "INSERT INTO users (id, email, user_role, password_hash, models, max_budget,
+    soft_budget, budget_duration, budget_reset_at, tpm_limit, rpm_limit, max_parallel_requests,
+    metadata, created_at, updated_at)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)";
+
+/// Inserts a user. A duplicate id or email is a UNIQUE violation: the caller's 409.
+pub fn insert(c: &Connection, id: &str, f: &UserFields) -> rusqlite::Result<()> {
+    c.prepare_cached(INSERT)?.execute(rusqlite::params![
+        id,
+        f.email,
+        f.user_role,
+        f.password_hash,
+        super::to_json(&f.models),
+        f.max_budget,
+        f.soft_budget,
+        f.budget_duration,
+        f.budget_reset_at,
+        f.tpm_limit,
+        f.rpm_limit,
+        f.max_parallel_requests,
+        meta_text(&f.metadata),
+        crate::util::now_iso(),
+    ])?;
+    Ok(())
+}
+
+const UPDATE: &str = "UPDATE users SET email = ?2, user_role = ?3, password_hash = ?4, models = ?5,
+    max_budget = ?6, soft_budget = ?7, budget_duration = ?8, budget_reset_at = ?9,
+    tpm_limit = ?10, rpm_limit = ?11, max_parallel_requests = ?12, metadata = ?13,
+    updated_at = ?14 WHERE id = ?1";
+
+/// Writes every writable column of a user; returns the rows changed (0 = gone). A taken email
+/// is a UNIQUE violation: the caller's 409.
+pub fn update(c: &Connection, id: &str, f: &UserFields) -> rusqlite::Result<usize> {
+    c.prepare_cached(UPDATE)?.execute(rusqlite::params![
+        id,
+        f.email,
+        f.user_role,
+        f.password_hash,
+        super::to_json(&f.models),
+        f.max_budget,
+        f.soft_budget,
+        f.budget_duration,
+        f.budget_reset_at,
+        f.tpm_limit,
+        f.rpm_limit,
+        f.max_parallel_requests,
+        meta_text(&f.metadata),
+        crate::util::now_iso(),
+    ])
+}
+
+const DELETE_TEAM_BUDGETS: &str = "DELETE FROM budgets WHERE id IN
+    (SELECT budget_id FROM team_members WHERE user_id = ?1 AND budget_id IS NOT NULL)";
+const DELETE: &str = "DELETE FROM users WHERE id = ?1";
+
+/// Deletes a user with their team-membership budget rows; keys and memberships go by FK cascade.
+pub fn delete(c: &Connection, id: &str) -> rusqlite::Result<usize> {
+    c.prepare_cached(DELETE_TEAM_BUDGETS)?.execute([id])?;
+    c.prepare_cached(DELETE)?.execute([id])
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listing
+
+/// `ids` is a JSON array of user ids, or NULL for no id filter.
+const LIST: &str = "SELECT id, email, user_role, password_hash, models, spend, max_budget,
+    soft_budget, budget_duration, budget_reset_at, tpm_limit, rpm_limit, max_parallel_requests,
+    metadata, created_at, updated_at FROM users
+    WHERE (?1 IS NULL OR user_role = ?1)
+      AND (?2 IS NULL OR id IN (SELECT value FROM json_each(?2)))
+    ORDER BY created_at, id LIMIT ?3 OFFSET ?4";
+
+const COUNT: &str = "SELECT count(*) FROM users
+    WHERE (?1 IS NULL OR user_role = ?1)
+      AND (?2 IS NULL OR id IN (SELECT value FROM json_each(?2)))";
+
+/// One page of users, filtered by role and/or ids; and the total matching.
+pub fn list(
+    c: &Connection,
+    role: Option<&str>,
+    ids: Option<&[String]>,
+    limit: i64,
+    offset: i64,
+) -> rusqlite::Result<(Vec<UserRow>, i64)> {
+    let ids = ids.map(|v| super::to_json(&v));
+    let total: i64 = c
+        .prepare_cached(COUNT)?
+        .query_row(rusqlite::params![role, ids], |r| r.get(0))?;
+    let mut st = c.prepare_cached(LIST)?;
+    let rows = st
+        .query_map(rusqlite::params![role, ids, limit, offset], user_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok((rows, total))
 }

@@ -1,24 +1,402 @@
-//! users endpoints (API.md §6). Not built yet: every handler answers 501-like 404.
-use super::{Ctx, Reply, Req};
-use crate::auth::Caller;
+//! User endpoints (API.md §6 Users, §5 roles). Owns user create/info/update/delete/list and the
+//! personal key `/user/new` makes. Only a proxy admin creates, deletes or lists users or changes
+//! anyone's `user_role`; a user may change only their own email, password and metadata. The
+//! password is stored as an argon2id hash and never returned; keys are shown by token only.
+
+use super::{scope, teams, Ctx, Reply, Req};
+use crate::auth::{self, Caller, Role, ALL_ORG_MODELS, ALL_TEAM_MODELS};
+use crate::db::{self, users::UserFields, users::UserRow};
 use crate::error::{Error, Result};
+use crate::util;
+use rusqlite::Connection;
+use serde_json::{json, Value};
 
-pub fn create(_ctx: &Ctx, _who: &Caller, _req: &Req) -> Result<Reply> {
-    Err(Error::NotFound("not implemented yet".into()))
+/// A user object; never the password hash.
+pub fn user_json(u: &UserRow, team_ids: &[String]) -> Value {
+    json!({
+        "user_id": u.id,
+        "user_email": u.email,
+        "user_role": u.user_role,
+        "models": u.models,
+        "spend": u.spend,
+        "max_budget": u.max_budget,
+        "soft_budget": u.soft_budget,
+        "budget_duration": u.budget_duration,
+        "budget_reset_at": u.budget_reset_at,
+        "tpm_limit": u.tpm_limit,
+        "rpm_limit": u.rpm_limit,
+        "max_parallel_requests": u.max_parallel_requests,
+        "metadata": u.metadata,
+        "teams": team_ids,
+        "created_at": u.created_at,
+        "updated_at": u.updated_at,
+    })
 }
 
-pub fn delete(_ctx: &Ctx, _who: &Caller, _req: &Req) -> Result<Reply> {
-    Err(Error::NotFound("not implemented yet".into()))
+fn user_reply(c: &Connection, id: &str) -> Result<Value> {
+    let u = db::users::get(c, id)?
+        .ok_or_else(|| Error::Internal(format!("user {id} vanished in its own tx")))?;
+    Ok(user_json(&u, &db::teams::ids_of_user(c, id)?))
 }
 
-pub fn info(_ctx: &Ctx, _who: &Caller, _req: &Req) -> Result<Reply> {
-    Err(Error::NotFound("not implemented yet".into()))
+fn not_found(id: &str) -> Error {
+    Error::NotFound(format!("User not found, passed user_id={id}"))
 }
 
-pub fn list(_ctx: &Ctx, _who: &Caller, _req: &Req) -> Result<Reply> {
-    Err(Error::NotFound("not implemented yet".into()))
+fn unique_or(e: rusqlite::Error, what: impl FnOnce() -> String) -> Error {
+    if db::is_unique_violation(&e) {
+        Error::Conflict(what())
+    } else {
+        e.into()
+    }
 }
 
-pub fn update(_ctx: &Ctx, _who: &Caller, _req: &Req) -> Result<Reply> {
-    Err(Error::NotFound("not implemented yet".into()))
+fn parse_role(s: &str) -> Result<String> {
+    Role::parse(s)
+        .map(|r| r.as_str().to_string())
+        .ok_or_else(|| {
+            Error::bad_param(
+                "user_role",
+                format!(
+                    "`user_role` must be one of proxy_admin, proxy_admin_viewer, internal_user, \
+                 internal_user_viewer; got '{s}'"
+                ),
+            )
+        })
+}
+
+/// A user's own list cannot refer to a team or org (it has none above it): refuse the names.
+fn check_user_models(models: &[String]) -> Result<()> {
+    if let Some(m) = models
+        .iter()
+        .find(|m| *m == ALL_TEAM_MODELS || *m == ALL_ORG_MODELS)
+    {
+        return Err(Error::bad_param(
+            "models",
+            format!("`{m}` is for keys and teams, not users"),
+        ));
+    }
+    Ok(())
+}
+
+fn reset_at(secs: i64) -> String {
+    util::iso_from_ms(util::now_ms().saturating_add(secs.saturating_mul(1000)))
+}
+
+/// `POST /user/new` (proxy admin). With `auto_create_key` (default true) a personal key is made
+/// in the same transaction and its raw value returned once as `key`.
+pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
+    let body = req.json()?;
+    scope::require_proxy_admin(who)?;
+    let user_id = match body.opt_str("user_id")? {
+        Some(id) if id.trim().is_empty() => {
+            return Err(Error::bad_param("user_id", "`user_id` must not be empty"))
+        }
+        Some(id) => id,
+        None => util::uuid4(),
+    };
+    let user_role = parse_role(
+        &body
+            .opt_str("user_role")?
+            .unwrap_or_else(|| Role::InternalUser.as_str().to_string()),
+    )?;
+    let models = body.opt_list("models")?.unwrap_or_default();
+    check_user_models(&models)?;
+    let duration = body.opt_duration("budget_duration")?;
+    let password = body.opt_str("password")?;
+    let team_ids = body.opt_list("teams")?.unwrap_or_default();
+    let auto_key = body.opt_bool("auto_create_key")?.unwrap_or(true);
+    let fields = UserFields {
+        email: body.opt_str("user_email")?.filter(|e| !e.is_empty()),
+        user_role,
+        password_hash: match &password {
+            Some(p) if !p.is_empty() => Some(auth::hash_password(p)?),
+            Some(_) => return Err(Error::bad_param("password", "`password` must not be empty")),
+            None => None,
+        },
+        models,
+        max_budget: body.opt_budget("max_budget")?,
+        soft_budget: body.opt_budget("soft_budget")?,
+        budget_reset_at: duration.as_ref().map(|(_, s)| reset_at(*s)),
+        budget_duration: duration.map(|(d, _)| d),
+        tpm_limit: body.opt_limit("tpm_limit")?,
+        rpm_limit: body.opt_limit("rpm_limit")?,
+        max_parallel_requests: body.opt_limit("max_parallel_requests")?,
+        metadata: Value::Object(body.opt_obj("metadata")?.unwrap_or_default()),
+    };
+    let by = who.user_id.clone();
+    let raw = auto_key.then(auth::new_raw_key);
+    let mut out = ctx.pool.write(|tx| {
+        db::users::insert(tx, &user_id, &fields).map_err(|e| {
+            unique_or(e, || {
+                format!("A user with user_id {user_id} or this user_email already exists")
+            })
+        })?;
+        for t in &team_ids {
+            if db::teams::get(tx, t)?.is_none() {
+                return Err(Error::bad_param(
+                    "teams",
+                    format!("Team {t} does not exist"),
+                ));
+            }
+            db::teams::add_member(tx, t, &user_id, "user", None)
+                .map_err(|e| unique_or(e, || format!("Team {t} is listed twice")))?;
+        }
+        if let Some(raw) = &raw {
+            let k = db::keys::NewKey {
+                token: auth::hash_key(raw),
+                key_name: auth::key_name(raw),
+                user_id: Some(user_id.clone()),
+                created_by: by.clone(),
+                ..Default::default()
+            };
+            db::keys::insert(tx, &k)?;
+        }
+        user_reply(tx, &user_id)
+    })?;
+    if let (Some(raw), Some(o)) = (raw, out.as_object_mut()) {
+        o.insert("key_name".into(), Value::String(auth::key_name(&raw)));
+        o.insert("key".into(), Value::String(raw));
+        o.insert("expires".into(), Value::Null);
+    }
+    Reply::ok(out)
+}
+
+/// May the caller see this user? Themselves, or proxy admins and viewers.
+fn sees(who: &Caller, user_id: &str) -> bool {
+    who.role.reads_all() || who.user_id.as_deref() == Some(user_id)
+}
+
+/// `GET /user/info?user_id=` (default: the caller): `{user_id, user_info, keys, teams}`.
+pub fn info(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
+    let target = match req.query("user_id").filter(|s| !s.is_empty()) {
+        Some(u) => u.to_string(),
+        None => who
+            .user_id
+            .clone()
+            .ok_or_else(|| Error::bad_param("user_id", "`user_id` is required"))?,
+    };
+    let out = ctx.pool.read(|c| {
+        let u = match db::users::get(c, &target)? {
+            Some(u) if sees(who, &u.id) => u,
+            _ => return Err(not_found(&target)),
+        };
+        let memberships = db::teams::memberships_of_user(c, &u.id)?;
+        let team_ids: Vec<String> = memberships.iter().map(|m| m.team_id.clone()).collect();
+        let mut team_objs = Vec::new();
+        for id in &team_ids {
+            if let Some(t) = db::teams::get(c, id)? {
+                team_objs.push(teams::team_json(&t, &db::teams::members(c, id)?));
+            }
+        }
+        let keys = db::keys::summaries_by_user(c, &u.id)?;
+        Ok(json!({
+            "user_id": u.id,
+            "user_info": user_json(&u, &team_ids),
+            "keys": keys.iter().map(teams::key_json).collect::<Vec<_>>(),
+            "teams": team_objs,
+        }))
+    })?;
+    Reply::ok(out)
+}
+
+/// Fields a user may change on themselves (besides naming themselves with `user_id`).
+const SELF_FIELDS: &[&str] = &["user_id", "user_email", "password", "metadata"];
+
+/// `POST /user/update` (`user_id`, or `user_email` to name the user). A proxy admin changes
+/// anything; a user only their own `user_email`, `password` and `metadata` — any other field
+/// (`user_role`, `models`, budgets, limits, ...) is 403 and nothing changes.
+pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
+    let body = req.json()?;
+    let by_id = body.opt_str("user_id")?.filter(|s| !s.trim().is_empty());
+    let email = body.opt_str("user_email")?;
+    if by_id.is_none() && email.as_deref().is_none_or(str::is_empty) {
+        return Err(Error::bad_param(
+            "user_id",
+            "`user_id` or `user_email` is required",
+        ));
+    }
+    // With a user_id, user_email is the new email; alone it names the user.
+    let new_email = if by_id.is_some() { email.clone() } else { None };
+    let role = body
+        .opt_str("user_role")?
+        .map(|r| parse_role(&r))
+        .transpose()?;
+    let models = body.opt_list("models")?;
+    if let Some(m) = &models {
+        check_user_models(m)?;
+    }
+    let max_budget = body.opt_budget("max_budget")?;
+    let soft_budget = body.opt_budget("soft_budget")?;
+    let duration = body.opt_duration("budget_duration")?;
+    let tpm = body.opt_limit("tpm_limit")?;
+    let rpm = body.opt_limit("rpm_limit")?;
+    let par = body.opt_limit("max_parallel_requests")?;
+    let metadata = body.opt_obj("metadata")?;
+    let password_hash = match body.opt_str("password")? {
+        Some(p) if p.is_empty() => {
+            return Err(Error::bad_param("password", "`password` must not be empty"))
+        }
+        Some(p) => Some(auth::hash_password(&p)?),
+        None => None,
+    };
+    let out = ctx.pool.write(|tx| {
+        let target = match &by_id {
+            Some(id) => db::users::get(tx, id)?,
+            None => {
+                let e = email.as_deref().unwrap_or_default();
+                match db::users::ids_by_email(tx, e)?.as_slice() {
+                    [] => None,
+                    [one] => db::users::get(tx, one)?,
+                    _ => {
+                        return Err(Error::bad_param(
+                            "user_email",
+                            format!("more than one user has the email {e}; pass user_id"),
+                        ))
+                    }
+                }
+            }
+        };
+        let shown = by_id.clone().or(email.clone()).unwrap_or_default();
+        let u = match target {
+            Some(u) if sees(who, &u.id) => u,
+            _ => return Err(not_found(&shown)),
+        };
+        // The one authorization check, on the stored user.
+        scope::require_writer(who)?;
+        if !who.is_proxy_admin() {
+            let is_self = who.user_id.as_deref() == Some(u.id.as_str());
+            let extra: Vec<&String> = body
+                .0
+                .iter()
+                .filter(|(k, v)| !v.is_null() && !SELF_FIELDS.contains(&k.as_str()))
+                .map(|(k, _)| k)
+                .collect();
+            if !is_self || !extra.is_empty() {
+                return Err(Error::Forbidden(format!(
+                    "Only proxy admins can change {}; users may change their own user_email, \
+                     password and metadata",
+                    if extra.is_empty() {
+                        "other users".to_string()
+                    } else {
+                        format!("{extra:?}")
+                    }
+                )));
+            }
+        }
+        let mut f = UserFields::of(&u);
+        if let Some(e) = &new_email {
+            f.email = Some(e.clone()).filter(|e| !e.is_empty());
+        }
+        if let Some(r) = &role {
+            f.user_role = r.clone();
+        }
+        if let Some(m) = &models {
+            f.models = m.clone();
+        }
+        if let Some(h) = &password_hash {
+            f.password_hash = Some(h.clone());
+        }
+        if let Some(m) = &metadata {
+            f.metadata = Value::Object(m.clone());
+        }
+        f.max_budget = max_budget.or(f.max_budget);
+        f.soft_budget = soft_budget.or(f.soft_budget);
+        f.tpm_limit = tpm.or(f.tpm_limit);
+        f.rpm_limit = rpm.or(f.rpm_limit);
+        f.max_parallel_requests = par.or(f.max_parallel_requests);
+        if let Some((d, secs)) = &duration {
+            f.budget_duration = Some(d.clone());
+            f.budget_reset_at = Some(reset_at(*secs));
+        }
+        db::users::update(tx, &u.id, &f)
+            .map_err(|e| unique_or(e, || "Another user already has this user_email".into()))?;
+        user_reply(tx, &u.id)
+    })?;
+    Reply::ok(out)
+}
+
+/// `POST /user/delete` (`user_ids`; proxy admin): all or nothing in one transaction; the users'
+/// keys and memberships go with them (FK cascade).
+pub fn delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
+    let body = req.json()?;
+    scope::require_proxy_admin(who)?;
+    let ids = body.opt_list("user_ids")?.unwrap_or_default();
+    if ids.is_empty() {
+        return Err(Error::bad_param("user_ids", "`user_ids` is required"));
+    }
+    ctx.pool.write(|tx| {
+        for id in &ids {
+            if db::users::get(tx, id)?.is_none() {
+                return Err(not_found(id));
+            }
+        }
+        for id in &ids {
+            db::users::delete(tx, id)?;
+        }
+        Ok(())
+    })?;
+    Reply::ok(json!({"deleted_users": ids}))
+}
+
+const MAX_PAGE_SIZE: u64 = 100;
+
+fn query_u64(req: &Req, name: &str, default: u64, min: u64, max: u64) -> Result<u64> {
+    match req.query(name).filter(|s| !s.is_empty()) {
+        None => Ok(default),
+        Some(s) => match s.parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(Error::bad_param(
+                name,
+                format!("`{name}` must be an integer from {min} to {max}"),
+            )),
+        },
+    }
+}
+
+/// `GET /user/list` (proxy admins and viewers): `page`, `page_size` (default 1, 25; at most
+/// 100), optional `role` and comma-separated `user_ids`.
+pub fn list(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
+    if !who.role.reads_all() {
+        return Err(Error::Forbidden(
+            "Only proxy admins and proxy admin viewers can list users".into(),
+        ));
+    }
+    let page = query_u64(req, "page", 1, 1, i64::MAX as u64 / MAX_PAGE_SIZE)?;
+    let size = query_u64(req, "page_size", 25, 1, MAX_PAGE_SIZE)?;
+    let role =
+        match req.query("role").filter(|s| !s.is_empty()) {
+            Some(r) => Some(parse_role(r).map_err(|_| {
+                Error::bad_param("role", format!("`role` is not a user role: '{r}'"))
+            })?),
+            None => None,
+        };
+    let ids: Option<Vec<String>> = req.query("user_ids").filter(|s| !s.is_empty()).map(|s| {
+        s.split(',')
+            .map(|x| x.trim().to_string())
+            .filter(|x| !x.is_empty())
+            .collect()
+    });
+    let (page_i, size_i) = (page as i64, size as i64);
+    let out = ctx.pool.read(|c| {
+        let (rows, total) = db::users::list(
+            c,
+            role.as_deref(),
+            ids.as_deref(),
+            size_i,
+            (page_i - 1) * size_i,
+        )?;
+        let users = rows
+            .iter()
+            .map(|u| Ok(user_json(u, &db::teams::ids_of_user(c, &u.id)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(json!({
+            "users": users,
+            "total": total,
+            "page": page,
+            "page_size": size,
+            "total_pages": (total + size_i - 1) / size_i,
+        }))
+    })?;
+    Reply::ok(out)
 }

@@ -341,3 +341,86 @@ pub fn seed_team_member(s: &Server, team_id: &str, user_id: &str, role: &str) {
         )
         .expect("seed team member");
 }
+
+/// Seeds an organization straight into the database (test setup only; the org endpoints are
+/// tested in their own module).
+pub fn seed_org(s: &Server, org_id: &str, models: &[&str]) {
+    s.db()
+        .execute(
+            "INSERT INTO organizations (id, alias, models, created_at, updated_at)
+             VALUES (?1, ?1, ?2, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
+            rusqlite::params![org_id, serde_json::to_string(models).expect("json")],
+        )
+        .expect("seed org");
+}
+
+/// Seeds a team straight into the database (test setup only).
+pub fn seed_team(s: &Server, team_id: &str, org_id: Option<&str>, models: &[&str]) {
+    s.db()
+        .execute(
+            "INSERT INTO teams (id, alias, organization_id, models, created_at, updated_at)
+             VALUES (?1, ?1, ?2, ?3, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
+            rusqlite::params![
+                team_id,
+                org_id,
+                serde_json::to_string(models).expect("json")
+            ],
+        )
+        .expect("seed team");
+}
+
+/// Seeds a key of `user_id` in `team_id` straight into the database; returns the raw key.
+pub fn seed_team_key(s: &Server, team_id: &str, user_id: &str, org_id: Option<&str>) -> String {
+    let key = format!("sk-test-{team_id}-{user_id}-{}", "y".repeat(16));
+    s.db()
+        .execute(
+            "INSERT INTO api_keys (token, key_name, team_id, user_id, organization_id,
+             created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
+            rusqlite::params![
+                litegate::auth::hash_key(&key),
+                litegate::auth::key_name(&key),
+                team_id,
+                user_id,
+                org_id
+            ],
+        )
+        .expect("seed team key");
+    key
+}
+
+/// Every row of the management tables as text, for "a denied call changes nothing".
+pub fn snapshot(s: &Server) -> String {
+    let db = s.db();
+    let mut out = String::new();
+    for (table, order) in [
+        ("organizations", "id"),
+        ("users", "id"),
+        ("teams", "id"),
+        ("team_members", "team_id, user_id"),
+        ("organization_members", "organization_id, user_id"),
+        ("api_keys", "id"),
+        ("budgets", "id"),
+    ] {
+        let mut st = db
+            .prepare(&format!("SELECT * FROM {table} ORDER BY {order}"))
+            .expect("prepare snapshot");
+        let n = st.column_count();
+        let rows = st
+            .query_map([], |r| {
+                let mut v = Vec::with_capacity(n);
+                for i in 0..n {
+                    v.push(format!("{:?}", r.get_ref(i)?));
+                }
+                Ok(v.join("|"))
+            })
+            .expect("snapshot");
+        for r in rows {
+            out.push_str(table);
+            out.push(':');
+            out.push_str(&r.expect("row"));
+            out.push('\n');
+        }
+    }
+    out
+}

@@ -8,3 +8,5 @@ mod budgets;
 mod common;
 mod organizations;
 mod server;
+mod teams;
+mod users;

@@ -1,0 +1,499 @@
+//! User endpoints (API.md §2 keys, §5 roles, §6 Users).
+
+use crate::common::*;
+use serde_json::{json, Value};
+
+fn expect(s: &Server, key: &str, path: &str, body: Value, status: u16) -> Value {
+    let before = snapshot(s);
+    let r = s.post(path, key, body.clone());
+    if status == 200 {
+        assert_eq!(r.status, 200, "{path} {body} -> {}", r.text());
+        r.json()
+    } else {
+        let v = assert_error(&r, status);
+        assert_eq!(snapshot(s), before, "{path} {body} changed the database");
+        v
+    }
+}
+
+/// Every byte of the database files (main file and WAL).
+fn db_bytes(s: &Server) -> Vec<u8> {
+    let mut all = Vec::new();
+    for e in std::fs::read_dir(s.dir.path()).unwrap() {
+        let p = e.unwrap().path();
+        if p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("litegate.db")
+        {
+            all.extend(std::fs::read(&p).unwrap());
+        }
+    }
+    all
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+fn role_of(s: &Server, user: &str) -> String {
+    s.db()
+        .query_row("SELECT user_role FROM users WHERE id = ?1", [user], |r| {
+            r.get(0)
+        })
+        .unwrap()
+}
+
+#[test]
+fn user_new_returns_a_working_key_stored_only_as_its_hash() {
+    let s = Server::start();
+    seed_team(&s, "t1", None, &[]);
+    let v = s.admin(
+        "/user/new",
+        json!({
+            "user_id": "carol", "user_email": "carol@example.com", "user_role": "internal_user",
+            "models": ["A", "B"], "max_budget": 12, "soft_budget": 3, "budget_duration": "7d",
+            "tpm_limit": 100, "rpm_limit": 5, "max_parallel_requests": 1,
+            "metadata": {"team": "x"}, "password": "correct horse battery", "teams": ["t1"]
+        }),
+    );
+    assert_eq!(v["user_id"], "carol");
+    assert_eq!(v["user_email"], "carol@example.com");
+    assert_eq!(v["user_role"], "internal_user");
+    assert_eq!(v["models"], json!(["A", "B"]));
+    assert_eq!(v["max_budget"], 12.0);
+    assert_eq!(v["soft_budget"], 3.0);
+    assert_eq!(v["spend"], 0.0);
+    assert_eq!(v["budget_duration"], "7d");
+    assert!(v["budget_reset_at"].is_string());
+    assert_eq!(v["tpm_limit"], 100);
+    assert_eq!(v["rpm_limit"], 5);
+    assert_eq!(v["max_parallel_requests"], 1);
+    assert_eq!(v["metadata"], json!({"team": "x"}));
+    assert_eq!(v["teams"], json!(["t1"]));
+    let key = v["key"].as_str().unwrap().to_string();
+    assert!(key.starts_with("sk-") && key.len() >= 35, "{key}");
+    assert_eq!(v["key_name"], litegate::auth::key_name(&key));
+    let text = v.to_string();
+    assert!(
+        !text.contains("password") && !text.contains("argon2"),
+        "{text}"
+    );
+    assert!(!text.contains("correct horse"), "{text}");
+
+    // Stored: the token (sha256 hex), the argon2id hash, the membership.
+    let token = litegate::auth::hash_key(&key);
+    assert_eq!(
+        s.count(&format!(
+            "SELECT count(*) FROM api_keys WHERE token = '{token}' AND user_id = 'carol' AND team_id IS NULL AND models = '[]'"
+        )),
+        1
+    );
+    let hash: String = s
+        .db()
+        .query_row(
+            "SELECT password_hash FROM users WHERE id = 'carol'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(litegate::auth::verify_password(
+        "correct horse battery",
+        &hash
+    ));
+    assert_eq!(
+        s.count("SELECT count(*) FROM team_members WHERE team_id = 't1' AND user_id = 'carol' AND role = 'user'"),
+        1
+    );
+
+    // The key works: /user/info without user_id answers for its owner.
+    let r = s.get("/user/info", &key);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let info = r.json();
+    assert_eq!(info["user_id"], "carol");
+    assert_eq!(info["user_info"]["user_email"], "carol@example.com");
+    assert_eq!(info["keys"][0]["token"], token);
+    assert_eq!(info["teams"][0]["team_id"], "t1");
+    assert!(!r.text().contains(&key));
+    assert!(!r.text().contains("argon2"));
+
+    // Neither the raw key nor the password is anywhere in the database files.
+    let bytes = db_bytes(&s);
+    assert!(
+        contains(&bytes, &token),
+        "token not found: wrong files read"
+    );
+    assert!(!contains(&bytes, &key), "raw key stored");
+    assert!(
+        !contains(&bytes, "correct horse battery"),
+        "password stored"
+    );
+}
+
+#[test]
+fn user_new_defaults_and_no_auto_key() {
+    let s = Server::start();
+    let v = s.admin("/user/new", json!({}));
+    let id = v["user_id"].as_str().unwrap();
+    assert_eq!(id.len(), 36);
+    assert_eq!(v["user_role"], "internal_user");
+    assert_eq!(v["user_email"], Value::Null);
+    assert!(v["key"].is_string());
+    assert_eq!(
+        s.count(&format!(
+            "SELECT count(*) FROM api_keys WHERE user_id = '{id}'"
+        )),
+        1
+    );
+    let v = s.admin(
+        "/user/new",
+        json!({"user_id": "nokey", "auto_create_key": false}),
+    );
+    assert!(v.get("key").is_none(), "{v}");
+    assert_eq!(
+        s.count("SELECT count(*) FROM api_keys WHERE user_id = 'nokey'"),
+        0
+    );
+}
+
+#[test]
+fn user_new_refusals_change_nothing() {
+    let s = Server::start();
+    seed_team(&s, "t1", None, &[]);
+    seed_user(&s, "bob", "internal_user");
+    let ins = seed_user(&s, "ins", "internal_user");
+    let iv = seed_user(&s, "iv", "internal_user_viewer");
+    let pv = seed_user(&s, "pv", "proxy_admin_viewer");
+    expect(&s, MASTER, "/user/new", json!({"user_id": "bob"}), 409);
+    // Emails are unique case-insensitively.
+    expect(
+        &s,
+        MASTER,
+        "/user/new",
+        json!({"user_id": "bob2", "user_email": "BOB@example.com"}),
+        409,
+    );
+    for (body, param) in [
+        (json!({"user_role": "god"}), "user_role"),
+        (json!({"user_role": "org_admin"}), "user_role"),
+        (json!({"teams": ["t1", "ghost"]}), "teams"),
+        (json!({"teams": "t1"}), "teams"),
+        (json!({"max_budget": -1}), "max_budget"),
+        (json!({"models": [1]}), "models"),
+        (json!({"models": ["all-team-models"]}), "models"),
+        (json!({"tpm_limit": "x"}), "tpm_limit"),
+        (json!({"budget_duration": "1x"}), "budget_duration"),
+        (json!({"auto_create_key": "no"}), "auto_create_key"),
+        (json!({"user_id": ""}), "user_id"),
+    ] {
+        let e = expect(&s, MASTER, "/user/new", body.clone(), 400);
+        assert_eq!(e["error"]["param"], param, "{body}");
+    }
+    let before = snapshot(&s);
+    for raw in [
+        &b"{nope"[..],
+        b"{\"max_budget\": NaN}",
+        b"{\"max_budget\": 1e999}",
+        b"[]",
+    ] {
+        let r = s.request("POST", "/user/new", Some(MASTER), Some(raw), &[]);
+        assert_error(&r, 400);
+    }
+    assert_eq!(snapshot(&s), before);
+    // Only proxy admins create users; nobody creates an admin for themselves.
+    for k in [&ins, &iv, &pv] {
+        expect(
+            &s,
+            k,
+            "/user/new",
+            json!({"user_id": "evil", "user_role": "proxy_admin"}),
+            403,
+        );
+    }
+    let r = s.request("POST", "/user/new", None, Some(b"{}"), &[]);
+    assert_error(&r, 401);
+    assert_eq!(s.count("SELECT count(*) FROM users WHERE id = 'evil'"), 0);
+}
+
+#[test]
+fn user_info_visibility() {
+    let s = Server::start();
+    let bob = seed_user(&s, "bob", "internal_user");
+    let eve = seed_user(&s, "eve", "internal_user");
+    let pv = seed_user(&s, "pv", "proxy_admin_viewer");
+    let iv = seed_user(&s, "iv", "internal_user_viewer");
+    seed_team(&s, "t1", None, &["A"]);
+    seed_team_member(&s, "t1", "bob", "admin");
+    let team_key = seed_team_key(&s, "t1", "bob", None);
+    for k in [MASTER, &bob, &pv] {
+        let r = s.get("/user/info?user_id=bob", k);
+        assert_eq!(r.status, 200, "{}", r.text());
+        let v = r.json();
+        assert_eq!(v["user_id"], "bob");
+        assert_eq!(v["user_info"]["user_role"], "internal_user");
+        assert_eq!(v["user_info"]["teams"], json!(["t1"]));
+        assert_eq!(v["keys"].as_array().unwrap().len(), 2);
+        assert_eq!(v["teams"][0]["team_id"], "t1");
+        assert_eq!(v["teams"][0]["models"], json!(["A"]));
+        assert!(!r.text().contains(&bob) && !r.text().contains(&team_key));
+        assert!(v["user_info"].get("password_hash").is_none());
+    }
+    for k in [&eve, &iv] {
+        assert_error(&s.get("/user/info?user_id=bob", k), 404);
+    }
+    let r = s.get("/user/info", &iv);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["user_id"], "iv");
+    assert_error(&s.get("/user/info?user_id=ghost", MASTER), 404);
+    assert_error(&s.request("GET", "/user/info", None, None, &[]), 401);
+}
+
+#[test]
+fn user_update_by_admin_and_by_self() {
+    let s = Server::start();
+    let bob = seed_user(&s, "bob", "internal_user");
+    seed_user(&s, "eve", "internal_user");
+    let pv = seed_user(&s, "pv", "proxy_admin_viewer");
+    let iv = seed_user(&s, "iv", "internal_user_viewer");
+    // The proxy admin changes anything.
+    let v = expect(
+        &s,
+        MASTER,
+        "/user/update",
+        json!({"user_id": "eve", "user_role": "proxy_admin_viewer", "models": ["A"],
+               "max_budget": 3, "rpm_limit": 2, "budget_duration": "1d",
+               "metadata": {"a": 1}}),
+        200,
+    );
+    assert_eq!(v["user_role"], "proxy_admin_viewer");
+    assert_eq!(v["models"], json!(["A"]));
+    assert_eq!(v["max_budget"], 3.0);
+    assert_eq!(v["rpm_limit"], 2);
+    assert_eq!(role_of(&s, "eve"), "proxy_admin_viewer");
+    // Named by email (case-insensitive) when no user_id is given.
+    let v = expect(
+        &s,
+        MASTER,
+        "/user/update",
+        json!({"user_email": "EVE@example.com", "user_role": "internal_user"}),
+        200,
+    );
+    assert_eq!(v["user_id"], "eve");
+    assert_eq!(role_of(&s, "eve"), "internal_user");
+
+    // A user changes their own email, password and metadata.
+    let v = expect(
+        &s,
+        &bob,
+        "/user/update",
+        json!({"user_id": "bob", "user_email": "robert@example.com", "metadata": {"x": 1},
+               "password": "s3cret-pass"}),
+        200,
+    );
+    assert_eq!(v["user_email"], "robert@example.com");
+    assert_eq!(v["metadata"], json!({"x": 1}));
+    assert!(!v.to_string().contains("s3cret") && !v.to_string().contains("argon2"));
+    let hash: String = s
+        .db()
+        .query_row(
+            "SELECT password_hash FROM users WHERE id = 'bob'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(litegate::auth::verify_password("s3cret-pass", &hash));
+
+    // ... but never their role (not even the same one), models, budgets or limits.
+    for body in [
+        json!({"user_id": "bob", "user_role": "proxy_admin"}),
+        json!({"user_id": "bob", "user_role": "internal_user"}),
+        json!({"user_id": "bob", "models": []}),
+        json!({"user_id": "bob", "models": ["A", "B", "C"]}),
+        json!({"user_id": "bob", "max_budget": 1e9}),
+        json!({"user_id": "bob", "tpm_limit": 1}),
+        json!({"user_id": "bob", "spend": 0}),
+        json!({"user_id": "bob", "metadata": {}, "user_role": "proxy_admin"}),
+        json!({"user_email": "robert@example.com", "user_role": "proxy_admin"}),
+    ] {
+        expect(&s, &bob, "/user/update", body, 403);
+    }
+    assert_eq!(role_of(&s, "bob"), "internal_user");
+    // Other users are invisible to a user (404); visible but read-only to a viewer (403).
+    expect(
+        &s,
+        &bob,
+        "/user/update",
+        json!({"user_id": "eve", "metadata": {}}),
+        404,
+    );
+    expect(
+        &s,
+        &pv,
+        "/user/update",
+        json!({"user_id": "eve", "metadata": {}}),
+        403,
+    );
+    expect(
+        &s,
+        &pv,
+        "/user/update",
+        json!({"user_id": "pv", "user_role": "proxy_admin"}),
+        403,
+    );
+    // A viewer never writes, not even to themselves.
+    expect(
+        &s,
+        &iv,
+        "/user/update",
+        json!({"user_id": "iv", "metadata": {"a": 1}}),
+        403,
+    );
+    assert_eq!(role_of(&s, "pv"), "proxy_admin_viewer");
+    // Conflicts and bad input.
+    expect(
+        &s,
+        MASTER,
+        "/user/update",
+        json!({"user_id": "eve", "user_email": "ROBERT@example.com"}),
+        409,
+    );
+    let e = expect(
+        &s,
+        MASTER,
+        "/user/update",
+        json!({"user_id": "eve", "user_role": "root"}),
+        400,
+    );
+    assert_eq!(e["error"]["param"], "user_role");
+    let e = expect(
+        &s,
+        MASTER,
+        "/user/update",
+        json!({"user_id": "eve", "max_budget": -2}),
+        400,
+    );
+    assert_eq!(e["error"]["param"], "max_budget");
+    let e = expect(&s, MASTER, "/user/update", json!({"metadata": {}}), 400);
+    assert_eq!(e["error"]["param"], "user_id");
+    expect(
+        &s,
+        MASTER,
+        "/user/update",
+        json!({"user_id": "ghost", "metadata": {}}),
+        404,
+    );
+    let r = s.request("POST", "/user/update", None, Some(b"{}"), &[]);
+    assert_error(&r, 401);
+}
+
+#[test]
+fn user_delete_takes_keys_and_memberships_in_one_transaction() {
+    let s = Server::start();
+    let bob = seed_user(&s, "bob", "internal_user");
+    seed_user(&s, "eve", "internal_user");
+    let pv = seed_user(&s, "pv", "proxy_admin_viewer");
+    seed_org(&s, "o", &[]);
+    seed_team(&s, "t1", Some("o"), &[]);
+    seed_team_member(&s, "t1", "eve", "admin");
+    seed_org_member(&s, "o", "eve", "internal_user");
+    seed_team_key(&s, "t1", "eve", Some("o"));
+    // Unknown id among known: 404, nothing deleted.
+    let e = expect(
+        &s,
+        MASTER,
+        "/user/delete",
+        json!({"user_ids": ["eve", "ghost"]}),
+        404,
+    );
+    assert!(e["error"]["message"].as_str().unwrap().contains("ghost"));
+    for k in [&bob, &pv] {
+        expect(&s, k, "/user/delete", json!({"user_ids": ["eve"]}), 403);
+    }
+    expect(&s, &bob, "/user/delete", json!({"user_ids": ["bob"]}), 403);
+    let v = expect(
+        &s,
+        MASTER,
+        "/user/delete",
+        json!({"user_ids": ["eve"]}),
+        200,
+    );
+    assert_eq!(v["deleted_users"], json!(["eve"]));
+    assert_eq!(s.count("SELECT count(*) FROM users WHERE id = 'eve'"), 0);
+    assert_eq!(
+        s.count("SELECT count(*) FROM api_keys WHERE user_id = 'eve'"),
+        0
+    );
+    assert_eq!(
+        s.count("SELECT count(*) FROM team_members WHERE user_id = 'eve'"),
+        0
+    );
+    assert_eq!(
+        s.count("SELECT count(*) FROM organization_members WHERE user_id = 'eve'"),
+        0
+    );
+    assert_eq!(s.count("SELECT count(*) FROM teams WHERE id = 't1'"), 1);
+    assert_eq!(s.count("SELECT count(*) FROM users WHERE id = 'bob'"), 1);
+    expect(&s, MASTER, "/user/delete", json!({}), 400);
+    expect(&s, MASTER, "/user/delete", json!({"user_ids": [1]}), 400);
+}
+
+#[test]
+fn user_list_pages_and_filters() {
+    let s = Server::start();
+    let bob = seed_user(&s, "bob", "internal_user");
+    let pv = seed_user(&s, "pv", "proxy_admin_viewer");
+    let iv = seed_user(&s, "iv", "internal_user_viewer");
+    s.admin(
+        "/user/new",
+        json!({"user_id": "u0", "password": "pw-0123456", "auto_create_key": false}),
+    );
+    for i in 1..5 {
+        s.admin(
+            "/user/new",
+            json!({"user_id": format!("u{i}"), "auto_create_key": false}),
+        );
+    }
+    let r = s.get("/user/list?page=1&page_size=3", MASTER);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["total"], 8);
+    assert_eq!(v["page"], 1);
+    assert_eq!(v["page_size"], 3);
+    assert_eq!(v["total_pages"], 3);
+    assert_eq!(v["users"].as_array().unwrap().len(), 3);
+    assert!(!r.text().contains("argon2") && !r.text().contains("password"));
+    let v = s.get("/user/list?page=3&page_size=3", &pv).json();
+    assert_eq!(v["users"].as_array().unwrap().len(), 2);
+    let v = s.get("/user/list", MASTER).json();
+    assert_eq!(v["page"], 1);
+    assert_eq!(v["page_size"], 25);
+    assert_eq!(v["users"].as_array().unwrap().len(), 8);
+    let v = s.get("/user/list?role=proxy_admin_viewer", MASTER).json();
+    assert_eq!(v["total"], 1);
+    assert_eq!(v["users"][0]["user_id"], "pv");
+    let v = s.get("/user/list?user_ids=u1,u3,ghost", MASTER).json();
+    assert_eq!(v["total"], 2);
+    let got: Vec<&str> = v["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["user_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, vec!["u1", "u3"]);
+    for q in [
+        "page=0",
+        "page_size=0",
+        "page_size=1000",
+        "page=x",
+        "role=god",
+    ] {
+        let e = assert_error(&s.get(&format!("/user/list?{q}"), MASTER), 400);
+        let param = q.split('=').next().unwrap();
+        assert_eq!(e["error"]["param"], param, "{q}");
+    }
+    for k in [&bob, &iv] {
+        assert_error(&s.get("/user/list", k), 403);
+    }
+    assert_error(&s.request("GET", "/user/list", None, None, &[]), 401);
+}
