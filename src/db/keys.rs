@@ -265,7 +265,7 @@ fn key_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeySummary> {
 
 const SUMMARIES_BY_TEAM: &str = "SELECT token, key_name, key_alias, models, spend, max_budget,
     expires, user_id, team_id, organization_id, blocked, created_at
-    FROM api_keys WHERE team_id = ?1 ORDER BY id";
+    FROM api_keys WHERE team_id = ?1 ORDER BY created_at, token";
 
 pub fn summaries_by_team(c: &Connection, team_id: &str) -> rusqlite::Result<Vec<KeySummary>> {
     let mut st = c.prepare_cached(SUMMARIES_BY_TEAM)?;
@@ -275,7 +275,7 @@ pub fn summaries_by_team(c: &Connection, team_id: &str) -> rusqlite::Result<Vec<
 
 const SUMMARIES_BY_USER: &str = "SELECT token, key_name, key_alias, models, spend, max_budget,
     expires, user_id, team_id, organization_id, blocked, created_at
-    FROM api_keys WHERE user_id = ?1 ORDER BY id";
+    FROM api_keys WHERE user_id = ?1 ORDER BY created_at, token";
 
 pub fn summaries_by_user(c: &Connection, user_id: &str) -> rusqlite::Result<Vec<KeySummary>> {
     let mut st = c.prepare_cached(SUMMARIES_BY_USER)?;

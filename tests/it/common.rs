@@ -399,7 +399,7 @@ pub fn snapshot(s: &Server) -> String {
         ("teams", "id"),
         ("team_members", "team_id, user_id"),
         ("organization_members", "organization_id, user_id"),
-        ("api_keys", "id"),
+        ("api_keys", "token"),
         ("budgets", "id"),
     ] {
         let mut st = db
