@@ -59,7 +59,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                  VALUES (?1, ?1, ?2, '[\"all-org-models\"]', ?3, ?3)",
             )?;
             for i in 0..n_teams {
-                st.execute(params![format!("team-{i}"), format!("org-{}", i % n_orgs), now])?;
+                st.execute(params![
+                    format!("team-{i}"),
+                    format!("org-{}", i % n_orgs),
+                    now
+                ])?;
             }
             let mut st = tx.prepare(
                 "INSERT INTO api_keys (token, key_name, models, team_id, created_at, updated_at)
@@ -91,7 +95,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "SELECT sum(length(models)) FROM teams",
         "SELECT sum(length(models)) FROM organizations",
     ] {
-        let _: i64 = c.query_row(sql, [], |r| r.get::<_, Option<i64>>(0)).map(|v| v.unwrap_or(0))?;
+        let _: i64 = c
+            .query_row(sql, [], |r| r.get::<_, Option<i64>>(0))
+            .map(|v| v.unwrap_or(0))?;
     }
     // Warm the page cache for both measurements alike.
     for t in tokens.iter().take(20_000) {

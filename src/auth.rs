@@ -353,7 +353,10 @@ impl Chain<'_> {
         let mut out: Vec<String> = Vec::new();
         let mut seen = BTreeSet::new();
         let mut candidates: Vec<&str> = cat.names().iter().map(|s| s.as_str()).collect();
-        for l in [self.key, self.team, self.org, self.user].into_iter().flatten() {
+        for l in [self.key, self.team, self.org, self.user]
+            .into_iter()
+            .flatten()
+        {
             for e in l {
                 if !e.contains('*') && !is_special(e) && cat.is_routable(e) {
                     candidates.push(e);
@@ -1079,8 +1082,14 @@ mod tests {
             presented_key(&h("x-litellm-api-key", "sk-b")).as_deref(),
             Some("sk-b")
         );
-        assert_eq!(presented_key(&h("api-key", "sk-c")).as_deref(), Some("sk-c"));
-        assert_eq!(presented_key(&h("X-API-Key", "sk-d")).as_deref(), Some("sk-d"));
+        assert_eq!(
+            presented_key(&h("api-key", "sk-c")).as_deref(),
+            Some("sk-c")
+        );
+        assert_eq!(
+            presented_key(&h("X-API-Key", "sk-d")).as_deref(),
+            Some("sk-d")
+        );
         assert_eq!(presented_key(&h("Authorization", "Bearer ")), None);
     }
 }

@@ -162,11 +162,7 @@ pub fn parse_args(argv: &[String]) -> Result<(Command, Args), ConfigError> {
                 args.workers = Some(n);
             }
             "--allow-weak-master-key" => args.allow_weak_master_key = true,
-            other => {
-                return Err(ConfigError(format!(
-                    "unknown argument '{other}'\n{USAGE}"
-                )))
-            }
+            other => return Err(ConfigError(format!("unknown argument '{other}'\n{USAGE}"))),
         }
         i += 1;
     }
@@ -208,7 +204,10 @@ pub fn load_with_env(
     }
     cfg.listen = match &args.listen {
         Some(l) => {
-            if l.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
+            if l.rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u16>().ok())
+                .is_none()
+            {
                 return Err(ConfigError(format!(
                     "--listen: '{l}' is not ADDR:PORT (e.g. 127.0.0.1:4000)"
                 )));
@@ -311,7 +310,9 @@ fn as_bool(v: &Yaml, file: &str, field: &str) -> Result<bool, ConfigError> {
         Yaml::Bool(b) => Ok(*b),
         Yaml::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
         Yaml::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
-        _ => Err(ConfigError(format!("{file}: {field}: expected true or false"))),
+        _ => Err(ConfigError(format!(
+            "{file}: {field}: expected true or false"
+        ))),
     }
 }
 
@@ -334,7 +335,11 @@ fn apply_yaml(
     let top = match &doc {
         Yaml::Null => return Ok(()),
         Yaml::Mapping(m) => m,
-        _ => return Err(ConfigError(format!("{file}: the top level must be a mapping"))),
+        _ => {
+            return Err(ConfigError(format!(
+                "{file}: the top level must be a mapping"
+            )))
+        }
     };
     for (k, v) in top {
         let key = as_str(k, file, "top level key")?;
@@ -355,9 +360,7 @@ fn apply_yaml(
                     let gv = resolve(gv, file, &field, env)?;
                     match gk.as_str() {
                         "master_key" => cfg.master_key = Some(as_str(&gv, file, &field)?),
-                        "database_path" => {
-                            cfg.db_path = PathBuf::from(as_str(&gv, file, &field)?)
-                        }
+                        "database_path" => cfg.db_path = PathBuf::from(as_str(&gv, file, &field)?),
                         "allow_weak_master_key" => {
                             cfg.allow_weak_master_key = as_bool(&gv, file, &field)?
                         }
@@ -587,13 +590,15 @@ mod tests {
         )
         .expect_err("neg");
         assert!(e.0.contains("input_cost_per_token"), "{e}");
-        let e = load_text("general_settings:\n  master_key: os.environ/NOPE\n", &no_env)
-            .expect_err("env");
+        let e = load_text(
+            "general_settings:\n  master_key: os.environ/NOPE\n",
+            &no_env,
+        )
+        .expect_err("env");
         assert!(e.0.contains("NOPE"), "{e}");
         let e = load_text("general_settings:\n  master_key: abc\n", &no_env).expect_err("sk");
         assert!(e.0.contains("sk-"), "{e}");
-        let e =
-            load_text("general_settings:\n  master_key: sk-1234\n", &no_env).expect_err("weak");
+        let e = load_text("general_settings:\n  master_key: sk-1234\n", &no_env).expect_err("weak");
         assert!(e.0.contains("publicly known"), "{e}");
         assert!(load_text(
             "general_settings:\n  master_key: sk-1234\n  allow_weak_master_key: true\n",

@@ -18,10 +18,7 @@ pub enum Error {
     /// 403 `permission_error`.
     Forbidden(String),
     /// 403 with a model-access type (`key_model_access_denied`, ...), `param: "model"`.
-    ModelDenied {
-        kind: &'static str,
-        message: String,
-    },
+    ModelDenied { kind: &'static str, message: String },
     /// 404 `not_found_error`.
     NotFound(String),
     /// 405: the path exists with another method.

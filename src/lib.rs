@@ -1,6 +1,8 @@
 //! litegate: a single-binary LLM gateway. `run` opens the store, settles the master key,
 //! binds the listener and serves. See docs/ARCHITECTURE.md for the map.
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod auth;
 pub mod config;
 pub mod db;

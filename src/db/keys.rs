@@ -122,7 +122,9 @@ const BY_TOKEN: &str = "SELECT token, key_name, key_alias, models, aliases, team
 
 pub fn by_token(c: &Connection, token: &str) -> rusqlite::Result<Option<KeyRec>> {
     use rusqlite::OptionalExtension;
-    c.prepare_cached(BY_TOKEN)?.query_row([token], key_rec).optional()
+    c.prepare_cached(BY_TOKEN)?
+        .query_row([token], key_rec)
+        .optional()
 }
 
 const BY_ALIAS: &str = "SELECT token, key_name, key_alias, models, aliases, team_id, user_id,
@@ -132,7 +134,9 @@ const BY_ALIAS: &str = "SELECT token, key_name, key_alias, models, aliases, team
 
 pub fn by_alias(c: &Connection, alias: &str) -> rusqlite::Result<Option<KeyRec>> {
     use rusqlite::OptionalExtension;
-    c.prepare_cached(BY_ALIAS)?.query_row([alias], key_rec).optional()
+    c.prepare_cached(BY_ALIAS)?
+        .query_row([alias], key_rec)
+        .optional()
 }
 
 const UPDATE: &str = "UPDATE api_keys SET key_alias = ?2, models = ?3, aliases = ?4, team_id = ?5,
@@ -153,7 +157,11 @@ pub fn save(
         token,
         k.key_alias,
         super::to_json(&k.models),
-        if k.aliases.is_object() { k.aliases.to_string() } else { "{}".into() },
+        if k.aliases.is_object() {
+            k.aliases.to_string()
+        } else {
+            "{}".into()
+        },
         k.team_id,
         k.user_id,
         k.organization_id,
@@ -165,7 +173,11 @@ pub fn save(
         k.tpm_limit,
         k.rpm_limit,
         k.max_parallel_requests,
-        if k.metadata.is_object() { k.metadata.to_string() } else { "{}".into() },
+        if k.metadata.is_object() {
+            k.metadata.to_string()
+        } else {
+            "{}".into()
+        },
         k.blocked as i64,
         k.token,
         k.key_name,
@@ -203,7 +215,12 @@ const SCOPE: &str = "(?4 = 1 OR k.user_id = ?5
     AND (?3 IS NULL OR k.user_id = ?3)
     AND (?6 IS NULL OR k.key_alias = ?6)";
 
-pub fn list(c: &Connection, f: &ListFilter, limit: i64, offset: i64) -> rusqlite::Result<(Vec<KeyRec>, i64)> {
+pub fn list(
+    c: &Connection,
+    f: &ListFilter,
+    limit: i64,
+    offset: i64,
+) -> rusqlite::Result<(Vec<KeyRec>, i64)> {
     let count_sql = format!("SELECT count(*) FROM api_keys k WHERE {SCOPE}");
     let list_sql = format!(
         "SELECT {} FROM api_keys k WHERE {SCOPE} ORDER BY k.created_at, k.token LIMIT ?7 OFFSET ?8",
@@ -215,12 +232,28 @@ pub fn list(c: &Connection, f: &ListFilter, limit: i64, offset: i64) -> rusqlite
     );
     let all = f.all as i64;
     let total: i64 = c.prepare_cached(&count_sql)?.query_row(
-        params![f.team_id, f.organization_id, f.user_id, all, f.viewer, f.key_alias],
+        params![
+            f.team_id,
+            f.organization_id,
+            f.user_id,
+            all,
+            f.viewer,
+            f.key_alias
+        ],
         |r| r.get(0),
     )?;
     let mut st = c.prepare_cached(&list_sql)?;
     let rows = st.query_map(
-        params![f.team_id, f.organization_id, f.user_id, all, f.viewer, f.key_alias, limit, offset],
+        params![
+            f.team_id,
+            f.organization_id,
+            f.user_id,
+            all,
+            f.viewer,
+            f.key_alias,
+            limit,
+            offset
+        ],
         key_rec,
     )?;
     Ok((rows.collect::<rusqlite::Result<Vec<_>>>()?, total))

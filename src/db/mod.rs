@@ -134,9 +134,7 @@ impl Pool {
             }
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
-                return Err(Error::Unavailable(
-                    "the database is busy; try again".into(),
-                ));
+                return Err(Error::Unavailable("the database is busy; try again".into()));
             }
             idle = self
                 .freed

@@ -222,12 +222,13 @@ fn load_parent(
     org_id: Option<&str>,
     user_id: Option<&str>,
 ) -> Result<Parent> {
-    let team = match team_id {
-        Some(t) => Some(db::teams::get(c, t)?.ok_or_else(|| {
-            Error::bad_param("team_id", format!("team_id {t} does not exist"))
-        })?),
-        None => None,
-    };
+    let team =
+        match team_id {
+            Some(t) => Some(db::teams::get(c, t)?.ok_or_else(|| {
+                Error::bad_param("team_id", format!("team_id {t} does not exist"))
+            })?),
+            None => None,
+        };
     let org_id = match &team {
         Some(t) => {
             if let (Some(given), Some(tid)) = (org_id, &t.organization_id) {
@@ -250,7 +251,10 @@ fn load_parent(
     };
     let org = match &org_id {
         Some(o) => Some(db::orgs::get(c, o)?.ok_or_else(|| {
-            Error::bad_param("organization_id", format!("organization_id {o} does not exist"))
+            Error::bad_param(
+                "organization_id",
+                format!("organization_id {o} does not exist"),
+            )
         })?),
         None => None,
     };
@@ -298,13 +302,21 @@ fn key_fields(b: &Body) -> Result<KeyFields> {
         aliases: b.opt_obj("aliases")?.map(Value::Object),
         metadata: b.opt_obj("metadata")?.map(Value::Object),
         expires,
-        max_budget: tri("max_budget").then(|| b.opt_budget("max_budget")).transpose()?,
-        soft_budget: tri("soft_budget").then(|| b.opt_budget("soft_budget")).transpose()?,
+        max_budget: tri("max_budget")
+            .then(|| b.opt_budget("max_budget"))
+            .transpose()?,
+        soft_budget: tri("soft_budget")
+            .then(|| b.opt_budget("soft_budget"))
+            .transpose()?,
         budget_duration: tri("budget_duration")
             .then(|| b.opt_duration("budget_duration"))
             .transpose()?,
-        tpm: tri("tpm_limit").then(|| b.opt_limit("tpm_limit")).transpose()?,
-        rpm: tri("rpm_limit").then(|| b.opt_limit("rpm_limit")).transpose()?,
+        tpm: tri("tpm_limit")
+            .then(|| b.opt_limit("tpm_limit"))
+            .transpose()?,
+        rpm: tri("rpm_limit")
+            .then(|| b.opt_limit("rpm_limit"))
+            .transpose()?,
         parallel: tri("max_parallel_requests")
             .then(|| b.opt_limit("max_parallel_requests"))
             .transpose()?,
@@ -558,11 +570,11 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             org_for_parent.as_deref(),
             rec.k.user_id.as_deref(),
         )?;
-        rec.k.organization_id = parent
-            .org
-            .as_ref()
-            .map(|o| o.id.clone())
-            .or(rec.k.organization_id.clone().filter(|_| parent.team.is_none()));
+        rec.k.organization_id = parent.org.as_ref().map(|o| o.id.clone()).or(rec
+            .k
+            .organization_id
+            .clone()
+            .filter(|_| parent.team.is_none()));
         if models_changed || b.has("team_id") {
             check_models(ctx, &parent, &rec.k.models)?;
         }
@@ -570,7 +582,9 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         match db::keys::save(tx, &rec_token, &rec.k, who.user_id.as_deref()) {
             Ok(_) => {}
             Err(e) if db::is_unique_violation(&e) => {
-                return Err(Error::Conflict("a key with this key_alias already exists".into()))
+                return Err(Error::Conflict(
+                    "a key with this key_alias already exists".into(),
+                ))
             }
             Err(e) => return Err(e.into()),
         }
@@ -669,7 +683,9 @@ pub fn list(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         viewer: who.user_id.clone(),
     };
     if !filter.all && filter.viewer.is_none() {
-        return Err(Error::Forbidden("this key has no user; it cannot list keys".into()));
+        return Err(Error::Forbidden(
+            "this key has no user; it cannot list keys".into(),
+        ));
     }
     let (rows, total) = ctx
         .pool
@@ -768,7 +784,10 @@ pub fn regenerate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             let parent = load_parent(
                 tx,
                 rec.k.team_id.as_deref(),
-                rec.k.organization_id.as_deref().filter(|_| rec.k.team_id.is_none()),
+                rec.k
+                    .organization_id
+                    .as_deref()
+                    .filter(|_| rec.k.team_id.is_none()),
                 rec.k.user_id.as_deref(),
             )?;
             check_models(ctx, &parent, &rec.k.models)?;

@@ -294,16 +294,44 @@ const ROUTES: &[(&str, &str, H)] = &[
     ("POST", "/organization/new", H::A(organizations::create)),
     ("PATCH", "/organization/update", H::A(organizations::update)),
     ("POST", "/organization/update", H::A(organizations::update)),
-    ("DELETE", "/organization/delete", H::A(organizations::delete)),
+    (
+        "DELETE",
+        "/organization/delete",
+        H::A(organizations::delete),
+    ),
     ("POST", "/organization/delete", H::A(organizations::delete)),
     ("GET", "/organization/list", H::A(organizations::list)),
     ("GET", "/organization/info", H::A(organizations::info)),
-    ("POST", "/organization/info", H::A(organizations::info_deprecated)),
-    ("POST", "/organization/member_add", H::A(organizations::member_add)),
-    ("PATCH", "/organization/member_update", H::A(organizations::member_update)),
-    ("POST", "/organization/member_update", H::A(organizations::member_update)),
-    ("DELETE", "/organization/member_delete", H::A(organizations::member_delete)),
-    ("POST", "/organization/member_delete", H::A(organizations::member_delete)),
+    (
+        "POST",
+        "/organization/info",
+        H::A(organizations::info_deprecated),
+    ),
+    (
+        "POST",
+        "/organization/member_add",
+        H::A(organizations::member_add),
+    ),
+    (
+        "PATCH",
+        "/organization/member_update",
+        H::A(organizations::member_update),
+    ),
+    (
+        "POST",
+        "/organization/member_update",
+        H::A(organizations::member_update),
+    ),
+    (
+        "DELETE",
+        "/organization/member_delete",
+        H::A(organizations::member_delete),
+    ),
+    (
+        "POST",
+        "/organization/member_delete",
+        H::A(organizations::member_delete),
+    ),
     // Budgets.
     ("POST", "/budget/new", H::A(budgets::create)),
     ("POST", "/budget/update", H::A(budgets::update)),
@@ -357,7 +385,8 @@ fn path_matches(pattern: &str, path: &str) -> bool {
     if !pattern.contains('{') {
         return pattern == path;
     }
-    let (ps, xs): (Vec<&str>, Vec<&str>) = (pattern.split('/').collect(), path.split('/').collect());
+    let (ps, xs): (Vec<&str>, Vec<&str>) =
+        (pattern.split('/').collect(), path.split('/').collect());
     ps.len() == xs.len()
         && ps
             .iter()
@@ -471,28 +500,43 @@ fn respond(rq: tiny_http::Request, reply: Reply, extra: &[(String, String)]) -> 
         }
         r => (r, extra.to_vec()),
     };
-    let (status, ctype, reader, len): (u16, &str, Box<dyn Read + Send>, Option<usize>) =
-        match reply {
-            Reply::Json(s, v) => {
-                let b = serde_json::to_vec(&v).unwrap_or_default();
-                let n = b.len();
-                (s, "application/json", Box::new(std::io::Cursor::new(b)), Some(n))
-            }
-            Reply::Text(s, ct, t) => {
-                let n = t.len();
-                (s, ct, Box::new(std::io::Cursor::new(t.into_bytes())), Some(n))
-            }
-            Reply::Stream(s, ct, r) => (s, ct, r, None),
-            Reply::WithHeaders(r, _) => {
-                // Nested header wrappers are flattened above; render the inner reply plainly.
-                let b = match *r {
-                    Reply::Json(_, v) => serde_json::to_vec(&v).unwrap_or_default(),
-                    _ => Vec::new(),
-                };
-                let n = b.len();
-                (500, "application/json", Box::new(std::io::Cursor::new(b)), Some(n))
-            }
-        };
+    let (status, ctype, reader, len): (u16, &str, Box<dyn Read + Send>, Option<usize>) = match reply
+    {
+        Reply::Json(s, v) => {
+            let b = serde_json::to_vec(&v).unwrap_or_default();
+            let n = b.len();
+            (
+                s,
+                "application/json",
+                Box::new(std::io::Cursor::new(b)),
+                Some(n),
+            )
+        }
+        Reply::Text(s, ct, t) => {
+            let n = t.len();
+            (
+                s,
+                ct,
+                Box::new(std::io::Cursor::new(t.into_bytes())),
+                Some(n),
+            )
+        }
+        Reply::Stream(s, ct, r) => (s, ct, r, None),
+        Reply::WithHeaders(r, _) => {
+            // Nested header wrappers are flattened above; render the inner reply plainly.
+            let b = match *r {
+                Reply::Json(_, v) => serde_json::to_vec(&v).unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            let n = b.len();
+            (
+                500,
+                "application/json",
+                Box::new(std::io::Cursor::new(b)),
+                Some(n),
+            )
+        }
+    };
     let mut headers: Vec<tiny_http::Header> = Vec::new();
     headers.extend(header("Content-Type", ctype));
     for (k, v) in &extra {
@@ -512,7 +556,12 @@ fn handle(ctx: &Ctx, mut rq: tiny_http::Request) {
     let headers: Vec<(String, String)> = rq
         .headers()
         .iter()
-        .map(|h| (h.field.as_str().as_str().to_string(), h.value.as_str().to_string()))
+        .map(|h| {
+            (
+                h.field.as_str().as_str().to_string(),
+                h.value.as_str().to_string(),
+            )
+        })
         .collect();
     let body = read_body(&mut rq, ctx.cfg.max_body_bytes);
     let req = Req::new(&method, &url, headers, Vec::new());

@@ -44,10 +44,7 @@ fn deployment_json(d: &Deployment) -> Value {
     }
     info.insert("id".into(), json!(d.id));
     info.insert("access_groups".into(), json!(d.access_groups));
-    info.insert(
-        "input_cost_per_token".into(),
-        json!(d.input_cost_per_token),
-    );
+    info.insert("input_cost_per_token".into(), json!(d.input_cost_per_token));
     info.insert(
         "output_cost_per_token".into(),
         json!(d.output_cost_per_token),
@@ -76,13 +73,17 @@ fn visible(ctx: &Ctx, who: &Caller, filter: Option<&str>) -> Vec<Value> {
         .deployments
         .iter()
         .filter(|d| filter.is_none_or(|m| m == d.model_name || m == d.id))
-        .filter(|d| allowed.iter().any(|a| *a == d.model_name))
+        .filter(|d| allowed.contains(&d.model_name))
         .map(deployment_json)
         .collect()
 }
 
 pub fn info(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
-    let data = visible(ctx, who, req.query("litellm_model_id").or(req.query("model")));
+    let data = visible(
+        ctx,
+        who,
+        req.query("litellm_model_id").or(req.query("model")),
+    );
     Reply::ok(json!({ "data": data }))
 }
 

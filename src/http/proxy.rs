@@ -67,7 +67,12 @@ fn prepare<'a>(
         .route(&model)
         .into_iter()
         .next()
-        .ok_or_else(|| Error::bad_param("model", format!("Invalid model name passed in model={model}")))?;
+        .ok_or_else(|| {
+            Error::bad_param(
+                "model",
+                format!("Invalid model name passed in model={model}"),
+            )
+        })?;
     Ok((b, model, dep))
 }
 

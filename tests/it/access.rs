@@ -114,7 +114,10 @@ fn key_whose_team_leaves_its_org_may_call_nothing() {
     let key = key_for(&s, json!({"team_id": "t1", "models": ["all-org-models"]}));
     assert_eq!(chat(&s, &key, "A").status, 200);
     s.db()
-        .execute("UPDATE teams SET organization_id = NULL WHERE id = 't1'", [])
+        .execute(
+            "UPDATE teams SET organization_id = NULL WHERE id = 't1'",
+            [],
+        )
         .unwrap();
     assert!(models_of(&s, &key).is_empty());
     assert_denied(&chat(&s, &key, "A"), "key_model_access_denied");
@@ -186,7 +189,10 @@ fn all_org_models_is_refused_without_an_org_or_when_the_team_lacks_org_models() 
     let key = key_for(&s, json!({"team_id": "wide", "models": ["all-org-models"]}));
     assert_eq!(models_of(&s, &key), vec!["A", "B"]);
     // A key without a team, in an org of its own.
-    let key = key_for(&s, json!({"organization_id": "o1", "models": ["all-org-models"]}));
+    let key = key_for(
+        &s,
+        json!({"organization_id": "o1", "models": ["all-org-models"]}),
+    );
     assert_eq!(models_of(&s, &key), vec!["A", "B"]);
     assert_eq!(
         s.count("SELECT count(*) FROM api_keys"),
@@ -253,7 +259,10 @@ fn personal_keys_answer_to_the_user_and_the_keys_org() {
     let s = Server::start();
     let ukey = seed_user(&s, "u1", "internal_user");
     s.db()
-        .execute("UPDATE users SET models = '[\"A\",\"D\"]' WHERE id = 'u1'", [])
+        .execute(
+            "UPDATE users SET models = '[\"A\",\"D\"]' WHERE id = 'u1'",
+            [],
+        )
         .unwrap();
     assert_eq!(models_of(&s, &ukey), vec!["A", "D"]);
     let r = s.post(
@@ -272,10 +281,7 @@ fn personal_keys_answer_to_the_user_and_the_keys_org() {
 #[test]
 fn access_groups_and_wildcards() {
     let s = Server::start_with(
-        &format!(
-            "{TEST_CONFIG}  \n",
-        )
-        .replace(
+        &format!("{TEST_CONFIG}  \n",).replace(
             "general_settings:",
             "  - model_name: openai/*\n    litellm_params: { model: mock/any }\ngeneral_settings:",
         ),
@@ -366,7 +372,11 @@ fn mock_calls_completions_embeddings_and_stream() {
     let r = s.post("/completions", &key, json!({"model": "A", "prompt": "x"}));
     assert_eq!(r.status, 200);
     assert!(r.json()["choices"][0]["text"].is_string());
-    let r = s.post("/v1/embeddings", &key, json!({"model": "A", "input": ["a", "b"]}));
+    let r = s.post(
+        "/v1/embeddings",
+        &key,
+        json!({"model": "A", "input": ["a", "b"]}),
+    );
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["data"].as_array().unwrap().len(), 2);
     let r = s.post(
@@ -375,15 +385,24 @@ fn mock_calls_completions_embeddings_and_stream() {
         json!({"model": "A", "messages": [{"role": "user", "content": "hi"}], "stream": true}),
     );
     assert_eq!(r.status, 200);
-    assert!(r.header("content-type").unwrap().contains("text/event-stream"));
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .contains("text/event-stream"));
     let t = r.text();
-    assert!(t.contains("chat.completion.chunk") && t.trim_end().ends_with("data: [DONE]"), "{t}");
+    assert!(
+        t.contains("chat.completion.chunk") && t.trim_end().ends_with("data: [DONE]"),
+        "{t}"
+    );
 }
 
 #[test]
 fn key_aliases_apply_before_the_access_check() {
     let s = Server::start();
-    let key = key_for(&s, json!({"models": ["A"], "aliases": {"fast": "A", "sneaky": "C"}}));
+    let key = key_for(
+        &s,
+        json!({"models": ["A"], "aliases": {"fast": "A", "sneaky": "C"}}),
+    );
     let r = chat(&s, &key, "fast");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["model"], "A");

@@ -108,7 +108,16 @@ fn list(pool: &'static [&'static str]) -> impl Strategy<Value = Vec<String>> {
 }
 
 const ORG_POOL: &[&str] = &["A", "B", "C", "D", "grp-ab", "all-proxy-models", "Z"];
-const TEAM_POOL: &[&str] = &["A", "B", "C", "D", "grp-ab", "grp", "all-org-models", "all-proxy-models"];
+const TEAM_POOL: &[&str] = &[
+    "A",
+    "B",
+    "C",
+    "D",
+    "grp-ab",
+    "grp",
+    "all-org-models",
+    "all-proxy-models",
+];
 const KEY_POOL: &[&str] = &[
     "A",
     "B",
@@ -175,7 +184,11 @@ fn store(c: &rusqlite::Connection, tag: &str, k: &Case) -> String {
     .unwrap();
     let raw = format!("sk-prop-{tag}-0123456789abcdef");
     // A key without a team carries the org itself (its own organization_id).
-    let key_org = if team_id.is_none() { org_id.clone() } else { org_id };
+    let key_org = if team_id.is_none() {
+        org_id.clone()
+    } else {
+        org_id
+    };
     c.execute(
         "INSERT INTO api_keys (token, key_name, models, team_id, user_id, organization_id,
          created_at, updated_at) VALUES (?1, 'sk-...test', ?2, ?3, ?4, ?5, ?6, ?6)",
@@ -199,12 +212,7 @@ fn expected(k: &Case) -> Vec<String> {
     } else {
         None
     };
-    let set = model::key_set(
-        &k.key,
-        k.team.as_deref(),
-        k.org.as_deref(),
-        user.as_deref(),
-    );
+    let set = model::key_set(&k.key, k.team.as_deref(), k.org.as_deref(), user.as_deref());
     MODELS
         .iter()
         .filter(|m| set.contains(*m))

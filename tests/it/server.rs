@@ -64,7 +64,13 @@ fn malformed_json_is_400_and_changes_nothing() {
         &[],
     );
     assert_error(&r, 400);
-    let r = s.request("POST", "/organization/new", Some(MASTER), Some(b"[1,2]"), &[]);
+    let r = s.request(
+        "POST",
+        "/organization/new",
+        Some(MASTER),
+        Some(b"[1,2]"),
+        &[],
+    );
     assert_error(&r, 400);
     assert_eq!(s.count("SELECT count(*) FROM organizations"), 0);
 }
@@ -81,16 +87,17 @@ fn huge_body_is_413() {
 #[test]
 fn data_survives_restart_and_newer_db_is_refused() {
     let mut s = Server::start();
-    let v = s.admin("/organization/new", json!({"organization_alias": "persist"}));
+    let v = s.admin(
+        "/organization/new",
+        json!({"organization_alias": "persist"}),
+    );
     let id = v["organization_id"].as_str().unwrap().to_string();
     s.restart();
     let r = s.get(&format!("/organization/info?organization_id={id}"), MASTER);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["organization_alias"], "persist");
     s.stop();
-    s.db()
-        .pragma_update(None, "user_version", 999)
-        .unwrap();
+    s.db().pragma_update(None, "user_version", 999).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_litegate"))
         .args(["--listen", "127.0.0.1:0", "--db"])
         .arg(s.db_path())
@@ -151,7 +158,10 @@ fn bad_config_exits_2_naming_file_and_field() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.yaml") && err.contains("litellm_params.model"), "{err}");
+    assert!(
+        err.contains("bad.yaml") && err.contains("litellm_params.model"),
+        "{err}"
+    );
 }
 
 #[test]
