@@ -60,6 +60,32 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     Ok(c)
 }
 
+/// SQLite before 3.51.3 has a WAL corruption bug; the bundled library must be newer.
+pub const MIN_SQLITE: (u32, u32, u32) = (3, 51, 3);
+
+pub fn sqlite_version_ok(v: &str) -> bool {
+    let mut it = v.split('.').map(|x| x.parse::<u32>().unwrap_or(0));
+    let got = (
+        it.next().unwrap_or(0),
+        it.next().unwrap_or(0),
+        it.next().unwrap_or(0),
+    );
+    got >= MIN_SQLITE
+}
+
+fn check_sqlite_version(c: &Connection) -> std::result::Result<(), String> {
+    let v: String = c
+        .query_row("SELECT sqlite_version()", [], |r| r.get(0))
+        .map_err(|e| format!("cannot read the SQLite version: {e}"))?;
+    if !sqlite_version_ok(&v) {
+        return Err(format!(
+            "SQLite {v} is too old (a WAL corruption bug is fixed in 3.51.3); rebuild with the \
+             bundled SQLite"
+        ));
+    }
+    Ok(())
+}
+
 pub struct Pool {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
@@ -106,6 +132,7 @@ impl Pool {
     /// Opens the database, applies the migrations and fills the pool.
     pub fn open(path: &Path, size: usize) -> std::result::Result<Pool, String> {
         let mut first = open(path).map_err(|e| format!("{}: cannot open: {e}", path.display()))?;
+        check_sqlite_version(&first)?;
         migrate::migrate(&mut first).map_err(|e| format!("{}: {e}", path.display()))?;
         let mut conns = vec![first];
         for _ in 1..size.max(1) {
@@ -195,4 +222,37 @@ const SETTINGS_PUT: &str = "INSERT INTO settings(name, value) VALUES (?1, ?2)
 pub fn settings_put(c: &rusqlite::Connection, name: &str, value: &str) -> rusqlite::Result<()> {
     c.prepare_cached(SETTINGS_PUT)?.execute([name, value])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundled_sqlite_is_new_enough() {
+        let c = Connection::open_in_memory().expect("mem");
+        assert!(check_sqlite_version(&c).is_ok());
+        assert!(sqlite_version_ok("3.51.3"));
+        assert!(sqlite_version_ok("3.54.1"));
+        assert!(!sqlite_version_ok("3.51.2"));
+        assert!(!sqlite_version_ok("3.45.0"));
+    }
+
+    #[test]
+    fn pragmas_are_applied() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let c = open(&dir.path().join("x.db")).expect("open");
+        let mode: String = c
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .expect("mode");
+        assert_eq!(mode, "wal");
+        let fk: i64 = c
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .expect("fk");
+        assert_eq!(fk, 1);
+        let sync: i64 = c
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .expect("sync");
+        assert_eq!(sync, 1, "NORMAL");
+    }
 }

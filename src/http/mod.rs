@@ -428,16 +428,19 @@ fn route(method: &str, path: &str) -> std::result::Result<H, Error> {
 
 /// Runs one request through routing, authentication and its handler; never panics.
 pub fn dispatch(ctx: &Ctx, req: &Req) -> Reply {
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        match route(&req.method, &req.path)? {
-            H::P(h) => h(ctx, req),
-            H::A(h) => {
-                let caller = ctx.caller(req)?;
-                h(ctx, &caller, req)
-            }
+    guarded(req, || match route(&req.method, &req.path)? {
+        H::P(h) => h(ctx, req),
+        H::A(h) => {
+            let caller = ctx.caller(req)?;
+            h(ctx, &caller, req)
         }
-    }));
-    let result = match result {
+    })
+}
+
+/// The panic guard: a panic in `f` becomes a 500 (detail logged, not sent) and the worker
+/// thread lives on; an `Err` becomes its envelope.
+fn guarded(req: &Req, f: impl FnOnce() -> Result<Reply>) -> Reply {
+    let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(p) => {
             let msg = p
@@ -623,6 +626,24 @@ mod tests {
         assert!(matches!(route("GET", "/nope"), Err(Error::NotFound(_))));
         assert!(route("POST", "/key/sk-abc/regenerate").is_ok());
         assert!(route("POST", "/key//regenerate").is_err());
+    }
+
+    #[test]
+    fn a_panicking_handler_becomes_a_500_and_the_thread_lives_on() {
+        let req = Req::new("GET", "/x?key=sk-secret", vec![], vec![]);
+        let reply = guarded(&req, || -> Result<Reply> {
+            panic!("boom at SELECT secret")
+        });
+        match reply {
+            Reply::Json(500, v) => {
+                assert_eq!(v["error"]["type"], "internal_server_error");
+                assert!(!v.to_string().contains("boom"), "{v}");
+            }
+            _ => panic!("expected a 500 JSON reply"),
+        }
+        // Same thread, still serving.
+        let ok = guarded(&req, || Reply::ok(serde_json::json!({"ok": true})));
+        assert!(matches!(ok, Reply::Json(200, _)));
     }
 
     #[test]

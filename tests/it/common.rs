@@ -88,6 +88,15 @@ impl Server {
         s
     }
 
+    /// The server's stderr (its log), kept across restarts.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("server.log")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
     pub fn db_path(&self) -> PathBuf {
         self.dir.path().join("litegate.db")
     }
@@ -108,10 +117,16 @@ impl Server {
             .env_remove("LITELLM_MASTER_KEY")
             .env_remove("LITEGATE_MASTER_KEY")
             .env("TEST_MASTER_KEY", MASTER)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "info")
             .current_dir(self.dir.path())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.log_path())
+                    .expect("log file"),
+            ));
         let mut child = cmd.spawn().expect("spawn litegate");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
@@ -136,7 +151,11 @@ impl Server {
                 }
                 Err(_) => {
                     let _ = child.kill();
-                    panic!("litegate did not start: {:?}", self.stdout_lines);
+                    panic!(
+                        "litegate did not start: {:?}\n{}",
+                        self.stdout_lines,
+                        self.log()
+                    );
                 }
             }
         }

@@ -176,3 +176,48 @@ fn weak_master_key_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("publicly known"));
 }
+
+#[test]
+fn access_log_has_one_line_per_request_and_never_a_raw_key() {
+    let s = Server::start();
+    let v = s.admin("/key/generate", json!({}));
+    let key = v["key"].as_str().unwrap().to_string();
+    let name = v["key_name"].as_str().unwrap().to_string();
+    assert_eq!(s.get("/v1/models", &key).status, 200);
+    let q = format!("/key/info?key={key}");
+    assert_eq!(s.get(&q, &key).status, 200);
+    let r = s.request(
+        "GET",
+        "/v1/models",
+        None,
+        None,
+        &[("x-api-key", "sk-wrong-key-0123456789")],
+    );
+    assert_eq!(r.status, 401);
+    // The log is written by the server process; poll until the last line is there.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let log = loop {
+        let log = s.log();
+        if log.matches("litegate::access").count() >= 4 || std::time::Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let access: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("litegate::access"))
+        .collect();
+    assert_eq!(access.len(), 4, "{log}");
+    assert!(access[0].contains("POST /key/generate 200") && access[0].contains("key=master_key"));
+    assert!(
+        access[1].contains("GET /v1/models 200") && access[1].contains(&name),
+        "{log}"
+    );
+    assert!(access[2].contains("GET /key/info 200"), "{log}");
+    assert!(access[3].contains("GET /v1/models 401") && access[3].contains("key=invalid"));
+    for secret in [key.as_str(), MASTER, "sk-wrong-key-0123456789"] {
+        assert!(!log.contains(secret), "secret in the log: {log}");
+    }
+    let log_token = litegate::auth::hash_key(&key);
+    assert!(!log.contains(&log_token), "token in the log");
+}
