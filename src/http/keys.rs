@@ -772,8 +772,10 @@ pub fn unblock(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
 pub fn regenerate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let b = req.json()?;
     scope::require_writer(who)?;
+    // The router ignores a trailing slash; so must this test, or `/key/regenerate/` reads
+    // `regenerate` as the key.
     let key = match super::path_param(req, "/key/{key}/regenerate", "key") {
-        Some(k) if req.path != "/key/regenerate" => k,
+        Some(k) if req.path.trim_end_matches('/') != "/key/regenerate" => k,
         _ => b.req_str("key")?,
     };
     let new_key = b.opt_str("new_key")?;

@@ -1036,7 +1036,7 @@ fn list_pages_through_every_key() {
 fn list_filters_and_scopes_to_the_caller() {
     let w = world();
     let s = &w.s;
-    let (a_team, _) = gen(s, &w.alice, json!({"team_id": "t1"}));
+    let (a_team, _) = gen(s, &w.alice, json!({"team_id": "t1", "key_alias": "a-team"}));
     let (a_personal, _) = gen(s, &w.alice, json!({}));
     let (t_key, _) = gen(s, &w.tadmin, json!({"team_id": "t1"}));
     let (svc_t1, _) = gen(s, MASTER, json!({"team_id": "t1"}));
@@ -1058,6 +1058,10 @@ fn list_filters_and_scopes_to_the_caller() {
     assert_eq!(
         tokens(&list(s, MASTER, "?organization_id=org2")),
         sorted_tokens(&[&bob_t2])
+    );
+    assert_eq!(
+        tokens(&list(s, MASTER, "?key_alias=a-team")),
+        sorted_tokens(&[&a_team])
     );
     // An internal user sees only their own keys...
     let v = list(s, &w.alice, q);
@@ -1266,6 +1270,31 @@ fn regenerate_by_path_with_raw_key_or_token() {
     expect(s, &w.pview, "/key/regenerate", json!({"key": k3}), 403);
     expect(s, &w.iviewer, "/key/regenerate", json!({"key": k3}), 403);
     assert_eq!(s.get("/v1/models", &k3).status, 200);
+}
+
+#[test]
+fn regenerate_accepts_a_trailing_slash_and_needs_a_key() {
+    // The router accepts `/key/regenerate/`; the handler must not then read `regenerate`
+    // as the key of `/key/{key}/regenerate`.
+    let s = Server::start();
+    let (k1, _) = gen(&s, MASTER, json!({"key_alias": "slash"}));
+    let v = expect(&s, MASTER, "/key/regenerate/", json!({"key": k1}), 200);
+    let k2 = v["key"].as_str().unwrap().to_string();
+    assert_error(&s.get("/v1/models", &k1), 401);
+    let v = expect(
+        &s,
+        MASTER,
+        &format!("/key/{k2}/regenerate/"),
+        json!({}),
+        200,
+    );
+    assert_error(&s.get("/v1/models", &k2), 401);
+    let k3 = v["key"].as_str().unwrap();
+    assert_eq!(col(&s, k3, "key_alias"), "slash");
+    for path in ["/key/regenerate", "/key/regenerate/"] {
+        let v = expect(&s, MASTER, path, json!({}), 400);
+        assert_eq!(v["error"]["param"], "key", "{path}");
+    }
 }
 
 #[test]
