@@ -259,10 +259,23 @@ fn load_parent(
         None => None,
     };
     let user = match user_id {
-        Some(u) if u != auth::MASTER_USER_ID => db::users::get(c, u)?,
-        _ => None,
+        Some(u) => db::users::get(c, u)?,
+        None => None,
     };
     Ok(Parent { team, org, user })
+}
+
+/// The last instant our ISO-8601 text can hold (9999-12-31T23:59:59.999Z). A later one is
+/// written with a 5-digit year that the key check cannot read back, i.e. a key expired at birth.
+const MAX_ISO_MS: i64 = 253_402_300_799_999;
+
+/// `secs` from now as stored ISO-8601 text; 400 naming `field` past year 9999 or on overflow.
+fn from_now(field: &str, secs: i64) -> Result<String> {
+    secs.checked_mul(1000)
+        .and_then(|ms| util::now_ms().checked_add(ms))
+        .filter(|ms| *ms <= MAX_ISO_MS)
+        .map(util::iso_from_ms)
+        .ok_or_else(|| Error::bad_param(field, format!("`{field}` reaches past the year 9999")))
 }
 
 struct KeyFields {
@@ -273,7 +286,8 @@ struct KeyFields {
     expires: Option<Option<String>>,
     max_budget: Option<Option<f64>>,
     soft_budget: Option<Option<f64>>,
-    budget_duration: Option<Option<(String, i64)>>,
+    /// (duration text, next reset time).
+    budget_duration: Option<Option<(String, String)>>,
     tpm: Option<Option<i64>>,
     rpm: Option<Option<i64>>,
     parallel: Option<Option<i64>>,
@@ -291,7 +305,8 @@ fn key_fields(b: &Body) -> Result<KeyFields> {
     let expires = if tri("duration") {
         Some(
             b.opt_duration("duration")?
-                .map(|(_, secs)| util::iso_from_ms(util::now_ms() + secs * 1000)),
+                .map(|(_, secs)| from_now("duration", secs))
+                .transpose()?,
         )
     } else {
         None
@@ -309,7 +324,11 @@ fn key_fields(b: &Body) -> Result<KeyFields> {
             .then(|| b.opt_budget("soft_budget"))
             .transpose()?,
         budget_duration: tri("budget_duration")
-            .then(|| b.opt_duration("budget_duration"))
+            .then(|| {
+                b.opt_duration("budget_duration")?
+                    .map(|(d, secs)| Ok::<_, Error>((d, from_now("budget_duration", secs)?)))
+                    .transpose()
+            })
             .transpose()?,
         tpm: tri("tpm_limit")
             .then(|| b.opt_limit("tpm_limit"))
@@ -324,7 +343,15 @@ fn key_fields(b: &Body) -> Result<KeyFields> {
     })
 }
 
+const BLOCK_DENIED: &str = "only proxy admins and team admins may block or unblock keys";
+
 impl KeyFields {
+    /// `blocked` given and different from the key's: the same decision as `/key/block`, so
+    /// `/key/update` and `/key/regenerate` are no side door around it.
+    fn changes_blocked(&self, k: &NewKey) -> bool {
+        self.blocked.is_some_and(|b| b != k.blocked)
+    }
+
     fn widens_budget(&self) -> bool {
         self.max_budget.is_some()
             || self.soft_budget.is_some()
@@ -357,9 +384,7 @@ impl KeyFields {
             k.soft_budget = x;
         }
         if let Some(d) = self.budget_duration {
-            k.budget_reset_at = d
-                .as_ref()
-                .map(|(_, secs)| util::iso_from_ms(util::now_ms() + secs * 1000));
+            k.budget_reset_at = d.as_ref().map(|(_, reset)| reset.clone());
             k.budget_duration = d.map(|(s, _)| s);
         }
         if let Some(x) = self.tpm {
@@ -483,7 +508,7 @@ pub fn generate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             }
         }
         if let Some(u) = &owner {
-            if u != auth::MASTER_USER_ID && parent.user.is_none() {
+            if parent.user.is_none() {
                 return Err(Error::bad_param(
                     "user_id",
                     format!("user_id {u} does not exist"),
@@ -550,12 +575,15 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                 "only an admin may change this key's budget or limits".into(),
             ));
         }
+        if !admin && !team_admin && fields.changes_blocked(&rec.k) {
+            return Err(Error::Forbidden(BLOCK_DENIED.into()));
+        }
         if let Some(t) = new_team {
             rec.k.team_id = t;
             rec.k.organization_id = None;
         }
-        if let Some(u) = new_user {
-            rec.k.user_id = u;
+        if let Some(u) = &new_user {
+            rec.k.user_id = u.clone();
         }
         let models_changed = fields.models.is_some();
         fields.apply(&mut rec.k);
@@ -570,6 +598,12 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             org_for_parent.as_deref(),
             rec.k.user_id.as_deref(),
         )?;
+        if let (Some(Some(u)), None) = (&new_user, &parent.user) {
+            return Err(Error::bad_param(
+                "user_id",
+                format!("user_id {u} does not exist"),
+            ));
+        }
         rec.k.organization_id = parent.org.as_ref().map(|o| o.id.clone()).or(rec
             .k
             .organization_id
@@ -718,9 +752,7 @@ fn set_blocked(ctx: &Ctx, who: &Caller, req: &Req, blocked: bool) -> Result<Repl
                 None => false,
             };
         if !allowed {
-            return Err(Error::Forbidden(
-                "only proxy admins and team admins may block or unblock keys".into(),
-            ));
+            return Err(Error::Forbidden(BLOCK_DENIED.into()));
         }
         rec.k.blocked = blocked;
         db::keys::save(tx, &rec_token, &rec.k, who.user_id.as_deref())?;
@@ -740,8 +772,10 @@ pub fn unblock(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
 pub fn regenerate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let b = req.json()?;
     scope::require_writer(who)?;
+    // The router ignores a trailing slash; so must this test, or `/key/regenerate/` reads
+    // `regenerate` as the key.
     let key = match super::path_param(req, "/key/{key}/regenerate", "key") {
-        Some(k) if req.path != "/key/regenerate" => k,
+        Some(k) if req.path.trim_end_matches('/') != "/key/regenerate" => k,
         _ => b.req_str("key")?,
     };
     let new_key = b.opt_str("new_key")?;
@@ -778,6 +812,9 @@ pub fn regenerate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                 "only an admin may change this key's budget or limits".into(),
             ));
         }
+        if fields.changes_blocked(&rec.k) && who.role != Role::ProxyAdmin && !team_admin {
+            return Err(Error::Forbidden(BLOCK_DENIED.into()));
+        }
         let models_changed = fields.models.is_some();
         fields.apply(&mut rec.k);
         if models_changed {
@@ -806,4 +843,22 @@ pub fn regenerate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let mut v = key_json(&rec);
     v["key"] = json!(raw);
     Reply::ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_iso_ms_is_the_last_readable_instant() {
+        assert_eq!(util::iso_from_ms(MAX_ISO_MS), "9999-12-31T23:59:59.999Z");
+        assert_eq!(
+            util::ms_from_iso(&util::iso_from_ms(MAX_ISO_MS)),
+            Some(MAX_ISO_MS)
+        );
+        assert_eq!(util::ms_from_iso(&util::iso_from_ms(MAX_ISO_MS + 1)), None);
+        assert!(from_now("duration", 3600).is_ok());
+        assert!(from_now("duration", i64::MAX / 1000).is_err());
+        assert!(from_now("duration", i64::MAX).is_err());
+    }
 }

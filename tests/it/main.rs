@@ -6,6 +6,7 @@ mod access;
 mod access_prop;
 mod budgets;
 mod common;
+mod keys;
 mod organizations;
 mod server;
 mod teams;
