@@ -4,10 +4,13 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod auth;
+pub mod budget;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod limits;
+pub mod upstream;
 pub mod util;
 
 use config::Config;
@@ -70,16 +73,55 @@ pub fn run(cfg: Config) -> Result<(), String> {
         catalog.deployments.len(),
         cfg.db_path.display()
     );
-    let ctx = Arc::new(http::Ctx {
+    // The context lives as long as the process: model calls hold permits and reservations
+    // borrowed from it for the life of a stream.
+    let ctx: &'static http::Ctx = Box::leak(Box::new(http::Ctx {
         cfg,
         pool,
         catalog,
         master_hash,
-    });
+        upstream: upstream::Upstream::new(),
+        budgets: budget::Reservations::default(),
+        limiter: limits::Limiter::new(),
+    }));
+    start_budget_resets(ctx);
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "litegate listening on http://{addr}");
         let _ = out.flush();
     }
     http::serve(ctx, Arc::new(server)).map_err(|e| format!("server: {e}"))
+}
+
+/// How often spend is reset where `budget_reset_at` has passed (LITEGATE_BUDGET_RESET_SECS).
+fn reset_interval() -> std::time::Duration {
+    let secs = std::env::var("LITEGATE_BUDGET_RESET_SECS")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| *s > 0.0)
+        .unwrap_or(60.0);
+    std::time::Duration::from_secs_f64(secs)
+}
+
+/// The background thread that resets budgets (API.md §7 `budget_duration`).
+fn start_budget_resets(ctx: &'static http::Ctx) {
+    let every = reset_interval();
+    let spawned = std::thread::Builder::new()
+        .name("budget-reset".into())
+        .spawn(move || loop {
+            std::thread::sleep(every);
+            let now = util::now_ms();
+            let iso = util::iso_from_ms(now);
+            match ctx
+                .pool
+                .write(|tx| Ok(db::spend::reset_due(tx, &iso, now)?))
+            {
+                Ok(0) => {}
+                Ok(n) => log::info!("reset the spend of {n} budget holder(s)"),
+                Err(e) => log::error!("budget reset failed: {e}"),
+            }
+        });
+    if let Err(e) = spawned {
+        log::error!("cannot start the budget reset thread: {e}");
+    }
 }

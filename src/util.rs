@@ -113,7 +113,8 @@ pub fn parse_duration(s: &str) -> Option<i64> {
         "mo" => 30 * 86_400,
         _ => return None,
     };
-    n.checked_mul(mult)
+    // Beyond 100 years a duration is a typo, and far-future timestamps stop being 4-digit years.
+    n.checked_mul(mult).filter(|s| *s <= 100 * 366 * 86_400)
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -185,6 +186,9 @@ mod tests {
         assert_eq!(parse_duration("d"), None);
         assert_eq!(parse_duration("5y"), None);
         assert_eq!(parse_duration("-5d"), None);
+        assert_eq!(parse_duration("9223372036854775s"), None);
+        assert_eq!(parse_duration("3000000d"), None);
+        assert_eq!(parse_duration("36500d"), Some(36500 * 86_400));
     }
 
     #[test]

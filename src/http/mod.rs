@@ -10,6 +10,7 @@ pub mod models;
 pub mod organizations;
 pub mod proxy;
 pub mod scope;
+pub mod spend;
 pub mod teams;
 pub mod users;
 
@@ -30,6 +31,9 @@ pub struct Ctx {
     pub catalog: Catalog,
     /// SHA-256 hex of the master key (the key itself is never kept).
     pub master_hash: String,
+    pub upstream: crate::upstream::Upstream,
+    pub budgets: crate::budget::Reservations,
+    pub limiter: crate::limits::Limiter,
 }
 
 impl Ctx {
@@ -259,11 +263,19 @@ impl Body {
     }
 }
 
+/// A streamed body: `pump` writes it through `emit`, which sends one chunk to the client and
+/// flushes, returning an error once the client has gone.
+pub trait StreamBody: Send {
+    fn pump(self: Box<Self>, emit: &mut dyn FnMut(&[u8]) -> std::io::Result<()>);
+}
+
 /// What a handler answers.
 pub enum Reply {
     Json(u16, Value),
-    /// A streamed body (server-sent events); content type and reader.
-    Stream(u16, &'static str, Box<dyn Read + Send>),
+    /// Bytes passed through as they are (an upstream's JSON answer).
+    Raw(u16, &'static str, Vec<u8>),
+    /// Server-sent events, each chunk flushed as it is produced.
+    Sse(Box<dyn StreamBody>),
     Text(u16, &'static str, String),
     /// Any reply with extra response headers (e.g. `retry-after`).
     WithHeaders(Box<Reply>, Vec<(String, String)>),
@@ -277,11 +289,15 @@ impl Reply {
 
 type Authed = fn(&Ctx, &Caller, &Req) -> Result<Reply>;
 type Public = fn(&Ctx, &Req) -> Result<Reply>;
+/// Model calls keep state (rate-limit permits, budget reservations) for the life of a stream,
+/// so they get the server's `'static` context.
+type Calls = fn(&'static Ctx, &Caller, &Req) -> Result<Reply>;
 
 #[derive(Clone, Copy)]
 enum H {
     A(Authed),
     P(Public),
+    C(Calls),
 }
 
 /// The routing table: (method, path, handler). `{key}` segments are matched by `route`.
@@ -373,12 +389,13 @@ const ROUTES: &[(&str, &str, H)] = &[
     ("GET", "/model/info", H::A(models::info)),
     ("GET", "/v1/model/info", H::A(models::info)),
     ("GET", "/v2/model/info", H::A(models::info_v2)),
-    ("POST", "/v1/chat/completions", H::A(proxy::chat)),
-    ("POST", "/chat/completions", H::A(proxy::chat)),
-    ("POST", "/v1/completions", H::A(proxy::completions)),
-    ("POST", "/completions", H::A(proxy::completions)),
-    ("POST", "/v1/embeddings", H::A(proxy::embeddings)),
-    ("POST", "/embeddings", H::A(proxy::embeddings)),
+    ("POST", "/v1/chat/completions", H::C(proxy::chat)),
+    ("POST", "/chat/completions", H::C(proxy::chat)),
+    ("POST", "/v1/completions", H::C(proxy::completions)),
+    ("POST", "/completions", H::C(proxy::completions)),
+    ("POST", "/v1/embeddings", H::C(proxy::embeddings)),
+    ("POST", "/embeddings", H::C(proxy::embeddings)),
+    ("GET", "/spend/logs", H::A(spend::logs)),
 ];
 
 fn path_matches(pattern: &str, path: &str) -> bool {
@@ -427,10 +444,14 @@ fn route(method: &str, path: &str) -> std::result::Result<H, Error> {
 }
 
 /// Runs one request through routing, authentication and its handler; never panics.
-pub fn dispatch(ctx: &Ctx, req: &Req) -> Reply {
+pub fn dispatch(ctx: &'static Ctx, req: &Req) -> Reply {
     guarded(req, || match route(&req.method, &req.path)? {
         H::P(h) => h(ctx, req),
         H::A(h) => {
+            let caller = ctx.caller(req)?;
+            h(ctx, &caller, req)
+        }
+        H::C(h) => {
             let caller = ctx.caller(req)?;
             h(ctx, &caller, req)
         }
@@ -503,56 +524,87 @@ fn respond(rq: tiny_http::Request, reply: Reply, extra: &[(String, String)]) -> 
         }
         r => (r, extra.to_vec()),
     };
-    let (status, ctype, reader, len): (u16, &str, Box<dyn Read + Send>, Option<usize>) = match reply
-    {
-        Reply::Json(s, v) => {
-            let b = serde_json::to_vec(&v).unwrap_or_default();
-            let n = b.len();
-            (
-                s,
-                "application/json",
-                Box::new(std::io::Cursor::new(b)),
-                Some(n),
-            )
-        }
-        Reply::Text(s, ct, t) => {
-            let n = t.len();
-            (
-                s,
-                ct,
-                Box::new(std::io::Cursor::new(t.into_bytes())),
-                Some(n),
-            )
-        }
-        Reply::Stream(s, ct, r) => (s, ct, r, None),
-        Reply::WithHeaders(r, _) => {
-            // Nested header wrappers are flattened above; render the inner reply plainly.
-            let b = match *r {
-                Reply::Json(_, v) => serde_json::to_vec(&v).unwrap_or_default(),
-                _ => Vec::new(),
-            };
-            let n = b.len();
-            (
-                500,
-                "application/json",
-                Box::new(std::io::Cursor::new(b)),
-                Some(n),
-            )
-        }
+    let (status, ctype, body): (u16, &str, Vec<u8>) = match reply {
+        Reply::Json(s, v) => (
+            s,
+            "application/json",
+            serde_json::to_vec(&v).unwrap_or_default(),
+        ),
+        Reply::Raw(s, ct, b) => (s, ct, b),
+        Reply::Text(s, ct, t) => (s, ct, t.into_bytes()),
+        Reply::Sse(body) => return respond_sse(rq, body, &extra),
+        Reply::WithHeaders(..) => (
+            500,
+            "application/json",
+            serde_json::to_vec(&Error::internal("nested headers").body()).unwrap_or_default(),
+        ),
     };
     let mut headers: Vec<tiny_http::Header> = Vec::new();
     headers.extend(header("Content-Type", ctype));
     for (k, v) in &extra {
         headers.extend(header(k, v));
     }
-    let resp = tiny_http::Response::new(tiny_http::StatusCode(status), headers, reader, len, None);
+    let n = body.len();
+    let resp = tiny_http::Response::new(
+        tiny_http::StatusCode(status),
+        headers,
+        std::io::Cursor::new(body),
+        Some(n),
+        None,
+    );
     if let Err(e) = rq.respond(resp) {
         log::debug!("client went away before the response was sent: {e}");
     }
     status
 }
 
-fn handle(ctx: &Ctx, mut rq: tiny_http::Request) {
+/// Server-sent events: our own status line and chunked framing on the raw connection, so each
+/// event reaches the client as soon as it is produced (tiny_http's response writer buffers).
+fn respond_sse(
+    rq: tiny_http::Request,
+    body: Box<dyn StreamBody>,
+    extra: &[(String, String)],
+) -> u16 {
+    use std::io::Write;
+    let mut w = rq.into_writer();
+    let mut head = String::from(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\
+         Transfer-Encoding: chunked\r\n",
+    );
+    for (k, v) in extra {
+        if !k.contains(['\r', '\n']) && !v.contains(['\r', '\n']) {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+    }
+    head.push_str("\r\n");
+    let mut alive = w.write_all(head.as_bytes()).and_then(|_| w.flush()).is_ok();
+    let mut emit = |chunk: &[u8]| -> std::io::Result<()> {
+        if !alive {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "client gone",
+            ));
+        }
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let r = write!(w, "{:x}\r\n", chunk.len())
+            .and_then(|_| w.write_all(chunk))
+            .and_then(|_| w.write_all(b"\r\n"))
+            .and_then(|_| w.flush());
+        if r.is_err() {
+            alive = false;
+        }
+        r
+    };
+    body.pump(&mut emit);
+    if alive {
+        let _ = w.write_all(b"0\r\n\r\n").and_then(|_| w.flush());
+    }
+    200
+}
+
+fn handle(ctx: &'static Ctx, mut rq: tiny_http::Request) {
     let started = Instant::now();
     let method = rq.method().as_str().to_string();
     let url = rq.url().to_string();
@@ -590,17 +642,17 @@ fn handle(ctx: &Ctx, mut rq: tiny_http::Request) {
 }
 
 /// Serves until the process ends: `workers` threads take requests from the listener.
-pub fn serve(ctx: Arc<Ctx>, server: Arc<tiny_http::Server>) -> std::io::Result<()> {
+pub fn serve(ctx: &'static Ctx, server: Arc<tiny_http::Server>) -> std::io::Result<()> {
     let mut handles = Vec::new();
     for i in 0..ctx.cfg.workers {
-        let (ctx, server) = (ctx.clone(), server.clone());
+        let server = server.clone();
         handles.push(
             std::thread::Builder::new()
                 .name(format!("worker-{i}"))
                 .stack_size(256 * 1024)
                 .spawn(move || {
                     while let Ok(rq) = server.recv() {
-                        handle(&ctx, rq);
+                        handle(ctx, rq);
                     }
                 })?,
         );

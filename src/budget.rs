@@ -1,0 +1,218 @@
+//! Budgets at request time (API.md §7). Owns the check order (key, team, organization, user,
+//! member) against the spend loaded by THE key check, and the in-memory reservations that keep
+//! concurrent calls from overshooting a budget: each admitted call reserves its estimated cost
+//! until its real spend is recorded. Persisting spend is `db::spend`'s; resetting it when
+//! `budget_reset_at` passes is `db::spend::reset_due`'s.
+
+use crate::auth::KeyRow;
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Level {
+    Key,
+    Team,
+    Org,
+    User,
+    TeamMember,
+    OrgMember,
+}
+
+impl Level {
+    fn name(&self) -> &'static str {
+        match self {
+            Level::Key => "Key",
+            Level::Team => "Team",
+            Level::Org => "Organization",
+            Level::User => "User",
+            Level::TeamMember => "Team member",
+            Level::OrgMember => "Organization member",
+        }
+    }
+}
+
+/// Estimated cost of calls admitted but not yet recorded, per budget holder.
+#[derive(Default)]
+pub struct Reservations {
+    inflight: Mutex<HashMap<(Level, String), f64>>,
+}
+
+/// An admitted call's reservation; released on drop (every exit path).
+pub struct Reservation<'a> {
+    owner: &'a Reservations,
+    held: Vec<((Level, String), f64)>,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let mut m = self
+            .owner
+            .inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for (k, amount) in self.held.drain(..) {
+            if let Some(v) = m.get_mut(&k) {
+                *v -= amount;
+                if *v <= 1e-12 {
+                    m.remove(&k);
+                }
+            }
+        }
+    }
+}
+
+/// (level, holder id, spend so far, max budget) for every budget that applies to this key.
+fn budgets_of(k: &KeyRow) -> Vec<(Level, String, f64, f64)> {
+    let mut v = Vec::new();
+    if let Some(max) = k.max_budget {
+        v.push((Level::Key, k.token.clone(), k.spend, max));
+    }
+    if let Some(t) = &k.team {
+        if let Some(max) = t.max_budget {
+            v.push((Level::Team, t.id.clone(), t.spend, max));
+        }
+    }
+    if let Some(o) = &k.org {
+        if let Some(max) = o.max_budget {
+            v.push((Level::Org, o.id.clone(), o.spend, max));
+        }
+    }
+    // User budgets apply to personal keys only (API.md §8).
+    if k.team_id.is_none() {
+        if let Some(u) = &k.user {
+            if let Some(max) = u.max_budget {
+                v.push((Level::User, u.id.clone(), u.spend, max));
+            }
+        }
+    }
+    if let (Some(m), Some(t), Some(u)) = (&k.team_member, &k.team_id, &k.user_id) {
+        if let Some(max) = m.max_budget {
+            v.push((Level::TeamMember, format!("{t}/{u}"), m.spend, max));
+        }
+    }
+    if let (Some(m), Some(o), Some(u)) = (&k.org_member, &k.org, &k.user_id) {
+        if let Some(max) = m.max_budget {
+            v.push((Level::OrgMember, format!("{}/{u}", o.id), m.spend, max));
+        }
+    }
+    v
+}
+
+impl Reservations {
+    /// Refuses the call (422 naming the level) when any budget's recorded spend plus what calls
+    /// in flight have reserved has reached its maximum; otherwise reserves `estimate` on each.
+    pub fn reserve(&self, k: &KeyRow, estimate: f64) -> Result<Reservation<'_>> {
+        let budgets = budgets_of(k);
+        if budgets.is_empty() {
+            return Ok(Reservation {
+                owner: self,
+                held: Vec::new(),
+            });
+        }
+        let estimate = if estimate.is_finite() && estimate > 0.0 {
+            estimate
+        } else {
+            0.0
+        };
+        let mut m = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        for (level, id, spend, max) in &budgets {
+            let reserved = m.get(&(level.clone(), id.clone())).copied().unwrap_or(0.0);
+            if spend + reserved >= *max {
+                return Err(Error::BudgetExceeded(format!(
+                    "Budget has been exceeded! {}={id} Current cost: {spend}, Max budget: {max}",
+                    level.name()
+                )));
+            }
+        }
+        let mut held = Vec::with_capacity(budgets.len());
+        for (level, id, _, _) in budgets {
+            let key = (level, id);
+            *m.entry(key.clone()).or_insert(0.0) += estimate;
+            held.push((key, estimate));
+        }
+        Ok(Reservation { owner: self, held })
+    }
+
+    #[cfg(test)]
+    fn reserved(&self) -> usize {
+        self.inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{KeyRow, TeamPart};
+
+    fn key(spend: f64, max: Option<f64>) -> KeyRow {
+        KeyRow {
+            token: "t".into(),
+            key_name: "sk-...".into(),
+            key_alias: None,
+            models: vec![],
+            aliases: "{}".into(),
+            team_id: Some("team".into()),
+            user_id: None,
+            organization_id: None,
+            expires: None,
+            blocked: false,
+            spend,
+            max_budget: max,
+            tpm_limit: None,
+            rpm_limit: None,
+            max_parallel_requests: None,
+            metadata: "{}".into(),
+            team: Some(TeamPart {
+                id: "team".into(),
+                alias: None,
+                organization_id: None,
+                models: vec![],
+                blocked: false,
+                spend: 0.0,
+                max_budget: Some(100.0),
+                tpm_limit: None,
+                rpm_limit: None,
+                max_parallel_requests: None,
+            }),
+            org: None,
+            user: None,
+            team_member: None,
+            org_member: None,
+        }
+    }
+
+    #[test]
+    fn under_budget_reserves_and_releases() {
+        let r = Reservations::default();
+        let k = key(0.5, Some(1.0));
+        let a = r.reserve(&k, 0.3).expect("first");
+        let b = r.reserve(&k, 0.3).expect("second: 0.5 + 0.3 < 1");
+        // 0.5 spent + 0.6 reserved >= 1: the third waits for the others to settle.
+        let e = r.reserve(&k, 0.3).err().expect("third refused");
+        assert_eq!(e.status(), 422);
+        assert!(e.message().contains("Key="), "{}", e.message());
+        drop(a);
+        drop(b);
+        assert_eq!(r.reserved(), 0);
+        assert!(r.reserve(&k, 0.3).is_ok());
+    }
+
+    #[test]
+    fn spent_budget_names_the_level() {
+        let r = Reservations::default();
+        let mut k = key(0.0, None);
+        if let Some(t) = k.team.as_mut() {
+            t.spend = 100.0;
+        }
+        let e = r.reserve(&k, 0.0).err().expect("team spent");
+        assert!(e.message().contains("Team=team"), "{}", e.message());
+        assert!(e.message().contains("Current cost: 100"), "{}", e.message());
+    }
+}

@@ -1,0 +1,182 @@
+//! Spend: recording a call's cost at every level with its spend-log row (one short
+//! transaction), reading the spend log, and resetting spend when `budget_reset_at` passes.
+
+use rusqlite::{params, Connection};
+
+/// One model call's outcome, as recorded.
+#[derive(Debug, Clone, Default)]
+pub struct SpendRecord {
+    pub request_id: String,
+    pub token: Option<String>,
+    pub team_id: Option<String>,
+    pub organization_id: Option<String>,
+    pub user_id: Option<String>,
+    pub model: String,
+    pub call_type: String,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub spend: f64,
+    pub start_time: String,
+    pub end_time: String,
+    pub status: String,
+}
+
+const ADD_KEY: &str = "UPDATE api_keys SET spend = spend + ?2 WHERE token = ?1";
+const ADD_TEAM: &str = "UPDATE teams SET spend = spend + ?2 WHERE id = ?1";
+const ADD_ORG: &str = "UPDATE organizations SET spend = spend + ?2 WHERE id = ?1";
+const ADD_USER: &str = "UPDATE users SET spend = spend + ?2 WHERE id = ?1";
+const ADD_TEAM_MEMBER: &str =
+    "UPDATE team_members SET spend = spend + ?3 WHERE team_id = ?1 AND user_id = ?2";
+const ADD_ORG_MEMBER: &str =
+    "UPDATE organization_members SET spend = spend + ?3 WHERE organization_id = ?1 AND user_id = ?2";
+const INSERT_LOG: &str = "INSERT INTO spend_logs (request_id, api_key, team_id, organization_id,
+    user_id, model, call_type, prompt_tokens, completion_tokens, total_tokens, spend, start_time,
+    end_time, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+
+/// Adds the call's cost to key, team, org, user and memberships, and writes its log row.
+/// Run inside one write transaction.
+pub fn record(c: &Connection, r: &SpendRecord) -> rusqlite::Result<()> {
+    if r.spend > 0.0 {
+        if let Some(t) = &r.token {
+            c.prepare_cached(ADD_KEY)?.execute(params![t, r.spend])?;
+        }
+        if let Some(t) = &r.team_id {
+            c.prepare_cached(ADD_TEAM)?.execute(params![t, r.spend])?;
+        }
+        if let Some(o) = &r.organization_id {
+            c.prepare_cached(ADD_ORG)?.execute(params![o, r.spend])?;
+        }
+        if let Some(u) = &r.user_id {
+            c.prepare_cached(ADD_USER)?.execute(params![u, r.spend])?;
+            if let Some(t) = &r.team_id {
+                c.prepare_cached(ADD_TEAM_MEMBER)?
+                    .execute(params![t, u, r.spend])?;
+            }
+            if let Some(o) = &r.organization_id {
+                c.prepare_cached(ADD_ORG_MEMBER)?
+                    .execute(params![o, u, r.spend])?;
+            }
+        }
+    }
+    c.prepare_cached(INSERT_LOG)?.execute(params![
+        r.request_id,
+        r.token,
+        r.team_id,
+        r.organization_id,
+        r.user_id,
+        r.model,
+        r.call_type,
+        r.prompt_tokens as i64,
+        r.completion_tokens as i64,
+        (r.prompt_tokens + r.completion_tokens) as i64,
+        r.spend,
+        r.start_time,
+        r.end_time,
+        r.status,
+    ])?;
+    Ok(())
+}
+
+/// Filters for `/spend/logs`; `owner` restricts to keys of one user (non-admin callers).
+#[derive(Debug, Default)]
+pub struct LogFilter {
+    pub api_key: Option<String>,
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
+    pub request_id: Option<String>,
+    pub start: Option<String>,
+    pub end: Option<String>,
+    pub owner: Option<String>,
+}
+
+const LOGS: &str = "SELECT request_id, api_key, team_id, organization_id, user_id, model,
+    call_type, prompt_tokens, completion_tokens, total_tokens, spend, start_time, end_time, status
+    FROM spend_logs
+    WHERE (?1 IS NULL OR api_key = ?1) AND (?2 IS NULL OR user_id = ?2)
+      AND (?3 IS NULL OR team_id = ?3) AND (?4 IS NULL OR request_id = ?4)
+      AND (?5 IS NULL OR start_time >= ?5) AND (?6 IS NULL OR start_time <= ?6)
+      AND (?7 IS NULL OR api_key IN (SELECT token FROM api_keys WHERE user_id = ?7))
+    ORDER BY start_time DESC, id DESC LIMIT ?8";
+
+pub fn logs(c: &Connection, f: &LogFilter, limit: i64) -> rusqlite::Result<Vec<serde_json::Value>> {
+    let mut st = c.prepare_cached(LOGS)?;
+    let rows = st.query_map(
+        params![
+            f.api_key,
+            f.user_id,
+            f.team_id,
+            f.request_id,
+            f.start,
+            f.end,
+            f.owner,
+            limit
+        ],
+        |r| {
+            Ok(serde_json::json!({
+                "request_id": r.get::<_, String>(0)?,
+                "api_key": r.get::<_, Option<String>>(1)?,
+                "team_id": r.get::<_, Option<String>>(2)?,
+                "organization_id": r.get::<_, Option<String>>(3)?,
+                "user": r.get::<_, Option<String>>(4)?,
+                "model": r.get::<_, String>(5)?,
+                "call_type": r.get::<_, String>(6)?,
+                "prompt_tokens": r.get::<_, i64>(7)?,
+                "completion_tokens": r.get::<_, i64>(8)?,
+                "total_tokens": r.get::<_, i64>(9)?,
+                "spend": r.get::<_, f64>(10)?,
+                "startTime": r.get::<_, String>(11)?,
+                "endTime": r.get::<_, String>(12)?,
+                "status": r.get::<_, String>(13)?,
+            }))
+        },
+    )?;
+    rows.collect()
+}
+
+/// Resets spend to 0 where `budget_reset_at` has passed and moves `budget_reset_at` on by the
+/// holder's `budget_duration` (keys, teams, users; organizations and memberships through their
+/// budget rows). Returns how many holders were reset.
+pub fn reset_due(c: &Connection, now_iso: &str, now_ms: i64) -> rusqlite::Result<usize> {
+    let mut n = 0;
+    for (select, update) in [
+        (
+            "SELECT token, budget_duration FROM api_keys WHERE budget_reset_at <= ?1",
+            "UPDATE api_keys SET spend = 0, budget_reset_at = ?2 WHERE token = ?1",
+        ),
+        (
+            "SELECT id, budget_duration FROM teams WHERE budget_reset_at <= ?1",
+            "UPDATE teams SET spend = 0, budget_reset_at = ?2 WHERE id = ?1",
+        ),
+        (
+            "SELECT id, budget_duration FROM users WHERE budget_reset_at <= ?1",
+            "UPDATE users SET spend = 0, budget_reset_at = ?2 WHERE id = ?1",
+        ),
+        (
+            "SELECT id, budget_duration FROM budgets WHERE budget_reset_at <= ?1",
+            "UPDATE budgets SET budget_reset_at = ?2 WHERE id = ?1",
+        ),
+    ] {
+        let due: Vec<(String, Option<String>)> = c
+            .prepare_cached(select)?
+            .query_map([now_iso], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (id, dur) in due {
+            let next = dur
+                .as_deref()
+                .and_then(crate::util::parse_duration)
+                .map(|s| crate::util::iso_from_ms(now_ms + s * 1000));
+            c.prepare_cached(update)?.execute(params![id, next])?;
+            if update.starts_with("UPDATE budgets") {
+                // The holders of this budget row start again from zero.
+                c.prepare_cached("UPDATE organizations SET spend = 0 WHERE budget_id = ?1")?
+                    .execute([&id])?;
+                c.prepare_cached("UPDATE organization_members SET spend = 0 WHERE budget_id = ?1")?
+                    .execute([&id])?;
+                c.prepare_cached("UPDATE team_members SET spend = 0 WHERE budget_id = ?1")?
+                    .execute([&id])?;
+            }
+            n += 1;
+        }
+    }
+    Ok(n)
+}

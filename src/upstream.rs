@@ -1,0 +1,243 @@
+//! Upstream calls. Owns the blocking HTTP client (ureq, one agent with connection reuse), the
+//! request URL and body sent to an OpenAI-compatible deployment, and the mapping of upstream
+//! faults to our errors (API.md §8): refused/unreachable → 502, timeout → 504, upstream
+//! 4xx/5xx → the same status in our envelope, with the upstream key and URL removed.
+//! The provider key comes only from the config, never from the caller.
+
+use crate::config::Deployment;
+use crate::error::Error;
+use serde_json::Value;
+use std::time::Duration;
+
+pub struct Upstream {
+    agent: ureq::Agent,
+}
+
+/// Fields of a request body that are for the gateway, never for the upstream: caller-supplied
+/// `api_base`/`base_url`/`api_key` would send our provider key to a stranger.
+const GATEWAY_ONLY: &[&str] = &[
+    "mock_response",
+    "api_base",
+    "base_url",
+    "api_key",
+    "api_version",
+    "metadata",
+    "litellm_metadata",
+    "caching",
+    "fallbacks",
+    "num_retries",
+];
+
+impl Default for Upstream {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Upstream {
+    pub fn new() -> Upstream {
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_idle_connections(512)
+            .max_idle_connections_per_host(256)
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .user_agent(concat!("litegate/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Upstream {
+            agent: ureq::Agent::new_with_config(config),
+        }
+    }
+
+    /// The URL of an endpoint (`chat/completions`, `completions`, `embeddings`) of a deployment.
+    pub fn url(dep: &Deployment, endpoint: &str) -> String {
+        let base = dep
+            .api_base
+            .as_deref()
+            .unwrap_or("https://api.openai.com/v1")
+            .trim_end_matches('/');
+        format!("{base}/{endpoint}")
+    }
+
+    /// The body sent upstream: the caller's, with the deployment's model name and without
+    /// gateway-only fields.
+    pub fn body(
+        dep: &Deployment,
+        called: &str,
+        mut body: serde_json::Map<String, Value>,
+    ) -> Vec<u8> {
+        for f in GATEWAY_ONLY {
+            body.remove(*f);
+        }
+        let upstream_model = match dep.model.split_once('/') {
+            // A wildcard deployment (`openai/*` → `openai/*`) passes the called name through.
+            Some((_, "*")) => called
+                .split_once('/')
+                .map(|(_, m)| m)
+                .unwrap_or(called)
+                .to_string(),
+            Some((_, m)) => m.to_string(),
+            None => dep.model.clone(),
+        };
+        body.insert("model".into(), Value::String(upstream_model));
+        serde_json::to_vec(&Value::Object(body)).unwrap_or_default()
+    }
+
+    /// POSTs `body` to the deployment; returns the response (any status) or a mapped fault.
+    pub fn post(
+        &self,
+        dep: &Deployment,
+        endpoint: &str,
+        body: &[u8],
+        stream: bool,
+    ) -> Result<ureq::http::Response<ureq::Body>, Error> {
+        let url = Self::url(dep, endpoint);
+        let secs = if stream {
+            dep.stream_timeout_secs
+        } else {
+            dep.timeout_secs
+        };
+        let mut rb = self
+            .agent
+            .post(&url)
+            .config()
+            .timeout_global(Some(Duration::from_secs_f64(secs)))
+            .build()
+            .header("content-type", "application/json")
+            .header(
+                "accept",
+                if stream {
+                    "text/event-stream"
+                } else {
+                    "application/json"
+                },
+            );
+        if let Some(k) = &dep.api_key {
+            rb = rb.header("authorization", format!("Bearer {k}"));
+        }
+        rb.send(body).map_err(|e| map_fault(dep, &e))
+    }
+
+    /// Turns an upstream error status and body into our envelope's error, without secrets.
+    pub fn status_error(dep: &Deployment, status: u16, body: &[u8]) -> Error {
+        let msg = serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|v| {
+                v.get("error")
+                    .and_then(|e| e.get("message").or(Some(e)))
+                    .and_then(|m| m.as_str().map(str::to_string))
+            })
+            .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(500)]).into_owned());
+        Error::Upstream {
+            status: if (400..600).contains(&status) {
+                status
+            } else {
+                502
+            },
+            message: format!(
+                "upstream error from {}: {}",
+                dep.model_name,
+                scrub(dep, &msg)
+            ),
+        }
+    }
+}
+
+/// Removes the deployment's key and base URL from a message.
+pub fn scrub(dep: &Deployment, s: &str) -> String {
+    let mut out = s.to_string();
+    if let Some(k) = dep.api_key.as_deref().filter(|k| k.len() >= 4) {
+        out = out.replace(k, "[redacted]");
+    }
+    if let Some(b) = dep.api_base.as_deref().filter(|b| !b.is_empty()) {
+        out = out.replace(b.trim_end_matches('/'), "[upstream]");
+    }
+    out
+}
+
+/// Maps a transport fault: timeouts → 504, everything else (refused, DNS, reset) → 502.
+pub fn map_fault(dep: &Deployment, e: &ureq::Error) -> Error {
+    let timed_out = match e {
+        ureq::Error::Timeout(_) => true,
+        ureq::Error::Io(io) => matches!(
+            io.kind(),
+            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+        ),
+        _ => false,
+    };
+    if timed_out {
+        Error::UpstreamTimeout(format!(
+            "upstream {} did not answer in time",
+            dep.model_name
+        ))
+    } else {
+        Error::Upstream {
+            status: 502,
+            message: format!(
+                "upstream {} could not be reached: {}",
+                dep.model_name,
+                scrub(dep, &e.to_string())
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dep() -> Deployment {
+        Deployment {
+            model_name: "gpt".into(),
+            model: "openai/gpt-4o".into(),
+            api_base: Some("http://10.1.2.3:9/v1/".into()),
+            api_key: Some("sk-provider-secret".into()),
+            rpm: None,
+            tpm: None,
+            input_cost_per_token: 0.0,
+            output_cost_per_token: 0.0,
+            timeout_secs: 1.0,
+            stream_timeout_secs: 1.0,
+            id: "x".into(),
+            access_groups: vec![],
+            model_info: Default::default(),
+        }
+    }
+
+    #[test]
+    fn url_and_body() {
+        let d = dep();
+        assert_eq!(
+            Upstream::url(&d, "chat/completions"),
+            "http://10.1.2.3:9/v1/chat/completions"
+        );
+        let body = serde_json::json!({"model": "gpt", "messages": [], "api_base": "http://evil",
+            "base_url": "http://evil", "api_key": "x", "mock_response": "y", "temperature": 0.5});
+        let out: Value = serde_json::from_slice(&Upstream::body(
+            &d,
+            "gpt",
+            body.as_object().cloned().unwrap_or_default(),
+        ))
+        .expect("json");
+        assert_eq!(out["model"], "gpt-4o");
+        assert_eq!(out["temperature"], 0.5);
+        for f in ["api_base", "base_url", "api_key", "mock_response"] {
+            assert!(out.get(f).is_none(), "{f} forwarded");
+        }
+    }
+
+    #[test]
+    fn errors_are_scrubbed() {
+        let d = dep();
+        let e = Upstream::status_error(
+            &d,
+            401,
+            br#"{"error": {"message": "bad key sk-provider-secret at http://10.1.2.3:9/v1"}}"#,
+        );
+        assert_eq!(e.status(), 401);
+        let m = e.message();
+        assert!(
+            !m.contains("sk-provider-secret") && !m.contains("10.1.2.3"),
+            "{m}"
+        );
+    }
+}
