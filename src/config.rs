@@ -50,6 +50,12 @@ pub struct Config {
     pub deployments: Vec<Deployment>,
     /// Where the config came from, for messages ("embedded default" when none).
     pub source: String,
+    /// How long in-flight calls may run after SIGTERM/SIGINT before the process exits.
+    pub shutdown_grace: std::time::Duration,
+    /// Where `POST /admin/backup` writes (default: `backups/` beside the database).
+    pub backup_dir: Option<PathBuf>,
+    /// `/metrics` needs a key when true (API.md §8; default false).
+    pub metrics_require_auth: bool,
 }
 
 impl Default for Config {
@@ -64,6 +70,9 @@ impl Default for Config {
             allow_weak_master_key: false,
             deployments: Vec::new(),
             source: "embedded default".into(),
+            shutdown_grace: std::time::Duration::from_secs(30),
+            backup_dir: None,
+            metrics_require_auth: false,
         }
     }
 }
@@ -75,6 +84,8 @@ pub enum Command {
     Version,
     Help,
     CheckConfig(PathBuf),
+    /// `litegate backup DEST`: a consistent copy of the live database.
+    Backup(PathBuf),
 }
 
 #[derive(Debug, Default, Clone)]
@@ -86,6 +97,7 @@ pub struct Args {
     pub db: Option<PathBuf>,
     pub workers: Option<usize>,
     pub allow_weak_master_key: bool,
+    pub shutdown_grace_secs: Option<f64>,
 }
 
 /// A configuration error: exit code 2.
@@ -101,7 +113,8 @@ impl std::fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 pub const USAGE: &str = "usage: litegate [serve] [--config FILE] [--host HOST] [--port PORT] \
-[--listen ADDR:PORT] [--db PATH] [--workers N] [--allow-weak-master-key]
+[--listen ADDR:PORT] [--db PATH] [--workers N] [--shutdown-grace SECS] [--allow-weak-master-key]
+       litegate backup DEST [--db PATH | --config FILE]
        litegate check-config FILE
        litegate --version";
 
@@ -137,6 +150,25 @@ pub fn parse_args(argv: &[String]) -> Result<(Command, Args), ConfigError> {
                 let f = need(i, "check-config")?;
                 i += 1;
                 cmd = Command::CheckConfig(PathBuf::from(f));
+            }
+            "backup" if i == 0 => {
+                let f = need(i, "backup")?;
+                i += 1;
+                cmd = Command::Backup(PathBuf::from(f));
+            }
+            "--shutdown-grace" => {
+                let v = value(&mut i)?;
+                let secs: f64 = v.parse().map_err(|_| {
+                    ConfigError(format!(
+                        "--shutdown-grace: '{v}' is not a number of seconds"
+                    ))
+                })?;
+                if !(0.0..=86_400.0).contains(&secs) {
+                    return Err(ConfigError(
+                        "--shutdown-grace must be between 0 and 86400 seconds".into(),
+                    ));
+                }
+                args.shutdown_grace_secs = Some(secs);
             }
             "--version" | "-V" | "version" => cmd = Command::Version,
             "--help" | "-h" | "help" => cmd = Command::Help,
@@ -201,6 +233,9 @@ pub fn load_with_env(
     }
     if args.allow_weak_master_key {
         cfg.allow_weak_master_key = true;
+    }
+    if let Some(g) = args.shutdown_grace_secs {
+        cfg.shutdown_grace = std::time::Duration::from_secs_f64(g);
     }
     cfg.listen = match &args.listen {
         Some(l) => {
@@ -363,6 +398,12 @@ fn apply_yaml(
                         "database_path" => cfg.db_path = PathBuf::from(as_str(&gv, file, &field)?),
                         "allow_weak_master_key" => {
                             cfg.allow_weak_master_key = as_bool(&gv, file, &field)?
+                        }
+                        "metrics_require_auth" => {
+                            cfg.metrics_require_auth = as_bool(&gv, file, &field)?
+                        }
+                        "backup_dir" => {
+                            cfg.backup_dir = Some(PathBuf::from(as_str(&gv, file, &field)?))
                         }
                         "max_request_size_mb" => {
                             let mb = as_f64(&gv, file, &field)?;

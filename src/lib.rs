@@ -90,7 +90,60 @@ pub fn run(cfg: Config) -> Result<(), String> {
         let _ = writeln!(out, "litegate listening on http://{addr}");
         let _ = out.flush();
     }
-    http::serve(ctx, Arc::new(server)).map_err(|e| format!("server: {e}"))
+    let server = Arc::new(server);
+    let workers = http::serve(ctx, server.clone()).map_err(|e| format!("server: {e}"))?;
+    wait_for_signal()?;
+    shutdown(ctx, server, workers);
+    Ok(())
+}
+
+/// Blocks until SIGTERM or SIGINT.
+fn wait_for_signal() -> Result<(), String> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    if let Some(sig) = signals.forever().next() {
+        log::info!(
+            "received {}; shutting down",
+            if sig == SIGTERM { "SIGTERM" } else { "SIGINT" }
+        );
+    }
+    Ok(())
+}
+
+/// Clean shutdown: take no new requests, let the ones in flight finish (and record their
+/// spend) within the grace period, checkpoint the WAL into the database file and close.
+fn shutdown(
+    ctx: &'static http::Ctx,
+    server: Arc<tiny_http::Server>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+) {
+    use std::sync::atomic::Ordering;
+    http::SHUTTING_DOWN.store(true, Ordering::SeqCst);
+    for _ in 0..workers.len() {
+        server.unblock();
+    }
+    let deadline = std::time::Instant::now() + ctx.cfg.shutdown_grace;
+    while workers.iter().any(|w| !w.is_finished()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let left = http::IN_FLIGHT.load(Ordering::SeqCst);
+    if left > 0 {
+        log::warn!("{left} request(s) still running after the grace period; closing anyway");
+    }
+    // Closing the listener: no connection is accepted from here on.
+    drop(server);
+    match ctx.pool.get().map(|c| db::checkpoint_truncate(&c)) {
+        Ok(Ok((0, _, _))) => {
+            log::info!("WAL checkpointed; database closed cleanly")
+        }
+        Ok(Ok(_)) => log::warn!(
+            "WAL checkpoint was blocked by a reader; the WAL will be replayed on next start"
+        ),
+        Ok(Err(e)) => log::error!("WAL checkpoint failed: {e}"),
+        Err(e) => log::error!("no connection for the WAL checkpoint: {e}"),
+    }
+    log::info!("litegate stopped");
 }
 
 /// How often spend is reset where `budget_reset_at` has passed (LITEGATE_BUDGET_RESET_SECS).

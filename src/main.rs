@@ -27,6 +27,26 @@ fn main() {
                 std::process::exit(2);
             }
         },
+        Command::Backup(dest) => {
+            let cfg = match config::load(&args) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("litegate: {e}");
+                    std::process::exit(2);
+                }
+            };
+            match litegate::db::backup(&cfg.db_path, &dest) {
+                Ok(bytes) => println!(
+                    "litegate: backed up {} to {} ({bytes} bytes)",
+                    cfg.db_path.display(),
+                    dest.display()
+                ),
+                Err(e) => {
+                    eprintln!("litegate: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
         Command::Serve => {
             let cfg = match config::load(&args) {
                 Ok(c) => c,

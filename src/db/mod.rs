@@ -210,6 +210,53 @@ pub fn is_unique_violation(e: &rusqlite::Error) -> bool {
         || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
 }
 
+/// Writes a consistent, self-contained copy of the database at `src` to `dest` while other
+/// connections keep reading and writing (`VACUUM INTO` runs in one read transaction; the copy
+/// has no WAL of its own). Refuses an existing `dest`. Returns the copy's size in bytes.
+pub fn backup(src: &Path, dest: &Path) -> std::result::Result<u64, String> {
+    if dest.exists() {
+        return Err(format!(
+            "{}: already exists; choose a new file",
+            dest.display()
+        ));
+    }
+    if !src.exists() {
+        return Err(format!("{}: no database there", src.display()));
+    }
+    let c = Connection::open_with_flags(
+        src,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| format!("{}: cannot open: {e}", src.display()))?;
+    c.busy_timeout(Duration::from_secs(30))
+        .map_err(|e| e.to_string())?;
+    let dest_s = dest
+        .to_str()
+        .ok_or_else(|| format!("{}: path is not UTF-8", dest.display()))?;
+    c.execute("VACUUM INTO ?1", [dest_s])
+        .map_err(|e| format!("backup to {}: {e}", dest.display()))?;
+    let ok: String = Connection::open(dest)
+        .and_then(|b| b.query_row("PRAGMA integrity_check", [], |r| r.get(0)))
+        .map_err(|e| format!("backup check: {e}"))?;
+    if ok != "ok" {
+        return Err(format!(
+            "backup at {} failed its integrity check: {ok}",
+            dest.display()
+        ));
+    }
+    std::fs::metadata(dest)
+        .map(|m| m.len())
+        .map_err(|e| e.to_string())
+}
+
+/// Moves every WAL frame into the database file and empties the WAL (clean shutdown), so the
+/// `.db` file alone is complete.
+pub fn checkpoint_truncate(c: &Connection) -> rusqlite::Result<(i64, i64, i64)> {
+    c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })
+}
+
 const SETTINGS_GET: &str = "SELECT value FROM settings WHERE name = ?1";
 pub fn settings_get(c: &rusqlite::Connection, name: &str) -> rusqlite::Result<Option<String>> {
     use rusqlite::OptionalExtension;

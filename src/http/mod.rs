@@ -3,6 +3,7 @@
 //! live in one module per resource and never see tiny_http; they return `Result<Reply>` and
 //! only `dispatch` renders an `Err` (as the API.md §3 envelope).
 
+pub mod admin;
 pub mod budgets;
 pub mod health;
 pub mod keys;
@@ -396,6 +397,7 @@ const ROUTES: &[(&str, &str, H)] = &[
     ("POST", "/v1/embeddings", H::C(proxy::embeddings)),
     ("POST", "/embeddings", H::C(proxy::embeddings)),
     ("GET", "/spend/logs", H::A(spend::logs)),
+    ("POST", "/admin/backup", H::A(admin::backup)),
 ];
 
 fn path_matches(pattern: &str, path: &str) -> bool {
@@ -642,7 +644,17 @@ fn handle(ctx: &'static Ctx, mut rq: tiny_http::Request) {
 }
 
 /// Serves until the process ends: `workers` threads take requests from the listener.
-pub fn serve(ctx: &'static Ctx, server: Arc<tiny_http::Server>) -> std::io::Result<()> {
+/// Set once shutdown begins: workers finish the request in hand and take no more.
+pub static SHUTTING_DOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Requests being handled right now (for the shutdown grace period and metrics).
+pub static IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Starts `ctx.cfg.workers` threads taking requests from the listener; returns their handles.
+pub fn serve(
+    ctx: &'static Ctx,
+    server: Arc<tiny_http::Server>,
+) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
+    use std::sync::atomic::Ordering;
     let mut handles = Vec::new();
     for i in 0..ctx.cfg.workers {
         let server = server.clone();
@@ -650,17 +662,25 @@ pub fn serve(ctx: &'static Ctx, server: Arc<tiny_http::Server>) -> std::io::Resu
             std::thread::Builder::new()
                 .name(format!("worker-{i}"))
                 .stack_size(256 * 1024)
-                .spawn(move || {
-                    while let Ok(rq) = server.recv() {
-                        handle(ctx, rq);
+                .spawn(move || loop {
+                    match server.recv() {
+                        Ok(rq) => {
+                            IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+                            handle(ctx, rq);
+                            IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+                        }
+                        // `unblock` during shutdown, or an accept error.
+                        Err(e) => {
+                            if SHUTTING_DOWN.load(Ordering::SeqCst) {
+                                break;
+                            }
+                            log::warn!("listener: {e}");
+                        }
                     }
                 })?,
         );
     }
-    for h in handles {
-        let _ = h.join();
-    }
-    Ok(())
+    Ok(handles)
 }
 
 #[cfg(test)]

@@ -162,6 +162,17 @@ impl Server {
         self.child = Some(child);
     }
 
+    /// The running child, taken out of the harness (the caller now owns stopping it).
+    pub fn take_child(&mut self) -> Option<Child> {
+        self.child.take()
+    }
+
+    /// Starts the server again on the same database after `take_child` (or `stop`).
+    pub fn start_again(&mut self) {
+        self.stdout_lines.clear();
+        self.spawn();
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();

@@ -1,0 +1,31 @@
+//! Operator endpoints: `POST /admin/backup` (proxy admins) writes a consistent copy of the live
+//! database into the configured backup directory.
+
+use super::{scope, Ctx, Reply, Req};
+use crate::auth::Caller;
+use crate::error::{Error, Result};
+use serde_json::json;
+
+pub fn backup(ctx: &Ctx, who: &Caller, _req: &Req) -> Result<Reply> {
+    scope::require_proxy_admin(who)?;
+    let dir = match &ctx.cfg.backup_dir {
+        Some(d) => d.clone(),
+        None => ctx
+            .cfg
+            .db_path
+            .parent()
+            .map(|p| p.join("backups"))
+            .unwrap_or_else(|| "backups".into()),
+    };
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::internal(format!("backup dir {}: {e}", dir.display())))?;
+    let stamp: String = crate::util::now_iso()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    let name = format!("litegate-{stamp}-{}.db", &crate::util::uuid4()[..8]);
+    let dest = dir.join(name);
+    let bytes = crate::db::backup(&ctx.cfg.db_path, &dest).map_err(Error::internal)?;
+    log::info!("backup written to {} ({bytes} bytes)", dest.display());
+    Reply::ok(json!({"status": "ok", "path": dest.display().to_string(), "bytes": bytes}))
+}
