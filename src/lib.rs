@@ -51,16 +51,43 @@ fn master_hash(cfg: &Config, pool: &db::Pool) -> Result<String, String> {
     Ok(h)
 }
 
+/// A client socket that sends nothing for this long is closed (headers, body, keep-alive idle).
+pub const CLIENT_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Open client connections beyond this many get a 503 (LITEGATE_MAX_CONNECTIONS overrides).
+pub const MAX_CONNECTIONS: usize = 4096;
+/// A client that stops reading (e.g. mid-stream) is dropped after this long.
+pub const CLIENT_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Binds the listener and sets the per-connection limits of our tiny_http patch
+/// (`vendor/tiny_http/src/limits.rs`): read/write timeouts on every accepted socket and a cap on
+/// open connections.
+fn bind(listen: &str) -> Result<std::net::TcpListener, String> {
+    // LITEGATE_CLIENT_TIMEOUT_SECS overrides the read timeout (tests use a short one).
+    let read_timeout = std::env::var("LITEGATE_CLIENT_TIMEOUT_SECS")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| *s > 0.0)
+        .map(std::time::Duration::from_secs_f64)
+        .unwrap_or(CLIENT_READ_TIMEOUT);
+    let max_conns = std::env::var("LITEGATE_MAX_CONNECTIONS")
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(MAX_CONNECTIONS);
+    tiny_http::limits::set_client_timeouts(Some(read_timeout), Some(CLIENT_WRITE_TIMEOUT));
+    tiny_http::limits::set_max_connections(max_conns);
+    std::net::TcpListener::bind(listen).map_err(|e| {
+        format!("cannot listen on {listen}: {e} (is the port in use? set --port or --listen)")
+    })
+}
+
 /// Runs the server until the process ends.
 pub fn run(cfg: Config) -> Result<(), String> {
     let pool = db::Pool::open(&cfg.db_path, cfg.db_pool)?;
     let master_hash = master_hash(&cfg, &pool)?;
-    let server = tiny_http::Server::http(&cfg.listen).map_err(|e| {
-        format!(
-            "cannot listen on {}: {e} (is the port in use? set --port or --listen)",
-            cfg.listen
-        )
-    })?;
+    let listener = bind(&cfg.listen)?;
+    let server = tiny_http::Server::from_listener(listener, None)
+        .map_err(|e| format!("cannot serve on {}: {e}", cfg.listen))?;
     let addr = match server.server_addr() {
         tiny_http::ListenAddr::IP(a) => a.to_string(),
         #[allow(unreachable_patterns)]

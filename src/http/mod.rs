@@ -21,7 +21,6 @@ use crate::db::Pool;
 use crate::error::{Error, Result};
 use serde_json::{Map, Value};
 use std::cell::RefCell;
-use std::io::Read;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -502,18 +501,34 @@ fn header(name: &str, value: &str) -> Option<tiny_http::Header> {
 }
 
 /// Reads the body through the size cap (413 past it; `Content-Length` is not trusted).
+/// The whole body must arrive within this long (each read is also bounded by the socket's
+/// read timeout, set on the listener in `lib.rs`), so a slow client cannot hold a worker.
+pub const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
 fn read_body(rq: &mut tiny_http::Request, limit: usize) -> Result<Vec<u8>> {
     if rq.body_length().is_some_and(|n| n > limit) {
         return Err(Error::TooLarge(limit));
     }
+    let deadline = Instant::now() + BODY_DEADLINE;
     let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
     let r = rq.as_reader();
-    let n = r
-        .take(limit as u64 + 1)
-        .read_to_end(&mut buf)
-        .map_err(|_| Error::Timeout)?;
-    if n > limit {
-        return Err(Error::TooLarge(limit));
+    loop {
+        if Instant::now() > deadline {
+            return Err(Error::Timeout);
+        }
+        match r.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                if buf.len() + n > limit {
+                    return Err(Error::TooLarge(limit));
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // A read timeout (or a reset): the client is too slow or gone.
+            Err(_) => return Err(Error::Timeout),
+        }
     }
     Ok(buf)
 }

@@ -10,5 +10,6 @@ mod keys;
 mod ops;
 mod organizations;
 mod server;
+mod slow_clients;
 mod teams;
 mod users;
