@@ -152,14 +152,20 @@ impl Pool {
 
     pub fn get(&self) -> Result<Conn<'_>> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let deadline = std::time::Instant::now() + POOL_WAIT;
+        let started = std::time::Instant::now();
+        let deadline = started + POOL_WAIT;
+        let mut waited = false;
         loop {
             if let Some(c) = idle.pop() {
+                if waited {
+                    crate::metrics::METRICS.pool_wait(started.elapsed());
+                }
                 return Ok(Conn {
                     pool: self,
                     conn: Some(c),
                 });
             }
+            waited = true;
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
                 return Err(Error::Unavailable("the database is busy; try again".into()));

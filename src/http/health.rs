@@ -28,3 +28,35 @@ pub fn root(_ctx: &Ctx, _req: &Req) -> Result<Reply> {
         json!({"name": "litegate", "version": env!("CARGO_PKG_VERSION")}),
     ))
 }
+
+/// Prometheus metrics (API.md §8): no key needed unless `general_settings.metrics_require_auth`,
+/// then a proxy admin or viewer key. No secrets and no per-key labels.
+pub fn metrics(ctx: &Ctx, req: &Req) -> Result<Reply> {
+    if ctx.cfg.metrics_require_auth {
+        let who = ctx.caller(req)?;
+        if !who.role.reads_all() {
+            return Err(crate::error::Error::Forbidden(
+                "metrics are for proxy admins and viewers".into(),
+            ));
+        }
+    }
+    use std::sync::atomic::Ordering;
+    let body = crate::metrics::METRICS.render(&[
+        (
+            "litegate_open_connections",
+            "Client connections open now.",
+            tiny_http::limits::open_connections() as f64,
+        ),
+        (
+            "litegate_refused_connections",
+            "Client connections refused for being over the cap, since start.",
+            tiny_http::limits::refused_connections() as f64,
+        ),
+        (
+            "litegate_in_flight_requests",
+            "Requests being handled now.",
+            super::IN_FLIGHT.load(Ordering::Relaxed) as f64,
+        ),
+    ]);
+    Ok(Reply::Text(200, "text/plain; version=0.0.4", body))
+}

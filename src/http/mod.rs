@@ -45,7 +45,9 @@ impl Ctx {
             ));
         };
         let c = self.pool.get()?;
+        let t = Instant::now();
         let caller = auth::authenticate(&c, &self.master_hash, &presented);
+        crate::metrics::METRICS.key_check(t.elapsed());
         drop(c);
         match &caller {
             Ok(cl) => {
@@ -71,6 +73,8 @@ pub struct Req {
     pub request_id: String,
     /// Set by authentication, for the access log (never the raw key).
     pub key_name: RefCell<Option<String>>,
+    /// The matched route pattern, for metrics labels (never the raw path).
+    pub route: std::cell::Cell<&'static str>,
 }
 
 impl Req {
@@ -84,6 +88,7 @@ impl Req {
             body,
             request_id: crate::util::uuid4(),
             key_name: RefCell::new(None),
+            route: std::cell::Cell::new("unmatched"),
         }
     }
 
@@ -306,6 +311,7 @@ const ROUTES: &[(&str, &str, H)] = &[
     ("GET", "/health/liveness", H::P(health::liveliness)),
     ("GET", "/health/readiness", H::P(health::readiness)),
     ("GET", "/", H::P(health::root)),
+    ("GET", "/metrics", H::P(health::metrics)),
     // Organizations (API.md §6).
     ("POST", "/organization/new", H::A(organizations::create)),
     ("PATCH", "/organization/update", H::A(organizations::update)),
@@ -422,7 +428,7 @@ pub fn path_param(req: &Req, pattern: &str, name: &str) -> Option<String> {
         .map(|(_, x)| percent_decode(x))
 }
 
-fn route(method: &str, path: &str) -> std::result::Result<H, Error> {
+fn route(method: &str, path: &str) -> std::result::Result<(&'static str, H), Error> {
     let path = if path.len() > 1 {
         path.trim_end_matches('/')
     } else {
@@ -432,7 +438,7 @@ fn route(method: &str, path: &str) -> std::result::Result<H, Error> {
     for (m, p, h) in ROUTES {
         if path_matches(p, path) {
             if *m == method {
-                return Ok(*h);
+                return Ok((p, *h));
             }
             path_known = true;
         }
@@ -446,7 +452,10 @@ fn route(method: &str, path: &str) -> std::result::Result<H, Error> {
 
 /// Runs one request through routing, authentication and its handler; never panics.
 pub fn dispatch(ctx: &'static Ctx, req: &Req) -> Reply {
-    guarded(req, || match route(&req.method, &req.path)? {
+    guarded(req, || match route(&req.method, &req.path).map(|(p, h)| {
+        req.route.set(p);
+        h
+    })? {
         H::P(h) => h(ctx, req),
         H::A(h) => {
             let caller = ctx.caller(req)?;
@@ -646,6 +655,7 @@ fn handle(ctx: &'static Ctx, mut rq: tiny_http::Request) {
     };
     let extra = vec![("x-litellm-call-id".to_string(), req.request_id.clone())];
     let status = respond(rq, reply, &extra);
+    crate::metrics::METRICS.request(req.route.get(), &method, status);
     // One access-log line per request; the path only (queries may carry a key), key_name only.
     log::info!(
         target: "litegate::access",

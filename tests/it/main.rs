@@ -7,6 +7,7 @@ mod access_prop;
 mod budgets;
 mod common;
 mod keys;
+mod metrics;
 mod ops;
 mod organizations;
 mod server;
