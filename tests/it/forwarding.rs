@@ -483,6 +483,21 @@ fn spend_survives_kill_9_right_after_the_response() {
         CALL_COST
     ));
     assert_eq!(log_row(&s, &id)["status"], "success");
+
+    // A stream: billed before the client sees `[DONE]`.
+    let mut st = Stream::open(&s, &k, "/v1/chat/completions", stream_body("sse"));
+    let id = st.header("x-litellm-call-id").to_string();
+    assert_eq!(st.rest().last().unwrap(), "[DONE]");
+    s.stop();
+    s.restart();
+    assert_eq!(log_row(&s, &id)["completion_tokens"], 20);
+    assert!(near(
+        num(
+            &s,
+            &format!("SELECT spend FROM api_keys WHERE token = '{token}'")
+        ),
+        2.0 * CALL_COST
+    ));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -739,6 +754,36 @@ fn budget_duration_resets_spend() {
     let tspend = format!("SELECT spend FROM teams WHERE id = '{team}'");
     until("the team's spend is reset", 10, || num(&s, &tspend) == 0.0);
     assert_eq!(chat(&s, &tk, "json").status, 200);
+
+    // An organization's, through its budget row.
+    let org = s.admin(
+        "/organization/new",
+        json!({"organization_alias": "o", "max_budget": CALL_COST, "budget_duration": "1d"}),
+    )["organization_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ot = s.admin("/team/new", json!({"organization_id": org}))["team_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ok = key(&s, json!({"team_id": ot}));
+    assert_eq!(chat(&s, &ok, "json").status, 200);
+    let v = assert_error(&chat(&s, &ok, "json"), 422);
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Organization="));
+    s.db()
+        .execute(
+            "UPDATE budgets SET budget_reset_at = '2020-01-01T00:00:00.000Z'
+             WHERE id = (SELECT budget_id FROM organizations WHERE id = ?1)",
+            [&org],
+        )
+        .unwrap();
+    let ospend = format!("SELECT spend FROM organizations WHERE id = '{org}'");
+    until("the org's spend is reset", 10, || num(&s, &ospend) == 0.0);
+    assert_eq!(chat(&s, &ok, "json").status, 200);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -926,6 +971,45 @@ fn a_stream_dropped_midway_ends_with_an_error_event_and_is_billed() {
     assert_ne!(row["status"], "success");
     assert_eq!(row["completion_tokens"], count_tokens("Hello wor"), "{row}");
     assert!(row["spend"].as_f64().unwrap() > 0.0, "{row}");
+}
+
+#[test]
+fn a_stream_stalling_past_stream_timeout_ends_with_an_error_event() {
+    let (_f, s) = setup();
+    let k = key(&s, json!({"max_parallel_requests": 1}));
+    let t = Instant::now();
+    let r = s.post("/v1/chat/completions", &k, stream_body("stalled"));
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let ev = events(&r);
+    assert_eq!(ev.len(), 3, "{ev:?}");
+    let err: Value = serde_json::from_str(&ev[1]).unwrap();
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("timed out"),
+        "{err}"
+    );
+    assert_eq!(ev[2], "[DONE]");
+    assert_eq!(log_row(&s, &call_id(&r))["status"], "failure");
+    // The slot is free again.
+    assert_eq!(chat(&s, &k, "json").status, 200);
+}
+
+#[test]
+fn upstream_connections_are_reused() {
+    let (f, s) = setup();
+    let k = key(&s, json!({}));
+    for _ in 0..5 {
+        assert_eq!(chat(&s, &k, "json").status, 200);
+    }
+    assert_eq!(f.connections(), 1, "JSON calls");
+    for _ in 0..5 {
+        let r = s.post("/v1/chat/completions", &k, stream_body("sse"));
+        assert_eq!(events(&r).last().unwrap(), "[DONE]");
+    }
+    assert_eq!(f.connections(), 1, "streamed calls");
 }
 
 #[test]

@@ -62,8 +62,8 @@ struct State {
     gate_cv: Condvar,
     client_gone: AtomicBool,
     stop: AtomicBool,
-    /// Connections currently open (for "the gateway reuses connections" diagnostics).
-    open: AtomicUsize,
+    /// Connections accepted so far (the gateway should reuse them).
+    accepted: AtomicUsize,
 }
 
 pub struct Fake {
@@ -83,12 +83,9 @@ impl Fake {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
+                st.accepted.fetch_add(1, Ordering::SeqCst);
                 let st = st.clone();
-                std::thread::spawn(move || {
-                    st.open.fetch_add(1, Ordering::SeqCst);
-                    serve(conn, port, &st);
-                    st.open.fetch_sub(1, Ordering::SeqCst);
-                });
+                std::thread::spawn(move || serve(conn, port, &st));
             }
         });
         Fake { port, state }
@@ -120,6 +117,11 @@ impl Fake {
         *self.state.gate.lock().unwrap()
     }
 
+    /// How many TCP connections the gateway opened to this fake.
+    pub fn connections(&self) -> usize {
+        self.state.accepted.load(Ordering::SeqCst)
+    }
+
     /// Whether an `endless` stream saw its client (litegate) go away.
     pub fn client_gone(&self) -> bool {
         self.state.client_gone.load(Ordering::SeqCst)
@@ -141,7 +143,8 @@ pub fn dead_port() -> u16 {
 }
 
 /// A config whose `model_list` has one deployment per mode (`model_name` = mode) at `fake`,
-/// plus `refused` at a port nothing listens on, and `extra` appended to `model_list`.
+/// plus `refused` at a port nothing listens on, `stalled` (`gated` with `stream_timeout: 1`),
+/// and `extra` appended to `model_list`.
 pub fn config(fake: &Fake, extra: &str) -> String {
     let mut y = String::from("model_list:\n");
     for m in MODES {
@@ -157,6 +160,13 @@ pub fn config(fake: &Fake, extra: &str) -> String {
         "  - model_name: refused\n    litellm_params: {{ model: openai/json, api_base: \
          \"http://127.0.0.1:{}/v1\", api_key: {UPSTREAM_KEY} }}\n",
         dead_port()
+    ));
+    // A stream that stalls after its first chunk, with a short stream timeout.
+    y.push_str(&format!(
+        "  - model_name: stalled\n    litellm_params: {{ model: openai/gated, api_base: \"{}\", \
+         api_key: {UPSTREAM_KEY}, input_cost_per_token: {IN_COST}, \
+         output_cost_per_token: {OUT_COST}, stream_timeout: 1 }}\n",
+        fake.api_base()
     ));
     y.push_str(extra);
     y.push_str("general_settings:\n  master_key: os.environ/TEST_MASTER_KEY\n");
