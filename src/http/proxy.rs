@@ -16,7 +16,7 @@ use crate::limits::{Limit, Permit, Scope};
 use crate::upstream::{self, Upstream};
 use crate::util;
 use serde_json::{json, Map, Value};
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -54,6 +54,8 @@ impl CallType {
 const MOCK_TEXT: &str = "This is a mock response from litegate.";
 /// Completion tokens assumed for the budget reservation when the caller sets no `max_tokens`.
 const DEFAULT_COMPLETION_ESTIMATE: u64 = 256;
+/// After an upstream stream's `[DONE]`, at most this much more is read to reuse its connection.
+const MAX_STREAM_DRAIN: u64 = 64 * 1024;
 /// Upstream JSON responses larger than this are refused (502).
 const MAX_UPSTREAM_BODY: u64 = 64 * 1024 * 1024;
 
@@ -590,8 +592,15 @@ impl StreamBody for UpstreamStream {
                 break;
             }
         }
-        // Stop the upstream call now (closes its connection) if we are not done with it.
-        drop(reader);
+        // Stop the upstream call now (closes its connection) unless it ended with `[DONE]`:
+        // then the rest of its body (the chunked terminator) is read after our `[DONE]`, so
+        // ureq returns the connection to its pool instead of closing it.
+        let finished_reader = if done {
+            Some(reader)
+        } else {
+            drop(reader);
+            None
+        };
         let (p, c) = usage.unwrap_or((self.call.prompt_estimate, count_tokens(&produced)));
         if client_gone {
             let _ = self.call.settle(p, c, "client_disconnected");
@@ -604,6 +613,9 @@ impl StreamBody for UpstreamStream {
             None => {
                 let _ = self.call.settle(p, c, "success");
                 let _ = emit(b"data: [DONE]\n\n");
+                if let Some(r) = finished_reader {
+                    let _ = std::io::copy(&mut r.take(MAX_STREAM_DRAIN), &mut std::io::sink());
+                }
             }
             Some(msg) => {
                 let _ = self.call.settle(p, c, "failure");

@@ -38,6 +38,8 @@ pub struct Server {
     pub config: Option<PathBuf>,
     pub extra_args: Vec<String>,
     pub stdout_lines: Vec<String>,
+    /// Extra environment for the server process (kept across restarts).
+    pub env: Vec<(String, String)>,
 }
 
 pub struct Resp {
@@ -83,6 +85,7 @@ impl Server {
             config: Some(cfg),
             extra_args: args.iter().map(|s| s.to_string()).collect(),
             stdout_lines: Vec::new(),
+            env: Vec::new(),
         };
         s.spawn();
         s
@@ -118,6 +121,7 @@ impl Server {
             .env_remove("LITEGATE_MASTER_KEY")
             .env("TEST_MASTER_KEY", MASTER)
             .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .current_dir(self.dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(
@@ -454,4 +458,27 @@ pub fn snapshot(s: &Server) -> String {
         }
     }
     out
+}
+
+impl Server {
+    /// Like `start_with`, with extra environment variables for the server process.
+    pub fn start_with_env(config_yaml: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = dir.path().join("config.yaml");
+        std::fs::write(&cfg, config_yaml).expect("write config");
+        let mut s = Server {
+            child: None,
+            addr: String::new(),
+            dir,
+            config: Some(cfg),
+            extra_args: args.iter().map(|s| s.to_string()).collect(),
+            stdout_lines: Vec::new(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        s.spawn();
+        s
+    }
 }

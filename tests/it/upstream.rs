@@ -1,0 +1,393 @@
+//! A fake OpenAI-compatible upstream for the forwarding tests: a raw `TcpListener` on
+//! 127.0.0.1:0, one thread per connection (keep-alive, so the gateway's connection reuse is
+//! exercised), no HTTP library (tiny_http buffers streams, which would hide whether litegate
+//! passes chunks through). It records every request and answers by the upstream model name in
+//! the body (the deployment's `openai/<mode>` minus `openai/`):
+//!
+//! - `json`: a chat/completion/embedding answer with `usage` (10 prompt, 20 completion tokens;
+//!   embeddings 10 prompt tokens only); `lag` is the same after 100 ms
+//! - `nousage`: the same without `usage` (with `stream: true`, SSE without a usage chunk)
+//! - `sse`: chunked SSE: three content chunks, a `finish_reason: "stop"` chunk, a usage-only
+//!   chunk `{"choices": [], "usage": ...}` only when the request asked
+//!   `stream_options.include_usage`, then `data: [DONE]`
+//! - `gated`: like `sse`, but after the first chunk it waits for `Fake::open_gate`
+//! - `slow`: sleeps `SLOW_SECS` (longer than its deployment's `timeout: 1`), then answers JSON
+//! - `fail500` / `fail401`: an error JSON whose message carries the api_key it was sent and
+//!   the URL it was called on (litegate must scrub both)
+//! - `drop`: two SSE chunks, then closes the socket without the terminating chunk
+//! - `endless`: SSE chunks every 50 ms until a write fails; then `client_gone` is set
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// The provider key in the generated config; it must never reach a client or the log.
+pub const UPSTREAM_KEY: &str = "sk-upstream-secret-XYZ";
+/// Every deployment's prices.
+pub const IN_COST: f64 = 0.001;
+pub const OUT_COST: f64 = 0.002;
+/// Cost of one `json` call: 10 × 0.001 + 20 × 0.002.
+pub const CALL_COST: f64 = 0.05;
+/// How long `slow` sleeps; its deployment's timeout is 1 s.
+pub const SLOW_SECS: u64 = 3;
+/// The modes that get a deployment in `config`.
+pub const MODES: &[&str] = &[
+    "json", "lag", "nousage", "sse", "gated", "slow", "fail500", "fail401", "drop", "endless",
+];
+
+/// One request as the fake saw it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Default)]
+struct State {
+    requests: Mutex<Vec<Recorded>>,
+    gate: Mutex<bool>,
+    gate_cv: Condvar,
+    client_gone: AtomicBool,
+    stop: AtomicBool,
+    /// Connections accepted so far (the gateway should reuse them).
+    accepted: AtomicUsize,
+}
+
+pub struct Fake {
+    pub port: u16,
+    state: Arc<State>,
+}
+
+impl Fake {
+    pub fn start() -> Fake {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake upstream");
+        let port = listener.local_addr().expect("addr").port();
+        let state = Arc::new(State::default());
+        let st = state.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if st.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                st.accepted.fetch_add(1, Ordering::SeqCst);
+                let st = st.clone();
+                std::thread::spawn(move || serve(conn, port, &st));
+            }
+        });
+        Fake { port, state }
+    }
+
+    /// The `api_base` of this fake.
+    pub fn api_base(&self) -> String {
+        format!("http://127.0.0.1:{}/v1", self.port)
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state.requests.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.state.requests.lock().unwrap().len()
+    }
+
+    pub fn last(&self) -> Recorded {
+        self.requests().pop().expect("the upstream saw no request")
+    }
+
+    pub fn open_gate(&self) {
+        *self.state.gate.lock().unwrap() = true;
+        self.state.gate_cv.notify_all();
+    }
+
+    pub fn gate_is_open(&self) -> bool {
+        *self.state.gate.lock().unwrap()
+    }
+
+    /// How many TCP connections the gateway opened to this fake.
+    pub fn connections(&self) -> usize {
+        self.state.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Whether an `endless` stream saw its client (litegate) go away.
+    pub fn client_gone(&self) -> bool {
+        self.state.client_gone.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        self.state.stop.store(true, Ordering::SeqCst);
+        self.open_gate();
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// A port with nothing listening on it (bound, then released).
+pub fn dead_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// A config whose `model_list` has one deployment per mode (`model_name` = mode) at `fake`,
+/// plus `refused` at a port nothing listens on, `stalled` (`gated` with `stream_timeout: 1`),
+/// and `extra` appended to `model_list`.
+pub fn config(fake: &Fake, extra: &str) -> String {
+    let mut y = String::from("model_list:\n");
+    for m in MODES {
+        let timeout = if *m == "slow" { ", timeout: 1" } else { "" };
+        y.push_str(&format!(
+            "  - model_name: {m}\n    litellm_params: {{ model: openai/{m}, api_base: \"{}\", \
+             api_key: {UPSTREAM_KEY}, input_cost_per_token: {IN_COST}, \
+             output_cost_per_token: {OUT_COST}{timeout} }}\n",
+            fake.api_base()
+        ));
+    }
+    y.push_str(&format!(
+        "  - model_name: refused\n    litellm_params: {{ model: openai/json, api_base: \
+         \"http://127.0.0.1:{}/v1\", api_key: {UPSTREAM_KEY} }}\n",
+        dead_port()
+    ));
+    // A stream that stalls after its first chunk, with a short stream timeout.
+    y.push_str(&format!(
+        "  - model_name: stalled\n    litellm_params: {{ model: openai/gated, api_base: \"{}\", \
+         api_key: {UPSTREAM_KEY}, input_cost_per_token: {IN_COST}, \
+         output_cost_per_token: {OUT_COST}, stream_timeout: 1 }}\n",
+        fake.api_base()
+    ));
+    y.push_str(extra);
+    y.push_str("general_settings:\n  master_key: os.environ/TEST_MASTER_KEY\n");
+    y
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn serve(conn: TcpStream, port: u16, st: &State) {
+    conn.set_nodelay(true).ok();
+    let Ok(read_half) = conn.try_clone() else {
+        return;
+    };
+    let mut r = BufReader::new(read_half);
+    let mut w = conn;
+    loop {
+        // Request line and headers.
+        let mut line = String::new();
+        match r.read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            if r.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.push((k.trim().to_string(), v.trim().to_string()));
+            }
+        }
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        if r.read_exact(&mut body).is_err() {
+            return;
+        }
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let rec = Recorded {
+            path: path.clone(),
+            headers,
+            body: body.clone(),
+        };
+        st.requests.lock().unwrap().push(rec.clone());
+        if !answer(&mut w, port, st, &rec) {
+            return;
+        }
+    }
+}
+
+fn usage() -> Value {
+    json!({"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30})
+}
+
+fn json_answer(path: &str, model: &str, with_usage: bool) -> Value {
+    let mut v = if path.ends_with("/embeddings") {
+        json!({"object": "list", "model": model,
+               "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2, 0.3]}],
+               "usage": {"prompt_tokens": 10, "total_tokens": 10}})
+    } else if path.ends_with("/chat/completions") {
+        json!({"id": "chatcmpl-fake", "object": "chat.completion", "created": 1, "model": model,
+               "choices": [{"index": 0, "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": "Hello from the fake upstream"}}],
+               "usage": usage()})
+    } else {
+        json!({"id": "cmpl-fake", "object": "text_completion", "created": 1, "model": model,
+               "choices": [{"index": 0, "finish_reason": "stop", "text": "Hello from the fake upstream"}],
+               "usage": usage()})
+    };
+    if !with_usage {
+        if let Some(o) = v.as_object_mut() {
+            o.remove("usage");
+        }
+    }
+    v
+}
+
+fn chunk(path: &str, model: &str, text: Option<&str>) -> Value {
+    let chat = path.ends_with("/chat/completions");
+    let choice = match (chat, text) {
+        (true, Some(t)) => json!({"index": 0, "delta": {"content": t}, "finish_reason": null}),
+        (true, None) => json!({"index": 0, "delta": {}, "finish_reason": "stop"}),
+        (false, Some(t)) => json!({"index": 0, "text": t, "finish_reason": null}),
+        (false, None) => json!({"index": 0, "text": "", "finish_reason": "stop"}),
+    };
+    json!({"id": "chatcmpl-fake", "object": if chat { "chat.completion.chunk" } else { "text_completion" },
+           "created": 1, "model": model, "choices": [choice]})
+}
+
+fn write_json(w: &mut TcpStream, status: u16, v: &Value) -> bool {
+    let b = v.to_string();
+    let reason = match status {
+        200 => "OK",
+        401 => "Unauthorized",
+        _ => "Internal Server Error",
+    };
+    w.write_all(
+        format!(
+            "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
+            b.len()
+        )
+        .as_bytes(),
+    )
+    .and_then(|_| w.flush())
+    .is_ok()
+}
+
+fn sse_head(w: &mut TcpStream) -> std::io::Result<()> {
+    w.write_all(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n",
+    )?;
+    w.flush()
+}
+
+fn sse_event(w: &mut TcpStream, data: &str) -> std::io::Result<()> {
+    let ev = format!("data: {data}\n\n");
+    w.write_all(format!("{:x}\r\n{ev}\r\n", ev.len()).as_bytes())?;
+    w.flush()
+}
+
+/// Answers one request; false when the connection must close.
+fn answer(w: &mut TcpStream, port: u16, st: &State, rec: &Recorded) -> bool {
+    let mode = rec.body["model"].as_str().unwrap_or("").to_string();
+    let path = rec.path.as_str();
+    let stream = rec.body["stream"].as_bool().unwrap_or(false);
+    let wants_usage = rec.body["stream_options"]["include_usage"]
+        .as_bool()
+        .unwrap_or(false);
+    match mode.as_str() {
+        "json" => write_json(w, 200, &json_answer(path, &mode, true)),
+        "lag" => {
+            std::thread::sleep(Duration::from_millis(100));
+            write_json(w, 200, &json_answer(path, &mode, true))
+        }
+        "nousage" if !stream => write_json(w, 200, &json_answer(path, &mode, false)),
+        "slow" => {
+            std::thread::sleep(Duration::from_secs(SLOW_SECS));
+            write_json(w, 200, &json_answer(path, &mode, true))
+        }
+        "fail500" | "fail401" => {
+            let status = if mode == "fail500" { 500 } else { 401 };
+            let sent = rec
+                .header("authorization")
+                .unwrap_or("")
+                .trim_start_matches("Bearer ")
+                .to_string();
+            let msg = format!(
+                "Incorrect API key provided: {sent} ({UPSTREAM_KEY}) calling \
+                 http://127.0.0.1:{port}{path}"
+            );
+            write_json(
+                w,
+                status,
+                &json!({"error": {"message": msg, "type": "invalid_request_error", "code": status}}),
+            )
+        }
+        "sse" | "gated" | "nousage" => {
+            let r = (|| -> std::io::Result<()> {
+                sse_head(w)?;
+                for (i, t) in ["Hello", " from", " the fake"].iter().enumerate() {
+                    sse_event(w, &chunk(path, &mode, Some(t)).to_string())?;
+                    if i == 0 && mode == "gated" {
+                        let g = st.gate.lock().unwrap();
+                        let _g = st
+                            .gate_cv
+                            .wait_timeout_while(g, Duration::from_secs(30), |open| !*open)
+                            .unwrap();
+                    }
+                }
+                sse_event(w, &chunk(path, &mode, None).to_string())?;
+                if wants_usage && mode != "nousage" {
+                    sse_event(
+                        w,
+                        &json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk",
+                                "created": 1, "model": mode, "choices": [], "usage": usage()})
+                        .to_string(),
+                    )?;
+                }
+                sse_event(w, "[DONE]")?;
+                w.write_all(b"0\r\n\r\n")?;
+                w.flush()
+            })();
+            r.is_ok()
+        }
+        "drop" => {
+            let _ = (|| -> std::io::Result<()> {
+                sse_head(w)?;
+                sse_event(w, &chunk(path, &mode, Some("Hello")).to_string())?;
+                sse_event(w, &chunk(path, &mode, Some(" wor")).to_string())
+            })();
+            let _ = w.shutdown(std::net::Shutdown::Both);
+            false
+        }
+        "endless" => {
+            let started = Instant::now();
+            let r = (|| -> std::io::Result<()> {
+                sse_head(w)?;
+                while started.elapsed() < Duration::from_secs(60) {
+                    sse_event(w, &chunk(path, &mode, Some("more ")).to_string())?;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Ok(())
+            })();
+            if r.is_err() {
+                st.client_gone.store(true, Ordering::SeqCst);
+            }
+            false
+        }
+        _ => write_json(
+            w,
+            404,
+            &json!({"error": {"message": format!("fake upstream: unknown model {mode}")}}),
+        ),
+    }
+}
