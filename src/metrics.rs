@@ -174,10 +174,21 @@ impl Metrics {
         });
         let _ = writeln!(out, "# HELP litegate_db_pool_waits_total Times a request found no free database connection.");
         let _ = writeln!(out, "# TYPE litegate_db_pool_waits_total counter");
-        let _ = writeln!(out, "litegate_db_pool_waits_total {}", self.pool_waits.load(Ordering::Relaxed));
-        let _ = writeln!(out, "# HELP litegate_active_streams Streaming responses in progress.");
+        let _ = writeln!(
+            out,
+            "litegate_db_pool_waits_total {}",
+            self.pool_waits.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP litegate_active_streams Streaming responses in progress."
+        );
         let _ = writeln!(out, "# TYPE litegate_active_streams gauge");
-        let _ = writeln!(out, "litegate_active_streams {}", self.active_streams.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "litegate_active_streams {}",
+            self.active_streams.load(Ordering::Relaxed)
+        );
         for (name, help, v) in extra {
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} gauge");

@@ -452,18 +452,20 @@ fn route(method: &str, path: &str) -> std::result::Result<(&'static str, H), Err
 
 /// Runs one request through routing, authentication and its handler; never panics.
 pub fn dispatch(ctx: &'static Ctx, req: &Req) -> Reply {
-    guarded(req, || match route(&req.method, &req.path).map(|(p, h)| {
-        req.route.set(p);
-        h
-    })? {
-        H::P(h) => h(ctx, req),
-        H::A(h) => {
-            let caller = ctx.caller(req)?;
-            h(ctx, &caller, req)
-        }
-        H::C(h) => {
-            let caller = ctx.caller(req)?;
-            h(ctx, &caller, req)
+    guarded(req, || {
+        match route(&req.method, &req.path).map(|(p, h)| {
+            req.route.set(p);
+            h
+        })? {
+            H::P(h) => h(ctx, req),
+            H::A(h) => {
+                let caller = ctx.caller(req)?;
+                h(ctx, &caller, req)
+            }
+            H::C(h) => {
+                let caller = ctx.caller(req)?;
+                h(ctx, &caller, req)
+            }
         }
     })
 }
@@ -623,7 +625,9 @@ fn respond_sse(
         }
         r
     };
+    crate::metrics::METRICS.stream_started();
     body.pump(&mut emit);
+    crate::metrics::METRICS.stream_ended();
     if alive {
         let _ = w.write_all(b"0\r\n\r\n").and_then(|_| w.flush());
     }

@@ -167,6 +167,7 @@ impl Call {
         if let Some(p) = &self.permit {
             p.add_tokens(prompt + completion);
         }
+        crate::metrics::METRICS.usage(&self.dep.model_name, prompt, completion, self.record.spend);
         let rec = &self.record;
         self.ctx
             .pool
@@ -457,11 +458,13 @@ fn forward(
         body.insert("stream_options".into(), Value::Object(opts));
     }
     let payload = Upstream::body(dep, model, body);
-    let resp = match call
+    let sent = std::time::Instant::now();
+    let resp = call
         .ctx
         .upstream
-        .post(dep, call.kind.endpoint(), &payload, stream)
-    {
+        .post(dep, call.kind.endpoint(), &payload, stream);
+    crate::metrics::METRICS.upstream(&dep.model_name, sent.elapsed());
+    let resp = match resp {
         Ok(r) => r,
         Err(e) => {
             let _ = call.settle(0, 0, "failure");

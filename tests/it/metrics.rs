@@ -21,14 +21,24 @@ fn python_with_parser() -> (String, Option<std::path::PathBuf>) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/py-deps");
     if !ok(Some(&dir)) {
         let st = Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--target",
+            ])
             .arg(&dir)
             .arg("prometheus-client")
             .status()
             .expect("python3 and pip are needed for this test");
         assert!(st.success(), "pip install prometheus-client failed");
     }
-    assert!(ok(Some(&dir)), "prometheus_client not importable after install");
+    assert!(
+        ok(Some(&dir)),
+        "prometheus_client not importable after install"
+    );
     ("python3".into(), Some(dir))
 }
 
@@ -59,7 +69,13 @@ fn metrics_parse_with_prometheus_client_and_carry_the_families() {
     assert_eq!(r.status, 200, "no key needed by default");
     assert!(r.header("content-type").unwrap().starts_with("text/plain"));
     let text = r.text();
-    for secret in [key.as_str(), MASTER, v["token"].as_str().unwrap(), "metrics-key", "sk-upstream-secret"] {
+    for secret in [
+        key.as_str(),
+        MASTER,
+        v["token"].as_str().unwrap(),
+        "metrics-key",
+        "sk-upstream-secret",
+    ] {
         assert!(!text.contains(secret), "secret or per-key label in metrics");
     }
     let (py, path) = python_with_parser();
@@ -73,9 +89,18 @@ fn metrics_parse_with_prometheus_client_and_carry_the_families() {
     }
     let mut child = cmd.spawn().unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "parser rejected the output: {}\n{text}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "parser rejected the output: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let fams: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for (name, kind) in [
         ("litegate_requests", "counter"),
@@ -103,10 +128,14 @@ fn metrics_parse_with_prometheus_client_and_carry_the_families() {
         l["route"] == "/v1/chat/completions" && l["status"] == "200"
     });
     assert_eq!(chats, 3.0);
-    let denied = sample("litegate_requests", &|l| l["route"] == "/v1/models" && l["status"] == "401");
+    let denied = sample("litegate_requests", &|l| {
+        l["route"] == "/v1/models" && l["status"] == "401"
+    });
     assert_eq!(denied, 1.0);
-    let prompt = sample("litegate_tokens", &|l| l["model"] == "A" && l["type"] == "prompt");
-    assert!(prompt >= 3.0, "{prompt}");
+    let prompt = sample("litegate_tokens", &|l| {
+        l["model"] == "A" && l["type"] == "prompt"
+    });
+    assert!(prompt >= 3.0, "{prompt} {}", fams["litegate_tokens"]);
     let spend = sample("litegate_spend", &|l| l["model"] == "A");
     assert!(spend > 0.0, "model A is priced in TEST_CONFIG");
     // Key checks were timed (at least the 3 calls, the 401 and the generate).
