@@ -56,6 +56,8 @@ pub struct Config {
     pub backup_dir: Option<PathBuf>,
     /// `/metrics` needs a key when true (API.md §8; default false).
     pub metrics_require_auth: bool,
+    /// Config-level model aliases (alias -> model_name), applied after a key's own aliases.
+    pub aliases: std::collections::HashMap<String, String>,
 }
 
 impl Default for Config {
@@ -73,6 +75,7 @@ impl Default for Config {
             shutdown_grace: std::time::Duration::from_secs(30),
             backup_dir: None,
             metrics_require_auth: false,
+            aliases: Default::default(),
         }
     }
 }
@@ -427,8 +430,40 @@ fn apply_yaml(
                     }
                 }
             }
-            // Accepted for compatibility; nothing in it changes litegate's behaviour yet.
-            "litellm_settings" | "router_settings" | "environment_variables" => {}
+            // Model aliases: `router_settings.model_group_alias` and
+            // `litellm_settings.model_alias_map` (alias -> model_name). Other keys of these
+            // sections are accepted for compatibility and ignored.
+            "litellm_settings" | "router_settings" => {
+                if let Yaml::Mapping(m) = v {
+                    for (k2, v2) in m {
+                        let k2 = as_str(k2, file, &key)?;
+                        if k2 == "model_group_alias" || k2 == "model_alias_map" {
+                            let field = format!("{key}.{k2}");
+                            let Yaml::Mapping(aliases) = v2 else {
+                                return Err(ConfigError(format!(
+                                    "{file}: {field}: expected a mapping of alias: model_name"
+                                )));
+                            };
+                            for (a, target) in aliases {
+                                let a = as_str(a, file, &field)?;
+                                // LiteLLM also allows {model: name, hidden: bool}.
+                                let t = match target {
+                                    Yaml::Mapping(tm) => tm
+                                        .get(Yaml::String("model".into()))
+                                        .map(|x| as_str(x, file, &field))
+                                        .transpose()?,
+                                    other => Some(as_str(other, file, &field)?),
+                                };
+                                let t = t.ok_or_else(|| {
+                                    ConfigError(format!("{file}: {field}.{a}: needs a model"))
+                                })?;
+                                cfg.aliases.insert(a, t);
+                            }
+                        }
+                    }
+                }
+            }
+            "environment_variables" => {}
             other => warn_unknown(file, "(top level)", other),
         }
     }
@@ -659,6 +694,19 @@ mod tests {
         .expect("ok");
         assert_eq!(cfg.deployments[0].access_groups, vec!["g1".to_string()]);
         assert_eq!(cfg.deployments[0].model_info["mode"], "chat");
+    }
+
+    #[test]
+    fn config_aliases() {
+        let cfg = load_text(
+            "router_settings:\n  model_group_alias: {fast: A, big: {model: B, hidden: true}}\nlitellm_settings:\n  model_alias_map: {old: C}\n",
+            &no_env,
+        )
+        .expect("ok");
+        assert_eq!(cfg.aliases.get("fast").map(String::as_str), Some("A"));
+        assert_eq!(cfg.aliases.get("big").map(String::as_str), Some("B"));
+        assert_eq!(cfg.aliases.get("old").map(String::as_str), Some("C"));
+        assert!(load_text("router_settings:\n  model_group_alias: [a]\n", &no_env).is_err());
     }
 
     #[test]

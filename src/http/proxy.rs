@@ -199,11 +199,13 @@ pub fn call(ctx: &'static Ctx, who: &Caller, req: &Req, kind: CallType) -> Resul
     let max_tokens = body
         .opt_u64("max_tokens")?
         .or(body.opt_u64("max_completion_tokens")?);
-    // Key aliases apply before the access check; the check is on the model actually called.
+    // Key aliases, then the config's, apply before the access check; the check is on the
+    // model actually called.
     let model = who
         .key
         .as_ref()
         .and_then(|k| k.alias_for(&requested))
+        .or_else(|| ctx.cfg.aliases.get(&requested).cloned())
         .unwrap_or(requested);
     who.chain().check(&ctx.catalog, &model)?;
     let deps = ctx.catalog.route(&model);

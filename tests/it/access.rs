@@ -408,3 +408,15 @@ fn key_aliases_apply_before_the_access_check() {
     assert_eq!(r.json()["model"], "A");
     assert_denied(&chat(&s, &key, "sneaky"), "key_model_access_denied");
 }
+
+#[test]
+fn config_aliases_apply_and_the_check_is_on_the_target() {
+    let cfg =
+        format!("{TEST_CONFIG}router_settings:\n  model_group_alias: {{fast: A, sneaky: C}}\n");
+    let s = Server::start_with(&cfg, &[]);
+    let key = key_for(&s, json!({"models": ["A"]}));
+    let r = chat(&s, &key, "fast");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["model"], "A");
+    assert_denied(&chat(&s, &key, "sneaky"), "key_model_access_denied");
+}
