@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Every test: `cargo test` (unit, integration against the real binary, property tests), then in
+# CI (CI=true) or with LITEGATE_TEST_DEB=1 the packaging test, which installs a .deb on this
+# machine and so does not run on a developer's machine by default.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo test
+if [ "${CI:-}" = "true" ] || [ "${LITEGATE_TEST_DEB:-}" = "1" ]; then
+    bash packaging/test-deb.sh
+else
+    echo "packaging test not run (it installs a .deb; set LITEGATE_TEST_DEB=1 to run it)"
+fi
