@@ -40,6 +40,11 @@ curl -fsS "$addr/v1/models" -H "Authorization: Bearer $LITELLM_MASTER_KEY" | gre
 curl -fsS "$addr/v1/chat/completions" -H "Authorization: Bearer $LITELLM_MASTER_KEY" \
     -d '{"model": "mock-gpt", "messages": [{"role": "user", "content": "hi"}]}' | grep -q '"choices"'
 test "$(stat -c %U /var/lib/litegate/litegate.db)" = litegate
-kill -TERM "$pid"
-wait "$pid"
+# SIGTERM to litegate itself (runuser is its parent): a clean shutdown exits 0.
+lg=$(pgrep -u litegate -f "/usr/bin/litegate --config" | head -1)
+kill -TERM "$lg"
+status=0
+wait "$pid" || status=$?
+test "$status" = 0 || { echo "litegate exited $status after SIGTERM"; cat "$log"; exit 1; }
+grep -q "WAL checkpointed" "$log" || { cat "$log"; exit 1; }
 echo "packaging: 1 passed, 0 failed"
