@@ -27,7 +27,7 @@ fn chat(s: &Server, key: &str, model: &str) -> Resp {
     s.post("/v1/chat/completions", key, chat_body(model))
 }
 
-fn stream_body(model: &str) -> Value {
+pub fn stream_body(model: &str) -> Value {
     json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "hi"}]})
 }
 
@@ -70,14 +70,14 @@ fn call_id(r: &Resp) -> String {
 }
 
 /// A streaming call read incrementally from the socket.
-struct Stream {
+pub struct Stream {
     r: BufReader<TcpStream>,
     status: u16,
     headers: Vec<(String, String)>,
 }
 
 impl Stream {
-    fn open(s: &Server, key: &str, path: &str, body: Value) -> Stream {
+    pub fn open(s: &Server, key: &str, path: &str, body: Value) -> Stream {
         let mut t = TcpStream::connect(&s.addr).expect("connect");
         t.set_read_timeout(Some(Duration::from_secs(10))).ok();
         let b = body.to_string();
@@ -117,7 +117,7 @@ impl Stream {
     }
 
     /// The next `data:` payload, or None at the end of the response.
-    fn next_data(&mut self) -> Option<String> {
+    pub fn next_data(&mut self) -> Option<String> {
         let mut line = String::new();
         loop {
             line.clear();
@@ -130,7 +130,7 @@ impl Stream {
         }
     }
 
-    fn rest(&mut self) -> Vec<String> {
+    pub fn rest(&mut self) -> Vec<String> {
         std::iter::from_fn(|| self.next_data()).collect()
     }
 }

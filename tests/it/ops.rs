@@ -324,3 +324,55 @@ fn kill_dash_nine_loses_no_acknowledged_write() {
         total_orgs + total_calls
     );
 }
+
+/// SIGTERM while a streamed call is in flight: the call finishes, its spend is recorded, and
+/// only then does the process exit (0).
+#[test]
+fn sigterm_lets_an_in_flight_stream_finish_and_records_its_spend() {
+    use crate::forwarding::{stream_body, Stream};
+    use crate::upstream::{config, Fake};
+    let fake = Fake::start();
+    let mut s = Server::start_with(&config(&fake, ""), &[]);
+    let key = s.admin("/key/generate", json!({}))["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut st = Stream::open(&s, &key, "/v1/chat/completions", stream_body("gated"));
+    assert!(st.next_data().is_some(), "first chunk");
+    let mut child = s.take_child().unwrap();
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    // Still running: the stream is in flight.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "exited with a call in flight"
+    );
+    fake.open_gate();
+    let rest = st.rest();
+    assert_eq!(rest.last().map(String::as_str), Some("[DONE]"), "{rest:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no exit after the stream finished"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    let n: i64 = s
+        .db()
+        .query_row(
+            "SELECT count(*) FROM spend_logs WHERE status = 'success' AND spend > 0",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 1, "the in-flight call's spend was recorded before exit");
+}
