@@ -482,3 +482,44 @@ impl Server {
         s
     }
 }
+
+/// A PYTHONPATH under which `import module` works: None when the system python has it, else
+/// target/py-deps, where `package` is pip-installed on first use (under a file lock, since
+/// tests run in parallel).
+pub fn python_path_with(module: &str, package: &str) -> Option<PathBuf> {
+    let ok = |pp: Option<&std::path::Path>| {
+        let mut c = Command::new("python3");
+        c.args(["-c", &format!("import {module}")]);
+        if let Some(p) = pp {
+            c.env("PYTHONPATH", p);
+        }
+        c.output().map(|o| o.status.success()).unwrap_or(false)
+    };
+    if ok(None) {
+        return None;
+    }
+    let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    let dir = target.join("py-deps");
+    std::fs::create_dir_all(&target).expect("target dir");
+    let lock = std::fs::File::create(target.join("py-deps.lock")).expect("lock file");
+    lock.lock().expect("lock");
+    if !ok(Some(&dir)) {
+        let st = Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(["--upgrade", "--target"])
+            .arg(&dir)
+            .arg(package)
+            .status()
+            .expect("python3 and pip are needed for this test");
+        assert!(st.success(), "pip install {package} failed");
+    }
+    drop(lock);
+    assert!(ok(Some(&dir)), "{module} not importable after install");
+    Some(dir)
+}

@@ -11,6 +11,7 @@ mod keys;
 mod metrics;
 mod ops;
 mod organizations;
+mod sdk;
 mod server;
 mod slow_clients;
 mod teams;

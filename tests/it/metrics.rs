@@ -5,43 +5,6 @@ use crate::common::*;
 use serde_json::json;
 use std::process::Command;
 
-/// Python with `prometheus_client` importable: installed into target/ on first use if missing.
-fn python_with_parser() -> (String, Option<std::path::PathBuf>) {
-    let ok = |pp: Option<&std::path::Path>| {
-        let mut c = Command::new("python3");
-        c.args(["-c", "import prometheus_client.parser"]);
-        if let Some(p) = pp {
-            c.env("PYTHONPATH", p);
-        }
-        c.output().map(|o| o.status.success()).unwrap_or(false)
-    };
-    if ok(None) {
-        return ("python3".into(), None);
-    }
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/py-deps");
-    if !ok(Some(&dir)) {
-        let st = Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--target",
-            ])
-            .arg(&dir)
-            .arg("prometheus-client")
-            .status()
-            .expect("python3 and pip are needed for this test");
-        assert!(st.success(), "pip install prometheus-client failed");
-    }
-    assert!(
-        ok(Some(&dir)),
-        "prometheus_client not importable after install"
-    );
-    ("python3".into(), Some(dir))
-}
-
 const PARSE: &str = r#"
 import json, sys
 from prometheus_client.parser import text_string_to_metric_families
@@ -78,8 +41,8 @@ fn metrics_parse_with_prometheus_client_and_carry_the_families() {
     ] {
         assert!(!text.contains(secret), "secret or per-key label in metrics");
     }
-    let (py, path) = python_with_parser();
-    let mut cmd = Command::new(py);
+    let path = python_path_with("prometheus_client.parser", "prometheus-client");
+    let mut cmd = Command::new("python3");
     cmd.args(["-c", PARSE])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
