@@ -356,14 +356,21 @@ async function keysPage() {
       teams.map((t) => h('option', { value: t.team_id }, (t.team_alias || t.team_id) + (t.organization_id ? '' : ' (no organization)'))));
     const chooserSlot = h('div', { 'data-testid': 'model-slot' });
     let chooser = null;
+    let seq = 0;
     const loadChoices = async () => {
+      const mine = ++seq;
+      const team = teamSel.value;
+      chooser = null;
+      delete chooserSlot.dataset.teamId;
       chooserSlot.replaceChildren(h('span', { class: 'muted' }, 'Loading model choices…'));
       try {
-        const opts = await modelOptions(teamSel.value);
+        const opts = await modelOptions(team);
+        if (mine !== seq) return; // a later choice of team is loading
         chooser = modelChooser(opts, []);
         chooserSlot.replaceChildren(chooser.el);
-        chooserSlot.dataset.teamId = teamSel.value;
+        chooserSlot.dataset.teamId = team;
       } catch (e) {
+        if (mine !== seq) return;
         chooser = null;
         chooserSlot.replaceChildren(h('div', { class: 'error' }, e.message));
       }
@@ -759,7 +766,12 @@ async function usagePage() {
     api('GET', '/organization/list').catch(() => []),
   ]);
   const label = {
-    key: (tok) => { const k = keys.find((x) => x.token === tok); return k ? (k.key_alias || k.key_name) : (tok ? tok.slice(0, 10) + '…' : '(none)'); },
+    key: (tok) => {
+      const k = keys.find((x) => x.token === tok);
+      if (k) return k.key_alias || k.key_name;
+      // Spend is logged by token; a regenerated or deleted key's old token names no key now.
+      return tok ? `regenerated or deleted key (token ${tok.slice(0, 8)}…)` : '(none)';
+    },
     team: (id) => { const t = teams.find((x) => x.team_id === id); return t ? (t.team_alias || t.team_id) : (id || '(no team)'); },
     org: (id) => { const o = orgs.find((x) => x.organization_id === id); return o ? o.organization_alias : (id || '(no organization)'); },
   }[by];
