@@ -14,5 +14,6 @@ mod organizations;
 mod server;
 mod slow_clients;
 mod teams;
+mod ui;
 mod upstream;
 mod users;
