@@ -195,7 +195,7 @@ async function render() {
   main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
   try {
     const content = await PAGES[page]();
-    main.replaceChildren(...[content].flat());
+    main.replaceChildren(...[content].flat().filter((x) => x !== null && x !== undefined));
     main.dataset.page = page;
   } catch (e) {
     if (e.status === 401) return;
@@ -479,6 +479,9 @@ async function orgsPage() {
         act(async () => { await api('PATCH', '/organization/update', { organization_id: o.organization_id, organization_alias: alias.value }); await render(); });
       });
       parts.push(form);
+    } else {
+      parts.push(h('p', {}, 'Models: ', pills(o.models)),
+        h('p', {}, 'Max budget: ', money(o.litellm_budget_table && o.litellm_budget_table.max_budget)));
     }
     const memberRows = (o.members || []).map((m) => {
       const roleCell = admin

@@ -84,6 +84,7 @@ async function shot(name) {
 async function goto(pageName) {
   await page.click(`#nav a[data-page=${pageName}]`);
   await page.waitForFunction((p) => document.getElementById('main').dataset.page === p, pageName);
+  assert.doesNotMatch(await page.textContent('main'), /\b(null|undefined|NaN)\b/, `${pageName}: stray value shown`);
 }
 
 async function loginMaster() {
@@ -344,6 +345,7 @@ test('a viewer sees every page and no write controls', async () => {
   await page.click('[data-testid=org-row][data-org-alias=Acme] [data-testid=open-org]');
   await page.waitForSelector('[data-testid=org-detail]');
   assert.equal(await writeControls(), 0);
+  assert.doesNotMatch(await page.textContent('main'), /\b(null|undefined|NaN)\b/);
   await shot('keys-viewer');
   // The API agrees: a viewer's cookie cannot write.
   const r = await page.evaluate(async () => (await fetch('/organization/new', {
