@@ -67,6 +67,13 @@ pub fn delete(c: &Connection, token_hash: &str) -> rusqlite::Result<usize> {
     c.prepare_cached(DELETE)?.execute([token_hash])
 }
 
+const DELETE_FOR_USER: &str = "DELETE FROM ui_sessions WHERE user_id = ?1";
+
+/// Ends every session of a user (their password changed).
+pub fn delete_for_user(c: &Connection, user_id: &str) -> rusqlite::Result<usize> {
+    c.prepare_cached(DELETE_FOR_USER)?.execute([user_id])
+}
+
 const DELETE_EXPIRED: &str = "DELETE FROM ui_sessions WHERE expires_at <= ?1";
 
 /// Removes sessions that expired before `now` (run at each login; lookups ignore them anyway).

@@ -214,6 +214,27 @@ fn email_password_login_acts_with_the_users_current_role() {
     let k = with_cookie(&s, "POST", "/key/generate", &c, Some(json!({})), true);
     assert_eq!(k.status, 200, "{}", k.text());
     assert_eq!(k.json()["user_id"], "alice");
+    // A new password ends the user's sessions.
+    s.admin(
+        "/user/update",
+        json!({"user_id": "alice", "password": "new-password"}),
+    );
+    assert_error(&with_cookie(&s, "GET", "/ui/me", &c, None, false), 401);
+    assert_error(
+        &login(
+            &s,
+            json!({"email": "alice@example.com", "password": "alice-password"}),
+        ),
+        401,
+    );
+    let c = session_of(&login(
+        &s,
+        json!({"email": "alice@example.com", "password": "new-password"}),
+    ));
+    assert_eq!(
+        with_cookie(&s, "GET", "/ui/me", &c, None, false).status,
+        200
+    );
     // A deleted user's sessions go with them.
     s.admin("/user/delete", json!({"user_ids": ["alice"]}));
     assert_error(&with_cookie(&s, "GET", "/ui/me", &c, None, false), 401);
