@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Every test: `cargo test` (unit, integration against the real binary, property tests), then in
+# Every test: `cargo test` (unit, integration against the real binary, property tests), the
+# web UI's browser tests (ui/test/run.sh: chromium + playwright-core against the binary), then in
 # CI (CI=true) or with LITEGATE_TEST_DEB=1 the packaging test, which installs a .deb on this
 # machine and so does not run on a developer's machine by default.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test
+# The web UI in a real browser (installs Debian's chromium and playwright-core when missing).
+bash ui/test/run.sh
 if [ "${CI:-}" = "true" ] || [ "${LITEGATE_TEST_DEB:-}" = "1" ]; then
     bash packaging/test-deb.sh
 else

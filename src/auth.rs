@@ -764,8 +764,12 @@ impl Caller {
             key: None,
         }
     }
+    /// The master key itself (or a UI session opened with it) — not a proxy admin user, whose
+    /// UI session also has no key.
     pub fn is_master(&self) -> bool {
-        self.key.is_none() && self.role == Role::ProxyAdmin
+        self.key.is_none()
+            && self.role == Role::ProxyAdmin
+            && self.user_id.as_deref() == Some(MASTER_USER_ID)
     }
     pub fn is_proxy_admin(&self) -> bool {
         self.role == Role::ProxyAdmin

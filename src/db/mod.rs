@@ -6,6 +6,7 @@ pub mod budgets;
 pub mod keys;
 pub mod migrate;
 pub mod orgs;
+pub mod sessions;
 pub mod spend;
 pub mod teams;
 pub mod users;

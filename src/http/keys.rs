@@ -265,6 +265,49 @@ fn load_parent(
     Ok(Parent { team, org, user })
 }
 
+/// The model choices a key form may offer (`GET /ui/key_model_options`): for a key in
+/// `team_id` (or, without a team, a personal key of `user_id`, optionally in `org_id`), every
+/// value that `check_models` would accept — `all-team-models`, `all-org-models` (only when the
+/// team belongs to an org and can call all of it), and each model the parent may grant — with
+/// the models it gives, resolved by the one resolver. The UI shows this; it never re-implements
+/// the rules. A missing team or org is a 400 naming the field, as on `/key/generate`.
+pub fn model_options(
+    ctx: &Ctx,
+    c: &Connection,
+    team_id: Option<&str>,
+    org_id: Option<&str>,
+    user_id: Option<&str>,
+) -> Result<Value> {
+    let p = load_parent(c, team_id, org_id, user_id)?;
+    let parent = p.chain();
+    let resolve = |value: &str| -> Vec<String> {
+        let k = vec![value.to_string()];
+        Chain {
+            key: Some(&k),
+            ..parent
+        }
+        .effective(&ctx.catalog)
+    };
+    // What the parent may grant: its effective set (wildcard deployments as their pattern).
+    let grantable = parent.effective(&ctx.catalog);
+    let mut options = Vec::new();
+    let candidates = [ALL_TEAM_MODELS, ALL_ORG_MODELS]
+        .into_iter()
+        .chain(grantable.iter().map(String::as_str));
+    for value in candidates {
+        if check_models(ctx, &p, &[value.to_string()]).is_ok() {
+            options.push(json!({ "value": value, "models": resolve(value) }));
+        }
+    }
+    Ok(json!({
+        "team_id": p.team.as_ref().map(|t| t.id.clone()),
+        "organization_id": p.org.as_ref().map(|o| o.id.clone()),
+        "team_models": p.team.as_ref().map(|_| grantable.clone()),
+        "grantable_models": grantable,
+        "options": options,
+    }))
+}
+
 /// The last instant our ISO-8601 text can hold (9999-12-31T23:59:59.999Z). A later one is
 /// written with a 5-digit year that the key check cannot read back, i.e. a key expired at birth.
 const MAX_ISO_MS: i64 = 253_402_300_799_999;

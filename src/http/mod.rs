@@ -13,6 +13,7 @@ pub mod proxy;
 pub mod scope;
 pub mod spend;
 pub mod teams;
+pub mod ui;
 pub mod users;
 
 use crate::auth::{self, Caller, Catalog};
@@ -37,8 +38,26 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// Authenticates the request's key (API.md §2). The connection is released before return.
+    /// Authenticates a management request: the key (API.md §2), or, when no key header is
+    /// given, the web UI's session cookie (`ui::session_caller`: the same `Caller` the master
+    /// key or the user's role gives; writes need the `X-Litegate-UI` header).
     pub fn caller(&self, req: &Req) -> Result<Caller> {
+        if auth::presented_key(&req.headers).is_none() {
+            if let Some(token) = ui::session_cookie(req) {
+                let caller = ui::session_caller(self, req, &token);
+                *req.key_name.borrow_mut() = Some(match &caller {
+                    Ok(c) => format!("ui:{}", c.user_id.as_deref().unwrap_or("-")),
+                    Err(_) => "invalid-session".into(),
+                });
+                return caller;
+            }
+        }
+        self.key_caller(req)
+    }
+
+    /// Authenticates the request's key (API.md §2) — model calls accept nothing else, so a
+    /// browser session never spends. The connection is released before return.
+    pub fn key_caller(&self, req: &Req) -> Result<Caller> {
         let Some(presented) = auth::presented_key(&req.headers) else {
             return Err(Error::Unauthorized(
                 "Authentication Error, No api key passed in.".into(),
@@ -403,6 +422,13 @@ const ROUTES: &[(&str, &str, H)] = &[
     ("POST", "/embeddings", H::C(proxy::embeddings)),
     ("GET", "/spend/logs", H::A(spend::logs)),
     ("POST", "/admin/backup", H::A(admin::backup)),
+    // The web UI (issue 7): static files, session login, and the key form's model choices.
+    ("GET", "/ui", H::P(ui::index)),
+    ("POST", "/ui/login", H::P(ui::login)),
+    ("POST", "/ui/logout", H::P(ui::logout)),
+    ("GET", "/ui/me", H::A(ui::me)),
+    ("GET", "/ui/key_model_options", H::A(ui::key_model_options)),
+    ("GET", "/ui/{file}", H::P(ui::asset)),
 ];
 
 fn path_matches(pattern: &str, path: &str) -> bool {
@@ -463,7 +489,7 @@ pub fn dispatch(ctx: &'static Ctx, req: &Req) -> Reply {
                 h(ctx, &caller, req)
             }
             H::C(h) => {
-                let caller = ctx.caller(req)?;
+                let caller = ctx.key_caller(req)?;
                 h(ctx, &caller, req)
             }
         }

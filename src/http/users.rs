@@ -296,6 +296,8 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         }
         if let Some(h) = &password_hash {
             f.password_hash = Some(h.clone());
+            // A new password ends the user's web UI sessions (a leaked one stops working).
+            db::sessions::delete_for_user(tx, &u.id)?;
         }
         if let Some(m) = &metadata {
             f.metadata = Value::Object(m.clone());

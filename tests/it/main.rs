@@ -15,5 +15,6 @@ mod sdk;
 mod server;
 mod slow_clients;
 mod teams;
+mod ui;
 mod upstream;
 mod users;
