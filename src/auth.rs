@@ -754,6 +754,9 @@ pub struct Caller {
     /// The acting user (`default_user_id` for the master key).
     pub user_id: Option<String>,
     pub key: Option<Box<KeyRow>>,
+    /// For a caller without a key that is not the master key (a web UI session): the user's
+    /// own models, which bound what it may see. `None` for the master key and for keys.
+    pub user_models: Option<Vec<String>>,
 }
 
 impl Caller {
@@ -762,6 +765,7 @@ impl Caller {
             role: Role::ProxyAdmin,
             user_id: Some(MASTER_USER_ID.to_string()),
             key: None,
+            user_models: None,
         }
     }
     /// The master key itself (or a UI session opened with it) — not a proxy admin user, whose
@@ -774,11 +778,16 @@ impl Caller {
     pub fn is_proxy_admin(&self) -> bool {
         self.role == Role::ProxyAdmin
     }
-    /// The access chain for model calls: the master key is unrestricted.
+    /// The access chain: a key's own; a keyless user (web UI session) is bounded by the user's
+    /// models; only the master key is unrestricted.
     pub fn chain(&self) -> Chain<'_> {
-        match &self.key {
-            Some(k) => k.chain(),
-            None => Chain::default(),
+        match (&self.key, &self.user_models) {
+            (Some(k), _) => k.chain(),
+            (None, Some(m)) => Chain {
+                user: Some(m),
+                ..Chain::default()
+            },
+            (None, None) => Chain::default(),
         }
     }
     pub fn key_name(&self) -> Option<&str> {
@@ -852,6 +861,7 @@ pub fn authenticate(c: &Connection, master_hash: &str, presented: &str) -> Resul
         role,
         user_id: k.user_id.clone(),
         key: Some(Box::new(k)),
+        user_models: None,
     })
 }
 

@@ -570,6 +570,14 @@ fn read_body(rq: &mut tiny_http::Request, limit: usize) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
+fn reply_status(r: &Reply) -> u16 {
+    match r {
+        Reply::Json(s, _) | Reply::Raw(s, _, _) | Reply::Text(s, _, _) => *s,
+        Reply::Sse(_) => 200,
+        Reply::WithHeaders(inner, _) => reply_status(inner),
+    }
+}
+
 fn respond(rq: tiny_http::Request, reply: Reply, extra: &[(String, String)]) -> u16 {
     let (reply, extra) = match reply {
         Reply::WithHeaders(r, mut h) => {
@@ -684,8 +692,9 @@ fn handle(ctx: &'static Ctx, mut rq: tiny_http::Request) {
         Err(e) => (error_reply(&req, &e), req),
     };
     let extra = vec![("x-litellm-call-id".to_string(), req.request_id.clone())];
+    // Counted before the response goes out, so a client that reads /metrics right after sees it.
+    crate::metrics::METRICS.request(req.route.get(), &method, reply_status(&reply));
     let status = respond(rq, reply, &extra);
-    crate::metrics::METRICS.request(req.route.get(), &method, status);
     // One access-log line per request; the path only (queries may carry a key), key_name only.
     log::info!(
         target: "litegate::access",

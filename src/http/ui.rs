@@ -151,10 +151,24 @@ pub fn session_caller(ctx: &Ctx, req: &Req, token: &str) -> Result<Caller> {
             .as_deref()
             .and_then(Role::parse)
             .ok_or_else(|| Error::internal("session user has no valid role"))?;
+        // The user's own models bound what the session may see (never an open chain).
+        let models = match &s.user_id {
+            Some(u) => ctx
+                .pool
+                .read(|c| Ok(db::users::get(c, u)?))?
+                .map(|u| u.models)
+                .ok_or_else(|| {
+                    Error::Unauthorized(
+                        "Your UI session has expired or is not valid; log in again.".into(),
+                    )
+                })?,
+            None => Vec::new(),
+        };
         Caller {
             role,
             user_id: s.user_id,
             key: None,
+            user_models: Some(models),
         }
     };
     if !matches!(req.method.as_str(), "GET" | "HEAD") {

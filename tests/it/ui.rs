@@ -509,3 +509,26 @@ fn key_model_options_hide_teams_the_caller_cannot_see() {
         401,
     );
 }
+
+#[test]
+fn a_user_session_sees_only_the_users_models() {
+    let s = Server::start();
+    user_with_password(&s, "carol", "internal_user", "correct horse battery");
+    s.admin("/user/update", json!({"user_id": "carol", "models": ["C"]}));
+    let r = login(
+        &s,
+        json!({"email": "carol@example.com", "password": "correct horse battery"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let cookie = session_of(&r);
+    let v = with_cookie(&s, "GET", "/v1/models", &cookie, None, false).json();
+    let ids: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["C"], "{v}");
+    let v = with_cookie(&s, "GET", "/model/info", &cookie, None, false).json();
+    assert_eq!(v["data"].as_array().unwrap().len(), 1, "{v}");
+}
