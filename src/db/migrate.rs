@@ -7,6 +7,10 @@ use rusqlite::{Connection, TransactionBehavior};
 pub const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../schema/0001_init.sql")),
     (2, include_str!("../../schema/0002_ui_sessions.sql")),
+    (
+        3,
+        include_str!("../../schema/0003_budget_reset_indexes.sql"),
+    ),
 ];
 
 pub fn latest() -> i64 {
@@ -55,6 +59,24 @@ mod tests {
             .expect("bump");
         let e = migrate(&mut c).expect_err("newer");
         assert!(e.contains("newer"), "{e}");
+    }
+
+    #[test]
+    fn budget_resets_use_indexes() {
+        let mut c = Connection::open_in_memory().expect("mem");
+        migrate(&mut c).expect("migrate");
+        for t in ["api_keys", "teams", "users", "budgets"] {
+            let plan: Vec<String> = c
+                .prepare(&format!(
+                    "EXPLAIN QUERY PLAN SELECT * FROM {t} WHERE budget_reset_at <= ?1"
+                ))
+                .expect("prepare")
+                .query_map(["2026-01-01"], |r| r.get::<_, String>(3))
+                .expect("plan")
+                .collect::<rusqlite::Result<_>>()
+                .expect("rows");
+            assert!(plan.iter().all(|d| !d.starts_with("SCAN")), "{t}: {plan:?}");
+        }
     }
 
     #[test]
