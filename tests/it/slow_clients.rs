@@ -148,3 +148,95 @@ fn connections_over_the_cap_get_503_and_the_cap_frees_up() {
         assert!(Instant::now() < deadline, "the cap never freed up");
     }
 }
+
+/// Reads one HTTP response (Content-Length or chunked) off a keep-alive connection.
+fn read_one_response(r: &mut BufReader<TcpStream>) -> (u16, String) {
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let status: u16 = line.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0);
+    let mut len = None;
+    let mut chunked = false;
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).unwrap();
+        let h = h.trim_end().to_ascii_lowercase();
+        if h.is_empty() {
+            break;
+        }
+        if let Some(v) = h.strip_prefix("content-length:") {
+            len = v.trim().parse::<usize>().ok();
+        }
+        if h.starts_with("transfer-encoding:") && h.contains("chunked") {
+            chunked = true;
+        }
+    }
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size).unwrap();
+            let n = usize::from_str_radix(size.trim(), 16).unwrap();
+            let mut chunk = vec![0u8; n + 2];
+            r.read_exact(&mut chunk).unwrap();
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    } else if let Some(n) = len {
+        body.resize(n, 0);
+        r.read_exact(&mut body).unwrap();
+    }
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A stream that lasts longer than the client read timeout must not earn its connection a 408:
+/// the idle clock starts when the response is done (regression found by the load benchmark).
+#[test]
+fn a_stream_longer_than_the_read_timeout_keeps_its_connection() {
+    use crate::upstream::{config, Fake};
+    let fake = Fake::start();
+    let s = Server::start_with_env(
+        &config(&fake, ""),
+        &[],
+        &[("LITEGATE_CLIENT_TIMEOUT_SECS", "0.5")],
+    );
+    let key = s.admin("/key/generate", serde_json::json!({}))["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let conn = TcpStream::connect(&s.addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut w = conn.try_clone().unwrap();
+    let mut r = BufReader::new(conn);
+    let body =
+        r#"{"model": "gated", "stream": true, "messages": [{"role": "user", "content": "hi"}]}"#;
+    let req = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    w.write_all(req.as_bytes()).unwrap();
+    // Hold the stream open for 4 read timeouts, then let it finish.
+    let opener = {
+        let started = Instant::now();
+        std::thread::spawn(move || {
+            while started.elapsed() < Duration::from_secs(2) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            fake.open_gate();
+            fake
+        })
+    };
+    let (status, text) = read_one_response(&mut r);
+    let _fake = opener.join().unwrap();
+    assert_eq!(status, 200);
+    assert!(text.contains("data: [DONE]"), "{text}");
+    // The same connection serves the next request normally.
+    let req = format!("GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\r\n");
+    w.write_all(req.as_bytes()).unwrap();
+    let (status, text) = read_one_response(&mut r);
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("\"object\":\"list\""), "{text}");
+}

@@ -45,6 +45,13 @@ enum ReadError {
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
     ReadIoError(IoError),
+    /// litegate patch: the read timed out before any byte of a new request arrived.
+    Idle,
+}
+
+/// litegate patch: a socket read timeout (WouldBlock on Linux, TimedOut elsewhere).
+fn is_timeout(e: &IoError) -> bool {
+    e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut
 }
 
 impl ClientConnection {
@@ -102,13 +109,60 @@ impl ClientConnection {
         }
     }
 
+    /// litegate patch: the request line, distinguishing a connection that stays idle (no byte
+    /// of a new request before the read timeout) from a client that is slow mid-request. While
+    /// the previous response is still being written (a long stream), idleness is not a timeout:
+    /// the clock for the next request starts when the response is done.
+    fn read_request_line(&mut self) -> Result<AsciiString, ReadError> {
+        let mut buf: Vec<u8> = Vec::new();
+        let mut prev_byte_was_cr = false;
+        loop {
+            let mut one = [0u8; 1];
+            match self.next_header_source.read(&mut one) {
+                Ok(0) => {
+                    return Err(ReadError::ReadIoError(IoError::new(
+                        ErrorKind::ConnectionAborted,
+                        "Unexpected EOF",
+                    )))
+                }
+                Ok(_) => {
+                    let byte = one[0];
+                    if byte == b'\n' && prev_byte_was_cr {
+                        buf.pop(); // the '\r'
+                        if buf.is_empty() {
+                            // An empty line before the request line is ignored (RFC 9112 2.2).
+                            prev_byte_was_cr = false;
+                            continue;
+                        }
+                        return AsciiString::from_ascii(buf).map_err(|_| {
+                            ReadError::ReadIoError(IoError::new(
+                                ErrorKind::InvalidInput,
+                                "Header is not in ASCII",
+                            ))
+                        });
+                    }
+                    prev_byte_was_cr = byte == b'\r';
+                    buf.push(byte);
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if is_timeout(&e) && buf.is_empty() => {
+                    if self.sink.previous_in_progress() {
+                        continue;
+                    }
+                    return Err(ReadError::Idle);
+                }
+                Err(e) => return Err(ReadError::ReadIoError(e)),
+            }
+        }
+    }
+
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                let line = self.read_request_line()?;
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
@@ -206,8 +260,7 @@ impl Iterator for ClientConnection {
 
                 // litegate patch: a socket read timeout is WouldBlock on Linux, not TimedOut;
                 // answer it with a 408 in LiteLLM's error envelope.
-                Err(ReadError::ReadIoError(ref err))
-                    if err.kind() == ErrorKind::TimedOut || err.kind() == ErrorKind::WouldBlock =>
+                Err(ReadError::ReadIoError(ref err)) if is_timeout(err) =>
                 {
                     // request timeout
                     let writer = self.sink.next().unwrap();
@@ -234,6 +287,9 @@ impl Iterator for ClientConnection {
                 }
 
                 Err(ReadError::ReadIoError(_)) => return None,
+
+                // litegate patch: an idle keep-alive connection is closed quietly, no 408.
+                Err(ReadError::Idle) => return None,
 
                 Ok(rq) => rq,
             };

@@ -95,6 +95,28 @@ impl<R: Read + Send> Iterator for SequentialReaderBuilder<R> {
     }
 }
 
+impl<W: Write + Send> SequentialWriterBuilder<W> {
+    /// litegate patch: true while the last response handed out is still being written (its
+    /// writer not yet dropped). Keeps the "finished" signal for the next writer if it arrived.
+    pub fn previous_in_progress(&mut self) -> bool {
+        use std::sync::mpsc::TryRecvError;
+        let state = match &self.next_trigger {
+            None => return false,
+            Some(rx) => rx.try_recv(),
+        };
+        match state {
+            Ok(()) => {
+                let (tx, rx) = channel();
+                let _ = tx.send(());
+                self.next_trigger = Some(rx);
+                false
+            }
+            Err(TryRecvError::Empty) => true,
+            Err(TryRecvError::Disconnected) => false,
+        }
+    }
+}
+
 impl<W: Write + Send> Iterator for SequentialWriterBuilder<W> {
     type Item = SequentialWriter<W>;
     fn next(&mut self) -> Option<SequentialWriter<W>> {
