@@ -87,7 +87,7 @@ model_list:
 general_settings:
   master_key: os.environ/LITEGATE_BENCH_MASTER_KEY
 EOF
-export LITEGATE_BENCH_MASTER_KEY="sk-bench-master-$RANDOM$RANDOM$RANDOM"
+export LITEGATE_BENCH_MASTER_KEY="sk-bench-master-$(od -An -tx1 -N24 /dev/urandom | tr -d " \n")"
 
 LG_PID=""
 start_litegate() {
