@@ -4,7 +4,13 @@
 
 use rusqlite::{Connection, TransactionBehavior};
 
-pub const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../schema/0001_init.sql"))];
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../schema/0001_init.sql")),
+    (
+        2,
+        include_str!("../../schema/0002_budget_reset_indexes.sql"),
+    ),
+];
 
 pub fn latest() -> i64 {
     MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
