@@ -40,6 +40,11 @@ impl Upstream {
             .http_status_as_error(false)
             .max_idle_connections(512)
             .max_idle_connections_per_host(256)
+            // ureq's defaults are 128 KiB each per connection, live or idle in the pool: 256 MB
+            // for 1,000 streams. 32 KiB holds any upstream's response head (nginx's default
+            // limit is 4 × 8 KiB); bodies stream through in pieces of this size either way.
+            .input_buffer_size(32 * 1024)
+            .output_buffer_size(16 * 1024)
             .timeout_connect(Some(Duration::from_secs(10)))
             .user_agent(concat!("litegate/", env!("CARGO_PKG_VERSION")))
             .build();
