@@ -178,6 +178,7 @@ wait "$WRK_PID" || true
 SLOW_HWM=$(status_kb "$LG_PID" VmHWM)
 SLOW_RESULT=$(awk '/^RESULT/ {print $2, $6, $7}' "$WORK/slow.out")
 stop_litegate
+SLOW_OK=$(grep -c "POST /v1/chat/completions 200" "$WORK/litegate.$SLOW_WORKERS.log" || true)
 
 # ---- report ----------------------------------------------------------------------------------
 CPUS=$(nproc)
@@ -231,6 +232,6 @@ requests. Peak RSS = litegate's VmHWM after that concurrency level (cumulative).
 $REPORT
 
 - litegate idle RSS (after start, $WORKERS workers): $(mb "$IDLE_RSS") MB; peak over all levels: $(mb "$PEAK_ALL") MB (at the end: anon $(mb "$ANON_END") MB, file-backed incl. the mmapped database $(mb "$FILE_END") MB)
-- $SLOW_STREAMS slow streams (${SLOW_SECS} chunks, 1/s) through litegate --workers $SLOW_WORKERS: idle RSS $(mb "$SLOW_IDLE") MB, peak RSS $(mb "$SLOW_HWM") MB (max sampled VmRSS $(mb "$MAX_RSS") MB), max concurrent streams seen $MAX_STREAMS; wrk [requests status_errors io_errors]: ${SLOW_RESULT:-none}
+- $SLOW_STREAMS slow streams (${SLOW_SECS} chunks, 1/s) through litegate --workers $SLOW_WORKERS: idle RSS $(mb "$SLOW_IDLE") MB, peak RSS $(mb "$SLOW_HWM") MB (max sampled VmRSS $(mb "$MAX_RSS") MB), max concurrent streams seen $MAX_STREAMS; streams answered 200 (litegate access log, incl. those cut at the end): $SLOW_OK; wrk [requests status_errors io_errors]: ${SLOW_RESULT:-none}
 EOF
 cp "$RAW" target/bench-raw.txt 2>/dev/null || true
