@@ -133,29 +133,33 @@ pub fn logs(c: &Connection, f: &LogFilter, limit: i64) -> rusqlite::Result<Vec<s
     rows.collect()
 }
 
+/// What `reset_due` selects (on the partial `budget_reset_at` indexes of schema 0003) and
+/// updates, per holder table.
+const RESETS: &[(&str, &str)] = &[
+    (
+        "SELECT token, budget_duration FROM api_keys WHERE budget_reset_at <= ?1",
+        "UPDATE api_keys SET spend = 0, budget_reset_at = ?2 WHERE token = ?1",
+    ),
+    (
+        "SELECT id, budget_duration FROM teams WHERE budget_reset_at <= ?1",
+        "UPDATE teams SET spend = 0, budget_reset_at = ?2 WHERE id = ?1",
+    ),
+    (
+        "SELECT id, budget_duration FROM users WHERE budget_reset_at <= ?1",
+        "UPDATE users SET spend = 0, budget_reset_at = ?2 WHERE id = ?1",
+    ),
+    (
+        "SELECT id, budget_duration FROM budgets WHERE budget_reset_at <= ?1",
+        "UPDATE budgets SET budget_reset_at = ?2 WHERE id = ?1",
+    ),
+];
+
 /// Resets spend to 0 where `budget_reset_at` has passed and moves `budget_reset_at` on by the
 /// holder's `budget_duration` (keys, teams, users; organizations and memberships through their
 /// budget rows). Returns how many holders were reset.
 pub fn reset_due(c: &Connection, now_iso: &str, now_ms: i64) -> rusqlite::Result<usize> {
     let mut n = 0;
-    for (select, update) in [
-        (
-            "SELECT token, budget_duration FROM api_keys WHERE budget_reset_at <= ?1",
-            "UPDATE api_keys SET spend = 0, budget_reset_at = ?2 WHERE token = ?1",
-        ),
-        (
-            "SELECT id, budget_duration FROM teams WHERE budget_reset_at <= ?1",
-            "UPDATE teams SET spend = 0, budget_reset_at = ?2 WHERE id = ?1",
-        ),
-        (
-            "SELECT id, budget_duration FROM users WHERE budget_reset_at <= ?1",
-            "UPDATE users SET spend = 0, budget_reset_at = ?2 WHERE id = ?1",
-        ),
-        (
-            "SELECT id, budget_duration FROM budgets WHERE budget_reset_at <= ?1",
-            "UPDATE budgets SET budget_reset_at = ?2 WHERE id = ?1",
-        ),
-    ] {
+    for &(select, update) in RESETS {
         let due: Vec<(String, Option<String>)> = c
             .prepare_cached(select)?
             .query_map([now_iso], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -179,4 +183,31 @@ pub fn reset_due(c: &Connection, now_iso: &str, now_ms: i64) -> rusqlite::Result
         }
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// issue 6: the budget-reset thread ran a full scan of `api_keys` once a minute.
+    #[test]
+    fn issue_6_budget_reset_uses_indexes() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut c = crate::db::open(&dir.path().join("x.db")).expect("open");
+        crate::db::migrate::migrate(&mut c).expect("migrate");
+        c.execute_batch("ANALYZE").expect("analyze");
+        for (select, _) in RESETS {
+            let plan: Vec<String> = c
+                .prepare(&format!("EXPLAIN QUERY PLAN {select}"))
+                .expect("prepare")
+                .query_map(["2026-01-01T00:00:00.000Z"], |r| r.get::<_, String>(3))
+                .expect("plan")
+                .collect::<rusqlite::Result<_>>()
+                .expect("rows");
+            assert!(
+                plan.iter().all(|d| !d.starts_with("SCAN")),
+                "{select}: {plan:?}"
+            );
+        }
+    }
 }

@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# Load benchmark (issue 6): litegate in front of a fast fake upstream, against the same upstream
+# called directly, with wrk. Builds release, installs wrk if missing (apt-get), seeds 10,000 orgs /
+# 100,000 teams / 1,000,000 keys, then for non-streaming and streaming chat at each concurrency
+# runs wrk against the upstream directly and through litegate (a virtual key whose access goes
+# key -> team -> org through `all-org-models`), alternating, BENCH_REPS times, and prints one
+# Markdown table of medians. Then 1,000 concurrent slow streams (one chunk/s for 20 s) through a
+# fresh litegate for its RSS. Loopback only. About 6 minutes on a 2-core VM.
+#
+# Usage: scripts/bench.sh            (env: BENCH_DURATION=5 BENCH_REPS=3
+#                                     BENCH_CONCURRENCY="1 8 64 256" BENCH_KEYS=1000000
+#                                     BENCH_SLOW_STREAMS=1000 BENCH_SLOW_SECS=20
+#                                     BENCH_KEEP=1 keeps the work dir)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DUR=${BENCH_DURATION:-5}
+REPS=${BENCH_REPS:-3}
+CONCS=${BENCH_CONCURRENCY:-"1 8 64 256"}
+KEYS=${BENCH_KEYS:-1000000}
+SLOW_STREAMS=${BENCH_SLOW_STREAMS:-1000}
+SLOW_SECS=${BENCH_SLOW_SECS:-20}
+WORKERS=256
+
+say() { echo "bench: $*" >&2; }
+
+# ---- build and tools ------------------------------------------------------------------------
+say "building release binaries"
+cargo build --release --quiet --bin litegate --bin fake_upstream --bin seed
+BIN=target/release
+if ! command -v wrk >/dev/null; then
+    say "installing wrk"
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get install -y wrk >/dev/null 2>&1 || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y wrk >/dev/null; }
+fi
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+TCK=$(getconf CLK_TCK)
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/litegate-bench.XXXXXX")
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    if [ -z "${BENCH_KEEP:-}" ]; then rm -rf "$WORK"; else say "kept $WORK"; fi
+}
+trap cleanup EXIT
+
+# Waits for "listening on ..." in a process's stdout file; prints the port.
+port_of() {
+    local f=$1 i
+    for i in $(seq 1 200); do
+        if grep -q "listening on" "$f" 2>/dev/null; then
+            grep -m1 "listening on" "$f" | sed -E 's/.*:([0-9]+)\/?$/\1/'
+            return
+        fi
+        sleep 0.05
+    done
+    say "no 'listening on' in $f"; cat "$f" >&2; exit 1
+}
+status_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+mb() { awk -v kb="$1" 'BEGIN {printf "%.1f", kb / 1024}'; }
+
+# ---- fake upstream, database, litegate --------------------------------------------------------
+"$BIN/fake_upstream" --listen 127.0.0.1:0 --slow-chunks "$SLOW_SECS" --slow-interval-ms 1000 \
+    >"$WORK/fake.out" 2>&1 &
+PIDS+=($!)
+UP_PORT=$(port_of "$WORK/fake.out")
+say "fake upstream on 127.0.0.1:$UP_PORT"
+
+say "seeding $KEYS keys"
+KEY=$("$BIN/seed" --db "$WORK/bench.db" --keys "$KEYS" --models bench,bench-slow)
+
+cat >"$WORK/config.yaml" <<EOF
+model_list:
+  - model_name: bench
+    litellm_params:
+      model: openai/bench
+      api_base: http://127.0.0.1:$UP_PORT/v1
+      api_key: sk-fake-provider-key
+  - model_name: bench-slow
+    litellm_params:
+      model: openai/bench-slow
+      api_base: http://127.0.0.1:$UP_PORT/v1
+      api_key: sk-fake-provider-key
+general_settings:
+  master_key: os.environ/LITEGATE_BENCH_MASTER_KEY
+EOF
+export LITEGATE_BENCH_MASTER_KEY="sk-bench-master-$(od -An -tx1 -N24 /dev/urandom | tr -d " \n")"
+
+LG_PID=""
+start_litegate() {
+    local workers=$1 out="$WORK/litegate.$1.out"
+    # Default log level (info, one access-log line per request), as deployed; to a file.
+    "$BIN/litegate" --config "$WORK/config.yaml" --db "$WORK/bench.db" --listen 127.0.0.1:0 \
+        --workers "$workers" >"$out" 2>"$WORK/litegate.$1.log" &
+    LG_PID=$!
+    PIDS+=("$LG_PID")
+    LG_PORT=$(port_of "$out")
+}
+stop_litegate() { kill "$LG_PID"; wait "$LG_PID" 2>/dev/null || true; }
+
+start_litegate "$WORKERS"
+sleep 1
+IDLE_RSS=$(status_kb "$LG_PID" VmRSS)
+say "litegate (pid $LG_PID, $WORKERS workers) on 127.0.0.1:$LG_PORT, idle RSS $(mb "$IDLE_RSS") MB"
+
+# ---- wrk -------------------------------------------------------------------------------------
+cat >"$WORK/post.lua" <<'EOF'
+wrk.method = "POST"
+wrk.body = os.getenv("BENCH_BODY")
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_AUTH")
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %d %d %d %d %d %d\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), e.status,
+    e.connect + e.read + e.write + e.timeout))
+end
+EOF
+BODY_JSON='{"model":"bench","messages":[{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":16}'
+BODY_SSE='{"model":"bench","messages":[{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":16,"stream":true}'
+export BENCH_AUTH=$KEY
+
+# run_wrk URL CONCURRENCY SECONDS -> "requests duration_us p50_us p99_us status_errors io_errors"
+run_wrk() {
+    local threads=$(($2 < 2 ? $2 : 2))
+    wrk -t"$threads" -c"$2" -d"$3s" --timeout 30s -s "$WORK/post.lua" "$1" | awk '/^RESULT/ {print $2, $3, $4, $5, $6, $7}'
+}
+
+RAW="$WORK/raw.txt"
+: >"$RAW"
+declare -A PEAK
+for mode in json sse; do
+    if [ $mode = json ]; then export BENCH_BODY=$BODY_JSON; else export BENCH_BODY=$BODY_SSE; fi
+    # Warm both paths (connections, pages of the key's rows) before measuring.
+    run_wrk "http://127.0.0.1:$UP_PORT/v1/chat/completions" 8 1 >/dev/null
+    run_wrk "http://127.0.0.1:$LG_PORT/v1/chat/completions" 8 1 >/dev/null
+    for c in $CONCS; do
+        for rep in $(seq 1 "$REPS"); do
+            d=$(run_wrk "http://127.0.0.1:$UP_PORT/v1/chat/completions" "$c" "$DUR")
+            echo "$mode $c $rep direct $d 0" >>"$RAW"
+            t0=$(cpu_ticks "$LG_PID")
+            t=$(run_wrk "http://127.0.0.1:$LG_PORT/v1/chat/completions" "$c" "$DUR")
+            t1=$(cpu_ticks "$LG_PID")
+            echo "$mode $c $rep through $t $((t1 - t0))" >>"$RAW"
+            say "$mode c=$c rep $rep: direct [$d] through [$t] cpu $((t1 - t0)) ticks"
+        done
+        PEAK[$mode.$c]=$(status_kb "$LG_PID" VmHWM)
+    done
+done
+PEAK_ALL=$(status_kb "$LG_PID" VmHWM)
+ANON_END=$(status_kb "$LG_PID" RssAnon)
+FILE_END=$(status_kb "$LG_PID" RssFile)
+stop_litegate
+
+# ---- 1,000 slow streams ----------------------------------------------------------------------
+SLOW_WORKERS=$((SLOW_STREAMS + 64))
+start_litegate "$SLOW_WORKERS"
+sleep 1
+SLOW_IDLE=$(status_kb "$LG_PID" VmRSS)
+say "$SLOW_STREAMS slow streams through litegate ($SLOW_WORKERS workers, idle RSS $(mb "$SLOW_IDLE") MB)"
+export BENCH_BODY='{"model":"bench-slow","messages":[{"role":"user","content":"Say hello slowly."}],"stream":true}'
+wrk -t2 -c"$SLOW_STREAMS" -d"$((SLOW_SECS + 8))s" --timeout 60s -s "$WORK/post.lua" \
+    "http://127.0.0.1:$LG_PORT/v1/chat/completions" >"$WORK/slow.out" 2>&1 &
+WRK_PID=$!
+MAX_STREAMS=0
+MAX_RSS=0
+for _ in $(seq 1 $((SLOW_SECS + 6))); do
+    sleep 1
+    n=$( (exec 3<>"/dev/tcp/127.0.0.1/$LG_PORT" && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && cat <&3) 2>/dev/null | awk '/^litegate_active_streams / {print $2}')
+    [ -n "$n" ] && [ "$n" -gt "$MAX_STREAMS" ] && MAX_STREAMS=$n
+    r=$(status_kb "$LG_PID" VmRSS)
+    [ "$r" -gt "$MAX_RSS" ] && MAX_RSS=$r
+done
+wait "$WRK_PID" || true
+SLOW_HWM=$(status_kb "$LG_PID" VmHWM)
+SLOW_RESULT=$(awk '/^RESULT/ {print $2, $6, $7}' "$WORK/slow.out")
+stop_litegate
+SLOW_OK=$(grep -c "POST /v1/chat/completions 200" "$WORK/litegate.$SLOW_WORKERS.log" || true)
+
+# ---- report ----------------------------------------------------------------------------------
+CPUS=$(nproc)
+REPORT=$(awk -v tck="$TCK" -v concs="$CONCS" -v peaks="$(for k in "${!PEAK[@]}"; do echo -n "$k=${PEAK[$k]} "; done)" '
+function med(s,   a, n, i, j, t) {
+    n = split(s, a, " ")
+    for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
+    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+function us(x) { return x >= 1000 ? sprintf("%.2f ms", x / 1000) : sprintf("%d µs", x) }
+function sus(x) { return (x < 0 ? "−" : "") us(x < 0 ? -x : x) }
+{
+    k = $1 SUBSEP $2
+    if ($4 == "direct") {
+        drps[k] = drps[k] " " $5 * 1e6 / $6; dp50[k] = dp50[k] " " $7; dp99[k] = dp99[k] " " $8
+        last50[k] = $7; last99[k] = $8; derr[k] += $9 + $10
+    } else {
+        trps[k] = trps[k] " " $5 * 1e6 / $6; tp50[k] = tp50[k] " " $7; tp99[k] = tp99[k] " " $8
+        a50[k] = a50[k] " " ($7 - last50[k]); a99[k] = a99[k] " " ($8 - last99[k])
+        cpu[k] = cpu[k] " " ($5 ? $11 * 1e6 / tck / $5 : 0); terr[k] += $9 + $10
+    }
+}
+END {
+    split(peaks, pk, " "); for (i in pk) { split(pk[i], kv, "="); peak[kv[1]] = kv[2] }
+    print "| mode | c | direct req/s | litegate req/s | % of direct | direct p50 / p99 | litegate p50 / p99 | added p50 | added p99 | litegate CPU/req | peak RSS |"
+    print "|---|---|---|---|---|---|---|---|---|---|---|"
+    n = split(concs, cs, " ")
+    for (m = 1; m <= 2; m++) {
+        mode = m == 1 ? "json" : "sse"
+        for (i = 1; i <= n; i++) {
+            k = mode SUBSEP cs[i]
+            d = med(drps[k]); t = med(trps[k])
+            printf "| %s | %d | %.0f | %.0f | %.0f %% | %s / %s | %s / %s | %s | %s | %.0f µs | %.1f MB |%s\n", \
+                mode == "json" ? "chat" : "chat, stream", cs[i], d, t, d ? 100 * t / d : 0, \
+                us(med(dp50[k])), us(med(dp99[k])), us(med(tp50[k])), us(med(tp99[k])), \
+                sus(med(a50[k])), sus(med(a99[k])), med(cpu[k]), peak[mode "." cs[i]] / 1024, \
+                (derr[k] + terr[k]) ? sprintf(" errors: direct %d, litegate %d", derr[k], terr[k]) : ""
+        }
+    }
+}' "$RAW")
+
+cat <<EOF
+
+## litegate load benchmark — $(date -u +%Y-%m-%d), ${CPUS}-core machine, \`scripts/bench.sh\`
+
+wrk, ${DUR} s per run, ${REPS} repetitions alternating direct/through, medians; $KEYS keys seeded;
+litegate --workers $WORKERS, default logging (access log to a file). "added" = median over
+repetitions of (through − direct) in the same repetition. CPU/req = litegate's utime+stime ÷
+requests. Peak RSS = litegate's VmHWM after that concurrency level (cumulative).
+
+$REPORT
+
+- litegate idle RSS (after start, $WORKERS workers): $(mb "$IDLE_RSS") MB; peak over all levels: $(mb "$PEAK_ALL") MB (at the end: anon $(mb "$ANON_END") MB, file-backed incl. the mmapped database $(mb "$FILE_END") MB)
+- $SLOW_STREAMS slow streams (${SLOW_SECS} chunks, 1/s) through litegate --workers $SLOW_WORKERS: idle RSS $(mb "$SLOW_IDLE") MB, peak RSS $(mb "$SLOW_HWM") MB (max sampled VmRSS $(mb "$MAX_RSS") MB), max concurrent streams seen $MAX_STREAMS; streams answered 200 (litegate access log, incl. those cut at the end): $SLOW_OK; wrk [requests status_errors io_errors]: ${SLOW_RESULT:-none}
+EOF
+cp "$RAW" target/bench-raw.txt 2>/dev/null || true
