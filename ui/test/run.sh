@@ -13,6 +13,14 @@ if [ ! -x /usr/bin/chromium ]; then
     $SUDO apt-get update -q
     $SUDO apt-get install -y -q chromium
 fi
+if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
+    echo "ui tests: installing nodejs and npm (apt-get)"
+    export DEBIAN_FRONTEND=noninteractive
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -q
+    $SUDO apt-get install -y -q nodejs npm
+fi
 if [ ! -d ui/test/node_modules/playwright-core ]; then
     echo "ui tests: installing playwright-core (npm ci)"
     (cd ui/test && npm ci --no-audit --no-fund --loglevel=error)
