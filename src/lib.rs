@@ -111,7 +111,9 @@ pub fn run(cfg: Config) -> Result<(), String> {
         upstream: upstream::Upstream::new(),
         budgets: budget::Reservations::default(),
         limiter: limits::Limiter::new(),
+        spend: db::spend::SpendWriter::default(),
     }));
+    ctx.spend.start(&ctx.pool);
     start_budget_resets(ctx);
     {
         let mut out = std::io::stdout().lock();

@@ -211,3 +211,163 @@ mod tests {
         }
     }
 }
+
+/// Group commit for spend (issue 6): calls hand their record to one writer thread, which
+/// writes every record waiting at that moment in a single transaction and only then answers
+/// each caller. A call's response still waits for the commit of its own record, so the spend of
+/// an answered call survives `kill -9` exactly as with one transaction per call; under load
+/// many calls share one commit (fewer WAL pages, one write lock instead of a queue of them).
+pub struct SpendWriter {
+    tx: std::sync::Mutex<Option<std::sync::mpsc::Sender<Job>>>,
+    rx: std::sync::Mutex<Option<std::sync::mpsc::Receiver<Job>>>,
+}
+
+struct Job {
+    rec: SpendRecord,
+    done: std::sync::mpsc::SyncSender<Result<(), String>>,
+}
+
+/// Records per transaction at most.
+const MAX_BATCH: usize = 256;
+
+impl Default for SpendWriter {
+    fn default() -> Self {
+        let (tx, rx) = std::sync::mpsc::channel();
+        SpendWriter {
+            tx: std::sync::Mutex::new(Some(tx)),
+            rx: std::sync::Mutex::new(Some(rx)),
+        }
+    }
+}
+
+impl SpendWriter {
+    /// Starts the writer thread on `pool`. Until it runs, `record` writes directly.
+    pub fn start(&'static self, pool: &'static super::Pool) {
+        let Some(rx) = self.rx.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            return;
+        };
+        let spawned = std::thread::Builder::new()
+            .name("spend-writer".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut batch = vec![first];
+                    while batch.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(j) => batch.push(j),
+                            Err(_) => break,
+                        }
+                    }
+                    write_batch(pool, batch);
+                }
+            });
+        if let Err(e) = spawned {
+            log::error!("cannot start the spend writer ({e}); spend is written per call");
+            // Put the receiver back so nothing queued is lost: `record` writes directly.
+            *self.tx.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+    }
+
+    /// Records one call's spend; returns once it is committed.
+    pub fn record(&self, pool: &super::Pool, rec: &SpendRecord) -> crate::error::Result<()> {
+        let started = self.rx.lock().unwrap_or_else(|p| p.into_inner()).is_none();
+        let sender = self
+            .tx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .filter(|_| started);
+        if let Some(tx) = sender {
+            let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
+            if tx
+                .send(Job {
+                    rec: rec.clone(),
+                    done: done_tx,
+                })
+                .is_ok()
+            {
+                return match done_rx.recv() {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(crate::error::Error::Internal(e)),
+                    Err(_) => Err(crate::error::Error::Internal(
+                        "the spend writer stopped".into(),
+                    )),
+                };
+            }
+        }
+        pool.write(|tx| Ok(record(tx, rec)?))
+    }
+}
+
+fn write_batch(pool: &super::Pool, batch: Vec<Job>) {
+    let all = pool.write(|tx| {
+        for j in &batch {
+            record(tx, &j.rec)?;
+        }
+        Ok(())
+    });
+    match all {
+        Ok(()) => {
+            for j in batch {
+                let _ = j.done.send(Ok(()));
+            }
+        }
+        // One bad record must not cost the others: write them one by one.
+        Err(_) => {
+            for j in batch {
+                let r = pool
+                    .write(|tx| Ok(record(tx, &j.rec)?))
+                    .map_err(|e| e.to_string());
+                let _ = j.done.send(r);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod writer_tests {
+    use super::*;
+
+    fn rec(id: &str) -> SpendRecord {
+        SpendRecord {
+            request_id: id.into(),
+            model: "m".into(),
+            call_type: "acompletion".into(),
+            prompt_tokens: 1,
+            completion_tokens: 2,
+            spend: 0.5,
+            start_time: "2026-01-01T00:00:00.000Z".into(),
+            end_time: "2026-01-01T00:00:01.000Z".into(),
+            status: "success".into(),
+            ..SpendRecord::default()
+        }
+    }
+
+    #[test]
+    fn concurrent_records_are_all_committed_and_a_bad_one_costs_only_itself() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let pool: &'static crate::db::Pool = Box::leak(Box::new(
+            crate::db::Pool::open(&dir.path().join("x.db"), 4).expect("pool"),
+        ));
+        let w: &'static SpendWriter = Box::leak(Box::default());
+        w.record(pool, &rec("before-start"))
+            .expect("direct write before start");
+        w.start(pool);
+        let handles: Vec<_> = (0..64)
+            .map(|i| std::thread::spawn(move || w.record(pool, &rec(&format!("r{i}")))))
+            .collect();
+        for h in handles {
+            h.join().expect("join").expect("recorded");
+        }
+        // A duplicate request id fails alone.
+        let dup = std::thread::spawn(move || w.record(pool, &rec("r1")));
+        let ok = std::thread::spawn(move || w.record(pool, &rec("after")));
+        assert!(dup.join().expect("join").is_err());
+        ok.join()
+            .expect("join")
+            .expect("the other record of the batch");
+        let n: i64 = pool
+            .read(|c| Ok(c.query_row("SELECT count(*) FROM spend_logs", [], |r| r.get(0))?))
+            .expect("count");
+        assert_eq!(n, 66);
+    }
+}

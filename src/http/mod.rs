@@ -35,6 +35,8 @@ pub struct Ctx {
     pub upstream: crate::upstream::Upstream,
     pub budgets: crate::budget::Reservations,
     pub limiter: crate::limits::Limiter,
+    /// Group commit of spend records (started by `lib.rs::run`).
+    pub spend: crate::db::spend::SpendWriter,
 }
 
 impl Ctx {

@@ -170,8 +170,8 @@ impl Call {
         crate::metrics::METRICS.usage(&self.dep.model_name, prompt, completion, self.record.spend);
         let rec = &self.record;
         self.ctx
-            .pool
-            .write(|tx| Ok(crate::db::spend::record(tx, rec)?))
+            .spend
+            .record(&self.ctx.pool, rec)
             .inspect_err(|e| log::error!("request {}: spend not recorded: {e}", rec.request_id))
     }
 }
