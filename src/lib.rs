@@ -113,7 +113,6 @@ pub fn run(cfg: Config) -> Result<(), String> {
         limiter: limits::Limiter::new(),
         spend: db::spend::SpendWriter::default(),
     }));
-    ctx.spend.start(&ctx.pool);
     start_budget_resets(ctx);
     {
         let mut out = std::io::stdout().lock();

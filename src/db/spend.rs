@@ -212,114 +212,81 @@ mod tests {
     }
 }
 
-/// Group commit for spend (issue 6): calls hand their record to one writer thread, which
-/// writes every record waiting at that moment in a single transaction and only then answers
-/// each caller. A call's response still waits for the commit of its own record, so the spend of
-/// an answered call survives `kill -9` exactly as with one transaction per call; under load
-/// many calls share one commit (fewer WAL pages, one write lock instead of a queue of them).
+/// Group commit for spend (issue 6), leader/follower: a caller with nothing being written
+/// becomes the leader and commits every record waiting at that moment (its own included) in one
+/// transaction on its own thread; callers that arrive meanwhile wait and the next of them commits
+/// the next batch. Each caller returns only once its own record is committed, so the spend of an
+/// answered call survives `kill -9` exactly as with one transaction per call; alone (c=1) a call
+/// writes its record itself with no hand-off; under load many calls share one commit.
+#[derive(Default)]
 pub struct SpendWriter {
-    tx: std::sync::Mutex<Option<std::sync::mpsc::Sender<Job>>>,
-    rx: std::sync::Mutex<Option<std::sync::mpsc::Receiver<Job>>>,
+    state: std::sync::Mutex<WriterState>,
+    changed: std::sync::Condvar,
 }
 
-struct Job {
-    rec: SpendRecord,
-    done: std::sync::mpsc::SyncSender<Result<(), String>>,
+#[derive(Default)]
+struct WriterState {
+    next_ticket: u64,
+    queue: Vec<(u64, SpendRecord)>,
+    writing: bool,
+    results: std::collections::HashMap<u64, Result<(), String>>,
 }
 
-/// Records per transaction at most.
+/// Records per transaction at most; the rest wait for the next batch.
 const MAX_BATCH: usize = 256;
 
-impl Default for SpendWriter {
-    fn default() -> Self {
-        let (tx, rx) = std::sync::mpsc::channel();
-        SpendWriter {
-            tx: std::sync::Mutex::new(Some(tx)),
-            rx: std::sync::Mutex::new(Some(rx)),
-        }
-    }
-}
-
 impl SpendWriter {
-    /// Starts the writer thread on `pool`. Until it runs, `record` writes directly.
-    pub fn start(&'static self, pool: &'static super::Pool) {
-        let Some(rx) = self.rx.lock().unwrap_or_else(|p| p.into_inner()).take() else {
-            return;
-        };
-        let spawned = std::thread::Builder::new()
-            .name("spend-writer".into())
-            .spawn(move || {
-                while let Ok(first) = rx.recv() {
-                    let mut batch = vec![first];
-                    while batch.len() < MAX_BATCH {
-                        match rx.try_recv() {
-                            Ok(j) => batch.push(j),
-                            Err(_) => break,
-                        }
-                    }
-                    write_batch(pool, batch);
-                }
-            });
-        if let Err(e) = spawned {
-            log::error!("cannot start the spend writer ({e}); spend is written per call");
-            // Put the receiver back so nothing queued is lost: `record` writes directly.
-            *self.tx.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        }
-    }
-
     /// Records one call's spend; returns once it is committed.
     pub fn record(&self, pool: &super::Pool, rec: &SpendRecord) -> crate::error::Result<()> {
-        let started = self.rx.lock().unwrap_or_else(|p| p.into_inner()).is_none();
-        let sender = self
-            .tx
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .filter(|_| started);
-        if let Some(tx) = sender {
-            let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
-            if tx
-                .send(Job {
-                    rec: rec.clone(),
-                    done: done_tx,
-                })
-                .is_ok()
-            {
-                return match done_rx.recv() {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(e)) => Err(crate::error::Error::Internal(e)),
-                    Err(_) => Err(crate::error::Error::Internal(
-                        "the spend writer stopped".into(),
-                    )),
-                };
+        let lock = || self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = lock();
+        let ticket = st.next_ticket;
+        st.next_ticket += 1;
+        st.queue.push((ticket, rec.clone()));
+        loop {
+            if let Some(r) = st.results.remove(&ticket) {
+                return r.map_err(crate::error::Error::Internal);
             }
+            if !st.writing {
+                st.writing = true;
+                let take = st.queue.len().min(MAX_BATCH);
+                let batch: Vec<(u64, SpendRecord)> = st.queue.drain(..take).collect();
+                drop(st);
+                let results = write_batch(pool, batch);
+                st = lock();
+                st.results.extend(results);
+                st.writing = false;
+                self.changed.notify_all();
+                continue;
+            }
+            st = self.changed.wait(st).unwrap_or_else(|p| p.into_inner());
         }
-        pool.write(|tx| Ok(record(tx, rec)?))
     }
 }
 
-fn write_batch(pool: &super::Pool, batch: Vec<Job>) {
+fn write_batch(
+    pool: &super::Pool,
+    batch: Vec<(u64, SpendRecord)>,
+) -> Vec<(u64, Result<(), String>)> {
     let all = pool.write(|tx| {
-        for j in &batch {
-            record(tx, &j.rec)?;
+        for (_, r) in &batch {
+            record(tx, r)?;
         }
         Ok(())
     });
     match all {
-        Ok(()) => {
-            for j in batch {
-                let _ = j.done.send(Ok(()));
-            }
-        }
+        Ok(()) => batch.into_iter().map(|(t, _)| (t, Ok(()))).collect(),
         // One bad record must not cost the others: write them one by one.
-        Err(_) => {
-            for j in batch {
-                let r = pool
-                    .write(|tx| Ok(record(tx, &j.rec)?))
-                    .map_err(|e| e.to_string());
-                let _ = j.done.send(r);
-            }
-        }
+        Err(_) => batch
+            .into_iter()
+            .map(|(t, r)| {
+                (
+                    t,
+                    pool.write(|tx| Ok(record(tx, &r)?))
+                        .map_err(|e| e.to_string()),
+                )
+            })
+            .collect(),
     }
 }
 
@@ -350,8 +317,7 @@ mod writer_tests {
         ));
         let w: &'static SpendWriter = Box::leak(Box::default());
         w.record(pool, &rec("before-start"))
-            .expect("direct write before start");
-        w.start(pool);
+            .expect("alone: written by the caller itself");
         let handles: Vec<_> = (0..64)
             .map(|i| std::thread::spawn(move || w.record(pool, &rec(&format!("r{i}")))))
             .collect();

@@ -35,7 +35,7 @@ pub struct Ctx {
     pub upstream: crate::upstream::Upstream,
     pub budgets: crate::budget::Reservations,
     pub limiter: crate::limits::Limiter,
-    /// Group commit of spend records (started by `lib.rs::run`).
+    /// Group commit of spend records (leader/follower, no thread of its own).
     pub spend: crate::db::spend::SpendWriter,
 }
 
