@@ -251,8 +251,19 @@ impl SpendWriter {
                 st.writing = true;
                 let take = st.queue.len().min(MAX_BATCH);
                 let batch: Vec<(u64, SpendRecord)> = st.queue.drain(..take).collect();
+                let tickets: Vec<u64> = batch.iter().map(|(t, _)| *t).collect();
                 drop(st);
-                let results = write_batch(pool, batch);
+                // A panic while writing must not leave `writing` set (every later call would
+                // wait forever): the batch's callers get an error instead.
+                let results = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    write_batch(pool, batch)
+                }))
+                .unwrap_or_else(|_| {
+                    tickets
+                        .into_iter()
+                        .map(|t| (t, Err("spend write panicked".to_string())))
+                        .collect()
+                });
                 st = lock();
                 st.results.extend(results);
                 st.writing = false;
