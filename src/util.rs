@@ -55,6 +55,11 @@ pub fn iso_from_ms(ms: i64) -> String {
     )
 }
 
+/// `secs` from now as stored ISO-8601 text (saturating; `parse_duration` caps durations).
+pub fn iso_in_secs(secs: i64) -> String {
+    iso_from_ms(now_ms().saturating_add(secs.saturating_mul(1000)))
+}
+
 /// Parses the timestamps we write (and the common ISO-8601 forms LiteLLM writes:
 /// optional fraction, `Z`, `+00:00` or no zone, which is taken as UTC).
 pub fn ms_from_iso(s: &str) -> Option<i64> {

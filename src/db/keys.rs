@@ -35,22 +35,12 @@ const INSERT: &str = "INSERT INTO api_keys (token, key_name, key_alias, models, 
 
 /// Inserts a key. A UNIQUE violation (token or alias) is the caller's 409.
 pub fn insert(c: &Connection, k: &NewKey) -> rusqlite::Result<()> {
-    let aliases = if k.aliases.is_object() {
-        k.aliases.to_string()
-    } else {
-        "{}".to_string()
-    };
-    let metadata = if k.metadata.is_object() {
-        k.metadata.to_string()
-    } else {
-        "{}".to_string()
-    };
     c.prepare_cached(INSERT)?.execute(params![
         k.token,
         k.key_name,
         k.key_alias,
         super::to_json(&k.models),
-        aliases,
+        super::obj_text(&k.aliases),
         k.team_id,
         k.user_id,
         k.organization_id,
@@ -62,7 +52,7 @@ pub fn insert(c: &Connection, k: &NewKey) -> rusqlite::Result<()> {
         k.tpm_limit,
         k.rpm_limit,
         k.max_parallel_requests,
-        metadata,
+        super::obj_text(&k.metadata),
         k.blocked as i64,
         crate::util::now_iso(),
         k.created_by,
@@ -157,11 +147,7 @@ pub fn save(
         token,
         k.key_alias,
         super::to_json(&k.models),
-        if k.aliases.is_object() {
-            k.aliases.to_string()
-        } else {
-            "{}".into()
-        },
+        super::obj_text(&k.aliases),
         k.team_id,
         k.user_id,
         k.organization_id,
@@ -173,11 +159,7 @@ pub fn save(
         k.tpm_limit,
         k.rpm_limit,
         k.max_parallel_requests,
-        if k.metadata.is_object() {
-            k.metadata.to_string()
-        } else {
-            "{}".into()
-        },
+        super::obj_text(&k.metadata),
         k.blocked as i64,
         k.token,
         k.key_name,

@@ -275,6 +275,15 @@ pub fn json_obj(s: &str) -> serde_json::Value {
     serde_json::from_str(s).unwrap_or_else(|_| serde_json::json!({}))
 }
 
+/// A JSON object column (metadata, aliases) as stored text: anything not an object is `{}`.
+pub fn obj_text(v: &serde_json::Value) -> String {
+    if v.is_object() {
+        v.to_string()
+    } else {
+        "{}".to_string()
+    }
+}
+
 pub fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }

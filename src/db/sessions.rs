@@ -12,6 +12,8 @@ pub struct SessionRow {
     pub user_id: Option<String>,
     /// The user's current `user_role` (None for master sessions).
     pub user_role: Option<String>,
+    /// The user's current models (None for master sessions or a deleted user).
+    pub user_models: Option<Vec<String>>,
     pub expires_at: String,
 }
 
@@ -43,8 +45,8 @@ pub fn insert(
 
 /// The session, if it exists and has not expired at `now` (ISO-8601). A user session whose
 /// user is gone cannot exist (ON DELETE CASCADE); the join takes the user's current role.
-const LIVE: &str = "SELECT s.is_master, s.master_hash, s.user_id, u.user_role, s.expires_at
-    FROM ui_sessions s LEFT JOIN users u ON u.id = s.user_id
+const LIVE: &str = "SELECT s.is_master, s.master_hash, s.user_id, u.user_role, s.expires_at,
+    u.models FROM ui_sessions s LEFT JOIN users u ON u.id = s.user_id
     WHERE s.token_hash = ?1 AND s.expires_at > ?2";
 
 pub fn live(c: &Connection, token_hash: &str, now: &str) -> rusqlite::Result<Option<SessionRow>> {
@@ -56,6 +58,7 @@ pub fn live(c: &Connection, token_hash: &str, now: &str) -> rusqlite::Result<Opt
                 user_id: r.get(2)?,
                 user_role: r.get(3)?,
                 expires_at: r.get(4)?,
+                user_models: r.get::<_, Option<String>>(5)?.map(|m| super::json_list(&m)),
             })
         })
         .optional()

@@ -112,14 +112,6 @@ impl TeamFields {
     }
 }
 
-fn meta_text(v: &serde_json::Value) -> String {
-    if v.is_object() {
-        v.to_string()
-    } else {
-        "{}".to_string()
-    }
-}
-
 const INSERT: &str = "INSERT INTO teams (id, alias, organization_id, models, max_budget,
     soft_budget, budget_duration, budget_reset_at, tpm_limit, rpm_limit, max_parallel_requests,
     blocked, metadata, created_at, updated_at, created_by, updated_by)
@@ -140,7 +132,7 @@ pub fn insert(c: &Connection, id: &str, f: &TeamFields, by: Option<&str>) -> rus
         f.rpm_limit,
         f.max_parallel_requests,
         f.blocked as i64,
-        meta_text(&f.metadata),
+        super::obj_text(&f.metadata),
         crate::util::now_iso(),
         by,
     ])?;
@@ -172,7 +164,7 @@ pub fn update(
         f.rpm_limit,
         f.max_parallel_requests,
         f.blocked as i64,
-        meta_text(&f.metadata),
+        super::obj_text(&f.metadata),
         crate::util::now_iso(),
         by,
     ])

@@ -125,14 +125,6 @@ impl UserFields {
     }
 }
 
-fn meta_text(v: &serde_json::Value) -> String {
-    if v.is_object() {
-        v.to_string()
-    } else {
-        "{}".to_string()
-    }
-}
-
 const INSERT: &str = "INSERT INTO users (id, email, user_role, password_hash, models, max_budget,
     soft_budget, budget_duration, budget_reset_at, tpm_limit, rpm_limit, max_parallel_requests,
     metadata, created_at, updated_at)
@@ -153,7 +145,7 @@ pub fn insert(c: &Connection, id: &str, f: &UserFields) -> rusqlite::Result<()> 
         f.tpm_limit,
         f.rpm_limit,
         f.max_parallel_requests,
-        meta_text(&f.metadata),
+        super::obj_text(&f.metadata),
         crate::util::now_iso(),
     ])?;
     Ok(())
@@ -180,7 +172,7 @@ pub fn update(c: &Connection, id: &str, f: &UserFields) -> rusqlite::Result<usiz
         f.tpm_limit,
         f.rpm_limit,
         f.max_parallel_requests,
-        meta_text(&f.metadata),
+        super::obj_text(&f.metadata),
         crate::util::now_iso(),
     ])
 }

@@ -66,14 +66,22 @@ fn can_manage(c: &Connection, who: &Caller, k: &NewKey) -> Result<bool> {
     if who.role.is_viewer() {
         return Ok(false);
     }
-    if let Some(team_id) = &k.team_id {
-        if let Some(team) = db::teams::get(c, team_id)? {
-            if scope::is_team_admin(c, who, &team)? {
-                return Ok(true);
-            }
-        }
+    if administers_team_of(c, who, k)? {
+        return Ok(true);
     }
     Ok(k.user_id.is_some() && k.user_id == who.user_id)
+}
+
+/// Is the caller an admin of the key's team (team admin, org admin above it, or proxy admin)?
+/// Viewers never are (`scope::is_team_admin`).
+fn administers_team_of(c: &Connection, who: &Caller, k: &NewKey) -> Result<bool> {
+    match &k.team_id {
+        Some(t) => match db::teams::get(c, t)? {
+            Some(team) => scope::is_team_admin(c, who, &team),
+            None => Ok(false),
+        },
+        None => Ok(false),
+    }
 }
 
 /// May the caller see this key (`/key/info`)?
@@ -87,15 +95,8 @@ fn can_see(c: &Connection, who: &Caller, k: &NewKey) -> Result<bool> {
     if who.key.as_ref().is_some_and(|mine| mine.token == k.token) {
         return Ok(true);
     }
-    if let Some(team_id) = &k.team_id {
-        if let Some(team) = db::teams::get(c, team_id)? {
-            // Team admins and org admins above the team (read-only viewers excluded).
-            if !who.role.is_viewer() && scope::is_team_admin(c, who, &team)? {
-                return Ok(true);
-            }
-        }
-    }
-    Ok(false)
+    // Team admins and org admins above the team (read-only viewers excluded).
+    administers_team_of(c, who, k)
 }
 
 /// Finds a key named by raw value or token (404 when missing or invisible).
@@ -601,13 +602,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             return Err(Error::Forbidden("you may not update this key".into()));
         }
         let admin = who.role == Role::ProxyAdmin;
-        let team_admin = match &rec.k.team_id {
-            Some(t) => match db::teams::get(tx, t)? {
-                Some(team) => scope::is_team_admin(tx, who, &team)?,
-                None => false,
-            },
-            None => false,
-        };
+        let team_admin = administers_team_of(tx, who, &rec.k)?;
         if !admin && (new_team.is_some() || new_user.is_some()) {
             return Err(Error::Forbidden(
                 "only proxy admins may move a key to another team or user".into(),
@@ -786,14 +781,7 @@ fn set_blocked(ctx: &Ctx, who: &Caller, req: &Req, blocked: bool) -> Result<Repl
     let rec = ctx.pool.write(|tx| {
         let mut rec = find(tx, who, &key)?;
         let rec_token = rec.k.token.clone();
-        let allowed = who.role == Role::ProxyAdmin
-            || match &rec.k.team_id {
-                Some(t) => match db::teams::get(tx, t)? {
-                    Some(team) => scope::is_team_admin(tx, who, &team)?,
-                    None => false,
-                },
-                None => false,
-            };
+        let allowed = who.role == Role::ProxyAdmin || administers_team_of(tx, who, &rec.k)?;
         if !allowed {
             return Err(Error::Forbidden(BLOCK_DENIED.into()));
         }
@@ -843,13 +831,7 @@ pub fn regenerate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         if !can_manage(tx, who, &rec.k)? {
             return Err(Error::Forbidden("you may not regenerate this key".into()));
         }
-        let team_admin = match &rec.k.team_id {
-            Some(t) => match db::teams::get(tx, t)? {
-                Some(team) => scope::is_team_admin(tx, who, &team)?,
-                None => false,
-            },
-            None => false,
-        };
+        let team_admin = administers_team_of(tx, who, &rec.k)?;
         if fields.widens_budget() && who.role != Role::ProxyAdmin && !team_admin {
             return Err(Error::Forbidden(
                 "only an admin may change this key's budget or limits".into(),

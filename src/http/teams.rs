@@ -160,10 +160,6 @@ fn check_models(ctx: &Ctx, org_models: Option<&[String]>, models: &[String]) -> 
     Ok(())
 }
 
-fn reset_at(secs: i64) -> String {
-    util::iso_from_ms(util::now_ms().saturating_add(secs.saturating_mul(1000)))
-}
-
 /// One `{role, user_id | user_email}` entry of `member` / `members_with_roles`.
 struct MemberSpec {
     role: String,
@@ -322,7 +318,7 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         models,
         max_budget: body.opt_budget("max_budget")?,
         soft_budget: body.opt_budget("soft_budget")?,
-        budget_reset_at: duration.as_ref().map(|(_, s)| reset_at(*s)),
+        budget_reset_at: duration.as_ref().map(|(_, s)| util::iso_in_secs(*s)),
         budget_duration: duration.map(|(d, _)| d),
         tpm_limit: body.opt_limit("tpm_limit")?,
         rpm_limit: body.opt_limit("rpm_limit")?,
@@ -470,7 +466,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         f.max_parallel_requests = par.or(f.max_parallel_requests);
         if let Some((d, secs)) = duration.clone() {
             f.budget_duration = Some(d);
-            f.budget_reset_at = Some(reset_at(secs));
+            f.budget_reset_at = Some(util::iso_in_secs(secs));
         }
         if models.is_some() || moving.is_some() {
             let org_models = match &f.organization_id {

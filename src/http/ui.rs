@@ -152,17 +152,14 @@ pub fn session_caller(ctx: &Ctx, req: &Req, token: &str) -> Result<Caller> {
             .and_then(Role::parse)
             .ok_or_else(|| Error::internal("session user has no valid role"))?;
         // The user's own models bound what the session may see (never an open chain).
-        let models = match &s.user_id {
-            Some(u) => ctx
-                .pool
-                .read(|c| Ok(db::users::get(c, u)?))?
-                .map(|u| u.models)
-                .ok_or_else(|| {
-                    Error::Unauthorized(
-                        "Your UI session has expired or is not valid; log in again.".into(),
-                    )
-                })?,
-            None => Vec::new(),
+        let models = match (&s.user_id, s.user_models) {
+            (Some(_), Some(m)) => m,
+            (Some(_), None) => {
+                return Err(Error::Unauthorized(
+                    "Your UI session has expired or is not valid; log in again.".into(),
+                ))
+            }
+            (None, _) => Vec::new(),
         };
         Caller {
             role,

@@ -79,10 +79,6 @@ fn check_user_models(models: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn reset_at(secs: i64) -> String {
-    util::iso_from_ms(util::now_ms().saturating_add(secs.saturating_mul(1000)))
-}
-
 /// `POST /user/new` (proxy admin). With `auto_create_key` (default true) a personal key is made
 /// in the same transaction and its raw value returned once as `key`.
 pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
@@ -117,7 +113,7 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         models,
         max_budget: body.opt_budget("max_budget")?,
         soft_budget: body.opt_budget("soft_budget")?,
-        budget_reset_at: duration.as_ref().map(|(_, s)| reset_at(*s)),
+        budget_reset_at: duration.as_ref().map(|(_, s)| util::iso_in_secs(*s)),
         budget_duration: duration.map(|(d, _)| d),
         tpm_limit: body.opt_limit("tpm_limit")?,
         rpm_limit: body.opt_limit("rpm_limit")?,
@@ -309,7 +305,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         f.max_parallel_requests = par.or(f.max_parallel_requests);
         if let Some((d, secs)) = &duration {
             f.budget_duration = Some(d.clone());
-            f.budget_reset_at = Some(reset_at(*secs));
+            f.budget_reset_at = Some(util::iso_in_secs(*secs));
         }
         db::users::update(tx, &u.id, &f)
             .map_err(|e| unique_or(e, || "Another user already has this user_email".into()))?;

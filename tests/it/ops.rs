@@ -16,6 +16,18 @@ fn bin() -> Command {
     c
 }
 
+/// Polls for the child's exit for up to 10 s; panics with `why` otherwise.
+fn wait_exit(child: &mut std::process::Child, why: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        assert!(Instant::now() < deadline, "{why}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn version_and_check_config() {
     let out = bin().arg("--version").output().unwrap();
@@ -193,14 +205,7 @@ fn sigterm_checkpoints_the_wal_and_exits_cleanly() {
         .status()
         .unwrap();
     assert!(st.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        assert!(Instant::now() < deadline, "no exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_exit(&mut child, "no exit after SIGTERM");
     assert!(status.success(), "{status:?}\n{}", s.log());
     let wal = s.db_path().with_extension("db-wal");
     assert!(
@@ -354,17 +359,7 @@ fn sigterm_lets_an_in_flight_stream_finish_and_records_its_spend() {
     fake.open_gate();
     let rest = st.rest();
     assert_eq!(rest.last().map(String::as_str), Some("[DONE]"), "{rest:?}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no exit after the stream finished"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_exit(&mut child, "no exit after the stream finished");
     assert!(status.success(), "{status:?}");
     let n: i64 = s
         .db()

@@ -5,53 +5,19 @@
 use crate::common::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Child(std::process::Child);
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The real binary with its default worker count and a 1 s client read timeout.
-fn start(dir: &std::path::Path) -> (Child, String) {
-    start_env(dir, &[])
-}
-
-fn start_env(dir: &std::path::Path, env: &[(&str, &str)]) -> (Child, String) {
-    let cfg = dir.join("config.yaml");
-    std::fs::write(&cfg, TEST_CONFIG).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_litegate"))
-        .args(["--listen", "127.0.0.1:0", "--config"])
-        .arg(&cfg)
-        .arg("--db")
-        .arg(dir.join("x.db"))
-        .env("TEST_MASTER_KEY", MASTER)
-        .env("LITEGATE_CLIENT_TIMEOUT_SECS", "1")
-        .env("RUST_LOG", "warn")
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(out).lines();
-    let addr = loop {
-        let l = lines.next().expect("server exited").unwrap();
-        if let Some(a) = l.strip_prefix("litegate listening on http://") {
-            break a.trim().to_string();
-        }
-    };
-    (Child(child), addr)
+/// The real binary with the default worker count (256) and a 1 s client read timeout.
+fn start_env(env: &[(&str, &str)]) -> Server {
+    let mut all = vec![("LITEGATE_CLIENT_TIMEOUT_SECS", "1")];
+    all.extend_from_slice(env);
+    Server::start_with_env(TEST_CONFIG, &["--workers", "256"], &all)
 }
 
 #[test]
 fn idle_and_slow_clients_do_not_hold_workers() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_child, addr) = start(dir.path());
+    let s = start_env(&[]);
+    let addr = s.addr.clone();
     // 1,000 connections that send nothing.
     let idle: Vec<TcpStream> = (0..1000)
         .map(|_| TcpStream::connect(&addr).unwrap())
@@ -123,8 +89,8 @@ fn idle_and_slow_clients_do_not_hold_workers() {
 
 #[test]
 fn connections_over_the_cap_get_503_and_the_cap_frees_up() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_child, addr) = start_env(dir.path(), &[("LITEGATE_MAX_CONNECTIONS", "50")]);
+    let s = start_env(&[("LITEGATE_MAX_CONNECTIONS", "50")]);
+    let addr = s.addr.clone();
     let idle: Vec<TcpStream> = (0..50)
         .map(|_| TcpStream::connect(&addr).unwrap())
         .collect();
