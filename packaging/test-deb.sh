@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+if ! command -v curl >/dev/null || ! command -v pgrep >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q && apt-get install -y -q curl procps
+fi
 command -v cargo-deb >/dev/null || cargo install cargo-deb --locked --version 3.8.0
 cargo deb
 deb=$(ls -t target/debian/litegate_*.deb | head -1)
