@@ -138,7 +138,25 @@ pub fn uuid4() -> String {
     rand::thread_rng().fill_bytes(&mut b);
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex(&b);
+    uuid_text(&b)
+}
+
+/// A UUID v7 (RFC 9562): 48 bits of Unix milliseconds, then 74 random bits. Request ids use it:
+/// still a UUID to every client, but ids made close in time sort close together, so the spend
+/// log's unique index on `request_id` grows at its right edge (one page per batch of calls
+/// instead of one random page per call).
+pub fn uuid7() -> String {
+    let mut b = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut b);
+    let ms = (now_ms().max(0) as u64).to_be_bytes();
+    b[..6].copy_from_slice(&ms[2..]);
+    b[6] = (b[6] & 0x0f) | 0x70;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    uuid_text(&b)
+}
+
+fn uuid_text(b: &[u8; 16]) -> String {
+    let h = hex(b);
     format!(
         "{}-{}-{}-{}-{}",
         &h[0..8],
@@ -202,6 +220,12 @@ mod tests {
         assert_eq!(u.len(), 36);
         assert_eq!(&u[14..15], "4");
         assert_ne!(uuid4(), u);
+        let a = uuid7();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = uuid7();
+        assert_eq!((a.len(), &a[14..15], &b[14..15]), (36, "7", "7"));
+        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"), "{a}");
+        assert!(a < b, "v7 ids sort by time: {a} {b}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../../schema/0003_budget_reset_indexes.sql"),
     ),
+    (4, include_str!("../../schema/0004_spend_log_indexes.sql")),
 ];
 
 pub fn latest() -> i64 {

@@ -31,8 +31,8 @@ const WAL_RESTART_FRAMES: i64 = 16_384;
 /// call returns, so a crash or `kill -9` of litegate loses no acknowledged write; only a power
 /// loss or kernel crash can lose the last few commits (never corrupt the file). `FULL` would
 /// add an fsync to every spend write. Set `LITEGATE_SYNCHRONOUS=FULL` where power loss matters.
-pub fn configure(c: &Connection) -> rusqlite::Result<()> {
-    c.busy_timeout(Duration::from_secs(5))?;
+pub fn configure(c: &mut Connection) -> rusqlite::Result<()> {
+    c.busy_handler(Some(busy_wait))?;
     c.pragma_update(None, "journal_mode", "WAL")?;
     let sync = match std::env::var("LITEGATE_SYNCHRONOUS").ok().as_deref() {
         Some("FULL") | Some("full") => "FULL",
@@ -52,18 +52,39 @@ pub fn configure(c: &Connection) -> rusqlite::Result<()> {
         true,
     )?;
     c.set_prepared_statement_cache_capacity(64);
+    // The file grows in 32 MiB steps instead of page by page: every growth makes each other
+    // connection re-map the file at its next read (`munmap` was ~4 % of CPU under load).
+    c.file_control(
+        Some(rusqlite::MAIN_DB),
+        rusqlite::FileControl::ChunkSize(&mut (32 << 20)),
+    )?;
     Ok(())
 }
 
+/// The busy handler: how a connection waits for a lock another one holds (the write lock
+/// mostly). SQLite's own `busy_timeout` sleeps 1, 2, 5, 10 ... 100 ms between tries, so a lock
+/// held for 2 ms costs the waiter 8 ms (the p99 of a lone caller was 137 ms); this one tries
+/// again after 50 µs at first, backs off to 1 ms, and gives up (SQLITE_BUSY) after ~5 s.
+fn busy_wait(tries: i32) -> bool {
+    let us = match tries {
+        0..=19 => 50,
+        20..=59 => 200,
+        60..=5059 => 1000,
+        _ => return false,
+    };
+    std::thread::sleep(Duration::from_micros(us));
+    true
+}
+
 pub fn open(path: &Path) -> rusqlite::Result<Connection> {
-    let c = Connection::open_with_flags(
+    let mut c = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI,
     )?;
-    configure(&c)?;
+    configure(&mut c)?;
     Ok(c)
 }
 

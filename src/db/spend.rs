@@ -89,48 +89,80 @@ pub struct LogFilter {
     pub owner: Option<String>,
 }
 
-const LOGS: &str = "SELECT request_id, api_key, team_id, organization_id, user_id, model,
-    call_type, prompt_tokens, completion_tokens, total_tokens, spend, start_time, end_time, status
-    FROM spend_logs
-    WHERE (?1 IS NULL OR api_key = ?1) AND (?2 IS NULL OR user_id = ?2)
-      AND (?3 IS NULL OR team_id = ?3) AND (?4 IS NULL OR request_id = ?4)
-      AND (?5 IS NULL OR start_time >= ?5) AND (?6 IS NULL OR start_time <= ?6)
-      AND (?7 IS NULL OR api_key IN (SELECT token FROM api_keys WHERE user_id = ?7))
-    ORDER BY start_time DESC, id DESC LIMIT ?8";
+const LOG_COLUMNS: &str = "SELECT request_id, api_key, team_id, organization_id, user_id,
+    model, call_type, prompt_tokens, completion_tokens, total_tokens, spend, start_time,
+    end_time, status FROM spend_logs";
+
+/// The `/spend/logs` statement for the filters given. Only the filters present go into the SQL
+/// (a statement with `?n IS NULL OR ...` gets one plan for every binding, which can use no
+/// index): a request id or a key (or a user's keys) is found through its index, anything else
+/// walks the time index, newest first. At most 2^7 distinct texts, each cached once prepared.
+fn logs_sql(f: &LogFilter) -> String {
+    let mut sql = String::from(LOG_COLUMNS);
+    let conds: [(bool, &str); 7] = [
+        (f.api_key.is_some(), "api_key = :api_key"),
+        (f.user_id.is_some(), "user_id = :user_id"),
+        (f.team_id.is_some(), "team_id = :team_id"),
+        (f.request_id.is_some(), "request_id = :request_id"),
+        (f.start.is_some(), "start_time >= :start"),
+        (f.end.is_some(), "start_time <= :end"),
+        (
+            f.owner.is_some(),
+            "api_key IN (SELECT token FROM api_keys WHERE user_id = :owner)",
+        ),
+    ];
+    let mut first = true;
+    for (_, c) in conds.iter().filter(|(on, _)| *on) {
+        sql.push_str(if first { " WHERE " } else { " AND " });
+        sql.push_str(c);
+        first = false;
+    }
+    sql.push_str(" ORDER BY start_time DESC, id DESC LIMIT :limit");
+    sql
+}
 
 pub fn logs(c: &Connection, f: &LogFilter, limit: i64) -> rusqlite::Result<Vec<serde_json::Value>> {
-    let mut st = c.prepare_cached(LOGS)?;
-    let rows = st.query_map(
-        params![
-            f.api_key,
-            f.user_id,
-            f.team_id,
-            f.request_id,
-            f.start,
-            f.end,
-            f.owner,
-            limit
-        ],
-        |r| {
-            Ok(serde_json::json!({
-                "request_id": r.get::<_, String>(0)?,
-                "api_key": r.get::<_, Option<String>>(1)?,
-                "team_id": r.get::<_, Option<String>>(2)?,
-                "organization_id": r.get::<_, Option<String>>(3)?,
-                "user": r.get::<_, Option<String>>(4)?,
-                "model": r.get::<_, String>(5)?,
-                "call_type": r.get::<_, String>(6)?,
-                "prompt_tokens": r.get::<_, i64>(7)?,
-                "completion_tokens": r.get::<_, i64>(8)?,
-                "total_tokens": r.get::<_, i64>(9)?,
-                "spend": r.get::<_, f64>(10)?,
-                "startTime": r.get::<_, String>(11)?,
-                "endTime": r.get::<_, String>(12)?,
-                "status": r.get::<_, String>(13)?,
-            }))
-        },
-    )?;
-    rows.collect()
+    let mut st = c.prepare_cached(&logs_sql(f))?;
+    let given: [(&str, &Option<String>); 7] = [
+        (":api_key", &f.api_key),
+        (":user_id", &f.user_id),
+        (":team_id", &f.team_id),
+        (":request_id", &f.request_id),
+        (":start", &f.start),
+        (":end", &f.end),
+        (":owner", &f.owner),
+    ];
+    for (name, v) in given {
+        if let Some(v) = v {
+            if let Some(i) = st.parameter_index(name)? {
+                st.raw_bind_parameter(i, v)?;
+            }
+        }
+    }
+    if let Some(i) = st.parameter_index(":limit")? {
+        st.raw_bind_parameter(i, limit)?;
+    }
+    let mut rows = st.raw_query();
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(serde_json::json!({
+            "request_id": r.get::<_, String>(0)?,
+            "api_key": r.get::<_, Option<String>>(1)?,
+            "team_id": r.get::<_, Option<String>>(2)?,
+            "organization_id": r.get::<_, Option<String>>(3)?,
+            "user": r.get::<_, Option<String>>(4)?,
+            "model": r.get::<_, String>(5)?,
+            "call_type": r.get::<_, String>(6)?,
+            "prompt_tokens": r.get::<_, i64>(7)?,
+            "completion_tokens": r.get::<_, i64>(8)?,
+            "total_tokens": r.get::<_, i64>(9)?,
+            "spend": r.get::<_, f64>(10)?,
+            "startTime": r.get::<_, String>(11)?,
+            "endTime": r.get::<_, String>(12)?,
+            "status": r.get::<_, String>(13)?,
+        }));
+    }
+    Ok(out)
 }
 
 /// What `reset_due` selects (on the partial `budget_reset_at` indexes of schema 0003) and
@@ -188,6 +220,76 @@ pub fn reset_due(c: &Connection, now_iso: &str, now_ms: i64) -> rusqlite::Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// issue 6: `/spend/logs` finds a request id, a key and a user's keys through indexes (the
+    /// one-statement version with `?n IS NULL OR ...` walked the whole log for each of them and
+    /// scanned every key for a user's rows), and lists by time through the time index.
+    #[test]
+    fn issue_6_spend_log_reads_use_indexes() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut c = crate::db::open(&dir.path().join("x.db")).expect("open");
+        crate::db::migrate::migrate(&mut c).expect("migrate");
+        let s = |v: &str| Some(v.to_string());
+        let cases: Vec<(LogFilter, &str)> = vec![
+            (
+                LogFilter {
+                    request_id: s("r"),
+                    ..LogFilter::default()
+                },
+                "SEARCH spend_logs USING INDEX sqlite_autoindex_spend_logs_1",
+            ),
+            (
+                LogFilter {
+                    api_key: s("k"),
+                    start: s("2026"),
+                    ..LogFilter::default()
+                },
+                "SEARCH spend_logs USING INDEX spend_logs_key",
+            ),
+            (
+                LogFilter {
+                    owner: s("u"),
+                    ..LogFilter::default()
+                },
+                "SEARCH spend_logs USING INDEX spend_logs_key",
+            ),
+            (
+                LogFilter {
+                    team_id: s("t"),
+                    ..LogFilter::default()
+                },
+                "SCAN spend_logs USING INDEX spend_logs_time",
+            ),
+        ];
+        for (f, want) in cases {
+            let sql = logs_sql(&f);
+            let plan: Vec<String> = c
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .expect("prepare")
+                .query_map(
+                    rusqlite::named_params! {
+                        ":api_key": "k", ":user_id": "u", ":team_id": "t", ":request_id": "r",
+                        ":start": "2026", ":end": "2027", ":owner": "u", ":limit": 10,
+                    }
+                    .iter()
+                    .filter(|(n, _)| sql.contains(n))
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .as_slice(),
+                    |r| r.get::<_, String>(3),
+                )
+                .expect("plan")
+                .collect::<rusqlite::Result<_>>()
+                .expect("rows");
+            assert!(plan.iter().any(|d| d.starts_with(want)), "{sql}: {plan:?}");
+            assert!(
+                !plan
+                    .iter()
+                    .any(|d| d == "SCAN spend_logs" || d.starts_with("SCAN api_keys")),
+                "{sql}: {plan:?}"
+            );
+        }
+    }
 
     /// issue 6: the budget-reset thread ran a full scan of `api_keys` once a minute.
     #[test]

@@ -107,7 +107,7 @@ impl Req {
             query: parse_query(q),
             headers,
             body,
-            request_id: crate::util::uuid4(),
+            request_id: crate::util::uuid7(),
             key_name: RefCell::new(None),
             route: std::cell::Cell::new("unmatched"),
         }

@@ -69,7 +69,13 @@ impl TaskPool {
     pub fn spawn(&self, code: Box<dyn FnMut() + Send>) {
         let mut queue = self.sharing.todo.lock().unwrap();
 
-        if self.sharing.waiting_tasks.load(Ordering::Acquire) == 0 {
+        // litegate patch: hand the task to an idle thread only if one is left over after the
+        // tasks already queued for the idle threads. Upstream checked `waiting_tasks == 0` only,
+        // so a burst of connections arriving before the notified threads woke up was queued
+        // behind a few threads, and each of those connections waited until an earlier one
+        // closed: with keep-alive clients, 4 of 64 connections were served at all.
+        // (`waiting_tasks` changes only under the `todo` lock.)
+        if queue.len() >= self.sharing.waiting_tasks.load(Ordering::Acquire) {
             self.add_thread(Some(code));
         } else {
             queue.push_back(code);
