@@ -81,7 +81,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         c.execute_batch("ANALYZE")?;
     }
     let seed_s = t.elapsed().as_secs_f64();
-    let c = litegate::db::open(&path)?;
+    let c = litegate::db::open_hot(&path)?; // as the server's key check
     let cat = Catalog::new((0..8).map(|i| dep(&format!("m{i}"))).collect());
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let iters = 200_000;

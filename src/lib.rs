@@ -16,7 +16,6 @@ pub mod util;
 
 use config::Config;
 use std::io::Write;
-use std::sync::Arc;
 
 const MASTER_HASH_SETTING: &str = "master_key_hash";
 
@@ -87,13 +86,6 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let pool = db::Pool::open(&cfg.db_path, cfg.db_pool)?;
     let master_hash = master_hash(&cfg, &pool)?;
     let listener = bind(&cfg.listen)?;
-    let server = tiny_http::Server::from_listener(listener, None)
-        .map_err(|e| format!("cannot serve on {}: {e}", cfg.listen))?;
-    let addr = match server.server_addr() {
-        tiny_http::ListenAddr::IP(a) => a.to_string(),
-        #[allow(unreachable_patterns)]
-        _ => cfg.listen.clone(),
-    };
     let catalog = auth::Catalog::new(cfg.deployments.clone());
     log::info!(
         "config: {}; {} model deployment(s); database {}",
@@ -114,15 +106,20 @@ pub fn run(cfg: Config) -> Result<(), String> {
         spend: db::spend::SpendWriter::default(),
     }));
     start_budget_resets(ctx);
+    let server = tiny_http::Server::from_listener_with_handler(listener, None, http::handler(ctx))
+        .map_err(|e| format!("cannot serve on {}: {e}", ctx.cfg.listen))?;
+    let addr = match server.server_addr() {
+        tiny_http::ListenAddr::IP(a) => a.to_string(),
+        #[allow(unreachable_patterns)]
+        _ => ctx.cfg.listen.clone(),
+    };
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "litegate listening on http://{addr}");
         let _ = out.flush();
     }
-    let server = Arc::new(server);
-    let workers = http::serve(ctx, server.clone()).map_err(|e| format!("server: {e}"))?;
     wait_for_signal()?;
-    shutdown(ctx, server, workers);
+    shutdown(ctx, server);
     Ok(())
 }
 
@@ -142,18 +139,11 @@ fn wait_for_signal() -> Result<(), String> {
 
 /// Clean shutdown: take no new requests, let the ones in flight finish (and record their
 /// spend) within the grace period, checkpoint the WAL into the database file and close.
-fn shutdown(
-    ctx: &'static http::Ctx,
-    server: Arc<tiny_http::Server>,
-    workers: Vec<std::thread::JoinHandle<()>>,
-) {
+fn shutdown(ctx: &'static http::Ctx, server: tiny_http::Server) {
     use std::sync::atomic::Ordering;
     http::SHUTTING_DOWN.store(true, Ordering::SeqCst);
-    for _ in 0..workers.len() {
-        server.unblock();
-    }
     let deadline = std::time::Instant::now() + ctx.cfg.shutdown_grace;
-    while workers.iter().any(|w| !w.is_finished()) && std::time::Instant::now() < deadline {
+    while http::IN_FLIGHT.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let left = http::IN_FLIGHT.load(Ordering::SeqCst);

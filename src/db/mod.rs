@@ -43,8 +43,11 @@ pub fn configure(c: &mut Connection) -> rusqlite::Result<()> {
     // 64 MiB page cache per connection (negative = KiB).
     c.pragma_update(None, "cache_size", -65536)?;
     c.pragma_update(None, "temp_store", "MEMORY")?;
-    // Reads through a memory map instead of read() calls: the key check touches ~10 pages.
-    c.pragma_update(None, "mmap_size", 1i64 << 30)?;
+    // No memory map on the pool's connections: a connection that sees another one's commit at
+    // the start of its next read drops its whole map (`munmap` of the database, with TLB
+    // shoot-downs on every core) as well as its page cache; under model-call load (a spend
+    // commit per call) that was ~5 % of CPU. The hot connection (`Pool::hot`) maps the file.
+    c.pragma_update(None, "mmap_size", 0)?;
     // Without the query-planner stability guarantee a cached statement with a bound parameter is
     // re-planned per binding (STYLE.md: 43 µs -> 11 µs per key check).
     c.set_db_config(
@@ -88,6 +91,16 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     Ok(c)
 }
 
+/// A connection that reads through a memory map of the database file (up to 1 GiB): the key
+/// check touches ~10 pages, copied from the OS page cache by `read()` otherwise. Only for a
+/// connection whose cache stays valid (see `Pool::hot`): mapped or not, a connection that sees
+/// another's commit drops its cache, and a mapped one drops its map too.
+pub fn open_hot(path: &Path) -> rusqlite::Result<Connection> {
+    let c = open(path)?;
+    c.pragma_update(None, "mmap_size", 1i64 << 30)?;
+    Ok(c)
+}
+
 /// SQLite before 3.51.3 has a WAL corruption bug; the bundled library must be newer.
 pub const MIN_SQLITE: (u32, u32, u32) = (3, 51, 3);
 
@@ -116,6 +129,12 @@ fn check_sqlite_version(c: &Connection) -> std::result::Result<(), String> {
 
 pub struct Pool {
     path: PathBuf,
+    /// The connection of the per-call path: every key check and every spend commit. One
+    /// connection for both keeps its page cache warm: SQLite drops a connection's cache when
+    /// another connection has committed since its last read, and with a spend commit per model
+    /// call every key check on a pooled connection started cold (a third of the key check's
+    /// cost under load). Admin writes on the pool still reset it, as they must.
+    hot: Mutex<Connection>,
     idle: Mutex<Vec<Connection>>,
     freed: Condvar,
     /// Set on drop: the checkpointer thread ends.
@@ -174,15 +193,17 @@ impl Pool {
         for _ in 1..size.max(1) {
             conns.push(open(path).map_err(|e| format!("{}: cannot open: {e}", path.display()))?);
         }
+        let hot = open_hot(path).map_err(|e| format!("{}: cannot open: {e}", path.display()))?;
         let stop = Arc::new(AtomicBool::new(false));
         if start_checkpointer(path, stop.clone()) {
-            for c in &conns {
+            for c in conns.iter().chain(std::iter::once(&hot)) {
                 c.pragma_update(None, "wal_autocheckpoint", 0)
                     .map_err(|e| format!("{}: {e}", path.display()))?;
             }
         }
         Ok(Pool {
             path: path.to_path_buf(),
+            hot: Mutex::new(hot),
             idle: Mutex::new(conns),
             freed: Condvar::new(),
             stop,
@@ -226,6 +247,23 @@ impl Pool {
     /// rolls back on drop.
     pub fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
         let mut c = self.get()?;
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// The hot connection (key checks and spend commits), exclusively while the guard lives.
+    pub fn hot(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.hot.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `write` on the hot connection.
+    pub fn write_hot<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let mut c = self.hot();
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;

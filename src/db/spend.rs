@@ -381,7 +381,7 @@ fn write_batch(
     pool: &super::Pool,
     batch: Vec<(u64, SpendRecord)>,
 ) -> Vec<(u64, Result<(), String>)> {
-    let all = pool.write(|tx| {
+    let all = pool.write_hot(|tx| {
         for (_, r) in &batch {
             record(tx, r)?;
         }
@@ -395,7 +395,7 @@ fn write_batch(
             .map(|(t, r)| {
                 (
                     t,
-                    pool.write(|tx| Ok(record(tx, &r)?))
+                    pool.write_hot(|tx| Ok(record(tx, &r)?))
                         .map_err(|e| e.to_string()),
                 )
             })

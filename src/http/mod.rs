@@ -65,7 +65,7 @@ impl Ctx {
                 "Authentication Error, No api key passed in.".into(),
             ));
         };
-        let c = self.pool.get()?;
+        let c = self.pool.hot();
         let t = Instant::now();
         let caller = auth::authenticate(&c, &self.master_hash, &presented);
         crate::metrics::METRICS.key_check(t.elapsed());
@@ -709,49 +709,132 @@ fn handle(ctx: &'static Ctx, mut rq: tiny_http::Request) {
     );
 }
 
-/// Serves until the process ends: `workers` threads take requests from the listener.
-/// Set once shutdown begins: workers finish the request in hand and take no more.
+/// Set once shutdown begins: requests already running finish, later ones get a 503.
 pub static SHUTTING_DOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 /// Requests being handled right now (for the shutdown grace period and metrics).
 pub static IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-/// Starts `ctx.cfg.workers` threads taking requests from the listener; returns their handles.
-pub fn serve(
-    ctx: &'static Ctx,
-    server: Arc<tiny_http::Server>,
-) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
-    use std::sync::atomic::Ordering;
-    let mut handles = Vec::new();
-    for i in 0..ctx.cfg.workers {
-        let server = server.clone();
-        handles.push(
-            std::thread::Builder::new()
-                .name(format!("worker-{i}"))
-                .stack_size(256 * 1024)
-                .spawn(move || loop {
-                    match server.recv() {
-                        Ok(rq) => {
-                            IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
-                            handle(ctx, rq);
-                            IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
-                        }
-                        // `unblock` during shutdown, or an accept error.
-                        Err(e) => {
-                            if SHUTTING_DOWN.load(Ordering::SeqCst) {
-                                break;
-                            }
-                            log::warn!("listener: {e}");
-                        }
-                    }
-                })?,
-        );
+/// At most `n` holders at once (`--workers`: how many requests run at once). Taking and giving
+/// back a slot are atomic operations when nobody waits; the lock and condvar are only used
+/// while some request waits for a slot.
+pub struct Slots {
+    free: std::sync::atomic::AtomicIsize,
+    waiting: std::sync::atomic::AtomicUsize,
+    lock: std::sync::Mutex<()>,
+    freed: std::sync::Condvar,
+}
+
+/// A slot, given back on drop.
+pub struct Slot<'a>(&'a Slots);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.0.free.fetch_add(1, SeqCst);
+        if self.0.waiting.load(SeqCst) > 0 {
+            // Under the lock: a waiter between its check and its wait holds it, so the
+            // notification cannot fall between the two.
+            let _g = self.0.lock.lock().unwrap_or_else(|p| p.into_inner());
+            self.0.freed.notify_one();
+        }
     }
-    Ok(handles)
+}
+
+impl Slots {
+    pub fn new(n: usize) -> Slots {
+        Slots {
+            free: std::sync::atomic::AtomicIsize::new(n.max(1) as isize),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
+            lock: std::sync::Mutex::new(()),
+            freed: std::sync::Condvar::new(),
+        }
+    }
+
+    fn try_take(&self) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        let mut f = self.free.load(SeqCst);
+        while f > 0 {
+            match self.free.compare_exchange_weak(f, f - 1, SeqCst, SeqCst) {
+                Ok(_) => return true,
+                Err(now) => f = now,
+            }
+        }
+        false
+    }
+
+    /// Waits for a free slot.
+    pub fn take(&self) -> Slot<'_> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.try_take() {
+            return Slot(self);
+        }
+        let mut g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.waiting.fetch_add(1, SeqCst);
+        while !self.try_take() {
+            g = self.freed.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+        self.waiting.fetch_sub(1, SeqCst);
+        Slot(self)
+    }
+}
+
+/// The request handler tiny_http calls on the thread that read the request from its
+/// connection (the vendored patch `Server::from_listener_with_handler`): no hand-off to another
+/// thread and back, which cost two futex wake-ups and context switches per request. At most
+/// `ctx.cfg.workers` requests run at once; the others wait for a slot on their connection's
+/// thread, as they waited in tiny_http's queue for a worker before.
+pub fn handler(ctx: &'static Ctx) -> tiny_http::Handler {
+    use std::sync::atomic::Ordering::SeqCst;
+    let slots = Arc::new(Slots::new(ctx.cfg.workers));
+    Arc::new(move |rq| {
+        let _slot = slots.take();
+        IN_FLIGHT.fetch_add(1, SeqCst);
+        // After counting itself: shutdown either sees this request in flight and waits for
+        // it, or set the flag before, and the request is refused here.
+        if SHUTTING_DOWN.load(SeqCst) {
+            let e = Error::Unavailable("litegate is shutting down; try again".into());
+            let req = Req::new(rq.method().as_str(), rq.url(), Vec::new(), Vec::new());
+            let _ = respond(rq, error_reply(&req, &e), &[]);
+        } else {
+            handle(ctx, rq);
+        }
+        IN_FLIGHT.fetch_sub(1, SeqCst);
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `--workers` bounds the requests running at once: with 3 slots and 12 threads holding a
+    /// slot for a while, never more than 3 run together, and every thread gets its turn.
+    #[test]
+    fn slots_bound_how_many_run_at_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        let slots = Arc::new(Slots::new(3));
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..12)
+            .map(|_| {
+                let (slots, running, most) = (slots.clone(), running.clone(), most.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..20 {
+                        let _s = slots.take();
+                        let now = running.fetch_add(1, SeqCst) + 1;
+                        most.fetch_max(now, SeqCst);
+                        std::thread::sleep(std::time::Duration::from_micros(200));
+                        running.fetch_sub(1, SeqCst);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread");
+        }
+        assert_eq!(most.load(SeqCst), 3);
+        assert!(slots.try_take() && slots.try_take() && slots.try_take());
+        assert!(!slots.try_take(), "all 3 slots were given back, no more");
+    }
 
     #[test]
     fn routing() {

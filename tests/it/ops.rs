@@ -356,6 +356,20 @@ fn sigterm_lets_an_in_flight_stream_finish_and_records_its_spend() {
         child.try_wait().unwrap().is_none(),
         "exited with a call in flight"
     );
+    // A request that arrives during the grace period is refused (503), not started.
+    let late = s.post(
+        "/v1/chat/completions",
+        &key,
+        json!({"model": "fast", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    let e = assert_error(&late, 503);
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("shutting down"),
+        "{e}"
+    );
     fake.open_gate();
     let rest = st.rest();
     assert_eq!(rest.last().map(String::as_str), Some("[DONE]"), "{rest:?}");

@@ -4,6 +4,8 @@
 //! 4xx/5xx → the same status in our envelope, with the upstream key and URL removed.
 //! The provider key comes only from the config, never from the caller.
 
+pub mod transport;
+
 use crate::config::Deployment;
 use crate::error::Error;
 use serde_json::Value;
@@ -51,7 +53,7 @@ impl Upstream {
         Upstream {
             agent: ureq::Agent::with_parts(
                 config,
-                ureq::unversioned::transport::DefaultConnector::default(),
+                transport::UpstreamConnector::default(),
                 IpLiteralResolver::default(),
             ),
         }
