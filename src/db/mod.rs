@@ -40,8 +40,11 @@ pub fn configure(c: &mut Connection) -> rusqlite::Result<()> {
     };
     c.pragma_update(None, "synchronous", sync)?;
     c.pragma_update(None, "foreign_keys", "ON")?;
-    // 64 MiB page cache per connection (negative = KiB).
-    c.pragma_update(None, "cache_size", -65536)?;
+    // 16 MiB page cache per connection (negative = KiB). The hot connection reads the file
+    // through its memory map, so its cache holds only pages read from the WAL and pages it
+    // writes (the spend log's newest pages); at 64 MiB that cache alone grew litegate's RSS
+    // from 72 to 98 MB in 30 s of load.
+    c.pragma_update(None, "cache_size", -16384)?;
     c.pragma_update(None, "temp_store", "MEMORY")?;
     // No memory map on the pool's connections: a connection that sees another one's commit at
     // the start of its next read drops its whole map (`munmap` of the database, with TLB

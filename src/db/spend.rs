@@ -316,88 +316,128 @@ mod tests {
 
 /// Group commit for spend (issue 6), leader/follower: a caller with nothing being written
 /// becomes the leader and commits every record waiting at that moment (its own included) in one
-/// transaction on its own thread; callers that arrive meanwhile wait and the next of them commits
-/// the next batch. Each caller returns only once its own record is committed, so the spend of an
-/// answered call survives `kill -9` exactly as with one transaction per call; alone (c=1) a call
-/// writes its record itself with no hand-off; under load many calls share one commit.
+/// transaction on its own thread; callers that arrive meanwhile wait, and when the leader is done
+/// it wakes exactly the callers it committed for and hands the leadership to the first caller
+/// still waiting, whose batch follows. Each caller returns only once its own record is
+/// committed, so the spend of an answered call survives `kill -9` exactly as with one
+/// transaction per call; alone (c=1) a call writes its record itself with no hand-off.
+/// Waiting is `park`/`unpark` per caller: one wake-up per follower, none for the others (a
+/// shared condvar woke every waiter at every commit, ~7 % of CPU at c=64 in futex calls).
 #[derive(Default)]
 pub struct SpendWriter {
     state: std::sync::Mutex<WriterState>,
-    changed: std::sync::Condvar,
 }
 
 #[derive(Default)]
 struct WriterState {
-    next_ticket: u64,
-    queue: Vec<(u64, SpendRecord)>,
+    queue: std::collections::VecDeque<(std::sync::Arc<Waiter>, SpendRecord)>,
+    /// A leader is writing, or has been chosen and is waking up.
     writing: bool,
-    results: std::collections::HashMap<u64, Result<(), String>>,
 }
+
+/// One waiting caller: its thread, and what the leader tells it.
+struct Waiter {
+    thread: std::thread::Thread,
+    /// `WAITING`, `DONE` (its result is in `error`), or `LEAD` (it is the next leader).
+    state: std::sync::atomic::AtomicU8,
+    error: std::sync::Mutex<Option<String>>,
+}
+
+const WAITING: u8 = 0;
+const DONE: u8 = 1;
+const LEAD: u8 = 2;
 
 /// Records per transaction at most; the rest wait for the next batch.
 const MAX_BATCH: usize = 256;
 
 impl SpendWriter {
+    fn lock(&self) -> std::sync::MutexGuard<'_, WriterState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Records one call's spend; returns once it is committed.
     pub fn record(&self, pool: &super::Pool, rec: &SpendRecord) -> crate::error::Result<()> {
-        let lock = || self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let mut st = lock();
-        let ticket = st.next_ticket;
-        st.next_ticket += 1;
-        st.queue.push((ticket, rec.clone()));
-        loop {
-            if let Some(r) = st.results.remove(&ticket) {
-                return r.map_err(crate::error::Error::Internal);
-            }
-            if !st.writing {
-                st.writing = true;
-                let take = st.queue.len().min(MAX_BATCH);
-                let batch: Vec<(u64, SpendRecord)> = st.queue.drain(..take).collect();
-                let tickets: Vec<u64> = batch.iter().map(|(t, _)| *t).collect();
+        use std::sync::atomic::Ordering::{Acquire, Release};
+        let me = std::sync::Arc::new(Waiter {
+            thread: std::thread::current(),
+            state: std::sync::atomic::AtomicU8::new(WAITING),
+            error: std::sync::Mutex::new(None),
+        });
+        {
+            let mut st = self.lock();
+            st.queue.push_back((me.clone(), rec.clone()));
+            if st.writing {
                 drop(st);
-                // A panic while writing must not leave `writing` set (every later call would
-                // wait forever): the batch's callers get an error instead.
-                let results = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    write_batch(pool, batch)
-                }))
-                .unwrap_or_else(|_| {
-                    tickets
-                        .into_iter()
-                        .map(|t| (t, Err("spend write panicked".to_string())))
-                        .collect()
-                });
-                st = lock();
-                st.results.extend(results);
-                st.writing = false;
-                self.changed.notify_all();
+                loop {
+                    match me.state.load(Acquire) {
+                        DONE => {
+                            let e = me.error.lock().unwrap_or_else(|p| p.into_inner()).take();
+                            return e.map_or(Ok(()), |e| Err(crate::error::Error::Internal(e)));
+                        }
+                        LEAD => break,
+                        // `park` may return spuriously; the state says whether it was meant.
+                        _ => std::thread::park(),
+                    }
+                }
+            } else {
+                st.writing = true;
+            }
+        }
+        // Leader: commit the waiting records (this caller's among them: the queue is in arrival
+        // order and a new leader is always the first caller still waiting).
+        let batch: Vec<(std::sync::Arc<Waiter>, SpendRecord)> = {
+            let mut st = self.lock();
+            let take = st.queue.len().min(MAX_BATCH);
+            st.queue.drain(..take).collect()
+        };
+        let records: Vec<&SpendRecord> = batch.iter().map(|(_, r)| r).collect();
+        // A panic while writing must not leave `writing` set (every later call would wait
+        // forever): the batch's callers get an error instead.
+        let results =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write_batch(pool, &records)))
+                .unwrap_or_else(|_| vec![Err("spend write panicked".to_string()); records.len()]);
+        let mut mine = Ok(());
+        for ((w, _), r) in batch.iter().zip(results) {
+            if std::sync::Arc::ptr_eq(w, &me) {
+                mine = r;
                 continue;
             }
-            st = self.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = r {
+                *w.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+            }
+            w.state.store(DONE, Release);
+            w.thread.unpark();
         }
+        {
+            let mut st = self.lock();
+            match st.queue.front() {
+                Some((next, _)) => {
+                    next.state.store(LEAD, Release);
+                    next.thread.unpark();
+                }
+                None => st.writing = false,
+            }
+        }
+        mine.map_err(crate::error::Error::Internal)
     }
 }
 
-fn write_batch(
-    pool: &super::Pool,
-    batch: Vec<(u64, SpendRecord)>,
-) -> Vec<(u64, Result<(), String>)> {
+/// Writes `batch` in one transaction; if that fails, each record in a transaction of its own
+/// (one bad record must not cost the others). One result per record, in order.
+fn write_batch(pool: &super::Pool, batch: &[&SpendRecord]) -> Vec<Result<(), String>> {
     let all = pool.write_hot(|tx| {
-        for (_, r) in &batch {
+        for r in batch {
             record(tx, r)?;
         }
         Ok(())
     });
     match all {
-        Ok(()) => batch.into_iter().map(|(t, _)| (t, Ok(()))).collect(),
-        // One bad record must not cost the others: write them one by one.
+        Ok(()) => vec![Ok(()); batch.len()],
         Err(_) => batch
-            .into_iter()
-            .map(|(t, r)| {
-                (
-                    t,
-                    pool.write_hot(|tx| Ok(record(tx, &r)?))
-                        .map_err(|e| e.to_string()),
-                )
+            .iter()
+            .map(|r| {
+                pool.write_hot(|tx| Ok(record(tx, r)?))
+                    .map_err(|e| e.to_string())
             })
             .collect(),
     }
@@ -431,14 +471,19 @@ mod writer_tests {
         let w: &'static SpendWriter = Box::leak(Box::default());
         w.record(pool, &rec("before-start"))
             .expect("alone: written by the caller itself");
+        // 64 callers, 20 records each: leadership passes from caller to caller many times.
         let handles: Vec<_> = (0..64)
-            .map(|i| std::thread::spawn(move || w.record(pool, &rec(&format!("r{i}")))))
+            .map(|i| {
+                std::thread::spawn(move || {
+                    (0..20).try_for_each(|j| w.record(pool, &rec(&format!("r{i}-{j}"))))
+                })
+            })
             .collect();
         for h in handles {
             h.join().expect("join").expect("recorded");
         }
         // A duplicate request id fails alone.
-        let dup = std::thread::spawn(move || w.record(pool, &rec("r1")));
+        let dup = std::thread::spawn(move || w.record(pool, &rec("r1-1")));
         let ok = std::thread::spawn(move || w.record(pool, &rec("after")));
         assert!(dup.join().expect("join").is_err());
         ok.join()
@@ -447,6 +492,6 @@ mod writer_tests {
         let n: i64 = pool
             .read(|c| Ok(c.query_row("SELECT count(*) FROM spend_logs", [], |r| r.get(0))?))
             .expect("count");
-        assert_eq!(n, 66);
+        assert_eq!(n, 1 + 64 * 20 + 1);
     }
 }
