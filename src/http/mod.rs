@@ -96,6 +96,10 @@ pub struct Req {
     pub key_name: RefCell<Option<String>>,
     /// The matched route pattern, for metrics labels (never the raw path).
     pub route: std::cell::Cell<&'static str>,
+    /// Set by `json()`: the body's top-level object names a key twice (the parsed `Body` keeps
+    /// the last value; another parser may keep the first, so such bytes are never forwarded
+    /// as they came).
+    pub duplicate_keys: std::cell::Cell<bool>,
 }
 
 impl Req {
@@ -110,6 +114,7 @@ impl Req {
             request_id: crate::util::uuid7(),
             key_name: RefCell::new(None),
             route: std::cell::Cell::new("unmatched"),
+            duplicate_keys: std::cell::Cell::new(false),
         }
     }
 
@@ -132,11 +137,69 @@ impl Req {
         if self.body.iter().all(|b| b.is_ascii_whitespace()) {
             return Ok(Body(Map::new()));
         }
-        match serde_json::from_slice::<Value>(&self.body) {
-            Ok(Value::Object(m)) => Ok(Body(m)),
-            Ok(_) => Err(Error::bad("Request body must be a JSON object")),
+        match serde_json::from_slice::<TopObject>(&self.body) {
+            Ok(TopObject(Some((m, dup)))) => {
+                self.duplicate_keys.set(dup);
+                Ok(Body(m))
+            }
+            Ok(TopObject(None)) => Err(Error::bad("Request body must be a JSON object")),
             Err(e) => Err(Error::bad(format!("Malformed JSON in request body: {e}"))),
         }
+    }
+}
+
+/// A JSON document parsed as `Value` would be, that also tells whether its top level is an
+/// object and whether that object names a key twice (serde_json's `Map` silently keeps the
+/// last value). `None`: valid JSON, but not an object.
+struct TopObject(Option<(Map<String, Value>, bool)>);
+
+impl<'de> serde::Deserialize<'de> for TopObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = TopObject;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON document")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> std::result::Result<TopObject, A::Error> {
+                let mut m = Map::new();
+                let mut dup = false;
+                while let Some(k) = a.next_key::<String>()? {
+                    let v: Value = a.next_value()?;
+                    dup |= m.insert(k, v).is_some();
+                }
+                Ok(TopObject(Some((m, dup))))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> std::result::Result<TopObject, A::Error> {
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(TopObject(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> std::result::Result<TopObject, E> {
+                Ok(TopObject(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> std::result::Result<TopObject, E> {
+                Ok(TopObject(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> std::result::Result<TopObject, E> {
+                Ok(TopObject(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> std::result::Result<TopObject, E> {
+                Ok(TopObject(None))
+            }
+            fn visit_str<E>(self, _: &str) -> std::result::Result<TopObject, E> {
+                Ok(TopObject(None))
+            }
+            fn visit_unit<E>(self) -> std::result::Result<TopObject, E> {
+                Ok(TopObject(None))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 

@@ -256,7 +256,7 @@ pub fn call(ctx: &'static Ctx, who: &Caller, req: &Req, kind: CallType) -> Resul
     if mock_response.is_some() || dep.provider() == "mock" {
         return mock(call, &model, &body.0, mock_response, stream, req);
     }
-    forward(call, &model, body.0, stream)
+    forward(call, &model, body.0, stream, req)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -397,7 +397,12 @@ impl StreamBody for MockStream {
 // Forwarding
 
 fn usage_of(v: &Value) -> Option<(u64, u64)> {
-    let u = v.get("usage").filter(|u| u.is_object())?;
+    v.get("usage").and_then(usage_counts)
+}
+
+/// (prompt, completion) tokens of a `usage` object.
+fn usage_counts(u: &Value) -> Option<(u64, u64)> {
+    let u = Some(u).filter(|u| u.is_object())?;
     let p = u.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0);
     let c = u
         .get("completion_tokens")
@@ -442,6 +447,7 @@ fn forward(
     model: &str,
     mut body: Map<String, Value>,
     stream: bool,
+    req: &Req,
 ) -> Result<Reply> {
     let dep = call.dep;
     let caller_wants_usage = body
@@ -449,6 +455,12 @@ fn forward(
         .and_then(|o| o.get("include_usage"))
         .and_then(Value::as_bool)
         .unwrap_or(false);
+    // The caller's bytes go upstream as they came when nothing in them changes (issue 6: a
+    // long conversation was parsed and written out again on every call); otherwise the
+    // parsed body, changed, is written out.
+    let as_sent = (!stream || caller_wants_usage)
+        && !req.duplicate_keys.get()
+        && Upstream::body_unchanged(dep, model, &body);
     if stream && !caller_wants_usage {
         // Ask the upstream for usage; the extra chunk is stripped before the caller sees it.
         let mut opts = body
@@ -459,7 +471,11 @@ fn forward(
         opts.insert("include_usage".into(), Value::Bool(true));
         body.insert("stream_options".into(), Value::Object(opts));
     }
-    let payload = Upstream::body(dep, model, body);
+    let payload: std::borrow::Cow<'_, [u8]> = if as_sent {
+        std::borrow::Cow::Borrowed(&req.body)
+    } else {
+        std::borrow::Cow::Owned(Upstream::body(dep, model, body))
+    };
     let sent = std::time::Instant::now();
     let resp = call
         .ctx
@@ -503,8 +519,14 @@ fn forward(
             return Err(upstream::map_fault(dep, &e));
         }
     };
-    let v: Value = match serde_json::from_slice(&bytes) {
-        Ok(v) => v,
+    // Only `usage` is read into memory (the rest is checked for syntax and skipped); the
+    // whole answer is parsed only when it has no usage and the completion must be counted.
+    #[derive(serde::Deserialize)]
+    struct UsageOnly {
+        usage: Option<Value>,
+    }
+    let usage = match serde_json::from_slice::<UsageOnly>(&bytes) {
+        Ok(u) => u.usage.as_ref().and_then(usage_counts),
         Err(_) => {
             let _ = call.settle(0, 0, "failure");
             return Err(Error::Upstream {
@@ -513,8 +535,13 @@ fn forward(
             });
         }
     };
-    let (p, c) =
-        usage_of(&v).unwrap_or_else(|| (call.prompt_estimate, count_tokens(&completion_text(&v))));
+    let (p, c) = match usage {
+        Some(pc) => pc,
+        None => {
+            let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            (call.prompt_estimate, count_tokens(&completion_text(&v)))
+        }
+    };
     call.settle(p, c, "success")?;
     // The upstream's answer as it came (its `model` field names the upstream model).
     Ok(Reply::Raw(200, "application/json", bytes))

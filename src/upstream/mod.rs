@@ -79,7 +79,13 @@ impl Upstream {
         for f in GATEWAY_ONLY {
             body.remove(*f);
         }
-        let upstream_model = match dep.model.split_once('/') {
+        body.insert("model".into(), Value::String(Self::model_for(dep, called)));
+        serde_json::to_vec(&Value::Object(body)).unwrap_or_default()
+    }
+
+    /// The model name the upstream gets for a call of `called` on `dep`.
+    pub fn model_for(dep: &Deployment, called: &str) -> String {
+        match dep.model.split_once('/') {
             // A wildcard deployment (`openai/*` → `openai/*`) passes the called name through.
             Some((_, "*")) => called
                 .split_once('/')
@@ -88,9 +94,18 @@ impl Upstream {
                 .to_string(),
             Some((_, m)) => m.to_string(),
             None => dep.model.clone(),
-        };
-        body.insert("model".into(), Value::String(upstream_model));
-        serde_json::to_vec(&Value::Object(body)).unwrap_or_default()
+        }
+    }
+
+    /// True when `body` is already what `body()` would send: the upstream model name in
+    /// place and no gateway-only field. The caller's bytes can then go out as they came.
+    pub fn body_unchanged(
+        dep: &Deployment,
+        called: &str,
+        body: &serde_json::Map<String, Value>,
+    ) -> bool {
+        body.get("model").and_then(Value::as_str) == Some(Self::model_for(dep, called).as_str())
+            && !GATEWAY_ONLY.iter().any(|f| body.contains_key(*f))
     }
 
     /// POSTs `body` to the deployment; returns the response (any status) or a mapped fault.

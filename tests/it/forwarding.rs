@@ -322,6 +322,52 @@ fn stream_usage_from_upstream_extra_chunk_stripped_or_kept_or_counted() {
     );
 }
 
+/// issue 6: a body that needs no change goes upstream byte for byte (no parse-and-rewrite of a
+/// long conversation); one that needs a change (an alias, a gateway-only field) is written out
+/// with the change, and one that names a key twice is never forwarded as it came: the upstream
+/// could read the first `model` where the access check read the last.
+#[test]
+fn unchanged_bodies_go_upstream_as_they_came() {
+    let (f, s) = setup();
+    let k = key(
+        &s,
+        json!({"models": ["json"], "aliases": {"friendly": "json"}}),
+    );
+    let post = |raw: &str| {
+        s.request(
+            "POST",
+            "/v1/chat/completions",
+            Some(&k),
+            Some(raw.as_bytes()),
+            &[("content-type", "application/json")],
+        )
+    };
+    // Spacing, key order, an escape and `0.50` would not survive a rewrite.
+    let raw = "{ \"messages\" : [{\"role\":\"user\",\"content\":\"caf\\u00e9\"}],\n  \"model\":\"json\", \"temperature\": 0.50 }";
+    let r = post(raw);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(String::from_utf8_lossy(&f.last().raw), raw);
+    // An alias: `model` changes, so the body is written out again.
+    let r = post(&raw.replace("\"json\"", "\"friendly\""));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(f.last().body["model"], "json");
+    assert_eq!(f.last().body["temperature"], json!(0.5));
+    // A gateway-only field is removed.
+    let r = post(&raw.replace("\"temperature\"", "\"metadata\": {}, \"temperature\""));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(f.last().body.get("metadata").is_none(), "{}", f.last().body);
+    // Duplicate keys: checked and forwarded as the last one (`json`); `sse` never leaves.
+    let dup =
+        r#"{"model": "sse", "messages": [{"role": "user", "content": "hi"}], "model": "json"}"#;
+    let r = post(dup);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let sent = String::from_utf8_lossy(&f.last().raw).into_owned();
+    assert!(
+        !sent.contains("sse") && f.last().body["model"] == "json",
+        "{sent}"
+    );
+}
+
 #[test]
 fn key_aliases_apply_before_the_access_check() {
     let (f, s) = setup();

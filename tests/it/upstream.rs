@@ -44,6 +44,8 @@ pub struct Recorded {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: Value,
+    /// The body's bytes as they arrived.
+    pub raw: Vec<u8>,
 }
 
 impl Recorded {
@@ -213,8 +215,10 @@ fn serve(conn: TcpStream, port: u16, st: &State) {
         if r.read_exact(&mut body).is_err() {
             return;
         }
-        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let raw = body;
+        let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
         let rec = Recorded {
+            raw,
             path: path.clone(),
             headers,
             body: body.clone(),
