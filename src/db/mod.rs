@@ -20,8 +20,10 @@ use std::time::Duration;
 
 /// How long a request waits for a free connection before it gets a 503.
 const POOL_WAIT: Duration = Duration::from_secs(10);
-/// How often the pool's checkpointer thread moves WAL frames into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+/// How often the pool's checkpointer thread moves WAL frames into the database file. Small
+/// checkpoints often disturb requests less than large ones seldom (A/B at c=1, 3 rounds each:
+/// p99 1.33–1.71 ms at 200 ms, 0.94–1.08 ms at 50 ms, 1.6–55 ms at 1 s; c=64 unchanged).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
 /// WAL frames (of 4 KiB pages) past which the checkpointer restarts the WAL (~64 MiB).
 const WAL_RESTART_FRAMES: i64 = 16_384;
 
