@@ -849,9 +849,17 @@ impl Slots {
 pub fn handler(ctx: &'static Ctx) -> tiny_http::Handler {
     use std::sync::atomic::Ordering::SeqCst;
     let slots = Arc::new(Slots::new(ctx.cfg.workers));
+    /// Counts a request in flight until dropped (also if the request panics).
+    struct Counted;
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            IN_FLIGHT.fetch_sub(1, SeqCst);
+        }
+    }
     Arc::new(move |rq| {
         let _slot = slots.take();
         IN_FLIGHT.fetch_add(1, SeqCst);
+        let _counted = Counted;
         // After counting itself: shutdown either sees this request in flight and waits for
         // it, or set the flag before, and the request is refused here.
         if SHUTTING_DOWN.load(SeqCst) {
@@ -861,7 +869,6 @@ pub fn handler(ctx: &'static Ctx) -> tiny_http::Handler {
         } else {
             handle(ctx, rq);
         }
-        IN_FLIGHT.fetch_sub(1, SeqCst);
     })
 }
 
