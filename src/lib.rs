@@ -106,6 +106,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         spend: db::spend::SpendWriter::default(),
     }));
     start_budget_resets(ctx);
+    let signals = catch_signals()?;
     let server = tiny_http::Server::from_listener_with_handler(listener, None, http::handler(ctx))
         .map_err(|e| format!("cannot serve on {}: {e}", ctx.cfg.listen))?;
     let addr = match server.server_addr() {
@@ -118,16 +119,22 @@ pub fn run(cfg: Config) -> Result<(), String> {
         let _ = writeln!(out, "litegate listening on http://{addr}");
         let _ = out.flush();
     }
-    wait_for_signal()?;
+    wait_for_signal(signals)?;
     shutdown(ctx, server);
     Ok(())
 }
 
-/// Blocks until SIGTERM or SIGINT.
-fn wait_for_signal() -> Result<(), String> {
+/// SIGTERM and SIGINT, caught from here on (before the first request can be served: a signal
+/// that arrived earlier would kill the process without a clean shutdown).
+fn catch_signals() -> Result<signal_hook::iterator::Signals, String> {
     use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
-        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))
+}
+
+/// Blocks until SIGTERM or SIGINT.
+fn wait_for_signal(mut signals: signal_hook::iterator::Signals) -> Result<(), String> {
+    use signal_hook::consts::SIGTERM;
     if let Some(sig) = signals.forever().next() {
         log::info!(
             "received {}; shutting down",
