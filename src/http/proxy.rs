@@ -567,7 +567,18 @@ impl StreamBody for UpstreamStream {
         let mut done = false;
         let mut broken: Option<String> = None;
         let mut client_gone = false;
+        // Events read but not yet sent. They go out when nothing more is buffered, i.e. right
+        // before a read that may wait: one `send` for all the events that arrived together
+        // (under load several do), and still at once for an event that arrived alone.
+        let mut out: Vec<u8> = Vec::new();
         loop {
+            if !out.is_empty() && reader.buffer().is_empty() {
+                if emit(&out).is_err() {
+                    client_gone = true;
+                    break;
+                }
+                out.clear();
+            }
             line.clear();
             match reader.read_line(&mut line) {
                 Ok(0) => break,
@@ -619,10 +630,14 @@ impl StreamBody for UpstreamStream {
                     finished = true;
                 }
             }
-            if forward_it && emit(format!("data: {data}\n\n").as_bytes()).is_err() {
-                client_gone = true;
-                break;
+            if forward_it {
+                out.extend_from_slice(b"data: ");
+                out.extend_from_slice(data.as_bytes());
+                out.extend_from_slice(b"\n\n");
             }
+        }
+        if !client_gone && !out.is_empty() && emit(&out).is_err() {
+            client_gone = true;
         }
         // Stop the upstream call now (closes its connection) unless it ended with `[DONE]`:
         // then the rest of its body (the chunked terminator) is read after our `[DONE]`, so
