@@ -251,11 +251,7 @@ impl Pool {
     /// upgrade a read lock: the WAL busy trap). Commits when `f` returns Ok; an `Err` or a panic
     /// rolls back on drop.
     pub fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
-        let mut c = self.get()?;
-        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = f(&tx)?;
-        tx.commit()?;
-        Ok(out)
+        immediate(&mut *self.get()?, f)
     }
 
     /// The hot connection (key checks and spend commits), exclusively while the guard lives.
@@ -268,11 +264,7 @@ impl Pool {
         &self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
-        let mut c = self.hot();
-        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = f(&tx)?;
-        tx.commit()?;
-        Ok(out)
+        immediate(&mut self.hot(), f)
     }
 
     /// Runs `f` with a connection for reads.
@@ -280,6 +272,18 @@ impl Pool {
         let c = self.get()?;
         f(&c)
     }
+}
+
+/// Runs `f` in an IMMEDIATE transaction on `c`: commits when `f` returns Ok; an `Err` or a
+/// panic rolls back on drop.
+fn immediate<T>(
+    c: &mut Connection,
+    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
+) -> Result<T> {
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let out = f(&tx)?;
+    tx.commit()?;
+    Ok(out)
 }
 
 /// Checkpoints the WAL on a thread of its own, so that no request pays for it: SQLite's

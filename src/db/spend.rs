@@ -93,55 +93,54 @@ const LOG_COLUMNS: &str = "SELECT request_id, api_key, team_id, organization_id,
     model, call_type, prompt_tokens, completion_tokens, total_tokens, spend, start_time,
     end_time, status FROM spend_logs";
 
+/// The `/spend/logs` filters: each one's value and its condition on one `?` parameter.
+fn log_filters(f: &LogFilter) -> [(Option<&String>, &'static str); 7] {
+    [
+        (f.api_key.as_ref(), "api_key = ?"),
+        (f.user_id.as_ref(), "user_id = ?"),
+        (f.team_id.as_ref(), "team_id = ?"),
+        (f.request_id.as_ref(), "request_id = ?"),
+        (f.start.as_ref(), "start_time >= ?"),
+        (f.end.as_ref(), "start_time <= ?"),
+        (
+            f.owner.as_ref(),
+            "api_key IN (SELECT token FROM api_keys WHERE user_id = ?)",
+        ),
+    ]
+}
+
 /// The `/spend/logs` statement for the filters given. Only the filters present go into the SQL
 /// (a statement with `?n IS NULL OR ...` gets one plan for every binding, which can use no
 /// index): a request id or a key (or a user's keys) is found through its index, anything else
 /// walks the time index, newest first. At most 2^7 distinct texts, each cached once prepared.
 fn logs_sql(f: &LogFilter) -> String {
+    let conds: Vec<&str> = log_filters(f)
+        .iter()
+        .filter(|(v, _)| v.is_some())
+        .map(|(_, c)| *c)
+        .collect();
     let mut sql = String::from(LOG_COLUMNS);
-    let conds: [(bool, &str); 7] = [
-        (f.api_key.is_some(), "api_key = :api_key"),
-        (f.user_id.is_some(), "user_id = :user_id"),
-        (f.team_id.is_some(), "team_id = :team_id"),
-        (f.request_id.is_some(), "request_id = :request_id"),
-        (f.start.is_some(), "start_time >= :start"),
-        (f.end.is_some(), "start_time <= :end"),
-        (
-            f.owner.is_some(),
-            "api_key IN (SELECT token FROM api_keys WHERE user_id = :owner)",
-        ),
-    ];
-    let mut first = true;
-    for (_, c) in conds.iter().filter(|(on, _)| *on) {
-        sql.push_str(if first { " WHERE " } else { " AND " });
-        sql.push_str(c);
-        first = false;
+    if !conds.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conds.join(" AND "));
     }
-    sql.push_str(" ORDER BY start_time DESC, id DESC LIMIT :limit");
+    sql.push_str(" ORDER BY start_time DESC, id DESC LIMIT ?");
     sql
+}
+
+/// Binds the filters present, in the order `logs_sql` wrote their conditions, then the limit.
+fn bind_logs(st: &mut rusqlite::Statement<'_>, f: &LogFilter, limit: i64) -> rusqlite::Result<()> {
+    let mut i = 0;
+    for v in log_filters(f).iter().filter_map(|(v, _)| *v) {
+        i += 1;
+        st.raw_bind_parameter(i, v)?;
+    }
+    st.raw_bind_parameter(i + 1, limit)
 }
 
 pub fn logs(c: &Connection, f: &LogFilter, limit: i64) -> rusqlite::Result<Vec<serde_json::Value>> {
     let mut st = c.prepare_cached(&logs_sql(f))?;
-    let given: [(&str, &Option<String>); 7] = [
-        (":api_key", &f.api_key),
-        (":user_id", &f.user_id),
-        (":team_id", &f.team_id),
-        (":request_id", &f.request_id),
-        (":start", &f.start),
-        (":end", &f.end),
-        (":owner", &f.owner),
-    ];
-    for (name, v) in given {
-        if let Some(v) = v {
-            if let Some(i) = st.parameter_index(name)? {
-                st.raw_bind_parameter(i, v)?;
-            }
-        }
-    }
-    if let Some(i) = st.parameter_index(":limit")? {
-        st.raw_bind_parameter(i, limit)?;
-    }
+    bind_logs(&mut st, f, limit)?;
     let mut rows = st.raw_query();
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
@@ -263,24 +262,15 @@ mod tests {
         ];
         for (f, want) in cases {
             let sql = logs_sql(&f);
-            let plan: Vec<String> = c
+            let mut st = c
                 .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-                .expect("prepare")
-                .query_map(
-                    rusqlite::named_params! {
-                        ":api_key": "k", ":user_id": "u", ":team_id": "t", ":request_id": "r",
-                        ":start": "2026", ":end": "2027", ":owner": "u", ":limit": 10,
-                    }
-                    .iter()
-                    .filter(|(n, _)| sql.contains(n))
-                    .copied()
-                    .collect::<Vec<_>>()
-                    .as_slice(),
-                    |r| r.get::<_, String>(3),
-                )
-                .expect("plan")
-                .collect::<rusqlite::Result<_>>()
-                .expect("rows");
+                .expect("prepare");
+            bind_logs(&mut st, &f, 10).expect("bind");
+            let mut rows = st.raw_query();
+            let mut plan: Vec<String> = Vec::new();
+            while let Some(r) = rows.next().expect("rows") {
+                plan.push(r.get(3).expect("detail"));
+            }
             assert!(plan.iter().any(|d| d.starts_with(want)), "{sql}: {plan:?}");
             assert!(
                 !plan

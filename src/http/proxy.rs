@@ -402,7 +402,9 @@ fn usage_of(v: &Value) -> Option<(u64, u64)> {
 
 /// (prompt, completion) tokens of a `usage` object.
 fn usage_counts(u: &Value) -> Option<(u64, u64)> {
-    let u = Some(u).filter(|u| u.is_object())?;
+    if !u.is_object() {
+        return None;
+    }
     let p = u.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0);
     let c = u
         .get("completion_tokens")
