@@ -14,6 +14,7 @@ mod organizations;
 mod sdk;
 mod server;
 mod slow_clients;
+mod store_hardening;
 mod teams;
 mod ui;
 mod upstream;
