@@ -7,6 +7,7 @@ pub mod admin;
 pub mod budgets;
 pub mod health;
 pub mod keys;
+mod logsafe;
 pub mod models;
 pub mod organizations;
 pub mod proxy;
@@ -583,7 +584,7 @@ fn guarded(req: &Req, f: impl FnOnce() -> Result<Reply>) -> Reply {
 
 pub fn error_reply(req: &Req, e: &Error) -> Reply {
     if let Error::Internal(detail) = e {
-        log::error!("request {} {}: {detail}", req.request_id, req.path);
+        log::error!("request {} {}: {detail}", req.request_id, req.log_path());
     }
     let reply = Reply::Json(e.status(), e.body());
     match e {
@@ -760,12 +761,12 @@ fn handle(ctx: &'static Ctx, mut rq: tiny_http::Request) {
     // Counted before the response goes out, so a client that reads /metrics right after sees it.
     crate::metrics::METRICS.request(req.route.get(), &method, reply_status(&reply));
     let status = respond(rq, reply, &extra);
-    // One access-log line per request; the path only (queries may carry a key), key_name only.
+    // One access-log line per request: the route, never the path (`logsafe.rs`), key_name only.
     log::info!(
         target: "litegate::access",
         "{} {} {} {:.1}ms key={}",
-        method,
-        req.path,
+        req.log_method(),
+        req.log_path(),
         status,
         started.elapsed().as_secs_f64() * 1000.0,
         req.key_name.borrow().as_deref().unwrap_or("-")

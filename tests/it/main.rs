@@ -8,6 +8,7 @@ mod budgets;
 mod common;
 mod forwarding;
 mod keys;
+mod login_hardening;
 mod metrics;
 mod ops;
 mod organizations;
