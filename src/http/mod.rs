@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod budgets;
+pub mod fields;
 pub mod health;
 pub mod keys;
 mod logsafe;
@@ -262,7 +263,7 @@ impl Body {
     pub fn opt_str(&self, f: &str) -> Result<Option<String>> {
         match self.0.get(f) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::String(s)) => fields::check(f, s).map(|_| Some(s.clone())),
             Some(_) => Err(type_err(f, "a string")),
         }
     }
@@ -322,7 +323,7 @@ impl Body {
             Some(Value::Array(a)) => a
                 .iter()
                 .map(|v| match v {
-                    Value::String(s) => Ok(s.clone()),
+                    Value::String(s) => fields::check(f, s).map(|_| s.clone()),
                     _ => Err(type_err(f, "a list of strings")),
                 })
                 .collect::<Result<Vec<_>>>()
@@ -333,7 +334,16 @@ impl Body {
     pub fn opt_obj(&self, f: &str) -> Result<Option<Map<String, Value>>> {
         match self.0.get(f) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::Object(m)) => Ok(Some(m.clone())),
+            Some(Value::Object(m)) => {
+                // Names are stored and shown as identifiers; so are an `aliases` map's models.
+                for (k, v) in m {
+                    fields::check(f, k)?;
+                    if let (Value::String(v), "aliases") = (v, f) {
+                        fields::check(f, v)?;
+                    }
+                }
+                Ok(Some(m.clone()))
+            }
             Some(_) => Err(type_err(f, "a JSON object")),
         }
     }

@@ -178,3 +178,123 @@ fn failing_writes_fail_readiness_and_refuse_model_calls_before_upstream() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Identifiers, aliases, emails, model names and metadata names with control characters or
+/// absurd lengths are refused with a 400 naming the field, on every endpoint that stores them,
+/// and nothing changes.
+#[test]
+fn control_characters_and_absurd_lengths_in_identifiers_are_refused_naming_the_field() {
+    let s = Server::start();
+    s.admin(
+        "/organization/new",
+        json!({"organization_id": "o1", "organization_alias": "O"}),
+    );
+    s.admin("/team/new", json!({"team_id": "t1", "team_alias": "T"}));
+    let key = s.admin("/key/generate", json!({}))["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let long = "x".repeat(10_000);
+    let bads = [
+        "a\u{0}b",
+        "a\nb",
+        "\u{1b}[31mred",
+        "tab\there",
+        "del\u{7f}",
+        long.as_str(),
+    ];
+    // (endpoint, field named in the error, body with BAD where the value goes)
+    let table: &[(&str, &str, &str)] = &[
+        ("/user/new", "user_id", r#"{"user_id": BAD}"#),
+        ("/user/new", "user_email", r#"{"user_email": BAD}"#),
+        (
+            "/user/new",
+            "models",
+            r#"{"user_id": "u9", "models": [BAD]}"#,
+        ),
+        ("/team/new", "team_id", r#"{"team_id": BAD}"#),
+        ("/team/new", "team_alias", r#"{"team_alias": BAD}"#),
+        (
+            "/team/new",
+            "organization_id",
+            r#"{"organization_alias": "x", "organization_id": BAD}"#,
+        ),
+        (
+            "/organization/new",
+            "models",
+            r#"{"organization_alias": "x", "models": [BAD]}"#,
+        ),
+        ("/team/new", "models", r#"{"models": ["A", BAD]}"#),
+        ("/team/new", "metadata", r#"{"metadata": {BAD: 1}}"#),
+        (
+            "/team/new",
+            "user_id",
+            r#"{"members_with_roles": [{"role": "user", "user_id": BAD}]}"#,
+        ),
+        (
+            "/team/update",
+            "team_alias",
+            r#"{"team_id": "t1", "team_alias": BAD}"#,
+        ),
+        (
+            "/team/member_add",
+            "user_id",
+            r#"{"team_id": "t1", "member": {"role": "user", "user_id": BAD}}"#,
+        ),
+        (
+            "/team/member_add",
+            "user_email",
+            r#"{"team_id": "t1", "member": {"role": "user", "user_email": BAD}}"#,
+        ),
+        (
+            "/organization/new",
+            "organization_id",
+            r#"{"organization_alias": "x", "organization_id": BAD}"#,
+        ),
+        (
+            "/organization/new",
+            "models",
+            r#"{"organization_alias": "x", "models": [BAD]}"#,
+        ),
+        (
+            "/organization/new",
+            "organization_alias",
+            r#"{"organization_alias": BAD}"#,
+        ),
+        (
+            "/organization/update",
+            "organization_alias",
+            r#"{"organization_id": "o1", "organization_alias": BAD}"#,
+        ),
+        (
+            "/organization/member_add",
+            "user_id",
+            r#"{"organization_id": "o1", "member": {"role": "internal_user", "user_id": BAD}}"#,
+        ),
+        ("/key/generate", "key_alias", r#"{"key_alias": BAD}"#),
+        ("/key/generate", "user_id", r#"{"user_id": BAD}"#),
+        ("/key/generate", "team_id", r#"{"team_id": BAD}"#),
+        ("/key/generate", "models", r#"{"models": [BAD]}"#),
+        ("/key/generate", "aliases", r#"{"aliases": {"x": BAD}}"#),
+        ("/key/generate", "metadata", r#"{"metadata": {BAD: "v"}}"#),
+        (
+            "/key/update",
+            "key_alias",
+            r#"{"key": "KEY", "key_alias": BAD}"#,
+        ),
+    ];
+    let before = snapshot(&s);
+    for (path, field, template) in table {
+        for bad in bads {
+            let body = template
+                .replace("KEY", &key)
+                .replace("BAD", &serde_json::to_string(bad).unwrap());
+            let r = s.request("POST", path, Some(MASTER), Some(body.as_bytes()), &[]);
+            let e = assert_error(&r, 400);
+            assert_eq!(e["error"]["param"], *field, "{path} {body}: {e}");
+        }
+    }
+    assert_eq!(snapshot(&s), before, "a refused request changed something");
+    // Ordinary non-ASCII text is fine.
+    s.admin("/team/new", json!({"team_alias": "Équipe 東京"}));
+}
