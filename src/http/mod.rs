@@ -15,6 +15,7 @@ pub mod proxy;
 pub mod scope;
 pub mod spend;
 pub mod teams;
+pub mod throttle;
 pub mod ui;
 pub mod users;
 
@@ -102,6 +103,8 @@ pub struct Req {
     /// the last value; another parser may keep the first, so such bytes are never forwarded
     /// as they came).
     pub duplicate_keys: std::cell::Cell<bool>,
+    /// The TCP peer's address (login throttling, `throttle.rs`).
+    pub peer: Option<std::net::IpAddr>,
 }
 
 impl Req {
@@ -117,6 +120,7 @@ impl Req {
             key_name: RefCell::new(None),
             route: std::cell::Cell::new("unmatched"),
             duplicate_keys: std::cell::Cell::new(false),
+            peer: None,
         }
     }
 
@@ -759,7 +763,8 @@ fn handle(ctx: &'static Ctx, mut rq: tiny_http::Request) {
         })
         .collect();
     let body = read_body(&mut rq, ctx.cfg.max_body_bytes);
-    let req = Req::new(&method, &url, headers, Vec::new());
+    let mut req = Req::new(&method, &url, headers, Vec::new());
+    req.peer = rq.remote_addr().map(|a| a.ip());
     let (reply, req) = match body {
         Ok(b) => {
             let req = Req { body: b, ..req };

@@ -99,3 +99,160 @@ fn raw_keys_never_reach_the_log_whatever_the_route() {
         assert!(hit.is_none(), "a raw key is in the log: {hit:?}");
     }
 }
+
+fn login(s: &Server, body: serde_json::Value) -> Resp {
+    let b = body.to_string();
+    s.request("POST", "/ui/login", None, Some(b.as_bytes()), &[UI])
+}
+
+fn user_with_password(s: &Server, id: &str, email: &str, pw: &str) {
+    s.admin(
+        "/user/new",
+        json!({"user_id": id, "user_email": email, "user_role": "internal_user"}),
+    );
+    s.admin("/user/update", json!({"user_id": id, "password": pw}));
+}
+
+fn assert_throttled(r: &Resp) {
+    let e = assert_error(r, 429);
+    assert_eq!(e["error"]["type"], "rate_limit_error", "{e}");
+    let after: u64 = r
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
+    assert!((1..=300).contains(&after), "{after}");
+}
+
+#[test]
+fn an_account_is_throttled_after_failed_logins_even_for_the_right_password_and_others_are_not() {
+    let s = Server::start();
+    user_with_password(&s, "ann", "ann@example.com", "ann-right-password");
+    user_with_password(&s, "bob", "bob@example.com", "bob-right-password");
+    let wrong = json!({"email": "ann@example.com", "password": "guess"});
+    for i in 0..5 {
+        assert_eq!(login(&s, wrong.clone()).status, 401, "attempt {i}");
+    }
+    assert_throttled(&login(&s, wrong.clone()));
+    // Case and spaces do not make a new account name.
+    let right = json!({"email": " ANN@example.com", "password": "ann-right-password"});
+    assert_throttled(&login(&s, right));
+    // No session was created while throttled.
+    assert_eq!(s.count("SELECT COUNT(*) FROM ui_sessions"), 0);
+    let r = login(
+        &s,
+        json!({"email": "bob@example.com", "password": "bob-right-password"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[test]
+fn a_client_address_is_throttled_across_accounts_and_for_the_master_key() {
+    let s = Server::start_with_env(
+        TEST_CONFIG,
+        &[],
+        &[("LITEGATE_LOGIN_MAX_FAILURES_PER_ADDR", "6")],
+    );
+    for i in 0..3 {
+        let r = login(
+            &s,
+            json!({"email": format!("nobody{i}@x"), "password": "p"}),
+        );
+        assert_eq!(r.status, 401);
+        let r = login(&s, json!({"master_key": format!("sk-wrong-{i}")}));
+        assert_eq!(r.status, 401);
+    }
+    assert_throttled(&login(&s, json!({"email": "other@x", "password": "p"})));
+    // The right master key too: nothing is checked while the address is throttled.
+    assert_throttled(&login(&s, json!({"master_key": MASTER})));
+    // X-Forwarded-For is not trusted by default: a spoofed one changes nothing.
+    let b = json!({"master_key": MASTER}).to_string();
+    let r = s.request(
+        "POST",
+        "/ui/login",
+        None,
+        Some(b.as_bytes()),
+        &[UI, ("X-Forwarded-For", "203.0.113.9")],
+    );
+    assert_throttled(&r);
+    // Keys still work on the API: only UI logins are throttled.
+    assert_eq!(s.get("/key/list", MASTER).status, 200);
+}
+
+fn vm_hwm_kib(pid: u32) -> u64 {
+    let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    st.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// A flood of concurrent logins (no throttle in the way: limits raised) runs at most
+/// LITEGATE_ARGON2_CONCURRENCY argon2 computations at once: the peak RSS grows by about that
+/// many × 19 MiB, not by the number of workers × 19 MiB, excess logins get a 503 instead of
+/// piling up, and the server keeps answering meanwhile.
+#[test]
+fn a_concurrent_login_flood_keeps_memory_bounded_and_the_server_answering() {
+    let mut s = Server::start_with_env(
+        TEST_CONFIG,
+        &["--workers", "32"],
+        &[
+            ("LITEGATE_ARGON2_CONCURRENCY", "2"),
+            ("LITEGATE_LOGIN_MAX_FAILURES", "1000000"),
+            ("LITEGATE_LOGIN_MAX_FAILURES_PER_ADDR", "1000000"),
+        ],
+    );
+    user_with_password(&s, "ann", "ann@example.com", "ann-right-password");
+    let child = s.take_child().unwrap();
+    let pid = child.id();
+    let before = vm_hwm_kib(pid);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let statuses = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|sc| {
+        let mut flood = Vec::new();
+        for t in 0..30 {
+            let (s, statuses) = (&s, &statuses);
+            flood.push(sc.spawn(move || {
+                for i in 0..3 {
+                    let r = login(s, json!({"email": format!("u{t}-{i}@x"), "password": "p"}));
+                    statuses.lock().unwrap().push(r.status);
+                }
+            }));
+        }
+        let watcher = sc.spawn(|| {
+            let mut answered = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let r = s.request("GET", "/health/liveliness", None, None, &[]);
+                assert_eq!(r.status, 200);
+                answered += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            answered
+        });
+        for f in flood {
+            f.join().unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(watcher.join().unwrap() > 0);
+    });
+    let statuses = statuses.into_inner().unwrap();
+    assert!(
+        statuses.iter().all(|s| *s == 401 || *s == 503),
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&401), "{statuses:?}");
+    let grown_mib = (vm_hwm_kib(pid).saturating_sub(before)) / 1024;
+    eprintln!("login flood: peak RSS grew by {grown_mib} MiB; statuses {statuses:?}");
+    // 2 slots × 19 MiB, plus connection threads and allocator slack; 32 workers running
+    // argon2 at once would be ~600 MiB.
+    assert!(grown_mib < 120, "peak RSS grew by {grown_mib} MiB");
+    // The right password still works after the flood.
+    let r = login(
+        &s,
+        json!({"email": "ann@example.com", "password": "ann-right-password"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mut child = child;
+    let _ = child.kill();
+    let _ = child.wait();
+}
