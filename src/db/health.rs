@@ -6,7 +6,8 @@
 //! - the database file at the configured path is no longer the file litegate opened (removed,
 //!   or replaced by another file): SQLite keeps writing into the open, unlinked file and every
 //!   write after that is silently lost at the next start;
-//! - the file has lost its write permission (the next start would fail);
+//! - the file or its directory has lost its write permission (the next start would fail;
+//!   permission bits, so this holds for root too);
 //! - a WAL checkpoint fails (I/O error, disk full);
 //! - a write fails with an I/O-class error (I/O error, disk full, read-only, corrupt):
 //!   `Pool::write`/`write_hot` report those through `note_write_error`.
@@ -106,7 +107,21 @@ impl Health {
             Ok(m) if m.permissions().readonly() => {
                 Some(format!("the database file {p} is read-only"))
             }
-            Ok(_) => None,
+            // SQLite creates and removes the `-wal` and `-shm` files beside the database: in a
+            // read-only directory the next start fails.
+            Ok(_) => self
+                .path
+                .parent()
+                .map(|d| {
+                    if d.as_os_str().is_empty() {
+                        Path::new(".")
+                    } else {
+                        d
+                    }
+                })
+                .and_then(|d| std::fs::metadata(d).ok())
+                .filter(|m| m.permissions().readonly())
+                .map(|_| format!("the directory of the database file {p} is read-only")),
         }
     }
 

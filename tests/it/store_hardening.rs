@@ -143,6 +143,17 @@ fn a_read_only_database_file_fails_readiness_until_it_is_writable_again() {
     assert_serving(&s, &fake);
 }
 
+#[test]
+fn a_read_only_database_directory_fails_readiness_until_it_is_writable_again() {
+    use std::os::unix::fs::PermissionsExt;
+    let (fake, s) = fake_and_server();
+    let dir = s.dir.path().to_path_buf();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    assert_refused(&s, &fake, "directory of the database file");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_serving(&s, &fake);
+}
+
 /// Disk-full-like: the server's file-size limit is lowered to 1 byte while it runs, so every
 /// write to the WAL or the database fails (EFBIG; works as root too). The call whose spend
 /// could not be committed is not reported as a success; the next one is refused before the
