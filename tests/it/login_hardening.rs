@@ -130,10 +130,20 @@ fn an_account_is_throttled_after_failed_logins_even_for_the_right_password_and_o
     user_with_password(&s, "ann", "ann@example.com", "ann-right-password");
     user_with_password(&s, "bob", "bob@example.com", "bob-right-password");
     let wrong = json!({"email": "ann@example.com", "password": "guess"});
+    let mut checked = std::time::Duration::MAX;
     for i in 0..5 {
+        let t = std::time::Instant::now();
         assert_eq!(login(&s, wrong.clone()).status, 401, "attempt {i}");
+        checked = checked.min(t.elapsed());
     }
+    let t = std::time::Instant::now();
     assert_throttled(&login(&s, wrong.clone()));
+    // A throttled attempt runs no argon2: far quicker than the fastest checked one.
+    let throttled = t.elapsed();
+    assert!(
+        throttled * 4 < checked,
+        "throttled {throttled:?} vs checked {checked:?}"
+    );
     // Case and spaces do not make a new account name.
     let right = json!({"email": " ANN@example.com", "password": "ann-right-password"});
     assert_throttled(&login(&s, right));
