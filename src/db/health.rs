@@ -68,8 +68,9 @@ impl Health {
                     return;
                 }
                 log::error!(
-                    "the database cannot record: {p}; model calls are refused and readiness \
-                     fails until this is fixed"
+                    "the database {} cannot record: {p}; model calls are refused and \
+                     readiness fails until this is fixed",
+                    self.path.display()
                 );
                 *reason = p;
                 self.ok.store(false, Ordering::Release);
@@ -93,20 +94,21 @@ impl Health {
         }
     }
 
-    /// What is wrong with the file at the path, if anything (metadata only, no SQL).
+    /// What is wrong with the file at the path, if anything (metadata only, no SQL). The
+    /// text goes to clients (readiness, refused calls): it never names the path; the log does.
     pub fn file_problem(&self) -> Option<String> {
-        let p = self.path.display();
         match std::fs::metadata(&self.path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Some(format!("the database file {p} was removed"))
+                Some("the database file was removed".into())
             }
-            Err(e) => Some(format!("the database file {p} cannot be examined: {e}")),
-            Ok(m) if (m.dev(), m.ino()) != self.identity => Some(format!(
-                "the database file {p} was replaced by another file"
+            Err(e) => Some(format!(
+                "the database file cannot be examined: {}",
+                e.kind()
             )),
-            Ok(m) if m.permissions().readonly() => {
-                Some(format!("the database file {p} is read-only"))
+            Ok(m) if (m.dev(), m.ino()) != self.identity => {
+                Some("the database file was replaced by another file".into())
             }
+            Ok(m) if m.permissions().readonly() => Some("the database file is read-only".into()),
             // SQLite creates and removes the `-wal` and `-shm` files beside the database: in a
             // read-only directory the next start fails.
             Ok(_) => self
@@ -121,7 +123,7 @@ impl Health {
                 })
                 .and_then(|d| std::fs::metadata(d).ok())
                 .filter(|m| m.permissions().readonly())
-                .map(|_| format!("the directory of the database file {p} is read-only")),
+                .map(|_| "the directory of the database file is read-only".into()),
         }
     }
 

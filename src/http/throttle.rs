@@ -13,7 +13,8 @@
 //!
 //! The client address is the TCP peer. `X-Forwarded-For` is anyone's to write, so it counts
 //! only when the peer is listed in `LITEGATE_TRUSTED_PROXIES` (comma-separated addresses):
-//! then the client is the rightmost address in it that is not itself a trusted proxy.
+//! then the client is the rightmost address in it that is not itself a trusted proxy. An IPv6
+//! client counts by its /64.
 //!
 //! Memory: at most `MAX_ENTRIES` entries per table (an account name is ≤ 256 characters,
 //! `http::fields`); when full, expired entries are dropped first, and if none has expired a
@@ -113,6 +114,21 @@ impl Table {
     }
 }
 
+/// The table name of an address: IPv4 as is; IPv6 by its /64 (one subscriber's prefix: a
+/// client holding a /64 must not get 2^64 separate allowances).
+fn addr_key(a: IpAddr) -> String {
+    match a {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
 /// Who is trying: the account (None for the master key) and the client address.
 pub struct Attempt {
     account: Option<String>,
@@ -136,15 +152,16 @@ impl Throttle {
             return "unknown".into();
         };
         if !self.trusted.contains(&peer) {
-            return peer.to_string();
+            return addr_key(peer);
         }
-        forwarded_for
-            .into_iter()
-            .flat_map(|h| h.rsplit(','))
-            .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-            .find(|a| !self.trusted.contains(a))
-            .unwrap_or(peer)
-            .to_string()
+        addr_key(
+            forwarded_for
+                .into_iter()
+                .flat_map(|h| h.rsplit(','))
+                .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+                .find(|a| !self.trusted.contains(a))
+                .unwrap_or(peer),
+        )
     }
 
     /// An attempt for `account` (an email; None for the master key) from `addr`: 429 when
