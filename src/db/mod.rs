@@ -278,7 +278,11 @@ impl Pool {
     /// Runs `f` in an IMMEDIATE transaction (takes the write lock at BEGIN, so it never has to
     /// upgrade a read lock: the WAL busy trap). Commits when `f` returns Ok; an `Err` or a panic
     /// rolls back on drop.
+    ///
+    /// Refused (503) while the store cannot record (`health.rs`): a change written into a
+    /// removed or replaced file would be acknowledged and then lost.
     pub fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.writable()?;
         immediate(&mut *self.get()?, &self.health, f)
     }
 

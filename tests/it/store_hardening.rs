@@ -43,6 +43,9 @@ fn assert_refused(s: &Server, fake: &Fake, why: &str) {
         before,
         "the upstream was called although nothing could be billed"
     );
+    // A management change is refused too, rather than acknowledged and lost.
+    let r = s.post("/team/new", MASTER, json!({"team_alias": "lost"}));
+    assert_error(&r, 503);
 }
 
 fn fake_and_server() -> (Fake, Server) {
