@@ -6,6 +6,7 @@
 //! - the database file at the configured path is no longer the file litegate opened (removed,
 //!   or replaced by another file): SQLite keeps writing into the open, unlinked file and every
 //!   write after that is silently lost at the next start;
+//! - the lock file (`lock.rs`) was removed or replaced;
 //! - the file or its directory has lost its write permission (the next start would fail;
 //!   permission bits, so this holds for root too);
 //! - a WAL checkpoint fails (I/O error, disk full);
@@ -26,6 +27,9 @@ pub struct Health {
     path: PathBuf,
     /// (device, inode) of the file opened at start.
     identity: (u64, u64),
+    /// `<db>.lock` (`lock.rs`) and its (device, inode): if it goes, a second litegate could
+    /// take a new one.
+    lock: Option<(PathBuf, (u64, u64))>,
     ok: AtomicBool,
     /// A write failed with an I/O-class error and no probe has succeeded since.
     write_failed: AtomicBool,
@@ -34,12 +38,21 @@ pub struct Health {
 }
 
 impl Health {
-    /// Remembers which file `path` is now (call after the database is open).
-    pub fn new(path: &Path) -> std::result::Result<Health, String> {
-        let m = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    /// Remembers which files `path` and `lock` are now (call after the database is open and
+    /// locked).
+    pub fn new(path: &Path, lock: Option<&Path>) -> std::result::Result<Health, String> {
+        let id = |p: &Path| {
+            std::fs::metadata(p)
+                .map(|m| (m.dev(), m.ino()))
+                .map_err(|e| format!("{}: {e}", p.display()))
+        };
         Ok(Health {
             path: path.to_path_buf(),
-            identity: (m.dev(), m.ino()),
+            identity: id(path)?,
+            lock: match lock {
+                Some(l) => Some((l.to_path_buf(), id(l)?)),
+                None => None,
+            },
             ok: AtomicBool::new(true),
             write_failed: AtomicBool::new(false),
             reason: Mutex::new(String::new()),
@@ -109,6 +122,11 @@ impl Health {
                 Some("the database file was replaced by another file".into())
             }
             Ok(m) if m.permissions().readonly() => Some("the database file is read-only".into()),
+            Ok(_) if self.lock_problem() => Some(
+                "the database's lock file was removed or replaced (a second litegate could \
+                 start on it)"
+                    .into(),
+            ),
             // SQLite creates and removes the `-wal` and `-shm` files beside the database: in a
             // read-only directory the next start fails.
             Ok(_) => self
@@ -125,6 +143,12 @@ impl Health {
                 .filter(|m| m.permissions().readonly())
                 .map(|_| "the directory of the database file is read-only".into()),
         }
+    }
+
+    fn lock_problem(&self) -> bool {
+        self.lock
+            .as_ref()
+            .is_some_and(|(p, id)| std::fs::metadata(p).map_or(true, |m| (m.dev(), m.ino()) != *id))
     }
 
     /// One round of the checkpointer: `checkpoint` is that round's checkpoint result, `probe`
@@ -168,7 +192,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("x.db");
         std::fs::write(&db, b"x").unwrap();
-        let h = Health::new(&db).unwrap();
+        let h = Health::new(&db, None).unwrap();
         h.update(&Ok(()), || Ok(()));
         assert!(h.is_ok());
         std::fs::rename(&db, dir.path().join("moved")).unwrap();
@@ -189,7 +213,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("x.db");
         std::fs::write(&db, b"x").unwrap();
-        let h = Health::new(&db).unwrap();
+        let h = Health::new(&db, None).unwrap();
         let full = rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
             None,

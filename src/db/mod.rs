@@ -208,7 +208,7 @@ impl Pool {
         }
         let hot = open_hot(path).map_err(|e| format!("{}: cannot open: {e}", path.display()))?;
         let stop = Arc::new(AtomicBool::new(false));
-        let health = Arc::new(health::Health::new(path)?);
+        let health = Arc::new(health::Health::new(path, Some(&lock.path))?);
         if start_checkpointer(path, stop.clone(), health.clone()) {
             for c in conns.iter().chain(std::iter::once(&hot)) {
                 c.pragma_update(None, "wal_autocheckpoint", 0)

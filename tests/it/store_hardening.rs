@@ -147,6 +147,15 @@ fn a_read_only_database_file_fails_readiness_until_it_is_writable_again() {
 }
 
 #[test]
+fn a_removed_lock_file_fails_readiness() {
+    let (fake, s) = fake_and_server();
+    let lock = s.dir.path().join("litegate.db.lock");
+    assert!(lock.exists());
+    std::fs::remove_file(&lock).unwrap();
+    assert_refused(&s, &fake, "lock file");
+}
+
+#[test]
 fn a_read_only_database_directory_fails_readiness_until_it_is_writable_again() {
     use std::os::unix::fs::PermissionsExt;
     let (fake, s) = fake_and_server();
