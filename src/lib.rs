@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod kdf;
 pub mod limits;
 pub mod metrics;
 pub mod upstream;
@@ -83,6 +84,11 @@ fn bind(listen: &str) -> Result<std::net::TcpListener, String> {
 
 /// Runs the server until the process ends.
 pub fn run(cfg: Config) -> Result<(), String> {
+    // A write past the file-size limit (`ulimit -f`) must fail as a write error (the store's
+    // health flag goes down, calls are refused) instead of killing the process with SIGXFSZ.
+    // SAFETY: installs the "ignore" disposition; no handler code runs.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    kdf::init();
     let pool = db::Pool::open(&cfg.db_path, cfg.db_pool)?;
     let master_hash = master_hash(&cfg, &pool)?;
     let listener = bind(&cfg.listen)?;

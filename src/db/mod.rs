@@ -3,7 +3,9 @@
 //! No connection is ever held across an upstream call or any other wait.
 
 pub mod budgets;
+pub mod health;
 pub mod keys;
+pub mod lock;
 pub mod migrate;
 pub mod orgs;
 pub mod sessions;
@@ -144,6 +146,10 @@ pub struct Pool {
     freed: Condvar,
     /// Set on drop: the checkpointer thread ends.
     stop: Arc<AtomicBool>,
+    /// Whether writes can still be recorded (readiness; model calls check it).
+    health: Arc<health::Health>,
+    /// One litegate per database file, for the life of the pool.
+    _lock: lock::DbLock,
 }
 
 impl Drop for Pool {
@@ -189,8 +195,10 @@ impl Drop for Conn<'_> {
 }
 
 impl Pool {
-    /// Opens the database, applies the migrations and fills the pool.
+    /// Takes the database's single-owner lock, opens it, applies the migrations and fills the
+    /// pool.
     pub fn open(path: &Path, size: usize) -> std::result::Result<Pool, String> {
+        let lock = lock::acquire(path)?;
         let mut first = open(path).map_err(|e| format!("{}: cannot open: {e}", path.display()))?;
         check_sqlite_version(&first)?;
         migrate::migrate(&mut first).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -200,7 +208,8 @@ impl Pool {
         }
         let hot = open_hot(path).map_err(|e| format!("{}: cannot open: {e}", path.display()))?;
         let stop = Arc::new(AtomicBool::new(false));
-        if start_checkpointer(path, stop.clone()) {
+        let health = Arc::new(health::Health::new(path, Some(&lock.path))?);
+        if start_checkpointer(path, stop.clone(), health.clone()) {
             for c in conns.iter().chain(std::iter::once(&hot)) {
                 c.pragma_update(None, "wal_autocheckpoint", 0)
                     .map_err(|e| format!("{}: {e}", path.display()))?;
@@ -212,7 +221,26 @@ impl Pool {
             idle: Mutex::new(conns),
             freed: Condvar::new(),
             stop,
+            health,
+            _lock: lock,
         })
+    }
+
+    /// Whether the store can record: `Err(Unavailable)` with the reason when it cannot. One
+    /// atomic load while it can (model calls check it before going upstream).
+    pub fn writable(&self) -> Result<()> {
+        if self.health.is_ok() {
+            Ok(())
+        } else {
+            Err(Error::Unavailable(format!(
+                "the database cannot record spend right now ({}); try again later",
+                self.health.reason()
+            )))
+        }
+    }
+
+    pub fn health(&self) -> &health::Health {
+        &self.health
     }
 
     pub fn path(&self) -> &Path {
@@ -250,8 +278,12 @@ impl Pool {
     /// Runs `f` in an IMMEDIATE transaction (takes the write lock at BEGIN, so it never has to
     /// upgrade a read lock: the WAL busy trap). Commits when `f` returns Ok; an `Err` or a panic
     /// rolls back on drop.
+    ///
+    /// Refused (503) while the store cannot record (`health.rs`): a change written into a
+    /// removed or replaced file would be acknowledged and then lost.
     pub fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
-        immediate(&mut *self.get()?, f)
+        self.writable()?;
+        immediate(&mut *self.get()?, &self.health, f)
     }
 
     /// The hot connection (key checks and spend commits), exclusively while the guard lives.
@@ -264,7 +296,7 @@ impl Pool {
         &self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
-        immediate(&mut self.hot(), f)
+        immediate(&mut self.hot(), &self.health, f)
     }
 
     /// Runs `f` with a connection for reads.
@@ -275,14 +307,18 @@ impl Pool {
 }
 
 /// Runs `f` in an IMMEDIATE transaction on `c`: commits when `f` returns Ok; an `Err` or a
-/// panic rolls back on drop.
+/// panic rolls back on drop. A storage failure at BEGIN or COMMIT (where WAL writes happen)
+/// puts the health flag down.
 fn immediate<T>(
     c: &mut Connection,
+    health: &health::Health,
     f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
 ) -> Result<T> {
-    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = c
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .inspect_err(|e| health.note_write_error(e))?;
     let out = f(&tx)?;
-    tx.commit()?;
+    tx.commit().inspect_err(|e| health.note_write_error(e))?;
     Ok(out)
 }
 
@@ -295,15 +331,18 @@ fn immediate<T>(
 /// for those readers, holding off writers meanwhile, so the next commit rewinds the WAL.
 /// Durability is unchanged: a commit is in the WAL before it returns, as before. Returns false
 /// when the thread cannot start: the pool then keeps SQLite's auto-checkpoint.
-fn start_checkpointer(path: &Path, stop: Arc<AtomicBool>) -> bool {
-    let c = match open(path) {
+///
+/// Each round also updates the store's health flag (`health.rs`): the file at the path is
+/// still the one opened, the checkpoint worked, and, only after a failed write, a probe write.
+fn start_checkpointer(path: &Path, stop: Arc<AtomicBool>, health: Arc<health::Health>) -> bool {
+    let mut c = match open(path) {
         Ok(c) => c,
         Err(e) => {
             log::warn!("checkpointer: cannot open the database ({e}); auto-checkpoint stays on");
             return false;
         }
     };
-    let checkpoint = move |mode: &str| -> rusqlite::Result<i64> {
+    let checkpoint = |c: &Connection, mode: &str| -> rusqlite::Result<i64> {
         // (busy, frames in the WAL, frames checkpointed)
         c.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| r.get(1))
     };
@@ -313,16 +352,17 @@ fn start_checkpointer(path: &Path, stop: Arc<AtomicBool>) -> bool {
         .spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(CHECKPOINT_EVERY);
-                let r = checkpoint("PASSIVE").and_then(|frames| {
+                let r = checkpoint(&c, "PASSIVE").and_then(|frames| {
                     if frames > WAL_RESTART_FRAMES {
-                        checkpoint("RESTART").map(|_| ())
+                        checkpoint(&c, "RESTART").map(|_| ())
                     } else {
                         Ok(())
                     }
                 });
-                if let Err(e) = r {
+                if let Err(e) = &r {
                     log::warn!("WAL checkpoint failed: {e}");
                 }
+                health.update(&r, || probe_write(&mut c));
             }
         });
     match spawned {
@@ -332,6 +372,13 @@ fn start_checkpointer(path: &Path, stop: Arc<AtomicBool>) -> bool {
             false
         }
     }
+}
+
+/// One small committed write (after a failed one: can the store record again?).
+fn probe_write(c: &mut Connection) -> rusqlite::Result<()> {
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    settings_put(&tx, "store_probe", &crate::util::now_iso())?;
+    tx.commit()
 }
 
 /// Model lists and metadata are stored as JSON text.

@@ -8,7 +8,19 @@ pub fn liveliness(_ctx: &Ctx, _req: &Req) -> Result<Reply> {
     Ok(Reply::Json(200, json!("I'm alive!")))
 }
 
+/// Ready when the database answers and can still record (`db::health`: the file at the path
+/// is the one opened, writable, and no write or checkpoint is failing): a 503 with the reason
+/// otherwise, so a load balancer stops sending calls that could not be billed.
 pub fn readiness(ctx: &Ctx, _req: &Req) -> Result<Reply> {
+    let unhealthy = |reason: String| {
+        Reply::Json(
+            503,
+            json!({"status": "unhealthy", "db": "disconnected", "reason": reason}),
+        )
+    };
+    if let Err(e) = ctx.pool.writable() {
+        return Ok(unhealthy(e.message()));
+    }
     let db = ctx
         .pool
         .read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?));
@@ -18,7 +30,7 @@ pub fn readiness(ctx: &Ctx, _req: &Req) -> Result<Reply> {
             json!({"status": "healthy", "db": "connected",
                    "litellm_version": env!("CARGO_PKG_VERSION")}),
         ),
-        Err(_) => Reply::Json(503, json!({"status": "unhealthy", "db": "disconnected"})),
+        Err(_) => unhealthy("the database does not answer".into()),
     })
 }
 

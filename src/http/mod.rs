@@ -5,14 +5,17 @@
 
 pub mod admin;
 pub mod budgets;
+pub mod fields;
 pub mod health;
 pub mod keys;
+mod logsafe;
 pub mod models;
 pub mod organizations;
 pub mod proxy;
 pub mod scope;
 pub mod spend;
 pub mod teams;
+pub mod throttle;
 pub mod ui;
 pub mod users;
 
@@ -100,6 +103,8 @@ pub struct Req {
     /// the last value; another parser may keep the first, so such bytes are never forwarded
     /// as they came).
     pub duplicate_keys: std::cell::Cell<bool>,
+    /// The TCP peer's address (login throttling, `throttle.rs`).
+    pub peer: Option<std::net::IpAddr>,
 }
 
 impl Req {
@@ -115,6 +120,7 @@ impl Req {
             key_name: RefCell::new(None),
             route: std::cell::Cell::new("unmatched"),
             duplicate_keys: std::cell::Cell::new(false),
+            peer: None,
         }
     }
 
@@ -261,7 +267,7 @@ impl Body {
     pub fn opt_str(&self, f: &str) -> Result<Option<String>> {
         match self.0.get(f) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::String(s)) => fields::check(f, s).map(|_| Some(s.clone())),
             Some(_) => Err(type_err(f, "a string")),
         }
     }
@@ -321,7 +327,7 @@ impl Body {
             Some(Value::Array(a)) => a
                 .iter()
                 .map(|v| match v {
-                    Value::String(s) => Ok(s.clone()),
+                    Value::String(s) => fields::check(f, s).map(|_| s.clone()),
                     _ => Err(type_err(f, "a list of strings")),
                 })
                 .collect::<Result<Vec<_>>>()
@@ -332,7 +338,16 @@ impl Body {
     pub fn opt_obj(&self, f: &str) -> Result<Option<Map<String, Value>>> {
         match self.0.get(f) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::Object(m)) => Ok(Some(m.clone())),
+            Some(Value::Object(m)) => {
+                // Names are stored and shown as identifiers; so are an `aliases` map's models.
+                for (k, v) in m {
+                    fields::check(f, k)?;
+                    if let (Value::String(v), "aliases") = (v, f) {
+                        fields::check(f, v)?;
+                    }
+                }
+                Ok(Some(m.clone()))
+            }
             Some(_) => Err(type_err(f, "a JSON object")),
         }
     }
@@ -583,7 +598,7 @@ fn guarded(req: &Req, f: impl FnOnce() -> Result<Reply>) -> Reply {
 
 pub fn error_reply(req: &Req, e: &Error) -> Reply {
     if let Error::Internal(detail) = e {
-        log::error!("request {} {}: {detail}", req.request_id, req.path);
+        log::error!("request {} {}: {detail}", req.request_id, req.log_path());
     }
     let reply = Reply::Json(e.status(), e.body());
     match e {
@@ -748,7 +763,8 @@ fn handle(ctx: &'static Ctx, mut rq: tiny_http::Request) {
         })
         .collect();
     let body = read_body(&mut rq, ctx.cfg.max_body_bytes);
-    let req = Req::new(&method, &url, headers, Vec::new());
+    let mut req = Req::new(&method, &url, headers, Vec::new());
+    req.peer = rq.remote_addr().map(|a| a.ip());
     let (reply, req) = match body {
         Ok(b) => {
             let req = Req { body: b, ..req };
@@ -760,12 +776,12 @@ fn handle(ctx: &'static Ctx, mut rq: tiny_http::Request) {
     // Counted before the response goes out, so a client that reads /metrics right after sees it.
     crate::metrics::METRICS.request(req.route.get(), &method, reply_status(&reply));
     let status = respond(rq, reply, &extra);
-    // One access-log line per request; the path only (queries may carry a key), key_name only.
+    // One access-log line per request: the route, never the path (`logsafe.rs`), key_name only.
     log::info!(
         target: "litegate::access",
         "{} {} {} {:.1}ms key={}",
-        method,
-        req.path,
+        req.log_method(),
+        req.log_path(),
         status,
         started.elapsed().as_secs_f64() * 1000.0,
         req.key_name.borrow().as_deref().unwrap_or("-")

@@ -187,6 +187,8 @@ fn check_role(who: &Caller) -> Result<()> {
 
 pub fn call(ctx: &'static Ctx, who: &Caller, req: &Req, kind: CallType) -> Result<Reply> {
     check_role(who)?;
+    // A call the store could not record is refused before it costs anything upstream.
+    ctx.pool.writable()?;
     let started = util::now_iso();
     let body = req.json()?;
     let requested = body.req_str("model")?;

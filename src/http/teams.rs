@@ -177,7 +177,9 @@ fn member_spec(field: &str, v: &Value) -> Result<MemberSpec> {
     let text = |k: &str| -> Result<Option<String>> {
         match o.get(k) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.clone())),
+            Some(Value::String(s)) if !s.trim().is_empty() => {
+                super::fields::check(k, s).map(|_| Some(s.clone()))
+            }
             Some(_) => Err(Error::bad_param(
                 field,
                 format!("`{field}.{k}` must be a non-empty string"),

@@ -205,13 +205,23 @@ pub fn login(ctx: &Ctx, req: &Req) -> Result<Reply> {
     let master = b.opt_str("master_key")?.filter(|s| !s.is_empty());
     let email = b.opt_str("email")?.filter(|s| !s.trim().is_empty());
     let password = b.opt_str("password")?;
-    let (user_id, role, master_hash) = match (master, email, password) {
+    // Throttled attempts stop here: no lookup, no argon2, whatever the password.
+    let throttle = super::throttle::global();
+    let client = throttle.client(req.peer, req.header("x-forwarded-for"));
+    let account = if master.is_some() {
+        None
+    } else {
+        email.as_deref()
+    };
+    let attempt = throttle.check(account, client)?;
+    let outcome = match (master, email, password) {
         (Some(k), None, _) => {
             // Constant time, against the stored hash (the key itself is never kept).
-            if !util::ct_eq(auth::hash_key(&k).as_bytes(), ctx.master_hash.as_bytes()) {
-                return Err(bad_login());
+            if util::ct_eq(auth::hash_key(&k).as_bytes(), ctx.master_hash.as_bytes()) {
+                Ok((None, Role::ProxyAdmin, Some(ctx.master_hash.clone())))
+            } else {
+                Err(bad_login())
             }
-            (None, Role::ProxyAdmin, Some(ctx.master_hash.clone()))
         }
         (None, Some(email), Some(pw)) => {
             let found = ctx
@@ -219,16 +229,17 @@ pub fn login(ctx: &Ctx, req: &Req) -> Result<Reply> {
                 .read(|c| Ok(db::sessions::login_candidates(c, email.trim())?))?;
             match found.as_slice() {
                 [(id, role, Some(h))] => {
-                    if !auth::verify_password(&pw, h) {
-                        return Err(bad_login());
+                    if auth::try_verify_password(&pw, h)? {
+                        let role = Role::parse(role)
+                            .ok_or_else(|| Error::internal(format!("user {id} has role {role}")))?;
+                        Ok((Some(id.clone()), role, None))
+                    } else {
+                        Err(bad_login())
                     }
-                    let role = Role::parse(role)
-                        .ok_or_else(|| Error::internal(format!("user {id} has role {role}")))?;
-                    (Some(id.clone()), role, None)
                 }
                 _ => {
-                    let _ = auth::verify_password(&pw, dummy_hash());
-                    return Err(bad_login());
+                    let _ = auth::try_verify_password(&pw, dummy_hash())?;
+                    Err(bad_login())
                 }
             }
         }
@@ -236,6 +247,16 @@ pub fn login(ctx: &Ctx, req: &Req) -> Result<Reply> {
             return Err(Error::bad(
                 "give `master_key`, or `email` and `password`".to_string(),
             ))
+        }
+    };
+    let (user_id, role, master_hash) = match outcome {
+        Ok(x) => {
+            throttle.succeeded(&attempt);
+            x
+        }
+        Err(e) => {
+            throttle.failed(&attempt);
+            return Err(e);
         }
     };
     let mut raw = [0u8; 32];
