@@ -4,7 +4,7 @@
 //! Every write runs in one IMMEDIATE transaction that also re-reads the target and authorizes
 //! on it, so a denied or failed call changes nothing.
 
-use super::{scope, Body, Ctx, Reply, Req};
+use super::{grant, scope, Body, Ctx, Reply, Req};
 use crate::auth::{self, Caller, Chain, ALL_ORG_MODELS, ALL_TEAM_MODELS};
 use crate::db::{self, keys::KeySummary, teams::MemberRow, teams::TeamFields, teams::TeamRow};
 use crate::error::{Error, Result};
@@ -293,6 +293,59 @@ fn add_members(
     Ok(added)
 }
 
+/// A caller below the rank that blocked the team may not unblock it; below the rank that set
+/// its models, budgets and limits, may only tighten them (`grant`).
+fn check_team_ranks(
+    ctx: &Ctx,
+    c: &Connection,
+    rank: grant::Rank,
+    t: &TeamRow,
+    before: &TeamFields,
+    after: &TeamFields,
+) -> Result<()> {
+    let (blocked_rank, limits_rank) = db::authority::team_ranks(c, &t.id)?;
+    let what = format!("team {}", t.id);
+    if before.blocked && !after.blocked && rank.n() < blocked_rank {
+        return Err(Error::Forbidden(format!(
+            "Team {} was blocked by {}; only that rank or above can unblock it",
+            t.id,
+            grant::Rank::name(blocked_rank)
+        )));
+    }
+    if rank.n() < limits_rank && grant::team_limits_changed(before, after) {
+        let org_models = match &after.organization_id {
+            Some(o) => db::orgs::get(c, o)?.map(|org| org.models),
+            None => None,
+        };
+        if let Some(field) =
+            grant::loosened_team(&ctx.catalog, org_models.as_deref(), before, after)
+        {
+            return Err(grant::loosen_denied(field, &what, limits_rank));
+        }
+    }
+    Ok(())
+}
+
+/// Records the rank of who blocked the team and who set its limits after a change.
+fn stamp_team_ranks(
+    c: &Connection,
+    rank: grant::Rank,
+    t: &TeamRow,
+    before: &TeamFields,
+    after: &TeamFields,
+) -> Result<()> {
+    let (blocked_rank, limits_rank) = db::authority::team_ranks(c, &t.id)?;
+    let blocked_rank = match (before.blocked, after.blocked) {
+        (_, false) => 0,
+        (false, true) => rank.n(),
+        (true, true) => blocked_rank,
+    };
+    let changed = grant::team_limits_changed(before, after);
+    let limits_rank = grant::next_rank(limits_rank, rank, changed);
+    db::authority::set_team_ranks(c, &t.id, blocked_rank, limits_rank)?;
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Handlers
 
@@ -359,6 +412,19 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         check_models(ctx, org_models.as_deref(), &fields.models)?;
         db::teams::insert(tx, &team_id, &fields, by.as_deref())
             .map_err(|e| unique_or(e, || format!("Team {team_id} already exists")))?;
+        // What the creator set carries its rank (`grant`): proxy admin, else org admin.
+        let rank = if who.is_proxy_admin() {
+            grant::Rank::ProxyAdmin
+        } else {
+            grant::Rank::OrgAdmin
+        };
+        let stamp = |set: bool| if set { rank.n() } else { 0 };
+        db::authority::set_team_ranks(
+            tx,
+            &team_id,
+            stamp(fields.blocked),
+            stamp(grant::team_has_limits(&fields)),
+        )?;
         let mut added = add_members(tx, &team_id, &specs, None, by.as_deref())?;
         // LiteLLM makes a non-admin creator the team's admin.
         if !who.is_proxy_admin() {
@@ -468,6 +534,9 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             f.budget_duration = Some(d);
             f.budget_reset_at = Some(util::iso_in_secs(secs));
         }
+        let rank = grant::team_rank(tx, who, Some(&t))?;
+        let before = TeamFields::of(&t);
+        check_team_ranks(ctx, tx, rank, &t, &before, &f)?;
         if models.is_some() || moving.is_some() {
             let org_models = match &f.organization_id {
                 Some(o) => Some(
@@ -490,6 +559,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             })?;
         }
         db::teams::update(tx, &team_id, &f, by.as_deref())?;
+        stamp_team_ranks(tx, rank, &t, &before, &f)?;
         if let Some(o) = moving {
             db::teams::move_keys(tx, &team_id, o.as_deref())?;
         }
@@ -589,6 +659,12 @@ pub fn member_add(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             )));
         }
         let added = add_members(tx, &team_id, &specs, budget, by.as_deref())?;
+        if budget.is_some() {
+            let rank = grant::team_rank(tx, who, Some(&t))?;
+            for uid in &added {
+                db::authority::set_team_member_rank(tx, &team_id, uid, rank.n())?;
+            }
+        }
         let mut out = team_reply(tx, &team_id)?;
         let mut users = Vec::new();
         let mut memberships = Vec::new();
@@ -628,6 +704,16 @@ pub fn member_delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                 "User {uid} is not a member of team {team_id}"
             )));
         };
+        // Removing and adding again would drop a budget a higher rank set (`grant`).
+        let rank = grant::team_rank(tx, who, Some(&t))?;
+        let budget_rank = db::authority::team_member_rank(tx, &team_id, &uid)?;
+        if m.budget_id.is_some() && rank.n() < budget_rank {
+            return Err(Error::Forbidden(format!(
+                "User {uid}'s budget in team {team_id} was set by {}; only that rank or above \
+                 can remove them",
+                grant::Rank::name(budget_rank)
+            )));
+        }
         db::teams::delete_member(tx, &team_id, &uid)?;
         if let Some(b) = &m.budget_id {
             db::teams::delete_budget(tx, b)?;
@@ -666,6 +752,20 @@ pub fn member_update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                 "User {uid} is not a member of team {team_id}"
             )));
         };
+        let rank = grant::team_rank(tx, who, Some(&t))?;
+        let budget_rank = db::authority::team_member_rank(tx, &team_id, &uid)?;
+        let old_budget = m.budget_id.as_ref().and(m.max_budget);
+        if budget.is_some()
+            && rank.n() < budget_rank
+            && m.budget_id.is_some()
+            && grant::looser(old_budget, budget)
+        {
+            return Err(grant::loosen_denied(
+                "max_budget_in_team",
+                &format!("user {uid} in team {team_id}"),
+                budget_rank,
+            ));
+        }
         let mut budget_id = m.budget_id.clone();
         if let Some(b) = budget {
             match &budget_id {
@@ -677,6 +777,10 @@ pub fn member_update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         }
         let role = role.clone().unwrap_or(m.role.clone());
         db::teams::set_member(tx, &team_id, &uid, &role, budget_id.as_deref())?;
+        if budget.is_some() && budget != old_budget {
+            let next = grant::next_rank(budget_rank, rank, true);
+            db::authority::set_team_member_rank(tx, &team_id, &uid, next)?;
+        }
         let m = db::teams::member(tx, &team_id, &uid)?
             .ok_or_else(|| Error::Internal("membership vanished in its own tx".into()))?;
         Ok(json!({
@@ -701,9 +805,13 @@ fn set_blocked(ctx: &Ctx, who: &Caller, req: &Req, blocked: bool) -> Result<Repl
                 "Only admins of team {team_id} can block or unblock it"
             )));
         }
-        let mut f = TeamFields::of(&t);
+        let rank = grant::team_rank(tx, who, Some(&t))?;
+        let before = TeamFields::of(&t);
+        let mut f = before.clone();
         f.blocked = blocked;
+        check_team_ranks(ctx, tx, rank, &t, &before, &f)?;
         db::teams::update(tx, &team_id, &f, by.as_deref())?;
+        stamp_team_ranks(tx, rank, &t, &before, &f)?;
         team_reply(tx, &team_id)
     })?;
     Reply::ok(out)
@@ -755,7 +863,11 @@ fn change_models(ctx: &Ctx, who: &Caller, req: &Req, add: bool) -> Result<Reply>
         } else {
             f.models.retain(|m| !names.contains(m));
         }
+        let rank = grant::team_rank(tx, who, Some(&t))?;
+        let before = TeamFields::of(&t);
+        check_team_ranks(ctx, tx, rank, &t, &before, &f)?;
         db::teams::update(tx, &team_id, &f, by.as_deref())?;
+        stamp_team_ranks(tx, rank, &t, &before, &f)?;
         team_reply(tx, &team_id)
     })?;
     Reply::ok(out)

@@ -338,3 +338,367 @@ fn issue_11_key_update_cannot_move_a_key_to_gain_authority() {
     );
     assert!(!acts_as_proxy_admin(s, k["key"].as_str().unwrap()));
 }
+
+// ---------------------------------------------------------------------------------------------
+// A lower rank cannot lift what a higher rank set
+
+#[test]
+fn issue_11_team_blocked_by_org_admin_stays_blocked_for_team_admin() {
+    let w = world();
+    let s = &w.s;
+    let k = expect(s, &w.m, "/key/generate", json!({"team_id": "t1"}), 200);
+    let key = k["key"].as_str().unwrap().to_string();
+    expect(s, &w.oadmin, "/team/block", json!({"team_id": "t1"}), 200);
+    assert_eq!(
+        chat(s, &key, "A") / 100,
+        4,
+        "a blocked team's key is refused"
+    );
+    let v = expect(s, &w.tadmin, "/team/unblock", json!({"team_id": "t1"}), 403);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("org admin"),
+        "{v}"
+    );
+    expect(
+        s,
+        &w.tadmin,
+        "/team/update",
+        json!({"team_id": "t1", "blocked": false}),
+        403,
+    );
+    // Blocking again does not lower who blocked it.
+    expect(s, &w.tadmin, "/team/block", json!({"team_id": "t1"}), 200);
+    expect(s, &w.tadmin, "/team/unblock", json!({"team_id": "t1"}), 403);
+    // Blocked by the proxy admin: the org admin cannot lift it either.
+    expect(s, MASTER, "/team/block", json!({"team_id": "t2"}), 200);
+    expect(s, &w.oadmin, "/team/unblock", json!({"team_id": "t2"}), 403);
+    // The same rank or above can.
+    expect(s, &w.oadmin, "/team/unblock", json!({"team_id": "t1"}), 200);
+    assert_eq!(s.get("/v1/models", &key).status, 200);
+    // A block by the team admin is the team admin's to lift.
+    expect(s, &w.tadmin, "/team/block", json!({"team_id": "t1"}), 200);
+    expect(s, &w.tadmin, "/team/unblock", json!({"team_id": "t1"}), 200);
+}
+
+#[test]
+fn issue_11_key_blocked_or_limited_by_a_higher_rank_is_not_loosened_below_it() {
+    let w = world();
+    let s = &w.s;
+    let k = expect(s, &w.m, "/key/generate", json!({"team_id": "t1"}), 200);
+    let token = k["token"].as_str().unwrap().to_string();
+    expect(s, &w.oadmin, "/key/block", json!({"key": token}), 200);
+    expect(s, &w.tadmin, "/key/unblock", json!({"key": token}), 403);
+    expect(
+        s,
+        &w.tadmin,
+        "/key/update",
+        json!({"key": token, "blocked": false}),
+        403,
+    );
+    expect(
+        s,
+        &w.tadmin,
+        "/key/regenerate",
+        json!({"key": token, "blocked": false}),
+        403,
+    );
+    expect(s, &w.oadmin, "/key/unblock", json!({"key": token}), 200);
+    // Limits set by the org admin: the team admin only tightens them.
+    expect(
+        s,
+        &w.oadmin,
+        "/key/update",
+        json!({"key": token, "max_budget": 5.0, "rpm_limit": 10, "tpm_limit": 1000,
+               "max_parallel_requests": 2, "duration": "1h", "models": ["A"],
+               "budget_duration": "30d"}),
+        200,
+    );
+    for loosen in [
+        json!({"max_budget": 50.0}),
+        json!({"max_budget": null}),
+        json!({"rpm_limit": 11}),
+        json!({"tpm_limit": null}),
+        json!({"max_parallel_requests": 3}),
+        json!({"duration": "2h"}),
+        json!({"duration": null}),
+        json!({"models": ["A", "B"]}),
+        json!({"models": []}),
+        json!({"models": ["all-team-models"]}),
+        json!({"budget_duration": "1d"}),
+    ] {
+        let mut body = loosen.clone();
+        body["key"] = json!(token);
+        expect(s, &w.tadmin, "/key/update", body.clone(), 403);
+        expect(s, &w.tadmin, "/key/regenerate", body, 403);
+    }
+    // Tightening is fine, and does not hand the limits to the lower rank.
+    expect(
+        s,
+        &w.tadmin,
+        "/key/update",
+        json!({"key": token, "max_budget": 4.0, "rpm_limit": 5, "duration": "30m"}),
+        200,
+    );
+    expect(
+        s,
+        &w.tadmin,
+        "/key/update",
+        json!({"key": token, "max_budget": 4.5}),
+        403,
+    );
+    // The owner (below the team admin too) cannot loosen them either.
+    expect(
+        s,
+        &w.m,
+        "/key/update",
+        json!({"key": token, "models": ["A", "B"]}),
+        403,
+    );
+    // The org admin still can.
+    expect(
+        s,
+        &w.oadmin,
+        "/key/update",
+        json!({"key": token, "max_budget": 50.0, "models": ["A", "B"]}),
+        200,
+    );
+}
+
+#[test]
+fn issue_11_team_admin_cannot_lift_member_budgets_set_above_them() {
+    let w = world();
+    let s = &w.s;
+    for uid in ["tadmin", "m"] {
+        expect(
+            s,
+            &w.oadmin,
+            "/team/member_update",
+            json!({"team_id": "t1", "user_id": uid, "max_budget_in_team": 1.0}),
+            200,
+        );
+        expect(
+            s,
+            &w.tadmin,
+            "/team/member_update",
+            json!({"team_id": "t1", "user_id": uid, "max_budget_in_team": 100.0}),
+            403,
+        );
+    }
+    // Removing the member and adding them again would drop the budget: refused too.
+    expect(
+        s,
+        &w.tadmin,
+        "/team/member_delete",
+        json!({"team_id": "t1", "user_id": "m"}),
+        403,
+    );
+    // Lowering is fine.
+    expect(
+        s,
+        &w.tadmin,
+        "/team/member_update",
+        json!({"team_id": "t1", "user_id": "m", "max_budget_in_team": 0.5}),
+        200,
+    );
+    // A budget the team admin set is theirs to change.
+    seed_user(s, "n", "internal_user");
+    expect(
+        s,
+        &w.tadmin,
+        "/team/member_add",
+        json!({"team_id": "t1", "member": {"user_id": "n"}, "max_budget_in_team": 1.0}),
+        200,
+    );
+    expect(
+        s,
+        &w.tadmin,
+        "/team/member_update",
+        json!({"team_id": "t1", "user_id": "n", "max_budget_in_team": 3.0}),
+        200,
+    );
+    // The org admin's rank holds after the proxy admin lowers theirs too.
+    expect(
+        s,
+        MASTER,
+        "/team/member_update",
+        json!({"team_id": "t1", "user_id": "n", "max_budget_in_team": 2.0}),
+        200,
+    );
+    expect(
+        s,
+        &w.oadmin,
+        "/team/member_update",
+        json!({"team_id": "t1", "user_id": "n", "max_budget_in_team": 2.5}),
+        403,
+    );
+}
+
+#[test]
+fn issue_11_org_admin_cannot_lift_team_limits_a_proxy_admin_set() {
+    let w = world();
+    let s = &w.s;
+    expect(
+        s,
+        MASTER,
+        "/team/update",
+        json!({"team_id": "t1", "max_budget": 10.0, "rpm_limit": 100, "models": ["A"]}),
+        200,
+    );
+    for loosen in [
+        json!({"max_budget": 20.0}),
+        json!({"rpm_limit": 200}),
+        json!({"models": ["A", "B"]}),
+        json!({"models": []}),
+        json!({"models": ["all-org-models"]}),
+    ] {
+        let mut body = loosen;
+        body["team_id"] = json!("t1");
+        expect(s, &w.oadmin, "/team/update", body, 403);
+    }
+    expect(
+        s,
+        &w.oadmin,
+        "/team/model/add",
+        json!({"team_id": "t1", "models": ["B"]}),
+        403,
+    );
+    // Deleting the only model would leave the list empty: unrestricted.
+    expect(
+        s,
+        &w.oadmin,
+        "/team/model/delete",
+        json!({"team_id": "t1", "models": ["A"]}),
+        403,
+    );
+    // Tightening is allowed.
+    expect(
+        s,
+        &w.oadmin,
+        "/team/update",
+        json!({"team_id": "t1", "max_budget": 5.0, "rpm_limit": 50}),
+        200,
+    );
+    // The team admin never changes them (API.md §5), tighter or not.
+    expect(
+        s,
+        &w.tadmin,
+        "/team/update",
+        json!({"team_id": "t1", "max_budget": 1.0}),
+        403,
+    );
+}
+
+#[test]
+fn issue_11_org_admin_cannot_lift_their_own_org_member_budget() {
+    let w = world();
+    let s = &w.s;
+    expect(
+        s,
+        MASTER,
+        "/organization/member_update",
+        json!({"organization_id": "org1", "user_id": "oadmin", "max_budget_in_organization": 1.0}),
+        200,
+    );
+    expect(
+        s,
+        &w.oadmin,
+        "/organization/member_update",
+        json!({"organization_id": "org1", "user_id": "oadmin",
+               "max_budget_in_organization": 100.0}),
+        403,
+    );
+    let before = snapshot(s);
+    let r = s.send(
+        "DELETE",
+        "/organization/member_delete",
+        &w.oadmin,
+        json!({"organization_id": "org1", "user_id": "oadmin"}),
+    );
+    assert_error(&r, 403);
+    assert_eq!(snapshot(s), before);
+    expect(
+        s,
+        &w.oadmin,
+        "/organization/member_update",
+        json!({"organization_id": "org1", "user_id": "oadmin", "max_budget_in_organization": 0.5}),
+        200,
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Removal takes away what the membership gave
+
+#[test]
+fn issue_11_org_admin_removed_or_demoted_loses_keys_held_as_admin() {
+    let w = world();
+    let s = &w.s;
+    // As org admin of org1, oadmin mints keys for themselves in t2 (not a member there) and
+    // a personal key in org1.
+    let in_team = expect(s, &w.oadmin, "/key/generate", json!({"team_id": "t2"}), 200);
+    let in_team = in_team["key"].as_str().unwrap().to_string();
+    let personal = expect(
+        s,
+        &w.oadmin,
+        "/key/generate",
+        json!({"organization_id": "org1", "models": ["A"]}),
+        200,
+    );
+    let personal = personal["key"].as_str().unwrap().to_string();
+    assert_eq!(chat(s, &in_team, "A"), 200);
+    assert_eq!(chat(s, &personal, "A"), 200);
+    // Demoted: the key in a team they do not belong to stops; the personal key stays.
+    let r = s.send(
+        "PATCH",
+        "/organization/member_update",
+        MASTER,
+        json!({"organization_id": "org1", "user_id": "oadmin", "role": "internal_user"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_error(&s.get("/v1/models", &in_team), 401);
+    assert_eq!(chat(s, &personal, "A"), 200);
+    // Removed: the personal key of the org goes too.
+    let r = s.send(
+        "DELETE",
+        "/organization/member_delete",
+        MASTER,
+        json!({"organization_id": "org1", "user_id": "oadmin"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_error(&s.get("/v1/models", &personal), 401);
+    // Their personal key outside the org is theirs still.
+    assert_eq!(s.get("/v1/models", &w.oadmin).status, 200);
+}
+
+#[test]
+fn issue_11_team_member_removed_or_user_deleted_loses_keys() {
+    let w = world();
+    let s = &w.s;
+    let own = expect(s, &w.m, "/key/generate", json!({"team_id": "t1"}), 200);
+    let own = own["key"].as_str().unwrap().to_string();
+    let minted = expect(
+        s,
+        &w.tadmin,
+        "/key/generate",
+        json!({"team_id": "t1", "user_id": "m"}),
+        200,
+    );
+    let minted = minted["key"].as_str().unwrap().to_string();
+    expect(
+        s,
+        &w.tadmin,
+        "/team/member_delete",
+        json!({"team_id": "t1", "user_id": "m"}),
+        200,
+    );
+    assert_error(&s.get("/v1/models", &own), 401);
+    assert_error(&s.get("/v1/models", &minted), 401);
+    // A deleted user's keys stop.
+    let tkey = expect(s, &w.tadmin, "/key/generate", json!({"team_id": "t1"}), 200);
+    let tkey = tkey["key"].as_str().unwrap().to_string();
+    s.admin("/user/delete", json!({"user_ids": ["tadmin"]}));
+    assert_error(&s.get("/v1/models", &tkey), 401);
+    assert_error(&s.get("/v1/models", &w.tadmin), 401);
+}
