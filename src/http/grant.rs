@@ -319,6 +319,85 @@ pub fn team_limits_changed(old: &db::teams::TeamFields, new: &db::teams::TeamFie
         || old.max_parallel_requests != new.max_parallel_requests
 }
 
+/// A caller below the rank that blocked the team may not unblock it; below the rank that set
+/// its models, budgets and limits, may only tighten them (`grant`).
+pub fn check_team_change(
+    cat: &Catalog,
+    c: &Connection,
+    rank: Rank,
+    t: &db::teams::TeamRow,
+    before: &db::teams::TeamFields,
+    after: &db::teams::TeamFields,
+) -> Result<()> {
+    let (blocked_rank, limits_rank) = db::authority::team_ranks(c, &t.id)?;
+    let what = format!("team {}", t.id);
+    if before.blocked && !after.blocked && rank.n() < blocked_rank {
+        return Err(Error::Forbidden(format!(
+            "Team {} was blocked by {}; only that rank or above can unblock it",
+            t.id,
+            Rank::name(blocked_rank)
+        )));
+    }
+    if rank.n() < limits_rank && team_limits_changed(before, after) {
+        let org_models = match &after.organization_id {
+            Some(o) => db::orgs::get(c, o)?.map(|org| org.models),
+            None => None,
+        };
+        if let Some(field) = loosened_team(cat, org_models.as_deref(), before, after) {
+            return Err(loosen_denied(field, &what, limits_rank));
+        }
+    }
+    Ok(())
+}
+
+/// Records the rank of who blocked the team and who set its limits after a change.
+pub fn stamp_team(
+    c: &Connection,
+    rank: Rank,
+    t: &db::teams::TeamRow,
+    before: &db::teams::TeamFields,
+    after: &db::teams::TeamFields,
+) -> Result<()> {
+    let (blocked_rank, limits_rank) = db::authority::team_ranks(c, &t.id)?;
+    let blocked_rank = match (before.blocked, after.blocked) {
+        (_, false) => 0,
+        (false, true) => rank.n(),
+        (true, true) => blocked_rank,
+    };
+    let changed = team_limits_changed(before, after);
+    let limits_rank = next_rank(limits_rank, rank, changed);
+    db::authority::set_team_ranks(c, &t.id, blocked_rank, limits_rank)?;
+    Ok(())
+}
+
+/// A membership budget (`max_budget_in_team`, `max_budget_in_organization`) set by
+/// `stored` rank: a lower rank may only lower it.
+pub fn check_member_budget(
+    rank: Rank,
+    stored: i64,
+    old: Option<f64>,
+    new: Option<f64>,
+    field: &str,
+    what: &str,
+) -> Result<()> {
+    if new.is_some() && rank.n() < stored && looser(old, new) {
+        return Err(loosen_denied(field, what, stored));
+    }
+    Ok(())
+}
+
+/// Removing a member and adding them again would drop a budget a higher rank set: only that
+/// rank or above removes a member with such a budget.
+pub fn check_member_removal(rank: Rank, stored: i64, has_budget: bool, what: &str) -> Result<()> {
+    if has_budget && rank.n() < stored {
+        return Err(Error::Forbidden(format!(
+            "The budget of {what} was set by {}; only that rank or above can remove the member",
+            Rank::name(stored)
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

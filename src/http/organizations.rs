@@ -607,13 +607,15 @@ pub fn member_update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                 None => None,
             };
             let old = existing.as_ref().and_then(|r| r.max_budget);
-            if rank.n() < budget_rank && grant::looser(old, Some(mb)) {
-                return Err(grant::loosen_denied(
-                    "max_budget_in_organization",
-                    &format!("user {} in organization {org_id}", m.user_id),
-                    budget_rank,
-                ));
-            }
+            let what = format!("user {} in organization {org_id}", m.user_id);
+            grant::check_member_budget(
+                rank,
+                budget_rank,
+                old,
+                Some(mb),
+                "max_budget_in_organization",
+                &what,
+            )?;
             if old != Some(mb) {
                 let next = grant::next_rank(budget_rank, rank, true);
                 db::authority::set_org_member_rank(tx, &org_id, &m.user_id, next)?;
@@ -656,14 +658,8 @@ pub fn member_delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         // Removing and adding again would drop a budget a higher rank set (`grant`).
         let rank = grant::org_rank(tx, who, &org_id)?;
         let budget_rank = db::authority::org_member_rank(tx, &org_id, &m.user_id)?;
-        if m.budget_id.is_some() && rank.n() < budget_rank {
-            return Err(Error::Forbidden(format!(
-                "User {}'s budget in organization {org_id} was set by {}; only that rank or \
-                 above can remove them",
-                m.user_id,
-                grant::Rank::name(budget_rank)
-            )));
-        }
+        let what = format!("user {} in organization {org_id}", m.user_id);
+        grant::check_member_removal(rank, budget_rank, m.budget_id.is_some(), &what)?;
         let shaped = member_json(tx, &m)?;
         db::orgs::member_delete(tx, &org_id, &m.user_id)?;
         // What the membership gave goes with it: its admin's keys in the org's teams they are

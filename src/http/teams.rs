@@ -293,59 +293,6 @@ fn add_members(
     Ok(added)
 }
 
-/// A caller below the rank that blocked the team may not unblock it; below the rank that set
-/// its models, budgets and limits, may only tighten them (`grant`).
-fn check_team_ranks(
-    ctx: &Ctx,
-    c: &Connection,
-    rank: grant::Rank,
-    t: &TeamRow,
-    before: &TeamFields,
-    after: &TeamFields,
-) -> Result<()> {
-    let (blocked_rank, limits_rank) = db::authority::team_ranks(c, &t.id)?;
-    let what = format!("team {}", t.id);
-    if before.blocked && !after.blocked && rank.n() < blocked_rank {
-        return Err(Error::Forbidden(format!(
-            "Team {} was blocked by {}; only that rank or above can unblock it",
-            t.id,
-            grant::Rank::name(blocked_rank)
-        )));
-    }
-    if rank.n() < limits_rank && grant::team_limits_changed(before, after) {
-        let org_models = match &after.organization_id {
-            Some(o) => db::orgs::get(c, o)?.map(|org| org.models),
-            None => None,
-        };
-        if let Some(field) =
-            grant::loosened_team(&ctx.catalog, org_models.as_deref(), before, after)
-        {
-            return Err(grant::loosen_denied(field, &what, limits_rank));
-        }
-    }
-    Ok(())
-}
-
-/// Records the rank of who blocked the team and who set its limits after a change.
-fn stamp_team_ranks(
-    c: &Connection,
-    rank: grant::Rank,
-    t: &TeamRow,
-    before: &TeamFields,
-    after: &TeamFields,
-) -> Result<()> {
-    let (blocked_rank, limits_rank) = db::authority::team_ranks(c, &t.id)?;
-    let blocked_rank = match (before.blocked, after.blocked) {
-        (_, false) => 0,
-        (false, true) => rank.n(),
-        (true, true) => blocked_rank,
-    };
-    let changed = grant::team_limits_changed(before, after);
-    let limits_rank = grant::next_rank(limits_rank, rank, changed);
-    db::authority::set_team_ranks(c, &t.id, blocked_rank, limits_rank)?;
-    Ok(())
-}
-
 // ---------------------------------------------------------------------------------------------
 // Handlers
 
@@ -536,7 +483,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         }
         let rank = grant::team_rank(tx, who, Some(&t))?;
         let before = TeamFields::of(&t);
-        check_team_ranks(ctx, tx, rank, &t, &before, &f)?;
+        grant::check_team_change(&ctx.catalog, tx, rank, &t, &before, &f)?;
         if models.is_some() || moving.is_some() {
             let org_models = match &f.organization_id {
                 Some(o) => Some(
@@ -559,7 +506,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             })?;
         }
         db::teams::update(tx, &team_id, &f, by.as_deref())?;
-        stamp_team_ranks(tx, rank, &t, &before, &f)?;
+        grant::stamp_team(tx, rank, &t, &before, &f)?;
         if let Some(o) = moving {
             db::teams::move_keys(tx, &team_id, o.as_deref())?;
         }
@@ -707,13 +654,8 @@ pub fn member_delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         // Removing and adding again would drop a budget a higher rank set (`grant`).
         let rank = grant::team_rank(tx, who, Some(&t))?;
         let budget_rank = db::authority::team_member_rank(tx, &team_id, &uid)?;
-        if m.budget_id.is_some() && rank.n() < budget_rank {
-            return Err(Error::Forbidden(format!(
-                "User {uid}'s budget in team {team_id} was set by {}; only that rank or above \
-                 can remove them",
-                grant::Rank::name(budget_rank)
-            )));
-        }
+        let what = format!("user {uid} in team {team_id}");
+        grant::check_member_removal(rank, budget_rank, m.budget_id.is_some(), &what)?;
         db::teams::delete_member(tx, &team_id, &uid)?;
         if let Some(b) = &m.budget_id {
             db::teams::delete_budget(tx, b)?;
@@ -755,17 +697,15 @@ pub fn member_update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         let rank = grant::team_rank(tx, who, Some(&t))?;
         let budget_rank = db::authority::team_member_rank(tx, &team_id, &uid)?;
         let old_budget = m.budget_id.as_ref().and(m.max_budget);
-        if budget.is_some()
-            && rank.n() < budget_rank
-            && m.budget_id.is_some()
-            && grant::looser(old_budget, budget)
-        {
-            return Err(grant::loosen_denied(
-                "max_budget_in_team",
-                &format!("user {uid} in team {team_id}"),
-                budget_rank,
-            ));
-        }
+        let what = format!("user {uid} in team {team_id}");
+        grant::check_member_budget(
+            rank,
+            budget_rank,
+            old_budget,
+            budget,
+            "max_budget_in_team",
+            &what,
+        )?;
         let mut budget_id = m.budget_id.clone();
         if let Some(b) = budget {
             match &budget_id {
@@ -809,9 +749,9 @@ fn set_blocked(ctx: &Ctx, who: &Caller, req: &Req, blocked: bool) -> Result<Repl
         let before = TeamFields::of(&t);
         let mut f = before.clone();
         f.blocked = blocked;
-        check_team_ranks(ctx, tx, rank, &t, &before, &f)?;
+        grant::check_team_change(&ctx.catalog, tx, rank, &t, &before, &f)?;
         db::teams::update(tx, &team_id, &f, by.as_deref())?;
-        stamp_team_ranks(tx, rank, &t, &before, &f)?;
+        grant::stamp_team(tx, rank, &t, &before, &f)?;
         team_reply(tx, &team_id)
     })?;
     Reply::ok(out)
@@ -865,9 +805,9 @@ fn change_models(ctx: &Ctx, who: &Caller, req: &Req, add: bool) -> Result<Reply>
         }
         let rank = grant::team_rank(tx, who, Some(&t))?;
         let before = TeamFields::of(&t);
-        check_team_ranks(ctx, tx, rank, &t, &before, &f)?;
+        grant::check_team_change(&ctx.catalog, tx, rank, &t, &before, &f)?;
         db::teams::update(tx, &team_id, &f, by.as_deref())?;
-        stamp_team_ranks(tx, rank, &t, &before, &f)?;
+        grant::stamp_team(tx, rank, &t, &before, &f)?;
         team_reply(tx, &team_id)
     })?;
     Reply::ok(out)
