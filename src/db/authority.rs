@@ -127,3 +127,39 @@ pub fn delete_org_keys(
     }
     Ok(n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Upgrading a version-4 database: a key someone else minted for its owner (not the master
+    /// key, not a proxy admin user) becomes calls-only; limits and blocks already there keep
+    /// the highest rank.
+    #[test]
+    fn migration_5_limits_keys_minted_for_someone_else() {
+        let c = Connection::open_in_memory().expect("open");
+        for (_, sql) in &crate::db::migrate::MIGRATIONS[..4] {
+            c.execute_batch(sql).expect("migrate 1-4");
+        }
+        let t = "'2026-01-01T00:00:00.000Z'";
+        c.execute_batch(&format!(
+            "INSERT INTO users (id, user_role, created_at, updated_at) VALUES
+               ('admin', 'proxy_admin', {t}, {t}), ('ta', 'internal_user', {t}, {t}),
+               ('m', 'internal_user', {t}, {t});
+             INSERT INTO api_keys (token, key_name, user_id, created_by, blocked, created_at,
+                                   updated_at) VALUES
+               ('by-ta', 'k', 'm', 'ta', 0, {t}, {t}),
+               ('by-self', 'k', 'm', 'm', 0, {t}, {t}),
+               ('by-master', 'k', 'm', 'default_user_id', 1, {t}, {t}),
+               ('by-admin', 'k', 'm', 'admin', 0, {t}, {t});"
+        ))
+        .expect("seed");
+        c.execute_batch(crate::db::migrate::MIGRATIONS[4].1)
+            .expect("migrate 5");
+        let ranks = |tok: &str| key_ranks(&c, tok).expect("query").expect("row");
+        assert_eq!(ranks("by-ta"), (true, 0));
+        assert_eq!(ranks("by-self"), (false, 0));
+        assert_eq!(ranks("by-master"), (false, 3));
+        assert_eq!(ranks("by-admin"), (false, 0));
+    }
+}
