@@ -200,8 +200,8 @@ pub fn loosened_key(
     if looser(old.max_budget, new.max_budget) {
         return Some("max_budget");
     }
-    if old.budget_duration.is_some() && old.budget_duration != new.budget_duration {
-        // Another period restarts or stretches the budget: no safe order.
+    if old.budget_duration != new.budget_duration {
+        // A period (or another one) makes the budget reset: no safe order.
         return Some("budget_duration");
     }
     if looser(old.tpm_limit, new.tpm_limit) {
@@ -275,7 +275,7 @@ pub fn loosened_team(
     if looser(old.max_budget, new.max_budget) {
         return Some("max_budget");
     }
-    if old.budget_duration.is_some() && old.budget_duration != new.budget_duration {
+    if old.budget_duration != new.budget_duration {
         return Some("budget_duration");
     }
     if looser(old.tpm_limit, new.tpm_limit) {

@@ -549,6 +549,8 @@ fn issue_11_org_admin_cannot_lift_team_limits_a_proxy_admin_set() {
     );
     for loosen in [
         json!({"max_budget": 20.0}),
+        // A period where there was none makes the budget reset.
+        json!({"budget_duration": "1d"}),
         json!({"rpm_limit": 200}),
         json!({"models": ["A", "B"]}),
         json!({"models": []}),
