@@ -842,3 +842,71 @@ fn issue_11_calls_only_key_is_refused_on_every_management_route() {
     assert_eq!(s.get("/model/info", &minted).status, 200);
     assert_eq!(chat(s, &minted, "A"), 200);
 }
+
+/// The raw key of a calls-only key stays with whoever issued it: when they lose the admin role
+/// they issued it under (or are deleted), the key goes. Keys the owner made stay.
+#[test]
+fn issue_11_admin_who_loses_the_role_loses_the_keys_they_issued() {
+    let w = world();
+    let s = &w.s;
+    let mint = |by: &str, team: &str| -> String {
+        let k = expect(
+            s,
+            by,
+            "/key/generate",
+            json!({"team_id": team, "user_id": "m"}),
+            200,
+        );
+        let key = k["key"].as_str().unwrap().to_string();
+        assert_eq!(chat(s, &key, "A"), 200);
+        key
+    };
+    let own = expect(s, &w.m, "/key/generate", json!({"team_id": "t1"}), 200);
+    let own = own["key"].as_str().unwrap().to_string();
+    // Demoted from team admin.
+    let k1 = mint(&w.tadmin, "t1");
+    expect(
+        s,
+        &w.oadmin,
+        "/team/member_update",
+        json!({"team_id": "t1", "user_id": "tadmin", "role": "user"}),
+        200,
+    );
+    assert_error(&s.get("/v1/models", &k1), 401);
+    // Removed from the team.
+    expect(
+        s,
+        &w.oadmin,
+        "/team/member_update",
+        json!({"team_id": "t1", "user_id": "tadmin", "role": "admin"}),
+        200,
+    );
+    let k2 = mint(&w.tadmin, "t1");
+    expect(
+        s,
+        &w.oadmin,
+        "/team/member_delete",
+        json!({"team_id": "t1", "user_id": "tadmin"}),
+        200,
+    );
+    assert_error(&s.get("/v1/models", &k2), 401);
+    assert_eq!(chat(s, &own, "A"), 200, "the owner's own key stays");
+    // Demoted from org admin: keys issued in the org's teams go.
+    seed_team_member(s, "t2", "m", "user");
+    let k3 = mint(&w.oadmin, "t2");
+    let r = s.send(
+        "PATCH",
+        "/organization/member_update",
+        MASTER,
+        json!({"organization_id": "org1", "user_id": "oadmin", "role": "internal_user"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_error(&s.get("/v1/models", &k3), 401);
+    // The issuer deleted.
+    let ta2 = seed_user(s, "ta2", "internal_user");
+    seed_team_member(s, "t1", "ta2", "admin");
+    let k4 = mint(&ta2, "t1");
+    s.admin("/user/delete", json!({"user_ids": ["ta2"]}));
+    assert_error(&s.get("/v1/models", &k4), 401);
+    assert_eq!(chat(s, &own, "A"), 200);
+}
