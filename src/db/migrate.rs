@@ -12,6 +12,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../schema/0003_budget_reset_indexes.sql"),
     ),
     (4, include_str!("../../schema/0004_spend_log_indexes.sql")),
+    (5, include_str!("../../schema/0005_authority.sql")),
 ];
 
 pub fn latest() -> i64 {
@@ -91,6 +92,7 @@ mod tests {
                 |r| r.get(0),
             )
             .expect("fk");
-        assert_eq!(n, 3);
+        // team_id, user_id, organization_id, and issued_by (schema 0005).
+        assert_eq!(n, 4);
     }
 }
