@@ -1,7 +1,7 @@
 //! The HTTP layer. Owns the worker pool (threads calling tiny_http's `recv`), the routing
 //! table, body limits, request parsing helpers, the panic guard and the access log. Handlers
 //! live in one module per resource and never see tiny_http; they return `Result<Reply>` and
-//! only `dispatch` renders an `Err` (as the API.md §3 envelope).
+//! only `handle` renders an `Err` (as the API.md §3 envelope).
 
 pub mod admin;
 pub mod budgets;
@@ -541,30 +541,37 @@ fn route(method: &str, path: &str) -> std::result::Result<(&'static str, H), Err
     }
 }
 
-/// Runs one request through routing, authentication and its handler; never panics.
-pub fn dispatch(ctx: &'static Ctx, req: &Req) -> Reply {
-    guarded(req, || {
-        match route(&req.method, &req.path).map(|(p, h)| {
-            req.route.set(p);
-            h
-        })? {
-            H::P(h) => h(ctx, req),
-            H::A(h) => {
-                let caller = ctx.caller(req)?;
-                h(ctx, &caller, req)
-            }
-            H::C(h) => {
-                let caller = ctx.key_caller(req)?;
-                h(ctx, &caller, req)
-            }
-        }
+/// What routing and authentication decided, before any of the body is read.
+enum Admitted {
+    Public(Public),
+    Authed(Authed, Caller),
+    Calls(Calls, Caller),
+}
+
+/// Routes the request and checks its key (or UI session) from the head alone, so that an
+/// unknown route or a missing/invalid key is refused before the body is read (issue 11: an
+/// unauthenticated body is never buffered). The one key check of the request.
+fn admit(ctx: &'static Ctx, req: &Req) -> Result<Admitted> {
+    let (pattern, h) = route(&req.method, &req.path)?;
+    req.route.set(pattern);
+    Ok(match h {
+        H::P(h) => Admitted::Public(h),
+        H::A(h) => Admitted::Authed(h, ctx.caller(req)?),
+        H::C(h) => Admitted::Calls(h, ctx.key_caller(req)?),
     })
 }
 
-/// The panic guard: a panic in `f` becomes a 500 (detail logged, not sent) and the worker
-/// thread lives on; an `Err` becomes its envelope.
-fn guarded(req: &Req, f: impl FnOnce() -> Result<Reply>) -> Reply {
-    let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+fn run(ctx: &'static Ctx, admitted: Admitted, req: &Req) -> Result<Reply> {
+    match admitted {
+        Admitted::Public(h) => h(ctx, req),
+        Admitted::Authed(h, caller) => h(ctx, &caller, req),
+        Admitted::Calls(h, caller) => h(ctx, &caller, req),
+    }
+}
+
+/// The panic guard around any step: a panic becomes `Error::Internal`.
+fn catch<T>(req: &Req, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(p) => {
             let msg = p
@@ -572,10 +579,16 @@ fn guarded(req: &Req, f: impl FnOnce() -> Result<Reply>) -> Reply {
                 .map(|s| s.to_string())
                 .or_else(|| p.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
+            log::debug!("request {} panicked", req.request_id);
             Err(Error::Internal(format!("handler panicked: {msg}")))
         }
-    };
-    match result {
+    }
+}
+
+/// The panic guard: a panic in `f` becomes a 500 (detail logged, not sent) and the worker
+/// thread lives on; an `Err` becomes its envelope.
+fn guarded(req: &Req, f: impl FnOnce() -> Result<Reply>) -> Reply {
+    match catch(req, f) {
         Ok(r) => r,
         Err(e) => error_reply(req, &e),
     }
@@ -602,23 +615,21 @@ fn header(name: &str, value: &str) -> Option<tiny_http::Header> {
     tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
 }
 
-/// Reads the body through the size cap (413 past it; `Content-Length` is not trusted).
-/// The whole body must arrive within this long (each read is also bounded by the socket's
-/// read timeout, set on the listener in `lib.rs`), so a slow client cannot hold a worker.
-pub const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+/// Bodies of routes that need no key (`/ui/login`, ...) are capped lower: they are read
+/// before anyone is authenticated.
+pub const PUBLIC_BODY_LIMIT: usize = 64 * 1024;
 
+/// Reads the body through the size cap (413 past it; `Content-Length` is not trusted beyond
+/// refusing early). Time is bounded by the request deadline the tiny_http patch enforces on
+/// every read (`--request-timeout`): a slow client gets a 408, not a worker held forever.
 fn read_body(rq: &mut tiny_http::Request, limit: usize) -> Result<Vec<u8>> {
     if rq.body_length().is_some_and(|n| n > limit) {
         return Err(Error::TooLarge(limit));
     }
-    let deadline = Instant::now() + BODY_DEADLINE;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
     let r = rq.as_reader();
     loop {
-        if Instant::now() > deadline {
-            return Err(Error::Timeout);
-        }
         match r.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => {
@@ -628,11 +639,34 @@ fn read_body(rq: &mut tiny_http::Request, limit: usize) -> Result<Vec<u8>> {
                 buf.extend_from_slice(&chunk[..n]);
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            // A read timeout (or a reset): the client is too slow or gone.
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(Error::bad(e.to_string()))
+            }
+            // A read timeout, the deadline, or a reset: the client is too slow or gone.
             Err(_) => return Err(Error::Timeout),
         }
     }
     Ok(buf)
+}
+
+/// A refusal sent without reading the whole body: the connection survives only when what is
+/// left is small enough for tiny_http to drain (`tiny_http::limits::MAX_DRAIN`) and the
+/// client is not waiting for `100 Continue`; otherwise it closes, and says so.
+fn close_unless_drainable(
+    rq: &tiny_http::Request,
+    read_started: bool,
+    extra: &mut Vec<(String, String)>,
+) {
+    let drainable = !rq.has_body()
+        || (!read_started
+            && !rq.expects_continue()
+            && rq
+                .body_length()
+                .is_some_and(|n| n <= tiny_http::limits::MAX_DRAIN));
+    if !drainable {
+        rq.close_connection();
+        extra.push(("Connection".into(), "close".into()));
+    }
 }
 
 fn reply_status(r: &Reply) -> u16 {
@@ -747,16 +781,31 @@ fn handle(ctx: &'static Ctx, mut rq: tiny_http::Request) {
             )
         })
         .collect();
-    let body = read_body(&mut rq, ctx.cfg.max_body_bytes);
-    let req = Req::new(&method, &url, headers, Vec::new());
-    let (reply, req) = match body {
-        Ok(b) => {
-            let req = Req { body: b, ..req };
-            (dispatch(ctx, &req), req)
+    let mut req = Req::new(&method, &url, headers, Vec::new());
+    let mut extra = vec![("x-litellm-call-id".to_string(), req.request_id.clone())];
+    // Route and key first (from the head alone); the body only for an admitted request.
+    let reply = match catch(&req, || admit(ctx, &req)) {
+        Err(e) => {
+            close_unless_drainable(&rq, false, &mut extra);
+            error_reply(&req, &e)
         }
-        Err(e) => (error_reply(&req, &e), req),
+        Ok(admitted) => {
+            let limit = match admitted {
+                Admitted::Public(_) => PUBLIC_BODY_LIMIT.min(ctx.cfg.max_body_bytes),
+                _ => ctx.cfg.max_body_bytes,
+            };
+            match read_body(&mut rq, limit) {
+                Ok(b) => {
+                    req.body = b;
+                    guarded(&req, || run(ctx, admitted, &req))
+                }
+                Err(e) => {
+                    close_unless_drainable(&rq, true, &mut extra);
+                    error_reply(&req, &e)
+                }
+            }
+        }
     };
-    let extra = vec![("x-litellm-call-id".to_string(), req.request_id.clone())];
     // Counted before the response goes out, so a client that reads /metrics right after sees it.
     crate::metrics::METRICS.request(req.route.get(), &method, reply_status(&reply));
     let status = respond(rq, reply, &extra);
@@ -865,7 +914,9 @@ pub fn handler(ctx: &'static Ctx) -> tiny_http::Handler {
         if SHUTTING_DOWN.load(SeqCst) {
             let e = Error::Unavailable("litegate is shutting down; try again".into());
             let req = Req::new(rq.method().as_str(), rq.url(), Vec::new(), Vec::new());
-            let _ = respond(rq, error_reply(&req, &e), &[]);
+            let mut extra = Vec::new();
+            close_unless_drainable(&rq, false, &mut extra);
+            let _ = respond(rq, error_reply(&req, &e), &extra);
         } else {
             handle(ctx, rq);
         }
