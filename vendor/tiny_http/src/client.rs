@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use crate::common::{HTTPVersion, HeaderField, Method};
 use crate::limits::{
-    self, ConnState, LINGER, LINGER_BYTES, MAX_DRAIN, MAX_HEAD, MAX_HEADERS, MAX_REQUEST_LINE,
+    self, ConnState, LINGER, MAX_DRAIN, MAX_HEAD, MAX_HEADERS, MAX_REQUEST_LINE,
 };
 use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
@@ -340,22 +340,13 @@ impl ClientConnection {
         Ok(())
     }
 
-    /// litegate patch: closing while the client may still be sending. We send our FIN, then
-    /// read and discard for a short while (`LINGER`, `LINGER_BYTES`): closing a socket with
-    /// unread input makes the kernel send a reset, which can destroy the response before the
-    /// client has read it.
+    /// litegate patch: closing while the client may still be sending (see `limits::LINGER`).
     fn linger(&mut self) {
         let r = self.next_header_source.get_mut();
         r.get_mut().shutdown_write();
         self.state.set_deadline(Some(Instant::now() + LINGER));
         let mut sink = [0u8; 4 * 1024];
-        let mut total = 0;
-        while total < LINGER_BYTES {
-            match r.read(&mut sink) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => total += n,
-            }
-        }
+        while let Ok(1..) = r.read(&mut sink) {}
     }
 }
 

@@ -111,11 +111,12 @@ pub const MAX_HEADERS: usize = 100;
 /// A body left unread by the handler (an early 401/413) is drained to keep the connection
 /// only when at most this much of it remains; otherwise the connection is closed.
 pub const MAX_DRAIN: usize = 64 * 1024;
-/// When a connection is closed with input still arriving, we stop writing, then keep reading
-/// (and discarding) for at most this long / this many bytes so that the kernel does not turn
-/// the close into a reset that could destroy the response before the client reads it.
-pub const LINGER: Duration = Duration::from_millis(500);
-pub const LINGER_BYTES: usize = 256 * 1024;
+/// When a connection is closed with input still arriving, we stop writing (FIN), then keep
+/// reading and discarding (through a fixed 4 KiB buffer) until the client closes too or for
+/// at most this long ("lingering close", as nginx does): closing with unread input makes the
+/// kernel send a reset, which can destroy the response before the client has read it (a
+/// client that uploads its whole body before reading would never see our 413/401).
+pub const LINGER: Duration = Duration::from_secs(3);
 /// A chunk-size line (size, extensions) or a trailer line longer than this: the body is refused.
 pub const MAX_CHUNK_LINE: usize = 1024;
 /// All trailer lines of a chunked body together.
