@@ -651,12 +651,9 @@ fn read_body(rq: &mut tiny_http::Request, limit: usize) -> Result<Vec<u8>> {
 
 /// A refusal sent without reading the whole body: the connection survives only when what is
 /// left is small enough for tiny_http to drain (`tiny_http::limits::MAX_DRAIN`) and the
-/// client is not waiting for `100 Continue`; otherwise it closes, and says so.
-fn close_unless_drainable(
-    rq: &tiny_http::Request,
-    read_started: bool,
-    extra: &mut Vec<(String, String)>,
-) {
+/// client is not waiting for `100 Continue`; otherwise it closes (and the response says
+/// `Connection: close`).
+fn close_unless_drainable(rq: &tiny_http::Request, read_started: bool) {
     let drainable = !rq.has_body()
         || (!read_started
             && !rq.expects_continue()
@@ -665,7 +662,6 @@ fn close_unless_drainable(
                 .is_some_and(|n| n <= tiny_http::limits::MAX_DRAIN));
     if !drainable {
         rq.close_connection();
-        extra.push(("Connection".into(), "close".into()));
     }
 }
 
@@ -782,11 +778,11 @@ fn handle(ctx: &'static Ctx, mut rq: tiny_http::Request) {
         })
         .collect();
     let mut req = Req::new(&method, &url, headers, Vec::new());
-    let mut extra = vec![("x-litellm-call-id".to_string(), req.request_id.clone())];
+    let extra = vec![("x-litellm-call-id".to_string(), req.request_id.clone())];
     // Route and key first (from the head alone); the body only for an admitted request.
     let reply = match catch(&req, || admit(ctx, &req)) {
         Err(e) => {
-            close_unless_drainable(&rq, false, &mut extra);
+            close_unless_drainable(&rq, false);
             error_reply(&req, &e)
         }
         Ok(admitted) => {
@@ -800,7 +796,7 @@ fn handle(ctx: &'static Ctx, mut rq: tiny_http::Request) {
                     guarded(&req, || run(ctx, admitted, &req))
                 }
                 Err(e) => {
-                    close_unless_drainable(&rq, true, &mut extra);
+                    close_unless_drainable(&rq, true);
                     error_reply(&req, &e)
                 }
             }
@@ -914,9 +910,8 @@ pub fn handler(ctx: &'static Ctx) -> tiny_http::Handler {
         if SHUTTING_DOWN.load(SeqCst) {
             let e = Error::Unavailable("litegate is shutting down; try again".into());
             let req = Req::new(rq.method().as_str(), rq.url(), Vec::new(), Vec::new());
-            let mut extra = Vec::new();
-            close_unless_drainable(&rq, false, &mut extra);
-            let _ = respond(rq, error_reply(&req, &e), &extra);
+            close_unless_drainable(&rq, false);
+            let _ = respond(rq, error_reply(&req, &e), &[]);
         } else {
             handle(ctx, rq);
         }

@@ -7,6 +7,7 @@ mod access_prop;
 mod budgets;
 mod common;
 mod forwarding;
+mod http_hardening;
 mod keys;
 mod metrics;
 mod ops;

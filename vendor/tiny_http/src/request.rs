@@ -529,10 +529,15 @@ impl Request {
         res
     }
 
-    fn respond_impl<R>(&mut self, response: Response<R>) -> Result<(), IoError>
+    fn respond_impl<R>(&mut self, mut response: Response<R>) -> Result<(), IoError>
     where
         R: Read,
     {
+        // litegate patch: a connection that closes after this response says so (`Response`
+        // refuses a `Connection` header from the application).
+        if self.state.as_ref().is_some_and(|s| s.must_close()) {
+            response.mark_closing();
+        }
         let mut writer = self.extract_writer_impl();
 
         let do_not_send_body = self.method == Method::Head;
