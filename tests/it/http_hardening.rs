@@ -222,6 +222,9 @@ fn oversized_heads_are_refused_with_414_and_431() {
     let (raw, _) = exchange(&s.addr, ok.as_bytes(), Duration::from_secs(5));
     assert_eq!(parse_response(&raw).status, 200);
     assert_serves(&s);
+    // The four refusals are counted (they never reach the handler's metrics).
+    let m = raw_request(&s.addr, "GET", "/metrics", None, None, &[]).text();
+    assert!(m.contains("\nlitegate_refused_requests 4\n"), "{m}");
 }
 
 /// Ambiguous or invalid framing is refused with 400 and the connection closed: two parsers

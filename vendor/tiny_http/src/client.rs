@@ -312,6 +312,7 @@ impl ClientConnection {
     /// litegate patch: an error answer written by the connection itself (no handler ran), in
     /// LiteLLM's envelope, announcing the close.
     fn refuse(&mut self, status: u16, kind: &str, message: &str) {
+        limits::count_refused_request();
         let body = format!(
             "{{\"error\":{{\"message\":\"{}\",\"type\":\"{kind}\",\"param\":null,\"code\":\"{status}\"}}}}",
             message.replace(['"', '\\'], "'")

@@ -122,6 +122,18 @@ pub const MAX_CHUNK_LINE: usize = 1024;
 /// All trailer lines of a chunked body together.
 pub const MAX_TRAILERS: usize = 8 * 1024;
 
+static REFUSED_REQUESTS: AtomicU64 = AtomicU64::new(0);
+
+/// Requests the HTTP layer refused itself (malformed or oversized head, ambiguous framing,
+/// a deadline passed while reading): they never reach the handler, its metrics or its log.
+pub fn refused_requests() -> u64 {
+    REFUSED_REQUESTS.load(Ordering::Relaxed)
+}
+
+pub(crate) fn count_refused_request() {
+    REFUSED_REQUESTS.fetch_add(1, Ordering::Relaxed);
+}
+
 static HEAD_TIMEOUT_MS: AtomicU64 = AtomicU64::new(10_000);
 static REQUEST_TIMEOUT_MS: AtomicU64 = AtomicU64::new(30_000);
 
