@@ -548,13 +548,11 @@ enum Admitted {
     Calls(Calls, Caller),
 }
 
-/// Routes the request and checks its key (or UI session) from the head alone, so that an
-/// unknown route or a missing/invalid key is refused before the body is read (issue 11: an
+/// Checks the routed request's key (or UI session) from the head alone, so that an unknown
+/// route or a missing/invalid key is refused before the body is read (issue 11: an
 /// unauthenticated body is never buffered). The one key check of the request.
-fn admit(ctx: &'static Ctx, req: &Req) -> Result<Admitted> {
-    let (pattern, h) = route(&req.method, &req.path)?;
-    req.route.set(pattern);
-    Ok(match h {
+fn admit(ctx: &'static Ctx, req: &Req, routed: Result<H>) -> Result<Admitted> {
+    Ok(match routed? {
         H::P(h) => Admitted::Public(h),
         H::A(h) => Admitted::Authed(h, ctx.caller(req)?),
         H::C(h) => Admitted::Calls(h, ctx.key_caller(req)?),
@@ -616,8 +614,9 @@ fn header(name: &str, value: &str) -> Option<tiny_http::Header> {
 }
 
 /// Bodies of routes that need no key (`/ui/login`, ...) are capped lower: they are read
-/// before anyone is authenticated.
-pub const PUBLIC_BODY_LIMIT: usize = 64 * 1024;
+/// before anyone is authenticated, and before a worker slot is taken (at most this much per
+/// open connection).
+pub const PUBLIC_BODY_LIMIT: usize = 16 * 1024;
 
 /// Reads the body through the size cap (413 past it; `Content-Length` is not trusted beyond
 /// refusing early). Time is bounded by the request deadline the tiny_http patch enforces on
@@ -763,7 +762,17 @@ fn respond_sse(
     200
 }
 
-fn handle(ctx: &'static Ctx, mut rq: tiny_http::Request) {
+/// Counts a request in flight until dropped (also if the request panics).
+struct Counted;
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn handle(ctx: &'static Ctx, mut rq: tiny_http::Request, slots: &Slots) {
+    use std::sync::atomic::Ordering::SeqCst;
     let started = Instant::now();
     let method = rq.method().as_str().to_string();
     let url = rq.url().to_string();
@@ -779,18 +788,45 @@ fn handle(ctx: &'static Ctx, mut rq: tiny_http::Request) {
         .collect();
     let mut req = Req::new(&method, &url, headers, Vec::new());
     let extra = vec![("x-litellm-call-id".to_string(), req.request_id.clone())];
-    // Route and key first (from the head alone); the body only for an admitted request.
-    let reply = match catch(&req, || admit(ctx, &req)) {
+    let routed = route(&req.method, &req.path).map(|(pattern, h)| {
+        req.route.set(pattern);
+        h
+    });
+    // A route that needs no key reads its (small) body before taking a slot: a slow
+    // unauthenticated client then holds its own connection's thread, never a worker slot.
+    let early = match routed {
+        Ok(H::P(_)) => Some(read_body(
+            &mut rq,
+            PUBLIC_BODY_LIMIT.min(ctx.cfg.max_body_bytes),
+        )),
+        _ => None,
+    };
+    let _slot = slots.take();
+    IN_FLIGHT.fetch_add(1, SeqCst);
+    let _counted = Counted;
+    // After counting itself: shutdown either sees this request in flight and waits for it, or
+    // set the flag before, and the request is refused here.
+    let refusal = if SHUTTING_DOWN.load(SeqCst) {
+        Err(Error::Unavailable(
+            "litegate is shutting down; try again".into(),
+        ))
+    } else {
+        // Route and key first (from the head alone); the body only for an admitted request.
+        catch(&req, || admit(ctx, &req, routed))
+    };
+    let reply = match refusal {
         Err(e) => {
-            close_unless_drainable(&rq, false);
+            if early.is_none() {
+                close_unless_drainable(&rq, false);
+            }
             error_reply(&req, &e)
         }
         Ok(admitted) => {
-            let limit = match admitted {
-                Admitted::Public(_) => PUBLIC_BODY_LIMIT.min(ctx.cfg.max_body_bytes),
-                _ => ctx.cfg.max_body_bytes,
+            let body = match early {
+                Some(b) => b,
+                None => read_body(&mut rq, ctx.cfg.max_body_bytes),
             };
-            match read_body(&mut rq, limit) {
+            match body {
                 Ok(b) => {
                     req.body = b;
                     guarded(&req, || run(ctx, admitted, &req))
@@ -892,30 +928,8 @@ impl Slots {
 /// `ctx.cfg.workers` requests run at once; the others wait for a slot on their connection's
 /// thread, as they waited in tiny_http's queue for a worker before.
 pub fn handler(ctx: &'static Ctx) -> tiny_http::Handler {
-    use std::sync::atomic::Ordering::SeqCst;
     let slots = Arc::new(Slots::new(ctx.cfg.workers));
-    /// Counts a request in flight until dropped (also if the request panics).
-    struct Counted;
-    impl Drop for Counted {
-        fn drop(&mut self) {
-            IN_FLIGHT.fetch_sub(1, SeqCst);
-        }
-    }
-    Arc::new(move |rq| {
-        let _slot = slots.take();
-        IN_FLIGHT.fetch_add(1, SeqCst);
-        let _counted = Counted;
-        // After counting itself: shutdown either sees this request in flight and waits for
-        // it, or set the flag before, and the request is refused here.
-        if SHUTTING_DOWN.load(SeqCst) {
-            let e = Error::Unavailable("litegate is shutting down; try again".into());
-            let req = Req::new(rq.method().as_str(), rq.url(), Vec::new(), Vec::new());
-            close_unless_drainable(&rq, false);
-            let _ = respond(rq, error_reply(&req, &e), &[]);
-        } else {
-            handle(ctx, rq);
-        }
-    })
+    Arc::new(move |rq| handle(ctx, rq, &slots))
 }
 
 #[cfg(test)]

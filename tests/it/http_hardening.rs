@@ -192,6 +192,57 @@ fn a_missing_or_invalid_key_is_refused_before_the_body_is_read() {
     assert_serves(&s);
 }
 
+/// Slow unauthenticated bodies hold no worker slot: with 2 workers, 6 clients trickling a
+/// `/ui/login` body (a route without a key) and 6 trickling a keyless model call do not delay
+/// a normal request.
+#[test]
+fn slow_unauthenticated_bodies_hold_no_worker() {
+    let s = Server::start_with(TEST_CONFIG, &["--workers", "2"]);
+    let slow: Vec<TcpStream> = (0..12)
+        .map(|i| {
+            let mut c = TcpStream::connect(&s.addr).unwrap();
+            let path = if i % 2 == 0 {
+                "/ui/login"
+            } else {
+                "/v1/chat/completions"
+            };
+            c.write_all(
+                format!(
+                    "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                     Content-Length: 2000\r\n\r\n{{"
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+            c
+        })
+        .collect();
+    // Wait until the server has accepted all 12 (plus the connection asking).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let m = raw_request(&s.addr, "GET", "/metrics", None, None, &[]).text();
+        if m.contains("\nlitegate_open_connections 13\n") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slow clients never all connected: {m}"
+        );
+    }
+    let t = Instant::now();
+    let r = raw_request(
+        &s.addr,
+        "GET",
+        "/organization/list",
+        Some(MASTER),
+        None,
+        &[],
+    );
+    assert_eq!(r.status, 200);
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    drop(slow);
+}
+
 #[test]
 fn oversized_heads_are_refused_with_414_and_431() {
     let s = Server::start();
