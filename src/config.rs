@@ -184,7 +184,6 @@ pub fn parse_args(argv: &[String]) -> Result<(Command, Args), ConfigError> {
                 args.shutdown_grace_secs = Some(secs);
             }
             "--header-timeout" | "--request-timeout" => {
-                let flag = argv[i].clone();
                 let v = value(&mut i)?;
                 let secs: f64 = v.parse().map_err(|_| {
                     ConfigError(format!("{flag}: '{v}' is not a number of seconds"))
@@ -745,6 +744,29 @@ mod tests {
         assert_eq!(cfg.aliases.get("big").map(String::as_str), Some("B"));
         assert_eq!(cfg.aliases.get("old").map(String::as_str), Some("C"));
         assert!(load_text("router_settings:\n  model_group_alias: [a]\n", &no_env).is_err());
+    }
+
+    #[test]
+    fn request_deadline_flags() {
+        let argv = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (_, a) =
+            parse_args(&argv(&["--header-timeout=2.5", "--request-timeout", "20"])).expect("ok");
+        assert_eq!(a.header_timeout_secs, Some(2.5));
+        assert_eq!(a.request_timeout_secs, Some(20.0));
+        let cfg = load_with_env(&a, &no_env).expect("ok");
+        assert_eq!(cfg.header_timeout, std::time::Duration::from_millis(2500));
+        assert_eq!(cfg.request_timeout, std::time::Duration::from_secs(20));
+        let d = load_with_env(&Args::default(), &no_env).expect("default");
+        assert_eq!(d.header_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(d.request_timeout, std::time::Duration::from_secs(30));
+        assert!(parse_args(&argv(&["--header-timeout", "0"])).is_err());
+        assert!(parse_args(&argv(&["--request-timeout", "x"])).is_err());
+        let (_, a) = parse_args(&argv(&["--header-timeout", "20", "--request-timeout", "5"]))
+            .expect("parses");
+        assert!(
+            load_with_env(&a, &no_env).is_err(),
+            "whole request shorter than its head"
+        );
     }
 
     #[test]
