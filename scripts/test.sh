@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test
+# The vendored tiny_http fork's own tests (its parser property test; not a workspace member).
+cargo test -p tiny_http --lib
 # The web UI in a real browser (installs Debian's chromium and playwright-core when missing).
 bash ui/test/run.sh
 if [ "${CI:-}" = "true" ] || [ "${LITEGATE_TEST_DEB:-}" = "1" ]; then

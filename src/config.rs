@@ -52,6 +52,11 @@ pub struct Config {
     pub source: String,
     /// How long in-flight calls may run after SIGTERM/SIGINT before the process exits.
     pub shutdown_grace: std::time::Duration,
+    /// A request's head (request line and headers) must arrive within this long of its first
+    /// byte (`--header-timeout`), and the whole request, body included, within
+    /// `request_timeout` (`--request-timeout`); enforced by the tiny_http patch.
+    pub header_timeout: std::time::Duration,
+    pub request_timeout: std::time::Duration,
     /// Where `POST /admin/backup` writes (default: `backups/` beside the database).
     pub backup_dir: Option<PathBuf>,
     /// `/metrics` needs a key when true (API.md §8; default false).
@@ -73,6 +78,8 @@ impl Default for Config {
             deployments: Vec::new(),
             source: "embedded default".into(),
             shutdown_grace: std::time::Duration::from_secs(30),
+            header_timeout: std::time::Duration::from_secs(10),
+            request_timeout: std::time::Duration::from_secs(30),
             backup_dir: None,
             metrics_require_auth: false,
             aliases: Default::default(),
@@ -101,6 +108,8 @@ pub struct Args {
     pub workers: Option<usize>,
     pub allow_weak_master_key: bool,
     pub shutdown_grace_secs: Option<f64>,
+    pub header_timeout_secs: Option<f64>,
+    pub request_timeout_secs: Option<f64>,
 }
 
 /// A configuration error: exit code 2.
@@ -117,6 +126,7 @@ impl std::error::Error for ConfigError {}
 
 pub const USAGE: &str = "usage: litegate [serve] [--config FILE] [--host HOST] [--port PORT] \
 [--listen ADDR:PORT] [--db PATH] [--workers N] [--shutdown-grace SECS] [--allow-weak-master-key]
+       [--header-timeout SECS (10)] [--request-timeout SECS (30)]
        litegate backup DEST [--db PATH | --config FILE]
        litegate check-config FILE
        litegate --version";
@@ -172,6 +182,22 @@ pub fn parse_args(argv: &[String]) -> Result<(Command, Args), ConfigError> {
                     ));
                 }
                 args.shutdown_grace_secs = Some(secs);
+            }
+            "--header-timeout" | "--request-timeout" => {
+                let v = value(&mut i)?;
+                let secs: f64 = v.parse().map_err(|_| {
+                    ConfigError(format!("{flag}: '{v}' is not a number of seconds"))
+                })?;
+                if !(0.1..=3_600.0).contains(&secs) {
+                    return Err(ConfigError(format!(
+                        "{flag} must be between 0.1 and 3600 seconds"
+                    )));
+                }
+                if flag == "--header-timeout" {
+                    args.header_timeout_secs = Some(secs);
+                } else {
+                    args.request_timeout_secs = Some(secs);
+                }
             }
             "--version" | "-V" | "version" => cmd = Command::Version,
             "--help" | "-h" | "help" => cmd = Command::Help,
@@ -236,6 +262,17 @@ pub fn load_with_env(
     }
     if args.allow_weak_master_key {
         cfg.allow_weak_master_key = true;
+    }
+    if let Some(t) = args.header_timeout_secs {
+        cfg.header_timeout = std::time::Duration::from_secs_f64(t);
+    }
+    if let Some(t) = args.request_timeout_secs {
+        cfg.request_timeout = std::time::Duration::from_secs_f64(t);
+    }
+    if cfg.request_timeout < cfg.header_timeout {
+        return Err(ConfigError(
+            "--request-timeout must not be shorter than --header-timeout".into(),
+        ));
     }
     if let Some(g) = args.shutdown_grace_secs {
         cfg.shutdown_grace = std::time::Duration::from_secs_f64(g);
@@ -707,6 +744,29 @@ mod tests {
         assert_eq!(cfg.aliases.get("big").map(String::as_str), Some("B"));
         assert_eq!(cfg.aliases.get("old").map(String::as_str), Some("C"));
         assert!(load_text("router_settings:\n  model_group_alias: [a]\n", &no_env).is_err());
+    }
+
+    #[test]
+    fn request_deadline_flags() {
+        let argv = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (_, a) =
+            parse_args(&argv(&["--header-timeout=2.5", "--request-timeout", "20"])).expect("ok");
+        assert_eq!(a.header_timeout_secs, Some(2.5));
+        assert_eq!(a.request_timeout_secs, Some(20.0));
+        let cfg = load_with_env(&a, &no_env).expect("ok");
+        assert_eq!(cfg.header_timeout, std::time::Duration::from_millis(2500));
+        assert_eq!(cfg.request_timeout, std::time::Duration::from_secs(20));
+        let d = load_with_env(&Args::default(), &no_env).expect("default");
+        assert_eq!(d.header_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(d.request_timeout, std::time::Duration::from_secs(30));
+        assert!(parse_args(&argv(&["--header-timeout", "0"])).is_err());
+        assert!(parse_args(&argv(&["--request-timeout", "x"])).is_err());
+        let (_, a) = parse_args(&argv(&["--header-timeout", "20", "--request-timeout", "5"]))
+            .expect("parses");
+        assert!(
+            load_with_env(&a, &no_env).is_err(),
+            "whole request shorter than its head"
+        );
     }
 
     #[test]

@@ -62,7 +62,7 @@ pub const CLIENT_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_
 /// Binds the listener and sets the per-connection limits of our tiny_http patch
 /// (`vendor/tiny_http/src/limits.rs`): read/write timeouts on every accepted socket and a cap on
 /// open connections.
-fn bind(listen: &str) -> Result<std::net::TcpListener, String> {
+fn bind(listen: &str, cfg: &Config) -> Result<std::net::TcpListener, String> {
     // LITEGATE_CLIENT_TIMEOUT_SECS overrides the read timeout (tests use a short one).
     let read_timeout = std::env::var("LITEGATE_CLIENT_TIMEOUT_SECS")
         .ok()
@@ -77,6 +77,7 @@ fn bind(listen: &str) -> Result<std::net::TcpListener, String> {
         .unwrap_or(MAX_CONNECTIONS);
     tiny_http::limits::set_client_timeouts(Some(read_timeout), Some(CLIENT_WRITE_TIMEOUT));
     tiny_http::limits::set_max_connections(max_conns);
+    tiny_http::limits::set_request_deadlines(cfg.header_timeout, cfg.request_timeout);
     std::net::TcpListener::bind(listen).map_err(|e| {
         format!("cannot listen on {listen}: {e} (is the port in use? set --port or --listen)")
     })
@@ -91,7 +92,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
     kdf::init();
     let pool = db::Pool::open(&cfg.db_path, cfg.db_pool)?;
     let master_hash = master_hash(&cfg, &pool)?;
-    let listener = bind(&cfg.listen)?;
+    let listener = bind(&cfg.listen, &cfg)?;
     let catalog = auth::Catalog::new(cfg.deployments.clone());
     log::info!(
         "config: {}; {} model deployment(s); database {}",

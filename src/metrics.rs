@@ -39,7 +39,9 @@ impl Histogram {
 
 #[derive(Default)]
 struct State {
-    requests: BTreeMap<(String, String, u16), u64>,
+    /// (route pattern, method label, status): every part from a fixed set (issue 11: no
+    /// series per invented path or method), so the map stays small whatever clients send.
+    requests: BTreeMap<(&'static str, &'static str, u16), u64>,
     upstream_latency: BTreeMap<String, Histogram>,
     tokens: BTreeMap<(String, &'static str), u64>,
     spend: BTreeMap<String, f64>,
@@ -74,6 +76,18 @@ pub static METRICS: Metrics = Metrics {
     pool_waits: AtomicU64::new(0),
 };
 
+/// The method as a label: the standard methods by name, anything else `"other"`.
+pub fn method_label(m: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    KNOWN
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(m))
+        .copied()
+        .unwrap_or("other")
+}
+
 fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
@@ -86,13 +100,11 @@ impl Metrics {
         f(&mut s)
     }
 
-    /// One finished request, by route pattern (never the raw path) and status.
-    pub fn request(&self, route: &str, method: &str, status: u16) {
-        self.with(|s| {
-            *s.requests
-                .entry((route.to_string(), method.to_string(), status))
-                .or_insert(0) += 1
-        });
+    /// One finished request, by route pattern (never the raw path: `"unmatched"` for an
+    /// unknown one), method (`method_label`) and status.
+    pub fn request(&self, route: &'static str, method: &str, status: u16) {
+        let method = method_label(method);
+        self.with(|s| *s.requests.entry((route, method, status)).or_insert(0) += 1);
     }
 
     pub fn key_check(&self, d: Duration) {
@@ -235,6 +247,14 @@ mod tests {
         assert!(s.contains("x_bucket{le=\"300\"} 2"), "{s}");
         assert!(s.contains("x_bucket{le=\"+Inf\"} 3"), "{s}");
         assert!(s.contains("x_count 3"), "{s}");
+    }
+
+    #[test]
+    fn method_labels_come_from_a_fixed_set() {
+        assert_eq!(method_label("get"), "GET");
+        assert_eq!(method_label("PATCH"), "PATCH");
+        assert_eq!(method_label("BREW"), "other");
+        assert_eq!(method_label("X-RANDOM-1234"), "other");
     }
 
     #[test]

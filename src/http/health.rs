@@ -65,6 +65,12 @@ pub fn metrics(ctx: &Ctx, req: &Req) -> Result<Reply> {
             tiny_http::limits::refused_connections() as f64,
         ),
         (
+            "litegate_refused_requests",
+            "Requests refused by the HTTP layer before any handler (malformed or oversized head, \
+             ambiguous framing, a read deadline), since start.",
+            tiny_http::limits::refused_requests() as f64,
+        ),
+        (
             "litegate_in_flight_requests",
             "Requests being handled now.",
             super::IN_FLIGHT.load(Ordering::Relaxed) as f64,

@@ -1,7 +1,7 @@
 //! The HTTP layer. Owns the worker pool (threads calling tiny_http's `recv`), the routing
 //! table, body limits, request parsing helpers, the panic guard and the access log. Handlers
 //! live in one module per resource and never see tiny_http; they return `Result<Reply>` and
-//! only `dispatch` renders an `Err` (as the API.md §3 envelope).
+//! only `handle` renders an `Err` (as the API.md §3 envelope).
 
 pub mod admin;
 pub mod budgets;
@@ -557,31 +557,39 @@ fn route(method: &str, path: &str) -> std::result::Result<(&'static str, H), Err
     }
 }
 
-/// Runs one request through routing, authentication and its handler; never panics.
-pub fn dispatch(ctx: &'static Ctx, req: &Req) -> Reply {
-    guarded(req, || {
-        match route(&req.method, &req.path).map(|(p, h)| {
-            req.route.set(p);
-            h
-        })? {
-            H::P(h) => h(ctx, req),
-            H::A(h) => {
-                let caller = ctx.caller(req)?;
-                grant::admit(&caller, req.route.get())?;
-                h(ctx, &caller, req)
-            }
-            H::C(h) => {
-                let caller = ctx.key_caller(req)?;
-                h(ctx, &caller, req)
-            }
+/// What routing and authentication decided, before any of the body is read.
+enum Admitted {
+    Public(Public),
+    Authed(Authed, Caller),
+    Calls(Calls, Caller),
+}
+
+/// Checks the routed request's key (or UI session) from the head alone, so that an unknown
+/// route or a missing/invalid key is refused before the body is read (issue 11: an
+/// unauthenticated body is never buffered). The one key check of the request.
+fn admit(ctx: &'static Ctx, req: &Req, routed: Result<H>) -> Result<Admitted> {
+    Ok(match routed? {
+        H::P(h) => Admitted::Public(h),
+        H::A(h) => {
+            let caller = ctx.caller(req)?;
+            grant::admit(&caller, req.route.get())?;
+            Admitted::Authed(h, caller)
         }
+        H::C(h) => Admitted::Calls(h, ctx.key_caller(req)?),
     })
 }
 
-/// The panic guard: a panic in `f` becomes a 500 (detail logged, not sent) and the worker
-/// thread lives on; an `Err` becomes its envelope.
-fn guarded(req: &Req, f: impl FnOnce() -> Result<Reply>) -> Reply {
-    let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+fn run(ctx: &'static Ctx, admitted: Admitted, req: &Req) -> Result<Reply> {
+    match admitted {
+        Admitted::Public(h) => h(ctx, req),
+        Admitted::Authed(h, caller) => h(ctx, &caller, req),
+        Admitted::Calls(h, caller) => h(ctx, &caller, req),
+    }
+}
+
+/// The panic guard around any step: a panic becomes `Error::Internal`.
+fn catch<T>(req: &Req, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(p) => {
             let msg = p
@@ -589,10 +597,16 @@ fn guarded(req: &Req, f: impl FnOnce() -> Result<Reply>) -> Reply {
                 .map(|s| s.to_string())
                 .or_else(|| p.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
+            log::debug!("request {} panicked", req.request_id);
             Err(Error::Internal(format!("handler panicked: {msg}")))
         }
-    };
-    match result {
+    }
+}
+
+/// The panic guard: a panic in `f` becomes a 500 (detail logged, not sent) and the worker
+/// thread lives on; an `Err` becomes its envelope.
+fn guarded(req: &Req, f: impl FnOnce() -> Result<Reply>) -> Reply {
+    match catch(req, f) {
         Ok(r) => r,
         Err(e) => error_reply(req, &e),
     }
@@ -619,23 +633,22 @@ fn header(name: &str, value: &str) -> Option<tiny_http::Header> {
     tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
 }
 
-/// Reads the body through the size cap (413 past it; `Content-Length` is not trusted).
-/// The whole body must arrive within this long (each read is also bounded by the socket's
-/// read timeout, set on the listener in `lib.rs`), so a slow client cannot hold a worker.
-pub const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+/// Bodies of routes that need no key (`/ui/login`, ...) are capped lower: they are read
+/// before anyone is authenticated, and before a worker slot is taken (at most this much per
+/// open connection).
+pub const PUBLIC_BODY_LIMIT: usize = 16 * 1024;
 
+/// Reads the body through the size cap (413 past it; `Content-Length` is not trusted beyond
+/// refusing early). Time is bounded by the request deadline the tiny_http patch enforces on
+/// every read (`--request-timeout`): a slow client gets a 408, not a worker held forever.
 fn read_body(rq: &mut tiny_http::Request, limit: usize) -> Result<Vec<u8>> {
     if rq.body_length().is_some_and(|n| n > limit) {
         return Err(Error::TooLarge(limit));
     }
-    let deadline = Instant::now() + BODY_DEADLINE;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
     let r = rq.as_reader();
     loop {
-        if Instant::now() > deadline {
-            return Err(Error::Timeout);
-        }
         match r.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => {
@@ -645,11 +658,30 @@ fn read_body(rq: &mut tiny_http::Request, limit: usize) -> Result<Vec<u8>> {
                 buf.extend_from_slice(&chunk[..n]);
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            // A read timeout (or a reset): the client is too slow or gone.
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(Error::bad(e.to_string()))
+            }
+            // A read timeout, the deadline, or a reset: the client is too slow or gone.
             Err(_) => return Err(Error::Timeout),
         }
     }
     Ok(buf)
+}
+
+/// A refusal sent without reading the whole body: the connection survives only when what is
+/// left is small enough for tiny_http to drain (`tiny_http::limits::MAX_DRAIN`) and the
+/// client is not waiting for `100 Continue`; otherwise it closes (and the response says
+/// `Connection: close`).
+fn close_unless_drainable(rq: &tiny_http::Request, read_started: bool) {
+    let drainable = !rq.has_body()
+        || (!read_started
+            && !rq.expects_continue()
+            && rq
+                .body_length()
+                .is_some_and(|n| n <= tiny_http::limits::MAX_DRAIN));
+    if !drainable {
+        rq.close_connection();
+    }
 }
 
 fn reply_status(r: &Reply) -> u16 {
@@ -750,7 +782,17 @@ fn respond_sse(
     200
 }
 
-fn handle(ctx: &'static Ctx, mut rq: tiny_http::Request) {
+/// Counts a request in flight until dropped (also if the request panics).
+struct Counted;
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn handle(ctx: &'static Ctx, mut rq: tiny_http::Request, slots: &Slots) {
+    use std::sync::atomic::Ordering::SeqCst;
     let started = Instant::now();
     let method = rq.method().as_str().to_string();
     let url = rq.url().to_string();
@@ -764,17 +806,59 @@ fn handle(ctx: &'static Ctx, mut rq: tiny_http::Request) {
             )
         })
         .collect();
-    let body = read_body(&mut rq, ctx.cfg.max_body_bytes);
     let mut req = Req::new(&method, &url, headers, Vec::new());
     req.peer = rq.remote_addr().map(|a| a.ip());
-    let (reply, req) = match body {
-        Ok(b) => {
-            let req = Req { body: b, ..req };
-            (dispatch(ctx, &req), req)
-        }
-        Err(e) => (error_reply(&req, &e), req),
-    };
     let extra = vec![("x-litellm-call-id".to_string(), req.request_id.clone())];
+    let routed = route(&req.method, &req.path).map(|(pattern, h)| {
+        req.route.set(pattern);
+        h
+    });
+    // A route that needs no key reads its (small) body before taking a slot: a slow
+    // unauthenticated client then holds its own connection's thread, never a worker slot.
+    let early = match routed {
+        Ok(H::P(_)) => Some(read_body(
+            &mut rq,
+            PUBLIC_BODY_LIMIT.min(ctx.cfg.max_body_bytes),
+        )),
+        _ => None,
+    };
+    let _slot = slots.take();
+    IN_FLIGHT.fetch_add(1, SeqCst);
+    let _counted = Counted;
+    // After counting itself: shutdown either sees this request in flight and waits for it, or
+    // set the flag before, and the request is refused here.
+    let refusal = if SHUTTING_DOWN.load(SeqCst) {
+        Err(Error::Unavailable(
+            "litegate is shutting down; try again".into(),
+        ))
+    } else {
+        // Route and key first (from the head alone); the body only for an admitted request.
+        catch(&req, || admit(ctx, &req, routed))
+    };
+    let reply = match refusal {
+        Err(e) => {
+            if early.is_none() {
+                close_unless_drainable(&rq, false);
+            }
+            error_reply(&req, &e)
+        }
+        Ok(admitted) => {
+            let body = match early {
+                Some(b) => b,
+                None => read_body(&mut rq, ctx.cfg.max_body_bytes),
+            };
+            match body {
+                Ok(b) => {
+                    req.body = b;
+                    guarded(&req, || run(ctx, admitted, &req))
+                }
+                Err(e) => {
+                    close_unless_drainable(&rq, true);
+                    error_reply(&req, &e)
+                }
+            }
+        }
+    };
     // Counted before the response goes out, so a client that reads /metrics right after sees it.
     crate::metrics::METRICS.request(req.route.get(), &method, reply_status(&reply));
     let status = respond(rq, reply, &extra);
@@ -865,29 +949,8 @@ impl Slots {
 /// `ctx.cfg.workers` requests run at once; the others wait for a slot on their connection's
 /// thread, as they waited in tiny_http's queue for a worker before.
 pub fn handler(ctx: &'static Ctx) -> tiny_http::Handler {
-    use std::sync::atomic::Ordering::SeqCst;
     let slots = Arc::new(Slots::new(ctx.cfg.workers));
-    /// Counts a request in flight until dropped (also if the request panics).
-    struct Counted;
-    impl Drop for Counted {
-        fn drop(&mut self) {
-            IN_FLIGHT.fetch_sub(1, SeqCst);
-        }
-    }
-    Arc::new(move |rq| {
-        let _slot = slots.take();
-        IN_FLIGHT.fetch_add(1, SeqCst);
-        let _counted = Counted;
-        // After counting itself: shutdown either sees this request in flight and waits for
-        // it, or set the flag before, and the request is refused here.
-        if SHUTTING_DOWN.load(SeqCst) {
-            let e = Error::Unavailable("litegate is shutting down; try again".into());
-            let req = Req::new(rq.method().as_str(), rq.url(), Vec::new(), Vec::new());
-            let _ = respond(rq, error_reply(&req, &e), &[]);
-        } else {
-            handle(ctx, rq);
-        }
-    })
+    Arc::new(move |rq| handle(ctx, rq, &slots))
 }
 
 #[cfg(test)]

@@ -166,6 +166,11 @@ impl Server {
         self.child = Some(child);
     }
 
+    /// The running child's process id (for /proc reads), if it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// The running child, taken out of the harness (the caller now owns stopping it).
     pub fn take_child(&mut self) -> Option<Child> {
         self.child.take()

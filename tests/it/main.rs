@@ -8,6 +8,7 @@ mod authority;
 mod budgets;
 mod common;
 mod forwarding;
+mod http_hardening;
 mod keys;
 mod login_hardening;
 mod metrics;

@@ -7,9 +7,10 @@ use std::str::FromStr;
 
 use std::sync::mpsc::Sender;
 
-use crate::util::{EqualReader, FusedReader};
+use crate::limits::ConnState;
+use crate::util::{ChunkedReader, EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
-use chunked_transfer::Decoder;
+use std::sync::Arc;
 
 /// Represents an HTTP request made by a client.
 ///
@@ -74,6 +75,9 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+
+    // litegate patch: the connection's shared state (deadline, unread body, must close).
+    state: Option<Arc<ConnState>>,
 }
 
 struct NotifyOnDrop<R> {
@@ -108,11 +112,68 @@ pub enum RequestCreationError {
 
     /// Error while reading data from the socket during the creation of the `Request`.
     CreationIoError(IoError),
+
+    /// litegate patch: the body's framing is ambiguous or invalid (400, connection closed).
+    BadFraming(&'static str),
 }
 
 impl From<IoError> for RequestCreationError {
     fn from(err: IoError) -> RequestCreationError {
         RequestCreationError::CreationIoError(err)
+    }
+}
+
+/// litegate patch: how the body is delimited, from `Content-Length` / `Transfer-Encoding`,
+/// refusing every ambiguous form (request smuggling needs two parsers to disagree on it):
+/// more than one `Content-Length` (even equal ones: no client we serve sends that), a length
+/// that is not plain digits or overflows, both headers together, a transfer coding other than
+/// exactly `chunked` (also a list, or `Transfer-Encoding` twice), and chunked in HTTP/1.0.
+enum Framing {
+    None,
+    Length(usize),
+    Chunked,
+}
+
+fn framing(headers: &[Header], version: &HTTPVersion) -> Result<Framing, &'static str> {
+    let mut length: Option<&str> = None;
+    let mut coding: Option<&str> = None;
+    for h in headers {
+        if h.field.equiv("Content-Length") {
+            if length.replace(h.value.as_str()).is_some() {
+                return Err("more than one Content-Length header");
+            }
+        } else if h.field.equiv("Transfer-Encoding") {
+            if coding.replace(h.value.as_str()).is_some() {
+                return Err("more than one Transfer-Encoding header");
+            }
+        }
+    }
+    match (length, coding) {
+        (Some(_), Some(_)) => Err("Content-Length and Transfer-Encoding together"),
+        (Some(v), None) => {
+            let v = v.trim_matches(|c| c == ' ' || c == '\t');
+            if v.is_empty() || v.len() > 19 || !v.bytes().all(|b| b.is_ascii_digit()) {
+                return Err("invalid Content-Length");
+            }
+            v.parse::<u64>()
+                .ok()
+                .and_then(|n| std::convert::TryFrom::try_from(n).ok())
+                .map(Framing::Length)
+                .ok_or("invalid Content-Length")
+        }
+        (None, Some(v)) => {
+            if *version < HTTPVersion(1, 1) {
+                Err("Transfer-Encoding in an HTTP/1.0 request")
+            } else if v
+                .trim_matches(|c| c == ' ' || c == '\t')
+                .eq_ignore_ascii_case("chunked")
+            {
+                Ok(Framing::Chunked)
+            } else {
+                Err("unsupported Transfer-Encoding (only `chunked` is accepted)")
+            }
+        }
+        (None, None) => Ok(Framing::None),
     }
 }
 
@@ -133,29 +194,46 @@ pub fn new_request<R, W>(
     version: HTTPVersion,
     headers: Vec<Header>,
     remote_addr: Option<SocketAddr>,
-    mut source_data: R,
+    source_data: R,
     writer: W,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
     W: Write + Send + 'static,
 {
-    // finding the transfer-encoding header
-    let transfer_encoding = headers
-        .iter()
-        .find(|h: &&Header| h.field.equiv("Transfer-Encoding"))
-        .map(|h| h.value.clone());
+    new_request_with_state(
+        secure,
+        method,
+        path,
+        version,
+        headers,
+        remote_addr,
+        source_data,
+        writer,
+        None,
+    )
+}
 
-    // finding the content-length header
-    let content_length = if transfer_encoding.is_some() {
-        // if transfer-encoding is specified, the Content-Length
-        // header must be ignored (RFC2616 #4.4)
-        None
-    } else {
-        headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Content-Length"))
-            .and_then(|h| FromStr::from_str(h.value.as_str()).ok())
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn new_request_with_state<R, W>(
+    secure: bool,
+    method: Method,
+    path: String,
+    version: HTTPVersion,
+    headers: Vec<Header>,
+    remote_addr: Option<SocketAddr>,
+    mut source_data: R,
+    writer: W,
+    state: Option<Arc<ConnState>>,
+) -> Result<Request, RequestCreationError>
+where
+    R: Read + Send + 'static,
+    W: Write + Send + 'static,
+{
+    let framing = framing(&headers, &version).map_err(RequestCreationError::BadFraming)?;
+    let content_length = match framing {
+        Framing::Length(n) => Some(n),
+        _ => None,
     };
 
     // true if the client sent a `Expect: 100-continue` header
@@ -171,29 +249,14 @@ where
         }
     };
 
-    // true if the client sent a `Connection: upgrade` header
-    let connection_upgrade = {
-        match headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Connection"))
-            .map(|h| h.value.as_str())
-        {
-            Some(v) if v.to_ascii_lowercase().contains("upgrade") => true,
-            _ => false,
-        }
-    };
-
-    // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
-    // content-length headers
-    let reader = if connection_upgrade {
-        // if we have a `Connection: upgrade`, always keeping the whole reader
-        Box::new(source_data) as Box<dyn Read + Send + 'static>
-    } else if let Some(content_length) = content_length {
-        if content_length == 0 {
-            Box::new(io::empty()) as Box<dyn Read + Send + 'static>
-        } else if content_length <= 1024 && !expects_continue {
+    // litegate patch: the body is always delimited by its framing (upstream handed the whole
+    // stream to a `Connection: upgrade` request; we serve no upgrades).
+    let has_body = !matches!(framing, Framing::None | Framing::Length(0));
+    let reader = match framing {
+        Framing::None | Framing::Length(0) => Box::new(io::empty()) as Box<dyn Read + Send + 'static>,
+        Framing::Length(content_length) if content_length <= 1024 && !expects_continue => {
             // if the content-length is small enough, we just read everything into a buffer
-
+            // (at most 1 KiB: the allocation is bounded whatever the client declares)
             let mut buffer = vec![0; content_length];
             let mut offset = 0;
 
@@ -211,19 +274,19 @@ where
             }
 
             Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
-        } else {
-            let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
+        }
+        Framing::Length(content_length) => {
+            let (data_reader, _) = EqualReader::new(source_data, content_length);
+            let data_reader = match &state {
+                Some(s) => data_reader.with_state(s.clone()),
+                None => data_reader,
+            };
             Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
         }
-    } else if transfer_encoding.is_some() {
-        // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
-        // over the message (RFC2616 #3.6)
-        Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
-    } else {
-        // if we have neither a Content-Length nor a Transfer-Encoding,
-        // assuming that we have no data
-        // TODO: could also be multipart/byteranges
-        Box::new(io::empty()) as Box<dyn Read + Send + 'static>
+        Framing::Chunked => Box::new(FusedReader::new(ChunkedReader::new(
+            source_data,
+            state.clone(),
+        ))) as Box<dyn Read + Send + 'static>,
     };
 
     Ok(Request {
@@ -236,8 +299,9 @@ where
         http_version: version,
         headers,
         body_length: content_length,
-        must_send_continue: expects_continue,
+        must_send_continue: expects_continue && has_body,
         notify_when_responded: None,
+        state,
     })
 }
 
@@ -278,6 +342,31 @@ impl Request {
     #[inline]
     pub fn body_length(&self) -> Option<usize> {
         self.body_length
+    }
+
+    /// litegate patch: the connection closes after this request's response (e.g. a refusal
+    /// sent without reading the body). The response should say `Connection: close`.
+    pub fn close_connection(&self) {
+        if let Some(s) = &self.state {
+            s.close();
+        }
+    }
+
+    /// litegate patch: the client waits for `100 Continue` before it sends the body, and the
+    /// body has not been asked for yet.
+    pub fn expects_continue(&self) -> bool {
+        self.must_send_continue
+    }
+
+    /// litegate patch: true when a body follows the head (a length > 0 or chunked).
+    pub fn has_body(&self) -> bool {
+        self.must_send_continue || self.body_length.map_or(self.is_chunked(), |n| n > 0)
+    }
+
+    fn is_chunked(&self) -> bool {
+        self.headers
+            .iter()
+            .any(|h| h.field.equiv("Transfer-Encoding"))
     }
 
     /// Returns the address of the client that sent this request.
@@ -440,10 +529,15 @@ impl Request {
         res
     }
 
-    fn respond_impl<R>(&mut self, response: Response<R>) -> Result<(), IoError>
+    fn respond_impl<R>(&mut self, mut response: Response<R>) -> Result<(), IoError>
     where
         R: Read,
     {
+        // litegate patch: a connection that closes after this response says so (`Response`
+        // refuses a `Connection` header from the application).
+        if self.state.as_ref().is_some_and(|s| s.must_close()) {
+            response.mark_closing();
+        }
         let mut writer = self.extract_writer_impl();
 
         let do_not_send_body = self.method == Method::Head;
@@ -487,6 +581,13 @@ impl fmt::Debug for Request {
 
 impl Drop for Request {
     fn drop(&mut self) {
+        // litegate patch: the client waits for `100 Continue` before sending the body and we
+        // never asked for it: whether the body will come is unknown, so the connection closes.
+        if self.must_send_continue {
+            if let Some(s) = &self.state {
+                s.close();
+            }
+        }
         if self.response_writer.is_some() {
             let response = Response::empty(500);
             let _ = self.respond_impl(response); // ignoring any potential error

@@ -247,6 +247,13 @@ where
     }
 
     /// Adds a header to the list.
+    /// litegate patch: announces that the connection closes after this response.
+    pub(crate) fn mark_closing(&mut self) {
+        if let Ok(h) = Header::from_bytes(&b"Connection"[..], &b"close"[..]) {
+            self.headers.push(h);
+        }
+    }
+
     /// Does all the checks.
     pub fn add_header<H>(&mut self, header: H)
     where

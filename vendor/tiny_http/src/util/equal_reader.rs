@@ -15,6 +15,7 @@ where
     reader: R,
     size: usize,
     last_read_signal: Sender<IoResult<()>>,
+    state: Option<std::sync::Arc<crate::limits::ConnState>>,
 }
 
 impl<R> EqualReader<R>
@@ -28,9 +29,16 @@ where
             reader,
             size,
             last_read_signal: tx,
+            state: None,
         };
 
         (r, rx)
+    }
+
+    /// litegate patch: what is left unread at drop is reported to this connection.
+    pub(crate) fn with_state(mut self, state: std::sync::Arc<crate::limits::ConnState>) -> Self {
+        self.state = Some(state);
+        self
     }
 }
 
@@ -59,27 +67,34 @@ where
     }
 }
 
+/// litegate patch: nothing is read (or allocated) here. Upstream allocated the whole unread
+/// length (`vec![0; remaining]`: one request declaring `Content-Length: 100000000000` aborted
+/// the process) and then blocked reading it while the handler still held its worker. The
+/// count goes to the connection, which drains it outside the handler when it is small
+/// (`limits::MAX_DRAIN`) and closes the connection otherwise.
 impl<R> Drop for EqualReader<R>
 where
     R: Read,
 {
     fn drop(&mut self) {
-        let mut remaining_to_read = self.size;
-
-        while remaining_to_read > 0 {
-            let mut buf = vec![0; remaining_to_read];
-
-            match self.reader.read(&mut buf) {
-                Err(e) => {
-                    self.last_read_signal.send(Err(e)).ok();
-                    break;
-                }
-                Ok(0) => {
-                    self.last_read_signal.send(Ok(())).ok();
-                    break;
-                }
-                Ok(other) => {
-                    remaining_to_read -= other;
+        if self.size > 0 {
+            match &self.state {
+                Some(s) => s.add_unread(self.size as u64),
+                // Outside a connection (tests): drain through a fixed buffer.
+                None => {
+                    let mut buf = [0u8; 8 * 1024];
+                    while self.size > 0 {
+                        let n = buf.len().min(self.size);
+                        match self.reader.read(&mut buf[..n]) {
+                            Ok(0) => break,
+                            Ok(k) => self.size -= k,
+                            Err(e) => {
+                                let _ = self.last_read_signal.send(Err(e));
+                                return;
+                            }
+                        }
+                    }
+                    let _ = self.last_read_signal.send(Ok(()));
                 }
             }
         }

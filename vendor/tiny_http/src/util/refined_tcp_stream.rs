@@ -1,6 +1,10 @@
 use std::io::Result as IoResult;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::limits::ConnState;
 
 use crate::connection::Connection;
 #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
@@ -45,6 +49,16 @@ impl Stream {
         }
     }
 
+    fn set_read_timeout(&self, d: Option<Duration>) {
+        match self {
+            Stream::Http(c) => {
+                let _ = c.set_read_timeout(d);
+            }
+            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+            Stream::Https(_) => {}
+        }
+    }
+
     fn shutdown(&mut self, how: Shutdown) -> IoResult<()> {
         match self {
             Stream::Http(tcp_stream) => tcp_stream.shutdown(how),
@@ -86,6 +100,11 @@ pub struct RefinedTcpStream {
     stream: Stream,
     close_read: bool,
     close_write: bool,
+    /// litegate patch: the connection's deadline (read half only), see `read`.
+    state: Option<Arc<ConnState>>,
+    /// The socket's normal read timeout, and whether it is currently shortened.
+    base_timeout: Option<Duration>,
+    shortened: bool,
 }
 
 impl RefinedTcpStream {
@@ -101,12 +120,18 @@ impl RefinedTcpStream {
             stream: read,
             close_read: true,
             close_write: false,
+            state: None,
+            base_timeout: None,
+            shortened: false,
         };
 
         let write = RefinedTcpStream {
             stream: write,
             close_read: false,
             close_write: true,
+            state: None,
+            base_timeout: None,
+            shortened: false,
         };
 
         (read, write)
@@ -120,6 +145,53 @@ impl RefinedTcpStream {
 
     pub(crate) fn peer_addr(&mut self) -> IoResult<Option<SocketAddr>> {
         self.stream.peer_addr()
+    }
+
+    /// litegate patch: reads through this half honour `state`'s deadline.
+    pub(crate) fn set_state(&mut self, state: Arc<ConnState>) {
+        self.base_timeout = crate::limits::read_timeout();
+        self.state = Some(state);
+    }
+
+    /// litegate patch: sends our FIN (no more responses) while the read side stays open.
+    pub(crate) fn shutdown_write(&mut self) {
+        self.stream.shutdown(Shutdown::Write).ok();
+    }
+
+    /// Before a read: fails once the deadline has passed, and shortens the socket's read
+    /// timeout to the time left when that is less than the normal timeout (a client trickling
+    /// bytes would otherwise reset the per-read timeout forever). One clock read per socket
+    /// read; a system call only while a deadline is near.
+    fn before_read(&mut self) -> IoResult<()> {
+        let deadline = match &self.state {
+            None => return Ok(()),
+            Some(s) => s.deadline(),
+        };
+        match deadline {
+            Some(d) => {
+                let now = Instant::now();
+                if now >= d {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "request deadline passed",
+                    ));
+                }
+                let left = (d - now).max(Duration::from_millis(1));
+                if self.base_timeout.map_or(true, |b| left < b) {
+                    self.stream.set_read_timeout(Some(left));
+                    self.shortened = true;
+                } else if self.shortened {
+                    self.stream.set_read_timeout(self.base_timeout);
+                    self.shortened = false;
+                }
+            }
+            None if self.shortened => {
+                self.stream.set_read_timeout(self.base_timeout);
+                self.shortened = false;
+            }
+            None => {}
+        }
+        Ok(())
     }
 }
 
@@ -137,6 +209,7 @@ impl Drop for RefinedTcpStream {
 
 impl Read for RefinedTcpStream {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
+        self.before_read()?;
         self.stream.read(buf)
     }
 }

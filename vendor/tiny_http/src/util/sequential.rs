@@ -146,6 +146,23 @@ impl<R: Read + Send> Read for SequentialReader<R> {
     }
 }
 
+/// litegate patch: the head parser reads straight from the connection's buffer.
+impl<R: std::io::BufRead + Send> SequentialReader<R> {
+    /// The underlying reader once it is this reader's turn (waits for the previous one).
+    pub fn get_mut(&mut self) -> &mut R {
+        if let SequentialReaderInner::Waiting(recv) = &mut self.inner {
+            // The previous reader hands the stream over when dropped; a sender dropped
+            // without sending cannot happen (Drop always sends).
+            let reader = recv.recv().unwrap();
+            self.inner = SequentialReaderInner::MyTurn(reader);
+        }
+        match &mut self.inner {
+            SequentialReaderInner::MyTurn(r) => r,
+            _ => unreachable!(),
+        }
+    }
+}
+
 impl<W: Write + Send> Write for SequentialWriter<W> {
     fn write(&mut self, buf: &[u8]) -> IoResult<usize> {
         if let Some(v) = self.trigger.as_mut() {
