@@ -2,9 +2,13 @@
 //! request URL and body sent to an OpenAI-compatible deployment, and the mapping of upstream
 //! faults to our errors (API.md §8): refused/unreachable → 502, timeout → 504, upstream
 //! 4xx/5xx → the same status in our envelope, with the upstream key and URL removed.
-//! The provider key comes only from the config, never from the caller.
+//! The provider key comes only from the config, never from the caller. Redirects are never
+//! followed (a 3xx is a 502 whose `Location` nobody sees), and no message a key holder can
+//! read carries the deployment's URL, host or key: transport faults are named by kind only
+//! (the detail goes to the operator's log), upstream error bodies are scrubbed.
 
 pub mod transport;
+pub mod usage;
 
 use crate::config::Deployment;
 use crate::error::Error;
@@ -48,6 +52,10 @@ impl Upstream {
             .input_buffer_size(32 * 1024)
             .output_buffer_size(16 * 1024)
             .timeout_connect(Some(Duration::from_secs(10)))
+            // A redirect would send the caller's prompt (and, to the same host, our provider
+            // key) wherever the upstream points; a 3xx is answered as a fault instead. With 0,
+            // ureq returns the 3xx response as it is.
+            .max_redirects(0)
             .user_agent(concat!("litegate/", env!("CARGO_PKG_VERSION")))
             .build();
         Upstream {
@@ -144,7 +152,18 @@ impl Upstream {
     }
 
     /// Turns an upstream error status and body into our envelope's error, without secrets.
+    /// A redirect (3xx) is a 502 that shows neither its body nor its `Location`.
     pub fn status_error(dep: &Deployment, status: u16, body: &[u8]) -> Error {
+        if (300..400).contains(&status) {
+            return Error::Upstream {
+                status: 502,
+                message: format!(
+                    "upstream {} answered with a redirect ({status}); litegate does not \
+                     follow redirects",
+                    dep.model_name
+                ),
+            };
+        }
         let msg = serde_json::from_slice::<Value>(body)
             .ok()
             .and_then(|v| {
@@ -212,7 +231,9 @@ fn ip_literal(uri: &ureq::http::Uri) -> Option<std::net::SocketAddr> {
     Some(std::net::SocketAddr::new(ip, port))
 }
 
-/// Removes the deployment's key and base URL from a message.
+/// Removes the deployment's key, base URL, and its host (with and without the port) from a
+/// message: an upstream may echo any of them (`http://10.0.0.5:8000/v1/chat/completions`,
+/// `10.0.0.5:8000`, `Host: llm.internal`).
 pub fn scrub(dep: &Deployment, s: &str) -> String {
     let mut out = s.to_string();
     if let Some(k) = dep.api_key.as_deref().filter(|k| k.len() >= 4) {
@@ -220,8 +241,46 @@ pub fn scrub(dep: &Deployment, s: &str) -> String {
     }
     if let Some(b) = dep.api_base.as_deref().filter(|b| !b.is_empty()) {
         out = out.replace(b.trim_end_matches('/'), "[upstream]");
+        if let Ok(uri) = b.parse::<ureq::http::Uri>() {
+            if let Some(a) = uri
+                .authority()
+                .map(|a| a.as_str())
+                .filter(|a| !a.is_empty())
+            {
+                out = out.replace(a, "[upstream]");
+            }
+            // A bare host of 4 characters or more (shorter ones would eat ordinary words).
+            if let Some(h) = uri.host().filter(|h| h.len() >= 4) {
+                out = out.replace(h, "[upstream]");
+            }
+        }
     }
     out
+}
+
+/// What kind of transport fault `e` is, in words that name no host, address or URL: ureq's
+/// own messages may carry them (a URI, a resolver error with the name, a TLS error with the
+/// certificate's names). The full text goes to the operator's log.
+fn fault_kind(e: &ureq::Error) -> &'static str {
+    use std::io::ErrorKind as K;
+    match e {
+        ureq::Error::Io(io) => match io.kind() {
+            K::ConnectionRefused => "connection refused",
+            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => "connection reset",
+            K::UnexpectedEof => "connection closed early",
+            K::AddrNotAvailable | K::NetworkUnreachable | K::HostUnreachable => "unreachable",
+            K::NotFound => "name not resolved",
+            _ => "network error",
+        },
+        ureq::Error::HostNotFound => "name not resolved",
+        ureq::Error::ConnectionFailed => "connection failed",
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) => "TLS error",
+        ureq::Error::BodyExceedsLimit(_) => "answer too large",
+        ureq::Error::TooManyRedirects | ureq::Error::RedirectFailed => "redirect",
+        ureq::Error::Protocol(_) => "invalid HTTP answer",
+        ureq::Error::LargeResponseHeader(..) => "response header too large",
+        _ => "transport error",
+    }
 }
 
 /// Maps a transport fault: timeouts → 504, everything else (refused, DNS, reset) → 502.
@@ -234,6 +293,12 @@ pub fn map_fault(dep: &Deployment, e: &ureq::Error) -> Error {
         ),
         _ => false,
     };
+    log::warn!(
+        "upstream {} ({}): {}",
+        dep.model_name,
+        if timed_out { "timeout" } else { fault_kind(e) },
+        scrub(dep, &e.to_string())
+    );
     if timed_out {
         Error::UpstreamTimeout(format!(
             "upstream {} did not answer in time",
@@ -245,7 +310,7 @@ pub fn map_fault(dep: &Deployment, e: &ureq::Error) -> Error {
             message: format!(
                 "upstream {} could not be reached: {}",
                 dep.model_name,
-                scrub(dep, &e.to_string())
+                fault_kind(e)
             ),
         }
     }
