@@ -17,4 +17,5 @@ mod slow_clients;
 mod teams;
 mod ui;
 mod upstream;
+mod upstream_hardening;
 mod users;
