@@ -164,6 +164,34 @@ fn an_endless_stream_ends_at_its_deadline_and_is_billed() {
     healthy(&s, &k);
 }
 
+/// Without a timeout of its own, a deployment's deadline is `litellm_settings.request_timeout`
+/// (LiteLLM's setting; here 3 s): a stream that would go on for a minute is cut there.
+#[test]
+fn request_timeout_from_litellm_settings_bounds_a_stream() {
+    let f = Fake::start();
+    let yaml = format!(
+        "{}litellm_settings:\n  request_timeout: 3\n",
+        config(&f, "")
+    );
+    let s = Server::start_with(&yaml, &[]);
+    let k = key(&s);
+    let started = Instant::now();
+    let mut st = Stream::open(&s, &k, "/v1/chat/completions", stream_body("endless"));
+    let (n, last) = drain(&mut st, 20);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(3),
+        "ended before its deadline: {took:?}"
+    );
+    assert!(n > 10, "only {n} events");
+    assert_error_event(&last[last.len() - 2], "timed out");
+    until("the upstream connection closed", 10, || f.client_gone());
+    let (_, c, _, status) = row(&s, "endless");
+    assert_eq!(status, "failure");
+    assert!(c > 10, "the streamed text was not counted: {c}");
+    healthy(&s, &k);
+}
+
 /// A `data:` line that never ends: the stream ends with an error event once the line passes
 /// 4 MiB, the call is settled, and memory stays near the cap.
 #[test]
