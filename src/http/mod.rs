@@ -5,7 +5,7 @@
 
 pub mod admin;
 pub mod budgets;
-mod call_body;
+pub mod call_body;
 pub mod health;
 pub mod keys;
 pub mod models;

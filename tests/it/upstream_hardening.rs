@@ -281,7 +281,8 @@ fn lying_usage_is_never_billed_as_it_came() {
     let k = key(&s);
     // "hi" is 1 token; the fake's text "Hello from the fake upstream" is 28 characters (7
     // tokens), streamed "Hello from the fake" 19 (5).
-    let cases: &[(&str, Value, (i64, i64), (i64, i64))] = &[
+    type Tokens = (i64, i64);
+    let cases: &[(&str, Value, Tokens, Tokens)] = &[
         ("lie_negative", json!({}), (1, 7), (1, 5)),
         ("lie_huge", json!({}), (1, 7), (1, 5)),
         ("lie_strings", json!({}), (1, 7), (1, 5)),
