@@ -270,6 +270,8 @@ fn fault_kind(e: &ureq::Error) -> &'static str {
             K::UnexpectedEof => "connection closed early",
             K::AddrNotAvailable | K::NetworkUnreachable | K::HostUnreachable => "unreachable",
             K::NotFound => "name not resolved",
+            // The resolver's failures come as uncategorised I/O errors.
+            _ if io.to_string().contains("lookup") => "name not resolved",
             _ => "network error",
         },
         ureq::Error::HostNotFound => "name not resolved",

@@ -354,13 +354,18 @@ fn no_upstream_url_reaches_a_key_holder() {
         "  - model_name: dead\n    litellm_params: {{ model: openai/json, api_base: \
          \"http://127.0.0.1:{dead}/v1\", api_key: {UPSTREAM_KEY} }}\n\
          \x20 - model_name: nxdomain\n    litellm_params: {{ model: openai/json, api_base: \
-         \"http://no-such-host.invalid:8000/v1\", api_key: {UPSTREAM_KEY} }}\n"
+         \"http://no-such-host.invalid:8000/v1\", api_key: {UPSTREAM_KEY} }}\n\
+         \x20 - model_name: tls\n    litellm_params: {{ model: openai/json, api_base: \
+         \"https://127.0.0.1:{}/v1\", api_key: {UPSTREAM_KEY} }}\n",
+        f.port
     );
     let s = Server::start_with(&config(&f, &extra), &[]);
     let k = key(&s);
     for (model, status) in [
         ("dead", 502),
         ("nxdomain", 502),
+        // TLS to a plain-HTTP listener: the handshake fails.
+        ("tls", 502),
         ("refused", 502),
         ("echo_url", 400),
         ("fail500", 500),
