@@ -45,6 +45,9 @@ pub struct Config {
     pub workers: usize,
     pub db_pool: usize,
     pub max_body_bytes: usize,
+    /// A non-stream upstream answer larger than this is a 502 (issue 11; it is held whole, so
+    /// this times `workers` bounds that memory). `general_settings.max_upstream_response_size_mb`.
+    pub max_upstream_body_bytes: u64,
     pub master_key: Option<String>,
     pub allow_weak_master_key: bool,
     pub deployments: Vec<Deployment>,
@@ -68,6 +71,7 @@ impl Default for Config {
             workers: 256,
             db_pool: 8,
             max_body_bytes: 8 * 1024 * 1024,
+            max_upstream_body_bytes: 64 * 1024 * 1024,
             master_key: None,
             allow_weak_master_key: false,
             deployments: Vec::new(),
@@ -417,6 +421,10 @@ fn apply_yaml(
                                 )));
                             }
                             cfg.max_body_bytes = (mb * 1024.0 * 1024.0) as usize;
+                        }
+                        "max_upstream_response_size_mb" => {
+                            let mb = positive(as_f64(&gv, file, &field)?, file, &field)?;
+                            cfg.max_upstream_body_bytes = (mb * 1024.0 * 1024.0) as u64;
                         }
                         "database_connection_pool_limit" => {
                             let n = as_i64(&gv, file, &field)?;

@@ -56,10 +56,6 @@ const MOCK_TEXT: &str = "This is a mock response from litegate.";
 const DEFAULT_COMPLETION_ESTIMATE: u64 = 256;
 /// After an upstream stream's `[DONE]`, at most this much more is read to reuse its connection.
 const MAX_STREAM_DRAIN: u64 = 64 * 1024;
-/// Upstream JSON responses larger than this are refused (502). The whole answer is held
-/// (its `usage` comes last and spend is recorded before the client gets it), so this times
-/// `--workers` bounds the memory of non-stream answers.
-pub const MAX_UPSTREAM_BODY: u64 = 64 * 1024 * 1024;
 /// An upstream error body is read up to this much (the message is in its first bytes).
 const MAX_UPSTREAM_ERROR_BODY: u64 = 1024 * 1024;
 /// One line of an upstream event stream (one `data:` event: a chunk of the answer) may be at
@@ -496,19 +492,17 @@ fn forward(
             caller_wants_usage,
         })));
     }
-    let bytes = match resp
-        .into_body()
-        .with_config()
-        .limit(MAX_UPSTREAM_BODY)
-        .read_to_vec()
-    {
+    // The whole answer is held (its `usage` comes last and spend is recorded before the
+    // client gets it), so this cap times `--workers` bounds the memory of such answers.
+    let cap = call.ctx.cfg.max_upstream_body_bytes;
+    let bytes = match resp.into_body().with_config().limit(cap).read_to_vec() {
         Ok(b) => b,
         Err(ureq::Error::BodyExceedsLimit(_)) => {
             let _ = call.settle(0, 0, "failure");
             return Err(Error::Upstream {
                 status: 502,
                 message: format!(
-                    "upstream {} answered with more than {MAX_UPSTREAM_BODY} bytes",
+                    "upstream {} answered with more than {cap} bytes",
                     dep.model_name
                 ),
             });
