@@ -13,10 +13,11 @@ use crate::config::Deployment;
 use crate::db::spend::SpendRecord;
 use crate::error::{Error, Result};
 use crate::limits::{Limit, Permit, Scope};
+use crate::upstream::sse::{self, Line};
 use crate::upstream::{self, usage, Upstream};
 use crate::util;
 use serde_json::{json, Map, Value};
-use std::io::{BufRead, Read};
+use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -58,11 +59,8 @@ const DEFAULT_COMPLETION_ESTIMATE: u64 = 256;
 const MAX_STREAM_DRAIN: u64 = 64 * 1024;
 /// An upstream error body is read up to this much (the message is in its first bytes).
 const MAX_UPSTREAM_ERROR_BODY: u64 = 1024 * 1024;
-/// One line of an upstream event stream (one `data:` event: a chunk of the answer) may be at
-/// most this long; a longer one ends the stream with an error event. A stream's memory is
-/// this plus a read buffer and at most [`MAX_STREAM_BATCH`] of events waiting to be sent.
-pub const MAX_SSE_LINE: usize = 4 * 1024 * 1024;
 /// Events read but not yet sent are sent once they reach this much, even if more is buffered.
+/// A stream's memory is one line ([`sse::MAX_LINE`]), a read buffer and at most this.
 const MAX_STREAM_BATCH: usize = 64 * 1024;
 
 /// Rough token count for the mock provider and for upstreams that report no usage: one token
@@ -542,48 +540,6 @@ struct UpstreamStream {
     caller_wants_usage: bool,
 }
 
-/// One line of an event stream, read through a cap.
-enum Line {
-    /// A line (with its `\n`, unless the stream ended without one) is in the buffer.
-    Got,
-    Eof,
-    /// The line is longer than the cap; what was read of it is dropped.
-    TooLong,
-}
-
-/// Reads one line into `line` (cleared first), never holding more than `cap` bytes of it:
-/// `BufRead::read_line` would grow without end on a line without end.
-fn read_line_capped<R: BufRead>(
-    r: &mut R,
-    line: &mut Vec<u8>,
-    cap: usize,
-) -> std::io::Result<Line> {
-    line.clear();
-    loop {
-        let buf = r.fill_buf()?;
-        if buf.is_empty() {
-            return Ok(if line.is_empty() {
-                Line::Eof
-            } else {
-                Line::Got
-            });
-        }
-        let (take, complete) = match buf.iter().position(|&b| b == b'\n') {
-            Some(i) => (i + 1, true),
-            None => (buf.len(), false),
-        };
-        if line.len() + take > cap {
-            line.clear();
-            return Ok(Line::TooLong);
-        }
-        line.extend_from_slice(&buf[..take]);
-        r.consume(take);
-        if complete {
-            return Ok(Line::Got);
-        }
-    }
-}
-
 impl StreamBody for UpstreamStream {
     fn pump(mut self: Box<Self>, emit: &mut dyn FnMut(&[u8]) -> std::io::Result<()>) {
         let dep = self.call.dep;
@@ -613,17 +569,19 @@ impl StreamBody for UpstreamStream {
                 }
                 out.clear();
             }
-            match read_line_capped(&mut reader, &mut line, MAX_SSE_LINE) {
+            match sse::read_line_capped(&mut reader, &mut line, sse::MAX_LINE) {
                 Ok(Line::Eof) => break,
                 Ok(Line::Got) => {}
                 Ok(Line::TooLong) => {
                     log::warn!(
-                        "request {}: upstream {} sent an event line over {MAX_SSE_LINE} bytes",
+                        "request {}: upstream {} sent an event line over {} bytes",
                         self.call.record.request_id,
-                        dep.model_name
+                        dep.model_name,
+                        sse::MAX_LINE
                     );
                     broken = Some(format!(
-                        "the upstream sent an event longer than {MAX_SSE_LINE} bytes"
+                        "the upstream sent an event longer than {} bytes",
+                        sse::MAX_LINE
                     ));
                     break;
                 }

@@ -7,6 +7,7 @@
 //! read carries the deployment's URL, host or key: transport faults are named by kind only
 //! (the detail goes to the operator's log), upstream error bodies are scrubbed.
 
+pub mod sse;
 pub mod transport;
 pub mod usage;
 
