@@ -1,7 +1,7 @@
 //! Reading an upstream's server-sent events (issue 11): one line at a time, through a cap, so
 //! a line without end costs at most the cap, not all the memory there is.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 
 /// One line of an upstream event stream (one `data:` event: a chunk of the answer) may be at
 /// most this long; a longer one ends the stream with an error event.
@@ -16,37 +16,24 @@ pub enum Line {
     TooLong,
 }
 
-/// Reads one line into `line` (cleared first), never holding more than `cap` bytes of it:
-/// `BufRead::read_line` would grow without end on a line without end.
+/// Reads one line into `line` (cleared first), never holding more than `cap` bytes of it (and
+/// its newline): `BufRead::read_line` would grow without end on a line without end. std's
+/// `read_until` does the work (its newline search is the optimised one).
 pub fn read_line_capped<R: BufRead>(
     r: &mut R,
     line: &mut Vec<u8>,
     cap: usize,
 ) -> std::io::Result<Line> {
     line.clear();
-    loop {
-        let buf = r.fill_buf()?;
-        if buf.is_empty() {
-            return Ok(if line.is_empty() {
-                Line::Eof
-            } else {
-                Line::Got
-            });
-        }
-        let (take, complete) = match buf.iter().position(|&b| b == b'\n') {
-            Some(i) => (i + 1, true),
-            None => (buf.len(), false),
-        };
-        if line.len() + take > cap {
-            line.clear();
-            return Ok(Line::TooLong);
-        }
-        line.extend_from_slice(&buf[..take]);
-        r.consume(take);
-        if complete {
-            return Ok(Line::Got);
-        }
+    let n = r.take(cap as u64 + 1).read_until(b'\n', line)?;
+    if n == 0 {
+        return Ok(Line::Eof);
     }
+    if line.last() != Some(&b'\n') && line.len() > cap {
+        line.clear();
+        return Ok(Line::TooLong);
+    }
+    Ok(Line::Got)
 }
 
 #[cfg(test)]

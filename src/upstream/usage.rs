@@ -360,12 +360,14 @@ pub fn completion_chars(v: &Value) -> u64 {
         return 0;
     };
     let chars = |x: Option<&Value>| x.and_then(Value::as_str).map_or(0, |s| s.chars().count());
+    fn content<'a>(c: &'a Value, k: &str) -> Option<&'a Value> {
+        c.get(k)?.get("content")
+    }
     choices
         .iter()
         .map(|c| {
-            (chars(c.pointer("/message/content"))
-                + chars(c.pointer("/delta/content"))
-                + chars(c.get("text"))) as u64
+            (chars(content(c, "message")) + chars(content(c, "delta")) + chars(c.get("text")))
+                as u64
         })
         .fold(0u64, u64::saturating_add)
 }

@@ -20,6 +20,7 @@
 //! Misbehaving modes (issue 11, `upstream_hardening.rs`):
 //! - `flood`: SSE chunks as fast as the socket takes them, for up to 60 s (its deployment has
 //!   `stream_timeout: 2`); `client_gone` is set when a write fails
+//! - `flood_big`: the same with 16 KiB of text in each chunk
 //! - `endless_line`: SSE whose first `data:` line never ends (64 KiB pieces, no newline)
 //! - `huge_json`: a 200 JSON answer declaring 1 GB, sent in 1 MiB pieces until a write fails
 //! - `redirect301` / `redirect302` / `redirect307`: that status with `Location:` the URL set by
@@ -58,6 +59,7 @@ pub const MODES: &[&str] = &[
     "drop",
     "endless",
     "flood",
+    "flood_big",
     "endless_line",
     "huge_json",
     "redirect301",
@@ -209,7 +211,7 @@ pub fn config(fake: &Fake, extra: &str) -> String {
     for m in MODES {
         let timeout = match *m {
             "slow" => ", timeout: 1",
-            "flood" => ", stream_timeout: 2",
+            "flood" | "flood_big" => ", stream_timeout: 2",
             _ => "",
         };
         y.push_str(&format!(
@@ -397,7 +399,7 @@ fn answer(w: &mut TcpStream, port: u16, st: &State, rec: &Recorded) -> bool {
                 &json!({"error": {"message": msg, "type": "invalid_request_error", "code": status}}),
             )
         }
-        "flood" | "endless_line" | "huge_json" => misbehave(w, st, path, &mode),
+        "flood" | "flood_big" | "endless_line" | "huge_json" => misbehave(w, st, path, &mode),
         m if m.starts_with("redirect") => {
             let to = st.redirect_to.lock().unwrap().clone();
             let status = &m["redirect".len()..];
@@ -511,10 +513,15 @@ fn misbehave(w: &mut TcpStream, st: &State, path: &str, mode: &str) -> bool {
     let long = || started.elapsed() > Duration::from_secs(60);
     let r = (|| -> std::io::Result<()> {
         match mode {
-            "flood" => {
+            "flood" | "flood_big" => {
                 sse_head(w)?;
-                let ev = format!("data: {}\n\n", chunk(path, mode, Some("more ")));
-                let piece = format!("{:x}\r\n{ev}\r\n", ev.len()).repeat(64);
+                let (text, per_write) = if mode == "flood" {
+                    ("more ".to_string(), 64)
+                } else {
+                    ("0123456789abcdef".repeat(1024), 4)
+                };
+                let ev = format!("data: {}\n\n", chunk(path, mode, Some(&text)));
+                let piece = format!("{:x}\r\n{ev}\r\n", ev.len()).repeat(per_write);
                 while !long() {
                     w.write_all(piece.as_bytes())?;
                 }

@@ -165,6 +165,31 @@ fn an_endless_stream_ends_at_its_deadline_and_is_billed() {
     healthy(&s, &k);
 }
 
+/// The same with 16 KiB of text in every chunk: the text is counted as it passes, never kept,
+/// so memory does not grow with what was streamed (tens of MiB here).
+#[test]
+fn an_endless_stream_of_big_chunks_keeps_no_text() {
+    let (f, s) = setup();
+    let k = key(&s);
+    let pid = pid(&s);
+    let before = vm(pid, "VmRSS");
+    let mut st = Stream::open(&s, &k, "/v1/chat/completions", stream_body("flood_big"));
+    let (n, last) = drain(&mut st, 20);
+    assert_error_event(&last[last.len() - 2], "timed out");
+    until("the upstream connection closed", 10, || f.client_gone());
+    let (_, c, _, status) = row(&s, "flood_big");
+    assert_eq!(status, "failure");
+    // Counted, up to the 10M-token cap of one figure.
+    assert!(c > 1_000_000 && c <= 10_000_000, "{c}");
+    let streamed = n * 16 / 1024;
+    eprintln!("{n} chunks, {streamed} MiB of text");
+    assert!(streamed >= 16, "only {streamed} MiB streamed: a weak test");
+    let grown = vm(pid, "VmHWM").saturating_sub(before);
+    eprintln!("peak memory grew by {} KiB", grown / 1024);
+    assert!(grown < 16 * MIB, "peak memory grew by {} MiB", grown / MIB);
+    healthy(&s, &k);
+}
+
 /// Without a timeout of its own, a deployment's deadline is `litellm_settings.request_timeout`
 /// (LiteLLM's setting; here 3 s): a stream that would go on for a minute is cut there.
 #[test]
