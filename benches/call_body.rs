@@ -1,8 +1,11 @@
 //! What the model-call body check (issue 11, `http::call_body::check`) costs on the hot path,
-//! next to the JSON parse every call already does. Run: `cargo bench --bench call_body`.
+//! next to the JSON parse every call already does; and reading an upstream answer's `usage`
+//! through `upstream::usage` (typed, checked) against the `Value` it was before.
+//! Run: `cargo bench --bench call_body`.
 
 use litegate::http::call_body;
 use litegate::http::proxy::CallType;
+use litegate::upstream::usage;
 use serde_json::{json, Map, Value};
 use std::hint::black_box;
 use std::time::Instant;
@@ -50,5 +53,41 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             100.0 * check / parse
         );
     }
+    let answer = json!({"id": "chatcmpl-1", "object": "chat.completion", "created": 1,
+        "model": "gpt-4o", "choices": [{"index": 0, "finish_reason": "stop",
+        "message": {"role": "assistant", "content": "The quick brown fox. ".repeat(20)}}],
+        "usage": {"prompt_tokens": 120, "completion_tokens": 100, "total_tokens": 220}})
+    .to_string()
+    .into_bytes();
+    #[derive(serde::Deserialize)]
+    struct AsValue {
+        usage: Option<Value>,
+    }
+    let before = ns(200_000, || {
+        let u = serde_json::from_slice::<AsValue>(black_box(&answer)).ok();
+        let pc = u.and_then(|u| u.usage).map(|u| {
+            (
+                u.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0),
+                u.get("completion_tokens")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0),
+            )
+        });
+        black_box(pc);
+    });
+    let bounds = usage::Bounds {
+        prompt_estimate: 100,
+        completion_cap: Some(256),
+        embedding: false,
+    };
+    let now = ns(200_000, || {
+        let u = serde_json::from_slice::<usage::UsageOnly>(black_box(&answer)).ok();
+        let r = u.and_then(|u| u.usage).map(|r| r.0);
+        black_box(usage::billable(r, &bounds, || 0, &"bench"));
+    });
+    println!(
+        "usage of a {}-byte answer: as a Value {before:.0} ns, typed and checked {now:.0} ns",
+        answer.len()
+    );
     Ok(())
 }

@@ -172,10 +172,14 @@ impl Call {
             completion_cap: self.completion_cap,
             embedding: self.kind == CallType::Embedding,
         };
-        let what = format!(
-            "request {} to {}",
-            self.record.request_id, self.dep.model_name
-        );
+        /// Names the call in a warning, formatted only if one is logged.
+        struct What<'a>(&'a str, &'a str);
+        impl std::fmt::Display for What<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "request {} to {}", self.0, self.1)
+            }
+        }
+        let what = What(&self.record.request_id, &self.dep.model_name);
         usage::billable(reported, &bounds, completion_estimate, &what)
     }
 

@@ -103,12 +103,13 @@ pub struct Bounds {
 
 /// The (prompt, completion) tokens billed for a call, by the rule in the module docs.
 /// `usage`: what the upstream reported (`None`: no `usage` at all); `completion_estimate`:
-/// counts the answer's text, called only when needed.
+/// counts the answer's text, called only when needed; `what` names the call in warnings
+/// (formatted only if one is logged).
 pub fn billable(
     usage: Option<Reported>,
     bounds: &Bounds,
     completion_estimate: impl FnOnce() -> u64,
-    what: &str,
+    what: &dyn fmt::Display,
 ) -> (u64, u64) {
     let u = usage.unwrap_or_default();
     if u.malformed {
@@ -395,7 +396,7 @@ mod tests {
     }
 
     fn bill(u: Value, cap: Option<u64>) -> (u64, u64) {
-        billable(Some(Reported::of_value(&u)), &bounds(cap), || 5, "t")
+        billable(Some(Reported::of_value(&u)), &bounds(cap), || 5, &"t")
     }
 
     fn bill_bytes(body: &str, cap: Option<u64>) -> (u64, u64) {
@@ -403,7 +404,7 @@ mod tests {
             .expect("parse")
             .usage
             .map(|r| r.0);
-        billable(u, &bounds(cap), || 5, "t")
+        billable(u, &bounds(cap), || 5, &"t")
     }
 
     #[test]
@@ -453,7 +454,7 @@ mod tests {
             (3, 4)
         );
         // No usage at all: estimates.
-        assert_eq!(billable(None, &bounds(None), || 5, "t"), (7, 5));
+        assert_eq!(billable(None, &bounds(None), || 5, &"t"), (7, 5));
     }
 
     #[test]
@@ -493,6 +494,6 @@ mod tests {
             embedding: true,
         };
         let u = Reported::of_value(&json!({"prompt_tokens": 10, "completion_tokens": 99}));
-        assert_eq!(billable(Some(u), &b, || 5, "t"), (10, 0));
+        assert_eq!(billable(Some(u), &b, || 5, &"t"), (10, 0));
     }
 }
