@@ -647,6 +647,9 @@ impl StreamBody for UpstreamStream {
                 {
                     finished = true;
                 }
+            } else {
+                // Not JSON: an upstream's plain-text complaint, which may name it.
+                scrubbed = Some(upstream::scrub(dep, data));
             }
             if forward_it {
                 out.extend_from_slice(b"data: ");

@@ -16,6 +16,9 @@ use crate::error::Error;
 use serde_json::Value;
 use std::time::Duration;
 
+/// An upstream's error message is echoed up to this many characters.
+const MAX_ECHOED_CHARS: usize = 2000;
+
 pub struct Upstream {
     agent: ureq::Agent,
 }
@@ -173,6 +176,8 @@ impl Upstream {
                     .and_then(|m| m.as_str().map(str::to_string))
             })
             .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(500)]).into_owned());
+        // What is echoed to the caller is bounded (the body may be up to 1 MiB).
+        let msg: String = msg.chars().take(MAX_ECHOED_CHARS).collect();
         Error::Upstream {
             status: if (400..600).contains(&status) {
                 status
@@ -395,6 +400,24 @@ mod tests {
         assert!(
             !m.contains("sk-provider-secret") && !m.contains("10.1.2.3"),
             "{m}"
+        );
+        // Host and port alone, and the host alone, are scrubbed too.
+        let e = Upstream::status_error(&d, 500, b"down: 10.1.2.3:9 (10.1.2.3)");
+        assert!(!e.message().contains("10.1.2.3"), "{}", e.message());
+        // A redirect shows nothing of its body.
+        let e = Upstream::status_error(&d, 302, b"see http://elsewhere.example/x");
+        assert_eq!(e.status(), 502);
+        assert!(!e.message().contains("elsewhere"), "{}", e.message());
+        // What is echoed is bounded.
+        let long = format!(
+            "{{\"error\": {{\"message\": \"{}\"}}}}",
+            "x".repeat(100_000)
+        );
+        let e = Upstream::status_error(&d, 400, long.as_bytes());
+        assert!(
+            e.message().len() < MAX_ECHOED_CHARS + 100,
+            "{}",
+            e.message().len()
         );
     }
 }

@@ -28,7 +28,7 @@
 //! - `lie_negative`, `lie_huge`, `lie_strings`, `lie_total`, `lie_over`: a normal answer (or
 //!   stream, with a usage chunk always) whose `usage` is `lying_usage(mode)`
 //! - `echo_url`: a 400 whose message echoes the URL, the `Host` header and the key; streamed:
-//!   one chunk, then an error event echoing the same, then the end
+//!   one chunk, then an error event and a plain-text `data:` line echoing the same, then the end
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -438,6 +438,7 @@ fn answer(w: &mut TcpStream, port: u16, st: &State, rec: &Recorded) -> bool {
                 sse_head(w)?;
                 sse_event(w, &chunk(path, &mode, Some("Hello")).to_string())?;
                 sse_event(w, &err.to_string())?;
+                sse_event(w, &format!("plain text: {msg}"))?;
                 w.write_all(b"0\r\n\r\n")?;
                 w.flush()
             })();
