@@ -45,6 +45,9 @@ pub struct Config {
     pub workers: usize,
     pub db_pool: usize,
     pub max_body_bytes: usize,
+    /// A non-stream upstream answer larger than this is a 502 (issue 11; it is held whole, so
+    /// this times `workers` bounds that memory). `general_settings.max_upstream_response_size_mb`.
+    pub max_upstream_body_bytes: u64,
     pub master_key: Option<String>,
     pub allow_weak_master_key: bool,
     pub deployments: Vec<Deployment>,
@@ -73,6 +76,7 @@ impl Default for Config {
             workers: 256,
             db_pool: 8,
             max_body_bytes: 8 * 1024 * 1024,
+            max_upstream_body_bytes: 64 * 1024 * 1024,
             master_key: None,
             allow_weak_master_key: false,
             deployments: Vec::new(),
@@ -416,6 +420,7 @@ fn apply_yaml(
             )))
         }
     };
+    let (mut request_timeout, mut router_timeout, mut router_stream) = (None, None, None);
     for (k, v) in top {
         let key = as_str(k, file, "top level key")?;
         match key.as_str() {
@@ -454,6 +459,10 @@ fn apply_yaml(
                             }
                             cfg.max_body_bytes = (mb * 1024.0 * 1024.0) as usize;
                         }
+                        "max_upstream_response_size_mb" => {
+                            let mb = positive(as_f64(&gv, file, &field)?, file, &field)?;
+                            cfg.max_upstream_body_bytes = (mb * 1024.0 * 1024.0) as u64;
+                        }
                         "database_connection_pool_limit" => {
                             let n = as_i64(&gv, file, &field)?;
                             if !(1..=64).contains(&n) {
@@ -474,6 +483,19 @@ fn apply_yaml(
                 if let Yaml::Mapping(m) = v {
                     for (k2, v2) in m {
                         let k2 = as_str(k2, file, &key)?;
+                        // Default timeouts, as in LiteLLM (`apply_timeout_defaults`).
+                        let slot = match (key.as_str(), k2.as_str()) {
+                            ("litellm_settings", "request_timeout") => Some(&mut request_timeout),
+                            ("router_settings", "timeout") => Some(&mut router_timeout),
+                            ("router_settings", "stream_timeout") => Some(&mut router_stream),
+                            _ => None,
+                        };
+                        if let Some(slot) = slot {
+                            let field = format!("{key}.{k2}");
+                            let v2 = resolve(v2, file, &field, env)?;
+                            *slot = Some(positive(as_f64(&v2, file, &field)?, file, &field)?);
+                            continue;
+                        }
                         if k2 == "model_group_alias" || k2 == "model_alias_map" {
                             let field = format!("{key}.{k2}");
                             let Yaml::Mapping(aliases) = v2 else {
@@ -504,7 +526,27 @@ fn apply_yaml(
             other => warn_unknown(file, "(top level)", other),
         }
     }
+    apply_timeout_defaults(
+        &mut cfg.deployments,
+        router_timeout.or(request_timeout),
+        router_stream,
+    );
     Ok(())
+}
+
+/// The total deadline of an upstream call (issue 11: an upstream that never stops streaming
+/// is cut there), in LiteLLM's order: a deployment's own `timeout` / `stream_timeout`, else
+/// `router_settings.timeout` / `stream_timeout`, else `litellm_settings.request_timeout`, else
+/// 600 s; a stream without any stream timeout gets the call timeout.
+fn apply_timeout_defaults(deps: &mut [Deployment], timeout: Option<f64>, stream: Option<f64>) {
+    for d in deps {
+        if d.timeout_secs <= 0.0 {
+            d.timeout_secs = timeout.unwrap_or(600.0);
+        }
+        if d.stream_timeout_secs <= 0.0 {
+            d.stream_timeout_secs = stream.unwrap_or(d.timeout_secs);
+        }
+    }
 }
 
 fn parse_model_list(
@@ -552,8 +594,9 @@ fn parse_model_list(
             tpm: None,
             input_cost_per_token: 0.0,
             output_cost_per_token: 0.0,
-            timeout_secs: 600.0,
-            stream_timeout_secs: 600.0,
+            // 0: not set here; `apply_timeout_defaults` fills it in.
+            timeout_secs: 0.0,
+            stream_timeout_secs: 0.0,
             id: String::new(),
             access_groups: Vec::new(),
             model_info: serde_json::Map::new(),
@@ -731,6 +774,30 @@ mod tests {
         .expect("ok");
         assert_eq!(cfg.deployments[0].access_groups, vec!["g1".to_string()]);
         assert_eq!(cfg.deployments[0].model_info["mode"], "chat");
+    }
+
+    #[test]
+    fn timeouts_default_in_litellm_order() {
+        let list = "model_list:\n - {model_name: a, litellm_params: {model: openai/x}}\n \
+                    - {model_name: b, litellm_params: {model: openai/x, timeout: 5}}\n \
+                    - {model_name: c, litellm_params: {model: openai/x, stream_timeout: 7}}\n";
+        let t = |extra: &str| {
+            let cfg = load_text(&format!("{list}{extra}"), &no_env).expect("ok");
+            cfg.deployments
+                .iter()
+                .map(|d| (d.timeout_secs, d.stream_timeout_secs))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(t(""), vec![(600.0, 600.0), (5.0, 5.0), (600.0, 7.0)]);
+        assert_eq!(
+            t("litellm_settings:\n  request_timeout: 30\n"),
+            vec![(30.0, 30.0), (5.0, 5.0), (30.0, 7.0)]
+        );
+        assert_eq!(
+            t("litellm_settings: {request_timeout: 30}\nrouter_settings: {timeout: 20, stream_timeout: 9}\n"),
+            vec![(20.0, 9.0), (5.0, 9.0), (20.0, 7.0)]
+        );
+        assert!(load_text("litellm_settings: {request_timeout: -1}\n", &no_env).is_err());
     }
 
     #[test]

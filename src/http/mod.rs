@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod budgets;
+pub mod call_body;
 pub mod fields;
 pub mod grant;
 pub mod health;

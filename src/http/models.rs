@@ -1,6 +1,7 @@
 //! Model listing (API.md §4, §6): `/v1/models`, `/models`, `/model/info`, `/v1/model/info`,
 //! `/v2/model/info`. Every list is the caller's effective set from the one resolver, computed
-//! per request; upstream `api_key`s are never shown.
+//! per request; upstream `api_key`s are never shown, and an upstream's `api_base` only to
+//! proxy admins and viewers (issue 11: a key holder has no use for internal addresses).
 
 use super::{Ctx, Reply, Req};
 use crate::auth::{Caller, Chain};
@@ -36,8 +37,9 @@ pub fn list(ctx: &Ctx, who: &Caller, _req: &Req) -> Result<Reply> {
     Reply::ok(json!({"object": "list", "data": data}))
 }
 
-/// One deployment as `/model/info` shows it: `litellm_params` without `api_key`.
-fn deployment_json(d: &Deployment) -> Value {
+/// One deployment as `/model/info` shows it: `litellm_params` without `api_key`, and without
+/// `api_base` unless `show_base`.
+fn deployment_json(d: &Deployment, show_base: bool) -> Value {
     let mut info = serde_json::Map::new();
     for (k, v) in &d.model_info {
         info.insert(k.clone(), v.clone());
@@ -54,7 +56,7 @@ fn deployment_json(d: &Deployment) -> Value {
         "model_name": d.model_name,
         "litellm_params": {
             "model": d.model,
-            "api_base": d.api_base,
+            "api_base": if show_base { d.api_base.as_deref() } else { None },
             "rpm": d.rpm,
             "tpm": d.tpm,
             "input_cost_per_token": d.input_cost_per_token,
@@ -74,7 +76,7 @@ fn visible(ctx: &Ctx, who: &Caller, filter: Option<&str>) -> Vec<Value> {
         .iter()
         .filter(|d| filter.is_none_or(|m| m == d.model_name || m == d.id))
         .filter(|d| allowed.contains(&d.model_name))
-        .map(deployment_json)
+        .map(|d| deployment_json(d, who.role.reads_all()))
         .collect()
 }
 

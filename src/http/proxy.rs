@@ -6,17 +6,18 @@
 //! (for streams: before the final `[DONE]`), so an answered call's spend survives `kill -9`.
 //! No database connection is held while the upstream works.
 
-use super::{Ctx, Reply, Req, StreamBody};
+use super::{call_body, Ctx, Reply, Req, StreamBody};
 use crate::auth::{Caller, KeyRow, Role};
 use crate::budget::Reservation;
 use crate::config::Deployment;
 use crate::db::spend::SpendRecord;
 use crate::error::{Error, Result};
 use crate::limits::{Limit, Permit, Scope};
-use crate::upstream::{self, Upstream};
+use crate::upstream::sse::{self, Line};
+use crate::upstream::{self, usage, Upstream};
 use crate::util;
 use serde_json::{json, Map, Value};
-use std::io::{BufRead, Read};
+use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -56,17 +57,16 @@ const MOCK_TEXT: &str = "This is a mock response from litegate.";
 const DEFAULT_COMPLETION_ESTIMATE: u64 = 256;
 /// After an upstream stream's `[DONE]`, at most this much more is read to reuse its connection.
 const MAX_STREAM_DRAIN: u64 = 64 * 1024;
-/// Upstream JSON responses larger than this are refused (502).
-const MAX_UPSTREAM_BODY: u64 = 64 * 1024 * 1024;
+/// An upstream error body is read up to this much (the message is in its first bytes).
+const MAX_UPSTREAM_ERROR_BODY: u64 = 1024 * 1024;
+/// Events read but not yet sent are sent once they reach this much, even if more is buffered.
+/// A stream's memory is one line ([`sse::MAX_LINE`]), a read buffer and at most this.
+const MAX_STREAM_BATCH: usize = 64 * 1024;
 
 /// Rough token count for the mock provider and for upstreams that report no usage: one token
 /// per 4 characters, at least 1 for non-empty text.
 pub fn count_tokens(s: &str) -> u64 {
-    if s.is_empty() {
-        0
-    } else {
-        (s.chars().count() as u64).div_ceil(4).max(1)
-    }
+    usage::tokens_of_chars(s.chars().count() as u64)
 }
 
 fn text_of(v: &Value) -> String {
@@ -151,6 +151,8 @@ struct Call {
     kind: CallType,
     record: SpendRecord,
     prompt_estimate: u64,
+    /// The most completion tokens the request allowed (`max_tokens` × `n`), if it said.
+    completion_cap: Option<u64>,
     permit: Option<Permit<'static>>,
     _reservation: Option<Reservation<'static>>,
 }
@@ -158,6 +160,29 @@ struct Call {
 impl Call {
     /// Records the call's spend (one transaction). Failure to record is logged, never hidden
     /// behind a success: the caller decides what the client sees.
+    /// The (prompt, completion) tokens to bill from what the upstream reported
+    /// (`usage::billable`: lies are estimated or clamped, never billed as they are).
+    fn billable(
+        &self,
+        reported: Option<usage::Reported>,
+        completion_estimate: impl FnOnce() -> u64,
+    ) -> (u64, u64) {
+        let bounds = usage::Bounds {
+            prompt_estimate: self.prompt_estimate,
+            completion_cap: self.completion_cap,
+            embedding: self.kind == CallType::Embedding,
+        };
+        /// Names the call in a warning, formatted only if one is logged.
+        struct What<'a>(&'a str, &'a str);
+        impl std::fmt::Display for What<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "request {} to {}", self.0, self.1)
+            }
+        }
+        let what = What(&self.record.request_id, &self.dep.model_name);
+        usage::billable(reported, &bounds, completion_estimate, &what)
+    }
+
     fn settle(&mut self, prompt: u64, completion: u64, status: &str) -> Result<()> {
         self.record.prompt_tokens = prompt;
         self.record.completion_tokens = completion;
@@ -165,7 +190,7 @@ impl Call {
         self.record.end_time = util::now_iso();
         self.record.status = status.to_string();
         if let Some(p) = &self.permit {
-            p.add_tokens(prompt + completion);
+            p.add_tokens(prompt.saturating_add(completion));
         }
         crate::metrics::METRICS.usage(&self.dep.model_name, prompt, completion, self.record.spend);
         let rec = &self.record;
@@ -196,11 +221,14 @@ pub fn call(ctx: &'static Ctx, who: &Caller, req: &Req, kind: CallType) -> Resul
     if !body.given(field) {
         return Err(Error::bad_param(field, format!("`{field}` is required")));
     }
+    // The shape of every field that matters, before anything goes upstream (400 naming it).
+    let shape = call_body::check(&body.0, kind)?;
     let stream = body.opt_bool("stream")?.unwrap_or(false) && kind != CallType::Embedding;
     let mock_response = body.opt_str("mock_response")?;
     let max_tokens = body
         .opt_u64("max_tokens")?
         .or(body.opt_u64("max_completion_tokens")?);
+    let completion_cap = max_tokens.map(|m| m.saturating_mul(shape.n));
     // Key aliases, then the config's, apply before the access check; the check is on the
     // model actually called.
     let model = who
@@ -252,6 +280,7 @@ pub fn call(ctx: &'static Ctx, who: &Caller, req: &Req, kind: CallType) -> Resul
             ..SpendRecord::default()
         },
         prompt_estimate,
+        completion_cap,
         permit,
         _reservation: reservation,
     };
@@ -398,54 +427,6 @@ impl StreamBody for MockStream {
 // ---------------------------------------------------------------------------------------------
 // Forwarding
 
-fn usage_of(v: &Value) -> Option<(u64, u64)> {
-    v.get("usage").and_then(usage_counts)
-}
-
-/// (prompt, completion) tokens of a `usage` object.
-fn usage_counts(u: &Value) -> Option<(u64, u64)> {
-    if !u.is_object() {
-        return None;
-    }
-    let p = u.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0);
-    let c = u
-        .get("completion_tokens")
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
-    Some((p, c))
-}
-
-fn completion_text(v: &Value) -> String {
-    let mut s = String::new();
-    if let Some(choices) = v.get("choices").and_then(Value::as_array) {
-        for c in choices {
-            for path in [
-                &["message", "content"][..],
-                &["delta", "content"],
-                &["text"],
-            ] {
-                let mut cur = c;
-                let mut ok = true;
-                for p in path {
-                    match cur.get(*p) {
-                        Some(x) => cur = x,
-                        None => {
-                            ok = false;
-                            break;
-                        }
-                    }
-                }
-                if ok {
-                    if let Some(t) = cur.as_str() {
-                        s.push_str(t);
-                    }
-                }
-            }
-        }
-    }
-    s
-}
-
 fn forward(
     mut call: Call,
     model: &str,
@@ -494,13 +475,17 @@ fn forward(
         }
     };
     let status = resp.status().as_u16();
-    if status >= 400 || (!stream && status != 200) {
-        let mut b = resp.into_body();
-        let bytes = b
-            .with_config()
-            .limit(1024 * 1024)
-            .read_to_vec()
-            .unwrap_or_default();
+    // A stream is any 2xx, an answer only 200; a redirect (never followed) is a fault too.
+    if (stream && !(200..300).contains(&status)) || (!stream && status != 200) {
+        let bytes = if (300..400).contains(&status) {
+            Vec::new()
+        } else {
+            resp.into_body()
+                .with_config()
+                .limit(MAX_UPSTREAM_ERROR_BODY)
+                .read_to_vec()
+                .unwrap_or_default()
+        };
         let _ = call.settle(0, 0, "failure");
         return Err(Upstream::status_error(dep, status, &bytes));
     }
@@ -511,26 +496,30 @@ fn forward(
             caller_wants_usage,
         })));
     }
-    let bytes = match resp
-        .into_body()
-        .with_config()
-        .limit(MAX_UPSTREAM_BODY)
-        .read_to_vec()
-    {
+    // The whole answer is held (its `usage` comes last and spend is recorded before the
+    // client gets it), so this cap times `--workers` bounds the memory of such answers.
+    let cap = call.ctx.cfg.max_upstream_body_bytes;
+    let bytes = match resp.into_body().with_config().limit(cap).read_to_vec() {
         Ok(b) => b,
+        Err(ureq::Error::BodyExceedsLimit(_)) => {
+            let _ = call.settle(0, 0, "failure");
+            return Err(Error::Upstream {
+                status: 502,
+                message: format!(
+                    "upstream {} answered with more than {cap} bytes",
+                    dep.model_name
+                ),
+            });
+        }
         Err(e) => {
             let _ = call.settle(0, 0, "failure");
             return Err(upstream::map_fault(dep, &e));
         }
     };
-    // Only `usage` is read into memory (the rest is checked for syntax and skipped); the
-    // whole answer is parsed only when it has no usage and the completion must be counted.
-    #[derive(serde::Deserialize)]
-    struct UsageOnly {
-        usage: Option<Value>,
-    }
-    let usage = match serde_json::from_slice::<UsageOnly>(&bytes) {
-        Ok(u) => u.usage.as_ref().and_then(usage_counts),
+    // Only `usage` is read (the rest is checked for syntax and skipped, no tree is built);
+    // the completion text is counted, in a second pass, only when its figure is needed.
+    let reported = match serde_json::from_slice::<usage::UsageOnly>(&bytes) {
+        Ok(u) => u.usage.map(|r| r.0),
         Err(_) => {
             let _ = call.settle(0, 0, "failure");
             return Err(Error::Upstream {
@@ -539,13 +528,13 @@ fn forward(
             });
         }
     };
-    let (p, c) = match usage {
-        Some(pc) => pc,
-        None => {
-            let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            (call.prompt_estimate, count_tokens(&completion_text(&v)))
-        }
-    };
+    let (p, c) = call.billable(reported, || {
+        let chars = serde_json::from_slice::<usage::ChoicesOnly>(&bytes)
+            .ok()
+            .and_then(|c| c.choices)
+            .map_or(0, |c| c.0);
+        usage::tokens_of_chars(chars)
+    });
     call.settle(p, c, "success")?;
     // The upstream's answer as it came (its `model` field names the upstream model).
     Ok(Reply::Raw(200, "application/json", bytes))
@@ -564,46 +553,68 @@ impl StreamBody for UpstreamStream {
             return;
         };
         let mut reader = std::io::BufReader::new(body.into_reader());
-        let mut line = String::new();
-        let mut usage: Option<(u64, u64)> = None;
-        let mut produced = String::new();
+        let mut line: Vec<u8> = Vec::new();
+        let mut reported: Option<usage::Reported> = None;
+        // Characters of completion text seen, for a stream without usage (a count, not the
+        // text: an endless stream must not grow memory).
+        let mut produced_chars = 0u64;
         let mut finished = false;
         let mut done = false;
         let mut broken: Option<String> = None;
         let mut client_gone = false;
         // Events read but not yet sent. They go out when nothing more is buffered, i.e. right
         // before a read that may wait: one `send` for all the events that arrived together
-        // (under load several do), and still at once for an event that arrived alone.
+        // (under load several do), and still at once for an event that arrived alone; and at
+        // the latest once they reach `MAX_STREAM_BATCH`.
         let mut out: Vec<u8> = Vec::new();
         loop {
-            if !out.is_empty() && reader.buffer().is_empty() {
+            if !out.is_empty() && (reader.buffer().is_empty() || out.len() >= MAX_STREAM_BATCH) {
                 if emit(&out).is_err() {
                     client_gone = true;
                     break;
                 }
                 out.clear();
             }
-            line.clear();
-            match reader.read_line(&mut line) {
-                Ok(0) => break,
-                Ok(_) => {}
+            match sse::read_line_capped(&mut reader, &mut line, sse::MAX_LINE) {
+                Ok(Line::Eof) => break,
+                Ok(Line::Got) => {}
+                Ok(Line::TooLong) => {
+                    log::warn!(
+                        "request {}: upstream {} sent an event line over {} bytes",
+                        self.call.record.request_id,
+                        dep.model_name,
+                        sse::MAX_LINE
+                    );
+                    broken = Some(format!(
+                        "the upstream sent an event longer than {} bytes",
+                        sse::MAX_LINE
+                    ));
+                    break;
+                }
                 Err(e) => {
                     let timed_out = matches!(
                         e.kind(),
                         std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
                     ) || e.to_string().contains("timeout");
+                    log::warn!(
+                        "request {}: upstream {} stream: {}",
+                        self.call.record.request_id,
+                        dep.model_name,
+                        upstream::scrub(dep, &e.to_string())
+                    );
                     broken = Some(if timed_out {
                         "the upstream stream timed out".into()
                     } else {
-                        format!(
-                            "the upstream stream broke: {}",
-                            upstream::scrub(dep, &e.to_string())
-                        )
+                        "the upstream stream broke".into()
                     });
                     break;
                 }
             }
-            let Some(data) = line.trim_end().strip_prefix("data:") else {
+            let Ok(text) = std::str::from_utf8(&line) else {
+                broken = Some("the upstream stream is not UTF-8".into());
+                break;
+            };
+            let Some(data) = text.trim_end().strip_prefix("data:") else {
                 continue;
             };
             let data = data.trim_start();
@@ -612,9 +623,10 @@ impl StreamBody for UpstreamStream {
                 break;
             }
             let mut forward_it = true;
+            let mut scrubbed = None;
             if let Ok(v) = serde_json::from_str::<Value>(data) {
-                if let Some(u) = usage_of(&v) {
-                    usage = Some(u);
+                if let Some(u) = v.get("usage").filter(|u| !u.is_null()) {
+                    reported = Some(usage::Reported::of_value(u));
                     let no_choices = v
                         .get("choices")
                         .and_then(Value::as_array)
@@ -623,7 +635,11 @@ impl StreamBody for UpstreamStream {
                         forward_it = false;
                     }
                 }
-                produced.push_str(&completion_text(&v));
+                // An upstream's own error event may echo its URL or our key.
+                if v.get("error").is_some() {
+                    scrubbed = Some(upstream::scrub(dep, data));
+                }
+                produced_chars = produced_chars.saturating_add(usage::completion_chars(&v));
                 if v.get("choices")
                     .and_then(Value::as_array)
                     .is_some_and(|cs| {
@@ -633,10 +649,13 @@ impl StreamBody for UpstreamStream {
                 {
                     finished = true;
                 }
+            } else {
+                // Not JSON: an upstream's plain-text complaint, which may name it.
+                scrubbed = Some(upstream::scrub(dep, data));
             }
             if forward_it {
                 out.extend_from_slice(b"data: ");
-                out.extend_from_slice(data.as_bytes());
+                out.extend_from_slice(scrubbed.as_deref().unwrap_or(data).as_bytes());
                 out.extend_from_slice(b"\n\n");
             }
         }
@@ -652,7 +671,9 @@ impl StreamBody for UpstreamStream {
             drop(reader);
             None
         };
-        let (p, c) = usage.unwrap_or((self.call.prompt_estimate, count_tokens(&produced)));
+        let (p, c) = self
+            .call
+            .billable(reported, || usage::tokens_of_chars(produced_chars));
         if client_gone {
             let _ = self.call.settle(p, c, "client_disconnected");
             return;

@@ -2,14 +2,22 @@
 //! request URL and body sent to an OpenAI-compatible deployment, and the mapping of upstream
 //! faults to our errors (API.md §8): refused/unreachable → 502, timeout → 504, upstream
 //! 4xx/5xx → the same status in our envelope, with the upstream key and URL removed.
-//! The provider key comes only from the config, never from the caller.
+//! The provider key comes only from the config, never from the caller. Redirects are never
+//! followed (a 3xx is a 502 whose `Location` nobody sees), and no message a key holder can
+//! read carries the deployment's URL, host or key: transport faults are named by kind only
+//! (the detail goes to the operator's log), upstream error bodies are scrubbed.
 
+pub mod sse;
 pub mod transport;
+pub mod usage;
 
 use crate::config::Deployment;
 use crate::error::Error;
 use serde_json::Value;
 use std::time::Duration;
+
+/// An upstream's error message is echoed up to this many characters.
+const MAX_ECHOED_CHARS: usize = 2000;
 
 pub struct Upstream {
     agent: ureq::Agent,
@@ -48,6 +56,10 @@ impl Upstream {
             .input_buffer_size(32 * 1024)
             .output_buffer_size(16 * 1024)
             .timeout_connect(Some(Duration::from_secs(10)))
+            // A redirect would send the caller's prompt (and, to the same host, our provider
+            // key) wherever the upstream points; a 3xx is answered as a fault instead. With 0,
+            // ureq returns the 3xx response as it is.
+            .max_redirects(0)
             .user_agent(concat!("litegate/", env!("CARGO_PKG_VERSION")))
             .build();
         Upstream {
@@ -144,7 +156,18 @@ impl Upstream {
     }
 
     /// Turns an upstream error status and body into our envelope's error, without secrets.
+    /// A redirect (3xx) is a 502 that shows neither its body nor its `Location`.
     pub fn status_error(dep: &Deployment, status: u16, body: &[u8]) -> Error {
+        if (300..400).contains(&status) {
+            return Error::Upstream {
+                status: 502,
+                message: format!(
+                    "upstream {} answered with a redirect ({status}); litegate does not \
+                     follow redirects",
+                    dep.model_name
+                ),
+            };
+        }
         let msg = serde_json::from_slice::<Value>(body)
             .ok()
             .and_then(|v| {
@@ -153,6 +176,8 @@ impl Upstream {
                     .and_then(|m| m.as_str().map(str::to_string))
             })
             .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(500)]).into_owned());
+        // What is echoed to the caller is bounded (the body may be up to 1 MiB).
+        let msg: String = msg.chars().take(MAX_ECHOED_CHARS).collect();
         Error::Upstream {
             status: if (400..600).contains(&status) {
                 status
@@ -212,7 +237,9 @@ fn ip_literal(uri: &ureq::http::Uri) -> Option<std::net::SocketAddr> {
     Some(std::net::SocketAddr::new(ip, port))
 }
 
-/// Removes the deployment's key and base URL from a message.
+/// Removes the deployment's key, base URL, and its host (with and without the port) from a
+/// message: an upstream may echo any of them (`http://10.0.0.5:8000/v1/chat/completions`,
+/// `10.0.0.5:8000`, `Host: llm.internal`).
 pub fn scrub(dep: &Deployment, s: &str) -> String {
     let mut out = s.to_string();
     if let Some(k) = dep.api_key.as_deref().filter(|k| k.len() >= 4) {
@@ -220,8 +247,48 @@ pub fn scrub(dep: &Deployment, s: &str) -> String {
     }
     if let Some(b) = dep.api_base.as_deref().filter(|b| !b.is_empty()) {
         out = out.replace(b.trim_end_matches('/'), "[upstream]");
+        if let Ok(uri) = b.parse::<ureq::http::Uri>() {
+            if let Some(a) = uri
+                .authority()
+                .map(|a| a.as_str())
+                .filter(|a| !a.is_empty())
+            {
+                out = out.replace(a, "[upstream]");
+            }
+            // A bare host of 4 characters or more (shorter ones would eat ordinary words).
+            if let Some(h) = uri.host().filter(|h| h.len() >= 4) {
+                out = out.replace(h, "[upstream]");
+            }
+        }
     }
     out
+}
+
+/// What kind of transport fault `e` is, in words that name no host, address or URL: ureq's
+/// own messages may carry them (a URI, a resolver error with the name, a TLS error with the
+/// certificate's names). The full text goes to the operator's log.
+fn fault_kind(e: &ureq::Error) -> &'static str {
+    use std::io::ErrorKind as K;
+    match e {
+        ureq::Error::Io(io) => match io.kind() {
+            K::ConnectionRefused => "connection refused",
+            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => "connection reset",
+            K::UnexpectedEof => "connection closed early",
+            K::AddrNotAvailable | K::NetworkUnreachable | K::HostUnreachable => "unreachable",
+            K::NotFound => "name not resolved",
+            // The resolver's failures come as uncategorised I/O errors.
+            _ if io.to_string().contains("lookup") => "name not resolved",
+            _ => "network error",
+        },
+        ureq::Error::HostNotFound => "name not resolved",
+        ureq::Error::ConnectionFailed => "connection failed",
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) => "TLS error",
+        ureq::Error::BodyExceedsLimit(_) => "answer too large",
+        ureq::Error::TooManyRedirects | ureq::Error::RedirectFailed => "redirect",
+        ureq::Error::Protocol(_) => "invalid HTTP answer",
+        ureq::Error::LargeResponseHeader(..) => "response header too large",
+        _ => "transport error",
+    }
 }
 
 /// Maps a transport fault: timeouts → 504, everything else (refused, DNS, reset) → 502.
@@ -234,6 +301,12 @@ pub fn map_fault(dep: &Deployment, e: &ureq::Error) -> Error {
         ),
         _ => false,
     };
+    log::warn!(
+        "upstream {} ({}): {}",
+        dep.model_name,
+        if timed_out { "timeout" } else { fault_kind(e) },
+        scrub(dep, &e.to_string())
+    );
     if timed_out {
         Error::UpstreamTimeout(format!(
             "upstream {} did not answer in time",
@@ -245,7 +318,7 @@ pub fn map_fault(dep: &Deployment, e: &ureq::Error) -> Error {
             message: format!(
                 "upstream {} could not be reached: {}",
                 dep.model_name,
-                scrub(dep, &e.to_string())
+                fault_kind(e)
             ),
         }
     }
@@ -327,6 +400,24 @@ mod tests {
         assert!(
             !m.contains("sk-provider-secret") && !m.contains("10.1.2.3"),
             "{m}"
+        );
+        // Host and port alone, and the host alone, are scrubbed too.
+        let e = Upstream::status_error(&d, 500, b"down: 10.1.2.3:9 (10.1.2.3)");
+        assert!(!e.message().contains("10.1.2.3"), "{}", e.message());
+        // A redirect shows nothing of its body.
+        let e = Upstream::status_error(&d, 302, b"see http://elsewhere.example/x");
+        assert_eq!(e.status(), 502);
+        assert!(!e.message().contains("elsewhere"), "{}", e.message());
+        // What is echoed is bounded.
+        let long = format!(
+            "{{\"error\": {{\"message\": \"{}\"}}}}",
+            "x".repeat(100_000)
+        );
+        let e = Upstream::status_error(&d, 400, long.as_bytes());
+        assert!(
+            e.message().len() < MAX_ECHOED_CHARS + 100,
+            "{}",
+            e.message().len()
         );
     }
 }

@@ -21,4 +21,5 @@ mod store_hardening;
 mod teams;
 mod ui;
 mod upstream;
+mod upstream_hardening;
 mod users;

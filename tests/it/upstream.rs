@@ -16,6 +16,19 @@
 //!   the URL it was called on (litegate must scrub both)
 //! - `drop`: two SSE chunks, then closes the socket without the terminating chunk
 //! - `endless`: SSE chunks every 50 ms until a write fails; then `client_gone` is set
+//!
+//! Misbehaving modes (issue 11, `upstream_hardening.rs`):
+//! - `flood`: SSE chunks as fast as the socket takes them, for up to 60 s (its deployment has
+//!   `stream_timeout: 2`); `client_gone` is set when a write fails
+//! - `flood_big`: the same with 16 KiB of text in each chunk
+//! - `endless_line`: SSE whose first `data:` line never ends (64 KiB pieces, no newline)
+//! - `huge_json`: a 200 JSON answer declaring 1 GB, sent in 1 MiB pieces until a write fails
+//! - `redirect301` / `redirect302` / `redirect307`: that status with `Location:` the URL set by
+//!   `Fake::redirect_to`, and a body that names it too
+//! - `lie_negative`, `lie_huge`, `lie_strings`, `lie_total`, `lie_over`: a normal answer (or
+//!   stream, with a usage chunk always) whose `usage` is `lying_usage(mode)`
+//! - `echo_url`: a 400 whose message echoes the URL, the `Host` header and the key; streamed:
+//!   one chunk, then an error event and a plain-text `data:` line echoing the same, then the end
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -35,8 +48,47 @@ pub const CALL_COST: f64 = 0.05;
 pub const SLOW_SECS: u64 = 3;
 /// The modes that get a deployment in `config`.
 pub const MODES: &[&str] = &[
-    "json", "lag", "nousage", "sse", "gated", "slow", "fail500", "fail401", "drop", "endless",
+    "json",
+    "lag",
+    "nousage",
+    "sse",
+    "gated",
+    "slow",
+    "fail500",
+    "fail401",
+    "drop",
+    "endless",
+    "flood",
+    "flood_big",
+    "endless_line",
+    "huge_json",
+    "redirect301",
+    "redirect302",
+    "redirect307",
+    "lie_negative",
+    "lie_huge",
+    "lie_strings",
+    "lie_total",
+    "lie_over",
+    "echo_url",
 ];
+
+/// The `usage` each `lie_*` mode reports.
+pub fn lying_usage(mode: &str) -> Value {
+    match mode {
+        "lie_negative" => {
+            json!({"prompt_tokens": -5, "completion_tokens": -1000, "total_tokens": -1005})
+        }
+        "lie_huge" => json!({"prompt_tokens": 1_000_000_000_000_000_000u64,
+                             "completion_tokens": 1e300, "total_tokens": 1e300}),
+        "lie_strings" => json!({"prompt_tokens": "NaN", "completion_tokens": "Infinity",
+                                "total_tokens": "lots"}),
+        "lie_total" => json!({"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 1}),
+        // More than any request in the tests allows (`max_tokens` ≤ 100).
+        "lie_over" => json!({"prompt_tokens": 10, "completion_tokens": 5000, "total_tokens": 5010}),
+        _ => usage(),
+    }
+}
 
 /// One request as the fake saw it.
 #[derive(Debug, Clone)]
@@ -66,6 +118,8 @@ struct State {
     stop: AtomicBool,
     /// Connections accepted so far (the gateway should reuse them).
     accepted: AtomicUsize,
+    /// Where the `redirect*` modes point.
+    redirect_to: Mutex<String>,
 }
 
 pub struct Fake {
@@ -124,6 +178,11 @@ impl Fake {
         self.state.accepted.load(Ordering::SeqCst)
     }
 
+    /// Sets the `Location` of the `redirect*` modes.
+    pub fn redirect_to(&self, url: &str) {
+        *self.state.redirect_to.lock().unwrap() = url.to_string();
+    }
+
     /// Whether an `endless` stream saw its client (litegate) go away.
     pub fn client_gone(&self) -> bool {
         self.state.client_gone.load(Ordering::SeqCst)
@@ -150,7 +209,11 @@ pub fn dead_port() -> u16 {
 pub fn config(fake: &Fake, extra: &str) -> String {
     let mut y = String::from("model_list:\n");
     for m in MODES {
-        let timeout = if *m == "slow" { ", timeout: 1" } else { "" };
+        let timeout = match *m {
+            "slow" => ", timeout: 1",
+            "flood" | "flood_big" => ", stream_timeout: 2",
+            _ => "",
+        };
         y.push_str(&format!(
             "  - model_name: {m}\n    litellm_params: {{ model: openai/{m}, api_base: \"{}\", \
              api_key: {UPSTREAM_KEY}, input_cost_per_token: {IN_COST}, \
@@ -336,7 +399,53 @@ fn answer(w: &mut TcpStream, port: u16, st: &State, rec: &Recorded) -> bool {
                 &json!({"error": {"message": msg, "type": "invalid_request_error", "code": status}}),
             )
         }
-        "sse" | "gated" | "nousage" => {
+        "flood" | "flood_big" | "endless_line" | "huge_json" => misbehave(w, st, path, &mode),
+        m if m.starts_with("redirect") => {
+            let to = st.redirect_to.lock().unwrap().clone();
+            let status = &m["redirect".len()..];
+            let body = format!("Moved to {to}");
+            let _ = w.write_all(
+                format!(
+                    "HTTP/1.1 {status} Moved\r\nLocation: {to}\r\nContent-Type: text/plain\r\n\
+                     Content-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+            true
+        }
+        m if m.starts_with("lie_") && !stream => {
+            let mut v = json_answer(path, m, true);
+            v["usage"] = lying_usage(m);
+            write_json(w, 200, &v)
+        }
+        "echo_url" => {
+            let host = rec.header("host").unwrap_or("").to_string();
+            let sent = rec
+                .header("authorization")
+                .unwrap_or("")
+                .trim_start_matches("Bearer ")
+                .to_string();
+            let msg = format!(
+                "cannot serve http://127.0.0.1:{port}{path} (Host: {host}, upstream at \
+                 127.0.0.1:{port}, key {sent})"
+            );
+            let err = json!({"error": {"message": msg, "type": "invalid_request_error"}});
+            if !stream {
+                return write_json(w, 400, &err);
+            }
+            let _ = (|| -> std::io::Result<()> {
+                sse_head(w)?;
+                sse_event(w, &chunk(path, &mode, Some("Hello")).to_string())?;
+                sse_event(w, &err.to_string())?;
+                sse_event(w, &format!("plain text: {msg}"))?;
+                w.write_all(b"0\r\n\r\n")?;
+                w.flush()
+            })();
+            false
+        }
+        "sse" | "gated" | "nousage" | "lie_negative" | "lie_huge" | "lie_strings" | "lie_total"
+        | "lie_over" => {
             let r = (|| -> std::io::Result<()> {
                 sse_head(w)?;
                 for (i, t) in ["Hello", " from", " the fake"].iter().enumerate() {
@@ -350,11 +459,13 @@ fn answer(w: &mut TcpStream, port: u16, st: &State, rec: &Recorded) -> bool {
                     }
                 }
                 sse_event(w, &chunk(path, &mode, None).to_string())?;
-                if wants_usage && mode != "nousage" {
+                let lies = mode.starts_with("lie_");
+                if (wants_usage && mode != "nousage") || lies {
                     sse_event(
                         w,
                         &json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk",
-                                "created": 1, "model": mode, "choices": [], "usage": usage()})
+                                "created": 1, "model": mode, "choices": [],
+                                "usage": lying_usage(&mode)})
                         .to_string(),
                     )?;
                 }
@@ -394,4 +505,52 @@ fn answer(w: &mut TcpStream, port: u16, st: &State, rec: &Recorded) -> bool {
             &json!({"error": {"message": format!("fake upstream: unknown model {mode}")}}),
         ),
     }
+}
+
+/// The `flood`, `endless_line` and `huge_json` modes: they write until a write fails (litegate
+/// gave up) or 60 s pass; `client_gone` records the former.
+fn misbehave(w: &mut TcpStream, st: &State, path: &str, mode: &str) -> bool {
+    let started = Instant::now();
+    let long = || started.elapsed() > Duration::from_secs(60);
+    let r = (|| -> std::io::Result<()> {
+        match mode {
+            "flood" | "flood_big" => {
+                sse_head(w)?;
+                let (text, per_write) = if mode == "flood" {
+                    ("more ".to_string(), 64)
+                } else {
+                    ("0123456789abcdef".repeat(1024), 4)
+                };
+                let ev = format!("data: {}\n\n", chunk(path, mode, Some(&text)));
+                let piece = format!("{:x}\r\n{ev}\r\n", ev.len()).repeat(per_write);
+                while !long() {
+                    w.write_all(piece.as_bytes())?;
+                }
+            }
+            "endless_line" => {
+                sse_head(w)?;
+                let first = "data: {\"choices\": [{\"delta\": {\"content\": \"";
+                w.write_all(format!("{:x}\r\n{first}\r\n", first.len()).as_bytes())?;
+                let piece = format!("{:x}\r\n{}\r\n", 64 * 1024, "x".repeat(64 * 1024));
+                while !long() {
+                    w.write_all(piece.as_bytes())?;
+                }
+            }
+            _ => {
+                w.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                      Content-Length: 1000000000\r\n\r\n{\"usage\": {}, \"pad\": \"",
+                )?;
+                let piece = "x".repeat(1024 * 1024);
+                while !long() {
+                    w.write_all(piece.as_bytes())?;
+                }
+            }
+        }
+        Ok(())
+    })();
+    if r.is_err() {
+        st.client_gone.store(true, Ordering::SeqCst);
+    }
+    false
 }
