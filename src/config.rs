@@ -58,6 +58,8 @@ pub struct Config {
     pub metrics_require_auth: bool,
     /// Config-level model aliases (alias -> model_name), applied after a key's own aliases.
     pub aliases: std::collections::HashMap<String, String>,
+    /// `litellm_settings.default_internal_user_params`: what new users get by default.
+    pub user_defaults: crate::user_defaults::UserDefaults,
 }
 
 impl Default for Config {
@@ -76,6 +78,7 @@ impl Default for Config {
             backup_dir: None,
             metrics_require_auth: false,
             aliases: Default::default(),
+            user_defaults: Default::default(),
         }
     }
 }
@@ -437,6 +440,11 @@ fn apply_yaml(
                 if let Yaml::Mapping(m) = v {
                     for (k2, v2) in m {
                         let k2 = as_str(k2, file, &key)?;
+                        if key == "litellm_settings" && k2 == "default_internal_user_params" {
+                            cfg.user_defaults =
+                                crate::user_defaults::UserDefaults::parse(&yaml_to_json(v2))
+                                    .map_err(|e| ConfigError(format!("{file}: {e}")))?;
+                        }
                         if k2 == "model_group_alias" || k2 == "model_alias_map" {
                             let field = format!("{key}.{k2}");
                             let Yaml::Mapping(aliases) = v2 else {

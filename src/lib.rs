@@ -12,6 +12,7 @@ pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod upstream;
+pub mod user_defaults;
 pub mod util;
 
 use config::Config;

@@ -4,10 +4,11 @@
 //! Every write runs in one IMMEDIATE transaction that also re-reads the target and authorizes
 //! on it, so a denied or failed call changes nothing.
 
-use super::{scope, Body, Ctx, Reply, Req};
+use super::{scope, users, Body, Ctx, Reply, Req};
 use crate::auth::{self, Caller, Chain, ALL_ORG_MODELS, ALL_TEAM_MODELS};
 use crate::db::{self, keys::KeySummary, teams::MemberRow, teams::TeamFields, teams::TeamRow};
 use crate::error::{Error, Result};
+use crate::user_defaults::UserDefaults;
 use crate::util;
 use rusqlite::Connection;
 use serde_json::{json, Value};
@@ -220,12 +221,12 @@ fn member_specs(body: &Body, field: &str, required: bool) -> Result<Vec<MemberSp
 }
 
 /// The user a member entry names, created (as `internal_user`) when missing, as LiteLLM does.
-fn resolve_or_create(c: &Connection, m: &MemberSpec) -> Result<String> {
+fn resolve_or_create(c: &Connection, d: &UserDefaults, m: &MemberSpec) -> Result<String> {
     if let Some(id) = &m.user_id {
         if db::users::get(c, id)?.is_none() {
-            db::users::insert_minimal(c, id, m.user_email.as_deref(), "internal_user").map_err(
-                |e| unique_or(e, || format!("another user already has the email of {id}")),
-            )?;
+            users::create_implicit(c, d, id, m.user_email.as_deref()).map_err(|e| {
+                unique_or(e, || format!("another user already has the email of {id}"))
+            })?;
         }
         return Ok(id.clone());
     }
@@ -234,7 +235,7 @@ fn resolve_or_create(c: &Connection, m: &MemberSpec) -> Result<String> {
     match ids.as_slice() {
         [] => {
             let id = util::uuid4();
-            db::users::insert_minimal(c, &id, Some(email), "internal_user")?;
+            users::create_implicit(c, d, &id, Some(email))?;
             Ok(id)
         }
         [one] => Ok(one.clone()),
@@ -271,6 +272,7 @@ fn resolve_existing(c: &Connection, body: &Body, team_id: &str) -> Result<String
 
 fn add_members(
     c: &Connection,
+    d: &UserDefaults,
     team_id: &str,
     specs: &[MemberSpec],
     budget: Option<f64>,
@@ -278,7 +280,7 @@ fn add_members(
 ) -> Result<Vec<String>> {
     let mut added = Vec::new();
     for m in specs {
-        let uid = resolve_or_create(c, m)?;
+        let uid = resolve_or_create(c, d, m)?;
         let budget_id = match budget {
             Some(b) => Some(db::teams::insert_budget(c, b, by)?),
             None => None,
@@ -359,7 +361,7 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         check_models(ctx, org_models.as_deref(), &fields.models)?;
         db::teams::insert(tx, &team_id, &fields, by.as_deref())
             .map_err(|e| unique_or(e, || format!("Team {team_id} already exists")))?;
-        let mut added = add_members(tx, &team_id, &specs, None, by.as_deref())?;
+        let mut added = add_members(tx, &ctx.cfg.user_defaults, &team_id, &specs, None, by.as_deref())?;
         // LiteLLM makes a non-admin creator the team's admin.
         if !who.is_proxy_admin() {
             if let Some(me) = &who.user_id {
@@ -588,7 +590,14 @@ pub fn member_add(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                 "Only admins of team {team_id} can add members"
             )));
         }
-        let added = add_members(tx, &team_id, &specs, budget, by.as_deref())?;
+        let added = add_members(
+            tx,
+            &ctx.cfg.user_defaults,
+            &team_id,
+            &specs,
+            budget,
+            by.as_deref(),
+        )?;
         let mut out = team_reply(tx, &team_id)?;
         let mut users = Vec::new();
         let mut memberships = Vec::new();
