@@ -531,17 +531,37 @@ pub fn delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
 }
 
 /// `GET /team/info?team_id=` (LiteLLM shape: `team_id`, `team_info`, `keys`,
-/// `team_memberships`).
+/// `team_memberships`). Readers: `scope::can_read_team`, and a key of the team itself (API.md
+/// §9). Every reader sees the team's keys, but a key's `token` only when the reader could
+/// read that key with `/key/info` (proxy admins and viewers, admins of the team, the key's
+/// owner, the key itself); other members get `token: null`.
 pub fn info(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let team_id = team_id_query(req)?;
+    let own_team_key = who
+        .key
+        .as_ref()
+        .is_some_and(|k| k.team_id.as_deref() == Some(team_id.as_str()));
     let out = ctx.pool.read(|c| {
-        let t = visible_team(c, who, &team_id)?;
+        let t = match db::teams::get(c, &team_id)? {
+            Some(t) if own_team_key || scope::can_read_team(c, who, &t)? => t,
+            _ => return Err(not_found(&team_id)),
+        };
         let members = db::teams::members(c, &team_id)?;
         let keys = db::keys::summaries_by_team(c, &team_id)?;
+        let all_tokens = who.role.reads_all() || scope::is_team_admin(c, who, &t)?;
+        let shown = |k: &KeySummary| {
+            let mut v = key_json(k);
+            let mine = k.user_id.is_some() && k.user_id == who.user_id;
+            let itself = who.key.as_ref().is_some_and(|own| own.token == k.token);
+            if !(all_tokens || mine || itself) {
+                v["token"] = Value::Null;
+            }
+            v
+        };
         Ok(json!({
             "team_id": t.id,
             "team_info": team_json(&t, &members),
-            "keys": keys.iter().map(key_json).collect::<Vec<_>>(),
+            "keys": keys.iter().map(shown).collect::<Vec<_>>(),
             "team_memberships": members.iter().map(membership_json).collect::<Vec<_>>(),
         }))
     })?;
