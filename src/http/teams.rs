@@ -361,7 +361,14 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         check_models(ctx, org_models.as_deref(), &fields.models)?;
         db::teams::insert(tx, &team_id, &fields, by.as_deref())
             .map_err(|e| unique_or(e, || format!("Team {team_id} already exists")))?;
-        let mut added = add_members(tx, &ctx.cfg.user_defaults, &team_id, &specs, None, by.as_deref())?;
+        let mut added = add_members(
+            tx,
+            &ctx.cfg.user_defaults,
+            &team_id,
+            &specs,
+            None,
+            by.as_deref(),
+        )?;
         // LiteLLM makes a non-admin creator the team's admin.
         if !who.is_proxy_admin() {
             if let Some(me) = &who.user_id {

@@ -162,14 +162,16 @@ fn op() -> impl Strategy<Value = Op> {
             proptest::option::of(team.clone()),
             proptest::option::of(user.clone())
         )
-            .prop_map(|(key, models, max_budget, limits, team, user)| Op::KeyUpdate {
-                key,
-                models,
-                max_budget,
-                limits,
-                team,
-                user
-            }),
+            .prop_map(
+                |(key, models, max_budget, limits, team, user)| Op::KeyUpdate {
+                    key,
+                    models,
+                    max_budget,
+                    limits,
+                    team,
+                    user
+                }
+            ),
         any::<usize>().prop_map(Op::KeyDelete),
         (any::<usize>(), any::<bool>()).prop_map(|(k, b)| Op::KeyBlock(k, b)),
         (team.clone(), user.clone(), any::<bool>(), budget()).prop_map(
@@ -234,13 +236,15 @@ fn op() -> impl Strategy<Value = Op> {
             budget(),
             any::<bool>()
         )
-            .prop_map(|(user, role, models, max_budget, password)| Op::UserUpdate {
-                user,
-                role,
-                models,
-                max_budget,
-                password
-            }),
+            .prop_map(
+                |(user, role, models, max_budget, password)| Op::UserUpdate {
+                    user,
+                    role,
+                    models,
+                    max_budget,
+                    password
+                }
+            ),
         (user, 0..GLOBAL_ROLES.len()).prop_map(|(user, role)| Op::UserNew { user, role }),
     ]
 }
@@ -356,11 +360,20 @@ fn setup() -> World {
             {"user_id": "oa", "role": "org_admin"}, {"user_id": "mu", "role": "internal_user"}]}),
     );
     for (team, members) in [
-        ("T1", json!([{"user_id": "ta", "role": "admin"}, {"user_id": "mu", "role": "user"},
-                      {"user_id": "vw", "role": "user"}, {"user_id": "s1", "role": "user"}])),
+        (
+            "T1",
+            json!([{"user_id": "ta", "role": "admin"}, {"user_id": "mu", "role": "user"},
+                      {"user_id": "vw", "role": "user"}, {"user_id": "s1", "role": "user"}]),
+        ),
         ("T2", json!([{"user_id": "s1", "role": "user"}])),
-        ("T3", json!([{"user_id": "ta", "role": "user"}, {"user_id": "s1", "role": "user"}])),
-        ("TB", json!([{"user_id": "ta", "role": "admin"}, {"user_id": "s1", "role": "user"}])),
+        (
+            "T3",
+            json!([{"user_id": "ta", "role": "user"}, {"user_id": "s1", "role": "user"}]),
+        ),
+        (
+            "TB",
+            json!([{"user_id": "ta", "role": "admin"}, {"user_id": "s1", "role": "user"}]),
+        ),
     ] {
         master(
             &s,
@@ -670,14 +683,19 @@ impl State {
     }
     fn org_admin(&self, u: &str, org: &str) -> bool {
         !self.is_viewer(u)
-            && self.org_members.get(&(org.to_string(), u.to_string())).map(String::as_str)
+            && self
+                .org_members
+                .get(&(org.to_string(), u.to_string()))
+                .map(String::as_str)
                 == Some("org_admin")
     }
     fn team_admin(&self, u: &str, team: &str) -> bool {
         if self.is_viewer(u) {
             return false;
         }
-        let member_admin = self.team_members.get(&(team.to_string(), u.to_string()))
+        let member_admin = self
+            .team_members
+            .get(&(team.to_string(), u.to_string()))
             .map(String::as_str)
             == Some("admin");
         let above = self
@@ -850,9 +868,9 @@ fn violations(w: &World) -> Vec<String> {
             v(format!("mu's budget in T2 is now {:?}", r[0]));
         }
     }
-    if let Some(r) = one(
-        "SELECT max_budget, expires, tpm_limit FROM api_keys WHERE key_alias = 'lim-mu'",
-    ) {
+    if let Some(r) =
+        one("SELECT max_budget, expires, tpm_limit FROM api_keys WHERE key_alias = 'lim-mu'")
+    {
         let expires_ok = r[1]
             .as_deref()
             .is_some_and(|e| e <= w.limits.lim_key_expires.as_str());
@@ -881,7 +899,10 @@ fn violations(w: &World) -> Vec<String> {
             }
             for (path, body) in [
                 ("/organization/new", json!({"organization_alias": "probe"})),
-                ("/user/new", json!({"user_id": "probe-user", "auto_create_key": false})),
+                (
+                    "/user/new",
+                    json!({"user_id": "probe-user", "auto_create_key": false}),
+                ),
                 ("/team/new", json!({"team_alias": "probe-no-org"})),
             ] {
                 if s.post(path, raw, body).status == 200 {
@@ -915,7 +936,9 @@ fn violations(w: &World) -> Vec<String> {
                 for m in r.json()["data"].as_array().unwrap() {
                     let id = m["id"].as_str().unwrap_or_default();
                     if !reach.contains(id) {
-                        v(format!("{who} reaches model {id}; {actor} reaches {reach:?}"));
+                        v(format!(
+                            "{who} reaches model {id}; {actor} reaches {reach:?}"
+                        ));
                     }
                 }
             }
@@ -955,7 +978,7 @@ fn violations(w: &World) -> Vec<String> {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 12,
+        cases: 32,
         max_shrink_iters: 24,
         failure_persistence: None,
         ..ProptestConfig::default()
@@ -990,7 +1013,8 @@ fn checker_reports_planted_escalations() {
                     "/team/member_add",
                     json!({"team_id": "T1", "member": {"user_id": "pa", "role": "user"}}),
                 );
-                let v = w.s.admin("/key/generate", json!({"team_id": "T1", "user_id": "pa"}));
+                let v =
+                    w.s.admin("/key/generate", json!({"team_id": "T1", "user_id": "pa"}));
                 w.held.get_mut("ta").unwrap().push(raw_of(&v).unwrap());
             },
             "lists users",
@@ -1030,7 +1054,10 @@ fn checker_reports_planted_escalations() {
         (
             "a password chosen by a team admin for a member",
             |w| {
-                w.s.admin("/user/update", json!({"user_id": "mu", "password": "by-ta-123"}));
+                w.s.admin(
+                    "/user/update",
+                    json!({"user_id": "mu", "password": "by-ta-123"}),
+                );
                 w.passwords
                     .push(("ta", "mu".to_string(), "by-ta-123".to_string()));
             },

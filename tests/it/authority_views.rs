@@ -160,7 +160,10 @@ fn key_list_is_what_each_role_may_read() {
     // A team admin: its team's keys, not the same member's keys in another team.
     let l = listed(s, &w.tadmin, "");
     assert!(l.contains(&tok(&w.m1_t1)) && l.contains(&tok(&w.m2_t1)));
-    assert!(!l.contains(&tok(&w.m1_t2)), "t2 key of m1 visible to t1's admin");
+    assert!(
+        !l.contains(&tok(&w.m1_t2)),
+        "t2 key of m1 visible to t1's admin"
+    );
     assert!(listed(s, &w.tadmin, "&user_id=m1") == vec![tok(&w.m1_t1)]);
     // A member: its own keys only (both teams), not a teammate's.
     assert_eq!(
@@ -172,7 +175,10 @@ fn key_list_is_what_each_role_may_read() {
     assert_eq!(listed(s, &w.iv, ""), vec![tok(&w.iv)]);
     assert!(listed(s, &w.iv, "&team_id=t1").is_empty());
     assert!(listed(s, &w.iv, "&user_id=m1").is_empty());
-    assert_error(&s.get(&format!("/key/info?key={}", tok(&w.m1_t1)), &w.iv), 404);
+    assert_error(
+        &s.get(&format!("/key/info?key={}", tok(&w.m1_t1)), &w.iv),
+        404,
+    );
     // A key without a user lists nothing.
     assert_error(&s.get("/key/list", &w.t1_nouser), 403);
     // And /key/info agrees with the list for the team admin.
@@ -290,7 +296,10 @@ fn a_password_change_through_a_key_needs_the_current_password() {
     let set = |key: &str, body: Value| s.post("/user/update", key, body);
     // Without the current password: 400 naming the field, nothing changed.
     let e = assert_error(
-        &set(&w.m1, json!({"user_id": "m1", "password": "new-password-1"})),
+        &set(
+            &w.m1,
+            json!({"user_id": "m1", "password": "new-password-1"}),
+        ),
         400,
     );
     assert_eq!(e["error"]["param"], "current_password");
@@ -351,7 +360,10 @@ fn a_first_password_comes_from_a_proxy_admin_only() {
     }
     assert_eq!(hash_of(s, "m2"), None);
     // A viewer learns nothing about its own password through a guess (it cannot change it).
-    s.admin("/user/update", json!({"user_id": "iv", "password": "viewer-pw-1"}));
+    s.admin(
+        "/user/update",
+        json!({"user_id": "iv", "password": "viewer-pw-1"}),
+    );
     let answers: Vec<Value> = ["viewer-pw-1", "wrong"]
         .iter()
         .map(|cur| {
@@ -365,7 +377,10 @@ fn a_first_password_comes_from_a_proxy_admin_only() {
         .collect();
     assert_eq!(answers[0], answers[1]);
     // A proxy admin sets anyone's password without knowing the current one.
-    s.admin("/user/update", json!({"user_id": "m2", "password": "set-by-admin-1"}));
+    s.admin(
+        "/user/update",
+        json!({"user_id": "m2", "password": "set-by-admin-1"}),
+    );
     assert_eq!(login(s, "m2@example.com", "set-by-admin-1"), 200);
 }
 
@@ -442,7 +457,10 @@ fn implicitly_created_users_get_no_personal_models() {
         }
     }
     // Their team keys are unaffected: t1's model answers, others do not.
-    let k = s.admin("/key/generate", json!({"user_id": "new-t", "team_id": "t1"}))["key"]
+    let k = s.admin(
+        "/key/generate",
+        json!({"user_id": "new-t", "team_id": "t1"}),
+    )["key"]
         .as_str()
         .unwrap()
         .to_string();
@@ -456,7 +474,10 @@ fn implicitly_created_users_get_no_personal_models() {
     );
     assert_error(&r, 400);
     // /user/new keeps LiteLLM's meaning: no models = every proxy model (the admin's choice).
-    s.admin("/user/new", json!({"user_id": "explicit", "auto_create_key": false}));
+    s.admin(
+        "/user/new",
+        json!({"user_id": "explicit", "auto_create_key": false}),
+    );
     assert_eq!(models_of(s, "explicit"), json!([]));
     // An admin can still grant personal models later.
     s.admin("/user/update", json!({"user_id": "new-o", "models": ["C"]}));
@@ -496,7 +517,10 @@ fn default_internal_user_params_are_honoured() {
     assert!(u["budget_reset_at"].is_string());
     assert_eq!(u["user_role"], "internal_user_viewer");
     // /user/new: the defaults fill what the body leaves out, never what it gives.
-    let v = s.admin("/user/new", json!({"user_id": "n1", "auto_create_key": false}));
+    let v = s.admin(
+        "/user/new",
+        json!({"user_id": "n1", "auto_create_key": false}),
+    );
     assert_eq!(v["models"], json!(["B"]));
     assert_eq!(v["max_budget"], json!(3.5));
     assert_eq!(v["user_role"], "internal_user_viewer");
@@ -512,7 +536,11 @@ fn default_internal_user_params_are_honoured() {
 
 #[test]
 fn bad_default_user_params_stop_the_start() {
-    for params in ["user_role: proxy_admin", "user_role: proxy_admin_viewer", "models: 7"] {
+    for params in [
+        "user_role: proxy_admin",
+        "user_role: proxy_admin_viewer",
+        "models: 7",
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("defaults.yaml");
         std::fs::write(
@@ -528,6 +556,9 @@ fn bad_default_user_params_stop_the_start() {
         let err = String::from_utf8_lossy(&out.stderr).to_string()
             + &String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(2), "{params}: {err}");
-        assert!(err.contains("default_internal_user_params"), "{params}: {err}");
+        assert!(
+            err.contains("default_internal_user_params"),
+            "{params}: {err}"
+        );
     }
 }
