@@ -139,6 +139,14 @@ impl Role {
     pub fn is_viewer(self) -> bool {
         matches!(self, Role::ProxyAdminViewer | Role::InternalUserViewer)
     }
+    /// The role with its proxy-wide part taken away: what a key issued by someone else may
+    /// act with.
+    pub fn below_proxy(self) -> Role {
+        match self {
+            Role::ProxyAdmin | Role::InternalUser => Role::InternalUser,
+            Role::ProxyAdminViewer | Role::InternalUserViewer => Role::InternalUserViewer,
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -505,6 +513,11 @@ pub struct KeyRow {
     pub user: Option<UserPart>,
     pub team_member: Option<MemberPart>,
     pub org_member: Option<MemberPart>,
+    /// `reach = 'calls'` (schema 0005): issued or regenerated for its owner by someone else
+    /// below proxy admin, who saw the raw key. Such a key never acts with its owner's global
+    /// role or memberships: model calls within its chain and reading itself only
+    /// (`http::grant`).
+    pub calls_only: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -566,7 +579,8 @@ pub const KEY_CHECK: &str = "SELECT
     u.id, u.user_role, u.models, u.spend, u.max_budget, u.tpm_limit, u.rpm_limit,
     u.max_parallel_requests,
     tm.role, tm.spend, tmb.max_budget,
-    om.user_role, om.spend, omb.max_budget
+    om.user_role, om.spend, omb.max_budget,
+    k.reach
 FROM api_keys k
 LEFT JOIN teams t ON t.id = k.team_id
 LEFT JOIN organizations o
@@ -666,6 +680,7 @@ fn key_row(r: &Row<'_>) -> rusqlite::Result<KeyRow> {
         user,
         team_member,
         org_member,
+        calls_only: r.get::<_, String>(49)? == "calls",
     })
 }
 
@@ -797,6 +812,10 @@ impl Caller {
     pub fn key_name(&self) -> Option<&str> {
         self.key.as_ref().map(|k| k.key_name.as_str())
     }
+    /// A key issued for its owner by someone else (`KeyRow::calls_only`).
+    pub fn is_calls_only(&self) -> bool {
+        self.key.as_ref().is_some_and(|k| k.calls_only)
+    }
 }
 
 /// `Bearer x` (any case, or a bare `Bearer`) -> `x`; anything else as is, trimmed.
@@ -856,11 +875,18 @@ pub fn authenticate(c: &Connection, master_hash: &str, presented: &str) -> Resul
         ));
     };
     k.validate(util::now_ms())?;
-    let role = k
+    let owner_role = k
         .user
         .as_ref()
         .map(|u| u.role)
         .unwrap_or(Role::InternalUser);
+    // A key someone else issued never carries its owner's global role (API.md §9 "Keys for
+    // someone else"): at most an internal user's, a viewer's stays a viewer's.
+    let role = if k.calls_only {
+        owner_role.below_proxy()
+    } else {
+        owner_role
+    };
     Ok(Caller {
         role,
         user_id: k.user_id.clone(),

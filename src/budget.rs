@@ -185,6 +185,7 @@ mod tests {
             user: None,
             team_member: None,
             org_member: None,
+            calls_only: false,
         }
     }
 

@@ -12,6 +12,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../schema/0003_budget_reset_indexes.sql"),
     ),
     (4, include_str!("../../schema/0004_spend_log_indexes.sql")),
+    (5, include_str!("../../schema/0005_authority.sql")),
 ];
 
 pub fn latest() -> i64 {

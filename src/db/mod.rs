@@ -2,6 +2,7 @@
 //! transaction helper. Queries live in the submodules, one fn per query with its SQL beside it.
 //! No connection is ever held across an upstream call or any other wait.
 
+pub mod authority;
 pub mod budgets;
 pub mod keys;
 pub mod migrate;

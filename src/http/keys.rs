@@ -3,7 +3,7 @@
 //! response carries only the token. Model lists are checked against the chain above the key
 //! by the one resolver in `auth.rs`.
 
-use super::{scope, Body, Ctx, Reply, Req};
+use super::{grant, scope, Body, Ctx, Reply, Req};
 use crate::auth::{self, Caller, Chain, Role, ALL_ORG_MODELS, ALL_TEAM_MODELS};
 use crate::db::{self, keys::KeyRec, keys::NewKey};
 use crate::error::{Error, Result};
@@ -84,8 +84,39 @@ fn administers_team_of(c: &Connection, who: &Caller, k: &NewKey) -> Result<bool>
     }
 }
 
+/// The caller's rank over a key: on its team, or (no team) proxy admin above the owner.
+fn key_rank(c: &Connection, who: &Caller, k: &NewKey) -> Result<grant::Rank> {
+    let team = match &k.team_id {
+        Some(t) => db::teams::get(c, t)?,
+        None => None,
+    };
+    grant::team_rank(c, who, team.as_ref())
+}
+
+/// A caller below the rank that set the key's limits may only tighten them (`grant`).
+fn check_tightening(
+    ctx: &Ctx,
+    parent: &Parent,
+    rank: grant::Rank,
+    stored_rank: i64,
+    before: &NewKey,
+    after: &NewKey,
+) -> Result<()> {
+    if rank.n() >= stored_rank {
+        return Ok(());
+    }
+    match grant::loosened_key(&ctx.catalog, &parent.chain(), before, after) {
+        Some(field) => Err(grant::loosen_denied(field, "this key", stored_rank)),
+        None => Ok(()),
+    }
+}
+
 /// May the caller see this key (`/key/info`)?
 fn can_see(c: &Connection, who: &Caller, k: &NewKey) -> Result<bool> {
+    if who.is_calls_only() {
+        // Reads itself only (`grant`): not its owner's other keys.
+        return Ok(who.key.as_ref().is_some_and(|mine| mine.token == k.token));
+    }
     if who.role.reads_all() {
         return Ok(true);
     }
@@ -559,6 +590,8 @@ pub fn generate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                 ));
             }
         }
+        grant::may_issue_for(tx, who, owner.as_deref())?;
+        let rank = grant::team_rank(tx, who, parent.team.as_ref())?;
         let mut k = NewKey {
             token: auth::hash_key(&raw),
             key_name: auth::key_name(&raw),
@@ -573,7 +606,15 @@ pub fn generate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         fields.apply(&mut k);
         check_models(ctx, &parent, &k.models)?;
         check_team_budget(&parent, &k)?;
-        insert_mapped(tx, &k)
+        let rec = insert_mapped(tx, &k)?;
+        let limits_rank = if grant::key_has_limits(&k) {
+            rank.n()
+        } else {
+            0
+        };
+        let calls_only = grant::reach_calls_only(who, owner.as_deref());
+        db::authority::set_key_ranks(tx, &k.token, calls_only, limits_rank)?;
+        Ok(rec)
     })?;
     let mut v = key_json(&rec);
     v["key"] = json!(raw);
@@ -616,6 +657,10 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         if !admin && !team_admin && fields.changes_blocked(&rec.k) {
             return Err(Error::Forbidden(BLOCK_DENIED.into()));
         }
+        let (mut calls_only, stored_rank) =
+            db::authority::key_ranks(tx, &rec_token)?.unwrap_or((true, 3));
+        let rank = key_rank(tx, who, &rec.k)?;
+        let before = rec.k.clone();
         if let Some(t) = new_team {
             rec.k.team_id = t;
             rec.k.organization_id = None;
@@ -651,6 +696,11 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             check_models(ctx, &parent, &rec.k.models)?;
         }
         check_team_budget(&parent, &rec.k)?;
+        check_tightening(ctx, &parent, rank, stored_rank, &before, &rec.k)?;
+        if before.user_id != rec.k.user_id {
+            // Whoever held the raw key so far must not act as the new owner.
+            calls_only = true;
+        }
         match db::keys::save(tx, &rec_token, &rec.k, who.user_id.as_deref()) {
             Ok(_) => {}
             Err(e) if db::is_unique_violation(&e) => {
@@ -660,6 +710,9 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             }
             Err(e) => return Err(e.into()),
         }
+        let changed = grant::key_limits_changed(&before, &rec.k);
+        let next = grant::next_rank(stored_rank, rank, changed);
+        db::authority::set_key_ranks(tx, &rec.k.token, calls_only, next)?;
         db::keys::by_token(tx, &rec.k.token)?.ok_or_else(|| Error::internal("key vanished"))
     })?;
     Reply::ok(key_json(&rec))
@@ -797,8 +850,17 @@ fn set_blocked(ctx: &Ctx, who: &Caller, req: &Req, blocked: bool) -> Result<Repl
         if !allowed {
             return Err(Error::Forbidden(BLOCK_DENIED.into()));
         }
+        let (calls_only, stored_rank) =
+            db::authority::key_ranks(tx, &rec_token)?.unwrap_or((true, 3));
+        let rank = key_rank(tx, who, &rec.k)?;
+        if rec.k.blocked && !blocked && rank.n() < stored_rank {
+            return Err(grant::loosen_denied("blocked", "this key", stored_rank));
+        }
+        let changed = rec.k.blocked != blocked;
         rec.k.blocked = blocked;
         db::keys::save(tx, &rec_token, &rec.k, who.user_id.as_deref())?;
+        let next = grant::next_rank(stored_rank, rank, changed);
+        db::authority::set_key_ranks(tx, &rec_token, calls_only, next)?;
         db::keys::by_token(tx, &rec.k.token)?.ok_or_else(|| Error::internal("key vanished"))
     })?;
     Reply::ok(key_json(&rec))
@@ -852,20 +914,26 @@ pub fn regenerate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         if fields.changes_blocked(&rec.k) && who.role != Role::ProxyAdmin && !team_admin {
             return Err(Error::Forbidden(BLOCK_DENIED.into()));
         }
+        // A new raw key is a new credential: the same rules as issuing one (`grant`).
+        grant::may_issue_for(tx, who, rec.k.user_id.as_deref())?;
+        let (_, stored_rank) = db::authority::key_ranks(tx, &rec_token)?.unwrap_or((true, 3));
+        let rank = key_rank(tx, who, &rec.k)?;
+        let before = rec.k.clone();
         let models_changed = fields.models.is_some();
         fields.apply(&mut rec.k);
+        let parent = load_parent(
+            tx,
+            rec.k.team_id.as_deref(),
+            rec.k
+                .organization_id
+                .as_deref()
+                .filter(|_| rec.k.team_id.is_none()),
+            rec.k.user_id.as_deref(),
+        )?;
         if models_changed {
-            let parent = load_parent(
-                tx,
-                rec.k.team_id.as_deref(),
-                rec.k
-                    .organization_id
-                    .as_deref()
-                    .filter(|_| rec.k.team_id.is_none()),
-                rec.k.user_id.as_deref(),
-            )?;
             check_models(ctx, &parent, &rec.k.models)?;
         }
+        check_tightening(ctx, &parent, rank, stored_rank, &before, &rec.k)?;
         rec.k.token = auth::hash_key(&raw);
         rec.k.key_name = auth::key_name(&raw);
         match db::keys::save(tx, &rec_token, &rec.k, who.user_id.as_deref()) {
@@ -875,6 +943,10 @@ pub fn regenerate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             }
             Err(e) => return Err(e.into()),
         }
+        let calls_only = grant::reach_calls_only(who, rec.k.user_id.as_deref());
+        let changed = grant::key_limits_changed(&before, &rec.k);
+        let next = grant::next_rank(stored_rank, rank, changed);
+        db::authority::set_key_ranks(tx, &rec.k.token, calls_only, next)?;
         db::keys::by_token(tx, &rec.k.token)?.ok_or_else(|| Error::internal("key vanished"))
     })?;
     let mut v = key_json(&rec);

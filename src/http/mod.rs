@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod budgets;
+pub mod grant;
 pub mod health;
 pub mod keys;
 pub mod models;
@@ -551,6 +552,7 @@ pub fn dispatch(ctx: &'static Ctx, req: &Req) -> Reply {
             H::P(h) => h(ctx, req),
             H::A(h) => {
                 let caller = ctx.caller(req)?;
+                grant::admit(&caller, req.route.get())?;
                 h(ctx, &caller, req)
             }
             H::C(h) => {

@@ -8,7 +8,7 @@
 //! transaction, authorization included, so a refused or failed request changes nothing.
 
 use super::budgets::{max_budget_row, opt_id, BudgetPatch};
-use super::{scope, users, Body, Ctx, Reply, Req};
+use super::{grant, scope, users, Body, Ctx, Reply, Req};
 use crate::auth::{self, Caller, ALL_ORG_MODELS, ALL_TEAM_MODELS};
 use crate::db::{self, orgs::MemberRow, orgs::OrgRow, teams::TeamRow, users::UserRow};
 use crate::error::{Error, Result};
@@ -541,6 +541,10 @@ pub fn member_add(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                     }
                 },
             )?;
+            if budget_id.is_some() {
+                let rank = grant::org_rank(tx, who, &org_id)?;
+                db::authority::set_org_member_rank(tx, &org_id, &user_id, rank.n())?;
+            }
             if let Some(u) = db::users::get(tx, &user_id)? {
                 users.push(user_json(&u));
             }
@@ -593,12 +597,28 @@ pub fn member_update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let out = ctx.pool.write(|tx| {
         changeable_org(tx, who, &org_id)?;
         let m = target_membership(tx, &b, &org_id)?;
+        let rank = grant::org_rank(tx, who, &org_id)?;
+        let budget_rank = db::authority::org_member_rank(tx, &org_id, &m.user_id)?;
         let mut budget_id = m.budget_id.clone();
         if let Some(mb) = max_budget {
             let existing = match &m.budget_id {
                 Some(bid) => db::budgets::get(tx, bid)?,
                 None => None,
             };
+            let old = existing.as_ref().and_then(|r| r.max_budget);
+            let what = format!("user {} in organization {org_id}", m.user_id);
+            grant::check_member_budget(
+                rank,
+                budget_rank,
+                old,
+                Some(mb),
+                "max_budget_in_organization",
+                &what,
+            )?;
+            if old != Some(mb) {
+                let next = grant::next_rank(budget_rank, rank, true);
+                db::authority::set_org_member_rank(tx, &org_id, &m.user_id, next)?;
+            }
             match existing {
                 Some(mut row) => {
                     row.max_budget = Some(mb);
@@ -615,6 +635,10 @@ pub fn member_update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         }
         let role = role.unwrap_or_else(|| m.user_role.clone());
         db::orgs::member_update(tx, &org_id, &m.user_id, &role, budget_id.as_deref())?;
+        if m.user_role == "org_admin" && role != "org_admin" {
+            // No longer its admin: keys held in its teams only as admin go (`grant`).
+            db::authority::delete_org_keys(tx, &org_id, &m.user_id, false)?;
+        }
         let updated = db::orgs::member_get(tx, &org_id, &m.user_id)?
             .ok_or_else(|| Error::internal("membership vanished inside its transaction"))?;
         member_json(tx, &updated)
@@ -630,8 +654,16 @@ pub fn member_delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let out = ctx.pool.write(|tx| {
         changeable_org(tx, who, &org_id)?;
         let m = target_membership(tx, &b, &org_id)?;
+        // Removing and adding again would drop a budget a higher rank set (`grant`).
+        let rank = grant::org_rank(tx, who, &org_id)?;
+        let budget_rank = db::authority::org_member_rank(tx, &org_id, &m.user_id)?;
+        let what = format!("user {} in organization {org_id}", m.user_id);
+        grant::check_member_removal(rank, budget_rank, m.budget_id.is_some(), &what)?;
         let shaped = member_json(tx, &m)?;
         db::orgs::member_delete(tx, &org_id, &m.user_id)?;
+        // What the membership gave goes with it: its admin's keys in the org's teams they are
+        // not members of, and personal keys in the org.
+        db::authority::delete_org_keys(tx, &org_id, &m.user_id, true)?;
         if let Some(bid) = &m.budget_id {
             db::budgets::delete_if_unused(tx, bid)?;
         }

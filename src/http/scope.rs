@@ -27,7 +27,11 @@ pub fn require_proxy_admin(who: &Caller) -> Result<()> {
 }
 
 /// The caller's role in an organization, if a member (`org_admin`, `internal_user`, ...).
+/// A calls-only key (`grant`) holds none of its owner's memberships.
 pub fn org_role(c: &Connection, who: &Caller, org_id: &str) -> Result<Option<String>> {
+    if who.is_calls_only() {
+        return Ok(None);
+    }
     match &who.user_id {
         Some(u) => Ok(db::orgs::member_role(c, org_id, u)?),
         None => Ok(None),
@@ -53,8 +57,12 @@ pub fn can_read_org(c: &Connection, who: &Caller, org_id: &str) -> Result<bool> 
     Ok(org_role(c, who, org_id)?.is_some())
 }
 
-/// The caller's role in a team (`admin` | `user`), if a member.
+/// The caller's role in a team (`admin` | `user`), if a member. A calls-only key (`grant`)
+/// holds none of its owner's memberships.
 pub fn team_role(c: &Connection, who: &Caller, team_id: &str) -> Result<Option<String>> {
+    if who.is_calls_only() {
+        return Ok(None);
+    }
     match &who.user_id {
         Some(u) => Ok(db::teams::member_role(c, team_id, u)?),
         None => Ok(None),

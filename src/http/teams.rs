@@ -4,7 +4,7 @@
 //! Every write runs in one IMMEDIATE transaction that also re-reads the target and authorizes
 //! on it, so a denied or failed call changes nothing.
 
-use super::{scope, users, Body, Ctx, Reply, Req};
+use super::{grant, scope, users, Body, Ctx, Reply, Req};
 use crate::auth::{self, Caller, Chain, ALL_ORG_MODELS, ALL_TEAM_MODELS};
 use crate::db::{self, keys::KeySummary, teams::MemberRow, teams::TeamFields, teams::TeamRow};
 use crate::error::{Error, Result};
@@ -361,6 +361,19 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         check_models(ctx, org_models.as_deref(), &fields.models)?;
         db::teams::insert(tx, &team_id, &fields, by.as_deref())
             .map_err(|e| unique_or(e, || format!("Team {team_id} already exists")))?;
+        // What the creator set carries its rank (`grant`): proxy admin, else org admin.
+        let rank = if who.is_proxy_admin() {
+            grant::Rank::ProxyAdmin
+        } else {
+            grant::Rank::OrgAdmin
+        };
+        let stamp = |set: bool| if set { rank.n() } else { 0 };
+        db::authority::set_team_ranks(
+            tx,
+            &team_id,
+            stamp(fields.blocked),
+            stamp(grant::team_has_limits(&fields)),
+        )?;
         let mut added = add_members(
             tx,
             &ctx.cfg.user_defaults,
@@ -477,6 +490,9 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             f.budget_duration = Some(d);
             f.budget_reset_at = Some(util::iso_in_secs(secs));
         }
+        let rank = grant::team_rank(tx, who, Some(&t))?;
+        let before = TeamFields::of(&t);
+        grant::check_team_change(&ctx.catalog, tx, rank, &t, &before, &f)?;
         if models.is_some() || moving.is_some() {
             let org_models = match &f.organization_id {
                 Some(o) => Some(
@@ -499,6 +515,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             })?;
         }
         db::teams::update(tx, &team_id, &f, by.as_deref())?;
+        grant::stamp_team(tx, rank, &t, &before, &f)?;
         if let Some(o) = moving {
             db::teams::move_keys(tx, &team_id, o.as_deref())?;
         }
@@ -625,6 +642,12 @@ pub fn member_add(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             budget,
             by.as_deref(),
         )?;
+        if budget.is_some() {
+            let rank = grant::team_rank(tx, who, Some(&t))?;
+            for uid in &added {
+                db::authority::set_team_member_rank(tx, &team_id, uid, rank.n())?;
+            }
+        }
         let mut out = team_reply(tx, &team_id)?;
         let mut users = Vec::new();
         let mut memberships = Vec::new();
@@ -664,6 +687,11 @@ pub fn member_delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                 "User {uid} is not a member of team {team_id}"
             )));
         };
+        // Removing and adding again would drop a budget a higher rank set (`grant`).
+        let rank = grant::team_rank(tx, who, Some(&t))?;
+        let budget_rank = db::authority::team_member_rank(tx, &team_id, &uid)?;
+        let what = format!("user {uid} in team {team_id}");
+        grant::check_member_removal(rank, budget_rank, m.budget_id.is_some(), &what)?;
         db::teams::delete_member(tx, &team_id, &uid)?;
         if let Some(b) = &m.budget_id {
             db::teams::delete_budget(tx, b)?;
@@ -702,6 +730,18 @@ pub fn member_update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                 "User {uid} is not a member of team {team_id}"
             )));
         };
+        let rank = grant::team_rank(tx, who, Some(&t))?;
+        let budget_rank = db::authority::team_member_rank(tx, &team_id, &uid)?;
+        let old_budget = m.budget_id.as_ref().and(m.max_budget);
+        let what = format!("user {uid} in team {team_id}");
+        grant::check_member_budget(
+            rank,
+            budget_rank,
+            old_budget,
+            budget,
+            "max_budget_in_team",
+            &what,
+        )?;
         let mut budget_id = m.budget_id.clone();
         if let Some(b) = budget {
             match &budget_id {
@@ -713,6 +753,10 @@ pub fn member_update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         }
         let role = role.clone().unwrap_or(m.role.clone());
         db::teams::set_member(tx, &team_id, &uid, &role, budget_id.as_deref())?;
+        if budget.is_some() && budget != old_budget {
+            let next = grant::next_rank(budget_rank, rank, true);
+            db::authority::set_team_member_rank(tx, &team_id, &uid, next)?;
+        }
         let m = db::teams::member(tx, &team_id, &uid)?
             .ok_or_else(|| Error::Internal("membership vanished in its own tx".into()))?;
         Ok(json!({
@@ -737,9 +781,13 @@ fn set_blocked(ctx: &Ctx, who: &Caller, req: &Req, blocked: bool) -> Result<Repl
                 "Only admins of team {team_id} can block or unblock it"
             )));
         }
-        let mut f = TeamFields::of(&t);
+        let rank = grant::team_rank(tx, who, Some(&t))?;
+        let before = TeamFields::of(&t);
+        let mut f = before.clone();
         f.blocked = blocked;
+        grant::check_team_change(&ctx.catalog, tx, rank, &t, &before, &f)?;
         db::teams::update(tx, &team_id, &f, by.as_deref())?;
+        grant::stamp_team(tx, rank, &t, &before, &f)?;
         team_reply(tx, &team_id)
     })?;
     Reply::ok(out)
@@ -791,7 +839,11 @@ fn change_models(ctx: &Ctx, who: &Caller, req: &Req, add: bool) -> Result<Reply>
         } else {
             f.models.retain(|m| !names.contains(m));
         }
+        let rank = grant::team_rank(tx, who, Some(&t))?;
+        let before = TeamFields::of(&t);
+        grant::check_team_change(&ctx.catalog, tx, rank, &t, &before, &f)?;
         db::teams::update(tx, &team_id, &f, by.as_deref())?;
+        grant::stamp_team(tx, rank, &t, &before, &f)?;
         team_reply(tx, &team_id)
     })?;
     Reply::ok(out)

@@ -1636,8 +1636,12 @@ fn member_delete_removes_membership_and_its_budget() {
     }
     assert_eq!(snapshot(s), before);
 
-    // The org admin removes m1 by id; a proxy admin removes m2 by email (POST form).
-    let r = del(&w.oa_x, body.clone());
+    // The budgets were set by a proxy admin: the org admin may not remove the member (adding
+    // them again would drop the budget; authority.rs). A proxy admin removes m1 by id and m2
+    // by email (POST form).
+    assert_error(&del(&w.oa_x, body.clone()), 403);
+    assert_eq!(snapshot(s), before);
+    let r = del(&w.pa, body.clone());
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["user_id"], "m1");
     assert_eq!(r.json()["organization_id"], w.x.as_str());

@@ -1,0 +1,434 @@
+//! Authority never grows (issue 11; API.md §5, §9). Owns the rules that keep every credential
+//! and every change within the authority of the caller who makes it:
+//!
+//! - **Reach of a key** (`reach_calls_only`, `admit`, `may_issue_for`): a key issued or
+//!   regenerated for its owner by the owner or by a proxy admin acts as its owner. One issued
+//!   by anyone else (a team or org admin, who sees the raw key) is *calls-only*: THE key check
+//!   gives it at most an internal user's role (`Role::below_proxy`), and `admit` lets it reach
+//!   model calls, the model lists and `/key/info` of itself — every other route answers 403.
+//!   So it never acts with its owner's global role nor with the owner's other memberships,
+//!   whatever the owner is now or becomes later. A key for a user who holds a global admin role
+//!   is issued by proxy admins only.
+//! - **Ranks** (`Rank`): member/owner < team admin < org admin < proxy admin, judged on the
+//!   target team. Blocks, limits (models, budgets, rate limits, expiry) and membership budgets
+//!   record the rank that set them (schema 0005); a lower rank may only tighten them
+//!   (`loosened_key`, `loosened_team`, `looser`), never unblock, loosen or remove them.
+//!
+//! Handlers in `keys`, `teams` and `organizations` call these; `scope` keeps the plain role
+//! and membership questions.
+
+use super::scope;
+use crate::auth::{self, Caller, Catalog, Chain, ALL_ORG_MODELS, ALL_TEAM_MODELS};
+use crate::db;
+use crate::error::{Error, Result};
+use crate::util;
+use rusqlite::Connection;
+
+/// Who acts on a team's things, lowest first. Stored as its number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Rank {
+    Member = 0,
+    TeamAdmin = 1,
+    OrgAdmin = 2,
+    ProxyAdmin = 3,
+}
+
+impl Rank {
+    pub fn n(self) -> i64 {
+        self as i64
+    }
+    pub fn name(n: i64) -> &'static str {
+        match n {
+            i64::MIN..=0 => "the member",
+            1 => "a team admin",
+            2 => "an org admin",
+            _ => "a proxy admin",
+        }
+    }
+}
+
+/// The caller's rank on a team (`None`: a key or thing without a team, where only proxy admins
+/// rank above the owner).
+pub fn team_rank(c: &Connection, who: &Caller, team: Option<&db::teams::TeamRow>) -> Result<Rank> {
+    if who.is_proxy_admin() {
+        return Ok(Rank::ProxyAdmin);
+    }
+    let Some(t) = team else {
+        return Ok(Rank::Member);
+    };
+    if let Some(org) = &t.organization_id {
+        if scope::is_org_admin(c, who, org)? {
+            return Ok(Rank::OrgAdmin);
+        }
+    }
+    if scope::is_team_admin(c, who, t)? {
+        return Ok(Rank::TeamAdmin);
+    }
+    Ok(Rank::Member)
+}
+
+/// The caller's rank in an organization (its memberships and their budgets).
+pub fn org_rank(c: &Connection, who: &Caller, org_id: &str) -> Result<Rank> {
+    if who.is_proxy_admin() {
+        return Ok(Rank::ProxyAdmin);
+    }
+    if scope::is_org_admin(c, who, org_id)? {
+        return Ok(Rank::OrgAdmin);
+    }
+    Ok(Rank::Member)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reach of keys
+
+/// Routes a calls-only key may use: model calls (`H::C`, never gated here), the model lists
+/// (they show the key's own chain) and `/key/info` of itself (`keys::can_see`).
+const CALLS_ONLY_ROUTES: &[&str] = &[
+    "/v1/models",
+    "/models",
+    "/model/info",
+    "/v1/model/info",
+    "/v2/model/info",
+    "/key/info",
+];
+
+/// The gate of every management route (`http::dispatch`): a calls-only key gets 403 on any
+/// route outside `CALLS_ONLY_ROUTES`. Deny by default, so a route added later is covered.
+pub fn admit(who: &Caller, route: &str) -> Result<()> {
+    if !who.is_calls_only() || CALLS_ONLY_ROUTES.contains(&route) {
+        return Ok(());
+    }
+    Err(Error::Forbidden(
+        "This key was issued for its owner by someone else, so it may only make model calls \
+         and read itself (/key/info, /v1/models). Its owner can generate a key of their own \
+         for management."
+            .into(),
+    ))
+}
+
+/// Is a key issued (or regenerated) by `who` for `owner` calls-only? It acts as its owner only
+/// when the owner issued it or a proxy admin did.
+pub fn reach_calls_only(who: &Caller, owner: Option<&str>) -> bool {
+    if who.is_calls_only() {
+        return true;
+    }
+    if who.is_proxy_admin() {
+        return false;
+    }
+    !(owner.is_some() && owner == who.user_id.as_deref())
+}
+
+/// Below proxy admin, nobody issues or regenerates a key for another user who holds a global
+/// admin role (API.md §9): even calls-only, it would spend as that user.
+pub fn may_issue_for(c: &Connection, who: &Caller, owner: Option<&str>) -> Result<()> {
+    if who.is_proxy_admin() {
+        return Ok(());
+    }
+    let Some(o) = owner else { return Ok(()) };
+    if Some(o) == who.user_id.as_deref() {
+        return Ok(());
+    }
+    match db::users::get(c, o)? {
+        Some(u) if matches!(u.user_role.as_str(), "proxy_admin" | "proxy_admin_viewer") => {
+            Err(Error::Forbidden(format!(
+                "only a proxy admin may issue a key for user {o}, who holds the global role {}",
+                u.user_role
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tightening
+
+/// `new` looser than `old`, where `None` means no limit.
+pub fn looser<T: PartialOrd>(old: Option<T>, new: Option<T>) -> bool {
+    match (old, new) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some(o), Some(n)) => n > o,
+    }
+}
+
+/// An expiry (ISO text, `None` = never) moved later.
+fn later(old: Option<&str>, new: Option<&str>) -> bool {
+    let ms = |s: Option<&str>| s.map(|s| util::ms_from_iso(s).unwrap_or(i64::MIN));
+    looser(ms(old), ms(new))
+}
+
+/// Does the model list `new` reach beyond `old`? `place` puts a list where it sits in its
+/// chain. An open-ended entry (unrestricted list, `all-team-models`, `all-org-models`) follows
+/// its parent later, so it is looser unless `old` had it too; otherwise the resolved sets are
+/// compared.
+pub fn models_looser<'a>(
+    cat: &Catalog,
+    place: impl Fn(&'a [String]) -> Chain<'a>,
+    old: &'a [String],
+    new: &'a [String],
+) -> bool {
+    if auth::unrestricted(new) && !auth::unrestricted(old) {
+        return true;
+    }
+    for special in [ALL_TEAM_MODELS, ALL_ORG_MODELS] {
+        let has = |l: &[String]| l.iter().any(|m| m == special);
+        if has(new) && !has(old) {
+            return true;
+        }
+    }
+    let before = place(old).effective(cat);
+    place(new)
+        .effective(cat)
+        .iter()
+        .any(|m| !before.contains(m))
+}
+
+/// The first limit of a key that `new` loosens compared with `old` (blocked, expiry, budget,
+/// budget period, rate limits, models), if any. `soft_budget` only alerts: not a limit.
+pub fn loosened_key(
+    cat: &Catalog,
+    parent: &Chain<'_>,
+    old: &db::keys::NewKey,
+    new: &db::keys::NewKey,
+) -> Option<&'static str> {
+    if old.blocked && !new.blocked {
+        return Some("blocked");
+    }
+    if later(old.expires.as_deref(), new.expires.as_deref()) {
+        return Some("duration");
+    }
+    if looser(old.max_budget, new.max_budget) {
+        return Some("max_budget");
+    }
+    if old.budget_duration.is_some() && old.budget_duration != new.budget_duration {
+        // Another period restarts or stretches the budget: no safe order.
+        return Some("budget_duration");
+    }
+    if looser(old.tpm_limit, new.tpm_limit) {
+        return Some("tpm_limit");
+    }
+    if looser(old.rpm_limit, new.rpm_limit) {
+        return Some("rpm_limit");
+    }
+    if looser(old.max_parallel_requests, new.max_parallel_requests) {
+        return Some("max_parallel_requests");
+    }
+    let place = |m| Chain {
+        key: Some(m),
+        ..*parent
+    };
+    if models_looser(cat, place, &old.models, &new.models) {
+        return Some("models");
+    }
+    None
+}
+
+/// Does the key carry any limit (so its setter's rank matters)?
+pub fn key_has_limits(k: &db::keys::NewKey) -> bool {
+    k.blocked
+        || k.expires.is_some()
+        || k.max_budget.is_some()
+        || k.budget_duration.is_some()
+        || k.tpm_limit.is_some()
+        || k.rpm_limit.is_some()
+        || k.max_parallel_requests.is_some()
+        || !k.models.is_empty()
+}
+
+/// Did a change touch any limit of the key?
+pub fn key_limits_changed(old: &db::keys::NewKey, new: &db::keys::NewKey) -> bool {
+    old.blocked != new.blocked
+        || old.expires != new.expires
+        || old.max_budget != new.max_budget
+        || old.budget_duration != new.budget_duration
+        || old.tpm_limit != new.tpm_limit
+        || old.rpm_limit != new.rpm_limit
+        || old.max_parallel_requests != new.max_parallel_requests
+        || old.models != new.models
+}
+
+/// The rank a key's limits carry after a change by `rank` (`stored` before): the setter's
+/// rank when it may set them, else the higher one stays (a lower rank only tightened).
+pub fn next_rank(stored: i64, rank: Rank, changed: bool) -> i64 {
+    if changed {
+        stored.max(rank.n())
+    } else {
+        stored
+    }
+}
+
+/// 403 for a lower rank loosening `field` that `stored_rank` set.
+pub fn loosen_denied(field: &str, what: &str, stored_rank: i64) -> Error {
+    Error::Forbidden(format!(
+        "`{field}` of {what} was set by {}; a lower rank may only tighten it",
+        Rank::name(stored_rank)
+    ))
+}
+
+/// The first limit of a team that `new` loosens (models, budget, budget period, rate limits).
+pub fn loosened_team(
+    cat: &Catalog,
+    org_models: Option<&[String]>,
+    old: &db::teams::TeamFields,
+    new: &db::teams::TeamFields,
+) -> Option<&'static str> {
+    if looser(old.max_budget, new.max_budget) {
+        return Some("max_budget");
+    }
+    if old.budget_duration.is_some() && old.budget_duration != new.budget_duration {
+        return Some("budget_duration");
+    }
+    if looser(old.tpm_limit, new.tpm_limit) {
+        return Some("tpm_limit");
+    }
+    if looser(old.rpm_limit, new.rpm_limit) {
+        return Some("rpm_limit");
+    }
+    if looser(old.max_parallel_requests, new.max_parallel_requests) {
+        return Some("max_parallel_requests");
+    }
+    let place = |m| Chain {
+        key_has_team: true,
+        team: Some(m),
+        org: org_models,
+        ..Chain::default()
+    };
+    if models_looser(cat, place, &old.models, &new.models) {
+        return Some("models");
+    }
+    None
+}
+
+/// Does the team carry any limit?
+pub fn team_has_limits(f: &db::teams::TeamFields) -> bool {
+    !f.models.is_empty()
+        || f.max_budget.is_some()
+        || f.budget_duration.is_some()
+        || f.tpm_limit.is_some()
+        || f.rpm_limit.is_some()
+        || f.max_parallel_requests.is_some()
+}
+
+/// Did a change touch any limit of the team?
+pub fn team_limits_changed(old: &db::teams::TeamFields, new: &db::teams::TeamFields) -> bool {
+    old.models != new.models
+        || old.max_budget != new.max_budget
+        || old.budget_duration != new.budget_duration
+        || old.tpm_limit != new.tpm_limit
+        || old.rpm_limit != new.rpm_limit
+        || old.max_parallel_requests != new.max_parallel_requests
+}
+
+/// A caller below the rank that blocked the team may not unblock it; below the rank that set
+/// its models, budgets and limits, may only tighten them (`grant`).
+pub fn check_team_change(
+    cat: &Catalog,
+    c: &Connection,
+    rank: Rank,
+    t: &db::teams::TeamRow,
+    before: &db::teams::TeamFields,
+    after: &db::teams::TeamFields,
+) -> Result<()> {
+    let (blocked_rank, limits_rank) = db::authority::team_ranks(c, &t.id)?;
+    let what = format!("team {}", t.id);
+    if before.blocked && !after.blocked && rank.n() < blocked_rank {
+        return Err(Error::Forbidden(format!(
+            "Team {} was blocked by {}; only that rank or above can unblock it",
+            t.id,
+            Rank::name(blocked_rank)
+        )));
+    }
+    if rank.n() < limits_rank && team_limits_changed(before, after) {
+        let org_models = match &after.organization_id {
+            Some(o) => db::orgs::get(c, o)?.map(|org| org.models),
+            None => None,
+        };
+        if let Some(field) = loosened_team(cat, org_models.as_deref(), before, after) {
+            return Err(loosen_denied(field, &what, limits_rank));
+        }
+    }
+    Ok(())
+}
+
+/// Records the rank of who blocked the team and who set its limits after a change.
+pub fn stamp_team(
+    c: &Connection,
+    rank: Rank,
+    t: &db::teams::TeamRow,
+    before: &db::teams::TeamFields,
+    after: &db::teams::TeamFields,
+) -> Result<()> {
+    let (blocked_rank, limits_rank) = db::authority::team_ranks(c, &t.id)?;
+    let blocked_rank = match (before.blocked, after.blocked) {
+        (_, false) => 0,
+        (false, true) => rank.n(),
+        (true, true) => blocked_rank,
+    };
+    let changed = team_limits_changed(before, after);
+    let limits_rank = next_rank(limits_rank, rank, changed);
+    db::authority::set_team_ranks(c, &t.id, blocked_rank, limits_rank)?;
+    Ok(())
+}
+
+/// A membership budget (`max_budget_in_team`, `max_budget_in_organization`) set by
+/// `stored` rank: a lower rank may only lower it.
+pub fn check_member_budget(
+    rank: Rank,
+    stored: i64,
+    old: Option<f64>,
+    new: Option<f64>,
+    field: &str,
+    what: &str,
+) -> Result<()> {
+    if new.is_some() && rank.n() < stored && looser(old, new) {
+        return Err(loosen_denied(field, what, stored));
+    }
+    Ok(())
+}
+
+/// Removing a member and adding them again would drop a budget a higher rank set: only that
+/// rank or above removes a member with such a budget.
+pub fn check_member_removal(rank: Rank, stored: i64, has_budget: bool, what: &str) -> Result<()> {
+    if has_budget && rank.n() < stored {
+        return Err(Error::Forbidden(format!(
+            "The budget of {what} was set by {}; only that rank or above can remove the member",
+            Rank::name(stored)
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn looser_treats_none_as_no_limit() {
+        assert!(!looser::<f64>(None, None));
+        assert!(!looser(None, Some(5.0)));
+        assert!(looser(Some(5.0), None));
+        assert!(looser(Some(5.0), Some(6.0)));
+        assert!(!looser(Some(5.0), Some(5.0)));
+        assert!(!looser(Some(5.0), Some(4.0)));
+    }
+
+    #[test]
+    fn expiry_later_is_looser() {
+        let a = "2030-01-01T00:00:00.000Z";
+        let b = "2031-01-01T00:00:00.000Z";
+        assert!(later(Some(a), Some(b)));
+        assert!(!later(Some(b), Some(a)));
+        assert!(later(Some(a), None));
+        assert!(!later(None, Some(a)));
+    }
+
+    #[test]
+    fn rank_order() {
+        assert!(Rank::Member < Rank::TeamAdmin);
+        assert!(Rank::TeamAdmin < Rank::OrgAdmin);
+        assert!(Rank::OrgAdmin < Rank::ProxyAdmin);
+        assert_eq!(next_rank(3, Rank::TeamAdmin, true), 3);
+        assert_eq!(next_rank(0, Rank::TeamAdmin, true), 1);
+        assert_eq!(next_rank(2, Rank::ProxyAdmin, false), 2);
+    }
+}

@@ -1,0 +1,704 @@
+//! Issue 11, item 2 (first half): credentials and limits never exceed the grantor. A key issued
+//! for someone else carries no more than its issuer could grant; a lower rank cannot lift a
+//! block or a limit a higher rank set; a removed member loses what the membership gave. Every
+//! refusal leaves every table as it was (`snapshot`).
+
+use crate::common::*;
+use serde_json::{json, Value};
+
+/// org1 [A, B] with team t1 [A, B] (and t2 [A] where nobody below is a member);
+/// org2 [A, B, C] with team u1.
+/// `padmin`: a proxy admin user, added to t1 by its team admin. `oadmin`: org admin of org1.
+/// `tadmin`: admin of t1. `m`: a plain member of t1 who is also org admin of org2.
+struct World {
+    s: Server,
+    oadmin: String,
+    tadmin: String,
+    m: String,
+}
+
+fn world() -> World {
+    let s = Server::start();
+    seed_org(&s, "org1", &["A", "B"]);
+    seed_org(&s, "org2", &["A", "B", "C"]);
+    seed_team(&s, "t1", Some("org1"), &["A", "B"]);
+    seed_team(&s, "t2", Some("org1"), &["A"]);
+    seed_team(&s, "u1", Some("org2"), &["A"]);
+    seed_user(&s, "padmin", "proxy_admin");
+    let oadmin = seed_user(&s, "oadmin", "internal_user");
+    let tadmin = seed_user(&s, "tadmin", "internal_user");
+    let m = seed_user(&s, "m", "internal_user");
+    seed_org_member(&s, "org1", "oadmin", "org_admin");
+    seed_org_member(&s, "org2", "m", "org_admin");
+    seed_team_member(&s, "t1", "tadmin", "admin");
+    seed_team_member(&s, "t1", "m", "user");
+    World {
+        s,
+        oadmin,
+        tadmin,
+        m,
+    }
+}
+
+/// Sends and asserts the status; a refused call must leave every table as it was.
+fn expect(s: &Server, key: &str, path: &str, body: Value, status: u16) -> Value {
+    let before = snapshot(s);
+    let r = s.post(path, key, body.clone());
+    if status == 200 {
+        assert_eq!(r.status, 200, "{path} {body} -> {}", r.text());
+        r.json()
+    } else {
+        let v = assert_error(&r, status);
+        assert_eq!(
+            snapshot(s),
+            before,
+            "refused {path} {body} changed the database"
+        );
+        v
+    }
+}
+
+fn chat(s: &Server, key: &str, model: &str) -> u16 {
+    s.post(
+        "/v1/chat/completions",
+        key,
+        json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .status
+}
+
+/// A key may act with proxy-admin authority: it can create an organization. The probe is
+/// rolled back by deleting what it made, so later snapshots stay comparable.
+fn acts_as_proxy_admin(s: &Server, key: &str) -> bool {
+    let r = s.post(
+        "/organization/new",
+        key,
+        json!({"organization_alias": "probe", "organization_id": "probe-org"}),
+    );
+    if r.status == 200 {
+        s.admin(
+            "/organization/delete",
+            json!({"organization_ids": ["probe-org"]}),
+        );
+        return true;
+    }
+    assert_error(&r, 403);
+    false
+}
+
+// ---------------------------------------------------------------------------------------------
+// The escalation of issue 11: a team or org admin holding a proxy admin's key
+
+#[test]
+fn issue_11_team_admin_cannot_mint_a_key_for_a_proxy_admin_member() {
+    let w = world();
+    let s = &w.s;
+    // The team admin adds a proxy admin user to their team (allowed: team membership only).
+    expect(
+        s,
+        &w.tadmin,
+        "/team/member_add",
+        json!({"team_id": "t1", "member": {"user_id": "padmin", "role": "user"}}),
+        200,
+    );
+    let v = expect(
+        s,
+        &w.tadmin,
+        "/key/generate",
+        json!({"team_id": "t1", "user_id": "padmin"}),
+        403,
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("proxy admin"),
+        "{v}"
+    );
+}
+
+#[test]
+fn issue_11_org_admin_cannot_mint_a_key_for_a_proxy_admin_member() {
+    let w = world();
+    let s = &w.s;
+    expect(
+        s,
+        &w.oadmin,
+        "/team/member_add",
+        json!({"team_id": "t2", "member": {"user_id": "padmin", "role": "user"}}),
+        200,
+    );
+    expect(
+        s,
+        &w.oadmin,
+        "/key/generate",
+        json!({"team_id": "t2", "user_id": "padmin"}),
+        403,
+    );
+    // A proxy admin viewer is a global admin role too.
+    seed_user(s, "pview", "proxy_admin_viewer");
+    seed_team_member(s, "t2", "pview", "user");
+    expect(
+        s,
+        &w.oadmin,
+        "/key/generate",
+        json!({"team_id": "t2", "user_id": "pview"}),
+        403,
+    );
+}
+
+#[test]
+fn issue_11_team_and_org_admins_cannot_regenerate_a_proxy_admins_key() {
+    let w = world();
+    let s = &w.s;
+    seed_team_member(s, "t1", "padmin", "user");
+    let k = s.admin(
+        "/key/generate",
+        json!({"team_id": "t1", "user_id": "padmin"}),
+    );
+    let token = k["token"].as_str().unwrap().to_string();
+    for admin in [&w.tadmin, &w.oadmin] {
+        expect(s, admin, "/key/regenerate", json!({"key": token}), 403);
+        expect(
+            s,
+            admin,
+            &format!("/key/{token}/regenerate"),
+            json!({}),
+            403,
+        );
+    }
+    // The proxy admin's own key still acts as its owner.
+    assert!(acts_as_proxy_admin(s, k["key"].as_str().unwrap()));
+}
+
+/// The class, not just the example: a key someone else minted never acts with its owner's
+/// global role or other memberships — also when the owner is promoted after minting.
+#[test]
+fn issue_11_key_minted_by_team_admin_never_acts_beyond_model_calls() {
+    let w = world();
+    let s = &w.s;
+    let k = expect(
+        s,
+        &w.tadmin,
+        "/key/generate",
+        json!({"team_id": "t1", "user_id": "m"}),
+        200,
+    );
+    let minted = k["key"].as_str().unwrap().to_string();
+    let token = k["token"].as_str().unwrap().to_string();
+    assert_eq!(chat(s, &minted, "A"), 200);
+    assert_eq!(chat(s, &minted, "C"), 403, "outside the team's models");
+    // The owner is org admin of org2: the minted key must not act there.
+    expect(
+        s,
+        &minted,
+        "/team/new",
+        json!({"organization_id": "org2", "team_alias": "x"}),
+        403,
+    );
+    expect(
+        s,
+        &minted,
+        "/organization/member_add",
+        json!({"organization_id": "org2", "member": {"user_id": "tadmin", "role": "org_admin"}}),
+        403,
+    );
+    // No management as the owner either: no new credential, no change to the owner.
+    expect(s, &minted, "/key/generate", json!({"team_id": "t1"}), 403);
+    expect(s, &minted, "/key/regenerate", json!({"key": token}), 403);
+    expect(
+        s,
+        &minted,
+        "/user/update",
+        json!({"user_id": "m", "user_email": "evil@example.com"}),
+        403,
+    );
+    // Promoted later: the minted key still carries nothing of the new role.
+    s.admin(
+        "/user/update",
+        json!({"user_id": "m", "user_role": "proxy_admin"}),
+    );
+    assert!(!acts_as_proxy_admin(s, &minted));
+    expect(s, &minted, "/key/generate", json!({}), 403);
+    assert_error(&s.get("/user/list", &minted), 403);
+    assert_error(&s.get("/key/list", &minted), 403);
+    assert_error(&s.get("/spend/logs", &minted), 403);
+    assert_eq!(chat(s, &minted, "A"), 200, "model calls keep working");
+    // It reads itself, and nothing else of its owner.
+    let me = s.get("/key/info", &minted);
+    assert_eq!(me.status, 200, "{}", me.text());
+    assert_eq!(me.json()["key"], token);
+    let own = s.admin("/key/generate", json!({"user_id": "m"}));
+    let r = s.get(
+        &format!("/key/info?key={}", own["token"].as_str().unwrap()),
+        &minted,
+    );
+    assert_error(&r, 404);
+    assert_eq!(s.get("/v1/models", &minted).status, 200);
+}
+
+#[test]
+fn issue_11_key_minted_by_org_admin_never_acts_as_its_owner() {
+    let w = world();
+    let s = &w.s;
+    seed_team_member(s, "t2", "m", "user");
+    let k = expect(
+        s,
+        &w.oadmin,
+        "/key/generate",
+        json!({"team_id": "t2", "user_id": "m"}),
+        200,
+    );
+    let minted = k["key"].as_str().unwrap().to_string();
+    assert_eq!(chat(s, &minted, "A"), 200);
+    expect(
+        s,
+        &minted,
+        "/team/new",
+        json!({"organization_id": "org2", "team_alias": "x"}),
+        403,
+    );
+    s.admin(
+        "/user/update",
+        json!({"user_id": "m", "user_role": "proxy_admin"}),
+    );
+    assert!(!acts_as_proxy_admin(s, &minted));
+}
+
+/// Regenerating a member's own key hands the team admin a new raw key: it is limited the same
+/// way. Regenerated by its owner, the key acts as its owner again.
+#[test]
+fn issue_11_regenerate_by_someone_else_lowers_the_key_to_model_calls() {
+    let w = world();
+    let s = &w.s;
+    let own = s.post("/key/generate", &w.m, json!({"team_id": "t1"}));
+    assert_eq!(own.status, 200, "{}", own.text());
+    let own = own.json();
+    let own_key = own["key"].as_str().unwrap().to_string();
+    assert_eq!(s.get("/key/list", &own_key).status, 200, "the owner's key");
+    let r = expect(
+        s,
+        &w.tadmin,
+        "/key/regenerate",
+        json!({"key": own["token"]}),
+        200,
+    );
+    let taken = r["key"].as_str().unwrap().to_string();
+    assert_error(
+        &s.post("/key/generate", &taken, json!({"team_id": "t1"})),
+        403,
+    );
+    assert_error(&s.get("/key/list", &taken), 403);
+    assert_eq!(chat(s, &taken, "A"), 200);
+    // The owner regenerates it with their personal key: theirs again.
+    let r = expect(s, &w.m, "/key/regenerate", json!({"key": r["token"]}), 200);
+    let back = r["key"].as_str().unwrap().to_string();
+    assert_eq!(s.get("/key/list", &back).status, 200);
+}
+
+#[test]
+fn issue_11_key_minted_for_self_or_by_proxy_admin_acts_as_owner() {
+    let w = world();
+    let s = &w.s;
+    let k = expect(s, &w.tadmin, "/key/generate", json!({"team_id": "t1"}), 200);
+    assert_eq!(
+        s.get("/key/list", k["key"].as_str().unwrap()).status,
+        200,
+        "a key of one's own manages as its owner"
+    );
+    let k = s.admin("/key/generate", json!({"team_id": "t1", "user_id": "m"}));
+    assert_eq!(s.get("/key/list", k["key"].as_str().unwrap()).status, 200);
+}
+
+#[test]
+fn issue_11_key_update_cannot_move_a_key_to_gain_authority() {
+    let w = world();
+    let s = &w.s;
+    let k = expect(s, &w.tadmin, "/key/generate", json!({"team_id": "t1"}), 200);
+    for body in [
+        json!({"key": k["token"], "user_id": "padmin"}),
+        json!({"key": k["token"], "team_id": "u1"}),
+        json!({"key": k["token"], "team_id": null}),
+    ] {
+        expect(s, &w.tadmin, "/key/update", body, 403);
+    }
+    // A team admin mints only for members of the team.
+    expect(
+        s,
+        &w.tadmin,
+        "/key/generate",
+        json!({"team_id": "t1", "user_id": "oadmin"}),
+        403,
+    );
+    // Moved by a proxy admin to another user, the raw key (held by the old owner) must not
+    // act as the new owner.
+    s.admin(
+        "/key/update",
+        json!({"key": k["token"], "user_id": "padmin"}),
+    );
+    assert!(!acts_as_proxy_admin(s, k["key"].as_str().unwrap()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// A lower rank cannot lift what a higher rank set
+
+#[test]
+fn issue_11_team_blocked_by_org_admin_stays_blocked_for_team_admin() {
+    let w = world();
+    let s = &w.s;
+    let k = expect(s, &w.m, "/key/generate", json!({"team_id": "t1"}), 200);
+    let key = k["key"].as_str().unwrap().to_string();
+    expect(s, &w.oadmin, "/team/block", json!({"team_id": "t1"}), 200);
+    assert_eq!(
+        chat(s, &key, "A") / 100,
+        4,
+        "a blocked team's key is refused"
+    );
+    let v = expect(s, &w.tadmin, "/team/unblock", json!({"team_id": "t1"}), 403);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("org admin"),
+        "{v}"
+    );
+    expect(
+        s,
+        &w.tadmin,
+        "/team/update",
+        json!({"team_id": "t1", "blocked": false}),
+        403,
+    );
+    // Blocking again does not lower who blocked it.
+    expect(s, &w.tadmin, "/team/block", json!({"team_id": "t1"}), 200);
+    expect(s, &w.tadmin, "/team/unblock", json!({"team_id": "t1"}), 403);
+    // Blocked by the proxy admin: the org admin cannot lift it either.
+    expect(s, MASTER, "/team/block", json!({"team_id": "t2"}), 200);
+    expect(s, &w.oadmin, "/team/unblock", json!({"team_id": "t2"}), 403);
+    // The same rank or above can.
+    expect(s, &w.oadmin, "/team/unblock", json!({"team_id": "t1"}), 200);
+    assert_eq!(s.get("/v1/models", &key).status, 200);
+    // A block by the team admin is the team admin's to lift.
+    expect(s, &w.tadmin, "/team/block", json!({"team_id": "t1"}), 200);
+    expect(s, &w.tadmin, "/team/unblock", json!({"team_id": "t1"}), 200);
+}
+
+#[test]
+fn issue_11_key_blocked_or_limited_by_a_higher_rank_is_not_loosened_below_it() {
+    let w = world();
+    let s = &w.s;
+    let k = expect(s, &w.m, "/key/generate", json!({"team_id": "t1"}), 200);
+    let token = k["token"].as_str().unwrap().to_string();
+    expect(s, &w.oadmin, "/key/block", json!({"key": token}), 200);
+    expect(s, &w.tadmin, "/key/unblock", json!({"key": token}), 403);
+    expect(
+        s,
+        &w.tadmin,
+        "/key/update",
+        json!({"key": token, "blocked": false}),
+        403,
+    );
+    expect(
+        s,
+        &w.tadmin,
+        "/key/regenerate",
+        json!({"key": token, "blocked": false}),
+        403,
+    );
+    expect(s, &w.oadmin, "/key/unblock", json!({"key": token}), 200);
+    // Limits set by the org admin: the team admin only tightens them.
+    expect(
+        s,
+        &w.oadmin,
+        "/key/update",
+        json!({"key": token, "max_budget": 5.0, "rpm_limit": 10, "tpm_limit": 1000,
+               "max_parallel_requests": 2, "duration": "1h", "models": ["A"],
+               "budget_duration": "30d"}),
+        200,
+    );
+    for loosen in [
+        json!({"max_budget": 50.0}),
+        json!({"max_budget": null}),
+        json!({"rpm_limit": 11}),
+        json!({"tpm_limit": null}),
+        json!({"max_parallel_requests": 3}),
+        json!({"duration": "2h"}),
+        json!({"duration": null}),
+        json!({"models": ["A", "B"]}),
+        json!({"models": []}),
+        json!({"models": ["all-team-models"]}),
+        json!({"budget_duration": "1d"}),
+    ] {
+        let mut body = loosen.clone();
+        body["key"] = json!(token);
+        expect(s, &w.tadmin, "/key/update", body.clone(), 403);
+        expect(s, &w.tadmin, "/key/regenerate", body, 403);
+    }
+    // Tightening is fine, and does not hand the limits to the lower rank.
+    expect(
+        s,
+        &w.tadmin,
+        "/key/update",
+        json!({"key": token, "max_budget": 4.0, "rpm_limit": 5, "duration": "30m"}),
+        200,
+    );
+    expect(
+        s,
+        &w.tadmin,
+        "/key/update",
+        json!({"key": token, "max_budget": 4.5}),
+        403,
+    );
+    // The owner (below the team admin too) cannot loosen them either.
+    expect(
+        s,
+        &w.m,
+        "/key/update",
+        json!({"key": token, "models": ["A", "B"]}),
+        403,
+    );
+    // The org admin still can.
+    expect(
+        s,
+        &w.oadmin,
+        "/key/update",
+        json!({"key": token, "max_budget": 50.0, "models": ["A", "B"]}),
+        200,
+    );
+}
+
+#[test]
+fn issue_11_team_admin_cannot_lift_member_budgets_set_above_them() {
+    let w = world();
+    let s = &w.s;
+    for uid in ["tadmin", "m"] {
+        expect(
+            s,
+            &w.oadmin,
+            "/team/member_update",
+            json!({"team_id": "t1", "user_id": uid, "max_budget_in_team": 1.0}),
+            200,
+        );
+        expect(
+            s,
+            &w.tadmin,
+            "/team/member_update",
+            json!({"team_id": "t1", "user_id": uid, "max_budget_in_team": 100.0}),
+            403,
+        );
+    }
+    // Removing the member and adding them again would drop the budget: refused too.
+    expect(
+        s,
+        &w.tadmin,
+        "/team/member_delete",
+        json!({"team_id": "t1", "user_id": "m"}),
+        403,
+    );
+    // Lowering is fine.
+    expect(
+        s,
+        &w.tadmin,
+        "/team/member_update",
+        json!({"team_id": "t1", "user_id": "m", "max_budget_in_team": 0.5}),
+        200,
+    );
+    // A budget the team admin set is theirs to change.
+    seed_user(s, "n", "internal_user");
+    expect(
+        s,
+        &w.tadmin,
+        "/team/member_add",
+        json!({"team_id": "t1", "member": {"user_id": "n"}, "max_budget_in_team": 1.0}),
+        200,
+    );
+    expect(
+        s,
+        &w.tadmin,
+        "/team/member_update",
+        json!({"team_id": "t1", "user_id": "n", "max_budget_in_team": 3.0}),
+        200,
+    );
+    // The org admin's rank holds after the proxy admin lowers theirs too.
+    expect(
+        s,
+        MASTER,
+        "/team/member_update",
+        json!({"team_id": "t1", "user_id": "n", "max_budget_in_team": 2.0}),
+        200,
+    );
+    expect(
+        s,
+        &w.oadmin,
+        "/team/member_update",
+        json!({"team_id": "t1", "user_id": "n", "max_budget_in_team": 2.5}),
+        403,
+    );
+}
+
+#[test]
+fn issue_11_org_admin_cannot_lift_team_limits_a_proxy_admin_set() {
+    let w = world();
+    let s = &w.s;
+    expect(
+        s,
+        MASTER,
+        "/team/update",
+        json!({"team_id": "t1", "max_budget": 10.0, "rpm_limit": 100, "models": ["A"]}),
+        200,
+    );
+    for loosen in [
+        json!({"max_budget": 20.0}),
+        json!({"rpm_limit": 200}),
+        json!({"models": ["A", "B"]}),
+        json!({"models": []}),
+        json!({"models": ["all-org-models"]}),
+    ] {
+        let mut body = loosen;
+        body["team_id"] = json!("t1");
+        expect(s, &w.oadmin, "/team/update", body, 403);
+    }
+    expect(
+        s,
+        &w.oadmin,
+        "/team/model/add",
+        json!({"team_id": "t1", "models": ["B"]}),
+        403,
+    );
+    // Deleting the only model would leave the list empty: unrestricted.
+    expect(
+        s,
+        &w.oadmin,
+        "/team/model/delete",
+        json!({"team_id": "t1", "models": ["A"]}),
+        403,
+    );
+    // Tightening is allowed.
+    expect(
+        s,
+        &w.oadmin,
+        "/team/update",
+        json!({"team_id": "t1", "max_budget": 5.0, "rpm_limit": 50}),
+        200,
+    );
+    // The team admin never changes them (API.md §5), tighter or not.
+    expect(
+        s,
+        &w.tadmin,
+        "/team/update",
+        json!({"team_id": "t1", "max_budget": 1.0}),
+        403,
+    );
+}
+
+#[test]
+fn issue_11_org_admin_cannot_lift_their_own_org_member_budget() {
+    let w = world();
+    let s = &w.s;
+    expect(
+        s,
+        MASTER,
+        "/organization/member_update",
+        json!({"organization_id": "org1", "user_id": "oadmin", "max_budget_in_organization": 1.0}),
+        200,
+    );
+    expect(
+        s,
+        &w.oadmin,
+        "/organization/member_update",
+        json!({"organization_id": "org1", "user_id": "oadmin",
+               "max_budget_in_organization": 100.0}),
+        403,
+    );
+    let before = snapshot(s);
+    let r = s.send(
+        "DELETE",
+        "/organization/member_delete",
+        &w.oadmin,
+        json!({"organization_id": "org1", "user_id": "oadmin"}),
+    );
+    assert_error(&r, 403);
+    assert_eq!(snapshot(s), before);
+    expect(
+        s,
+        &w.oadmin,
+        "/organization/member_update",
+        json!({"organization_id": "org1", "user_id": "oadmin", "max_budget_in_organization": 0.5}),
+        200,
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Removal takes away what the membership gave
+
+#[test]
+fn issue_11_org_admin_removed_or_demoted_loses_keys_held_as_admin() {
+    let w = world();
+    let s = &w.s;
+    // As org admin of org1, oadmin mints keys for themselves in t2 (not a member there) and
+    // a personal key in org1.
+    let in_team = expect(s, &w.oadmin, "/key/generate", json!({"team_id": "t2"}), 200);
+    let in_team = in_team["key"].as_str().unwrap().to_string();
+    let personal = expect(
+        s,
+        &w.oadmin,
+        "/key/generate",
+        json!({"organization_id": "org1", "models": ["A"]}),
+        200,
+    );
+    let personal = personal["key"].as_str().unwrap().to_string();
+    assert_eq!(chat(s, &in_team, "A"), 200);
+    assert_eq!(chat(s, &personal, "A"), 200);
+    // Demoted: the key in a team they do not belong to stops; the personal key stays.
+    let r = s.send(
+        "PATCH",
+        "/organization/member_update",
+        MASTER,
+        json!({"organization_id": "org1", "user_id": "oadmin", "role": "internal_user"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_error(&s.get("/v1/models", &in_team), 401);
+    assert_eq!(chat(s, &personal, "A"), 200);
+    // Removed: the personal key of the org goes too.
+    let r = s.send(
+        "DELETE",
+        "/organization/member_delete",
+        MASTER,
+        json!({"organization_id": "org1", "user_id": "oadmin"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_error(&s.get("/v1/models", &personal), 401);
+    // Their personal key outside the org is theirs still.
+    assert_eq!(s.get("/v1/models", &w.oadmin).status, 200);
+}
+
+#[test]
+fn issue_11_team_member_removed_or_user_deleted_loses_keys() {
+    let w = world();
+    let s = &w.s;
+    let own = expect(s, &w.m, "/key/generate", json!({"team_id": "t1"}), 200);
+    let own = own["key"].as_str().unwrap().to_string();
+    let minted = expect(
+        s,
+        &w.tadmin,
+        "/key/generate",
+        json!({"team_id": "t1", "user_id": "m"}),
+        200,
+    );
+    let minted = minted["key"].as_str().unwrap().to_string();
+    expect(
+        s,
+        &w.tadmin,
+        "/team/member_delete",
+        json!({"team_id": "t1", "user_id": "m"}),
+        200,
+    );
+    assert_error(&s.get("/v1/models", &own), 401);
+    assert_error(&s.get("/v1/models", &minted), 401);
+    // A deleted user's keys stop.
+    let tkey = expect(s, &w.tadmin, "/key/generate", json!({"team_id": "t1"}), 200);
+    let tkey = tkey["key"].as_str().unwrap().to_string();
+    s.admin("/user/delete", json!({"user_ids": ["tadmin"]}));
+    assert_error(&s.get("/v1/models", &tkey), 401);
+    assert_error(&s.get("/v1/models", &w.tadmin), 401);
+}
