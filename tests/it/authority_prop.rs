@@ -1121,3 +1121,36 @@ fn checker_reports_planted_escalations() {
         );
     }
 }
+
+/// A sequence the random search rarely hits: a team admin who minted keys (a userless team
+/// key, its own, one for a member) and is then removed from the team keeps no reach into the
+/// team's models through any of them.
+///
+/// KNOWN GAP (found by this checker, left to the owner of membership removal, h11-authz): the
+/// key minted for the member survives the minter's removal (only the removed user's own keys
+/// go), so the removed admin can still call the team's models with it.
+#[test]
+#[ignore = "known gap: keys a removed admin minted for others survive its removal"]
+fn a_removed_team_admin_keeps_no_reach_through_keys_it_minted() {
+    let mut w = setup();
+    let ta = w.held["ta"][0].clone();
+    for body in [
+        json!({"team_id": "T1"}),
+        json!({"team_id": "T1", "user_id": "ta"}),
+        json!({"team_id": "T1", "user_id": "mu"}),
+    ] {
+        let r = w.s.post("/key/generate", &ta, body.clone());
+        assert_eq!(r.status, 200, "{body} {}", r.text());
+        let raw = raw_of(&r.json()).unwrap();
+        w.held.get_mut("ta").unwrap().push(raw);
+    }
+    assert_eq!(violations(&w), Vec::<String>::new());
+    let oa = w.held["oa"][0].clone();
+    let r = w.s.post(
+        "/team/member_delete",
+        &oa,
+        json!({"team_id": "T1", "user_id": "ta"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(violations(&w), Vec::<String>::new());
+}
