@@ -546,7 +546,13 @@ pub fn member_add(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                 db::authority::set_org_member_rank(tx, &org_id, &user_id, rank.n())?;
             }
             if let Some(u) = db::users::get(tx, &user_id)? {
-                users.push(user_json(&u));
+                // An org admin may name any existing user: it learns who they are in the org,
+                // not their personal models, budgets, spend or metadata (proxy readers do).
+                users.push(if who.role.reads_all() {
+                    user_json(&u)
+                } else {
+                    json!({"user_id": u.id, "user_email": u.email, "user_role": u.user_role})
+                });
             }
             if let Some(mr) = db::orgs::member_get(tx, &org_id, &user_id)? {
                 memberships.push(member_json(tx, &mr)?);

@@ -562,3 +562,34 @@ fn bad_default_user_params_stop_the_start() {
         );
     }
 }
+
+#[test]
+fn an_org_admin_adding_a_user_does_not_read_their_personal_record() {
+    let w = world();
+    let s = &w.s;
+    s.admin(
+        "/user/new",
+        json!({"user_id": "stranger", "models": ["C"], "max_budget": 7.5,
+               "metadata": {"note": "private"}, "auto_create_key": false}),
+    );
+    let r = s.post(
+        "/organization/member_add",
+        &w.oadmin,
+        json!({"organization_id": "org1", "member": {"user_id": "stranger", "role": "internal_user"}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let u = &r.json()["updated_users"][0];
+    assert_eq!(u["user_id"], "stranger");
+    assert_eq!(u["user_role"], "internal_user");
+    for f in ["models", "max_budget", "metadata", "spend"] {
+        assert!(u.get(f).is_none(), "{f} shown to an org admin: {u}");
+    }
+    assert!(!r.text().contains("private"));
+    // A proxy admin gets LiteLLM's full user row.
+    let r = s.post(
+        "/organization/member_add",
+        MASTER,
+        json!({"organization_id": "org1", "member": {"user_id": "m2", "role": "internal_user"}}),
+    );
+    assert_eq!(r.json()["updated_users"][0]["models"], json!([]));
+}
