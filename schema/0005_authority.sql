@@ -6,6 +6,11 @@
 -- raw key: it makes model calls within its team and reads itself, nothing else.
 ALTER TABLE api_keys ADD COLUMN reach TEXT NOT NULL DEFAULT 'owner'
     CHECK (reach IN ('owner', 'calls'));
+-- For a calls-only key: who issued (or last regenerated) it and so holds the raw key. The key
+-- goes when that user is deleted, and when they lose the team or org admin role it was issued
+-- under (`http::grant`). NULL for keys that act as their owner.
+ALTER TABLE api_keys ADD COLUMN issued_by TEXT REFERENCES users(id) ON DELETE CASCADE;
+CREATE INDEX api_keys_issued_by ON api_keys(issued_by) WHERE issued_by IS NOT NULL;
 -- The rank of the highest admin who set the key's limits (blocked, expiry, budgets, rate limits,
 -- models): a lower rank may only tighten them.
 ALTER TABLE api_keys ADD COLUMN limits_rank INTEGER NOT NULL DEFAULT 0;
@@ -37,3 +42,5 @@ UPDATE api_keys SET reach = 'calls'
       AND created_by <> 'default_user_id'
       AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = api_keys.created_by
                                               AND u.user_role = 'proxy_admin');
+UPDATE api_keys SET issued_by = created_by
+    WHERE reach = 'calls' AND EXISTS (SELECT 1 FROM users u WHERE u.id = api_keys.created_by);

@@ -680,7 +680,8 @@ fn key_row(r: &Row<'_>) -> rusqlite::Result<KeyRow> {
         user,
         team_member,
         org_member,
-        calls_only: r.get::<_, String>(49)? == "calls",
+        // Borrowed, not a String: no allocation on the hot path.
+        calls_only: r.get_ref(49)?.as_str()? == "calls",
     })
 }
 

@@ -92,6 +92,7 @@ mod tests {
                 |r| r.get(0),
             )
             .expect("fk");
-        assert_eq!(n, 3);
+        // team_id, user_id, organization_id, and issued_by (schema 0005).
+        assert_eq!(n, 4);
     }
 }

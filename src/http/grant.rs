@@ -9,6 +9,9 @@
 //!   So it never acts with its owner's global role nor with the owner's other memberships,
 //!   whatever the owner is now or becomes later. A key for a user who holds a global admin role
 //!   is issued by proxy admins only.
+//!   Its issuer still holds the raw key, so it goes when the issuer loses the team or org
+//!   admin role it was issued under, or is deleted (`revoke_issued_in_team`, schema 0005
+//!   `issued_by`).
 //! - **Ranks** (`Rank`): member/owner < team admin < org admin < proxy admin, judged on the
 //!   target team. Blocks, limits (models, budgets, rate limits, expiry) and membership budgets
 //!   record the rank that set them (schema 0005); a lower rank may only tighten them
@@ -200,8 +203,8 @@ pub fn loosened_key(
     if looser(old.max_budget, new.max_budget) {
         return Some("max_budget");
     }
-    if old.budget_duration.is_some() && old.budget_duration != new.budget_duration {
-        // Another period restarts or stretches the budget: no safe order.
+    if old.budget_duration != new.budget_duration {
+        // A period (or another one) makes the budget reset: no safe order.
         return Some("budget_duration");
     }
     if looser(old.tpm_limit, new.tpm_limit) {
@@ -275,7 +278,7 @@ pub fn loosened_team(
     if looser(old.max_budget, new.max_budget) {
         return Some("max_budget");
     }
-    if old.budget_duration.is_some() && old.budget_duration != new.budget_duration {
+    if old.budget_duration != new.budget_duration {
         return Some("budget_duration");
     }
     if looser(old.tpm_limit, new.tpm_limit) {
@@ -395,6 +398,19 @@ pub fn check_member_removal(rank: Rank, stored: i64, has_budget: bool, what: &st
             Rank::name(stored)
         )));
     }
+    Ok(())
+}
+
+/// `uid` is no longer an admin of team `t` (removed, or demoted to `user`): the calls-only keys
+/// they issued there for others go, since they still hold the raw keys — unless they keep
+/// authority over the team as an admin of its organization.
+pub fn revoke_issued_in_team(c: &Connection, t: &db::teams::TeamRow, uid: &str) -> Result<()> {
+    if let Some(org) = &t.organization_id {
+        if db::orgs::member_role(c, org, uid)?.as_deref() == Some("org_admin") {
+            return Ok(());
+        }
+    }
+    db::authority::delete_issued_in_team(c, &t.id, uid)?;
     Ok(())
 }
 

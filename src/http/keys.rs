@@ -613,7 +613,8 @@ pub fn generate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             0
         };
         let calls_only = grant::reach_calls_only(who, owner.as_deref());
-        db::authority::set_key_ranks(tx, &k.token, calls_only, limits_rank)?;
+        let by = who.user_id.as_deref();
+        db::authority::set_key_issue(tx, &k.token, calls_only, limits_rank, by)?;
         Ok(rec)
     })?;
     let mut v = key_json(&rec);
@@ -946,7 +947,8 @@ pub fn regenerate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         let calls_only = grant::reach_calls_only(who, rec.k.user_id.as_deref());
         let changed = grant::key_limits_changed(&before, &rec.k);
         let next = grant::next_rank(stored_rank, rank, changed);
-        db::authority::set_key_ranks(tx, &rec.k.token, calls_only, next)?;
+        let by = who.user_id.as_deref();
+        db::authority::set_key_issue(tx, &rec.k.token, calls_only, next, by)?;
         db::keys::by_token(tx, &rec.k.token)?.ok_or_else(|| Error::internal("key vanished"))
     })?;
     let mut v = key_json(&rec);

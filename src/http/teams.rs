@@ -693,6 +693,9 @@ pub fn member_delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         let what = format!("user {uid} in team {team_id}");
         grant::check_member_removal(rank, budget_rank, m.budget_id.is_some(), &what)?;
         db::teams::delete_member(tx, &team_id, &uid)?;
+        if m.role == "admin" {
+            grant::revoke_issued_in_team(tx, &t, &uid)?;
+        }
         if let Some(b) = &m.budget_id {
             db::teams::delete_budget(tx, b)?;
         }
@@ -753,6 +756,9 @@ pub fn member_update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         }
         let role = role.clone().unwrap_or(m.role.clone());
         db::teams::set_member(tx, &team_id, &uid, &role, budget_id.as_deref())?;
+        if m.role == "admin" && role != "admin" {
+            grant::revoke_issued_in_team(tx, &t, &uid)?;
+        }
         if budget.is_some() && budget != old_budget {
             let next = grant::next_rank(budget_rank, rank, true);
             db::authority::set_team_member_rank(tx, &team_id, &uid, next)?;

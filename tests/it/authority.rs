@@ -549,6 +549,8 @@ fn issue_11_org_admin_cannot_lift_team_limits_a_proxy_admin_set() {
     );
     for loosen in [
         json!({"max_budget": 20.0}),
+        // A period where there was none makes the budget reset.
+        json!({"budget_duration": "1d"}),
         json!({"rpm_limit": 200}),
         json!({"models": ["A", "B"]}),
         json!({"models": []}),
@@ -701,4 +703,210 @@ fn issue_11_team_member_removed_or_user_deleted_loses_keys() {
     s.admin("/user/delete", json!({"user_ids": ["tadmin"]}));
     assert_error(&s.get("/v1/models", &tkey), 401);
     assert_error(&s.get("/v1/models", &w.tadmin), 401);
+}
+
+/// Deny by default: a key issued by someone else is refused on every management route (403,
+/// nothing written), whatever its owner may do with a key of their own.
+#[test]
+fn issue_11_calls_only_key_is_refused_on_every_management_route() {
+    let w = world();
+    let s = &w.s;
+    // The owner is a team admin and an org admin elsewhere: rights the minted key must not use.
+    seed_team_member(s, "u1", "m", "admin");
+    s.admin(
+        "/team/member_update",
+        json!({"team_id": "t1", "user_id": "m", "role": "admin"}),
+    );
+    let k = expect(
+        s,
+        &w.tadmin,
+        "/key/generate",
+        json!({"team_id": "t1", "user_id": "m"}),
+        200,
+    );
+    let minted = k["key"].as_str().unwrap().to_string();
+    let token = k["token"].as_str().unwrap().to_string();
+    let routes: Vec<(&str, String, Value)> = vec![
+        (
+            "POST",
+            "/organization/new".into(),
+            json!({"organization_alias": "x"}),
+        ),
+        (
+            "PATCH",
+            "/organization/update".into(),
+            json!({"organization_id": "org2", "organization_alias": "y"}),
+        ),
+        (
+            "DELETE",
+            "/organization/delete".into(),
+            json!({"organization_ids": ["org2"]}),
+        ),
+        ("GET", "/organization/list".into(), json!({})),
+        (
+            "GET",
+            "/organization/info?organization_id=org2".into(),
+            json!({}),
+        ),
+        (
+            "POST",
+            "/organization/member_add".into(),
+            json!({"organization_id": "org2", "member": {"user_id": "tadmin"}}),
+        ),
+        (
+            "PATCH",
+            "/organization/member_update".into(),
+            json!({"organization_id": "org2", "user_id": "m", "role": "internal_user"}),
+        ),
+        (
+            "DELETE",
+            "/organization/member_delete".into(),
+            json!({"organization_id": "org2", "user_id": "m"}),
+        ),
+        ("POST", "/budget/new".into(), json!({"max_budget": 1.0})),
+        ("GET", "/budget/list".into(), json!({})),
+        (
+            "POST",
+            "/team/new".into(),
+            json!({"organization_id": "org2"}),
+        ),
+        (
+            "POST",
+            "/team/update".into(),
+            json!({"team_id": "t1", "team_alias": "z"}),
+        ),
+        ("POST", "/team/delete".into(), json!({"team_ids": ["u1"]})),
+        ("GET", "/team/info?team_id=t1".into(), json!({})),
+        ("GET", "/team/list".into(), json!({})),
+        (
+            "POST",
+            "/team/member_add".into(),
+            json!({"team_id": "t1", "member": {"user_id": "oadmin", "role": "admin"}}),
+        ),
+        (
+            "POST",
+            "/team/member_delete".into(),
+            json!({"team_id": "t1", "user_id": "tadmin"}),
+        ),
+        (
+            "POST",
+            "/team/member_update".into(),
+            json!({"team_id": "t1", "user_id": "tadmin", "role": "user"}),
+        ),
+        ("POST", "/team/block".into(), json!({"team_id": "u1"})),
+        ("POST", "/team/unblock".into(), json!({"team_id": "u1"})),
+        (
+            "POST",
+            "/team/model/add".into(),
+            json!({"team_id": "u1", "models": ["B"]}),
+        ),
+        ("POST", "/user/new".into(), json!({"user_id": "z"})),
+        ("GET", "/user/info?user_id=m".into(), json!({})),
+        (
+            "POST",
+            "/user/update".into(),
+            json!({"user_id": "m", "password": "hunter22hunter22"}),
+        ),
+        (
+            "POST",
+            "/user/delete".into(),
+            json!({"user_ids": ["tadmin"]}),
+        ),
+        ("GET", "/user/list".into(), json!({})),
+        ("POST", "/key/generate".into(), json!({"team_id": "t1"})),
+        (
+            "POST",
+            "/key/update".into(),
+            json!({"key": token, "max_budget": 1000.0}),
+        ),
+        ("POST", "/key/delete".into(), json!({"keys": [token]})),
+        ("GET", "/key/list".into(), json!({})),
+        ("POST", "/key/block".into(), json!({"key": token})),
+        ("POST", "/key/unblock".into(), json!({"key": token})),
+        ("POST", "/key/regenerate".into(), json!({"key": token})),
+        ("POST", format!("/key/{token}/regenerate"), json!({})),
+        ("GET", "/spend/logs".into(), json!({})),
+        ("POST", "/admin/backup".into(), json!({})),
+        ("GET", "/ui/me".into(), json!({})),
+        ("GET", "/ui/key_model_options?team_id=t1".into(), json!({})),
+    ];
+    for (method, path, body) in routes {
+        let before = snapshot(s);
+        let r = s.send(method, &path, &minted, body);
+        assert_error(&r, 403);
+        assert_eq!(snapshot(s), before, "{method} {path} changed the database");
+    }
+    // What it may do.
+    assert_eq!(s.get("/key/info", &minted).status, 200);
+    assert_eq!(s.get("/v1/models", &minted).status, 200);
+    assert_eq!(s.get("/model/info", &minted).status, 200);
+    assert_eq!(chat(s, &minted, "A"), 200);
+}
+
+/// The raw key of a calls-only key stays with whoever issued it: when they lose the admin role
+/// they issued it under (or are deleted), the key goes. Keys the owner made stay.
+#[test]
+fn issue_11_admin_who_loses_the_role_loses_the_keys_they_issued() {
+    let w = world();
+    let s = &w.s;
+    let mint = |by: &str, team: &str| -> String {
+        let k = expect(
+            s,
+            by,
+            "/key/generate",
+            json!({"team_id": team, "user_id": "m"}),
+            200,
+        );
+        let key = k["key"].as_str().unwrap().to_string();
+        assert_eq!(chat(s, &key, "A"), 200);
+        key
+    };
+    let own = expect(s, &w.m, "/key/generate", json!({"team_id": "t1"}), 200);
+    let own = own["key"].as_str().unwrap().to_string();
+    // Demoted from team admin.
+    let k1 = mint(&w.tadmin, "t1");
+    expect(
+        s,
+        &w.oadmin,
+        "/team/member_update",
+        json!({"team_id": "t1", "user_id": "tadmin", "role": "user"}),
+        200,
+    );
+    assert_error(&s.get("/v1/models", &k1), 401);
+    // Removed from the team.
+    expect(
+        s,
+        &w.oadmin,
+        "/team/member_update",
+        json!({"team_id": "t1", "user_id": "tadmin", "role": "admin"}),
+        200,
+    );
+    let k2 = mint(&w.tadmin, "t1");
+    expect(
+        s,
+        &w.oadmin,
+        "/team/member_delete",
+        json!({"team_id": "t1", "user_id": "tadmin"}),
+        200,
+    );
+    assert_error(&s.get("/v1/models", &k2), 401);
+    assert_eq!(chat(s, &own, "A"), 200, "the owner's own key stays");
+    // Demoted from org admin: keys issued in the org's teams go.
+    seed_team_member(s, "t2", "m", "user");
+    let k3 = mint(&w.oadmin, "t2");
+    let r = s.send(
+        "PATCH",
+        "/organization/member_update",
+        MASTER,
+        json!({"organization_id": "org1", "user_id": "oadmin", "role": "internal_user"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_error(&s.get("/v1/models", &k3), 401);
+    // The issuer deleted.
+    let ta2 = seed_user(s, "ta2", "internal_user");
+    seed_team_member(s, "t1", "ta2", "admin");
+    let k4 = mint(&ta2, "t1");
+    s.admin("/user/delete", json!({"user_ids": ["ta2"]}));
+    assert_error(&s.get("/v1/models", &k4), 401);
+    assert_eq!(chat(s, &own, "A"), 200);
 }
