@@ -1124,13 +1124,9 @@ fn checker_reports_planted_escalations() {
 
 /// A sequence the random search rarely hits: a team admin who minted keys (a userless team
 /// key, its own, one for a member) and is then removed from the team keeps no reach into the
-/// team's models through any of them.
-///
-/// KNOWN GAP (found by this checker, left to the owner of membership removal, h11-authz): the
-/// key minted for the member survives the minter's removal (only the removed user's own keys
-/// go), so the removed admin can still call the team's models with it.
+/// team's models through any of them. (Found by this checker before h11-authz's removal rule
+/// took the keys a removed admin issued for others.)
 #[test]
-#[ignore = "known gap: keys a removed admin minted for others survive its removal"]
 fn a_removed_team_admin_keeps_no_reach_through_keys_it_minted() {
     let mut w = setup();
     let ta = w.held["ta"][0].clone();
@@ -1150,6 +1146,40 @@ fn a_removed_team_admin_keeps_no_reach_through_keys_it_minted() {
         "/team/member_delete",
         &oa,
         json!({"team_id": "T1", "user_id": "ta"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(violations(&w), Vec::<String>::new());
+}
+
+/// The same for an org admin: a key it minted for a member of one of the org's teams, and a
+/// member's key it regenerated (it saw both raw keys), give it no reach once it is demoted.
+#[test]
+fn a_demoted_org_admin_keeps_no_reach_through_keys_it_issued() {
+    let mut w = setup();
+    let oa = w.held["oa"][0].clone();
+    let r = w.s.post(
+        "/key/generate",
+        &oa,
+        json!({"team_id": "T2", "user_id": "mu"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    w.held
+        .get_mut("oa")
+        .unwrap()
+        .push(raw_of(&r.json()).unwrap());
+    let mu_key = litegate::auth::hash_key(&w.held["mu"][1]);
+    let r = w.s.post("/key/regenerate", &oa, json!({"key": mu_key}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    w.held
+        .get_mut("oa")
+        .unwrap()
+        .push(raw_of(&r.json()).unwrap());
+    assert_eq!(violations(&w), Vec::<String>::new());
+    let r = w.s.send(
+        "PATCH",
+        "/organization/member_update",
+        MASTER,
+        json!({"organization_id": "O1", "user_id": "oa", "role": "internal_user"}),
     );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(violations(&w), Vec::<String>::new());
