@@ -283,6 +283,8 @@ struct World {
     passwords: Vec<(&'static str, String, String)>,
     /// Held keys a call refused with 401 (kept for the checker: they may come back).
     dead: BTreeSet<String>,
+    /// Every set-up user's personal key (for the planted escalations).
+    personal: BTreeMap<&'static str, String>,
     /// What the proxy admin set, read back after setup.
     limits: Limits,
 }
@@ -340,6 +342,7 @@ fn setup() -> World {
     master(&s, "/team/block", json!({"team_id": "TB"}));
     let mut held: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
     let mut tokens = Vec::new();
+    let mut personal = BTreeMap::new();
     // Personal models: the actors' are narrow, so a key that escapes to another user's
     // personal set (out: every model) shows.
     for (u, role, models) in [
@@ -360,6 +363,7 @@ fn setup() -> World {
         );
         let raw = raw_of(&v).expect("personal key");
         tokens.push(litegate::auth::hash_key(&raw));
+        personal.insert(u, raw.clone());
         if let Some(a) = ACTORS.iter().find(|a| **a == u) {
             held.entry(a).or_default().push(raw);
         }
@@ -425,6 +429,7 @@ fn setup() -> World {
         tokens,
         passwords: Vec::new(),
         dead: BTreeSet::new(),
+        personal,
         limits: Limits { lim_key_expires },
     }
 }
@@ -787,6 +792,23 @@ impl State {
     }
 }
 
+/// May `actor` read the key with this token (`/key/info`): its own, or one of a team it
+/// administers now. (Viewers administer nothing: `State::team_admin`.)
+fn sees_key(
+    st: &State,
+    keys: &BTreeMap<String, (Option<String>, Option<String>)>,
+    actor: &str,
+    token: &str,
+) -> bool {
+    match keys.get(token) {
+        Some((user, team)) => {
+            user.as_deref() == Some(actor)
+                || team.as_deref().is_some_and(|t| st.team_admin(actor, t))
+        }
+        None => false,
+    }
+}
+
 fn cookie_request(s: &Server, method: &str, path: &str, cookie: &str, body: Value) -> Resp {
     let b = body.to_string();
     s.request(
@@ -932,6 +954,15 @@ fn violations(w: &World) -> Vec<String> {
     }
 
     // 4. Every credential an actor holds acts within the actor's own authority now.
+    let keys_now: BTreeMap<String, (Option<String>, Option<String>)> = {
+        let mut stmt = db
+            .prepare("SELECT token, user_id, team_id FROM api_keys")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
+            .unwrap()
+            .map(|x| x.unwrap())
+            .collect()
+    };
     let mut probe = 0;
     for (actor, keys) in &w.held {
         let reach = st.reach(actor);
@@ -987,6 +1018,36 @@ fn violations(w: &World) -> Vec<String> {
                             "{who} reaches model {id}; {actor} reaches {reach:?}"
                         ));
                     }
+                }
+            }
+            // What it reads: key tokens only of keys the actor may read (its own, its
+            // teams' as admin, the key itself); no other user's record.
+            let own = litegate::auth::hash_key(raw);
+            let readable = |t: &str| t == own || sees_key(&st, &keys_now, actor, t);
+            let r = s.get("/key/list?size=100", raw);
+            if r.status == 200 {
+                for t in r.json()["keys"].as_array().unwrap() {
+                    let t = t.as_str().unwrap_or_default();
+                    if !readable(t) {
+                        v(format!("{who} lists key {t}"));
+                    }
+                }
+            }
+            for t in st.teams.keys() {
+                let r = s.get(&format!("/team/info?team_id={t}"), raw);
+                if r.status == 200 {
+                    for k in r.json()["keys"].as_array().unwrap() {
+                        if let Some(tok) = k["token"].as_str() {
+                            if !readable(tok) {
+                                v(format!("{who} reads token {tok} in /team/info of {t}"));
+                            }
+                        }
+                    }
+                }
+            }
+            for u in ["pa", "out", "s1"] {
+                if s.get(&format!("/user/info?user_id={u}"), raw).status == 200 {
+                    v(format!("{who} reads user {u}"));
                 }
             }
         }
@@ -1052,7 +1113,7 @@ fn checker_reports_planted_escalations() {
     let w = setup();
     assert_eq!(violations(&w), Vec::<String>::new());
     type Plant = fn(&mut World);
-    let plants: [(&str, Plant, &str); 6] = [
+    let plants: [(&str, Plant, &str); 9] = [
         (
             "a key for a proxy admin, held by a team admin",
             |w| {
@@ -1109,6 +1170,30 @@ fn checker_reports_planted_escalations() {
                     .push(("ta", "mu".to_string(), "by-ta-123".to_string()));
             },
             "logs in as mu",
+        ),
+        (
+            "a proxy viewer's key held by a member (lists keys)",
+            |w| {
+                let k = w.personal["pv"].clone();
+                w.held.get_mut("mu").unwrap().push(k);
+            },
+            "lists key",
+        ),
+        (
+            "a proxy viewer's key held by a member (reads tokens in /team/info)",
+            |w| {
+                let k = w.personal["pv"].clone();
+                w.held.get_mut("mu").unwrap().push(k);
+            },
+            "reads token",
+        ),
+        (
+            "a proxy viewer's key held by a member (reads users)",
+            |w| {
+                let k = w.personal["pv"].clone();
+                w.held.get_mut("mu").unwrap().push(k);
+            },
+            "reads user",
         ),
     ];
     for (what, plant, expect) in plants {
