@@ -1,7 +1,8 @@
 //! User endpoints (API.md §6 Users, §5 roles). Owns user create/info/update/delete/list and the
 //! personal key `/user/new` makes. Only a proxy admin creates, deletes or lists users or changes
-//! anyone's `user_role`; a user may change only their own email, password and metadata. The
-//! password is stored as an argon2id hash and never returned; keys are shown by token only.
+//! anyone's `user_role` or email; a user may change only their own password (proving the
+//! current one) and metadata. The password is stored as an argon2id hash and never returned;
+//! keys are shown by token only. Owns the defaults of users created implicitly by a membership.
 
 use super::{scope, teams, Ctx, Reply, Req};
 use crate::auth::{self, Caller, Role, ALL_ORG_MODELS, ALL_TEAM_MODELS};
@@ -266,8 +267,9 @@ fn check_current_password(
 }
 
 /// `POST /user/update` (`user_id`, or `user_email` to name the user). A proxy admin changes
-/// anything; a user only their own `user_email`, `password` and `metadata` — any other field
-/// (`user_role`, `models`, budgets, limits, ...) is 403 and nothing changes.
+/// anything; a user only their own `password` (proving the current one) and `metadata` — a new
+/// `user_email` or any other field (`user_role`, `models`, budgets, limits, ...) is 403 and
+/// nothing changes.
 pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let body = req.json()?;
     let by_id = body.opt_str("user_id")?.filter(|s| !s.trim().is_empty());
@@ -340,14 +342,26 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                 .collect();
             if !is_self || !extra.is_empty() {
                 return Err(Error::Forbidden(format!(
-                    "Only proxy admins can change {}; users may change their own user_email, \
-                     password and metadata",
+                    "Only proxy admins can change {}; users may change their own password and \
+                     metadata",
                     if extra.is_empty() {
                         "other users".to_string()
                     } else {
                         format!("{extra:?}")
                     }
                 )));
+            }
+            // The email is the login name and the handle `member_add` finds users by: a user
+            // who could claim someone's address would receive the memberships meant for them.
+            // (The same address in another case is no change: the unique index is on lower().)
+            let current = u.email.as_deref().unwrap_or_default();
+            if new_email
+                .as_ref()
+                .is_some_and(|e| !e.eq_ignore_ascii_case(current))
+            {
+                return Err(Error::Forbidden(
+                    "Only proxy admins can change a user's user_email".into(),
+                ));
             }
             if password_hash.is_some() && (verified.is_none() || verified != u.password_hash) {
                 // Named by email (not verified above), or the password changed meanwhile.

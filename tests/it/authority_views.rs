@@ -593,3 +593,35 @@ fn an_org_admin_adding_a_user_does_not_read_their_personal_record() {
     );
     assert_eq!(r.json()["updated_users"][0]["models"], json!([]));
 }
+
+#[test]
+fn a_user_cannot_claim_another_email() {
+    let w = world();
+    let s = &w.s;
+    let before = snapshot(s);
+    // m1 claims an address an admin is about to add by email ...
+    for body in [
+        json!({"user_id": "m1", "user_email": "newcomer@example.com"}),
+        json!({"user_id": "m1", "user_email": ""}),
+    ] {
+        assert_error(&s.post("/user/update", &w.m1, body), 403);
+    }
+    assert_eq!(snapshot(s), before);
+    // ... so the membership meant for the newcomer goes to a new user, not to m1.
+    let v = s.admin(
+        "/team/member_add",
+        json!({"team_id": "t2", "member": {"user_email": "newcomer@example.com", "role": "admin"}}),
+    );
+    assert_ne!(v["updated_users"][0]["user_id"], "m1");
+    // The same address in another case is no change; a proxy admin changes anyone's.
+    let r = s.post(
+        "/user/update",
+        &w.m1,
+        json!({"user_id": "m1", "user_email": "M1@example.com", "metadata": {"k": 1}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    s.admin(
+        "/user/update",
+        json!({"user_id": "m1", "user_email": "m1-new@example.com"}),
+    );
+}
