@@ -165,6 +165,40 @@ mod tests {
     }
 
     #[test]
+    fn no_default_models_grants_nothing_even_when_configured_as_a_name() {
+        use crate::auth::{Catalog, Chain};
+        use crate::config::Deployment;
+        let dep = |name: &str, groups: &[&str]| Deployment {
+            model_name: name.into(),
+            model: format!("mock/{name}"),
+            api_base: None,
+            api_key: None,
+            rpm: None,
+            tpm: None,
+            input_cost_per_token: 0.0,
+            output_cost_per_token: 0.0,
+            timeout_secs: 600.0,
+            stream_timeout_secs: 600.0,
+            id: name.into(),
+            access_groups: groups.iter().map(|s| s.to_string()).collect(),
+            model_info: Default::default(),
+        };
+        // A deployment and an access group that happen to carry the reserved name.
+        let cat = Catalog::new(vec![
+            dep("A", &[NO_DEFAULT_MODELS]),
+            dep(NO_DEFAULT_MODELS, &[]),
+        ]);
+        let user = vec![NO_DEFAULT_MODELS.to_string()];
+        let personal = Chain {
+            user: Some(&user),
+            ..Chain::default()
+        };
+        assert!(personal.effective(&cat).is_empty());
+        assert!(!personal.allows(&cat, "A"));
+        assert!(!personal.allows(&cat, NO_DEFAULT_MODELS));
+    }
+
+    #[test]
     fn bad_settings_are_refused() {
         for bad in [
             json!({"user_role": "proxy_admin"}),
