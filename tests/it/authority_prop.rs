@@ -1086,7 +1086,7 @@ fn violations(w: &World) -> Vec<String> {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 40,
+        cases: 64,
         max_shrink_iters: 24,
         failure_persistence: None,
         ..ProptestConfig::default()
