@@ -42,6 +42,8 @@ enum Op {
         user: Option<usize>,
         models: Option<Vec<String>>,
         max_budget: Option<f64>,
+        /// A personal key's own organization.
+        org: Option<usize>,
     },
     KeyRegenerate(usize),
     KeyUpdate {
@@ -151,13 +153,15 @@ fn op() -> impl Strategy<Value = Op> {
             proptest::option::of(team.clone()),
             proptest::option::of(user.clone()),
             proptest::option::of(models()),
-            budget()
+            budget(),
+            proptest::option::weighted(0.2, org.clone())
         )
-            .prop_map(|(team, user, models, max_budget)| Op::KeyGenerate {
+            .prop_map(|(team, user, models, max_budget, org)| Op::KeyGenerate {
                 team,
                 user,
                 models,
-                max_budget
+                max_budget,
+                org
             }),
         3 => any::<usize>().prop_map(Op::KeyRegenerate),
         3 => (
@@ -465,11 +469,13 @@ fn request(
             user,
             models,
             max_budget,
+            org,
         } => (
             "POST",
             "/key/generate",
             json!({"team_id": team.map(|t| TEAMS[t]), "user_id": user.map(user_name),
-                   "models": opt_models(models), "max_budget": max_budget}),
+                   "models": opt_models(models), "max_budget": max_budget,
+                   "organization_id": org.map(|o| ORGS[o])}),
         ),
         Op::KeyRegenerate(k) => ("POST", "/key/regenerate", json!({"key": token(*k)?})),
         Op::KeyUpdate {
