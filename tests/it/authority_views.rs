@@ -14,6 +14,7 @@ struct World {
     m2: String,
     iv: String,
     oadmin: String,
+    pview: String,
     /// Team keys (raw): m1's in t1, m1's in t2, m2's in t1, t1's key without a user.
     m1_t1: String,
     m1_t2: String,
@@ -31,6 +32,7 @@ fn world() -> World {
     let m2 = seed_user(&s, "m2", "internal_user");
     let iv = seed_user(&s, "iv", "internal_user_viewer");
     let oadmin = seed_user(&s, "oadmin", "internal_user");
+    let pview = seed_user(&s, "pview", "proxy_admin_viewer");
     seed_org_member(&s, "org1", "oadmin", "org_admin");
     seed_team_member(&s, "t1", "tadmin", "admin");
     seed_team_member(&s, "t1", "m1", "user");
@@ -51,6 +53,7 @@ fn world() -> World {
         m2,
         iv,
         oadmin,
+        pview,
         m1_t1,
         m1_t2,
         m2_t1,
@@ -100,8 +103,13 @@ fn shown(list: &[(String, Option<String>)], raw: &str) -> Option<String> {
 fn team_info_shows_tokens_only_to_who_may_read_the_key() {
     let w = world();
     let s = &w.s;
-    // Admins of the team (and above) see every token.
-    for k in [MASTER, w.tadmin.as_str(), w.oadmin.as_str()] {
+    // Admins of the team (and above) and proxy viewers see every token.
+    for k in [
+        MASTER,
+        w.tadmin.as_str(),
+        w.oadmin.as_str(),
+        w.pview.as_str(),
+    ] {
         let l = team_tokens(s, k, "t1");
         assert_eq!(l.len(), 3, "{l:?}");
         for raw in [&w.m1_t1, &w.m2_t1, &w.t1_nouser] {
