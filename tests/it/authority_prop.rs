@@ -376,7 +376,14 @@ fn setup() -> World {
         &s,
         "/organization/member_add",
         json!({"organization_id": "O1", "member": [
-            {"user_id": "oa", "role": "org_admin"}, {"user_id": "mu", "role": "internal_user"}]}),
+            {"user_id": "oa", "role": "org_admin"}, {"user_id": "mu", "role": "internal_user"}],
+            "max_budget_in_organization": 5.0}),
+    );
+    // mu's own budget (personal keys answer to it).
+    master(
+        &s,
+        "/user/update",
+        json!({"user_id": "mu", "max_budget": 2.0}),
     );
     for (team, members) in [
         (
@@ -943,6 +950,22 @@ fn violations(w: &World) -> Vec<String> {
             v(format!("mu's budget in T2 is now {:?}", r[0]));
         }
     }
+    for u in ["oa", "mu"] {
+        let sql = format!(
+            "SELECT b.max_budget FROM organization_members m LEFT JOIN budgets b
+             ON b.id = m.budget_id WHERE m.organization_id = 'O1' AND m.user_id = '{u}'"
+        );
+        if let Some(r) = one(&sql) {
+            if !at_most(&r[0], 5.0) {
+                v(format!("{u}'s budget in O1 is now {:?}", r[0]));
+            }
+        }
+    }
+    if let Some(r) = one("SELECT max_budget FROM users WHERE id = 'mu'") {
+        if !at_most(&r[0], 2.0) {
+            v(format!("mu's own budget is now {:?}", r[0]));
+        }
+    }
     if let Some(r) =
         one("SELECT max_budget, expires, tpm_limit FROM api_keys WHERE key_alias = 'lim-mu'")
     {
@@ -1119,7 +1142,7 @@ fn checker_reports_planted_escalations() {
     let w = setup();
     assert_eq!(violations(&w), Vec::<String>::new());
     type Plant = fn(&mut World);
-    let plants: [(&str, Plant, &str); 9] = [
+    let plants: [(&str, Plant, &str); 10] = [
         (
             "a key for a proxy admin, held by a team admin",
             |w| {
@@ -1147,6 +1170,19 @@ fn checker_reports_planted_escalations() {
                 w.s.admin("/team/update", json!({"team_id": "T1", "max_budget": 1e6}));
             },
             "T1's limits",
+        ),
+        (
+            "an org member budget lifted",
+            |w| {
+                w.s.send(
+                    "PATCH",
+                    "/organization/member_update",
+                    MASTER,
+                    json!({"organization_id": "O1", "user_id": "oa",
+                           "max_budget_in_organization": 1e6}),
+                );
+            },
+            "oa's budget in O1",
         ),
         (
             "a blocked team unblocked",
@@ -1273,5 +1309,40 @@ fn a_demoted_org_admin_keeps_no_reach_through_keys_it_issued() {
         json!({"organization_id": "O1", "user_id": "oa", "role": "internal_user"}),
     );
     assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(violations(&w), Vec::<String>::new());
+}
+
+/// Removing a member and adding it back does not shed a budget a higher admin set: the
+/// proxy admin's budget on mu in T2 and in O1 survives an org admin's remove-and-re-add.
+#[test]
+fn remove_and_re_add_does_not_lift_a_member_budget() {
+    let w = setup();
+    let oa = w.held["oa"][0].clone();
+    for (path, method, body) in [
+        (
+            "/team/member_delete",
+            "POST",
+            json!({"team_id": "T2", "user_id": "mu"}),
+        ),
+        (
+            "/team/member_add",
+            "POST",
+            json!({"team_id": "T2", "member": {"user_id": "mu", "role": "user"}}),
+        ),
+        (
+            "/organization/member_delete",
+            "DELETE",
+            json!({"organization_id": "O1", "user_id": "mu"}),
+        ),
+        (
+            "/organization/member_add",
+            "POST",
+            json!({"organization_id": "O1", "member": {"user_id": "mu", "role": "internal_user"}}),
+        ),
+    ] {
+        // (Today the removal is refused: the budget was set by a higher rank.)
+        let r = w.s.send(method, path, &oa, body);
+        assert!(r.status < 500, "{path}: {}", r.text());
+    }
     assert_eq!(violations(&w), Vec::<String>::new());
 }
