@@ -111,6 +111,8 @@ enum Op {
         models: Option<Vec<String>>,
         max_budget: Option<f64>,
         password: bool,
+        /// Claim another address (only a proxy admin changes emails).
+        email: bool,
     },
     UserNew {
         user: usize,
@@ -245,15 +247,17 @@ fn op() -> impl Strategy<Value = Op> {
             proptest::option::of(0..GLOBAL_ROLES.len()),
             proptest::option::of(models()),
             budget(),
+            any::<bool>(),
             any::<bool>()
         )
             .prop_map(
-                |(user, role, models, max_budget, password)| Op::UserUpdate {
+                |(user, role, models, max_budget, password, email)| Op::UserUpdate {
                     user,
                     role,
                     models,
                     max_budget,
-                    password
+                    password,
+                    email
                 }
             ),
         1 => (user, 0..GLOBAL_ROLES.len()).prop_map(|(user, role)| Op::UserNew { user, role }),
@@ -599,12 +603,15 @@ fn request(
             models,
             max_budget,
             password,
+            email,
         } => (
             "POST",
             "/user/update",
             json!({"user_id": user_name(*user), "user_role": role.map(|r| GLOBAL_ROLES[r]),
                    "models": opt_models(models), "max_budget": max_budget,
-                   "password": if *password { json!(format!("chosen-{n}")) } else { Value::Null }}),
+                   "password": if *password { json!(format!("chosen-{n}")) } else { Value::Null },
+                   "user_email": if *email { json!(format!("claimed-{n}@example.com")) }
+                                 else { Value::Null }}),
         ),
         Op::UserNew { user, role } => (
             "POST",
@@ -853,6 +860,10 @@ fn violations(w: &World) -> Vec<String> {
     ] {
         if st.roles.get(u).map(String::as_str) != Some(role) {
             v(format!("global role of {u} is now {:?}", st.roles.get(u)));
+        }
+        let email = st.emails.get(u).map(|e| e.to_lowercase());
+        if email.as_deref() != Some(format!("{u}@example.com").as_str()) {
+            v(format!("email of {u} is now {email:?}"));
         }
     }
     for (u, role) in &st.roles {
