@@ -16,13 +16,15 @@ pub const ALL_PROXY_MODELS: &str = "all-proxy-models";
 pub const ALL_TEAM_MODELS: &str = "all-team-models";
 pub const ALL_ORG_MODELS: &str = "all-org-models";
 pub const STAR: &str = "*";
+/// On a user's own list: no personal model access (LiteLLM's name); grants nothing anywhere.
+pub const NO_DEFAULT_MODELS: &str = "no-default-models";
 /// The `user_id` the master key acts as (LiteLLM's name).
 pub const MASTER_USER_ID: &str = "default_user_id";
 
 pub fn is_special(name: &str) -> bool {
     matches!(
         name,
-        ALL_PROXY_MODELS | ALL_TEAM_MODELS | ALL_ORG_MODELS | STAR
+        ALL_PROXY_MODELS | ALL_TEAM_MODELS | ALL_ORG_MODELS | STAR | NO_DEFAULT_MODELS
     )
 }
 
@@ -318,6 +320,8 @@ impl Chain<'_> {
         }
         list.iter().any(|e| match e.as_str() {
             ALL_PROXY_MODELS | STAR => true,
+            // Matches nothing, even a model or group configured under that name.
+            NO_DEFAULT_MODELS => false,
             ALL_TEAM_MODELS => {
                 level == Level::Key
                     && self

@@ -66,6 +66,8 @@ pub struct Config {
     pub metrics_require_auth: bool,
     /// Config-level model aliases (alias -> model_name), applied after a key's own aliases.
     pub aliases: std::collections::HashMap<String, String>,
+    /// `litellm_settings.default_internal_user_params`: what new users get by default.
+    pub user_defaults: crate::user_defaults::UserDefaults,
 }
 
 impl Default for Config {
@@ -87,6 +89,7 @@ impl Default for Config {
             backup_dir: None,
             metrics_require_auth: false,
             aliases: Default::default(),
+            user_defaults: Default::default(),
         }
     }
 }
@@ -483,6 +486,11 @@ fn apply_yaml(
                 if let Yaml::Mapping(m) = v {
                     for (k2, v2) in m {
                         let k2 = as_str(k2, file, &key)?;
+                        if key == "litellm_settings" && k2 == "default_internal_user_params" {
+                            cfg.user_defaults =
+                                crate::user_defaults::UserDefaults::parse(&yaml_to_json(v2))
+                                    .map_err(|e| ConfigError(format!("{file}: {e}")))?;
+                        }
                         // Default timeouts, as in LiteLLM (`apply_timeout_defaults`).
                         let slot = match (key.as_str(), k2.as_str()) {
                             ("litellm_settings", "request_timeout") => Some(&mut request_timeout),

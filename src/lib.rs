@@ -13,6 +13,7 @@ pub mod kdf;
 pub mod limits;
 pub mod metrics;
 pub mod upstream;
+pub mod user_defaults;
 pub mod util;
 
 use config::Config;

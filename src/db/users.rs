@@ -65,26 +65,6 @@ pub fn ids_by_email(c: &Connection, email: &str) -> rusqlite::Result<Vec<String>
     rows.collect()
 }
 
-const INSERT_MIN: &str = "INSERT INTO users (id, email, user_role, created_at, updated_at)
-    VALUES (?1, ?2, ?3, ?4, ?4)";
-
-/// Creates a user with defaults (used when a member is added by email or id that does not
-/// exist yet, as LiteLLM does). The caller maps a UNIQUE violation to 409.
-pub fn insert_minimal(
-    c: &Connection,
-    id: &str,
-    email: Option<&str>,
-    role: &str,
-) -> rusqlite::Result<()> {
-    c.prepare_cached(INSERT_MIN)?.execute(rusqlite::params![
-        id,
-        email,
-        role,
-        crate::util::now_iso()
-    ])?;
-    Ok(())
-}
-
 // ---------------------------------------------------------------------------------------------
 // Writes
 

@@ -800,10 +800,22 @@ pub fn list(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let size = num("size", 10, 100)?;
     let full = matches!(req.query("return_full_object"), Some("true") | Some("1"));
     let q = |n: &str| req.query(n).filter(|s| !s.is_empty()).map(str::to_string);
+    // An internal_user_viewer sees its own keys only, even as a team's `admin` member: the same
+    // keys `/key/info` shows it (`can_see`; viewers administer nothing).
+    let own_only = who.role.is_viewer() && !who.role.reads_all();
+    let user_id = match q("user_id") {
+        Some(u) if own_only && who.user_id.as_deref() != Some(u.as_str()) => {
+            return Reply::ok(json!({
+                "keys": [], "total_count": 0, "current_page": page, "total_pages": 0,
+            }))
+        }
+        _ if own_only => who.user_id.clone(),
+        u => u,
+    };
     let filter = db::keys::ListFilter {
         team_id: q("team_id"),
         organization_id: q("organization_id"),
-        user_id: q("user_id"),
+        user_id,
         key_alias: q("key_alias"),
         all: who.role.reads_all(),
         viewer: who.user_id.clone(),

@@ -8,10 +8,11 @@
 //! transaction, authorization included, so a refused or failed request changes nothing.
 
 use super::budgets::{max_budget_row, opt_id, BudgetPatch};
-use super::{grant, scope, Body, Ctx, Reply, Req};
+use super::{grant, scope, users, Body, Ctx, Reply, Req};
 use crate::auth::{self, Caller, ALL_ORG_MODELS, ALL_TEAM_MODELS};
 use crate::db::{self, orgs::MemberRow, orgs::OrgRow, teams::TeamRow, users::UserRow};
 use crate::error::{Error, Result};
+use crate::user_defaults::UserDefaults;
 use crate::util;
 use rusqlite::Connection;
 use serde_json::{json, Map, Value};
@@ -20,8 +21,6 @@ use serde_json::{json, Map, Value};
 const ORG_ROLES: [&str; 3] = ["org_admin", "internal_user", "internal_user_viewer"];
 /// LiteLLM's default role for an added member.
 const DEFAULT_MEMBER_ROLE: &str = "internal_user";
-/// Global role of users created by `member_add`.
-const NEW_USER_ROLE: &str = "internal_user";
 
 // ---------------------------------------------------------------------------------------------
 // Shapes
@@ -486,9 +485,9 @@ fn user_by_email(c: &Connection, email: &str) -> Result<Option<String>> {
     Ok(ids.pop())
 }
 
-/// The member's user id, creating the user (global role internal_user) when missing, as
-/// LiteLLM does.
-fn resolve_or_create_user(c: &Connection, m: &NewMember) -> Result<String> {
+/// The member's user id, creating the user when missing, as LiteLLM does (with the new-user
+/// defaults: no personal models unless configured, `users::create_implicit`).
+fn resolve_or_create_user(c: &Connection, d: &UserDefaults, m: &NewMember) -> Result<String> {
     let found = match (&m.user_id, &m.user_email) {
         (Some(id), _) => db::users::get(c, id)?.map(|u| u.id),
         (None, Some(email)) => user_by_email(c, email)?,
@@ -498,7 +497,7 @@ fn resolve_or_create_user(c: &Connection, m: &NewMember) -> Result<String> {
         return Ok(id);
     }
     let id = m.user_id.clone().unwrap_or_else(util::uuid4);
-    db::users::insert_minimal(c, &id, m.user_email.as_deref(), NEW_USER_ROLE).map_err(|e| {
+    users::create_implicit(c, d, &id, m.user_email.as_deref()).map_err(|e| {
         if db::is_unique_violation(&e) {
             Error::Conflict(format!(
                 "user_email {} already belongs to another user",
@@ -522,7 +521,7 @@ pub fn member_add(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         let mut users = Vec::with_capacity(members.len());
         let mut memberships = Vec::with_capacity(members.len());
         for m in &members {
-            let user_id = resolve_or_create_user(tx, m)?;
+            let user_id = resolve_or_create_user(tx, &ctx.cfg.user_defaults, m)?;
             let budget_id = match max_budget {
                 Some(mb) => {
                     let row = max_budget_row(mb, who);
@@ -547,7 +546,13 @@ pub fn member_add(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                 db::authority::set_org_member_rank(tx, &org_id, &user_id, rank.n())?;
             }
             if let Some(u) = db::users::get(tx, &user_id)? {
-                users.push(user_json(&u));
+                // An org admin may name any existing user: it learns who they are in the org,
+                // not their personal models, budgets, spend or metadata (proxy readers do).
+                users.push(if who.role.reads_all() {
+                    user_json(&u)
+                } else {
+                    json!({"user_id": u.id, "user_email": u.email, "user_role": u.user_role})
+                });
             }
             if let Some(mr) = db::orgs::member_get(tx, &org_id, &user_id)? {
                 memberships.push(member_json(tx, &mr)?);

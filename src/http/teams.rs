@@ -4,10 +4,11 @@
 //! Every write runs in one IMMEDIATE transaction that also re-reads the target and authorizes
 //! on it, so a denied or failed call changes nothing.
 
-use super::{grant, scope, Body, Ctx, Reply, Req};
+use super::{grant, scope, users, Body, Ctx, Reply, Req};
 use crate::auth::{self, Caller, Chain, ALL_ORG_MODELS, ALL_TEAM_MODELS};
 use crate::db::{self, keys::KeySummary, teams::MemberRow, teams::TeamFields, teams::TeamRow};
 use crate::error::{Error, Result};
+use crate::user_defaults::UserDefaults;
 use crate::util;
 use rusqlite::Connection;
 use serde_json::{json, Value};
@@ -222,12 +223,12 @@ fn member_specs(body: &Body, field: &str, required: bool) -> Result<Vec<MemberSp
 }
 
 /// The user a member entry names, created (as `internal_user`) when missing, as LiteLLM does.
-fn resolve_or_create(c: &Connection, m: &MemberSpec) -> Result<String> {
+fn resolve_or_create(c: &Connection, d: &UserDefaults, m: &MemberSpec) -> Result<String> {
     if let Some(id) = &m.user_id {
         if db::users::get(c, id)?.is_none() {
-            db::users::insert_minimal(c, id, m.user_email.as_deref(), "internal_user").map_err(
-                |e| unique_or(e, || format!("another user already has the email of {id}")),
-            )?;
+            users::create_implicit(c, d, id, m.user_email.as_deref()).map_err(|e| {
+                unique_or(e, || format!("another user already has the email of {id}"))
+            })?;
         }
         return Ok(id.clone());
     }
@@ -236,7 +237,7 @@ fn resolve_or_create(c: &Connection, m: &MemberSpec) -> Result<String> {
     match ids.as_slice() {
         [] => {
             let id = util::uuid4();
-            db::users::insert_minimal(c, &id, Some(email), "internal_user")?;
+            users::create_implicit(c, d, &id, Some(email))?;
             Ok(id)
         }
         [one] => Ok(one.clone()),
@@ -273,6 +274,7 @@ fn resolve_existing(c: &Connection, body: &Body, team_id: &str) -> Result<String
 
 fn add_members(
     c: &Connection,
+    d: &UserDefaults,
     team_id: &str,
     specs: &[MemberSpec],
     budget: Option<f64>,
@@ -280,7 +282,7 @@ fn add_members(
 ) -> Result<Vec<String>> {
     let mut added = Vec::new();
     for m in specs {
-        let uid = resolve_or_create(c, m)?;
+        let uid = resolve_or_create(c, d, m)?;
         let budget_id = match budget {
             Some(b) => Some(db::teams::insert_budget(c, b, by)?),
             None => None,
@@ -374,7 +376,14 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             stamp(fields.blocked),
             stamp(grant::team_has_limits(&fields)),
         )?;
-        let mut added = add_members(tx, &team_id, &specs, None, by.as_deref())?;
+        let mut added = add_members(
+            tx,
+            &ctx.cfg.user_defaults,
+            &team_id,
+            &specs,
+            None,
+            by.as_deref(),
+        )?;
         // LiteLLM makes a non-admin creator the team's admin.
         if !who.is_proxy_admin() {
             if let Some(me) = &who.user_id {
@@ -548,17 +557,37 @@ pub fn delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
 }
 
 /// `GET /team/info?team_id=` (LiteLLM shape: `team_id`, `team_info`, `keys`,
-/// `team_memberships`).
+/// `team_memberships`). Readers: `scope::can_read_team`, and a key of the team itself (API.md
+/// §9). Every reader sees the team's keys, but a key's `token` only when the reader could
+/// read that key with `/key/info` (proxy admins and viewers, admins of the team, the key's
+/// owner, the key itself); other members get `token: null`.
 pub fn info(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let team_id = team_id_query(req)?;
+    let own_team_key = who
+        .key
+        .as_ref()
+        .is_some_and(|k| k.team_id.as_deref() == Some(team_id.as_str()));
     let out = ctx.pool.read(|c| {
-        let t = visible_team(c, who, &team_id)?;
+        let t = match db::teams::get(c, &team_id)? {
+            Some(t) if own_team_key || scope::can_read_team(c, who, &t)? => t,
+            _ => return Err(not_found(&team_id)),
+        };
         let members = db::teams::members(c, &team_id)?;
         let keys = db::keys::summaries_by_team(c, &team_id)?;
+        let all_tokens = who.role.reads_all() || scope::is_team_admin(c, who, &t)?;
+        let shown = |k: &KeySummary| {
+            let mut v = key_json(k);
+            let mine = k.user_id.is_some() && k.user_id == who.user_id;
+            let itself = who.key.as_ref().is_some_and(|own| own.token == k.token);
+            if !(all_tokens || mine || itself) {
+                v["token"] = Value::Null;
+            }
+            v
+        };
         Ok(json!({
             "team_id": t.id,
             "team_info": team_json(&t, &members),
-            "keys": keys.iter().map(key_json).collect::<Vec<_>>(),
+            "keys": keys.iter().map(shown).collect::<Vec<_>>(),
             "team_memberships": members.iter().map(membership_json).collect::<Vec<_>>(),
         }))
     })?;
@@ -607,7 +636,14 @@ pub fn member_add(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                 "Only admins of team {team_id} can add members"
             )));
         }
-        let added = add_members(tx, &team_id, &specs, budget, by.as_deref())?;
+        let added = add_members(
+            tx,
+            &ctx.cfg.user_defaults,
+            &team_id,
+            &specs,
+            budget,
+            by.as_deref(),
+        )?;
         if budget.is_some() {
             let rank = grant::team_rank(tx, who, Some(&t))?;
             for uid in &added {

@@ -1,12 +1,14 @@
 //! User endpoints (API.md §6 Users, §5 roles). Owns user create/info/update/delete/list and the
 //! personal key `/user/new` makes. Only a proxy admin creates, deletes or lists users or changes
-//! anyone's `user_role`; a user may change only their own email, password and metadata. The
-//! password is stored as an argon2id hash and never returned; keys are shown by token only.
+//! anyone's `user_role` or email; a user may change only their own password (proving the
+//! current one) and metadata. The password is stored as an argon2id hash and never returned;
+//! keys are shown by token only. Owns the defaults of users created implicitly by a membership.
 
 use super::{scope, teams, Ctx, Reply, Req};
 use crate::auth::{self, Caller, Role, ALL_ORG_MODELS, ALL_TEAM_MODELS};
 use crate::db::{self, users::UserFields, users::UserRow};
 use crate::error::{Error, Result};
+use crate::user_defaults::UserDefaults;
 use crate::util;
 use rusqlite::Connection;
 use serde_json::{json, Value};
@@ -37,6 +39,19 @@ fn user_reply(c: &Connection, id: &str) -> Result<Value> {
     let u = db::users::get(c, id)?
         .ok_or_else(|| Error::Internal(format!("user {id} vanished in its own tx")))?;
     Ok(user_json(&u, &db::teams::ids_of_user(c, id)?))
+}
+
+/// Creates a user that a membership names but that does not exist yet (`member_add`,
+/// `members_with_roles`): the configured new-user defaults and no personal model access of
+/// their own unless those defaults grant some (API.md §9). A UNIQUE violation (the email is
+/// taken) is the caller's 409.
+pub fn create_implicit(
+    c: &Connection,
+    d: &UserDefaults,
+    id: &str,
+    email: Option<&str>,
+) -> rusqlite::Result<()> {
+    db::users::insert(c, id, &d.implicit(email, None))
 }
 
 fn not_found(id: &str) -> Error {
@@ -91,18 +106,20 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         Some(id) => id,
         None => util::uuid4(),
     };
+    let defaults = &ctx.cfg.user_defaults;
     let user_role = parse_role(
         &body
             .opt_str("user_role")?
-            .unwrap_or_else(|| Role::InternalUser.as_str().to_string()),
+            .unwrap_or_else(|| defaults.role().to_string()),
     )?;
+    let models_given = body.given("models");
     let models = body.opt_list("models")?.unwrap_or_default();
     check_user_models(&models)?;
     let duration = body.opt_duration("budget_duration")?;
     let password = body.opt_str("password")?;
     let team_ids = body.opt_list("teams")?.unwrap_or_default();
     let auto_key = body.opt_bool("auto_create_key")?.unwrap_or(true);
-    let fields = UserFields {
+    let mut fields = UserFields {
         email: body.opt_str("user_email")?.filter(|e| !e.is_empty()),
         user_role,
         password_hash: match &password {
@@ -120,6 +137,8 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         max_parallel_requests: body.opt_limit("max_parallel_requests")?,
         metadata: Value::Object(body.opt_obj("metadata")?.unwrap_or_default()),
     };
+    // `default_internal_user_params` fills only what the body left out, as in LiteLLM.
+    defaults.fill(&mut fields, models_given);
     let by = who.user_id.clone();
     let raw = auto_key.then(auth::new_raw_key);
     let mut out = ctx.pool.write(|tx| {
@@ -197,11 +216,60 @@ pub fn info(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
 }
 
 /// Fields a user may change on themselves (besides naming themselves with `user_id`).
-const SELF_FIELDS: &[&str] = &["user_id", "user_email", "password", "metadata"];
+const SELF_FIELDS: &[&str] = &[
+    "user_id",
+    "user_email",
+    "password",
+    "current_password",
+    "metadata",
+];
+
+/// A password change by anyone but a proxy admin must prove the current password. Whoever
+/// holds one of the user's keys is not necessarily the user (a team admin mints keys for
+/// members), and a password opens a UI session with the user's whole authority; so a key (or
+/// a stolen session) alone never sets one. A user without a password gets their first one
+/// from a proxy admin. Checked before the write transaction (argon2 is slow); the write then
+/// refuses if the stored hash changed in between. Returns the hash that was verified.
+fn check_current_password(
+    ctx: &Ctx,
+    who: &Caller,
+    body: &super::Body,
+    target: &str,
+) -> Result<Option<String>> {
+    // Only the user themselves (a writer) gets as far as argon2: anyone else is refused by the
+    // transaction, and must not learn whether a guess was right.
+    if who.is_proxy_admin()
+        || !body.given("password")
+        || who.role.is_viewer()
+        || who.user_id.as_deref() != Some(target)
+    {
+        return Ok(None);
+    }
+    let current = body.opt_str("current_password")?.unwrap_or_default();
+    if current.is_empty() {
+        return Err(Error::bad_param(
+            "current_password",
+            "`current_password` is required to change your password",
+        ));
+    }
+    let Some(u) = ctx.pool.read(|c| Ok(db::users::get(c, target)?))? else {
+        return Ok(None); // the transaction answers 404
+    };
+    let Some(hash) = u.password_hash else {
+        return Err(Error::Forbidden(
+            "this user has no password yet; a proxy admin sets the first one".into(),
+        ));
+    };
+    if !auth::verify_password(&current, &hash) {
+        return Err(Error::Forbidden("`current_password` is not correct".into()));
+    }
+    Ok(Some(hash))
+}
 
 /// `POST /user/update` (`user_id`, or `user_email` to name the user). A proxy admin changes
-/// anything; a user only their own `user_email`, `password` and `metadata` — any other field
-/// (`user_role`, `models`, budgets, limits, ...) is 403 and nothing changes.
+/// anything; a user only their own `password` (proving the current one) and `metadata` — a new
+/// `user_email` or any other field (`user_role`, `models`, budgets, limits, ...) is 403 and
+/// nothing changes.
 pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let body = req.json()?;
     let by_id = body.opt_str("user_id")?.filter(|s| !s.trim().is_empty());
@@ -229,13 +297,17 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let rpm = body.opt_limit("rpm_limit")?;
     let par = body.opt_limit("max_parallel_requests")?;
     let metadata = body.opt_obj("metadata")?;
-    let password_hash = match body.opt_str("password")? {
-        Some(p) if p.is_empty() => {
-            return Err(Error::bad_param("password", "`password` must not be empty"))
-        }
-        Some(p) => Some(auth::hash_password(&p)?),
+    let password = body.opt_str("password")?;
+    if password.as_deref() == Some("") {
+        return Err(Error::bad_param("password", "`password` must not be empty"));
+    }
+    // The proof first (a wrong guess costs one argon2 run, not two). Only a user named by
+    // `user_id` is checked here; one named by email is refused in the transaction.
+    let verified = match &by_id {
+        Some(id) => check_current_password(ctx, who, &body, id)?,
         None => None,
     };
+    let password_hash = password.map(|p| auth::hash_password(&p)).transpose()?;
     let out = ctx.pool.write(|tx| {
         let target = match &by_id {
             Some(id) => db::users::get(tx, id)?,
@@ -270,14 +342,34 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                 .collect();
             if !is_self || !extra.is_empty() {
                 return Err(Error::Forbidden(format!(
-                    "Only proxy admins can change {}; users may change their own user_email, \
-                     password and metadata",
+                    "Only proxy admins can change {}; users may change their own password and \
+                     metadata",
                     if extra.is_empty() {
                         "other users".to_string()
                     } else {
                         format!("{extra:?}")
                     }
                 )));
+            }
+            // The email is the login name and the handle `member_add` finds users by: a user
+            // who could claim someone's address would receive the memberships meant for them.
+            // (The same address in another case is no change: the unique index is on lower().)
+            let current = u.email.as_deref().unwrap_or_default();
+            if new_email
+                .as_ref()
+                .is_some_and(|e| !e.eq_ignore_ascii_case(current))
+            {
+                return Err(Error::Forbidden(
+                    "Only proxy admins can change a user's user_email".into(),
+                ));
+            }
+            if password_hash.is_some() && (verified.is_none() || verified != u.password_hash) {
+                // Named by email (not verified above), or the password changed meanwhile.
+                return Err(Error::Forbidden(
+                    "to change your password name yourself by `user_id` and send the current \
+                     one as `current_password`"
+                        .into(),
+                ));
             }
         }
         let mut f = UserFields::of(&u);

@@ -5,6 +5,8 @@
 mod access;
 mod access_prop;
 mod authority;
+mod authority_prop;
+mod authority_views;
 mod budgets;
 mod common;
 mod forwarding;

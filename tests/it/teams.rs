@@ -673,7 +673,13 @@ fn team_info_shape_and_visibility() {
         );
         let keys = v["keys"].as_array().unwrap();
         assert_eq!(keys.len(), 1);
-        assert_eq!(keys[0]["token"], litegate::auth::hash_key(&raw));
+        // The token only for those who may read the key (issue 11): not a viewer member.
+        let token = if k == w.iviewer {
+            Value::Null
+        } else {
+            json!(litegate::auth::hash_key(&raw))
+        };
+        assert_eq!(keys[0]["token"], token);
         assert_eq!(keys[0]["key_name"], litegate::auth::key_name(&raw));
         assert_eq!(keys[0]["user_id"], "tuser");
         assert_eq!(keys[0]["team_id"], "t1");
