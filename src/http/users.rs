@@ -233,6 +233,7 @@ const SELF_FIELDS: &[&str] = &[
 fn check_current_password(
     ctx: &Ctx,
     who: &Caller,
+    req: &Req,
     body: &super::Body,
     target: &str,
 ) -> Result<Option<String>> {
@@ -252,6 +253,11 @@ fn check_current_password(
             "`current_password` is required to change your password",
         ));
     }
+    // Guesses at the current password (by whoever holds the user's key) are throttled like UI
+    // logins: per user and per client address, refused before any lookup or argon2.
+    let throttle = super::throttle::global();
+    let client = throttle.client(req.peer, req.header("x-forwarded-for"));
+    let attempt = throttle.check(Some(&format!("user-id:{target}")), client)?;
     let Some(u) = ctx.pool.read(|c| Ok(db::users::get(c, target)?))? else {
         return Ok(None); // the transaction answers 404
     };
@@ -260,9 +266,11 @@ fn check_current_password(
             "this user has no password yet; a proxy admin sets the first one".into(),
         ));
     };
-    if !auth::verify_password(&current, &hash) {
+    if !auth::try_verify_password(&current, &hash)? {
+        throttle.failed(&attempt);
         return Err(Error::Forbidden("`current_password` is not correct".into()));
     }
+    throttle.succeeded(&attempt);
     Ok(Some(hash))
 }
 
@@ -304,7 +312,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     // The proof first (a wrong guess costs one argon2 run, not two). Only a user named by
     // `user_id` is checked here; one named by email is refused in the transaction.
     let verified = match &by_id {
-        Some(id) => check_current_password(ctx, who, &body, id)?,
+        Some(id) => check_current_password(ctx, who, req, &body, id)?,
         None => None,
     };
     let password_hash = password.map(|p| auth::hash_password(&p)).transpose()?;

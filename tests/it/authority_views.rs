@@ -633,3 +633,32 @@ fn a_user_cannot_claim_another_email() {
         json!({"user_id": "m1", "user_email": "m1-new@example.com"}),
     );
 }
+
+/// Guesses at `current_password` by whoever holds a user's key are throttled like UI logins:
+/// after the per-account limit (5) even the right password is refused with 429, before argon2.
+#[test]
+fn current_password_guesses_are_throttled() {
+    let w = world();
+    let s = &w.s;
+    s.admin(
+        "/user/update",
+        json!({"user_id": "m1", "password": "old-password-1"}),
+    );
+    let before = hash_of(s, "m1");
+    let set = |cur: &str| {
+        s.post(
+            "/user/update",
+            &w.m1,
+            json!({"user_id": "m1", "password": "taken-over-1", "current_password": cur}),
+        )
+    };
+    for i in 0..5 {
+        let r = set(&format!("guess-{i}"));
+        assert_eq!(r.status, 403, "guess {i}: {}", r.text());
+    }
+    let r = set("old-password-1");
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(r.header("retry-after").is_some());
+    assert_eq!(hash_of(s, "m1"), before);
+    assert_eq!(login(s, "m1@example.com", "old-password-1"), 200);
+}

@@ -436,8 +436,16 @@ fn no_upstream_url_reaches_a_key_holder() {
     // An error event inside a stream that echoes the URL is scrubbed too.
     let r = s.post("/v1/chat/completions", &k, stream_body("echo_url"));
     assert_eq!(r.status, 200);
-    assert!(r.text().contains("\"cannot serve [upstream]"), "{}", r.text());
-    assert!(r.text().contains("plain text: cannot serve [upstream]"), "{}", r.text());
+    assert!(
+        r.text().contains("\"cannot serve [upstream]"),
+        "{}",
+        r.text()
+    );
+    assert!(
+        r.text().contains("plain text: cannot serve [upstream]"),
+        "{}",
+        r.text()
+    );
     assert_no_upstream("stream", &r.text(), &f, Some(dead));
     for path in [
         "/v1/models",
