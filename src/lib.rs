@@ -8,6 +8,7 @@ pub mod budget;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod hierarchy;
 pub mod http;
 pub mod kdf;
 pub mod limits;

@@ -3,10 +3,12 @@
 //! response carries only the token. Model lists are checked against the chain above the key
 //! by the one resolver in `auth.rs`.
 
-use super::{grant, scope, Body, Ctx, Reply, Req};
+use super::{grant, patch, scope, shapes, Body, Ctx, Reply, Req};
 use crate::auth::{self, Caller, Chain, Role, ALL_ORG_MODELS, ALL_TEAM_MODELS};
+use crate::db::rows::unique_or;
 use crate::db::{self, keys::KeyRec, keys::NewKey};
 use crate::error::{Error, Result};
+use crate::hierarchy::{AllowancePatch, Patch};
 use crate::util;
 use rusqlite::Connection;
 use serde_json::{json, Value};
@@ -20,35 +22,6 @@ const FORBIDDEN_FIELDS: &[&str] = &[
     "allowed_cache_controls",
     "spend",
 ];
-
-fn key_json(r: &KeyRec) -> Value {
-    let k = &r.k;
-    json!({
-        "token": k.token,
-        "key_name": k.key_name,
-        "key_alias": k.key_alias,
-        "models": k.models,
-        "aliases": k.aliases,
-        "team_id": k.team_id,
-        "user_id": k.user_id,
-        "organization_id": k.organization_id,
-        "expires": k.expires,
-        "blocked": k.blocked,
-        "spend": r.spend,
-        "max_budget": k.max_budget,
-        "soft_budget": k.soft_budget,
-        "budget_duration": k.budget_duration,
-        "budget_reset_at": k.budget_reset_at,
-        "tpm_limit": k.tpm_limit,
-        "rpm_limit": k.rpm_limit,
-        "max_parallel_requests": k.max_parallel_requests,
-        "metadata": k.metadata,
-        "created_at": r.created_at,
-        "updated_at": r.updated_at,
-        "created_by": k.created_by,
-        "updated_by": r.updated_by,
-    })
-}
 
 /// The models a key's chain resolves to, by THE key-check statement and the one resolver.
 fn effective_models(ctx: &Ctx, c: &Connection, token: &str) -> Result<Vec<String>> {
@@ -353,67 +326,33 @@ fn from_now(field: &str, secs: i64) -> Result<String> {
         .ok_or_else(|| Error::bad_param(field, format!("`{field}` reaches past the year 9999")))
 }
 
+/// The settable fields of a key, each by the one update rule (`Patch`: absent keeps, `null`
+/// clears, a value sets); on generate, a patch over an empty key. `models`, `aliases`,
+/// `metadata` and `blocked` cannot be empty, so for them `null` is the same as absent.
 struct KeyFields {
-    alias: Option<Option<String>>,
+    alias: Patch<String>,
     models: Option<Vec<String>>,
     aliases: Option<Value>,
     metadata: Option<Value>,
-    expires: Option<Option<String>>,
-    max_budget: Option<Option<f64>>,
-    soft_budget: Option<Option<f64>>,
-    /// (duration text, next reset time).
-    budget_duration: Option<Option<(String, String)>>,
-    tpm: Option<Option<i64>>,
-    rpm: Option<Option<i64>>,
-    parallel: Option<Option<i64>>,
+    /// The expiry time `duration` gives.
+    expires: Patch<String>,
+    allowance: AllowancePatch,
     blocked: Option<bool>,
 }
 
-/// Reads the settable key fields; `Some(None)` = explicitly cleared with null.
 fn key_fields(b: &Body) -> Result<KeyFields> {
-    let tri = |f: &str| b.has(f);
-    let alias = if tri("key_alias") {
-        Some(b.opt_str("key_alias")?.filter(|s| !s.is_empty()))
-    } else {
-        None
-    };
-    let expires = if tri("duration") {
-        Some(
-            b.opt_duration("duration")?
-                .map(|(_, secs)| from_now("duration", secs))
-                .transpose()?,
-        )
-    } else {
-        None
-    };
+    let expires = patch::field(b, "duration", Body::opt_duration)?;
     Ok(KeyFields {
-        alias,
+        alias: patch::text(b, "key_alias")?,
         models: b.opt_list("models")?,
         aliases: b.opt_obj("aliases")?.map(Value::Object),
         metadata: b.opt_obj("metadata")?.map(Value::Object),
-        expires,
-        max_budget: tri("max_budget")
-            .then(|| b.opt_budget("max_budget"))
-            .transpose()?,
-        soft_budget: tri("soft_budget")
-            .then(|| b.opt_budget("soft_budget"))
-            .transpose()?,
-        budget_duration: tri("budget_duration")
-            .then(|| {
-                b.opt_duration("budget_duration")?
-                    .map(|(d, secs)| Ok::<_, Error>((d, from_now("budget_duration", secs)?)))
-                    .transpose()
-            })
-            .transpose()?,
-        tpm: tri("tpm_limit")
-            .then(|| b.opt_limit("tpm_limit"))
-            .transpose()?,
-        rpm: tri("rpm_limit")
-            .then(|| b.opt_limit("rpm_limit"))
-            .transpose()?,
-        parallel: tri("max_parallel_requests")
-            .then(|| b.opt_limit("max_parallel_requests"))
-            .transpose()?,
+        expires: match expires {
+            Patch::Value((_, secs)) => Patch::Value(from_now("duration", secs)?),
+            Patch::Null => Patch::Null,
+            Patch::Absent => Patch::Absent,
+        },
+        allowance: patch::allowance(b)?,
         blocked: b.opt_bool("blocked")?,
     })
 }
@@ -428,18 +367,11 @@ impl KeyFields {
     }
 
     fn widens_budget(&self) -> bool {
-        self.max_budget.is_some()
-            || self.soft_budget.is_some()
-            || self.budget_duration.is_some()
-            || self.tpm.is_some()
-            || self.rpm.is_some()
-            || self.parallel.is_some()
+        self.allowance.first_present().is_some()
     }
 
     fn apply(self, k: &mut NewKey) {
-        if let Some(a) = self.alias {
-            k.key_alias = a;
-        }
+        self.alias.apply(&mut k.key_alias);
         if let Some(m) = self.models {
             k.models = m;
         }
@@ -449,28 +381,8 @@ impl KeyFields {
         if let Some(m) = self.metadata {
             k.metadata = m;
         }
-        if let Some(e) = self.expires {
-            k.expires = e;
-        }
-        if let Some(x) = self.max_budget {
-            k.max_budget = x;
-        }
-        if let Some(x) = self.soft_budget {
-            k.soft_budget = x;
-        }
-        if let Some(d) = self.budget_duration {
-            k.budget_reset_at = d.as_ref().map(|(_, reset)| reset.clone());
-            k.budget_duration = d.map(|(s, _)| s);
-        }
-        if let Some(x) = self.tpm {
-            k.tpm_limit = x;
-        }
-        if let Some(x) = self.rpm {
-            k.rpm_limit = x;
-        }
-        if let Some(x) = self.parallel {
-            k.max_parallel_requests = x;
-        }
+        self.expires.apply(&mut k.expires);
+        self.allowance.apply(&mut k.allowance, util::now_ms());
         if let Some(b) = self.blocked {
             k.blocked = b;
         }
@@ -479,8 +391,8 @@ impl KeyFields {
 
 /// A key's budget never exceeds its team's.
 fn check_team_budget(p: &Parent, k: &NewKey) -> Result<()> {
-    if let (Some(team), Some(kb)) = (&p.team, k.max_budget) {
-        if let Some(tb) = team.max_budget {
+    if let (Some(team), Some(kb)) = (&p.team, k.allowance.max_budget) {
+        if let Some(tb) = team.allowance.max_budget {
             if kb > tb {
                 return Err(Error::bad_param(
                     "max_budget",
@@ -617,7 +529,7 @@ pub fn generate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         db::authority::set_key_issue(tx, &k.token, calls_only, limits_rank, by)?;
         Ok(rec)
     })?;
-    let mut v = key_json(&rec);
+    let mut v = shapes::key(&rec);
     v["key"] = json!(raw);
     Reply::ok(v)
 }
@@ -702,21 +614,14 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             // Whoever held the raw key so far must not act as the new owner.
             calls_only = true;
         }
-        match db::keys::save(tx, &rec_token, &rec.k, who.user_id.as_deref()) {
-            Ok(_) => {}
-            Err(e) if db::is_unique_violation(&e) => {
-                return Err(Error::Conflict(
-                    "a key with this key_alias already exists".into(),
-                ))
-            }
-            Err(e) => return Err(e.into()),
-        }
+        db::keys::save(tx, &rec_token, &rec.k, who.user_id.as_deref())
+            .map_err(|e| unique_or(e, || "a key with this key_alias already exists".into()))?;
         let changed = grant::key_limits_changed(&before, &rec.k);
         let next = grant::next_rank(stored_rank, rank, changed);
         db::authority::set_key_ranks(tx, &rec.k.token, calls_only, next)?;
         db::keys::by_token(tx, &rec.k.token)?.ok_or_else(|| Error::internal("key vanished"))
     })?;
-    Reply::ok(key_json(&rec))
+    Reply::ok(shapes::key(&rec))
 }
 
 pub fn delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
@@ -778,7 +683,7 @@ pub fn info(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         let eff = effective_models(ctx, c, &rec.k.token)?;
         Ok((rec, eff))
     })?;
-    let mut info = key_json(&rec);
+    let mut info = shapes::key(&rec);
     info["effective_models"] = json!(eff);
     Reply::ok(json!({ "key": rec.k.token, "info": info }))
 }
@@ -830,7 +735,13 @@ pub fn list(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         .read(|c| Ok(db::keys::list(c, &filter, size, (page - 1) * size)?))?;
     let keys: Vec<Value> = rows
         .iter()
-        .map(|r| if full { key_json(r) } else { json!(r.k.token) })
+        .map(|r| {
+            if full {
+                shapes::key(r)
+            } else {
+                json!(r.k.token)
+            }
+        })
         .collect();
     Reply::ok(json!({
         "keys": keys,
@@ -864,7 +775,7 @@ fn set_blocked(ctx: &Ctx, who: &Caller, req: &Req, blocked: bool) -> Result<Repl
         db::authority::set_key_ranks(tx, &rec_token, calls_only, next)?;
         db::keys::by_token(tx, &rec.k.token)?.ok_or_else(|| Error::internal("key vanished"))
     })?;
-    Reply::ok(key_json(&rec))
+    Reply::ok(shapes::key(&rec))
 }
 
 pub fn block(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
@@ -937,13 +848,8 @@ pub fn regenerate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         check_tightening(ctx, &parent, rank, stored_rank, &before, &rec.k)?;
         rec.k.token = auth::hash_key(&raw);
         rec.k.key_name = auth::key_name(&raw);
-        match db::keys::save(tx, &rec_token, &rec.k, who.user_id.as_deref()) {
-            Ok(_) => {}
-            Err(e) if db::is_unique_violation(&e) => {
-                return Err(Error::Conflict("This key already exists".into()))
-            }
-            Err(e) => return Err(e.into()),
-        }
+        db::keys::save(tx, &rec_token, &rec.k, who.user_id.as_deref())
+            .map_err(|e| unique_or(e, || "This key already exists".into()))?;
         let calls_only = grant::reach_calls_only(who, rec.k.user_id.as_deref());
         let changed = grant::key_limits_changed(&before, &rec.k);
         let next = grant::next_rank(stored_rank, rank, changed);
@@ -951,7 +857,7 @@ pub fn regenerate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         db::authority::set_key_issue(tx, &rec.k.token, calls_only, next, by)?;
         db::keys::by_token(tx, &rec.k.token)?.ok_or_else(|| Error::internal("key vanished"))
     })?;
-    let mut v = key_json(&rec);
+    let mut v = shapes::key(&rec);
     v["key"] = json!(raw);
     Reply::ok(v)
 }
