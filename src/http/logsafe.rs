@@ -3,7 +3,8 @@
 //! caller-chosen text in a path (`/key/sk-…/regenerate`, a mistyped route with a key in it)
 //! is ever written out. Queries, headers and bodies are never logged at all.
 
-use super::{Req, ROUTES};
+use super::routes::ROUTES;
+use super::Req;
 
 /// Shown in place of a path segment that is not one of the routing table's fixed words.
 const HIDDEN: &str = "…";
@@ -58,7 +59,7 @@ mod tests {
 
     fn path_of(method: &str, url: &str) -> String {
         let req = Req::new(method, url, Vec::new(), Vec::new());
-        if let Ok((p, _)) = super::super::route(&req.method, &req.path) {
+        if let Ok((p, _)) = super::super::dispatch::route(&req.method, &req.path) {
             req.route.set(p);
         }
         req.log_path()
