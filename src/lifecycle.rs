@@ -35,9 +35,10 @@ impl Lifecycle {
         &self.connections
     }
 
-    /// Counts a request in flight, then tells whether it may run: `None` once shutdown has
-    /// begun. Counting first closes the race with `shutdown`: it either sees this request in
-    /// flight and waits for it, or set its flag before, and the request is refused here.
+    /// Counts a request in flight (until the guard drops), then tells whether requests are
+    /// still accepted: `false` once shutdown has begun. Counting first closes the race with
+    /// `shut_down`: it either sees this request in flight and waits for it, or set its flag
+    /// before, and the request is refused.
     pub fn enter(&self) -> (InFlight<'_>, bool) {
         self.in_flight.fetch_add(1, SeqCst);
         (InFlight(self), !self.shutting_down.load(SeqCst))

@@ -258,8 +258,8 @@ fn handle(ctx: &'static Ctx, mut rq: tiny_http::Request, slots: &Slots) {
     let _slot = slots.take();
     // Counted before the check: shutdown either sees this request in flight and waits for
     // it, or began before, and the request is refused here.
-    let (_in_flight, admitted) = ctx.lifecycle.enter();
-    let refusal = if !admitted {
+    let (_in_flight, accepting) = ctx.lifecycle.enter();
+    let refusal = if !accepting {
         Err(Error::Unavailable(
             "litegate is shutting down; try again".into(),
         ))

@@ -310,3 +310,108 @@ impl ConnState {
         self.close.load(Ordering::Relaxed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::net::{TcpListener, TcpStream};
+
+    /// A server on loopback with `config` whose handler answers 204 to everything.
+    fn server(config: Config) -> (crate::Server, std::net::SocketAddr) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let handler: crate::Handler = Arc::new(|rq: crate::Request| {
+            let _ = rq.respond(crate::Response::empty(204));
+        });
+        let s = crate::Server::from_listener_with_handler(l, None, config, handler).unwrap();
+        (s, addr)
+    }
+
+    fn exchange(addr: std::net::SocketAddr, bytes: &[u8]) -> String {
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.write_all(bytes).unwrap();
+        let mut out = Vec::new();
+        let _ = c.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    fn tagged(tag: &'static str) -> RenderRefusal {
+        Arc::new(move |r: &Refusal| RefusalBody {
+            status: if *r == Refusal::Timeout { 499 } else { r.status() },
+            content_type: "application/x-test",
+            body: format!("{tag}:{}", r.status()).into_bytes(),
+        })
+    }
+
+    /// Two servers in one process, each with its own limits, wording and counters (what the
+    /// process-wide statics this replaced could not do).
+    #[test]
+    fn each_server_has_its_own_configuration() {
+        let a_stats = Arc::new(Stats::default());
+        let (_a, a) = server(Config {
+            limits: Limits {
+                max_connections: 1,
+                ..Limits::default()
+            },
+            render: tagged("a"),
+            stats: a_stats.clone(),
+        });
+        let b_stats = Arc::new(Stats::default());
+        let (_b, b) = server(Config {
+            limits: Limits::default(),
+            render: tagged("b"),
+            stats: b_stats.clone(),
+        });
+
+        // A holds one connection open; the next one is over its cap.
+        let mut held = TcpStream::connect(a).unwrap();
+        held.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let mut first = [0u8; 12];
+        held.read_exact(&mut first).unwrap();
+        assert_eq!(&first, b"HTTP/1.1 204");
+        let refused = exchange(a, b"GET / HTTP/1.1\r\n\r\n");
+        assert!(refused.starts_with("HTTP/1.1 503 "), "{refused}");
+        assert!(refused.contains("Content-Type: application/x-test\r\n"), "{refused}");
+        assert!(refused.contains("Connection: close\r\n"), "{refused}");
+        assert!(refused.contains("Content-Length: 5\r\n"), "{refused}");
+        assert!(refused.ends_with("\r\n\r\na:503"), "{refused}");
+        assert_eq!(a_stats.refused_connections(), 1);
+
+        // B has no cap, and words a malformed head its own way, with its own count.
+        let bad = exchange(b, b"GET / HTTP/1.1\nHost: x\r\n\r\n");
+        assert!(bad.starts_with("HTTP/1.1 400 "), "{bad}");
+        assert!(bad.ends_with("\r\n\r\nb:400"), "{bad}");
+        assert_eq!(b_stats.refused_requests(), 1);
+        assert_eq!(b_stats.refused_connections(), 0);
+        assert_eq!(a_stats.refused_requests(), 0);
+        drop(held);
+    }
+
+    /// The renderer chooses the status; the deadlines are the server's own.
+    #[test]
+    fn deadlines_come_from_the_config_and_the_renderer_picks_the_status() {
+        let (_s, addr) = server(Config {
+            limits: Limits {
+                head_timeout: Duration::from_millis(200),
+                request_timeout: Duration::from_millis(200),
+                ..Limits::default()
+            },
+            render: tagged("t"),
+            stats: Arc::new(Stats::default()),
+        });
+        let t = std::time::Instant::now();
+        let out = exchange(addr, b"GET / HTTP/1.1\r\nHost: x\r\n");
+        assert!(out.starts_with("HTTP/1.1 499 "), "{out}");
+        assert!(out.ends_with("t:408"), "{out}");
+        assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn the_default_wording_is_plain_text() {
+        let b = plain_text(&Refusal::TooManyHeaders(100));
+        assert_eq!(b.status, 431);
+        assert_eq!(b.body, b"more than 100 request headers");
+    }
+}
