@@ -184,6 +184,10 @@ mod tests {
             Error::NotFound("x".into()),
             Error::Conflict("x".into()),
             Error::TooLarge(1),
+            Error::HeadRefused {
+                status: 431,
+                message: "x".into(),
+            },
             Error::BudgetExceeded("x".into()),
             Error::Internal("secret sql".into()),
         ];

@@ -243,7 +243,7 @@ fn handle(ctx: &'static Ctx, mut rq: tiny_http::Request, slots: &Slots) {
     req.peer = rq.remote_addr().map(|a| a.ip());
     let extra = vec![("x-litellm-call-id".to_string(), req.request_id.clone())];
     let routed = dispatch::route(&req.method, &req.path).map(|(pattern, h)| {
-        req.route.set(pattern);
+        req.route = pattern;
         h
     });
     // A route that needs no key reads its (small) body before taking a slot: a slow
@@ -292,7 +292,7 @@ fn handle(ctx: &'static Ctx, mut rq: tiny_http::Request, slots: &Slots) {
         }
     };
     // Counted before the response goes out, so a client that reads /metrics right after sees it.
-    crate::metrics::METRICS.request(req.route.get(), &method, reply.status());
+    crate::metrics::METRICS.request(req.route, &method, reply.status());
     let status = respond(rq, reply, &extra);
     // One access-log line per request: the route, never the path (`logsafe.rs`), key_name only.
     log::info!(

@@ -60,7 +60,7 @@ pub fn admit(ctx: &'static Ctx, req: &Req, routed: Result<Handler>) -> Result<Ad
         Handler::Public(h) => Admitted::Public(h),
         Handler::Managed(h) => {
             let caller = ctx.caller(req)?;
-            grant::admit(&caller, req.route.get())?;
+            grant::admit(&caller, req.route)?;
             Admitted::Managed(h, caller)
         }
         Handler::ModelCall(h) => Admitted::ModelCall(h, ctx.key_caller(req)?),

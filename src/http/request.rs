@@ -85,7 +85,7 @@ pub struct Req {
     /// Set by authentication, for the access log (never the raw key).
     pub key_name: RefCell<Option<String>>,
     /// The matched route pattern, for metrics labels (never the raw path).
-    pub route: std::cell::Cell<&'static str>,
+    pub route: &'static str,
     /// Set by `json()`: the body's top-level object names a key twice (the parsed `Body` keeps
     /// the last value; another parser may keep the first, so such bytes are never forwarded
     /// as they came).
@@ -105,7 +105,7 @@ impl Req {
             body,
             request_id: crate::util::uuid7(),
             key_name: RefCell::new(None),
-            route: std::cell::Cell::new("unmatched"),
+            route: "unmatched",
             duplicate_keys: std::cell::Cell::new(false),
             peer: None,
         }
@@ -128,7 +128,7 @@ impl Req {
     /// The path segment a `{name}` segment of the matched route captured (e.g. the key in
     /// `/key/{key}/regenerate`), percent-decoded.
     pub fn param(&self, name: &str) -> Option<String> {
-        let pattern = self.route.get();
+        let pattern = self.route;
         pattern
             .split('/')
             .zip(self.path.split('/'))
