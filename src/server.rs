@@ -13,9 +13,9 @@ use crate::http::{Ctx, Reply, Req, StreamBody};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Binds nothing: serves `listener` with `limits` until the returned server is dropped.
-/// Refusals that the connection sends without a handler (408, 503, a malformed head) are
-/// worded by `error.rs`, like every other error.
+/// Serves the already bound `listener` with `limits` until the returned server is dropped.
+/// The connection counters go to `ctx.lifecycle`; refusals that the connection sends without
+/// a handler (408, 503, a malformed head) are worded by `error.rs`, like every other error.
 pub fn serve(
     ctx: &'static Ctx,
     listener: std::net::TcpListener,
