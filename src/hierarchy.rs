@@ -1,5 +1,5 @@
-//! The nouns of the hierarchy (org → team → user → key) that every layer shares: the
-//! *allowance* a level carries (budget, budget period, rate limits) with its column list, and
+//! The nouns of the hierarchy (org → team → user → key) that every layer shares: the `Level`
+//! a budget, limit or model list is set at, the *allowance* a level carries (budget, budget period, rate limits) with its column list, and
 //! the one tri-state update rule `Patch<T>`. Holds no SQL statements, no HTTP parsing (that is
 //! `http::patch`) and no authorization: who may change an allowance is `grant`'s business.
 
@@ -140,6 +140,65 @@ impl Allowance {
             return Some("max_parallel_requests");
         }
         None
+    }
+}
+
+/// A level of the hierarchy: where a model list, budget or rate limit is set. Memberships carry
+/// a budget of their own (`max_budget_in_team`, `max_budget_in_organization`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Level {
+    Key,
+    Team,
+    Org,
+    User,
+    TeamMember,
+    OrgMember,
+}
+
+impl Level {
+    /// How many levels there are (`index` is below it).
+    pub const COUNT: usize = 6;
+
+    /// The level's name in messages, as LiteLLM spells it (API.md §7): "Key", "Organization".
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Key => "Key",
+            Level::Team => "Team",
+            Level::Org => "Organization",
+            Level::User => "User",
+            Level::TeamMember => "Team member",
+            Level::OrgMember => "Organization member",
+        }
+    }
+
+    /// The name in lower case, inside a sentence: "key", "organization".
+    pub fn noun(self) -> &'static str {
+        match self {
+            Level::Key => "key",
+            Level::Team => "team",
+            Level::Org => "organization",
+            Level::User => "user",
+            Level::TeamMember => "team member",
+            Level::OrgMember => "organization member",
+        }
+    }
+
+    /// A dense index, for per-level tables.
+    pub fn index(self) -> usize {
+        match self {
+            Level::Key => 0,
+            Level::Team => 1,
+            Level::Org => 2,
+            Level::User => 3,
+            Level::TeamMember => 4,
+            Level::OrgMember => 5,
+        }
+    }
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 

@@ -1,27 +1,16 @@
 //! Key endpoints (API.md §2, §6): generate, update, delete, info, list, block/unblock,
 //! regenerate. Raw keys are returned once (generate/regenerate) and never again; every other
 //! response carries only the token. Model lists are checked against the chain above the key
-//! by the one resolver in `auth.rs`.
+//! by the one resolver in `auth.rs`. The request fields are read in `key_fields`.
 
-use super::{grant, patch, scope, shapes, Body, Ctx, Reply, Req};
+use super::key_fields::{check_custom_key, key_fields, reject_forbidden_fields};
+use super::{grant, scope, shapes, Ctx, Reply, Req};
 use crate::auth::{self, Caller, Chain, Role, ALL_ORG_MODELS, ALL_TEAM_MODELS};
 use crate::db::rows::unique_or;
 use crate::db::{self, keys::KeyRec, keys::NewKey};
 use crate::error::{Error, Result};
-use crate::hierarchy::{AllowancePatch, Patch};
-use crate::util;
 use rusqlite::Connection;
 use serde_json::{json, Value};
-
-/// Fields a caller may never set on a key, because they widen reach beyond the key's owner.
-const FORBIDDEN_FIELDS: &[&str] = &[
-    "token",
-    "user_role",
-    "allowed_routes",
-    "permissions",
-    "allowed_cache_controls",
-    "spend",
-];
 
 /// The models a key's chain resolves to, by THE key-check statement and the one resolver.
 fn effective_models(ctx: &Ctx, c: &Connection, token: &str) -> Result<Vec<String>> {
@@ -110,25 +99,6 @@ fn find(c: &Connection, who: &Caller, key: &str) -> Result<KeyRec> {
         Some(r) if can_see(c, who, &r.k)? => Ok(r),
         _ => Err(Error::NotFound("Key not found".into())),
     }
-}
-
-fn reject_forbidden_fields(body: &Body, who: &Caller) -> Result<()> {
-    for f in FORBIDDEN_FIELDS {
-        if body.given(f) {
-            if *f == "token" {
-                return Err(Error::bad_param(
-                    "token",
-                    "`token` cannot be set; use `key` for a custom key (admins only)",
-                ));
-            }
-            if who.role != Role::ProxyAdmin || *f != "spend" {
-                return Err(Error::Forbidden(format!(
-                    "`{f}` cannot be set on a key by this caller"
-                )));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The chain a key with this team/org/user would sit under, for write-time checks.
@@ -313,81 +283,7 @@ pub fn model_options(
     }))
 }
 
-/// The last instant our ISO-8601 text can hold (9999-12-31T23:59:59.999Z). A later one is
-/// written with a 5-digit year that the key check cannot read back, i.e. a key expired at birth.
-const MAX_ISO_MS: i64 = 253_402_300_799_999;
-
-/// `secs` from now as stored ISO-8601 text; 400 naming `field` past year 9999 or on overflow.
-fn from_now(field: &str, secs: i64) -> Result<String> {
-    secs.checked_mul(1000)
-        .and_then(|ms| util::now_ms().checked_add(ms))
-        .filter(|ms| *ms <= MAX_ISO_MS)
-        .map(util::iso_from_ms)
-        .ok_or_else(|| Error::bad_param(field, format!("`{field}` reaches past the year 9999")))
-}
-
-/// The settable fields of a key, each by the one update rule (`Patch`: absent keeps, `null`
-/// clears, a value sets); on generate, a patch over an empty key. `models`, `aliases`,
-/// `metadata` and `blocked` cannot be empty, so for them `null` is the same as absent.
-struct KeyFields {
-    alias: Patch<String>,
-    models: Option<Vec<String>>,
-    aliases: Option<Value>,
-    metadata: Option<Value>,
-    /// The expiry time `duration` gives.
-    expires: Patch<String>,
-    allowance: AllowancePatch,
-    blocked: Option<bool>,
-}
-
-fn key_fields(b: &Body) -> Result<KeyFields> {
-    let expires = patch::field(b, "duration", Body::opt_duration)?;
-    Ok(KeyFields {
-        alias: patch::text(b, "key_alias")?,
-        models: b.opt_list("models")?,
-        aliases: b.opt_obj("aliases")?.map(Value::Object),
-        metadata: b.opt_obj("metadata")?.map(Value::Object),
-        expires: match expires {
-            Patch::Value((_, secs)) => Patch::Value(from_now("duration", secs)?),
-            Patch::Null => Patch::Null,
-            Patch::Absent => Patch::Absent,
-        },
-        allowance: patch::allowance(b)?,
-        blocked: b.opt_bool("blocked")?,
-    })
-}
-
 const BLOCK_DENIED: &str = "only proxy admins and team admins may block or unblock keys";
-
-impl KeyFields {
-    /// `blocked` given and different from the key's: the same decision as `/key/block`, so
-    /// `/key/update` and `/key/regenerate` are no side door around it.
-    fn changes_blocked(&self, k: &NewKey) -> bool {
-        self.blocked.is_some_and(|b| b != k.blocked)
-    }
-
-    fn widens_budget(&self) -> bool {
-        self.allowance.first_present().is_some()
-    }
-
-    fn apply(self, k: &mut NewKey) {
-        self.alias.apply(&mut k.key_alias);
-        if let Some(m) = self.models {
-            k.models = m;
-        }
-        if let Some(a) = self.aliases {
-            k.aliases = a;
-        }
-        if let Some(m) = self.metadata {
-            k.metadata = m;
-        }
-        self.expires.apply(&mut k.expires);
-        self.allowance.apply(&mut k.allowance, util::now_ms());
-        if let Some(b) = self.blocked {
-            k.blocked = b;
-        }
-    }
-}
 
 /// A key's budget never exceeds its team's.
 fn check_team_budget(p: &Parent, k: &NewKey) -> Result<()> {
@@ -431,17 +327,7 @@ pub fn generate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let custom = b.opt_str("key")?;
     let fields = key_fields(&b)?;
     if let Some(k) = &custom {
-        if who.role != Role::ProxyAdmin {
-            return Err(Error::Forbidden(
-                "only proxy admins may set a custom key".into(),
-            ));
-        }
-        if !k.starts_with("sk-") || k.len() < 16 {
-            return Err(Error::bad_param(
-                "key",
-                "a custom key must start with 'sk-' and be at least 16 characters",
-            ));
-        }
+        check_custom_key(who, "key", k)?;
     }
     let raw = custom.unwrap_or_else(auth::new_raw_key);
     let rec = ctx.pool.write(|tx| {
@@ -797,17 +683,7 @@ pub fn regenerate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     };
     let new_key = b.opt_str("new_key")?;
     if let Some(k) = &new_key {
-        if who.role != Role::ProxyAdmin {
-            return Err(Error::Forbidden(
-                "only proxy admins may set a custom key".into(),
-            ));
-        }
-        if !k.starts_with("sk-") || k.len() < 16 {
-            return Err(Error::bad_param(
-                "new_key",
-                "a custom key must start with 'sk-' and be at least 16 characters",
-            ));
-        }
+        check_custom_key(who, "new_key", k)?;
     }
     let fields = key_fields(&b)?;
     let raw = new_key.unwrap_or_else(auth::new_raw_key);
@@ -860,22 +736,4 @@ pub fn regenerate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let mut v = shapes::key(&rec);
     v["key"] = json!(raw);
     Reply::ok(v)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn max_iso_ms_is_the_last_readable_instant() {
-        assert_eq!(util::iso_from_ms(MAX_ISO_MS), "9999-12-31T23:59:59.999Z");
-        assert_eq!(
-            util::ms_from_iso(&util::iso_from_ms(MAX_ISO_MS)),
-            Some(MAX_ISO_MS)
-        );
-        assert_eq!(util::ms_from_iso(&util::iso_from_ms(MAX_ISO_MS + 1)), None);
-        assert!(from_now("duration", 3600).is_ok());
-        assert!(from_now("duration", i64::MAX / 1000).is_err());
-        assert!(from_now("duration", i64::MAX).is_err());
-    }
 }

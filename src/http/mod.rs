@@ -12,6 +12,7 @@ pub mod dispatch;
 pub mod fields;
 pub mod grant;
 pub mod health;
+pub mod key_fields;
 pub mod keys;
 mod logsafe;
 pub mod members;

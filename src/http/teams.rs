@@ -493,20 +493,31 @@ pub fn member_update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     Reply::ok(out)
 }
 
+/// Writes `f` over the stored team `t`, checked by `grant` (below the rank that set a limit,
+/// a caller only tightens it); answers the team as stored now.
+fn save_checked(
+    ctx: &Ctx,
+    c: &Connection,
+    who: &Caller,
+    t: &TeamRow,
+    f: &TeamFields,
+) -> Result<Value> {
+    let rank = grant::team_rank(c, who, Some(t))?;
+    let before = TeamFields::of(t);
+    grant::check_team_change(&ctx.catalog, c, rank, t, &before, f)?;
+    db::teams::update(c, &t.id, f, who.user_id.as_deref())?;
+    grant::stamp_team(c, rank, t, &before, f)?;
+    team_reply(c, &t.id)
+}
+
 fn set_blocked(ctx: &Ctx, who: &Caller, req: &Req, blocked: bool) -> Result<Reply> {
     let body = req.json()?;
     let team_id = team_id_param(&body)?;
-    let by = who.user_id.clone();
     let out = ctx.pool.write(|tx| {
         let t = team_admin_of(tx, who, &team_id, "block or unblock it")?;
-        let rank = grant::team_rank(tx, who, Some(&t))?;
-        let before = TeamFields::of(&t);
-        let mut f = before.clone();
+        let mut f = TeamFields::of(&t);
         f.blocked = blocked;
-        grant::check_team_change(&ctx.catalog, tx, rank, &t, &before, &f)?;
-        db::teams::update(tx, &team_id, &f, by.as_deref())?;
-        grant::stamp_team(tx, rank, &t, &before, &f)?;
-        team_reply(tx, &team_id)
+        save_checked(ctx, tx, who, &t, &f)
     })?;
     Reply::ok(out)
 }
@@ -528,7 +539,6 @@ fn change_models(ctx: &Ctx, who: &Caller, req: &Req, add: bool) -> Result<Reply>
     if names.is_empty() {
         return Err(Error::bad_param("models", "`models` is required"));
     }
-    let by = who.user_id.clone();
     let out = ctx.pool.write(|tx| {
         let t = visible_team(tx, who, &team_id)?;
         // Adding widens and removing may widen too (an emptied list is unrestricted): both
@@ -557,12 +567,7 @@ fn change_models(ctx: &Ctx, who: &Caller, req: &Req, add: bool) -> Result<Reply>
         } else {
             f.models.retain(|m| !names.contains(m));
         }
-        let rank = grant::team_rank(tx, who, Some(&t))?;
-        let before = TeamFields::of(&t);
-        grant::check_team_change(&ctx.catalog, tx, rank, &t, &before, &f)?;
-        db::teams::update(tx, &team_id, &f, by.as_deref())?;
-        grant::stamp_team(tx, rank, &t, &before, &f)?;
-        team_reply(tx, &team_id)
+        save_checked(ctx, tx, who, &t, &f)
     })?;
     Reply::ok(out)
 }

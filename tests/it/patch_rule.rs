@@ -384,4 +384,15 @@ fn a_null_is_a_change_for_authorization() {
     );
     assert_error(&r, 403);
     assert_eq!(snapshot(&s), before);
+    // A member budget the proxy admin set: the team admin may lower it, not clear it.
+    s.admin(
+        "/team/member_add",
+        json!({"team_id": "t", "member": {"user_id": "m"}, "max_budget_in_team": 5}),
+    );
+    let before = snapshot(&s);
+    let body = json!({"team_id": "t", "user_id": "m", "max_budget_in_team": null});
+    assert_error(&s.post("/team/member_update", &ta, body), 403);
+    assert_eq!(snapshot(&s), before);
+    let body = json!({"team_id": "t", "user_id": "m", "max_budget_in_team": 4});
+    assert_eq!(s.post("/team/member_update", &ta, body).status, 200);
 }
