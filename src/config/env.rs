@@ -5,6 +5,9 @@
 //! down in `Config::env` and keeps its own default for an unset variable (documented beside
 //! the consumer: `lib.rs`, `db/mod.rs`, `kdf.rs`, `http/throttle.rs`).
 //!
+//! (`RUST_LOG` is the exception: `env_logger` reads it in `main`, before the config, so that
+//! the config's own warnings are logged.)
+//!
 //! A malformed value is ignored, as if unset (the variables are operators' tuning knobs, and
 //! the tests set them; none is a security setting that must fail closed).
 

@@ -229,20 +229,16 @@ impl<T: FromYaml> Field<T> {
 }
 
 /// A section or list item: deserialized as `T` when it has `T`'s shape.
+#[derive(Default)]
 pub(super) enum Shaped<T> {
     /// Absent or `null`.
+    #[default]
     Missing,
     Given(T),
     /// A mapping with a key that is not a scalar (`[a, b]: 1`, `~: 1`).
     BadKey,
     /// Not of `T`'s shape (a list where a mapping belongs, ...).
     Wrong,
-}
-
-impl<T> Default for Shaped<T> {
-    fn default() -> Self {
-        Shaped::Missing
-    }
 }
 
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Shaped<T> {
