@@ -6,7 +6,7 @@
 //! `main` exits 2 on it. Unknown keys are warnings, logged by `load`.
 
 mod cli;
-pub mod env;
+mod env;
 #[cfg(test)]
 mod legacy;
 mod model_list;

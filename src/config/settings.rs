@@ -9,8 +9,9 @@
 //! dozens of LiteLLM knobs (callbacks, retries, ...); their other keys are accepted silently.
 
 use super::model_list::{self, Deployment, ModelList};
-use super::yaml::{Count, Field, Mapping, Positive, Reader, Shaped, Yaml};
+use super::yaml::{to_json, Count, Field, FromYaml, Mapping, Positive, Reader, Shaped, Yaml};
 use super::{Config, ConfigError};
+use crate::user_defaults::UserDefaults;
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -89,9 +90,9 @@ struct Router {
 #[derive(Deserialize)]
 struct Aliases {
     #[serde(default)]
-    model_alias_map: Field<Yaml>,
+    model_alias_map: Field<AliasMap>,
     #[serde(default)]
-    model_group_alias: Field<Yaml>,
+    model_group_alias: Field<AliasMap>,
 }
 
 /// Reads the file's text into `cfg` (the fields the file sets); warnings go to `r`.
@@ -122,34 +123,47 @@ pub(super) fn apply(cfg: &mut Config, text: &str, r: &mut Reader) -> Result<(), 
         g.apply(cfg, r)?;
     }
     // Not a mapping: accepted and ignored, like their unknown keys.
-    let litellm = file.litellm_settings.get(r, "litellm_settings", None)?;
-    let router = file.router_settings.get(r, "router_settings", None)?;
-    let mut call_timeout = None;
-    if let Some(l) = &litellm {
-        call_timeout = l
-            .request_timeout
-            .resolve(r, "litellm_settings.request_timeout")?;
-        if let Some(v) = l.default_internal_user_params.read(r, "")? {
-            cfg.user_defaults =
-                crate::user_defaults::UserDefaults::parse(&super::yaml::to_json(&v))
-                    .map_err(|e| ConfigError(format!("{}: {e}", r.file)))?;
+    let request_timeout = match file.litellm_settings.get(r, "litellm_settings", None)? {
+        Some(l) => l.apply(cfg, r)?,
+        None => None,
+    };
+    let (timeout, stream) = match file.router_settings.get(r, "router_settings", None)? {
+        Some(rs) => rs.apply(cfg, r)?,
+        None => (None, None),
+    };
+    apply_timeout_defaults(&mut cfg.deployments, timeout.or(request_timeout), stream);
+    Ok(())
+}
+
+impl Litellm {
+    /// Sets what the section sets; returns `request_timeout`.
+    fn apply(self, cfg: &mut Config, r: &mut Reader) -> Result<Option<f64>, ConfigError> {
+        let f = |k: &str| format!("litellm_settings.{k}");
+        let request_timeout = self.request_timeout.resolve(r, &f("request_timeout"))?;
+        let defaults = f("default_internal_user_params");
+        if let Some(v) = self.default_internal_user_params.read(r, &defaults)? {
+            cfg.user_defaults = UserDefaults::parse(&to_json(&v))
+                .map_err(|e| ConfigError(format!("{}: {e}", r.file)))?;
         }
-        l.aliases.apply(cfg, r, "litellm_settings")?;
+        self.aliases.apply(cfg, r, "litellm_settings")?;
+        Ok(request_timeout.map(|p| p.0))
     }
-    let (mut timeout, mut stream) = (None, None);
-    if let Some(rs) = &router {
-        timeout = rs.timeout.resolve(r, "router_settings.timeout")?;
-        stream = rs
+}
+
+impl Router {
+    /// Sets what the section sets; returns `(timeout, stream_timeout)`.
+    fn apply(
+        self,
+        cfg: &mut Config,
+        r: &mut Reader,
+    ) -> Result<(Option<f64>, Option<f64>), ConfigError> {
+        let timeout = self.timeout.resolve(r, "router_settings.timeout")?;
+        let stream = self
             .stream_timeout
             .resolve(r, "router_settings.stream_timeout")?;
-        rs.aliases.apply(cfg, r, "router_settings")?;
+        self.aliases.apply(cfg, r, "router_settings")?;
+        Ok((timeout.map(|p| p.0), stream.map(|p| p.0)))
     }
-    apply_timeout_defaults(
-        &mut cfg.deployments,
-        timeout.or(call_timeout).map(|p| p.0),
-        stream.map(|p| p.0),
-    );
-    Ok(())
 }
 
 impl General {
@@ -215,8 +229,8 @@ impl Aliases {
             ("model_group_alias", &self.model_group_alias),
         ] {
             let field_name = format!("{section}.{name}");
-            if let Some(v) = field.read(r, &field_name)? {
-                for (alias, target) in read_aliases(&v, r, &field_name)? {
+            if let Some(AliasMap(aliases)) = field.read(r, &field_name)? {
+                for (alias, target) in aliases {
                     let old = cfg.aliases.insert(alias.clone(), target.clone());
                     if old.is_some_and(|o| o != target) {
                         r.warn(format_args!(
@@ -230,26 +244,29 @@ impl Aliases {
     }
 }
 
-/// A mapping of alias: model_name; LiteLLM also allows `alias: {model: name, hidden: bool}`.
-fn read_aliases(v: &Yaml, r: &Reader, field: &str) -> Result<Vec<(String, String)>, ConfigError> {
-    let Yaml::Mapping(m) = v else {
-        return Err(r.error(field, "expected a mapping of alias: model_name"));
-    };
-    let mut out = Vec::with_capacity(m.len());
-    for (alias, target) in r.entries(m, field)? {
-        let t = match target {
-            Yaml::Mapping(tm) => tm
-                .get(Yaml::String("model".into()))
-                .map(|x| <String as super::yaml::FromYaml>::from_yaml(x, r, field))
-                .transpose()?,
-            other => Some(<String as super::yaml::FromYaml>::from_yaml(
-                other, r, field,
-            )?),
+/// A mapping of alias: model_name, in the file's order; LiteLLM also allows
+/// `alias: {model: name, hidden: bool}`.
+struct AliasMap(Vec<(String, String)>);
+
+impl FromYaml for AliasMap {
+    fn from_yaml(v: &Yaml, r: &Reader, field: &str) -> Result<Self, ConfigError> {
+        let Yaml::Mapping(m) = v else {
+            return Err(r.error(field, "expected a mapping of alias: model_name"));
         };
-        let t = t.ok_or_else(|| r.error(&format!("{field}.{alias}"), "needs a model"))?;
-        out.push((alias, t));
+        let mut out = Vec::with_capacity(m.len());
+        for (alias, target) in r.entries(m, field)? {
+            let t = match target {
+                Yaml::Mapping(tm) => tm
+                    .get(Yaml::String("model".into()))
+                    .map(|x| String::from_yaml(x, r, field))
+                    .transpose()?,
+                other => Some(String::from_yaml(other, r, field)?),
+            };
+            let t = t.ok_or_else(|| r.error(&format!("{field}.{alias}"), "needs a model"))?;
+            out.push((alias, t));
+        }
+        Ok(AliasMap(out))
     }
-    Ok(out)
 }
 
 /// The total deadline of an upstream call (issue 11: an upstream that never stops streaming
