@@ -7,8 +7,6 @@
 
 mod cli;
 mod env;
-#[cfg(test)]
-mod legacy;
 mod model_list;
 mod settings;
 #[cfg(test)]
