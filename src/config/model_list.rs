@@ -49,52 +49,40 @@ const KNOWN_PROVIDERS: &[&str] = &[
 pub(super) type ModelList = Shaped<Vec<Shaped<Entry>>>;
 
 /// One `model_list` entry as written.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub(super) struct Entry {
-    #[serde(default)]
     model_name: Field<String>,
-    #[serde(default)]
     litellm_params: Shaped<Params>,
-    #[serde(default)]
     model_info: Shaped<Info>,
     #[serde(flatten)]
     unknown: Mapping,
 }
 
 /// `litellm_params`: every value may be `os.environ/NAME`.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct Params {
-    #[serde(default)]
     model: Field<String>,
-    #[serde(default)]
     api_base: Field<String>,
     /// LiteLLM's other name for `api_base`.
-    #[serde(default)]
     base_url: Field<String>,
-    #[serde(default)]
     api_key: Field<String>,
-    #[serde(default)]
     rpm: Field<Count>,
-    #[serde(default)]
     tpm: Field<Count>,
-    #[serde(default)]
     input_cost_per_token: Field<NonNegative>,
-    #[serde(default)]
     output_cost_per_token: Field<NonNegative>,
-    #[serde(default)]
     timeout: Field<Positive>,
-    #[serde(default)]
     stream_timeout: Field<Positive>,
     #[serde(flatten)]
     unknown: Mapping,
 }
 
 /// `model_info`: `id` and `access_groups` are litegate's; the rest is shown as is.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct Info {
-    #[serde(default)]
     id: Field<String>,
-    #[serde(default)]
     access_groups: Field<Names>,
     #[serde(flatten)]
     rest: Mapping,

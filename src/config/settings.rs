@@ -16,82 +16,66 @@ use serde::Deserialize;
 use std::path::PathBuf;
 
 /// The file's top level.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct ConfigFile {
-    #[serde(default)]
     model_list: ModelList,
-    #[serde(default)]
     general_settings: Shaped<General>,
-    #[serde(default)]
     litellm_settings: Shaped<Litellm>,
-    #[serde(default)]
     router_settings: Shaped<Router>,
-    #[serde(default, rename = "environment_variables")]
-    _environment_variables: Option<serde::de::IgnoredAny>,
+    /// Accepted, not used: litegate reads the environment it is started with.
+    #[serde(rename = "environment_variables")]
+    _environment_variables: Field<Yaml>,
     #[serde(flatten)]
     unknown: Mapping,
 }
 
 /// `general_settings`: every value may be `os.environ/NAME`.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct General {
-    #[serde(default)]
     master_key: Field<String>,
-    #[serde(default)]
     database_path: Field<String>,
-    #[serde(default)]
     allow_weak_master_key: Field<bool>,
-    #[serde(default)]
     metrics_require_auth: Field<bool>,
-    #[serde(default)]
     backup_dir: Field<String>,
-    #[serde(default)]
     max_request_size_mb: Field<Positive>,
     /// The limit on a non-stream upstream answer (`Config::max_upstream_body_bytes`).
-    #[serde(default)]
     max_upstream_response_size_mb: Field<Positive>,
-    #[serde(default)]
     database_connection_pool_limit: Field<Count>,
     #[serde(flatten)]
     unknown: Mapping,
 }
 
 /// `litellm_settings`: the keys litegate uses.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct Litellm {
     /// The call timeout when neither the deployment nor `router_settings` sets one.
-    #[serde(default)]
     request_timeout: Field<Positive>,
     /// What new users get by default (`user_defaults::UserDefaults`).
-    #[serde(default)]
     default_internal_user_params: Field<Yaml>,
+    /// The other keys are accepted and not used (see the module doc).
     #[serde(flatten)]
     aliases: Aliases,
-    /// The other keys: accepted, not used (see the module doc).
-    #[serde(flatten)]
-    _rest: Mapping,
 }
 
 /// `router_settings`: the keys litegate uses.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct Router {
-    #[serde(default)]
     timeout: Field<Positive>,
-    #[serde(default)]
     stream_timeout: Field<Positive>,
     #[serde(flatten)]
     aliases: Aliases,
-    #[serde(flatten)]
-    _rest: Mapping,
 }
 
 /// Config-level model aliases (alias -> model_name). LiteLLM names them `model_group_alias`
 /// (router) and `model_alias_map` (litellm); either name is read in either section.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct Aliases {
-    #[serde(default)]
     model_alias_map: Field<AliasMap>,
-    #[serde(default)]
     model_group_alias: Field<AliasMap>,
 }
 
