@@ -228,7 +228,9 @@ impl<T: FromYaml> Field<T> {
     }
 }
 
-/// A section or list item: deserialized as `T` when it has `T`'s shape.
+/// A section or list item: deserialized as `T` when it has `T`'s shape. A wrong shape is a
+/// value, not a serde error, so that the caller words it for its own field (or, for
+/// `litellm_settings`, ignores it as before).
 #[derive(Default)]
 pub(super) enum Shaped<T> {
     /// Absent or `null`.
@@ -245,8 +247,8 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Shaped<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = match Yaml::deserialize(d)? {
             Yaml::Null => return Ok(Shaped::Missing),
-            // Scalar keys become text (as LiteLLM's Python reads `1: x`), so that `T`'s
-            // unknown-key capture holds strings only.
+            // Scalar keys become text (`1: x` has the key "1", as before), so that `T`'s
+            // unknown-key capture holds strings only and is warned about by name.
             Yaml::Mapping(m) => {
                 let mut text = Mapping::with_capacity(m.len());
                 for (k, v) in m {
