@@ -4,13 +4,13 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod auth;
-pub mod budget;
+pub mod call;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod input;
 pub mod kdf;
-pub mod limits;
 pub mod metrics;
 pub mod upstream;
 pub mod user_defaults;
@@ -91,7 +91,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
     // SAFETY: installs the "ignore" disposition; no handler code runs.
     unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     kdf::init();
-    let pool = db::Pool::open(&cfg.db_path, cfg.db_pool)?;
+    let pool = std::sync::Arc::new(db::Pool::open(&cfg.db_path, cfg.db_pool)?);
     let master_hash = master_hash(&cfg, &pool)?;
     let listener = bind(&cfg.listen, &cfg)?;
     let catalog = auth::Catalog::new(cfg.deployments.clone());
@@ -101,22 +101,18 @@ pub fn run(cfg: Config) -> Result<(), String> {
         catalog.deployments.len(),
         cfg.db_path.display()
     );
-    // The context lives as long as the process: model calls hold permits and reservations
-    // borrowed from it for the life of a stream.
-    let ctx: &'static http::Ctx = Box::leak(Box::new(http::Ctx {
+    let ctx = std::sync::Arc::new(http::Ctx {
         cfg,
+        calls: call::Calls::new(pool.clone()),
         pool,
         catalog,
         master_hash,
-        upstream: upstream::Upstream::new(),
-        budgets: budget::Reservations::default(),
-        limiter: limits::Limiter::new(),
-        spend: db::spend::SpendWriter::default(),
-    }));
-    start_budget_resets(ctx);
+    });
+    start_budget_resets(ctx.pool.clone());
     let signals = catch_signals()?;
-    let server = tiny_http::Server::from_listener_with_handler(listener, None, http::handler(ctx))
-        .map_err(|e| format!("cannot serve on {}: {e}", ctx.cfg.listen))?;
+    let server =
+        tiny_http::Server::from_listener_with_handler(listener, None, http::handler(ctx.clone()))
+            .map_err(|e| format!("cannot serve on {}: {e}", ctx.cfg.listen))?;
     let addr = match server.server_addr() {
         tiny_http::ListenAddr::IP(a) => a.to_string(),
         #[allow(unreachable_patterns)]
@@ -128,7 +124,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         let _ = out.flush();
     }
     wait_for_signal(signals)?;
-    shutdown(ctx, server);
+    shutdown(&ctx, server);
     Ok(())
 }
 
@@ -154,7 +150,7 @@ fn wait_for_signal(mut signals: signal_hook::iterator::Signals) -> Result<(), St
 
 /// Clean shutdown: take no new requests, let the ones in flight finish (and record their
 /// spend) within the grace period, checkpoint the WAL into the database file and close.
-fn shutdown(ctx: &'static http::Ctx, server: tiny_http::Server) {
+fn shutdown(ctx: &http::Ctx, server: tiny_http::Server) {
     use std::sync::atomic::Ordering;
     http::SHUTTING_DOWN.store(true, Ordering::SeqCst);
     let deadline = std::time::Instant::now() + ctx.cfg.shutdown_grace;
@@ -191,7 +187,7 @@ fn reset_interval() -> std::time::Duration {
 }
 
 /// The background thread that resets budgets (API.md §7 `budget_duration`).
-fn start_budget_resets(ctx: &'static http::Ctx) {
+fn start_budget_resets(pool: std::sync::Arc<db::Pool>) {
     let every = reset_interval();
     let spawned = std::thread::Builder::new()
         .name("budget-reset".into())
@@ -199,10 +195,7 @@ fn start_budget_resets(ctx: &'static http::Ctx) {
             std::thread::sleep(every);
             let now = util::now_ms();
             let iso = util::iso_from_ms(now);
-            match ctx
-                .pool
-                .write(|tx| Ok(db::spend::reset_due(tx, &iso, now)?))
-            {
+            match pool.write(|tx| Ok(db::spend::reset_due(tx, &iso, now)?)) {
                 Ok(0) => {}
                 Ok(n) => log::info!("reset the spend of {n} budget holder(s)"),
                 Err(e) => log::error!("budget reset failed: {e}"),

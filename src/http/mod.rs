@@ -5,8 +5,6 @@
 
 pub mod admin;
 pub mod budgets;
-pub mod call_body;
-pub mod fields;
 pub mod grant;
 pub mod health;
 pub mod keys;
@@ -21,6 +19,9 @@ pub mod throttle;
 pub mod ui;
 pub mod users;
 
+/// The string check every `Body` accessor applies (shared with the model call's body).
+pub use crate::input as fields;
+
 use crate::auth::{self, Caller, Catalog};
 use crate::config::Config;
 use crate::db::Pool;
@@ -33,15 +34,14 @@ use std::time::Instant;
 /// Shared state of a running server.
 pub struct Ctx {
     pub cfg: Config,
-    pub pool: Pool,
+    /// Shared with the model call's ledger, which may settle after the handler returned.
+    pub pool: Arc<Pool>,
     pub catalog: Catalog,
     /// SHA-256 hex of the master key (the key itself is never kept).
     pub master_hash: String,
-    pub upstream: crate::upstream::Upstream,
-    pub budgets: crate::budget::Reservations,
-    pub limiter: crate::limits::Limiter,
-    /// Group commit of spend records (leader/follower, no thread of its own).
-    pub spend: crate::db::spend::SpendWriter,
+    /// What model calls share: the upstream client, budget reservations, rate limits and the
+    /// spend ledger.
+    pub calls: crate::call::Calls,
 }
 
 impl Ctx {
@@ -101,10 +101,6 @@ pub struct Req {
     pub key_name: RefCell<Option<String>>,
     /// The matched route pattern, for metrics labels (never the raw path).
     pub route: std::cell::Cell<&'static str>,
-    /// Set by `json()`: the body's top-level object names a key twice (the parsed `Body` keeps
-    /// the last value; another parser may keep the first, so such bytes are never forwarded
-    /// as they came).
-    pub duplicate_keys: std::cell::Cell<bool>,
     /// The TCP peer's address (login throttling, `throttle.rs`).
     pub peer: Option<std::net::IpAddr>,
 }
@@ -121,7 +117,6 @@ impl Req {
             request_id: crate::util::uuid7(),
             key_name: RefCell::new(None),
             route: std::cell::Cell::new("unmatched"),
-            duplicate_keys: std::cell::Cell::new(false),
             peer: None,
         }
     }
@@ -142,72 +137,7 @@ impl Req {
 
     /// The body as a JSON object (an empty body is `{}`).
     pub fn json(&self) -> Result<Body> {
-        if self.body.iter().all(|b| b.is_ascii_whitespace()) {
-            return Ok(Body(Map::new()));
-        }
-        match serde_json::from_slice::<TopObject>(&self.body) {
-            Ok(TopObject(Some((m, dup)))) => {
-                self.duplicate_keys.set(dup);
-                Ok(Body(m))
-            }
-            Ok(TopObject(None)) => Err(Error::bad("Request body must be a JSON object")),
-            Err(e) => Err(Error::bad(format!("Malformed JSON in request body: {e}"))),
-        }
-    }
-}
-
-/// A JSON document parsed as `Value` would be, that also tells whether its top level is an
-/// object and whether that object names a key twice (serde_json's `Map` silently keeps the
-/// last value). `None`: valid JSON, but not an object.
-struct TopObject(Option<(Map<String, Value>, bool)>);
-
-impl<'de> serde::Deserialize<'de> for TopObject {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = TopObject;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON document")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut a: A,
-            ) -> std::result::Result<TopObject, A::Error> {
-                let mut m = Map::new();
-                let mut dup = false;
-                while let Some(k) = a.next_key::<String>()? {
-                    let v: Value = a.next_value()?;
-                    dup |= m.insert(k, v).is_some();
-                }
-                Ok(TopObject(Some((m, dup))))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut a: A,
-            ) -> std::result::Result<TopObject, A::Error> {
-                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                Ok(TopObject(None))
-            }
-            fn visit_bool<E>(self, _: bool) -> std::result::Result<TopObject, E> {
-                Ok(TopObject(None))
-            }
-            fn visit_i64<E>(self, _: i64) -> std::result::Result<TopObject, E> {
-                Ok(TopObject(None))
-            }
-            fn visit_u64<E>(self, _: u64) -> std::result::Result<TopObject, E> {
-                Ok(TopObject(None))
-            }
-            fn visit_f64<E>(self, _: f64) -> std::result::Result<TopObject, E> {
-                Ok(TopObject(None))
-            }
-            fn visit_str<E>(self, _: &str) -> std::result::Result<TopObject, E> {
-                Ok(TopObject(None))
-            }
-            fn visit_unit<E>(self) -> std::result::Result<TopObject, E> {
-                Ok(TopObject(None))
-            }
-        }
-        d.deserialize_any(V)
+        crate::input::json_object(&self.body).map(|(m, _)| Body(m))
     }
 }
 
@@ -395,15 +325,15 @@ impl Reply {
 
 type Authed = fn(&Ctx, &Caller, &Req) -> Result<Reply>;
 type Public = fn(&Ctx, &Req) -> Result<Reply>;
-/// Model calls keep state (rate-limit permits, budget reservations) for the life of a stream,
-/// so they get the server's `'static` context.
-type Calls = fn(&'static Ctx, &Caller, &Req) -> Result<Reply>;
 
+/// A route's guard: public, a managed resource (key or UI session, role grants), or a model
+/// call (a key only: a browser session never spends). Handlers of the last two have one
+/// signature.
 #[derive(Clone, Copy)]
 enum H {
     A(Authed),
     P(Public),
-    C(Calls),
+    C(Authed),
 }
 
 /// The routing table: (method, path, handler). `{key}` segments are matched by `route`.
@@ -562,13 +492,12 @@ fn route(method: &str, path: &str) -> std::result::Result<(&'static str, H), Err
 enum Admitted {
     Public(Public),
     Authed(Authed, Caller),
-    Calls(Calls, Caller),
 }
 
 /// Checks the routed request's key (or UI session) from the head alone, so that an unknown
 /// route or a missing/invalid key is refused before the body is read (issue 11: an
 /// unauthenticated body is never buffered). The one key check of the request.
-fn admit(ctx: &'static Ctx, req: &Req, routed: Result<H>) -> Result<Admitted> {
+fn admit(ctx: &Ctx, req: &Req, routed: Result<H>) -> Result<Admitted> {
     Ok(match routed? {
         H::P(h) => Admitted::Public(h),
         H::A(h) => {
@@ -576,15 +505,14 @@ fn admit(ctx: &'static Ctx, req: &Req, routed: Result<H>) -> Result<Admitted> {
             grant::admit(&caller, req.route.get())?;
             Admitted::Authed(h, caller)
         }
-        H::C(h) => Admitted::Calls(h, ctx.key_caller(req)?),
+        H::C(h) => Admitted::Authed(h, ctx.key_caller(req)?),
     })
 }
 
-fn run(ctx: &'static Ctx, admitted: Admitted, req: &Req) -> Result<Reply> {
+fn run(ctx: &Ctx, admitted: Admitted, req: &Req) -> Result<Reply> {
     match admitted {
         Admitted::Public(h) => h(ctx, req),
         Admitted::Authed(h, caller) => h(ctx, &caller, req),
-        Admitted::Calls(h, caller) => h(ctx, &caller, req),
     }
 }
 
@@ -792,7 +720,7 @@ impl Drop for Counted {
     }
 }
 
-fn handle(ctx: &'static Ctx, mut rq: tiny_http::Request, slots: &Slots) {
+fn handle(ctx: &Ctx, mut rq: tiny_http::Request, slots: &Slots) {
     use std::sync::atomic::Ordering::SeqCst;
     let started = Instant::now();
     let method = rq.method().as_str().to_string();
@@ -949,9 +877,9 @@ impl Slots {
 /// thread and back, which cost two futex wake-ups and context switches per request. At most
 /// `ctx.cfg.workers` requests run at once; the others wait for a slot on their connection's
 /// thread, as they waited in tiny_http's queue for a worker before.
-pub fn handler(ctx: &'static Ctx) -> tiny_http::Handler {
+pub fn handler(ctx: Arc<Ctx>) -> tiny_http::Handler {
     let slots = Arc::new(Slots::new(ctx.cfg.workers));
-    Arc::new(move |rq| handle(ctx, rq, &slots))
+    Arc::new(move |rq| handle(&ctx, rq, &slots))
 }
 
 #[cfg(test)]
