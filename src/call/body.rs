@@ -440,4 +440,97 @@ mod tests {
             );
         }
     }
+
+    fn parse(kind: CallType, body: &str) -> Result<CallBody> {
+        CallBody::parse(body.as_bytes(), kind)
+    }
+
+    fn param(r: Result<CallBody>) -> Option<String> {
+        match r {
+            Err(Error::BadRequest { param, .. }) => param,
+            Err(other) => panic!("{other}"),
+            Ok(b) => panic!("parsed: {b:?}"),
+        }
+    }
+
+    #[test]
+    fn the_parsed_body_carries_what_the_call_needs() {
+        let b = parse(
+            CallType::Chat,
+            r#"{"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": true,
+                "stream_options": {"include_usage": true}, "max_completion_tokens": "7", "n": 3,
+                "mock_response": "line\nline"}"#,
+        )
+        .expect("parses");
+        assert_eq!(b.model, "m");
+        assert!(b.stream && b.include_usage && !b.duplicate_keys);
+        assert_eq!((b.max_tokens, b.completion_cap), (Some(7), Some(21)));
+        assert_eq!(b.mock_response.as_deref(), Some("line\nline"));
+        assert_eq!(b.input(CallType::Chat)[0]["content"], "hi");
+        // `max_tokens` wins over `max_completion_tokens`; no cap without either.
+        let b = parse(
+            CallType::Completion,
+            r#"{"model": "m", "prompt": "x", "max_tokens": 2, "max_completion_tokens": 9}"#,
+        )
+        .expect("parses");
+        assert_eq!(
+            (b.max_tokens, b.completion_cap, b.stream),
+            (Some(2), Some(2), false)
+        );
+        let b = parse(
+            CallType::Embedding,
+            r#"{"model": "m", "input": "x", "stream": true}"#,
+        )
+        .expect("parses");
+        assert!(!b.stream, "an embedding never streams");
+        assert_eq!(b.completion_cap, None);
+    }
+
+    #[test]
+    fn a_repeated_key_is_carried_in_the_parsed_body() {
+        let b = parse(
+            CallType::Chat,
+            r#"{"model": "a", "model": "m", "messages": [{"role": "user", "content": "hi"}]}"#,
+        )
+        .expect("parses");
+        assert!(b.duplicate_keys);
+        assert_eq!(b.model, "m", "the last value, as serde_json keeps it");
+    }
+
+    #[test]
+    fn missing_or_bad_fields_are_named_in_order() {
+        let cases: &[(CallType, &str, &str)] = &[
+            (CallType::Chat, r#"{"messages": []}"#, "model"),
+            (CallType::Chat, r#"{"model": " ", "messages": []}"#, "model"),
+            (CallType::Chat, r#"{"model": 5}"#, "model"),
+            (CallType::Chat, "{\"model\": \"a\\u0000b\"}", "model"),
+            (CallType::Chat, r#"{"model": "m"}"#, "messages"),
+            (
+                CallType::Completion,
+                r#"{"model": "m", "prompt": null}"#,
+                "prompt",
+            ),
+            (CallType::Embedding, r#"{"model": "m"}"#, "input"),
+            (
+                CallType::Chat,
+                r#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "mock_response": 1}"#,
+                "mock_response",
+            ),
+            (
+                CallType::Embedding,
+                r#"{"model": "m", "input": "x", "stream": "yes"}"#,
+                "stream",
+            ),
+            (
+                CallType::Embedding,
+                r#"{"model": "m", "input": "x", "max_tokens": -1}"#,
+                "max_tokens",
+            ),
+        ];
+        for (kind, body, field) in cases {
+            assert_eq!(param(parse(*kind, body)).as_deref(), Some(*field), "{body}");
+        }
+        assert_eq!(param(parse(CallType::Chat, "[1]")), None);
+        assert_eq!(param(parse(CallType::Chat, "{")), None);
+    }
 }

@@ -156,11 +156,11 @@ enum End {
     ClientGone,
 }
 
-/// The `data:` lines of an upstream's stream, each at most [`sse::MAX_LINE`] bytes.
+/// The lines of an upstream's stream, each at most [`sse::MAX_LINE`] bytes.
 struct SseLines {
     reader: std::io::BufReader<ureq::BodyReader<'static>>,
     /// The last line read (its buffer is reused for the next).
-    line: String,
+    line: Vec<u8>,
 }
 
 impl SseLines {
@@ -169,58 +169,54 @@ impl SseLines {
         !self.reader.buffer().is_empty()
     }
 
-    /// The next event's data, or how the stream ended (`call` names it in warnings).
-    fn next(&mut self, call: &Call) -> std::result::Result<&str, End> {
+    /// Reads one line: the data of an event (`Some`), a line without data (`None`: a blank
+    /// line, a comment, another field), or how the stream ended (`call` names it in warnings).
+    /// One line per call, so the relay can flush what it holds before a read that may wait.
+    fn next(&mut self, call: &Call) -> std::result::Result<Option<&str>, End> {
         let dep = &call.dep;
-        let (start, end) = loop {
-            let mut buf = std::mem::take(&mut self.line).into_bytes();
-            match sse::read_line_capped(&mut self.reader, &mut buf, sse::MAX_LINE) {
-                Ok(Line::Eof) => return Err(End::Closed),
-                Ok(Line::Got) => {}
-                Ok(Line::TooLong) => {
-                    log::warn!(
-                        "request {}: upstream {} sent an event line over {} bytes",
-                        call.record.request_id,
-                        dep.model_name,
-                        sse::MAX_LINE
-                    );
-                    return Err(End::Broken(format!(
-                        "the upstream sent an event longer than {} bytes",
-                        sse::MAX_LINE
-                    )));
-                }
-                Err(e) => {
-                    let timed_out = matches!(
-                        e.kind(),
-                        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-                    ) || e.to_string().contains("timeout");
-                    log::warn!(
-                        "request {}: upstream {} stream: {}",
-                        call.record.request_id,
-                        dep.model_name,
-                        upstream::scrub(dep, &e.to_string())
-                    );
-                    return Err(End::Broken(if timed_out {
-                        "the upstream stream timed out".into()
-                    } else {
-                        "the upstream stream broke".into()
-                    }));
-                }
+        match sse::read_line_capped(&mut self.reader, &mut self.line, sse::MAX_LINE) {
+            Ok(Line::Eof) => return Err(End::Closed),
+            Ok(Line::Got) => {}
+            Ok(Line::TooLong) => {
+                log::warn!(
+                    "request {}: upstream {} sent an event line over {} bytes",
+                    call.record.request_id,
+                    dep.model_name,
+                    sse::MAX_LINE
+                );
+                return Err(End::Broken(format!(
+                    "the upstream sent an event longer than {} bytes",
+                    sse::MAX_LINE
+                )));
             }
-            // Checked once, without a copy; the buffer comes back for the next line.
-            self.line = String::from_utf8(buf)
-                .map_err(|_| End::Broken("the upstream stream is not UTF-8".into()))?;
-            let text = self.line.trim_end();
-            let Some(data) = text.strip_prefix("data:") else {
-                continue;
-            };
-            let data = data.trim_start();
-            if data == "[DONE]" {
-                return Err(End::Done);
+            Err(e) => {
+                let timed_out = matches!(
+                    e.kind(),
+                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+                ) || e.to_string().contains("timeout");
+                log::warn!(
+                    "request {}: upstream {} stream: {}",
+                    call.record.request_id,
+                    dep.model_name,
+                    upstream::scrub(dep, &e.to_string())
+                );
+                return Err(End::Broken(if timed_out {
+                    "the upstream stream timed out".into()
+                } else {
+                    "the upstream stream broke".into()
+                }));
             }
-            break (text.len() - data.len(), text.len());
+        }
+        let Ok(text) = std::str::from_utf8(&self.line) else {
+            return Err(End::Broken("the upstream stream is not UTF-8".into()));
         };
-        Ok(&self.line[start..end])
+        let Some(data) = text.trim_end().strip_prefix("data:") else {
+            return Ok(None);
+        };
+        match data.trim_start() {
+            "[DONE]" => Err(End::Done),
+            data => Ok(Some(data)),
+        }
     }
 }
 
@@ -266,7 +262,7 @@ impl UpstreamStream {
     pub(super) fn pump(mut self, emit: &mut dyn FnMut(&[u8]) -> std::io::Result<()>) {
         let mut lines = SseLines {
             reader: std::io::BufReader::new(self.body.into_reader()),
-            line: String::new(),
+            line: Vec::new(),
         };
         let mut tally = UsageTally::default();
         let end = relay(
@@ -343,7 +339,8 @@ fn relay(
             out.clear();
         }
         let data = match lines.next(call) {
-            Ok(data) => data,
+            Ok(Some(data)) => data,
+            Ok(None) => continue,
             Err(end) => break end,
         };
         let event = match serde_json::from_str::<Value>(data) {
