@@ -222,4 +222,19 @@ mod tests {
         assert!(e.message().contains("Team=team"), "{}", e.message());
         assert!(e.message().contains("Current cost: 100"), "{}", e.message());
     }
+
+    #[test]
+    fn a_reservation_outlives_the_handle_it_came_from() {
+        let r = Arc::new(Reservations::default());
+        let k = key(0.0, Some(1.0));
+        let held = r.reserve(&k, 0.5).expect("reserved");
+        let watcher = Arc::downgrade(&r);
+        drop(r);
+        let r = watcher
+            .upgrade()
+            .expect("the reservation keeps its ledger alive");
+        assert_eq!(r.reserved(), 2, "the key's budget and its team's");
+        drop(held);
+        assert_eq!(r.reserved(), 0);
+    }
 }

@@ -306,3 +306,22 @@ fn clock_going_backwards_is_harmless() {
     assert_eq!(ra, 60);
     assert_eq!(Scope::Org.to_string(), "Organization");
 }
+
+/// A permit owns its limiter: it may outlive every other holder (a stream after its handler
+/// returned) and still adds its tokens and gives its slot back.
+#[test]
+fn a_permit_outlives_the_handle_it_came_from() {
+    let (l, start) = setup();
+    let ls = [lim(Scope::Key, "k", None, Some(100), Some(1))];
+    let p = l.admit_at(&ls, start).unwrap();
+    let watcher = Arc::downgrade(&l);
+    drop(l);
+    p.add_tokens_at(7, start);
+    let l = watcher
+        .upgrade()
+        .expect("the permit keeps the limiter alive");
+    assert_eq!(l.in_flight(Scope::Key, "k"), 1);
+    drop(l);
+    drop(p);
+    assert!(watcher.upgrade().is_none(), "the last holder freed it");
+}
