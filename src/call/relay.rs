@@ -369,3 +369,32 @@ fn relay(
     }
     end
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_tally_counts_text_finish_and_usage() {
+        let mut t = UsageTally::default();
+        let delta = json!({"choices": [{"index": 0, "delta": {"content": "abcdefgh"},
+                                        "finish_reason": null}]});
+        assert!(!t.see(&delta));
+        assert!(!t.finished && t.reported.is_none());
+        assert_eq!(t.produced_chars, 8);
+        let end = json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
+        assert!(!t.see(&end));
+        assert!(t.finished);
+        // The usage chunk asked for on the caller's behalf: usage, no choices.
+        let usage = json!({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2}});
+        assert!(t.see(&usage));
+        assert!(t.reported.is_some());
+        // Usage riding on a chunk with choices is not "usage only".
+        let mut t = UsageTally::default();
+        let both = json!({"choices": [{"index": 0, "delta": {"content": "x"}}],
+                          "usage": {"prompt_tokens": 1}});
+        assert!(!t.see(&both));
+        assert!(t.reported.is_some() && !t.finished);
+    }
+}
