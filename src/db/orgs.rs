@@ -93,16 +93,7 @@ const INSERT: &str = "INSERT INTO organizations (id, alias, models, budget_id, m
 
 /// Inserts an organization (spend 0, not blocked). A duplicate id is the caller's 409.
 pub fn insert(c: &Connection, o: &OrgRow) -> rusqlite::Result<()> {
-    c.prepare_cached(INSERT)?.execute(rusqlite::params![
-        o.id,
-        o.alias,
-        super::to_json(&o.models),
-        o.budget_id,
-        o.metadata.to_string(),
-        o.created_at,
-        o.created_by,
-    ])?;
-    Ok(())
+    write(c, INSERT, o, &o.created_at, o.created_by.as_deref()).map(|_| ())
 }
 
 const UPDATE: &str = "UPDATE organizations SET alias = ?2, models = ?3, budget_id = ?4,
@@ -110,14 +101,26 @@ const UPDATE: &str = "UPDATE organizations SET alias = ?2, models = ?3, budget_i
 
 /// Writes the changeable columns of a row read and patched by the caller. Returns rows changed.
 pub fn update(c: &Connection, o: &OrgRow) -> rusqlite::Result<usize> {
-    c.prepare_cached(UPDATE)?.execute(rusqlite::params![
+    write(c, UPDATE, o, &o.updated_at, o.updated_by.as_deref())
+}
+
+/// Runs INSERT or UPDATE: id, alias, models, budget, metadata, then when and by whom (`?6`,
+/// `?7`: the creation stamp on insert, the update stamp on update).
+fn write(
+    c: &Connection,
+    sql: &str,
+    o: &OrgRow,
+    at: &str,
+    by: Option<&str>,
+) -> rusqlite::Result<usize> {
+    c.prepare_cached(sql)?.execute(rusqlite::params![
         o.id,
         o.alias,
         super::to_json(&o.models),
         o.budget_id,
         o.metadata.to_string(),
-        o.updated_at,
-        o.updated_by,
+        at,
+        by,
     ])
 }
 
