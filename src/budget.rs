@@ -4,7 +4,7 @@
 //! until its real spend is recorded. Persisting spend is `db::spend`'s; resetting it when
 //! `budget_reset_at` passes is `db::spend::reset_due`'s.
 
-use crate::auth::KeyRow;
+use crate::db::key_check::KeyRow;
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -149,7 +149,7 @@ impl Reservations {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::{KeyRow, TeamPart};
+    use crate::db::key_check::{KeyRow, TeamPart};
 
     fn key(spend: f64, max: Option<f64>) -> KeyRow {
         KeyRow {

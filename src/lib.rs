@@ -3,6 +3,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod access;
 pub mod auth;
 pub mod budget;
 pub mod config;
@@ -94,7 +95,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let pool = db::Pool::open(&cfg.db_path, cfg.db_pool)?;
     let master_hash = master_hash(&cfg, &pool)?;
     let listener = bind(&cfg.listen, &cfg)?;
-    let catalog = auth::Catalog::new(cfg.deployments.clone());
+    let catalog = access::Catalog::new(cfg.deployments.clone());
     log::info!(
         "config: {}; {} model deployment(s); database {}",
         cfg.source,

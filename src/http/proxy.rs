@@ -7,9 +7,10 @@
 //! No database connection is held while the upstream works.
 
 use super::{call_body, Ctx, Reply, Req, StreamBody};
-use crate::auth::{Caller, KeyRow, Role};
+use crate::auth::{Caller, Role};
 use crate::budget::Reservation;
 use crate::config::Deployment;
+use crate::db::key_check::KeyRow;
 use crate::db::spend::SpendRecord;
 use crate::error::{Error, Result};
 use crate::limits::{Limit, Permit, Scope};
