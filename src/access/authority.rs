@@ -72,6 +72,15 @@ pub fn team_rank(c: &Connection, who: &Caller, team: Option<&db::teams::TeamRow>
     Ok(Rank::Member)
 }
 
+/// The caller's rank over a key: on its team, or (no team) proxy admin above the owner.
+pub fn key_rank(c: &Connection, who: &Caller, k: &db::keys::NewKey) -> Result<Rank> {
+    let team = match &k.team_id {
+        Some(t) => db::teams::get(c, t)?,
+        None => None,
+    };
+    team_rank(c, who, team.as_ref())
+}
+
 /// The caller's rank in an organization (its memberships and their budgets).
 pub fn org_rank(c: &Connection, who: &Caller, org_id: &str) -> Result<Rank> {
     if who.is_proxy_admin() {
@@ -325,7 +334,7 @@ pub fn team_limits_changed(old: &db::teams::TeamFields, new: &db::teams::TeamFie
 }
 
 /// A caller below the rank that blocked the team may not unblock it; below the rank that set
-/// its models, budgets and limits, may only tighten them (`grant`).
+/// its models, budgets and limits, may only tighten them.
 pub fn check_team_change(
     cat: &Catalog,
     c: &Connection,

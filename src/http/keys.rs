@@ -60,16 +60,7 @@ fn effective_models(ctx: &Ctx, c: &Connection, token: &str) -> Result<Vec<String
     })
 }
 
-/// The caller's rank over a key: on its team, or (no team) proxy admin above the owner.
-fn key_rank(c: &Connection, who: &Caller, k: &NewKey) -> Result<authority::Rank> {
-    let team = match &k.team_id {
-        Some(t) => db::teams::get(c, t)?,
-        None => None,
-    };
-    authority::team_rank(c, who, team.as_ref())
-}
-
-/// A caller below the rank that set the key's limits may only tighten them (`grant`).
+/// A caller below the rank that set the key's limits may only tighten them (`access::authority`).
 fn check_tightening(
     ctx: &Ctx,
     parent: &grant::Parent,
@@ -436,7 +427,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         }
         let (mut calls_only, stored_rank) =
             db::authority::key_ranks(tx, &rec_token)?.unwrap_or((true, 3));
-        let rank = key_rank(tx, who, &rec.k)?;
+        let rank = authority::key_rank(tx, who, &rec.k)?;
         let before = rec.k.clone();
         if let Some(t) = new_team {
             rec.k.team_id = t;
@@ -629,7 +620,7 @@ fn set_blocked(ctx: &Ctx, who: &Caller, req: &Req, blocked: bool) -> Result<Repl
         }
         let (calls_only, stored_rank) =
             db::authority::key_ranks(tx, &rec_token)?.unwrap_or((true, 3));
-        let rank = key_rank(tx, who, &rec.k)?;
+        let rank = authority::key_rank(tx, who, &rec.k)?;
         if rec.k.blocked && !blocked && rank.n() < stored_rank {
             return Err(authority::loosen_denied("blocked", "this key", stored_rank));
         }
@@ -691,10 +682,10 @@ pub fn regenerate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         if fields.changes_blocked(&rec.k) && who.role != Role::ProxyAdmin && !team_admin {
             return Err(Error::Forbidden(BLOCK_DENIED.into()));
         }
-        // A new raw key is a new credential: the same rules as issuing one (`grant`).
+        // A new raw key is a new credential: the same rules as issuing one (`access::authority`).
         authority::may_issue_for(tx, who, rec.k.user_id.as_deref())?;
         let (_, stored_rank) = db::authority::key_ranks(tx, &rec_token)?.unwrap_or((true, 3));
-        let rank = key_rank(tx, who, &rec.k)?;
+        let rank = authority::key_rank(tx, who, &rec.k)?;
         let before = rec.k.clone();
         let models_changed = fields.models.is_some();
         fields.apply(&mut rec.k);

@@ -630,7 +630,7 @@ pub fn member_update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         let role = role.unwrap_or_else(|| m.user_role.clone());
         db::orgs::member_update(tx, &org_id, &m.user_id, &role, budget_id.as_deref())?;
         if m.user_role == "org_admin" && role != "org_admin" {
-            // No longer its admin: keys held in its teams only as admin go (`grant`).
+            // No longer its admin: keys held in its teams only as admin go (`access::authority`).
             db::authority::delete_org_keys(tx, &org_id, &m.user_id, false)?;
         }
         let updated = db::orgs::member_get(tx, &org_id, &m.user_id)?
@@ -648,7 +648,7 @@ pub fn member_delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let out = ctx.pool.write(|tx| {
         changeable_org(tx, who, &org_id)?;
         let m = target_membership(tx, &b, &org_id)?;
-        // Removing and adding again would drop a budget a higher rank set (`grant`).
+        // Removing and adding again would drop a budget a higher rank set (`access::authority`).
         let rank = authority::org_rank(tx, who, &org_id)?;
         let budget_rank = db::authority::org_member_rank(tx, &org_id, &m.user_id)?;
         let what = format!("user {} in organization {org_id}", m.user_id);

@@ -1,6 +1,6 @@
 //! Team endpoints (API.md §6 Teams, §4 write-time model checks, §5 roles, §8 moving teams).
 //! Owns team create/update/delete/info/list, memberships, block and the team model list. The
-//! queries live in `db::teams`; authorization in `scope`; model rules in `auth` (`exceeding`).
+//! queries live in `db::teams`; authorization in `access::policy`; model rules in `access::grant`.
 //! Every write runs in one IMMEDIATE transaction that also re-reads the target and authorizes
 //! on it, so a denied or failed call changes nothing.
 
@@ -330,7 +330,7 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         )?;
         db::teams::insert(tx, &team_id, &fields, by.as_deref())
             .map_err(|e| unique_or(e, || format!("Team {team_id} already exists")))?;
-        // What the creator set carries its rank (`grant`): proxy admin, else org admin.
+        // What the creator set carries its rank (`access::authority`): proxy admin, else org admin.
         let rank = if who.is_proxy_admin() {
             authority::Rank::ProxyAdmin
         } else {
@@ -663,7 +663,7 @@ pub fn member_delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                 "User {uid} is not a member of team {team_id}"
             )));
         };
-        // Removing and adding again would drop a budget a higher rank set (`grant`).
+        // Removing and adding again would drop a budget a higher rank set (`access::authority`).
         let rank = authority::team_rank(tx, who, Some(&t))?;
         let budget_rank = db::authority::team_member_rank(tx, &team_id, &uid)?;
         let what = format!("user {uid} in team {team_id}");
