@@ -180,6 +180,62 @@ pub fn can_see_key(c: &Connection, who: &Caller, k: &db::keys::NewKey) -> Result
     administers_team_of(c, who, k)
 }
 
+/// May the caller create a key for `owner` (None: the master key's own) under `parent`? A
+/// proxy admin may; anyone else creates keys only for themselves as a member of the key's team
+/// (or organization), unless they administer the team, and then only for its members
+/// (API.md §5, §8).
+pub fn may_create_key(
+    c: &Connection,
+    who: &Caller,
+    parent: &crate::access::grant::Parent,
+    owner: Option<&str>,
+) -> Result<()> {
+    if who.role == Role::ProxyAdmin {
+        return Ok(());
+    }
+    let me = who
+        .user_id
+        .as_deref()
+        .ok_or_else(|| Error::Forbidden("this key has no user; it cannot create keys".into()))?;
+    let team_admin = match &parent.team {
+        Some(t) => is_team_admin(c, who, t)?,
+        None => false,
+    };
+    if owner != Some(me) && !team_admin {
+        return Err(Error::Forbidden(
+            "you may only create keys for yourself".into(),
+        ));
+    }
+    if let Some(t) = &parent.team {
+        if !team_admin && team_role(c, who, &t.id)?.is_none() {
+            return Err(Error::Forbidden(format!(
+                "you are not a member of team {}",
+                t.id
+            )));
+        }
+        if team_admin && owner != Some(me) {
+            // The other user must be a member of the team.
+            let member = match &owner {
+                Some(o) => db::teams::member_role(c, &t.id, o)?.is_some(),
+                None => true,
+            };
+            if !member {
+                return Err(Error::Forbidden(
+                    "team admins create keys only for members of their team".into(),
+                ));
+            }
+        }
+    } else if let Some(o) = &parent.org {
+        if org_role(c, who, &o.id)?.is_none() {
+            return Err(Error::Forbidden(format!(
+                "you are not a member of organization {}",
+                o.id
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// May the caller see this user? Themselves, or proxy admins and viewers.
 pub fn can_see_user(who: &Caller, user_id: &str) -> bool {
     who.role.reads_all() || who.user_id.as_deref() == Some(user_id)

@@ -308,47 +308,7 @@ pub fn generate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         };
         let parent =
             grant::load_parent(tx, team_id.as_deref(), org_id.as_deref(), owner.as_deref())?;
-        if who.role != Role::ProxyAdmin {
-            let me = who.user_id.as_deref().ok_or_else(|| {
-                Error::Forbidden("this key has no user; it cannot create keys".into())
-            })?;
-            let team_admin = match &parent.team {
-                Some(t) => policy::is_team_admin(tx, who, t)?,
-                None => false,
-            };
-            if owner.as_deref() != Some(me) && !team_admin {
-                return Err(Error::Forbidden(
-                    "you may only create keys for yourself".into(),
-                ));
-            }
-            if let Some(t) = &parent.team {
-                if !team_admin && policy::team_role(tx, who, &t.id)?.is_none() {
-                    return Err(Error::Forbidden(format!(
-                        "you are not a member of team {}",
-                        t.id
-                    )));
-                }
-                if team_admin && owner.as_deref() != Some(me) {
-                    // The other user must be a member of the team.
-                    let member = match &owner {
-                        Some(o) => db::teams::member_role(tx, &t.id, o)?.is_some(),
-                        None => true,
-                    };
-                    if !member {
-                        return Err(Error::Forbidden(
-                            "team admins create keys only for members of their team".into(),
-                        ));
-                    }
-                }
-            } else if let Some(o) = &parent.org {
-                if policy::org_role(tx, who, &o.id)?.is_none() {
-                    return Err(Error::Forbidden(format!(
-                        "you are not a member of organization {}",
-                        o.id
-                    )));
-                }
-            }
-        }
+        policy::may_create_key(tx, who, &parent, owner.as_deref())?;
         if let Some(u) = &owner {
             if parent.user.is_none() {
                 return Err(Error::bad_param(
