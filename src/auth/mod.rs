@@ -102,16 +102,17 @@ impl Credentials {
     }
 
     /// How the access log names the caller (never the raw key or cookie): the key's public
-    /// name, `master_key`, `ui:<user>`, or what failed.
-    pub fn log_label(&self, outcome: &Result<Caller, Refusal>) -> String {
-        match (self, outcome) {
+    /// name, `master_key`, `ui:<user>`, or what failed; nothing when nothing was presented.
+    pub fn log_label(&self, outcome: &Result<Caller, Refusal>) -> Option<String> {
+        Some(match (self, outcome) {
+            (Credentials::None, _) => return None,
             (Credentials::Session { .. }, Ok(c)) => {
                 format!("ui:{}", c.user_id.as_deref().unwrap_or("-"))
             }
             (Credentials::Session { .. }, Err(_)) => "invalid-session".into(),
-            (_, Ok(c)) => c.key_name().unwrap_or("master_key").to_string(),
-            (_, Err(_)) => "invalid".into(),
-        }
+            (Credentials::Key(_), Ok(c)) => c.key_name().unwrap_or("master_key").to_string(),
+            (Credentials::Key(_), Err(_)) => "invalid".into(),
+        })
     }
 }
 

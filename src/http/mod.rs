@@ -60,7 +60,7 @@ impl Ctx {
     /// The front door, plus the access log's name for the caller (never the raw key).
     fn authenticate(&self, req: &Req, credentials: Credentials) -> Result<Caller> {
         let outcome = auth::authenticate(&self.pool, &self.master_hash, &credentials, &req.method);
-        *req.key_name.borrow_mut() = Some(credentials.log_label(&outcome));
+        *req.key_name.borrow_mut() = credentials.log_label(&outcome);
         Ok(outcome?)
     }
 }
