@@ -1,4 +1,4 @@
-//! Key queries (api_keys). One fn per query. THE key-check statement lives in `auth.rs`.
+//! Key queries (api_keys). One fn per query. THE key-check statement lives in `key_check.rs`.
 
 use crate::hierarchy::Allowance;
 use crate::{allowance_columns, allowance_set, allowance_values};

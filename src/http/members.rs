@@ -5,7 +5,8 @@
 //! may change a membership, and what a removal takes with it (keys), stays with the team and
 //! organization handlers and `grant`.
 
-use super::{fields, grant, users, Body};
+use super::{fields, users, Body};
+use crate::access::authority;
 use crate::auth::Caller;
 use crate::db::rows::unique_or;
 use crate::db::{self, members::Group};
@@ -226,7 +227,7 @@ pub fn named_user(c: &Connection, b: &Body) -> Result<Option<String>> {
 /// A membership budget change by the one update rule, checked against the rank that set the
 /// stored one (`grant`): clearing a budget loosens it as much as raising it does.
 pub fn check_budget(
-    rank: grant::Rank,
+    rank: authority::Rank,
     stored_rank: i64,
     old: Option<f64>,
     patch: &Patch<f64>,
@@ -236,10 +237,10 @@ pub fn check_budget(
     match patch {
         Patch::Absent => Ok(()),
         Patch::Value(v) => {
-            grant::check_member_budget(rank, stored_rank, old, Some(*v), field, what)
+            authority::check_member_budget(rank, stored_rank, old, Some(*v), field, what)
         }
         Patch::Null if old.is_some() && rank.n() < stored_rank => {
-            Err(grant::loosen_denied(field, what, stored_rank))
+            Err(authority::loosen_denied(field, what, stored_rank))
         }
         Patch::Null => Ok(()),
     }

@@ -8,7 +8,6 @@
 pub mod admin;
 pub mod budgets;
 pub mod dispatch;
-pub mod grant;
 pub mod health;
 pub mod key_fields;
 pub mod keys;
@@ -21,7 +20,6 @@ pub mod proxy;
 pub mod reply;
 pub mod request;
 pub mod routes;
-pub mod scope;
 pub mod shapes;
 pub mod spend;
 pub mod teams;

@@ -9,8 +9,10 @@
 
 use super::budgets::{opt_id, BudgetPatch};
 use super::members::{self, ORG};
-use super::{grant, patch, scope, shapes, Body, Ctx, Reply, Req};
-use crate::auth::{self, Caller, ALL_ORG_MODELS, ALL_TEAM_MODELS};
+use super::{patch, shapes, Body, Ctx, Reply, Req};
+use crate::access::grant::{self, Holder};
+use crate::access::{authority, policy};
+use crate::auth::Caller;
 use crate::db::rows::unique_or;
 use crate::db::{self, members::Group, orgs::MemberRow, orgs::OrgRow};
 use crate::error::{Error, Result};
@@ -29,7 +31,7 @@ fn org_not_found(id: &str) -> Error {
 /// organization looks missing).
 fn visible_org(c: &Connection, who: &Caller, id: &str) -> Result<OrgRow> {
     let org = db::orgs::get(c, id)?.ok_or_else(|| org_not_found(id))?;
-    if !scope::can_read_org(c, who, id)? {
+    if !policy::can_read_org(c, who, id)? {
         return Err(org_not_found(id));
     }
     Ok(org)
@@ -39,38 +41,12 @@ fn visible_org(c: &Connection, who: &Caller, id: &str) -> Result<OrgRow> {
 /// visible but the caller is not a proxy admin or an org_admin of it.
 fn changeable_org(c: &Connection, who: &Caller, id: &str) -> Result<OrgRow> {
     let org = visible_org(c, who, id)?;
-    if !scope::is_org_admin(c, who, id)? {
+    if !policy::is_org_admin(c, who, id)? {
         return Err(Error::Forbidden(format!(
             "Only a proxy admin or an org_admin of organization {id} can do this"
         )));
     }
     Ok(org)
-}
-
-/// An organization's `models`: no team/org references (they mean nothing at org level), and
-/// ⊆ the caller's own models (API.md §4 write-time check).
-fn check_org_models(ctx: &Ctx, who: &Caller, models: &[String]) -> Result<()> {
-    let special: Vec<&String> = models
-        .iter()
-        .filter(|m| *m == ALL_TEAM_MODELS || *m == ALL_ORG_MODELS)
-        .collect();
-    if !special.is_empty() {
-        return Err(Error::bad_param(
-            "models",
-            format!(
-                "{special:?} cannot be used in an organization's models: they refer to a team \
-                 or organization above, and an organization has none"
-            ),
-        ));
-    }
-    let bad = auth::exceeding(&ctx.catalog, &who.chain(), models);
-    if !bad.is_empty() {
-        return Err(Error::bad_param(
-            "models",
-            format!("models {bad:?} are outside the models you may grant"),
-        ));
-    }
-    Ok(())
 }
 
 /// `budget_id` and budget fields are alternatives; both at once is ambiguous (400).
@@ -106,11 +82,17 @@ fn parse_metadata(b: &Body) -> Result<Option<Value>> {
 
 /// `POST /organization/new` (proxy admin).
 pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
-    scope::require_proxy_admin(who)?;
+    policy::require_proxy_admin(who)?;
     let b = req.json()?;
     let alias = b.req_str("organization_alias")?;
     let models = b.opt_list("models")?.unwrap_or_default();
-    check_org_models(ctx, who, &models)?;
+    grant::check_models(
+        &ctx.catalog,
+        &Holder::Org {
+            granter: who.chain(),
+        },
+        &models,
+    )?;
     let budget_id = budget_source(&b)?;
     let patch = BudgetPatch::parse(&b)?;
     let metadata = parse_metadata(&b)?.unwrap_or_else(|| json!({}));
@@ -183,7 +165,13 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             }
         }
         if let Some(m) = models {
-            check_org_models(ctx, who, &m)?;
+            grant::check_models(
+                &ctx.catalog,
+                &Holder::Org {
+                    granter: who.chain(),
+                },
+                &m,
+            )?;
             org.models = m;
         }
         if let Some(bid) = budget_id {
@@ -228,7 +216,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
 /// memberships, keys whose own organization is the org, the org's memberships (schema
 /// cascades), and the budget rows they owned that nothing else uses (API.md §8 "Org delete").
 pub fn delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
-    scope::require_proxy_admin(who)?;
+    policy::require_proxy_admin(who)?;
     let b = req.json()?;
     let mut ids = b.opt_list("organization_ids")?.unwrap_or_default();
     if ids.is_empty() {
@@ -329,7 +317,7 @@ pub fn member_add(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         let mut memberships = Vec::with_capacity(added.len());
         for user_id in &added {
             if max_budget.is_some() {
-                let rank = grant::org_rank(tx, who, &org_id)?;
+                let rank = authority::org_rank(tx, who, &org_id)?;
                 db::authority::set_org_member_rank(tx, &org_id, user_id, rank.n())?;
             }
             if let Some(u) = db::users::get(tx, user_id)? {
@@ -382,14 +370,14 @@ pub fn member_update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         changeable_org(tx, who, &org_id)?;
         let m = target_membership(tx, &b, &org_id)?;
         let uid = &m.user_id;
-        let rank = grant::org_rank(tx, who, &org_id)?;
+        let rank = authority::org_rank(tx, who, &org_id)?;
         let budget_rank = db::authority::org_member_rank(tx, &org_id, uid)?;
         let old = members::max_budget_of(tx, m.budget_id.as_deref())?;
         let what = format!("user {uid} in organization {org_id}");
         let field = "max_budget_in_organization";
         members::check_budget(rank, budget_rank, old, &budget, field, &what)?;
         if budget.present() && budget.over(old) != old {
-            let next = grant::next_rank(budget_rank, rank, true);
+            let next = authority::next_rank(budget_rank, rank, true);
             db::authority::set_org_member_rank(tx, &org_id, uid, next)?;
         }
         let budget_id = members::write_budget(tx, m.budget_id.as_deref(), &budget, who)?;
@@ -416,10 +404,10 @@ pub fn member_delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         changeable_org(tx, who, &org_id)?;
         let m = target_membership(tx, &b, &org_id)?;
         // Removing and adding again would drop a budget a higher rank set (`grant`).
-        let rank = grant::org_rank(tx, who, &org_id)?;
+        let rank = authority::org_rank(tx, who, &org_id)?;
         let budget_rank = db::authority::org_member_rank(tx, &org_id, &m.user_id)?;
         let what = format!("user {} in organization {org_id}", m.user_id);
-        grant::check_member_removal(rank, budget_rank, m.budget_id.is_some(), &what)?;
+        authority::check_member_removal(rank, budget_rank, m.budget_id.is_some(), &what)?;
         let shaped = shapes::org_member(tx, &m)?;
         db::orgs::member_delete(tx, &org_id, &m.user_id)?;
         // What the membership gave goes with it: its admin's keys in the org's teams they are
