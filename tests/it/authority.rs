@@ -10,52 +10,22 @@ use serde_json::{json, Value};
 /// org2 [A, B, C] with team u1.
 /// `padmin`: a proxy admin user, added to t1 by its team admin. `oadmin`: org admin of org1.
 /// `tadmin`: admin of t1. `m`: a plain member of t1 who is also org admin of org2.
-struct World {
-    s: Server,
-    oadmin: String,
-    tadmin: String,
-    m: String,
-}
-
 fn world() -> World {
-    let s = Server::start();
-    seed_org(&s, "org1", &["A", "B"]);
-    seed_org(&s, "org2", &["A", "B", "C"]);
-    seed_team(&s, "t1", Some("org1"), &["A", "B"]);
-    seed_team(&s, "t2", Some("org1"), &["A"]);
-    seed_team(&s, "u1", Some("org2"), &["A"]);
-    seed_user(&s, "padmin", "proxy_admin");
-    let oadmin = seed_user(&s, "oadmin", "internal_user");
-    let tadmin = seed_user(&s, "tadmin", "internal_user");
-    let m = seed_user(&s, "m", "internal_user");
-    seed_org_member(&s, "org1", "oadmin", "org_admin");
-    seed_org_member(&s, "org2", "m", "org_admin");
-    seed_team_member(&s, "t1", "tadmin", "admin");
-    seed_team_member(&s, "t1", "m", "user");
-    World {
-        s,
-        oadmin,
-        tadmin,
-        m,
-    }
-}
-
-/// Sends and asserts the status; a refused call must leave every table as it was.
-fn expect(s: &Server, key: &str, path: &str, body: Value, status: u16) -> Value {
-    let before = snapshot(s);
-    let r = s.post(path, key, body.clone());
-    if status == 200 {
-        assert_eq!(r.status, 200, "{path} {body} -> {}", r.text());
-        r.json()
-    } else {
-        let v = assert_error(&r, status);
-        assert_eq!(
-            snapshot(s),
-            before,
-            "refused {path} {body} changed the database"
-        );
-        v
-    }
+    World::new()
+        .orgs(&[("org1", &["A", "B"]), ("org2", &["A", "B", "C"])])
+        .teams(&[
+            ("t1", Some("org1"), &["A", "B"]),
+            ("t2", Some("org1"), &["A"]),
+            ("u1", Some("org2"), &["A"]),
+        ])
+        .users(&[
+            ("padmin", "proxy_admin"),
+            ("oadmin", "internal_user"),
+            ("tadmin", "internal_user"),
+            ("m", "internal_user"),
+        ])
+        .org_members(&[("org1", "oadmin", "org_admin"), ("org2", "m", "org_admin")])
+        .team_members(&[("t1", "tadmin", "admin"), ("t1", "m", "user")])
 }
 
 fn chat(s: &Server, key: &str, model: &str) -> u16 {
@@ -96,14 +66,14 @@ fn issue_11_team_admin_cannot_mint_a_key_for_a_proxy_admin_member() {
     // The team admin adds a proxy admin user to their team (allowed: team membership only).
     expect(
         s,
-        &w.tadmin,
+        &w["tadmin"],
         "/team/member_add",
         json!({"team_id": "t1", "member": {"user_id": "padmin", "role": "user"}}),
         200,
     );
     let v = expect(
         s,
-        &w.tadmin,
+        &w["tadmin"],
         "/key/generate",
         json!({"team_id": "t1", "user_id": "padmin"}),
         403,
@@ -123,14 +93,14 @@ fn issue_11_org_admin_cannot_mint_a_key_for_a_proxy_admin_member() {
     let s = &w.s;
     expect(
         s,
-        &w.oadmin,
+        &w["oadmin"],
         "/team/member_add",
         json!({"team_id": "t2", "member": {"user_id": "padmin", "role": "user"}}),
         200,
     );
     expect(
         s,
-        &w.oadmin,
+        &w["oadmin"],
         "/key/generate",
         json!({"team_id": "t2", "user_id": "padmin"}),
         403,
@@ -140,7 +110,7 @@ fn issue_11_org_admin_cannot_mint_a_key_for_a_proxy_admin_member() {
     seed_team_member(s, "t2", "pview", "user");
     expect(
         s,
-        &w.oadmin,
+        &w["oadmin"],
         "/key/generate",
         json!({"team_id": "t2", "user_id": "pview"}),
         403,
@@ -157,7 +127,7 @@ fn issue_11_team_and_org_admins_cannot_regenerate_a_proxy_admins_key() {
         json!({"team_id": "t1", "user_id": "padmin"}),
     );
     let token = k["token"].as_str().unwrap().to_string();
-    for admin in [&w.tadmin, &w.oadmin] {
+    for admin in [&w["tadmin"], &w["oadmin"]] {
         expect(s, admin, "/key/regenerate", json!({"key": token}), 403);
         expect(
             s,
@@ -179,7 +149,7 @@ fn issue_11_key_minted_by_team_admin_never_acts_beyond_model_calls() {
     let s = &w.s;
     let k = expect(
         s,
-        &w.tadmin,
+        &w["tadmin"],
         "/key/generate",
         json!({"team_id": "t1", "user_id": "m"}),
         200,
@@ -244,7 +214,7 @@ fn issue_11_key_minted_by_org_admin_never_acts_as_its_owner() {
     seed_team_member(s, "t2", "m", "user");
     let k = expect(
         s,
-        &w.oadmin,
+        &w["oadmin"],
         "/key/generate",
         json!({"team_id": "t2", "user_id": "m"}),
         200,
@@ -271,14 +241,14 @@ fn issue_11_key_minted_by_org_admin_never_acts_as_its_owner() {
 fn issue_11_regenerate_by_someone_else_lowers_the_key_to_model_calls() {
     let w = world();
     let s = &w.s;
-    let own = s.post("/key/generate", &w.m, json!({"team_id": "t1"}));
+    let own = s.post("/key/generate", &w["m"], json!({"team_id": "t1"}));
     assert_eq!(own.status, 200, "{}", own.text());
     let own = own.json();
     let own_key = own["key"].as_str().unwrap().to_string();
     assert_eq!(s.get("/key/list", &own_key).status, 200, "the owner's key");
     let r = expect(
         s,
-        &w.tadmin,
+        &w["tadmin"],
         "/key/regenerate",
         json!({"key": own["token"]}),
         200,
@@ -291,7 +261,13 @@ fn issue_11_regenerate_by_someone_else_lowers_the_key_to_model_calls() {
     assert_error(&s.get("/key/list", &taken), 403);
     assert_eq!(chat(s, &taken, "A"), 200);
     // The owner regenerates it with their personal key: theirs again.
-    let r = expect(s, &w.m, "/key/regenerate", json!({"key": r["token"]}), 200);
+    let r = expect(
+        s,
+        &w["m"],
+        "/key/regenerate",
+        json!({"key": r["token"]}),
+        200,
+    );
     let back = r["key"].as_str().unwrap().to_string();
     assert_eq!(s.get("/key/list", &back).status, 200);
 }
@@ -300,7 +276,13 @@ fn issue_11_regenerate_by_someone_else_lowers_the_key_to_model_calls() {
 fn issue_11_key_minted_for_self_or_by_proxy_admin_acts_as_owner() {
     let w = world();
     let s = &w.s;
-    let k = expect(s, &w.tadmin, "/key/generate", json!({"team_id": "t1"}), 200);
+    let k = expect(
+        s,
+        &w["tadmin"],
+        "/key/generate",
+        json!({"team_id": "t1"}),
+        200,
+    );
     assert_eq!(
         s.get("/key/list", k["key"].as_str().unwrap()).status,
         200,
@@ -314,18 +296,24 @@ fn issue_11_key_minted_for_self_or_by_proxy_admin_acts_as_owner() {
 fn issue_11_key_update_cannot_move_a_key_to_gain_authority() {
     let w = world();
     let s = &w.s;
-    let k = expect(s, &w.tadmin, "/key/generate", json!({"team_id": "t1"}), 200);
+    let k = expect(
+        s,
+        &w["tadmin"],
+        "/key/generate",
+        json!({"team_id": "t1"}),
+        200,
+    );
     for body in [
         json!({"key": k["token"], "user_id": "padmin"}),
         json!({"key": k["token"], "team_id": "u1"}),
         json!({"key": k["token"], "team_id": null}),
     ] {
-        expect(s, &w.tadmin, "/key/update", body, 403);
+        expect(s, &w["tadmin"], "/key/update", body, 403);
     }
     // A team admin mints only for members of the team.
     expect(
         s,
-        &w.tadmin,
+        &w["tadmin"],
         "/key/generate",
         json!({"team_id": "t1", "user_id": "oadmin"}),
         403,
@@ -346,15 +334,27 @@ fn issue_11_key_update_cannot_move_a_key_to_gain_authority() {
 fn issue_11_team_blocked_by_org_admin_stays_blocked_for_team_admin() {
     let w = world();
     let s = &w.s;
-    let k = expect(s, &w.m, "/key/generate", json!({"team_id": "t1"}), 200);
+    let k = expect(s, &w["m"], "/key/generate", json!({"team_id": "t1"}), 200);
     let key = k["key"].as_str().unwrap().to_string();
-    expect(s, &w.oadmin, "/team/block", json!({"team_id": "t1"}), 200);
+    expect(
+        s,
+        &w["oadmin"],
+        "/team/block",
+        json!({"team_id": "t1"}),
+        200,
+    );
     assert_eq!(
         chat(s, &key, "A") / 100,
         4,
         "a blocked team's key is refused"
     );
-    let v = expect(s, &w.tadmin, "/team/unblock", json!({"team_id": "t1"}), 403);
+    let v = expect(
+        s,
+        &w["tadmin"],
+        "/team/unblock",
+        json!({"team_id": "t1"}),
+        403,
+    );
     assert!(
         v["error"]["message"]
             .as_str()
@@ -364,52 +364,88 @@ fn issue_11_team_blocked_by_org_admin_stays_blocked_for_team_admin() {
     );
     expect(
         s,
-        &w.tadmin,
+        &w["tadmin"],
         "/team/update",
         json!({"team_id": "t1", "blocked": false}),
         403,
     );
     // Blocking again does not lower who blocked it.
-    expect(s, &w.tadmin, "/team/block", json!({"team_id": "t1"}), 200);
-    expect(s, &w.tadmin, "/team/unblock", json!({"team_id": "t1"}), 403);
+    expect(
+        s,
+        &w["tadmin"],
+        "/team/block",
+        json!({"team_id": "t1"}),
+        200,
+    );
+    expect(
+        s,
+        &w["tadmin"],
+        "/team/unblock",
+        json!({"team_id": "t1"}),
+        403,
+    );
     // Blocked by the proxy admin: the org admin cannot lift it either.
     expect(s, MASTER, "/team/block", json!({"team_id": "t2"}), 200);
-    expect(s, &w.oadmin, "/team/unblock", json!({"team_id": "t2"}), 403);
+    expect(
+        s,
+        &w["oadmin"],
+        "/team/unblock",
+        json!({"team_id": "t2"}),
+        403,
+    );
     // The same rank or above can.
-    expect(s, &w.oadmin, "/team/unblock", json!({"team_id": "t1"}), 200);
+    expect(
+        s,
+        &w["oadmin"],
+        "/team/unblock",
+        json!({"team_id": "t1"}),
+        200,
+    );
     assert_eq!(s.get("/v1/models", &key).status, 200);
     // A block by the team admin is the team admin's to lift.
-    expect(s, &w.tadmin, "/team/block", json!({"team_id": "t1"}), 200);
-    expect(s, &w.tadmin, "/team/unblock", json!({"team_id": "t1"}), 200);
+    expect(
+        s,
+        &w["tadmin"],
+        "/team/block",
+        json!({"team_id": "t1"}),
+        200,
+    );
+    expect(
+        s,
+        &w["tadmin"],
+        "/team/unblock",
+        json!({"team_id": "t1"}),
+        200,
+    );
 }
 
 #[test]
 fn issue_11_key_blocked_or_limited_by_a_higher_rank_is_not_loosened_below_it() {
     let w = world();
     let s = &w.s;
-    let k = expect(s, &w.m, "/key/generate", json!({"team_id": "t1"}), 200);
+    let k = expect(s, &w["m"], "/key/generate", json!({"team_id": "t1"}), 200);
     let token = k["token"].as_str().unwrap().to_string();
-    expect(s, &w.oadmin, "/key/block", json!({"key": token}), 200);
-    expect(s, &w.tadmin, "/key/unblock", json!({"key": token}), 403);
+    expect(s, &w["oadmin"], "/key/block", json!({"key": token}), 200);
+    expect(s, &w["tadmin"], "/key/unblock", json!({"key": token}), 403);
     expect(
         s,
-        &w.tadmin,
+        &w["tadmin"],
         "/key/update",
         json!({"key": token, "blocked": false}),
         403,
     );
     expect(
         s,
-        &w.tadmin,
+        &w["tadmin"],
         "/key/regenerate",
         json!({"key": token, "blocked": false}),
         403,
     );
-    expect(s, &w.oadmin, "/key/unblock", json!({"key": token}), 200);
+    expect(s, &w["oadmin"], "/key/unblock", json!({"key": token}), 200);
     // Limits set by the org admin: the team admin only tightens them.
     expect(
         s,
-        &w.oadmin,
+        &w["oadmin"],
         "/key/update",
         json!({"key": token, "max_budget": 5.0, "rpm_limit": 10, "tpm_limit": 1000,
                "max_parallel_requests": 2, "duration": "1h", "models": ["A"],
@@ -431,20 +467,20 @@ fn issue_11_key_blocked_or_limited_by_a_higher_rank_is_not_loosened_below_it() {
     ] {
         let mut body = loosen.clone();
         body["key"] = json!(token);
-        expect(s, &w.tadmin, "/key/update", body.clone(), 403);
-        expect(s, &w.tadmin, "/key/regenerate", body, 403);
+        expect(s, &w["tadmin"], "/key/update", body.clone(), 403);
+        expect(s, &w["tadmin"], "/key/regenerate", body, 403);
     }
     // Tightening is fine, and does not hand the limits to the lower rank.
     expect(
         s,
-        &w.tadmin,
+        &w["tadmin"],
         "/key/update",
         json!({"key": token, "max_budget": 4.0, "rpm_limit": 5, "duration": "30m"}),
         200,
     );
     expect(
         s,
-        &w.tadmin,
+        &w["tadmin"],
         "/key/update",
         json!({"key": token, "max_budget": 4.5}),
         403,
@@ -452,7 +488,7 @@ fn issue_11_key_blocked_or_limited_by_a_higher_rank_is_not_loosened_below_it() {
     // The owner (below the team admin too) cannot loosen them either.
     expect(
         s,
-        &w.m,
+        &w["m"],
         "/key/update",
         json!({"key": token, "models": ["A", "B"]}),
         403,
@@ -460,7 +496,7 @@ fn issue_11_key_blocked_or_limited_by_a_higher_rank_is_not_loosened_below_it() {
     // The org admin still can.
     expect(
         s,
-        &w.oadmin,
+        &w["oadmin"],
         "/key/update",
         json!({"key": token, "max_budget": 50.0, "models": ["A", "B"]}),
         200,
@@ -474,14 +510,14 @@ fn issue_11_team_admin_cannot_lift_member_budgets_set_above_them() {
     for uid in ["tadmin", "m"] {
         expect(
             s,
-            &w.oadmin,
+            &w["oadmin"],
             "/team/member_update",
             json!({"team_id": "t1", "user_id": uid, "max_budget_in_team": 1.0}),
             200,
         );
         expect(
             s,
-            &w.tadmin,
+            &w["tadmin"],
             "/team/member_update",
             json!({"team_id": "t1", "user_id": uid, "max_budget_in_team": 100.0}),
             403,
@@ -490,7 +526,7 @@ fn issue_11_team_admin_cannot_lift_member_budgets_set_above_them() {
     // Removing the member and adding them again would drop the budget: refused too.
     expect(
         s,
-        &w.tadmin,
+        &w["tadmin"],
         "/team/member_delete",
         json!({"team_id": "t1", "user_id": "m"}),
         403,
@@ -498,7 +534,7 @@ fn issue_11_team_admin_cannot_lift_member_budgets_set_above_them() {
     // Lowering is fine.
     expect(
         s,
-        &w.tadmin,
+        &w["tadmin"],
         "/team/member_update",
         json!({"team_id": "t1", "user_id": "m", "max_budget_in_team": 0.5}),
         200,
@@ -507,14 +543,14 @@ fn issue_11_team_admin_cannot_lift_member_budgets_set_above_them() {
     seed_user(s, "n", "internal_user");
     expect(
         s,
-        &w.tadmin,
+        &w["tadmin"],
         "/team/member_add",
         json!({"team_id": "t1", "member": {"user_id": "n"}, "max_budget_in_team": 1.0}),
         200,
     );
     expect(
         s,
-        &w.tadmin,
+        &w["tadmin"],
         "/team/member_update",
         json!({"team_id": "t1", "user_id": "n", "max_budget_in_team": 3.0}),
         200,
@@ -529,7 +565,7 @@ fn issue_11_team_admin_cannot_lift_member_budgets_set_above_them() {
     );
     expect(
         s,
-        &w.oadmin,
+        &w["oadmin"],
         "/team/member_update",
         json!({"team_id": "t1", "user_id": "n", "max_budget_in_team": 2.5}),
         403,
@@ -558,11 +594,11 @@ fn issue_11_org_admin_cannot_lift_team_limits_a_proxy_admin_set() {
     ] {
         let mut body = loosen;
         body["team_id"] = json!("t1");
-        expect(s, &w.oadmin, "/team/update", body, 403);
+        expect(s, &w["oadmin"], "/team/update", body, 403);
     }
     expect(
         s,
-        &w.oadmin,
+        &w["oadmin"],
         "/team/model/add",
         json!({"team_id": "t1", "models": ["B"]}),
         403,
@@ -570,7 +606,7 @@ fn issue_11_org_admin_cannot_lift_team_limits_a_proxy_admin_set() {
     // Deleting the only model would leave the list empty: unrestricted.
     expect(
         s,
-        &w.oadmin,
+        &w["oadmin"],
         "/team/model/delete",
         json!({"team_id": "t1", "models": ["A"]}),
         403,
@@ -578,7 +614,7 @@ fn issue_11_org_admin_cannot_lift_team_limits_a_proxy_admin_set() {
     // Tightening is allowed.
     expect(
         s,
-        &w.oadmin,
+        &w["oadmin"],
         "/team/update",
         json!({"team_id": "t1", "max_budget": 5.0, "rpm_limit": 50}),
         200,
@@ -586,7 +622,7 @@ fn issue_11_org_admin_cannot_lift_team_limits_a_proxy_admin_set() {
     // The team admin never changes them (API.md §5), tighter or not.
     expect(
         s,
-        &w.tadmin,
+        &w["tadmin"],
         "/team/update",
         json!({"team_id": "t1", "max_budget": 1.0}),
         403,
@@ -606,7 +642,7 @@ fn issue_11_org_admin_cannot_lift_their_own_org_member_budget() {
     );
     expect(
         s,
-        &w.oadmin,
+        &w["oadmin"],
         "/organization/member_update",
         json!({"organization_id": "org1", "user_id": "oadmin",
                "max_budget_in_organization": 100.0}),
@@ -616,14 +652,14 @@ fn issue_11_org_admin_cannot_lift_their_own_org_member_budget() {
     let r = s.send(
         "DELETE",
         "/organization/member_delete",
-        &w.oadmin,
+        &w["oadmin"],
         json!({"organization_id": "org1", "user_id": "oadmin"}),
     );
     assert_error(&r, 403);
     assert_eq!(snapshot(s), before);
     expect(
         s,
-        &w.oadmin,
+        &w["oadmin"],
         "/organization/member_update",
         json!({"organization_id": "org1", "user_id": "oadmin", "max_budget_in_organization": 0.5}),
         200,
@@ -639,11 +675,17 @@ fn issue_11_org_admin_removed_or_demoted_loses_keys_held_as_admin() {
     let s = &w.s;
     // As org admin of org1, oadmin mints keys for themselves in t2 (not a member there) and
     // a personal key in org1.
-    let in_team = expect(s, &w.oadmin, "/key/generate", json!({"team_id": "t2"}), 200);
+    let in_team = expect(
+        s,
+        &w["oadmin"],
+        "/key/generate",
+        json!({"team_id": "t2"}),
+        200,
+    );
     let in_team = in_team["key"].as_str().unwrap().to_string();
     let personal = expect(
         s,
-        &w.oadmin,
+        &w["oadmin"],
         "/key/generate",
         json!({"organization_id": "org1", "models": ["A"]}),
         200,
@@ -671,18 +713,18 @@ fn issue_11_org_admin_removed_or_demoted_loses_keys_held_as_admin() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_error(&s.get("/v1/models", &personal), 401);
     // Their personal key outside the org is theirs still.
-    assert_eq!(s.get("/v1/models", &w.oadmin).status, 200);
+    assert_eq!(s.get("/v1/models", &w["oadmin"]).status, 200);
 }
 
 #[test]
 fn issue_11_team_member_removed_or_user_deleted_loses_keys() {
     let w = world();
     let s = &w.s;
-    let own = expect(s, &w.m, "/key/generate", json!({"team_id": "t1"}), 200);
+    let own = expect(s, &w["m"], "/key/generate", json!({"team_id": "t1"}), 200);
     let own = own["key"].as_str().unwrap().to_string();
     let minted = expect(
         s,
-        &w.tadmin,
+        &w["tadmin"],
         "/key/generate",
         json!({"team_id": "t1", "user_id": "m"}),
         200,
@@ -690,7 +732,7 @@ fn issue_11_team_member_removed_or_user_deleted_loses_keys() {
     let minted = minted["key"].as_str().unwrap().to_string();
     expect(
         s,
-        &w.tadmin,
+        &w["tadmin"],
         "/team/member_delete",
         json!({"team_id": "t1", "user_id": "m"}),
         200,
@@ -698,11 +740,17 @@ fn issue_11_team_member_removed_or_user_deleted_loses_keys() {
     assert_error(&s.get("/v1/models", &own), 401);
     assert_error(&s.get("/v1/models", &minted), 401);
     // A deleted user's keys stop.
-    let tkey = expect(s, &w.tadmin, "/key/generate", json!({"team_id": "t1"}), 200);
+    let tkey = expect(
+        s,
+        &w["tadmin"],
+        "/key/generate",
+        json!({"team_id": "t1"}),
+        200,
+    );
     let tkey = tkey["key"].as_str().unwrap().to_string();
     s.admin("/user/delete", json!({"user_ids": ["tadmin"]}));
     assert_error(&s.get("/v1/models", &tkey), 401);
-    assert_error(&s.get("/v1/models", &w.tadmin), 401);
+    assert_error(&s.get("/v1/models", &w["tadmin"]), 401);
 }
 
 /// Deny by default: a key issued by someone else is refused on every management route (403,
@@ -719,7 +767,7 @@ fn issue_11_calls_only_key_is_refused_on_every_management_route() {
     );
     let k = expect(
         s,
-        &w.tadmin,
+        &w["tadmin"],
         "/key/generate",
         json!({"team_id": "t1", "user_id": "m"}),
         200,
@@ -861,13 +909,13 @@ fn issue_11_admin_who_loses_the_role_loses_the_keys_they_issued() {
         assert_eq!(chat(s, &key, "A"), 200);
         key
     };
-    let own = expect(s, &w.m, "/key/generate", json!({"team_id": "t1"}), 200);
+    let own = expect(s, &w["m"], "/key/generate", json!({"team_id": "t1"}), 200);
     let own = own["key"].as_str().unwrap().to_string();
     // Demoted from team admin.
-    let k1 = mint(&w.tadmin, "t1");
+    let k1 = mint(&w["tadmin"], "t1");
     expect(
         s,
-        &w.oadmin,
+        &w["oadmin"],
         "/team/member_update",
         json!({"team_id": "t1", "user_id": "tadmin", "role": "user"}),
         200,
@@ -876,15 +924,15 @@ fn issue_11_admin_who_loses_the_role_loses_the_keys_they_issued() {
     // Removed from the team.
     expect(
         s,
-        &w.oadmin,
+        &w["oadmin"],
         "/team/member_update",
         json!({"team_id": "t1", "user_id": "tadmin", "role": "admin"}),
         200,
     );
-    let k2 = mint(&w.tadmin, "t1");
+    let k2 = mint(&w["tadmin"], "t1");
     expect(
         s,
-        &w.oadmin,
+        &w["oadmin"],
         "/team/member_delete",
         json!({"team_id": "t1", "user_id": "tadmin"}),
         200,
@@ -893,7 +941,7 @@ fn issue_11_admin_who_loses_the_role_loses_the_keys_they_issued() {
     assert_eq!(chat(s, &own, "A"), 200, "the owner's own key stays");
     // Demoted from org admin: keys issued in the org's teams go.
     seed_team_member(s, "t2", "m", "user");
-    let k3 = mint(&w.oadmin, "t2");
+    let k3 = mint(&w["oadmin"], "t2");
     let r = s.send(
         "PATCH",
         "/organization/member_update",

@@ -7,58 +7,42 @@ use serde_json::{json, Value};
 
 /// org1 (A, B) ⊃ t1 (A) and t2 (A, B). `tadmin` admins t1; `m1` is a member of t1 and t2;
 /// `m2` of t1; `iv` is an internal_user_viewer with the *admin* member role in t1.
-struct World {
-    s: Server,
-    tadmin: String,
-    m1: String,
-    m2: String,
-    iv: String,
-    oadmin: String,
-    pview: String,
-    /// Team keys (raw): m1's in t1, m1's in t2, m2's in t1, t1's key without a user.
-    m1_t1: String,
-    m1_t2: String,
-    m2_t1: String,
-    t1_nouser: String,
-}
-
+/// Team keys (raw): `m1_t1` m1's in t1, `m1_t2` m1's in t2, `m2_t1` m2's in t1, `t1_nouser`
+/// t1's key without a user.
 fn world() -> World {
-    let s = Server::start();
-    seed_org(&s, "org1", &["A", "B"]);
-    seed_team(&s, "t1", Some("org1"), &["A"]);
-    seed_team(&s, "t2", Some("org1"), &["A", "B"]);
-    let tadmin = seed_user(&s, "tadmin", "internal_user");
-    let m1 = seed_user(&s, "m1", "internal_user");
-    let m2 = seed_user(&s, "m2", "internal_user");
-    let iv = seed_user(&s, "iv", "internal_user_viewer");
-    let oadmin = seed_user(&s, "oadmin", "internal_user");
-    let pview = seed_user(&s, "pview", "proxy_admin_viewer");
-    seed_org_member(&s, "org1", "oadmin", "org_admin");
-    seed_team_member(&s, "t1", "tadmin", "admin");
-    seed_team_member(&s, "t1", "m1", "user");
-    seed_team_member(&s, "t2", "m1", "user");
-    seed_team_member(&s, "t1", "m2", "user");
-    seed_team_member(&s, "t1", "iv", "admin");
-    let m1_t1 = seed_team_key(&s, "t1", "m1", None);
-    let m1_t2 = seed_team_key(&s, "t2", "m1", None);
-    let m2_t1 = seed_team_key(&s, "t1", "m2", None);
-    let t1_nouser = s.admin("/key/generate", json!({"team_id": "t1"}))["key"]
+    let mut w = World::new()
+        .orgs(&[("org1", &["A", "B"])])
+        .teams(&[
+            ("t1", Some("org1"), &["A"]),
+            ("t2", Some("org1"), &["A", "B"]),
+        ])
+        .users(&[
+            ("tadmin", "internal_user"),
+            ("m1", "internal_user"),
+            ("m2", "internal_user"),
+            ("iv", "internal_user_viewer"),
+            ("oadmin", "internal_user"),
+            ("pview", "proxy_admin_viewer"),
+        ])
+        .org_members(&[("org1", "oadmin", "org_admin")])
+        .team_members(&[
+            ("t1", "tadmin", "admin"),
+            ("t1", "m1", "user"),
+            ("t2", "m1", "user"),
+            ("t1", "m2", "user"),
+            ("t1", "iv", "admin"),
+        ])
+        .team_keys(&[
+            ("m1_t1", "t1", "m1"),
+            ("m1_t2", "t2", "m1"),
+            ("m2_t1", "t1", "m2"),
+        ]);
+    let raw = w.admin("/key/generate", json!({"team_id": "t1"}))["key"]
         .as_str()
         .unwrap()
         .to_string();
-    World {
-        s,
-        tadmin,
-        m1,
-        m2,
-        iv,
-        oadmin,
-        pview,
-        m1_t1,
-        m1_t2,
-        m2_t1,
-        t1_nouser,
-    }
+    w.name_key("t1_nouser", &raw);
+    w
 }
 
 fn tok(raw: &str) -> String {
@@ -104,41 +88,36 @@ fn team_info_shows_tokens_only_to_who_may_read_the_key() {
     let w = world();
     let s = &w.s;
     // Admins of the team (and above) and proxy viewers see every token.
-    for k in [
-        MASTER,
-        w.tadmin.as_str(),
-        w.oadmin.as_str(),
-        w.pview.as_str(),
-    ] {
+    for k in [MASTER, &w["tadmin"], &w["oadmin"], &w["pview"]] {
         let l = team_tokens(s, k, "t1");
         assert_eq!(l.len(), 3, "{l:?}");
-        for raw in [&w.m1_t1, &w.m2_t1, &w.t1_nouser] {
+        for raw in [&w["m1_t1"], &w["m2_t1"], &w["t1_nouser"]] {
             assert_eq!(shown(&l, raw), Some(tok(raw)), "as {k}");
         }
     }
     // A member sees its own key's token, not another member's nor the team key's.
-    let l = team_tokens(s, &w.m1, "t1");
-    assert_eq!(shown(&l, &w.m1_t1), Some(tok(&w.m1_t1)));
-    assert_eq!(shown(&l, &w.m2_t1), None);
-    assert_eq!(shown(&l, &w.t1_nouser), None);
-    let l = team_tokens(s, &w.m2_t1, "t1");
-    assert_eq!(shown(&l, &w.m1_t1), None);
-    assert_eq!(shown(&l, &w.m2_t1), Some(tok(&w.m2_t1)));
+    let l = team_tokens(s, &w["m1"], "t1");
+    assert_eq!(shown(&l, &w["m1_t1"]), Some(tok(&w["m1_t1"])));
+    assert_eq!(shown(&l, &w["m2_t1"]), None);
+    assert_eq!(shown(&l, &w["t1_nouser"]), None);
+    let l = team_tokens(s, &w["m2_t1"], "t1");
+    assert_eq!(shown(&l, &w["m1_t1"]), None);
+    assert_eq!(shown(&l, &w["m2_t1"]), Some(tok(&w["m2_t1"])));
     // A viewer, even with the admin member role, administers nothing: no tokens of others.
-    let l = team_tokens(s, &w.iv, "t1");
+    let l = team_tokens(s, &w["iv"], "t1");
     assert!(l.iter().all(|(_, t)| t.is_none()), "{l:?}");
     // The team's own key (no user) reads its team (API.md §9), seeing only itself.
-    let l = team_tokens(s, &w.t1_nouser, "t1");
-    assert_eq!(shown(&l, &w.t1_nouser), Some(tok(&w.t1_nouser)));
-    assert_eq!(shown(&l, &w.m1_t1), None);
-    assert_eq!(shown(&l, &w.m2_t1), None);
+    let l = team_tokens(s, &w["t1_nouser"], "t1");
+    assert_eq!(shown(&l, &w["t1_nouser"]), Some(tok(&w["t1_nouser"])));
+    assert_eq!(shown(&l, &w["m1_t1"]), None);
+    assert_eq!(shown(&l, &w["m2_t1"]), None);
     // ... but not another team.
-    assert_error(&s.get("/team/info?team_id=t2", &w.t1_nouser), 404);
+    assert_error(&s.get("/team/info?team_id=t2", &w["t1_nouser"]), 404);
     // Whatever the reader, no raw key is ever in the answer.
-    for k in [MASTER, &w.m1, &w.tadmin] {
+    for k in [MASTER, &w["m1"], &w["tadmin"]] {
         let text = s.get("/team/info?team_id=t1", k).text();
-        for raw in [&w.m1_t1, &w.m2_t1, &w.t1_nouser] {
-            assert!(!text.contains(raw.as_str()), "raw key in /team/info");
+        for raw in [&w["m1_t1"], &w["m2_t1"], &w["t1_nouser"]] {
+            assert!(!text.contains(raw), "raw key in /team/info");
         }
     }
 }
@@ -166,37 +145,37 @@ fn key_list_is_what_each_role_may_read() {
     let w = world();
     let s = &w.s;
     // A team admin: its team's keys, not the same member's keys in another team.
-    let l = listed(s, &w.tadmin, "");
-    assert!(l.contains(&tok(&w.m1_t1)) && l.contains(&tok(&w.m2_t1)));
+    let l = listed(s, &w["tadmin"], "");
+    assert!(l.contains(&tok(&w["m1_t1"])) && l.contains(&tok(&w["m2_t1"])));
     assert!(
-        !l.contains(&tok(&w.m1_t2)),
+        !l.contains(&tok(&w["m1_t2"])),
         "t2 key of m1 visible to t1's admin"
     );
-    assert!(listed(s, &w.tadmin, "&user_id=m1") == vec![tok(&w.m1_t1)]);
+    assert!(listed(s, &w["tadmin"], "&user_id=m1") == vec![tok(&w["m1_t1"])]);
     // A member: its own keys only (both teams), not a teammate's.
     assert_eq!(
-        listed(s, &w.m1, ""),
-        sorted(vec![tok(&w.m1), tok(&w.m1_t1), tok(&w.m1_t2)])
+        listed(s, &w["m1"], ""),
+        sorted(vec![tok(&w["m1"]), tok(&w["m1_t1"]), tok(&w["m1_t2"])])
     );
-    assert!(listed(s, &w.m1, "&user_id=m2").is_empty());
+    assert!(listed(s, &w["m1"], "&user_id=m2").is_empty());
     // An internal_user_viewer with the admin member role: its own key only, as /key/info.
-    assert_eq!(listed(s, &w.iv, ""), vec![tok(&w.iv)]);
-    assert!(listed(s, &w.iv, "&team_id=t1").is_empty());
-    assert!(listed(s, &w.iv, "&user_id=m1").is_empty());
+    assert_eq!(listed(s, &w["iv"], ""), vec![tok(&w["iv"])]);
+    assert!(listed(s, &w["iv"], "&team_id=t1").is_empty());
+    assert!(listed(s, &w["iv"], "&user_id=m1").is_empty());
     assert_error(
-        &s.get(&format!("/key/info?key={}", tok(&w.m1_t1)), &w.iv),
+        &s.get(&format!("/key/info?key={}", tok(&w["m1_t1"])), &w["iv"]),
         404,
     );
     // A key without a user lists nothing.
-    assert_error(&s.get("/key/list", &w.t1_nouser), 403);
+    assert_error(&s.get("/key/list", &w["t1_nouser"]), 403);
     // And /key/info agrees with the list for the team admin.
     assert_eq!(
-        s.get(&format!("/key/info?key={}", tok(&w.m1_t1)), &w.tadmin)
+        s.get(&format!("/key/info?key={}", tok(&w["m1_t1"])), &w["tadmin"])
             .status,
         200
     );
     assert_error(
-        &s.get(&format!("/key/info?key={}", tok(&w.m1_t2)), &w.tadmin),
+        &s.get(&format!("/key/info?key={}", tok(&w["m1_t2"])), &w["tadmin"]),
         404,
     );
 }
@@ -206,11 +185,11 @@ fn user_info_is_for_oneself_and_proxy_readers() {
     let w = world();
     let s = &w.s;
     // Team and org admins do not read members' user records (their keys, other teams).
-    for k in [&w.tadmin, &w.oadmin, &w.m2, &w.iv] {
+    for k in [&w["tadmin"], &w["oadmin"], &w["m2"], &w["iv"]] {
         assert_error(&s.get("/user/info?user_id=m1", k), 404);
         assert_error(&s.get("/user/list", k), 403);
     }
-    let v = s.get("/user/info?user_id=m1", &w.m1).json();
+    let v = s.get("/user/info?user_id=m1", &w["m1"]).json();
     assert_eq!(v["keys"].as_array().unwrap().len(), 3);
 }
 
@@ -233,7 +212,7 @@ fn nobody_sees_a_password_hash() {
         json!({"organization_id": "org1", "member": {"user_id": "m1", "role": "internal_user"}}),
     );
     let mut texts = vec![added.to_string(), org_added.to_string()];
-    for k in [MASTER, w.m1.as_str(), w.tadmin.as_str(), w.oadmin.as_str()] {
+    for k in [MASTER, &w["m1"], &w["tadmin"], &w["oadmin"]] {
         for p in [
             "/user/info?user_id=m1",
             "/user/info",
@@ -305,7 +284,7 @@ fn a_password_change_through_a_key_needs_the_current_password() {
     // Without the current password: 400 naming the field, nothing changed.
     let e = assert_error(
         &set(
-            &w.m1,
+            &w["m1"],
             json!({"user_id": "m1", "password": "new-password-1"}),
         ),
         400,
@@ -314,7 +293,7 @@ fn a_password_change_through_a_key_needs_the_current_password() {
     // A wrong one: 403.
     assert_error(
         &set(
-            &w.m1,
+            &w["m1"],
             json!({"user_id": "m1", "password": "new-password-1", "current_password": "guess"}),
         ),
         403,
@@ -322,7 +301,7 @@ fn a_password_change_through_a_key_needs_the_current_password() {
     // Naming oneself by email skips nothing: still refused without proof.
     assert_error(
         &set(
-            &w.m1,
+            &w["m1"],
             json!({"user_email": "m1@example.com", "password": "new-password-1"}),
         ),
         403,
@@ -331,7 +310,7 @@ fn a_password_change_through_a_key_needs_the_current_password() {
     assert_eq!(login(s, "m1@example.com", "new-password-1"), 401);
     // With it: changed, the new one logs in, the old one no longer does.
     let r = set(
-        &w.m1,
+        &w["m1"],
         json!({"user_id": "m1", "password": "new-password-1",
                "current_password": "old-password-1"}),
     );
@@ -339,7 +318,7 @@ fn a_password_change_through_a_key_needs_the_current_password() {
     assert_eq!(login(s, "m1@example.com", "new-password-1"), 200);
     assert_eq!(login(s, "m1@example.com", "old-password-1"), 401);
     // Other self-service fields still need no password.
-    let r = set(&w.m1, json!({"user_id": "m1", "metadata": {"x": 1}}));
+    let r = set(&w["m1"], json!({"user_id": "m1", "metadata": {"x": 1}}));
     assert_eq!(r.status, 200, "{}", r.text());
 }
 
@@ -353,12 +332,12 @@ fn a_first_password_comes_from_a_proxy_admin_only() {
         json!({"user_id": "m2", "password": "chosen-by-holder"}),
         json!({"user_id": "m2", "password": "chosen-by-holder", "current_password": "x"}),
     ] {
-        let r = s.post("/user/update", &w.m2, body);
+        let r = s.post("/user/update", &w["m2"], body);
         assert!(r.status == 400 || r.status == 403, "{}", r.text());
     }
     assert_eq!(hash_of(s, "m2"), None);
     // Team and org admins cannot set a member's password either.
-    for k in [&w.tadmin, &w.oadmin] {
+    for k in [&w["tadmin"], &w["oadmin"]] {
         let r = s.post(
             "/user/update",
             k,
@@ -377,7 +356,7 @@ fn a_first_password_comes_from_a_proxy_admin_only() {
         .map(|cur| {
             let r = s.post(
                 "/user/update",
-                &w.iv,
+                &w["iv"],
                 json!({"user_id": "iv", "password": "x-new-pw", "current_password": cur}),
             );
             assert_error(&r, 403)
@@ -431,14 +410,14 @@ fn implicitly_created_users_get_no_personal_models() {
     // A team admin adds strangers; an org admin too; a proxy admin's members_with_roles too.
     let r = s.post(
         "/team/member_add",
-        &w.tadmin,
+        &w["tadmin"],
         json!({"team_id": "t1", "member": [{"user_id": "new-t", "role": "user"},
                                            {"user_email": "new-e@example.com", "role": "user"}]}),
     );
     assert_eq!(r.status, 200, "{}", r.text());
     let r = s.post(
         "/organization/member_add",
-        &w.oadmin,
+        &w["oadmin"],
         json!({"organization_id": "org1", "member": {"user_id": "new-o", "role": "internal_user"}}),
     );
     assert_eq!(r.status, 200, "{}", r.text());
@@ -582,7 +561,7 @@ fn an_org_admin_adding_a_user_does_not_read_their_personal_record() {
     );
     let r = s.post(
         "/organization/member_add",
-        &w.oadmin,
+        &w["oadmin"],
         json!({"organization_id": "org1", "member": {"user_id": "stranger", "role": "internal_user"}}),
     );
     assert_eq!(r.status, 200, "{}", r.text());
@@ -612,7 +591,7 @@ fn a_user_cannot_claim_another_email() {
         json!({"user_id": "m1", "user_email": "newcomer@example.com"}),
         json!({"user_id": "m1", "user_email": ""}),
     ] {
-        assert_error(&s.post("/user/update", &w.m1, body), 403);
+        assert_error(&s.post("/user/update", &w["m1"], body), 403);
     }
     assert_eq!(snapshot(s), before);
     // ... so the membership meant for the newcomer goes to a new user, not to m1.
@@ -624,7 +603,7 @@ fn a_user_cannot_claim_another_email() {
     // The same address in another case is no change; a proxy admin changes anyone's.
     let r = s.post(
         "/user/update",
-        &w.m1,
+        &w["m1"],
         json!({"user_id": "m1", "user_email": "M1@example.com", "metadata": {"k": 1}}),
     );
     assert_eq!(r.status, 200, "{}", r.text());
@@ -648,7 +627,7 @@ fn current_password_guesses_are_throttled() {
     let set = |cur: &str| {
         s.post(
             "/user/update",
-            &w.m1,
+            &w["m1"],
             json!({"user_id": "m1", "password": "taken-over-1", "current_password": cur}),
         )
     };

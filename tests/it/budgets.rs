@@ -3,7 +3,6 @@
 //! changes nothing.
 
 use crate::common::*;
-use crate::organizations::{count_p, snapshot};
 use serde_json::{json, Value};
 
 #[test]

@@ -2,6 +2,9 @@
 //! blocking HTTP client, and direct database access for asserting effects.
 #![allow(dead_code)]
 
+mod world;
+pub use world::*;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -429,24 +432,27 @@ pub fn seed_team_key(s: &Server, team_id: &str, user_id: &str, org_id: Option<&s
     key
 }
 
-/// Every row of the management tables as text, for "a denied call changes nothing".
+/// Every row of every table of the store (the schema's tables, each in a fixed order) as
+/// text, for "a refused call writes nothing": equal snapshots mean nothing changed.
 pub fn snapshot(s: &Server) -> String {
     let db = s.db();
+    let tables: Vec<String> = db
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
+             ORDER BY name",
+        )
+        .expect("prepare table list")
+        .query_map([], |r| r.get(0))
+        .expect("table list")
+        .collect::<Result<_, _>>()
+        .expect("table name");
     let mut out = String::new();
-    for (table, order) in [
-        ("organizations", "id"),
-        ("users", "id"),
-        ("teams", "id"),
-        ("team_members", "team_id, user_id"),
-        ("organization_members", "organization_id, user_id"),
-        ("api_keys", "token"),
-        ("budgets", "id"),
-    ] {
+    for table in tables {
         let mut st = db
-            .prepare(&format!("SELECT * FROM {table} ORDER BY {order}"))
+            .prepare(&format!("SELECT * FROM \"{table}\""))
             .expect("prepare snapshot");
         let n = st.column_count();
-        let rows = st
+        let mut rows: Vec<String> = st
             .query_map([], |r| {
                 let mut v = Vec::with_capacity(n);
                 for i in 0..n {
@@ -454,15 +460,25 @@ pub fn snapshot(s: &Server) -> String {
                 }
                 Ok(v.join("|"))
             })
-            .expect("snapshot");
+            .expect("snapshot")
+            .collect::<Result<_, _>>()
+            .expect("row");
+        rows.sort();
         for r in rows {
-            out.push_str(table);
+            out.push_str(&table);
             out.push(':');
-            out.push_str(&r.expect("row"));
+            out.push_str(&r);
             out.push('\n');
         }
     }
     out
+}
+
+/// `SELECT count(*) ...` with parameters.
+pub fn count_p(s: &Server, sql: &str, p: &[&str]) -> i64 {
+    s.db()
+        .query_row(sql, rusqlite::params_from_iter(p.iter()), |r| r.get(0))
+        .expect(sql)
 }
 
 impl Server {

@@ -11,65 +11,33 @@ use serde_json::{json, Value};
 /// org1 [A, B] with team t1 [A]; org2 [A, B, C] with team t2 [A, B].
 /// alice and iviewer are `user` members of t1, tadmin its admin; oadmin administers org1,
 /// oadmin2 org2; bob and outsider belong to nothing.
-struct World {
-    s: Server,
-    padmin: String,
-    pview: String,
-    alice: String,
-    bob: String,
-    tadmin: String,
-    oadmin: String,
-    oadmin2: String,
-    outsider: String,
-    iviewer: String,
-}
-
 fn world() -> World {
-    let s = Server::start();
-    seed_org(&s, "org1", &["A", "B"]);
-    seed_org(&s, "org2", &["A", "B", "C"]);
-    seed_team(&s, "t1", Some("org1"), &["A"]);
-    seed_team(&s, "t2", Some("org2"), &["A", "B"]);
-    let padmin = seed_user(&s, "padmin", "proxy_admin");
-    let pview = seed_user(&s, "pview", "proxy_admin_viewer");
-    let alice = seed_user(&s, "alice", "internal_user");
-    let bob = seed_user(&s, "bob", "internal_user");
-    let tadmin = seed_user(&s, "tadmin", "internal_user");
-    let oadmin = seed_user(&s, "oadmin", "internal_user");
-    let oadmin2 = seed_user(&s, "oadmin2", "internal_user");
-    let outsider = seed_user(&s, "outsider", "internal_user");
-    let iviewer = seed_user(&s, "iviewer", "internal_user_viewer");
-    seed_team_member(&s, "t1", "alice", "user");
-    seed_team_member(&s, "t1", "iviewer", "user");
-    seed_team_member(&s, "t1", "tadmin", "admin");
-    seed_org_member(&s, "org1", "oadmin", "org_admin");
-    seed_org_member(&s, "org2", "oadmin2", "org_admin");
-    World {
-        s,
-        padmin,
-        pview,
-        alice,
-        bob,
-        tadmin,
-        oadmin,
-        oadmin2,
-        outsider,
-        iviewer,
-    }
-}
-
-/// POSTs and asserts the status; a refused call must leave every table as it was.
-fn expect(s: &Server, key: &str, path: &str, body: Value, status: u16) -> Value {
-    let before = snapshot(s);
-    let r = s.post(path, key, body.clone());
-    if status == 200 {
-        assert_eq!(r.status, 200, "{path} {body} -> {}", r.text());
-        r.json()
-    } else {
-        let v = assert_error(&r, status);
-        assert_eq!(snapshot(s), before, "{path} {body} changed the database");
-        v
-    }
+    World::new()
+        .orgs(&[("org1", &["A", "B"]), ("org2", &["A", "B", "C"])])
+        .teams(&[
+            ("t1", Some("org1"), &["A"]),
+            ("t2", Some("org2"), &["A", "B"]),
+        ])
+        .users(&[
+            ("padmin", "proxy_admin"),
+            ("pview", "proxy_admin_viewer"),
+            ("alice", "internal_user"),
+            ("bob", "internal_user"),
+            ("tadmin", "internal_user"),
+            ("oadmin", "internal_user"),
+            ("oadmin2", "internal_user"),
+            ("outsider", "internal_user"),
+            ("iviewer", "internal_user_viewer"),
+        ])
+        .team_members(&[
+            ("t1", "alice", "user"),
+            ("t1", "iviewer", "user"),
+            ("t1", "tadmin", "admin"),
+        ])
+        .org_members(&[
+            ("org1", "oadmin", "org_admin"),
+            ("org2", "oadmin2", "org_admin"),
+        ])
 }
 
 /// `/key/generate` as `key`, asserting 200; returns (raw key, response).
@@ -374,14 +342,21 @@ fn proxy_admins_create_any_key_and_viewers_none() {
     assert_eq!(v["user_id"], "bob");
     assert_eq!(v["team_id"], "t2");
     assert_eq!(v["organization_id"], "org2");
-    let (_, v) = gen(s, &w.padmin, json!({"user_id": "alice", "team_id": "t2"}));
+    let (_, v) = gen(
+        s,
+        &w["padmin"],
+        json!({"user_id": "alice", "team_id": "t2"}),
+    );
     assert_eq!(v["user_id"], "alice");
     assert_eq!(v["created_by"], "padmin");
     // A proxy admin's own key without user_id belongs to them.
-    let (_, v) = gen(s, &w.padmin, json!({}));
+    let (_, v) = gen(s, &w["padmin"], json!({}));
     assert_eq!(v["user_id"], "padmin");
 
-    for (who, name) in [(&w.pview, "proxy_admin_viewer"), (&w.iviewer, "viewer")] {
+    for (who, name) in [
+        (&w["pview"], "proxy_admin_viewer"),
+        (&w["iviewer"], "viewer"),
+    ] {
         for body in [json!({}), json!({"team_id": "t1"})] {
             let v = expect(s, who, "/key/generate", body, 403);
             assert_eq!(v["error"]["type"], "permission_error", "{name}");
@@ -399,24 +374,36 @@ fn internal_user_creates_keys_only_for_themselves_in_their_teams() {
     let w = world();
     let s = &w.s;
     // For themselves, no team.
-    let (_, v) = gen(s, &w.alice, json!({"key_alias": "mine"}));
+    let (_, v) = gen(s, &w["alice"], json!({"key_alias": "mine"}));
     assert_eq!(v["user_id"], "alice");
     assert!(v["team_id"].is_null());
     assert_eq!(v["created_by"], "alice");
     // For somebody else.
-    expect(s, &w.alice, "/key/generate", json!({"user_id": "bob"}), 403);
     expect(
         s,
-        &w.alice,
+        &w["alice"],
+        "/key/generate",
+        json!({"user_id": "bob"}),
+        403,
+    );
+    expect(
+        s,
+        &w["alice"],
         "/key/generate",
         json!({"user_id": "bob", "team_id": "t1"}),
         403,
     );
     // In a team they are not in.
-    expect(s, &w.alice, "/key/generate", json!({"team_id": "t2"}), 403);
     expect(
         s,
-        &w.outsider,
+        &w["alice"],
+        "/key/generate",
+        json!({"team_id": "t2"}),
+        403,
+    );
+    expect(
+        s,
+        &w["outsider"],
         "/key/generate",
         json!({"team_id": "t1"}),
         403,
@@ -424,13 +411,13 @@ fn internal_user_creates_keys_only_for_themselves_in_their_teams() {
     // In an org they are not in (a key without a team).
     expect(
         s,
-        &w.alice,
+        &w["alice"],
         "/key/generate",
         json!({"organization_id": "org2"}),
         403,
     );
     // In their team.
-    let (raw, v) = gen(s, &w.alice, json!({"team_id": "t1"}));
+    let (raw, v) = gen(s, &w["alice"], json!({"team_id": "t1"}));
     assert_eq!(v["user_id"], "alice");
     assert_eq!(v["team_id"], "t1");
     assert_eq!(v["organization_id"], "org1");
@@ -438,7 +425,7 @@ fn internal_user_creates_keys_only_for_themselves_in_their_teams() {
     // Beyond the team's models.
     let v = expect(
         s,
-        &w.alice,
+        &w["alice"],
         "/key/generate",
         json!({"team_id": "t1", "models": ["A", "B"]}),
         400,
@@ -448,7 +435,7 @@ fn internal_user_creates_keys_only_for_themselves_in_their_teams() {
     // `all-team-models` in their team follows the team.
     let (raw, _) = gen(
         s,
-        &w.alice,
+        &w["alice"],
         json!({"team_id": "t1", "models": ["all-team-models"]}),
     );
     assert_eq!(models_of(s, &raw), vec!["A"]);
@@ -459,7 +446,11 @@ fn team_and_org_admins_create_keys_for_members_of_their_teams() {
     let w = world();
     let s = &w.s;
     // Team admin, for a member of the team.
-    let (raw, v) = gen(s, &w.tadmin, json!({"team_id": "t1", "user_id": "alice"}));
+    let (raw, v) = gen(
+        s,
+        &w["tadmin"],
+        json!({"team_id": "t1", "user_id": "alice"}),
+    );
     assert_eq!(v["user_id"], "alice");
     assert_eq!(v["team_id"], "t1");
     assert_eq!(v["created_by"], "tadmin");
@@ -467,14 +458,14 @@ fn team_and_org_admins_create_keys_for_members_of_their_teams() {
     // Team admin, for a non-member, or for someone else outside the team.
     expect(
         s,
-        &w.tadmin,
+        &w["tadmin"],
         "/key/generate",
         json!({"team_id": "t1", "user_id": "bob"}),
         403,
     );
     expect(
         s,
-        &w.tadmin,
+        &w["tadmin"],
         "/key/generate",
         json!({"user_id": "alice"}),
         403,
@@ -482,27 +473,31 @@ fn team_and_org_admins_create_keys_for_members_of_their_teams() {
     // Team admin may not widen the team's models.
     expect(
         s,
-        &w.tadmin,
+        &w["tadmin"],
         "/key/generate",
         json!({"team_id": "t1", "user_id": "alice", "models": ["C"]}),
         400,
     );
     // Org admin of the team's org: in that team, for a member or for themselves.
-    let (_, v) = gen(s, &w.oadmin, json!({"team_id": "t1", "user_id": "alice"}));
+    let (_, v) = gen(
+        s,
+        &w["oadmin"],
+        json!({"team_id": "t1", "user_id": "alice"}),
+    );
     assert_eq!(v["team_id"], "t1");
-    let (_, v) = gen(s, &w.oadmin, json!({"team_id": "t1"}));
+    let (_, v) = gen(s, &w["oadmin"], json!({"team_id": "t1"}));
     assert_eq!(v["user_id"], "oadmin");
     // Org admin of another org.
     expect(
         s,
-        &w.oadmin2,
+        &w["oadmin2"],
         "/key/generate",
         json!({"team_id": "t1"}),
         403,
     );
     expect(
         s,
-        &w.oadmin2,
+        &w["oadmin2"],
         "/key/generate",
         json!({"team_id": "t1", "user_id": "alice"}),
         403,
@@ -513,7 +508,7 @@ fn team_and_org_admins_create_keys_for_members_of_their_teams() {
 fn no_caller_puts_reach_widening_fields_on_a_key() {
     let w = world();
     let s = &w.s;
-    let (mine, _) = gen(s, &w.alice, json!({"team_id": "t1"}));
+    let (mine, _) = gen(s, &w["alice"], json!({"team_id": "t1"}));
     for field in [
         json!({"user_role": "proxy_admin"}),
         json!({"allowed_routes": ["/key/generate", "/user/update"]}),
@@ -521,7 +516,7 @@ fn no_caller_puts_reach_widening_fields_on_a_key() {
         json!({"spend": -100.0}),
         json!({"spend": 0}),
     ] {
-        for caller in [&w.alice, &w.tadmin] {
+        for caller in [&w["alice"], &w["tadmin"]] {
             let mut body = field.clone();
             body["team_id"] = json!("t1");
             let v = expect(s, caller, "/key/generate", body.clone(), 403);
@@ -540,10 +535,10 @@ fn no_caller_puts_reach_widening_fields_on_a_key() {
 fn owner_updates_alias_metadata_and_models_within_the_team() {
     let w = world();
     let s = &w.s;
-    let (raw, _) = gen(s, &w.alice, json!({"team_id": "t1", "key_alias": "a1"}));
+    let (raw, _) = gen(s, &w["alice"], json!({"team_id": "t1", "key_alias": "a1"}));
     let r = s.post(
         "/key/update",
-        &w.alice,
+        &w["alice"],
         json!({"key": raw, "key_alias": "a2", "metadata": {"env": "ci"}, "models": ["A"]}),
     );
     assert_eq!(r.status, 200, "{}", r.text());
@@ -559,7 +554,7 @@ fn owner_updates_alias_metadata_and_models_within_the_team() {
     // Outside the team's models.
     let v = expect(
         s,
-        &w.alice,
+        &w["alice"],
         "/key/update",
         json!({"key": raw, "models": ["B"]}),
         400,
@@ -568,7 +563,7 @@ fn owner_updates_alias_metadata_and_models_within_the_team() {
     // By token as well as by raw key.
     let v = expect(
         s,
-        &w.alice,
+        &w["alice"],
         "/key/update",
         json!({"key": hash_key(&raw), "key_alias": "by-token"}),
         200,
@@ -581,19 +576,19 @@ fn owner_updates_alias_metadata_and_models_within_the_team() {
 fn only_admins_change_budgets_and_proxy_admins_move_keys() {
     let w = world();
     let s = &w.s;
-    let (personal, _) = gen(s, &w.alice, json!({}));
-    let (team_key, _) = gen(s, &w.alice, json!({"team_id": "t1"}));
+    let (personal, _) = gen(s, &w["alice"], json!({}));
+    let (team_key, _) = gen(s, &w["alice"], json!({"team_id": "t1"}));
     // The owner may not raise a budget on a personal key, nor on a team key.
     expect(
         s,
-        &w.alice,
+        &w["alice"],
         "/key/update",
         json!({"key": personal, "max_budget": 1000}),
         403,
     );
     expect(
         s,
-        &w.alice,
+        &w["alice"],
         "/key/update",
         json!({"key": team_key, "max_budget": 1000, "rpm_limit": 100000}),
         403,
@@ -601,7 +596,7 @@ fn only_admins_change_budgets_and_proxy_admins_move_keys() {
     // The team admin may change the budgets of keys in their team.
     let v = expect(
         s,
-        &w.tadmin,
+        &w["tadmin"],
         "/key/update",
         json!({"key": team_key, "max_budget": 5, "tpm_limit": 10}),
         200,
@@ -612,13 +607,13 @@ fn only_admins_change_budgets_and_proxy_admins_move_keys() {
     // ...but cannot see a personal key of a member.
     expect(
         s,
-        &w.tadmin,
+        &w["tadmin"],
         "/key/update",
         json!({"key": personal, "max_budget": 5}),
         404,
     );
     // Moving a key to another team: proxy admins only.
-    for caller in [&w.alice, &w.tadmin, &w.oadmin] {
+    for caller in [&w["alice"], &w["tadmin"], &w["oadmin"]] {
         expect(
             s,
             caller,
@@ -629,7 +624,7 @@ fn only_admins_change_budgets_and_proxy_admins_move_keys() {
     }
     expect(
         s,
-        &w.alice,
+        &w["alice"],
         "/key/update",
         json!({"key": team_key, "user_id": "bob"}),
         403,
@@ -650,8 +645,8 @@ fn only_admins_change_budgets_and_proxy_admins_move_keys() {
 fn update_of_an_unknown_or_invisible_key_is_404_and_alias_clash_409() {
     let w = world();
     let s = &w.s;
-    let (raw, _) = gen(s, &w.alice, json!({"key_alias": "alice-1"}));
-    gen(s, &w.alice, json!({"key_alias": "alice-2"}));
+    let (raw, _) = gen(s, &w["alice"], json!({"key_alias": "alice-1"}));
+    gen(s, &w["alice"], json!({"key_alias": "alice-2"}));
     let v = expect(
         s,
         MASTER,
@@ -667,7 +662,7 @@ fn update_of_an_unknown_or_invisible_key_is_404_and_alias_clash_409() {
         json!({"key": hash_key("sk-nope-nope-nope-nope"), "key_alias": "x"}),
         404,
     );
-    for caller in [&w.outsider, &w.tadmin, &w.oadmin] {
+    for caller in [&w["outsider"], &w["tadmin"], &w["oadmin"]] {
         expect(
             s,
             caller,
@@ -678,7 +673,7 @@ fn update_of_an_unknown_or_invisible_key_is_404_and_alias_clash_409() {
     }
     let v = expect(
         s,
-        &w.alice,
+        &w["alice"],
         "/key/update",
         json!({"key": raw, "key_alias": "alice-2"}),
         409,
@@ -688,7 +683,7 @@ fn update_of_an_unknown_or_invisible_key_is_404_and_alias_clash_409() {
     // A proxy admin viewer sees the key but may not change it.
     expect(
         s,
-        &w.pview,
+        &w["pview"],
         "/key/update",
         json!({"key": raw, "key_alias": "viewer"}),
         403,
@@ -760,12 +755,12 @@ fn owner_cannot_unblock_their_key_through_update() {
     // must not be a side door for the owner.
     let w = world();
     let s = &w.s;
-    let (raw, _) = gen(s, &w.alice, json!({"team_id": "t1"}));
+    let (raw, _) = gen(s, &w["alice"], json!({"team_id": "t1"}));
     // Blocked by the team admin (a block by a higher rank is theirs to lift: authority.rs).
-    expect(s, &w.tadmin, "/key/block", json!({"key": raw}), 200);
+    expect(s, &w["tadmin"], "/key/block", json!({"key": raw}), 200);
     expect(
         s,
-        &w.alice,
+        &w["alice"],
         "/key/update",
         json!({"key": raw, "blocked": false}),
         403,
@@ -775,7 +770,7 @@ fn owner_cannot_unblock_their_key_through_update() {
     // The same through regenerate.
     expect(
         s,
-        &w.alice,
+        &w["alice"],
         "/key/regenerate",
         json!({"key": raw, "blocked": false}),
         403,
@@ -783,7 +778,7 @@ fn owner_cannot_unblock_their_key_through_update() {
     // The team admin may.
     let v = expect(
         s,
-        &w.tadmin,
+        &w["tadmin"],
         "/key/update",
         json!({"key": raw, "blocked": false}),
         200,
@@ -793,7 +788,7 @@ fn owner_cannot_unblock_their_key_through_update() {
     // Restating the current value is not a change.
     expect(
         s,
-        &w.alice,
+        &w["alice"],
         "/key/update",
         json!({"key": raw, "blocked": false, "key_alias": "ok"}),
         200,
@@ -807,16 +802,16 @@ fn owner_cannot_unblock_their_key_through_update() {
 fn delete_by_raw_key_token_or_alias() {
     let w = world();
     let s = &w.s;
-    let (k1, _) = gen(s, &w.alice, json!({}));
-    let (k2, _) = gen(s, &w.alice, json!({"team_id": "t1"}));
-    let (k3, _) = gen(s, &w.alice, json!({"key_alias": "third"}));
+    let (k1, _) = gen(s, &w["alice"], json!({}));
+    let (k2, _) = gen(s, &w["alice"], json!({"team_id": "t1"}));
+    let (k3, _) = gen(s, &w["alice"], json!({"key_alias": "third"}));
     let n = key_count(s);
-    let v = expect(s, &w.alice, "/key/delete", json!({"keys": [k1]}), 200);
+    let v = expect(s, &w["alice"], "/key/delete", json!({"keys": [k1]}), 200);
     assert_eq!(v["deleted_keys"], json!([hash_key(&k1)]));
     assert!(!exists(s, &k1));
     let v = expect(
         s,
-        &w.alice,
+        &w["alice"],
         "/key/delete",
         json!({"keys": [hash_key(&k2)]}),
         200,
@@ -824,7 +819,7 @@ fn delete_by_raw_key_token_or_alias() {
     assert_eq!(v["deleted_keys"], json!([hash_key(&k2)]));
     let v = expect(
         s,
-        &w.alice,
+        &w["alice"],
         "/key/delete",
         json!({"key_aliases": ["third"]}),
         200,
@@ -839,8 +834,8 @@ fn delete_by_raw_key_token_or_alias() {
 fn delete_with_an_unknown_or_invisible_key_deletes_nothing() {
     let w = world();
     let s = &w.s;
-    let (k1, _) = gen(s, &w.alice, json!({"key_alias": "k1"}));
-    let (k2, _) = gen(s, &w.alice, json!({"team_id": "t1"}));
+    let (k1, _) = gen(s, &w["alice"], json!({"key_alias": "k1"}));
+    let (k2, _) = gen(s, &w["alice"], json!({"team_id": "t1"}));
     expect(
         s,
         MASTER,
@@ -855,7 +850,7 @@ fn delete_with_an_unknown_or_invisible_key_deletes_nothing() {
         json!({"keys": [k2], "key_aliases": ["k1", "no-such-alias"]}),
         404,
     );
-    for caller in [&w.outsider, &w.oadmin2] {
+    for caller in [&w["outsider"], &w["oadmin2"]] {
         expect(s, caller, "/key/delete", json!({"keys": [k1]}), 404);
         expect(
             s,
@@ -866,12 +861,12 @@ fn delete_with_an_unknown_or_invisible_key_deletes_nothing() {
         );
     }
     // Viewers never delete, and a team member may not delete another member's key.
-    expect(s, &w.pview, "/key/delete", json!({"keys": [k1]}), 403);
-    expect(s, &w.iviewer, "/key/delete", json!({"keys": [k2]}), 403);
+    expect(s, &w["pview"], "/key/delete", json!({"keys": [k1]}), 403);
+    expect(s, &w["iviewer"], "/key/delete", json!({"keys": [k2]}), 403);
     expect(s, MASTER, "/key/delete", json!({}), 400);
     assert!(exists(s, &k1) && exists(s, &k2));
     // The team admin may delete a key of their team.
-    let v = expect(s, &w.tadmin, "/key/delete", json!({"keys": [k2]}), 200);
+    let v = expect(s, &w["tadmin"], "/key/delete", json!({"keys": [k2]}), 200);
     assert_eq!(v["deleted_keys"], json!([hash_key(&k2)]));
 }
 
@@ -890,10 +885,10 @@ fn info_by_raw_key_or_token_never_shows_the_raw_key() {
     for (caller, q) in [
         (MASTER, raw.clone()),
         (MASTER, hash_key(&raw)),
-        (w.alice.as_str(), raw.clone()),
-        (w.tadmin.as_str(), hash_key(&raw)),
-        (w.oadmin.as_str(), raw.clone()),
-        (w.pview.as_str(), raw.clone()),
+        (&w["alice"], raw.clone()),
+        (&w["tadmin"], hash_key(&raw)),
+        (&w["oadmin"], raw.clone()),
+        (&w["pview"], raw.clone()),
     ] {
         let r = info(s, caller, &q);
         assert_eq!(r.status, 200, "{}", r.text());
@@ -908,7 +903,7 @@ fn info_by_raw_key_or_token_never_shows_the_raw_key() {
         assert_eq!(i["max_budget"], 3.0);
         assert_eq!(i["effective_models"], json!(["A"]));
     }
-    for caller in [&w.outsider, &w.oadmin2, &w.iviewer] {
+    for caller in [&w["outsider"], &w["oadmin2"], &w["iviewer"]] {
         let v = assert_error(&info(s, caller, &raw), 404);
         assert_eq!(v["error"]["type"], "not_found_error");
     }
@@ -920,9 +915,9 @@ fn info_without_key_is_the_callers_own_and_400_for_the_master_key() {
     let w = world();
     let s = &w.s;
     for q in ["/key/info", "/key/info?key="] {
-        let r = s.get(q, &w.alice);
+        let r = s.get(q, &w["alice"]);
         assert_eq!(r.status, 200, "{}", r.text());
-        assert_eq!(r.json()["info"]["token"], hash_key(&w.alice));
+        assert_eq!(r.json()["info"]["token"], hash_key(&w["alice"]));
         assert_eq!(r.json()["info"]["user_id"], "alice");
         let v = assert_error(&s.get(q, MASTER), 400);
         assert_eq!(v["error"]["param"], "key");
@@ -1037,9 +1032,13 @@ fn list_pages_through_every_key() {
 fn list_filters_and_scopes_to_the_caller() {
     let w = world();
     let s = &w.s;
-    let (a_team, _) = gen(s, &w.alice, json!({"team_id": "t1", "key_alias": "a-team"}));
-    let (a_personal, _) = gen(s, &w.alice, json!({}));
-    let (t_key, _) = gen(s, &w.tadmin, json!({"team_id": "t1"}));
+    let (a_team, _) = gen(
+        s,
+        &w["alice"],
+        json!({"team_id": "t1", "key_alias": "a-team"}),
+    );
+    let (a_personal, _) = gen(s, &w["alice"], json!({}));
+    let (t_key, _) = gen(s, &w["tadmin"], json!({"team_id": "t1"}));
     let (svc_t1, _) = gen(s, MASTER, json!({"team_id": "t1"}));
     let (bob_t2, _) = gen(s, MASTER, json!({"team_id": "t2", "user_id": "bob"}));
     let q = "?size=100";
@@ -1050,7 +1049,7 @@ fn list_filters_and_scopes_to_the_caller() {
     );
     assert_eq!(
         tokens(&list(s, MASTER, "?user_id=alice&size=100")),
-        sorted_tokens(&[&w.alice, &a_team, &a_personal])
+        sorted_tokens(&[&w["alice"], &a_team, &a_personal])
     );
     assert_eq!(
         tokens(&list(s, MASTER, "?team_id=t1&user_id=alice")),
@@ -1065,28 +1064,31 @@ fn list_filters_and_scopes_to_the_caller() {
         sorted_tokens(&[&a_team])
     );
     // An internal user sees only their own keys...
-    let v = list(s, &w.alice, q);
-    assert_eq!(tokens(&v), sorted_tokens(&[&w.alice, &a_team, &a_personal]));
+    let v = list(s, &w["alice"], q);
+    assert_eq!(
+        tokens(&v),
+        sorted_tokens(&[&w["alice"], &a_team, &a_personal])
+    );
     assert_eq!(v["total_count"], 3);
     assert_eq!(
-        tokens(&list(s, &w.alice, "?user_id=bob")),
+        tokens(&list(s, &w["alice"], "?user_id=bob")),
         Vec::<String>::new()
     );
     assert_eq!(
-        tokens(&list(s, &w.outsider, q)),
-        sorted_tokens(&[&w.outsider])
+        tokens(&list(s, &w["outsider"], q)),
+        sorted_tokens(&[&w["outsider"]])
     );
     // ...plus the keys of teams they administer (not members' personal keys).
     assert_eq!(
-        tokens(&list(s, &w.tadmin, q)),
-        sorted_tokens(&[&w.tadmin, &a_team, &t_key, &svc_t1])
+        tokens(&list(s, &w["tadmin"], q)),
+        sorted_tokens(&[&w["tadmin"], &a_team, &t_key, &svc_t1])
     );
     assert_eq!(
-        tokens(&list(s, &w.oadmin, q)),
-        sorted_tokens(&[&w.oadmin, &a_team, &t_key, &svc_t1])
+        tokens(&list(s, &w["oadmin"], q)),
+        sorted_tokens(&[&w["oadmin"], &a_team, &t_key, &svc_t1])
     );
     // A proxy admin viewer sees all.
-    let v = list(s, &w.pview, q);
+    let v = list(s, &w["pview"], q);
     assert_eq!(v["total_count"], key_count(s));
     assert_eq!(tokens(&v).len() as i64, key_count(s));
 }
@@ -1116,7 +1118,7 @@ fn list_rejects_bad_paging() {
 fn blocked_key_is_401_everywhere_until_unblocked() {
     let w = world();
     let s = &w.s;
-    let (raw, _) = gen(s, &w.alice, json!({"team_id": "t1"}));
+    let (raw, _) = gen(s, &w["alice"], json!({"team_id": "t1"}));
     assert_eq!(chat(s, &raw, "A").status, 200);
     let v = expect(s, MASTER, "/key/block", json!({"key": raw}), 200);
     assert_eq!(v["blocked"], true);
@@ -1141,25 +1143,25 @@ fn blocked_key_is_401_everywhere_until_unblocked() {
 fn block_is_for_proxy_and_team_admins() {
     let w = world();
     let s = &w.s;
-    let (raw, _) = gen(s, &w.alice, json!({"team_id": "t1"}));
-    let (personal, _) = gen(s, &w.alice, json!({}));
+    let (raw, _) = gen(s, &w["alice"], json!({"team_id": "t1"}));
+    let (personal, _) = gen(s, &w["alice"], json!({}));
     // The owner may not block or unblock their own key.
     for path in ["/key/block", "/key/unblock"] {
-        let v = expect(s, &w.alice, path, json!({"key": raw}), 403);
+        let v = expect(s, &w["alice"], path, json!({"key": raw}), 403);
         assert_eq!(v["error"]["type"], "permission_error");
-        expect(s, &w.alice, path, json!({"key": personal}), 403);
-        expect(s, &w.pview, path, json!({"key": raw}), 403);
-        expect(s, &w.outsider, path, json!({"key": raw}), 404);
-        expect(s, &w.oadmin2, path, json!({"key": raw}), 404);
-        expect(s, &w.tadmin, path, json!({"key": personal}), 404);
+        expect(s, &w["alice"], path, json!({"key": personal}), 403);
+        expect(s, &w["pview"], path, json!({"key": raw}), 403);
+        expect(s, &w["outsider"], path, json!({"key": raw}), 404);
+        expect(s, &w["oadmin2"], path, json!({"key": raw}), 404);
+        expect(s, &w["tadmin"], path, json!({"key": personal}), 404);
         expect(s, MASTER, path, json!({"key": "sk-not-a-key-at-all"}), 404);
     }
     // The team admin and the org admin above the team may.
-    expect(s, &w.tadmin, "/key/block", json!({"key": raw}), 200);
+    expect(s, &w["tadmin"], "/key/block", json!({"key": raw}), 200);
     assert_eq!(col(s, &raw, "blocked"), 1);
-    expect(s, &w.oadmin, "/key/unblock", json!({"key": raw}), 200);
+    expect(s, &w["oadmin"], "/key/unblock", json!({"key": raw}), 200);
     assert_eq!(col(s, &raw, "blocked"), 0);
-    expect(s, &w.padmin, "/key/block", json!({"key": personal}), 200);
+    expect(s, &w["padmin"], "/key/block", json!({"key": personal}), 200);
     assert_eq!(col(s, &personal, "blocked"), 1);
 }
 
@@ -1217,11 +1219,11 @@ fn regenerate_replaces_the_key_and_keeps_everything_else() {
 fn regenerate_by_path_with_raw_key_or_token() {
     let w = world();
     let s = &w.s;
-    let (k1, _) = gen(s, &w.alice, json!({"team_id": "t1", "key_alias": "p1"}));
+    let (k1, _) = gen(s, &w["alice"], json!({"team_id": "t1", "key_alias": "p1"}));
     // The owner, by raw key in the path.
     let v = expect(
         s,
-        &w.alice,
+        &w["alice"],
         &format!("/key/{k1}/regenerate"),
         json!({}),
         200,
@@ -1234,7 +1236,7 @@ fn regenerate_by_path_with_raw_key_or_token() {
     // The team admin, by token in the path.
     let v = expect(
         s,
-        &w.tadmin,
+        &w["tadmin"],
         &format!("/key/{}/regenerate", hash_key(&k2)),
         json!({}),
         200,
@@ -1246,13 +1248,19 @@ fn regenerate_by_path_with_raw_key_or_token() {
     // Outsiders see nothing, on either form.
     expect(
         s,
-        &w.outsider,
+        &w["outsider"],
         &format!("/key/{k3}/regenerate"),
         json!({}),
         404,
     );
-    expect(s, &w.outsider, "/key/regenerate", json!({"key": k3}), 404);
-    expect(s, &w.oadmin2, "/key/regenerate", json!({"key": k3}), 404);
+    expect(
+        s,
+        &w["outsider"],
+        "/key/regenerate",
+        json!({"key": k3}),
+        404,
+    );
+    expect(s, &w["oadmin2"], "/key/regenerate", json!({"key": k3}), 404);
     expect(
         s,
         MASTER,
@@ -1268,8 +1276,8 @@ fn regenerate_by_path_with_raw_key_or_token() {
         404,
     );
     // A viewer may not, a team member may not regenerate another member's key.
-    expect(s, &w.pview, "/key/regenerate", json!({"key": k3}), 403);
-    expect(s, &w.iviewer, "/key/regenerate", json!({"key": k3}), 403);
+    expect(s, &w["pview"], "/key/regenerate", json!({"key": k3}), 403);
+    expect(s, &w["iviewer"], "/key/regenerate", json!({"key": k3}), 403);
     assert_eq!(s.get("/v1/models", &k3).status, 200);
 }
 
@@ -1302,17 +1310,17 @@ fn regenerate_accepts_a_trailing_slash_and_needs_a_key() {
 fn regenerate_with_a_custom_new_key_is_for_proxy_admins() {
     let w = world();
     let s = &w.s;
-    let (raw, _) = gen(s, &w.alice, json!({"team_id": "t1"}));
+    let (raw, _) = gen(s, &w["alice"], json!({"team_id": "t1"}));
     expect(
         s,
-        &w.alice,
+        &w["alice"],
         "/key/regenerate",
         json!({"key": raw, "new_key": "sk-alice-picked-this-one"}),
         403,
     );
     expect(
         s,
-        &w.tadmin,
+        &w["tadmin"],
         "/key/regenerate",
         json!({"key": raw, "new_key": "sk-tadmin-picked-this-one"}),
         403,
@@ -1330,7 +1338,7 @@ fn regenerate_with_a_custom_new_key_is_for_proxy_admins() {
         s,
         MASTER,
         "/key/regenerate",
-        json!({"key": raw, "new_key": w.bob}),
+        json!({"key": raw, "new_key": w["bob"]}),
         409,
     );
     let custom = "sk-admin-picked-new-key";

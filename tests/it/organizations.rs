@@ -5,61 +5,9 @@
 use crate::common::*;
 use serde_json::{json, Value};
 
-/// Every row of the tables the org API can touch, rendered as text: equal snapshots before and
-/// after a call mean the call changed nothing.
-pub fn snapshot(s: &Server) -> String {
-    let db = s.db();
-    let mut out = String::new();
-    for t in [
-        "organizations",
-        "organization_members",
-        "budgets",
-        "users",
-        "teams",
-        "team_members",
-        "api_keys",
-    ] {
-        let mut st = db
-            .prepare(&format!("SELECT * FROM {t} ORDER BY 1, 2"))
-            .unwrap();
-        let n = st.column_count();
-        let rows = st
-            .query_map([], |r| {
-                (0..n)
-                    .map(|i| r.get::<_, rusqlite::types::Value>(i))
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .unwrap();
-        for row in rows {
-            out.push_str(&format!("{t}: {:?}\n", row.unwrap()));
-        }
-    }
-    out
-}
-
-/// `SELECT count(*) ...` with parameters.
-pub fn count_p(s: &Server, sql: &str, p: &[&str]) -> i64 {
-    s.db()
-        .query_row(sql, rusqlite::params_from_iter(p.iter()), |r| r.get(0))
-        .unwrap()
-}
-
 fn new_org(s: &Server, alias: &str) -> String {
     let v = s.admin("/organization/new", json!({"organization_alias": alias}));
     v["organization_id"].as_str().unwrap().to_string()
-}
-
-/// Test setup only: a team in an organization, straight into the database (the team API is
-/// another module's).
-fn seed_team(s: &Server, team_id: &str, org_id: Option<&str>) {
-    s.db()
-        .execute(
-            "INSERT INTO teams (id, alias, organization_id, models, created_at, updated_at)
-             VALUES (?1, ?1, ?2, '[\"A\"]', '2026-01-01T00:00:00.000Z',
-             '2026-01-01T00:00:00.000Z')",
-            rusqlite::params![team_id, org_id],
-        )
-        .unwrap();
 }
 
 /// Test setup only: a key with the given team/org/user; returns the raw key.
@@ -93,25 +41,12 @@ fn assert_param(r: &Resp, status: u16, param: &str) {
     assert_eq!(v["error"]["param"], param, "{v}");
 }
 
-/// Two organizations and a caller for every row of the role matrix.
-struct World {
-    s: Server,
-    x: String,
-    y: String,
-    /// Global proxy_admin (a user's key, not the master key).
-    pa: String,
-    pav: String,
-    /// org_admin of X / of Y (global internal_user).
-    oa_x: String,
-    oa_y: String,
-    /// Member of X with org role internal_user.
-    iu_x: String,
-    /// internal_user with no membership.
-    iu: String,
-    /// Global internal_user_viewer holding org_admin in X: a viewer never writes.
-    iuv_x: String,
-}
-
+/// Two organizations and a caller for every row of the role matrix: `X` [A, B] with
+/// max_budget 10 and `Y`, made through the API (`w.id("X")`); `pa` a global proxy_admin (a
+/// user's key, not the master key), `pav` a proxy_admin_viewer; `oax`/`oay` org_admin of X / of
+/// Y (global internal_user); `iux` a member of X with org role internal_user; `iu` an
+/// internal_user with no membership; `iuvx` a global internal_user_viewer holding org_admin in
+/// X: a viewer never writes.
 fn world() -> World {
     let s = Server::start();
     let x = s.admin(
@@ -122,29 +57,22 @@ fn world() -> World {
         .unwrap()
         .to_string();
     let y = new_org(&s, "Y");
-    let pa = seed_user(&s, "pa", "proxy_admin");
-    let pav = seed_user(&s, "pav", "proxy_admin_viewer");
-    let oa_x = seed_user(&s, "oax", "internal_user");
-    seed_org_member(&s, &x, "oax", "org_admin");
-    let oa_y = seed_user(&s, "oay", "internal_user");
-    seed_org_member(&s, &y, "oay", "org_admin");
-    let iu_x = seed_user(&s, "iux", "internal_user");
-    seed_org_member(&s, &x, "iux", "internal_user");
-    let iu = seed_user(&s, "iu", "internal_user");
-    let iuv_x = seed_user(&s, "iuvx", "internal_user_viewer");
-    seed_org_member(&s, &x, "iuvx", "org_admin");
-    World {
-        s,
-        x,
-        y,
-        pa,
-        pav,
-        oa_x,
-        oa_y,
-        iu_x,
-        iu,
-        iuv_x,
-    }
+    let mut w = World::on(s)
+        .users(&[
+            ("pa", "proxy_admin"),
+            ("pav", "proxy_admin_viewer"),
+            ("oax", "internal_user"),
+        ])
+        .org_members(&[(&x, "oax", "org_admin")])
+        .users(&[("oay", "internal_user")])
+        .org_members(&[(&y, "oay", "org_admin")])
+        .users(&[("iux", "internal_user")])
+        .org_members(&[(&x, "iux", "internal_user")])
+        .users(&[("iu", "internal_user"), ("iuvx", "internal_user_viewer")])
+        .org_members(&[(&x, "iuvx", "org_admin")]);
+    w.name_id("X", &x);
+    w.name_id("Y", &y);
+    w
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -401,12 +329,12 @@ fn new_role_matrix() {
     let body = json!({"organization_alias": "Z", "max_budget": 1});
     let before = snapshot(s);
     for (who, key) in [
-        ("proxy_admin_viewer", &w.pav),
-        ("org_admin of X", &w.oa_x),
-        ("org_admin of Y", &w.oa_y),
-        ("internal_user member", &w.iu_x),
-        ("internal_user", &w.iu),
-        ("internal_user_viewer", &w.iuv_x),
+        ("proxy_admin_viewer", &w["pav"]),
+        ("org_admin of X", &w["oax"]),
+        ("org_admin of Y", &w["oay"]),
+        ("internal_user member", &w["iux"]),
+        ("internal_user", &w["iu"]),
+        ("internal_user_viewer", &w["iuvx"]),
     ] {
         let r = s.post("/organization/new", key, body.clone());
         assert_eq!(r.status, 403, "{who}: {}", r.text());
@@ -421,7 +349,7 @@ fn new_role_matrix() {
     );
     assert_error(&r, 401);
     assert_eq!(snapshot(s), before);
-    let r = s.post("/organization/new", &w.pa, body);
+    let r = s.post("/organization/new", &w["pa"], body);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["created_by"], "pa");
     assert_eq!(s.count("SELECT count(*) FROM organizations"), 3);
@@ -434,7 +362,7 @@ fn new_role_matrix() {
 fn info_shows_members_teams_and_budget() {
     let s = Server::start();
     let x = new_org(&s, "X");
-    seed_team(&s, "team-x", Some(&x));
+    seed_team(&s, "team-x", Some(&x), &["A"]);
     seed_user(&s, "alice", "internal_user");
     seed_org_member(&s, &x, "alice", "org_admin");
     let r = s.get(&format!("/organization/info?organization_id={x}"), MASTER);
@@ -472,21 +400,21 @@ fn info_shows_members_teams_and_budget() {
 fn info_visibility_and_errors() {
     let w = world();
     let s = &w.s;
-    let path = format!("/organization/info?organization_id={}", w.x);
+    let path = format!("/organization/info?organization_id={}", w.id("X"));
     for (who, key) in [
         ("master", MASTER),
-        ("proxy_admin", &w.pa),
-        ("proxy_admin_viewer", &w.pav),
-        ("org_admin of X", &w.oa_x),
-        ("internal_user member of X", &w.iu_x),
-        ("viewer member of X", &w.iuv_x),
+        ("proxy_admin", &w["pa"]),
+        ("proxy_admin_viewer", &w["pav"]),
+        ("org_admin of X", &w["oax"]),
+        ("internal_user member of X", &w["iux"]),
+        ("viewer member of X", &w["iuvx"]),
     ] {
         let r = s.get(&path, key);
         assert_eq!(r.status, 200, "{who}: {}", r.text());
-        assert_eq!(r.json()["organization_id"], w.x.as_str());
+        assert_eq!(r.json()["organization_id"], w.id("X"));
     }
     // Invisible looks missing: 404, not 403.
-    for (who, key) in [("org_admin of Y", &w.oa_y), ("non-member", &w.iu)] {
+    for (who, key) in [("org_admin of Y", &w["oay"]), ("non-member", &w["iu"])] {
         let r = s.get(&path, key);
         assert_eq!(r.status, 404, "{who}: {}", r.text());
         assert_error(&r, 404);
@@ -511,33 +439,33 @@ fn info_deprecated_post_form() {
     let r = s.post(
         "/organization/info",
         MASTER,
-        json!({"organizations": [w.x, w.y]}),
+        json!({"organizations": [w.id("X"), w.id("Y")]}),
     );
     assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json();
     assert_eq!(v.as_array().unwrap().len(), 2);
-    assert_eq!(v[0]["organization_id"], w.x.as_str());
-    assert_eq!(v[1]["organization_id"], w.y.as_str());
+    assert_eq!(v[0]["organization_id"], w.id("X"));
+    assert_eq!(v[1]["organization_id"], w.id("Y"));
     assert_error(
         &s.post(
             "/organization/info",
             MASTER,
-            json!({"organizations": [w.x, "nope"]}),
+            json!({"organizations": [w.id("X"), "nope"]}),
         ),
         404,
     );
     // A member of X only: X alone is fine, X and Y is 404 (Y is invisible to them).
     let r = s.post(
         "/organization/info",
-        &w.iu_x,
-        json!({"organizations": [w.x]}),
+        &w["iux"],
+        json!({"organizations": [w.id("X")]}),
     );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_error(
         &s.post(
             "/organization/info",
-            &w.iu_x,
-            json!({"organizations": [w.x, w.y]}),
+            &w["iux"],
+            json!({"organizations": [w.id("X"), w.id("Y")]}),
         ),
         404,
     );
@@ -570,19 +498,19 @@ fn list_admins_see_all_others_their_memberships() {
         v.sort();
         v
     };
-    let mut both = vec![w.x.clone(), w.y.clone()];
+    let mut both = vec![w.id("X").to_string(), w.id("Y").to_string()];
     both.sort();
     assert_eq!(ids(MASTER), both);
-    assert_eq!(ids(&w.pa), both);
-    assert_eq!(ids(&w.pav), both);
-    assert_eq!(ids(&w.oa_x), vec![w.x.clone()]);
-    assert_eq!(ids(&w.oa_y), vec![w.y.clone()]);
-    assert_eq!(ids(&w.iu_x), vec![w.x.clone()]);
-    assert_eq!(ids(&w.iuv_x), vec![w.x.clone()]);
-    assert!(ids(&w.iu).is_empty());
+    assert_eq!(ids(&w["pa"]), both);
+    assert_eq!(ids(&w["pav"]), both);
+    assert_eq!(ids(&w["oax"]), vec![w.id("X").to_string()]);
+    assert_eq!(ids(&w["oay"]), vec![w.id("Y").to_string()]);
+    assert_eq!(ids(&w["iux"]), vec![w.id("X").to_string()]);
+    assert_eq!(ids(&w["iuvx"]), vec![w.id("X").to_string()]);
+    assert!(ids(&w["iu"]).is_empty());
     // A user in both orgs sees both.
-    seed_org_member(s, &w.y, "iux", "internal_user_viewer");
-    assert_eq!(ids(&w.iu_x), both);
+    seed_org_member(s, w.id("Y"), "iux", "internal_user_viewer");
+    assert_eq!(ids(&w["iux"]), both);
     assert_error(
         &s.request("GET", "/organization/list", None, None, &[]),
         401,
@@ -593,7 +521,7 @@ fn list_admins_see_all_others_their_memberships() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|o| o["organization_id"] == w.x.as_str())
+        .find(|o| o["organization_id"] == w.id("X"))
         .unwrap()
         .clone();
     assert_eq!(x["models"], json!(["A", "B"]));
@@ -745,60 +673,65 @@ fn update_role_matrix() {
     let s = &w.s;
     let up = |key: &str, body: Value| {
         let mut b = body;
-        b["organization_id"] = json!(w.x);
+        b["organization_id"] = json!(w.id("X"));
         s.send("PATCH", "/organization/update", key, b)
     };
     // Denied callers: nothing changes.
     let before = snapshot(s);
     for (who, key, body, status) in [
         // An org admin may not touch models or budget (API.md §8).
-        ("org_admin models", &w.oa_x, json!({"models": ["A"]}), 403),
+        ("org_admin models", &w["oax"], json!({"models": ["A"]}), 403),
         (
             "org_admin budget",
-            &w.oa_x,
+            &w["oax"],
             json!({"max_budget": 1000}),
             403,
         ),
         (
             "org_admin null budget",
-            &w.oa_x,
+            &w["oax"],
             json!({"max_budget": null}),
             403,
         ),
         (
             "org_admin alias+budget",
-            &w.oa_x,
+            &w["oax"],
             json!({"organization_alias": "n", "tpm_limit": 5}),
             403,
         ),
         (
             "org_admin budget_id",
-            &w.oa_x,
+            &w["oax"],
             json!({"budget_id": "b"}),
             403,
         ),
         (
             "org_admin of Y",
-            &w.oa_y,
+            &w["oay"],
             json!({"organization_alias": "n"}),
             404,
         ),
         (
             "internal_user member",
-            &w.iu_x,
+            &w["iux"],
             json!({"organization_alias": "n"}),
             403,
         ),
-        ("non-member", &w.iu, json!({"organization_alias": "n"}), 404),
+        (
+            "non-member",
+            &w["iu"],
+            json!({"organization_alias": "n"}),
+            404,
+        ),
         (
             "proxy_admin_viewer",
-            &w.pav,
+            &w["pav"],
             json!({"organization_alias": "n"}),
             403,
         ),
         (
             "viewer holding org_admin",
-            &w.iuv_x,
+            &w["iuvx"],
             json!({"organization_alias": "n"}),
             403,
         ),
@@ -812,7 +745,7 @@ fn update_role_matrix() {
         "/organization/update",
         None,
         Some(
-            json!({"organization_id": w.x, "organization_alias": "n"})
+            json!({"organization_id": w.id("X"), "organization_alias": "n"})
                 .to_string()
                 .as_bytes(),
         ),
@@ -822,7 +755,7 @@ fn update_role_matrix() {
     assert_eq!(snapshot(s), before);
     // The org admin may change alias and metadata.
     let r = up(
-        &w.oa_x,
+        &w["oax"],
         json!({"organization_alias": "renamed", "metadata": {"a": 1}}),
     );
     assert_eq!(r.status, 200, "{}", r.text());
@@ -834,12 +767,12 @@ fn update_role_matrix() {
             s,
             "SELECT count(*) FROM organizations WHERE id = ?1 AND alias = 'renamed'
              AND metadata = '{\"a\":1}'",
-            &[&w.x]
+            &[w.id("X")]
         ),
         1
     );
     // A proxy admin (user key) may change models.
-    let r = up(&w.pa, json!({"models": ["A"]}));
+    let r = up(&w["pa"], json!({"models": ["A"]}));
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["models"], json!(["A"]));
 }
@@ -895,9 +828,9 @@ fn delete_removes_the_org_and_everything_under_it() {
     let y = new_org(&s, "Y");
     // X: two teams with members and keys, a key whose own organization is X, memberships with
     // budgets. Y: a team, a key, a member — all of which must survive.
-    seed_team(&s, "tx1", Some(&x));
-    seed_team(&s, "tx2", Some(&x));
-    seed_team(&s, "ty", Some(&y));
+    seed_team(&s, "tx1", Some(&x), &["A"]);
+    seed_team(&s, "tx2", Some(&x), &["A"]);
+    seed_team(&s, "ty", Some(&y), &["A"]);
     let alice = seed_user(&s, "alice", "internal_user");
     seed_user(&s, "bob", "internal_user");
     seed_team_member(&s, "tx1", "alice", "admin");
@@ -1039,7 +972,7 @@ fn delete_with_one_unknown_id_deletes_nothing() {
     let s = Server::start();
     let a = new_org(&s, "A");
     let b = new_org(&s, "B");
-    seed_team(&s, "ta", Some(&a));
+    seed_team(&s, "ta", Some(&a), &["A"]);
     let before = snapshot(&s);
     let r = s.send(
         "DELETE",
@@ -1104,15 +1037,15 @@ fn delete_keeps_a_budget_another_org_still_uses() {
 fn delete_role_matrix_and_bad_input() {
     let w = world();
     let s = &w.s;
-    let body = json!({"organization_ids": [w.x]});
+    let body = json!({"organization_ids": [w.id("X")]});
     let before = snapshot(s);
     for (who, key) in [
-        ("proxy_admin_viewer", &w.pav),
-        ("org_admin of X", &w.oa_x),
-        ("org_admin of Y", &w.oa_y),
-        ("internal_user member", &w.iu_x),
-        ("internal_user", &w.iu),
-        ("viewer holding org_admin", &w.iuv_x),
+        ("proxy_admin_viewer", &w["pav"]),
+        ("org_admin of X", &w["oax"]),
+        ("org_admin of Y", &w["oay"]),
+        ("internal_user member", &w["iux"]),
+        ("internal_user", &w["iu"]),
+        ("viewer holding org_admin", &w["iuvx"]),
     ] {
         let r = s.send("DELETE", "/organization/delete", key, body.clone());
         assert_eq!(r.status, 403, "{who}: {}", r.text());
@@ -1136,7 +1069,7 @@ fn delete_role_matrix_and_bad_input() {
         assert_param(&r, 400, "organization_ids");
     }
     assert_eq!(snapshot(s), before);
-    let r = s.send("DELETE", "/organization/delete", &w.pa, body);
+    let r = s.send("DELETE", "/organization/delete", &w["pa"], body);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(s.count("SELECT count(*) FROM organizations"), 1);
 }
@@ -1409,17 +1342,17 @@ fn member_add_role_matrix() {
         s.post(
             "/organization/member_add",
             key,
-            json!({"organization_id": w.x, "member": {"user_id": user, "role": "org_admin"},
+            json!({"organization_id": w.id("X"), "member": {"user_id": user, "role": "org_admin"},
                    "max_budget_in_organization": 1}),
         )
     };
     let before = snapshot(s);
     for (who, key, status) in [
-        ("org_admin of Y", &w.oa_y, 404),
-        ("non-member", &w.iu, 404),
-        ("internal_user member", &w.iu_x, 403),
-        ("proxy_admin_viewer", &w.pav, 403),
-        ("viewer holding org_admin", &w.iuv_x, 403),
+        ("org_admin of Y", &w["oay"], 404),
+        ("non-member", &w["iu"], 404),
+        ("internal_user member", &w["iux"], 403),
+        ("proxy_admin_viewer", &w["pav"], 403),
+        ("viewer holding org_admin", &w["iuvx"], 403),
     ] {
         let r = add(key, "newbie");
         assert_eq!(r.status, status, "{who}: {}", r.text());
@@ -1430,7 +1363,7 @@ fn member_add_role_matrix() {
         "/organization/member_add",
         None,
         Some(
-            json!({"organization_id": w.x, "member": {"user_id": "newbie"}})
+            json!({"organization_id": w.id("X"), "member": {"user_id": "newbie"}})
                 .to_string()
                 .as_bytes(),
         ),
@@ -1439,16 +1372,16 @@ fn member_add_role_matrix() {
     assert_error(&r, 401);
     assert_eq!(snapshot(s), before);
     // The org admin of X and a proxy admin may add members.
-    let r = add(&w.oa_x, "newbie");
+    let r = add(&w["oax"], "newbie");
     assert_eq!(r.status, 200, "{}", r.text());
-    let r = add(&w.pa, "newbie2");
+    let r = add(&w["pa"], "newbie2");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
         count_p(
             s,
             "SELECT count(*) FROM organization_members WHERE organization_id = ?1
              AND user_id IN ('newbie', 'newbie2') AND user_role = 'org_admin'",
-            &[&w.x]
+            &[w.id("X")]
         ),
         2
     );
@@ -1462,8 +1395,8 @@ fn member_update_role_and_budget() {
     let r = s.send(
         "PATCH",
         "/organization/member_update",
-        &w.oa_x,
-        json!({"organization_id": w.x, "user_id": "iux", "role": "org_admin"}),
+        &w["oax"],
+        json!({"organization_id": w.id("X"), "user_id": "iux", "role": "org_admin"}),
     );
     assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json();
@@ -1475,7 +1408,7 @@ fn member_update_role_and_budget() {
             s,
             "SELECT count(*) FROM organization_members WHERE organization_id = ?1
              AND user_id = 'iux' AND user_role = 'org_admin'",
-            &[&w.x]
+            &[w.id("X")]
         ),
         1
     );
@@ -1487,7 +1420,7 @@ fn member_update_role_and_budget() {
     let budgets = s.count("SELECT count(*) FROM budgets");
     let v = s.admin(
         "/organization/member_update",
-        json!({"organization_id": w.x, "user_email": "IUX@example.com",
+        json!({"organization_id": w.id("X"), "user_email": "IUX@example.com",
                "max_budget_in_organization": 12.5}),
     );
     assert_eq!(v["user_role"], "org_admin");
@@ -1496,7 +1429,7 @@ fn member_update_role_and_budget() {
     assert_eq!(s.count("SELECT count(*) FROM budgets"), budgets + 1);
     let v = s.admin(
         "/organization/member_update",
-        json!({"organization_id": w.x, "user_id": "iux", "max_budget_in_organization": 20,
+        json!({"organization_id": w.id("X"), "user_id": "iux", "max_budget_in_organization": 20,
                "role": "internal_user_viewer"}),
     );
     assert_eq!(v["budget_id"], bid.as_str());
@@ -1513,12 +1446,12 @@ fn member_update_role_and_budget() {
 
     let before = snapshot(s);
     let upd = |key: &str, body: Value| s.send("PATCH", "/organization/member_update", key, body);
-    let body = json!({"organization_id": w.x, "user_id": "iux", "role": "org_admin"});
+    let body = json!({"organization_id": w.id("X"), "user_id": "iux", "role": "org_admin"});
     for (who, key, status) in [
-        ("org_admin of Y", &w.oa_y, 404),
-        ("non-member", &w.iu, 404),
-        ("proxy_admin_viewer", &w.pav, 403),
-        ("viewer holding org_admin", &w.iuv_x, 403),
+        ("org_admin of Y", &w["oay"], 404),
+        ("non-member", &w["iu"], 404),
+        ("proxy_admin_viewer", &w["pav"], 403),
+        ("viewer holding org_admin", &w["iuvx"], 403),
     ] {
         let r = upd(key, body.clone());
         assert_eq!(r.status, status, "{who}: {}", r.text());
@@ -1526,28 +1459,28 @@ fn member_update_role_and_budget() {
     }
     // iux is now an internal_user_viewer member of X: may read X, may not manage it.
     let r = upd(
-        &w.iu_x,
-        json!({"organization_id": w.x, "user_id": "oax", "role": "internal_user"}),
+        &w["iux"],
+        json!({"organization_id": w.id("X"), "user_id": "oax", "role": "internal_user"}),
     );
     assert_error(&r, 403);
     let cases: Vec<(Value, u16, Option<&str>)> = vec![
         (
-            json!({"organization_id": w.x, "user_id": "iux"}),
+            json!({"organization_id": w.id("X"), "user_id": "iux"}),
             400,
             Some("role"),
         ),
         (
-            json!({"organization_id": w.x, "user_id": "iux", "role": "boss"}),
+            json!({"organization_id": w.id("X"), "user_id": "iux", "role": "boss"}),
             400,
             Some("role"),
         ),
         (
-            json!({"organization_id": w.x, "role": "org_admin"}),
+            json!({"organization_id": w.id("X"), "role": "org_admin"}),
             400,
             Some("user_id"),
         ),
         (
-            json!({"organization_id": w.x, "user_id": "iux", "max_budget_in_organization": -3}),
+            json!({"organization_id": w.id("X"), "user_id": "iux", "max_budget_in_organization": -3}),
             400,
             Some("max_budget_in_organization"),
         ),
@@ -1557,17 +1490,17 @@ fn member_update_role_and_budget() {
             Some("organization_id"),
         ),
         (
-            json!({"organization_id": w.x, "user_id": "iu", "role": "org_admin"}),
+            json!({"organization_id": w.id("X"), "user_id": "iu", "role": "org_admin"}),
             404,
             None,
         ),
         (
-            json!({"organization_id": w.x, "user_id": "ghost", "role": "org_admin"}),
+            json!({"organization_id": w.id("X"), "user_id": "ghost", "role": "org_admin"}),
             404,
             None,
         ),
         (
-            json!({"organization_id": w.x, "user_email": "ghost@x.y", "role": "org_admin"}),
+            json!({"organization_id": w.id("X"), "user_email": "ghost@x.y", "role": "org_admin"}),
             404,
             None,
         ),
@@ -1593,7 +1526,7 @@ fn member_delete_removes_membership_and_its_budget() {
     let s = &w.s;
     let v = s.admin(
         "/organization/member_add",
-        json!({"organization_id": w.x, "member": [{"user_id": "m1"}, {"user_email": "m2@example.com"}],
+        json!({"organization_id": w.id("X"), "member": [{"user_id": "m1"}, {"user_email": "m2@example.com"}],
                "max_budget_in_organization": 2}),
     );
     let b1 = v["updated_organization_memberships"][0]["budget_id"]
@@ -1606,13 +1539,13 @@ fn member_delete_removes_membership_and_its_budget() {
         .to_string();
     let before = snapshot(s);
     let del = |key: &str, body: Value| s.send("DELETE", "/organization/member_delete", key, body);
-    let body = json!({"organization_id": w.x, "user_id": "m1"});
+    let body = json!({"organization_id": w.id("X"), "user_id": "m1"});
     for (who, key, status) in [
-        ("org_admin of Y", &w.oa_y, 404),
-        ("non-member", &w.iu, 404),
-        ("internal_user member", &w.iu_x, 403),
-        ("proxy_admin_viewer", &w.pav, 403),
-        ("viewer holding org_admin", &w.iuv_x, 403),
+        ("org_admin of Y", &w["oay"], 404),
+        ("non-member", &w["iu"], 404),
+        ("internal_user member", &w["iux"], 403),
+        ("proxy_admin_viewer", &w["pav"], 403),
+        ("viewer holding org_admin", &w["iuvx"], 403),
     ] {
         let r = del(key, body.clone());
         assert_eq!(r.status, status, "{who}: {}", r.text());
@@ -1627,9 +1560,9 @@ fn member_delete_removes_membership_and_its_budget() {
     );
     assert_error(&r, 401);
     for (b, status) in [
-        (json!({"organization_id": w.x}), 400),
+        (json!({"organization_id": w.id("X")}), 400),
         (json!({"user_id": "m1"}), 400),
-        (json!({"organization_id": w.x, "user_id": "iu"}), 404),
+        (json!({"organization_id": w.id("X"), "user_id": "iu"}), 404),
         (json!({"organization_id": "nope", "user_id": "m1"}), 404),
     ] {
         assert_error(&del(MASTER, b), status);
@@ -1639,16 +1572,16 @@ fn member_delete_removes_membership_and_its_budget() {
     // The budgets were set by a proxy admin: the org admin may not remove the member (adding
     // them again would drop the budget; authority.rs). A proxy admin removes m1 by id and m2
     // by email (POST form).
-    assert_error(&del(&w.oa_x, body.clone()), 403);
+    assert_error(&del(&w["oax"], body.clone()), 403);
     assert_eq!(snapshot(s), before);
-    let r = del(&w.pa, body.clone());
+    let r = del(&w["pa"], body.clone());
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["user_id"], "m1");
-    assert_eq!(r.json()["organization_id"], w.x.as_str());
+    assert_eq!(r.json()["organization_id"], w.id("X"));
     let r = s.post(
         "/organization/member_delete",
-        &w.pa,
-        json!({"organization_id": w.x, "user_email": "M2@example.com"}),
+        &w["pa"],
+        json!({"organization_id": w.id("X"), "user_email": "M2@example.com"}),
     );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
@@ -1656,7 +1589,7 @@ fn member_delete_removes_membership_and_its_budget() {
             s,
             "SELECT count(*) FROM organization_members WHERE organization_id = ?1
              AND user_id = 'm1'",
-            &[&w.x]
+            &[w.id("X")]
         ),
         0
     );
@@ -1677,6 +1610,9 @@ fn member_delete_removes_membership_and_its_budget() {
     // Deleting again: 404.
     assert_error(&del(MASTER, body), 404);
     // An org admin may remove themselves.
-    let r = del(&w.oa_x, json!({"organization_id": w.x, "user_id": "oax"}));
+    let r = del(
+        &w["oax"],
+        json!({"organization_id": w.id("X"), "user_id": "oax"}),
+    );
     assert_eq!(r.status, 200, "{}", r.text());
 }

@@ -5,63 +5,30 @@ use serde_json::{json, Value};
 
 /// Two orgs, two teams and one caller per role:
 /// org1 [A, B] with team t1 [A]; org2 [A, B, C] with team t2 [A].
-struct World {
-    s: Server,
-    pview: String,
-    oadmin: String,
-    oadmin2: String,
-    omember: String,
-    tadmin: String,
-    tuser: String,
-    outsider: String,
-    iviewer: String,
-}
-
 fn world() -> World {
-    let s = Server::start();
-    seed_org(&s, "org1", &["A", "B"]);
-    seed_org(&s, "org2", &["A", "B", "C"]);
-    seed_team(&s, "t1", Some("org1"), &["A"]);
-    seed_team(&s, "t2", Some("org2"), &["A"]);
-    let pview = seed_user(&s, "pview", "proxy_admin_viewer");
-    let oadmin = seed_user(&s, "oadmin", "internal_user");
-    let oadmin2 = seed_user(&s, "oadmin2", "internal_user");
-    let omember = seed_user(&s, "omember", "internal_user");
-    let tadmin = seed_user(&s, "tadmin", "internal_user");
-    let tuser = seed_user(&s, "tuser", "internal_user");
-    let outsider = seed_user(&s, "outsider", "internal_user");
-    let iviewer = seed_user(&s, "iviewer", "internal_user_viewer");
-    seed_org_member(&s, "org1", "oadmin", "org_admin");
-    seed_org_member(&s, "org2", "oadmin2", "org_admin");
-    seed_org_member(&s, "org1", "omember", "internal_user");
-    seed_team_member(&s, "t1", "tadmin", "admin");
-    seed_team_member(&s, "t1", "tuser", "user");
-    seed_team_member(&s, "t1", "iviewer", "user");
-    World {
-        s,
-        pview,
-        oadmin,
-        oadmin2,
-        omember,
-        tadmin,
-        tuser,
-        outsider,
-        iviewer,
-    }
-}
-
-/// POSTs and asserts the status; a refused call must leave every table as it was.
-fn expect(s: &Server, key: &str, path: &str, body: Value, status: u16) -> Value {
-    let before = snapshot(s);
-    let r = s.post(path, key, body.clone());
-    if status == 200 {
-        assert_eq!(r.status, 200, "{path} {body} -> {}", r.text());
-        r.json()
-    } else {
-        let v = assert_error(&r, status);
-        assert_eq!(snapshot(s), before, "{path} {body} changed the database");
-        v
-    }
+    World::new()
+        .orgs(&[("org1", &["A", "B"]), ("org2", &["A", "B", "C"])])
+        .teams(&[("t1", Some("org1"), &["A"]), ("t2", Some("org2"), &["A"])])
+        .users(&[
+            ("pview", "proxy_admin_viewer"),
+            ("oadmin", "internal_user"),
+            ("oadmin2", "internal_user"),
+            ("omember", "internal_user"),
+            ("tadmin", "internal_user"),
+            ("tuser", "internal_user"),
+            ("outsider", "internal_user"),
+            ("iviewer", "internal_user_viewer"),
+        ])
+        .org_members(&[
+            ("org1", "oadmin", "org_admin"),
+            ("org2", "oadmin2", "org_admin"),
+            ("org1", "omember", "internal_user"),
+        ])
+        .team_members(&[
+            ("t1", "tadmin", "admin"),
+            ("t1", "tuser", "user"),
+            ("t1", "iviewer", "user"),
+        ])
 }
 
 fn team_models(s: &Server, team: &str) -> Vec<String> {
@@ -244,13 +211,13 @@ fn create_team_role_matrix() {
     let s = &w.s;
     let body = |org: &str| json!({"organization_id": org, "models": ["A"]});
     // Allowed: the org admin of org1, who becomes the team's admin.
-    let v = expect(s, &w.oadmin, "/team/new", body("org1"), 200);
+    let v = expect(s, &w["oadmin"], "/team/new", body("org1"), 200);
     assert_eq!(roles(&v), vec![("oadmin".to_string(), "admin".to_string())]);
     assert_eq!(v["organization_id"], "org1");
     // The org admin listed among the members keeps the listed role (no second row).
     let v = expect(
         s,
-        &w.oadmin,
+        &w["oadmin"],
         "/team/new",
         json!({"organization_id": "org1",
                "members_with_roles": [{"role": "user", "user_id": "oadmin"}]}),
@@ -259,26 +226,26 @@ fn create_team_role_matrix() {
     assert_eq!(roles(&v), vec![("oadmin".to_string(), "user".to_string())]);
     // Denied: another org's admin, plain org members, team admins, outsiders, viewers.
     for k in [
-        &w.oadmin2,
-        &w.omember,
-        &w.tadmin,
-        &w.outsider,
-        &w.iviewer,
-        &w.pview,
+        &w["oadmin2"],
+        &w["omember"],
+        &w["tadmin"],
+        &w["outsider"],
+        &w["iviewer"],
+        &w["pview"],
     ] {
         expect(s, k, "/team/new", body("org1"), 403);
     }
     // A team outside any org: proxy admins only.
-    expect(s, &w.oadmin, "/team/new", json!({}), 403);
-    expect(s, &w.outsider, "/team/new", json!({}), 403);
+    expect(s, &w["oadmin"], "/team/new", json!({}), 403);
+    expect(s, &w["outsider"], "/team/new", json!({}), 403);
     // A missing org: 400 for the proxy admin, and no hint for anyone else.
     let e = expect(s, MASTER, "/team/new", body("nope"), 400);
     assert_eq!(e["error"]["param"], "organization_id");
-    expect(s, &w.outsider, "/team/new", body("nope"), 403);
+    expect(s, &w["outsider"], "/team/new", body("nope"), 403);
     // The org admin is still bound by the org's models.
     let e = expect(
         s,
-        &w.oadmin,
+        &w["oadmin"],
         "/team/new",
         json!({"organization_id": "org1", "models": ["C"]}),
         400,
@@ -343,8 +310,8 @@ fn update_team_alias_and_metadata_role_matrix() {
     let body = |a: &str| json!({"team_id": "t1", "team_alias": a, "metadata": {"k": a}});
     for (k, name) in [
         (MASTER, "master"),
-        (w.oadmin.as_str(), "oadmin"),
-        (w.tadmin.as_str(), "tadmin"),
+        (&w["oadmin"], "oadmin"),
+        (&w["tadmin"], "tadmin"),
     ] {
         let v = expect(s, k, "/team/update", body(name), 200);
         assert_eq!(v["team_alias"], name);
@@ -357,11 +324,11 @@ fn update_team_alias_and_metadata_role_matrix() {
         );
     }
     // Visible but not changeable: 403.
-    for k in [&w.tuser, &w.pview, &w.iviewer] {
+    for k in [&w["tuser"], &w["pview"], &w["iviewer"]] {
         expect(s, k, "/team/update", body("no"), 403);
     }
     // Invisible: 404, like a missing team.
-    for k in [&w.oadmin2, &w.outsider, &w.omember] {
+    for k in [&w["oadmin2"], &w["outsider"], &w["omember"]] {
         expect(s, k, "/team/update", body("no"), 404);
     }
     expect(s, MASTER, "/team/update", json!({"team_id": "nope"}), 404);
@@ -384,11 +351,11 @@ fn update_team_models_and_budgets_need_the_org_admin() {
         json!({"team_id": "t1", "budget_duration": "1d"}),
         json!({"team_id": "t1", "team_alias": "x", "soft_budget": 1}),
     ] {
-        expect(s, &w.tadmin, "/team/update", body, 403);
+        expect(s, &w["tadmin"], "/team/update", body, 403);
     }
     expect(
         s,
-        &w.tuser,
+        &w["tuser"],
         "/team/update",
         json!({"team_id": "t1", "max_budget": 1}),
         403,
@@ -396,7 +363,7 @@ fn update_team_models_and_budgets_need_the_org_admin() {
     // The org admin may, within the org's models.
     let v = expect(
         s,
-        &w.oadmin,
+        &w["oadmin"],
         "/team/update",
         json!({"team_id": "t1", "models": ["A", "B"], "max_budget": 7, "rpm_limit": 3,
                "budget_duration": "1h"}),
@@ -410,7 +377,7 @@ fn update_team_models_and_budgets_need_the_org_admin() {
     assert_eq!(team_models(s, "t1"), vec!["A", "B"]);
     let e = expect(
         s,
-        &w.oadmin,
+        &w["oadmin"],
         "/team/update",
         json!({"team_id": "t1", "models": ["A", "C"]}),
         400,
@@ -433,7 +400,7 @@ fn update_team_models_and_budgets_need_the_org_admin() {
     // Another org's admin cannot touch this team at all.
     expect(
         s,
-        &w.oadmin2,
+        &w["oadmin2"],
         "/team/update",
         json!({"team_id": "t1", "models": ["A"]}),
         404,
@@ -470,14 +437,14 @@ fn moving_a_team_between_orgs() {
     // A team admin cannot move it; an admin of only the destination cannot either.
     expect(
         s,
-        &w.tadmin,
+        &w["tadmin"],
         "/team/update",
         json!({"team_id": "t1", "organization_id": "org2"}),
         403,
     );
     expect(
         s,
-        &w.oadmin2,
+        &w["oadmin2"],
         "/team/update",
         json!({"team_id": "t1", "organization_id": "org2"}),
         404,
@@ -494,7 +461,7 @@ fn moving_a_team_between_orgs() {
     // Admin of both orgs: the team moves, and its keys with it.
     let v = expect(
         s,
-        &w.oadmin,
+        &w["oadmin"],
         "/team/update",
         json!({"team_id": "t1", "organization_id": "org2"}),
         200,
@@ -513,7 +480,7 @@ fn moving_a_team_between_orgs() {
     assert_eq!(e["error"]["param"], "organization_id");
     expect(
         s,
-        &w.oadmin,
+        &w["oadmin"],
         "/team/update",
         json!({"team_id": "t1", "organization_id": "ghost"}),
         403,
@@ -521,7 +488,7 @@ fn moving_a_team_between_orgs() {
     // "" takes it out of its org: proxy admin only.
     expect(
         s,
-        &w.oadmin,
+        &w["oadmin"],
         "/team/update",
         json!({"team_id": "t1", "organization_id": ""}),
         403,
@@ -582,24 +549,24 @@ fn delete_team_removes_keys_memberships_and_member_budgets_together() {
     );
     assert!(e["error"]["message"].as_str().unwrap().contains("nope"));
     // Denied: team admins, members, viewers, another org's admin (cannot see it).
-    for k in [&w.tadmin, &w.tuser, &w.pview, &w.iviewer] {
+    for k in [&w["tadmin"], &w["tuser"], &w["pview"], &w["iviewer"]] {
         expect(s, k, "/team/delete", json!({"team_ids": ["t1"]}), 403);
     }
     // (outsider is a member of t1 since the member_add above: visible, so 403.)
     expect(
         s,
-        &w.outsider,
+        &w["outsider"],
         "/team/delete",
         json!({"team_ids": ["t1"]}),
         403,
     );
-    for k in [&w.oadmin2, &w.omember] {
+    for k in [&w["oadmin2"], &w["omember"]] {
         expect(s, k, "/team/delete", json!({"team_ids": ["t1"]}), 404);
     }
     // One of two teams outside the caller's org: nothing deleted.
     expect(
         s,
-        &w.oadmin2,
+        &w["oadmin2"],
         "/team/delete",
         json!({"team_ids": ["t2", "t1"]}),
         404,
@@ -607,7 +574,7 @@ fn delete_team_removes_keys_memberships_and_member_budgets_together() {
     assert_eq!(s.count("SELECT count(*) FROM teams"), 2);
     let v = expect(
         s,
-        &w.oadmin,
+        &w["oadmin"],
         "/team/delete",
         json!({"team_ids": ["t1"]}),
         200,
@@ -656,7 +623,14 @@ fn team_info_shape_and_visibility() {
     let w = world();
     let s = &w.s;
     let raw = seed_team_key(s, "t1", "tuser", Some("org1"));
-    for k in [MASTER, &w.pview, &w.oadmin, &w.tadmin, &w.tuser, &w.iviewer] {
+    for k in [
+        MASTER,
+        &w["pview"],
+        &w["oadmin"],
+        &w["tadmin"],
+        &w["tuser"],
+        &w["iviewer"],
+    ] {
         let r = s.get("/team/info?team_id=t1", k);
         assert_eq!(r.status, 200, "{}", r.text());
         let v = r.json();
@@ -674,7 +648,7 @@ fn team_info_shape_and_visibility() {
         let keys = v["keys"].as_array().unwrap();
         assert_eq!(keys.len(), 1);
         // The token only for those who may read the key (issue 11): not a viewer member.
-        let token = if k == w.iviewer {
+        let token = if k == &w["iviewer"] {
             Value::Null
         } else {
             json!(litegate::auth::hash_key(&raw))
@@ -688,7 +662,7 @@ fn team_info_shape_and_visibility() {
         assert_eq!(ms.len(), 3);
         assert!(ms.iter().all(|m| m["team_id"] == "t1"));
     }
-    for k in [&w.oadmin2, &w.outsider, &w.omember] {
+    for k in [&w["oadmin2"], &w["outsider"], &w["omember"]] {
         assert_error(&s.get("/team/info?team_id=t1", k), 404);
     }
     assert_error(&s.get("/team/info?team_id=nope", MASTER), 404);
@@ -722,20 +696,20 @@ fn team_list_is_scoped_to_the_caller() {
         ids(&r.json())
     };
     assert_eq!(list(MASTER, ""), vec!["t1", "t2", "t3"]);
-    assert_eq!(list(&w.pview, ""), vec!["t1", "t2", "t3"]);
+    assert_eq!(list(&w["pview"], ""), vec!["t1", "t2", "t3"]);
     assert_eq!(list(MASTER, "?organization_id=org2"), vec!["t2"]);
     assert_eq!(list(MASTER, "?user_id=tuser"), vec!["t1"]);
-    assert_eq!(list(&w.oadmin, ""), vec!["t1"]);
-    assert_eq!(list(&w.oadmin2, ""), vec!["t2"]);
-    assert_eq!(list(&w.tuser, ""), vec!["t1"]);
-    assert_eq!(list(&w.iviewer, ""), vec!["t1"]);
+    assert_eq!(list(&w["oadmin"], ""), vec!["t1"]);
+    assert_eq!(list(&w["oadmin2"], ""), vec!["t2"]);
+    assert_eq!(list(&w["tuser"], ""), vec!["t1"]);
+    assert_eq!(list(&w["iviewer"], ""), vec!["t1"]);
     // Filters never widen a non-admin's view.
     assert_eq!(
-        list(&w.tuser, "?organization_id=org2"),
+        list(&w["tuser"], "?organization_id=org2"),
         Vec::<String>::new()
     );
-    assert!(list(&w.outsider, "").is_empty());
-    assert!(list(&w.omember, "").is_empty());
+    assert!(list(&w["outsider"], "").is_empty());
+    assert!(list(&w["omember"], "").is_empty());
     let r = s.get("/team/list", MASTER);
     let t1 = r
         .json()
@@ -765,7 +739,7 @@ fn member_add_update_delete() {
     // A team admin adds one member by id and one (new) by email.
     let v = expect(
         s,
-        &w.tadmin,
+        &w["tadmin"],
         "/team/member_add",
         json!({"team_id": "t1", "member": [
             {"role": "user", "user_id": "outsider"},
@@ -806,13 +780,13 @@ fn member_add_update_delete() {
     );
     // Who may add: not a plain member, a viewer, another org's admin or an outsider.
     let add = json!({"team_id": "t1", "member": {"role": "user", "user_id": "omember"}});
-    for k in [&w.tuser, &w.iviewer, &w.pview] {
+    for k in [&w["tuser"], &w["iviewer"], &w["pview"]] {
         expect(s, k, "/team/member_add", add.clone(), 403);
     }
-    for k in [&w.oadmin2, &w.omember] {
+    for k in [&w["oadmin2"], &w["omember"]] {
         expect(s, k, "/team/member_add", add.clone(), 404);
     }
-    expect(s, &w.oadmin, "/team/member_add", add.clone(), 200);
+    expect(s, &w["oadmin"], "/team/member_add", add.clone(), 200);
     // Bad input.
     for body in [
         json!({"team_id": "t1"}),
@@ -835,7 +809,7 @@ fn member_add_update_delete() {
     // member_update: role and budget.
     let v = expect(
         s,
-        &w.tadmin,
+        &w["tadmin"],
         "/team/member_update",
         json!({"team_id": "t1", "user_id": "tuser", "role": "admin", "max_budget_in_team": 9}),
         200,
@@ -874,14 +848,14 @@ fn member_add_update_delete() {
     );
     expect(
         s,
-        &w.iviewer,
+        &w["iviewer"],
         "/team/member_update",
         json!({"team_id": "t1", "user_id": "iviewer", "role": "admin"}),
         403,
     );
     expect(
         s,
-        &w.outsider,
+        &w["outsider"],
         "/team/member_update",
         json!({"team_id": "t1", "user_id": "outsider", "role": "admin"}),
         403,
@@ -892,7 +866,7 @@ fn member_add_update_delete() {
     seed_team_key(s, "t1", "outsider", Some("org1"));
     expect(
         s,
-        &w.tuser,
+        &w["tuser"],
         "/team/member_delete",
         json!({"team_id": "t1", "user_id": "outsider"}),
         200,
@@ -940,21 +914,21 @@ fn member_add_update_delete() {
     );
     expect(
         s,
-        &w.iviewer,
+        &w["iviewer"],
         "/team/member_delete",
         json!({"team_id": "t1", "user_id": "tadmin"}),
         403,
     );
     expect(
         s,
-        &w.oadmin2,
+        &w["oadmin2"],
         "/team/member_delete",
         json!({"team_id": "t1", "user_id": "tadmin"}),
         404,
     );
     expect(
         s,
-        &w.tadmin,
+        &w["tadmin"],
         "/team/member_delete",
         json!({"team_id": "t1", "user_email": "fresh@example.com"}),
         200,
@@ -969,7 +943,7 @@ fn block_and_unblock() {
     let w = world();
     let s = &w.s;
     let blocked = || s.count("SELECT blocked FROM teams WHERE id = 't1'");
-    for k in [MASTER, &w.oadmin, &w.tadmin] {
+    for k in [MASTER, &w["oadmin"], &w["tadmin"]] {
         let v = expect(s, k, "/team/block", json!({"team_id": "t1"}), 200);
         assert_eq!(v["blocked"], true);
         assert_eq!(blocked(), 1);
@@ -977,14 +951,20 @@ fn block_and_unblock() {
         assert_eq!(v["blocked"], false);
         assert_eq!(blocked(), 0);
     }
-    for k in [&w.tuser, &w.pview, &w.iviewer] {
+    for k in [&w["tuser"], &w["pview"], &w["iviewer"]] {
         expect(s, k, "/team/block", json!({"team_id": "t1"}), 403);
     }
-    for k in [&w.oadmin2, &w.outsider] {
+    for k in [&w["oadmin2"], &w["outsider"]] {
         expect(s, k, "/team/block", json!({"team_id": "t1"}), 404);
     }
     s.admin("/team/block", json!({"team_id": "t1"}));
-    expect(s, &w.tuser, "/team/unblock", json!({"team_id": "t1"}), 403);
+    expect(
+        s,
+        &w["tuser"],
+        "/team/unblock",
+        json!({"team_id": "t1"}),
+        403,
+    );
     assert_eq!(blocked(), 1);
     expect(s, MASTER, "/team/block", json!({"team_id": "nope"}), 404);
     expect(s, MASTER, "/team/block", json!({}), 400);
@@ -996,7 +976,7 @@ fn model_add_and_delete() {
     let s = &w.s;
     let v = expect(
         s,
-        &w.oadmin,
+        &w["oadmin"],
         "/team/model/add",
         json!({"team_id": "t1", "models": ["B", "A"]}),
         200,
@@ -1014,19 +994,19 @@ fn model_add_and_delete() {
     // A team admin can neither add nor remove (an emptied list would be unrestricted).
     expect(
         s,
-        &w.tadmin,
+        &w["tadmin"],
         "/team/model/add",
         json!({"team_id": "t1", "models": ["B"]}),
         403,
     );
     expect(
         s,
-        &w.tadmin,
+        &w["tadmin"],
         "/team/model/delete",
         json!({"team_id": "t1", "models": ["A"]}),
         403,
     );
-    for k in [&w.tuser, &w.pview] {
+    for k in [&w["tuser"], &w["pview"]] {
         expect(
             s,
             k,
@@ -1037,14 +1017,14 @@ fn model_add_and_delete() {
     }
     expect(
         s,
-        &w.oadmin2,
+        &w["oadmin2"],
         "/team/model/add",
         json!({"team_id": "t1", "models": ["A"]}),
         404,
     );
     let v = expect(
         s,
-        &w.oadmin,
+        &w["oadmin"],
         "/team/model/delete",
         json!({"team_id": "t1", "models": ["A", "Z"]}),
         200,
@@ -1071,7 +1051,7 @@ fn model_add_and_delete() {
     seed_team_member(s, "free", "outsider", "admin");
     expect(
         s,
-        &w.outsider,
+        &w["outsider"],
         "/team/model/add",
         json!({"team_id": "free", "models": ["C"]}),
         403,

@@ -3,19 +3,6 @@
 use crate::common::*;
 use serde_json::{json, Value};
 
-fn expect(s: &Server, key: &str, path: &str, body: Value, status: u16) -> Value {
-    let before = snapshot(s);
-    let r = s.post(path, key, body.clone());
-    if status == 200 {
-        assert_eq!(r.status, 200, "{path} {body} -> {}", r.text());
-        r.json()
-    } else {
-        let v = assert_error(&r, status);
-        assert_eq!(snapshot(s), before, "{path} {body} changed the database");
-        v
-    }
-}
-
 /// Every byte of the database files (main file and WAL).
 fn db_bytes(s: &Server) -> Vec<u8> {
     let mut all = Vec::new();

@@ -1,0 +1,248 @@
+//! `World`: one started server (ephemeral port, temp database, master key) with named callers,
+//! built by seeding orgs, teams, users and memberships straight into the database; and the
+//! table runner (`Case`, `run_cases`) that sends one request per case, asserts its status and,
+//! for every refusal, that the store is unchanged (as PocketBase's `ApiScenario`).
+//!
+//! Not here: the HTTP client, the process handling and the single-row seeders (`common.rs`);
+//! what a test asserts beyond the status and "a refusal writes nothing" (the test files).
+
+use super::*;
+use std::collections::BTreeMap;
+
+/// The caller name of the master key in a `World` and a `Case`.
+pub const AS_MASTER: &str = "master";
+/// The caller name of a request without credentials (expects 401).
+pub const ANON: &str = "anon";
+
+/// A started server and the raw keys of its named callers (a seeded user's key is named by the
+/// user id; `AS_MASTER` is the master key), plus named ids made through the API.
+pub struct World {
+    pub s: Server,
+    keys: BTreeMap<String, String>,
+    ids: BTreeMap<String, String>,
+}
+
+impl std::ops::Deref for World {
+    type Target = Server;
+    fn deref(&self) -> &Server {
+        &self.s
+    }
+}
+
+/// `w["alice"]`: the raw key of the caller named `alice` (panics on an unknown name).
+impl std::ops::Index<&str> for World {
+    type Output = str;
+    fn index(&self, who: &str) -> &str {
+        self.key(who)
+    }
+}
+
+impl Default for World {
+    fn default() -> World {
+        World::new()
+    }
+}
+
+impl World {
+    /// The real binary with `TEST_CONFIG`, and only the master key.
+    pub fn new() -> World {
+        World::on(Server::start())
+    }
+
+    /// A world around an already started server.
+    pub fn on(s: Server) -> World {
+        let mut keys = BTreeMap::new();
+        keys.insert(AS_MASTER.to_string(), MASTER.to_string());
+        World {
+            s,
+            keys,
+            ids: BTreeMap::new(),
+        }
+    }
+
+    /// Organizations `(id, models)`, seeded.
+    pub fn orgs(self, orgs: &[(&str, &[&str])]) -> World {
+        for (id, models) in orgs {
+            seed_org(&self.s, id, models);
+        }
+        self
+    }
+
+    /// Teams `(id, org, models)`, seeded.
+    pub fn teams(self, teams: &[(&str, Option<&str>, &[&str])]) -> World {
+        for (id, org, models) in teams {
+            seed_team(&self.s, id, *org, models);
+        }
+        self
+    }
+
+    /// Users `(id, global role)`, each with a personal key named by the user id.
+    pub fn users(mut self, users: &[(&str, &str)]) -> World {
+        for (id, role) in users {
+            let key = seed_user(&self.s, id, role);
+            self.keys.insert(id.to_string(), key);
+        }
+        self
+    }
+
+    /// Organization memberships `(org, user, org role)`, seeded.
+    pub fn org_members(self, members: &[(&str, &str, &str)]) -> World {
+        for (org, user, role) in members {
+            seed_org_member(&self.s, org, user, role);
+        }
+        self
+    }
+
+    /// Team memberships `(team, user, team role)`, seeded.
+    pub fn team_members(self, members: &[(&str, &str, &str)]) -> World {
+        for (team, user, role) in members {
+            seed_team_member(&self.s, team, user, role);
+        }
+        self
+    }
+
+    /// Team keys `(name, team, user)`, seeded; each raw key is named `name`.
+    pub fn team_keys(mut self, keys: &[(&str, &str, &str)]) -> World {
+        for (name, team, user) in keys {
+            let key = seed_team_key(&self.s, team, user, None);
+            self.keys.insert(name.to_string(), key);
+        }
+        self
+    }
+
+    /// Names a raw key (one made through the API, say) so cases can use it.
+    pub fn name_key(&mut self, name: &str, raw: &str) {
+        self.keys.insert(name.to_string(), raw.to_string());
+    }
+
+    /// Names an id made through the API (an organization's generated id, say).
+    pub fn name_id(&mut self, name: &str, id: &str) {
+        self.ids.insert(name.to_string(), id.to_string());
+    }
+
+    /// The raw key of caller `who`.
+    pub fn key(&self, who: &str) -> &str {
+        self.keys
+            .get(who)
+            .unwrap_or_else(|| panic!("no caller named {who} in this world"))
+    }
+
+    /// The id named `name` by `name_id`.
+    pub fn id(&self, name: &str) -> &str {
+        self.ids
+            .get(name)
+            .unwrap_or_else(|| panic!("no id named {name} in this world"))
+    }
+
+    /// POSTs as `who` and asserts the status; a refusal must leave every table as it was.
+    /// Returns the JSON answer.
+    pub fn expect(&self, who: &str, path: &str, body: Value, status: u16) -> Value {
+        expect(&self.s, self.key(who), path, body, status)
+    }
+}
+
+/// POSTs as `key` and asserts the status; a refusal must leave every table as it was (the
+/// refusal also carries the error envelope). Returns the JSON answer.
+pub fn expect(s: &Server, key: &str, path: &str, body: Value, status: u16) -> Value {
+    check(s, Some(key), "POST", path, Some(&body), status, path)
+}
+
+/// One row of a role-matrix table: `who` sends `method path body` and expects `status`.
+#[derive(Clone, Debug)]
+pub struct Case {
+    pub who: &'static str,
+    pub method: &'static str,
+    pub path: String,
+    pub body: Option<Value>,
+    pub status: u16,
+}
+
+impl Case {
+    /// A case with a JSON body.
+    pub fn new(
+        who: &'static str,
+        method: &'static str,
+        path: &str,
+        body: Value,
+        status: u16,
+    ) -> Case {
+        Case {
+            who,
+            method,
+            path: path.to_string(),
+            body: Some(body),
+            status,
+        }
+    }
+
+    /// A POST case.
+    pub fn post(who: &'static str, path: &str, body: Value, status: u16) -> Case {
+        Case::new(who, "POST", path, body, status)
+    }
+
+    /// A bodiless GET case.
+    pub fn get(who: &'static str, path: &str, status: u16) -> Case {
+        Case {
+            who,
+            method: "GET",
+            path: path.to_string(),
+            body: None,
+            status,
+        }
+    }
+}
+
+/// Runs every case in order against `w`: asserts each status; for a refusal (any status from
+/// 400), asserts the error envelope and that every table is as it was before the call. Returns
+/// the JSON answers, one per case.
+pub fn run_cases(w: &World, cases: &[Case]) -> Vec<Value> {
+    cases
+        .iter()
+        .map(|c| {
+            let key = (c.who != ANON).then(|| w.key(c.who));
+            let label = format!("{} {} {}", c.who, c.method, c.path);
+            check(
+                &w.s,
+                key,
+                c.method,
+                &c.path,
+                c.body.as_ref(),
+                c.status,
+                &label,
+            )
+        })
+        .collect()
+}
+
+/// Sends one request and asserts its status; a refusal must carry the error envelope and leave
+/// every table unchanged.
+fn check(
+    s: &Server,
+    key: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    status: u16,
+    label: &str,
+) -> Value {
+    let before = (status >= 400).then(|| snapshot(s));
+    let text = body.map(|b| b.to_string());
+    let r = s.request(method, path, key, text.as_ref().map(|t| t.as_bytes()), &[]);
+    let shown = text.as_deref().unwrap_or("");
+    match before {
+        None => {
+            assert_eq!(r.status, status, "{label} {shown} -> {}", r.text());
+            r.json()
+        }
+        Some(before) => {
+            assert_eq!(r.status, status, "{label} {shown} -> {}", r.text());
+            let v = assert_error(&r, status);
+            assert_eq!(
+                snapshot(s),
+                before,
+                "refused {label} {shown} changed the database"
+            );
+            v
+        }
+    }
+}
