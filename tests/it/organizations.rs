@@ -325,34 +325,19 @@ fn new_models_must_fit_the_callers_models() {
 #[test]
 fn new_role_matrix() {
     let w = world();
-    let s = &w.s;
     let body = json!({"organization_alias": "Z", "max_budget": 1});
-    let before = snapshot(s);
-    for (who, key) in [
-        ("proxy_admin_viewer", &w["pav"]),
-        ("org_admin of X", &w["oax"]),
-        ("org_admin of Y", &w["oay"]),
-        ("internal_user member", &w["iux"]),
-        ("internal_user", &w["iu"]),
-        ("internal_user_viewer", &w["iuvx"]),
-    ] {
-        let r = s.post("/organization/new", key, body.clone());
-        assert_eq!(r.status, 403, "{who}: {}", r.text());
-        assert_error(&r, 403);
-    }
-    let r = s.request(
-        "POST",
-        "/organization/new",
-        None,
-        Some(body.to_string().as_bytes()),
-        &[],
-    );
-    assert_error(&r, 401);
-    assert_eq!(snapshot(s), before);
-    let r = s.post("/organization/new", &w["pa"], body);
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.json()["created_by"], "pa");
-    assert_eq!(s.count("SELECT count(*) FROM organizations"), 3);
+    let new = |who, status| Case::post(who, "/organization/new", body.clone(), status);
+    // pav: proxy_admin_viewer; oax/oay: org_admin of X/Y; iux: internal_user member; iu:
+    // internal_user; iuvx: internal_user_viewer.
+    #[rustfmt::skip]
+    let v = run_cases(&w, &[
+        new("pav", 403), new("oax", 403), new("oay", 403), new("iux", 403), new("iu", 403),
+        new("iuvx", 403),
+        new(ANON, 401),
+        new("pa", 200),
+    ]);
+    assert_eq!(v[7]["created_by"], "pa");
+    assert_eq!(w.count("SELECT count(*) FROM organizations"), 3);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -671,97 +656,38 @@ fn update_bad_input_and_unknown_org() {
 fn update_role_matrix() {
     let w = world();
     let s = &w.s;
-    let up = |key: &str, body: Value| {
+    let up = |who, body: Value, status| {
         let mut b = body;
         b["organization_id"] = json!(w.id("X"));
-        s.send("PATCH", "/organization/update", key, b)
+        Case::new(who, "PATCH", "/organization/update", b, status)
     };
-    // Denied callers: nothing changes.
-    let before = snapshot(s);
-    for (who, key, body, status) in [
-        // An org admin may not touch models or budget (API.md §8).
-        ("org_admin models", &w["oax"], json!({"models": ["A"]}), 403),
-        (
-            "org_admin budget",
-            &w["oax"],
-            json!({"max_budget": 1000}),
-            403,
-        ),
-        (
-            "org_admin null budget",
-            &w["oax"],
-            json!({"max_budget": null}),
-            403,
-        ),
-        (
-            "org_admin alias+budget",
-            &w["oax"],
-            json!({"organization_alias": "n", "tpm_limit": 5}),
-            403,
-        ),
-        (
-            "org_admin budget_id",
-            &w["oax"],
-            json!({"budget_id": "b"}),
-            403,
-        ),
-        (
-            "org_admin of Y",
-            &w["oay"],
-            json!({"organization_alias": "n"}),
-            404,
-        ),
-        (
-            "internal_user member",
-            &w["iux"],
-            json!({"organization_alias": "n"}),
-            403,
-        ),
-        (
-            "non-member",
-            &w["iu"],
-            json!({"organization_alias": "n"}),
-            404,
-        ),
-        (
-            "proxy_admin_viewer",
-            &w["pav"],
-            json!({"organization_alias": "n"}),
-            403,
-        ),
-        (
-            "viewer holding org_admin",
-            &w["iuvx"],
-            json!({"organization_alias": "n"}),
-            403,
-        ),
-    ] {
-        let r = up(key, body);
-        assert_eq!(r.status, status, "{who}: {}", r.text());
-        assert_error(&r, status);
-    }
-    let r = s.request(
-        "PATCH",
-        "/organization/update",
-        None,
-        Some(
-            json!({"organization_id": w.id("X"), "organization_alias": "n"})
-                .to_string()
-                .as_bytes(),
-        ),
-        &[],
-    );
-    assert_error(&r, 401);
-    assert_eq!(snapshot(s), before);
-    // The org admin may change alias and metadata.
-    let r = up(
-        &w["oax"],
-        json!({"organization_alias": "renamed", "metadata": {"a": 1}}),
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.json()["organization_alias"], "renamed");
-    assert_eq!(r.json()["updated_by"], "oax");
-    assert_eq!(r.json()["models"], json!(["A", "B"]));
+    let alias = json!({"organization_alias": "n"});
+    // Denied callers: nothing changes. An org admin may not touch models or budget (API.md §8);
+    // a viewer (pav, or iuvx holding org_admin) never writes; oay and iu do not see X.
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        up("oax", json!({"models": ["A"]}), 403),
+        up("oax", json!({"max_budget": 1000}), 403),
+        up("oax", json!({"max_budget": null}), 403),
+        up("oax", json!({"organization_alias": "n", "tpm_limit": 5}), 403),
+        up("oax", json!({"budget_id": "b"}), 403),
+        up("oay", alias.clone(), 404),
+        up("iux", alias.clone(), 403),
+        up("iu", alias.clone(), 404),
+        up("pav", alias.clone(), 403),
+        up("iuvx", alias.clone(), 403),
+        up(ANON, alias.clone(), 401),
+    ]);
+    // The org admin may change alias and metadata; a proxy admin (user key) may change models.
+    #[rustfmt::skip]
+    let v = run_cases(&w, &[
+        up("oax", json!({"organization_alias": "renamed", "metadata": {"a": 1}}), 200),
+        up("pa", json!({"models": ["A"]}), 200),
+    ]);
+    assert_eq!(v[0]["organization_alias"], "renamed");
+    assert_eq!(v[0]["updated_by"], "oax");
+    assert_eq!(v[0]["models"], json!(["A", "B"]));
+    assert_eq!(v[1]["models"], json!(["A"]));
     assert_eq!(
         count_p(
             s,
@@ -771,10 +697,6 @@ fn update_role_matrix() {
         ),
         1
     );
-    // A proxy admin (user key) may change models.
-    let r = up(&w["pa"], json!({"models": ["A"]}));
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.json()["models"], json!(["A"]));
 }
 
 #[test]
@@ -1036,42 +958,23 @@ fn delete_keeps_a_budget_another_org_still_uses() {
 #[test]
 fn delete_role_matrix_and_bad_input() {
     let w = world();
-    let s = &w.s;
+    let del =
+        |who, body: Value, status| Case::new(who, "DELETE", "/organization/delete", body, status);
     let body = json!({"organization_ids": [w.id("X")]});
-    let before = snapshot(s);
-    for (who, key) in [
-        ("proxy_admin_viewer", &w["pav"]),
-        ("org_admin of X", &w["oax"]),
-        ("org_admin of Y", &w["oay"]),
-        ("internal_user member", &w["iux"]),
-        ("internal_user", &w["iu"]),
-        ("viewer holding org_admin", &w["iuvx"]),
-    ] {
-        let r = s.send("DELETE", "/organization/delete", key, body.clone());
-        assert_eq!(r.status, 403, "{who}: {}", r.text());
-        assert_error(&r, 403);
-    }
-    let r = s.request(
-        "DELETE",
-        "/organization/delete",
-        None,
-        Some(body.to_string().as_bytes()),
-        &[],
-    );
-    assert_error(&r, 401);
-    for bad in [
-        json!({}),
-        json!({"organization_ids": []}),
-        json!({"organization_ids": "x"}),
-        json!({"organization_ids": [1]}),
-    ] {
-        let r = s.send("DELETE", "/organization/delete", MASTER, bad);
-        assert_param(&r, 400, "organization_ids");
-    }
-    assert_eq!(snapshot(s), before);
-    let r = s.send("DELETE", "/organization/delete", &w["pa"], body);
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(s.count("SELECT count(*) FROM organizations"), 1);
+    let bad = |body| del(AS_MASTER, body, 400).param("organization_ids");
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        del("pav", body.clone(), 403), del("oax", body.clone(), 403),
+        del("oay", body.clone(), 403), del("iux", body.clone(), 403),
+        del("iu", body.clone(), 403), del("iuvx", body.clone(), 403),
+        del(ANON, body.clone(), 401),
+        bad(json!({})),
+        bad(json!({"organization_ids": []})),
+        bad(json!({"organization_ids": "x"})),
+        bad(json!({"organization_ids": [1]})),
+        del("pa", body.clone(), 200),
+    ]);
+    assert_eq!(w.count("SELECT count(*) FROM organizations"), 1);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1337,48 +1240,25 @@ fn member_add_email_matching_two_users_is_400() {
 #[test]
 fn member_add_role_matrix() {
     let w = world();
-    let s = &w.s;
-    let add = |key: &str, user: &str| {
-        s.post(
-            "/organization/member_add",
-            key,
-            json!({"organization_id": w.id("X"), "member": {"user_id": user, "role": "org_admin"},
-                   "max_budget_in_organization": 1}),
-        )
+    let add = |who, user: &str, status| {
+        let body = json!({"organization_id": w.id("X"),
+            "member": {"user_id": user, "role": "org_admin"}, "max_budget_in_organization": 1});
+        Case::post(who, "/organization/member_add", body, status)
     };
-    let before = snapshot(s);
-    for (who, key, status) in [
-        ("org_admin of Y", &w["oay"], 404),
-        ("non-member", &w["iu"], 404),
-        ("internal_user member", &w["iux"], 403),
-        ("proxy_admin_viewer", &w["pav"], 403),
-        ("viewer holding org_admin", &w["iuvx"], 403),
-    ] {
-        let r = add(key, "newbie");
-        assert_eq!(r.status, status, "{who}: {}", r.text());
-        assert_error(&r, status);
-    }
-    let r = s.request(
-        "POST",
-        "/organization/member_add",
-        None,
-        Some(
-            json!({"organization_id": w.id("X"), "member": {"user_id": "newbie"}})
-                .to_string()
-                .as_bytes(),
-        ),
-        &[],
-    );
-    assert_error(&r, 401);
-    assert_eq!(snapshot(s), before);
-    // The org admin of X and a proxy admin may add members.
-    let r = add(&w["oax"], "newbie");
-    assert_eq!(r.status, 200, "{}", r.text());
-    let r = add(&w["pa"], "newbie2");
-    assert_eq!(r.status, 200, "{}", r.text());
+    // oay: org_admin of Y; iu: non-member; iux: internal_user member; pav: proxy_admin_viewer;
+    // iuvx: viewer holding org_admin. Then the org admin of X and a proxy admin may add members.
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        add("oay", "newbie", 404), add("iu", "newbie", 404),
+        add("iux", "newbie", 403), add("pav", "newbie", 403), add("iuvx", "newbie", 403),
+        Case::post(ANON, "/organization/member_add",
+            json!({"organization_id": w.id("X"), "member": {"user_id": "newbie"}}), 401),
+        add("oax", "newbie", 200),
+        add("pa", "newbie2", 200),
+    ]);
     assert_eq!(
         count_p(
-            s,
+            &w,
             "SELECT count(*) FROM organization_members WHERE organization_id = ?1
              AND user_id IN ('newbie', 'newbie2') AND user_role = 'org_admin'",
             &[w.id("X")]

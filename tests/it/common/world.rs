@@ -155,6 +155,8 @@ pub struct Case {
     pub path: String,
     pub body: Option<Value>,
     pub status: u16,
+    /// For a refusal: the `error.param` it must name.
+    pub param: Option<&'static str>,
 }
 
 impl Case {
@@ -172,6 +174,15 @@ impl Case {
             path: path.to_string(),
             body: Some(body),
             status,
+            param: None,
+        }
+    }
+
+    /// The same case, whose refusal must name `param` in `error.param`.
+    pub fn param(self, param: &'static str) -> Case {
+        Case {
+            param: Some(param),
+            ..self
         }
     }
 
@@ -188,6 +199,7 @@ impl Case {
             path: path.to_string(),
             body: None,
             status,
+            param: None,
         }
     }
 }
@@ -201,7 +213,7 @@ pub fn run_cases(w: &World, cases: &[Case]) -> Vec<Value> {
         .map(|c| {
             let key = (c.who != ANON).then(|| w.key(c.who));
             let label = format!("{} {} {}", c.who, c.method, c.path);
-            check(
+            let v = check(
                 &w.s,
                 key,
                 c.method,
@@ -209,7 +221,11 @@ pub fn run_cases(w: &World, cases: &[Case]) -> Vec<Value> {
                 c.body.as_ref(),
                 c.status,
                 &label,
-            )
+            );
+            if let Some(p) = c.param {
+                assert_eq!(v["error"]["param"], p, "{label}: {v}");
+            }
+            v
         })
         .collect()
 }
