@@ -62,18 +62,15 @@ fn acts_as_proxy_admin(s: &Server, key: &str) -> bool {
 #[test]
 fn issue_11_team_admin_cannot_mint_a_key_for_a_proxy_admin_member() {
     let w = world();
-    let s = &w.s;
     // The team admin adds a proxy admin user to their team (allowed: team membership only).
-    expect(
-        s,
-        &w["tadmin"],
+    w.expect(
+        "tadmin",
         "/team/member_add",
         json!({"team_id": "t1", "member": {"user_id": "padmin", "role": "user"}}),
         200,
     );
-    let v = expect(
-        s,
-        &w["tadmin"],
+    let v = w.expect(
+        "tadmin",
         "/key/generate",
         json!({"team_id": "t1", "user_id": "padmin"}),
         403,
@@ -91,16 +88,14 @@ fn issue_11_team_admin_cannot_mint_a_key_for_a_proxy_admin_member() {
 fn issue_11_org_admin_cannot_mint_a_key_for_a_proxy_admin_member() {
     let w = world();
     let s = &w.s;
-    expect(
-        s,
-        &w["oadmin"],
+    w.expect(
+        "oadmin",
         "/team/member_add",
         json!({"team_id": "t2", "member": {"user_id": "padmin", "role": "user"}}),
         200,
     );
-    expect(
-        s,
-        &w["oadmin"],
+    w.expect(
+        "oadmin",
         "/key/generate",
         json!({"team_id": "t2", "user_id": "padmin"}),
         403,
@@ -108,9 +103,8 @@ fn issue_11_org_admin_cannot_mint_a_key_for_a_proxy_admin_member() {
     // A proxy admin viewer is a global admin role too.
     seed_user(s, "pview", "proxy_admin_viewer");
     seed_team_member(s, "t2", "pview", "user");
-    expect(
-        s,
-        &w["oadmin"],
+    w.expect(
+        "oadmin",
         "/key/generate",
         json!({"team_id": "t2", "user_id": "pview"}),
         403,
@@ -147,9 +141,8 @@ fn issue_11_team_and_org_admins_cannot_regenerate_a_proxy_admins_key() {
 fn issue_11_key_minted_by_team_admin_never_acts_beyond_model_calls() {
     let w = world();
     let s = &w.s;
-    let k = expect(
-        s,
-        &w["tadmin"],
+    let k = w.expect(
+        "tadmin",
         "/key/generate",
         json!({"team_id": "t1", "user_id": "m"}),
         200,
@@ -212,9 +205,8 @@ fn issue_11_key_minted_by_org_admin_never_acts_as_its_owner() {
     let w = world();
     let s = &w.s;
     seed_team_member(s, "t2", "m", "user");
-    let k = expect(
-        s,
-        &w["oadmin"],
+    let k = w.expect(
+        "oadmin",
         "/key/generate",
         json!({"team_id": "t2", "user_id": "m"}),
         200,
@@ -246,9 +238,8 @@ fn issue_11_regenerate_by_someone_else_lowers_the_key_to_model_calls() {
     let own = own.json();
     let own_key = own["key"].as_str().unwrap().to_string();
     assert_eq!(s.get("/key/list", &own_key).status, 200, "the owner's key");
-    let r = expect(
-        s,
-        &w["tadmin"],
+    let r = w.expect(
+        "tadmin",
         "/key/regenerate",
         json!({"key": own["token"]}),
         200,
@@ -261,13 +252,7 @@ fn issue_11_regenerate_by_someone_else_lowers_the_key_to_model_calls() {
     assert_error(&s.get("/key/list", &taken), 403);
     assert_eq!(chat(s, &taken, "A"), 200);
     // The owner regenerates it with their personal key: theirs again.
-    let r = expect(
-        s,
-        &w["m"],
-        "/key/regenerate",
-        json!({"key": r["token"]}),
-        200,
-    );
+    let r = w.expect("m", "/key/regenerate", json!({"key": r["token"]}), 200);
     let back = r["key"].as_str().unwrap().to_string();
     assert_eq!(s.get("/key/list", &back).status, 200);
 }
@@ -276,13 +261,7 @@ fn issue_11_regenerate_by_someone_else_lowers_the_key_to_model_calls() {
 fn issue_11_key_minted_for_self_or_by_proxy_admin_acts_as_owner() {
     let w = world();
     let s = &w.s;
-    let k = expect(
-        s,
-        &w["tadmin"],
-        "/key/generate",
-        json!({"team_id": "t1"}),
-        200,
-    );
+    let k = w.expect("tadmin", "/key/generate", json!({"team_id": "t1"}), 200);
     assert_eq!(
         s.get("/key/list", k["key"].as_str().unwrap()).status,
         200,
@@ -296,24 +275,17 @@ fn issue_11_key_minted_for_self_or_by_proxy_admin_acts_as_owner() {
 fn issue_11_key_update_cannot_move_a_key_to_gain_authority() {
     let w = world();
     let s = &w.s;
-    let k = expect(
-        s,
-        &w["tadmin"],
-        "/key/generate",
-        json!({"team_id": "t1"}),
-        200,
-    );
+    let k = w.expect("tadmin", "/key/generate", json!({"team_id": "t1"}), 200);
     for body in [
         json!({"key": k["token"], "user_id": "padmin"}),
         json!({"key": k["token"], "team_id": "u1"}),
         json!({"key": k["token"], "team_id": null}),
     ] {
-        expect(s, &w["tadmin"], "/key/update", body, 403);
+        w.expect("tadmin", "/key/update", body, 403);
     }
     // A team admin mints only for members of the team.
-    expect(
-        s,
-        &w["tadmin"],
+    w.expect(
+        "tadmin",
         "/key/generate",
         json!({"team_id": "t1", "user_id": "oadmin"}),
         403,
@@ -334,27 +306,15 @@ fn issue_11_key_update_cannot_move_a_key_to_gain_authority() {
 fn issue_11_team_blocked_by_org_admin_stays_blocked_for_team_admin() {
     let w = world();
     let s = &w.s;
-    let k = expect(s, &w["m"], "/key/generate", json!({"team_id": "t1"}), 200);
+    let k = w.expect("m", "/key/generate", json!({"team_id": "t1"}), 200);
     let key = k["key"].as_str().unwrap().to_string();
-    expect(
-        s,
-        &w["oadmin"],
-        "/team/block",
-        json!({"team_id": "t1"}),
-        200,
-    );
+    w.expect("oadmin", "/team/block", json!({"team_id": "t1"}), 200);
     assert_eq!(
         chat(s, &key, "A") / 100,
         4,
         "a blocked team's key is refused"
     );
-    let v = expect(
-        s,
-        &w["tadmin"],
-        "/team/unblock",
-        json!({"team_id": "t1"}),
-        403,
-    );
+    let v = w.expect("tadmin", "/team/unblock", json!({"team_id": "t1"}), 403);
     assert!(
         v["error"]["message"]
             .as_str()
@@ -362,90 +322,49 @@ fn issue_11_team_blocked_by_org_admin_stays_blocked_for_team_admin() {
             .contains("org admin"),
         "{v}"
     );
-    expect(
-        s,
-        &w["tadmin"],
+    w.expect(
+        "tadmin",
         "/team/update",
         json!({"team_id": "t1", "blocked": false}),
         403,
     );
     // Blocking again does not lower who blocked it.
-    expect(
-        s,
-        &w["tadmin"],
-        "/team/block",
-        json!({"team_id": "t1"}),
-        200,
-    );
-    expect(
-        s,
-        &w["tadmin"],
-        "/team/unblock",
-        json!({"team_id": "t1"}),
-        403,
-    );
+    w.expect("tadmin", "/team/block", json!({"team_id": "t1"}), 200);
+    w.expect("tadmin", "/team/unblock", json!({"team_id": "t1"}), 403);
     // Blocked by the proxy admin: the org admin cannot lift it either.
-    expect(s, MASTER, "/team/block", json!({"team_id": "t2"}), 200);
-    expect(
-        s,
-        &w["oadmin"],
-        "/team/unblock",
-        json!({"team_id": "t2"}),
-        403,
-    );
+    w.expect(AS_MASTER, "/team/block", json!({"team_id": "t2"}), 200);
+    w.expect("oadmin", "/team/unblock", json!({"team_id": "t2"}), 403);
     // The same rank or above can.
-    expect(
-        s,
-        &w["oadmin"],
-        "/team/unblock",
-        json!({"team_id": "t1"}),
-        200,
-    );
+    w.expect("oadmin", "/team/unblock", json!({"team_id": "t1"}), 200);
     assert_eq!(s.get("/v1/models", &key).status, 200);
     // A block by the team admin is the team admin's to lift.
-    expect(
-        s,
-        &w["tadmin"],
-        "/team/block",
-        json!({"team_id": "t1"}),
-        200,
-    );
-    expect(
-        s,
-        &w["tadmin"],
-        "/team/unblock",
-        json!({"team_id": "t1"}),
-        200,
-    );
+    w.expect("tadmin", "/team/block", json!({"team_id": "t1"}), 200);
+    w.expect("tadmin", "/team/unblock", json!({"team_id": "t1"}), 200);
 }
 
 #[test]
 fn issue_11_key_blocked_or_limited_by_a_higher_rank_is_not_loosened_below_it() {
     let w = world();
-    let s = &w.s;
-    let k = expect(s, &w["m"], "/key/generate", json!({"team_id": "t1"}), 200);
+    let k = w.expect("m", "/key/generate", json!({"team_id": "t1"}), 200);
     let token = k["token"].as_str().unwrap().to_string();
-    expect(s, &w["oadmin"], "/key/block", json!({"key": token}), 200);
-    expect(s, &w["tadmin"], "/key/unblock", json!({"key": token}), 403);
-    expect(
-        s,
-        &w["tadmin"],
+    w.expect("oadmin", "/key/block", json!({"key": token}), 200);
+    w.expect("tadmin", "/key/unblock", json!({"key": token}), 403);
+    w.expect(
+        "tadmin",
         "/key/update",
         json!({"key": token, "blocked": false}),
         403,
     );
-    expect(
-        s,
-        &w["tadmin"],
+    w.expect(
+        "tadmin",
         "/key/regenerate",
         json!({"key": token, "blocked": false}),
         403,
     );
-    expect(s, &w["oadmin"], "/key/unblock", json!({"key": token}), 200);
+    w.expect("oadmin", "/key/unblock", json!({"key": token}), 200);
     // Limits set by the org admin: the team admin only tightens them.
-    expect(
-        s,
-        &w["oadmin"],
+    w.expect(
+        "oadmin",
         "/key/update",
         json!({"key": token, "max_budget": 5.0, "rpm_limit": 10, "tpm_limit": 1000,
                "max_parallel_requests": 2, "duration": "1h", "models": ["A"],
@@ -467,36 +386,32 @@ fn issue_11_key_blocked_or_limited_by_a_higher_rank_is_not_loosened_below_it() {
     ] {
         let mut body = loosen.clone();
         body["key"] = json!(token);
-        expect(s, &w["tadmin"], "/key/update", body.clone(), 403);
-        expect(s, &w["tadmin"], "/key/regenerate", body, 403);
+        w.expect("tadmin", "/key/update", body.clone(), 403);
+        w.expect("tadmin", "/key/regenerate", body, 403);
     }
     // Tightening is fine, and does not hand the limits to the lower rank.
-    expect(
-        s,
-        &w["tadmin"],
+    w.expect(
+        "tadmin",
         "/key/update",
         json!({"key": token, "max_budget": 4.0, "rpm_limit": 5, "duration": "30m"}),
         200,
     );
-    expect(
-        s,
-        &w["tadmin"],
+    w.expect(
+        "tadmin",
         "/key/update",
         json!({"key": token, "max_budget": 4.5}),
         403,
     );
     // The owner (below the team admin too) cannot loosen them either.
-    expect(
-        s,
-        &w["m"],
+    w.expect(
+        "m",
         "/key/update",
         json!({"key": token, "models": ["A", "B"]}),
         403,
     );
     // The org admin still can.
-    expect(
-        s,
-        &w["oadmin"],
+    w.expect(
+        "oadmin",
         "/key/update",
         json!({"key": token, "max_budget": 50.0, "models": ["A", "B"]}),
         200,
@@ -508,64 +423,56 @@ fn issue_11_team_admin_cannot_lift_member_budgets_set_above_them() {
     let w = world();
     let s = &w.s;
     for uid in ["tadmin", "m"] {
-        expect(
-            s,
-            &w["oadmin"],
+        w.expect(
+            "oadmin",
             "/team/member_update",
             json!({"team_id": "t1", "user_id": uid, "max_budget_in_team": 1.0}),
             200,
         );
-        expect(
-            s,
-            &w["tadmin"],
+        w.expect(
+            "tadmin",
             "/team/member_update",
             json!({"team_id": "t1", "user_id": uid, "max_budget_in_team": 100.0}),
             403,
         );
     }
     // Removing the member and adding them again would drop the budget: refused too.
-    expect(
-        s,
-        &w["tadmin"],
+    w.expect(
+        "tadmin",
         "/team/member_delete",
         json!({"team_id": "t1", "user_id": "m"}),
         403,
     );
     // Lowering is fine.
-    expect(
-        s,
-        &w["tadmin"],
+    w.expect(
+        "tadmin",
         "/team/member_update",
         json!({"team_id": "t1", "user_id": "m", "max_budget_in_team": 0.5}),
         200,
     );
     // A budget the team admin set is theirs to change.
     seed_user(s, "n", "internal_user");
-    expect(
-        s,
-        &w["tadmin"],
+    w.expect(
+        "tadmin",
         "/team/member_add",
         json!({"team_id": "t1", "member": {"user_id": "n"}, "max_budget_in_team": 1.0}),
         200,
     );
-    expect(
-        s,
-        &w["tadmin"],
+    w.expect(
+        "tadmin",
         "/team/member_update",
         json!({"team_id": "t1", "user_id": "n", "max_budget_in_team": 3.0}),
         200,
     );
     // The org admin's rank holds after the proxy admin lowers theirs too.
-    expect(
-        s,
-        MASTER,
+    w.expect(
+        AS_MASTER,
         "/team/member_update",
         json!({"team_id": "t1", "user_id": "n", "max_budget_in_team": 2.0}),
         200,
     );
-    expect(
-        s,
-        &w["oadmin"],
+    w.expect(
+        "oadmin",
         "/team/member_update",
         json!({"team_id": "t1", "user_id": "n", "max_budget_in_team": 2.5}),
         403,
@@ -575,10 +482,8 @@ fn issue_11_team_admin_cannot_lift_member_budgets_set_above_them() {
 #[test]
 fn issue_11_org_admin_cannot_lift_team_limits_a_proxy_admin_set() {
     let w = world();
-    let s = &w.s;
-    expect(
-        s,
-        MASTER,
+    w.expect(
+        AS_MASTER,
         "/team/update",
         json!({"team_id": "t1", "max_budget": 10.0, "rpm_limit": 100, "models": ["A"]}),
         200,
@@ -594,35 +499,31 @@ fn issue_11_org_admin_cannot_lift_team_limits_a_proxy_admin_set() {
     ] {
         let mut body = loosen;
         body["team_id"] = json!("t1");
-        expect(s, &w["oadmin"], "/team/update", body, 403);
+        w.expect("oadmin", "/team/update", body, 403);
     }
-    expect(
-        s,
-        &w["oadmin"],
+    w.expect(
+        "oadmin",
         "/team/model/add",
         json!({"team_id": "t1", "models": ["B"]}),
         403,
     );
     // Deleting the only model would leave the list empty: unrestricted.
-    expect(
-        s,
-        &w["oadmin"],
+    w.expect(
+        "oadmin",
         "/team/model/delete",
         json!({"team_id": "t1", "models": ["A"]}),
         403,
     );
     // Tightening is allowed.
-    expect(
-        s,
-        &w["oadmin"],
+    w.expect(
+        "oadmin",
         "/team/update",
         json!({"team_id": "t1", "max_budget": 5.0, "rpm_limit": 50}),
         200,
     );
     // The team admin never changes them (API.md §5), tighter or not.
-    expect(
-        s,
-        &w["tadmin"],
+    w.expect(
+        "tadmin",
         "/team/update",
         json!({"team_id": "t1", "max_budget": 1.0}),
         403,
@@ -633,16 +534,14 @@ fn issue_11_org_admin_cannot_lift_team_limits_a_proxy_admin_set() {
 fn issue_11_org_admin_cannot_lift_their_own_org_member_budget() {
     let w = world();
     let s = &w.s;
-    expect(
-        s,
-        MASTER,
+    w.expect(
+        AS_MASTER,
         "/organization/member_update",
         json!({"organization_id": "org1", "user_id": "oadmin", "max_budget_in_organization": 1.0}),
         200,
     );
-    expect(
-        s,
-        &w["oadmin"],
+    w.expect(
+        "oadmin",
         "/organization/member_update",
         json!({"organization_id": "org1", "user_id": "oadmin",
                "max_budget_in_organization": 100.0}),
@@ -657,9 +556,8 @@ fn issue_11_org_admin_cannot_lift_their_own_org_member_budget() {
     );
     assert_error(&r, 403);
     assert_eq!(snapshot(s), before);
-    expect(
-        s,
-        &w["oadmin"],
+    w.expect(
+        "oadmin",
         "/organization/member_update",
         json!({"organization_id": "org1", "user_id": "oadmin", "max_budget_in_organization": 0.5}),
         200,
@@ -675,17 +573,10 @@ fn issue_11_org_admin_removed_or_demoted_loses_keys_held_as_admin() {
     let s = &w.s;
     // As org admin of org1, oadmin mints keys for themselves in t2 (not a member there) and
     // a personal key in org1.
-    let in_team = expect(
-        s,
-        &w["oadmin"],
-        "/key/generate",
-        json!({"team_id": "t2"}),
-        200,
-    );
+    let in_team = w.expect("oadmin", "/key/generate", json!({"team_id": "t2"}), 200);
     let in_team = in_team["key"].as_str().unwrap().to_string();
-    let personal = expect(
-        s,
-        &w["oadmin"],
+    let personal = w.expect(
+        "oadmin",
         "/key/generate",
         json!({"organization_id": "org1", "models": ["A"]}),
         200,
@@ -720,19 +611,17 @@ fn issue_11_org_admin_removed_or_demoted_loses_keys_held_as_admin() {
 fn issue_11_team_member_removed_or_user_deleted_loses_keys() {
     let w = world();
     let s = &w.s;
-    let own = expect(s, &w["m"], "/key/generate", json!({"team_id": "t1"}), 200);
+    let own = w.expect("m", "/key/generate", json!({"team_id": "t1"}), 200);
     let own = own["key"].as_str().unwrap().to_string();
-    let minted = expect(
-        s,
-        &w["tadmin"],
+    let minted = w.expect(
+        "tadmin",
         "/key/generate",
         json!({"team_id": "t1", "user_id": "m"}),
         200,
     );
     let minted = minted["key"].as_str().unwrap().to_string();
-    expect(
-        s,
-        &w["tadmin"],
+    w.expect(
+        "tadmin",
         "/team/member_delete",
         json!({"team_id": "t1", "user_id": "m"}),
         200,
@@ -740,13 +629,7 @@ fn issue_11_team_member_removed_or_user_deleted_loses_keys() {
     assert_error(&s.get("/v1/models", &own), 401);
     assert_error(&s.get("/v1/models", &minted), 401);
     // A deleted user's keys stop.
-    let tkey = expect(
-        s,
-        &w["tadmin"],
-        "/key/generate",
-        json!({"team_id": "t1"}),
-        200,
-    );
+    let tkey = w.expect("tadmin", "/key/generate", json!({"team_id": "t1"}), 200);
     let tkey = tkey["key"].as_str().unwrap().to_string();
     s.admin("/user/delete", json!({"user_ids": ["tadmin"]}));
     assert_error(&s.get("/v1/models", &tkey), 401);
@@ -765,9 +648,8 @@ fn issue_11_calls_only_key_is_refused_on_every_management_route() {
         "/team/member_update",
         json!({"team_id": "t1", "user_id": "m", "role": "admin"}),
     );
-    let k = expect(
-        s,
-        &w["tadmin"],
+    let k = w.expect(
+        "tadmin",
         "/key/generate",
         json!({"team_id": "t1", "user_id": "m"}),
         200,
@@ -909,30 +791,27 @@ fn issue_11_admin_who_loses_the_role_loses_the_keys_they_issued() {
         assert_eq!(chat(s, &key, "A"), 200);
         key
     };
-    let own = expect(s, &w["m"], "/key/generate", json!({"team_id": "t1"}), 200);
+    let own = w.expect("m", "/key/generate", json!({"team_id": "t1"}), 200);
     let own = own["key"].as_str().unwrap().to_string();
     // Demoted from team admin.
     let k1 = mint(&w["tadmin"], "t1");
-    expect(
-        s,
-        &w["oadmin"],
+    w.expect(
+        "oadmin",
         "/team/member_update",
         json!({"team_id": "t1", "user_id": "tadmin", "role": "user"}),
         200,
     );
     assert_error(&s.get("/v1/models", &k1), 401);
     // Removed from the team.
-    expect(
-        s,
-        &w["oadmin"],
+    w.expect(
+        "oadmin",
         "/team/member_update",
         json!({"team_id": "t1", "user_id": "tadmin", "role": "admin"}),
         200,
     );
     let k2 = mint(&w["tadmin"], "t1");
-    expect(
-        s,
-        &w["oadmin"],
+    w.expect(
+        "oadmin",
         "/team/member_delete",
         json!({"team_id": "t1", "user_id": "tadmin"}),
         200,

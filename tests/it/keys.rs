@@ -379,39 +379,19 @@ fn internal_user_creates_keys_only_for_themselves_in_their_teams() {
     assert!(v["team_id"].is_null());
     assert_eq!(v["created_by"], "alice");
     // For somebody else.
-    expect(
-        s,
-        &w["alice"],
-        "/key/generate",
-        json!({"user_id": "bob"}),
-        403,
-    );
-    expect(
-        s,
-        &w["alice"],
+    w.expect("alice", "/key/generate", json!({"user_id": "bob"}), 403);
+    w.expect(
+        "alice",
         "/key/generate",
         json!({"user_id": "bob", "team_id": "t1"}),
         403,
     );
     // In a team they are not in.
-    expect(
-        s,
-        &w["alice"],
-        "/key/generate",
-        json!({"team_id": "t2"}),
-        403,
-    );
-    expect(
-        s,
-        &w["outsider"],
-        "/key/generate",
-        json!({"team_id": "t1"}),
-        403,
-    );
+    w.expect("alice", "/key/generate", json!({"team_id": "t2"}), 403);
+    w.expect("outsider", "/key/generate", json!({"team_id": "t1"}), 403);
     // In an org they are not in (a key without a team).
-    expect(
-        s,
-        &w["alice"],
+    w.expect(
+        "alice",
         "/key/generate",
         json!({"organization_id": "org2"}),
         403,
@@ -423,9 +403,8 @@ fn internal_user_creates_keys_only_for_themselves_in_their_teams() {
     assert_eq!(v["organization_id"], "org1");
     assert_eq!(col(s, &raw, "team_id"), "t1");
     // Beyond the team's models.
-    let v = expect(
-        s,
-        &w["alice"],
+    let v = w.expect(
+        "alice",
         "/key/generate",
         json!({"team_id": "t1", "models": ["A", "B"]}),
         400,
@@ -456,24 +435,16 @@ fn team_and_org_admins_create_keys_for_members_of_their_teams() {
     assert_eq!(v["created_by"], "tadmin");
     assert_eq!(col(s, &raw, "user_id"), "alice");
     // Team admin, for a non-member, or for someone else outside the team.
-    expect(
-        s,
-        &w["tadmin"],
+    w.expect(
+        "tadmin",
         "/key/generate",
         json!({"team_id": "t1", "user_id": "bob"}),
         403,
     );
-    expect(
-        s,
-        &w["tadmin"],
-        "/key/generate",
-        json!({"user_id": "alice"}),
-        403,
-    );
+    w.expect("tadmin", "/key/generate", json!({"user_id": "alice"}), 403);
     // Team admin may not widen the team's models.
-    expect(
-        s,
-        &w["tadmin"],
+    w.expect(
+        "tadmin",
         "/key/generate",
         json!({"team_id": "t1", "user_id": "alice", "models": ["C"]}),
         400,
@@ -488,16 +459,9 @@ fn team_and_org_admins_create_keys_for_members_of_their_teams() {
     let (_, v) = gen(s, &w["oadmin"], json!({"team_id": "t1"}));
     assert_eq!(v["user_id"], "oadmin");
     // Org admin of another org.
-    expect(
-        s,
-        &w["oadmin2"],
-        "/key/generate",
-        json!({"team_id": "t1"}),
-        403,
-    );
-    expect(
-        s,
-        &w["oadmin2"],
+    w.expect("oadmin2", "/key/generate", json!({"team_id": "t1"}), 403);
+    w.expect(
+        "oadmin2",
         "/key/generate",
         json!({"team_id": "t1", "user_id": "alice"}),
         403,
@@ -552,18 +516,16 @@ fn owner_updates_alias_metadata_and_models_within_the_team() {
     assert_eq!(col(s, &raw, "metadata"), r#"{"env":"ci"}"#);
     assert_eq!(col(s, &raw, "models"), r#"["A"]"#);
     // Outside the team's models.
-    let v = expect(
-        s,
-        &w["alice"],
+    let v = w.expect(
+        "alice",
         "/key/update",
         json!({"key": raw, "models": ["B"]}),
         400,
     );
     assert_eq!(v["error"]["param"], "models");
     // By token as well as by raw key.
-    let v = expect(
-        s,
-        &w["alice"],
+    let v = w.expect(
+        "alice",
         "/key/update",
         json!({"key": hash_key(&raw), "key_alias": "by-token"}),
         200,
@@ -579,24 +541,21 @@ fn only_admins_change_budgets_and_proxy_admins_move_keys() {
     let (personal, _) = gen(s, &w["alice"], json!({}));
     let (team_key, _) = gen(s, &w["alice"], json!({"team_id": "t1"}));
     // The owner may not raise a budget on a personal key, nor on a team key.
-    expect(
-        s,
-        &w["alice"],
+    w.expect(
+        "alice",
         "/key/update",
         json!({"key": personal, "max_budget": 1000}),
         403,
     );
-    expect(
-        s,
-        &w["alice"],
+    w.expect(
+        "alice",
         "/key/update",
         json!({"key": team_key, "max_budget": 1000, "rpm_limit": 100000}),
         403,
     );
     // The team admin may change the budgets of keys in their team.
-    let v = expect(
-        s,
-        &w["tadmin"],
+    let v = w.expect(
+        "tadmin",
         "/key/update",
         json!({"key": team_key, "max_budget": 5, "tpm_limit": 10}),
         200,
@@ -605,9 +564,8 @@ fn only_admins_change_budgets_and_proxy_admins_move_keys() {
     assert_eq!(col(s, &team_key, "max_budget"), 5.0);
     assert_eq!(col(s, &team_key, "tpm_limit"), 10);
     // ...but cannot see a personal key of a member.
-    expect(
-        s,
-        &w["tadmin"],
+    w.expect(
+        "tadmin",
         "/key/update",
         json!({"key": personal, "max_budget": 5}),
         404,
@@ -622,16 +580,14 @@ fn only_admins_change_budgets_and_proxy_admins_move_keys() {
             403,
         );
     }
-    expect(
-        s,
-        &w["alice"],
+    w.expect(
+        "alice",
         "/key/update",
         json!({"key": team_key, "user_id": "bob"}),
         403,
     );
-    let v = expect(
-        s,
-        MASTER,
+    let v = w.expect(
+        AS_MASTER,
         "/key/update",
         json!({"key": team_key, "team_id": "t2"}),
         200,
@@ -647,17 +603,15 @@ fn update_of_an_unknown_or_invisible_key_is_404_and_alias_clash_409() {
     let s = &w.s;
     let (raw, _) = gen(s, &w["alice"], json!({"key_alias": "alice-1"}));
     gen(s, &w["alice"], json!({"key_alias": "alice-2"}));
-    let v = expect(
-        s,
-        MASTER,
+    let v = w.expect(
+        AS_MASTER,
         "/key/update",
         json!({"key": "sk-this-key-does-not-exist", "key_alias": "x"}),
         404,
     );
     assert_eq!(v["error"]["type"], "not_found_error");
-    expect(
-        s,
-        MASTER,
+    w.expect(
+        AS_MASTER,
         "/key/update",
         json!({"key": hash_key("sk-nope-nope-nope-nope"), "key_alias": "x"}),
         404,
@@ -671,9 +625,8 @@ fn update_of_an_unknown_or_invisible_key_is_404_and_alias_clash_409() {
             404,
         );
     }
-    let v = expect(
-        s,
-        &w["alice"],
+    let v = w.expect(
+        "alice",
         "/key/update",
         json!({"key": raw, "key_alias": "alice-2"}),
         409,
@@ -681,9 +634,8 @@ fn update_of_an_unknown_or_invisible_key_is_404_and_alias_clash_409() {
     assert_eq!(v["error"]["type"], "conflict_error");
     assert_eq!(col(s, &raw, "key_alias"), "alice-1");
     // A proxy admin viewer sees the key but may not change it.
-    expect(
-        s,
-        &w["pview"],
+    w.expect(
+        "pview",
         "/key/update",
         json!({"key": raw, "key_alias": "viewer"}),
         403,
@@ -757,10 +709,9 @@ fn owner_cannot_unblock_their_key_through_update() {
     let s = &w.s;
     let (raw, _) = gen(s, &w["alice"], json!({"team_id": "t1"}));
     // Blocked by the team admin (a block by a higher rank is theirs to lift: authority.rs).
-    expect(s, &w["tadmin"], "/key/block", json!({"key": raw}), 200);
-    expect(
-        s,
-        &w["alice"],
+    w.expect("tadmin", "/key/block", json!({"key": raw}), 200);
+    w.expect(
+        "alice",
         "/key/update",
         json!({"key": raw, "blocked": false}),
         403,
@@ -768,17 +719,15 @@ fn owner_cannot_unblock_their_key_through_update() {
     assert_eq!(col(s, &raw, "blocked"), 1);
     assert_error(&s.get("/v1/models", &raw), 401);
     // The same through regenerate.
-    expect(
-        s,
-        &w["alice"],
+    w.expect(
+        "alice",
         "/key/regenerate",
         json!({"key": raw, "blocked": false}),
         403,
     );
     // The team admin may.
-    let v = expect(
-        s,
-        &w["tadmin"],
+    let v = w.expect(
+        "tadmin",
         "/key/update",
         json!({"key": raw, "blocked": false}),
         200,
@@ -786,9 +735,8 @@ fn owner_cannot_unblock_their_key_through_update() {
     assert_eq!(v["blocked"], false);
     assert_eq!(s.get("/v1/models", &raw).status, 200);
     // Restating the current value is not a change.
-    expect(
-        s,
-        &w["alice"],
+    w.expect(
+        "alice",
         "/key/update",
         json!({"key": raw, "blocked": false, "key_alias": "ok"}),
         200,
@@ -806,20 +754,18 @@ fn delete_by_raw_key_token_or_alias() {
     let (k2, _) = gen(s, &w["alice"], json!({"team_id": "t1"}));
     let (k3, _) = gen(s, &w["alice"], json!({"key_alias": "third"}));
     let n = key_count(s);
-    let v = expect(s, &w["alice"], "/key/delete", json!({"keys": [k1]}), 200);
+    let v = w.expect("alice", "/key/delete", json!({"keys": [k1]}), 200);
     assert_eq!(v["deleted_keys"], json!([hash_key(&k1)]));
     assert!(!exists(s, &k1));
-    let v = expect(
-        s,
-        &w["alice"],
+    let v = w.expect(
+        "alice",
         "/key/delete",
         json!({"keys": [hash_key(&k2)]}),
         200,
     );
     assert_eq!(v["deleted_keys"], json!([hash_key(&k2)]));
-    let v = expect(
-        s,
-        &w["alice"],
+    let v = w.expect(
+        "alice",
         "/key/delete",
         json!({"key_aliases": ["third"]}),
         200,
@@ -836,16 +782,14 @@ fn delete_with_an_unknown_or_invisible_key_deletes_nothing() {
     let s = &w.s;
     let (k1, _) = gen(s, &w["alice"], json!({"key_alias": "k1"}));
     let (k2, _) = gen(s, &w["alice"], json!({"team_id": "t1"}));
-    expect(
-        s,
-        MASTER,
+    w.expect(
+        AS_MASTER,
         "/key/delete",
         json!({"keys": [k1, "sk-unknown-unknown-unknown"]}),
         404,
     );
-    expect(
-        s,
-        MASTER,
+    w.expect(
+        AS_MASTER,
         "/key/delete",
         json!({"keys": [k2], "key_aliases": ["k1", "no-such-alias"]}),
         404,
@@ -861,12 +805,12 @@ fn delete_with_an_unknown_or_invisible_key_deletes_nothing() {
         );
     }
     // Viewers never delete, and a team member may not delete another member's key.
-    expect(s, &w["pview"], "/key/delete", json!({"keys": [k1]}), 403);
-    expect(s, &w["iviewer"], "/key/delete", json!({"keys": [k2]}), 403);
-    expect(s, MASTER, "/key/delete", json!({}), 400);
+    w.expect("pview", "/key/delete", json!({"keys": [k1]}), 403);
+    w.expect("iviewer", "/key/delete", json!({"keys": [k2]}), 403);
+    w.expect(AS_MASTER, "/key/delete", json!({}), 400);
     assert!(exists(s, &k1) && exists(s, &k2));
     // The team admin may delete a key of their team.
-    let v = expect(s, &w["tadmin"], "/key/delete", json!({"keys": [k2]}), 200);
+    let v = w.expect("tadmin", "/key/delete", json!({"keys": [k2]}), 200);
     assert_eq!(v["deleted_keys"], json!([hash_key(&k2)]));
 }
 
@@ -1120,15 +1064,14 @@ fn blocked_key_is_401_everywhere_until_unblocked() {
     let s = &w.s;
     let (raw, _) = gen(s, &w["alice"], json!({"team_id": "t1"}));
     assert_eq!(chat(s, &raw, "A").status, 200);
-    let v = expect(s, MASTER, "/key/block", json!({"key": raw}), 200);
+    let v = w.expect(AS_MASTER, "/key/block", json!({"key": raw}), 200);
     assert_eq!(v["blocked"], true);
     assert_eq!(v["token"], hash_key(&raw));
     assert_eq!(col(s, &raw, "blocked"), 1);
     assert_error(&s.get("/v1/models", &raw), 401);
     assert_error(&chat(s, &raw, "A"), 401);
-    let v = expect(
-        s,
-        MASTER,
+    let v = w.expect(
+        AS_MASTER,
         "/key/unblock",
         json!({"key": hash_key(&raw)}),
         200,
@@ -1147,21 +1090,21 @@ fn block_is_for_proxy_and_team_admins() {
     let (personal, _) = gen(s, &w["alice"], json!({}));
     // The owner may not block or unblock their own key.
     for path in ["/key/block", "/key/unblock"] {
-        let v = expect(s, &w["alice"], path, json!({"key": raw}), 403);
+        let v = w.expect("alice", path, json!({"key": raw}), 403);
         assert_eq!(v["error"]["type"], "permission_error");
-        expect(s, &w["alice"], path, json!({"key": personal}), 403);
-        expect(s, &w["pview"], path, json!({"key": raw}), 403);
-        expect(s, &w["outsider"], path, json!({"key": raw}), 404);
-        expect(s, &w["oadmin2"], path, json!({"key": raw}), 404);
-        expect(s, &w["tadmin"], path, json!({"key": personal}), 404);
-        expect(s, MASTER, path, json!({"key": "sk-not-a-key-at-all"}), 404);
+        w.expect("alice", path, json!({"key": personal}), 403);
+        w.expect("pview", path, json!({"key": raw}), 403);
+        w.expect("outsider", path, json!({"key": raw}), 404);
+        w.expect("oadmin2", path, json!({"key": raw}), 404);
+        w.expect("tadmin", path, json!({"key": personal}), 404);
+        w.expect(AS_MASTER, path, json!({"key": "sk-not-a-key-at-all"}), 404);
     }
     // The team admin and the org admin above the team may.
-    expect(s, &w["tadmin"], "/key/block", json!({"key": raw}), 200);
+    w.expect("tadmin", "/key/block", json!({"key": raw}), 200);
     assert_eq!(col(s, &raw, "blocked"), 1);
-    expect(s, &w["oadmin"], "/key/unblock", json!({"key": raw}), 200);
+    w.expect("oadmin", "/key/unblock", json!({"key": raw}), 200);
     assert_eq!(col(s, &raw, "blocked"), 0);
-    expect(s, &w["padmin"], "/key/block", json!({"key": personal}), 200);
+    w.expect("padmin", "/key/block", json!({"key": personal}), 200);
     assert_eq!(col(s, &personal, "blocked"), 1);
 }
 
@@ -1188,7 +1131,7 @@ fn regenerate_replaces_the_key_and_keeps_everything_else() {
         .unwrap();
     let spend = 1.25;
     let n = key_count(s);
-    let v = expect(s, MASTER, "/key/regenerate", json!({"key": old}), 200);
+    let v = w.expect(AS_MASTER, "/key/regenerate", json!({"key": old}), 200);
     let new = v["key"].as_str().unwrap().to_string();
     assert!(new.starts_with("sk-") && new.len() >= 35);
     assert_ne!(new, old);
@@ -1221,22 +1164,15 @@ fn regenerate_by_path_with_raw_key_or_token() {
     let s = &w.s;
     let (k1, _) = gen(s, &w["alice"], json!({"team_id": "t1", "key_alias": "p1"}));
     // The owner, by raw key in the path.
-    let v = expect(
-        s,
-        &w["alice"],
-        &format!("/key/{k1}/regenerate"),
-        json!({}),
-        200,
-    );
+    let v = w.expect("alice", &format!("/key/{k1}/regenerate"), json!({}), 200);
     let k2 = v["key"].as_str().unwrap().to_string();
     assert_ne!(k2, k1);
     assert_error(&s.get("/v1/models", &k1), 401);
     assert_eq!(s.get("/v1/models", &k2).status, 200);
     assert_eq!(col(s, &k2, "key_alias"), "p1");
     // The team admin, by token in the path.
-    let v = expect(
-        s,
-        &w["tadmin"],
+    let v = w.expect(
+        "tadmin",
         &format!("/key/{}/regenerate", hash_key(&k2)),
         json!({}),
         200,
@@ -1246,38 +1182,24 @@ fn regenerate_by_path_with_raw_key_or_token() {
     assert_eq!(s.get("/v1/models", &k3).status, 200);
     assert_eq!(col(s, &k3, "user_id"), "alice");
     // Outsiders see nothing, on either form.
-    expect(
-        s,
-        &w["outsider"],
-        &format!("/key/{k3}/regenerate"),
-        json!({}),
-        404,
-    );
-    expect(
-        s,
-        &w["outsider"],
-        "/key/regenerate",
-        json!({"key": k3}),
-        404,
-    );
-    expect(s, &w["oadmin2"], "/key/regenerate", json!({"key": k3}), 404);
-    expect(
-        s,
-        MASTER,
+    w.expect("outsider", &format!("/key/{k3}/regenerate"), json!({}), 404);
+    w.expect("outsider", "/key/regenerate", json!({"key": k3}), 404);
+    w.expect("oadmin2", "/key/regenerate", json!({"key": k3}), 404);
+    w.expect(
+        AS_MASTER,
         "/key/regenerate",
         json!({"key": "sk-no-such-key-here"}),
         404,
     );
-    expect(
-        s,
-        MASTER,
+    w.expect(
+        AS_MASTER,
         "/key/sk-no-such-key-here/regenerate",
         json!({}),
         404,
     );
     // A viewer may not, a team member may not regenerate another member's key.
-    expect(s, &w["pview"], "/key/regenerate", json!({"key": k3}), 403);
-    expect(s, &w["iviewer"], "/key/regenerate", json!({"key": k3}), 403);
+    w.expect("pview", "/key/regenerate", json!({"key": k3}), 403);
+    w.expect("iviewer", "/key/regenerate", json!({"key": k3}), 403);
     assert_eq!(s.get("/v1/models", &k3).status, 200);
 }
 
@@ -1311,40 +1233,35 @@ fn regenerate_with_a_custom_new_key_is_for_proxy_admins() {
     let w = world();
     let s = &w.s;
     let (raw, _) = gen(s, &w["alice"], json!({"team_id": "t1"}));
-    expect(
-        s,
-        &w["alice"],
+    w.expect(
+        "alice",
         "/key/regenerate",
         json!({"key": raw, "new_key": "sk-alice-picked-this-one"}),
         403,
     );
-    expect(
-        s,
-        &w["tadmin"],
+    w.expect(
+        "tadmin",
         "/key/regenerate",
         json!({"key": raw, "new_key": "sk-tadmin-picked-this-one"}),
         403,
     );
-    let v = expect(
-        s,
-        MASTER,
+    let v = w.expect(
+        AS_MASTER,
         "/key/regenerate",
         json!({"key": raw, "new_key": "sk-short"}),
         400,
     );
     assert_eq!(v["error"]["param"], "new_key");
     // Taken by another key.
-    expect(
-        s,
-        MASTER,
+    w.expect(
+        AS_MASTER,
         "/key/regenerate",
         json!({"key": raw, "new_key": w["bob"]}),
         409,
     );
     let custom = "sk-admin-picked-new-key";
-    let v = expect(
-        s,
-        MASTER,
+    let v = w.expect(
+        AS_MASTER,
         "/key/regenerate",
         json!({"key": raw, "new_key": custom}),
         200,

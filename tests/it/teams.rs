@@ -211,13 +211,12 @@ fn create_team_role_matrix() {
     let s = &w.s;
     let body = |org: &str| json!({"organization_id": org, "models": ["A"]});
     // Allowed: the org admin of org1, who becomes the team's admin.
-    let v = expect(s, &w["oadmin"], "/team/new", body("org1"), 200);
+    let v = w.expect("oadmin", "/team/new", body("org1"), 200);
     assert_eq!(roles(&v), vec![("oadmin".to_string(), "admin".to_string())]);
     assert_eq!(v["organization_id"], "org1");
     // The org admin listed among the members keeps the listed role (no second row).
-    let v = expect(
-        s,
-        &w["oadmin"],
+    let v = w.expect(
+        "oadmin",
         "/team/new",
         json!({"organization_id": "org1",
                "members_with_roles": [{"role": "user", "user_id": "oadmin"}]}),
@@ -236,16 +235,15 @@ fn create_team_role_matrix() {
         expect(s, k, "/team/new", body("org1"), 403);
     }
     // A team outside any org: proxy admins only.
-    expect(s, &w["oadmin"], "/team/new", json!({}), 403);
-    expect(s, &w["outsider"], "/team/new", json!({}), 403);
+    w.expect("oadmin", "/team/new", json!({}), 403);
+    w.expect("outsider", "/team/new", json!({}), 403);
     // A missing org: 400 for the proxy admin, and no hint for anyone else.
-    let e = expect(s, MASTER, "/team/new", body("nope"), 400);
+    let e = w.expect(AS_MASTER, "/team/new", body("nope"), 400);
     assert_eq!(e["error"]["param"], "organization_id");
-    expect(s, &w["outsider"], "/team/new", body("nope"), 403);
+    w.expect("outsider", "/team/new", body("nope"), 403);
     // The org admin is still bound by the org's models.
-    let e = expect(
-        s,
-        &w["oadmin"],
+    let e = w.expect(
+        "oadmin",
         "/team/new",
         json!({"organization_id": "org1", "models": ["C"]}),
         400,
@@ -331,8 +329,8 @@ fn update_team_alias_and_metadata_role_matrix() {
     for k in [&w["oadmin2"], &w["outsider"], &w["omember"]] {
         expect(s, k, "/team/update", body("no"), 404);
     }
-    expect(s, MASTER, "/team/update", json!({"team_id": "nope"}), 404);
-    let e = expect(s, MASTER, "/team/update", json!({"team_alias": "x"}), 400);
+    w.expect(AS_MASTER, "/team/update", json!({"team_id": "nope"}), 404);
+    let e = w.expect(AS_MASTER, "/team/update", json!({"team_alias": "x"}), 400);
     assert_eq!(e["error"]["param"], "team_id");
 }
 
@@ -351,19 +349,17 @@ fn update_team_models_and_budgets_need_the_org_admin() {
         json!({"team_id": "t1", "budget_duration": "1d"}),
         json!({"team_id": "t1", "team_alias": "x", "soft_budget": 1}),
     ] {
-        expect(s, &w["tadmin"], "/team/update", body, 403);
+        w.expect("tadmin", "/team/update", body, 403);
     }
-    expect(
-        s,
-        &w["tuser"],
+    w.expect(
+        "tuser",
         "/team/update",
         json!({"team_id": "t1", "max_budget": 1}),
         403,
     );
     // The org admin may, within the org's models.
-    let v = expect(
-        s,
-        &w["oadmin"],
+    let v = w.expect(
+        "oadmin",
         "/team/update",
         json!({"team_id": "t1", "models": ["A", "B"], "max_budget": 7, "rpm_limit": 3,
                "budget_duration": "1h"}),
@@ -375,32 +371,28 @@ fn update_team_models_and_budgets_need_the_org_admin() {
     assert_eq!(v["budget_duration"], "1h");
     assert!(v["budget_reset_at"].is_string());
     assert_eq!(team_models(s, "t1"), vec!["A", "B"]);
-    let e = expect(
-        s,
-        &w["oadmin"],
+    let e = w.expect(
+        "oadmin",
         "/team/update",
         json!({"team_id": "t1", "models": ["A", "C"]}),
         400,
     );
     assert!(e["error"]["message"].as_str().unwrap().contains("\"C\""));
-    expect(
-        s,
-        MASTER,
+    w.expect(
+        AS_MASTER,
         "/team/update",
         json!({"team_id": "t1", "models": ["grp"]}),
         400,
     );
-    expect(
-        s,
-        MASTER,
+    w.expect(
+        AS_MASTER,
         "/team/update",
         json!({"team_id": "t1", "max_budget": -3}),
         400,
     );
     // Another org's admin cannot touch this team at all.
-    expect(
-        s,
-        &w["oadmin2"],
+    w.expect(
+        "oadmin2",
         "/team/update",
         json!({"team_id": "t1", "models": ["A"]}),
         404,
@@ -426,42 +418,37 @@ fn moving_a_team_between_orgs() {
             .unwrap()
     };
     // Absent or null leaves the org unchanged.
-    expect(
-        s,
-        MASTER,
+    w.expect(
+        AS_MASTER,
         "/team/update",
         json!({"team_id": "t1", "organization_id": null}),
         200,
     );
     assert_eq!(team_org(s, "t1").as_deref(), Some("org1"));
     // A team admin cannot move it; an admin of only the destination cannot either.
-    expect(
-        s,
-        &w["tadmin"],
+    w.expect(
+        "tadmin",
         "/team/update",
         json!({"team_id": "t1", "organization_id": "org2"}),
         403,
     );
-    expect(
-        s,
-        &w["oadmin2"],
+    w.expect(
+        "oadmin2",
         "/team/update",
         json!({"team_id": "t1", "organization_id": "org2"}),
         404,
     );
     // The models must fit the new org (t1 has [A], org3 only [B]).
-    let e = expect(
-        s,
-        MASTER,
+    let e = w.expect(
+        AS_MASTER,
         "/team/update",
         json!({"team_id": "t1", "organization_id": "org3"}),
         400,
     );
     assert_eq!(e["error"]["param"], "organization_id");
     // Admin of both orgs: the team moves, and its keys with it.
-    let v = expect(
-        s,
-        &w["oadmin"],
+    let v = w.expect(
+        "oadmin",
         "/team/update",
         json!({"team_id": "t1", "organization_id": "org2"}),
         200,
@@ -470,32 +457,28 @@ fn moving_a_team_between_orgs() {
     assert_eq!(team_org(s, "t1").as_deref(), Some("org2"));
     assert_eq!(key_org().as_deref(), Some("org2"));
     // A destination that does not exist: 400 for a proxy admin, 403 for an org admin.
-    let e = expect(
-        s,
-        MASTER,
+    let e = w.expect(
+        AS_MASTER,
         "/team/update",
         json!({"team_id": "t1", "organization_id": "ghost"}),
         400,
     );
     assert_eq!(e["error"]["param"], "organization_id");
-    expect(
-        s,
-        &w["oadmin"],
+    w.expect(
+        "oadmin",
         "/team/update",
         json!({"team_id": "t1", "organization_id": "ghost"}),
         403,
     );
     // "" takes it out of its org: proxy admin only.
-    expect(
-        s,
-        &w["oadmin"],
+    w.expect(
+        "oadmin",
         "/team/update",
         json!({"team_id": "t1", "organization_id": ""}),
         403,
     );
-    let v = expect(
-        s,
-        MASTER,
+    let v = w.expect(
+        AS_MASTER,
         "/team/update",
         json!({"team_id": "t1", "organization_id": ""}),
         200,
@@ -540,9 +523,8 @@ fn delete_team_removes_keys_memberships_and_member_budgets_together() {
     );
     assert_eq!(s.count("SELECT count(*) FROM budgets"), 1);
     // An unknown id among known ones: 404 and nothing deleted.
-    let e = expect(
-        s,
-        MASTER,
+    let e = w.expect(
+        AS_MASTER,
         "/team/delete",
         json!({"team_ids": ["t1", "nope"]}),
         404,
@@ -553,32 +535,19 @@ fn delete_team_removes_keys_memberships_and_member_budgets_together() {
         expect(s, k, "/team/delete", json!({"team_ids": ["t1"]}), 403);
     }
     // (outsider is a member of t1 since the member_add above: visible, so 403.)
-    expect(
-        s,
-        &w["outsider"],
-        "/team/delete",
-        json!({"team_ids": ["t1"]}),
-        403,
-    );
+    w.expect("outsider", "/team/delete", json!({"team_ids": ["t1"]}), 403);
     for k in [&w["oadmin2"], &w["omember"]] {
         expect(s, k, "/team/delete", json!({"team_ids": ["t1"]}), 404);
     }
     // One of two teams outside the caller's org: nothing deleted.
-    expect(
-        s,
-        &w["oadmin2"],
+    w.expect(
+        "oadmin2",
         "/team/delete",
         json!({"team_ids": ["t2", "t1"]}),
         404,
     );
     assert_eq!(s.count("SELECT count(*) FROM teams"), 2);
-    let v = expect(
-        s,
-        &w["oadmin"],
-        "/team/delete",
-        json!({"team_ids": ["t1"]}),
-        200,
-    );
+    let v = w.expect("oadmin", "/team/delete", json!({"team_ids": ["t1"]}), 200);
     assert_eq!(v["deleted_teams"], json!(["t1"]));
     assert_eq!(s.count("SELECT count(*) FROM teams WHERE id = 't1'"), 0);
     assert_eq!(
@@ -601,8 +570,8 @@ fn delete_team_removes_keys_memberships_and_member_budgets_together() {
         s.count("SELECT count(*) FROM api_keys WHERE user_id = 'tuser' AND team_id IS NULL"),
         1
     );
-    expect(s, MASTER, "/team/delete", json!({}), 400);
-    expect(s, MASTER, "/team/delete", json!({"team_ids": "t2"}), 400);
+    w.expect(AS_MASTER, "/team/delete", json!({}), 400);
+    w.expect(AS_MASTER, "/team/delete", json!({"team_ids": "t2"}), 400);
 }
 
 #[test]
@@ -737,9 +706,8 @@ fn member_add_update_delete() {
     let w = world();
     let s = &w.s;
     // A team admin adds one member by id and one (new) by email.
-    let v = expect(
-        s,
-        &w["tadmin"],
+    let v = w.expect(
+        "tadmin",
         "/team/member_add",
         json!({"team_id": "t1", "member": [
             {"role": "user", "user_id": "outsider"},
@@ -763,9 +731,8 @@ fn member_add_update_delete() {
         1
     );
     // A member that is already there: 409, and the new one beside it is not written either.
-    let e = expect(
-        s,
-        MASTER,
+    let e = w.expect(
+        AS_MASTER,
         "/team/member_add",
         json!({"team_id": "t1", "member": [
             {"role": "user", "user_email": "another@example.com"},
@@ -786,7 +753,7 @@ fn member_add_update_delete() {
     for k in [&w["oadmin2"], &w["omember"]] {
         expect(s, k, "/team/member_add", add.clone(), 404);
     }
-    expect(s, &w["oadmin"], "/team/member_add", add.clone(), 200);
+    w.expect("oadmin", "/team/member_add", add.clone(), 200);
     // Bad input.
     for body in [
         json!({"team_id": "t1"}),
@@ -796,20 +763,18 @@ fn member_add_update_delete() {
         json!({"team_id": "t1", "member": {"role": "user", "user_id": "x"},
                "max_budget_in_team": -1}),
     ] {
-        expect(s, MASTER, "/team/member_add", body, 400);
+        w.expect(AS_MASTER, "/team/member_add", body, 400);
     }
-    expect(
-        s,
-        MASTER,
+    w.expect(
+        AS_MASTER,
         "/team/member_add",
         json!({"team_id": "nope", "member": {"role": "user", "user_id": "tuser"}}),
         404,
     );
 
     // member_update: role and budget.
-    let v = expect(
-        s,
-        &w["tadmin"],
+    let v = w.expect(
+        "tadmin",
         "/team/member_update",
         json!({"team_id": "t1", "user_id": "tuser", "role": "admin", "max_budget_in_team": 9}),
         200,
@@ -822,9 +787,8 @@ fn member_add_update_delete() {
     );
     // Existing budget row is updated, not duplicated.
     let budgets = s.count("SELECT count(*) FROM budgets");
-    let v = expect(
-        s,
-        MASTER,
+    let v = w.expect(
+        AS_MASTER,
         "/team/member_update",
         json!({"team_id": "t1", "user_email": "TUSER@example.com", "max_budget_in_team": 4}),
         200,
@@ -832,30 +796,26 @@ fn member_add_update_delete() {
     assert_eq!(v["role"], "admin");
     assert_eq!(v["max_budget_in_team"], 4.0);
     assert_eq!(s.count("SELECT count(*) FROM budgets"), budgets);
-    expect(
-        s,
-        MASTER,
+    w.expect(
+        AS_MASTER,
         "/team/member_update",
         json!({"team_id": "t1", "user_id": "tuser", "role": "owner"}),
         400,
     );
-    expect(
-        s,
-        MASTER,
+    w.expect(
+        AS_MASTER,
         "/team/member_update",
         json!({"team_id": "t1", "user_id": "pview", "role": "user"}),
         404,
     );
-    expect(
-        s,
-        &w["iviewer"],
+    w.expect(
+        "iviewer",
         "/team/member_update",
         json!({"team_id": "t1", "user_id": "iviewer", "role": "admin"}),
         403,
     );
-    expect(
-        s,
-        &w["outsider"],
+    w.expect(
+        "outsider",
         "/team/member_update",
         json!({"team_id": "t1", "user_id": "outsider", "role": "admin"}),
         403,
@@ -864,9 +824,8 @@ fn member_add_update_delete() {
     // member_delete: the membership, its budget and the member's keys in the team go. (tuser
     // is a team admin since the member_update above.)
     seed_team_key(s, "t1", "outsider", Some("org1"));
-    expect(
-        s,
-        &w["tuser"],
+    w.expect(
+        "tuser",
         "/team/member_delete",
         json!({"team_id": "t1", "user_id": "outsider"}),
         200,
@@ -891,44 +850,38 @@ fn member_add_update_delete() {
         s.count("SELECT count(*) FROM budgets WHERE max_budget = 2.5"),
         1
     );
-    expect(
-        s,
-        MASTER,
+    w.expect(
+        AS_MASTER,
         "/team/member_delete",
         json!({"team_id": "t1", "user_id": "outsider"}),
         404,
     );
-    expect(
-        s,
-        MASTER,
+    w.expect(
+        AS_MASTER,
         "/team/member_delete",
         json!({"team_id": "t1", "user_email": "nobody@example.com"}),
         404,
     );
-    expect(
-        s,
-        MASTER,
+    w.expect(
+        AS_MASTER,
         "/team/member_delete",
         json!({"team_id": "t1"}),
         400,
     );
-    expect(
-        s,
-        &w["iviewer"],
+    w.expect(
+        "iviewer",
         "/team/member_delete",
         json!({"team_id": "t1", "user_id": "tadmin"}),
         403,
     );
-    expect(
-        s,
-        &w["oadmin2"],
+    w.expect(
+        "oadmin2",
         "/team/member_delete",
         json!({"team_id": "t1", "user_id": "tadmin"}),
         404,
     );
-    expect(
-        s,
-        &w["tadmin"],
+    w.expect(
+        "tadmin",
         "/team/member_delete",
         json!({"team_id": "t1", "user_email": "fresh@example.com"}),
         200,
@@ -958,33 +911,25 @@ fn block_and_unblock() {
         expect(s, k, "/team/block", json!({"team_id": "t1"}), 404);
     }
     s.admin("/team/block", json!({"team_id": "t1"}));
-    expect(
-        s,
-        &w["tuser"],
-        "/team/unblock",
-        json!({"team_id": "t1"}),
-        403,
-    );
+    w.expect("tuser", "/team/unblock", json!({"team_id": "t1"}), 403);
     assert_eq!(blocked(), 1);
-    expect(s, MASTER, "/team/block", json!({"team_id": "nope"}), 404);
-    expect(s, MASTER, "/team/block", json!({}), 400);
+    w.expect(AS_MASTER, "/team/block", json!({"team_id": "nope"}), 404);
+    w.expect(AS_MASTER, "/team/block", json!({}), 400);
 }
 
 #[test]
 fn model_add_and_delete() {
     let w = world();
     let s = &w.s;
-    let v = expect(
-        s,
-        &w["oadmin"],
+    let v = w.expect(
+        "oadmin",
         "/team/model/add",
         json!({"team_id": "t1", "models": ["B", "A"]}),
         200,
     );
     assert_eq!(v["models"], json!(["A", "B"]));
-    let e = expect(
-        s,
-        MASTER,
+    let e = w.expect(
+        AS_MASTER,
         "/team/model/add",
         json!({"team_id": "t1", "models": ["C"]}),
         400,
@@ -992,16 +937,14 @@ fn model_add_and_delete() {
     assert_eq!(e["error"]["param"], "models");
     assert!(e["error"]["message"].as_str().unwrap().contains("\"C\""));
     // A team admin can neither add nor remove (an emptied list would be unrestricted).
-    expect(
-        s,
-        &w["tadmin"],
+    w.expect(
+        "tadmin",
         "/team/model/add",
         json!({"team_id": "t1", "models": ["B"]}),
         403,
     );
-    expect(
-        s,
-        &w["tadmin"],
+    w.expect(
+        "tadmin",
         "/team/model/delete",
         json!({"team_id": "t1", "models": ["A"]}),
         403,
@@ -1015,33 +958,29 @@ fn model_add_and_delete() {
             403,
         );
     }
-    expect(
-        s,
-        &w["oadmin2"],
+    w.expect(
+        "oadmin2",
         "/team/model/add",
         json!({"team_id": "t1", "models": ["A"]}),
         404,
     );
-    let v = expect(
-        s,
-        &w["oadmin"],
+    let v = w.expect(
+        "oadmin",
         "/team/model/delete",
         json!({"team_id": "t1", "models": ["A", "Z"]}),
         200,
     );
     assert_eq!(v["models"], json!(["B"]));
     assert_eq!(team_models(s, "t1"), vec!["B"]);
-    expect(s, MASTER, "/team/model/add", json!({"team_id": "t1"}), 400);
-    expect(
-        s,
-        MASTER,
+    w.expect(AS_MASTER, "/team/model/add", json!({"team_id": "t1"}), 400);
+    w.expect(
+        AS_MASTER,
         "/team/model/add",
         json!({"team_id": "t1", "models": "A"}),
         400,
     );
-    expect(
-        s,
-        MASTER,
+    w.expect(
+        AS_MASTER,
         "/team/model/add",
         json!({"team_id": "nope", "models": ["A"]}),
         404,
@@ -1049,16 +988,14 @@ fn model_add_and_delete() {
     // A team without an org: proxy admins only, bounded by the proxy.
     seed_team(s, "free", None, &["A"]);
     seed_team_member(s, "free", "outsider", "admin");
-    expect(
-        s,
-        &w["outsider"],
+    w.expect(
+        "outsider",
         "/team/model/add",
         json!({"team_id": "free", "models": ["C"]}),
         403,
     );
-    let v = expect(
-        s,
-        MASTER,
+    let v = w.expect(
+        AS_MASTER,
         "/team/model/add",
         json!({"team_id": "free", "models": ["C"]}),
         200,
