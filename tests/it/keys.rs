@@ -333,139 +333,93 @@ fn bad_generate_input_is_400_and_changes_nothing() {
 #[test]
 fn proxy_admins_create_any_key_and_viewers_none() {
     let w = world();
-    let s = &w.s;
-    let (_, v) = gen(
-        s,
-        MASTER,
-        json!({"user_id": "bob", "team_id": "t2", "models": ["B"]}),
-    );
-    assert_eq!(v["user_id"], "bob");
-    assert_eq!(v["team_id"], "t2");
-    assert_eq!(v["organization_id"], "org2");
-    let (_, v) = gen(
-        s,
-        &w["padmin"],
-        json!({"user_id": "alice", "team_id": "t2"}),
-    );
-    assert_eq!(v["user_id"], "alice");
-    assert_eq!(v["created_by"], "padmin");
-    // A proxy admin's own key without user_id belongs to them.
-    let (_, v) = gen(s, &w["padmin"], json!({}));
-    assert_eq!(v["user_id"], "padmin");
-
-    for (who, name) in [
-        (&w["pview"], "proxy_admin_viewer"),
-        (&w["iviewer"], "viewer"),
-    ] {
-        for body in [json!({}), json!({"team_id": "t1"})] {
-            let v = expect(s, who, "/key/generate", body, 403);
-            assert_eq!(v["error"]["type"], "permission_error", "{name}");
-        }
+    let g = |who, body, status| Case::post(who, "/key/generate", body, status);
+    #[rustfmt::skip]
+    let v = run_cases(&w, &[
+        g(AS_MASTER, json!({"user_id": "bob", "team_id": "t2", "models": ["B"]}), 200),
+        g("padmin", json!({"user_id": "alice", "team_id": "t2"}), 200),
+        // A proxy admin's own key without user_id belongs to them.
+        g("padmin", json!({}), 200),
+        g("pview", json!({}), 403), g("pview", json!({"team_id": "t1"}), 403),
+        g("iviewer", json!({}), 403), g("iviewer", json!({"team_id": "t1"}), 403),
+        g(ANON, json!({}), 401),
+    ]);
+    assert_eq!(v[0]["user_id"], "bob");
+    assert_eq!(v[0]["team_id"], "t2");
+    assert_eq!(v[0]["organization_id"], "org2");
+    assert_eq!(v[1]["user_id"], "alice");
+    assert_eq!(v[1]["created_by"], "padmin");
+    assert_eq!(v[2]["user_id"], "padmin");
+    for refusal in &v[3..7] {
+        assert_eq!(refusal["error"]["type"], "permission_error", "{refusal}");
     }
-    // No key at all.
-    let before = snapshot(s);
-    let r = s.request("POST", "/key/generate", None, Some(b"{}"), &[]);
-    assert_error(&r, 401);
-    assert_eq!(snapshot(s), before);
 }
 
 #[test]
 fn internal_user_creates_keys_only_for_themselves_in_their_teams() {
     let w = world();
     let s = &w.s;
-    // For themselves, no team.
-    let (_, v) = gen(s, &w["alice"], json!({"key_alias": "mine"}));
-    assert_eq!(v["user_id"], "alice");
-    assert!(v["team_id"].is_null());
-    assert_eq!(v["created_by"], "alice");
-    // For somebody else.
-    w.expect("alice", "/key/generate", json!({"user_id": "bob"}), 403);
-    w.expect(
-        "alice",
-        "/key/generate",
-        json!({"user_id": "bob", "team_id": "t1"}),
-        403,
+    let g = |who, body, status| Case::post(who, "/key/generate", body, status);
+    #[rustfmt::skip]
+    let v = run_cases(&w, &[
+        // For themselves, no team.
+        g("alice", json!({"key_alias": "mine"}), 200),
+        // For somebody else.
+        g("alice", json!({"user_id": "bob"}), 403),
+        g("alice", json!({"user_id": "bob", "team_id": "t1"}), 403),
+        // In a team they are not in.
+        g("alice", json!({"team_id": "t2"}), 403),
+        g("outsider", json!({"team_id": "t1"}), 403),
+        // In an org they are not in (a key without a team).
+        g("alice", json!({"organization_id": "org2"}), 403),
+        // In their team.
+        g("alice", json!({"team_id": "t1"}), 200),
+        // Beyond the team's models.
+        g("alice", json!({"team_id": "t1", "models": ["A", "B"]}), 400).param("models"),
+        // `all-team-models` in their team follows the team.
+        g("alice", json!({"team_id": "t1", "models": ["all-team-models"]}), 200),
+    ]);
+    assert_eq!(v[0]["user_id"], "alice");
+    assert!(v[0]["team_id"].is_null());
+    assert_eq!(v[0]["created_by"], "alice");
+    assert_eq!(v[6]["user_id"], "alice");
+    assert_eq!(v[6]["team_id"], "t1");
+    assert_eq!(v[6]["organization_id"], "org1");
+    assert_eq!(col(s, v[6]["key"].as_str().unwrap(), "team_id"), "t1");
+    assert!(
+        v[7]["error"]["message"].as_str().unwrap().contains('B'),
+        "{}",
+        v[7]
     );
-    // In a team they are not in.
-    w.expect("alice", "/key/generate", json!({"team_id": "t2"}), 403);
-    w.expect("outsider", "/key/generate", json!({"team_id": "t1"}), 403);
-    // In an org they are not in (a key without a team).
-    w.expect(
-        "alice",
-        "/key/generate",
-        json!({"organization_id": "org2"}),
-        403,
-    );
-    // In their team.
-    let (raw, v) = gen(s, &w["alice"], json!({"team_id": "t1"}));
-    assert_eq!(v["user_id"], "alice");
-    assert_eq!(v["team_id"], "t1");
-    assert_eq!(v["organization_id"], "org1");
-    assert_eq!(col(s, &raw, "team_id"), "t1");
-    // Beyond the team's models.
-    let v = w.expect(
-        "alice",
-        "/key/generate",
-        json!({"team_id": "t1", "models": ["A", "B"]}),
-        400,
-    );
-    assert_eq!(v["error"]["param"], "models");
-    assert!(v["error"]["message"].as_str().unwrap().contains('B'), "{v}");
-    // `all-team-models` in their team follows the team.
-    let (raw, _) = gen(
-        s,
-        &w["alice"],
-        json!({"team_id": "t1", "models": ["all-team-models"]}),
-    );
-    assert_eq!(models_of(s, &raw), vec!["A"]);
+    assert_eq!(models_of(s, v[8]["key"].as_str().unwrap()), vec!["A"]);
 }
 
 #[test]
 fn team_and_org_admins_create_keys_for_members_of_their_teams() {
     let w = world();
-    let s = &w.s;
-    // Team admin, for a member of the team.
-    let (raw, v) = gen(
-        s,
-        &w["tadmin"],
-        json!({"team_id": "t1", "user_id": "alice"}),
-    );
-    assert_eq!(v["user_id"], "alice");
-    assert_eq!(v["team_id"], "t1");
-    assert_eq!(v["created_by"], "tadmin");
-    assert_eq!(col(s, &raw, "user_id"), "alice");
-    // Team admin, for a non-member, or for someone else outside the team.
-    w.expect(
-        "tadmin",
-        "/key/generate",
-        json!({"team_id": "t1", "user_id": "bob"}),
-        403,
-    );
-    w.expect("tadmin", "/key/generate", json!({"user_id": "alice"}), 403);
-    // Team admin may not widen the team's models.
-    w.expect(
-        "tadmin",
-        "/key/generate",
-        json!({"team_id": "t1", "user_id": "alice", "models": ["C"]}),
-        400,
-    );
-    // Org admin of the team's org: in that team, for a member or for themselves.
-    let (_, v) = gen(
-        s,
-        &w["oadmin"],
-        json!({"team_id": "t1", "user_id": "alice"}),
-    );
-    assert_eq!(v["team_id"], "t1");
-    let (_, v) = gen(s, &w["oadmin"], json!({"team_id": "t1"}));
-    assert_eq!(v["user_id"], "oadmin");
-    // Org admin of another org.
-    w.expect("oadmin2", "/key/generate", json!({"team_id": "t1"}), 403);
-    w.expect(
-        "oadmin2",
-        "/key/generate",
-        json!({"team_id": "t1", "user_id": "alice"}),
-        403,
-    );
+    let g = |who, body, status| Case::post(who, "/key/generate", body, status);
+    #[rustfmt::skip]
+    let v = run_cases(&w, &[
+        // Team admin, for a member of the team.
+        g("tadmin", json!({"team_id": "t1", "user_id": "alice"}), 200),
+        // Team admin, for a non-member, or for someone else outside the team.
+        g("tadmin", json!({"team_id": "t1", "user_id": "bob"}), 403),
+        g("tadmin", json!({"user_id": "alice"}), 403),
+        // Team admin may not widen the team's models.
+        g("tadmin", json!({"team_id": "t1", "user_id": "alice", "models": ["C"]}), 400),
+        // Org admin of the team's org: in that team, for a member or for themselves.
+        g("oadmin", json!({"team_id": "t1", "user_id": "alice"}), 200),
+        g("oadmin", json!({"team_id": "t1"}), 200),
+        // Org admin of another org.
+        g("oadmin2", json!({"team_id": "t1"}), 403),
+        g("oadmin2", json!({"team_id": "t1", "user_id": "alice"}), 403),
+    ]);
+    assert_eq!(v[0]["user_id"], "alice");
+    assert_eq!(v[0]["team_id"], "t1");
+    assert_eq!(v[0]["created_by"], "tadmin");
+    assert_eq!(col(&w, v[0]["key"].as_str().unwrap(), "user_id"), "alice");
+    assert_eq!(v[4]["team_id"], "t1");
+    assert_eq!(v[5]["user_id"], "oadmin");
 }
 
 #[test]
@@ -540,59 +494,29 @@ fn only_admins_change_budgets_and_proxy_admins_move_keys() {
     let s = &w.s;
     let (personal, _) = gen(s, &w["alice"], json!({}));
     let (team_key, _) = gen(s, &w["alice"], json!({"team_id": "t1"}));
-    // The owner may not raise a budget on a personal key, nor on a team key.
-    w.expect(
-        "alice",
-        "/key/update",
-        json!({"key": personal, "max_budget": 1000}),
-        403,
-    );
-    w.expect(
-        "alice",
-        "/key/update",
-        json!({"key": team_key, "max_budget": 1000, "rpm_limit": 100000}),
-        403,
-    );
-    // The team admin may change the budgets of keys in their team.
-    let v = w.expect(
-        "tadmin",
-        "/key/update",
-        json!({"key": team_key, "max_budget": 5, "tpm_limit": 10}),
-        200,
-    );
-    assert_eq!(v["max_budget"], 5.0);
+    let up = |who, body, status| Case::post(who, "/key/update", body, status);
+    let t2 = json!({"key": team_key, "team_id": "t2"});
+    #[rustfmt::skip]
+    let v = run_cases(&w, &[
+        // The owner may not raise a budget on a personal key, nor on a team key.
+        up("alice", json!({"key": personal, "max_budget": 1000}), 403),
+        up("alice", json!({"key": team_key, "max_budget": 1000, "rpm_limit": 100000}), 403),
+        // The team admin may change the budgets of keys in their team...
+        up("tadmin", json!({"key": team_key, "max_budget": 5, "tpm_limit": 10}), 200),
+    ]);
+    assert_eq!(v[2]["max_budget"], 5.0);
     assert_eq!(col(s, &team_key, "max_budget"), 5.0);
     assert_eq!(col(s, &team_key, "tpm_limit"), 10);
-    // ...but cannot see a personal key of a member.
-    w.expect(
-        "tadmin",
-        "/key/update",
-        json!({"key": personal, "max_budget": 5}),
-        404,
-    );
-    // Moving a key to another team: proxy admins only.
-    for caller in [&w["alice"], &w["tadmin"], &w["oadmin"]] {
-        expect(
-            s,
-            caller,
-            "/key/update",
-            json!({"key": team_key, "team_id": "t2"}),
-            403,
-        );
-    }
-    w.expect(
-        "alice",
-        "/key/update",
-        json!({"key": team_key, "user_id": "bob"}),
-        403,
-    );
-    let v = w.expect(
-        AS_MASTER,
-        "/key/update",
-        json!({"key": team_key, "team_id": "t2"}),
-        200,
-    );
-    assert_eq!(v["team_id"], "t2");
+    #[rustfmt::skip]
+    let v = run_cases(&w, &[
+        // ...but cannot see a personal key of a member.
+        up("tadmin", json!({"key": personal, "max_budget": 5}), 404),
+        // Moving a key to another team (or user): proxy admins only.
+        up("alice", t2.clone(), 403), up("tadmin", t2.clone(), 403), up("oadmin", t2.clone(), 403),
+        up("alice", json!({"key": team_key, "user_id": "bob"}), 403),
+        up(AS_MASTER, t2.clone(), 200),
+    ]);
+    assert_eq!(v[5]["team_id"], "t2");
     assert_eq!(col(s, &team_key, "team_id"), "t2");
     assert_eq!(col(s, &team_key, "organization_id"), "org2");
 }
@@ -603,43 +527,21 @@ fn update_of_an_unknown_or_invisible_key_is_404_and_alias_clash_409() {
     let s = &w.s;
     let (raw, _) = gen(s, &w["alice"], json!({"key_alias": "alice-1"}));
     gen(s, &w["alice"], json!({"key_alias": "alice-2"}));
-    let v = w.expect(
-        AS_MASTER,
-        "/key/update",
-        json!({"key": "sk-this-key-does-not-exist", "key_alias": "x"}),
-        404,
-    );
-    assert_eq!(v["error"]["type"], "not_found_error");
-    w.expect(
-        AS_MASTER,
-        "/key/update",
-        json!({"key": hash_key("sk-nope-nope-nope-nope"), "key_alias": "x"}),
-        404,
-    );
-    for caller in [&w["outsider"], &w["tadmin"], &w["oadmin"]] {
-        expect(
-            s,
-            caller,
-            "/key/update",
-            json!({"key": raw, "key_alias": "stolen"}),
-            404,
-        );
-    }
-    let v = w.expect(
-        "alice",
-        "/key/update",
-        json!({"key": raw, "key_alias": "alice-2"}),
-        409,
-    );
-    assert_eq!(v["error"]["type"], "conflict_error");
+    let up = |who, body, status| Case::post(who, "/key/update", body, status);
+    let stolen = json!({"key": raw, "key_alias": "stolen"});
+    #[rustfmt::skip]
+    let v = run_cases(&w, &[
+        up(AS_MASTER, json!({"key": "sk-this-key-does-not-exist", "key_alias": "x"}), 404),
+        up(AS_MASTER, json!({"key": hash_key("sk-nope-nope-nope-nope"), "key_alias": "x"}), 404),
+        up("outsider", stolen.clone(), 404), up("tadmin", stolen.clone(), 404),
+        up("oadmin", stolen.clone(), 404),
+        up("alice", json!({"key": raw, "key_alias": "alice-2"}), 409),
+        // A proxy admin viewer sees the key but may not change it.
+        up("pview", json!({"key": raw, "key_alias": "viewer"}), 403),
+    ]);
+    assert_eq!(v[0]["error"]["type"], "not_found_error");
+    assert_eq!(v[5]["error"]["type"], "conflict_error");
     assert_eq!(col(s, &raw, "key_alias"), "alice-1");
-    // A proxy admin viewer sees the key but may not change it.
-    w.expect(
-        "pview",
-        "/key/update",
-        json!({"key": raw, "key_alias": "viewer"}),
-        403,
-    );
 }
 
 #[test]
@@ -782,32 +684,20 @@ fn delete_with_an_unknown_or_invisible_key_deletes_nothing() {
     let s = &w.s;
     let (k1, _) = gen(s, &w["alice"], json!({"key_alias": "k1"}));
     let (k2, _) = gen(s, &w["alice"], json!({"team_id": "t1"}));
-    w.expect(
-        AS_MASTER,
-        "/key/delete",
-        json!({"keys": [k1, "sk-unknown-unknown-unknown"]}),
-        404,
-    );
-    w.expect(
-        AS_MASTER,
-        "/key/delete",
-        json!({"keys": [k2], "key_aliases": ["k1", "no-such-alias"]}),
-        404,
-    );
-    for caller in [&w["outsider"], &w["oadmin2"]] {
-        expect(s, caller, "/key/delete", json!({"keys": [k1]}), 404);
-        expect(
-            s,
-            caller,
-            "/key/delete",
-            json!({"key_aliases": ["k1"]}),
-            404,
-        );
-    }
-    // Viewers never delete, and a team member may not delete another member's key.
-    w.expect("pview", "/key/delete", json!({"keys": [k1]}), 403);
-    w.expect("iviewer", "/key/delete", json!({"keys": [k2]}), 403);
-    w.expect(AS_MASTER, "/key/delete", json!({}), 400);
+    let del = |who, body, status| Case::post(who, "/key/delete", body, status);
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        del(AS_MASTER, json!({"keys": [k1, "sk-unknown-unknown-unknown"]}), 404),
+        del(AS_MASTER, json!({"keys": [k2], "key_aliases": ["k1", "no-such-alias"]}), 404),
+        del("outsider", json!({"keys": [k1]}), 404),
+        del("outsider", json!({"key_aliases": ["k1"]}), 404),
+        del("oadmin2", json!({"keys": [k1]}), 404),
+        del("oadmin2", json!({"key_aliases": ["k1"]}), 404),
+        // Viewers never delete, and a team member may not delete another member's key.
+        del("pview", json!({"keys": [k1]}), 403),
+        del("iviewer", json!({"keys": [k2]}), 403),
+        del(AS_MASTER, json!({}), 400),
+    ]);
     assert!(exists(s, &k1) && exists(s, &k2));
     // The team admin may delete a key of their team.
     let v = w.expect("tadmin", "/key/delete", json!({"keys": [k2]}), 200);
@@ -1088,16 +978,16 @@ fn block_is_for_proxy_and_team_admins() {
     let s = &w.s;
     let (raw, _) = gen(s, &w["alice"], json!({"team_id": "t1"}));
     let (personal, _) = gen(s, &w["alice"], json!({}));
-    // The owner may not block or unblock their own key.
     for path in ["/key/block", "/key/unblock"] {
-        let v = w.expect("alice", path, json!({"key": raw}), 403);
-        assert_eq!(v["error"]["type"], "permission_error");
-        w.expect("alice", path, json!({"key": personal}), 403);
-        w.expect("pview", path, json!({"key": raw}), 403);
-        w.expect("outsider", path, json!({"key": raw}), 404);
-        w.expect("oadmin2", path, json!({"key": raw}), 404);
-        w.expect("tadmin", path, json!({"key": personal}), 404);
-        w.expect(AS_MASTER, path, json!({"key": "sk-not-a-key-at-all"}), 404);
+        let c = |who, key: &str, status| Case::post(who, path, json!({"key": key}), status);
+        // The owner may not block or unblock their own key; others do not see it.
+        #[rustfmt::skip]
+        let v = run_cases(&w, &[
+            c("alice", &raw, 403), c("alice", &personal, 403), c("pview", &raw, 403),
+            c("outsider", &raw, 404), c("oadmin2", &raw, 404), c("tadmin", &personal, 404),
+            c(AS_MASTER, "sk-not-a-key-at-all", 404),
+        ]);
+        assert_eq!(v[0]["error"]["type"], "permission_error");
     }
     // The team admin and the org admin above the team may.
     w.expect("tadmin", "/key/block", json!({"key": raw}), 200);
@@ -1233,41 +1123,26 @@ fn regenerate_with_a_custom_new_key_is_for_proxy_admins() {
     let w = world();
     let s = &w.s;
     let (raw, _) = gen(s, &w["alice"], json!({"team_id": "t1"}));
-    w.expect(
-        "alice",
-        "/key/regenerate",
-        json!({"key": raw, "new_key": "sk-alice-picked-this-one"}),
-        403,
-    );
-    w.expect(
-        "tadmin",
-        "/key/regenerate",
-        json!({"key": raw, "new_key": "sk-tadmin-picked-this-one"}),
-        403,
-    );
-    let v = w.expect(
-        AS_MASTER,
-        "/key/regenerate",
-        json!({"key": raw, "new_key": "sk-short"}),
-        400,
-    );
-    assert_eq!(v["error"]["param"], "new_key");
-    // Taken by another key.
-    w.expect(
-        AS_MASTER,
-        "/key/regenerate",
-        json!({"key": raw, "new_key": w["bob"]}),
-        409,
-    );
+    let re = |who, new_key: &str, status| {
+        Case::post(
+            who,
+            "/key/regenerate",
+            json!({"key": raw, "new_key": new_key}),
+            status,
+        )
+    };
     let custom = "sk-admin-picked-new-key";
-    let v = w.expect(
-        AS_MASTER,
-        "/key/regenerate",
-        json!({"key": raw, "new_key": custom}),
-        200,
-    );
-    assert_eq!(v["key"], custom);
-    assert_eq!(v["token"], hash_key(custom));
+    #[rustfmt::skip]
+    let v = run_cases(&w, &[
+        re("alice", "sk-alice-picked-this-one", 403),
+        re("tadmin", "sk-tadmin-picked-this-one", 403),
+        re(AS_MASTER, "sk-short", 400).param("new_key"),
+        // Taken by another key.
+        re(AS_MASTER, &w["bob"], 409),
+        re(AS_MASTER, custom, 200),
+    ]);
+    assert_eq!(v[4]["key"], custom);
+    assert_eq!(v[4]["token"], hash_key(custom));
     assert_error(&s.get("/v1/models", &raw), 401);
     assert_eq!(models_of(s, custom), vec!["A"]);
 }
