@@ -208,52 +208,38 @@ fn team_models_must_fit_the_org() {
 #[test]
 fn create_team_role_matrix() {
     let w = world();
-    let s = &w.s;
     let body = |org: &str| json!({"organization_id": org, "models": ["A"]});
-    // Allowed: the org admin of org1, who becomes the team's admin.
-    let v = w.expect("oadmin", "/team/new", body("org1"), 200);
-    assert_eq!(roles(&v), vec![("oadmin".to_string(), "admin".to_string())]);
-    assert_eq!(v["organization_id"], "org1");
-    // The org admin listed among the members keeps the listed role (no second row).
-    let v = w.expect(
-        "oadmin",
-        "/team/new",
-        json!({"organization_id": "org1",
-               "members_with_roles": [{"role": "user", "user_id": "oadmin"}]}),
-        200,
+    let new = |who, body, status| Case::post(who, "/team/new", body, status);
+    #[rustfmt::skip]
+    let v = run_cases(&w, &[
+        // Allowed: the org admin of org1, who becomes the team's admin.
+        new("oadmin", body("org1"), 200),
+        // The org admin listed among the members keeps the listed role (no second row).
+        new("oadmin", json!({"organization_id": "org1",
+            "members_with_roles": [{"role": "user", "user_id": "oadmin"}]}), 200),
+        // Denied: another org's admin, plain org members, team admins, outsiders, viewers.
+        new("oadmin2", body("org1"), 403), new("omember", body("org1"), 403),
+        new("tadmin", body("org1"), 403), new("outsider", body("org1"), 403),
+        new("iviewer", body("org1"), 403), new("pview", body("org1"), 403),
+        // A team outside any org: proxy admins only.
+        new("oadmin", json!({}), 403), new("outsider", json!({}), 403),
+        // A missing org: 400 for the proxy admin, and no hint for anyone else.
+        new(AS_MASTER, body("nope"), 400).param("organization_id"),
+        new("outsider", body("nope"), 403),
+        // The org admin is still bound by the org's models.
+        new("oadmin", json!({"organization_id": "org1", "models": ["C"]}), 400).param("models"),
+        // No key.
+        new(ANON, json!({}), 401),
+    ]);
+    assert_eq!(
+        roles(&v[0]),
+        vec![("oadmin".to_string(), "admin".to_string())]
     );
-    assert_eq!(roles(&v), vec![("oadmin".to_string(), "user".to_string())]);
-    // Denied: another org's admin, plain org members, team admins, outsiders, viewers.
-    for k in [
-        &w["oadmin2"],
-        &w["omember"],
-        &w["tadmin"],
-        &w["outsider"],
-        &w["iviewer"],
-        &w["pview"],
-    ] {
-        expect(s, k, "/team/new", body("org1"), 403);
-    }
-    // A team outside any org: proxy admins only.
-    w.expect("oadmin", "/team/new", json!({}), 403);
-    w.expect("outsider", "/team/new", json!({}), 403);
-    // A missing org: 400 for the proxy admin, and no hint for anyone else.
-    let e = w.expect(AS_MASTER, "/team/new", body("nope"), 400);
-    assert_eq!(e["error"]["param"], "organization_id");
-    w.expect("outsider", "/team/new", body("nope"), 403);
-    // The org admin is still bound by the org's models.
-    let e = w.expect(
-        "oadmin",
-        "/team/new",
-        json!({"organization_id": "org1", "models": ["C"]}),
-        400,
+    assert_eq!(v[0]["organization_id"], "org1");
+    assert_eq!(
+        roles(&v[1]),
+        vec![("oadmin".to_string(), "user".to_string())]
     );
-    assert_eq!(e["error"]["param"], "models");
-    // No key.
-    let before = snapshot(s);
-    let r = s.request("POST", "/team/new", None, Some(b"{}"), &[]);
-    assert_error(&r, 401);
-    assert_eq!(snapshot(s), before);
 }
 
 #[test]
@@ -304,59 +290,45 @@ fn create_team_bad_input_is_400_naming_the_field() {
 #[test]
 fn update_team_alias_and_metadata_role_matrix() {
     let w = world();
-    let s = &w.s;
     let body = |a: &str| json!({"team_id": "t1", "team_alias": a, "metadata": {"k": a}});
-    for (k, name) in [
-        (MASTER, "master"),
-        (&w["oadmin"], "oadmin"),
-        (&w["tadmin"], "tadmin"),
-    ] {
-        let v = expect(s, k, "/team/update", body(name), 200);
-        assert_eq!(v["team_alias"], name);
-        assert_eq!(v["metadata"], json!({"k": name}));
-        assert_eq!(
-            s.count(&format!(
-                "SELECT count(*) FROM teams WHERE id = 't1' AND alias = '{name}'"
-            )),
-            1
-        );
+    for who in [AS_MASTER, "oadmin", "tadmin"] {
+        let v = w.expect(who, "/team/update", body(who), 200);
+        assert_eq!(v["team_alias"], who);
+        assert_eq!(v["metadata"], json!({"k": who}));
+        let sql = format!("SELECT count(*) FROM teams WHERE id = 't1' AND alias = '{who}'");
+        assert_eq!(w.count(&sql), 1);
     }
-    // Visible but not changeable: 403.
-    for k in [&w["tuser"], &w["pview"], &w["iviewer"]] {
-        expect(s, k, "/team/update", body("no"), 403);
-    }
-    // Invisible: 404, like a missing team.
-    for k in [&w["oadmin2"], &w["outsider"], &w["omember"]] {
-        expect(s, k, "/team/update", body("no"), 404);
-    }
-    w.expect(AS_MASTER, "/team/update", json!({"team_id": "nope"}), 404);
-    let e = w.expect(AS_MASTER, "/team/update", json!({"team_alias": "x"}), 400);
-    assert_eq!(e["error"]["param"], "team_id");
+    let up = |who, body, status| Case::post(who, "/team/update", body, status);
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        // Visible but not changeable: 403.
+        up("tuser", body("no"), 403), up("pview", body("no"), 403), up("iviewer", body("no"), 403),
+        // Invisible: 404, like a missing team.
+        up("oadmin2", body("no"), 404), up("outsider", body("no"), 404),
+        up("omember", body("no"), 404),
+        up(AS_MASTER, json!({"team_id": "nope"}), 404),
+        up(AS_MASTER, json!({"team_alias": "x"}), 400).param("team_id"),
+    ]);
 }
 
 #[test]
 fn update_team_models_and_budgets_need_the_org_admin() {
     let w = world();
     let s = &w.s;
+    let up = |who, body, status| Case::post(who, "/team/update", body, status);
     // A team admin never widens the team's models or budgets.
-    for body in [
-        json!({"team_id": "t1", "models": ["A", "B"]}),
-        json!({"team_id": "t1", "models": ["A"]}),
-        json!({"team_id": "t1", "max_budget": 1000}),
-        json!({"team_id": "t1", "tpm_limit": 1000}),
-        json!({"team_id": "t1", "rpm_limit": 1000}),
-        json!({"team_id": "t1", "max_parallel_requests": 9}),
-        json!({"team_id": "t1", "budget_duration": "1d"}),
-        json!({"team_id": "t1", "team_alias": "x", "soft_budget": 1}),
-    ] {
-        w.expect("tadmin", "/team/update", body, 403);
-    }
-    w.expect(
-        "tuser",
-        "/team/update",
-        json!({"team_id": "t1", "max_budget": 1}),
-        403,
-    );
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        up("tadmin", json!({"team_id": "t1", "models": ["A", "B"]}), 403),
+        up("tadmin", json!({"team_id": "t1", "models": ["A"]}), 403),
+        up("tadmin", json!({"team_id": "t1", "max_budget": 1000}), 403),
+        up("tadmin", json!({"team_id": "t1", "tpm_limit": 1000}), 403),
+        up("tadmin", json!({"team_id": "t1", "rpm_limit": 1000}), 403),
+        up("tadmin", json!({"team_id": "t1", "max_parallel_requests": 9}), 403),
+        up("tadmin", json!({"team_id": "t1", "budget_duration": "1d"}), 403),
+        up("tadmin", json!({"team_id": "t1", "team_alias": "x", "soft_budget": 1}), 403),
+        up("tuser", json!({"team_id": "t1", "max_budget": 1}), 403),
+    ]);
     // The org admin may, within the org's models.
     let v = w.expect(
         "oadmin",
@@ -371,32 +343,15 @@ fn update_team_models_and_budgets_need_the_org_admin() {
     assert_eq!(v["budget_duration"], "1h");
     assert!(v["budget_reset_at"].is_string());
     assert_eq!(team_models(s, "t1"), vec!["A", "B"]);
-    let e = w.expect(
-        "oadmin",
-        "/team/update",
-        json!({"team_id": "t1", "models": ["A", "C"]}),
-        400,
-    );
-    assert!(e["error"]["message"].as_str().unwrap().contains("\"C\""));
-    w.expect(
-        AS_MASTER,
-        "/team/update",
-        json!({"team_id": "t1", "models": ["grp"]}),
-        400,
-    );
-    w.expect(
-        AS_MASTER,
-        "/team/update",
-        json!({"team_id": "t1", "max_budget": -3}),
-        400,
-    );
-    // Another org's admin cannot touch this team at all.
-    w.expect(
-        "oadmin2",
-        "/team/update",
-        json!({"team_id": "t1", "models": ["A"]}),
-        404,
-    );
+    #[rustfmt::skip]
+    let v = run_cases(&w, &[
+        up("oadmin", json!({"team_id": "t1", "models": ["A", "C"]}), 400),
+        up(AS_MASTER, json!({"team_id": "t1", "models": ["grp"]}), 400),
+        up(AS_MASTER, json!({"team_id": "t1", "max_budget": -3}), 400),
+        // Another org's admin cannot touch this team at all.
+        up("oadmin2", json!({"team_id": "t1", "models": ["A"]}), 404),
+    ]);
+    assert!(v[0]["error"]["message"].as_str().unwrap().contains("\"C\""));
     assert_eq!(team_models(s, "t1"), vec!["A", "B"]);
 }
 
