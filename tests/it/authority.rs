@@ -4,7 +4,7 @@
 //! refusal leaves every table as it was (`snapshot`).
 
 use crate::common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// org1 [A, B] with team t1 [A, B] (and t2 [A] where nobody below is a member);
 /// org2 [A, B, C] with team u1.
@@ -640,11 +640,10 @@ fn issue_11_team_member_removed_or_user_deleted_loses_keys() {
 /// nothing written), whatever its owner may do with a key of their own.
 #[test]
 fn issue_11_calls_only_key_is_refused_on_every_management_route() {
-    let w = world();
-    let s = &w.s;
+    let mut w = world();
     // The owner is a team admin and an org admin elsewhere: rights the minted key must not use.
-    seed_team_member(s, "u1", "m", "admin");
-    s.admin(
+    seed_team_member(&w, "u1", "m", "admin");
+    w.admin(
         "/team/member_update",
         json!({"team_id": "t1", "user_id": "m", "role": "admin"}),
     );
@@ -656,116 +655,50 @@ fn issue_11_calls_only_key_is_refused_on_every_management_route() {
     );
     let minted = k["key"].as_str().unwrap().to_string();
     let token = k["token"].as_str().unwrap().to_string();
-    let routes: Vec<(&str, String, Value)> = vec![
-        (
-            "POST",
-            "/organization/new".into(),
-            json!({"organization_alias": "x"}),
-        ),
-        (
-            "PATCH",
-            "/organization/update".into(),
-            json!({"organization_id": "org2", "organization_alias": "y"}),
-        ),
-        (
-            "DELETE",
-            "/organization/delete".into(),
-            json!({"organization_ids": ["org2"]}),
-        ),
-        ("GET", "/organization/list".into(), json!({})),
-        (
-            "GET",
-            "/organization/info?organization_id=org2".into(),
-            json!({}),
-        ),
-        (
-            "POST",
-            "/organization/member_add".into(),
-            json!({"organization_id": "org2", "member": {"user_id": "tadmin"}}),
-        ),
-        (
-            "PATCH",
-            "/organization/member_update".into(),
-            json!({"organization_id": "org2", "user_id": "m", "role": "internal_user"}),
-        ),
-        (
-            "DELETE",
-            "/organization/member_delete".into(),
-            json!({"organization_id": "org2", "user_id": "m"}),
-        ),
-        ("POST", "/budget/new".into(), json!({"max_budget": 1.0})),
-        ("GET", "/budget/list".into(), json!({})),
-        (
-            "POST",
-            "/team/new".into(),
-            json!({"organization_id": "org2"}),
-        ),
-        (
-            "POST",
-            "/team/update".into(),
-            json!({"team_id": "t1", "team_alias": "z"}),
-        ),
-        ("POST", "/team/delete".into(), json!({"team_ids": ["u1"]})),
-        ("GET", "/team/info?team_id=t1".into(), json!({})),
-        ("GET", "/team/list".into(), json!({})),
-        (
-            "POST",
-            "/team/member_add".into(),
-            json!({"team_id": "t1", "member": {"user_id": "oadmin", "role": "admin"}}),
-        ),
-        (
-            "POST",
-            "/team/member_delete".into(),
-            json!({"team_id": "t1", "user_id": "tadmin"}),
-        ),
-        (
-            "POST",
-            "/team/member_update".into(),
-            json!({"team_id": "t1", "user_id": "tadmin", "role": "user"}),
-        ),
-        ("POST", "/team/block".into(), json!({"team_id": "u1"})),
-        ("POST", "/team/unblock".into(), json!({"team_id": "u1"})),
-        (
-            "POST",
-            "/team/model/add".into(),
-            json!({"team_id": "u1", "models": ["B"]}),
-        ),
-        ("POST", "/user/new".into(), json!({"user_id": "z"})),
-        ("GET", "/user/info?user_id=m".into(), json!({})),
-        (
-            "POST",
-            "/user/update".into(),
-            json!({"user_id": "m", "password": "hunter22hunter22"}),
-        ),
-        (
-            "POST",
-            "/user/delete".into(),
-            json!({"user_ids": ["tadmin"]}),
-        ),
-        ("GET", "/user/list".into(), json!({})),
-        ("POST", "/key/generate".into(), json!({"team_id": "t1"})),
-        (
-            "POST",
-            "/key/update".into(),
-            json!({"key": token, "max_budget": 1000.0}),
-        ),
-        ("POST", "/key/delete".into(), json!({"keys": [token]})),
-        ("GET", "/key/list".into(), json!({})),
-        ("POST", "/key/block".into(), json!({"key": token})),
-        ("POST", "/key/unblock".into(), json!({"key": token})),
-        ("POST", "/key/regenerate".into(), json!({"key": token})),
-        ("POST", format!("/key/{token}/regenerate"), json!({})),
-        ("GET", "/spend/logs".into(), json!({})),
-        ("POST", "/admin/backup".into(), json!({})),
-        ("GET", "/ui/me".into(), json!({})),
-        ("GET", "/ui/key_model_options?team_id=t1".into(), json!({})),
-    ];
-    for (method, path, body) in routes {
-        let before = snapshot(s);
-        let r = s.send(method, &path, &minted, body);
-        assert_error(&r, 403);
-        assert_eq!(snapshot(s), before, "{method} {path} changed the database");
-    }
+    w.name_key("minted", &minted);
+    let c = |method, path: &str, body| Case::new("minted", method, path, body, 403);
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        c("POST", "/organization/new", json!({"organization_alias": "x"})),
+        c("PATCH", "/organization/update", json!({"organization_id": "org2", "organization_alias": "y"})),
+        c("DELETE", "/organization/delete", json!({"organization_ids": ["org2"]})),
+        c("GET", "/organization/list", json!({})),
+        c("GET", "/organization/info?organization_id=org2", json!({})),
+        c("POST", "/organization/member_add", json!({"organization_id": "org2", "member": {"user_id": "tadmin"}})),
+        c("PATCH", "/organization/member_update", json!({"organization_id": "org2", "user_id": "m", "role": "internal_user"})),
+        c("DELETE", "/organization/member_delete", json!({"organization_id": "org2", "user_id": "m"})),
+        c("POST", "/budget/new", json!({"max_budget": 1.0})),
+        c("GET", "/budget/list", json!({})),
+        c("POST", "/team/new", json!({"organization_id": "org2"})),
+        c("POST", "/team/update", json!({"team_id": "t1", "team_alias": "z"})),
+        c("POST", "/team/delete", json!({"team_ids": ["u1"]})),
+        c("GET", "/team/info?team_id=t1", json!({})),
+        c("GET", "/team/list", json!({})),
+        c("POST", "/team/member_add", json!({"team_id": "t1", "member": {"user_id": "oadmin", "role": "admin"}})),
+        c("POST", "/team/member_delete", json!({"team_id": "t1", "user_id": "tadmin"})),
+        c("POST", "/team/member_update", json!({"team_id": "t1", "user_id": "tadmin", "role": "user"})),
+        c("POST", "/team/block", json!({"team_id": "u1"})),
+        c("POST", "/team/unblock", json!({"team_id": "u1"})),
+        c("POST", "/team/model/add", json!({"team_id": "u1", "models": ["B"]})),
+        c("POST", "/user/new", json!({"user_id": "z"})),
+        c("GET", "/user/info?user_id=m", json!({})),
+        c("POST", "/user/update", json!({"user_id": "m", "password": "hunter22hunter22"})),
+        c("POST", "/user/delete", json!({"user_ids": ["tadmin"]})),
+        c("GET", "/user/list", json!({})),
+        c("POST", "/key/generate", json!({"team_id": "t1"})),
+        c("POST", "/key/update", json!({"key": token, "max_budget": 1000.0})),
+        c("POST", "/key/delete", json!({"keys": [token]})),
+        c("GET", "/key/list", json!({})),
+        c("POST", "/key/block", json!({"key": token})),
+        c("POST", "/key/unblock", json!({"key": token})),
+        c("POST", "/key/regenerate", json!({"key": token})),
+        c("POST", &format!("/key/{token}/regenerate"), json!({})),
+        c("GET", "/spend/logs", json!({})),
+        c("POST", "/admin/backup", json!({})),
+        c("GET", "/ui/me", json!({})),
+        c("GET", "/ui/key_model_options?team_id=t1", json!({})),
+    ]);
+    let s = &w.s;
     // What it may do.
     assert_eq!(s.get("/key/info", &minted).status, 200);
     assert_eq!(s.get("/v1/models", &minted).status, 200);
