@@ -146,94 +146,85 @@ fn user_new_defaults_and_no_auto_key() {
 
 #[test]
 fn user_new_refusals_change_nothing() {
-    let s = Server::start();
-    seed_team(&s, "t1", None, &[]);
-    seed_user(&s, "bob", "internal_user");
-    let ins = seed_user(&s, "ins", "internal_user");
-    let iv = seed_user(&s, "iv", "internal_user_viewer");
-    let pv = seed_user(&s, "pv", "proxy_admin_viewer");
-    expect(&s, MASTER, "/user/new", json!({"user_id": "bob"}), 409);
-    // Emails are unique case-insensitively.
-    expect(
-        &s,
-        MASTER,
-        "/user/new",
-        json!({"user_id": "bob2", "user_email": "BOB@example.com"}),
-        409,
-    );
-    for (body, param) in [
-        (json!({"user_role": "god"}), "user_role"),
-        (json!({"user_role": "org_admin"}), "user_role"),
-        (json!({"teams": ["t1", "ghost"]}), "teams"),
-        (json!({"teams": "t1"}), "teams"),
-        (json!({"max_budget": -1}), "max_budget"),
-        (json!({"models": [1]}), "models"),
-        (json!({"models": ["all-team-models"]}), "models"),
-        (json!({"tpm_limit": "x"}), "tpm_limit"),
-        (json!({"budget_duration": "1x"}), "budget_duration"),
-        (json!({"auto_create_key": "no"}), "auto_create_key"),
-        (json!({"user_id": ""}), "user_id"),
-    ] {
-        let e = expect(&s, MASTER, "/user/new", body.clone(), 400);
-        assert_eq!(e["error"]["param"], param, "{body}");
-    }
-    let before = snapshot(&s);
+    let w = World::new().teams(&[("t1", None, &[])]).users(&[
+        ("bob", "internal_user"),
+        ("ins", "internal_user"),
+        ("iv", "internal_user_viewer"),
+        ("pv", "proxy_admin_viewer"),
+    ]);
+    let new = |who, body, status| Case::post(who, "/user/new", body, status);
+    let bad = |body, param| new(AS_MASTER, body, 400).param(param);
+    let evil = json!({"user_id": "evil", "user_role": "proxy_admin"});
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        new(AS_MASTER, json!({"user_id": "bob"}), 409),
+        // Emails are unique case-insensitively.
+        new(AS_MASTER, json!({"user_id": "bob2", "user_email": "BOB@example.com"}), 409),
+        bad(json!({"user_role": "god"}), "user_role"),
+        bad(json!({"user_role": "org_admin"}), "user_role"),
+        bad(json!({"teams": ["t1", "ghost"]}), "teams"),
+        bad(json!({"teams": "t1"}), "teams"),
+        bad(json!({"max_budget": -1}), "max_budget"),
+        bad(json!({"models": [1]}), "models"),
+        bad(json!({"models": ["all-team-models"]}), "models"),
+        bad(json!({"tpm_limit": "x"}), "tpm_limit"),
+        bad(json!({"budget_duration": "1x"}), "budget_duration"),
+        bad(json!({"auto_create_key": "no"}), "auto_create_key"),
+        bad(json!({"user_id": ""}), "user_id"),
+        // Only proxy admins create users; nobody creates an admin for themselves.
+        new("ins", evil.clone(), 403), new("iv", evil.clone(), 403), new("pv", evil.clone(), 403),
+        new(ANON, json!({}), 401),
+    ]);
+    let before = snapshot(&w);
     for raw in [
         &b"{nope"[..],
         b"{\"max_budget\": NaN}",
         b"{\"max_budget\": 1e999}",
         b"[]",
     ] {
-        let r = s.request("POST", "/user/new", Some(MASTER), Some(raw), &[]);
+        let r = w.request("POST", "/user/new", Some(MASTER), Some(raw), &[]);
         assert_error(&r, 400);
     }
-    assert_eq!(snapshot(&s), before);
-    // Only proxy admins create users; nobody creates an admin for themselves.
-    for k in [&ins, &iv, &pv] {
-        expect(
-            &s,
-            k,
-            "/user/new",
-            json!({"user_id": "evil", "user_role": "proxy_admin"}),
-            403,
-        );
-    }
-    let r = s.request("POST", "/user/new", None, Some(b"{}"), &[]);
-    assert_error(&r, 401);
-    assert_eq!(s.count("SELECT count(*) FROM users WHERE id = 'evil'"), 0);
+    assert_eq!(snapshot(&w), before);
+    assert_eq!(w.count("SELECT count(*) FROM users WHERE id = 'evil'"), 0);
 }
 
 #[test]
 fn user_info_visibility() {
-    let s = Server::start();
-    let bob = seed_user(&s, "bob", "internal_user");
-    let eve = seed_user(&s, "eve", "internal_user");
-    let pv = seed_user(&s, "pv", "proxy_admin_viewer");
-    let iv = seed_user(&s, "iv", "internal_user_viewer");
-    seed_team(&s, "t1", None, &["A"]);
-    seed_team_member(&s, "t1", "bob", "admin");
-    let team_key = seed_team_key(&s, "t1", "bob", None);
-    for k in [MASTER, &bob, &pv] {
-        let r = s.get("/user/info?user_id=bob", k);
-        assert_eq!(r.status, 200, "{}", r.text());
-        let v = r.json();
+    let w = World::new()
+        .users(&[
+            ("bob", "internal_user"),
+            ("eve", "internal_user"),
+            ("pv", "proxy_admin_viewer"),
+            ("iv", "internal_user_viewer"),
+        ])
+        .teams(&[("t1", None, &["A"])])
+        .team_members(&[("t1", "bob", "admin")])
+        .team_keys(&[("team_key", "t1", "bob")]);
+    let info = |who, path: &str, status| Case::get(who, path, status);
+    #[rustfmt::skip]
+    let v = run_cases(&w, &[
+        info(AS_MASTER, "/user/info?user_id=bob", 200),
+        info("bob", "/user/info?user_id=bob", 200),
+        info("pv", "/user/info?user_id=bob", 200),
+        info("eve", "/user/info?user_id=bob", 404),
+        info("iv", "/user/info?user_id=bob", 404),
+        info("iv", "/user/info", 200),
+        info(AS_MASTER, "/user/info?user_id=ghost", 404),
+        info(ANON, "/user/info", 401),
+    ]);
+    for v in &v[..3] {
         assert_eq!(v["user_id"], "bob");
         assert_eq!(v["user_info"]["user_role"], "internal_user");
         assert_eq!(v["user_info"]["teams"], json!(["t1"]));
         assert_eq!(v["keys"].as_array().unwrap().len(), 2);
         assert_eq!(v["teams"][0]["team_id"], "t1");
         assert_eq!(v["teams"][0]["models"], json!(["A"]));
-        assert!(!r.text().contains(&bob) && !r.text().contains(&team_key));
+        let text = v.to_string();
+        assert!(!text.contains(&w["bob"]) && !text.contains(&w["team_key"]));
         assert!(v["user_info"].get("password_hash").is_none());
     }
-    for k in [&eve, &iv] {
-        assert_error(&s.get("/user/info?user_id=bob", k), 404);
-    }
-    let r = s.get("/user/info", &iv);
-    assert_eq!(r.status, 200);
-    assert_eq!(r.json()["user_id"], "iv");
-    assert_error(&s.get("/user/info?user_id=ghost", MASTER), 404);
-    assert_error(&s.request("GET", "/user/info", None, None, &[]), 401);
+    assert_eq!(v[5]["user_id"], "iv");
 }
 
 #[test]
