@@ -1,0 +1,308 @@
+//! Team members, block/unblock and team models.
+
+use super::*;
+
+// ---------------------------------------------------------------------------------------------
+// Members
+
+#[test]
+fn member_add_update_delete() {
+    let w = world();
+    let s = &w.s;
+    // A team admin adds one member by id and one (new) by email.
+    let v = w.expect(
+        "tadmin",
+        "/team/member_add",
+        json!({"team_id": "t1", "member": [
+            {"role": "user", "user_id": "outsider"},
+            {"role": "admin", "user_email": "fresh@example.com"}
+        ], "max_budget_in_team": 2.5}),
+        200,
+    );
+    assert_eq!(v["team_id"], "t1");
+    assert_eq!(v["members_with_roles"].as_array().unwrap().len(), 5);
+    assert_eq!(v["updated_users"].as_array().unwrap().len(), 2);
+    let ms = v["updated_team_memberships"].as_array().unwrap();
+    assert!(ms
+        .iter()
+        .all(|m| m["litellm_budget_table"]["max_budget"] == 2.5));
+    assert_eq!(
+        s.count("SELECT count(*) FROM budgets WHERE max_budget = 2.5"),
+        2
+    );
+    assert_eq!(
+        s.count("SELECT count(*) FROM team_members m JOIN users u ON u.id = m.user_id WHERE m.team_id = 't1' AND u.email = 'fresh@example.com' AND m.role = 'admin'"),
+        1
+    );
+    // A member that is already there: 409, and the new one beside it is not written either.
+    let e = w.expect(
+        AS_MASTER,
+        "/team/member_add",
+        json!({"team_id": "t1", "member": [
+            {"role": "user", "user_email": "another@example.com"},
+            {"role": "user", "user_id": "tuser"}
+        ]}),
+        409,
+    );
+    assert!(e["error"]["message"].as_str().unwrap().contains("tuser"));
+    assert_eq!(
+        s.count("SELECT count(*) FROM users WHERE email = 'another@example.com'"),
+        0
+    );
+    // Who may add: not a plain member, a viewer, another org's admin or an outsider.
+    let add = json!({"team_id": "t1", "member": {"role": "user", "user_id": "omember"}});
+    for k in [&w["tuser"], &w["iviewer"], &w["pview"]] {
+        expect(s, k, "/team/member_add", add.clone(), 403);
+    }
+    for k in [&w["oadmin2"], &w["omember"]] {
+        expect(s, k, "/team/member_add", add.clone(), 404);
+    }
+    w.expect("oadmin", "/team/member_add", add.clone(), 200);
+    // Bad input.
+    for body in [
+        json!({"team_id": "t1"}),
+        json!({"team_id": "t1", "member": []}),
+        json!({"team_id": "t1", "member": {"role": "owner", "user_id": "x"}}),
+        json!({"team_id": "t1", "member": {"role": "user"}}),
+        json!({"team_id": "t1", "member": {"role": "user", "user_id": "x"},
+               "max_budget_in_team": -1}),
+    ] {
+        w.expect(AS_MASTER, "/team/member_add", body, 400);
+    }
+    w.expect(
+        AS_MASTER,
+        "/team/member_add",
+        json!({"team_id": "nope", "member": {"role": "user", "user_id": "tuser"}}),
+        404,
+    );
+
+    // member_update: role and budget.
+    let v = w.expect(
+        "tadmin",
+        "/team/member_update",
+        json!({"team_id": "t1", "user_id": "tuser", "role": "admin", "max_budget_in_team": 9}),
+        200,
+    );
+    assert_eq!(v["role"], "admin");
+    assert_eq!(v["max_budget_in_team"], 9.0);
+    assert_eq!(
+        s.count("SELECT count(*) FROM team_members m JOIN budgets b ON b.id = m.budget_id WHERE m.team_id = 't1' AND m.user_id = 'tuser' AND m.role = 'admin' AND b.max_budget = 9"),
+        1
+    );
+    // Existing budget row is updated, not duplicated.
+    let budgets = s.count("SELECT count(*) FROM budgets");
+    let v = w.expect(
+        AS_MASTER,
+        "/team/member_update",
+        json!({"team_id": "t1", "user_email": "TUSER@example.com", "max_budget_in_team": 4}),
+        200,
+    );
+    assert_eq!(v["role"], "admin");
+    assert_eq!(v["max_budget_in_team"], 4.0);
+    assert_eq!(s.count("SELECT count(*) FROM budgets"), budgets);
+    w.expect(
+        AS_MASTER,
+        "/team/member_update",
+        json!({"team_id": "t1", "user_id": "tuser", "role": "owner"}),
+        400,
+    );
+    w.expect(
+        AS_MASTER,
+        "/team/member_update",
+        json!({"team_id": "t1", "user_id": "pview", "role": "user"}),
+        404,
+    );
+    w.expect(
+        "iviewer",
+        "/team/member_update",
+        json!({"team_id": "t1", "user_id": "iviewer", "role": "admin"}),
+        403,
+    );
+    w.expect(
+        "outsider",
+        "/team/member_update",
+        json!({"team_id": "t1", "user_id": "outsider", "role": "admin"}),
+        403,
+    );
+
+    // member_delete: the membership, its budget and the member's keys in the team go. (tuser
+    // is a team admin since the member_update above.)
+    seed_team_key(s, "t1", "outsider", Some("org1"));
+    w.expect(
+        "tuser",
+        "/team/member_delete",
+        json!({"team_id": "t1", "user_id": "outsider"}),
+        200,
+    );
+    assert_eq!(
+        s.count("SELECT count(*) FROM team_members WHERE team_id = 't1' AND user_id = 'outsider'"),
+        0
+    );
+    assert_eq!(
+        s.count("SELECT count(*) FROM api_keys WHERE team_id = 't1' AND user_id = 'outsider'"),
+        0
+    );
+    assert_eq!(
+        s.count("SELECT count(*) FROM api_keys WHERE team_id IS NULL AND user_id = 'outsider'"),
+        1
+    );
+    assert_eq!(
+        s.count("SELECT count(*) FROM users WHERE id = 'outsider'"),
+        1
+    );
+    assert_eq!(
+        s.count("SELECT count(*) FROM budgets WHERE max_budget = 2.5"),
+        1
+    );
+    w.expect(
+        AS_MASTER,
+        "/team/member_delete",
+        json!({"team_id": "t1", "user_id": "outsider"}),
+        404,
+    );
+    w.expect(
+        AS_MASTER,
+        "/team/member_delete",
+        json!({"team_id": "t1", "user_email": "nobody@example.com"}),
+        404,
+    );
+    w.expect(
+        AS_MASTER,
+        "/team/member_delete",
+        json!({"team_id": "t1"}),
+        400,
+    );
+    w.expect(
+        "iviewer",
+        "/team/member_delete",
+        json!({"team_id": "t1", "user_id": "tadmin"}),
+        403,
+    );
+    w.expect(
+        "oadmin2",
+        "/team/member_delete",
+        json!({"team_id": "t1", "user_id": "tadmin"}),
+        404,
+    );
+    w.expect(
+        "tadmin",
+        "/team/member_delete",
+        json!({"team_id": "t1", "user_email": "fresh@example.com"}),
+        200,
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Block, models
+
+#[test]
+fn block_and_unblock() {
+    let w = world();
+    let s = &w.s;
+    let blocked = || s.count("SELECT blocked FROM teams WHERE id = 't1'");
+    for k in [MASTER, &w["oadmin"], &w["tadmin"]] {
+        let v = expect(s, k, "/team/block", json!({"team_id": "t1"}), 200);
+        assert_eq!(v["blocked"], true);
+        assert_eq!(blocked(), 1);
+        let v = expect(s, k, "/team/unblock", json!({"team_id": "t1"}), 200);
+        assert_eq!(v["blocked"], false);
+        assert_eq!(blocked(), 0);
+    }
+    for k in [&w["tuser"], &w["pview"], &w["iviewer"]] {
+        expect(s, k, "/team/block", json!({"team_id": "t1"}), 403);
+    }
+    for k in [&w["oadmin2"], &w["outsider"]] {
+        expect(s, k, "/team/block", json!({"team_id": "t1"}), 404);
+    }
+    s.admin("/team/block", json!({"team_id": "t1"}));
+    w.expect("tuser", "/team/unblock", json!({"team_id": "t1"}), 403);
+    assert_eq!(blocked(), 1);
+    w.expect(AS_MASTER, "/team/block", json!({"team_id": "nope"}), 404);
+    w.expect(AS_MASTER, "/team/block", json!({}), 400);
+}
+
+#[test]
+fn model_add_and_delete() {
+    let w = world();
+    let s = &w.s;
+    let v = w.expect(
+        "oadmin",
+        "/team/model/add",
+        json!({"team_id": "t1", "models": ["B", "A"]}),
+        200,
+    );
+    assert_eq!(v["models"], json!(["A", "B"]));
+    let e = w.expect(
+        AS_MASTER,
+        "/team/model/add",
+        json!({"team_id": "t1", "models": ["C"]}),
+        400,
+    );
+    assert_eq!(e["error"]["param"], "models");
+    assert!(e["error"]["message"].as_str().unwrap().contains("\"C\""));
+    // A team admin can neither add nor remove (an emptied list would be unrestricted).
+    w.expect(
+        "tadmin",
+        "/team/model/add",
+        json!({"team_id": "t1", "models": ["B"]}),
+        403,
+    );
+    w.expect(
+        "tadmin",
+        "/team/model/delete",
+        json!({"team_id": "t1", "models": ["A"]}),
+        403,
+    );
+    for k in [&w["tuser"], &w["pview"]] {
+        expect(
+            s,
+            k,
+            "/team/model/delete",
+            json!({"team_id": "t1", "models": ["A"]}),
+            403,
+        );
+    }
+    w.expect(
+        "oadmin2",
+        "/team/model/add",
+        json!({"team_id": "t1", "models": ["A"]}),
+        404,
+    );
+    let v = w.expect(
+        "oadmin",
+        "/team/model/delete",
+        json!({"team_id": "t1", "models": ["A", "Z"]}),
+        200,
+    );
+    assert_eq!(v["models"], json!(["B"]));
+    assert_eq!(team_models(s, "t1"), vec!["B"]);
+    w.expect(AS_MASTER, "/team/model/add", json!({"team_id": "t1"}), 400);
+    w.expect(
+        AS_MASTER,
+        "/team/model/add",
+        json!({"team_id": "t1", "models": "A"}),
+        400,
+    );
+    w.expect(
+        AS_MASTER,
+        "/team/model/add",
+        json!({"team_id": "nope", "models": ["A"]}),
+        404,
+    );
+    // A team without an org: proxy admins only, bounded by the proxy.
+    seed_team(s, "free", None, &["A"]);
+    seed_team_member(s, "free", "outsider", "admin");
+    w.expect(
+        "outsider",
+        "/team/model/add",
+        json!({"team_id": "free", "models": ["C"]}),
+        403,
+    );
+    let v = w.expect(
+        AS_MASTER,
+        "/team/model/add",
+        json!({"team_id": "free", "models": ["C"]}),
+        200,
+    );
+    assert_eq!(v["models"], json!(["A", "C"]));
+}
