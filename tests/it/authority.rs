@@ -573,15 +573,11 @@ fn issue_11_org_admin_removed_or_demoted_loses_keys_held_as_admin() {
     let s = &w.s;
     // As org admin of org1, oadmin mints keys for themselves in t2 (not a member there) and
     // a personal key in org1.
-    let in_team = w.expect("oadmin", "/key/generate", json!({"team_id": "t2"}), 200);
-    let in_team = in_team["key"].as_str().unwrap().to_string();
-    let personal = w.expect(
+    let in_team = w.gen_key("oadmin", json!({"team_id": "t2"}));
+    let personal = w.gen_key(
         "oadmin",
-        "/key/generate",
         json!({"organization_id": "org1", "models": ["A"]}),
-        200,
     );
-    let personal = personal["key"].as_str().unwrap().to_string();
     assert_eq!(chat(s, &in_team, "A"), 200);
     assert_eq!(chat(s, &personal, "A"), 200);
     // Demoted: the key in a team they do not belong to stops; the personal key stays.
@@ -611,15 +607,8 @@ fn issue_11_org_admin_removed_or_demoted_loses_keys_held_as_admin() {
 fn issue_11_team_member_removed_or_user_deleted_loses_keys() {
     let w = world();
     let s = &w.s;
-    let own = w.expect("m", "/key/generate", json!({"team_id": "t1"}), 200);
-    let own = own["key"].as_str().unwrap().to_string();
-    let minted = w.expect(
-        "tadmin",
-        "/key/generate",
-        json!({"team_id": "t1", "user_id": "m"}),
-        200,
-    );
-    let minted = minted["key"].as_str().unwrap().to_string();
+    let own = w.gen_key("m", json!({"team_id": "t1"}));
+    let minted = w.gen_key("tadmin", json!({"team_id": "t1", "user_id": "m"}));
     w.expect(
         "tadmin",
         "/team/member_delete",
@@ -629,8 +618,7 @@ fn issue_11_team_member_removed_or_user_deleted_loses_keys() {
     assert_error(&s.get("/v1/models", &own), 401);
     assert_error(&s.get("/v1/models", &minted), 401);
     // A deleted user's keys stop.
-    let tkey = w.expect("tadmin", "/key/generate", json!({"team_id": "t1"}), 200);
-    let tkey = tkey["key"].as_str().unwrap().to_string();
+    let tkey = w.gen_key("tadmin", json!({"team_id": "t1"}));
     s.admin("/user/delete", json!({"user_ids": ["tadmin"]}));
     assert_error(&s.get("/v1/models", &tkey), 401);
     assert_error(&s.get("/v1/models", &w["tadmin"]), 401);
@@ -724,8 +712,7 @@ fn issue_11_admin_who_loses_the_role_loses_the_keys_they_issued() {
         assert_eq!(chat(s, &key, "A"), 200);
         key
     };
-    let own = w.expect("m", "/key/generate", json!({"team_id": "t1"}), 200);
-    let own = own["key"].as_str().unwrap().to_string();
+    let own = w.gen_key("m", json!({"team_id": "t1"}));
     // Demoted from team admin.
     let k1 = mint(&w["tadmin"], "t1");
     w.expect(

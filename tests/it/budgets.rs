@@ -268,7 +268,7 @@ fn role_matrix() {
         assert_error(&s.get("/budget/list", key), 403);
         assert_error(&s.post("/budget/info", key, json!({"budgets": ["b"]})), 403);
     }
-    assert_error(&s.request("GET", "/budget/list", None, None, &[]), 401);
+    assert_error(&s.anon("GET", "/budget/list"), 401);
     // A proxy admin's user key may write.
     let r = s.post(
         "/budget/update",

@@ -78,20 +78,7 @@ impl Server {
     }
 
     pub fn start_with(config_yaml: &str, args: &[&str]) -> Server {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let cfg = dir.path().join("config.yaml");
-        std::fs::write(&cfg, config_yaml).expect("write config");
-        let mut s = Server {
-            child: None,
-            addr: String::new(),
-            dir,
-            config: Some(cfg),
-            extra_args: args.iter().map(|s| s.to_string()).collect(),
-            stdout_lines: Vec::new(),
-            env: Vec::new(),
-        };
-        s.spawn();
-        s
+        Server::start_with_env(config_yaml, args, &[])
     }
 
     /// The server's stderr (its log), kept across restarts.
@@ -219,6 +206,11 @@ impl Server {
         headers: &[(&str, &str)],
     ) -> Resp {
         raw_request(&self.addr, method, path, key, body, headers)
+    }
+
+    /// A request without credentials and without a body.
+    pub fn anon(&self, method: &str, path: &str) -> Resp {
+        self.request(method, path, None, None, &[])
     }
 
     pub fn get(&self, path: &str, key: &str) -> Resp {
@@ -349,17 +341,33 @@ pub fn seed_user(s: &Server, user_id: &str, role: &str) -> String {
         rusqlite::params![user_id, format!("{user_id}@example.com"), role],
     )
     .expect("seed user");
-    db.execute(
-        "INSERT INTO api_keys (token, key_name, user_id, created_at, updated_at)
-         VALUES (?1, ?2, ?3, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
-        rusqlite::params![
-            litegate::auth::hash_key(&key),
-            litegate::auth::key_name(&key),
-            user_id
-        ],
-    )
-    .expect("seed key");
+    seed_key_row(s, &key, None, Some(user_id), None);
     key
+}
+
+/// Seeds the key `raw` (stored as its hash) of the given team, user and org straight into the
+/// database (test setup only).
+pub fn seed_key_row(
+    s: &Server,
+    raw: &str,
+    team_id: Option<&str>,
+    user_id: Option<&str>,
+    org_id: Option<&str>,
+) {
+    s.db()
+        .execute(
+            "INSERT INTO api_keys (token, key_name, team_id, user_id, organization_id,
+             created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
+            rusqlite::params![
+                litegate::auth::hash_key(raw),
+                litegate::auth::key_name(raw),
+                team_id,
+                user_id,
+                org_id
+            ],
+        )
+        .expect("seed key");
 }
 
 /// Seeds an organization membership straight into the database (test setup only).
@@ -415,21 +423,27 @@ pub fn seed_team(s: &Server, team_id: &str, org_id: Option<&str>, models: &[&str
 /// Seeds a key of `user_id` in `team_id` straight into the database; returns the raw key.
 pub fn seed_team_key(s: &Server, team_id: &str, user_id: &str, org_id: Option<&str>) -> String {
     let key = format!("sk-test-{team_id}-{user_id}-{}", "y".repeat(16));
-    s.db()
-        .execute(
-            "INSERT INTO api_keys (token, key_name, team_id, user_id, organization_id,
-             created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
-            rusqlite::params![
-                litegate::auth::hash_key(&key),
-                litegate::auth::key_name(&key),
-                team_id,
-                user_id,
-                org_id
-            ],
-        )
-        .expect("seed team key");
+    seed_key_row(s, &key, Some(team_id), Some(user_id), org_id);
     key
+}
+
+/// Every byte of the database files (main file and WAL).
+pub fn db_bytes(s: &Server) -> Vec<u8> {
+    let mut all = Vec::new();
+    for e in std::fs::read_dir(s.dir.path()).expect("temp dir") {
+        let p = e.expect("dir entry").path();
+        if p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("litegate.db"))
+        {
+            all.extend(std::fs::read(&p).expect("read db file"));
+        }
+    }
+    all
+}
+
+/// Whether `needle` occurs in the bytes `hay`.
+pub fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
 /// Every row of every table of the store (the schema's tables, each in a fixed order) as

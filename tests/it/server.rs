@@ -6,11 +6,11 @@ use serde_json::json;
 #[test]
 fn health_endpoints_need_no_key() {
     let s = Server::start();
-    let r = s.request("GET", "/health/liveliness", None, None, &[]);
+    let r = s.anon("GET", "/health/liveliness");
     assert_eq!(r.status, 200);
-    let r = s.request("GET", "/health/liveness", None, None, &[]);
+    let r = s.anon("GET", "/health/liveness");
     assert_eq!(r.status, 200);
-    let r = s.request("GET", "/health/readiness", None, None, &[]);
+    let r = s.anon("GET", "/health/readiness");
     assert_eq!(r.status, 200);
     let v = r.json();
     assert_eq!(v["status"], "healthy");
@@ -20,7 +20,7 @@ fn health_endpoints_need_no_key() {
 #[test]
 fn missing_and_bad_keys_are_401() {
     let s = Server::start();
-    let r = s.request("GET", "/organization/list", None, None, &[]);
+    let r = s.anon("GET", "/organization/list");
     assert_error(&r, 401);
     let r = s.get("/organization/list", "sk-not-a-real-key-000000");
     assert_error(&r, 401);

@@ -61,7 +61,7 @@ fn static_files_are_served_with_csp_and_types() {
         ("/ui/app.css", "text/css"),
         ("/ui/favicon.svg", "image/svg+xml"),
     ] {
-        let r = s.request("GET", path, None, None, &[]);
+        let r = s.anon("GET", path);
         assert_eq!(r.status, 200, "{path}");
         assert!(
             r.header("content-type").unwrap().starts_with(ctype),
@@ -79,15 +79,12 @@ fn static_files_are_served_with_csp_and_types() {
         assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
         assert!(r.header("cache-control").is_some(), "{path}");
     }
-    let html = s.request("GET", "/ui", None, None, &[]).text();
+    let html = s.anon("GET", "/ui").text();
     assert!(html.contains(r#"<script src="/ui/app.js""#), "{html}");
     assert!(!html.contains("<script>"), "no inline script");
     // Only the embedded files exist; nothing is read from disk.
-    assert_error(&s.request("GET", "/ui/nope.js", None, None, &[]), 404);
-    assert_error(
-        &s.request("GET", "/ui/..%2fCargo.toml", None, None, &[]),
-        404,
-    );
+    assert_error(&s.anon("GET", "/ui/nope.js"), 404);
+    assert_error(&s.anon("GET", "/ui/..%2fCargo.toml"), 404);
 }
 
 #[test]
@@ -504,10 +501,7 @@ fn key_model_options_hide_teams_the_caller_cannot_see() {
     );
     assert_error(&r, 404);
     // The same for a key: the endpoint needs authentication.
-    assert_error(
-        &s.request("GET", "/ui/key_model_options?team_id=mine", None, None, &[]),
-        401,
-    );
+    assert_error(&s.anon("GET", "/ui/key_model_options?team_id=mine"), 401);
 }
 
 #[test]

@@ -3,26 +3,6 @@
 use crate::common::*;
 use serde_json::{json, Value};
 
-/// Every byte of the database files (main file and WAL).
-fn db_bytes(s: &Server) -> Vec<u8> {
-    let mut all = Vec::new();
-    for e in std::fs::read_dir(s.dir.path()).unwrap() {
-        let p = e.unwrap().path();
-        if p.file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("litegate.db")
-        {
-            all.extend(std::fs::read(&p).unwrap());
-        }
-    }
-    all
-}
-
-fn contains(hay: &[u8], needle: &str) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
-}
-
 fn role_of(s: &Server, user: &str) -> String {
     s.db()
         .query_row("SELECT user_role FROM users WHERE id = ?1", [user], |r| {
@@ -482,5 +462,5 @@ fn user_list_pages_and_filters() {
     for k in [&bob, &iv] {
         assert_error(&s.get("/user/list", k), 403);
     }
-    assert_error(&s.request("GET", "/user/list", None, None, &[]), 401);
+    assert_error(&s.anon("GET", "/user/list"), 401);
 }

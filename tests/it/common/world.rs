@@ -134,6 +134,12 @@ impl World {
             .unwrap_or_else(|| panic!("no id named {name} in this world"))
     }
 
+    /// `/key/generate` as `who` with `body`, asserting 200; returns the raw key.
+    pub fn gen_key(&self, who: &str, body: Value) -> String {
+        let v = self.expect(who, "/key/generate", body, 200);
+        v["key"].as_str().expect("a raw key").to_string()
+    }
+
     /// POSTs as `who` and asserts the status; a refusal must leave every table as it was.
     /// Returns the JSON answer.
     pub fn expect(&self, who: &str, path: &str, body: Value, status: u16) -> Value {

@@ -82,22 +82,6 @@ fn key_count(s: &Server) -> i64 {
     s.count("SELECT count(*) FROM api_keys")
 }
 
-/// Every byte of the database files (main file and WAL).
-fn db_bytes(s: &Server) -> Vec<u8> {
-    let mut all = Vec::new();
-    for e in std::fs::read_dir(s.dir.path()).unwrap() {
-        let p = e.unwrap().path();
-        if p.file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("litegate.db")
-        {
-            all.extend(std::fs::read(&p).unwrap());
-        }
-    }
-    all
-}
-
 /// The raw key appears in no text column of api_keys and nowhere in the database files.
 fn assert_raw_key_not_stored(s: &Server, raw: &str) {
     let db = s.db();

@@ -19,20 +19,7 @@ fn seed_key(
     user_id: Option<&str>,
 ) -> String {
     let key = format!("sk-seeded-{tag}-{}", "y".repeat(16));
-    s.db()
-        .execute(
-            "INSERT INTO api_keys (token, key_name, team_id, organization_id, user_id,
-             created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, '2026-01-01T00:00:00.000Z',
-             '2026-01-01T00:00:00.000Z')",
-            rusqlite::params![
-                litegate::auth::hash_key(&key),
-                litegate::auth::key_name(&key),
-                team_id,
-                org_id,
-                user_id
-            ],
-        )
-        .unwrap();
+    seed_key_row(s, &key, team_id, user_id, org_id);
     key
 }
 

@@ -66,7 +66,7 @@ fn info_visibility_and_errors() {
         assert_eq!(r.status, 404, "{who}: {}", r.text());
         assert_error(&r, 404);
     }
-    assert_error(&s.request("GET", &path, None, None, &[]), 401);
+    assert_error(&s.anon("GET", &path), 401);
     assert_error(
         &s.get("/organization/info?organization_id=nope", MASTER),
         404,
@@ -158,10 +158,7 @@ fn list_admins_see_all_others_their_memberships() {
     // A user in both orgs sees both.
     seed_org_member(s, w.id("Y"), "iux", "internal_user_viewer");
     assert_eq!(ids(&w["iux"]), both);
-    assert_error(
-        &s.request("GET", "/organization/list", None, None, &[]),
-        401,
-    );
+    assert_error(&s.anon("GET", "/organization/list"), 401);
     // List entries have the full org shape.
     let r = s.get("/organization/list", MASTER).json();
     let x = r

@@ -133,10 +133,7 @@ fn team_info_shape_and_visibility() {
     assert_error(&s.get("/team/info?team_id=nope", MASTER), 404);
     let e = assert_error(&s.get("/team/info", MASTER), 400);
     assert_eq!(e["error"]["param"], "team_id");
-    assert_error(
-        &s.request("GET", "/team/info?team_id=t1", None, None, &[]),
-        401,
-    );
+    assert_error(&s.anon("GET", "/team/info?team_id=t1"), 401);
 }
 
 fn ids(v: &Value) -> Vec<String> {
