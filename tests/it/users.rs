@@ -209,15 +209,15 @@ fn user_info_visibility() {
 
 #[test]
 fn user_update_by_admin_and_by_self() {
-    let s = Server::start();
-    let bob = seed_user(&s, "bob", "internal_user");
-    seed_user(&s, "eve", "internal_user");
-    let pv = seed_user(&s, "pv", "proxy_admin_viewer");
-    let iv = seed_user(&s, "iv", "internal_user_viewer");
+    let w = World::new();
+    let s = &w.s;
+    let bob = seed_user(s, "bob", "internal_user");
+    seed_user(s, "eve", "internal_user");
+    let pv = seed_user(s, "pv", "proxy_admin_viewer");
+    let iv = seed_user(s, "iv", "internal_user_viewer");
     // The proxy admin changes anything.
-    let v = expect(
-        &s,
-        MASTER,
+    let v = w.expect(
+        AS_MASTER,
         "/user/update",
         json!({"user_id": "eve", "user_role": "proxy_admin_viewer", "models": ["A"],
                "max_budget": 3, "rpm_limit": 2, "budget_duration": "1d",
@@ -228,30 +228,28 @@ fn user_update_by_admin_and_by_self() {
     assert_eq!(v["models"], json!(["A"]));
     assert_eq!(v["max_budget"], 3.0);
     assert_eq!(v["rpm_limit"], 2);
-    assert_eq!(role_of(&s, "eve"), "proxy_admin_viewer");
+    assert_eq!(role_of(s, "eve"), "proxy_admin_viewer");
     // Named by email (case-insensitive) when no user_id is given.
-    let v = expect(
-        &s,
-        MASTER,
+    let v = w.expect(
+        AS_MASTER,
         "/user/update",
         json!({"user_email": "EVE@example.com", "user_role": "internal_user"}),
         200,
     );
     assert_eq!(v["user_id"], "eve");
-    assert_eq!(role_of(&s, "eve"), "internal_user");
+    assert_eq!(role_of(s, "eve"), "internal_user");
 
     // A user changes their own password and metadata; a password change proves the current
     // one and the email is the proxy admin's to change (issue 11:
     // tests/it/authority_views.rs), so a proxy admin sets the first password and the email.
-    expect(
-        &s,
-        MASTER,
+    w.expect(
+        AS_MASTER,
         "/user/update",
         json!({"user_id": "bob", "password": "first-pass", "user_email": "robert@example.com"}),
         200,
     );
     let v = expect(
-        &s,
+        s,
         &bob,
         "/user/update",
         json!({"user_id": "bob", "user_email": "robert@example.com", "metadata": {"x": 1},
@@ -283,26 +281,26 @@ fn user_update_by_admin_and_by_self() {
         json!({"user_id": "bob", "metadata": {}, "user_role": "proxy_admin"}),
         json!({"user_email": "robert@example.com", "user_role": "proxy_admin"}),
     ] {
-        expect(&s, &bob, "/user/update", body, 403);
+        expect(s, &bob, "/user/update", body, 403);
     }
-    assert_eq!(role_of(&s, "bob"), "internal_user");
+    assert_eq!(role_of(s, "bob"), "internal_user");
     // Other users are invisible to a user (404); visible but read-only to a viewer (403).
     expect(
-        &s,
+        s,
         &bob,
         "/user/update",
         json!({"user_id": "eve", "metadata": {}}),
         404,
     );
     expect(
-        &s,
+        s,
         &pv,
         "/user/update",
         json!({"user_id": "eve", "metadata": {}}),
         403,
     );
     expect(
-        &s,
+        s,
         &pv,
         "/user/update",
         json!({"user_id": "pv", "user_role": "proxy_admin"}),
@@ -310,42 +308,38 @@ fn user_update_by_admin_and_by_self() {
     );
     // A viewer never writes, not even to themselves.
     expect(
-        &s,
+        s,
         &iv,
         "/user/update",
         json!({"user_id": "iv", "metadata": {"a": 1}}),
         403,
     );
-    assert_eq!(role_of(&s, "pv"), "proxy_admin_viewer");
+    assert_eq!(role_of(s, "pv"), "proxy_admin_viewer");
     // Conflicts and bad input.
-    expect(
-        &s,
-        MASTER,
+    w.expect(
+        AS_MASTER,
         "/user/update",
         json!({"user_id": "eve", "user_email": "ROBERT@example.com"}),
         409,
     );
-    let e = expect(
-        &s,
-        MASTER,
+    let e = w.expect(
+        AS_MASTER,
         "/user/update",
         json!({"user_id": "eve", "user_role": "root"}),
         400,
     );
     assert_eq!(e["error"]["param"], "user_role");
-    let e = expect(
-        &s,
-        MASTER,
+    let e = w.expect(
+        AS_MASTER,
         "/user/update",
         json!({"user_id": "eve", "max_budget": -2}),
         400,
     );
     assert_eq!(e["error"]["param"], "max_budget");
-    let e = expect(&s, MASTER, "/user/update", json!({"metadata": {}}), 400);
+    let e = w.expect(AS_MASTER, "/user/update", json!({"metadata": {}}), 400);
     assert_eq!(e["error"]["param"], "user_id");
-    expect(
-        &s,
-        MASTER,
+    w.expect(
+        AS_MASTER,
         "/user/update",
         json!({"user_id": "ghost", "metadata": {}}),
         404,
@@ -356,35 +350,29 @@ fn user_update_by_admin_and_by_self() {
 
 #[test]
 fn user_delete_takes_keys_and_memberships_in_one_transaction() {
-    let s = Server::start();
-    let bob = seed_user(&s, "bob", "internal_user");
-    seed_user(&s, "eve", "internal_user");
-    let pv = seed_user(&s, "pv", "proxy_admin_viewer");
-    seed_org(&s, "o", &[]);
-    seed_team(&s, "t1", Some("o"), &[]);
-    seed_team_member(&s, "t1", "eve", "admin");
-    seed_org_member(&s, "o", "eve", "internal_user");
-    seed_team_key(&s, "t1", "eve", Some("o"));
+    let w = World::new();
+    let s = &w.s;
+    let bob = seed_user(s, "bob", "internal_user");
+    seed_user(s, "eve", "internal_user");
+    let pv = seed_user(s, "pv", "proxy_admin_viewer");
+    seed_org(s, "o", &[]);
+    seed_team(s, "t1", Some("o"), &[]);
+    seed_team_member(s, "t1", "eve", "admin");
+    seed_org_member(s, "o", "eve", "internal_user");
+    seed_team_key(s, "t1", "eve", Some("o"));
     // Unknown id among known: 404, nothing deleted.
-    let e = expect(
-        &s,
-        MASTER,
+    let e = w.expect(
+        AS_MASTER,
         "/user/delete",
         json!({"user_ids": ["eve", "ghost"]}),
         404,
     );
     assert!(e["error"]["message"].as_str().unwrap().contains("ghost"));
     for k in [&bob, &pv] {
-        expect(&s, k, "/user/delete", json!({"user_ids": ["eve"]}), 403);
+        expect(s, k, "/user/delete", json!({"user_ids": ["eve"]}), 403);
     }
-    expect(&s, &bob, "/user/delete", json!({"user_ids": ["bob"]}), 403);
-    let v = expect(
-        &s,
-        MASTER,
-        "/user/delete",
-        json!({"user_ids": ["eve"]}),
-        200,
-    );
+    expect(s, &bob, "/user/delete", json!({"user_ids": ["bob"]}), 403);
+    let v = w.expect(AS_MASTER, "/user/delete", json!({"user_ids": ["eve"]}), 200);
     assert_eq!(v["deleted_users"], json!(["eve"]));
     assert_eq!(s.count("SELECT count(*) FROM users WHERE id = 'eve'"), 0);
     assert_eq!(
@@ -401,8 +389,8 @@ fn user_delete_takes_keys_and_memberships_in_one_transaction() {
     );
     assert_eq!(s.count("SELECT count(*) FROM teams WHERE id = 't1'"), 1);
     assert_eq!(s.count("SELECT count(*) FROM users WHERE id = 'bob'"), 1);
-    expect(&s, MASTER, "/user/delete", json!({}), 400);
-    expect(&s, MASTER, "/user/delete", json!({"user_ids": [1]}), 400);
+    w.expect(AS_MASTER, "/user/delete", json!({}), 400);
+    w.expect(AS_MASTER, "/user/delete", json!({"user_ids": [1]}), 400);
 }
 
 #[test]

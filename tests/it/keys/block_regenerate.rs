@@ -154,23 +154,18 @@ fn regenerate_by_path_with_raw_key_or_token() {
 fn regenerate_accepts_a_trailing_slash_and_needs_a_key() {
     // The router accepts `/key/regenerate/`; the handler must not then read `regenerate`
     // as the key of `/key/{key}/regenerate`.
-    let s = Server::start();
-    let (k1, _) = gen(&s, MASTER, json!({"key_alias": "slash"}));
-    let v = expect(&s, MASTER, "/key/regenerate/", json!({"key": k1}), 200);
+    let w = World::new();
+    let s = &w.s;
+    let (k1, _) = gen(s, MASTER, json!({"key_alias": "slash"}));
+    let v = w.expect(AS_MASTER, "/key/regenerate/", json!({"key": k1}), 200);
     let k2 = v["key"].as_str().unwrap().to_string();
     assert_error(&s.get("/v1/models", &k1), 401);
-    let v = expect(
-        &s,
-        MASTER,
-        &format!("/key/{k2}/regenerate/"),
-        json!({}),
-        200,
-    );
+    let v = w.expect(AS_MASTER, &format!("/key/{k2}/regenerate/"), json!({}), 200);
     assert_error(&s.get("/v1/models", &k2), 401);
     let k3 = v["key"].as_str().unwrap();
-    assert_eq!(col(&s, k3, "key_alias"), "slash");
+    assert_eq!(col(s, k3, "key_alias"), "slash");
     for path in ["/key/regenerate", "/key/regenerate/"] {
-        let v = expect(&s, MASTER, path, json!({}), 400);
+        let v = w.expect(AS_MASTER, path, json!({}), 400);
         assert_eq!(v["error"]["param"], "key", "{path}");
     }
 }
@@ -209,8 +204,9 @@ fn regenerate_with_a_custom_new_key_is_for_proxy_admins() {
 
 #[test]
 fn expired_key_is_401_expired_key() {
-    let s = Server::start();
-    let (raw, _) = gen(&s, MASTER, json!({"duration": "1h"}));
+    let w = World::new();
+    let s = &w.s;
+    let (raw, _) = gen(s, MASTER, json!({"duration": "1h"}));
     assert_eq!(s.get("/v1/models", &raw).status, 200);
     s.db()
         .execute(
@@ -220,18 +216,17 @@ fn expired_key_is_401_expired_key() {
         .unwrap();
     for r in [
         s.get("/v1/models", &raw),
-        chat(&s, &raw, "A"),
+        chat(s, &raw, "A"),
         s.get("/key/info", &raw),
     ] {
         let v = assert_error(&r, 401);
         assert_eq!(v["error"]["type"], "expired_key", "{v}");
     }
     // The admin still sees it, and can extend it.
-    let r = info(&s, MASTER, &raw);
+    let r = info(s, MASTER, &raw);
     assert_eq!(r.status, 200);
-    expect(
-        &s,
-        MASTER,
+    w.expect(
+        AS_MASTER,
         "/key/update",
         json!({"key": raw, "duration": "1d"}),
         200,

@@ -51,13 +51,13 @@ fn generate_with_duration_sets_expires() {
 fn generate_refuses_durations_past_year_9999() {
     // A far-future expiry must not overflow into a 500, nor be written in a form the key check
     // cannot read back (which made the new key expired at birth).
-    let s = Server::start();
+    let w = World::new();
+    let s = &w.s;
     for d in ["3000000d", "9223372036854775s", "106751991167300d"] {
-        let v = expect(&s, MASTER, "/key/generate", json!({"duration": d}), 400);
+        let v = w.expect(AS_MASTER, "/key/generate", json!({"duration": d}), 400);
         assert_eq!(v["error"]["param"], "duration", "{d}: {v}");
-        let v = expect(
-            &s,
-            MASTER,
+        let v = w.expect(
+            AS_MASTER,
             "/key/generate",
             json!({"budget_duration": d}),
             400,
@@ -65,40 +65,41 @@ fn generate_refuses_durations_past_year_9999() {
         assert_eq!(v["error"]["param"], "budget_duration", "{d}: {v}");
     }
     // Up to 100 years is accepted (util::parse_duration caps there).
-    let (raw, _) = gen(&s, MASTER, json!({"duration": "36500d"}));
+    let (raw, _) = gen(s, MASTER, json!({"duration": "36500d"}));
     assert_eq!(s.get("/v1/models", &raw).status, 200);
 }
 
 #[test]
 fn generate_with_a_taken_key_alias_is_409_and_writes_nothing() {
-    let s = Server::start();
-    gen(&s, MASTER, json!({"key_alias": "ci"}));
-    let v = expect(
-        &s,
-        MASTER,
+    let w = World::new();
+    let s = &w.s;
+    gen(s, MASTER, json!({"key_alias": "ci"}));
+    let v = w.expect(
+        AS_MASTER,
         "/key/generate",
         json!({"key_alias": "ci", "models": ["A"]}),
         409,
     );
     assert_eq!(v["error"]["type"], "conflict_error");
-    assert_eq!(key_count(&s), 1);
+    assert_eq!(key_count(s), 1);
 }
 
 #[test]
 fn custom_key_is_for_proxy_admins_only_and_must_look_like_a_key() {
-    let s = Server::start();
-    let alice = seed_user(&s, "alice", "internal_user");
+    let w = World::new();
+    let s = &w.s;
+    let alice = seed_user(s, "alice", "internal_user");
     let custom = "sk-my-custom-key-0001";
-    let (raw, v) = gen(&s, MASTER, json!({"key": custom}));
+    let (raw, v) = gen(s, MASTER, json!({"key": custom}));
     assert_eq!(raw, custom);
     assert_eq!(v["token"], hash_key(custom));
     assert_eq!(v["key_name"], "sk-...0001");
-    assert_raw_key_not_stored(&s, custom);
+    assert_raw_key_not_stored(s, custom);
     assert_eq!(s.get("/v1/models", custom).status, 200);
 
     // An internal user may not choose their key.
     let v = expect(
-        &s,
+        s,
         &alice,
         "/key/generate",
         json!({"key": "sk-alice-chooses-this-key"}),
@@ -111,15 +112,15 @@ fn custom_key_is_for_proxy_admins_only_and_must_look_like_a_key() {
         "sk-short",
         "sk-0123456789ab",
     ] {
-        let v = expect(&s, MASTER, "/key/generate", json!({"key": bad}), 400);
+        let v = w.expect(AS_MASTER, "/key/generate", json!({"key": bad}), 400);
         assert_eq!(v["error"]["param"], "key", "{bad}: {v}");
     }
     // 16 characters is enough.
-    gen(&s, MASTER, json!({"key": "sk-0123456789abc"}));
+    gen(s, MASTER, json!({"key": "sk-0123456789abc"}));
     // A duplicate custom key is a conflict (API.md §2 Fix), also against a seeded key.
-    let v = expect(&s, MASTER, "/key/generate", json!({"key": custom}), 409);
+    let v = w.expect(AS_MASTER, "/key/generate", json!({"key": custom}), 409);
     assert_eq!(v["error"]["type"], "conflict_error");
-    expect(&s, MASTER, "/key/generate", json!({"key": alice}), 409);
+    w.expect(AS_MASTER, "/key/generate", json!({"key": alice}), 409);
 }
 
 #[test]
@@ -140,9 +141,10 @@ fn token_in_the_body_is_400() {
 
 #[test]
 fn bad_generate_input_is_400_and_changes_nothing() {
-    let s = Server::start();
-    seed_team(&s, "t1", None, &[]);
-    let before = snapshot(&s);
+    let w = World::new();
+    let s = &w.s;
+    seed_team(s, "t1", None, &[]);
+    let before = snapshot(s);
     let r = s.request(
         "POST",
         "/key/generate",
@@ -152,7 +154,7 @@ fn bad_generate_input_is_400_and_changes_nothing() {
     );
     let v = assert_error(&r, 400);
     assert_eq!(v["error"]["type"], "invalid_request_error");
-    assert_eq!(snapshot(&s), before);
+    assert_eq!(snapshot(s), before);
     for (body, param) in [
         (json!({"models": "A"}), "models"),
         (json!({"models": [1]}), "models"),
@@ -171,11 +173,11 @@ fn bad_generate_input_is_400_and_changes_nothing() {
             "user_id",
         ),
     ] {
-        let v = expect(&s, MASTER, "/key/generate", body.clone(), 400);
+        let v = w.expect(AS_MASTER, "/key/generate", body.clone(), 400);
         assert_eq!(v["error"]["type"], "invalid_request_error", "{body}: {v}");
         assert_eq!(v["error"]["param"], param, "{body}: {v}");
     }
-    assert_eq!(key_count(&s), 0);
+    assert_eq!(key_count(s), 0);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -102,19 +102,18 @@ fn update_of_an_unknown_or_invisible_key_is_404_and_alias_clash_409() {
 
 #[test]
 fn update_to_an_unknown_user_is_400() {
-    let s = Server::start();
-    let (raw, _) = gen(&s, MASTER, json!({}));
-    let v = expect(
-        &s,
-        MASTER,
+    let w = World::new();
+    let s = &w.s;
+    let (raw, _) = gen(s, MASTER, json!({}));
+    let v = w.expect(
+        AS_MASTER,
         "/key/update",
         json!({"key": raw, "user_id": "no-such-user"}),
         400,
     );
     assert_eq!(v["error"]["param"], "user_id");
-    let v = expect(
-        &s,
-        MASTER,
+    let v = w.expect(
+        AS_MASTER,
         "/key/update",
         json!({"key": raw, "team_id": "no-such-team"}),
         400,
@@ -126,37 +125,35 @@ fn update_to_an_unknown_user_is_400() {
 fn the_master_keys_user_id_is_no_user_unless_one_exists() {
     // `default_user_id` is what the master key acts as, not a user row: naming it as a key's
     // owner was a foreign-key failure (500); it is an unknown user (400) until such a user exists.
-    let s = Server::start();
-    let (raw, _) = gen(&s, MASTER, json!({}));
-    let v = expect(
-        &s,
-        MASTER,
+    let w = World::new();
+    let s = &w.s;
+    let (raw, _) = gen(s, MASTER, json!({}));
+    let v = w.expect(
+        AS_MASTER,
         "/key/generate",
         json!({"user_id": "default_user_id"}),
         400,
     );
     assert_eq!(v["error"]["param"], "user_id");
-    let v = expect(
-        &s,
-        MASTER,
+    let v = w.expect(
+        AS_MASTER,
         "/key/update",
         json!({"key": raw, "user_id": "default_user_id"}),
         400,
     );
     assert_eq!(v["error"]["param"], "user_id");
     // An imported LiteLLM database may hold that user; then it is an owner like any other.
-    seed_user(&s, "default_user_id", "proxy_admin");
-    let (k, v) = gen(&s, MASTER, json!({"user_id": "default_user_id"}));
+    seed_user(s, "default_user_id", "proxy_admin");
+    let (k, v) = gen(s, MASTER, json!({"user_id": "default_user_id"}));
     assert_eq!(v["user_id"], "default_user_id");
-    assert_eq!(col(&s, &k, "user_id"), "default_user_id");
-    expect(
-        &s,
-        MASTER,
+    assert_eq!(col(s, &k, "user_id"), "default_user_id");
+    w.expect(
+        AS_MASTER,
         "/key/update",
         json!({"key": raw, "user_id": "default_user_id"}),
         200,
     );
-    assert_eq!(col(&s, &raw, "user_id"), "default_user_id");
+    assert_eq!(col(s, &raw, "user_id"), "default_user_id");
 }
 
 #[test]

@@ -62,25 +62,26 @@ fn create_team_stores_every_field_and_members() {
 
 #[test]
 fn create_team_generates_an_id_and_duplicate_id_is_409() {
-    let s = Server::start();
+    let w = World::new();
+    let s = &w.s;
     let v = s.admin("/team/new", json!({}));
     let id = v["team_id"].as_str().unwrap();
     assert_eq!(id.len(), 36, "{id}");
     assert_eq!(v["organization_id"], Value::Null);
     assert_eq!(v["models"], json!([]));
-    expect(&s, MASTER, "/team/new", json!({"team_id": id}), 409);
+    w.expect(AS_MASTER, "/team/new", json!({"team_id": id}), 409);
     assert_eq!(s.count("SELECT count(*) FROM teams"), 1);
 }
 
 #[test]
 fn team_models_must_fit_the_org() {
-    let s = Server::start();
-    seed_org(&s, "ab", &["A", "B"]);
-    seed_org(&s, "a", &["A"]);
-    seed_org(&s, "open", &[]);
-    let e = expect(
-        &s,
-        MASTER,
+    let w = World::new();
+    let s = &w.s;
+    seed_org(s, "ab", &["A", "B"]);
+    seed_org(s, "a", &["A"]);
+    seed_org(s, "open", &[]);
+    let e = w.expect(
+        AS_MASTER,
         "/team/new",
         json!({"organization_id": "ab", "models": ["A", "C"]}),
         400,
@@ -91,9 +92,8 @@ fn team_models_must_fit_the_org() {
     // An empty list inherits the org's set; it never exceeds it.
     s.admin("/team/new", json!({"organization_id": "a", "models": []}));
     // An access group is checked by what it expands to: grp-ab = A, B.
-    let e = expect(
-        &s,
-        MASTER,
+    let e = w.expect(
+        AS_MASTER,
         "/team/new",
         json!({"organization_id": "a", "models": ["grp-ab"]}),
         400,
@@ -104,17 +104,15 @@ fn team_models_must_fit_the_org() {
         json!({"organization_id": "ab", "models": ["grp-ab"]}),
     );
     // all-org-models needs an org; all-team-models is never a team's.
-    let e = expect(
-        &s,
-        MASTER,
+    let e = w.expect(
+        AS_MASTER,
         "/team/new",
         json!({"models": ["all-org-models"]}),
         400,
     );
     assert_eq!(e["error"]["param"], "models");
-    expect(
-        &s,
-        MASTER,
+    w.expect(
+        AS_MASTER,
         "/team/new",
         json!({"organization_id": "ab", "models": ["all-team-models"]}),
         400,
@@ -124,9 +122,8 @@ fn team_models_must_fit_the_org() {
         json!({"organization_id": "a", "models": ["all-org-models"]}),
     );
     // all-proxy-models would exceed a restricted org, not an open one.
-    expect(
-        &s,
-        MASTER,
+    w.expect(
+        AS_MASTER,
         "/team/new",
         json!({"organization_id": "a", "models": ["all-proxy-models"]}),
         400,
@@ -179,8 +176,9 @@ fn create_team_role_matrix() {
 
 #[test]
 fn create_team_bad_input_is_400_naming_the_field() {
-    let s = Server::start();
-    let before = snapshot(&s);
+    let w = World::new();
+    let s = &w.s;
+    let before = snapshot(s);
     let r = s.request(
         "POST",
         "/team/new",
@@ -213,10 +211,10 @@ fn create_team_bad_input_is_400_naming_the_field() {
         ),
         (json!({"members_with_roles": "x"}), "members_with_roles"),
     ] {
-        let e = expect(&s, MASTER, "/team/new", body.clone(), 400);
+        let e = w.expect(AS_MASTER, "/team/new", body.clone(), 400);
         assert_eq!(e["error"]["param"], param, "{body}");
     }
-    assert_eq!(snapshot(&s), before);
+    assert_eq!(snapshot(s), before);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -380,18 +378,18 @@ fn moving_a_team_between_orgs() {
 
 #[test]
 fn a_team_following_its_org_cannot_leave_every_org() {
-    let s = Server::start();
-    seed_org(&s, "o", &["A"]);
+    let w = World::new();
+    let s = &w.s;
+    seed_org(s, "o", &["A"]);
     s.admin(
         "/team/new",
         json!({"team_id": "t", "organization_id": "o", "models": ["all-org-models"]}),
     );
-    expect(
-        &s,
-        MASTER,
+    w.expect(
+        AS_MASTER,
         "/team/update",
         json!({"team_id": "t", "organization_id": ""}),
         400,
     );
-    assert_eq!(team_org(&s, "t").as_deref(), Some("o"));
+    assert_eq!(team_org(s, "t").as_deref(), Some("o"));
 }
