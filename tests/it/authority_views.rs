@@ -262,13 +262,7 @@ fn login(s: &Server, email: &str, password: &str) -> u16 {
 }
 
 fn hash_of(s: &Server, user: &str) -> Option<String> {
-    s.db()
-        .query_row(
-            "SELECT password_hash FROM users WHERE id = ?1",
-            [user],
-            |r| r.get(0),
-        )
-        .unwrap()
+    s.value("SELECT password_hash FROM users WHERE id = ?1", [user])
 }
 
 #[test]
@@ -426,14 +420,7 @@ fn implicitly_created_users_get_no_personal_models() {
         json!({"team_id": "t3", "organization_id": "org1", "models": ["B"],
                "members_with_roles": [{"user_id": "new-n", "role": "user"}]}),
     );
-    let by_email: String = s
-        .db()
-        .query_row(
-            "SELECT id FROM users WHERE email = 'new-e@example.com'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let by_email: String = s.value("SELECT id FROM users WHERE email = 'new-e@example.com'", []);
     for u in ["new-t", by_email.as_str(), "new-o", "new-n"] {
         assert_eq!(models_of(s, u), json!(["no-default-models"]), "{u}");
         // A personal key (no team) may call nothing: it cannot escape the team's models.

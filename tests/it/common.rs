@@ -193,6 +193,15 @@ impl Server {
         c
     }
 
+    /// The first column of the one row `sql` returns with `params`.
+    pub fn value<T: rusqlite::types::FromSql>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> T {
+        one(&self.db(), sql, params)
+    }
+
     pub fn count(&self, sql: &str) -> i64 {
         self.db().query_row(sql, [], |r| r.get(0)).expect(sql)
     }
@@ -239,6 +248,16 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The first column of the one row `sql` returns with `params` on connection `c`.
+pub fn one<T: rusqlite::types::FromSql>(
+    c: &rusqlite::Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> T {
+    c.query_row(sql, params, |r| r.get(0))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 /// A minimal HTTP/1.1 client (Connection: close; Content-Length or chunked responses).

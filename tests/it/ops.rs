@@ -145,35 +145,25 @@ fn backup_under_load_is_consistent_and_complete() {
         std::path::PathBuf::from(api.json()["path"].as_str().unwrap()),
     ] {
         let b = rusqlite::Connection::open(&path).unwrap();
-        let ok: String = b
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .unwrap();
+        let ok: String = one(&b, "PRAGMA integrity_check", []);
         assert_eq!(ok, "ok");
-        let fk: i64 = b
-            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
+        let fk: i64 = one(&b, "SELECT count(*) FROM pragma_foreign_key_check", []);
         assert_eq!(fk, 0);
-        let n: i64 = b
-            .query_row(
-                "SELECT count(*) FROM organizations WHERE alias LIKE 'before-%'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let n: i64 = one(
+            &b,
+            "SELECT count(*) FROM organizations WHERE alias LIKE 'before-%'",
+            [],
+        );
         assert_eq!(n, 20, "every org written before the backup is in it");
         // Self-contained: no WAL beside the copy is needed.
         assert!(!path.with_extension("db-wal").exists());
         // Each org has its budget row: the copy is one consistent moment, not a torn one.
-        let orphans: i64 = b
-            .query_row(
-                "SELECT count(*) FROM organizations o LEFT JOIN budgets b ON b.id = o.budget_id
+        let orphans: i64 = one(
+            &b,
+            "SELECT count(*) FROM organizations o LEFT JOIN budgets b ON b.id = o.budget_id
                  WHERE b.id IS NULL",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+            [],
+        );
         assert_eq!(orphans, 0);
     }
     // An existing destination is refused, not overwritten.
@@ -216,9 +206,7 @@ fn sigterm_checkpoints_the_wal_and_exits_cleanly() {
     let copy = s.dir.path().join("plain-copy.db");
     std::fs::copy(s.db_path(), &copy).unwrap();
     let c = rusqlite::Connection::open(&copy).unwrap();
-    let n: i64 = c
-        .query_row("SELECT count(*) FROM organizations", [], |r| r.get(0))
-        .unwrap();
+    let n: i64 = one(&c, "SELECT count(*) FROM organizations", []);
     assert_eq!(n, 10);
     assert!(s.log().contains("WAL checkpointed"), "{}", s.log());
 }
@@ -290,34 +278,24 @@ fn kill_dash_nine_loses_no_acknowledged_write() {
         s.start_again();
         let db = s.db();
         for id in &acked {
-            let n: i64 = db
-                .query_row(
-                    "SELECT count(*) FROM organizations WHERE id = ?1",
-                    [id],
-                    |r| r.get(0),
-                )
-                .unwrap();
+            let n: i64 = one(
+                &db,
+                "SELECT count(*) FROM organizations WHERE id = ?1",
+                [id],
+            );
             assert_eq!(n, 1, "cycle {cycle}: acknowledged org {id} lost");
         }
         for id in &calls {
-            let n: i64 = db
-                .query_row(
-                    "SELECT count(*) FROM spend_logs WHERE request_id = ?1",
-                    [id],
-                    |r| r.get(0),
-                )
-                .unwrap();
+            let n: i64 = one(
+                &db,
+                "SELECT count(*) FROM spend_logs WHERE request_id = ?1",
+                [id],
+            );
             assert_eq!(n, 1, "cycle {cycle}: spend of answered call {id} lost");
         }
-        let ok: String = db
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .unwrap();
+        let ok: String = one(&db, "PRAGMA integrity_check", []);
         assert_eq!(ok, "ok", "cycle {cycle}");
-        let fk: i64 = db
-            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
+        let fk: i64 = one(&db, "SELECT count(*) FROM pragma_foreign_key_check", []);
         assert_eq!(fk, 0, "cycle {cycle}");
         total_orgs += acked.len();
         total_calls += calls.len();
@@ -375,13 +353,9 @@ fn sigterm_lets_an_in_flight_stream_finish_and_records_its_spend() {
     assert_eq!(rest.last().map(String::as_str), Some("[DONE]"), "{rest:?}");
     let status = wait_exit(&mut child, "no exit after the stream finished");
     assert!(status.success(), "{status:?}");
-    let n: i64 = s
-        .db()
-        .query_row(
-            "SELECT count(*) FROM spend_logs WHERE status = 'success' AND spend > 0",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let n: i64 = s.value(
+        "SELECT count(*) FROM spend_logs WHERE status = 'success' AND spend > 0",
+        [],
+    );
     assert_eq!(n, 1, "the in-flight call's spend was recorded before exit");
 }

@@ -121,14 +121,10 @@ fn generated_master_key_is_printed_once_and_stored_as_hash() {
         .expect("generated key printed");
     let key = line.rsplit(' ').next().unwrap().to_string();
     assert_eq!(s.get("/organization/list", &key).status, 200);
-    let stored: String = s
-        .db()
-        .query_row(
-            "SELECT value FROM settings WHERE name = 'master_key_hash'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let stored: String = s.value(
+        "SELECT value FROM settings WHERE name = 'master_key_hash'",
+        [],
+    );
     assert_ne!(stored, key);
     assert_eq!(stored.len(), 64);
     s.restart();

@@ -367,14 +367,8 @@ fn lying_usage_is_never_billed_as_it_came() {
         }
     }
     // What every level was charged is the sum of those sane figures.
-    let total: f64 = s
-        .db()
-        .query_row("SELECT SUM(spend) FROM spend_logs", [], |r| r.get(0))
-        .unwrap();
-    let key_spend: f64 = s
-        .db()
-        .query_row("SELECT SUM(spend) FROM api_keys", [], |r| r.get(0))
-        .unwrap();
+    let total: f64 = s.value("SELECT SUM(spend) FROM spend_logs", []);
+    let key_spend: f64 = s.value("SELECT SUM(spend) FROM api_keys", []);
     assert!(total.is_finite() && total < 10.0, "{total}");
     assert!((key_spend - total).abs() < 1e-6, "{key_spend} vs {total}");
 }

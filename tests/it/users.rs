@@ -4,11 +4,7 @@ use crate::common::*;
 use serde_json::{json, Value};
 
 fn role_of(s: &Server, user: &str) -> String {
-    s.db()
-        .query_row("SELECT user_role FROM users WHERE id = ?1", [user], |r| {
-            r.get(0)
-        })
-        .unwrap()
+    s.value("SELECT user_role FROM users WHERE id = ?1", [user])
 }
 
 #[test]
@@ -56,14 +52,7 @@ fn user_new_returns_a_working_key_stored_only_as_its_hash() {
         )),
         1
     );
-    let hash: String = s
-        .db()
-        .query_row(
-            "SELECT password_hash FROM users WHERE id = 'carol'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let hash: String = s.value("SELECT password_hash FROM users WHERE id = 'carol'", []);
     assert!(hash.starts_with("$argon2id$"), "{hash}");
     assert!(litegate::auth::verify_password(
         "correct horse battery",
@@ -259,14 +248,7 @@ fn user_update_by_admin_and_by_self() {
     assert_eq!(v["user_email"], "robert@example.com");
     assert_eq!(v["metadata"], json!({"x": 1}));
     assert!(!v.to_string().contains("s3cret") && !v.to_string().contains("argon2"));
-    let hash: String = s
-        .db()
-        .query_row(
-            "SELECT password_hash FROM users WHERE id = 'bob'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let hash: String = s.value("SELECT password_hash FROM users WHERE id = 'bob'", []);
     assert!(litegate::auth::verify_password("s3cret-pass", &hash));
 
     // ... but never their role (not even the same one), models, budgets or limits.

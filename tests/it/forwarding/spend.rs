@@ -357,14 +357,10 @@ fn budget_duration_resets_spend() {
         )
         .unwrap();
     until("the key's spend is reset", 10, || num(&s, &spend) == 0.0);
-    let next: String = s
-        .db()
-        .query_row(
-            "SELECT budget_reset_at FROM api_keys WHERE token = ?1",
-            [&token],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let next: String = s.value(
+        "SELECT budget_reset_at FROM api_keys WHERE token = ?1",
+        [&token],
+    );
     let in_ms = litegate::util::ms_from_iso(&next).unwrap() - litegate::util::now_ms();
     assert!((3_500_000..=3_600_000).contains(&in_ms), "{next}");
     assert_eq!(chat(&s, &k, "json").status, 200);

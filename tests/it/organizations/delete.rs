@@ -36,14 +36,7 @@ fn delete_removes_the_org_and_everything_under_it() {
     // Team keys and the org key work before the delete.
     assert_eq!(s.get("/organization/list", &k_tx1).status, 200);
     assert_eq!(s.get("/organization/list", &k_orgx).status, 200);
-    let x_budget: String = s
-        .db()
-        .query_row(
-            "SELECT budget_id FROM organizations WHERE id = ?1",
-            [&x],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let x_budget: String = s.value("SELECT budget_id FROM organizations WHERE id = ?1", [&x]);
     assert_eq!(s.count("SELECT count(*) FROM budgets"), 2 + 3);
 
     let r = s.send(

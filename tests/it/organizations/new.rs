@@ -42,12 +42,7 @@ fn new_litellm_doc_example_with_budget_fields() {
         serde_json::from_str::<Value>(&models).unwrap(),
         json!(["model1", "model2"])
     );
-    let mb: f64 = s
-        .db()
-        .query_row("SELECT max_budget FROM budgets WHERE id = ?1", [bid], |r| {
-            r.get(0)
-        })
-        .unwrap();
+    let mb: f64 = s.value("SELECT max_budget FROM budgets WHERE id = ?1", [bid]);
     assert_eq!(mb, 100.0);
     assert_eq!(s.count("SELECT count(*) FROM budgets"), 1);
 }

@@ -32,23 +32,12 @@ fn world() -> World {
 }
 
 fn team_models(s: &Server, team: &str) -> Vec<String> {
-    let m: String = s
-        .db()
-        .query_row("SELECT models FROM teams WHERE id = ?1", [team], |r| {
-            r.get(0)
-        })
-        .unwrap();
+    let m: String = s.value("SELECT models FROM teams WHERE id = ?1", [team]);
     serde_json::from_str(&m).unwrap()
 }
 
 fn team_org(s: &Server, team: &str) -> Option<String> {
-    s.db()
-        .query_row(
-            "SELECT organization_id FROM teams WHERE id = ?1",
-            [team],
-            |r| r.get(0),
-        )
-        .unwrap()
+    s.value("SELECT organization_id FROM teams WHERE id = ?1", [team])
 }
 
 fn roles(v: &Value) -> Vec<(String, String)> {

@@ -297,13 +297,10 @@ fn moving_a_team_between_orgs() {
     let key = seed_team_key(s, "t1", "tuser", Some("org1"));
     let token = litegate::auth::hash_key(&key);
     let key_org = || -> Option<String> {
-        s.db()
-            .query_row(
-                "SELECT organization_id FROM api_keys WHERE token = ?1",
-                [&token],
-                |r| r.get(0),
-            )
-            .unwrap()
+        s.value(
+            "SELECT organization_id FROM api_keys WHERE token = ?1",
+            [&token],
+        )
     };
     // Absent or null leaves the org unchanged.
     w.expect(
