@@ -87,7 +87,6 @@ fn issue_11_team_admin_cannot_mint_a_key_for_a_proxy_admin_member() {
 #[test]
 fn issue_11_org_admin_cannot_mint_a_key_for_a_proxy_admin_member() {
     let w = world();
-    let s = &w.s;
     w.expect(
         "oadmin",
         "/team/member_add",
@@ -101,8 +100,8 @@ fn issue_11_org_admin_cannot_mint_a_key_for_a_proxy_admin_member() {
         403,
     );
     // A proxy admin viewer is a global admin role too.
-    seed_user(s, "pview", "proxy_admin_viewer");
-    seed_team_member(s, "t2", "pview", "user");
+    seed_user(&w, "pview", "proxy_admin_viewer");
+    seed_team_member(&w, "t2", "pview", "user");
     w.expect(
         "oadmin",
         "/key/generate",
@@ -114,17 +113,16 @@ fn issue_11_org_admin_cannot_mint_a_key_for_a_proxy_admin_member() {
 #[test]
 fn issue_11_team_and_org_admins_cannot_regenerate_a_proxy_admins_key() {
     let w = world();
-    let s = &w.s;
-    seed_team_member(s, "t1", "padmin", "user");
-    let k = s.admin(
+    seed_team_member(&w, "t1", "padmin", "user");
+    let k = w.admin(
         "/key/generate",
         json!({"team_id": "t1", "user_id": "padmin"}),
     );
     let token = k["token"].as_str().unwrap().to_string();
     for admin in [&w["tadmin"], &w["oadmin"]] {
-        expect(s, admin, "/key/regenerate", json!({"key": token}), 403);
+        expect(&w, admin, "/key/regenerate", json!({"key": token}), 403);
         expect(
-            s,
+            &w,
             admin,
             &format!("/key/{token}/regenerate"),
             json!({}),
@@ -132,7 +130,7 @@ fn issue_11_team_and_org_admins_cannot_regenerate_a_proxy_admins_key() {
         );
     }
     // The proxy admin's own key still acts as its owner.
-    assert!(acts_as_proxy_admin(s, k["key"].as_str().unwrap()));
+    assert!(acts_as_proxy_admin(&w, k["key"].as_str().unwrap()));
 }
 
 /// The class, not just the example: a key someone else minted never acts with its owner's
@@ -140,7 +138,6 @@ fn issue_11_team_and_org_admins_cannot_regenerate_a_proxy_admins_key() {
 #[test]
 fn issue_11_key_minted_by_team_admin_never_acts_beyond_model_calls() {
     let w = world();
-    let s = &w.s;
     let k = w.expect(
         "tadmin",
         "/key/generate",
@@ -149,62 +146,61 @@ fn issue_11_key_minted_by_team_admin_never_acts_beyond_model_calls() {
     );
     let minted = k["key"].as_str().unwrap().to_string();
     let token = k["token"].as_str().unwrap().to_string();
-    assert_eq!(chat(s, &minted, "A"), 200);
-    assert_eq!(chat(s, &minted, "C"), 403, "outside the team's models");
+    assert_eq!(chat(&w, &minted, "A"), 200);
+    assert_eq!(chat(&w, &minted, "C"), 403, "outside the team's models");
     // The owner is org admin of org2: the minted key must not act there.
     expect(
-        s,
+        &w,
         &minted,
         "/team/new",
         json!({"organization_id": "org2", "team_alias": "x"}),
         403,
     );
     expect(
-        s,
+        &w,
         &minted,
         "/organization/member_add",
         json!({"organization_id": "org2", "member": {"user_id": "tadmin", "role": "org_admin"}}),
         403,
     );
     // No management as the owner either: no new credential, no change to the owner.
-    expect(s, &minted, "/key/generate", json!({"team_id": "t1"}), 403);
-    expect(s, &minted, "/key/regenerate", json!({"key": token}), 403);
+    expect(&w, &minted, "/key/generate", json!({"team_id": "t1"}), 403);
+    expect(&w, &minted, "/key/regenerate", json!({"key": token}), 403);
     expect(
-        s,
+        &w,
         &minted,
         "/user/update",
         json!({"user_id": "m", "user_email": "evil@example.com"}),
         403,
     );
     // Promoted later: the minted key still carries nothing of the new role.
-    s.admin(
+    w.admin(
         "/user/update",
         json!({"user_id": "m", "user_role": "proxy_admin"}),
     );
-    assert!(!acts_as_proxy_admin(s, &minted));
-    expect(s, &minted, "/key/generate", json!({}), 403);
-    assert_error(&s.get("/user/list", &minted), 403);
-    assert_error(&s.get("/key/list", &minted), 403);
-    assert_error(&s.get("/spend/logs", &minted), 403);
-    assert_eq!(chat(s, &minted, "A"), 200, "model calls keep working");
+    assert!(!acts_as_proxy_admin(&w, &minted));
+    expect(&w, &minted, "/key/generate", json!({}), 403);
+    assert_error(&w.get("/user/list", &minted), 403);
+    assert_error(&w.get("/key/list", &minted), 403);
+    assert_error(&w.get("/spend/logs", &minted), 403);
+    assert_eq!(chat(&w, &minted, "A"), 200, "model calls keep working");
     // It reads itself, and nothing else of its owner.
-    let me = s.get("/key/info", &minted);
+    let me = w.get("/key/info", &minted);
     assert_eq!(me.status, 200, "{}", me.text());
     assert_eq!(me.json()["key"], token);
-    let own = s.admin("/key/generate", json!({"user_id": "m"}));
-    let r = s.get(
+    let own = w.admin("/key/generate", json!({"user_id": "m"}));
+    let r = w.get(
         &format!("/key/info?key={}", own["token"].as_str().unwrap()),
         &minted,
     );
     assert_error(&r, 404);
-    assert_eq!(s.get("/v1/models", &minted).status, 200);
+    assert_eq!(w.get("/v1/models", &minted).status, 200);
 }
 
 #[test]
 fn issue_11_key_minted_by_org_admin_never_acts_as_its_owner() {
     let w = world();
-    let s = &w.s;
-    seed_team_member(s, "t2", "m", "user");
+    seed_team_member(&w, "t2", "m", "user");
     let k = w.expect(
         "oadmin",
         "/key/generate",
@@ -212,19 +208,19 @@ fn issue_11_key_minted_by_org_admin_never_acts_as_its_owner() {
         200,
     );
     let minted = k["key"].as_str().unwrap().to_string();
-    assert_eq!(chat(s, &minted, "A"), 200);
+    assert_eq!(chat(&w, &minted, "A"), 200);
     expect(
-        s,
+        &w,
         &minted,
         "/team/new",
         json!({"organization_id": "org2", "team_alias": "x"}),
         403,
     );
-    s.admin(
+    w.admin(
         "/user/update",
         json!({"user_id": "m", "user_role": "proxy_admin"}),
     );
-    assert!(!acts_as_proxy_admin(s, &minted));
+    assert!(!acts_as_proxy_admin(&w, &minted));
 }
 
 /// Regenerating a member's own key hands the team admin a new raw key: it is limited the same
@@ -232,12 +228,11 @@ fn issue_11_key_minted_by_org_admin_never_acts_as_its_owner() {
 #[test]
 fn issue_11_regenerate_by_someone_else_lowers_the_key_to_model_calls() {
     let w = world();
-    let s = &w.s;
-    let own = s.post("/key/generate", &w["m"], json!({"team_id": "t1"}));
+    let own = w.post("/key/generate", &w["m"], json!({"team_id": "t1"}));
     assert_eq!(own.status, 200, "{}", own.text());
     let own = own.json();
     let own_key = own["key"].as_str().unwrap().to_string();
-    assert_eq!(s.get("/key/list", &own_key).status, 200, "the owner's key");
+    assert_eq!(w.get("/key/list", &own_key).status, 200, "the owner's key");
     let r = w.expect(
         "tadmin",
         "/key/regenerate",
@@ -246,35 +241,33 @@ fn issue_11_regenerate_by_someone_else_lowers_the_key_to_model_calls() {
     );
     let taken = r["key"].as_str().unwrap().to_string();
     assert_error(
-        &s.post("/key/generate", &taken, json!({"team_id": "t1"})),
+        &w.post("/key/generate", &taken, json!({"team_id": "t1"})),
         403,
     );
-    assert_error(&s.get("/key/list", &taken), 403);
-    assert_eq!(chat(s, &taken, "A"), 200);
+    assert_error(&w.get("/key/list", &taken), 403);
+    assert_eq!(chat(&w, &taken, "A"), 200);
     // The owner regenerates it with their personal key: theirs again.
     let r = w.expect("m", "/key/regenerate", json!({"key": r["token"]}), 200);
     let back = r["key"].as_str().unwrap().to_string();
-    assert_eq!(s.get("/key/list", &back).status, 200);
+    assert_eq!(w.get("/key/list", &back).status, 200);
 }
 
 #[test]
 fn issue_11_key_minted_for_self_or_by_proxy_admin_acts_as_owner() {
     let w = world();
-    let s = &w.s;
     let k = w.expect("tadmin", "/key/generate", json!({"team_id": "t1"}), 200);
     assert_eq!(
-        s.get("/key/list", k["key"].as_str().unwrap()).status,
+        w.get("/key/list", k["key"].as_str().unwrap()).status,
         200,
         "a key of one's own manages as its owner"
     );
-    let k = s.admin("/key/generate", json!({"team_id": "t1", "user_id": "m"}));
-    assert_eq!(s.get("/key/list", k["key"].as_str().unwrap()).status, 200);
+    let k = w.admin("/key/generate", json!({"team_id": "t1", "user_id": "m"}));
+    assert_eq!(w.get("/key/list", k["key"].as_str().unwrap()).status, 200);
 }
 
 #[test]
 fn issue_11_key_update_cannot_move_a_key_to_gain_authority() {
     let w = world();
-    let s = &w.s;
     let k = w.expect("tadmin", "/key/generate", json!({"team_id": "t1"}), 200);
     for body in [
         json!({"key": k["token"], "user_id": "padmin"}),
@@ -292,11 +285,11 @@ fn issue_11_key_update_cannot_move_a_key_to_gain_authority() {
     );
     // Moved by a proxy admin to another user, the raw key (held by the old owner) must not
     // act as the new owner.
-    s.admin(
+    w.admin(
         "/key/update",
         json!({"key": k["token"], "user_id": "padmin"}),
     );
-    assert!(!acts_as_proxy_admin(s, k["key"].as_str().unwrap()));
+    assert!(!acts_as_proxy_admin(&w, k["key"].as_str().unwrap()));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -305,12 +298,11 @@ fn issue_11_key_update_cannot_move_a_key_to_gain_authority() {
 #[test]
 fn issue_11_team_blocked_by_org_admin_stays_blocked_for_team_admin() {
     let w = world();
-    let s = &w.s;
     let k = w.expect("m", "/key/generate", json!({"team_id": "t1"}), 200);
     let key = k["key"].as_str().unwrap().to_string();
     w.expect("oadmin", "/team/block", json!({"team_id": "t1"}), 200);
     assert_eq!(
-        chat(s, &key, "A") / 100,
+        chat(&w, &key, "A") / 100,
         4,
         "a blocked team's key is refused"
     );
@@ -336,7 +328,7 @@ fn issue_11_team_blocked_by_org_admin_stays_blocked_for_team_admin() {
     w.expect("oadmin", "/team/unblock", json!({"team_id": "t2"}), 403);
     // The same rank or above can.
     w.expect("oadmin", "/team/unblock", json!({"team_id": "t1"}), 200);
-    assert_eq!(s.get("/v1/models", &key).status, 200);
+    assert_eq!(w.get("/v1/models", &key).status, 200);
     // A block by the team admin is the team admin's to lift.
     w.expect("tadmin", "/team/block", json!({"team_id": "t1"}), 200);
     w.expect("tadmin", "/team/unblock", json!({"team_id": "t1"}), 200);
@@ -421,7 +413,6 @@ fn issue_11_key_blocked_or_limited_by_a_higher_rank_is_not_loosened_below_it() {
 #[test]
 fn issue_11_team_admin_cannot_lift_member_budgets_set_above_them() {
     let w = world();
-    let s = &w.s;
     for uid in ["tadmin", "m"] {
         w.expect(
             "oadmin",
@@ -451,7 +442,7 @@ fn issue_11_team_admin_cannot_lift_member_budgets_set_above_them() {
         200,
     );
     // A budget the team admin set is theirs to change.
-    seed_user(s, "n", "internal_user");
+    seed_user(&w, "n", "internal_user");
     w.expect(
         "tadmin",
         "/team/member_add",
@@ -533,7 +524,6 @@ fn issue_11_org_admin_cannot_lift_team_limits_a_proxy_admin_set() {
 #[test]
 fn issue_11_org_admin_cannot_lift_their_own_org_member_budget() {
     let w = world();
-    let s = &w.s;
     w.expect(
         AS_MASTER,
         "/organization/member_update",
@@ -547,15 +537,15 @@ fn issue_11_org_admin_cannot_lift_their_own_org_member_budget() {
                "max_budget_in_organization": 100.0}),
         403,
     );
-    let before = snapshot(s);
-    let r = s.send(
+    let before = snapshot(&w);
+    let r = w.send(
         "DELETE",
         "/organization/member_delete",
         &w["oadmin"],
         json!({"organization_id": "org1", "user_id": "oadmin"}),
     );
     assert_error(&r, 403);
-    assert_eq!(snapshot(s), before);
+    assert_eq!(snapshot(&w), before);
     w.expect(
         "oadmin",
         "/organization/member_update",
@@ -570,7 +560,6 @@ fn issue_11_org_admin_cannot_lift_their_own_org_member_budget() {
 #[test]
 fn issue_11_org_admin_removed_or_demoted_loses_keys_held_as_admin() {
     let w = world();
-    let s = &w.s;
     // As org admin of org1, oadmin mints keys for themselves in t2 (not a member there) and
     // a personal key in org1.
     let in_team = w.gen_key("oadmin", json!({"team_id": "t2"}));
@@ -578,35 +567,34 @@ fn issue_11_org_admin_removed_or_demoted_loses_keys_held_as_admin() {
         "oadmin",
         json!({"organization_id": "org1", "models": ["A"]}),
     );
-    assert_eq!(chat(s, &in_team, "A"), 200);
-    assert_eq!(chat(s, &personal, "A"), 200);
+    assert_eq!(chat(&w, &in_team, "A"), 200);
+    assert_eq!(chat(&w, &personal, "A"), 200);
     // Demoted: the key in a team they do not belong to stops; the personal key stays.
-    let r = s.send(
+    let r = w.send(
         "PATCH",
         "/organization/member_update",
         MASTER,
         json!({"organization_id": "org1", "user_id": "oadmin", "role": "internal_user"}),
     );
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_error(&s.get("/v1/models", &in_team), 401);
-    assert_eq!(chat(s, &personal, "A"), 200);
+    assert_error(&w.get("/v1/models", &in_team), 401);
+    assert_eq!(chat(&w, &personal, "A"), 200);
     // Removed: the personal key of the org goes too.
-    let r = s.send(
+    let r = w.send(
         "DELETE",
         "/organization/member_delete",
         MASTER,
         json!({"organization_id": "org1", "user_id": "oadmin"}),
     );
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_error(&s.get("/v1/models", &personal), 401);
+    assert_error(&w.get("/v1/models", &personal), 401);
     // Their personal key outside the org is theirs still.
-    assert_eq!(s.get("/v1/models", &w["oadmin"]).status, 200);
+    assert_eq!(w.get("/v1/models", &w["oadmin"]).status, 200);
 }
 
 #[test]
 fn issue_11_team_member_removed_or_user_deleted_loses_keys() {
     let w = world();
-    let s = &w.s;
     let own = w.gen_key("m", json!({"team_id": "t1"}));
     let minted = w.gen_key("tadmin", json!({"team_id": "t1", "user_id": "m"}));
     w.expect(
@@ -615,13 +603,13 @@ fn issue_11_team_member_removed_or_user_deleted_loses_keys() {
         json!({"team_id": "t1", "user_id": "m"}),
         200,
     );
-    assert_error(&s.get("/v1/models", &own), 401);
-    assert_error(&s.get("/v1/models", &minted), 401);
+    assert_error(&w.get("/v1/models", &own), 401);
+    assert_error(&w.get("/v1/models", &minted), 401);
     // A deleted user's keys stop.
     let tkey = w.gen_key("tadmin", json!({"team_id": "t1"}));
-    s.admin("/user/delete", json!({"user_ids": ["tadmin"]}));
-    assert_error(&s.get("/v1/models", &tkey), 401);
-    assert_error(&s.get("/v1/models", &w["tadmin"]), 401);
+    w.admin("/user/delete", json!({"user_ids": ["tadmin"]}));
+    assert_error(&w.get("/v1/models", &tkey), 401);
+    assert_error(&w.get("/v1/models", &w["tadmin"]), 401);
 }
 
 /// Deny by default: a key issued by someone else is refused on every management route (403,
@@ -686,12 +674,11 @@ fn issue_11_calls_only_key_is_refused_on_every_management_route() {
         c("GET", "/ui/me", json!({})),
         c("GET", "/ui/key_model_options?team_id=t1", json!({})),
     ]);
-    let s = &w.s;
     // What it may do.
-    assert_eq!(s.get("/key/info", &minted).status, 200);
-    assert_eq!(s.get("/v1/models", &minted).status, 200);
-    assert_eq!(s.get("/model/info", &minted).status, 200);
-    assert_eq!(chat(s, &minted, "A"), 200);
+    assert_eq!(w.get("/key/info", &minted).status, 200);
+    assert_eq!(w.get("/v1/models", &minted).status, 200);
+    assert_eq!(w.get("/model/info", &minted).status, 200);
+    assert_eq!(chat(&w, &minted, "A"), 200);
 }
 
 /// The raw key of a calls-only key stays with whoever issued it: when they lose the admin role
@@ -699,17 +686,16 @@ fn issue_11_calls_only_key_is_refused_on_every_management_route() {
 #[test]
 fn issue_11_admin_who_loses_the_role_loses_the_keys_they_issued() {
     let w = world();
-    let s = &w.s;
     let mint = |by: &str, team: &str| -> String {
         let k = expect(
-            s,
+            &w,
             by,
             "/key/generate",
             json!({"team_id": team, "user_id": "m"}),
             200,
         );
         let key = k["key"].as_str().unwrap().to_string();
-        assert_eq!(chat(s, &key, "A"), 200);
+        assert_eq!(chat(&w, &key, "A"), 200);
         key
     };
     let own = w.gen_key("m", json!({"team_id": "t1"}));
@@ -721,7 +707,7 @@ fn issue_11_admin_who_loses_the_role_loses_the_keys_they_issued() {
         json!({"team_id": "t1", "user_id": "tadmin", "role": "user"}),
         200,
     );
-    assert_error(&s.get("/v1/models", &k1), 401);
+    assert_error(&w.get("/v1/models", &k1), 401);
     // Removed from the team.
     w.expect(
         "oadmin",
@@ -736,24 +722,24 @@ fn issue_11_admin_who_loses_the_role_loses_the_keys_they_issued() {
         json!({"team_id": "t1", "user_id": "tadmin"}),
         200,
     );
-    assert_error(&s.get("/v1/models", &k2), 401);
-    assert_eq!(chat(s, &own, "A"), 200, "the owner's own key stays");
+    assert_error(&w.get("/v1/models", &k2), 401);
+    assert_eq!(chat(&w, &own, "A"), 200, "the owner's own key stays");
     // Demoted from org admin: keys issued in the org's teams go.
-    seed_team_member(s, "t2", "m", "user");
+    seed_team_member(&w, "t2", "m", "user");
     let k3 = mint(&w["oadmin"], "t2");
-    let r = s.send(
+    let r = w.send(
         "PATCH",
         "/organization/member_update",
         MASTER,
         json!({"organization_id": "org1", "user_id": "oadmin", "role": "internal_user"}),
     );
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_error(&s.get("/v1/models", &k3), 401);
+    assert_error(&w.get("/v1/models", &k3), 401);
     // The issuer deleted.
-    let ta2 = seed_user(s, "ta2", "internal_user");
-    seed_team_member(s, "t1", "ta2", "admin");
+    let ta2 = seed_user(&w, "ta2", "internal_user");
+    seed_team_member(&w, "t1", "ta2", "admin");
     let k4 = mint(&ta2, "t1");
-    s.admin("/user/delete", json!({"user_ids": ["ta2"]}));
-    assert_error(&s.get("/v1/models", &k4), 401);
-    assert_eq!(chat(s, &own, "A"), 200);
+    w.admin("/user/delete", json!({"user_ids": ["ta2"]}));
+    assert_error(&w.get("/v1/models", &k4), 401);
+    assert_eq!(chat(&w, &own, "A"), 200);
 }

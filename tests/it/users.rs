@@ -199,11 +199,10 @@ fn user_info_visibility() {
 #[test]
 fn user_update_by_admin_and_by_self() {
     let w = World::new();
-    let s = &w.s;
-    let bob = seed_user(s, "bob", "internal_user");
-    seed_user(s, "eve", "internal_user");
-    let pv = seed_user(s, "pv", "proxy_admin_viewer");
-    let iv = seed_user(s, "iv", "internal_user_viewer");
+    let bob = seed_user(&w, "bob", "internal_user");
+    seed_user(&w, "eve", "internal_user");
+    let pv = seed_user(&w, "pv", "proxy_admin_viewer");
+    let iv = seed_user(&w, "iv", "internal_user_viewer");
     // The proxy admin changes anything.
     let v = w.expect(
         AS_MASTER,
@@ -217,7 +216,7 @@ fn user_update_by_admin_and_by_self() {
     assert_eq!(v["models"], json!(["A"]));
     assert_eq!(v["max_budget"], 3.0);
     assert_eq!(v["rpm_limit"], 2);
-    assert_eq!(role_of(s, "eve"), "proxy_admin_viewer");
+    assert_eq!(role_of(&w, "eve"), "proxy_admin_viewer");
     // Named by email (case-insensitive) when no user_id is given.
     let v = w.expect(
         AS_MASTER,
@@ -226,7 +225,7 @@ fn user_update_by_admin_and_by_self() {
         200,
     );
     assert_eq!(v["user_id"], "eve");
-    assert_eq!(role_of(s, "eve"), "internal_user");
+    assert_eq!(role_of(&w, "eve"), "internal_user");
 
     // A user changes their own password and metadata; a password change proves the current
     // one and the email is the proxy admin's to change (issue 11:
@@ -238,7 +237,7 @@ fn user_update_by_admin_and_by_self() {
         200,
     );
     let v = expect(
-        s,
+        &w,
         &bob,
         "/user/update",
         json!({"user_id": "bob", "user_email": "robert@example.com", "metadata": {"x": 1},
@@ -248,7 +247,7 @@ fn user_update_by_admin_and_by_self() {
     assert_eq!(v["user_email"], "robert@example.com");
     assert_eq!(v["metadata"], json!({"x": 1}));
     assert!(!v.to_string().contains("s3cret") && !v.to_string().contains("argon2"));
-    let hash: String = s.value("SELECT password_hash FROM users WHERE id = 'bob'", []);
+    let hash: String = w.value("SELECT password_hash FROM users WHERE id = 'bob'", []);
     assert!(litegate::auth::verify_password("s3cret-pass", &hash));
 
     // ... but never their role (not even the same one), models, budgets or limits.
@@ -263,26 +262,26 @@ fn user_update_by_admin_and_by_self() {
         json!({"user_id": "bob", "metadata": {}, "user_role": "proxy_admin"}),
         json!({"user_email": "robert@example.com", "user_role": "proxy_admin"}),
     ] {
-        expect(s, &bob, "/user/update", body, 403);
+        expect(&w, &bob, "/user/update", body, 403);
     }
-    assert_eq!(role_of(s, "bob"), "internal_user");
+    assert_eq!(role_of(&w, "bob"), "internal_user");
     // Other users are invisible to a user (404); visible but read-only to a viewer (403).
     expect(
-        s,
+        &w,
         &bob,
         "/user/update",
         json!({"user_id": "eve", "metadata": {}}),
         404,
     );
     expect(
-        s,
+        &w,
         &pv,
         "/user/update",
         json!({"user_id": "eve", "metadata": {}}),
         403,
     );
     expect(
-        s,
+        &w,
         &pv,
         "/user/update",
         json!({"user_id": "pv", "user_role": "proxy_admin"}),
@@ -290,13 +289,13 @@ fn user_update_by_admin_and_by_self() {
     );
     // A viewer never writes, not even to themselves.
     expect(
-        s,
+        &w,
         &iv,
         "/user/update",
         json!({"user_id": "iv", "metadata": {"a": 1}}),
         403,
     );
-    assert_eq!(role_of(s, "pv"), "proxy_admin_viewer");
+    assert_eq!(role_of(&w, "pv"), "proxy_admin_viewer");
     // Conflicts and bad input.
     w.expect(
         AS_MASTER,
@@ -326,22 +325,21 @@ fn user_update_by_admin_and_by_self() {
         json!({"user_id": "ghost", "metadata": {}}),
         404,
     );
-    let r = s.request("POST", "/user/update", None, Some(b"{}"), &[]);
+    let r = w.request("POST", "/user/update", None, Some(b"{}"), &[]);
     assert_error(&r, 401);
 }
 
 #[test]
 fn user_delete_takes_keys_and_memberships_in_one_transaction() {
     let w = World::new();
-    let s = &w.s;
-    let bob = seed_user(s, "bob", "internal_user");
-    seed_user(s, "eve", "internal_user");
-    let pv = seed_user(s, "pv", "proxy_admin_viewer");
-    seed_org(s, "o", &[]);
-    seed_team(s, "t1", Some("o"), &[]);
-    seed_team_member(s, "t1", "eve", "admin");
-    seed_org_member(s, "o", "eve", "internal_user");
-    seed_team_key(s, "t1", "eve", Some("o"));
+    let bob = seed_user(&w, "bob", "internal_user");
+    seed_user(&w, "eve", "internal_user");
+    let pv = seed_user(&w, "pv", "proxy_admin_viewer");
+    seed_org(&w, "o", &[]);
+    seed_team(&w, "t1", Some("o"), &[]);
+    seed_team_member(&w, "t1", "eve", "admin");
+    seed_org_member(&w, "o", "eve", "internal_user");
+    seed_team_key(&w, "t1", "eve", Some("o"));
     // Unknown id among known: 404, nothing deleted.
     let e = w.expect(
         AS_MASTER,
@@ -351,26 +349,26 @@ fn user_delete_takes_keys_and_memberships_in_one_transaction() {
     );
     assert!(e["error"]["message"].as_str().unwrap().contains("ghost"));
     for k in [&bob, &pv] {
-        expect(s, k, "/user/delete", json!({"user_ids": ["eve"]}), 403);
+        expect(&w, k, "/user/delete", json!({"user_ids": ["eve"]}), 403);
     }
-    expect(s, &bob, "/user/delete", json!({"user_ids": ["bob"]}), 403);
+    expect(&w, &bob, "/user/delete", json!({"user_ids": ["bob"]}), 403);
     let v = w.expect(AS_MASTER, "/user/delete", json!({"user_ids": ["eve"]}), 200);
     assert_eq!(v["deleted_users"], json!(["eve"]));
-    assert_eq!(s.count("SELECT count(*) FROM users WHERE id = 'eve'"), 0);
+    assert_eq!(w.count("SELECT count(*) FROM users WHERE id = 'eve'"), 0);
     assert_eq!(
-        s.count("SELECT count(*) FROM api_keys WHERE user_id = 'eve'"),
+        w.count("SELECT count(*) FROM api_keys WHERE user_id = 'eve'"),
         0
     );
     assert_eq!(
-        s.count("SELECT count(*) FROM team_members WHERE user_id = 'eve'"),
+        w.count("SELECT count(*) FROM team_members WHERE user_id = 'eve'"),
         0
     );
     assert_eq!(
-        s.count("SELECT count(*) FROM organization_members WHERE user_id = 'eve'"),
+        w.count("SELECT count(*) FROM organization_members WHERE user_id = 'eve'"),
         0
     );
-    assert_eq!(s.count("SELECT count(*) FROM teams WHERE id = 't1'"), 1);
-    assert_eq!(s.count("SELECT count(*) FROM users WHERE id = 'bob'"), 1);
+    assert_eq!(w.count("SELECT count(*) FROM teams WHERE id = 't1'"), 1);
+    assert_eq!(w.count("SELECT count(*) FROM users WHERE id = 'bob'"), 1);
     w.expect(AS_MASTER, "/user/delete", json!({}), 400);
     w.expect(AS_MASTER, "/user/delete", json!({"user_ids": [1]}), 400);
 }

@@ -8,15 +8,14 @@ use super::*;
 #[test]
 fn blocked_key_is_401_everywhere_until_unblocked() {
     let w = world();
-    let s = &w.s;
-    let (raw, _) = gen(s, &w["alice"], json!({"team_id": "t1"}));
-    assert_eq!(chat(s, &raw, "A").status, 200);
+    let (raw, _) = gen(&w, &w["alice"], json!({"team_id": "t1"}));
+    assert_eq!(chat(&w, &raw, "A").status, 200);
     let v = w.expect(AS_MASTER, "/key/block", json!({"key": raw}), 200);
     assert_eq!(v["blocked"], true);
     assert_eq!(v["token"], hash_key(&raw));
-    assert_eq!(col(s, &raw, "blocked"), 1);
-    assert_error(&s.get("/v1/models", &raw), 401);
-    assert_error(&chat(s, &raw, "A"), 401);
+    assert_eq!(col(&w, &raw, "blocked"), 1);
+    assert_error(&w.get("/v1/models", &raw), 401);
+    assert_error(&chat(&w, &raw, "A"), 401);
     let v = w.expect(
         AS_MASTER,
         "/key/unblock",
@@ -24,17 +23,16 @@ fn blocked_key_is_401_everywhere_until_unblocked() {
         200,
     );
     assert_eq!(v["blocked"], false);
-    assert_eq!(col(s, &raw, "blocked"), 0);
-    assert_eq!(s.get("/v1/models", &raw).status, 200);
-    assert_eq!(chat(s, &raw, "A").status, 200);
+    assert_eq!(col(&w, &raw, "blocked"), 0);
+    assert_eq!(w.get("/v1/models", &raw).status, 200);
+    assert_eq!(chat(&w, &raw, "A").status, 200);
 }
 
 #[test]
 fn block_is_for_proxy_and_team_admins() {
     let w = world();
-    let s = &w.s;
-    let (raw, _) = gen(s, &w["alice"], json!({"team_id": "t1"}));
-    let (personal, _) = gen(s, &w["alice"], json!({}));
+    let (raw, _) = gen(&w, &w["alice"], json!({"team_id": "t1"}));
+    let (personal, _) = gen(&w, &w["alice"], json!({}));
     for path in ["/key/block", "/key/unblock"] {
         let c = |who, key: &str, status| Case::post(who, path, json!({"key": key}), status);
         // The owner may not block or unblock their own key; others do not see it.
@@ -48,11 +46,11 @@ fn block_is_for_proxy_and_team_admins() {
     }
     // The team admin and the org admin above the team may.
     w.expect("tadmin", "/key/block", json!({"key": raw}), 200);
-    assert_eq!(col(s, &raw, "blocked"), 1);
+    assert_eq!(col(&w, &raw, "blocked"), 1);
     w.expect("oadmin", "/key/unblock", json!({"key": raw}), 200);
-    assert_eq!(col(s, &raw, "blocked"), 0);
+    assert_eq!(col(&w, &raw, "blocked"), 0);
     w.expect("padmin", "/key/block", json!({"key": personal}), 200);
-    assert_eq!(col(s, &personal, "blocked"), 1);
+    assert_eq!(col(&w, &personal, "blocked"), 1);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -61,23 +59,22 @@ fn block_is_for_proxy_and_team_admins() {
 #[test]
 fn regenerate_replaces_the_key_and_keeps_everything_else() {
     let w = world();
-    let s = &w.s;
     let (old, _) = gen(
-        s,
+        &w,
         MASTER,
         json!({"team_id": "t2", "user_id": "bob", "key_alias": "svc", "models": ["A"],
                "max_budget": 10, "metadata": {"m": 1}}),
     );
-    assert_eq!(chat(s, &old, "A").status, 200);
+    assert_eq!(chat(&w, &old, "A").status, 200);
     // Spend recording is not built yet: give the key some directly.
-    s.db()
+    w.db()
         .execute(
             "UPDATE api_keys SET spend = 1.25 WHERE token = ?1",
             [hash_key(&old)],
         )
         .unwrap();
     let spend = 1.25;
-    let n = key_count(s);
+    let n = key_count(&w);
     let v = w.expect(AS_MASTER, "/key/regenerate", json!({"key": old}), 200);
     let new = v["key"].as_str().unwrap().to_string();
     assert!(new.starts_with("sk-") && new.len() >= 35);
@@ -85,38 +82,37 @@ fn regenerate_replaces_the_key_and_keeps_everything_else() {
     assert_eq!(v["token"], hash_key(&new));
     assert_eq!(v["key_name"], format!("sk-...{}", &new[new.len() - 4..]));
     // The old key stops at once; the new one works.
-    assert!(!exists(s, &old));
-    assert_error(&s.get("/v1/models", &old), 401);
-    assert_error(&chat(s, &old, "A"), 401);
-    assert_eq!(key_count(s), n);
-    assert_raw_key_not_stored(s, &new);
+    assert!(!exists(&w, &old));
+    assert_error(&w.get("/v1/models", &old), 401);
+    assert_error(&chat(&w, &old, "A"), 401);
+    assert_eq!(key_count(&w), n);
+    assert_raw_key_not_stored(&w, &new);
     // Spend, alias, models, team and budget came along.
-    assert_eq!(col(s, &new, "spend"), spend);
-    assert_eq!(col(s, &new, "key_alias"), "svc");
-    assert_eq!(col(s, &new, "models"), r#"["A"]"#);
-    assert_eq!(col(s, &new, "team_id"), "t2");
-    assert_eq!(col(s, &new, "user_id"), "bob");
-    assert_eq!(col(s, &new, "max_budget"), 10.0);
+    assert_eq!(col(&w, &new, "spend"), spend);
+    assert_eq!(col(&w, &new, "key_alias"), "svc");
+    assert_eq!(col(&w, &new, "models"), r#"["A"]"#);
+    assert_eq!(col(&w, &new, "team_id"), "t2");
+    assert_eq!(col(&w, &new, "user_id"), "bob");
+    assert_eq!(col(&w, &new, "max_budget"), 10.0);
     assert_eq!(v["spend"], spend);
     assert_eq!(v["key_alias"], "svc");
     assert_eq!(v["team_id"], "t2");
     assert_eq!(v["metadata"], json!({"m": 1}));
-    assert_eq!(models_of(s, &new), vec!["A"]);
-    assert_eq!(chat(s, &new, "A").status, 200);
+    assert_eq!(models_of(&w, &new), vec!["A"]);
+    assert_eq!(chat(&w, &new, "A").status, 200);
 }
 
 #[test]
 fn regenerate_by_path_with_raw_key_or_token() {
     let w = world();
-    let s = &w.s;
-    let (k1, _) = gen(s, &w["alice"], json!({"team_id": "t1", "key_alias": "p1"}));
+    let (k1, _) = gen(&w, &w["alice"], json!({"team_id": "t1", "key_alias": "p1"}));
     // The owner, by raw key in the path.
     let v = w.expect("alice", &format!("/key/{k1}/regenerate"), json!({}), 200);
     let k2 = v["key"].as_str().unwrap().to_string();
     assert_ne!(k2, k1);
-    assert_error(&s.get("/v1/models", &k1), 401);
-    assert_eq!(s.get("/v1/models", &k2).status, 200);
-    assert_eq!(col(s, &k2, "key_alias"), "p1");
+    assert_error(&w.get("/v1/models", &k1), 401);
+    assert_eq!(w.get("/v1/models", &k2).status, 200);
+    assert_eq!(col(&w, &k2, "key_alias"), "p1");
     // The team admin, by token in the path.
     let v = w.expect(
         "tadmin",
@@ -125,9 +121,9 @@ fn regenerate_by_path_with_raw_key_or_token() {
         200,
     );
     let k3 = v["key"].as_str().unwrap().to_string();
-    assert_error(&s.get("/v1/models", &k2), 401);
-    assert_eq!(s.get("/v1/models", &k3).status, 200);
-    assert_eq!(col(s, &k3, "user_id"), "alice");
+    assert_error(&w.get("/v1/models", &k2), 401);
+    assert_eq!(w.get("/v1/models", &k3).status, 200);
+    assert_eq!(col(&w, &k3, "user_id"), "alice");
     // Outsiders see nothing, on either form.
     w.expect("outsider", &format!("/key/{k3}/regenerate"), json!({}), 404);
     w.expect("outsider", "/key/regenerate", json!({"key": k3}), 404);
@@ -147,7 +143,7 @@ fn regenerate_by_path_with_raw_key_or_token() {
     // A viewer may not, a team member may not regenerate another member's key.
     w.expect("pview", "/key/regenerate", json!({"key": k3}), 403);
     w.expect("iviewer", "/key/regenerate", json!({"key": k3}), 403);
-    assert_eq!(s.get("/v1/models", &k3).status, 200);
+    assert_eq!(w.get("/v1/models", &k3).status, 200);
 }
 
 #[test]
@@ -155,15 +151,14 @@ fn regenerate_accepts_a_trailing_slash_and_needs_a_key() {
     // The router accepts `/key/regenerate/`; the handler must not then read `regenerate`
     // as the key of `/key/{key}/regenerate`.
     let w = World::new();
-    let s = &w.s;
-    let (k1, _) = gen(s, MASTER, json!({"key_alias": "slash"}));
+    let (k1, _) = gen(&w, MASTER, json!({"key_alias": "slash"}));
     let v = w.expect(AS_MASTER, "/key/regenerate/", json!({"key": k1}), 200);
     let k2 = v["key"].as_str().unwrap().to_string();
-    assert_error(&s.get("/v1/models", &k1), 401);
+    assert_error(&w.get("/v1/models", &k1), 401);
     let v = w.expect(AS_MASTER, &format!("/key/{k2}/regenerate/"), json!({}), 200);
-    assert_error(&s.get("/v1/models", &k2), 401);
+    assert_error(&w.get("/v1/models", &k2), 401);
     let k3 = v["key"].as_str().unwrap();
-    assert_eq!(col(s, k3, "key_alias"), "slash");
+    assert_eq!(col(&w, k3, "key_alias"), "slash");
     for path in ["/key/regenerate", "/key/regenerate/"] {
         let v = w.expect(AS_MASTER, path, json!({}), 400);
         assert_eq!(v["error"]["param"], "key", "{path}");
@@ -173,8 +168,7 @@ fn regenerate_accepts_a_trailing_slash_and_needs_a_key() {
 #[test]
 fn regenerate_with_a_custom_new_key_is_for_proxy_admins() {
     let w = world();
-    let s = &w.s;
-    let (raw, _) = gen(s, &w["alice"], json!({"team_id": "t1"}));
+    let (raw, _) = gen(&w, &w["alice"], json!({"team_id": "t1"}));
     let re = |who, new_key: &str, status| {
         Case::post(
             who,
@@ -195,8 +189,8 @@ fn regenerate_with_a_custom_new_key_is_for_proxy_admins() {
     ]);
     assert_eq!(v[4]["key"], custom);
     assert_eq!(v[4]["token"], hash_key(custom));
-    assert_error(&s.get("/v1/models", &raw), 401);
-    assert_eq!(models_of(s, custom), vec!["A"]);
+    assert_error(&w.get("/v1/models", &raw), 401);
+    assert_eq!(models_of(&w, custom), vec!["A"]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -205,25 +199,24 @@ fn regenerate_with_a_custom_new_key_is_for_proxy_admins() {
 #[test]
 fn expired_key_is_401_expired_key() {
     let w = World::new();
-    let s = &w.s;
-    let (raw, _) = gen(s, MASTER, json!({"duration": "1h"}));
-    assert_eq!(s.get("/v1/models", &raw).status, 200);
-    s.db()
+    let (raw, _) = gen(&w, MASTER, json!({"duration": "1h"}));
+    assert_eq!(w.get("/v1/models", &raw).status, 200);
+    w.db()
         .execute(
             "UPDATE api_keys SET expires = '2020-01-01T00:00:00.000Z' WHERE token = ?1",
             [hash_key(&raw)],
         )
         .unwrap();
     for r in [
-        s.get("/v1/models", &raw),
-        chat(s, &raw, "A"),
-        s.get("/key/info", &raw),
+        w.get("/v1/models", &raw),
+        chat(&w, &raw, "A"),
+        w.get("/key/info", &raw),
     ] {
         let v = assert_error(&r, 401);
         assert_eq!(v["error"]["type"], "expired_key", "{v}");
     }
     // The admin still sees it, and can extend it.
-    let r = info(s, MASTER, &raw);
+    let r = info(&w, MASTER, &raw);
     assert_eq!(r.status, 200);
     w.expect(
         AS_MASTER,
@@ -231,5 +224,5 @@ fn expired_key_is_401_expired_key() {
         json!({"key": raw, "duration": "1d"}),
         200,
     );
-    assert_eq!(s.get("/v1/models", &raw).status, 200);
+    assert_eq!(w.get("/v1/models", &raw).status, 200);
 }

@@ -52,7 +52,6 @@ fn generate_refuses_durations_past_year_9999() {
     // A far-future expiry must not overflow into a 500, nor be written in a form the key check
     // cannot read back (which made the new key expired at birth).
     let w = World::new();
-    let s = &w.s;
     for d in ["3000000d", "9223372036854775s", "106751991167300d"] {
         let v = w.expect(AS_MASTER, "/key/generate", json!({"duration": d}), 400);
         assert_eq!(v["error"]["param"], "duration", "{d}: {v}");
@@ -65,15 +64,14 @@ fn generate_refuses_durations_past_year_9999() {
         assert_eq!(v["error"]["param"], "budget_duration", "{d}: {v}");
     }
     // Up to 100 years is accepted (util::parse_duration caps there).
-    let (raw, _) = gen(s, MASTER, json!({"duration": "36500d"}));
-    assert_eq!(s.get("/v1/models", &raw).status, 200);
+    let (raw, _) = gen(&w, MASTER, json!({"duration": "36500d"}));
+    assert_eq!(w.get("/v1/models", &raw).status, 200);
 }
 
 #[test]
 fn generate_with_a_taken_key_alias_is_409_and_writes_nothing() {
     let w = World::new();
-    let s = &w.s;
-    gen(s, MASTER, json!({"key_alias": "ci"}));
+    gen(&w, MASTER, json!({"key_alias": "ci"}));
     let v = w.expect(
         AS_MASTER,
         "/key/generate",
@@ -81,25 +79,24 @@ fn generate_with_a_taken_key_alias_is_409_and_writes_nothing() {
         409,
     );
     assert_eq!(v["error"]["type"], "conflict_error");
-    assert_eq!(key_count(s), 1);
+    assert_eq!(key_count(&w), 1);
 }
 
 #[test]
 fn custom_key_is_for_proxy_admins_only_and_must_look_like_a_key() {
     let w = World::new();
-    let s = &w.s;
-    let alice = seed_user(s, "alice", "internal_user");
+    let alice = seed_user(&w, "alice", "internal_user");
     let custom = "sk-my-custom-key-0001";
-    let (raw, v) = gen(s, MASTER, json!({"key": custom}));
+    let (raw, v) = gen(&w, MASTER, json!({"key": custom}));
     assert_eq!(raw, custom);
     assert_eq!(v["token"], hash_key(custom));
     assert_eq!(v["key_name"], "sk-...0001");
-    assert_raw_key_not_stored(s, custom);
-    assert_eq!(s.get("/v1/models", custom).status, 200);
+    assert_raw_key_not_stored(&w, custom);
+    assert_eq!(w.get("/v1/models", custom).status, 200);
 
     // An internal user may not choose their key.
     let v = expect(
-        s,
+        &w,
         &alice,
         "/key/generate",
         json!({"key": "sk-alice-chooses-this-key"}),
@@ -116,7 +113,7 @@ fn custom_key_is_for_proxy_admins_only_and_must_look_like_a_key() {
         assert_eq!(v["error"]["param"], "key", "{bad}: {v}");
     }
     // 16 characters is enough.
-    gen(s, MASTER, json!({"key": "sk-0123456789abc"}));
+    gen(&w, MASTER, json!({"key": "sk-0123456789abc"}));
     // A duplicate custom key is a conflict (API.md §2 Fix), also against a seeded key.
     let v = w.expect(AS_MASTER, "/key/generate", json!({"key": custom}), 409);
     assert_eq!(v["error"]["type"], "conflict_error");
@@ -142,10 +139,9 @@ fn token_in_the_body_is_400() {
 #[test]
 fn bad_generate_input_is_400_and_changes_nothing() {
     let w = World::new();
-    let s = &w.s;
-    seed_team(s, "t1", None, &[]);
-    let before = snapshot(s);
-    let r = s.request(
+    seed_team(&w, "t1", None, &[]);
+    let before = snapshot(&w);
+    let r = w.request(
         "POST",
         "/key/generate",
         Some(MASTER),
@@ -154,7 +150,7 @@ fn bad_generate_input_is_400_and_changes_nothing() {
     );
     let v = assert_error(&r, 400);
     assert_eq!(v["error"]["type"], "invalid_request_error");
-    assert_eq!(snapshot(s), before);
+    assert_eq!(snapshot(&w), before);
     for (body, param) in [
         (json!({"models": "A"}), "models"),
         (json!({"models": [1]}), "models"),
@@ -177,7 +173,7 @@ fn bad_generate_input_is_400_and_changes_nothing() {
         assert_eq!(v["error"]["type"], "invalid_request_error", "{body}: {v}");
         assert_eq!(v["error"]["param"], param, "{body}: {v}");
     }
-    assert_eq!(key_count(s), 0);
+    assert_eq!(key_count(&w), 0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -211,7 +207,6 @@ fn proxy_admins_create_any_key_and_viewers_none() {
 #[test]
 fn internal_user_creates_keys_only_for_themselves_in_their_teams() {
     let w = world();
-    let s = &w.s;
     let g = |who, body, status| Case::post(who, "/key/generate", body, status);
     #[rustfmt::skip]
     let v = run_cases(&w, &[
@@ -238,13 +233,13 @@ fn internal_user_creates_keys_only_for_themselves_in_their_teams() {
     assert_eq!(v[6]["user_id"], "alice");
     assert_eq!(v[6]["team_id"], "t1");
     assert_eq!(v[6]["organization_id"], "org1");
-    assert_eq!(col(s, v[6]["key"].as_str().unwrap(), "team_id"), "t1");
+    assert_eq!(col(&w, v[6]["key"].as_str().unwrap(), "team_id"), "t1");
     assert!(
         v[7]["error"]["message"].as_str().unwrap().contains('B'),
         "{}",
         v[7]
     );
-    assert_eq!(models_of(s, v[8]["key"].as_str().unwrap()), vec!["A"]);
+    assert_eq!(models_of(&w, v[8]["key"].as_str().unwrap()), vec!["A"]);
 }
 
 #[test]
@@ -278,8 +273,7 @@ fn team_and_org_admins_create_keys_for_members_of_their_teams() {
 #[test]
 fn no_caller_puts_reach_widening_fields_on_a_key() {
     let w = world();
-    let s = &w.s;
-    let (mine, _) = gen(s, &w["alice"], json!({"team_id": "t1"}));
+    let (mine, _) = gen(&w, &w["alice"], json!({"team_id": "t1"}));
     for field in [
         json!({"user_role": "proxy_admin"}),
         json!({"allowed_routes": ["/key/generate", "/user/update"]}),
@@ -290,11 +284,11 @@ fn no_caller_puts_reach_widening_fields_on_a_key() {
         for caller in [&w["alice"], &w["tadmin"]] {
             let mut body = field.clone();
             body["team_id"] = json!("t1");
-            let v = expect(s, caller, "/key/generate", body.clone(), 403);
+            let v = expect(&w, caller, "/key/generate", body.clone(), 403);
             assert_eq!(v["error"]["type"], "permission_error", "{body}");
             let mut body = field.clone();
             body["key"] = json!(mine);
-            expect(s, caller, "/key/update", body, 403);
+            expect(&w, caller, "/key/update", body, 403);
         }
     }
 }

@@ -8,9 +8,8 @@ use super::*;
 #[test]
 fn info_by_raw_key_or_token_never_shows_the_raw_key() {
     let w = world();
-    let s = &w.s;
     let (raw, _) = gen(
-        s,
+        &w,
         MASTER,
         json!({"team_id": "t1", "user_id": "alice", "key_alias": "i", "max_budget": 3}),
     );
@@ -22,7 +21,7 @@ fn info_by_raw_key_or_token_never_shows_the_raw_key() {
         (&w["oadmin"], raw.clone()),
         (&w["pview"], raw.clone()),
     ] {
-        let r = info(s, caller, &q);
+        let r = info(&w, caller, &q);
         assert_eq!(r.status, 200, "{}", r.text());
         assert!(!r.text().contains(&raw), "{}", r.text());
         let v = r.json();
@@ -36,27 +35,26 @@ fn info_by_raw_key_or_token_never_shows_the_raw_key() {
         assert_eq!(i["effective_models"], json!(["A"]));
     }
     for caller in [&w["outsider"], &w["oadmin2"], &w["iviewer"]] {
-        let v = assert_error(&info(s, caller, &raw), 404);
+        let v = assert_error(&info(&w, caller, &raw), 404);
         assert_eq!(v["error"]["type"], "not_found_error");
     }
-    assert_error(&info(s, MASTER, "sk-no-such-key-anywhere"), 404);
+    assert_error(&info(&w, MASTER, "sk-no-such-key-anywhere"), 404);
 }
 
 #[test]
 fn info_without_key_is_the_callers_own_and_400_for_the_master_key() {
     let w = world();
-    let s = &w.s;
     for q in ["/key/info", "/key/info?key="] {
-        let r = s.get(q, &w["alice"]);
+        let r = w.get(q, &w["alice"]);
         assert_eq!(r.status, 200, "{}", r.text());
         assert_eq!(r.json()["info"]["token"], hash_key(&w["alice"]));
         assert_eq!(r.json()["info"]["user_id"], "alice");
-        let v = assert_error(&s.get(q, MASTER), 400);
+        let v = assert_error(&w.get(q, MASTER), 400);
         assert_eq!(v["error"]["param"], "key");
     }
     // A team key without a user sees itself.
-    let (svc, _) = gen(s, MASTER, json!({"team_id": "t2"}));
-    let r = s.get("/key/info", &svc);
+    let (svc, _) = gen(&w, MASTER, json!({"team_id": "t2"}));
+    let r = w.get("/key/info", &svc);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["info"]["token"], hash_key(&svc));
 }
@@ -64,48 +62,47 @@ fn info_without_key_is_the_callers_own_and_400_for_the_master_key() {
 #[test]
 fn info_effective_models_equal_v1_models() {
     let w = world();
-    let s = &w.s;
-    s.db()
+    w.db()
         .execute(
             "UPDATE users SET models = '[\"C\", \"D\"]' WHERE id = 'bob'",
             [],
         )
         .unwrap();
     let cases: Vec<(String, Vec<&str>)> = vec![
-        (gen(s, MASTER, json!({})).0, vec!["A", "B", "C", "D"]),
+        (gen(&w, MASTER, json!({})).0, vec!["A", "B", "C", "D"]),
         (
-            gen(s, MASTER, json!({"models": ["grp-ab"]})).0,
+            gen(&w, MASTER, json!({"models": ["grp-ab"]})).0,
             vec!["A", "B"],
         ),
         (
             gen(
-                s,
+                &w,
                 MASTER,
                 json!({"team_id": "t2", "models": ["all-team-models"]}),
             )
             .0,
             vec!["A", "B"],
         ),
-        (gen(s, MASTER, json!({"team_id": "t1"})).0, vec!["A"]),
+        (gen(&w, MASTER, json!({"team_id": "t1"})).0, vec!["A"]),
         (
             gen(
-                s,
+                &w,
                 MASTER,
                 json!({"organization_id": "org1", "models": ["all-org-models"]}),
             )
             .0,
             vec!["A", "B"],
         ),
-        (gen(s, MASTER, json!({"user_id": "bob"})).0, vec!["C", "D"]),
+        (gen(&w, MASTER, json!({"user_id": "bob"})).0, vec!["C", "D"]),
         (
-            gen(s, MASTER, json!({"user_id": "bob", "models": ["D"]})).0,
+            gen(&w, MASTER, json!({"user_id": "bob", "models": ["D"]})).0,
             vec!["D"],
         ),
     ];
     for (raw, want) in cases {
-        let listed = models_of(s, &raw);
-        assert_eq!(listed, want, "{}", col(s, &raw, "models"));
-        let r = info(s, MASTER, &raw);
+        let listed = models_of(&w, &raw);
+        assert_eq!(listed, want, "{}", col(&w, &raw, "models"));
+        let r = info(&w, MASTER, &raw);
         assert_eq!(r.status, 200, "{}", r.text());
         assert_eq!(r.json()["info"]["effective_models"], json!(listed));
     }
@@ -163,66 +160,65 @@ fn list_pages_through_every_key() {
 #[test]
 fn list_filters_and_scopes_to_the_caller() {
     let w = world();
-    let s = &w.s;
     let (a_team, _) = gen(
-        s,
+        &w,
         &w["alice"],
         json!({"team_id": "t1", "key_alias": "a-team"}),
     );
-    let (a_personal, _) = gen(s, &w["alice"], json!({}));
-    let (t_key, _) = gen(s, &w["tadmin"], json!({"team_id": "t1"}));
-    let (svc_t1, _) = gen(s, MASTER, json!({"team_id": "t1"}));
-    let (bob_t2, _) = gen(s, MASTER, json!({"team_id": "t2", "user_id": "bob"}));
+    let (a_personal, _) = gen(&w, &w["alice"], json!({}));
+    let (t_key, _) = gen(&w, &w["tadmin"], json!({"team_id": "t1"}));
+    let (svc_t1, _) = gen(&w, MASTER, json!({"team_id": "t1"}));
+    let (bob_t2, _) = gen(&w, MASTER, json!({"team_id": "t2", "user_id": "bob"}));
     let q = "?size=100";
     // Filters, as an admin.
     assert_eq!(
-        tokens(&list(s, MASTER, "?team_id=t1&size=100")),
+        tokens(&list(&w, MASTER, "?team_id=t1&size=100")),
         sorted_tokens(&[&a_team, &t_key, &svc_t1])
     );
     assert_eq!(
-        tokens(&list(s, MASTER, "?user_id=alice&size=100")),
+        tokens(&list(&w, MASTER, "?user_id=alice&size=100")),
         sorted_tokens(&[&w["alice"], &a_team, &a_personal])
     );
     assert_eq!(
-        tokens(&list(s, MASTER, "?team_id=t1&user_id=alice")),
+        tokens(&list(&w, MASTER, "?team_id=t1&user_id=alice")),
         sorted_tokens(&[&a_team])
     );
     assert_eq!(
-        tokens(&list(s, MASTER, "?organization_id=org2")),
+        tokens(&list(&w, MASTER, "?organization_id=org2")),
         sorted_tokens(&[&bob_t2])
     );
     assert_eq!(
-        tokens(&list(s, MASTER, "?key_alias=a-team")),
+        tokens(&list(&w, MASTER, "?key_alias=a-team")),
         sorted_tokens(&[&a_team])
     );
     // An internal user sees only their own keys...
-    let v = list(s, &w["alice"], q);
+    let v = list(&w, &w["alice"], q);
     assert_eq!(
         tokens(&v),
         sorted_tokens(&[&w["alice"], &a_team, &a_personal])
     );
     assert_eq!(v["total_count"], 3);
     assert_eq!(
-        tokens(&list(s, &w["alice"], "?user_id=bob")),
+        tokens(&list(&w, &w["alice"], "?user_id=bob")),
         Vec::<String>::new()
     );
     assert_eq!(
-        tokens(&list(s, &w["outsider"], q)),
+        tokens(&list(&w, &w["outsider"], q)),
         sorted_tokens(&[&w["outsider"]])
     );
     // ...plus the keys of teams they administer (not members' personal keys).
     assert_eq!(
-        tokens(&list(s, &w["tadmin"], q)),
+        tokens(&list(&w, &w["tadmin"], q)),
         sorted_tokens(&[&w["tadmin"], &a_team, &t_key, &svc_t1])
     );
     assert_eq!(
-        tokens(&list(s, &w["oadmin"], q)),
+        tokens(&list(&w, &w["oadmin"], q)),
         sorted_tokens(&[&w["oadmin"], &a_team, &t_key, &svc_t1])
     );
     // A proxy admin viewer sees all.
-    let v = list(s, &w["pview"], q);
-    assert_eq!(v["total_count"], key_count(s));
-    assert_eq!(tokens(&v).len() as i64, key_count(s));
+    let v = list(&w, &w["pview"], q);
+    assert_eq!(v["total_count"], key_count(&w));
+    assert_eq!(tokens(&v).len() as i64, key_count(&w));
 }
 
 #[test]

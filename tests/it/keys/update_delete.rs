@@ -8,9 +8,8 @@ use super::*;
 #[test]
 fn owner_updates_alias_metadata_and_models_within_the_team() {
     let w = world();
-    let s = &w.s;
-    let (raw, _) = gen(s, &w["alice"], json!({"team_id": "t1", "key_alias": "a1"}));
-    let r = s.post(
+    let (raw, _) = gen(&w, &w["alice"], json!({"team_id": "t1", "key_alias": "a1"}));
+    let r = w.post(
         "/key/update",
         &w["alice"],
         json!({"key": raw, "key_alias": "a2", "metadata": {"env": "ci"}, "models": ["A"]}),
@@ -22,9 +21,9 @@ fn owner_updates_alias_metadata_and_models_within_the_team() {
     assert_eq!(v["key_alias"], "a2");
     assert_eq!(v["models"], json!(["A"]));
     assert_eq!(v["updated_by"], "alice");
-    assert_eq!(col(s, &raw, "key_alias"), "a2");
-    assert_eq!(col(s, &raw, "metadata"), r#"{"env":"ci"}"#);
-    assert_eq!(col(s, &raw, "models"), r#"["A"]"#);
+    assert_eq!(col(&w, &raw, "key_alias"), "a2");
+    assert_eq!(col(&w, &raw, "metadata"), r#"{"env":"ci"}"#);
+    assert_eq!(col(&w, &raw, "models"), r#"["A"]"#);
     // Outside the team's models.
     let v = w.expect(
         "alice",
@@ -41,15 +40,14 @@ fn owner_updates_alias_metadata_and_models_within_the_team() {
         200,
     );
     assert_eq!(v["key_alias"], "by-token");
-    assert_eq!(col(s, &raw, "key_alias"), "by-token");
+    assert_eq!(col(&w, &raw, "key_alias"), "by-token");
 }
 
 #[test]
 fn only_admins_change_budgets_and_proxy_admins_move_keys() {
     let w = world();
-    let s = &w.s;
-    let (personal, _) = gen(s, &w["alice"], json!({}));
-    let (team_key, _) = gen(s, &w["alice"], json!({"team_id": "t1"}));
+    let (personal, _) = gen(&w, &w["alice"], json!({}));
+    let (team_key, _) = gen(&w, &w["alice"], json!({"team_id": "t1"}));
     let up = |who, body, status| Case::post(who, "/key/update", body, status);
     let t2 = json!({"key": team_key, "team_id": "t2"});
     #[rustfmt::skip]
@@ -61,8 +59,8 @@ fn only_admins_change_budgets_and_proxy_admins_move_keys() {
         up("tadmin", json!({"key": team_key, "max_budget": 5, "tpm_limit": 10}), 200),
     ]);
     assert_eq!(v[2]["max_budget"], 5.0);
-    assert_eq!(col(s, &team_key, "max_budget"), 5.0);
-    assert_eq!(col(s, &team_key, "tpm_limit"), 10);
+    assert_eq!(col(&w, &team_key, "max_budget"), 5.0);
+    assert_eq!(col(&w, &team_key, "tpm_limit"), 10);
     #[rustfmt::skip]
     let v = run_cases(&w, &[
         // ...but cannot see a personal key of a member.
@@ -73,16 +71,15 @@ fn only_admins_change_budgets_and_proxy_admins_move_keys() {
         up(AS_MASTER, t2.clone(), 200),
     ]);
     assert_eq!(v[5]["team_id"], "t2");
-    assert_eq!(col(s, &team_key, "team_id"), "t2");
-    assert_eq!(col(s, &team_key, "organization_id"), "org2");
+    assert_eq!(col(&w, &team_key, "team_id"), "t2");
+    assert_eq!(col(&w, &team_key, "organization_id"), "org2");
 }
 
 #[test]
 fn update_of_an_unknown_or_invisible_key_is_404_and_alias_clash_409() {
     let w = world();
-    let s = &w.s;
-    let (raw, _) = gen(s, &w["alice"], json!({"key_alias": "alice-1"}));
-    gen(s, &w["alice"], json!({"key_alias": "alice-2"}));
+    let (raw, _) = gen(&w, &w["alice"], json!({"key_alias": "alice-1"}));
+    gen(&w, &w["alice"], json!({"key_alias": "alice-2"}));
     let up = |who, body, status| Case::post(who, "/key/update", body, status);
     let stolen = json!({"key": raw, "key_alias": "stolen"});
     #[rustfmt::skip]
@@ -97,14 +94,13 @@ fn update_of_an_unknown_or_invisible_key_is_404_and_alias_clash_409() {
     ]);
     assert_eq!(v[0]["error"]["type"], "not_found_error");
     assert_eq!(v[5]["error"]["type"], "conflict_error");
-    assert_eq!(col(s, &raw, "key_alias"), "alice-1");
+    assert_eq!(col(&w, &raw, "key_alias"), "alice-1");
 }
 
 #[test]
 fn update_to_an_unknown_user_is_400() {
     let w = World::new();
-    let s = &w.s;
-    let (raw, _) = gen(s, MASTER, json!({}));
+    let (raw, _) = gen(&w, MASTER, json!({}));
     let v = w.expect(
         AS_MASTER,
         "/key/update",
@@ -126,8 +122,7 @@ fn the_master_keys_user_id_is_no_user_unless_one_exists() {
     // `default_user_id` is what the master key acts as, not a user row: naming it as a key's
     // owner was a foreign-key failure (500); it is an unknown user (400) until such a user exists.
     let w = World::new();
-    let s = &w.s;
-    let (raw, _) = gen(s, MASTER, json!({}));
+    let (raw, _) = gen(&w, MASTER, json!({}));
     let v = w.expect(
         AS_MASTER,
         "/key/generate",
@@ -143,17 +138,17 @@ fn the_master_keys_user_id_is_no_user_unless_one_exists() {
     );
     assert_eq!(v["error"]["param"], "user_id");
     // An imported LiteLLM database may hold that user; then it is an owner like any other.
-    seed_user(s, "default_user_id", "proxy_admin");
-    let (k, v) = gen(s, MASTER, json!({"user_id": "default_user_id"}));
+    seed_user(&w, "default_user_id", "proxy_admin");
+    let (k, v) = gen(&w, MASTER, json!({"user_id": "default_user_id"}));
     assert_eq!(v["user_id"], "default_user_id");
-    assert_eq!(col(s, &k, "user_id"), "default_user_id");
+    assert_eq!(col(&w, &k, "user_id"), "default_user_id");
     w.expect(
         AS_MASTER,
         "/key/update",
         json!({"key": raw, "user_id": "default_user_id"}),
         200,
     );
-    assert_eq!(col(s, &raw, "user_id"), "default_user_id");
+    assert_eq!(col(&w, &raw, "user_id"), "default_user_id");
 }
 
 #[test]
@@ -161,8 +156,7 @@ fn owner_cannot_unblock_their_key_through_update() {
     // /key/block and /key/unblock are for proxy and team admins; /key/update's `blocked`
     // must not be a side door for the owner.
     let w = world();
-    let s = &w.s;
-    let (raw, _) = gen(s, &w["alice"], json!({"team_id": "t1"}));
+    let (raw, _) = gen(&w, &w["alice"], json!({"team_id": "t1"}));
     // Blocked by the team admin (a block by a higher rank is theirs to lift: authority.rs).
     w.expect("tadmin", "/key/block", json!({"key": raw}), 200);
     w.expect(
@@ -171,8 +165,8 @@ fn owner_cannot_unblock_their_key_through_update() {
         json!({"key": raw, "blocked": false}),
         403,
     );
-    assert_eq!(col(s, &raw, "blocked"), 1);
-    assert_error(&s.get("/v1/models", &raw), 401);
+    assert_eq!(col(&w, &raw, "blocked"), 1);
+    assert_error(&w.get("/v1/models", &raw), 401);
     // The same through regenerate.
     w.expect(
         "alice",
@@ -188,7 +182,7 @@ fn owner_cannot_unblock_their_key_through_update() {
         200,
     );
     assert_eq!(v["blocked"], false);
-    assert_eq!(s.get("/v1/models", &raw).status, 200);
+    assert_eq!(w.get("/v1/models", &raw).status, 200);
     // Restating the current value is not a change.
     w.expect(
         "alice",
@@ -204,14 +198,13 @@ fn owner_cannot_unblock_their_key_through_update() {
 #[test]
 fn delete_by_raw_key_token_or_alias() {
     let w = world();
-    let s = &w.s;
-    let (k1, _) = gen(s, &w["alice"], json!({}));
-    let (k2, _) = gen(s, &w["alice"], json!({"team_id": "t1"}));
-    let (k3, _) = gen(s, &w["alice"], json!({"key_alias": "third"}));
-    let n = key_count(s);
+    let (k1, _) = gen(&w, &w["alice"], json!({}));
+    let (k2, _) = gen(&w, &w["alice"], json!({"team_id": "t1"}));
+    let (k3, _) = gen(&w, &w["alice"], json!({"key_alias": "third"}));
+    let n = key_count(&w);
     let v = w.expect("alice", "/key/delete", json!({"keys": [k1]}), 200);
     assert_eq!(v["deleted_keys"], json!([hash_key(&k1)]));
-    assert!(!exists(s, &k1));
+    assert!(!exists(&w, &k1));
     let v = w.expect(
         "alice",
         "/key/delete",
@@ -226,17 +219,16 @@ fn delete_by_raw_key_token_or_alias() {
         200,
     );
     assert_eq!(v["deleted_keys"], json!([hash_key(&k3)]));
-    assert_eq!(key_count(s), n - 3);
+    assert_eq!(key_count(&w), n - 3);
     // A deleted key no longer authenticates.
-    assert_error(&s.get("/v1/models", &k1), 401);
+    assert_error(&w.get("/v1/models", &k1), 401);
 }
 
 #[test]
 fn delete_with_an_unknown_or_invisible_key_deletes_nothing() {
     let w = world();
-    let s = &w.s;
-    let (k1, _) = gen(s, &w["alice"], json!({"key_alias": "k1"}));
-    let (k2, _) = gen(s, &w["alice"], json!({"team_id": "t1"}));
+    let (k1, _) = gen(&w, &w["alice"], json!({"key_alias": "k1"}));
+    let (k2, _) = gen(&w, &w["alice"], json!({"team_id": "t1"}));
     let del = |who, body, status| Case::post(who, "/key/delete", body, status);
     #[rustfmt::skip]
     run_cases(&w, &[
@@ -251,7 +243,7 @@ fn delete_with_an_unknown_or_invisible_key_deletes_nothing() {
         del("iviewer", json!({"keys": [k2]}), 403),
         del(AS_MASTER, json!({}), 400),
     ]);
-    assert!(exists(s, &k1) && exists(s, &k2));
+    assert!(exists(&w, &k1) && exists(&w, &k2));
     // The team admin may delete a key of their team.
     let v = w.expect("tadmin", "/key/delete", json!({"keys": [k2]}), 200);
     assert_eq!(v["deleted_keys"], json!([hash_key(&k2)]));

@@ -295,9 +295,8 @@ fn member_add_role_matrix() {
 #[test]
 fn member_update_role_and_budget() {
     let w = world();
-    let s = &w.s;
     // By user_id, PATCH, as the org admin of X: role changes, global role does not.
-    let r = s.send(
+    let r = w.send(
         "PATCH",
         "/organization/member_update",
         &w["oax"],
@@ -310,7 +309,7 @@ fn member_update_role_and_budget() {
     assert!(v["budget_id"].is_null());
     assert_eq!(
         count_p(
-            s,
+            &w,
             "SELECT count(*) FROM organization_members WHERE organization_id = ?1
              AND user_id = 'iux' AND user_role = 'org_admin'",
             &[w.id("X")]
@@ -318,12 +317,12 @@ fn member_update_role_and_budget() {
         1
     );
     assert_eq!(
-        s.count("SELECT count(*) FROM users WHERE id = 'iux' AND user_role = 'internal_user'"),
+        w.count("SELECT count(*) FROM users WHERE id = 'iux' AND user_role = 'internal_user'"),
         1
     );
     // By user_email, POST: a budget is created, then updated in place.
-    let budgets = s.count("SELECT count(*) FROM budgets");
-    let v = s.admin(
+    let budgets = w.count("SELECT count(*) FROM budgets");
+    let v = w.admin(
         "/organization/member_update",
         json!({"organization_id": w.id("X"), "user_email": "IUX@example.com",
                "max_budget_in_organization": 12.5}),
@@ -331,8 +330,8 @@ fn member_update_role_and_budget() {
     assert_eq!(v["user_role"], "org_admin");
     assert_eq!(v["litellm_budget_table"]["max_budget"], 12.5);
     let bid = v["budget_id"].as_str().unwrap().to_string();
-    assert_eq!(s.count("SELECT count(*) FROM budgets"), budgets + 1);
-    let v = s.admin(
+    assert_eq!(w.count("SELECT count(*) FROM budgets"), budgets + 1);
+    let v = w.admin(
         "/organization/member_update",
         json!({"organization_id": w.id("X"), "user_id": "iux", "max_budget_in_organization": 20,
                "role": "internal_user_viewer"}),
@@ -341,16 +340,16 @@ fn member_update_role_and_budget() {
     assert_eq!(v["user_role"], "internal_user_viewer");
     assert_eq!(
         count_p(
-            s,
+            &w,
             "SELECT count(*) FROM budgets WHERE id = ?1 AND max_budget = 20",
             &[&bid]
         ),
         1
     );
-    assert_eq!(s.count("SELECT count(*) FROM budgets"), budgets + 1);
+    assert_eq!(w.count("SELECT count(*) FROM budgets"), budgets + 1);
 
-    let before = snapshot(s);
-    let upd = |key: &str, body: Value| s.send("PATCH", "/organization/member_update", key, body);
+    let before = snapshot(&w);
+    let upd = |key: &str, body: Value| w.send("PATCH", "/organization/member_update", key, body);
     let body = json!({"organization_id": w.id("X"), "user_id": "iux", "role": "org_admin"});
     for (who, key, status) in [
         ("org_admin of Y", &w["oay"], 404),
@@ -422,14 +421,13 @@ fn member_update_role_and_budget() {
             assert_eq!(v["error"]["param"], p, "{b} -> {v}");
         }
     }
-    assert_eq!(snapshot(s), before);
+    assert_eq!(snapshot(&w), before);
 }
 
 #[test]
 fn member_delete_removes_membership_and_its_budget() {
     let w = world();
-    let s = &w.s;
-    let v = s.admin(
+    let v = w.admin(
         "/organization/member_add",
         json!({"organization_id": w.id("X"), "member": [{"user_id": "m1"}, {"user_email": "m2@example.com"}],
                "max_budget_in_organization": 2}),
@@ -442,8 +440,8 @@ fn member_delete_removes_membership_and_its_budget() {
         .as_str()
         .unwrap()
         .to_string();
-    let before = snapshot(s);
-    let del = |key: &str, body: Value| s.send("DELETE", "/organization/member_delete", key, body);
+    let before = snapshot(&w);
+    let del = |key: &str, body: Value| w.send("DELETE", "/organization/member_delete", key, body);
     let body = json!({"organization_id": w.id("X"), "user_id": "m1"});
     for (who, key, status) in [
         ("org_admin of Y", &w["oay"], 404),
@@ -456,7 +454,7 @@ fn member_delete_removes_membership_and_its_budget() {
         assert_eq!(r.status, status, "{who}: {}", r.text());
         assert_error(&r, status);
     }
-    let r = s.request(
+    let r = w.request(
         "DELETE",
         "/organization/member_delete",
         None,
@@ -472,18 +470,18 @@ fn member_delete_removes_membership_and_its_budget() {
     ] {
         assert_error(&del(MASTER, b), status);
     }
-    assert_eq!(snapshot(s), before);
+    assert_eq!(snapshot(&w), before);
 
     // The budgets were set by a proxy admin: the org admin may not remove the member (adding
     // them again would drop the budget; authority.rs). A proxy admin removes m1 by id and m2
     // by email (POST form).
     assert_error(&del(&w["oax"], body.clone()), 403);
-    assert_eq!(snapshot(s), before);
+    assert_eq!(snapshot(&w), before);
     let r = del(&w["pa"], body.clone());
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["user_id"], "m1");
     assert_eq!(r.json()["organization_id"], w.id("X"));
-    let r = s.post(
+    let r = w.post(
         "/organization/member_delete",
         &w["pa"],
         json!({"organization_id": w.id("X"), "user_email": "M2@example.com"}),
@@ -491,7 +489,7 @@ fn member_delete_removes_membership_and_its_budget() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
         count_p(
-            s,
+            &w,
             "SELECT count(*) FROM organization_members WHERE organization_id = ?1
              AND user_id = 'm1'",
             &[w.id("X")]
@@ -500,16 +498,16 @@ fn member_delete_removes_membership_and_its_budget() {
     );
     assert_eq!(
         count_p(
-            s,
+            &w,
             "SELECT count(*) FROM budgets WHERE id IN (?1, ?2)",
             &[&b1, &b2]
         ),
         0
     );
     // The users themselves stay.
-    assert_eq!(s.count("SELECT count(*) FROM users WHERE id = 'm1'"), 1);
+    assert_eq!(w.count("SELECT count(*) FROM users WHERE id = 'm1'"), 1);
     assert_eq!(
-        s.count("SELECT count(*) FROM users WHERE email = 'm2@example.com'"),
+        w.count("SELECT count(*) FROM users WHERE email = 'm2@example.com'"),
         1
     );
     // Deleting again: 404.

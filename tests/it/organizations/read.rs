@@ -46,7 +46,6 @@ fn info_shows_members_teams_and_budget() {
 #[test]
 fn info_visibility_and_errors() {
     let w = world();
-    let s = &w.s;
     let path = format!("/organization/info?organization_id={}", w.id("X"));
     for (who, key) in [
         ("master", MASTER),
@@ -56,24 +55,24 @@ fn info_visibility_and_errors() {
         ("internal_user member of X", &w["iux"]),
         ("viewer member of X", &w["iuvx"]),
     ] {
-        let r = s.get(&path, key);
+        let r = w.get(&path, key);
         assert_eq!(r.status, 200, "{who}: {}", r.text());
         assert_eq!(r.json()["organization_id"], w.id("X"));
     }
     // Invisible looks missing: 404, not 403.
     for (who, key) in [("org_admin of Y", &w["oay"]), ("non-member", &w["iu"])] {
-        let r = s.get(&path, key);
+        let r = w.get(&path, key);
         assert_eq!(r.status, 404, "{who}: {}", r.text());
         assert_error(&r, 404);
     }
-    assert_error(&s.anon("GET", &path), 401);
+    assert_error(&w.anon("GET", &path), 401);
     assert_error(
-        &s.get("/organization/info?organization_id=nope", MASTER),
+        &w.get("/organization/info?organization_id=nope", MASTER),
         404,
     );
-    assert_param(&s.get("/organization/info", MASTER), 400, "organization_id");
+    assert_param(&w.get("/organization/info", MASTER), 400, "organization_id");
     assert_param(
-        &s.get("/organization/info?organization_id=", MASTER),
+        &w.get("/organization/info?organization_id=", MASTER),
         400,
         "organization_id",
     );
@@ -82,8 +81,7 @@ fn info_visibility_and_errors() {
 #[test]
 fn info_deprecated_post_form() {
     let w = world();
-    let s = &w.s;
-    let r = s.post(
+    let r = w.post(
         "/organization/info",
         MASTER,
         json!({"organizations": [w.id("X"), w.id("Y")]}),
@@ -94,7 +92,7 @@ fn info_deprecated_post_form() {
     assert_eq!(v[0]["organization_id"], w.id("X"));
     assert_eq!(v[1]["organization_id"], w.id("Y"));
     assert_error(
-        &s.post(
+        &w.post(
             "/organization/info",
             MASTER,
             json!({"organizations": [w.id("X"), "nope"]}),
@@ -102,14 +100,14 @@ fn info_deprecated_post_form() {
         404,
     );
     // A member of X only: X alone is fine, X and Y is 404 (Y is invisible to them).
-    let r = s.post(
+    let r = w.post(
         "/organization/info",
         &w["iux"],
         json!({"organizations": [w.id("X")]}),
     );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_error(
-        &s.post(
+        &w.post(
             "/organization/info",
             &w["iux"],
             json!({"organizations": [w.id("X"), w.id("Y")]}),
@@ -117,12 +115,12 @@ fn info_deprecated_post_form() {
         404,
     );
     assert_param(
-        &s.post("/organization/info", MASTER, json!({"organizations": []})),
+        &w.post("/organization/info", MASTER, json!({"organizations": []})),
         400,
         "organizations",
     );
     assert_param(
-        &s.post("/organization/info", MASTER, json!({"organizations": "x"})),
+        &w.post("/organization/info", MASTER, json!({"organizations": "x"})),
         400,
         "organizations",
     );

@@ -143,7 +143,6 @@ fn update_bad_input_and_unknown_org() {
 #[test]
 fn update_role_matrix() {
     let w = world();
-    let s = &w.s;
     let up = |who, body: Value, status| {
         let mut b = body;
         b["organization_id"] = json!(w.id("X"));
@@ -178,7 +177,7 @@ fn update_role_matrix() {
     assert_eq!(v[1]["models"], json!(["A"]));
     assert_eq!(
         count_p(
-            s,
+            &w,
             "SELECT count(*) FROM organizations WHERE id = ?1 AND alias = 'renamed'
              AND metadata = '{\"a\":1}'",
             &[w.id("X")]

@@ -8,16 +8,15 @@ use super::*;
 #[test]
 fn delete_team_removes_keys_memberships_and_member_budgets_together() {
     let w = world();
-    let s = &w.s;
-    seed_team_key(s, "t1", "tuser", Some("org1"));
-    seed_team_key(s, "t1", "tadmin", Some("org1"));
-    seed_team_key(s, "t2", "oadmin2", Some("org2"));
-    s.admin(
+    seed_team_key(&w, "t1", "tuser", Some("org1"));
+    seed_team_key(&w, "t1", "tadmin", Some("org1"));
+    seed_team_key(&w, "t2", "oadmin2", Some("org2"));
+    w.admin(
         "/team/member_add",
         json!({"team_id": "t1", "member": {"role": "user", "user_id": "outsider"},
                "max_budget_in_team": 5}),
     );
-    assert_eq!(s.count("SELECT count(*) FROM budgets"), 1);
+    assert_eq!(w.count("SELECT count(*) FROM budgets"), 1);
     // An unknown id among known ones: 404 and nothing deleted.
     let e = w.expect(
         AS_MASTER,
@@ -28,12 +27,12 @@ fn delete_team_removes_keys_memberships_and_member_budgets_together() {
     assert!(e["error"]["message"].as_str().unwrap().contains("nope"));
     // Denied: team admins, members, viewers, another org's admin (cannot see it).
     for k in [&w["tadmin"], &w["tuser"], &w["pview"], &w["iviewer"]] {
-        expect(s, k, "/team/delete", json!({"team_ids": ["t1"]}), 403);
+        expect(&w, k, "/team/delete", json!({"team_ids": ["t1"]}), 403);
     }
     // (outsider is a member of t1 since the member_add above: visible, so 403.)
     w.expect("outsider", "/team/delete", json!({"team_ids": ["t1"]}), 403);
     for k in [&w["oadmin2"], &w["omember"]] {
-        expect(s, k, "/team/delete", json!({"team_ids": ["t1"]}), 404);
+        expect(&w, k, "/team/delete", json!({"team_ids": ["t1"]}), 404);
     }
     // One of two teams outside the caller's org: nothing deleted.
     w.expect(
@@ -42,28 +41,28 @@ fn delete_team_removes_keys_memberships_and_member_budgets_together() {
         json!({"team_ids": ["t2", "t1"]}),
         404,
     );
-    assert_eq!(s.count("SELECT count(*) FROM teams"), 2);
+    assert_eq!(w.count("SELECT count(*) FROM teams"), 2);
     let v = w.expect("oadmin", "/team/delete", json!({"team_ids": ["t1"]}), 200);
     assert_eq!(v["deleted_teams"], json!(["t1"]));
-    assert_eq!(s.count("SELECT count(*) FROM teams WHERE id = 't1'"), 0);
+    assert_eq!(w.count("SELECT count(*) FROM teams WHERE id = 't1'"), 0);
     assert_eq!(
-        s.count("SELECT count(*) FROM api_keys WHERE team_id = 't1'"),
+        w.count("SELECT count(*) FROM api_keys WHERE team_id = 't1'"),
         0
     );
     assert_eq!(
-        s.count("SELECT count(*) FROM team_members WHERE team_id = 't1'"),
+        w.count("SELECT count(*) FROM team_members WHERE team_id = 't1'"),
         0
     );
-    assert_eq!(s.count("SELECT count(*) FROM budgets"), 0);
+    assert_eq!(w.count("SELECT count(*) FROM budgets"), 0);
     // The rest stays: the other team, its key, the users and their personal keys.
-    assert_eq!(s.count("SELECT count(*) FROM teams WHERE id = 't2'"), 1);
+    assert_eq!(w.count("SELECT count(*) FROM teams WHERE id = 't2'"), 1);
     assert_eq!(
-        s.count("SELECT count(*) FROM api_keys WHERE team_id = 't2'"),
+        w.count("SELECT count(*) FROM api_keys WHERE team_id = 't2'"),
         1
     );
-    assert_eq!(s.count("SELECT count(*) FROM users WHERE id = 'tuser'"), 1);
+    assert_eq!(w.count("SELECT count(*) FROM users WHERE id = 'tuser'"), 1);
     assert_eq!(
-        s.count("SELECT count(*) FROM api_keys WHERE user_id = 'tuser' AND team_id IS NULL"),
+        w.count("SELECT count(*) FROM api_keys WHERE user_id = 'tuser' AND team_id IS NULL"),
         1
     );
     w.expect(AS_MASTER, "/team/delete", json!({}), 400);
@@ -73,11 +72,10 @@ fn delete_team_removes_keys_memberships_and_member_budgets_together() {
 #[test]
 fn a_deleted_teams_key_no_longer_authenticates() {
     let w = world();
-    let s = &w.s;
-    let key = seed_team_key(s, "t1", "tuser", Some("org1"));
-    assert_eq!(s.get("/team/info?team_id=t1", &key).status, 200);
-    s.admin("/team/delete", json!({"team_ids": ["t1"]}));
-    assert_error(&s.get("/team/list", &key), 401);
+    let key = seed_team_key(&w, "t1", "tuser", Some("org1"));
+    assert_eq!(w.get("/team/info?team_id=t1", &key).status, 200);
+    w.admin("/team/delete", json!({"team_ids": ["t1"]}));
+    assert_error(&w.get("/team/list", &key), 401);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -86,8 +84,7 @@ fn a_deleted_teams_key_no_longer_authenticates() {
 #[test]
 fn team_info_shape_and_visibility() {
     let w = world();
-    let s = &w.s;
-    let raw = seed_team_key(s, "t1", "tuser", Some("org1"));
+    let raw = seed_team_key(&w, "t1", "tuser", Some("org1"));
     for k in [
         MASTER,
         &w["pview"],
@@ -96,7 +93,7 @@ fn team_info_shape_and_visibility() {
         &w["tuser"],
         &w["iviewer"],
     ] {
-        let r = s.get("/team/info?team_id=t1", k);
+        let r = w.get("/team/info?team_id=t1", k);
         assert_eq!(r.status, 200, "{}", r.text());
         let v = r.json();
         assert_eq!(v["team_id"], "t1");
@@ -128,12 +125,12 @@ fn team_info_shape_and_visibility() {
         assert!(ms.iter().all(|m| m["team_id"] == "t1"));
     }
     for k in [&w["oadmin2"], &w["outsider"], &w["omember"]] {
-        assert_error(&s.get("/team/info?team_id=t1", k), 404);
+        assert_error(&w.get("/team/info?team_id=t1", k), 404);
     }
-    assert_error(&s.get("/team/info?team_id=nope", MASTER), 404);
-    let e = assert_error(&s.get("/team/info", MASTER), 400);
+    assert_error(&w.get("/team/info?team_id=nope", MASTER), 404);
+    let e = assert_error(&w.get("/team/info", MASTER), 400);
     assert_eq!(e["error"]["param"], "team_id");
-    assert_error(&s.anon("GET", "/team/info?team_id=t1"), 401);
+    assert_error(&w.anon("GET", "/team/info?team_id=t1"), 401);
 }
 
 fn ids(v: &Value) -> Vec<String> {

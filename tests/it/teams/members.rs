@@ -8,7 +8,6 @@ use super::*;
 #[test]
 fn member_add_update_delete() {
     let w = world();
-    let s = &w.s;
     // A team admin adds one member by id and one (new) by email.
     let v = w.expect(
         "tadmin",
@@ -27,11 +26,11 @@ fn member_add_update_delete() {
         .iter()
         .all(|m| m["litellm_budget_table"]["max_budget"] == 2.5));
     assert_eq!(
-        s.count("SELECT count(*) FROM budgets WHERE max_budget = 2.5"),
+        w.count("SELECT count(*) FROM budgets WHERE max_budget = 2.5"),
         2
     );
     assert_eq!(
-        s.count("SELECT count(*) FROM team_members m JOIN users u ON u.id = m.user_id WHERE m.team_id = 't1' AND u.email = 'fresh@example.com' AND m.role = 'admin'"),
+        w.count("SELECT count(*) FROM team_members m JOIN users u ON u.id = m.user_id WHERE m.team_id = 't1' AND u.email = 'fresh@example.com' AND m.role = 'admin'"),
         1
     );
     // A member that is already there: 409, and the new one beside it is not written either.
@@ -46,16 +45,16 @@ fn member_add_update_delete() {
     );
     assert!(e["error"]["message"].as_str().unwrap().contains("tuser"));
     assert_eq!(
-        s.count("SELECT count(*) FROM users WHERE email = 'another@example.com'"),
+        w.count("SELECT count(*) FROM users WHERE email = 'another@example.com'"),
         0
     );
     // Who may add: not a plain member, a viewer, another org's admin or an outsider.
     let add = json!({"team_id": "t1", "member": {"role": "user", "user_id": "omember"}});
     for k in [&w["tuser"], &w["iviewer"], &w["pview"]] {
-        expect(s, k, "/team/member_add", add.clone(), 403);
+        expect(&w, k, "/team/member_add", add.clone(), 403);
     }
     for k in [&w["oadmin2"], &w["omember"]] {
-        expect(s, k, "/team/member_add", add.clone(), 404);
+        expect(&w, k, "/team/member_add", add.clone(), 404);
     }
     w.expect("oadmin", "/team/member_add", add.clone(), 200);
     // Bad input.
@@ -86,11 +85,11 @@ fn member_add_update_delete() {
     assert_eq!(v["role"], "admin");
     assert_eq!(v["max_budget_in_team"], 9.0);
     assert_eq!(
-        s.count("SELECT count(*) FROM team_members m JOIN budgets b ON b.id = m.budget_id WHERE m.team_id = 't1' AND m.user_id = 'tuser' AND m.role = 'admin' AND b.max_budget = 9"),
+        w.count("SELECT count(*) FROM team_members m JOIN budgets b ON b.id = m.budget_id WHERE m.team_id = 't1' AND m.user_id = 'tuser' AND m.role = 'admin' AND b.max_budget = 9"),
         1
     );
     // Existing budget row is updated, not duplicated.
-    let budgets = s.count("SELECT count(*) FROM budgets");
+    let budgets = w.count("SELECT count(*) FROM budgets");
     let v = w.expect(
         AS_MASTER,
         "/team/member_update",
@@ -99,7 +98,7 @@ fn member_add_update_delete() {
     );
     assert_eq!(v["role"], "admin");
     assert_eq!(v["max_budget_in_team"], 4.0);
-    assert_eq!(s.count("SELECT count(*) FROM budgets"), budgets);
+    assert_eq!(w.count("SELECT count(*) FROM budgets"), budgets);
     w.expect(
         AS_MASTER,
         "/team/member_update",
@@ -127,7 +126,7 @@ fn member_add_update_delete() {
 
     // member_delete: the membership, its budget and the member's keys in the team go. (tuser
     // is a team admin since the member_update above.)
-    seed_team_key(s, "t1", "outsider", Some("org1"));
+    seed_team_key(&w, "t1", "outsider", Some("org1"));
     w.expect(
         "tuser",
         "/team/member_delete",
@@ -135,23 +134,23 @@ fn member_add_update_delete() {
         200,
     );
     assert_eq!(
-        s.count("SELECT count(*) FROM team_members WHERE team_id = 't1' AND user_id = 'outsider'"),
+        w.count("SELECT count(*) FROM team_members WHERE team_id = 't1' AND user_id = 'outsider'"),
         0
     );
     assert_eq!(
-        s.count("SELECT count(*) FROM api_keys WHERE team_id = 't1' AND user_id = 'outsider'"),
+        w.count("SELECT count(*) FROM api_keys WHERE team_id = 't1' AND user_id = 'outsider'"),
         0
     );
     assert_eq!(
-        s.count("SELECT count(*) FROM api_keys WHERE team_id IS NULL AND user_id = 'outsider'"),
+        w.count("SELECT count(*) FROM api_keys WHERE team_id IS NULL AND user_id = 'outsider'"),
         1
     );
     assert_eq!(
-        s.count("SELECT count(*) FROM users WHERE id = 'outsider'"),
+        w.count("SELECT count(*) FROM users WHERE id = 'outsider'"),
         1
     );
     assert_eq!(
-        s.count("SELECT count(*) FROM budgets WHERE max_budget = 2.5"),
+        w.count("SELECT count(*) FROM budgets WHERE max_budget = 2.5"),
         1
     );
     w.expect(
@@ -198,23 +197,22 @@ fn member_add_update_delete() {
 #[test]
 fn block_and_unblock() {
     let w = world();
-    let s = &w.s;
-    let blocked = || s.count("SELECT blocked FROM teams WHERE id = 't1'");
+    let blocked = || w.count("SELECT blocked FROM teams WHERE id = 't1'");
     for k in [MASTER, &w["oadmin"], &w["tadmin"]] {
-        let v = expect(s, k, "/team/block", json!({"team_id": "t1"}), 200);
+        let v = expect(&w, k, "/team/block", json!({"team_id": "t1"}), 200);
         assert_eq!(v["blocked"], true);
         assert_eq!(blocked(), 1);
-        let v = expect(s, k, "/team/unblock", json!({"team_id": "t1"}), 200);
+        let v = expect(&w, k, "/team/unblock", json!({"team_id": "t1"}), 200);
         assert_eq!(v["blocked"], false);
         assert_eq!(blocked(), 0);
     }
     for k in [&w["tuser"], &w["pview"], &w["iviewer"]] {
-        expect(s, k, "/team/block", json!({"team_id": "t1"}), 403);
+        expect(&w, k, "/team/block", json!({"team_id": "t1"}), 403);
     }
     for k in [&w["oadmin2"], &w["outsider"]] {
-        expect(s, k, "/team/block", json!({"team_id": "t1"}), 404);
+        expect(&w, k, "/team/block", json!({"team_id": "t1"}), 404);
     }
-    s.admin("/team/block", json!({"team_id": "t1"}));
+    w.admin("/team/block", json!({"team_id": "t1"}));
     w.expect("tuser", "/team/unblock", json!({"team_id": "t1"}), 403);
     assert_eq!(blocked(), 1);
     w.expect(AS_MASTER, "/team/block", json!({"team_id": "nope"}), 404);
@@ -224,7 +222,6 @@ fn block_and_unblock() {
 #[test]
 fn model_add_and_delete() {
     let w = world();
-    let s = &w.s;
     let v = w.expect(
         "oadmin",
         "/team/model/add",
@@ -255,7 +252,7 @@ fn model_add_and_delete() {
     );
     for k in [&w["tuser"], &w["pview"]] {
         expect(
-            s,
+            &w,
             k,
             "/team/model/delete",
             json!({"team_id": "t1", "models": ["A"]}),
@@ -275,7 +272,7 @@ fn model_add_and_delete() {
         200,
     );
     assert_eq!(v["models"], json!(["B"]));
-    assert_eq!(team_models(s, "t1"), vec!["B"]);
+    assert_eq!(team_models(&w, "t1"), vec!["B"]);
     w.expect(AS_MASTER, "/team/model/add", json!({"team_id": "t1"}), 400);
     w.expect(
         AS_MASTER,
@@ -290,8 +287,8 @@ fn model_add_and_delete() {
         404,
     );
     // A team without an org: proxy admins only, bounded by the proxy.
-    seed_team(s, "free", None, &["A"]);
-    seed_team_member(s, "free", "outsider", "admin");
+    seed_team(&w, "free", None, &["A"]);
+    seed_team_member(&w, "free", "outsider", "admin");
     w.expect(
         "outsider",
         "/team/model/add",

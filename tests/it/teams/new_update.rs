@@ -63,23 +63,21 @@ fn create_team_stores_every_field_and_members() {
 #[test]
 fn create_team_generates_an_id_and_duplicate_id_is_409() {
     let w = World::new();
-    let s = &w.s;
-    let v = s.admin("/team/new", json!({}));
+    let v = w.admin("/team/new", json!({}));
     let id = v["team_id"].as_str().unwrap();
     assert_eq!(id.len(), 36, "{id}");
     assert_eq!(v["organization_id"], Value::Null);
     assert_eq!(v["models"], json!([]));
     w.expect(AS_MASTER, "/team/new", json!({"team_id": id}), 409);
-    assert_eq!(s.count("SELECT count(*) FROM teams"), 1);
+    assert_eq!(w.count("SELECT count(*) FROM teams"), 1);
 }
 
 #[test]
 fn team_models_must_fit_the_org() {
     let w = World::new();
-    let s = &w.s;
-    seed_org(s, "ab", &["A", "B"]);
-    seed_org(s, "a", &["A"]);
-    seed_org(s, "open", &[]);
+    seed_org(&w, "ab", &["A", "B"]);
+    seed_org(&w, "a", &["A"]);
+    seed_org(&w, "open", &[]);
     let e = w.expect(
         AS_MASTER,
         "/team/new",
@@ -90,7 +88,7 @@ fn team_models_must_fit_the_org() {
     let msg = e["error"]["message"].as_str().unwrap();
     assert!(msg.starts_with("Team models [\"C\"]"), "{msg}");
     // An empty list inherits the org's set; it never exceeds it.
-    s.admin("/team/new", json!({"organization_id": "a", "models": []}));
+    w.admin("/team/new", json!({"organization_id": "a", "models": []}));
     // An access group is checked by what it expands to: grp-ab = A, B.
     let e = w.expect(
         AS_MASTER,
@@ -99,7 +97,7 @@ fn team_models_must_fit_the_org() {
         400,
     );
     assert!(e["error"]["message"].as_str().unwrap().contains("grp-ab"));
-    s.admin(
+    w.admin(
         "/team/new",
         json!({"organization_id": "ab", "models": ["grp-ab"]}),
     );
@@ -117,7 +115,7 @@ fn team_models_must_fit_the_org() {
         json!({"organization_id": "ab", "models": ["all-team-models"]}),
         400,
     );
-    s.admin(
+    w.admin(
         "/team/new",
         json!({"organization_id": "a", "models": ["all-org-models"]}),
     );
@@ -128,13 +126,13 @@ fn team_models_must_fit_the_org() {
         json!({"organization_id": "a", "models": ["all-proxy-models"]}),
         400,
     );
-    s.admin(
+    w.admin(
         "/team/new",
         json!({"organization_id": "open", "models": ["all-proxy-models", "C", "D"]}),
     );
     // Without an org only the proxy bounds the team.
-    s.admin("/team/new", json!({"models": ["C", "D", "openai/*"]}));
-    assert_eq!(s.count("SELECT count(*) FROM teams"), 5);
+    w.admin("/team/new", json!({"models": ["C", "D", "openai/*"]}));
+    assert_eq!(w.count("SELECT count(*) FROM teams"), 5);
 }
 
 #[test]
@@ -177,9 +175,8 @@ fn create_team_role_matrix() {
 #[test]
 fn create_team_bad_input_is_400_naming_the_field() {
     let w = World::new();
-    let s = &w.s;
-    let before = snapshot(s);
-    let r = s.request(
+    let before = snapshot(&w);
+    let r = w.request(
         "POST",
         "/team/new",
         Some(MASTER),
@@ -187,7 +184,7 @@ fn create_team_bad_input_is_400_naming_the_field() {
         &[],
     );
     assert_error(&r, 400);
-    let r = s.request("POST", "/team/new", Some(MASTER), Some(b"[1]"), &[]);
+    let r = w.request("POST", "/team/new", Some(MASTER), Some(b"[1]"), &[]);
     assert_error(&r, 400);
     for (body, param) in [
         (json!({"models": "A"}), "models"),
@@ -214,7 +211,7 @@ fn create_team_bad_input_is_400_naming_the_field() {
         let e = w.expect(AS_MASTER, "/team/new", body.clone(), 400);
         assert_eq!(e["error"]["param"], param, "{body}");
     }
-    assert_eq!(snapshot(s), before);
+    assert_eq!(snapshot(&w), before);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -247,7 +244,6 @@ fn update_team_alias_and_metadata_role_matrix() {
 #[test]
 fn update_team_models_and_budgets_need_the_org_admin() {
     let w = world();
-    let s = &w.s;
     let up = |who, body, status| Case::post(who, "/team/update", body, status);
     // A team admin never widens the team's models or budgets.
     #[rustfmt::skip]
@@ -275,7 +271,7 @@ fn update_team_models_and_budgets_need_the_org_admin() {
     assert_eq!(v["rpm_limit"], 3);
     assert_eq!(v["budget_duration"], "1h");
     assert!(v["budget_reset_at"].is_string());
-    assert_eq!(team_models(s, "t1"), vec!["A", "B"]);
+    assert_eq!(team_models(&w, "t1"), vec!["A", "B"]);
     #[rustfmt::skip]
     let v = run_cases(&w, &[
         up("oadmin", json!({"team_id": "t1", "models": ["A", "C"]}), 400),
@@ -285,19 +281,18 @@ fn update_team_models_and_budgets_need_the_org_admin() {
         up("oadmin2", json!({"team_id": "t1", "models": ["A"]}), 404),
     ]);
     assert!(v[0]["error"]["message"].as_str().unwrap().contains("\"C\""));
-    assert_eq!(team_models(s, "t1"), vec!["A", "B"]);
+    assert_eq!(team_models(&w, "t1"), vec!["A", "B"]);
 }
 
 #[test]
 fn moving_a_team_between_orgs() {
     let w = world();
-    let s = &w.s;
-    seed_org(s, "org3", &["B"]);
-    seed_org_member(s, "org2", "oadmin", "org_admin");
-    let key = seed_team_key(s, "t1", "tuser", Some("org1"));
+    seed_org(&w, "org3", &["B"]);
+    seed_org_member(&w, "org2", "oadmin", "org_admin");
+    let key = seed_team_key(&w, "t1", "tuser", Some("org1"));
     let token = litegate::auth::hash_key(&key);
     let key_org = || -> Option<String> {
-        s.value(
+        w.value(
             "SELECT organization_id FROM api_keys WHERE token = ?1",
             [&token],
         )
@@ -309,7 +304,7 @@ fn moving_a_team_between_orgs() {
         json!({"team_id": "t1", "organization_id": null}),
         200,
     );
-    assert_eq!(team_org(s, "t1").as_deref(), Some("org1"));
+    assert_eq!(team_org(&w, "t1").as_deref(), Some("org1"));
     // A team admin cannot move it; an admin of only the destination cannot either.
     w.expect(
         "tadmin",
@@ -339,7 +334,7 @@ fn moving_a_team_between_orgs() {
         200,
     );
     assert_eq!(v["organization_id"], "org2");
-    assert_eq!(team_org(s, "t1").as_deref(), Some("org2"));
+    assert_eq!(team_org(&w, "t1").as_deref(), Some("org2"));
     assert_eq!(key_org().as_deref(), Some("org2"));
     // A destination that does not exist: 400 for a proxy admin, 403 for an org admin.
     let e = w.expect(
@@ -369,16 +364,15 @@ fn moving_a_team_between_orgs() {
         200,
     );
     assert_eq!(v["organization_id"], Value::Null);
-    assert_eq!(team_org(s, "t1"), None);
+    assert_eq!(team_org(&w, "t1"), None);
     assert_eq!(key_org(), None);
 }
 
 #[test]
 fn a_team_following_its_org_cannot_leave_every_org() {
     let w = World::new();
-    let s = &w.s;
-    seed_org(s, "o", &["A"]);
-    s.admin(
+    seed_org(&w, "o", &["A"]);
+    w.admin(
         "/team/new",
         json!({"team_id": "t", "organization_id": "o", "models": ["all-org-models"]}),
     );
@@ -388,5 +382,5 @@ fn a_team_following_its_org_cannot_leave_every_org() {
         json!({"team_id": "t", "organization_id": ""}),
         400,
     );
-    assert_eq!(team_org(s, "t").as_deref(), Some("o"));
+    assert_eq!(team_org(&w, "t").as_deref(), Some("o"));
 }
