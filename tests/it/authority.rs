@@ -87,18 +87,11 @@ fn issue_11_team_admin_cannot_mint_a_key_for_a_proxy_admin_member() {
 #[test]
 fn issue_11_org_admin_cannot_mint_a_key_for_a_proxy_admin_member() {
     let w = world();
-    w.expect(
-        "oadmin",
-        "/team/member_add",
-        json!({"team_id": "t2", "member": {"user_id": "padmin", "role": "user"}}),
-        200,
-    );
-    w.expect(
-        "oadmin",
-        "/key/generate",
-        json!({"team_id": "t2", "user_id": "padmin"}),
-        403,
-    );
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post("oadmin", "/team/member_add", json!({"team_id": "t2", "member": {"user_id": "padmin", "role": "user"}}), 200),
+        Case::post("oadmin", "/key/generate", json!({"team_id": "t2", "user_id": "padmin"}), 403),
+    ]);
     // A proxy admin viewer is a global admin role too.
     seed_user(&w, "pview", "proxy_admin_viewer");
     seed_team_member(&w, "t2", "pview", "user");
@@ -314,24 +307,25 @@ fn issue_11_team_blocked_by_org_admin_stays_blocked_for_team_admin() {
             .contains("org admin"),
         "{v}"
     );
-    w.expect(
-        "tadmin",
-        "/team/update",
-        json!({"team_id": "t1", "blocked": false}),
-        403,
-    );
-    // Blocking again does not lower who blocked it.
-    w.expect("tadmin", "/team/block", json!({"team_id": "t1"}), 200);
-    w.expect("tadmin", "/team/unblock", json!({"team_id": "t1"}), 403);
-    // Blocked by the proxy admin: the org admin cannot lift it either.
-    w.expect(AS_MASTER, "/team/block", json!({"team_id": "t2"}), 200);
-    w.expect("oadmin", "/team/unblock", json!({"team_id": "t2"}), 403);
-    // The same rank or above can.
-    w.expect("oadmin", "/team/unblock", json!({"team_id": "t1"}), 200);
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post("tadmin", "/team/update", json!({"team_id": "t1", "blocked": false}), 403),
+        // Blocking again does not lower who blocked it.
+        Case::post("tadmin", "/team/block", json!({"team_id": "t1"}), 200),
+        Case::post("tadmin", "/team/unblock", json!({"team_id": "t1"}), 403),
+        // Blocked by the proxy admin: the org admin cannot lift it either.
+        Case::post(AS_MASTER, "/team/block", json!({"team_id": "t2"}), 200),
+        Case::post("oadmin", "/team/unblock", json!({"team_id": "t2"}), 403),
+        // The same rank or above can.
+        Case::post("oadmin", "/team/unblock", json!({"team_id": "t1"}), 200),
+    ]);
     assert_eq!(w.get("/v1/models", &key).status, 200);
     // A block by the team admin is the team admin's to lift.
-    w.expect("tadmin", "/team/block", json!({"team_id": "t1"}), 200);
-    w.expect("tadmin", "/team/unblock", json!({"team_id": "t1"}), 200);
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post("tadmin", "/team/block", json!({"team_id": "t1"}), 200),
+        Case::post("tadmin", "/team/unblock", json!({"team_id": "t1"}), 200),
+    ]);
 }
 
 #[test]
@@ -339,30 +333,16 @@ fn issue_11_key_blocked_or_limited_by_a_higher_rank_is_not_loosened_below_it() {
     let w = world();
     let k = w.expect("m", "/key/generate", json!({"team_id": "t1"}), 200);
     let token = k["token"].as_str().unwrap().to_string();
-    w.expect("oadmin", "/key/block", json!({"key": token}), 200);
-    w.expect("tadmin", "/key/unblock", json!({"key": token}), 403);
-    w.expect(
-        "tadmin",
-        "/key/update",
-        json!({"key": token, "blocked": false}),
-        403,
-    );
-    w.expect(
-        "tadmin",
-        "/key/regenerate",
-        json!({"key": token, "blocked": false}),
-        403,
-    );
-    w.expect("oadmin", "/key/unblock", json!({"key": token}), 200);
-    // Limits set by the org admin: the team admin only tightens them.
-    w.expect(
-        "oadmin",
-        "/key/update",
-        json!({"key": token, "max_budget": 5.0, "rpm_limit": 10, "tpm_limit": 1000,
-               "max_parallel_requests": 2, "duration": "1h", "models": ["A"],
-               "budget_duration": "30d"}),
-        200,
-    );
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post("oadmin", "/key/block", json!({"key": token}), 200),
+        Case::post("tadmin", "/key/unblock", json!({"key": token}), 403),
+        Case::post("tadmin", "/key/update", json!({"key": token, "blocked": false}), 403),
+        Case::post("tadmin", "/key/regenerate", json!({"key": token, "blocked": false}), 403),
+        Case::post("oadmin", "/key/unblock", json!({"key": token}), 200),
+        // Limits set by the org admin: the team admin only tightens them.
+        Case::post("oadmin", "/key/update", json!({"key": token, "max_budget": 5.0, "rpm_limit": 10, "tpm_limit": 1000, "max_parallel_requests": 2, "duration": "1h", "models": ["A"], "budget_duration": "30d"}), 200),
+    ]);
     for loosen in [
         json!({"max_budget": 50.0}),
         json!({"max_budget": null}),
@@ -378,96 +358,51 @@ fn issue_11_key_blocked_or_limited_by_a_higher_rank_is_not_loosened_below_it() {
     ] {
         let mut body = loosen.clone();
         body["key"] = json!(token);
-        w.expect("tadmin", "/key/update", body.clone(), 403);
-        w.expect("tadmin", "/key/regenerate", body, 403);
+        #[rustfmt::skip]
+        run_cases(&w, &[
+            Case::post("tadmin", "/key/update", body.clone(), 403),
+            Case::post("tadmin", "/key/regenerate", body, 403),
+        ]);
     }
     // Tightening is fine, and does not hand the limits to the lower rank.
-    w.expect(
-        "tadmin",
-        "/key/update",
-        json!({"key": token, "max_budget": 4.0, "rpm_limit": 5, "duration": "30m"}),
-        200,
-    );
-    w.expect(
-        "tadmin",
-        "/key/update",
-        json!({"key": token, "max_budget": 4.5}),
-        403,
-    );
-    // The owner (below the team admin too) cannot loosen them either.
-    w.expect(
-        "m",
-        "/key/update",
-        json!({"key": token, "models": ["A", "B"]}),
-        403,
-    );
-    // The org admin still can.
-    w.expect(
-        "oadmin",
-        "/key/update",
-        json!({"key": token, "max_budget": 50.0, "models": ["A", "B"]}),
-        200,
-    );
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post("tadmin", "/key/update", json!({"key": token, "max_budget": 4.0, "rpm_limit": 5, "duration": "30m"}), 200),
+        Case::post("tadmin", "/key/update", json!({"key": token, "max_budget": 4.5}), 403),
+        // The owner (below the team admin too) cannot loosen them either.
+        Case::post("m", "/key/update", json!({"key": token, "models": ["A", "B"]}), 403),
+        // The org admin still can.
+        Case::post("oadmin", "/key/update", json!({"key": token, "max_budget": 50.0, "models": ["A", "B"]}), 200),
+    ]);
 }
 
 #[test]
 fn issue_11_team_admin_cannot_lift_member_budgets_set_above_them() {
     let w = world();
     for uid in ["tadmin", "m"] {
-        w.expect(
-            "oadmin",
-            "/team/member_update",
-            json!({"team_id": "t1", "user_id": uid, "max_budget_in_team": 1.0}),
-            200,
-        );
-        w.expect(
-            "tadmin",
-            "/team/member_update",
-            json!({"team_id": "t1", "user_id": uid, "max_budget_in_team": 100.0}),
-            403,
-        );
+        #[rustfmt::skip]
+        run_cases(&w, &[
+            Case::post("oadmin", "/team/member_update", json!({"team_id": "t1", "user_id": uid, "max_budget_in_team": 1.0}), 200),
+            Case::post("tadmin", "/team/member_update", json!({"team_id": "t1", "user_id": uid, "max_budget_in_team": 100.0}), 403),
+        ]);
     }
     // Removing the member and adding them again would drop the budget: refused too.
-    w.expect(
-        "tadmin",
-        "/team/member_delete",
-        json!({"team_id": "t1", "user_id": "m"}),
-        403,
-    );
-    // Lowering is fine.
-    w.expect(
-        "tadmin",
-        "/team/member_update",
-        json!({"team_id": "t1", "user_id": "m", "max_budget_in_team": 0.5}),
-        200,
-    );
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post("tadmin", "/team/member_delete", json!({"team_id": "t1", "user_id": "m"}), 403),
+        // Lowering is fine.
+        Case::post("tadmin", "/team/member_update", json!({"team_id": "t1", "user_id": "m", "max_budget_in_team": 0.5}), 200),
+    ]);
     // A budget the team admin set is theirs to change.
     seed_user(&w, "n", "internal_user");
-    w.expect(
-        "tadmin",
-        "/team/member_add",
-        json!({"team_id": "t1", "member": {"user_id": "n"}, "max_budget_in_team": 1.0}),
-        200,
-    );
-    w.expect(
-        "tadmin",
-        "/team/member_update",
-        json!({"team_id": "t1", "user_id": "n", "max_budget_in_team": 3.0}),
-        200,
-    );
-    // The org admin's rank holds after the proxy admin lowers theirs too.
-    w.expect(
-        AS_MASTER,
-        "/team/member_update",
-        json!({"team_id": "t1", "user_id": "n", "max_budget_in_team": 2.0}),
-        200,
-    );
-    w.expect(
-        "oadmin",
-        "/team/member_update",
-        json!({"team_id": "t1", "user_id": "n", "max_budget_in_team": 2.5}),
-        403,
-    );
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post("tadmin", "/team/member_add", json!({"team_id": "t1", "member": {"user_id": "n"}, "max_budget_in_team": 1.0}), 200),
+        Case::post("tadmin", "/team/member_update", json!({"team_id": "t1", "user_id": "n", "max_budget_in_team": 3.0}), 200),
+        // The org admin's rank holds after the proxy admin lowers theirs too.
+        Case::post(AS_MASTER, "/team/member_update", json!({"team_id": "t1", "user_id": "n", "max_budget_in_team": 2.0}), 200),
+        Case::post("oadmin", "/team/member_update", json!({"team_id": "t1", "user_id": "n", "max_budget_in_team": 2.5}), 403),
+    ]);
 }
 
 #[test]
@@ -492,51 +427,26 @@ fn issue_11_org_admin_cannot_lift_team_limits_a_proxy_admin_set() {
         body["team_id"] = json!("t1");
         w.expect("oadmin", "/team/update", body, 403);
     }
-    w.expect(
-        "oadmin",
-        "/team/model/add",
-        json!({"team_id": "t1", "models": ["B"]}),
-        403,
-    );
-    // Deleting the only model would leave the list empty: unrestricted.
-    w.expect(
-        "oadmin",
-        "/team/model/delete",
-        json!({"team_id": "t1", "models": ["A"]}),
-        403,
-    );
-    // Tightening is allowed.
-    w.expect(
-        "oadmin",
-        "/team/update",
-        json!({"team_id": "t1", "max_budget": 5.0, "rpm_limit": 50}),
-        200,
-    );
-    // The team admin never changes them (API.md §5), tighter or not.
-    w.expect(
-        "tadmin",
-        "/team/update",
-        json!({"team_id": "t1", "max_budget": 1.0}),
-        403,
-    );
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post("oadmin", "/team/model/add", json!({"team_id": "t1", "models": ["B"]}), 403),
+        // Deleting the only model would leave the list empty: unrestricted.
+        Case::post("oadmin", "/team/model/delete", json!({"team_id": "t1", "models": ["A"]}), 403),
+        // Tightening is allowed.
+        Case::post("oadmin", "/team/update", json!({"team_id": "t1", "max_budget": 5.0, "rpm_limit": 50}), 200),
+        // The team admin never changes them (API.md §5), tighter or not.
+        Case::post("tadmin", "/team/update", json!({"team_id": "t1", "max_budget": 1.0}), 403),
+    ]);
 }
 
 #[test]
 fn issue_11_org_admin_cannot_lift_their_own_org_member_budget() {
     let w = world();
-    w.expect(
-        AS_MASTER,
-        "/organization/member_update",
-        json!({"organization_id": "org1", "user_id": "oadmin", "max_budget_in_organization": 1.0}),
-        200,
-    );
-    w.expect(
-        "oadmin",
-        "/organization/member_update",
-        json!({"organization_id": "org1", "user_id": "oadmin",
-               "max_budget_in_organization": 100.0}),
-        403,
-    );
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post(AS_MASTER, "/organization/member_update", json!({"organization_id": "org1", "user_id": "oadmin", "max_budget_in_organization": 1.0}), 200),
+        Case::post("oadmin", "/organization/member_update", json!({"organization_id": "org1", "user_id": "oadmin", "max_budget_in_organization": 100.0}), 403),
+    ]);
     let before = snapshot(&w);
     let r = w.send(
         "DELETE",

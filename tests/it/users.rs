@@ -369,8 +369,11 @@ fn user_delete_takes_keys_and_memberships_in_one_transaction() {
     );
     assert_eq!(w.count("SELECT count(*) FROM teams WHERE id = 't1'"), 1);
     assert_eq!(w.count("SELECT count(*) FROM users WHERE id = 'bob'"), 1);
-    w.expect(AS_MASTER, "/user/delete", json!({}), 400);
-    w.expect(AS_MASTER, "/user/delete", json!({"user_ids": [1]}), 400);
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post(AS_MASTER, "/user/delete", json!({}), 400),
+        Case::post(AS_MASTER, "/user/delete", json!({"user_ids": [1]}), 400),
+    ]);
 }
 
 #[test]

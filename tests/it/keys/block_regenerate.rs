@@ -125,24 +125,17 @@ fn regenerate_by_path_with_raw_key_or_token() {
     assert_eq!(w.get("/v1/models", &k3).status, 200);
     assert_eq!(col(&w, &k3, "user_id"), "alice");
     // Outsiders see nothing, on either form.
-    w.expect("outsider", &format!("/key/{k3}/regenerate"), json!({}), 404);
-    w.expect("outsider", "/key/regenerate", json!({"key": k3}), 404);
-    w.expect("oadmin2", "/key/regenerate", json!({"key": k3}), 404);
-    w.expect(
-        AS_MASTER,
-        "/key/regenerate",
-        json!({"key": "sk-no-such-key-here"}),
-        404,
-    );
-    w.expect(
-        AS_MASTER,
-        "/key/sk-no-such-key-here/regenerate",
-        json!({}),
-        404,
-    );
-    // A viewer may not, a team member may not regenerate another member's key.
-    w.expect("pview", "/key/regenerate", json!({"key": k3}), 403);
-    w.expect("iviewer", "/key/regenerate", json!({"key": k3}), 403);
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post("outsider", &format!("/key/{k3}/regenerate"), json!({}), 404),
+        Case::post("outsider", "/key/regenerate", json!({"key": k3}), 404),
+        Case::post("oadmin2", "/key/regenerate", json!({"key": k3}), 404),
+        Case::post(AS_MASTER, "/key/regenerate", json!({"key": "sk-no-such-key-here"}), 404),
+        Case::post(AS_MASTER, "/key/sk-no-such-key-here/regenerate", json!({}), 404),
+        // A viewer may not, a team member may not regenerate another member's key.
+        Case::post("pview", "/key/regenerate", json!({"key": k3}), 403),
+        Case::post("iviewer", "/key/regenerate", json!({"key": k3}), 403),
+    ]);
     assert_eq!(w.get("/v1/models", &k3).status, 200);
 }
 

@@ -158,13 +158,11 @@ fn owner_cannot_unblock_their_key_through_update() {
     let w = world();
     let (raw, _) = gen(&w, &w["alice"], json!({"team_id": "t1"}));
     // Blocked by the team admin (a block by a higher rank is theirs to lift: authority.rs).
-    w.expect("tadmin", "/key/block", json!({"key": raw}), 200);
-    w.expect(
-        "alice",
-        "/key/update",
-        json!({"key": raw, "blocked": false}),
-        403,
-    );
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post("tadmin", "/key/block", json!({"key": raw}), 200),
+        Case::post("alice", "/key/update", json!({"key": raw, "blocked": false}), 403),
+    ]);
     assert_eq!(col(&w, &raw, "blocked"), 1);
     assert_error(&w.get("/v1/models", &raw), 401);
     // The same through regenerate.

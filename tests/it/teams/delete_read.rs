@@ -65,8 +65,11 @@ fn delete_team_removes_keys_memberships_and_member_budgets_together() {
         w.count("SELECT count(*) FROM api_keys WHERE user_id = 'tuser' AND team_id IS NULL"),
         1
     );
-    w.expect(AS_MASTER, "/team/delete", json!({}), 400);
-    w.expect(AS_MASTER, "/team/delete", json!({"team_ids": "t2"}), 400);
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post(AS_MASTER, "/team/delete", json!({}), 400),
+        Case::post(AS_MASTER, "/team/delete", json!({"team_ids": "t2"}), 400),
+    ]);
 }
 
 #[test]

@@ -99,30 +99,13 @@ fn member_add_update_delete() {
     assert_eq!(v["role"], "admin");
     assert_eq!(v["max_budget_in_team"], 4.0);
     assert_eq!(w.count("SELECT count(*) FROM budgets"), budgets);
-    w.expect(
-        AS_MASTER,
-        "/team/member_update",
-        json!({"team_id": "t1", "user_id": "tuser", "role": "owner"}),
-        400,
-    );
-    w.expect(
-        AS_MASTER,
-        "/team/member_update",
-        json!({"team_id": "t1", "user_id": "pview", "role": "user"}),
-        404,
-    );
-    w.expect(
-        "iviewer",
-        "/team/member_update",
-        json!({"team_id": "t1", "user_id": "iviewer", "role": "admin"}),
-        403,
-    );
-    w.expect(
-        "outsider",
-        "/team/member_update",
-        json!({"team_id": "t1", "user_id": "outsider", "role": "admin"}),
-        403,
-    );
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post(AS_MASTER, "/team/member_update", json!({"team_id": "t1", "user_id": "tuser", "role": "owner"}), 400),
+        Case::post(AS_MASTER, "/team/member_update", json!({"team_id": "t1", "user_id": "pview", "role": "user"}), 404),
+        Case::post("iviewer", "/team/member_update", json!({"team_id": "t1", "user_id": "iviewer", "role": "admin"}), 403),
+        Case::post("outsider", "/team/member_update", json!({"team_id": "t1", "user_id": "outsider", "role": "admin"}), 403),
+    ]);
 
     // member_delete: the membership, its budget and the member's keys in the team go. (tuser
     // is a team admin since the member_update above.)
@@ -153,42 +136,15 @@ fn member_add_update_delete() {
         w.count("SELECT count(*) FROM budgets WHERE max_budget = 2.5"),
         1
     );
-    w.expect(
-        AS_MASTER,
-        "/team/member_delete",
-        json!({"team_id": "t1", "user_id": "outsider"}),
-        404,
-    );
-    w.expect(
-        AS_MASTER,
-        "/team/member_delete",
-        json!({"team_id": "t1", "user_email": "nobody@example.com"}),
-        404,
-    );
-    w.expect(
-        AS_MASTER,
-        "/team/member_delete",
-        json!({"team_id": "t1"}),
-        400,
-    );
-    w.expect(
-        "iviewer",
-        "/team/member_delete",
-        json!({"team_id": "t1", "user_id": "tadmin"}),
-        403,
-    );
-    w.expect(
-        "oadmin2",
-        "/team/member_delete",
-        json!({"team_id": "t1", "user_id": "tadmin"}),
-        404,
-    );
-    w.expect(
-        "tadmin",
-        "/team/member_delete",
-        json!({"team_id": "t1", "user_email": "fresh@example.com"}),
-        200,
-    );
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post(AS_MASTER, "/team/member_delete", json!({"team_id": "t1", "user_id": "outsider"}), 404),
+        Case::post(AS_MASTER, "/team/member_delete", json!({"team_id": "t1", "user_email": "nobody@example.com"}), 404),
+        Case::post(AS_MASTER, "/team/member_delete", json!({"team_id": "t1"}), 400),
+        Case::post("iviewer", "/team/member_delete", json!({"team_id": "t1", "user_id": "tadmin"}), 403),
+        Case::post("oadmin2", "/team/member_delete", json!({"team_id": "t1", "user_id": "tadmin"}), 404),
+        Case::post("tadmin", "/team/member_delete", json!({"team_id": "t1", "user_email": "fresh@example.com"}), 200),
+    ]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -215,8 +171,11 @@ fn block_and_unblock() {
     w.admin("/team/block", json!({"team_id": "t1"}));
     w.expect("tuser", "/team/unblock", json!({"team_id": "t1"}), 403);
     assert_eq!(blocked(), 1);
-    w.expect(AS_MASTER, "/team/block", json!({"team_id": "nope"}), 404);
-    w.expect(AS_MASTER, "/team/block", json!({}), 400);
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post(AS_MASTER, "/team/block", json!({"team_id": "nope"}), 404),
+        Case::post(AS_MASTER, "/team/block", json!({}), 400),
+    ]);
 }
 
 #[test]
@@ -238,18 +197,11 @@ fn model_add_and_delete() {
     assert_eq!(e["error"]["param"], "models");
     assert!(e["error"]["message"].as_str().unwrap().contains("\"C\""));
     // A team admin can neither add nor remove (an emptied list would be unrestricted).
-    w.expect(
-        "tadmin",
-        "/team/model/add",
-        json!({"team_id": "t1", "models": ["B"]}),
-        403,
-    );
-    w.expect(
-        "tadmin",
-        "/team/model/delete",
-        json!({"team_id": "t1", "models": ["A"]}),
-        403,
-    );
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post("tadmin", "/team/model/add", json!({"team_id": "t1", "models": ["B"]}), 403),
+        Case::post("tadmin", "/team/model/delete", json!({"team_id": "t1", "models": ["A"]}), 403),
+    ]);
     for k in [&w["tuser"], &w["pview"]] {
         expect(
             &w,
@@ -273,19 +225,12 @@ fn model_add_and_delete() {
     );
     assert_eq!(v["models"], json!(["B"]));
     assert_eq!(team_models(&w, "t1"), vec!["B"]);
-    w.expect(AS_MASTER, "/team/model/add", json!({"team_id": "t1"}), 400);
-    w.expect(
-        AS_MASTER,
-        "/team/model/add",
-        json!({"team_id": "t1", "models": "A"}),
-        400,
-    );
-    w.expect(
-        AS_MASTER,
-        "/team/model/add",
-        json!({"team_id": "nope", "models": ["A"]}),
-        404,
-    );
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post(AS_MASTER, "/team/model/add", json!({"team_id": "t1"}), 400),
+        Case::post(AS_MASTER, "/team/model/add", json!({"team_id": "t1", "models": "A"}), 400),
+        Case::post(AS_MASTER, "/team/model/add", json!({"team_id": "nope", "models": ["A"]}), 404),
+    ]);
     // A team without an org: proxy admins only, bounded by the proxy.
     seed_team(&w, "free", None, &["A"]);
     seed_team_member(&w, "free", "outsider", "admin");

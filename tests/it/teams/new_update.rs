@@ -306,18 +306,11 @@ fn moving_a_team_between_orgs() {
     );
     assert_eq!(team_org(&w, "t1").as_deref(), Some("org1"));
     // A team admin cannot move it; an admin of only the destination cannot either.
-    w.expect(
-        "tadmin",
-        "/team/update",
-        json!({"team_id": "t1", "organization_id": "org2"}),
-        403,
-    );
-    w.expect(
-        "oadmin2",
-        "/team/update",
-        json!({"team_id": "t1", "organization_id": "org2"}),
-        404,
-    );
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post("tadmin", "/team/update", json!({"team_id": "t1", "organization_id": "org2"}), 403),
+        Case::post("oadmin2", "/team/update", json!({"team_id": "t1", "organization_id": "org2"}), 404),
+    ]);
     // The models must fit the new org (t1 has [A], org3 only [B]).
     let e = w.expect(
         AS_MASTER,
@@ -344,19 +337,12 @@ fn moving_a_team_between_orgs() {
         400,
     );
     assert_eq!(e["error"]["param"], "organization_id");
-    w.expect(
-        "oadmin",
-        "/team/update",
-        json!({"team_id": "t1", "organization_id": "ghost"}),
-        403,
-    );
-    // "" takes it out of its org: proxy admin only.
-    w.expect(
-        "oadmin",
-        "/team/update",
-        json!({"team_id": "t1", "organization_id": ""}),
-        403,
-    );
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post("oadmin", "/team/update", json!({"team_id": "t1", "organization_id": "ghost"}), 403),
+        // "" takes it out of its org: proxy admin only.
+        Case::post("oadmin", "/team/update", json!({"team_id": "t1", "organization_id": ""}), 403),
+    ]);
     let v = w.expect(
         AS_MASTER,
         "/team/update",
