@@ -113,14 +113,11 @@ fn issue_11_team_and_org_admins_cannot_regenerate_a_proxy_admins_key() {
     );
     let token = k["token"].as_str().unwrap().to_string();
     for admin in [&w["tadmin"], &w["oadmin"]] {
-        expect(&w, admin, "/key/regenerate", json!({"key": token}), 403);
-        expect(
-            &w,
-            admin,
-            &format!("/key/{token}/regenerate"),
-            json!({}),
-            403,
-        );
+        #[rustfmt::skip]
+        run_cases(&w, &[
+            Case::post_key(admin, "/key/regenerate", json!({"key": token}), 403),
+            Case::post_key(admin, &format!("/key/{token}/regenerate"), json!({}), 403),
+        ]);
     }
     // The proxy admin's own key still acts as its owner.
     assert!(acts_as_proxy_admin(&w, k["key"].as_str().unwrap()));
@@ -142,30 +139,15 @@ fn issue_11_key_minted_by_team_admin_never_acts_beyond_model_calls() {
     assert_eq!(chat(&w, &minted, "A"), 200);
     assert_eq!(chat(&w, &minted, "C"), 403, "outside the team's models");
     // The owner is org admin of org2: the minted key must not act there.
-    expect(
-        &w,
-        &minted,
-        "/team/new",
-        json!({"organization_id": "org2", "team_alias": "x"}),
-        403,
-    );
-    expect(
-        &w,
-        &minted,
-        "/organization/member_add",
-        json!({"organization_id": "org2", "member": {"user_id": "tadmin", "role": "org_admin"}}),
-        403,
-    );
-    // No management as the owner either: no new credential, no change to the owner.
-    expect(&w, &minted, "/key/generate", json!({"team_id": "t1"}), 403);
-    expect(&w, &minted, "/key/regenerate", json!({"key": token}), 403);
-    expect(
-        &w,
-        &minted,
-        "/user/update",
-        json!({"user_id": "m", "user_email": "evil@example.com"}),
-        403,
-    );
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post_key(&minted, "/team/new", json!({"organization_id": "org2", "team_alias": "x"}), 403),
+        Case::post_key(&minted, "/organization/member_add", json!({"organization_id": "org2", "member": {"user_id": "tadmin", "role": "org_admin"}}), 403),
+        // No management as the owner either: no new credential, no change to the owner.
+        Case::post_key(&minted, "/key/generate", json!({"team_id": "t1"}), 403),
+        Case::post_key(&minted, "/key/regenerate", json!({"key": token}), 403),
+        Case::post_key(&minted, "/user/update", json!({"user_id": "m", "user_email": "evil@example.com"}), 403),
+    ]);
     // Promoted later: the minted key still carries nothing of the new role.
     w.admin(
         "/user/update",

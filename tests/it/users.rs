@@ -266,65 +266,24 @@ fn user_update_by_admin_and_by_self() {
     }
     assert_eq!(role_of(&w, "bob"), "internal_user");
     // Other users are invisible to a user (404); visible but read-only to a viewer (403).
-    expect(
-        &w,
-        &bob,
-        "/user/update",
-        json!({"user_id": "eve", "metadata": {}}),
-        404,
-    );
-    expect(
-        &w,
-        &pv,
-        "/user/update",
-        json!({"user_id": "eve", "metadata": {}}),
-        403,
-    );
-    expect(
-        &w,
-        &pv,
-        "/user/update",
-        json!({"user_id": "pv", "user_role": "proxy_admin"}),
-        403,
-    );
-    // A viewer never writes, not even to themselves.
-    expect(
-        &w,
-        &iv,
-        "/user/update",
-        json!({"user_id": "iv", "metadata": {"a": 1}}),
-        403,
-    );
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post_key(&bob, "/user/update", json!({"user_id": "eve", "metadata": {}}), 404),
+        Case::post_key(&pv, "/user/update", json!({"user_id": "eve", "metadata": {}}), 403),
+        Case::post_key(&pv, "/user/update", json!({"user_id": "pv", "user_role": "proxy_admin"}), 403),
+        // A viewer never writes, not even to themselves.
+        Case::post_key(&iv, "/user/update", json!({"user_id": "iv", "metadata": {"a": 1}}), 403),
+    ]);
     assert_eq!(role_of(&w, "pv"), "proxy_admin_viewer");
     // Conflicts and bad input.
-    w.expect(
-        AS_MASTER,
-        "/user/update",
-        json!({"user_id": "eve", "user_email": "ROBERT@example.com"}),
-        409,
-    );
-    let e = w.expect(
-        AS_MASTER,
-        "/user/update",
-        json!({"user_id": "eve", "user_role": "root"}),
-        400,
-    );
-    assert_eq!(e["error"]["param"], "user_role");
-    let e = w.expect(
-        AS_MASTER,
-        "/user/update",
-        json!({"user_id": "eve", "max_budget": -2}),
-        400,
-    );
-    assert_eq!(e["error"]["param"], "max_budget");
-    let e = w.expect(AS_MASTER, "/user/update", json!({"metadata": {}}), 400);
-    assert_eq!(e["error"]["param"], "user_id");
-    w.expect(
-        AS_MASTER,
-        "/user/update",
-        json!({"user_id": "ghost", "metadata": {}}),
-        404,
-    );
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post(AS_MASTER, "/user/update", json!({"user_id": "eve", "user_email": "ROBERT@example.com"}), 409),
+        Case::post(AS_MASTER, "/user/update", json!({"user_id": "eve", "user_role": "root"}), 400).param("user_role"),
+        Case::post(AS_MASTER, "/user/update", json!({"user_id": "eve", "max_budget": -2}), 400).param("max_budget"),
+        Case::post(AS_MASTER, "/user/update", json!({"metadata": {}}), 400).param("user_id"),
+        Case::post(AS_MASTER, "/user/update", json!({"user_id": "ghost", "metadata": {}}), 404),
+    ]);
     let r = w.request("POST", "/user/update", None, Some(b"{}"), &[]);
     assert_error(&r, 401);
 }

@@ -156,7 +156,10 @@ pub fn expect(s: &Server, key: &str, path: &str, body: Value, status: u16) -> Va
 /// One row of a role-matrix table: `who` sends `method path body` and expects `status`.
 #[derive(Clone, Debug)]
 pub struct Case {
+    /// The caller's name in the `World` (`ANON` for none), unless `raw` names the key itself.
     pub who: &'static str,
+    /// A raw key to send instead of `who`'s (one a test made through the API).
+    pub raw: Option<String>,
     pub method: &'static str,
     pub path: String,
     pub body: Option<Value>,
@@ -176,11 +179,20 @@ impl Case {
     ) -> Case {
         Case {
             who,
+            raw: None,
             method,
             path: path.to_string(),
             body: Some(body),
             status,
             param: None,
+        }
+    }
+
+    /// A POST case sent with the raw key `raw`.
+    pub fn post_key(raw: &str, path: &str, body: Value, status: u16) -> Case {
+        Case {
+            raw: Some(raw.to_string()),
+            ..Case::post("raw key", path, body, status)
         }
     }
 
@@ -201,6 +213,7 @@ impl Case {
     pub fn get(who: &'static str, path: &str, status: u16) -> Case {
         Case {
             who,
+            raw: None,
             method: "GET",
             path: path.to_string(),
             body: None,
@@ -217,7 +230,10 @@ pub fn run_cases(w: &World, cases: &[Case]) -> Vec<Value> {
     cases
         .iter()
         .map(|c| {
-            let key = (c.who != ANON).then(|| w.key(c.who));
+            let key = match &c.raw {
+                Some(raw) => Some(raw.as_str()),
+                None => (c.who != ANON).then(|| w.key(c.who)),
+            };
             let label = format!("{} {} {}", c.who, c.method, c.path);
             let v = check(
                 &w.s,

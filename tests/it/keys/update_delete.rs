@@ -101,20 +101,11 @@ fn update_of_an_unknown_or_invisible_key_is_404_and_alias_clash_409() {
 fn update_to_an_unknown_user_is_400() {
     let w = World::new();
     let (raw, _) = gen(&w, MASTER, json!({}));
-    let v = w.expect(
-        AS_MASTER,
-        "/key/update",
-        json!({"key": raw, "user_id": "no-such-user"}),
-        400,
-    );
-    assert_eq!(v["error"]["param"], "user_id");
-    let v = w.expect(
-        AS_MASTER,
-        "/key/update",
-        json!({"key": raw, "team_id": "no-such-team"}),
-        400,
-    );
-    assert_eq!(v["error"]["param"], "team_id");
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post(AS_MASTER, "/key/update", json!({"key": raw, "user_id": "no-such-user"}), 400).param("user_id"),
+        Case::post(AS_MASTER, "/key/update", json!({"key": raw, "team_id": "no-such-team"}), 400).param("team_id"),
+    ]);
 }
 
 #[test]

@@ -102,19 +102,11 @@ fn team_models_must_fit_the_org() {
         json!({"organization_id": "ab", "models": ["grp-ab"]}),
     );
     // all-org-models needs an org; all-team-models is never a team's.
-    let e = w.expect(
-        AS_MASTER,
-        "/team/new",
-        json!({"models": ["all-org-models"]}),
-        400,
-    );
-    assert_eq!(e["error"]["param"], "models");
-    w.expect(
-        AS_MASTER,
-        "/team/new",
-        json!({"organization_id": "ab", "models": ["all-team-models"]}),
-        400,
-    );
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post(AS_MASTER, "/team/new", json!({"models": ["all-org-models"]}), 400).param("models"),
+        Case::post(AS_MASTER, "/team/new", json!({"organization_id": "ab", "models": ["all-team-models"]}), 400),
+    ]);
     w.admin(
         "/team/new",
         json!({"organization_id": "a", "models": ["all-org-models"]}),
