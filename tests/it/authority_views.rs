@@ -374,15 +374,6 @@ fn personal_key(s: &Server, user: &str) -> String {
         .to_string()
 }
 
-fn chat(s: &Server, key: &str, model: &str) -> u16 {
-    s.post(
-        "/v1/chat/completions",
-        key,
-        json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
-    )
-    .status
-}
-
 fn model_ids(s: &Server, key: &str) -> Vec<String> {
     s.get("/v1/models", key).json()["data"]
         .as_array()
@@ -421,7 +412,7 @@ fn implicitly_created_users_get_no_personal_models() {
         let k = personal_key(&w, u);
         assert!(model_ids(&w, &k).is_empty(), "{u}");
         for m in ["A", "B", "C", "D"] {
-            assert_eq!(chat(&w, &k, m), 403, "{u} {m}");
+            assert_eq!(chat(&w, &k, m).status, 403, "{u} {m}");
         }
     }
     // Their team keys are unaffected: t1's model answers, others do not.
@@ -432,8 +423,8 @@ fn implicitly_created_users_get_no_personal_models() {
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(chat(&w, &k, "A"), 200);
-    assert_eq!(chat(&w, &k, "B"), 403);
+    assert_eq!(chat(&w, &k, "A").status, 200);
+    assert_eq!(chat(&w, &k, "B").status, 403);
     // A personal key asking for a model is refused at write time (beyond the user's set).
     let r = w.post(
         "/key/generate",

@@ -339,6 +339,39 @@ pub fn parse_response(raw: &[u8]) -> Resp {
     }
 }
 
+/// A chat completion request body for `model` with one user message.
+pub fn chat_body(model: &str) -> Value {
+    serde_json::json!({"model": model, "messages": [{"role": "user", "content": "hi"}]})
+}
+
+/// `/v1/chat/completions` as `key` for `model`.
+pub fn chat(s: &Server, key: &str, model: &str) -> Resp {
+    s.post("/v1/chat/completions", key, chat_body(model))
+}
+
+/// A key made by the master key with `body`; returns the raw key.
+pub fn key_for(s: &Server, body: Value) -> String {
+    let v = s.admin("/key/generate", body);
+    v["key"].as_str().expect("a raw key").to_string()
+}
+
+/// Polls `f` until it holds, failing after `secs`.
+pub fn until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Asserts the error envelope with `status` and a message containing `needle`.
+pub fn assert_error_says(r: &Resp, status: u16, needle: &str) -> Value {
+    let v = assert_error(r, status);
+    let message = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(needle), "{v}");
+    v
+}
+
 /// Asserts the LiteLLM error envelope with the given status.
 pub fn assert_error(r: &Resp, status: u16) -> Value {
     assert_eq!(r.status, status, "body: {}", r.text());

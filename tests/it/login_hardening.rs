@@ -17,7 +17,7 @@ fn raw_keys_never_reach_the_log_whatever_the_route() {
         &[],
         &[("RUST_LOG", "trace")],
     );
-    let valid = crate::access::key_for(&s, json!({}));
+    let valid = key_for(&s, json!({}));
     let invalid = "sk-invalid-key-0123456789abcdefghij".to_string();
     let mut minted = Vec::new();
     for k in [valid.as_str(), invalid.as_str(), MASTER] {

@@ -4,21 +4,9 @@
 
 use crate::common::*;
 use crate::upstream::*;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn chat_body(model: &str) -> Value {
-    json!({"model": model, "messages": [{"role": "user", "content": "hi"}]})
-}
 
 fn ready(s: &Server) -> Resp {
     s.get("/health/readiness", MASTER)
@@ -36,8 +24,7 @@ fn assert_refused(s: &Server, fake: &Fake, why: &str) {
     );
     let before = fake.count();
     let r = s.post("/v1/chat/completions", MASTER, chat_body("json"));
-    let e = assert_error(&r, 503);
-    assert!(e["error"]["message"].as_str().unwrap().contains(why), "{e}");
+    assert_error_says(&r, 503, why);
     assert_eq!(
         fake.count(),
         before,

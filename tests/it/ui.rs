@@ -255,14 +255,7 @@ fn cookie_writes_need_the_ui_header() {
         ),
     ] {
         let r = with_cookie(&s, method, path, &c, Some(body), false);
-        let v = assert_error(&r, 403);
-        assert!(
-            v["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("X-Litegate-UI"),
-            "{v}"
-        );
+        assert_error_says(&r, 403, "X-Litegate-UI");
     }
     assert_eq!(snapshot(&s), before, "a refused write changed something");
     // Reads need no header; writes with it pass.
@@ -323,10 +316,10 @@ fn sessions_expire_and_logout_ends_them() {
             [litegate::auth::hash_key(&c1["litegate_session=".len()..])],
         )
         .unwrap();
-    let v = assert_error(&with_cookie(&s, "GET", "/key/list", &c1, None, false), 401);
-    assert!(
-        v["error"]["message"].as_str().unwrap().contains("log in"),
-        "{v}"
+    assert_error_says(
+        &with_cookie(&s, "GET", "/key/list", &c1, None, false),
+        401,
+        "log in",
     );
     // Logout deletes the session and clears the cookie.
     let r = with_cookie(&s, "POST", "/ui/logout", &c2, None, true);

@@ -20,20 +20,7 @@ fn setup() -> (Fake, Server) {
 }
 
 fn key(s: &Server) -> String {
-    crate::access::key_for(s, json!({}))
-}
-
-fn chat_body(model: &str) -> Value {
-    json!({"model": model, "messages": [{"role": "user", "content": "hi"}]})
-}
-
-/// Polls `f` until it holds, failing after `secs`.
-fn until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    key_for(s, json!({}))
 }
 
 /// The server's process id: the process whose command line names this server's database.
@@ -269,14 +256,7 @@ fn the_answer_cap_is_a_setting() {
     let pid = pid(&s);
     let before = vm(pid, "VmRSS");
     let r = s.post("/v1/chat/completions", &k, chat_body("huge_json"));
-    let v = assert_error(&r, 502);
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("more than 1048576 bytes"),
-        "{v}"
-    );
+    assert_error_says(&r, 502, "more than 1048576 bytes");
     let grown = vm(pid, "VmHWM").saturating_sub(before);
     eprintln!("peak memory grew by {} KiB", grown / 1024);
     assert!(grown < 8 * MIB, "peak memory grew by {} MiB", grown / MIB);

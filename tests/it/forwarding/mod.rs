@@ -16,28 +16,11 @@ fn setup() -> (Fake, Server) {
 }
 
 fn key(s: &Server, body: Value) -> String {
-    crate::access::key_for(s, body)
-}
-
-fn chat_body(model: &str) -> Value {
-    json!({"model": model, "messages": [{"role": "user", "content": "hi"}]})
-}
-
-fn chat(s: &Server, key: &str, model: &str) -> Resp {
-    s.post("/v1/chat/completions", key, chat_body(model))
+    key_for(s, body)
 }
 
 pub fn stream_body(model: &str) -> Value {
     json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "hi"}]})
-}
-
-/// Polls `f` until it holds, failing after `secs`.
-fn until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn near(a: f64, b: f64) -> bool {

@@ -2,7 +2,7 @@
 //! §8 keys in URLs and echoes): generate, update, delete, info, list, block/unblock,
 //! regenerate, and expiry.
 
-use crate::access::{chat, models_of};
+use crate::access::models_of;
 use crate::common::*;
 use litegate::auth::hash_key;
 use serde_json::{json, Value};
