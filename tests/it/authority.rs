@@ -119,14 +119,7 @@ fn issue_11_team_and_org_admins_cannot_regenerate_a_proxy_admins_key() {
 #[test]
 fn issue_11_key_minted_by_team_admin_never_acts_beyond_model_calls() {
     let w = world();
-    let k = w.expect(
-        "tadmin",
-        "/key/generate",
-        json!({"team_id": "t1", "user_id": "m"}),
-        200,
-    );
-    let minted = k["key"].as_str().unwrap().to_string();
-    let token = k["token"].as_str().unwrap().to_string();
+    let (minted, token) = w.gen_key_token("tadmin", json!({"team_id": "t1", "user_id": "m"}));
     assert_eq!(chat(&w, &minted, "A").status, 200);
     assert_eq!(
         chat(&w, &minted, "C").status,
@@ -514,14 +507,7 @@ fn issue_11_calls_only_key_is_refused_on_every_management_route() {
         "/team/member_update",
         json!({"team_id": "t1", "user_id": "m", "role": "admin"}),
     );
-    let k = w.expect(
-        "tadmin",
-        "/key/generate",
-        json!({"team_id": "t1", "user_id": "m"}),
-        200,
-    );
-    let minted = k["key"].as_str().unwrap().to_string();
-    let token = k["token"].as_str().unwrap().to_string();
+    let (minted, token) = w.gen_key_token("tadmin", json!({"team_id": "t1", "user_id": "m"}));
     w.name_key("minted", &minted);
     let c = |method, path: &str, body| Case::new("minted", method, path, body, 403);
     #[rustfmt::skip]

@@ -222,6 +222,12 @@ impl Server {
         self.request(method, path, None, None, &[])
     }
 
+    /// A POST of the JSON `body` without credentials, with extra `headers`.
+    pub fn post_anon(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> Resp {
+        let b = body.to_string();
+        self.request("POST", path, None, Some(b.as_bytes()), headers)
+    }
+
     pub fn get(&self, path: &str, key: &str) -> Resp {
         self.request("GET", path, Some(key), None, &[])
     }
@@ -370,6 +376,23 @@ pub fn assert_error_says(r: &Resp, status: u16, needle: &str) -> Value {
     let message = v["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains(needle), "{v}");
     v
+}
+
+/// The string `field` of every element of the JSON array `v`, sorted.
+pub fn sorted_field(v: &Value, field: &str) -> Vec<String> {
+    let mut out: Vec<String> = v
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|x| {
+            x[field]
+                .as_str()
+                .unwrap_or_else(|| panic!("no {field}: {x}"))
+                .to_string()
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// Asserts the LiteLLM error envelope with the given status.

@@ -178,12 +178,9 @@ fn a_client_address_is_throttled_across_accounts_and_for_the_master_key() {
     // The right master key too: nothing is checked while the address is throttled.
     assert_throttled(&login(&s, json!({"master_key": MASTER})));
     // X-Forwarded-For is not trusted by default: a spoofed one changes nothing.
-    let b = json!({"master_key": MASTER}).to_string();
-    let r = s.request(
-        "POST",
+    let r = s.post_anon(
         "/ui/login",
-        None,
-        Some(b.as_bytes()),
+        &json!({"master_key": MASTER}),
         &[UI, ("X-Forwarded-For", "203.0.113.9")],
     );
     assert_throttled(&r);

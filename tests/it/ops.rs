@@ -28,6 +28,14 @@ fn wait_exit(child: &mut std::process::Child, why: &str) -> std::process::ExitSt
     }
 }
 
+/// `litegate check-config` on a file `name` in `dir` whose one deployment is `model`.
+fn check_config(dir: &tempfile::TempDir, name: &str, model: &str) -> std::process::Output {
+    let path = dir.path().join(name);
+    let yaml = format!("model_list:\n  - model_name: a\n    litellm_params: {{model: {model}}}\n");
+    std::fs::write(&path, yaml).unwrap();
+    bin().arg("check-config").arg(&path).output().unwrap()
+}
+
 #[test]
 fn version_and_check_config() {
     let out = bin().arg("--version").output().unwrap();
@@ -38,13 +46,7 @@ fn version_and_check_config() {
         "{v}"
     );
     let dir = tempfile::tempdir().unwrap();
-    let good = dir.path().join("good.yaml");
-    std::fs::write(
-        &good,
-        "model_list:\n  - model_name: a\n    litellm_params: {model: mock/a}\n",
-    )
-    .unwrap();
-    let out = bin().arg("check-config").arg(&good).output().unwrap();
+    let out = check_config(&dir, "good.yaml", "mock/a");
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -52,13 +54,7 @@ fn version_and_check_config() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 model deployment"));
-    let bad = dir.path().join("bad.yaml");
-    std::fs::write(
-        &bad,
-        "model_list:\n  - model_name: a\n    litellm_params: {model: nope}\n",
-    )
-    .unwrap();
-    let out = bin().arg("check-config").arg(&bad).output().unwrap();
+    let out = check_config(&dir, "bad.yaml", "nope");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

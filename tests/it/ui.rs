@@ -109,12 +109,9 @@ fn master_key_login_sets_a_strict_http_only_expiring_cookie() {
     let stored: String = s.value("SELECT token_hash FROM ui_sessions", []);
     assert_eq!(stored, litegate::auth::hash_key(&token));
     // Behind a TLS-terminating proxy the cookie is Secure.
-    let b = json!({"master_key": MASTER}).to_string();
-    let r = s.request(
-        "POST",
+    let r = s.post_anon(
         "/ui/login",
-        None,
-        Some(b.as_bytes()),
+        &json!({"master_key": MASTER}),
         &[UI, ("X-Forwarded-Proto", "https")],
     );
     assert!(r.header("set-cookie").unwrap().contains("; Secure"));

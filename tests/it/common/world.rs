@@ -140,6 +140,13 @@ impl World {
         v["key"].as_str().expect("a raw key").to_string()
     }
 
+    /// `/key/generate` as `who` with `body`, asserting 200; returns the raw key and its token.
+    pub fn gen_key_token(&self, who: &str, body: Value) -> (String, String) {
+        let v = self.expect(who, "/key/generate", body, 200);
+        let text = |f: &str| v[f].as_str().expect("key and token").to_string();
+        (text("key"), text("token"))
+    }
+
     /// POSTs as `who` and asserts the status; a refusal must leave every table as it was.
     /// Returns the JSON answer.
     pub fn expect(&self, who: &str, path: &str, body: Value, status: u16) -> Value {

@@ -79,15 +79,7 @@ fn spend_at_every_level_and_in_the_spend_log() {
     let ids_seen = |caller: &str| -> Vec<String> {
         let r = s.get("/spend/logs", caller);
         assert_eq!(r.status, 200, "{}", r.text());
-        let mut v: Vec<String> = r
-            .json()
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x["request_id"].as_str().unwrap().to_string())
-            .collect();
-        v.sort();
-        v
+        sorted_field(&r.json(), "request_id")
     };
     let mut all = vec![ids[0].clone(), ids[1].clone(), bob_call.clone()];
     all.sort();

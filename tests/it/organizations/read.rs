@@ -133,15 +133,7 @@ fn list_admins_see_all_others_their_memberships() {
     let ids = |key: &str| -> Vec<String> {
         let r = s.get("/organization/list", key);
         assert_eq!(r.status, 200, "{}", r.text());
-        let mut v: Vec<String> = r
-            .json()
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|o| o["organization_id"].as_str().unwrap().to_string())
-            .collect();
-        v.sort();
-        v
+        sorted_field(&r.json(), "organization_id")
     };
     let mut both = vec![w.id("X").to_string(), w.id("Y").to_string()];
     both.sort();
