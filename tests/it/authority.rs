@@ -195,9 +195,7 @@ fn issue_11_key_minted_by_org_admin_never_acts_as_its_owner() {
 #[test]
 fn issue_11_regenerate_by_someone_else_lowers_the_key_to_model_calls() {
     let w = world();
-    let own = w.post("/key/generate", &w["m"], json!({"team_id": "t1"}));
-    assert_eq!(own.status, 200, "{}", own.text());
-    let own = own.json();
+    let own = w.call("m", "POST", "/key/generate", json!({"team_id": "t1"}), 200);
     let own_key = own["key"].as_str().unwrap().to_string();
     assert_eq!(w.get("/key/list", &own_key).status, 200, "the owner's key");
     let r = w.expect(
@@ -454,23 +452,23 @@ fn issue_11_org_admin_removed_or_demoted_loses_keys_held_as_admin() {
     assert_eq!(chat(&w, &in_team, "A").status, 200);
     assert_eq!(chat(&w, &personal, "A").status, 200);
     // Demoted: the key in a team they do not belong to stops; the personal key stays.
-    let r = w.send(
+    w.call(
+        AS_MASTER,
         "PATCH",
         "/organization/member_update",
-        MASTER,
         json!({"organization_id": "org1", "user_id": "oadmin", "role": "internal_user"}),
+        200,
     );
-    assert_eq!(r.status, 200, "{}", r.text());
     assert_error(&w.get("/v1/models", &in_team), 401);
     assert_eq!(chat(&w, &personal, "A").status, 200);
     // Removed: the personal key of the org goes too.
-    let r = w.send(
+    w.call(
+        AS_MASTER,
         "DELETE",
         "/organization/member_delete",
-        MASTER,
         json!({"organization_id": "org1", "user_id": "oadmin"}),
+        200,
     );
-    assert_eq!(r.status, 200, "{}", r.text());
     assert_error(&w.get("/v1/models", &personal), 401);
     // Their personal key outside the org is theirs still.
     assert_eq!(w.get("/v1/models", &w["oadmin"]).status, 200);
@@ -604,13 +602,13 @@ fn issue_11_admin_who_loses_the_role_loses_the_keys_they_issued() {
     // Demoted from org admin: keys issued in the org's teams go.
     seed_team_member(&w, "t2", "m", "user");
     let k3 = mint(&w["oadmin"], "t2");
-    let r = w.send(
+    w.call(
+        AS_MASTER,
         "PATCH",
         "/organization/member_update",
-        MASTER,
         json!({"organization_id": "org1", "user_id": "oadmin", "role": "internal_user"}),
+        200,
     );
-    assert_eq!(r.status, 200, "{}", r.text());
     assert_error(&w.get("/v1/models", &k3), 401);
     // The issuer deleted.
     let ta2 = seed_user(&w, "ta2", "internal_user");

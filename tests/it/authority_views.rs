@@ -387,19 +387,21 @@ fn model_ids(s: &Server, key: &str) -> Vec<String> {
 fn implicitly_created_users_get_no_personal_models() {
     let w = world();
     // A team admin adds strangers; an org admin too; a proxy admin's members_with_roles too.
-    let r = w.post(
+    w.call(
+        "tadmin",
+        "POST",
         "/team/member_add",
-        &w["tadmin"],
         json!({"team_id": "t1", "member": [{"user_id": "new-t", "role": "user"},
                                            {"user_email": "new-e@example.com", "role": "user"}]}),
+        200,
     );
-    assert_eq!(r.status, 200, "{}", r.text());
-    let r = w.post(
+    w.call(
+        "oadmin",
+        "POST",
         "/organization/member_add",
-        &w["oadmin"],
         json!({"organization_id": "org1", "member": {"user_id": "new-o", "role": "internal_user"}}),
+        200,
     );
-    assert_eq!(r.status, 200, "{}", r.text());
     w.admin(
         "/team/new",
         json!({"team_id": "t3", "organization_id": "org1", "models": ["B"],
@@ -571,12 +573,13 @@ fn a_user_cannot_claim_another_email() {
     );
     assert_ne!(v["updated_users"][0]["user_id"], "m1");
     // The same address in another case is no change; a proxy admin changes anyone's.
-    let r = w.post(
+    w.call(
+        "m1",
+        "POST",
         "/user/update",
-        &w["m1"],
         json!({"user_id": "m1", "user_email": "M1@example.com", "metadata": {"k": 1}}),
+        200,
     );
-    assert_eq!(r.status, 200, "{}", r.text());
     w.admin(
         "/user/update",
         json!({"user_id": "m1", "user_email": "m1-new@example.com"}),

@@ -36,6 +36,17 @@ fn check_config(dir: &tempfile::TempDir, name: &str, model: &str) -> std::proces
     bin().arg("check-config").arg(&path).output().unwrap()
 }
 
+/// `litegate backup DEST --db` the server's database.
+fn backup_cli(s: &Server, dest: &std::path::Path) -> std::process::Output {
+    bin()
+        .arg("backup")
+        .arg(dest)
+        .arg("--db")
+        .arg(s.db_path())
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn version_and_check_config() {
     let out = bin().arg("--version").output().unwrap();
@@ -119,13 +130,7 @@ fn backup_under_load_is_consistent_and_complete() {
         std::thread::yield_now();
     }
     let dest = s.dir.path().join("copy.db");
-    let out = bin()
-        .arg("backup")
-        .arg(&dest)
-        .arg("--db")
-        .arg(s.db_path())
-        .output()
-        .unwrap();
+    let out = backup_cli(&s, &dest);
     assert!(
         out.status.success(),
         "{}",
@@ -163,13 +168,7 @@ fn backup_under_load_is_consistent_and_complete() {
         assert_eq!(orphans, 0);
     }
     // An existing destination is refused, not overwritten.
-    let out = bin()
-        .arg("backup")
-        .arg(&dest)
-        .arg("--db")
-        .arg(s.db_path())
-        .output()
-        .unwrap();
+    let out = backup_cli(&s, &dest);
     assert!(!out.status.success());
     // Only proxy admins may back up through the API.
     let user = seed_user(&s, "u1", "internal_user");
