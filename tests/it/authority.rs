@@ -28,6 +28,12 @@ fn world() -> World {
         .team_members(&[("t1", "tadmin", "admin"), ("t1", "m", "user")])
 }
 
+/// The master key demotes `oadmin` to a plain member of org1.
+fn demote_oadmin(w: &World) {
+    let body = json!({"organization_id": "org1", "user_id": "oadmin", "role": "internal_user"});
+    w.call(AS_MASTER, "PATCH", "/organization/member_update", body, 200);
+}
+
 /// A key may act with proxy-admin authority: it can create an organization. The probe is
 /// rolled back by deleting what it made, so later snapshots stay comparable.
 fn acts_as_proxy_admin(s: &Server, key: &str) -> bool {
@@ -452,13 +458,7 @@ fn issue_11_org_admin_removed_or_demoted_loses_keys_held_as_admin() {
     assert_eq!(chat(&w, &in_team, "A").status, 200);
     assert_eq!(chat(&w, &personal, "A").status, 200);
     // Demoted: the key in a team they do not belong to stops; the personal key stays.
-    w.call(
-        AS_MASTER,
-        "PATCH",
-        "/organization/member_update",
-        json!({"organization_id": "org1", "user_id": "oadmin", "role": "internal_user"}),
-        200,
-    );
+    demote_oadmin(&w);
     assert_error(&w.get("/v1/models", &in_team), 401);
     assert_eq!(chat(&w, &personal, "A").status, 200);
     // Removed: the personal key of the org goes too.
@@ -602,13 +602,7 @@ fn issue_11_admin_who_loses_the_role_loses_the_keys_they_issued() {
     // Demoted from org admin: keys issued in the org's teams go.
     seed_team_member(&w, "t2", "m", "user");
     let k3 = mint(&w["oadmin"], "t2");
-    w.call(
-        AS_MASTER,
-        "PATCH",
-        "/organization/member_update",
-        json!({"organization_id": "org1", "user_id": "oadmin", "role": "internal_user"}),
-        200,
-    );
+    demote_oadmin(&w);
     assert_error(&w.get("/v1/models", &k3), 401);
     // The issuer deleted.
     let ta2 = seed_user(&w, "ta2", "internal_user");

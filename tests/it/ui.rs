@@ -41,6 +41,14 @@ fn with_cookie(
     s.request(method, path, None, b.as_deref().map(str::as_bytes), &h)
 }
 
+/// `/organization/new` through the session `cookie` (with the UI header), asserting 200.
+fn new_org_by_cookie(s: &Server, cookie: &str, alias: &str) -> Value {
+    let body = json!({"organization_alias": alias});
+    let r = with_cookie(s, "POST", "/organization/new", cookie, Some(body), true);
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()
+}
+
 fn user_with_password(s: &Server, id: &str, role: &str, pw: &str) {
     s.admin(
         "/user/new",
@@ -190,16 +198,8 @@ fn email_password_login_acts_with_the_users_current_role() {
         "/user/update",
         json!({"user_id": "alice", "user_role": "proxy_admin"}),
     );
-    let r = with_cookie(
-        &s,
-        "POST",
-        "/organization/new",
-        &c,
-        Some(json!({"organization_alias": "x"})),
-        true,
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.json()["created_by"], "alice");
+    let v = new_org_by_cookie(&s, &c, "x");
+    assert_eq!(v["created_by"], "alice");
     // Keys made through a proxy admin's session belong to that user (not ownerless as for
     // the master key).
     let k = with_cookie(&s, "POST", "/key/generate", &c, Some(json!({})), true);
@@ -260,15 +260,7 @@ fn cookie_writes_need_the_ui_header() {
         with_cookie(&s, "GET", "/organization/list", &c, None, false).status,
         200
     );
-    let r = with_cookie(
-        &s,
-        "POST",
-        "/organization/new",
-        &c,
-        Some(json!({"organization_alias": "ok"})),
-        true,
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
+    new_org_by_cookie(&s, &c, "ok");
     // A key header wins over the cookie and needs no UI header (API clients are unchanged).
     let b = json!({"organization_alias": "by-key"}).to_string();
     let r = s.request(
