@@ -25,6 +25,9 @@ pub enum Error {
     MethodNotAllowed,
     /// 408: the client was too slow to send its request.
     Timeout,
+    /// 414, 417, 431 or 505 `invalid_request_error`: a request head the HTTP layer refused
+    /// before any handler ran (`server::refusal_error`).
+    HeadRefused { status: u16, message: String },
     /// 409 `conflict_error`.
     Conflict(String),
     /// 413 `request_too_large`.
@@ -72,6 +75,7 @@ impl Error {
             Error::NotFound(_) => 404,
             Error::MethodNotAllowed => 405,
             Error::Timeout => 408,
+            Error::HeadRefused { status, .. } => *status,
             Error::Conflict(_) => 409,
             Error::TooLarge(_) => 413,
             Error::BudgetExceeded(_) => 422,
@@ -93,6 +97,7 @@ impl Error {
             Error::NotFound(_) => "not_found_error",
             Error::MethodNotAllowed => "invalid_request_error",
             Error::Timeout => "timeout_error",
+            Error::HeadRefused { .. } => "invalid_request_error",
             Error::Conflict(_) => "conflict_error",
             Error::TooLarge(_) => "request_too_large",
             Error::BudgetExceeded(_) => "budget_exceeded",
@@ -112,6 +117,7 @@ impl Error {
             | Error::Forbidden(message)
             | Error::ModelDenied { message, .. }
             | Error::NotFound(message)
+            | Error::HeadRefused { message, .. }
             | Error::Conflict(message)
             | Error::BudgetExceeded(message)
             | Error::RateLimited { message, .. }
@@ -178,6 +184,10 @@ mod tests {
             Error::NotFound("x".into()),
             Error::Conflict("x".into()),
             Error::TooLarge(1),
+            Error::HeadRefused {
+                status: 431,
+                message: "x".into(),
+            },
             Error::BudgetExceeded("x".into()),
             Error::Internal("secret sql".into()),
         ];

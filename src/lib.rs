@@ -10,8 +10,10 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod kdf;
+pub mod lifecycle;
 pub mod limits;
 pub mod metrics;
+pub mod server;
 pub mod upstream;
 pub mod user_defaults;
 pub mod util;
@@ -60,10 +62,13 @@ pub const MAX_CONNECTIONS: usize = 4096;
 /// A client that stops reading (e.g. mid-stream) is dropped after this long.
 pub const CLIENT_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Binds the listener and sets the per-connection limits of our tiny_http patch
-/// (`vendor/tiny_http/src/limits.rs`): read/write timeouts on every accepted socket and a cap on
-/// open connections.
-fn bind(listen: &str, cfg: &Config) -> Result<std::net::TcpListener, String> {
+/// Binds the listener, and says the per-connection limits of our tiny_http patch
+/// (`vendor/tiny_http/src/limits.rs`): read/write timeouts on every accepted socket, a cap on
+/// open connections and the request deadlines.
+fn bind(
+    listen: &str,
+    cfg: &Config,
+) -> Result<(std::net::TcpListener, tiny_http::limits::Limits), String> {
     // LITEGATE_CLIENT_TIMEOUT_SECS overrides the read timeout (tests use a short one).
     let read_timeout = std::env::var("LITEGATE_CLIENT_TIMEOUT_SECS")
         .ok()
@@ -76,12 +81,17 @@ fn bind(listen: &str, cfg: &Config) -> Result<std::net::TcpListener, String> {
         .and_then(|s| s.parse::<usize>().ok())
         .filter(|n| *n > 0)
         .unwrap_or(MAX_CONNECTIONS);
-    tiny_http::limits::set_client_timeouts(Some(read_timeout), Some(CLIENT_WRITE_TIMEOUT));
-    tiny_http::limits::set_max_connections(max_conns);
-    tiny_http::limits::set_request_deadlines(cfg.header_timeout, cfg.request_timeout);
-    std::net::TcpListener::bind(listen).map_err(|e| {
+    let limits = tiny_http::limits::Limits {
+        read_timeout: Some(read_timeout),
+        write_timeout: Some(CLIENT_WRITE_TIMEOUT),
+        max_connections: max_conns,
+        head_timeout: cfg.header_timeout,
+        request_timeout: cfg.request_timeout,
+    };
+    let listener = std::net::TcpListener::bind(listen).map_err(|e| {
         format!("cannot listen on {listen}: {e} (is the port in use? set --port or --listen)")
-    })
+    })?;
+    Ok((listener, limits))
 }
 
 /// Runs the server until the process ends.
@@ -93,7 +103,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
     kdf::init();
     let pool = db::Pool::open(&cfg.db_path, cfg.db_pool)?;
     let master_hash = master_hash(&cfg, &pool)?;
-    let listener = bind(&cfg.listen, &cfg)?;
+    let (listener, limits) = bind(&cfg.listen, &cfg)?;
     let catalog = auth::Catalog::new(cfg.deployments.clone());
     log::info!(
         "config: {}; {} model deployment(s); database {}",
@@ -112,11 +122,11 @@ pub fn run(cfg: Config) -> Result<(), String> {
         budgets: budget::Reservations::default(),
         limiter: limits::Limiter::new(),
         spend: db::spend::SpendWriter::default(),
+        lifecycle: std::sync::Arc::new(lifecycle::Lifecycle::new()),
     }));
     start_budget_resets(ctx);
     let signals = catch_signals()?;
-    let server = tiny_http::Server::from_listener_with_handler(listener, None, http::handler(ctx))
-        .map_err(|e| format!("cannot serve on {}: {e}", ctx.cfg.listen))?;
+    let server = server::serve(ctx, listener, limits)?;
     let addr = match server.server_addr() {
         tiny_http::ListenAddr::IP(a) => a.to_string(),
         #[allow(unreachable_patterns)]
@@ -155,13 +165,7 @@ fn wait_for_signal(mut signals: signal_hook::iterator::Signals) -> Result<(), St
 /// Clean shutdown: take no new requests, let the ones in flight finish (and record their
 /// spend) within the grace period, checkpoint the WAL into the database file and close.
 fn shutdown(ctx: &'static http::Ctx, server: tiny_http::Server) {
-    use std::sync::atomic::Ordering;
-    http::SHUTTING_DOWN.store(true, Ordering::SeqCst);
-    let deadline = std::time::Instant::now() + ctx.cfg.shutdown_grace;
-    while http::IN_FLIGHT.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let left = http::IN_FLIGHT.load(Ordering::SeqCst);
+    let left = ctx.lifecycle.shut_down(ctx.cfg.shutdown_grace);
     if left > 0 {
         log::warn!("{left} request(s) still running after the grace period; closing anyway");
     }

@@ -52,28 +52,28 @@ pub fn metrics(ctx: &Ctx, req: &Req) -> Result<Reply> {
             ));
         }
     }
-    use std::sync::atomic::Ordering;
+    let life = &ctx.lifecycle;
     let body = crate::metrics::METRICS.render(&[
         (
             "litegate_open_connections",
             "Client connections open now.",
-            tiny_http::limits::open_connections() as f64,
+            life.connections().open_connections() as f64,
         ),
         (
             "litegate_refused_connections",
             "Client connections refused for being over the cap, since start.",
-            tiny_http::limits::refused_connections() as f64,
+            life.connections().refused_connections() as f64,
         ),
         (
             "litegate_refused_requests",
             "Requests refused by the HTTP layer before any handler (malformed or oversized head, \
              ambiguous framing, a read deadline), since start.",
-            tiny_http::limits::refused_requests() as f64,
+            life.connections().refused_requests() as f64,
         ),
         (
             "litegate_in_flight_requests",
             "Requests being handled now.",
-            super::IN_FLIGHT.load(Ordering::Relaxed) as f64,
+            life.in_flight() as f64,
         ),
     ]);
     Ok(Reply::Text(200, "text/plain; version=0.0.4", body))

@@ -880,7 +880,7 @@ pub fn regenerate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     scope::require_writer(who)?;
     // The router ignores a trailing slash; so must this test, or `/key/regenerate/` reads
     // `regenerate` as the key.
-    let key = match super::path_param(req, "/key/{key}/regenerate", "key") {
+    let key = match req.param("key") {
         Some(k) if req.path.trim_end_matches('/') != "/key/regenerate" => k,
         _ => b.req_str("key")?,
     };

@@ -3,7 +3,8 @@
 //! caller-chosen text in a path (`/key/sk-…/regenerate`, a mistyped route with a key in it)
 //! is ever written out. Queries, headers and bodies are never logged at all.
 
-use super::{Req, ROUTES};
+use super::routes::ROUTES;
+use super::Req;
 
 /// Shown in place of a path segment that is not one of the routing table's fixed words.
 const HIDDEN: &str = "…";
@@ -34,7 +35,7 @@ impl Req {
     /// The path for the log: a matched route's pattern (`/key/{key}/regenerate`), else the path
     /// with every segment that is not a fixed route word replaced by `…`.
     pub fn log_path(&self) -> String {
-        let route = self.route.get();
+        let route = self.route;
         if route != "unmatched" {
             return route.to_string();
         }
@@ -57,9 +58,9 @@ mod tests {
     use super::*;
 
     fn path_of(method: &str, url: &str) -> String {
-        let req = Req::new(method, url, Vec::new(), Vec::new());
-        if let Ok((p, _)) = super::super::route(&req.method, &req.path) {
-            req.route.set(p);
+        let mut req = Req::new(method, url, Vec::new(), Vec::new());
+        if let Ok((p, _)) = super::super::dispatch::route(&req.method, &req.path) {
+            req.route = p;
         }
         req.log_path()
     }

@@ -87,7 +87,7 @@ pub fn index(_ctx: &Ctx, _req: &Req) -> Result<Reply> {
 
 /// `GET /ui/{file}`: one of the embedded files.
 pub fn asset(_ctx: &Ctx, req: &Req) -> Result<Reply> {
-    let name = super::path_param(req, "/ui/{file}", "file").unwrap_or_default();
+    let name = req.param("file").unwrap_or_default();
     serve(&name)
 }
 

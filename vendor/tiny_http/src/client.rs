@@ -10,12 +10,12 @@ use std::time::Instant;
 
 use crate::common::{HTTPVersion, HeaderField, Method};
 use crate::limits::{
-    self, ConnState, LINGER, MAX_DRAIN, MAX_HEAD, MAX_HEADERS, MAX_REQUEST_LINE,
+    self, ConnState, Refusal, LINGER, MAX_DRAIN, MAX_HEAD, MAX_HEADERS, MAX_REQUEST_LINE,
 };
 use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
-use crate::{Header, StatusCode};
+use crate::Header;
 
 /// A ClientConnection is an object that will store a socket to a client
 /// and return Request objects.
@@ -44,6 +44,9 @@ pub struct ClientConnection {
     /// half and with each request's body reader.
     state: Arc<ConnState>,
 
+    /// litegate patch: the server's configuration (deadlines, refusal wording, counters).
+    config: Arc<limits::Config>,
+
     /// litegate patch: the request head as it arrived, reused from request to request (its
     /// capacity never exceeds `limits::MAX_HEAD`).
     head: Vec<u8>,
@@ -52,9 +55,9 @@ pub struct ClientConnection {
 /// Error that can happen when reading a request.
 #[derive(Debug)]
 enum ReadError {
-    /// litegate patch: answer with this status, error type and message in LiteLLM's error
-    /// envelope, then close (where the next request would start is unknown).
-    Refuse(u16, &'static str, String),
+    /// litegate patch: answer this refusal (worded by the application), then close (where
+    /// the next request would start is unknown).
+    Refuse(Refusal),
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed,
     ReadIoError(IoError),
@@ -69,23 +72,20 @@ fn is_timeout(e: &IoError) -> bool {
 }
 
 fn bad(msg: impl Into<String>) -> ReadError {
-    ReadError::Refuse(400, "invalid_request_error", msg.into())
+    ReadError::Refuse(Refusal::Malformed(msg.into()))
 }
-
-/// The header names a key may come in (API.md §2): a value there that is not ASCII is an
-/// authentication failure (401), anywhere else a bad request (400).
-const KEY_HEADERS: &[&str] = &["authorization", "x-litellm-api-key", "api-key", "x-api-key"];
 
 impl ClientConnection {
     /// Creates a new `ClientConnection` that takes ownership of the `TcpStream`.
     pub fn new(
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
+        config: Arc<limits::Config>,
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
         let state = Arc::new(ConnState::default());
-        read_socket.set_state(state.clone());
+        read_socket.set_state(state.clone(), config.limits.read_timeout);
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -98,6 +98,7 @@ impl ClientConnection {
             no_more_requests: false,
             secure,
             state,
+            config,
             head: Vec::new(),
         }
     }
@@ -144,7 +145,8 @@ impl ClientConnection {
             if started.is_none() {
                 let now = Instant::now();
                 started = Some(now);
-                self.state.set_deadline(Some(now + limits::head_timeout()));
+                self.state
+                    .set_deadline(Some(now + self.config.limits.head_timeout));
             }
             let mut used = 0;
             let mut done = false;
@@ -177,24 +179,16 @@ impl ClientConnection {
                                 ));
                             }
                             if line_len > MAX_REQUEST_LINE {
-                                return Err(ReadError::Refuse(
-                                    414,
-                                    "invalid_request_error",
-                                    format!(
-                                        "request line longer than {MAX_REQUEST_LINE} bytes"
-                                    ),
-                                ));
+                                return Err(ReadError::Refuse(Refusal::RequestLineTooLong(
+                                    MAX_REQUEST_LINE,
+                                )));
                             }
                         }
                     }
                 }
             }
             if self.head.len() + used > MAX_HEAD {
-                return Err(ReadError::Refuse(
-                    431,
-                    "invalid_request_error",
-                    format!("request headers larger than {MAX_HEAD} bytes"),
-                ));
+                return Err(ReadError::Refuse(Refusal::HeadTooLarge(MAX_HEAD)));
             }
             // Grow by doubling but never past MAX_HEAD (plain `extend` could double to
             // almost twice the bound).
@@ -223,18 +217,10 @@ impl ClientConnection {
             Ok(httparse::Status::Complete(_)) => {}
             Ok(httparse::Status::Partial) => return Err(bad("incomplete request head")),
             Err(httparse::Error::TooManyHeaders) => {
-                return Err(ReadError::Refuse(
-                    431,
-                    "invalid_request_error",
-                    format!("more than {MAX_HEADERS} request headers"),
-                ))
+                return Err(ReadError::Refuse(Refusal::TooManyHeaders(MAX_HEADERS)))
             }
             Err(httparse::Error::Version) => {
-                return Err(ReadError::Refuse(
-                    505,
-                    "invalid_request_error",
-                    "only HTTP/1.0 and HTTP/1.1 are supported".into(),
-                ))
+                return Err(ReadError::Refuse(Refusal::VersionNotSupported))
             }
             Err(e) => return Err(bad(format!("malformed request head: {e}"))),
         }
@@ -256,20 +242,9 @@ impl ClientConnection {
                 .map_err(|_| bad("malformed header name"))?;
             let value = match AsciiString::from_ascii(h.value.trim_ascii()) {
                 Ok(v) => v,
-                Err(_) if KEY_HEADERS.iter().any(|k| h.name.eq_ignore_ascii_case(k)) => {
-                    return Err(ReadError::Refuse(
-                        401,
-                        "auth_error",
-                        format!(
-                            "Authentication Error, the {} header is not valid ASCII",
-                            h.name.to_ascii_lowercase()
-                        ),
-                    ))
-                }
                 Err(_) => {
-                    return Err(bad(format!(
-                        "the value of header {} is not ASCII",
-                        h.name.to_ascii_lowercase()
+                    return Err(ReadError::Refuse(Refusal::NonAsciiHeader(
+                        h.name.to_ascii_lowercase(),
                     )))
                 }
             };
@@ -285,7 +260,7 @@ impl ClientConnection {
 
         // The whole request (this head and its body) must be in by this deadline.
         self.state
-            .set_deadline(Some(started + limits::request_timeout()));
+            .set_deadline(Some(started + self.config.limits.request_timeout.max(self.config.limits.head_timeout)));
 
         // building the next reader
         crate::request::new_request_with_state(
@@ -309,25 +284,13 @@ impl ClientConnection {
         })
     }
 
-    /// litegate patch: an error answer written by the connection itself (no handler ran), in
-    /// LiteLLM's envelope, announcing the close.
-    fn refuse(&mut self, status: u16, kind: &str, message: &str) {
-        limits::count_refused_request();
-        let body = format!(
-            "{{\"error\":{{\"message\":\"{}\",\"type\":\"{kind}\",\"param\":null,\"code\":\"{status}\"}}}}",
-            message.replace(['"', '\\'], "'")
-        );
-        let head = format!(
-            "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nConnection: close\r\n\
-             Content-Length: {}\r\n\r\n",
-            StatusCode(status).default_reason_phrase(),
-            body.len()
-        );
+    /// litegate patch: an answer written by the connection itself (no handler ran), worded
+    /// by the application's renderer, announcing the close.
+    fn refuse(&mut self, refusal: Refusal) {
+        self.config.stats.count_refused_request();
+        let bytes = limits::refusal_bytes(&self.config, &refusal);
         if let Some(mut w) = self.sink.next() {
-            let _ = w
-                .write_all(head.as_bytes())
-                .and_then(|_| w.write_all(body.as_bytes()))
-                .and_then(|_| w.flush());
+            let _ = w.write_all(&bytes).and_then(|_| w.flush());
         }
     }
 
@@ -384,24 +347,19 @@ impl Iterator for ClientConnection {
 
         let rq = match self.read() {
             Ok(rq) => rq,
-            Err(ReadError::Refuse(status, kind, message)) => {
-                self.refuse(status, kind, &message);
+            Err(ReadError::Refuse(refusal)) => {
+                self.refuse(refusal);
                 self.linger();
                 return None;
             }
-            // litegate patch: a read timeout or a passed deadline mid-request gets a 408 in
-            // LiteLLM's error envelope.
+            // litegate patch: a read timeout or a passed deadline mid-request gets a 408.
             Err(ReadError::ReadIoError(ref err)) if is_timeout(err) => {
-                self.refuse(
-                    408,
-                    "timeout_error",
-                    "Request timed out while reading the request",
-                );
+                self.refuse(Refusal::Timeout);
                 self.linger();
                 return None;
             }
             Err(ReadError::ExpectationFailed) => {
-                self.refuse(417, "invalid_request_error", "unsupported Expect header");
+                self.refuse(Refusal::ExpectationFailed);
                 self.linger();
                 return None;
             }
@@ -459,7 +417,7 @@ mod tests {
             let _ = c.read_to_end(&mut out);
         });
         let (r, w) = RefinedTcpStream::new(Connection::from(s));
-        let mut conn = ClientConnection::new(w, r);
+        let mut conn = ClientConnection::new(w, r, Arc::new(limits::Config::default()));
         let (mut n, mut most) = (0, 0);
         while let Some(mut rq) = conn.next() {
             n += 1;

@@ -248,27 +248,32 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
-        Self::from_listener_inner(listener.into(), ssl_config, None)
+        Self::from_listener_inner(listener.into(), ssl_config, limits::Config::default(), None)
     }
 
-    /// litegate patch: like `from_listener`, but each request is handed to `handler` on the
-    /// thread that read it from its connection (which reads that connection's next request
-    /// once `handler` returns), instead of going through the queue that `recv()` pops. That
-    /// saves two thread hand-offs (futex wake-ups and context switches) per request; bounding
-    /// how many requests run at once is then up to the handler. `recv()` gets nothing.
+    /// litegate patch: like `from_listener`, but configured by `config` (connection limits
+    /// and deadlines, the wording of the connection's own refusals, the counters), and each
+    /// request is handed to `handler` on the thread that read it from its connection (which
+    /// reads that connection's next request once `handler` returns), instead of going through
+    /// the queue that `recv()` pops. That saves two thread hand-offs (futex wake-ups and
+    /// context switches) per request; bounding how many requests run at once is then up to
+    /// the handler. `recv()` gets nothing.
     pub fn from_listener_with_handler<L: Into<Listener>>(
         listener: L,
         ssl_config: Option<SslConfig>,
+        config: limits::Config,
         handler: Handler,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
-        Self::from_listener_inner(listener.into(), ssl_config, Some(handler))
+        Self::from_listener_inner(listener.into(), ssl_config, config, Some(handler))
     }
 
     fn from_listener_inner(
         listener: Listener,
         ssl_config: Option<SslConfig>,
+        config: limits::Config,
         handler: Option<Handler>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        let config = Arc::new(config);
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
 
@@ -321,7 +326,7 @@ impl Server {
                         use util::RefinedTcpStream;
                         // litegate patch: per-connection timeouts and a connection cap.
                         let mut sock = sock;
-                        let guard = match limits::admit(&mut sock) {
+                        let guard = match limits::admit(&mut sock, &config) {
                             Some(g) => g,
                             None => continue,
                         };
@@ -342,7 +347,10 @@ impl Server {
                             Some(ref _ssl) => unreachable!(),
                         };
 
-                        Ok((ClientConnection::new(write_closable, read_closable), guard))
+                        Ok((
+                            ClientConnection::new(write_closable, read_closable, config.clone()),
+                            guard,
+                        ))
                     }
                     Err(e) => Err(e),
                 };

@@ -1,72 +1,211 @@
-//! litegate patch to tiny_http 0.12: per-connection socket timeouts and a cap on open
-//! connections, applied in the accept loop (the only place a socket is seen before tiny_http
-//! reads from it). Upstream tiny_http sets no timeouts: a client that sends headers slowly, or
-//! headers and then no body, or nothing at all, would hold a thread (and, for a body, one of the
-//! application's workers) forever.
+//! litegate patch to tiny_http 0.12: how a server is configured (`Config`: connection limits
+//! and deadlines, the wording of the answers the connection sends on its own, the counters),
+//! per-connection socket timeouts and a cap on open connections applied in the accept loop
+//! (the only place a socket is seen before tiny_http reads from it), and the bounds on what
+//! one request may make the server hold. Upstream tiny_http sets no timeouts: a client that
+//! sends headers slowly, or headers and then no body, or nothing at all, would hold a thread
+//! (and, for a body, one of the application's workers) forever. See PATCHES.md.
 
 use crate::connection::Connection;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-static READ_TIMEOUT_MS: AtomicU64 = AtomicU64::new(0);
-static WRITE_TIMEOUT_MS: AtomicU64 = AtomicU64::new(0);
-static MAX_CONNECTIONS: AtomicUsize = AtomicUsize::new(usize::MAX);
-static OPEN: AtomicUsize = AtomicUsize::new(0);
-static REFUSED: AtomicU64 = AtomicU64::new(0);
-
-/// Timeouts set on every accepted socket: a read (headers, body, keep-alive idle) or a write
-/// that makes no progress for this long fails and the connection closes. `None` = no timeout.
-pub fn set_client_timeouts(read: Option<Duration>, write: Option<Duration>) {
-    let ms = |d: Option<Duration>| d.map(|d| d.as_millis().max(1) as u64).unwrap_or(0);
-    READ_TIMEOUT_MS.store(ms(read), Ordering::SeqCst);
-    WRITE_TIMEOUT_MS.store(ms(write), Ordering::SeqCst);
+/// How long a connection may take, and how many may be open: a value handed to
+/// `Server::from_listener_with_handler` (no process-wide setting, so two servers in one
+/// process, or a test, can each have their own).
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Set on every accepted socket: a read (headers, body, keep-alive idle) that makes no
+    /// progress for this long fails and the connection closes. `None` = no timeout.
+    pub read_timeout: Option<Duration>,
+    /// Likewise for writes (a client that stops reading, e.g. mid-stream).
+    pub write_timeout: Option<Duration>,
+    /// Connections beyond this many open ones get a 503 and are closed at once.
+    pub max_connections: usize,
+    /// A request's head must have arrived within this long of its first byte.
+    pub head_timeout: Duration,
+    /// The whole request (head and body, also a body that is drained or refused) within this
+    /// long of its first byte; never less than `head_timeout`. Both deadlines are enforced on
+    /// every read (the socket timeout is shortened to the time left), so a client trickling
+    /// bytes cannot hold a connection past them.
+    pub request_timeout: Duration,
 }
 
-/// Connections beyond this many open ones get a 503 and are closed at once.
-pub fn set_max_connections(n: usize) {
-    MAX_CONNECTIONS.store(n.max(1), Ordering::SeqCst);
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            read_timeout: None,
+            write_timeout: None,
+            max_connections: usize::MAX,
+            head_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
-/// Connections open now.
-pub fn open_connections() -> usize {
-    OPEN.load(Ordering::SeqCst)
+/// Why the connection itself answered, with no handler involved; the connection closes after
+/// the answer. The application words the answer (`Config::render`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Refusal {
+    /// 400: a malformed request head or ambiguous/invalid body framing (the reason).
+    Malformed(String),
+    /// 400: a header value that is not ASCII (the header's name, lowercase). An application
+    /// may answer 401 for its credential headers instead.
+    NonAsciiHeader(String),
+    /// 414: the request line is longer than this many bytes.
+    RequestLineTooLong(usize),
+    /// 431: the head is larger than this many bytes.
+    HeadTooLarge(usize),
+    /// 431: more than this many header lines.
+    TooManyHeaders(usize),
+    /// 408: the request was not in within its deadline (or a read timed out mid-request).
+    Timeout,
+    /// 417: an `Expect` header other than `100-continue`.
+    ExpectationFailed,
+    /// 505: not HTTP/1.0 or HTTP/1.1.
+    VersionNotSupported,
+    /// 503: already `Limits::max_connections` connections open.
+    TooManyConnections,
 }
 
-/// Connections refused for being over the cap since start.
-pub fn refused_connections() -> u64 {
-    REFUSED.load(Ordering::SeqCst)
+impl Refusal {
+    /// The HTTP status this refusal is answered with by default (`plain_text`); a renderer
+    /// may choose another (e.g. 401 for a credential header that is not ASCII).
+    pub fn status(&self) -> u16 {
+        match self {
+            Refusal::Malformed(_) | Refusal::NonAsciiHeader(_) => 400,
+            Refusal::RequestLineTooLong(_) => 414,
+            Refusal::HeadTooLarge(_) | Refusal::TooManyHeaders(_) => 431,
+            Refusal::Timeout => 408,
+            Refusal::ExpectationFailed => 417,
+            Refusal::VersionNotSupported => 505,
+            Refusal::TooManyConnections => 503,
+        }
+    }
+}
+
+/// A refusal's answer: its status, `Content-Type` and body. `Content-Length` and
+/// `Connection: close` are added by the connection.
+pub struct RefusalBody {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+/// Words a refusal; called on the connection's thread (or a short-lived thread for the 503).
+pub type RenderRefusal = Arc<dyn Fn(&Refusal) -> RefusalBody + Send + Sync + 'static>;
+
+/// Counters a running server keeps; the application reads them (e.g. for metrics) through
+/// the `Arc` it passed in `Config::stats`.
+#[derive(Default, Debug)]
+pub struct Stats {
+    open: AtomicUsize,
+    refused_connections: AtomicU64,
+    refused_requests: AtomicU64,
+}
+
+impl Stats {
+    /// Connections open now.
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
+    }
+
+    /// Connections refused for being over the cap since start.
+    pub fn refused_connections(&self) -> u64 {
+        self.refused_connections.load(Ordering::SeqCst)
+    }
+
+    /// Requests the HTTP layer refused itself (malformed or oversized head, ambiguous framing,
+    /// a deadline passed while reading): they never reach the handler, its metrics or its log.
+    pub fn refused_requests(&self) -> u64 {
+        self.refused_requests.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_refused_request(&self) {
+        self.refused_requests.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Everything a server is configured with, by value at construction.
+#[derive(Clone)]
+pub struct Config {
+    pub limits: Limits,
+    /// Words the answers the connection sends on its own (408, 503, malformed heads, ...).
+    pub render: RenderRefusal,
+    /// Where the server counts connections and refusals.
+    pub stats: Arc<Stats>,
+}
+
+impl Default for Config {
+    /// No timeouts, no cap, refusals as a plain-text sentence.
+    fn default() -> Config {
+        Config {
+            limits: Limits::default(),
+            render: Arc::new(plain_text),
+            stats: Arc::new(Stats::default()),
+        }
+    }
+}
+
+/// The default wording of a refusal: one line of plain text.
+pub fn plain_text(r: &Refusal) -> RefusalBody {
+    let body = match r {
+        Refusal::Malformed(why) => why.clone(),
+        Refusal::NonAsciiHeader(name) => format!("the value of header {name} is not ASCII"),
+        Refusal::RequestLineTooLong(n) => format!("request line longer than {n} bytes"),
+        Refusal::HeadTooLarge(n) => format!("request headers larger than {n} bytes"),
+        Refusal::TooManyHeaders(n) => format!("more than {n} request headers"),
+        Refusal::Timeout => "request timed out while reading the request".into(),
+        Refusal::ExpectationFailed => "unsupported Expect header".into(),
+        Refusal::VersionNotSupported => "only HTTP/1.0 and HTTP/1.1 are supported".into(),
+        Refusal::TooManyConnections => "too many open connections; try again".into(),
+    };
+    RefusalBody {
+        status: r.status(),
+        content_type: "text/plain; charset=utf-8",
+        body: body.into_bytes(),
+    }
+}
+
+/// The whole answer to a refusal, head and body, announcing the close.
+pub(crate) fn refusal_bytes(config: &Config, r: &Refusal) -> Vec<u8> {
+    let RefusalBody {
+        status,
+        content_type,
+        body,
+    } = (config.render)(r);
+    let mut out = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nConnection: close\r\n\
+         Content-Length: {}\r\n\r\n",
+        crate::StatusCode(status).default_reason_phrase(),
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(&body);
+    out
 }
 
 /// Counts one open connection; released when the connection's task ends.
-pub struct ConnGuard(());
+pub struct ConnGuard(Arc<Stats>);
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
-        OPEN.fetch_sub(1, Ordering::SeqCst);
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
-fn ms(v: &AtomicU64) -> Option<Duration> {
-    match v.load(Ordering::SeqCst) {
-        0 => None,
-        n => Some(Duration::from_millis(n)),
-    }
-}
-
-const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
-    Connection: close\r\nContent-Length: 115\r\n\r\n\
-    {\"error\":{\"message\":\"too many open connections; try again\",\
-    \"type\":\"service_unavailable\",\"param\":null,\"code\":\"503\"}}";
-
-pub(crate) fn admit(sock: &mut Connection) -> Option<ConnGuard> {
-    let open = OPEN.fetch_add(1, Ordering::SeqCst);
-    let guard = ConnGuard(());
-    if open >= MAX_CONNECTIONS.load(Ordering::SeqCst) {
-        REFUSED.fetch_add(1, Ordering::SeqCst);
+pub(crate) fn admit(sock: &mut Connection, config: &Config) -> Option<ConnGuard> {
+    let stats = &config.stats;
+    let open = stats.open.fetch_add(1, Ordering::SeqCst);
+    let guard = ConnGuard(stats.clone());
+    if open >= config.limits.max_connections.max(1) {
+        stats.refused_connections.fetch_add(1, Ordering::SeqCst);
         // Answer and close off the accept thread: the request must be drained before closing,
         // or the close turns into a reset that can destroy the 503 before the client reads it.
         if let Ok(mut c) = sock.try_clone() {
+            let config = config.clone();
             let spawned = std::thread::Builder::new()
                 .name("refuse".into())
                 .stack_size(64 * 1024)
@@ -75,7 +214,7 @@ pub(crate) fn admit(sock: &mut Connection) -> Option<ConnGuard> {
                         let _ = t.set_write_timeout(Some(Duration::from_millis(200)));
                         let _ = t.set_read_timeout(Some(Duration::from_millis(200)));
                     }
-                    let _ = c.write_all(REFUSAL);
+                    let _ = c.write_all(&refusal_bytes(&config, &Refusal::TooManyConnections));
                     let _ = c.flush();
                     let _ = c.shutdown(std::net::Shutdown::Write);
                     let mut sink = [0u8; 4096];
@@ -92,8 +231,8 @@ pub(crate) fn admit(sock: &mut Connection) -> Option<ConnGuard> {
         return None; // the guard drops here; our copy of the socket closes when `sock` drops
     }
     if let Connection::Tcp(t) = sock {
-        let _ = t.set_read_timeout(ms(&READ_TIMEOUT_MS));
-        let _ = t.set_write_timeout(ms(&WRITE_TIMEOUT_MS));
+        let _ = t.set_read_timeout(config.limits.read_timeout);
+        let _ = t.set_write_timeout(config.limits.write_timeout);
         let _ = t.set_nodelay(true);
     }
     Some(guard)
@@ -121,43 +260,6 @@ pub const LINGER: Duration = Duration::from_secs(3);
 pub const MAX_CHUNK_LINE: usize = 1024;
 /// All trailer lines of a chunked body together.
 pub const MAX_TRAILERS: usize = 8 * 1024;
-
-static REFUSED_REQUESTS: AtomicU64 = AtomicU64::new(0);
-
-/// Requests the HTTP layer refused itself (malformed or oversized head, ambiguous framing,
-/// a deadline passed while reading): they never reach the handler, its metrics or its log.
-pub fn refused_requests() -> u64 {
-    REFUSED_REQUESTS.load(Ordering::Relaxed)
-}
-
-pub(crate) fn count_refused_request() {
-    REFUSED_REQUESTS.fetch_add(1, Ordering::Relaxed);
-}
-
-static HEAD_TIMEOUT_MS: AtomicU64 = AtomicU64::new(10_000);
-static REQUEST_TIMEOUT_MS: AtomicU64 = AtomicU64::new(30_000);
-
-/// Deadlines counted from the first byte of a request: its head must have arrived within
-/// `head`, and the whole request (head and body, also a body that is drained or refused)
-/// within `whole`. They are enforced on every read (the socket timeout is shortened to the
-/// time left), so a client trickling bytes cannot hold a connection past them.
-pub fn set_request_deadlines(head: Duration, whole: Duration) {
-    let ms = |d: Duration| d.as_millis().clamp(1, u64::MAX as u128) as u64;
-    HEAD_TIMEOUT_MS.store(ms(head), Ordering::SeqCst);
-    REQUEST_TIMEOUT_MS.store(ms(whole).max(ms(head)), Ordering::SeqCst);
-}
-
-pub(crate) fn head_timeout() -> Duration {
-    Duration::from_millis(HEAD_TIMEOUT_MS.load(Ordering::Relaxed))
-}
-
-pub(crate) fn request_timeout() -> Duration {
-    Duration::from_millis(REQUEST_TIMEOUT_MS.load(Ordering::Relaxed))
-}
-
-pub(crate) fn read_timeout() -> Option<Duration> {
-    ms(&READ_TIMEOUT_MS)
-}
 
 /// State one connection's reader, its requests and its body readers share (all on the
 /// connection's own thread; atomics only because `Request` must be `Send`).
@@ -206,5 +308,110 @@ impl ConnState {
 
     pub(crate) fn must_close(&self) -> bool {
         self.close.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::net::{TcpListener, TcpStream};
+
+    /// A server on loopback with `config` whose handler answers 204 to everything.
+    fn server(config: Config) -> (crate::Server, std::net::SocketAddr) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let handler: crate::Handler = Arc::new(|rq: crate::Request| {
+            let _ = rq.respond(crate::Response::empty(204));
+        });
+        let s = crate::Server::from_listener_with_handler(l, None, config, handler).unwrap();
+        (s, addr)
+    }
+
+    fn exchange(addr: std::net::SocketAddr, bytes: &[u8]) -> String {
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.write_all(bytes).unwrap();
+        let mut out = Vec::new();
+        let _ = c.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    fn tagged(tag: &'static str) -> RenderRefusal {
+        Arc::new(move |r: &Refusal| RefusalBody {
+            status: if *r == Refusal::Timeout { 499 } else { r.status() },
+            content_type: "application/x-test",
+            body: format!("{tag}:{}", r.status()).into_bytes(),
+        })
+    }
+
+    /// Two servers in one process, each with its own limits, wording and counters (what the
+    /// process-wide statics this replaced could not do).
+    #[test]
+    fn each_server_has_its_own_configuration() {
+        let a_stats = Arc::new(Stats::default());
+        let (_a, a) = server(Config {
+            limits: Limits {
+                max_connections: 1,
+                ..Limits::default()
+            },
+            render: tagged("a"),
+            stats: a_stats.clone(),
+        });
+        let b_stats = Arc::new(Stats::default());
+        let (_b, b) = server(Config {
+            limits: Limits::default(),
+            render: tagged("b"),
+            stats: b_stats.clone(),
+        });
+
+        // A holds one connection open; the next one is over its cap.
+        let mut held = TcpStream::connect(a).unwrap();
+        held.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let mut first = [0u8; 12];
+        held.read_exact(&mut first).unwrap();
+        assert_eq!(&first, b"HTTP/1.1 204");
+        let refused = exchange(a, b"GET / HTTP/1.1\r\n\r\n");
+        assert!(refused.starts_with("HTTP/1.1 503 "), "{refused}");
+        assert!(refused.contains("Content-Type: application/x-test\r\n"), "{refused}");
+        assert!(refused.contains("Connection: close\r\n"), "{refused}");
+        assert!(refused.contains("Content-Length: 5\r\n"), "{refused}");
+        assert!(refused.ends_with("\r\n\r\na:503"), "{refused}");
+        assert_eq!(a_stats.refused_connections(), 1);
+
+        // B has no cap, and words a malformed head its own way, with its own count.
+        let bad = exchange(b, b"GET / HTTP/1.1\nHost: x\r\n\r\n");
+        assert!(bad.starts_with("HTTP/1.1 400 "), "{bad}");
+        assert!(bad.ends_with("\r\n\r\nb:400"), "{bad}");
+        assert_eq!(b_stats.refused_requests(), 1);
+        assert_eq!(b_stats.refused_connections(), 0);
+        assert_eq!(a_stats.refused_requests(), 0);
+        drop(held);
+    }
+
+    /// The renderer chooses the status; the deadlines are the server's own.
+    #[test]
+    fn deadlines_come_from_the_config_and_the_renderer_picks_the_status() {
+        let (_s, addr) = server(Config {
+            limits: Limits {
+                head_timeout: Duration::from_millis(200),
+                request_timeout: Duration::from_millis(200),
+                ..Limits::default()
+            },
+            render: tagged("t"),
+            stats: Arc::new(Stats::default()),
+        });
+        let t = std::time::Instant::now();
+        let out = exchange(addr, b"GET / HTTP/1.1\r\nHost: x\r\n");
+        assert!(out.starts_with("HTTP/1.1 499 "), "{out}");
+        assert!(out.ends_with("t:408"), "{out}");
+        assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn the_default_wording_is_plain_text() {
+        let b = plain_text(&Refusal::TooManyHeaders(100));
+        assert_eq!(b.status, 431);
+        assert_eq!(b.body, b"more than 100 request headers");
     }
 }

@@ -246,7 +246,6 @@ where
         self.chunked_threshold.unwrap_or(32768)
     }
 
-    /// Adds a header to the list.
     /// litegate patch: announces that the connection closes after this response.
     pub(crate) fn mark_closing(&mut self) {
         if let Ok(h) = Header::from_bytes(&b"Connection"[..], &b"close"[..]) {
@@ -254,6 +253,7 @@ where
         }
     }
 
+    /// Adds a header to the list.
     /// Does all the checks.
     pub fn add_header<H>(&mut self, header: H)
     where

@@ -148,8 +148,8 @@ impl RefinedTcpStream {
     }
 
     /// litegate patch: reads through this half honour `state`'s deadline.
-    pub(crate) fn set_state(&mut self, state: Arc<ConnState>) {
-        self.base_timeout = crate::limits::read_timeout();
+    pub(crate) fn set_state(&mut self, state: Arc<ConnState>, read_timeout: Option<Duration>) {
+        self.base_timeout = read_timeout;
         self.state = Some(state);
     }
 

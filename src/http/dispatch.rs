@@ -1,0 +1,153 @@
+//! Dispatch: matching a request against the route table, authentication and the per-route
+//! grant from the request head alone (`admit`), running the handler, and the error boundary
+//! (the panic guard, and `error_reply`, the only place an `Err` becomes a reply). Reading the
+//! body, the worker slots and writing the reply are the server's (`crate::server`).
+
+use super::routes::{Handler, ManagedFn, ModelCallFn, PublicFn, ROUTES};
+use super::{grant, Ctx, Reply, Req};
+use crate::auth::Caller;
+use crate::error::{Error, Result};
+
+fn path_matches(pattern: &str, path: &str) -> bool {
+    if !pattern.contains('{') {
+        return pattern == path;
+    }
+    let (ps, xs): (Vec<&str>, Vec<&str>) =
+        (pattern.split('/').collect(), path.split('/').collect());
+    ps.len() == xs.len()
+        && ps
+            .iter()
+            .zip(&xs)
+            .all(|(p, x)| (p.starts_with('{') && !x.is_empty()) || p == x)
+}
+
+/// Finds the route of `method` and `path` (a trailing `/` is ignored): its pattern and
+/// handler, a 405 when only the method differs, else a 404.
+pub fn route(method: &str, path: &str) -> Result<(&'static str, Handler)> {
+    let path = if path.len() > 1 {
+        path.trim_end_matches('/')
+    } else {
+        path
+    };
+    let mut path_known = false;
+    for (m, p, h) in ROUTES {
+        if path_matches(p, path) {
+            if *m == method {
+                return Ok((p, *h));
+            }
+            path_known = true;
+        }
+    }
+    if path_known {
+        Err(Error::MethodNotAllowed)
+    } else {
+        Err(Error::NotFound(format!("Route not found: {path}")))
+    }
+}
+
+/// What routing and authentication decided, before any of the body is read.
+pub enum Admitted {
+    Public(PublicFn),
+    Managed(ManagedFn, Caller),
+    ModelCall(ModelCallFn, Caller),
+}
+
+/// Checks the routed request's key (or UI session) from the head alone, so that an unknown
+/// route or a missing/invalid key is refused before the body is read (issue 11: an
+/// unauthenticated body is never buffered). The one key check of the request.
+pub fn admit(ctx: &'static Ctx, req: &Req, routed: Result<Handler>) -> Result<Admitted> {
+    Ok(match routed? {
+        Handler::Public(h) => Admitted::Public(h),
+        Handler::Managed(h) => {
+            let caller = ctx.caller(req)?;
+            grant::admit(&caller, req.route)?;
+            Admitted::Managed(h, caller)
+        }
+        Handler::ModelCall(h) => Admitted::ModelCall(h, ctx.key_caller(req)?),
+    })
+}
+
+/// Runs the admitted handler (the body has been read into `req`).
+pub fn run(ctx: &'static Ctx, admitted: Admitted, req: &Req) -> Result<Reply> {
+    match admitted {
+        Admitted::Public(h) => h(ctx, req),
+        Admitted::Managed(h, caller) => h(ctx, &caller, req),
+        Admitted::ModelCall(h, caller) => h(ctx, &caller, req),
+    }
+}
+
+/// The panic guard around any step: a panic becomes `Error::Internal`.
+pub fn catch<T>(req: &Req, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            log::debug!("request {} panicked", req.request_id);
+            Err(Error::Internal(format!("handler panicked: {msg}")))
+        }
+    }
+}
+
+/// The panic guard: a panic in `f` becomes a 500 (detail logged, not sent) and the worker
+/// thread lives on; an `Err` becomes its envelope.
+pub fn guarded(req: &Req, f: impl FnOnce() -> Result<Reply>) -> Reply {
+    match catch(req, f) {
+        Ok(r) => r,
+        Err(e) => error_reply(req, &e),
+    }
+}
+
+/// An `Err` as its envelope (API.md §3); an internal error's detail goes to the log only.
+pub fn error_reply(req: &Req, e: &Error) -> Reply {
+    if let Error::Internal(detail) = e {
+        log::error!("request {} {}: {detail}", req.request_id, req.log_path());
+    }
+    let reply = Reply::Json(e.status(), e.body());
+    match e {
+        Error::RateLimited { retry_after, .. } => Reply::WithHeaders(
+            Box::new(reply),
+            vec![("retry-after".into(), retry_after.to_string())],
+        ),
+        _ => reply,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing() {
+        assert!(route("GET", "/health/liveliness").is_ok());
+        assert!(route("GET", "/v1/models/").is_ok());
+        assert!(matches!(
+            route("GET", "/organization/new"),
+            Err(Error::MethodNotAllowed)
+        ));
+        assert!(matches!(route("GET", "/nope"), Err(Error::NotFound(_))));
+        assert!(route("POST", "/key/sk-abc/regenerate").is_ok());
+        assert!(route("POST", "/key//regenerate").is_err());
+    }
+
+    #[test]
+    fn a_panicking_handler_becomes_a_500_and_the_thread_lives_on() {
+        let req = Req::new("GET", "/x?key=sk-secret", vec![], vec![]);
+        let reply = guarded(&req, || -> Result<Reply> {
+            panic!("boom at SELECT secret")
+        });
+        match reply {
+            Reply::Json(500, v) => {
+                assert_eq!(v["error"]["type"], "internal_server_error");
+                assert!(!v.to_string().contains("boom"), "{v}");
+            }
+            _ => panic!("expected a 500 JSON reply"),
+        }
+        // Same thread, still serving.
+        let ok = guarded(&req, || Reply::ok(serde_json::json!({"ok": true})));
+        assert!(matches!(ok, Reply::Json(200, _)));
+    }
+}

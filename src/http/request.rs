@@ -1,0 +1,395 @@
+//! The request model: the server's shared state (`Ctx`, with the authentication of a request
+//! that handlers call), a parsed request (`Req`) independent of tiny_http, query decoding and
+//! the typed accessors of a JSON body (`Body`). Nothing here reads from a socket, routes or
+//! renders a reply (`reply.rs`, `dispatch.rs`, `crate::server`).
+
+use super::{fields, ui};
+use crate::auth::{self, Caller, Catalog};
+use crate::config::Config;
+use crate::db::Pool;
+use crate::error::{Error, Result};
+use serde_json::{Map, Value};
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Shared state of a running server.
+pub struct Ctx {
+    pub cfg: Config,
+    pub pool: Pool,
+    pub catalog: Catalog,
+    /// SHA-256 hex of the master key (the key itself is never kept).
+    pub master_hash: String,
+    pub upstream: crate::upstream::Upstream,
+    pub budgets: crate::budget::Reservations,
+    pub limiter: crate::limits::Limiter,
+    /// Group commit of spend records (leader/follower, no thread of its own).
+    pub spend: crate::db::spend::SpendWriter,
+    /// Shutting down?, requests in flight, the HTTP layer's connection counters.
+    pub lifecycle: Arc<crate::lifecycle::Lifecycle>,
+}
+
+impl Ctx {
+    /// Authenticates a management request: the key (API.md §2), or, when no key header is
+    /// given, the web UI's session cookie (`ui::session_caller`: the same `Caller` the master
+    /// key or the user's role gives; writes need the `X-Litegate-UI` header).
+    pub fn caller(&self, req: &Req) -> Result<Caller> {
+        if auth::presented_key(&req.headers).is_none() {
+            if let Some(token) = ui::session_cookie(req) {
+                let caller = ui::session_caller(self, req, &token);
+                *req.key_name.borrow_mut() = Some(match &caller {
+                    Ok(c) => format!("ui:{}", c.user_id.as_deref().unwrap_or("-")),
+                    Err(_) => "invalid-session".into(),
+                });
+                return caller;
+            }
+        }
+        self.key_caller(req)
+    }
+
+    /// Authenticates the request's key (API.md §2) — model calls accept nothing else, so a
+    /// browser session never spends. The connection is released before return.
+    pub fn key_caller(&self, req: &Req) -> Result<Caller> {
+        let Some(presented) = auth::presented_key(&req.headers) else {
+            return Err(Error::Unauthorized(
+                "Authentication Error, No api key passed in.".into(),
+            ));
+        };
+        let c = self.pool.hot();
+        let t = Instant::now();
+        let caller = auth::authenticate(&c, &self.master_hash, &presented);
+        crate::metrics::METRICS.key_check(t.elapsed());
+        drop(c);
+        match &caller {
+            Ok(cl) => {
+                *req.key_name.borrow_mut() = Some(
+                    cl.key_name()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| "master_key".into()),
+                )
+            }
+            Err(_) => *req.key_name.borrow_mut() = Some("invalid".into()),
+        }
+        caller
+    }
+}
+
+/// A parsed request, independent of tiny_http.
+pub struct Req {
+    pub method: String,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub request_id: String,
+    /// Set by authentication, for the access log (never the raw key).
+    pub key_name: RefCell<Option<String>>,
+    /// The matched route pattern, for metrics labels (never the raw path).
+    pub route: &'static str,
+    /// Set by `json()`: the body's top-level object names a key twice (the parsed `Body` keeps
+    /// the last value; another parser may keep the first, so such bytes are never forwarded
+    /// as they came).
+    pub duplicate_keys: std::cell::Cell<bool>,
+    /// The TCP peer's address (login throttling, `throttle.rs`).
+    pub peer: Option<std::net::IpAddr>,
+}
+
+impl Req {
+    pub fn new(method: &str, url: &str, headers: Vec<(String, String)>, body: Vec<u8>) -> Req {
+        let (path, q) = url.split_once('?').unwrap_or((url, ""));
+        Req {
+            method: method.to_ascii_uppercase(),
+            path: path.to_string(),
+            query: parse_query(q),
+            headers,
+            body,
+            request_id: crate::util::uuid7(),
+            key_name: RefCell::new(None),
+            route: "unmatched",
+            duplicate_keys: std::cell::Cell::new(false),
+            peer: None,
+        }
+    }
+
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The path segment a `{name}` segment of the matched route captured (e.g. the key in
+    /// `/key/{key}/regenerate`), percent-decoded.
+    pub fn param(&self, name: &str) -> Option<String> {
+        let pattern = self.route;
+        pattern
+            .split('/')
+            .zip(self.path.split('/'))
+            .find(|(p, _)| p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) == Some(name))
+            .map(|(_, x)| percent_decode(x))
+    }
+
+    /// The body as a JSON object (an empty body is `{}`).
+    pub fn json(&self) -> Result<Body> {
+        if self.body.iter().all(|b| b.is_ascii_whitespace()) {
+            return Ok(Body(Map::new()));
+        }
+        match serde_json::from_slice::<TopObject>(&self.body) {
+            Ok(TopObject(Some((m, dup)))) => {
+                self.duplicate_keys.set(dup);
+                Ok(Body(m))
+            }
+            Ok(TopObject(None)) => Err(Error::bad("Request body must be a JSON object")),
+            Err(e) => Err(Error::bad(format!("Malformed JSON in request body: {e}"))),
+        }
+    }
+}
+
+/// A JSON document parsed as `Value` would be, that also tells whether its top level is an
+/// object and whether that object names a key twice (serde_json's `Map` silently keeps the
+/// last value). `None`: valid JSON, but not an object.
+struct TopObject(Option<(Map<String, Value>, bool)>);
+
+impl<'de> serde::Deserialize<'de> for TopObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = TopObject;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON document")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> std::result::Result<TopObject, A::Error> {
+                let mut m = Map::new();
+                let mut dup = false;
+                while let Some(k) = a.next_key::<String>()? {
+                    let v: Value = a.next_value()?;
+                    dup |= m.insert(k, v).is_some();
+                }
+                Ok(TopObject(Some((m, dup))))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> std::result::Result<TopObject, A::Error> {
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(TopObject(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> std::result::Result<TopObject, E> {
+                Ok(TopObject(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> std::result::Result<TopObject, E> {
+                Ok(TopObject(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> std::result::Result<TopObject, E> {
+                Ok(TopObject(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> std::result::Result<TopObject, E> {
+                Ok(TopObject(None))
+            }
+            fn visit_str<E>(self, _: &str) -> std::result::Result<TopObject, E> {
+                Ok(TopObject(None))
+            }
+            fn visit_unit<E>(self) -> std::result::Result<TopObject, E> {
+                Ok(TopObject(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                let h = std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match h {
+                    Some(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub fn parse_query(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+/// A JSON request body with typed accessors whose errors name the field (400).
+#[derive(Debug, Clone)]
+pub struct Body(pub Map<String, Value>);
+
+fn type_err(field: &str, want: &str) -> Error {
+    Error::bad_param(field, format!("`{field}` must be {want}"))
+}
+
+impl Body {
+    pub fn has(&self, f: &str) -> bool {
+        self.0.contains_key(f)
+    }
+    /// Present and not null.
+    pub fn given(&self, f: &str) -> bool {
+        self.0.get(f).is_some_and(|v| !v.is_null())
+    }
+    pub fn raw(&self, f: &str) -> Option<&Value> {
+        self.0.get(f).filter(|v| !v.is_null())
+    }
+    pub fn opt_str(&self, f: &str) -> Result<Option<String>> {
+        match self.0.get(f) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => fields::check(f, s).map(|_| Some(s.clone())),
+            Some(_) => Err(type_err(f, "a string")),
+        }
+    }
+    pub fn req_str(&self, f: &str) -> Result<String> {
+        match self.opt_str(f)? {
+            Some(s) if !s.trim().is_empty() => Ok(s),
+            _ => Err(Error::bad_param(f, format!("`{f}` is required"))),
+        }
+    }
+    pub fn opt_bool(&self, f: &str) -> Result<Option<bool>> {
+        match self.0.get(f) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(type_err(f, "true or false")),
+        }
+    }
+    /// A budget: a finite number ≥ 0.
+    pub fn opt_budget(&self, f: &str) -> Result<Option<f64>> {
+        match self.0.get(f) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => match n.as_f64() {
+                Some(x) if x.is_finite() && x >= 0.0 => Ok(Some(x)),
+                _ => Err(type_err(f, "a finite number ≥ 0")),
+            },
+            Some(_) => Err(type_err(f, "a finite number ≥ 0")),
+        }
+    }
+    /// A limit: an integer ≥ 0.
+    pub fn opt_limit(&self, f: &str) -> Result<Option<i64>> {
+        match self.0.get(f) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => match n.as_i64() {
+                Some(x) if x >= 0 => Ok(Some(x)),
+                _ => Err(type_err(f, "an integer ≥ 0")),
+            },
+            Some(_) => Err(type_err(f, "an integer ≥ 0")),
+        }
+    }
+    pub fn opt_u64(&self, f: &str) -> Result<Option<u64>> {
+        match self.0.get(f) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| type_err(f, "a positive integer")),
+            Some(Value::String(s)) => s
+                .parse()
+                .map(Some)
+                .map_err(|_| type_err(f, "a positive integer")),
+            Some(_) => Err(type_err(f, "a positive integer")),
+        }
+    }
+    /// A list of strings (model lists, id lists).
+    pub fn opt_list(&self, f: &str) -> Result<Option<Vec<String>>> {
+        match self.0.get(f) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => fields::check(f, s).map(|_| s.clone()),
+                    _ => Err(type_err(f, "a list of strings")),
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(Some),
+            Some(_) => Err(type_err(f, "a list of strings")),
+        }
+    }
+    pub fn opt_obj(&self, f: &str) -> Result<Option<Map<String, Value>>> {
+        match self.0.get(f) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(m)) => {
+                // Names are stored and shown as identifiers; so are an `aliases` map's models.
+                for (k, v) in m {
+                    fields::check(f, k)?;
+                    if let (Value::String(v), "aliases") = (v, f) {
+                        fields::check(f, v)?;
+                    }
+                }
+                Ok(Some(m.clone()))
+            }
+            Some(_) => Err(type_err(f, "a JSON object")),
+        }
+    }
+    /// A duration like `30s`, `1h`, `7d`; returns (text, seconds).
+    pub fn opt_duration(&self, f: &str) -> Result<Option<(String, i64)>> {
+        match self.opt_str(f)? {
+            None => Ok(None),
+            Some(s) => crate::util::parse_duration(&s)
+                .map(|secs| Some((s.clone(), secs)))
+                .ok_or_else(|| {
+                    Error::bad_param(
+                        f,
+                        format!("`{f}` must be a duration like 30s, 15m, 1h, 7d or 1mo; got '{s}'"),
+                    )
+                }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_decoding() {
+        let q = parse_query("a=1&b=x%20y&c=sk-a%2Bb&d");
+        assert_eq!(q[1], ("b".into(), "x y".into()));
+        assert_eq!(q[2], ("c".into(), "sk-a+b".into()));
+        assert_eq!(q[3], ("d".into(), "".into()));
+    }
+
+    #[test]
+    fn body_accessors_name_the_field() {
+        let b = Body(
+            serde_json::json!({"max_budget": -1, "models": ["a", 1], "x": "s"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        );
+        let e = b.opt_budget("max_budget").expect_err("neg");
+        assert_eq!(e.body()["error"]["param"], "max_budget");
+        assert!(b.opt_list("models").is_err());
+        assert!(b.opt_budget("x").is_err());
+        assert_eq!(b.opt_str("x").expect("ok").as_deref(), Some("s"));
+        assert_eq!(b.opt_str("missing").expect("ok"), None);
+    }
+}

@@ -1,0 +1,108 @@
+//! The route table: one line per route, with its method, its path (a `{name}` segment captures
+//! one path segment, read by the handler with `Req::param`) and its handler, whose kind is the
+//! route's guard: `Public` (no key), `Managed` (a key or UI session, then the per-route grant
+//! of `grant.rs`) or `ModelCall` (a key only). Matching the table, authentication and the
+//! error boundary are `dispatch.rs`'s; the handlers live in one module per resource.
+
+use super::{admin, budgets, health, keys, models, organizations, proxy, spend, teams, ui, users};
+use super::{Ctx, Reply, Req};
+use crate::auth::Caller;
+use crate::error::Result;
+
+/// A route that needs no key (health, metrics, the UI's files and login).
+pub type PublicFn = fn(&Ctx, &Req) -> Result<Reply>;
+/// A management route: the caller is known (key or UI session) and granted the route.
+pub type ManagedFn = fn(&Ctx, &Caller, &Req) -> Result<Reply>;
+/// A model call: the caller is known by key. Model calls keep state (rate-limit permits,
+/// budget reservations) for the life of a stream, so they get the server's `'static` context.
+pub type ModelCallFn = fn(&'static Ctx, &Caller, &Req) -> Result<Reply>;
+
+/// A route's handler, and by its kind the guard in front of it.
+#[derive(Clone, Copy)]
+pub enum Handler {
+    Public(PublicFn),
+    Managed(ManagedFn),
+    ModelCall(ModelCallFn),
+}
+
+use Handler::{Managed, ModelCall, Public};
+
+/// The routing table: (method, path, handler).
+#[rustfmt::skip]
+pub const ROUTES: &[(&str, &str, Handler)] = &[
+    ("GET",    "/health/liveliness",             Public(health::liveliness)),
+    ("GET",    "/health/liveness",               Public(health::liveliness)),
+    ("GET",    "/health/readiness",              Public(health::readiness)),
+    ("GET",    "/",                              Public(health::root)),
+    ("GET",    "/metrics",                       Public(health::metrics)),
+    // Organizations (API.md §6).
+    ("POST",   "/organization/new",              Managed(organizations::create)),
+    ("PATCH",  "/organization/update",           Managed(organizations::update)),
+    ("POST",   "/organization/update",           Managed(organizations::update)),
+    ("DELETE", "/organization/delete",           Managed(organizations::delete)),
+    ("POST",   "/organization/delete",           Managed(organizations::delete)),
+    ("GET",    "/organization/list",             Managed(organizations::list)),
+    ("GET",    "/organization/info",             Managed(organizations::info)),
+    ("POST",   "/organization/info",             Managed(organizations::info_deprecated)),
+    ("POST",   "/organization/member_add",       Managed(organizations::member_add)),
+    ("PATCH",  "/organization/member_update",    Managed(organizations::member_update)),
+    ("POST",   "/organization/member_update",    Managed(organizations::member_update)),
+    ("DELETE", "/organization/member_delete",    Managed(organizations::member_delete)),
+    ("POST",   "/organization/member_delete",    Managed(organizations::member_delete)),
+    // Budgets.
+    ("POST",   "/budget/new",                    Managed(budgets::create)),
+    ("POST",   "/budget/update",                 Managed(budgets::update)),
+    ("POST",   "/budget/info",                   Managed(budgets::info)),
+    ("GET",    "/budget/list",                   Managed(budgets::list)),
+    ("POST",   "/budget/delete",                 Managed(budgets::delete)),
+    // Teams.
+    ("POST",   "/team/new",                      Managed(teams::create)),
+    ("POST",   "/team/update",                   Managed(teams::update)),
+    ("POST",   "/team/delete",                   Managed(teams::delete)),
+    ("GET",    "/team/info",                     Managed(teams::info)),
+    ("GET",    "/team/list",                     Managed(teams::list)),
+    ("POST",   "/team/member_add",               Managed(teams::member_add)),
+    ("POST",   "/team/member_delete",            Managed(teams::member_delete)),
+    ("POST",   "/team/member_update",            Managed(teams::member_update)),
+    ("POST",   "/team/block",                    Managed(teams::block)),
+    ("POST",   "/team/unblock",                  Managed(teams::unblock)),
+    ("POST",   "/team/model/add",                Managed(teams::model_add)),
+    ("POST",   "/team/model/delete",             Managed(teams::model_delete)),
+    // Users.
+    ("POST",   "/user/new",                      Managed(users::create)),
+    ("GET",    "/user/info",                     Managed(users::info)),
+    ("POST",   "/user/update",                   Managed(users::update)),
+    ("POST",   "/user/delete",                   Managed(users::delete)),
+    ("GET",    "/user/list",                     Managed(users::list)),
+    // Keys.
+    ("POST",   "/key/generate",                  Managed(keys::generate)),
+    ("POST",   "/key/update",                    Managed(keys::update)),
+    ("POST",   "/key/delete",                    Managed(keys::delete)),
+    ("GET",    "/key/info",                      Managed(keys::info)),
+    ("GET",    "/key/list",                      Managed(keys::list)),
+    ("POST",   "/key/block",                     Managed(keys::block)),
+    ("POST",   "/key/unblock",                   Managed(keys::unblock)),
+    ("POST",   "/key/regenerate",                Managed(keys::regenerate)),
+    ("POST",   "/key/{key}/regenerate",          Managed(keys::regenerate)),
+    // Models and calls.
+    ("GET",    "/v1/models",                     Managed(models::list)),
+    ("GET",    "/models",                        Managed(models::list)),
+    ("GET",    "/model/info",                    Managed(models::info)),
+    ("GET",    "/v1/model/info",                 Managed(models::info)),
+    ("GET",    "/v2/model/info",                 Managed(models::info_v2)),
+    ("POST",   "/v1/chat/completions",           ModelCall(proxy::chat)),
+    ("POST",   "/chat/completions",              ModelCall(proxy::chat)),
+    ("POST",   "/v1/completions",                ModelCall(proxy::completions)),
+    ("POST",   "/completions",                   ModelCall(proxy::completions)),
+    ("POST",   "/v1/embeddings",                 ModelCall(proxy::embeddings)),
+    ("POST",   "/embeddings",                    ModelCall(proxy::embeddings)),
+    ("GET",    "/spend/logs",                    Managed(spend::logs)),
+    ("POST",   "/admin/backup",                  Managed(admin::backup)),
+    // The web UI (issue 7): static files, session login, and the key form's model choices.
+    ("GET",    "/ui",                            Public(ui::index)),
+    ("POST",   "/ui/login",                      Public(ui::login)),
+    ("POST",   "/ui/logout",                     Public(ui::logout)),
+    ("GET",    "/ui/me",                         Managed(ui::me)),
+    ("GET",    "/ui/key_model_options",          Managed(ui::key_model_options)),
+    ("GET",    "/ui/{file}",                     Public(ui::asset)),
+];
