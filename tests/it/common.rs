@@ -1,5 +1,6 @@
 //! Test harness: starts the real binary on an ephemeral port with a temp database, a tiny
-//! blocking HTTP client, and direct database access for asserting effects.
+//! blocking HTTP client, direct database access for asserting effects, and the seeders; the
+//! `World` of named callers and the case-table runner are in `common/world.rs`.
 #![allow(dead_code)]
 
 mod world;
