@@ -3,28 +3,6 @@
 use crate::common::*;
 use serde_json::json;
 
-const T0: &str = "2026-01-01T00:00:00.000Z";
-
-pub fn sql_org(s: &Server, id: &str, models: &[&str]) {
-    s.db()
-        .execute(
-            "INSERT INTO organizations (id, alias, models, created_at, updated_at)
-             VALUES (?1, ?1, ?2, ?3, ?3)",
-            rusqlite::params![id, json!(models).to_string(), T0],
-        )
-        .unwrap();
-}
-
-pub fn sql_team(s: &Server, id: &str, org: Option<&str>, models: &[&str]) {
-    s.db()
-        .execute(
-            "INSERT INTO teams (id, alias, organization_id, models, created_at, updated_at)
-             VALUES (?1, ?1, ?2, ?3, ?4, ?4)",
-            rusqlite::params![id, org, json!(models).to_string(), T0],
-        )
-        .unwrap();
-}
-
 pub fn models_of(s: &Server, key: &str) -> Vec<String> {
     let r = s.get("/v1/models", key);
     assert_eq!(r.status, 200, "{}", r.text());
@@ -84,8 +62,8 @@ fn all_org_models_follows_the_org_on_the_next_request() {
 #[test]
 fn empty_team_in_restricted_org_cannot_exceed_org() {
     let s = Server::start();
-    sql_org(&s, "o1", &["A"]);
-    sql_team(&s, "t1", Some("o1"), &[]);
+    seed_org(&s, "o1", &["A"]);
+    seed_team(&s, "t1", Some("o1"), &[]);
     let key = key_for(&s, json!({"team_id": "t1"}));
     assert_eq!(models_of(&s, &key), vec!["A"]);
     assert_eq!(chat(&s, &key, "A").status, 200);
@@ -95,16 +73,11 @@ fn empty_team_in_restricted_org_cannot_exceed_org() {
 #[test]
 fn key_whose_team_leaves_its_org_may_call_nothing() {
     let s = Server::start();
-    sql_org(&s, "o1", &["A", "B"]);
-    sql_team(&s, "t1", Some("o1"), &[]);
+    seed_org(&s, "o1", &["A", "B"]);
+    seed_team(&s, "t1", Some("o1"), &[]);
     let key = key_for(&s, json!({"team_id": "t1", "models": ["all-org-models"]}));
     assert_eq!(chat(&s, &key, "A").status, 200);
-    s.db()
-        .execute(
-            "UPDATE teams SET organization_id = NULL WHERE id = 't1'",
-            [],
-        )
-        .unwrap();
+    s.exec("UPDATE teams SET organization_id = NULL WHERE id = 't1'");
     assert!(models_of(&s, &key).is_empty());
     assert_denied(&chat(&s, &key, "A"), "key_model_access_denied");
     assert_denied(&chat(&s, &key, "C"), "key_model_access_denied");
@@ -113,12 +86,10 @@ fn key_whose_team_leaves_its_org_may_call_nothing() {
 #[test]
 fn deleted_team_key_gets_401() {
     let s = Server::start();
-    sql_team(&s, "t1", None, &[]);
+    seed_team(&s, "t1", None, &[]);
     let key = key_for(&s, json!({"team_id": "t1"}));
     assert_eq!(chat(&s, &key, "A").status, 200);
-    s.db()
-        .execute("DELETE FROM teams WHERE id = 't1'", [])
-        .unwrap();
+    s.exec("DELETE FROM teams WHERE id = 't1'");
     assert_error(&chat(&s, &key, "A"), 401);
     assert_error(&s.get("/v1/models", &key), 401);
 }
@@ -126,15 +97,11 @@ fn deleted_team_key_gets_401() {
 #[test]
 fn blocked_team_and_blocked_key_deny() {
     let s = Server::start();
-    sql_team(&s, "t1", None, &[]);
+    seed_team(&s, "t1", None, &[]);
     let key = key_for(&s, json!({"team_id": "t1"}));
-    s.db()
-        .execute("UPDATE teams SET blocked = 1 WHERE id = 't1'", [])
-        .unwrap();
+    s.exec("UPDATE teams SET blocked = 1 WHERE id = 't1'");
     assert_error(&chat(&s, &key, "A"), 403);
-    s.db()
-        .execute("UPDATE teams SET blocked = 0 WHERE id = 't1'", [])
-        .unwrap();
+    s.exec("UPDATE teams SET blocked = 0 WHERE id = 't1'");
     assert_eq!(chat(&s, &key, "A").status, 200);
     let r = s.post("/key/block", MASTER, json!({"key": key}));
     assert_eq!(r.status, 200, "{}", r.text());
@@ -147,7 +114,7 @@ fn blocked_team_and_blocked_key_deny() {
 #[test]
 fn all_org_models_is_refused_without_an_org_or_when_the_team_lacks_org_models() {
     let s = Server::start();
-    sql_team(&s, "no-org", None, &[]);
+    seed_team(&s, "no-org", None, &[]);
     let r = s.post(
         "/key/generate",
         MASTER,
@@ -161,8 +128,8 @@ fn all_org_models_is_refused_without_an_org_or_when_the_team_lacks_org_models() 
         json!({"models": ["all-org-models"]}),
     );
     assert_error(&r, 400);
-    sql_org(&s, "o1", &["A", "B"]);
-    sql_team(&s, "narrow", Some("o1"), &["A"]);
+    seed_org(&s, "o1", &["A", "B"]);
+    seed_team(&s, "narrow", Some("o1"), &["A"]);
     let r = s.post(
         "/key/generate",
         MASTER,
@@ -170,7 +137,7 @@ fn all_org_models_is_refused_without_an_org_or_when_the_team_lacks_org_models() 
     );
     assert_error_says(&r, 400, "B");
     // A team that can call all of the org's models may offer it.
-    sql_team(&s, "wide", Some("o1"), &["A", "B", "C"]);
+    seed_team(&s, "wide", Some("o1"), &["A", "B", "C"]);
     let key = key_for(&s, json!({"team_id": "wide", "models": ["all-org-models"]}));
     assert_eq!(models_of(&s, &key), vec!["A", "B"]);
     // A key without a team, in an org of its own.
@@ -195,12 +162,10 @@ fn all_team_models_needs_a_team_and_follows_it() {
         json!({"models": ["all-team-models"]}),
     );
     assert_error(&r, 400);
-    sql_team(&s, "t1", None, &["A", "C"]);
+    seed_team(&s, "t1", None, &["A", "C"]);
     let key = key_for(&s, json!({"team_id": "t1", "models": ["all-team-models"]}));
     assert_eq!(models_of(&s, &key), vec!["A", "C"]);
-    s.db()
-        .execute("UPDATE teams SET models = '[\"B\"]' WHERE id = 't1'", [])
-        .unwrap();
+    s.exec("UPDATE teams SET models = '[\"B\"]' WHERE id = 't1'");
     assert_eq!(models_of(&s, &key), vec!["B"]);
     assert_denied(&chat(&s, &key, "A"), "team_model_access_denied");
 }
@@ -208,8 +173,8 @@ fn all_team_models_needs_a_team_and_follows_it() {
 #[test]
 fn key_models_must_fit_the_team() {
     let s = Server::start();
-    sql_org(&s, "o1", &["A", "B"]);
-    sql_team(&s, "t1", Some("o1"), &["A"]);
+    seed_org(&s, "o1", &["A", "B"]);
+    seed_team(&s, "t1", Some("o1"), &["A"]);
     let r = s.post(
         "/key/generate",
         MASTER,
@@ -231,9 +196,7 @@ fn key_models_must_fit_the_team() {
     assert_eq!(s.count("SELECT count(*) FROM api_keys"), 0);
     // Later shrink of the team governs at request time.
     let key = key_for(&s, json!({"team_id": "t1", "models": ["A"]}));
-    s.db()
-        .execute("UPDATE teams SET models = '[\"B\"]' WHERE id = 't1'", [])
-        .unwrap();
+    s.exec("UPDATE teams SET models = '[\"B\"]' WHERE id = 't1'");
     assert_denied(&chat(&s, &key, "A"), "team_model_access_denied");
     assert!(models_of(&s, &key).is_empty());
 }
@@ -242,12 +205,7 @@ fn key_models_must_fit_the_team() {
 fn personal_keys_answer_to_the_user_and_the_keys_org() {
     let s = Server::start();
     let ukey = seed_user(&s, "u1", "internal_user");
-    s.db()
-        .execute(
-            "UPDATE users SET models = '[\"A\",\"D\"]' WHERE id = 'u1'",
-            [],
-        )
-        .unwrap();
+    s.exec("UPDATE users SET models = '[\"A\",\"D\"]' WHERE id = 'u1'");
     assert_eq!(models_of(&s, &ukey), vec!["A", "D"]);
     let r = s.post(
         "/key/generate",
@@ -255,7 +213,7 @@ fn personal_keys_answer_to_the_user_and_the_keys_org() {
         json!({"user_id": "u1", "models": ["B"]}),
     );
     assert_error(&r, 400);
-    sql_org(&s, "o1", &["A"]);
+    seed_org(&s, "o1", &["A"]);
     seed_org_member(&s, "o1", "u1", "internal_user");
     let key = key_for(&s, json!({"user_id": "u1", "organization_id": "o1"}));
     assert_eq!(models_of(&s, &key), vec!["A"]);
@@ -330,12 +288,7 @@ fn expired_key_is_401_expired() {
     let s = Server::start();
     let key = key_for(&s, json!({"duration": "1h"}));
     assert_eq!(chat(&s, &key, "A").status, 200);
-    s.db()
-        .execute(
-            "UPDATE api_keys SET expires = '2020-01-01T00:00:00.000Z'",
-            [],
-        )
-        .unwrap();
+    s.exec("UPDATE api_keys SET expires = '2020-01-01T00:00:00.000Z'");
     let v = assert_error(&chat(&s, &key, "A"), 401);
     assert_eq!(v["error"]["type"], "expired_key");
 }

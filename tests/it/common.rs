@@ -203,6 +203,13 @@ impl Server {
         one(&self.db(), sql, params)
     }
 
+    /// Runs one statement without parameters straight on the database (test setup only).
+    pub fn exec(&self, sql: &str) {
+        self.db()
+            .execute(sql, [])
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
     pub fn count(&self, sql: &str) -> i64 {
         self.db().query_row(sql, [], |r| r.get(0)).expect(sql)
     }

@@ -113,9 +113,7 @@ fn team_org_and_user_limits() {
     assert_429(&chat(&s, &b, "json"), "Team");
 
     let a = seed_user(&s, "carol", "internal_user");
-    s.db()
-        .execute("UPDATE users SET tpm_limit = 30 WHERE id = 'carol'", [])
-        .unwrap();
+    s.exec("UPDATE users SET tpm_limit = 30 WHERE id = 'carol'");
     let b = key(&s, json!({"user_id": "carol"}));
     // tpm: the first call's 30 tokens use the minute's allowance.
     assert_eq!(chat(&s, &a, "json").status, 200);

@@ -62,12 +62,7 @@ fn info_without_key_is_the_callers_own_and_400_for_the_master_key() {
 #[test]
 fn info_effective_models_equal_v1_models() {
     let w = world();
-    w.db()
-        .execute(
-            "UPDATE users SET models = '[\"C\", \"D\"]' WHERE id = 'bob'",
-            [],
-        )
-        .unwrap();
+    w.exec("UPDATE users SET models = '[\"C\", \"D\"]' WHERE id = 'bob'");
     let cases: Vec<(String, Vec<&str>)> = vec![
         (gen(&w, MASTER, json!({})).0, vec!["A", "B", "C", "D"]),
         (

@@ -193,7 +193,7 @@ fn new_bad_input_is_400_naming_the_field_and_changes_nothing() {
     );
     assert_param(&r, 400, "max_budget");
     assert_eq!(snapshot(&s), with_budget);
-    s.db().execute("DELETE FROM budgets", []).unwrap();
+    s.exec("DELETE FROM budgets");
     // Numbers JSON cannot hold as f64 (1e400) and non-JSON: 400 either way.
     for raw in [
         &br#"{"organization_alias": "o", "max_budget": 1e400}"#[..],
@@ -213,12 +213,7 @@ fn new_models_must_fit_the_callers_models() {
     let s = Server::start();
     // A proxy admin whose own key may only call A: orgs they create may only hold A.
     let pa = seed_user(&s, "pa", "proxy_admin");
-    s.db()
-        .execute(
-            "UPDATE api_keys SET models = '[\"A\"]' WHERE user_id = 'pa'",
-            [],
-        )
-        .unwrap();
+    s.exec("UPDATE api_keys SET models = '[\"A\"]' WHERE user_id = 'pa'");
     let r = s.post(
         "/organization/new",
         &pa,
