@@ -18,12 +18,8 @@ fn world() -> World {
             ("t2", Some("org1"), &["A"]),
             ("u1", Some("org2"), &["A"]),
         ])
-        .users(&[
-            ("padmin", "proxy_admin"),
-            ("oadmin", "internal_user"),
-            ("tadmin", "internal_user"),
-            ("m", "internal_user"),
-        ])
+        .users(&[("padmin", "proxy_admin")])
+        .internal_users(&["oadmin", "tadmin", "m"])
         .org_members(&[("org1", "oadmin", "org_admin"), ("org2", "m", "org_admin")])
         .team_members(&[("t1", "tadmin", "admin"), ("t1", "m", "user")])
 }

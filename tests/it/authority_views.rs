@@ -16,14 +16,10 @@ fn world() -> World {
             ("t1", Some("org1"), &["A"]),
             ("t2", Some("org1"), &["A", "B"]),
         ])
-        .users(&[
-            ("tadmin", "internal_user"),
-            ("m1", "internal_user"),
-            ("m2", "internal_user"),
-            ("iv", "internal_user_viewer"),
-            ("oadmin", "internal_user"),
-            ("pview", "proxy_admin_viewer"),
-        ])
+        .internal_users(&["tadmin", "m1", "m2"])
+        .users(&[("iv", "internal_user_viewer")])
+        .internal_users(&["oadmin"])
+        .users(&[("pview", "proxy_admin_viewer")])
         .org_members(&[("org1", "oadmin", "org_admin")])
         .team_members(&[
             ("t1", "tadmin", "admin"),

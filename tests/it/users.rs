@@ -115,12 +115,10 @@ fn user_new_defaults_and_no_auto_key() {
 
 #[test]
 fn user_new_refusals_change_nothing() {
-    let w = World::new().teams(&[("t1", None, &[])]).users(&[
-        ("bob", "internal_user"),
-        ("ins", "internal_user"),
-        ("iv", "internal_user_viewer"),
-        ("pv", "proxy_admin_viewer"),
-    ]);
+    let w = World::new()
+        .teams(&[("t1", None, &[])])
+        .internal_users(&["bob", "ins"])
+        .users(&[("iv", "internal_user_viewer"), ("pv", "proxy_admin_viewer")]);
     let new = |who, body, status| Case::post(who, "/user/new", body, status);
     let bad = |body, param| new(AS_MASTER, body, 400).param(param);
     let evil = json!({"user_id": "evil", "user_role": "proxy_admin"});
@@ -161,12 +159,8 @@ fn user_new_refusals_change_nothing() {
 #[test]
 fn user_info_visibility() {
     let w = World::new()
-        .users(&[
-            ("bob", "internal_user"),
-            ("eve", "internal_user"),
-            ("pv", "proxy_admin_viewer"),
-            ("iv", "internal_user_viewer"),
-        ])
+        .internal_users(&["bob", "eve"])
+        .users(&[("pv", "proxy_admin_viewer"), ("iv", "internal_user_viewer")])
         .teams(&[("t1", None, &["A"])])
         .team_members(&[("t1", "bob", "admin")])
         .team_keys(&[("team_key", "t1", "bob")]);

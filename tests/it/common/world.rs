@@ -85,6 +85,12 @@ impl World {
         self
     }
 
+    /// Users with the global role `internal_user` (the common case), as `users`.
+    pub fn internal_users(self, ids: &[&str]) -> World {
+        let users: Vec<(&str, &str)> = ids.iter().map(|id| (*id, "internal_user")).collect();
+        self.users(&users)
+    }
+
     /// Organization memberships `(org, user, org role)`, seeded.
     pub fn org_members(self, members: &[(&str, &str, &str)]) -> World {
         for (org, user, role) in members {

@@ -18,17 +18,9 @@ fn world() -> World {
             ("t1", Some("org1"), &["A"]),
             ("t2", Some("org2"), &["A", "B"]),
         ])
-        .users(&[
-            ("padmin", "proxy_admin"),
-            ("pview", "proxy_admin_viewer"),
-            ("alice", "internal_user"),
-            ("bob", "internal_user"),
-            ("tadmin", "internal_user"),
-            ("oadmin", "internal_user"),
-            ("oadmin2", "internal_user"),
-            ("outsider", "internal_user"),
-            ("iviewer", "internal_user_viewer"),
-        ])
+        .users(&[("padmin", "proxy_admin"), ("pview", "proxy_admin_viewer")])
+        .internal_users(&["alice", "bob", "tadmin", "oadmin", "oadmin2", "outsider"])
+        .users(&[("iviewer", "internal_user_viewer")])
         .team_members(&[
             ("t1", "alice", "user"),
             ("t1", "iviewer", "user"),

@@ -45,17 +45,15 @@ fn world() -> World {
         .to_string();
     let y = new_org(&s, "Y");
     let mut w = World::on(s)
-        .users(&[
-            ("pa", "proxy_admin"),
-            ("pav", "proxy_admin_viewer"),
-            ("oax", "internal_user"),
-        ])
+        .users(&[("pa", "proxy_admin"), ("pav", "proxy_admin_viewer")])
+        .internal_users(&["oax"])
         .org_members(&[(&x, "oax", "org_admin")])
-        .users(&[("oay", "internal_user")])
+        .internal_users(&["oay"])
         .org_members(&[(&y, "oay", "org_admin")])
-        .users(&[("iux", "internal_user")])
+        .internal_users(&["iux"])
         .org_members(&[(&x, "iux", "internal_user")])
-        .users(&[("iu", "internal_user"), ("iuvx", "internal_user_viewer")])
+        .internal_users(&["iu"])
+        .users(&[("iuvx", "internal_user_viewer")])
         .org_members(&[(&x, "iuvx", "org_admin")]);
     w.name_id("X", &x);
     w.name_id("Y", &y);

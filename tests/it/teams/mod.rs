@@ -9,16 +9,11 @@ fn world() -> World {
     World::new()
         .orgs(&[("org1", &["A", "B"]), ("org2", &["A", "B", "C"])])
         .teams(&[("t1", Some("org1"), &["A"]), ("t2", Some("org2"), &["A"])])
-        .users(&[
-            ("pview", "proxy_admin_viewer"),
-            ("oadmin", "internal_user"),
-            ("oadmin2", "internal_user"),
-            ("omember", "internal_user"),
-            ("tadmin", "internal_user"),
-            ("tuser", "internal_user"),
-            ("outsider", "internal_user"),
-            ("iviewer", "internal_user_viewer"),
+        .users(&[("pview", "proxy_admin_viewer")])
+        .internal_users(&[
+            "oadmin", "oadmin2", "omember", "tadmin", "tuser", "outsider",
         ])
+        .users(&[("iviewer", "internal_user_viewer")])
         .org_members(&[
             ("org1", "oadmin", "org_admin"),
             ("org2", "oadmin2", "org_admin"),
