@@ -33,10 +33,7 @@ fn world() -> World {
             ("m1_t2", "t2", "m1"),
             ("m2_t1", "t1", "m2"),
         ]);
-    let raw = w.admin("/key/generate", json!({"team_id": "t1"}))["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let raw = w.admin_id("/key/generate", json!({"team_id": "t1"}), "key");
     w.name_key("t1_nouser", &raw);
     w
 }
@@ -364,10 +361,7 @@ fn models_of(s: &Server, user: &str) -> Value {
 }
 
 fn personal_key(s: &Server, user: &str) -> String {
-    s.admin("/key/generate", json!({"user_id": user}))["key"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    s.admin_id("/key/generate", json!({"user_id": user}), "key")
 }
 
 fn model_ids(s: &Server, key: &str) -> Vec<String> {
@@ -414,13 +408,11 @@ fn implicitly_created_users_get_no_personal_models() {
         }
     }
     // Their team keys are unaffected: t1's model answers, others do not.
-    let k = w.admin(
+    let k = w.admin_id(
         "/key/generate",
         json!({"user_id": "new-t", "team_id": "t1"}),
-    )["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        "key",
+    );
     assert_eq!(chat(&w, &k, "A").status, 200);
     assert_eq!(chat(&w, &k, "B").status, 403);
     // A personal key asking for a model is refused at write time (beyond the user's set).

@@ -250,6 +250,16 @@ impl Server {
         self.request(method, path, Some(key), Some(b.as_bytes()), &[])
     }
 
+    /// POST as the master key, asserting 200; returns the string `field` of the answer (the id
+    /// of what it made).
+    pub fn admin_id(&self, path: &str, body: Value, field: &str) -> String {
+        let v = self.admin(path, body);
+        v[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {field}: {v}"))
+            .to_string()
+    }
+
     /// POST as the master key, asserting 200, returning the JSON.
     pub fn admin(&self, path: &str, body: Value) -> Value {
         let r = self.post(path, MASTER, body.clone());

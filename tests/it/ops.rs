@@ -216,10 +216,7 @@ fn kill_dash_nine_loses_no_acknowledged_write() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
     let mut s = Server::start();
-    let key = s.admin("/key/generate", json!({}))["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = s.admin_id("/key/generate", json!({}), "key");
     let mut seed = 0x9e3779b97f4a7c15u64;
     let mut total_orgs = 0usize;
     let mut total_calls = 0usize;
@@ -272,21 +269,22 @@ fn kill_dash_nine_loses_no_acknowledged_write() {
         let calls = calls.lock().unwrap().clone();
         s.start_again();
         let db = s.db();
-        for id in &acked {
-            let n: i64 = one(
-                &db,
+        for (what, ids, sql) in [
+            (
+                "acknowledged org",
+                &acked,
                 "SELECT count(*) FROM organizations WHERE id = ?1",
-                [id],
-            );
-            assert_eq!(n, 1, "cycle {cycle}: acknowledged org {id} lost");
-        }
-        for id in &calls {
-            let n: i64 = one(
-                &db,
+            ),
+            (
+                "spend of answered call",
+                &calls,
                 "SELECT count(*) FROM spend_logs WHERE request_id = ?1",
-                [id],
-            );
-            assert_eq!(n, 1, "cycle {cycle}: spend of answered call {id} lost");
+            ),
+        ] {
+            for id in ids {
+                let n: i64 = one(&db, sql, [id]);
+                assert_eq!(n, 1, "cycle {cycle}: {what} {id} lost");
+            }
         }
         let ok: String = one(&db, "PRAGMA integrity_check", []);
         assert_eq!(ok, "ok", "cycle {cycle}");
@@ -311,10 +309,7 @@ fn sigterm_lets_an_in_flight_stream_finish_and_records_its_spend() {
     use crate::upstream::{config, Fake};
     let fake = Fake::start();
     let mut s = Server::start_with(&config(&fake, ""), &[]);
-    let key = s.admin("/key/generate", json!({}))["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = s.admin_id("/key/generate", json!({}), "key");
     let mut st = Stream::open(&s, &key, "/v1/chat/completions", stream_body("gated"));
     assert!(st.next_data().is_some(), "first chunk");
     let mut child = s.take_child().unwrap();

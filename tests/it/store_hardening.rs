@@ -200,10 +200,7 @@ fn control_characters_and_absurd_lengths_in_identifiers_are_refused_naming_the_f
         json!({"organization_id": "o1", "organization_alias": "O"}),
     );
     s.admin("/team/new", json!({"team_id": "t1", "team_alias": "T"}));
-    let key = s.admin("/key/generate", json!({}))["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = s.admin_id("/key/generate", json!({}), "key");
     let long = "x".repeat(10_000);
     let bads = [
         "a\u{0}b",

@@ -62,10 +62,7 @@ fn parallel_slot_is_released_on_every_exit_path() {
 #[test]
 fn a_refusal_by_one_limit_consumes_no_other_quota() {
     let (f, s) = setup();
-    let team = s.admin("/team/new", json!({"max_parallel_requests": 1}))["team_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let team = s.admin_id("/team/new", json!({"max_parallel_requests": 1}), "team_id");
     let k = key(&s, json!({"team_id": team, "rpm_limit": 3}));
     let mut st = Stream::open(&s, &k, "/v1/chat/completions", stream_body("gated"));
     st.next_data().expect("first chunk");
@@ -83,17 +80,12 @@ fn a_refusal_by_one_limit_consumes_no_other_quota() {
 #[test]
 fn team_org_and_user_limits() {
     let (_f, s) = setup();
-    let org = s.admin(
+    let org = s.admin_id(
         "/organization/new",
         json!({"organization_alias": "o", "rpm_limit": 1}),
-    )["organization_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let t_org = s.admin("/team/new", json!({"organization_id": org}))["team_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        "organization_id",
+    );
+    let t_org = s.admin_id("/team/new", json!({"organization_id": org}), "team_id");
     let (a, b) = (
         key(&s, json!({"team_id": t_org})),
         key(&s, json!({"team_id": t_org})),
@@ -101,10 +93,7 @@ fn team_org_and_user_limits() {
     assert_eq!(chat(&s, &a, "json").status, 200);
     assert_429(&chat(&s, &b, "json"), "Organization");
 
-    let team = s.admin("/team/new", json!({"rpm_limit": 1}))["team_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let team = s.admin_id("/team/new", json!({"rpm_limit": 1}), "team_id");
     let (a, b) = (
         key(&s, json!({"team_id": team})),
         key(&s, json!({"team_id": team})),

@@ -271,22 +271,14 @@ fn concurrent_burst_against_an_exhausted_budget() {
     body["max_tokens"] = json!(20);
     let ten = 10.0 * CALL_COST;
     let k_key = key(&s, json!({"max_budget": ten}));
-    let team = s.admin("/team/new", json!({"max_budget": ten}))["team_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let team = s.admin_id("/team/new", json!({"max_budget": ten}), "team_id");
     let k_team = key(&s, json!({"team_id": team}));
-    let org = s.admin(
+    let org = s.admin_id(
         "/organization/new",
         json!({"organization_alias": "o", "max_budget": ten}),
-    )["organization_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let team2 = s.admin("/team/new", json!({"organization_id": org}))["team_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        "organization_id",
+    );
+    let team2 = s.admin_id("/team/new", json!({"organization_id": org}), "team_id");
     let k_org = key(&s, json!({"team_id": team2}));
     for (what, k, sql) in [
         (
@@ -358,13 +350,11 @@ fn budget_duration_resets_spend() {
     assert_eq!(chat(&s, &k, "json").status, 200);
 
     // A team's budget the same way.
-    let team = s.admin(
+    let team = s.admin_id(
         "/team/new",
         json!({"max_budget": CALL_COST, "budget_duration": "1d"}),
-    )["team_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        "team_id",
+    );
     let tk = key(&s, json!({"team_id": team}));
     assert_eq!(chat(&s, &tk, "json").status, 200);
     let v = assert_error(&chat(&s, &tk, "json"), 422);
@@ -380,17 +370,12 @@ fn budget_duration_resets_spend() {
     assert_eq!(chat(&s, &tk, "json").status, 200);
 
     // An organization's, through its budget row.
-    let org = s.admin(
+    let org = s.admin_id(
         "/organization/new",
         json!({"organization_alias": "o", "max_budget": CALL_COST, "budget_duration": "1d"}),
-    )["organization_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let ot = s.admin("/team/new", json!({"organization_id": org}))["team_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        "organization_id",
+    );
+    let ot = s.admin_id("/team/new", json!({"organization_id": org}), "team_id");
     let ok = key(&s, json!({"team_id": ot}));
     assert_eq!(chat(&s, &ok, "json").status, 200);
     let v = assert_error(&chat(&s, &ok, "json"), 422);

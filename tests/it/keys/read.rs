@@ -64,33 +64,23 @@ fn info_effective_models_equal_v1_models() {
     let w = world();
     w.exec("UPDATE users SET models = '[\"C\", \"D\"]' WHERE id = 'bob'");
     let cases: Vec<(String, Vec<&str>)> = vec![
-        (gen(&w, MASTER, json!({})).0, vec!["A", "B", "C", "D"]),
+        (key_for(&w, json!({})), vec!["A", "B", "C", "D"]),
+        (key_for(&w, json!({"models": ["grp-ab"]})), vec!["A", "B"]),
         (
-            gen(&w, MASTER, json!({"models": ["grp-ab"]})).0,
+            key_for(&w, json!({"team_id": "t2", "models": ["all-team-models"]})),
             vec!["A", "B"],
         ),
+        (key_for(&w, json!({"team_id": "t1"})), vec!["A"]),
         (
-            gen(
+            key_for(
                 &w,
-                MASTER,
-                json!({"team_id": "t2", "models": ["all-team-models"]}),
-            )
-            .0,
-            vec!["A", "B"],
-        ),
-        (gen(&w, MASTER, json!({"team_id": "t1"})).0, vec!["A"]),
-        (
-            gen(
-                &w,
-                MASTER,
                 json!({"organization_id": "org1", "models": ["all-org-models"]}),
-            )
-            .0,
+            ),
             vec!["A", "B"],
         ),
-        (gen(&w, MASTER, json!({"user_id": "bob"})).0, vec!["C", "D"]),
+        (key_for(&w, json!({"user_id": "bob"})), vec!["C", "D"]),
         (
-            gen(&w, MASTER, json!({"user_id": "bob", "models": ["D"]})).0,
+            key_for(&w, json!({"user_id": "bob", "models": ["D"]})),
             vec!["D"],
         ),
     ];
@@ -109,7 +99,7 @@ fn info_effective_models_equal_v1_models() {
 #[test]
 fn list_pages_through_every_key() {
     let s = Server::start();
-    let mut raws: Vec<String> = (0..7).map(|_| gen(&s, MASTER, json!({})).0).collect();
+    let mut raws: Vec<String> = (0..7).map(|_| key_for(&s, json!({}))).collect();
     raws.push(seed_user(&s, "alice", "internal_user"));
     let all = sorted_tokens(&raws.iter().map(String::as_str).collect::<Vec<_>>());
     let mut seen = Vec::new();

@@ -36,13 +36,11 @@ fn assert_param(r: &Resp, status: u16, param: &str) {
 /// X: a viewer never writes.
 fn world() -> World {
     let s = Server::start();
-    let x = s.admin(
+    let x = s.admin_id(
         "/organization/new",
         json!({"organization_alias": "X", "models": ["A", "B"], "max_budget": 10}),
-    )["organization_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        "organization_id",
+    );
     let y = new_org(&s, "Y");
     let mut w = World::on(s)
         .users(&[("pa", "proxy_admin"), ("pav", "proxy_admin_viewer")])
