@@ -25,22 +25,25 @@ struct Slots {
     freed: Condvar,
 }
 
-fn slots() -> &'static Slots {
-    static S: OnceLock<Slots> = OnceLock::new();
-    S.get_or_init(|| {
+static SLOTS: OnceLock<Slots> = OnceLock::new();
+
+impl Slots {
+    /// `max` slots, or 2 per core.
+    fn new(max: Option<usize>) -> Slots {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let max = std::env::var("LITEGATE_ARGON2_CONCURRENCY")
-            .ok()
-            .and_then(|s| s.parse::<usize>().ok())
-            .filter(|n| *n > 0)
-            .unwrap_or(2 * cores);
+        let max = max.filter(|n| *n > 0).unwrap_or(2 * cores);
         Slots {
             max,
             max_waiting: 4 * max,
             state: Mutex::new((0, 0)),
             freed: Condvar::new(),
         }
-    })
+    }
+}
+
+/// The slots: as set by `init`, or the default where nothing called it (unit tests).
+fn slots() -> &'static Slots {
+    SLOTS.get_or_init(|| Slots::new(None))
 }
 
 /// Makes argon2's memory go back to the OS after each run (call once at start). glibc serves
@@ -50,7 +53,13 @@ fn slots() -> &'static Slots {
 /// grew the RSS by ~500 MiB with only 2 slots. A fixed 4 MiB threshold keeps every argon2
 /// block (and any other allocation that large, rare: bodies past 4 MiB) on `mmap`; smaller
 /// allocations, the request path's, are unaffected.
-pub fn init() {
+///
+/// `concurrency` is the slot count (`LITEGATE_ARGON2_CONCURRENCY`, read by `config::env`);
+/// `None`: 2 per core.
+pub fn init(concurrency: Option<usize>) {
+    if SLOTS.set(Slots::new(concurrency)).is_err() {
+        log::warn!("kdf::init called twice; the first slot count stays");
+    }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: sets one malloc parameter before any argon2 run; no memory is passed.
     unsafe {

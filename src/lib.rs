@@ -70,17 +70,8 @@ fn bind(
     cfg: &Config,
 ) -> Result<(std::net::TcpListener, tiny_http::limits::Limits), String> {
     // LITEGATE_CLIENT_TIMEOUT_SECS overrides the read timeout (tests use a short one).
-    let read_timeout = std::env::var("LITEGATE_CLIENT_TIMEOUT_SECS")
-        .ok()
-        .and_then(|s| s.parse::<f64>().ok())
-        .filter(|s| *s > 0.0)
-        .map(std::time::Duration::from_secs_f64)
-        .unwrap_or(CLIENT_READ_TIMEOUT);
-    let max_conns = std::env::var("LITEGATE_MAX_CONNECTIONS")
-        .ok()
-        .and_then(|s| s.parse::<usize>().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(MAX_CONNECTIONS);
+    let read_timeout = cfg.env.client_read_timeout.unwrap_or(CLIENT_READ_TIMEOUT);
+    let max_conns = cfg.env.max_connections.unwrap_or(MAX_CONNECTIONS);
     let limits = tiny_http::limits::Limits {
         read_timeout: Some(read_timeout),
         write_timeout: Some(CLIENT_WRITE_TIMEOUT),
@@ -100,8 +91,9 @@ pub fn run(cfg: Config) -> Result<(), String> {
     // health flag goes down, calls are refused) instead of killing the process with SIGXFSZ.
     // SAFETY: installs the "ignore" disposition; no handler code runs.
     unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
-    kdf::init();
-    let pool = db::Pool::open(&cfg.db_path, cfg.db_pool)?;
+    kdf::init(cfg.env.argon2_concurrency);
+    http::throttle::init(&cfg.env.login);
+    let pool = db::Pool::open(&cfg.db_path, cfg.db_pool, cfg.env.synchronous)?;
     let master_hash = master_hash(&cfg, &pool)?;
     let (listener, limits) = bind(&cfg.listen, &cfg)?;
     let catalog = auth::Catalog::new(cfg.deployments.clone());
@@ -184,19 +176,13 @@ fn shutdown(ctx: &'static http::Ctx, server: tiny_http::Server) {
     log::info!("litegate stopped");
 }
 
-/// How often spend is reset where `budget_reset_at` has passed (LITEGATE_BUDGET_RESET_SECS).
-fn reset_interval() -> std::time::Duration {
-    let secs = std::env::var("LITEGATE_BUDGET_RESET_SECS")
-        .ok()
-        .and_then(|s| s.parse::<f64>().ok())
-        .filter(|s| *s > 0.0)
-        .unwrap_or(60.0);
-    std::time::Duration::from_secs_f64(secs)
-}
+/// How often spend is reset where `budget_reset_at` has passed (LITEGATE_BUDGET_RESET_SECS
+/// overrides).
+const BUDGET_RESET_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The background thread that resets budgets (API.md §7 `budget_duration`).
 fn start_budget_resets(ctx: &'static http::Ctx) {
-    let every = reset_interval();
+    let every = ctx.cfg.env.budget_reset_every.unwrap_or(BUDGET_RESET_EVERY);
     let spawned = std::thread::Builder::new()
         .name("budget-reset".into())
         .spawn(move || loop {

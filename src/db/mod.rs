@@ -14,6 +14,7 @@ pub mod spend;
 pub mod teams;
 pub mod users;
 
+pub use crate::config::Synchronous;
 use crate::error::{Error, Result};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::path::{Path, PathBuf};
@@ -35,13 +36,14 @@ const WAL_RESTART_FRAMES: i64 = 16_384;
 /// `synchronous=NORMAL` in WAL mode: a commit is in the WAL (the OS's page cache) before the
 /// call returns, so a crash or `kill -9` of litegate loses no acknowledged write; only a power
 /// loss or kernel crash can lose the last few commits (never corrupt the file). `FULL` would
-/// add an fsync to every spend write. Set `LITEGATE_SYNCHRONOUS=FULL` where power loss matters.
-pub fn configure(c: &mut Connection) -> rusqlite::Result<()> {
+/// add an fsync to every spend write. Set `LITEGATE_SYNCHRONOUS=FULL` where power loss matters
+/// (read by `config::env`, passed down as `sync`).
+pub fn configure(c: &mut Connection, sync: Synchronous) -> rusqlite::Result<()> {
     c.busy_handler(Some(busy_wait))?;
     c.pragma_update(None, "journal_mode", "WAL")?;
-    let sync = match std::env::var("LITEGATE_SYNCHRONOUS").ok().as_deref() {
-        Some("FULL") | Some("full") => "FULL",
-        _ => "NORMAL",
+    let sync = match sync {
+        Synchronous::Full => "FULL",
+        Synchronous::Normal => "NORMAL",
     };
     c.pragma_update(None, "synchronous", sync)?;
     c.pragma_update(None, "foreign_keys", "ON")?;
@@ -87,7 +89,13 @@ fn busy_wait(tries: i32) -> bool {
     true
 }
 
+/// A connection with the default `synchronous=NORMAL` (tools and tests; the server's pool
+/// uses `open_with` and its configured setting).
 pub fn open(path: &Path) -> rusqlite::Result<Connection> {
+    open_with(path, Synchronous::Normal)
+}
+
+pub fn open_with(path: &Path, sync: Synchronous) -> rusqlite::Result<Connection> {
     let mut c = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -95,7 +103,7 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI,
     )?;
-    configure(&mut c)?;
+    configure(&mut c, sync)?;
     Ok(c)
 }
 
@@ -104,7 +112,11 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
 /// connection whose cache stays valid (see `Pool::hot`): mapped or not, a connection that sees
 /// another's commit drops its cache, and a mapped one drops its map too.
 pub fn open_hot(path: &Path) -> rusqlite::Result<Connection> {
-    let c = open(path)?;
+    open_hot_with(path, Synchronous::Normal)
+}
+
+pub fn open_hot_with(path: &Path, sync: Synchronous) -> rusqlite::Result<Connection> {
+    let c = open_with(path, sync)?;
     c.pragma_update(None, "mmap_size", 1i64 << 30)?;
     Ok(c)
 }
@@ -198,8 +210,9 @@ impl Drop for Conn<'_> {
 impl Pool {
     /// Takes the database's single-owner lock, opens it, applies the migrations and fills the
     /// pool.
-    pub fn open(path: &Path, size: usize) -> std::result::Result<Pool, String> {
+    pub fn open(path: &Path, size: usize, sync: Synchronous) -> std::result::Result<Pool, String> {
         let lock = lock::acquire(path)?;
+        let open = |path: &Path| open_with(path, sync);
         let mut first = open(path).map_err(|e| format!("{}: cannot open: {e}", path.display()))?;
         check_sqlite_version(&first)?;
         migrate::migrate(&mut first).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -207,10 +220,11 @@ impl Pool {
         for _ in 1..size.max(1) {
             conns.push(open(path).map_err(|e| format!("{}: cannot open: {e}", path.display()))?);
         }
-        let hot = open_hot(path).map_err(|e| format!("{}: cannot open: {e}", path.display()))?;
+        let hot = open_hot_with(path, sync)
+            .map_err(|e| format!("{}: cannot open: {e}", path.display()))?;
         let stop = Arc::new(AtomicBool::new(false));
         let health = Arc::new(health::Health::new(path, Some(&lock.path))?);
-        if start_checkpointer(path, stop.clone(), health.clone()) {
+        if start_checkpointer(path, sync, stop.clone(), health.clone()) {
             for c in conns.iter().chain(std::iter::once(&hot)) {
                 c.pragma_update(None, "wal_autocheckpoint", 0)
                     .map_err(|e| format!("{}: {e}", path.display()))?;
@@ -335,8 +349,13 @@ fn immediate<T>(
 ///
 /// Each round also updates the store's health flag (`health.rs`): the file at the path is
 /// still the one opened, the checkpoint worked, and, only after a failed write, a probe write.
-fn start_checkpointer(path: &Path, stop: Arc<AtomicBool>, health: Arc<health::Health>) -> bool {
-    let mut c = match open(path) {
+fn start_checkpointer(
+    path: &Path,
+    sync: Synchronous,
+    stop: Arc<AtomicBool>,
+    health: Arc<health::Health>,
+) -> bool {
+    let mut c = match open_with(path, sync) {
         Ok(c) => c,
         Err(e) => {
             log::warn!("checkpointer: cannot open the database ({e}); auto-checkpoint stays on");

@@ -456,7 +456,7 @@ mod writer_tests {
     fn concurrent_records_are_all_committed_and_a_bad_one_costs_only_itself() {
         let dir = tempfile::tempdir().expect("tmp");
         let pool: &'static crate::db::Pool = Box::leak(Box::new(
-            crate::db::Pool::open(&dir.path().join("x.db"), 4).expect("pool"),
+            crate::db::Pool::open(&dir.path().join("x.db"), 4, Default::default()).expect("pool"),
         ));
         let w: &'static SpendWriter = Box::leak(Box::default());
         w.record(pool, &rec("before-start"))

@@ -20,6 +20,7 @@
 //! `http::fields`); when full, expired entries are dropped first, and if none has expired a
 //! new name is not tracked (the address table and the argon2 slots, `kdf`, still bound it).
 
+use crate::config::LoginSettings;
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -46,26 +47,23 @@ pub struct Throttle {
     trusted: Vec<IpAddr>,
 }
 
-fn env_num<T: std::str::FromStr>(name: &str) -> Option<T> {
-    std::env::var(name).ok().and_then(|s| s.trim().parse().ok())
+/// Defaults of the `LITEGATE_LOGIN_*` variables (see the module doc).
+const WINDOW: Duration = Duration::from_secs(300);
+const MAX_FAILURES: u32 = 5;
+const MAX_FAILURES_PER_ADDR: u32 = 20;
+
+static GLOBAL: OnceLock<Throttle> = OnceLock::new();
+
+/// Sets the process's throttle from its settings (`config::env`, read once at start).
+pub fn init(s: &LoginSettings) {
+    if GLOBAL.set(Throttle::from_settings(s)).is_err() {
+        log::warn!("throttle::init called twice; the first settings stay");
+    }
 }
 
-/// The process's throttle, with its settings read once.
+/// The process's throttle: as set by `init`, or the defaults where nothing called it.
 pub fn global() -> &'static Throttle {
-    static T: OnceLock<Throttle> = OnceLock::new();
-    T.get_or_init(|| {
-        let trusted = std::env::var("LITEGATE_TRUSTED_PROXIES")
-            .unwrap_or_default()
-            .split(',')
-            .filter_map(|s| s.trim().parse().ok())
-            .collect();
-        Throttle::new(
-            Duration::from_secs(env_num("LITEGATE_LOGIN_WINDOW_SECS").unwrap_or(300)),
-            env_num("LITEGATE_LOGIN_MAX_FAILURES").unwrap_or(5),
-            env_num("LITEGATE_LOGIN_MAX_FAILURES_PER_ADDR").unwrap_or(20),
-            trusted,
-        )
-    })
+    GLOBAL.get_or_init(|| Throttle::from_settings(&LoginSettings::default()))
 }
 
 impl Table {
@@ -136,6 +134,15 @@ pub struct Attempt {
 }
 
 impl Throttle {
+    pub fn from_settings(s: &LoginSettings) -> Self {
+        Throttle::new(
+            s.window.unwrap_or(WINDOW),
+            s.max_failures.unwrap_or(MAX_FAILURES),
+            s.max_failures_per_addr.unwrap_or(MAX_FAILURES_PER_ADDR),
+            s.trusted_proxies.clone(),
+        )
+    }
+
     pub fn new(window: Duration, per_account: u32, per_addr: u32, trusted: Vec<IpAddr>) -> Self {
         Throttle {
             window,

@@ -224,7 +224,7 @@ fn catalog() -> (tempfile::TempDir, litegate::auth::Catalog) {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("c.yaml");
     std::fs::write(&p, TEST_CONFIG).unwrap();
-    let env = |k: &str| (k == "TEST_MASTER_KEY").then(|| MASTER.to_string());
+    let env = litegate::config::Env::from_vars([("TEST_MASTER_KEY", MASTER)]);
     let cfg = litegate::config::load_with_env(
         &litegate::config::Args {
             config: Some(p),

@@ -9,6 +9,7 @@ mod authority_prop;
 mod authority_views;
 mod budgets;
 mod common;
+mod config_file;
 mod forwarding;
 mod http_hardening;
 mod keys;

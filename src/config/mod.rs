@@ -1,0 +1,246 @@
+//! Configuration. Owns `Config`, the one value every part of litegate is configured by, and
+//! how it is built at start: the command line (`cli.rs`), LiteLLM's `config.yaml` read into
+//! typed sections (`settings.rs`, `model_list.rs`, on the pieces in `yaml.rs`; values may be
+//! `os.environ/NAME`) and the environment (`env.rs`, the only reader of it), merged once in
+//! `load` (API.md §1). A bad config is an error naming the file, the field and what is wrong;
+//! `main` exits 2 on it. Unknown keys are warnings, logged by `load`.
+
+mod cli;
+mod env;
+mod model_list;
+mod settings;
+#[cfg(test)]
+mod tests;
+mod yaml;
+
+pub use cli::{parse_args, Args, Command, USAGE};
+pub use env::{Env, EnvSettings, LoginSettings, Synchronous};
+pub use model_list::Deployment;
+
+use std::path::{Path, PathBuf};
+
+/// The configuration used when no `--config` is given: mock models only, so a fresh install
+/// can be tried end to end with no network and no provider key.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../default_config.yaml");
+
+/// Publicly known example master keys (API.md §8): refused unless explicitly allowed.
+pub const WEAK_MASTER_KEYS: &[&str] = &["sk-1234", "sk-12345", "sk-123456789", "sk-master"];
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: String,
+    pub db_path: PathBuf,
+    pub workers: usize,
+    pub db_pool: usize,
+    pub max_body_bytes: usize,
+    /// A non-stream upstream answer larger than this is a 502 (issue 11; it is held whole, so
+    /// this times `workers` bounds that memory). `general_settings.max_upstream_response_size_mb`.
+    pub max_upstream_body_bytes: u64,
+    pub master_key: Option<String>,
+    pub allow_weak_master_key: bool,
+    pub deployments: Vec<Deployment>,
+    /// Where the config came from, for messages ("embedded default" when none).
+    pub source: String,
+    /// How long in-flight calls may run after SIGTERM/SIGINT before the process exits.
+    pub shutdown_grace: std::time::Duration,
+    /// A request's head (request line and headers) must arrive within this long of its first
+    /// byte (`--header-timeout`), and the whole request, body included, within
+    /// `request_timeout` (`--request-timeout`); enforced by the tiny_http patch.
+    pub header_timeout: std::time::Duration,
+    pub request_timeout: std::time::Duration,
+    /// Where `POST /admin/backup` writes (default: `backups/` beside the database).
+    pub backup_dir: Option<PathBuf>,
+    /// `/metrics` needs a key when true (API.md §8; default false).
+    pub metrics_require_auth: bool,
+    /// Config-level model aliases (alias -> model_name), applied after a key's own aliases.
+    pub aliases: std::collections::HashMap<String, String>,
+    /// `litellm_settings.default_internal_user_params`: what new users get by default.
+    pub user_defaults: crate::user_defaults::UserDefaults,
+    /// The `LITEGATE_*` tuning variables, read once at start (`env.rs`).
+    pub env: EnvSettings,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "0.0.0.0:4000".into(),
+            db_path: PathBuf::from("litegate.db"),
+            workers: 256,
+            db_pool: 8,
+            max_body_bytes: 8 * 1024 * 1024,
+            max_upstream_body_bytes: 64 * 1024 * 1024,
+            master_key: None,
+            allow_weak_master_key: false,
+            deployments: Vec::new(),
+            source: "embedded default".into(),
+            shutdown_grace: std::time::Duration::from_secs(30),
+            header_timeout: std::time::Duration::from_secs(10),
+            request_timeout: std::time::Duration::from_secs(30),
+            backup_dir: None,
+            metrics_require_auth: false,
+            aliases: Default::default(),
+            user_defaults: Default::default(),
+            env: EnvSettings::default(),
+        }
+    }
+}
+
+/// A configuration error: exit code 2.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Builds the configuration: file (or the embedded default), then environment, then flags.
+/// The environment is read here, once.
+pub fn load(args: &Args) -> Result<Config, ConfigError> {
+    load_with_env(args, &Env::from_process())
+}
+
+/// `load` with a given environment (tests).
+pub fn load_with_env(args: &Args, env: &Env) -> Result<Config, ConfigError> {
+    let mut cfg = Config::default();
+    let (text, source) = match &args.config {
+        Some(p) => (
+            std::fs::read_to_string(p)
+                .map_err(|e| ConfigError(format!("{}: cannot read: {e}", p.display())))?,
+            p.display().to_string(),
+        ),
+        None => (EMBEDDED_DEFAULT.to_string(), "embedded default".to_string()),
+    };
+    let mut r = yaml::Reader::new(&source, env);
+    let read = settings::apply(&mut cfg, &text, &mut r);
+    for w in &r.warnings {
+        log::warn!("{w}");
+    }
+    read?;
+    cfg.source = source;
+    if cfg.master_key.is_none() {
+        cfg.master_key = env::master_key(env);
+    }
+    cfg.env = EnvSettings::from_env(env);
+    if let Some(db) = &args.db {
+        cfg.db_path = db.clone();
+    }
+    if let Some(w) = args.workers {
+        cfg.workers = w;
+    }
+    if args.allow_weak_master_key {
+        cfg.allow_weak_master_key = true;
+    }
+    if let Some(t) = args.header_timeout_secs {
+        cfg.header_timeout = std::time::Duration::from_secs_f64(t);
+    }
+    if let Some(t) = args.request_timeout_secs {
+        cfg.request_timeout = std::time::Duration::from_secs_f64(t);
+    }
+    if cfg.request_timeout < cfg.header_timeout {
+        return Err(ConfigError(
+            "--request-timeout must not be shorter than --header-timeout".into(),
+        ));
+    }
+    if let Some(g) = args.shutdown_grace_secs {
+        cfg.shutdown_grace = std::time::Duration::from_secs_f64(g);
+    }
+    cfg.listen = match &args.listen {
+        Some(l) => {
+            if l.rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u16>().ok())
+                .is_none()
+            {
+                return Err(ConfigError(format!(
+                    "--listen: '{l}' is not ADDR:PORT (e.g. 127.0.0.1:4000)"
+                )));
+            }
+            l.clone()
+        }
+        None => {
+            let host = args.host.clone().unwrap_or_else(|| "0.0.0.0".into());
+            let port = args.port.unwrap_or(4000);
+            if host.contains(':') && !host.starts_with('[') {
+                format!("[{host}]:{port}")
+            } else {
+                format!("{host}:{port}")
+            }
+        }
+    };
+    validate_master_key(&cfg)?;
+    Ok(cfg)
+}
+
+/// The master key must look like one and must not be a published example (API.md §8).
+fn validate_master_key(cfg: &Config) -> Result<(), ConfigError> {
+    let Some(k) = &cfg.master_key else {
+        return Ok(());
+    };
+    if !k.starts_with("sk-") {
+        return Err(ConfigError(format!(
+            "{}: general_settings.master_key: the master key must start with 'sk-'",
+            cfg.source
+        )));
+    }
+    if WEAK_MASTER_KEYS.contains(&k.as_str()) && !cfg.allow_weak_master_key {
+        return Err(ConfigError(format!(
+            "{}: general_settings.master_key: '{}' is a publicly known example key; choose a \
+             random one (e.g. sk- followed by 32+ random characters) or pass \
+             --allow-weak-master-key",
+            cfg.source, k
+        )));
+    }
+    Ok(())
+}
+
+/// `litegate check-config FILE`: loads the file as `serve` would.
+pub fn check_file(path: &Path) -> Result<Config, ConfigError> {
+    load(&Args {
+        config: Some(path.to_path_buf()),
+        ..Args::default()
+    })
+}
+
+#[cfg(test)]
+mod load_tests {
+    use super::*;
+
+    fn no_env() -> Env {
+        Env::default()
+    }
+
+    #[test]
+    fn embedded_default_loads() {
+        let cfg = load_with_env(&Args::default(), &no_env()).expect("default");
+        assert!(!cfg.deployments.is_empty());
+        assert!(cfg.deployments.iter().all(|d| d.provider() == "mock"));
+        assert_eq!(cfg.listen, "0.0.0.0:4000");
+        assert_eq!(cfg.db_path, PathBuf::from("litegate.db"));
+    }
+
+    #[test]
+    fn request_deadline_flags() {
+        let argv = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (_, a) =
+            parse_args(&argv(&["--header-timeout=2.5", "--request-timeout", "20"])).expect("ok");
+        assert_eq!(a.header_timeout_secs, Some(2.5));
+        assert_eq!(a.request_timeout_secs, Some(20.0));
+        let cfg = load_with_env(&a, &no_env()).expect("ok");
+        assert_eq!(cfg.header_timeout, std::time::Duration::from_millis(2500));
+        assert_eq!(cfg.request_timeout, std::time::Duration::from_secs(20));
+        let d = load_with_env(&Args::default(), &no_env()).expect("default");
+        assert_eq!(d.header_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(d.request_timeout, std::time::Duration::from_secs(30));
+        assert!(parse_args(&argv(&["--header-timeout", "0"])).is_err());
+        assert!(parse_args(&argv(&["--request-timeout", "x"])).is_err());
+        let (_, a) = parse_args(&argv(&["--header-timeout", "20", "--request-timeout", "5"]))
+            .expect("parses");
+        assert!(
+            load_with_env(&a, &no_env()).is_err(),
+            "whole request shorter than its head"
+        );
+    }
+}

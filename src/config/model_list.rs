@@ -1,0 +1,230 @@
+//! `model_list`: the model deployments of the config file (API.md §1). Owns `Deployment` (what
+//! the rest of litegate routes to) and the typed form of one `model_list` entry as LiteLLM
+//! writes it, with its checks. Timeout defaults that come from other sections are filled in by
+//! `settings.rs` (`apply_timeout_defaults`); the catalog built from the list is `auth::Catalog`.
+
+use super::yaml::{Count, Field, Mapping, Names, NonNegative, Positive, Reader, Shaped};
+use super::ConfigError;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deployment {
+    /// The public name callers use (may be a wildcard such as `openai/*`).
+    pub model_name: String,
+    /// `litellm_params.model`, `provider/name`.
+    pub model: String,
+    pub api_base: Option<String>,
+    pub api_key: Option<String>,
+    pub rpm: Option<i64>,
+    pub tpm: Option<i64>,
+    pub input_cost_per_token: f64,
+    pub output_cost_per_token: f64,
+    pub timeout_secs: f64,
+    pub stream_timeout_secs: f64,
+    pub id: String,
+    pub access_groups: Vec<String>,
+    /// The rest of `model_info`, shown by `/model/info`.
+    pub model_info: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Deployment {
+    pub fn provider(&self) -> &str {
+        self.model.split('/').next().unwrap_or("")
+    }
+}
+
+/// Providers litegate speaks to as they are; any other is warned about and treated as
+/// OpenAI-compatible.
+const KNOWN_PROVIDERS: &[&str] = &[
+    "mock",
+    "openai",
+    "hosted_vllm",
+    "openai_compatible",
+    "azure",
+    "ollama",
+    "vllm",
+];
+
+/// The whole `model_list` value: a list of entries (`null` is an empty list).
+pub(super) type ModelList = Shaped<Vec<Shaped<Entry>>>;
+
+/// One `model_list` entry as written.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct Entry {
+    model_name: Field<String>,
+    litellm_params: Shaped<Params>,
+    model_info: Shaped<Info>,
+    #[serde(flatten)]
+    unknown: Mapping,
+}
+
+/// `litellm_params`: every value may be `os.environ/NAME`.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Params {
+    model: Field<String>,
+    api_base: Field<String>,
+    /// LiteLLM's other name for `api_base`.
+    base_url: Field<String>,
+    api_key: Field<String>,
+    rpm: Field<Count>,
+    tpm: Field<Count>,
+    input_cost_per_token: Field<NonNegative>,
+    output_cost_per_token: Field<NonNegative>,
+    timeout: Field<Positive>,
+    stream_timeout: Field<Positive>,
+    #[serde(flatten)]
+    unknown: Mapping,
+}
+
+/// `model_info`: `id` and `access_groups` are litegate's; the rest is shown as is.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Info {
+    id: Field<String>,
+    access_groups: Field<Names>,
+    #[serde(flatten)]
+    rest: Mapping,
+}
+
+/// Reads the list; `id`s default to `{model_name}-{index}` and must be unique.
+pub(super) fn read(list: ModelList, r: &mut Reader) -> Result<Vec<Deployment>, ConfigError> {
+    let list = list
+        .get(r, "model_list", Some(("model_list", "expected a list")))?
+        .unwrap_or_default();
+    let mut out = Vec::with_capacity(list.len());
+    for (i, entry) in list.into_iter().enumerate() {
+        let at = format!("model_list[{i}]");
+        let entry = entry
+            .get(r, &at, Some((&at, "expected a mapping")))?
+            .ok_or_else(|| r.error(&at, "expected a mapping"))?;
+        out.push(entry.read(r, &at, i)?);
+    }
+    let mut ids = std::collections::HashSet::new();
+    for d in &out {
+        if !ids.insert(d.id.as_str()) {
+            return Err(r.error(
+                "model_list",
+                format_args!("model_info.id '{}' is used twice", d.id),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+impl Entry {
+    fn read(self, r: &mut Reader, at: &str, index: usize) -> Result<Deployment, ConfigError> {
+        for k in self.unknown.keys().filter_map(|k| k.as_str()) {
+            r.unknown(at, k);
+        }
+        let model_name = self
+            .model_name
+            .read(r, &format!("{at}.model_name"))?
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| r.error(&format!("{at}.model_name"), "required"))?;
+        let params = self.litellm_params.get(r, at, None)?.ok_or_else(|| {
+            r.error(
+                &format!("{at}.litellm_params"),
+                "required mapping with `model`",
+            )
+        })?;
+        let mut d = Deployment {
+            model_name,
+            model: String::new(),
+            api_base: None,
+            api_key: None,
+            rpm: None,
+            tpm: None,
+            input_cost_per_token: 0.0,
+            output_cost_per_token: 0.0,
+            // 0: not set here; `settings::apply_timeout_defaults` fills it in.
+            timeout_secs: 0.0,
+            stream_timeout_secs: 0.0,
+            id: String::new(),
+            access_groups: Vec::new(),
+            model_info: serde_json::Map::new(),
+        };
+        params.apply(r, at, &mut d)?;
+        let info_at = format!("{at}.model_info");
+        if let Some(info) = self
+            .model_info
+            .get(r, at, Some((&info_at, "expected a mapping")))?
+        {
+            info.apply(r, at, &mut d)?;
+        }
+        if d.id.is_empty() {
+            d.id = format!("{}-{index}", d.model_name);
+        }
+        Ok(d)
+    }
+}
+
+impl Params {
+    fn apply(self, r: &mut Reader, at: &str, d: &mut Deployment) -> Result<(), ConfigError> {
+        let f = |k: &str| format!("{at}.litellm_params.{k}");
+        d.model = self.model.resolve(r, &f("model"))?.unwrap_or_default();
+        let api_base = self.api_base.resolve(r, &f("api_base"))?;
+        let base_url = self.base_url.resolve(r, &f("base_url"))?;
+        if api_base.is_some() && base_url.is_some() {
+            r.warn(format_args!(
+                "{at}.litellm_params: both api_base and base_url are set; using api_base"
+            ));
+        }
+        d.api_base = api_base.or(base_url);
+        d.api_key = self.api_key.resolve(r, &f("api_key"))?;
+        d.rpm = self.rpm.resolve(r, &f("rpm"))?.map(|c| c.0);
+        d.tpm = self.tpm.resolve(r, &f("tpm"))?.map(|c| c.0);
+        let cost = |x: Option<NonNegative>| x.map_or(0.0, |c| c.0);
+        d.input_cost_per_token = cost(
+            self.input_cost_per_token
+                .resolve(r, &f("input_cost_per_token"))?,
+        );
+        d.output_cost_per_token = cost(
+            self.output_cost_per_token
+                .resolve(r, &f("output_cost_per_token"))?,
+        );
+        let secs = |x: Option<Positive>| x.map_or(0.0, |p| p.0);
+        d.timeout_secs = secs(self.timeout.resolve(r, &f("timeout"))?);
+        d.stream_timeout_secs = secs(self.stream_timeout.resolve(r, &f("stream_timeout"))?);
+        // An unknown key's `os.environ/NAME` must still be set (as when every key was read).
+        for (k, v) in &self.unknown {
+            let k = k.as_str().unwrap_or_default();
+            r.resolve(v, &f(k))?;
+            r.unknown(&format!("{at}.litellm_params"), k);
+        }
+        if !d.model.contains('/') || d.model.starts_with('/') {
+            return Err(r.error(
+                &f("model"),
+                format_args!("expected 'provider/name', got '{}'", d.model),
+            ));
+        }
+        let provider = d.provider();
+        if !KNOWN_PROVIDERS.contains(&provider) {
+            let msg = format!(
+                "{}: provider '{provider}' is treated as OpenAI-compatible",
+                f("model")
+            );
+            r.warn(msg);
+        }
+        Ok(())
+    }
+}
+
+impl Info {
+    fn apply(self, r: &Reader, at: &str, d: &mut Deployment) -> Result<(), ConfigError> {
+        let f = |k: &str| format!("{at}.model_info.{k}");
+        if let Some(id) = self.id.read(r, &f("id"))? {
+            d.id = id;
+        }
+        if let Some(Names(groups)) = self.access_groups.read(r, &f("access_groups"))? {
+            d.access_groups = groups;
+        }
+        for (k, v) in &self.rest {
+            if let Some(k) = k.as_str() {
+                d.model_info.insert(k.to_string(), super::yaml::to_json(v));
+            }
+        }
+        Ok(())
+    }
+}
