@@ -203,11 +203,11 @@ fn deleting_a_used_budget_leaves_its_users_without_one() {
         "/budget/new",
         json!({"budget_id": "shared", "max_budget": 3}),
     );
-    let o = s.admin(
+    let id = s.admin_id(
         "/organization/new",
         json!({"organization_alias": "o", "budget_id": "shared"}),
+        "organization_id",
     );
-    let id = o["organization_id"].as_str().unwrap().to_string();
     s.admin("/budget/delete", json!({"budget_id": "shared"}));
     assert_eq!(s.count("SELECT count(*) FROM budgets"), 0);
     assert_eq!(

@@ -87,11 +87,11 @@ fn huge_body_is_413() {
 #[test]
 fn data_survives_restart_and_newer_db_is_refused() {
     let mut s = Server::start();
-    let v = s.admin(
+    let id = s.admin_id(
         "/organization/new",
         json!({"organization_alias": "persist"}),
+        "organization_id",
     );
-    let id = v["organization_id"].as_str().unwrap().to_string();
     s.restart();
     let r = s.get(&format!("/organization/info?organization_id={id}"), MASTER);
     assert_eq!(r.status, 200, "{}", r.text());

@@ -175,8 +175,7 @@ fn delete_with_one_unknown_id_deletes_nothing() {
 #[test]
 fn delete_keeps_a_budget_another_org_still_uses() {
     let s = Server::start();
-    let b = s.admin("/budget/new", json!({"max_budget": 1}));
-    let bid = b["budget_id"].as_str().unwrap().to_string();
+    let bid = s.admin_id("/budget/new", json!({"max_budget": 1}), "budget_id");
     let o1 = s.admin(
         "/organization/new",
         json!({"organization_alias": "1", "budget_id": bid}),

@@ -50,8 +50,11 @@ fn new_litellm_doc_example_with_budget_fields() {
 #[test]
 fn new_litellm_doc_example_with_budget_id() {
     let s = Server::start();
-    let b = s.admin("/budget/new", json!({"max_budget": 50, "rpm_limit": 7}));
-    let bid = b["budget_id"].as_str().unwrap().to_string();
+    let bid = s.admin_id(
+        "/budget/new",
+        json!({"max_budget": 50, "rpm_limit": 7}),
+        "budget_id",
+    );
     let v = s.admin(
         "/organization/new",
         json!({"organization_alias": "my-secret-org", "budget_id": bid}),

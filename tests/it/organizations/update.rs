@@ -189,13 +189,12 @@ fn update_role_matrix() {
 #[test]
 fn update_budget_creates_a_row_when_the_org_has_none() {
     let s = Server::start();
-    let b = s.admin("/budget/new", json!({"max_budget": 5}));
-    let bid = b["budget_id"].as_str().unwrap().to_string();
-    let v = s.admin(
+    let bid = s.admin_id("/budget/new", json!({"max_budget": 5}), "budget_id");
+    let x = s.admin_id(
         "/organization/new",
         json!({"organization_alias": "X", "budget_id": bid}),
+        "organization_id",
     );
-    let x = v["organization_id"].as_str().unwrap().to_string();
     // Deleting the budget leaves the org without one (ON DELETE SET NULL).
     s.admin("/budget/delete", json!({"id": bid}));
     let v = s
