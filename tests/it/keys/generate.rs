@@ -179,10 +179,14 @@ fn bad_generate_input_is_400_and_changes_nothing() {
 // ---------------------------------------------------------------------------------------------
 // /key/generate: who may create which key (API.md §5, §8)
 
+/// A `/key/generate` case of the matrices below.
+fn g(who: &'static str, body: Value, status: u16) -> Case {
+    Case::post(who, "/key/generate", body, status)
+}
+
 #[test]
 fn proxy_admins_create_any_key_and_viewers_none() {
     let w = world();
-    let g = |who, body, status| Case::post(who, "/key/generate", body, status);
     #[rustfmt::skip]
     let v = run_cases(&w, &[
         g(AS_MASTER, json!({"user_id": "bob", "team_id": "t2", "models": ["B"]}), 200),
@@ -207,7 +211,6 @@ fn proxy_admins_create_any_key_and_viewers_none() {
 #[test]
 fn internal_user_creates_keys_only_for_themselves_in_their_teams() {
     let w = world();
-    let g = |who, body, status| Case::post(who, "/key/generate", body, status);
     #[rustfmt::skip]
     let v = run_cases(&w, &[
         // For themselves, no team.
@@ -245,7 +248,6 @@ fn internal_user_creates_keys_only_for_themselves_in_their_teams() {
 #[test]
 fn team_and_org_admins_create_keys_for_members_of_their_teams() {
     let w = world();
-    let g = |who, body, status| Case::post(who, "/key/generate", body, status);
     #[rustfmt::skip]
     let v = run_cases(&w, &[
         // Team admin, for a member of the team.
