@@ -289,59 +289,36 @@ fn moving_a_team_between_orgs() {
             [&token],
         )
     };
+    let mv = |who, org: Value, status| {
+        let body = json!({"team_id": "t1", "organization_id": org});
+        Case::post(who, "/team/update", body, status)
+    };
     // Absent or null leaves the org unchanged.
-    w.expect(
-        AS_MASTER,
-        "/team/update",
-        json!({"team_id": "t1", "organization_id": null}),
-        200,
-    );
+    run_cases(&w, &[mv(AS_MASTER, Value::Null, 200)]);
     assert_eq!(team_org(&w, "t1").as_deref(), Some("org1"));
-    // A team admin cannot move it; an admin of only the destination cannot either.
     #[rustfmt::skip]
     run_cases(&w, &[
-        Case::post("tadmin", "/team/update", json!({"team_id": "t1", "organization_id": "org2"}), 403),
-        Case::post("oadmin2", "/team/update", json!({"team_id": "t1", "organization_id": "org2"}), 404),
+        // A team admin cannot move it; an admin of only the destination cannot either.
+        mv("tadmin", json!("org2"), 403),
+        mv("oadmin2", json!("org2"), 404),
+        // The models must fit the new org (t1 has [A], org3 only [B]).
+        mv(AS_MASTER, json!("org3"), 400).param("organization_id"),
     ]);
-    // The models must fit the new org (t1 has [A], org3 only [B]).
-    let e = w.expect(
-        AS_MASTER,
-        "/team/update",
-        json!({"team_id": "t1", "organization_id": "org3"}),
-        400,
-    );
-    assert_eq!(e["error"]["param"], "organization_id");
     // Admin of both orgs: the team moves, and its keys with it.
-    let v = w.expect(
-        "oadmin",
-        "/team/update",
-        json!({"team_id": "t1", "organization_id": "org2"}),
-        200,
-    );
-    assert_eq!(v["organization_id"], "org2");
+    let v = run_cases(&w, &[mv("oadmin", json!("org2"), 200)]);
+    assert_eq!(v[0]["organization_id"], "org2");
     assert_eq!(team_org(&w, "t1").as_deref(), Some("org2"));
     assert_eq!(key_org().as_deref(), Some("org2"));
-    // A destination that does not exist: 400 for a proxy admin, 403 for an org admin.
-    let e = w.expect(
-        AS_MASTER,
-        "/team/update",
-        json!({"team_id": "t1", "organization_id": "ghost"}),
-        400,
-    );
-    assert_eq!(e["error"]["param"], "organization_id");
     #[rustfmt::skip]
     run_cases(&w, &[
-        Case::post("oadmin", "/team/update", json!({"team_id": "t1", "organization_id": "ghost"}), 403),
+        // A destination that does not exist: 400 for a proxy admin, 403 for an org admin.
+        mv(AS_MASTER, json!("ghost"), 400).param("organization_id"),
+        mv("oadmin", json!("ghost"), 403),
         // "" takes it out of its org: proxy admin only.
-        Case::post("oadmin", "/team/update", json!({"team_id": "t1", "organization_id": ""}), 403),
+        mv("oadmin", json!(""), 403),
     ]);
-    let v = w.expect(
-        AS_MASTER,
-        "/team/update",
-        json!({"team_id": "t1", "organization_id": ""}),
-        200,
-    );
-    assert_eq!(v["organization_id"], Value::Null);
+    let v = run_cases(&w, &[mv(AS_MASTER, json!(""), 200)]);
+    assert_eq!(v[0]["organization_id"], Value::Null);
     assert_eq!(team_org(&w, "t1"), None);
     assert_eq!(key_org(), None);
 }
