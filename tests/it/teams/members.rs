@@ -181,70 +181,43 @@ fn block_and_unblock() {
 #[test]
 fn model_add_and_delete() {
     let w = world();
-    let v = w.expect(
-        "oadmin",
-        "/team/model/add",
-        json!({"team_id": "t1", "models": ["B", "A"]}),
-        200,
-    );
-    assert_eq!(v["models"], json!(["A", "B"]));
-    let e = w.expect(
-        AS_MASTER,
-        "/team/model/add",
-        json!({"team_id": "t1", "models": ["C"]}),
-        400,
-    );
-    assert_eq!(e["error"]["param"], "models");
-    assert!(e["error"]["message"].as_str().unwrap().contains("\"C\""));
-    // A team admin can neither add nor remove (an emptied list would be unrestricted).
+    let add = |who, team: &str, models: Value, status| {
+        let body = json!({"team_id": team, "models": models});
+        Case::post(who, "/team/model/add", body, status)
+    };
+    let del = |who, models: Value, status| {
+        let body = json!({"team_id": "t1", "models": models});
+        Case::post(who, "/team/model/delete", body, status)
+    };
     #[rustfmt::skip]
-    run_cases(&w, &[
-        Case::post("tadmin", "/team/model/add", json!({"team_id": "t1", "models": ["B"]}), 403),
-        Case::post("tadmin", "/team/model/delete", json!({"team_id": "t1", "models": ["A"]}), 403),
+    let v = run_cases(&w, &[
+        add("oadmin", "t1", json!(["B", "A"]), 200),
+        add(AS_MASTER, "t1", json!(["C"]), 400).param("models"),
+        // A team admin can neither add nor remove (an emptied list would be unrestricted).
+        add("tadmin", "t1", json!(["B"]), 403),
+        del("tadmin", json!(["A"]), 403),
+        del("tuser", json!(["A"]), 403),
+        del("pview", json!(["A"]), 403),
+        add("oadmin2", "t1", json!(["A"]), 404),
+        del("oadmin", json!(["A", "Z"]), 200),
     ]);
-    for k in [&w["tuser"], &w["pview"]] {
-        expect(
-            &w,
-            k,
-            "/team/model/delete",
-            json!({"team_id": "t1", "models": ["A"]}),
-            403,
-        );
-    }
-    w.expect(
-        "oadmin2",
-        "/team/model/add",
-        json!({"team_id": "t1", "models": ["A"]}),
-        404,
-    );
-    let v = w.expect(
-        "oadmin",
-        "/team/model/delete",
-        json!({"team_id": "t1", "models": ["A", "Z"]}),
-        200,
-    );
-    assert_eq!(v["models"], json!(["B"]));
+    assert_eq!(v[0]["models"], json!(["A", "B"]));
+    assert!(v[1]["error"]["message"].as_str().unwrap().contains("\"C\""));
+    assert_eq!(v[7]["models"], json!(["B"]));
     assert_eq!(team_models(&w, "t1"), vec!["B"]);
     #[rustfmt::skip]
     run_cases(&w, &[
         Case::post(AS_MASTER, "/team/model/add", json!({"team_id": "t1"}), 400),
-        Case::post(AS_MASTER, "/team/model/add", json!({"team_id": "t1", "models": "A"}), 400),
-        Case::post(AS_MASTER, "/team/model/add", json!({"team_id": "nope", "models": ["A"]}), 404),
+        add(AS_MASTER, "t1", json!("A"), 400),
+        add(AS_MASTER, "nope", json!(["A"]), 404),
     ]);
     // A team without an org: proxy admins only, bounded by the proxy.
     seed_team(&w, "free", None, &["A"]);
     seed_team_member(&w, "free", "outsider", "admin");
-    w.expect(
-        "outsider",
-        "/team/model/add",
-        json!({"team_id": "free", "models": ["C"]}),
-        403,
-    );
-    let v = w.expect(
-        AS_MASTER,
-        "/team/model/add",
-        json!({"team_id": "free", "models": ["C"]}),
-        200,
-    );
-    assert_eq!(v["models"], json!(["A", "C"]));
+    #[rustfmt::skip]
+    let v = run_cases(&w, &[
+        add("outsider", "free", json!(["C"]), 403),
+        add(AS_MASTER, "free", json!(["C"]), 200),
+    ]);
+    assert_eq!(v[1]["models"], json!(["A", "C"]));
 }
