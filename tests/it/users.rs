@@ -192,11 +192,9 @@ fn user_info_visibility() {
 
 #[test]
 fn user_update_by_admin_and_by_self() {
-    let w = World::new();
-    let bob = seed_user(&w, "bob", "internal_user");
-    seed_user(&w, "eve", "internal_user");
-    let pv = seed_user(&w, "pv", "proxy_admin_viewer");
-    let iv = seed_user(&w, "iv", "internal_user_viewer");
+    let w = World::new()
+        .internal_users(&["bob", "eve"])
+        .users(&[("pv", "proxy_admin_viewer"), ("iv", "internal_user_viewer")]);
     // The proxy admin changes anything.
     let v = w.expect(
         AS_MASTER,
@@ -230,9 +228,8 @@ fn user_update_by_admin_and_by_self() {
         json!({"user_id": "bob", "password": "first-pass", "user_email": "robert@example.com"}),
         200,
     );
-    let v = expect(
-        &w,
-        &bob,
+    let v = w.expect(
+        "bob",
         "/user/update",
         json!({"user_id": "bob", "user_email": "robert@example.com", "metadata": {"x": 1},
                "password": "s3cret-pass", "current_password": "first-pass"}),
@@ -256,17 +253,17 @@ fn user_update_by_admin_and_by_self() {
         json!({"user_id": "bob", "metadata": {}, "user_role": "proxy_admin"}),
         json!({"user_email": "robert@example.com", "user_role": "proxy_admin"}),
     ] {
-        expect(&w, &bob, "/user/update", body, 403);
+        w.expect("bob", "/user/update", body, 403);
     }
     assert_eq!(role_of(&w, "bob"), "internal_user");
     // Other users are invisible to a user (404); visible but read-only to a viewer (403).
     #[rustfmt::skip]
     run_cases(&w, &[
-        Case::post_key(&bob, "/user/update", json!({"user_id": "eve", "metadata": {}}), 404),
-        Case::post_key(&pv, "/user/update", json!({"user_id": "eve", "metadata": {}}), 403),
-        Case::post_key(&pv, "/user/update", json!({"user_id": "pv", "user_role": "proxy_admin"}), 403),
+        Case::post("bob", "/user/update", json!({"user_id": "eve", "metadata": {}}), 404),
+        Case::post("pv", "/user/update", json!({"user_id": "eve", "metadata": {}}), 403),
+        Case::post("pv", "/user/update", json!({"user_id": "pv", "user_role": "proxy_admin"}), 403),
         // A viewer never writes, not even to themselves.
-        Case::post_key(&iv, "/user/update", json!({"user_id": "iv", "metadata": {"a": 1}}), 403),
+        Case::post("iv", "/user/update", json!({"user_id": "iv", "metadata": {"a": 1}}), 403),
     ]);
     assert_eq!(role_of(&w, "pv"), "proxy_admin_viewer");
     // Conflicts and bad input.
@@ -284,10 +281,9 @@ fn user_update_by_admin_and_by_self() {
 
 #[test]
 fn user_delete_takes_keys_and_memberships_in_one_transaction() {
-    let w = World::new();
-    let bob = seed_user(&w, "bob", "internal_user");
-    seed_user(&w, "eve", "internal_user");
-    let pv = seed_user(&w, "pv", "proxy_admin_viewer");
+    let w = World::new()
+        .internal_users(&["bob", "eve"])
+        .users(&[("pv", "proxy_admin_viewer")]);
     seed_org(&w, "o", &[]);
     seed_team(&w, "t1", Some("o"), &[]);
     seed_team_member(&w, "t1", "eve", "admin");
@@ -301,10 +297,10 @@ fn user_delete_takes_keys_and_memberships_in_one_transaction() {
         404,
     );
     assert!(e["error"]["message"].as_str().unwrap().contains("ghost"));
-    for k in [&bob, &pv] {
+    for k in [&w["bob"], &w["pv"]] {
         expect(&w, k, "/user/delete", json!({"user_ids": ["eve"]}), 403);
     }
-    expect(&w, &bob, "/user/delete", json!({"user_ids": ["bob"]}), 403);
+    w.expect("bob", "/user/delete", json!({"user_ids": ["bob"]}), 403);
     let v = w.expect(AS_MASTER, "/user/delete", json!({"user_ids": ["eve"]}), 200);
     assert_eq!(v["deleted_users"], json!(["eve"]));
     assert_eq!(w.count("SELECT count(*) FROM users WHERE id = 'eve'"), 0);
