@@ -55,26 +55,14 @@ fn acts_as_proxy_admin(s: &Server, key: &str) -> bool {
 #[test]
 fn issue_11_team_admin_cannot_mint_a_key_for_a_proxy_admin_member() {
     let w = world();
-    // The team admin adds a proxy admin user to their team (allowed: team membership only).
-    w.expect(
-        "tadmin",
-        "/team/member_add",
-        json!({"team_id": "t1", "member": {"user_id": "padmin", "role": "user"}}),
-        200,
-    );
-    let v = w.expect(
-        "tadmin",
-        "/key/generate",
-        json!({"team_id": "t1", "user_id": "padmin"}),
-        403,
-    );
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("proxy admin"),
-        "{v}"
-    );
+    #[rustfmt::skip]
+    let v = run_cases(&w, &[
+        // The team admin adds a proxy admin user to their team (allowed: team membership only).
+        Case::post("tadmin", "/team/member_add", json!({"team_id": "t1", "member": {"user_id": "padmin", "role": "user"}}), 200),
+        Case::post("tadmin", "/key/generate", json!({"team_id": "t1", "user_id": "padmin"}), 403),
+    ]);
+    let message = v[1]["error"]["message"].as_str().unwrap();
+    assert!(message.contains("proxy admin"), "{}", v[1]);
 }
 
 #[test]
