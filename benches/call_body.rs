@@ -1,10 +1,10 @@
-//! What the model-call body check (issue 11, `http::call_body::check`) costs on the hot path,
+//! What the model-call body check (issue 11, `call::body::check`) costs on the hot path,
 //! next to the JSON parse every call already does; and reading an upstream answer's `usage`
 //! through `upstream::usage` (typed, checked) against the `Value` it was before.
 //! Run: `cargo bench --bench call_body`.
 
-use litegate::http::call_body;
-use litegate::http::proxy::CallType;
+use litegate::call::body as call_body;
+use litegate::call::CallType;
 use litegate::upstream::usage;
 use serde_json::{json, Map, Value};
 use std::hint::black_box;

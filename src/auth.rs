@@ -173,7 +173,8 @@ impl Role {
 /// The configured deployments, indexed for the resolver.
 #[derive(Debug, Default)]
 pub struct Catalog {
-    pub deployments: Vec<Deployment>,
+    /// Shared (`Arc`): a model call keeps its deployment until the call is settled.
+    pub deployments: Vec<std::sync::Arc<Deployment>>,
     /// Distinct `model_name`s in config order (wildcard names included as patterns).
     names: Vec<String>,
     exact: HashMap<String, Vec<usize>>,
@@ -203,7 +204,7 @@ pub fn wildcard_match(pattern: &str, s: &str) -> bool {
 impl Catalog {
     pub fn new(deployments: Vec<Deployment>) -> Catalog {
         let mut c = Catalog {
-            deployments,
+            deployments: deployments.into_iter().map(std::sync::Arc::new).collect(),
             ..Catalog::default()
         };
         for (i, d) in c.deployments.iter().enumerate() {
@@ -224,7 +225,7 @@ impl Catalog {
 
     /// The deployments a called model name routes to: exact `model_name` first, else the
     /// wildcard deployments whose pattern matches.
-    pub fn route(&self, model: &str) -> Vec<&Deployment> {
+    pub fn route(&self, model: &str) -> Vec<&std::sync::Arc<Deployment>> {
         if let Some(ix) = self.exact.get(model) {
             return ix.iter().map(|&i| &self.deployments[i]).collect();
         }

@@ -4,14 +4,14 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod auth;
-pub mod budget;
+pub mod call;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod input;
 pub mod kdf;
 pub mod lifecycle;
-pub mod limits;
 pub mod metrics;
 pub mod server;
 pub mod upstream;
@@ -93,7 +93,11 @@ pub fn run(cfg: Config) -> Result<(), String> {
     unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     kdf::init(cfg.env.argon2_concurrency);
     http::throttle::init(&cfg.env.login);
-    let pool = db::Pool::open(&cfg.db_path, cfg.db_pool, cfg.env.synchronous)?;
+    let pool = std::sync::Arc::new(db::Pool::open(
+        &cfg.db_path,
+        cfg.db_pool,
+        cfg.env.synchronous,
+    )?);
     let master_hash = master_hash(&cfg, &pool)?;
     let (listener, limits) = bind(&cfg.listen, &cfg)?;
     let catalog = auth::Catalog::new(cfg.deployments.clone());
@@ -103,22 +107,17 @@ pub fn run(cfg: Config) -> Result<(), String> {
         catalog.deployments.len(),
         cfg.db_path.display()
     );
-    // The context lives as long as the process: model calls hold permits and reservations
-    // borrowed from it for the life of a stream.
-    let ctx: &'static http::Ctx = Box::leak(Box::new(http::Ctx {
+    let ctx = std::sync::Arc::new(http::Ctx {
         cfg,
+        calls: call::Calls::new(pool.clone()),
         pool,
         catalog,
         master_hash,
-        upstream: upstream::Upstream::new(),
-        budgets: budget::Reservations::default(),
-        limiter: limits::Limiter::new(),
-        spend: db::spend::SpendWriter::default(),
         lifecycle: std::sync::Arc::new(lifecycle::Lifecycle::new()),
-    }));
-    start_budget_resets(ctx);
+    });
+    start_budget_resets(ctx.pool.clone(), ctx.cfg.env.budget_reset_every);
     let signals = catch_signals()?;
-    let server = server::serve(ctx, listener, limits)?;
+    let server = server::serve(ctx.clone(), listener, limits)?;
     let addr = match server.server_addr() {
         tiny_http::ListenAddr::IP(a) => a.to_string(),
         #[allow(unreachable_patterns)]
@@ -130,7 +129,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         let _ = out.flush();
     }
     wait_for_signal(signals)?;
-    shutdown(ctx, server);
+    shutdown(&ctx, server);
     Ok(())
 }
 
@@ -156,7 +155,7 @@ fn wait_for_signal(mut signals: signal_hook::iterator::Signals) -> Result<(), St
 
 /// Clean shutdown: take no new requests, let the ones in flight finish (and record their
 /// spend) within the grace period, checkpoint the WAL into the database file and close.
-fn shutdown(ctx: &'static http::Ctx, server: tiny_http::Server) {
+fn shutdown(ctx: &http::Ctx, server: tiny_http::Server) {
     let left = ctx.lifecycle.shut_down(ctx.cfg.shutdown_grace);
     if left > 0 {
         log::warn!("{left} request(s) still running after the grace period; closing anyway");
@@ -181,18 +180,15 @@ fn shutdown(ctx: &'static http::Ctx, server: tiny_http::Server) {
 const BUDGET_RESET_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The background thread that resets budgets (API.md §7 `budget_duration`).
-fn start_budget_resets(ctx: &'static http::Ctx) {
-    let every = ctx.cfg.env.budget_reset_every.unwrap_or(BUDGET_RESET_EVERY);
+fn start_budget_resets(pool: std::sync::Arc<db::Pool>, every: Option<std::time::Duration>) {
+    let every = every.unwrap_or(BUDGET_RESET_EVERY);
     let spawned = std::thread::Builder::new()
         .name("budget-reset".into())
         .spawn(move || loop {
             std::thread::sleep(every);
             let now = util::now_ms();
             let iso = util::iso_from_ms(now);
-            match ctx
-                .pool
-                .write(|tx| Ok(db::spend::reset_due(tx, &iso, now)?))
-            {
+            match pool.write(|tx| Ok(db::spend::reset_due(tx, &iso, now)?)) {
                 Ok(0) => {}
                 Ok(n) => log::info!("reset the spend of {n} budget holder(s)"),
                 Err(e) => log::error!("budget reset failed: {e}"),

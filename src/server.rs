@@ -17,7 +17,7 @@ use std::time::Instant;
 /// The connection counters go to `ctx.lifecycle`; refusals that the connection sends without
 /// a handler (408, 503, a malformed head) are worded by `error.rs`, like every other error.
 pub fn serve(
-    ctx: &'static Ctx,
+    ctx: Arc<Ctx>,
     listener: std::net::TcpListener,
     limits: tiny_http::limits::Limits,
 ) -> std::result::Result<tiny_http::Server, String> {
@@ -26,8 +26,9 @@ pub fn serve(
         render: Arc::new(render_refusal),
         stats: ctx.lifecycle.connections().clone(),
     };
+    let listen = ctx.cfg.listen.clone();
     tiny_http::Server::from_listener_with_handler(listener, None, config, handler(ctx))
-        .map_err(|e| format!("cannot serve on {}: {e}", ctx.cfg.listen))
+        .map_err(|e| format!("cannot serve on {listen}: {e}"))
 }
 
 /// The header names a key may come in (API.md §2, `auth::presented_key`): a value there that
@@ -225,7 +226,7 @@ fn respond_sse(
 
 /// One request, from the connection's thread: route and authenticate from the head, take a
 /// worker slot, read the body, run the handler, respond, count and log it.
-fn handle(ctx: &'static Ctx, mut rq: tiny_http::Request, slots: &Slots) {
+fn handle(ctx: &Ctx, mut rq: tiny_http::Request, slots: &Slots) {
     let started = Instant::now();
     let method = rq.method().as_str().to_string();
     let url = rq.url().to_string();
@@ -375,9 +376,9 @@ impl Slots {
 /// thread and back, which cost two futex wake-ups and context switches per request. At most
 /// `ctx.cfg.workers` requests run at once; the others wait for a slot on their connection's
 /// thread, as they waited in tiny_http's queue for a worker before.
-fn handler(ctx: &'static Ctx) -> tiny_http::Handler {
+fn handler(ctx: Arc<Ctx>) -> tiny_http::Handler {
     let slots = Arc::new(Slots::new(ctx.cfg.workers));
-    Arc::new(move |rq| handle(ctx, rq, &slots))
+    Arc::new(move |rq| handle(&ctx, rq, &slots))
 }
 
 #[cfg(test)]

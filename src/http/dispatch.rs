@@ -3,7 +3,7 @@
 //! (the panic guard, and `error_reply`, the only place an `Err` becomes a reply). Reading the
 //! body, the worker slots and writing the reply are the server's (`crate::server`).
 
-use super::routes::{Handler, ManagedFn, ModelCallFn, PublicFn, ROUTES};
+use super::routes::{Handler, ManagedFn, PublicFn, ROUTES};
 use super::{grant, Ctx, Reply, Req};
 use crate::auth::Caller;
 use crate::error::{Error, Result};
@@ -49,13 +49,13 @@ pub fn route(method: &str, path: &str) -> Result<(&'static str, Handler)> {
 pub enum Admitted {
     Public(PublicFn),
     Managed(ManagedFn, Caller),
-    ModelCall(ModelCallFn, Caller),
+    ModelCall(ManagedFn, Caller),
 }
 
 /// Checks the routed request's key (or UI session) from the head alone, so that an unknown
 /// route or a missing/invalid key is refused before the body is read (issue 11: an
 /// unauthenticated body is never buffered). The one key check of the request.
-pub fn admit(ctx: &'static Ctx, req: &Req, routed: Result<Handler>) -> Result<Admitted> {
+pub fn admit(ctx: &Ctx, req: &Req, routed: Result<Handler>) -> Result<Admitted> {
     Ok(match routed? {
         Handler::Public(h) => Admitted::Public(h),
         Handler::Managed(h) => {
@@ -68,11 +68,10 @@ pub fn admit(ctx: &'static Ctx, req: &Req, routed: Result<Handler>) -> Result<Ad
 }
 
 /// Runs the admitted handler (the body has been read into `req`).
-pub fn run(ctx: &'static Ctx, admitted: Admitted, req: &Req) -> Result<Reply> {
+pub fn run(ctx: &Ctx, admitted: Admitted, req: &Req) -> Result<Reply> {
     match admitted {
         Admitted::Public(h) => h(ctx, req),
-        Admitted::Managed(h, caller) => h(ctx, &caller, req),
-        Admitted::ModelCall(h, caller) => h(ctx, &caller, req),
+        Admitted::Managed(h, caller) | Admitted::ModelCall(h, caller) => h(ctx, &caller, req),
     }
 }
 

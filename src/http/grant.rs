@@ -84,8 +84,9 @@ pub fn org_rank(c: &Connection, who: &Caller, org_id: &str) -> Result<Rank> {
 // ---------------------------------------------------------------------------------------------
 // Reach of keys
 
-/// Routes a calls-only key may use: model calls (`H::C`, never gated here), the model lists
-/// (they show the key's own chain) and `/key/info` of itself (`keys::can_see`).
+/// Routes a calls-only key may use: model calls (`Handler::ModelCall` routes, never gated
+/// here), the model lists (they show the key's own chain) and `/key/info` of itself
+/// (`keys::can_see`).
 const CALLS_ONLY_ROUTES: &[&str] = &[
     "/v1/models",
     "/models",

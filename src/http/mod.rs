@@ -7,9 +7,7 @@
 
 pub mod admin;
 pub mod budgets;
-pub mod call_body;
 pub mod dispatch;
-pub mod fields;
 pub mod grant;
 pub mod health;
 pub mod keys;
@@ -26,6 +24,9 @@ pub mod teams;
 pub mod throttle;
 pub mod ui;
 pub mod users;
+
+/// The string check every `Body` accessor applies (shared with the model call's body).
+pub use crate::input as fields;
 
 pub use dispatch::error_reply;
 pub use reply::{Reply, StreamBody};

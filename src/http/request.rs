@@ -16,15 +16,14 @@ use std::time::Instant;
 /// Shared state of a running server.
 pub struct Ctx {
     pub cfg: Config,
-    pub pool: Pool,
+    /// Shared with the model call's ledger, which may settle after the handler returned.
+    pub pool: Arc<Pool>,
     pub catalog: Catalog,
     /// SHA-256 hex of the master key (the key itself is never kept).
     pub master_hash: String,
-    pub upstream: crate::upstream::Upstream,
-    pub budgets: crate::budget::Reservations,
-    pub limiter: crate::limits::Limiter,
-    /// Group commit of spend records (leader/follower, no thread of its own).
-    pub spend: crate::db::spend::SpendWriter,
+    /// What model calls share: the upstream client, budget reservations, rate limits and the
+    /// spend ledger.
+    pub calls: crate::call::Calls,
     /// Shutting down?, requests in flight, the HTTP layer's connection counters.
     pub lifecycle: Arc<crate::lifecycle::Lifecycle>,
 }
@@ -86,10 +85,6 @@ pub struct Req {
     pub key_name: RefCell<Option<String>>,
     /// The matched route pattern, for metrics labels (never the raw path).
     pub route: &'static str,
-    /// Set by `json()`: the body's top-level object names a key twice (the parsed `Body` keeps
-    /// the last value; another parser may keep the first, so such bytes are never forwarded
-    /// as they came).
-    pub duplicate_keys: std::cell::Cell<bool>,
     /// The TCP peer's address (login throttling, `throttle.rs`).
     pub peer: Option<std::net::IpAddr>,
 }
@@ -106,7 +101,6 @@ impl Req {
             request_id: crate::util::uuid7(),
             key_name: RefCell::new(None),
             route: "unmatched",
-            duplicate_keys: std::cell::Cell::new(false),
             peer: None,
         }
     }
@@ -138,72 +132,7 @@ impl Req {
 
     /// The body as a JSON object (an empty body is `{}`).
     pub fn json(&self) -> Result<Body> {
-        if self.body.iter().all(|b| b.is_ascii_whitespace()) {
-            return Ok(Body(Map::new()));
-        }
-        match serde_json::from_slice::<TopObject>(&self.body) {
-            Ok(TopObject(Some((m, dup)))) => {
-                self.duplicate_keys.set(dup);
-                Ok(Body(m))
-            }
-            Ok(TopObject(None)) => Err(Error::bad("Request body must be a JSON object")),
-            Err(e) => Err(Error::bad(format!("Malformed JSON in request body: {e}"))),
-        }
-    }
-}
-
-/// A JSON document parsed as `Value` would be, that also tells whether its top level is an
-/// object and whether that object names a key twice (serde_json's `Map` silently keeps the
-/// last value). `None`: valid JSON, but not an object.
-struct TopObject(Option<(Map<String, Value>, bool)>);
-
-impl<'de> serde::Deserialize<'de> for TopObject {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = TopObject;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON document")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut a: A,
-            ) -> std::result::Result<TopObject, A::Error> {
-                let mut m = Map::new();
-                let mut dup = false;
-                while let Some(k) = a.next_key::<String>()? {
-                    let v: Value = a.next_value()?;
-                    dup |= m.insert(k, v).is_some();
-                }
-                Ok(TopObject(Some((m, dup))))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut a: A,
-            ) -> std::result::Result<TopObject, A::Error> {
-                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                Ok(TopObject(None))
-            }
-            fn visit_bool<E>(self, _: bool) -> std::result::Result<TopObject, E> {
-                Ok(TopObject(None))
-            }
-            fn visit_i64<E>(self, _: i64) -> std::result::Result<TopObject, E> {
-                Ok(TopObject(None))
-            }
-            fn visit_u64<E>(self, _: u64) -> std::result::Result<TopObject, E> {
-                Ok(TopObject(None))
-            }
-            fn visit_f64<E>(self, _: f64) -> std::result::Result<TopObject, E> {
-                Ok(TopObject(None))
-            }
-            fn visit_str<E>(self, _: &str) -> std::result::Result<TopObject, E> {
-                Ok(TopObject(None))
-            }
-            fn visit_unit<E>(self) -> std::result::Result<TopObject, E> {
-                Ok(TopObject(None))
-            }
-        }
-        d.deserialize_any(V)
+        crate::input::json_object(&self.body).map(|(m, _)| Body(m))
     }
 }
 

@@ -11,18 +11,16 @@ use crate::error::Result;
 
 /// A route that needs no key (health, metrics, the UI's files and login).
 pub type PublicFn = fn(&Ctx, &Req) -> Result<Reply>;
-/// A management route: the caller is known (key or UI session) and granted the route.
+/// A route for a known caller: a management route (key or UI session, granted the route) or
+/// a model call (key only). Both have this one signature.
 pub type ManagedFn = fn(&Ctx, &Caller, &Req) -> Result<Reply>;
-/// A model call: the caller is known by key. Model calls keep state (rate-limit permits,
-/// budget reservations) for the life of a stream, so they get the server's `'static` context.
-pub type ModelCallFn = fn(&'static Ctx, &Caller, &Req) -> Result<Reply>;
 
 /// A route's handler, and by its kind the guard in front of it.
 #[derive(Clone, Copy)]
 pub enum Handler {
     Public(PublicFn),
     Managed(ManagedFn),
-    ModelCall(ModelCallFn),
+    ModelCall(ManagedFn),
 }
 
 use Handler::{Managed, ModelCall, Public};

@@ -3,7 +3,7 @@
 
 use crate::common::*;
 use crate::upstream::*;
-use litegate::http::proxy::count_tokens;
+use litegate::call::estimate::count_tokens;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;

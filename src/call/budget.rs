@@ -1,13 +1,14 @@
 //! Budgets at request time (API.md §7). Owns the check order (key, team, organization, user,
 //! member) against the spend loaded by THE key check, and the in-memory reservations that keep
 //! concurrent calls from overshooting a budget: each admitted call reserves its estimated cost
-//! until its real spend is recorded. Persisting spend is `db::spend`'s; resetting it when
-//! `budget_reset_at` passes is `db::spend::reset_due`'s.
+//! until its real spend is recorded, and a `Reservation` (which owns an `Arc` of its ledger)
+//! gives it back on drop. Persisting spend is `db::spend`'s (through `call::Ledger`); resetting
+//! it when `budget_reset_at` passes is `db::spend::reset_due`'s.
 
 use crate::auth::KeyRow;
 use crate::error::{Error, Result};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Level {
@@ -39,12 +40,14 @@ pub struct Reservations {
 }
 
 /// An admitted call's reservation; released on drop (every exit path).
-pub struct Reservation<'a> {
-    owner: &'a Reservations,
+/// It owns an `Arc` of the ledger, so it may outlive the handler (a stream holds it until it
+/// is settled).
+pub struct Reservation {
+    owner: Arc<Reservations>,
     held: Vec<((Level, String), f64)>,
 }
 
-impl Drop for Reservation<'_> {
+impl Drop for Reservation {
     fn drop(&mut self) {
         if self.held.is_empty() {
             return;
@@ -105,11 +108,11 @@ fn budgets_of(k: &KeyRow) -> Vec<(Level, String, f64, f64)> {
 impl Reservations {
     /// Refuses the call (422 naming the level) when any budget's recorded spend plus what calls
     /// in flight have reserved has reached its maximum; otherwise reserves `estimate` on each.
-    pub fn reserve(&self, k: &KeyRow, estimate: f64) -> Result<Reservation<'_>> {
+    pub fn reserve(self: &Arc<Self>, k: &KeyRow, estimate: f64) -> Result<Reservation> {
         let budgets = budgets_of(k);
         if budgets.is_empty() {
             return Ok(Reservation {
-                owner: self,
+                owner: Arc::clone(self),
                 held: Vec::new(),
             });
         }
@@ -134,7 +137,10 @@ impl Reservations {
             *m.entry(key.clone()).or_insert(0.0) += estimate;
             held.push((key, estimate));
         }
-        Ok(Reservation { owner: self, held })
+        Ok(Reservation {
+            owner: Arc::clone(self),
+            held,
+        })
     }
 
     #[cfg(test)]
@@ -191,7 +197,7 @@ mod tests {
 
     #[test]
     fn under_budget_reserves_and_releases() {
-        let r = Reservations::default();
+        let r = Arc::new(Reservations::default());
         let k = key(0.5, Some(1.0));
         let a = r.reserve(&k, 0.3).expect("first");
         let b = r.reserve(&k, 0.3).expect("second: 0.5 + 0.3 < 1");
@@ -207,7 +213,7 @@ mod tests {
 
     #[test]
     fn spent_budget_names_the_level() {
-        let r = Reservations::default();
+        let r = Arc::new(Reservations::default());
         let mut k = key(0.0, None);
         if let Some(t) = k.team.as_mut() {
             t.spend = 100.0;
@@ -215,5 +221,20 @@ mod tests {
         let e = r.reserve(&k, 0.0).err().expect("team spent");
         assert!(e.message().contains("Team=team"), "{}", e.message());
         assert!(e.message().contains("Current cost: 100"), "{}", e.message());
+    }
+
+    #[test]
+    fn a_reservation_outlives_the_handle_it_came_from() {
+        let r = Arc::new(Reservations::default());
+        let k = key(0.0, Some(1.0));
+        let held = r.reserve(&k, 0.5).expect("reserved");
+        let watcher = Arc::downgrade(&r);
+        drop(r);
+        let r = watcher
+            .upgrade()
+            .expect("the reservation keeps its ledger alive");
+        assert_eq!(r.reserved(), 2, "the key's budget and its team's");
+        drop(held);
+        assert_eq!(r.reserved(), 0);
     }
 }

@@ -1,17 +1,118 @@
-//! The shape of a model call's body (issue 11), checked before anything goes upstream: a field
-//! of the wrong type or out of range is a 400 naming it (`param`), as OpenAI answers, instead
-//! of a call the upstream refuses (or, worse, misreads) after our checks reserved budget and
-//! rate. One pass over the already parsed body: type tags and a few numbers, no allocation
-//! unless there is an error to report (`cargo bench --bench call_body`: ~0.1 µs for a short
-//! chat, a few per cent of the JSON parse every call already does).
+//! A model call's body, parsed once (`CallBody::parse`): the JSON object with the fields the
+//! call acts on read out and typed, and whether the object names a key twice (carried here, so
+//! forwarding never depends on who parsed first).
+//!
+//! The shape check (issue 11) runs before anything goes upstream: a field of the wrong type or
+//! out of range is a 400 naming it (`param`), as OpenAI answers, instead of a call the upstream
+//! refuses (or, worse, misreads) after our checks reserved budget and rate. One pass over the
+//! already parsed body: type tags and a few numbers, no allocation unless there is an error to
+//! report (`cargo bench --bench call_body`: ~0.1 µs for a short chat, a few per cent of the
+//! JSON parse every call already does).
 //!
 //! Only fields the OpenAI API defines are checked; anything else passes through unchanged
 //! (providers have their own extensions). `null` is accepted as "not given" for every
-//! optional field.
+//! optional field. Leaves model access, budgets and limits to `call::admit`.
 
-use super::proxy::CallType;
+use super::CallType;
 use crate::error::{Error, Result};
+use crate::input;
 use serde_json::{Map, Value};
+
+/// A model call's body: what the call acts on, typed, and the object as it was parsed.
+#[derive(Debug)]
+pub struct CallBody {
+    /// The model asked for (aliases not yet applied).
+    pub model: String,
+    /// A streamed answer was asked for (never for embeddings).
+    pub stream: bool,
+    /// The answer to give instead of calling a provider.
+    pub mock_response: Option<String>,
+    /// `max_tokens`, else `max_completion_tokens`.
+    pub max_tokens: Option<u64>,
+    /// The most completion tokens the request allows (`max_tokens` × `n`), if it said.
+    pub completion_cap: Option<u64>,
+    /// `stream_options.include_usage`: the caller wants the usage chunk of a stream.
+    pub include_usage: bool,
+    /// The object names a key twice (the map keeps the last value; another parser may keep
+    /// the first), so its bytes are never forwarded as they came.
+    pub duplicate_keys: bool,
+    /// The whole object as parsed.
+    pub fields: Map<String, Value>,
+}
+
+impl CallBody {
+    /// Parses and checks the body of a `kind` call; a 400 names the first bad field.
+    pub fn parse(bytes: &[u8], kind: CallType) -> Result<CallBody> {
+        let (fields, duplicate_keys) = input::json_object(bytes)?;
+        let model = match opt_str(&fields, "model")? {
+            Some(s) if !s.trim().is_empty() => s,
+            _ => return Err(Error::bad_param("model", "`model` is required")),
+        };
+        let field = kind.input_field();
+        if fields.get(field).is_none_or(Value::is_null) {
+            return Err(Error::bad_param(field, format!("`{field}` is required")));
+        }
+        let shape = check(&fields, kind)?;
+        let stream = opt_bool(&fields, "stream")?.unwrap_or(false) && kind != CallType::Embedding;
+        let mock_response = opt_str(&fields, "mock_response")?;
+        let max_tokens = opt_u64(&fields, "max_tokens")?;
+        let max_completion_tokens = opt_u64(&fields, "max_completion_tokens")?;
+        let max_tokens = max_tokens.or(max_completion_tokens);
+        let include_usage = fields
+            .get("stream_options")
+            .and_then(|o| o.get("include_usage"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        Ok(CallBody {
+            model,
+            stream,
+            mock_response,
+            max_tokens,
+            completion_cap: max_tokens.map(|m| m.saturating_mul(shape.n)),
+            include_usage,
+            duplicate_keys,
+            fields,
+        })
+    }
+
+    /// The call's input (`messages`, `prompt` or `input`), known to be given.
+    pub fn input(&self, kind: CallType) -> &Value {
+        self.fields.get(kind.input_field()).unwrap_or(&Value::Null)
+    }
+}
+
+/// A string field; its text passes the identifier check (`input::check`).
+fn opt_str(m: &Map<String, Value>, f: &str) -> Result<Option<String>> {
+    match m.get(f) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => input::check(f, s).map(|_| Some(s.clone())),
+        Some(_) => Err(bad(f, "a string")),
+    }
+}
+
+fn opt_bool(m: &Map<String, Value>, f: &str) -> Result<Option<bool>> {
+    match m.get(f) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(bad(f, "true or false")),
+    }
+}
+
+/// A count: an integer, or a string of digits (accepted as before).
+fn opt_u64(m: &Map<String, Value>, f: &str) -> Result<Option<u64>> {
+    match m.get(f) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| bad(f, "a positive integer")),
+        Some(Value::String(s)) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| bad(f, "a positive integer")),
+        Some(_) => Err(bad(f, "a positive integer")),
+    }
+}
 
 /// What the checks learned that the call needs.
 #[derive(Debug, PartialEq)]
@@ -338,5 +439,98 @@ mod tests {
                 "{b}"
             );
         }
+    }
+
+    fn parse(kind: CallType, body: &str) -> Result<CallBody> {
+        CallBody::parse(body.as_bytes(), kind)
+    }
+
+    fn param(r: Result<CallBody>) -> Option<String> {
+        match r {
+            Err(Error::BadRequest { param, .. }) => param,
+            Err(other) => panic!("{other}"),
+            Ok(b) => panic!("parsed: {b:?}"),
+        }
+    }
+
+    #[test]
+    fn the_parsed_body_carries_what_the_call_needs() {
+        let b = parse(
+            CallType::Chat,
+            r#"{"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": true,
+                "stream_options": {"include_usage": true}, "max_completion_tokens": "7", "n": 3,
+                "mock_response": "line\nline"}"#,
+        )
+        .expect("parses");
+        assert_eq!(b.model, "m");
+        assert!(b.stream && b.include_usage && !b.duplicate_keys);
+        assert_eq!((b.max_tokens, b.completion_cap), (Some(7), Some(21)));
+        assert_eq!(b.mock_response.as_deref(), Some("line\nline"));
+        assert_eq!(b.input(CallType::Chat)[0]["content"], "hi");
+        // `max_tokens` wins over `max_completion_tokens`; no cap without either.
+        let b = parse(
+            CallType::Completion,
+            r#"{"model": "m", "prompt": "x", "max_tokens": 2, "max_completion_tokens": 9}"#,
+        )
+        .expect("parses");
+        assert_eq!(
+            (b.max_tokens, b.completion_cap, b.stream),
+            (Some(2), Some(2), false)
+        );
+        let b = parse(
+            CallType::Embedding,
+            r#"{"model": "m", "input": "x", "stream": true}"#,
+        )
+        .expect("parses");
+        assert!(!b.stream, "an embedding never streams");
+        assert_eq!(b.completion_cap, None);
+    }
+
+    #[test]
+    fn a_repeated_key_is_carried_in_the_parsed_body() {
+        let b = parse(
+            CallType::Chat,
+            r#"{"model": "a", "model": "m", "messages": [{"role": "user", "content": "hi"}]}"#,
+        )
+        .expect("parses");
+        assert!(b.duplicate_keys);
+        assert_eq!(b.model, "m", "the last value, as serde_json keeps it");
+    }
+
+    #[test]
+    fn missing_or_bad_fields_are_named_in_order() {
+        let cases: &[(CallType, &str, &str)] = &[
+            (CallType::Chat, r#"{"messages": []}"#, "model"),
+            (CallType::Chat, r#"{"model": " ", "messages": []}"#, "model"),
+            (CallType::Chat, r#"{"model": 5}"#, "model"),
+            (CallType::Chat, "{\"model\": \"a\\u0000b\"}", "model"),
+            (CallType::Chat, r#"{"model": "m"}"#, "messages"),
+            (
+                CallType::Completion,
+                r#"{"model": "m", "prompt": null}"#,
+                "prompt",
+            ),
+            (CallType::Embedding, r#"{"model": "m"}"#, "input"),
+            (
+                CallType::Chat,
+                r#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "mock_response": 1}"#,
+                "mock_response",
+            ),
+            (
+                CallType::Embedding,
+                r#"{"model": "m", "input": "x", "stream": "yes"}"#,
+                "stream",
+            ),
+            (
+                CallType::Embedding,
+                r#"{"model": "m", "input": "x", "max_tokens": -1}"#,
+                "max_tokens",
+            ),
+        ];
+        for (kind, body, field) in cases {
+            assert_eq!(param(parse(*kind, body)).as_deref(), Some(*field), "{body}");
+        }
+        assert_eq!(param(parse(CallType::Chat, "[1]")), None);
+        assert_eq!(param(parse(CallType::Chat, "{")), None);
     }
 }

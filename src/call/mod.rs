@@ -1,0 +1,308 @@
+//! The model call: `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`, from an
+//! authenticated caller and the body's bytes to an answer and a spend record. `run` is the way
+//! of one call, in order:
+//!
+//! 1. the caller's role may call models, and the store can record spend (`run`);
+//! 2. the body is parsed and checked once (`body::CallBody`);
+//! 3. admission in API.md §7's order (`admit`; the key, team and organization were checked by
+//!    authentication before): model access (aliases, then the one resolver), a deployment,
+//!    budgets (`budget`: reserve the estimate from `estimate`), rate limits (`limits`);
+//! 4. the answer: the built-in mock provider (`mock`) or the deployment (`relay`: forwarding,
+//!    and the SSE relay of a stream);
+//! 5. settlement (`Call::settle`, the one place): the spend is recorded in one short
+//!    transaction before the client gets its answer (for streams: before the final `[DONE]`),
+//!    so an answered call's spend survives `kill -9`; tokens go to the rate limits; dropping
+//!    the call gives back its reservation and parallel slot.
+//!
+//! A refusal in 1-3 consumes nothing. No database connection is held while the upstream works.
+//! A stream outlives its handler: what it keeps (permit, reservation, deployment, ledger) is
+//! owned through `Arc`s, not borrowed. Leaves HTTP (requests, replies, the SSE framing) to
+//! `http::proxy` and authentication to `auth`.
+
+pub mod body;
+pub mod budget;
+pub mod estimate;
+pub mod limits;
+mod mock;
+mod relay;
+
+use crate::auth::{Caller, Catalog, Role};
+use crate::config::{Config, Deployment};
+use crate::db::spend::{SpendRecord, SpendWriter};
+use crate::db::Pool;
+use crate::error::{Error, Result};
+use crate::upstream::{usage, Upstream};
+use crate::util;
+use body::CallBody;
+use budget::{Reservation, Reservations};
+use limits::{Limit, Limiter, Permit};
+use serde_json::Value;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub enum CallType {
+    Chat,
+    Completion,
+    Embedding,
+}
+
+impl CallType {
+    fn input_field(self) -> &'static str {
+        match self {
+            CallType::Chat => "messages",
+            CallType::Completion => "prompt",
+            CallType::Embedding => "input",
+        }
+    }
+    fn endpoint(self) -> &'static str {
+        match self {
+            CallType::Chat => "chat/completions",
+            CallType::Completion => "completions",
+            CallType::Embedding => "embeddings",
+        }
+    }
+    /// LiteLLM's `call_type` names in the spend log.
+    fn log_name(self) -> &'static str {
+        match self {
+            CallType::Chat => "acompletion",
+            CallType::Completion => "atext_completion",
+            CallType::Embedding => "aembedding",
+        }
+    }
+}
+
+/// What every model call shares; one per server.
+pub struct Calls {
+    pub upstream: Upstream,
+    pub budgets: Arc<Reservations>,
+    pub limiter: Arc<Limiter>,
+    pub ledger: Arc<Ledger>,
+}
+
+impl Calls {
+    pub fn new(pool: Arc<Pool>) -> Calls {
+        Calls {
+            upstream: Upstream::new(),
+            budgets: Arc::default(),
+            limiter: Arc::new(Limiter::new()),
+            ledger: Arc::new(Ledger {
+                pool,
+                writer: SpendWriter::default(),
+            }),
+        }
+    }
+}
+
+/// Where spend is recorded: the store, through the group commit of spend records
+/// (leader/follower, no thread of its own).
+pub struct Ledger {
+    pool: Arc<Pool>,
+    writer: SpendWriter,
+}
+
+/// One call as the HTTP layer hands it over.
+pub struct Input<'a> {
+    pub kind: CallType,
+    /// The body as it came (forwarded as it is when nothing in it changes).
+    pub bytes: &'a [u8],
+    pub request_id: &'a str,
+}
+
+/// A call's answer.
+pub enum Answer {
+    /// A JSON answer we built (the mock provider).
+    Json(Value),
+    /// An upstream's JSON answer, as it came.
+    Raw(Vec<u8>),
+    /// Server-sent events: each `data:` event is produced as the answer goes (boxed once,
+    /// here: the server's writer holds it as it is).
+    Stream(Box<Stream>),
+}
+
+/// A streamed answer. `pump` writes its events through `emit` (which fails once the client is
+/// gone) and settles the call before the final `[DONE]`.
+pub enum Stream {
+    Mock(mock::MockStream),
+    Upstream(relay::UpstreamStream),
+}
+
+impl Stream {
+    pub fn pump(self, emit: &mut dyn FnMut(&[u8]) -> std::io::Result<()>) {
+        match self {
+            Stream::Mock(s) => s.pump(emit),
+            Stream::Upstream(s) => s.pump(emit),
+        }
+    }
+}
+
+/// Runs one model call (see the module doc for the order).
+pub fn run(
+    calls: &Calls,
+    cfg: &Config,
+    catalog: &Catalog,
+    who: &Caller,
+    input: Input<'_>,
+) -> Result<Answer> {
+    if who.role == Role::ProxyAdminViewer {
+        return Err(Error::Forbidden(
+            "proxy_admin_viewer may not call models".into(),
+        ));
+    }
+    // A call the store could not record is refused before it costs anything upstream.
+    calls.ledger.pool.writable()?;
+    let started = util::now_iso();
+    let kind = input.kind;
+    let mut body = CallBody::parse(input.bytes, kind)?;
+    let admitted = admit(calls, cfg, catalog, who, &mut body, kind)?;
+    let k = who.key.as_deref();
+    let call = Call {
+        ledger: Arc::clone(&calls.ledger),
+        record: SpendRecord {
+            request_id: input.request_id.to_string(),
+            token: k.map(|k| k.token.clone()),
+            team_id: k.and_then(|k| k.team.as_ref().map(|t| t.id.clone())),
+            organization_id: k.and_then(|k| k.org.as_ref().map(|o| o.id.clone())),
+            user_id: who.user_id.clone(),
+            model: admitted.dep.model_name.clone(),
+            call_type: kind.log_name().to_string(),
+            start_time: started,
+            ..SpendRecord::default()
+        },
+        dep: admitted.dep,
+        kind,
+        prompt_estimate: admitted.prompt_estimate,
+        completion_cap: body.completion_cap,
+        permit: admitted.permit,
+        _reservation: admitted.reservation,
+    };
+    if body.mock_response.is_some() || call.dep.provider() == "mock" {
+        return mock::answer(call, &admitted.model, body);
+    }
+    relay::forward(
+        call,
+        &calls.upstream,
+        cfg,
+        &admitted.model,
+        body,
+        input.bytes,
+    )
+}
+
+static ROUND_ROBIN: AtomicUsize = AtomicUsize::new(0);
+
+/// What admission decided and holds.
+struct Admitted {
+    /// The model called (after aliases).
+    model: String,
+    dep: Arc<Deployment>,
+    prompt_estimate: u64,
+    reservation: Option<Reservation>,
+    permit: Option<Permit>,
+}
+
+/// Admission, in API.md §7's order, after authentication: model access, a deployment,
+/// budgets, rate limits. A refusal consumes nothing (a reservation made before a rate-limit
+/// refusal is given back on drop).
+fn admit(
+    calls: &Calls,
+    cfg: &Config,
+    catalog: &Catalog,
+    who: &Caller,
+    body: &mut CallBody,
+    kind: CallType,
+) -> Result<Admitted> {
+    // Key aliases, then the config's, apply before the access check; the check is on the
+    // model actually called (which replaces the one asked for: no copy).
+    let requested = std::mem::take(&mut body.model);
+    let model = who
+        .key
+        .as_ref()
+        .and_then(|k| k.alias_for(&requested))
+        .or_else(|| cfg.aliases.get(&requested).cloned())
+        .unwrap_or(requested);
+    who.chain().check(catalog, &model)?;
+    let deps = catalog.route(&model);
+    if deps.is_empty() {
+        return Err(Error::bad_param(
+            "model",
+            format!("Invalid model name passed in model={model}"),
+        ));
+    }
+    let dep = Arc::clone(deps[ROUND_ROBIN.fetch_add(1, Ordering::Relaxed) % deps.len()]);
+    let (prompt_estimate, cost_estimate) = estimate::before_call(&dep, kind, body);
+    let (reservation, permit) = match &who.key {
+        Some(k) => {
+            let reservation = calls.budgets.reserve(k, cost_estimate)?;
+            let permit = calls.limiter.admit(&Limit::of_key(k))?;
+            (Some(reservation), Some(permit))
+        }
+        // The master key: no budget, no limits.
+        None => (None, None),
+    };
+    Ok(Admitted {
+        model,
+        dep,
+        prompt_estimate,
+        reservation,
+        permit,
+    })
+}
+
+/// Everything a call carries from its admission to its spend record.
+struct Call {
+    ledger: Arc<Ledger>,
+    dep: Arc<Deployment>,
+    kind: CallType,
+    record: SpendRecord,
+    prompt_estimate: u64,
+    /// The most completion tokens the request allowed (`max_tokens` × `n`), if it said.
+    completion_cap: Option<u64>,
+    permit: Option<Permit>,
+    _reservation: Option<Reservation>,
+}
+
+impl Call {
+    /// The (prompt, completion) tokens to bill from what the upstream reported
+    /// (`usage::billable`: lies are estimated or clamped, never billed as they are).
+    fn billable(
+        &self,
+        reported: Option<usage::Reported>,
+        completion_estimate: impl FnOnce() -> u64,
+    ) -> (u64, u64) {
+        let bounds = usage::Bounds {
+            prompt_estimate: self.prompt_estimate,
+            completion_cap: self.completion_cap,
+            embedding: self.kind == CallType::Embedding,
+        };
+        /// Names the call in a warning, formatted only if one is logged.
+        struct What<'a>(&'a str, &'a str);
+        impl std::fmt::Display for What<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "request {} to {}", self.0, self.1)
+            }
+        }
+        let what = What(&self.record.request_id, &self.dep.model_name);
+        usage::billable(reported, &bounds, completion_estimate, &what)
+    }
+
+    /// Settlement: records the call's spend (one transaction) and adds its tokens to the rate
+    /// limits. Failure to record is logged, never hidden behind a success: the caller decides
+    /// what the client sees.
+    fn settle(&mut self, prompt: u64, completion: u64, status: &str) -> Result<()> {
+        self.record.prompt_tokens = prompt;
+        self.record.completion_tokens = completion;
+        self.record.spend = estimate::cost(&self.dep, prompt, completion);
+        self.record.end_time = util::now_iso();
+        self.record.status = status.to_string();
+        if let Some(p) = &self.permit {
+            p.add_tokens(prompt.saturating_add(completion));
+        }
+        crate::metrics::METRICS.usage(&self.dep.model_name, prompt, completion, self.record.spend);
+        let rec = &self.record;
+        self.ledger
+            .writer
+            .record(&self.ledger.pool, rec)
+            .inspect_err(|e| log::error!("request {}: spend not recorded: {e}", rec.request_id))
+    }
+}

@@ -1,0 +1,400 @@
+//! Forwarding a call to its deployment, and relaying the answer: a JSON answer is read whole
+//! (its `usage` comes last and spend is recorded before the client gets it), a stream is
+//! relayed event by event, batched when several arrived together, with the upstream's usage
+//! chunk stripped when the caller did not ask for it and the call settled before our `[DONE]`.
+//! An upstream's errors are scrubbed of its URL and key. Leaves the HTTP exchange with the
+//! upstream to `upstream`, and admission and settlement to `call`.
+
+use super::body::CallBody;
+use super::{Answer, Call, Stream};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::upstream::sse::{self, Line};
+use crate::upstream::{self, usage, Upstream};
+use serde_json::Value;
+use std::borrow::Cow;
+use std::io::Read;
+
+/// After an upstream stream's `[DONE]`, at most this much more is read to reuse its connection.
+const MAX_STREAM_DRAIN: u64 = 64 * 1024;
+/// An upstream error body is read up to this much (the message is in its first bytes).
+const MAX_UPSTREAM_ERROR_BODY: u64 = 1024 * 1024;
+/// Events read but not yet sent are sent once they reach this much, even if more is buffered.
+/// A stream's memory is one line ([`sse::MAX_LINE`]), a read buffer and at most this.
+const MAX_STREAM_BATCH: usize = 64 * 1024;
+
+/// Forwards an admitted call to its deployment and settles it (a stream: once relayed).
+pub(super) fn forward(
+    mut call: Call,
+    upstream: &Upstream,
+    cfg: &Config,
+    model: &str,
+    parsed: CallBody,
+    bytes: &[u8],
+) -> Result<Answer> {
+    let stream = parsed.stream;
+    let caller_wants_usage = parsed.include_usage;
+    let mut body = parsed.fields;
+    // The caller's bytes go upstream as they came when nothing in them changes (issue 6: a
+    // long conversation was parsed and written out again on every call); otherwise the
+    // parsed body, changed, is written out.
+    let as_sent = (!stream || caller_wants_usage)
+        && !parsed.duplicate_keys
+        && Upstream::body_unchanged(&call.dep, model, &body);
+    if stream && !caller_wants_usage {
+        // Ask the upstream for usage; the extra chunk is stripped before the caller sees it.
+        let mut opts = body
+            .get("stream_options")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        opts.insert("include_usage".into(), Value::Bool(true));
+        body.insert("stream_options".into(), Value::Object(opts));
+    }
+    let payload: std::borrow::Cow<'_, [u8]> = if as_sent {
+        std::borrow::Cow::Borrowed(bytes)
+    } else {
+        std::borrow::Cow::Owned(Upstream::body(&call.dep, model, body))
+    };
+    let sent = std::time::Instant::now();
+    let resp = upstream.post(&call.dep, call.kind.endpoint(), &payload, stream);
+    crate::metrics::METRICS.upstream(&call.dep.model_name, sent.elapsed());
+    let resp = match resp {
+        Ok(r) => r,
+        Err(e) => return Err(failed(e, call)),
+    };
+    let status = resp.status().as_u16();
+    // A stream is any 2xx, an answer only 200; a redirect (never followed) is a fault too.
+    if (stream && !(200..300).contains(&status)) || (!stream && status != 200) {
+        let bytes = if (300..400).contains(&status) {
+            Vec::new()
+        } else {
+            resp.into_body()
+                .with_config()
+                .limit(MAX_UPSTREAM_ERROR_BODY)
+                .read_to_vec()
+                .unwrap_or_default()
+        };
+        return Err(failed(
+            Upstream::status_error(&call.dep, status, &bytes),
+            call,
+        ));
+    }
+    if stream {
+        return Ok(Answer::Stream(Box::new(Stream::Upstream(UpstreamStream {
+            call,
+            body: resp.into_body(),
+            caller_wants_usage,
+        }))));
+    }
+    // The whole answer is held (its `usage` comes last and spend is recorded before the
+    // client gets it), so this cap times `--workers` bounds the memory of such answers.
+    let cap = cfg.max_upstream_body_bytes;
+    let bytes = match resp.into_body().with_config().limit(cap).read_to_vec() {
+        Ok(b) => b,
+        Err(ureq::Error::BodyExceedsLimit(_)) => {
+            let e = Error::Upstream {
+                status: 502,
+                message: format!(
+                    "upstream {} answered with more than {cap} bytes",
+                    call.dep.model_name
+                ),
+            };
+            return Err(failed(e, call));
+        }
+        Err(e) => return Err(failed(upstream::map_fault(&call.dep, &e), call)),
+    };
+    // Only `usage` is read (the rest is checked for syntax and skipped, no tree is built);
+    // the completion text is counted, in a second pass, only when its figure is needed.
+    let reported = match serde_json::from_slice::<usage::UsageOnly>(&bytes) {
+        Ok(u) => u.usage.map(|r| r.0),
+        Err(_) => {
+            let e = Error::Upstream {
+                status: 502,
+                message: format!(
+                    "upstream {} answered with invalid JSON",
+                    call.dep.model_name
+                ),
+            };
+            return Err(failed(e, call));
+        }
+    };
+    let (p, c) = call.billable(reported, || {
+        let chars = serde_json::from_slice::<usage::ChoicesOnly>(&bytes)
+            .ok()
+            .and_then(|c| c.choices)
+            .map_or(0, |c| c.0);
+        usage::tokens_of_chars(chars)
+    });
+    call.settle(p, c, "success")?;
+    // The upstream's answer as it came (its `model` field names the upstream model).
+    Ok(Answer::Raw(bytes))
+}
+
+/// Settles a call the upstream failed (nothing billed) and returns the error for the client.
+fn failed(e: Error, mut call: Call) -> Error {
+    let _ = call.settle(0, 0, "failure");
+    e
+}
+
+/// An upstream's stream, relayed event by event.
+pub struct UpstreamStream {
+    call: Call,
+    body: ureq::Body,
+    caller_wants_usage: bool,
+}
+
+/// How reading an upstream's stream ended.
+enum End {
+    /// The upstream sent `[DONE]`.
+    Done,
+    /// The upstream closed the stream without `[DONE]`.
+    Closed,
+    /// The stream cannot go on (the message for the caller's error event).
+    Broken(String),
+    /// The client went away.
+    ClientGone,
+}
+
+/// The lines of an upstream's stream, each at most [`sse::MAX_LINE`] bytes.
+struct SseLines {
+    reader: std::io::BufReader<ureq::BodyReader<'static>>,
+    /// The last line read (its buffer is reused for the next).
+    line: Vec<u8>,
+}
+
+impl SseLines {
+    /// Whether more of the stream has arrived than was read (the next line needs no wait).
+    fn buffered(&self) -> bool {
+        !self.reader.buffer().is_empty()
+    }
+
+    /// Reads one line: the data of an event (`Some`), a line without data (`None`: a blank
+    /// line, a comment, another field), or how the stream ended (`call` names it in warnings).
+    /// One line per call, so the relay can flush what it holds before a read that may wait.
+    fn next(&mut self, call: &Call) -> std::result::Result<Option<&str>, End> {
+        let dep = &call.dep;
+        match sse::read_line_capped(&mut self.reader, &mut self.line, sse::MAX_LINE) {
+            Ok(Line::Eof) => return Err(End::Closed),
+            Ok(Line::Got) => {}
+            Ok(Line::TooLong) => {
+                log::warn!(
+                    "request {}: upstream {} sent an event line over {} bytes",
+                    call.record.request_id,
+                    dep.model_name,
+                    sse::MAX_LINE
+                );
+                return Err(End::Broken(format!(
+                    "the upstream sent an event longer than {} bytes",
+                    sse::MAX_LINE
+                )));
+            }
+            Err(e) => {
+                let timed_out = matches!(
+                    e.kind(),
+                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+                ) || e.to_string().contains("timeout");
+                log::warn!(
+                    "request {}: upstream {} stream: {}",
+                    call.record.request_id,
+                    dep.model_name,
+                    upstream::scrub(dep, &e.to_string())
+                );
+                return Err(End::Broken(if timed_out {
+                    "the upstream stream timed out".into()
+                } else {
+                    "the upstream stream broke".into()
+                }));
+            }
+        }
+        let Ok(text) = std::str::from_utf8(&self.line) else {
+            return Err(End::Broken("the upstream stream is not UTF-8".into()));
+        };
+        let Some(data) = text.trim_end().strip_prefix("data:") else {
+            return Ok(None);
+        };
+        match data.trim_start() {
+            "[DONE]" => Err(End::Done),
+            data => Ok(Some(data)),
+        }
+    }
+}
+
+/// What a stream's events said about usage and how it ended.
+#[derive(Default)]
+struct UsageTally {
+    reported: Option<usage::Reported>,
+    /// Characters of completion text seen, for a stream without usage (a count, not the
+    /// text: an endless stream must not grow memory).
+    produced_chars: u64,
+    /// A choice carried a `finish_reason`.
+    finished: bool,
+}
+
+impl UsageTally {
+    /// Counts one event; true when it is a usage chunk without choices.
+    fn see(&mut self, v: &Value) -> bool {
+        let mut usage_only = false;
+        if let Some(u) = v.get("usage").filter(|u| !u.is_null()) {
+            self.reported = Some(usage::Reported::of_value(u));
+            usage_only = v
+                .get("choices")
+                .and_then(Value::as_array)
+                .is_none_or(|c| c.is_empty());
+        }
+        self.produced_chars = self
+            .produced_chars
+            .saturating_add(usage::completion_chars(v));
+        if v.get("choices")
+            .and_then(Value::as_array)
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c.get("finish_reason").is_some_and(|f| !f.is_null()))
+            })
+        {
+            self.finished = true;
+        }
+        usage_only
+    }
+}
+
+impl UpstreamStream {
+    pub(super) fn pump(mut self, emit: &mut dyn FnMut(&[u8]) -> std::io::Result<()>) {
+        let mut lines = SseLines {
+            reader: std::io::BufReader::new(self.body.into_reader()),
+            line: Vec::new(),
+        };
+        let mut tally = UsageTally::default();
+        let end = relay(
+            &mut lines,
+            &mut tally,
+            &self.call,
+            self.caller_wants_usage,
+            emit,
+        );
+        // Stop the upstream call now (closes its connection) unless it ended with `[DONE]`:
+        // then the rest of its body (the chunked terminator) is read after our `[DONE]`, so
+        // ureq returns the connection to its pool instead of closing it.
+        let finished_reader = match end {
+            End::Done => Some(lines.reader),
+            _ => {
+                drop(lines);
+                None
+            }
+        };
+        let (p, c) = self.call.billable(tally.reported, || {
+            usage::tokens_of_chars(tally.produced_chars)
+        });
+        let broken = match end {
+            End::ClientGone => {
+                let _ = self.call.settle(p, c, "client_disconnected");
+                return;
+            }
+            End::Done => None,
+            End::Closed if tally.finished => None,
+            End::Closed => Some("the upstream closed the stream before it finished".to_string()),
+            End::Broken(msg) => Some(msg),
+        };
+        match broken {
+            None => {
+                let _ = self.call.settle(p, c, "success");
+                let _ = emit(b"data: [DONE]\n\n");
+                if let Some(r) = finished_reader {
+                    let _ = std::io::copy(&mut r.take(MAX_STREAM_DRAIN), &mut std::io::sink());
+                }
+            }
+            Some(msg) => {
+                let _ = self.call.settle(p, c, "failure");
+                let err = Error::Upstream {
+                    status: 502,
+                    message: msg,
+                };
+                let _ = emit(format!("data: {}\n\n", err.body()).as_bytes());
+                let _ = emit(b"data: [DONE]\n\n");
+            }
+        }
+    }
+}
+
+/// Relays the upstream's events to the client until either ends. Events read but not yet
+/// sent go out when nothing more is buffered, i.e. right before a read that may wait: one
+/// `send` for all the events that arrived together (under load several do), and still at
+/// once for an event that arrived alone; and at the latest once they reach
+/// `MAX_STREAM_BATCH`. The usage chunk asked for on the caller's behalf is not relayed; an
+/// event that may name the upstream (its own error, plain text) is scrubbed.
+fn relay(
+    lines: &mut SseLines,
+    tally: &mut UsageTally,
+    call: &Call,
+    caller_wants_usage: bool,
+    emit: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+) -> End {
+    let dep = &call.dep;
+    let mut out: Vec<u8> = Vec::new();
+    let end = loop {
+        if !out.is_empty() && (!lines.buffered() || out.len() >= MAX_STREAM_BATCH) {
+            if emit(&out).is_err() {
+                return End::ClientGone;
+            }
+            out.clear();
+        }
+        let data = match lines.next(call) {
+            Ok(Some(data)) => data,
+            Ok(None) => continue,
+            Err(end) => break end,
+        };
+        let event = match serde_json::from_str::<Value>(data) {
+            Ok(v) => {
+                let usage_only = tally.see(&v);
+                if usage_only && !caller_wants_usage {
+                    None
+                } else if v.get("error").is_some() {
+                    // An upstream's own error event may echo its URL or our key.
+                    Some(Cow::Owned(upstream::scrub(dep, data)))
+                } else {
+                    Some(Cow::Borrowed(data))
+                }
+            }
+            // Not JSON: an upstream's plain-text complaint, which may name it.
+            Err(_) => Some(Cow::Owned(upstream::scrub(dep, data))),
+        };
+        if let Some(e) = event {
+            out.extend_from_slice(b"data: ");
+            out.extend_from_slice(e.as_bytes());
+            out.extend_from_slice(b"\n\n");
+        }
+    };
+    if !out.is_empty() && emit(&out).is_err() {
+        return End::ClientGone;
+    }
+    end
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_tally_counts_text_finish_and_usage() {
+        let mut t = UsageTally::default();
+        let delta = json!({"choices": [{"index": 0, "delta": {"content": "abcdefgh"},
+                                        "finish_reason": null}]});
+        assert!(!t.see(&delta));
+        assert!(!t.finished && t.reported.is_none());
+        assert_eq!(t.produced_chars, 8);
+        let end = json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
+        assert!(!t.see(&end));
+        assert!(t.finished);
+        // The usage chunk asked for on the caller's behalf: usage, no choices.
+        let usage = json!({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2}});
+        assert!(t.see(&usage));
+        assert!(t.reported.is_some());
+        // Usage riding on a chunk with choices is not "usage only".
+        let mut t = UsageTally::default();
+        let both = json!({"choices": [{"index": 0, "delta": {"content": "x"}}],
+                          "usage": {"prompt_tokens": 1}});
+        assert!(!t.see(&both));
+        assert!(t.reported.is_some() && !t.finished);
+    }
+}
