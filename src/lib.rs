@@ -162,7 +162,20 @@ fn shutdown(ctx: &http::Ctx, server: tiny_http::Server) {
     }
     // Closing the listener: no connection is accepted from here on.
     drop(server);
-    match ctx.pool.get().map(|c| db::checkpoint_truncate(&c)) {
+    // The health thread's own checkpoint or a last read may hold the WAL for a moment: retry
+    // for up to two seconds before leaving the WAL to be replayed on the next start.
+    let checkpoint = |c: &rusqlite::Connection| {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            match db::checkpoint_truncate(c) {
+                Ok((busy, _, _)) if busy != 0 && std::time::Instant::now() < until => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                other => return other,
+            }
+        }
+    };
+    match ctx.pool.get().map(|c| checkpoint(&c)) {
         Ok(Ok((0, _, _))) => {
             log::info!("WAL checkpointed; database closed cleanly")
         }
