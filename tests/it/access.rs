@@ -115,19 +115,21 @@ fn blocked_team_and_blocked_key_deny() {
 fn all_org_models_is_refused_without_an_org_or_when_the_team_lacks_org_models() {
     let s = Server::start();
     seed_team(&s, "no-org", None, &[]);
-    let r = s.post(
-        "/key/generate",
+    let v = expect(
+        &s,
         MASTER,
+        "/key/generate",
         json!({"team_id": "no-org", "models": ["all-org-models"]}),
+        400,
     );
-    let v = assert_error(&r, 400);
     assert_eq!(v["error"]["param"], "models");
-    let r = s.post(
-        "/key/generate",
+    expect(
+        &s,
         MASTER,
+        "/key/generate",
         json!({"models": ["all-org-models"]}),
+        400,
     );
-    assert_error(&r, 400);
     seed_org(&s, "o1", &["A", "B"]);
     seed_team(&s, "narrow", Some("o1"), &["A"]);
     let r = s.post(
@@ -156,12 +158,13 @@ fn all_org_models_is_refused_without_an_org_or_when_the_team_lacks_org_models() 
 #[test]
 fn all_team_models_needs_a_team_and_follows_it() {
     let s = Server::start();
-    let r = s.post(
-        "/key/generate",
+    expect(
+        &s,
         MASTER,
+        "/key/generate",
         json!({"models": ["all-team-models"]}),
+        400,
     );
-    assert_error(&r, 400);
     seed_team(&s, "t1", None, &["A", "C"]);
     let key = key_for(&s, json!({"team_id": "t1", "models": ["all-team-models"]}));
     assert_eq!(models_of(&s, &key), vec!["A", "C"]);
@@ -181,18 +184,20 @@ fn key_models_must_fit_the_team() {
         json!({"team_id": "t1", "models": ["A", "B"]}),
     );
     assert_error_says(&r, 400, "B");
-    let r = s.post(
-        "/key/generate",
+    expect(
+        &s,
         MASTER,
+        "/key/generate",
         json!({"team_id": "t1", "models": ["all-proxy-models"]}),
+        400,
     );
-    assert_error(&r, 400);
-    let r = s.post(
-        "/key/generate",
+    expect(
+        &s,
         MASTER,
+        "/key/generate",
         json!({"team_id": "t1", "models": ["grp-ab"]}),
+        400,
     );
-    assert_error(&r, 400);
     assert_eq!(s.count("SELECT count(*) FROM api_keys"), 0);
     // Later shrink of the team governs at request time.
     let key = key_for(&s, json!({"team_id": "t1", "models": ["A"]}));
@@ -207,12 +212,13 @@ fn personal_keys_answer_to_the_user_and_the_keys_org() {
     let ukey = seed_user(&s, "u1", "internal_user");
     s.exec("UPDATE users SET models = '[\"A\",\"D\"]' WHERE id = 'u1'");
     assert_eq!(models_of(&s, &ukey), vec!["A", "D"]);
-    let r = s.post(
-        "/key/generate",
+    expect(
+        &s,
         MASTER,
+        "/key/generate",
         json!({"user_id": "u1", "models": ["B"]}),
+        400,
     );
-    assert_error(&r, 400);
     seed_org(&s, "o1", &["A"]);
     seed_org_member(&s, "o1", "u1", "internal_user");
     let key = key_for(&s, json!({"user_id": "u1", "organization_id": "o1"}));
@@ -279,8 +285,13 @@ fn unknown_model_is_400_and_missing_model_is_400() {
     let key = key_for(&s, json!({}));
     let v = assert_error(&chat(&s, &key, "nope"), 400);
     assert_eq!(v["error"]["param"], "model");
-    let r = s.post("/v1/chat/completions", &key, json!({"messages": []}));
-    assert_error(&r, 400);
+    expect(
+        &s,
+        &key,
+        "/v1/chat/completions",
+        json!({"messages": []}),
+        400,
+    );
 }
 
 #[test]

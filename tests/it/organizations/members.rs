@@ -122,12 +122,13 @@ fn member_add_duplicate_is_409_and_writes_nothing() {
     assert_eq!(r.json()["error"]["type"], "conflict_error");
     assert_eq!(snapshot(&s), before);
     // The same user twice in one request is a duplicate too.
-    let r = s.post(
-        "/organization/member_add",
+    expect(
+        &s,
         MASTER,
+        "/organization/member_add",
         json!({"organization_id": x, "member": [{"user_id": "u2"}, {"user_id": "u2"}]}),
+        409,
     );
-    assert_error(&r, 409);
     assert_eq!(snapshot(&s), before);
 }
 

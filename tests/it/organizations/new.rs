@@ -100,12 +100,13 @@ fn new_with_all_budget_fields_metadata_and_explicit_id() {
     assert!((reset - want).abs() < 120_000, "reset {reset} want {want}");
     // Duplicate id: 409, and the second budget row is rolled back with it.
     let before = snapshot(&s);
-    let r = s.post(
-        "/organization/new",
+    expect(
+        &s,
         MASTER,
+        "/organization/new",
         json!({"organization_alias": "again", "organization_id": "org-full", "max_budget": 1}),
+        409,
     );
-    assert_error(&r, 409);
     assert_eq!(snapshot(&s), before);
 }
 
@@ -229,12 +230,13 @@ fn new_models_must_fit_the_callers_models() {
         json!(["A", "grp-ab"]),
         json!(["all-proxy-models"]),
     ] {
-        let r = s.post(
-            "/organization/new",
+        let v = expect(
+            &s,
             &pa,
+            "/organization/new",
             json!({"organization_alias": "wide", "models": models}),
+            400,
         );
-        let v = assert_error(&r, 400);
         assert_eq!(v["error"]["param"], "models");
         assert!(v["error"]["message"].as_str().unwrap().contains('"'), "{v}");
     }
