@@ -269,12 +269,7 @@ fn v1_models_lists_no_sentinels_and_model_info_hides_secrets() {
     let key = key_for(&s, json!({"models": ["C"]}));
     for path in ["/model/info", "/v1/model/info", "/v2/model/info"] {
         let v = s.get(path, &key).json();
-        let names: Vec<&str> = v["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d["model_name"].as_str().unwrap())
-            .collect();
+        let names = fields_of(&v["data"], "model_name");
         assert_eq!(names, vec!["C"], "{path}");
     }
 }

@@ -398,8 +398,14 @@ pub fn assert_error_says(r: &Resp, status: u16, needle: &str) -> Value {
 
 /// The string `field` of every element of the JSON array `v`, sorted.
 pub fn sorted_field(v: &Value, field: &str) -> Vec<String> {
-    let mut out: Vec<String> = v
-        .as_array()
+    let mut out = fields_of(v, field);
+    out.sort();
+    out
+}
+
+/// The string `field` of every element of the JSON array `v`, in order.
+pub fn fields_of(v: &Value, field: &str) -> Vec<String> {
+    v.as_array()
         .unwrap_or_else(|| panic!("not an array: {v}"))
         .iter()
         .map(|x| {
@@ -408,9 +414,7 @@ pub fn sorted_field(v: &Value, field: &str) -> Vec<String> {
                 .unwrap_or_else(|| panic!("no {field}: {x}"))
                 .to_string()
         })
-        .collect();
-    out.sort();
-    out
+        .collect()
 }
 
 /// Asserts the LiteLLM error envelope with the given status.

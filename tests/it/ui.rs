@@ -496,12 +496,7 @@ fn a_user_session_sees_only_the_users_models() {
     assert_eq!(r.status, 200, "{}", r.text());
     let cookie = session_of(&r);
     let v = with_cookie(&s, "GET", "/v1/models", &cookie, None, false).json();
-    let ids: Vec<&str> = v["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
+    let ids = fields_of(&v["data"], "id");
     assert_eq!(ids, vec!["C"], "{v}");
     let v = with_cookie(&s, "GET", "/model/info", &cookie, None, false).json();
     assert_eq!(v["data"].as_array().unwrap().len(), 1, "{v}");

@@ -361,12 +361,7 @@ fn user_list_pages_and_filters() {
     assert_eq!(v["users"][0]["user_id"], "pv");
     let v = s.get("/user/list?user_ids=u1,u3,ghost", MASTER).json();
     assert_eq!(v["total"], 2);
-    let got: Vec<&str> = v["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["user_id"].as_str().unwrap())
-        .collect();
+    let got = fields_of(&v["users"], "user_id");
     assert_eq!(got, vec!["u1", "u3"]);
     for q in [
         "page=0",
