@@ -2,8 +2,10 @@
 //! with 10,000 orgs, 100,000 teams and 1,000,000 keys, against the bare indexed lookup of the
 //! same keys. Run: `cargo bench --bench key_check` (env BENCH_KEYS to scale down).
 
-use litegate::auth::{self, Catalog};
+use litegate::access::Catalog;
+use litegate::auth;
 use litegate::config::Deployment;
+use litegate::db::key_check;
 use rand::{Rng, SeedableRng};
 use rusqlite::params;
 use std::time::Instant;
@@ -101,7 +103,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     // Warm the page cache for both measurements alike.
     for t in tokens.iter().take(20_000) {
-        let _ = auth::load_key(&c, t)?;
+        let _ = key_check::load_key(&c, t)?;
     }
     let mut bare = Vec::with_capacity(iters);
     let mut full = Vec::with_capacity(iters);
@@ -129,8 +131,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         for t in &fresh(&mut rng) {
             let s = Instant::now();
-            let k = auth::load_key(&c, t)?.ok_or("missing key")?;
-            k.validate(0)?;
+            let k = key_check::load_key(&c, t)?.ok_or("missing key")?;
+            if k.state(0) != key_check::KeyState::Valid {
+                return Err("invalid key".into());
+            }
             if k.chain().check(&cat, "m2").is_ok() {
                 ok += 1;
             }
@@ -140,7 +144,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let s = Instant::now();
             let n: Option<String> = {
                 use rusqlite::OptionalExtension;
-                c.prepare_cached(auth::KEY_CHECK)?
+                c.prepare_cached(key_check::KEY_CHECK)?
                     .query_row([t], |r| r.get(0))
                     .optional()?
             };

@@ -1,6 +1,9 @@
 //! The one error type. Owns the mapping from an error to its HTTP status and the LiteLLM error
 //! envelope of API.md §3: `{"error": {"message", "type", "param", "code"}}`. Handlers return
-//! `Err(Error::...)`; only the dispatcher renders it.
+//! `Err(Error::...)`; only the dispatcher renders it. Also owns the wording of identity
+//! refusals: `auth::authenticate` answers with a typed `Refusal` and `From<Refusal>` turns it
+//! into its status and LiteLLM sentence here. (`Refusal` is defined here, not in `auth`, so
+//! this module stays a leaf: `auth` depends on `db`, and `db` on this.)
 
 use serde_json::{json, Value};
 
@@ -162,6 +165,79 @@ impl std::fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// Why `auth::authenticate` did not answer with a caller. No HTTP in it: the status and
+/// LiteLLM's wording of each are `From<Refusal> for Error` below.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refusal {
+    /// A model call (or a management call without a session cookie) named no key.
+    NoKey,
+    /// The presented key is not the master key and does not start with `sk-`.
+    MalformedKey,
+    /// No stored key has this token.
+    UnknownKey,
+    KeyBlocked,
+    /// Carries the stored expiry text.
+    KeyExpired(String),
+    TeamGone,
+    /// Carries the team id.
+    TeamBlocked(String),
+    /// Carries the organization id.
+    OrgBlocked(String),
+    OrgGone,
+    /// The session cookie names no live session (unknown, expired, its user gone, or opened
+    /// with a master key that has since changed).
+    SessionInvalid,
+    /// A session-authenticated request that changes something lacks the UI's CSRF header.
+    SessionWithoutUiHeader,
+    /// The store could not answer (busy pool, I/O): not a judgment on the caller.
+    Fault(Error),
+}
+
+impl From<Refusal> for Error {
+    fn from(r: Refusal) -> Error {
+        let unauthorized = |m: &str| Error::Unauthorized(m.into());
+        match r {
+            Refusal::NoKey => unauthorized("Authentication Error, No api key passed in."),
+            Refusal::MalformedKey => {
+                unauthorized("Authentication Error, malformed API key: expected 'sk-...'")
+            }
+            Refusal::UnknownKey => unauthorized(
+                "Authentication Error, Invalid proxy server token passed. Unable to find token \
+                 in the database.",
+            ),
+            Refusal::KeyBlocked => unauthorized("Authentication Error, this key is blocked"),
+            Refusal::KeyExpired(exp) => Error::Expired(format!(
+                "Authentication Error - Expired Key. Key Expiry time {exp}"
+            )),
+            Refusal::TeamGone => {
+                unauthorized("Authentication Error, the key's team no longer exists")
+            }
+            Refusal::TeamBlocked(id) => Error::Forbidden(format!(
+                "Team={id} is blocked. Update via `/team/unblock` if you're an admin."
+            )),
+            Refusal::OrgBlocked(id) => Error::Forbidden(format!("Organization={id} is blocked.")),
+            Refusal::OrgGone => {
+                unauthorized("Authentication Error, the key's organization no longer exists")
+            }
+            Refusal::SessionInvalid => {
+                unauthorized("Your UI session has expired or is not valid; log in again.")
+            }
+            Refusal::SessionWithoutUiHeader => Error::Forbidden(
+                "requests authenticated by the UI session cookie that change anything must \
+                 carry the header X-Litegate-UI: 1"
+                    .into(),
+            ),
+            Refusal::Fault(e) => e,
+        }
+    }
+}
+
+impl From<rusqlite::Error> for Refusal {
+    fn from(e: rusqlite::Error) -> Self {
+        Refusal::Fault(e.into())
+    }
+}
+
 impl From<rusqlite::Error> for Error {
     /// A database error that a handler did not map itself is a 500 (STYLE.md: no blanket
     /// mapping to 404/400; expected UNIQUE violations are mapped at their call site).
@@ -203,6 +279,33 @@ mod tests {
         let b = Error::Internal("SELECT * FROM api_keys /var/lib".into()).body();
         let s = b.to_string();
         assert!(!s.contains("SELECT") && !s.contains("/var/lib"), "{s}");
+    }
+
+    /// The exact status, type and sentence of every identity refusal (API.md §2, §7): these
+    /// are what LiteLLM clients match on.
+    #[test]
+    fn refusal_wording() {
+        #[rustfmt::skip]
+        let cases: &[(Refusal, u16, &str, &str)] = &[
+            (Refusal::NoKey, 401, "auth_error", "Authentication Error, No api key passed in."),
+            (Refusal::MalformedKey, 401, "auth_error", "Authentication Error, malformed API key: expected 'sk-...'"),
+            (Refusal::UnknownKey, 401, "auth_error", "Authentication Error, Invalid proxy server token passed. Unable to find token in the database."),
+            (Refusal::KeyBlocked, 401, "auth_error", "Authentication Error, this key is blocked"),
+            (Refusal::KeyExpired("2020-01-01T00:00:00.000Z".into()), 401, "expired_key", "Authentication Error - Expired Key. Key Expiry time 2020-01-01T00:00:00.000Z"),
+            (Refusal::TeamGone, 401, "auth_error", "Authentication Error, the key's team no longer exists"),
+            (Refusal::TeamBlocked("t1".into()), 403, "permission_error", "Team=t1 is blocked. Update via `/team/unblock` if you're an admin."),
+            (Refusal::OrgBlocked("o1".into()), 403, "permission_error", "Organization=o1 is blocked."),
+            (Refusal::OrgGone, 401, "auth_error", "Authentication Error, the key's organization no longer exists"),
+            (Refusal::SessionInvalid, 401, "auth_error", "Your UI session has expired or is not valid; log in again."),
+            (Refusal::SessionWithoutUiHeader, 403, "permission_error", "requests authenticated by the UI session cookie that change anything must carry the header X-Litegate-UI: 1"),
+            (Refusal::Fault(Error::Unavailable("busy".into())), 503, "service_unavailable", "busy"),
+        ];
+        for (r, status, kind, message) in cases {
+            let e = Error::from(r.clone());
+            assert_eq!(e.status(), *status, "{r:?}");
+            assert_eq!(e.body()["error"]["type"], *kind, "{r:?}");
+            assert_eq!(e.message(), *message, "{r:?}");
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod access;
 pub mod auth;
 pub mod call;
 pub mod config;
@@ -100,7 +101,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
     )?);
     let master_hash = master_hash(&cfg, &pool)?;
     let (listener, limits) = bind(&cfg.listen, &cfg)?;
-    let catalog = auth::Catalog::new(cfg.deployments.clone());
+    let catalog = access::Catalog::new(cfg.deployments.clone());
     log::info!(
         "config: {}; {} model deployment(s); database {}",
         cfg.source,

@@ -5,7 +5,8 @@
 //! no `models`, `no-default-models`, so a team admin who adds a stranger cannot hand them
 //! personal model access (a personal key would escape the team's models and budgets).
 
-use crate::auth::{Role, NO_DEFAULT_MODELS};
+use crate::access::NO_DEFAULT_MODELS;
+use crate::auth::Role;
 use crate::db::users::UserFields;
 use crate::http::Body;
 use crate::util;
@@ -166,7 +167,7 @@ mod tests {
 
     #[test]
     fn no_default_models_grants_nothing_even_when_configured_as_a_name() {
-        use crate::auth::{Catalog, Chain};
+        use crate::access::{Catalog, Chain};
         use crate::config::Deployment;
         let dep = |name: &str, groups: &[&str]| Deployment {
             model_name: name.into(),

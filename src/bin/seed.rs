@@ -8,7 +8,7 @@
 //! Usage: `seed --db PATH [--models bench,bench-slow] [--keys 1000000]`. Refuses an existing
 //! database file.
 
-use litegate::auth;
+use litegate::{access, auth};
 use rusqlite::params;
 use std::time::Instant;
 
@@ -41,7 +41,7 @@ fn main() -> Res<()> {
     let n_teams = (n_keys / 10).max(1);
     let n_orgs = (n_keys / 100).max(1);
     let org_models = litegate::db::to_json(&models.split(',').map(str::trim).collect::<Vec<_>>());
-    let all_org = litegate::db::to_json(&[auth::ALL_ORG_MODELS]);
+    let all_org = litegate::db::to_json(&[access::ALL_ORG_MODELS]);
     let t = Instant::now();
     let mut c = litegate::db::open(&db)?;
     litegate::db::migrate::migrate(&mut c)?;

@@ -5,7 +5,7 @@
 //! gives it back on drop. Persisting spend is `db::spend`'s (through `call::Ledger`); resetting
 //! it when `budget_reset_at` passes is `db::spend::reset_due`'s.
 
-use crate::auth::KeyRow;
+use crate::db::key_check::KeyRow;
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -155,7 +155,7 @@ impl Reservations {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::{KeyRow, TeamPart};
+    use crate::db::key_check::{KeyRow, TeamPart};
 
     fn key(spend: f64, max: Option<f64>) -> KeyRow {
         KeyRow {

@@ -28,7 +28,7 @@
 //! (the counters are plain integers that no panic can leave half-written in a harmful way) so a
 //! `Permit` drop never panics.
 
-use crate::auth::KeyRow;
+use crate::db::key_check::KeyRow;
 use crate::error::Error;
 use std::collections::HashMap;
 use std::fmt;

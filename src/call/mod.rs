@@ -26,7 +26,8 @@ pub mod limits;
 mod mock;
 mod relay;
 
-use crate::auth::{Caller, Catalog, Role};
+use crate::access::Catalog;
+use crate::auth::{Caller, Role};
 use crate::config::{Config, Deployment};
 use crate::db::spend::{SpendRecord, SpendWriter};
 use crate::db::Pool;

@@ -1,7 +1,7 @@
 //! `model_list`: the model deployments of the config file (API.md §1). Owns `Deployment` (what
 //! the rest of litegate routes to) and the typed form of one `model_list` entry as LiteLLM
 //! writes it, with its checks. Timeout defaults that come from other sections are filled in by
-//! `settings.rs` (`apply_timeout_defaults`); the catalog built from the list is `auth::Catalog`.
+//! `settings.rs` (`apply_timeout_defaults`); the catalog built from the list is `access::Catalog`.
 
 use super::yaml::{Count, Field, Mapping, Names, NonNegative, Positive, Reader, Shaped};
 use super::ConfigError;

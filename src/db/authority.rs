@@ -1,5 +1,5 @@
 //! Who set what (schema 0005): a key's reach and the ranks stamped on limits, blocks and
-//! membership budgets, read and written by `http::grant`'s rules. One fn per query; management
+//! membership budgets, read and written by `access::authority`'s rules. One fn per query; management
 //! routes only (THE key check reads `reach` in its own statement).
 
 use rusqlite::{Connection, OptionalExtension};

@@ -1,4 +1,4 @@
-//! Key queries (api_keys). One fn per query. THE key-check statement lives in `auth.rs`.
+//! Key queries (api_keys). One fn per query. THE key-check statement lives in `key_check.rs`.
 
 use rusqlite::{params, Connection};
 

@@ -5,6 +5,7 @@
 pub mod authority;
 pub mod budgets;
 pub mod health;
+pub mod key_check;
 pub mod keys;
 pub mod lock;
 pub mod migrate;
@@ -475,6 +476,13 @@ pub fn checkpoint_truncate(c: &Connection) -> rusqlite::Result<(i64, i64, i64)> 
     c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
         Ok((r.get(0)?, r.get(1)?, r.get(2)?))
     })
+}
+
+const PING: &str = "SELECT 1";
+
+/// Readiness: the store answers a trivial statement on a pooled connection.
+pub fn ping(c: &Connection) -> rusqlite::Result<i64> {
+    c.prepare_cached(PING)?.query_row([], |r| r.get(0))
 }
 
 const SETTINGS_GET: &str = "SELECT value FROM settings WHERE name = ?1";

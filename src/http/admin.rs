@@ -1,13 +1,14 @@
 //! Operator endpoints: `POST /admin/backup` (proxy admins) writes a consistent copy of the live
 //! database into the configured backup directory.
 
-use super::{scope, Ctx, Reply, Req};
+use super::{Ctx, Reply, Req};
+use crate::access::policy;
 use crate::auth::Caller;
 use crate::error::{Error, Result};
 use serde_json::json;
 
 pub fn backup(ctx: &Ctx, who: &Caller, _req: &Req) -> Result<Reply> {
-    scope::require_proxy_admin(who)?;
+    policy::require_proxy_admin(who)?;
     let dir = match &ctx.cfg.backup_dir {
         Some(d) => d.clone(),
         None => ctx

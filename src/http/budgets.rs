@@ -4,7 +4,8 @@
 //! `/organization/new` and `/organization/update` accept too. Spend checks and resets at request
 //! time are not here (they belong to the key check and the spend writer).
 
-use super::{scope, Body, Ctx, Reply, Req};
+use super::{Body, Ctx, Reply, Req};
+use crate::access::policy;
 use crate::auth::Caller;
 use crate::db::{self, budgets::BudgetRow};
 use crate::error::{Error, Result};
@@ -162,23 +163,13 @@ pub fn opt_id(b: &Body, f: &str) -> Result<Option<String>> {
     }
 }
 
-fn require_reader(who: &Caller) -> Result<()> {
-    if who.role.reads_all() {
-        Ok(())
-    } else {
-        Err(Error::Forbidden(
-            "Only proxy admins and proxy admin viewers can read budgets".into(),
-        ))
-    }
-}
-
 fn not_found(id: &str) -> Error {
     Error::NotFound(format!("Budget not found: {id}"))
 }
 
 /// `POST /budget/new` (proxy admin).
 pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
-    scope::require_proxy_admin(who)?;
+    policy::require_proxy_admin(who)?;
     let b = req.json()?;
     let id = opt_id(&b, "budget_id")?.unwrap_or_else(util::uuid4);
     let row = BudgetPatch::parse(&b)?.new_row(id, who);
@@ -196,7 +187,7 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
 
 /// `POST /budget/update` (proxy admin): `budget_id` plus the fields to change.
 pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
-    scope::require_proxy_admin(who)?;
+    policy::require_proxy_admin(who)?;
     let b = req.json()?;
     let id = b.req_str("budget_id")?;
     let patch = BudgetPatch::parse(&b)?;
@@ -214,7 +205,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
 
 /// `POST /budget/info` (proxy admin, viewer): `{"budgets": [ids]}` → the rows; any unknown → 404.
 pub fn info(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
-    require_reader(who)?;
+    policy::require_budget_reader(who)?;
     let b = req.json()?;
     let ids = b.opt_list("budgets")?.unwrap_or_default();
     if ids.is_empty() {
@@ -233,7 +224,7 @@ pub fn info(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
 
 /// `GET /budget/list` (proxy admin, viewer).
 pub fn list(ctx: &Ctx, who: &Caller, _req: &Req) -> Result<Reply> {
-    require_reader(who)?;
+    policy::require_budget_reader(who)?;
     let rows = ctx.pool.read(|c| Ok(db::budgets::list(c)?))?;
     Reply::ok(Value::Array(rows.iter().map(BudgetRow::to_json).collect()))
 }
@@ -241,7 +232,7 @@ pub fn list(ctx: &Ctx, who: &Caller, _req: &Req) -> Result<Reply> {
 /// `POST /budget/delete` (proxy admin): `id` (LiteLLM's field) or `budget_id`. Rows that used
 /// the budget keep existing without one (the schema's ON DELETE SET NULL), as in LiteLLM.
 pub fn delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
-    scope::require_proxy_admin(who)?;
+    policy::require_proxy_admin(who)?;
     let b = req.json()?;
     let id = match opt_id(&b, "id")? {
         Some(id) => id,

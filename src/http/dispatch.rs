@@ -4,7 +4,8 @@
 //! body, the worker slots and writing the reply are the server's (`crate::server`).
 
 use super::routes::{Handler, ManagedFn, PublicFn, ROUTES};
-use super::{grant, Ctx, Reply, Req};
+use super::{Ctx, Reply, Req};
+use crate::access::authority;
 use crate::auth::Caller;
 use crate::error::{Error, Result};
 
@@ -60,7 +61,7 @@ pub fn admit(ctx: &Ctx, req: &Req, routed: Result<Handler>) -> Result<Admitted> 
         Handler::Public(h) => Admitted::Public(h),
         Handler::Managed(h) => {
             let caller = ctx.caller(req)?;
-            grant::admit(&caller, req.route)?;
+            authority::admit(&caller, req.route)?;
             Admitted::Managed(h, caller)
         }
         Handler::ModelCall(h) => Admitted::ModelCall(h, ctx.key_caller(req)?),

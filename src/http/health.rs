@@ -21,9 +21,7 @@ pub fn readiness(ctx: &Ctx, _req: &Req) -> Result<Reply> {
     if let Err(e) = ctx.pool.writable() {
         return Ok(unhealthy(e.message()));
     }
-    let db = ctx
-        .pool
-        .read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?));
+    let db = ctx.pool.read(|c| Ok(crate::db::ping(c)?));
     Ok(match db {
         Ok(_) => Reply::Json(
             200,

@@ -1,10 +1,12 @@
 //! Key endpoints (API.md §2, §6): generate, update, delete, info, list, block/unblock,
 //! regenerate. Raw keys are returned once (generate/regenerate) and never again; every other
 //! response carries only the token. Model lists are checked against the chain above the key
-//! by the one resolver in `auth.rs`.
+//! by the write-time rules of `access::grant`.
 
-use super::{grant, scope, Body, Ctx, Reply, Req};
-use crate::auth::{self, Caller, Chain, Role, ALL_ORG_MODELS, ALL_TEAM_MODELS};
+use super::{Body, Ctx, Reply, Req};
+use crate::access::grant::{self, Holder};
+use crate::access::{authority, policy};
+use crate::auth::{self, Caller, Role};
 use crate::db::{self, keys::KeyRec, keys::NewKey};
 use crate::error::{Error, Result};
 use crate::util;
@@ -52,52 +54,17 @@ fn key_json(r: &KeyRec) -> Value {
 
 /// The models a key's chain resolves to, by THE key-check statement and the one resolver.
 fn effective_models(ctx: &Ctx, c: &Connection, token: &str) -> Result<Vec<String>> {
-    Ok(match auth::load_key(c, token)? {
+    Ok(match db::key_check::load_key(c, token)? {
         Some(k) => k.chain().effective(&ctx.catalog),
         None => Vec::new(),
     })
 }
 
-/// May the caller manage (update/delete/regenerate) this key?
-fn can_manage(c: &Connection, who: &Caller, k: &NewKey) -> Result<bool> {
-    if who.role == Role::ProxyAdmin {
-        return Ok(true);
-    }
-    if who.role.is_viewer() {
-        return Ok(false);
-    }
-    if administers_team_of(c, who, k)? {
-        return Ok(true);
-    }
-    Ok(k.user_id.is_some() && k.user_id == who.user_id)
-}
-
-/// Is the caller an admin of the key's team (team admin, org admin above it, or proxy admin)?
-/// Viewers never are (`scope::is_team_admin`).
-fn administers_team_of(c: &Connection, who: &Caller, k: &NewKey) -> Result<bool> {
-    match &k.team_id {
-        Some(t) => match db::teams::get(c, t)? {
-            Some(team) => scope::is_team_admin(c, who, &team),
-            None => Ok(false),
-        },
-        None => Ok(false),
-    }
-}
-
-/// The caller's rank over a key: on its team, or (no team) proxy admin above the owner.
-fn key_rank(c: &Connection, who: &Caller, k: &NewKey) -> Result<grant::Rank> {
-    let team = match &k.team_id {
-        Some(t) => db::teams::get(c, t)?,
-        None => None,
-    };
-    grant::team_rank(c, who, team.as_ref())
-}
-
-/// A caller below the rank that set the key's limits may only tighten them (`grant`).
+/// A caller below the rank that set the key's limits may only tighten them (`access::authority`).
 fn check_tightening(
     ctx: &Ctx,
-    parent: &Parent,
-    rank: grant::Rank,
+    parent: &grant::Parent,
+    rank: authority::Rank,
     stored_rank: i64,
     before: &NewKey,
     after: &NewKey,
@@ -105,36 +72,17 @@ fn check_tightening(
     if rank.n() >= stored_rank {
         return Ok(());
     }
-    match grant::loosened_key(&ctx.catalog, &parent.chain(), before, after) {
-        Some(field) => Err(grant::loosen_denied(field, "this key", stored_rank)),
+    match authority::loosened_key(&ctx.catalog, &parent.chain(), before, after) {
+        Some(field) => Err(authority::loosen_denied(field, "this key", stored_rank)),
         None => Ok(()),
     }
-}
-
-/// May the caller see this key (`/key/info`)?
-fn can_see(c: &Connection, who: &Caller, k: &NewKey) -> Result<bool> {
-    if who.is_calls_only() {
-        // Reads itself only (`grant`): not its owner's other keys.
-        return Ok(who.key.as_ref().is_some_and(|mine| mine.token == k.token));
-    }
-    if who.role.reads_all() {
-        return Ok(true);
-    }
-    if k.user_id.is_some() && k.user_id == who.user_id {
-        return Ok(true);
-    }
-    if who.key.as_ref().is_some_and(|mine| mine.token == k.token) {
-        return Ok(true);
-    }
-    // Team admins and org admins above the team (read-only viewers excluded).
-    administers_team_of(c, who, k)
 }
 
 /// Finds a key named by raw value or token (404 when missing or invisible).
 fn find(c: &Connection, who: &Caller, key: &str) -> Result<KeyRec> {
     let rec = db::keys::by_token(c, &auth::token_of(key))?;
     match rec {
-        Some(r) if can_see(c, who, &r.k)? => Ok(r),
+        Some(r) if policy::can_see_key(c, who, &r.k)? => Ok(r),
         _ => Err(Error::NotFound("Key not found".into())),
     }
 }
@@ -156,188 +104,6 @@ fn reject_forbidden_fields(body: &Body, who: &Caller) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The chain a key with this team/org/user would sit under, for write-time checks.
-struct Parent {
-    team: Option<db::teams::TeamRow>,
-    org: Option<db::orgs::OrgRow>,
-    user: Option<db::users::UserRow>,
-}
-
-impl Parent {
-    fn chain(&self) -> Chain<'_> {
-        Chain {
-            key: None,
-            key_has_team: self.team.is_some(),
-            team: self.team.as_ref().map(|t| t.models.as_slice()),
-            org: self.org.as_ref().map(|o| o.models.as_slice()),
-            user: if self.team.is_none() {
-                self.user.as_ref().map(|u| u.models.as_slice())
-            } else {
-                None
-            },
-        }
-    }
-}
-
-/// Write-time model checks of API.md §4 for a key's `models`.
-fn check_models(ctx: &Ctx, p: &Parent, models: &[String]) -> Result<()> {
-    if models.iter().any(|m| m == ALL_TEAM_MODELS) && p.team.is_none() {
-        return Err(Error::bad_param(
-            "models",
-            "`all-team-models` needs a team: set `team_id` or list models",
-        ));
-    }
-    if models.iter().any(|m| m == ALL_ORG_MODELS) {
-        let Some(org) = &p.org else {
-            return Err(Error::bad_param(
-                "models",
-                "`all-org-models` needs an organization: the key's team (or the key) must \
-                 belong to one",
-            ));
-        };
-        if let Some(team) = &p.team {
-            // The option must not promise what the team forbids.
-            let org_chain = Chain {
-                org: Some(&org.models),
-                ..Chain::default()
-            };
-            let team_chain = Chain {
-                key_has_team: true,
-                team: Some(&team.models),
-                org: Some(&org.models),
-                ..Chain::default()
-            };
-            let team_eff = team_chain.effective(&ctx.catalog);
-            let missing: Vec<String> = org_chain
-                .effective(&ctx.catalog)
-                .into_iter()
-                .filter(|m| !team_eff.contains(m))
-                .collect();
-            if !missing.is_empty() {
-                return Err(Error::bad_param(
-                    "models",
-                    format!(
-                        "`all-org-models` is not available for this key: its team cannot call \
-                         every model of the organization (missing: {}). Use `all-team-models` \
-                         or list models.",
-                        missing.join(", ")
-                    ),
-                ));
-            }
-        }
-    }
-    let bad = auth::exceeding(&ctx.catalog, &p.chain(), models);
-    if !bad.is_empty() {
-        let above = if p.team.is_some() {
-            "the team's"
-        } else if p.org.is_some() {
-            "the organization's or the user's"
-        } else {
-            "the user's"
-        };
-        return Err(Error::bad_param(
-            "models",
-            format!(
-                "models {} are not within {above} allowed models",
-                bad.join(", ")
-            ),
-        ));
-    }
-    Ok(())
-}
-
-fn load_parent(
-    c: &Connection,
-    team_id: Option<&str>,
-    org_id: Option<&str>,
-    user_id: Option<&str>,
-) -> Result<Parent> {
-    let team =
-        match team_id {
-            Some(t) => Some(db::teams::get(c, t)?.ok_or_else(|| {
-                Error::bad_param("team_id", format!("team_id {t} does not exist"))
-            })?),
-            None => None,
-        };
-    let org_id = match &team {
-        Some(t) => {
-            if let (Some(given), Some(tid)) = (org_id, &t.organization_id) {
-                if given != tid {
-                    return Err(Error::bad_param(
-                        "organization_id",
-                        "organization_id does not match the team's organization",
-                    ));
-                }
-            }
-            if org_id.is_some() && t.organization_id.is_none() {
-                return Err(Error::bad_param(
-                    "organization_id",
-                    "the team does not belong to an organization",
-                ));
-            }
-            t.organization_id.clone()
-        }
-        None => org_id.map(str::to_string),
-    };
-    let org = match &org_id {
-        Some(o) => Some(db::orgs::get(c, o)?.ok_or_else(|| {
-            Error::bad_param(
-                "organization_id",
-                format!("organization_id {o} does not exist"),
-            )
-        })?),
-        None => None,
-    };
-    let user = match user_id {
-        Some(u) => db::users::get(c, u)?,
-        None => None,
-    };
-    Ok(Parent { team, org, user })
-}
-
-/// The model choices a key form may offer (`GET /ui/key_model_options`): for a key in
-/// `team_id` (or, without a team, a personal key of `user_id`, optionally in `org_id`), every
-/// value that `check_models` would accept — `all-team-models`, `all-org-models` (only when the
-/// team belongs to an org and can call all of it), and each model the parent may grant — with
-/// the models it gives, resolved by the one resolver. The UI shows this; it never re-implements
-/// the rules. A missing team or org is a 400 naming the field, as on `/key/generate`.
-pub fn model_options(
-    ctx: &Ctx,
-    c: &Connection,
-    team_id: Option<&str>,
-    org_id: Option<&str>,
-    user_id: Option<&str>,
-) -> Result<Value> {
-    let p = load_parent(c, team_id, org_id, user_id)?;
-    let parent = p.chain();
-    let resolve = |value: &str| -> Vec<String> {
-        let k = vec![value.to_string()];
-        Chain {
-            key: Some(&k),
-            ..parent
-        }
-        .effective(&ctx.catalog)
-    };
-    // What the parent may grant: its effective set (wildcard deployments as their pattern).
-    let grantable = parent.effective(&ctx.catalog);
-    let mut options = Vec::new();
-    let candidates = [ALL_TEAM_MODELS, ALL_ORG_MODELS]
-        .into_iter()
-        .chain(grantable.iter().map(String::as_str));
-    for value in candidates {
-        if check_models(ctx, &p, &[value.to_string()]).is_ok() {
-            options.push(json!({ "value": value, "models": resolve(value) }));
-        }
-    }
-    Ok(json!({
-        "team_id": p.team.as_ref().map(|t| t.id.clone()),
-        "organization_id": p.org.as_ref().map(|o| o.id.clone()),
-        "team_models": p.team.as_ref().map(|_| grantable.clone()),
-        "grantable_models": grantable,
-        "options": options,
-    }))
 }
 
 /// The last instant our ISO-8601 text can hold (9999-12-31T23:59:59.999Z). A later one is
@@ -478,7 +244,7 @@ impl KeyFields {
 }
 
 /// A key's budget never exceeds its team's.
-fn check_team_budget(p: &Parent, k: &NewKey) -> Result<()> {
+fn check_team_budget(p: &grant::Parent, k: &NewKey) -> Result<()> {
     if let (Some(team), Some(kb)) = (&p.team, k.max_budget) {
         if let Some(tb) = team.max_budget {
             if kb > tb {
@@ -511,7 +277,7 @@ fn insert_mapped(c: &Connection, k: &NewKey) -> Result<KeyRec> {
 
 pub fn generate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let b = req.json()?;
-    scope::require_writer(who)?;
+    policy::require_writer(who)?;
     reject_forbidden_fields(&b, who)?;
     let team_id = b.opt_str("team_id")?.filter(|s| !s.is_empty());
     let org_id = b.opt_str("organization_id")?.filter(|s| !s.is_empty());
@@ -540,48 +306,9 @@ pub fn generate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             (None, Role::ProxyAdmin) if who.is_master() => None,
             (None, _) => who.user_id.clone(),
         };
-        let parent = load_parent(tx, team_id.as_deref(), org_id.as_deref(), owner.as_deref())?;
-        if who.role != Role::ProxyAdmin {
-            let me = who.user_id.as_deref().ok_or_else(|| {
-                Error::Forbidden("this key has no user; it cannot create keys".into())
-            })?;
-            let team_admin = match &parent.team {
-                Some(t) => scope::is_team_admin(tx, who, t)?,
-                None => false,
-            };
-            if owner.as_deref() != Some(me) && !team_admin {
-                return Err(Error::Forbidden(
-                    "you may only create keys for yourself".into(),
-                ));
-            }
-            if let Some(t) = &parent.team {
-                if !team_admin && scope::team_role(tx, who, &t.id)?.is_none() {
-                    return Err(Error::Forbidden(format!(
-                        "you are not a member of team {}",
-                        t.id
-                    )));
-                }
-                if team_admin && owner.as_deref() != Some(me) {
-                    // The other user must be a member of the team.
-                    let member = match &owner {
-                        Some(o) => db::teams::member_role(tx, &t.id, o)?.is_some(),
-                        None => true,
-                    };
-                    if !member {
-                        return Err(Error::Forbidden(
-                            "team admins create keys only for members of their team".into(),
-                        ));
-                    }
-                }
-            } else if let Some(o) = &parent.org {
-                if scope::org_role(tx, who, &o.id)?.is_none() {
-                    return Err(Error::Forbidden(format!(
-                        "you are not a member of organization {}",
-                        o.id
-                    )));
-                }
-            }
-        }
+        let parent =
+            grant::load_parent(tx, team_id.as_deref(), org_id.as_deref(), owner.as_deref())?;
+        policy::may_create_key(tx, who, &parent, owner.as_deref())?;
         if let Some(u) = &owner {
             if parent.user.is_none() {
                 return Err(Error::bad_param(
@@ -590,8 +317,8 @@ pub fn generate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                 ));
             }
         }
-        grant::may_issue_for(tx, who, owner.as_deref())?;
-        let rank = grant::team_rank(tx, who, parent.team.as_ref())?;
+        authority::may_issue_for(tx, who, owner.as_deref())?;
+        let rank = authority::team_rank(tx, who, parent.team.as_ref())?;
         let mut k = NewKey {
             token: auth::hash_key(&raw),
             key_name: auth::key_name(&raw),
@@ -604,15 +331,15 @@ pub fn generate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             ..NewKey::default()
         };
         fields.apply(&mut k);
-        check_models(ctx, &parent, &k.models)?;
+        grant::check_models(&ctx.catalog, &Holder::Key(&parent), &k.models)?;
         check_team_budget(&parent, &k)?;
         let rec = insert_mapped(tx, &k)?;
-        let limits_rank = if grant::key_has_limits(&k) {
+        let limits_rank = if authority::key_has_limits(&k) {
             rank.n()
         } else {
             0
         };
-        let calls_only = grant::reach_calls_only(who, owner.as_deref());
+        let calls_only = authority::reach_calls_only(who, owner.as_deref());
         let by = who.user_id.as_deref();
         db::authority::set_key_issue(tx, &k.token, calls_only, limits_rank, by)?;
         Ok(rec)
@@ -640,11 +367,11 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let rec = ctx.pool.write(|tx| {
         let mut rec = find(tx, who, &key)?;
         let rec_token = rec.k.token.clone();
-        if !can_manage(tx, who, &rec.k)? {
+        if !policy::can_manage_key(tx, who, &rec.k)? {
             return Err(Error::Forbidden("you may not update this key".into()));
         }
         let admin = who.role == Role::ProxyAdmin;
-        let team_admin = administers_team_of(tx, who, &rec.k)?;
+        let team_admin = policy::administers_team_of(tx, who, &rec.k)?;
         if !admin && (new_team.is_some() || new_user.is_some()) {
             return Err(Error::Forbidden(
                 "only proxy admins may move a key to another team or user".into(),
@@ -660,7 +387,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         }
         let (mut calls_only, stored_rank) =
             db::authority::key_ranks(tx, &rec_token)?.unwrap_or((true, 3));
-        let rank = key_rank(tx, who, &rec.k)?;
+        let rank = authority::key_rank(tx, who, &rec.k)?;
         let before = rec.k.clone();
         if let Some(t) = new_team {
             rec.k.team_id = t;
@@ -676,7 +403,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         } else {
             rec.k.organization_id.clone()
         };
-        let parent = load_parent(
+        let parent = grant::load_parent(
             tx,
             rec.k.team_id.as_deref(),
             org_for_parent.as_deref(),
@@ -694,7 +421,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             .clone()
             .filter(|_| parent.team.is_none()));
         if models_changed || b.has("team_id") {
-            check_models(ctx, &parent, &rec.k.models)?;
+            grant::check_models(&ctx.catalog, &Holder::Key(&parent), &rec.k.models)?;
         }
         check_team_budget(&parent, &rec.k)?;
         check_tightening(ctx, &parent, rank, stored_rank, &before, &rec.k)?;
@@ -711,8 +438,8 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             }
             Err(e) => return Err(e.into()),
         }
-        let changed = grant::key_limits_changed(&before, &rec.k);
-        let next = grant::next_rank(stored_rank, rank, changed);
+        let changed = authority::key_limits_changed(&before, &rec.k);
+        let next = authority::next_rank(stored_rank, rank, changed);
         db::authority::set_key_ranks(tx, &rec.k.token, calls_only, next)?;
         db::keys::by_token(tx, &rec.k.token)?.ok_or_else(|| Error::internal("key vanished"))
     })?;
@@ -721,7 +448,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
 
 pub fn delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let b = req.json()?;
-    scope::require_writer(who)?;
+    policy::require_writer(who)?;
     let keys = b.opt_list("keys")?.unwrap_or_default();
     let aliases = b.opt_list("key_aliases")?.unwrap_or_default();
     if keys.is_empty() && aliases.is_empty() {
@@ -737,12 +464,12 @@ pub fn delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         }
         for a in &aliases {
             match db::keys::by_alias(tx, a)? {
-                Some(r) if can_see(tx, who, &r.k)? => recs.push(r),
+                Some(r) if policy::can_see_key(tx, who, &r.k)? => recs.push(r),
                 _ => return Err(Error::NotFound(format!("Key with alias '{a}' not found"))),
             }
         }
         for r in &recs {
-            if !can_manage(tx, who, &r.k)? {
+            if !policy::can_manage_key(tx, who, &r.k)? {
                 return Err(Error::Forbidden(format!(
                     "you may not delete key {}",
                     r.k.key_name
@@ -843,24 +570,24 @@ pub fn list(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
 fn set_blocked(ctx: &Ctx, who: &Caller, req: &Req, blocked: bool) -> Result<Reply> {
     let b = req.json()?;
     let key = b.req_str("key")?;
-    scope::require_writer(who)?;
+    policy::require_writer(who)?;
     let rec = ctx.pool.write(|tx| {
         let mut rec = find(tx, who, &key)?;
         let rec_token = rec.k.token.clone();
-        let allowed = who.role == Role::ProxyAdmin || administers_team_of(tx, who, &rec.k)?;
+        let allowed = who.role == Role::ProxyAdmin || policy::administers_team_of(tx, who, &rec.k)?;
         if !allowed {
             return Err(Error::Forbidden(BLOCK_DENIED.into()));
         }
         let (calls_only, stored_rank) =
             db::authority::key_ranks(tx, &rec_token)?.unwrap_or((true, 3));
-        let rank = key_rank(tx, who, &rec.k)?;
+        let rank = authority::key_rank(tx, who, &rec.k)?;
         if rec.k.blocked && !blocked && rank.n() < stored_rank {
-            return Err(grant::loosen_denied("blocked", "this key", stored_rank));
+            return Err(authority::loosen_denied("blocked", "this key", stored_rank));
         }
         let changed = rec.k.blocked != blocked;
         rec.k.blocked = blocked;
         db::keys::save(tx, &rec_token, &rec.k, who.user_id.as_deref())?;
-        let next = grant::next_rank(stored_rank, rank, changed);
+        let next = authority::next_rank(stored_rank, rank, changed);
         db::authority::set_key_ranks(tx, &rec_token, calls_only, next)?;
         db::keys::by_token(tx, &rec.k.token)?.ok_or_else(|| Error::internal("key vanished"))
     })?;
@@ -877,7 +604,7 @@ pub fn unblock(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
 
 pub fn regenerate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let b = req.json()?;
-    scope::require_writer(who)?;
+    policy::require_writer(who)?;
     // The router ignores a trailing slash; so must this test, or `/key/regenerate/` reads
     // `regenerate` as the key.
     let key = match req.param("key") {
@@ -903,10 +630,10 @@ pub fn regenerate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let rec = ctx.pool.write(|tx| {
         let mut rec = find(tx, who, &key)?;
         let rec_token = rec.k.token.clone();
-        if !can_manage(tx, who, &rec.k)? {
+        if !policy::can_manage_key(tx, who, &rec.k)? {
             return Err(Error::Forbidden("you may not regenerate this key".into()));
         }
-        let team_admin = administers_team_of(tx, who, &rec.k)?;
+        let team_admin = policy::administers_team_of(tx, who, &rec.k)?;
         if fields.widens_budget() && who.role != Role::ProxyAdmin && !team_admin {
             return Err(Error::Forbidden(
                 "only an admin may change this key's budget or limits".into(),
@@ -915,14 +642,14 @@ pub fn regenerate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         if fields.changes_blocked(&rec.k) && who.role != Role::ProxyAdmin && !team_admin {
             return Err(Error::Forbidden(BLOCK_DENIED.into()));
         }
-        // A new raw key is a new credential: the same rules as issuing one (`grant`).
-        grant::may_issue_for(tx, who, rec.k.user_id.as_deref())?;
+        // A new raw key is a new credential: the same rules as issuing one (`access::authority`).
+        authority::may_issue_for(tx, who, rec.k.user_id.as_deref())?;
         let (_, stored_rank) = db::authority::key_ranks(tx, &rec_token)?.unwrap_or((true, 3));
-        let rank = key_rank(tx, who, &rec.k)?;
+        let rank = authority::key_rank(tx, who, &rec.k)?;
         let before = rec.k.clone();
         let models_changed = fields.models.is_some();
         fields.apply(&mut rec.k);
-        let parent = load_parent(
+        let parent = grant::load_parent(
             tx,
             rec.k.team_id.as_deref(),
             rec.k
@@ -932,7 +659,7 @@ pub fn regenerate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             rec.k.user_id.as_deref(),
         )?;
         if models_changed {
-            check_models(ctx, &parent, &rec.k.models)?;
+            grant::check_models(&ctx.catalog, &Holder::Key(&parent), &rec.k.models)?;
         }
         check_tightening(ctx, &parent, rank, stored_rank, &before, &rec.k)?;
         rec.k.token = auth::hash_key(&raw);
@@ -944,9 +671,9 @@ pub fn regenerate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             }
             Err(e) => return Err(e.into()),
         }
-        let calls_only = grant::reach_calls_only(who, rec.k.user_id.as_deref());
-        let changed = grant::key_limits_changed(&before, &rec.k);
-        let next = grant::next_rank(stored_rank, rank, changed);
+        let calls_only = authority::reach_calls_only(who, rec.k.user_id.as_deref());
+        let changed = authority::key_limits_changed(&before, &rec.k);
+        let next = authority::next_rank(stored_rank, rank, changed);
         let by = who.user_id.as_deref();
         db::authority::set_key_issue(tx, &rec.k.token, calls_only, next, by)?;
         db::keys::by_token(tx, &rec.k.token)?.ok_or_else(|| Error::internal("key vanished"))

@@ -8,7 +8,6 @@
 pub mod admin;
 pub mod budgets;
 pub mod dispatch;
-pub mod grant;
 pub mod health;
 pub mod keys;
 mod logsafe;
@@ -18,7 +17,6 @@ pub mod proxy;
 pub mod reply;
 pub mod request;
 pub mod routes;
-pub mod scope;
 pub mod spend;
 pub mod teams;
 pub mod throttle;

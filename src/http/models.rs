@@ -4,7 +4,8 @@
 //! proxy admins and viewers (issue 11: a key holder has no use for internal addresses).
 
 use super::{Ctx, Reply, Req};
-use crate::auth::{Caller, Chain};
+use crate::access::Chain;
+use crate::auth::Caller;
 use crate::config::Deployment;
 use crate::error::Result;
 use serde_json::{json, Value};

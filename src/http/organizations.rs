@@ -8,8 +8,10 @@
 //! transaction, authorization included, so a refused or failed request changes nothing.
 
 use super::budgets::{max_budget_row, opt_id, BudgetPatch};
-use super::{grant, scope, users, Body, Ctx, Reply, Req};
-use crate::auth::{self, Caller, ALL_ORG_MODELS, ALL_TEAM_MODELS};
+use super::{users, Body, Ctx, Reply, Req};
+use crate::access::grant::{self, Holder};
+use crate::access::{authority, policy};
+use crate::auth::Caller;
 use crate::db::{self, orgs::MemberRow, orgs::OrgRow, teams::TeamRow, users::UserRow};
 use crate::error::{Error, Result};
 use crate::user_defaults::UserDefaults;
@@ -125,7 +127,7 @@ fn org_not_found(id: &str) -> Error {
 /// organization looks missing).
 fn visible_org(c: &Connection, who: &Caller, id: &str) -> Result<OrgRow> {
     let org = db::orgs::get(c, id)?.ok_or_else(|| org_not_found(id))?;
-    if !scope::can_read_org(c, who, id)? {
+    if !policy::can_read_org(c, who, id)? {
         return Err(org_not_found(id));
     }
     Ok(org)
@@ -135,38 +137,12 @@ fn visible_org(c: &Connection, who: &Caller, id: &str) -> Result<OrgRow> {
 /// visible but the caller is not a proxy admin or an org_admin of it.
 fn changeable_org(c: &Connection, who: &Caller, id: &str) -> Result<OrgRow> {
     let org = visible_org(c, who, id)?;
-    if !scope::is_org_admin(c, who, id)? {
+    if !policy::is_org_admin(c, who, id)? {
         return Err(Error::Forbidden(format!(
             "Only a proxy admin or an org_admin of organization {id} can do this"
         )));
     }
     Ok(org)
-}
-
-/// An organization's `models`: no team/org references (they mean nothing at org level), and
-/// ⊆ the caller's own models (API.md §4 write-time check).
-fn check_org_models(ctx: &Ctx, who: &Caller, models: &[String]) -> Result<()> {
-    let special: Vec<&String> = models
-        .iter()
-        .filter(|m| *m == ALL_TEAM_MODELS || *m == ALL_ORG_MODELS)
-        .collect();
-    if !special.is_empty() {
-        return Err(Error::bad_param(
-            "models",
-            format!(
-                "{special:?} cannot be used in an organization's models: they refer to a team \
-                 or organization above, and an organization has none"
-            ),
-        ));
-    }
-    let bad = auth::exceeding(&ctx.catalog, &who.chain(), models);
-    if !bad.is_empty() {
-        return Err(Error::bad_param(
-            "models",
-            format!("models {bad:?} are outside the models you may grant"),
-        ));
-    }
-    Ok(())
 }
 
 /// `budget_id` and budget fields are alternatives; both at once is ambiguous (400).
@@ -202,11 +178,17 @@ fn parse_metadata(b: &Body) -> Result<Option<Value>> {
 
 /// `POST /organization/new` (proxy admin).
 pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
-    scope::require_proxy_admin(who)?;
+    policy::require_proxy_admin(who)?;
     let b = req.json()?;
     let alias = b.req_str("organization_alias")?;
     let models = b.opt_list("models")?.unwrap_or_default();
-    check_org_models(ctx, who, &models)?;
+    grant::check_models(
+        &ctx.catalog,
+        &Holder::Org {
+            granter: who.chain(),
+        },
+        &models,
+    )?;
     let budget_id = budget_source(&b)?;
     let patch = BudgetPatch::parse(&b)?;
     let metadata = parse_metadata(&b)?.unwrap_or_else(|| json!({}));
@@ -284,7 +266,13 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             }
         }
         if let Some(m) = models {
-            check_org_models(ctx, who, &m)?;
+            grant::check_models(
+                &ctx.catalog,
+                &Holder::Org {
+                    granter: who.chain(),
+                },
+                &m,
+            )?;
             org.models = m;
         }
         if let Some(bid) = budget_id {
@@ -329,7 +317,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
 /// memberships, keys whose own organization is the org, the org's memberships (schema
 /// cascades), and the budget rows they owned that nothing else uses (API.md §8 "Org delete").
 pub fn delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
-    scope::require_proxy_admin(who)?;
+    policy::require_proxy_admin(who)?;
     let b = req.json()?;
     let mut ids = b.opt_list("organization_ids")?.unwrap_or_default();
     if ids.is_empty() {
@@ -542,7 +530,7 @@ pub fn member_add(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                 },
             )?;
             if budget_id.is_some() {
-                let rank = grant::org_rank(tx, who, &org_id)?;
+                let rank = authority::org_rank(tx, who, &org_id)?;
                 db::authority::set_org_member_rank(tx, &org_id, &user_id, rank.n())?;
             }
             if let Some(u) = db::users::get(tx, &user_id)? {
@@ -603,7 +591,7 @@ pub fn member_update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let out = ctx.pool.write(|tx| {
         changeable_org(tx, who, &org_id)?;
         let m = target_membership(tx, &b, &org_id)?;
-        let rank = grant::org_rank(tx, who, &org_id)?;
+        let rank = authority::org_rank(tx, who, &org_id)?;
         let budget_rank = db::authority::org_member_rank(tx, &org_id, &m.user_id)?;
         let mut budget_id = m.budget_id.clone();
         if let Some(mb) = max_budget {
@@ -613,7 +601,7 @@ pub fn member_update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             };
             let old = existing.as_ref().and_then(|r| r.max_budget);
             let what = format!("user {} in organization {org_id}", m.user_id);
-            grant::check_member_budget(
+            authority::check_member_budget(
                 rank,
                 budget_rank,
                 old,
@@ -622,7 +610,7 @@ pub fn member_update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                 &what,
             )?;
             if old != Some(mb) {
-                let next = grant::next_rank(budget_rank, rank, true);
+                let next = authority::next_rank(budget_rank, rank, true);
                 db::authority::set_org_member_rank(tx, &org_id, &m.user_id, next)?;
             }
             match existing {
@@ -642,7 +630,7 @@ pub fn member_update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         let role = role.unwrap_or_else(|| m.user_role.clone());
         db::orgs::member_update(tx, &org_id, &m.user_id, &role, budget_id.as_deref())?;
         if m.user_role == "org_admin" && role != "org_admin" {
-            // No longer its admin: keys held in its teams only as admin go (`grant`).
+            // No longer its admin: keys held in its teams only as admin go (`access::authority`).
             db::authority::delete_org_keys(tx, &org_id, &m.user_id, false)?;
         }
         let updated = db::orgs::member_get(tx, &org_id, &m.user_id)?
@@ -660,11 +648,11 @@ pub fn member_delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let out = ctx.pool.write(|tx| {
         changeable_org(tx, who, &org_id)?;
         let m = target_membership(tx, &b, &org_id)?;
-        // Removing and adding again would drop a budget a higher rank set (`grant`).
-        let rank = grant::org_rank(tx, who, &org_id)?;
+        // Removing and adding again would drop a budget a higher rank set (`access::authority`).
+        let rank = authority::org_rank(tx, who, &org_id)?;
         let budget_rank = db::authority::org_member_rank(tx, &org_id, &m.user_id)?;
         let what = format!("user {} in organization {org_id}", m.user_id);
-        grant::check_member_removal(rank, budget_rank, m.budget_id.is_some(), &what)?;
+        authority::check_member_removal(rank, budget_rank, m.budget_id.is_some(), &what)?;
         let shaped = member_json(tx, &m)?;
         db::orgs::member_delete(tx, &org_id, &m.user_id)?;
         // What the membership gave goes with it: its admin's keys in the org's teams they are

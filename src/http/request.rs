@@ -3,15 +3,15 @@
 //! the typed accessors of a JSON body (`Body`). Nothing here reads from a socket, routes or
 //! renders a reply (`reply.rs`, `dispatch.rs`, `crate::server`).
 
-use super::{fields, ui};
-use crate::auth::{self, Caller, Catalog};
+use super::fields;
+use crate::access::Catalog;
+use crate::auth::{self, Caller, Credentials};
 use crate::config::Config;
 use crate::db::Pool;
 use crate::error::{Error, Result};
 use serde_json::{Map, Value};
 use std::cell::RefCell;
 use std::sync::Arc;
-use std::time::Instant;
 
 /// Shared state of a running server.
 pub struct Ctx {
@@ -29,47 +29,24 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// Authenticates a management request: the key (API.md §2), or, when no key header is
-    /// given, the web UI's session cookie (`ui::session_caller`: the same `Caller` the master
-    /// key or the user's role gives; writes need the `X-Litegate-UI` header).
+    /// Authenticates a management request (`auth::authenticate`): the key (API.md §2), or,
+    /// when no key header is given, the web UI's session cookie (writes need the
+    /// `X-Litegate-UI` header).
     pub fn caller(&self, req: &Req) -> Result<Caller> {
-        if auth::presented_key(&req.headers).is_none() {
-            if let Some(token) = ui::session_cookie(req) {
-                let caller = ui::session_caller(self, req, &token);
-                *req.key_name.borrow_mut() = Some(match &caller {
-                    Ok(c) => format!("ui:{}", c.user_id.as_deref().unwrap_or("-")),
-                    Err(_) => "invalid-session".into(),
-                });
-                return caller;
-            }
-        }
-        self.key_caller(req)
+        self.authenticate(req, Credentials::of(&req.headers))
     }
 
     /// Authenticates the request's key (API.md §2) — model calls accept nothing else, so a
     /// browser session never spends. The connection is released before return.
     pub fn key_caller(&self, req: &Req) -> Result<Caller> {
-        let Some(presented) = auth::presented_key(&req.headers) else {
-            return Err(Error::Unauthorized(
-                "Authentication Error, No api key passed in.".into(),
-            ));
-        };
-        let c = self.pool.hot();
-        let t = Instant::now();
-        let caller = auth::authenticate(&c, &self.master_hash, &presented);
-        crate::metrics::METRICS.key_check(t.elapsed());
-        drop(c);
-        match &caller {
-            Ok(cl) => {
-                *req.key_name.borrow_mut() = Some(
-                    cl.key_name()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| "master_key".into()),
-                )
-            }
-            Err(_) => *req.key_name.borrow_mut() = Some("invalid".into()),
-        }
-        caller
+        self.authenticate(req, Credentials::key_only(&req.headers))
+    }
+
+    /// The front door, plus the access log's name for the caller (never the raw key).
+    fn authenticate(&self, req: &Req, credentials: Credentials) -> Result<Caller> {
+        let outcome = auth::authenticate(&self.pool, &self.master_hash, &credentials, &req.method);
+        *req.key_name.borrow_mut() = credentials.log_label(&outcome);
+        Ok(outcome?)
     }
 }
 

@@ -1,11 +1,13 @@
 //! Team endpoints (API.md §6 Teams, §4 write-time model checks, §5 roles, §8 moving teams).
 //! Owns team create/update/delete/info/list, memberships, block and the team model list. The
-//! queries live in `db::teams`; authorization in `scope`; model rules in `auth` (`exceeding`).
+//! queries live in `db::teams`; authorization in `access::policy`; model rules in `access::grant`.
 //! Every write runs in one IMMEDIATE transaction that also re-reads the target and authorizes
 //! on it, so a denied or failed call changes nothing.
 
-use super::{grant, scope, users, Body, Ctx, Reply, Req};
-use crate::auth::{self, Caller, Chain, ALL_ORG_MODELS, ALL_TEAM_MODELS};
+use super::{users, Body, Ctx, Reply, Req};
+use crate::access::grant::{self, Holder};
+use crate::access::{authority, policy};
+use crate::auth::Caller;
 use crate::db::{self, keys::KeySummary, teams::MemberRow, teams::TeamFields, teams::TeamRow};
 use crate::error::{Error, Result};
 use crate::user_defaults::UserDefaults;
@@ -96,17 +98,8 @@ fn not_found(team_id: &str) -> Error {
 /// The target team, or 404 when it is missing or the caller may not see it (API.md §8).
 fn visible_team(c: &Connection, who: &Caller, team_id: &str) -> Result<TeamRow> {
     match db::teams::get(c, team_id)? {
-        Some(t) if scope::can_read_team(c, who, &t)? => Ok(t),
+        Some(t) if policy::can_read_team(c, who, &t)? => Ok(t),
         _ => Err(not_found(team_id)),
-    }
-}
-
-/// May change the team's models, budgets and limits, or delete it: a proxy admin, or an
-/// org_admin of the team's organization (a team without an org: proxy admins only).
-fn manages_team(c: &Connection, who: &Caller, t: &TeamRow) -> Result<bool> {
-    match &t.organization_id {
-        Some(org) => scope::is_org_admin(c, who, org),
-        None => Ok(who.is_proxy_admin()),
     }
 }
 
@@ -127,38 +120,6 @@ fn unique_or(e: rusqlite::Error, what: impl FnOnce() -> String) -> Error {
     } else {
         e.into()
     }
-}
-
-/// API.md §4: a team's `models` must fit its organization's effective set. `org_models` is
-/// `None` for a team without an organization (then only the proxy bounds it).
-fn check_models(ctx: &Ctx, org_models: Option<&[String]>, models: &[String]) -> Result<()> {
-    if models.iter().any(|m| m == ALL_TEAM_MODELS) {
-        return Err(Error::bad_param(
-            "models",
-            format!("`{ALL_TEAM_MODELS}` is for keys; a team's models are its own list"),
-        ));
-    }
-    if org_models.is_none() && models.iter().any(|m| m == ALL_ORG_MODELS) {
-        return Err(Error::bad_param(
-            "models",
-            format!("`{ALL_ORG_MODELS}` needs the team to be in an organization"),
-        ));
-    }
-    let parent = Chain {
-        org: org_models,
-        ..Chain::default()
-    };
-    let bad = auth::exceeding(&ctx.catalog, &parent, models);
-    if !bad.is_empty() {
-        return Err(Error::bad_param(
-            "models",
-            format!(
-                "Team models {bad:?} are not allowed by the team's organization (models={:?})",
-                org_models.unwrap_or_default()
-            ),
-        ));
-    }
-    Ok(())
 }
 
 /// One `{role, user_id | user_email}` entry of `member` / `members_with_roles`.
@@ -305,7 +266,7 @@ fn add_members(
 /// created by proxy admins only.
 pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let body = req.json()?;
-    scope::require_writer(who)?;
+    policy::require_writer(who)?;
     let team_id = match body.opt_str("team_id")? {
         Some(id) if id.trim().is_empty() => {
             return Err(Error::bad_param("team_id", "`team_id` must not be empty"))
@@ -337,7 +298,7 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         let org_models = match &org_id {
             Some(o) => {
                 let org = db::orgs::get(tx, o)?;
-                let allowed = org.is_some() && scope::is_org_admin(tx, who, o)?;
+                let allowed = org.is_some() && policy::is_org_admin(tx, who, o)?;
                 match org {
                     Some(org) if allowed => Some(org.models),
                     // A non-admin learns nothing about which org ids exist.
@@ -356,25 +317,31 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                 }
             }
             None => {
-                scope::require_proxy_admin(who)?;
+                policy::require_proxy_admin(who)?;
                 None
             }
         };
-        check_models(ctx, org_models.as_deref(), &fields.models)?;
+        grant::check_models(
+            &ctx.catalog,
+            &Holder::Team {
+                org: org_models.as_deref(),
+            },
+            &fields.models,
+        )?;
         db::teams::insert(tx, &team_id, &fields, by.as_deref())
             .map_err(|e| unique_or(e, || format!("Team {team_id} already exists")))?;
-        // What the creator set carries its rank (`grant`): proxy admin, else org admin.
+        // What the creator set carries its rank (`access::authority`): proxy admin, else org admin.
         let rank = if who.is_proxy_admin() {
-            grant::Rank::ProxyAdmin
+            authority::Rank::ProxyAdmin
         } else {
-            grant::Rank::OrgAdmin
+            authority::Rank::OrgAdmin
         };
         let stamp = |set: bool| if set { rank.n() } else { 0 };
         db::authority::set_team_ranks(
             tx,
             &team_id,
             stamp(fields.blocked),
-            stamp(grant::team_has_limits(&fields)),
+            stamp(authority::team_has_limits(&fields)),
         )?;
         let mut added = add_members(
             tx,
@@ -440,9 +407,11 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         let allowed = match moving {
             Some(None) => who.is_proxy_admin(),
             // A missing destination fails here for all but a proxy admin (400 below).
-            Some(Some(dest)) => manages_team(tx, who, &t)? && scope::is_org_admin(tx, who, dest)?,
-            None if manager_fields => manages_team(tx, who, &t)?,
-            None => scope::is_team_admin(tx, who, &t)?,
+            Some(Some(dest)) => {
+                policy::manages_team(tx, who, &t)? && policy::is_org_admin(tx, who, dest)?
+            }
+            None if manager_fields => policy::manages_team(tx, who, &t)?,
+            None => policy::is_team_admin(tx, who, &t)?,
         };
         if !allowed {
             return Err(Error::Forbidden(match moving {
@@ -492,9 +461,9 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             f.budget_duration = Some(d);
             f.budget_reset_at = Some(util::iso_in_secs(secs));
         }
-        let rank = grant::team_rank(tx, who, Some(&t))?;
+        let rank = authority::team_rank(tx, who, Some(&t))?;
         let before = TeamFields::of(&t);
-        grant::check_team_change(&ctx.catalog, tx, rank, &t, &before, &f)?;
+        authority::check_team_change(&ctx.catalog, tx, rank, &t, &before, &f)?;
         if models.is_some() || moving.is_some() {
             let org_models = match &f.organization_id {
                 Some(o) => Some(
@@ -504,20 +473,25 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                 ),
                 None => None,
             };
-            check_models(ctx, org_models.as_deref(), &f.models).map_err(|e| {
-                match (&e, moving) {
-                    (Error::BadRequest { message, .. }, Some(_)) if models.is_none() => {
-                        Error::bad_param(
-                            "organization_id",
-                            format!("The team's models do not fit the new organization: {message}"),
-                        )
-                    }
-                    _ => e,
+            grant::check_models(
+                &ctx.catalog,
+                &Holder::Team {
+                    org: org_models.as_deref(),
+                },
+                &f.models,
+            )
+            .map_err(|e| match (&e, moving) {
+                (Error::BadRequest { message, .. }, Some(_)) if models.is_none() => {
+                    Error::bad_param(
+                        "organization_id",
+                        format!("The team's models do not fit the new organization: {message}"),
+                    )
                 }
+                _ => e,
             })?;
         }
         db::teams::update(tx, &team_id, &f, by.as_deref())?;
-        grant::stamp_team(tx, rank, &t, &before, &f)?;
+        authority::stamp_team(tx, rank, &t, &before, &f)?;
         if let Some(o) = moving {
             db::teams::move_keys(tx, &team_id, o.as_deref())?;
         }
@@ -540,7 +514,7 @@ pub fn delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             teams.push(visible_team(tx, who, id)?);
         }
         for t in &teams {
-            if !manages_team(tx, who, t)? {
+            if !policy::manages_team(tx, who, t)? {
                 return Err(Error::Forbidden(format!(
                     "Only proxy admins or org admins of the team's organization can delete \
                      team {}",
@@ -557,7 +531,7 @@ pub fn delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
 }
 
 /// `GET /team/info?team_id=` (LiteLLM shape: `team_id`, `team_info`, `keys`,
-/// `team_memberships`). Readers: `scope::can_read_team`, and a key of the team itself (API.md
+/// `team_memberships`). Readers: `policy::can_read_team`, and a key of the team itself (API.md
 /// §9). Every reader sees the team's keys, but a key's `token` only when the reader could
 /// read that key with `/key/info` (proxy admins and viewers, admins of the team, the key's
 /// owner, the key itself); other members get `token: null`.
@@ -569,12 +543,12 @@ pub fn info(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         .is_some_and(|k| k.team_id.as_deref() == Some(team_id.as_str()));
     let out = ctx.pool.read(|c| {
         let t = match db::teams::get(c, &team_id)? {
-            Some(t) if own_team_key || scope::can_read_team(c, who, &t)? => t,
+            Some(t) if own_team_key || policy::can_read_team(c, who, &t)? => t,
             _ => return Err(not_found(&team_id)),
         };
         let members = db::teams::members(c, &team_id)?;
         let keys = db::keys::summaries_by_team(c, &team_id)?;
-        let all_tokens = who.role.reads_all() || scope::is_team_admin(c, who, &t)?;
+        let all_tokens = who.role.reads_all() || policy::is_team_admin(c, who, &t)?;
         let shown = |k: &KeySummary| {
             let mut v = key_json(k);
             let mine = k.user_id.is_some() && k.user_id == who.user_id;
@@ -631,7 +605,7 @@ pub fn member_add(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let by = who.user_id.clone();
     let out = ctx.pool.write(|tx| {
         let t = visible_team(tx, who, &team_id)?;
-        if !scope::is_team_admin(tx, who, &t)? {
+        if !policy::is_team_admin(tx, who, &t)? {
             return Err(Error::Forbidden(format!(
                 "Only admins of team {team_id} can add members"
             )));
@@ -645,7 +619,7 @@ pub fn member_add(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             by.as_deref(),
         )?;
         if budget.is_some() {
-            let rank = grant::team_rank(tx, who, Some(&t))?;
+            let rank = authority::team_rank(tx, who, Some(&t))?;
             for uid in &added {
                 db::authority::set_team_member_rank(tx, &team_id, uid, rank.n())?;
             }
@@ -678,7 +652,7 @@ pub fn member_delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let team_id = team_id_param(&body)?;
     let out = ctx.pool.write(|tx| {
         let t = visible_team(tx, who, &team_id)?;
-        if !scope::is_team_admin(tx, who, &t)? {
+        if !policy::is_team_admin(tx, who, &t)? {
             return Err(Error::Forbidden(format!(
                 "Only admins of team {team_id} can remove members"
             )));
@@ -689,14 +663,14 @@ pub fn member_delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                 "User {uid} is not a member of team {team_id}"
             )));
         };
-        // Removing and adding again would drop a budget a higher rank set (`grant`).
-        let rank = grant::team_rank(tx, who, Some(&t))?;
+        // Removing and adding again would drop a budget a higher rank set (`access::authority`).
+        let rank = authority::team_rank(tx, who, Some(&t))?;
         let budget_rank = db::authority::team_member_rank(tx, &team_id, &uid)?;
         let what = format!("user {uid} in team {team_id}");
-        grant::check_member_removal(rank, budget_rank, m.budget_id.is_some(), &what)?;
+        authority::check_member_removal(rank, budget_rank, m.budget_id.is_some(), &what)?;
         db::teams::delete_member(tx, &team_id, &uid)?;
         if m.role == "admin" {
-            grant::revoke_issued_in_team(tx, &t, &uid)?;
+            authority::revoke_issued_in_team(tx, &t, &uid)?;
         }
         if let Some(b) = &m.budget_id {
             db::teams::delete_budget(tx, b)?;
@@ -724,7 +698,7 @@ pub fn member_update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let by = who.user_id.clone();
     let out = ctx.pool.write(|tx| {
         let t = visible_team(tx, who, &team_id)?;
-        if !scope::is_team_admin(tx, who, &t)? {
+        if !policy::is_team_admin(tx, who, &t)? {
             return Err(Error::Forbidden(format!(
                 "Only admins of team {team_id} can update members"
             )));
@@ -735,11 +709,11 @@ pub fn member_update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                 "User {uid} is not a member of team {team_id}"
             )));
         };
-        let rank = grant::team_rank(tx, who, Some(&t))?;
+        let rank = authority::team_rank(tx, who, Some(&t))?;
         let budget_rank = db::authority::team_member_rank(tx, &team_id, &uid)?;
         let old_budget = m.budget_id.as_ref().and(m.max_budget);
         let what = format!("user {uid} in team {team_id}");
-        grant::check_member_budget(
+        authority::check_member_budget(
             rank,
             budget_rank,
             old_budget,
@@ -759,10 +733,10 @@ pub fn member_update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         let role = role.clone().unwrap_or(m.role.clone());
         db::teams::set_member(tx, &team_id, &uid, &role, budget_id.as_deref())?;
         if m.role == "admin" && role != "admin" {
-            grant::revoke_issued_in_team(tx, &t, &uid)?;
+            authority::revoke_issued_in_team(tx, &t, &uid)?;
         }
         if budget.is_some() && budget != old_budget {
-            let next = grant::next_rank(budget_rank, rank, true);
+            let next = authority::next_rank(budget_rank, rank, true);
             db::authority::set_team_member_rank(tx, &team_id, &uid, next)?;
         }
         let m = db::teams::member(tx, &team_id, &uid)?
@@ -784,18 +758,18 @@ fn set_blocked(ctx: &Ctx, who: &Caller, req: &Req, blocked: bool) -> Result<Repl
     let by = who.user_id.clone();
     let out = ctx.pool.write(|tx| {
         let t = visible_team(tx, who, &team_id)?;
-        if !scope::is_team_admin(tx, who, &t)? {
+        if !policy::is_team_admin(tx, who, &t)? {
             return Err(Error::Forbidden(format!(
                 "Only admins of team {team_id} can block or unblock it"
             )));
         }
-        let rank = grant::team_rank(tx, who, Some(&t))?;
+        let rank = authority::team_rank(tx, who, Some(&t))?;
         let before = TeamFields::of(&t);
         let mut f = before.clone();
         f.blocked = blocked;
-        grant::check_team_change(&ctx.catalog, tx, rank, &t, &before, &f)?;
+        authority::check_team_change(&ctx.catalog, tx, rank, &t, &before, &f)?;
         db::teams::update(tx, &team_id, &f, by.as_deref())?;
-        grant::stamp_team(tx, rank, &t, &before, &f)?;
+        authority::stamp_team(tx, rank, &t, &before, &f)?;
         team_reply(tx, &team_id)
     })?;
     Reply::ok(out)
@@ -823,7 +797,7 @@ fn change_models(ctx: &Ctx, who: &Caller, req: &Req, add: bool) -> Result<Reply>
         let t = visible_team(tx, who, &team_id)?;
         // Adding widens and removing may widen too (an emptied list is unrestricted): both
         // need the org admin, never just the team admin (API.md §5).
-        if !manages_team(tx, who, &t)? {
+        if !policy::manages_team(tx, who, &t)? {
             return Err(Error::Forbidden(format!(
                 "Only proxy admins or org admins of the team's organization can change team \
                  {team_id}'s models"
@@ -843,15 +817,21 @@ fn change_models(ctx: &Ctx, who: &Caller, req: &Req, add: bool) -> Result<Reply>
             if t.organization_id.is_some() && org_models.is_none() {
                 return Err(Error::Internal("org of team missing".into()));
             }
-            check_models(ctx, org_models.as_deref(), &f.models)?;
+            grant::check_models(
+                &ctx.catalog,
+                &Holder::Team {
+                    org: org_models.as_deref(),
+                },
+                &f.models,
+            )?;
         } else {
             f.models.retain(|m| !names.contains(m));
         }
-        let rank = grant::team_rank(tx, who, Some(&t))?;
+        let rank = authority::team_rank(tx, who, Some(&t))?;
         let before = TeamFields::of(&t);
-        grant::check_team_change(&ctx.catalog, tx, rank, &t, &before, &f)?;
+        authority::check_team_change(&ctx.catalog, tx, rank, &t, &before, &f)?;
         db::teams::update(tx, &team_id, &f, by.as_deref())?;
-        grant::stamp_team(tx, rank, &t, &before, &f)?;
+        authority::stamp_team(tx, rank, &t, &before, &f)?;
         team_reply(tx, &team_id)
     })?;
     Reply::ok(out)

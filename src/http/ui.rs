@@ -1,23 +1,20 @@
 //! The admin web UI (issue 7). Owns the static files under `ui/` (embedded in the binary,
 //! served at `/ui` with a strict Content-Security-Policy), UI login/logout with a session
-//! cookie (`ui_sessions`, schema 0002), resolving that cookie to a `Caller` for `Ctx::caller`
-//! (with the CSRF header rule), `/ui/me`, and `/ui/key_model_options` — the key form's model
-//! choices, computed by `keys::model_options` with the server's resolver. The pages themselves
+//! cookie (`ui_sessions`, schema 0002; the cookie is resolved to a `Caller` by
+//! `auth::session`), `/ui/me`, and `/ui/key_model_options` — the key form's model
+//! choices, computed by `access::grant::options` with the server's resolver. The pages themselves
 //! call the ordinary JSON API; authorization stays in the handlers.
 
-use super::{keys, scope, Ctx, Reply, Req};
-use crate::auth::{self, Caller, Role};
+use super::{Ctx, Reply, Req};
+use crate::access::{grant, policy};
+use crate::auth::{self, Caller, Refusal, Role};
 use crate::db;
 use crate::error::{Error, Result};
 use crate::util;
 use serde_json::json;
 use std::sync::OnceLock;
 
-pub const SESSION_COOKIE: &str = "litegate_session";
-/// The header our JS sends on every request. A cookie-authenticated request that changes
-/// anything must carry it: a cross-site form cannot set it, and a cross-site `fetch` that sets
-/// it needs a CORS preflight, which litegate never grants. SameSite=Strict is the first line.
-pub const UI_HEADER: &str = "x-litegate-ui";
+pub use crate::auth::session::{SESSION_COOKIE, UI_HEADER};
 /// How long a session lives (no sliding renewal: log in again after it).
 pub const SESSION_TTL_SECS: i64 = 12 * 3600;
 
@@ -92,86 +89,20 @@ pub fn asset(_ctx: &Ctx, req: &Req) -> Result<Reply> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Sessions
+// Sessions (resolving a cookie to a caller is `auth::session`)
 
 /// The session cookie's value, if the request carries one.
 pub fn session_cookie(req: &Req) -> Option<String> {
-    req.headers
-        .iter()
-        .filter(|(k, _)| k.eq_ignore_ascii_case("cookie"))
-        .flat_map(|(_, v)| v.split(';'))
-        .filter_map(|p| p.trim().split_once('='))
-        .find(|(k, v)| *k == SESSION_COOKIE && !v.is_empty())
-        .map(|(_, v)| v.trim().to_string())
+    auth::session::session_cookie(&req.headers)
 }
 
-fn has_ui_header(req: &Req) -> bool {
-    req.header(UI_HEADER).map(str::trim) == Some("1")
-}
-
+/// Login and logout change state: the CSRF header is required even without a session.
 fn require_ui_header(req: &Req) -> Result<()> {
-    if has_ui_header(req) {
+    if auth::session::has_ui_header(&req.headers) {
         Ok(())
     } else {
-        Err(Error::Forbidden(
-            "requests authenticated by the UI session cookie that change anything must carry \
-             the header X-Litegate-UI: 1"
-                .into(),
-        ))
+        Err(Refusal::SessionWithoutUiHeader.into())
     }
-}
-
-/// The caller a session cookie stands for (`Ctx::caller` when no key header is given): a
-/// master-key session is the master key; a user session is that user with their current role.
-/// Only GET/HEAD may omit the CSRF header.
-pub fn session_caller(ctx: &Ctx, req: &Req, token: &str) -> Result<Caller> {
-    let hash = auth::hash_key(token);
-    let now = util::now_iso();
-    let s = ctx
-        .pool
-        .read(|c| Ok(db::sessions::live(c, &hash, &now)?))?
-        .ok_or_else(|| {
-            Error::Unauthorized("Your UI session has expired or is not valid; log in again.".into())
-        })?;
-    let caller = if s.is_master {
-        // A rotated master key ends the sessions opened with the old one.
-        let same = s
-            .master_hash
-            .as_deref()
-            .is_some_and(|h| util::ct_eq(h.as_bytes(), ctx.master_hash.as_bytes()));
-        if !same {
-            return Err(Error::Unauthorized(
-                "Your UI session has expired or is not valid; log in again.".into(),
-            ));
-        }
-        Caller::master()
-    } else {
-        let role = s
-            .user_role
-            .as_deref()
-            .and_then(Role::parse)
-            .ok_or_else(|| Error::internal("session user has no valid role"))?;
-        // The user's own models bound what the session may see (never an open chain).
-        let models = match (&s.user_id, s.user_models) {
-            (Some(_), Some(m)) => m,
-            (Some(_), None) => {
-                return Err(Error::Unauthorized(
-                    "Your UI session has expired or is not valid; log in again.".into(),
-                ))
-            }
-            (None, _) => Vec::new(),
-        };
-        Caller {
-            role,
-            user_id: s.user_id,
-            key: None,
-            user_models: Some(models),
-        }
-    };
-    if !matches!(req.method.as_str(), "GET" | "HEAD") {
-        require_ui_header(req)?;
-    }
-    Ok(caller)
 }
 
 fn bad_login() -> Error {
@@ -331,7 +262,7 @@ pub fn me(ctx: &Ctx, who: &Caller, _req: &Req) -> Result<Reply> {
 
 /// `GET /ui/key_model_options?team_id=` (or without a team: `organization_id`, and for admins
 /// `user_id`): the model choices of the key form with the models each gives
-/// (`keys::model_options`). A team the caller may not read answers 404.
+/// (`access::grant::options`). A team the caller may not read answers 404.
 pub fn key_model_options(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let q = |n: &str| req.query(n).filter(|s| !s.trim().is_empty());
     let team_id = q("team_id");
@@ -345,7 +276,7 @@ pub fn key_model_options(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let out = ctx.pool.read(|c| {
         if let Some(t) = team_id {
             let visible = match db::teams::get(c, t)? {
-                Some(team) => scope::can_read_team(c, who, &team)?,
+                Some(team) => policy::can_read_team(c, who, &team)?,
                 None => false,
             };
             if !visible {
@@ -353,11 +284,11 @@ pub fn key_model_options(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             }
         }
         if let Some(o) = org_id {
-            if db::orgs::get(c, o)?.is_none() || !scope::can_read_org(c, who, o)? {
+            if db::orgs::get(c, o)?.is_none() || !policy::can_read_org(c, who, o)? {
                 return Err(Error::NotFound(format!("Organization not found: {o}")));
             }
         }
-        keys::model_options(ctx, c, team_id, org_id, user_id.as_deref())
+        grant::options(&ctx.catalog, c, team_id, org_id, user_id.as_deref())
     })?;
     Reply::ok(out)
 }

@@ -4,8 +4,10 @@
 //! current one) and metadata. The password is stored as an argon2id hash and never returned;
 //! keys are shown by token only. Owns the defaults of users created implicitly by a membership.
 
-use super::{scope, teams, Ctx, Reply, Req};
-use crate::auth::{self, Caller, Role, ALL_ORG_MODELS, ALL_TEAM_MODELS};
+use super::{teams, Ctx, Reply, Req};
+use crate::access::grant::{self, Holder};
+use crate::access::policy;
+use crate::auth::{self, Caller, Role};
 use crate::db::{self, users::UserFields, users::UserRow};
 use crate::error::{Error, Result};
 use crate::user_defaults::UserDefaults;
@@ -80,25 +82,11 @@ fn parse_role(s: &str) -> Result<String> {
         })
 }
 
-/// A user's own list cannot refer to a team or org (it has none above it): refuse the names.
-fn check_user_models(models: &[String]) -> Result<()> {
-    if let Some(m) = models
-        .iter()
-        .find(|m| *m == ALL_TEAM_MODELS || *m == ALL_ORG_MODELS)
-    {
-        return Err(Error::bad_param(
-            "models",
-            format!("`{m}` is for keys and teams, not users"),
-        ));
-    }
-    Ok(())
-}
-
 /// `POST /user/new` (proxy admin). With `auto_create_key` (default true) a personal key is made
 /// in the same transaction and its raw value returned once as `key`.
 pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let body = req.json()?;
-    scope::require_proxy_admin(who)?;
+    policy::require_proxy_admin(who)?;
     let user_id = match body.opt_str("user_id")? {
         Some(id) if id.trim().is_empty() => {
             return Err(Error::bad_param("user_id", "`user_id` must not be empty"))
@@ -114,7 +102,7 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     )?;
     let models_given = body.given("models");
     let models = body.opt_list("models")?.unwrap_or_default();
-    check_user_models(&models)?;
+    grant::check_models(&ctx.catalog, &Holder::User, &models)?;
     let duration = body.opt_duration("budget_duration")?;
     let password = body.opt_str("password")?;
     let team_ids = body.opt_list("teams")?.unwrap_or_default();
@@ -177,11 +165,6 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     Reply::ok(out)
 }
 
-/// May the caller see this user? Themselves, or proxy admins and viewers.
-fn sees(who: &Caller, user_id: &str) -> bool {
-    who.role.reads_all() || who.user_id.as_deref() == Some(user_id)
-}
-
 /// `GET /user/info?user_id=` (default: the caller): `{user_id, user_info, keys, teams}`.
 pub fn info(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let target = match req.query("user_id").filter(|s| !s.is_empty()) {
@@ -193,7 +176,7 @@ pub fn info(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     };
     let out = ctx.pool.read(|c| {
         let u = match db::users::get(c, &target)? {
-            Some(u) if sees(who, &u.id) => u,
+            Some(u) if policy::can_see_user(who, &u.id) => u,
             _ => return Err(not_found(&target)),
         };
         let memberships = db::teams::memberships_of_user(c, &u.id)?;
@@ -296,7 +279,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         .transpose()?;
     let models = body.opt_list("models")?;
     if let Some(m) = &models {
-        check_user_models(m)?;
+        grant::check_models(&ctx.catalog, &Holder::User, m)?;
     }
     let max_budget = body.opt_budget("max_budget")?;
     let soft_budget = body.opt_budget("soft_budget")?;
@@ -335,11 +318,11 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         };
         let shown = by_id.clone().or(email.clone()).unwrap_or_default();
         let u = match target {
-            Some(u) if sees(who, &u.id) => u,
+            Some(u) if policy::can_see_user(who, &u.id) => u,
             _ => return Err(not_found(&shown)),
         };
         // The one authorization check, on the stored user.
-        scope::require_writer(who)?;
+        policy::require_writer(who)?;
         if !who.is_proxy_admin() {
             let is_self = who.user_id.as_deref() == Some(u.id.as_str());
             let extra: Vec<&String> = body
@@ -418,7 +401,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
 /// keys and memberships go with them (FK cascade).
 pub fn delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let body = req.json()?;
-    scope::require_proxy_admin(who)?;
+    policy::require_proxy_admin(who)?;
     let ids = body.opt_list("user_ids")?.unwrap_or_default();
     if ids.is_empty() {
         return Err(Error::bad_param("user_ids", "`user_ids` is required"));

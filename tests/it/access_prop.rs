@@ -220,7 +220,7 @@ fn expected(k: &Case) -> Vec<String> {
         .collect()
 }
 
-fn catalog() -> (tempfile::TempDir, litegate::auth::Catalog) {
+fn catalog() -> (tempfile::TempDir, litegate::access::Catalog) {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("c.yaml");
     std::fs::write(&p, TEST_CONFIG).unwrap();
@@ -233,7 +233,7 @@ fn catalog() -> (tempfile::TempDir, litegate::auth::Catalog) {
         &env,
     )
     .unwrap();
-    (dir, litegate::auth::Catalog::new(cfg.deployments))
+    (dir, litegate::access::Catalog::new(cfg.deployments))
 }
 
 proptest! {
@@ -247,7 +247,7 @@ proptest! {
         litegate::db::migrate::migrate(&mut c).unwrap();
         for (i, k) in cases.iter().enumerate() {
             let raw = store(&c, &i.to_string(), k);
-            let row = litegate::auth::load_key(&c, &litegate::auth::hash_key(&raw))
+            let row = litegate::db::key_check::load_key(&c, &litegate::auth::hash_key(&raw))
                 .unwrap()
                 .expect("key row");
             let chain = row.chain();
@@ -258,7 +258,7 @@ proptest! {
             }
             // key ⊆ team ⊆ org, by the same resolver.
             if let Some(team) = &k.team {
-                let team_chain = litegate::auth::Chain {
+                let team_chain = litegate::access::Chain {
                     key: None,
                     key_has_team: true,
                     team: Some(team),
@@ -268,7 +268,7 @@ proptest! {
                 let team_eff = team_chain.effective(&cat);
                 prop_assert!(got.iter().all(|m| team_eff.contains(m)), "key ⊄ team: {:?}", k);
                 if let Some(org) = &k.org {
-                    let org_eff = litegate::auth::Chain {
+                    let org_eff = litegate::access::Chain {
                         org: Some(org),
                         ..Default::default()
                     }

@@ -17,11 +17,13 @@
 //!   record the rank that set them (schema 0005); a lower rank may only tighten them
 //!   (`loosened_key`, `loosened_team`, `looser`), never unblock, loosen or remove them.
 //!
-//! Handlers in `keys`, `teams` and `organizations` call these; `scope` keeps the plain role
-//! and membership questions.
+//! Handlers in `keys`, `teams` and `organizations` call these; `policy` keeps the plain role
+//! and membership questions, `grant` the rules for which model lists may be stored at all.
 
-use super::scope;
-use crate::auth::{self, Caller, Catalog, Chain, ALL_ORG_MODELS, ALL_TEAM_MODELS};
+use super::catalog::{Catalog, ALL_ORG_MODELS, ALL_TEAM_MODELS};
+use super::chain::{self, Chain};
+use super::policy;
+use crate::auth::{Caller, ORG_ADMIN};
 use crate::db;
 use crate::error::{Error, Result};
 use crate::util;
@@ -60,14 +62,23 @@ pub fn team_rank(c: &Connection, who: &Caller, team: Option<&db::teams::TeamRow>
         return Ok(Rank::Member);
     };
     if let Some(org) = &t.organization_id {
-        if scope::is_org_admin(c, who, org)? {
+        if policy::is_org_admin(c, who, org)? {
             return Ok(Rank::OrgAdmin);
         }
     }
-    if scope::is_team_admin(c, who, t)? {
+    if policy::is_team_admin(c, who, t)? {
         return Ok(Rank::TeamAdmin);
     }
     Ok(Rank::Member)
+}
+
+/// The caller's rank over a key: on its team, or (no team) proxy admin above the owner.
+pub fn key_rank(c: &Connection, who: &Caller, k: &db::keys::NewKey) -> Result<Rank> {
+    let team = match &k.team_id {
+        Some(t) => db::teams::get(c, t)?,
+        None => None,
+    };
+    team_rank(c, who, team.as_ref())
 }
 
 /// The caller's rank in an organization (its memberships and their budgets).
@@ -75,7 +86,7 @@ pub fn org_rank(c: &Connection, who: &Caller, org_id: &str) -> Result<Rank> {
     if who.is_proxy_admin() {
         return Ok(Rank::ProxyAdmin);
     }
-    if scope::is_org_admin(c, who, org_id)? {
+    if policy::is_org_admin(c, who, org_id)? {
         return Ok(Rank::OrgAdmin);
     }
     Ok(Rank::Member)
@@ -86,7 +97,7 @@ pub fn org_rank(c: &Connection, who: &Caller, org_id: &str) -> Result<Rank> {
 
 /// Routes a calls-only key may use: model calls (`Handler::ModelCall` routes, never gated
 /// here), the model lists (they show the key's own chain) and `/key/info` of itself
-/// (`keys::can_see`).
+/// (`policy::can_see_key`).
 const CALLS_ONLY_ROUTES: &[&str] = &[
     "/v1/models",
     "/models",
@@ -171,7 +182,7 @@ pub fn models_looser<'a>(
     old: &'a [String],
     new: &'a [String],
 ) -> bool {
-    if auth::unrestricted(new) && !auth::unrestricted(old) {
+    if chain::unrestricted(new) && !chain::unrestricted(old) {
         return true;
     }
     for special in [ALL_TEAM_MODELS, ALL_ORG_MODELS] {
@@ -324,7 +335,7 @@ pub fn team_limits_changed(old: &db::teams::TeamFields, new: &db::teams::TeamFie
 }
 
 /// A caller below the rank that blocked the team may not unblock it; below the rank that set
-/// its models, budgets and limits, may only tighten them (`grant`).
+/// its models, budgets and limits, may only tighten them.
 pub fn check_team_change(
     cat: &Catalog,
     c: &Connection,
@@ -407,7 +418,7 @@ pub fn check_member_removal(rank: Rank, stored: i64, has_budget: bool, what: &st
 /// authority over the team as an admin of its organization.
 pub fn revoke_issued_in_team(c: &Connection, t: &db::teams::TeamRow, uid: &str) -> Result<()> {
     if let Some(org) = &t.organization_id {
-        if db::orgs::member_role(c, org, uid)?.as_deref() == Some("org_admin") {
+        if db::orgs::member_role(c, org, uid)?.as_deref() == Some(ORG_ADMIN) {
             return Ok(());
         }
     }

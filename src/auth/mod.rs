@@ -1,0 +1,182 @@
+//! Identity: the one answer to "who is this?". `authenticate` takes the request's
+//! `Credentials` (a key in one of the four headers of API.md §2, or the web UI's session
+//! cookie) and answers with a `Caller` — the master key, a virtual key with its loaded
+//! hierarchy, or a UI session's user — or a typed `Refusal` (worded in `error.rs`: no HTTP
+//! here). THE key check itself is `db::key_check`. Holds the key format (`key`), passwords
+//! (`password`), roles (`role`) and sessions (`session`).
+//!
+//! Not here: what a caller may do. Model access (the resolver) and who may read or change
+//! which resource are `access`; `Caller::chain` is defined there.
+
+pub mod key;
+pub mod password;
+pub mod role;
+pub mod session;
+
+pub use crate::error::Refusal;
+pub use key::{hash_key, key_name, new_raw_key, presented_key, token_of};
+pub use password::{hash_password, try_verify_password, verify_password};
+pub use role::{Role, ORG_ADMIN, TEAM_ADMIN};
+
+use crate::db::key_check::{self, KeyRow, KeyState};
+use crate::db::Pool;
+use crate::util;
+use rusqlite::Connection;
+use std::time::Instant;
+
+/// The `user_id` the master key acts as (LiteLLM's name).
+pub const MASTER_USER_ID: &str = "default_user_id";
+
+/// Who is calling: the master key, a virtual key with its loaded hierarchy, or a UI session's
+/// user.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub role: Role,
+    /// The acting user (`default_user_id` for the master key).
+    pub user_id: Option<String>,
+    pub key: Option<Box<KeyRow>>,
+    /// For a caller without a key that is not the master key (a web UI session): the user's
+    /// own models, which bound what it may see. `None` for the master key and for keys.
+    pub user_models: Option<Vec<String>>,
+}
+
+impl Caller {
+    pub fn master() -> Caller {
+        Caller {
+            role: Role::ProxyAdmin,
+            user_id: Some(MASTER_USER_ID.to_string()),
+            key: None,
+            user_models: None,
+        }
+    }
+    /// The master key itself (or a UI session opened with it) — not a proxy admin user, whose
+    /// UI session also has no key.
+    pub fn is_master(&self) -> bool {
+        self.key.is_none()
+            && self.role == Role::ProxyAdmin
+            && self.user_id.as_deref() == Some(MASTER_USER_ID)
+    }
+    pub fn is_proxy_admin(&self) -> bool {
+        self.role == Role::ProxyAdmin
+    }
+    pub fn key_name(&self) -> Option<&str> {
+        self.key.as_ref().map(|k| k.key_name.as_str())
+    }
+    /// A key issued for its owner by someone else (`KeyRow::calls_only`).
+    pub fn is_calls_only(&self) -> bool {
+        self.key.as_ref().is_some_and(|k| k.calls_only)
+    }
+}
+
+/// What a request presents, read once from its headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// A key (the master key or a virtual key).
+    Key(String),
+    /// The web UI's session cookie, and whether the UI's CSRF header came with it.
+    Session {
+        token: String,
+        ui_header: bool,
+    },
+    None,
+}
+
+impl Credentials {
+    /// For management routes: the key if one is given, else the session cookie.
+    pub fn of(headers: &[(String, String)]) -> Credentials {
+        if let Some(k) = presented_key(headers) {
+            return Credentials::Key(k);
+        }
+        match session::session_cookie(headers) {
+            Some(token) => Credentials::Session {
+                token,
+                ui_header: session::has_ui_header(headers),
+            },
+            None => Credentials::None,
+        }
+    }
+
+    /// For model calls: a key only, so a browser session never spends.
+    pub fn key_only(headers: &[(String, String)]) -> Credentials {
+        presented_key(headers).map_or(Credentials::None, Credentials::Key)
+    }
+
+    /// How the access log names the caller (never the raw key or cookie): the key's public
+    /// name, `master_key`, `ui:<user>`, or what failed; nothing when nothing was presented.
+    pub fn log_label(&self, outcome: &Result<Caller, Refusal>) -> Option<String> {
+        Some(match (self, outcome) {
+            (Credentials::None, _) => return None,
+            (Credentials::Session { .. }, Ok(c)) => {
+                format!("ui:{}", c.user_id.as_deref().unwrap_or("-"))
+            }
+            (Credentials::Session { .. }, Err(_)) => "invalid-session".into(),
+            (Credentials::Key(_), Ok(c)) => c.key_name().unwrap_or("master_key").to_string(),
+            (Credentials::Key(_), Err(_)) => "invalid".into(),
+        })
+    }
+}
+
+/// The front door: who is this? A key is checked on the pool's hot connection (released
+/// before return); a session through `db::sessions`, with the CSRF rule for `method`.
+pub fn authenticate(
+    pool: &Pool,
+    master_hash: &str,
+    credentials: &Credentials,
+    method: &str,
+) -> Result<Caller, Refusal> {
+    match credentials {
+        Credentials::None => Err(Refusal::NoKey),
+        Credentials::Key(presented) => {
+            let c = pool.hot();
+            let t = Instant::now();
+            let caller = check_key(&c, master_hash, presented);
+            crate::metrics::METRICS.key_check(t.elapsed());
+            caller
+        }
+        Credentials::Session { token, ui_header } => {
+            session::session_caller(pool, master_hash, token, *ui_header, method)
+        }
+    }
+}
+
+/// A presented key: the master key (constant time against its hash), else THE key check.
+pub fn check_key(c: &Connection, master_hash: &str, presented: &str) -> Result<Caller, Refusal> {
+    let token = hash_key(presented);
+    if util::ct_eq(token.as_bytes(), master_hash.as_bytes()) {
+        return Ok(Caller::master());
+    }
+    if !presented.starts_with("sk-") {
+        return Err(Refusal::MalformedKey);
+    }
+    let k = key_check::load_key(c, &token)?.ok_or(Refusal::UnknownKey)?;
+    match k.state(util::now_ms()) {
+        KeyState::Valid => {}
+        KeyState::Blocked => return Err(Refusal::KeyBlocked),
+        KeyState::Expired(exp) => return Err(Refusal::KeyExpired(exp)),
+        KeyState::TeamGone => return Err(Refusal::TeamGone),
+        KeyState::TeamBlocked(id) => return Err(Refusal::TeamBlocked(id)),
+        KeyState::OrgBlocked(id) => return Err(Refusal::OrgBlocked(id)),
+        KeyState::OrgGone => return Err(Refusal::OrgGone),
+    }
+    let owner_role = k
+        .user
+        .as_ref()
+        .map(|u| Role::parse(&u.user_role).unwrap_or(Role::InternalUserViewer))
+        .unwrap_or(Role::InternalUser);
+    // A key someone else issued never carries its owner's global role (API.md §9 "Keys for
+    // someone else"): at most an internal user's, a viewer's stays a viewer's.
+    let role = if k.calls_only {
+        owner_role.below_proxy()
+    } else {
+        owner_role
+    };
+    Ok(Caller {
+        role,
+        user_id: k.user_id.clone(),
+        key: Some(Box::new(k)),
+        user_models: None,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,388 @@
+//! THE key check: one statement (key LEFT JOIN team, org, org budget, user and the two
+//! memberships with their budgets), every join on a primary key or unique index, and its row
+//! mapping into `KeyRow`, read by named column indices (`col`), plus `KeyRow::state`, the
+//! validity of a loaded key as data. Does not word refusals (`error.rs`) nor resolve models
+//! (`access::chain`); nothing here caches, so an org's change applies on the next request.
+
+use rusqlite::{Connection, OptionalExtension, Row};
+
+/// Everything a request needs to know about its key, loaded by one statement.
+#[derive(Debug, Clone)]
+pub struct KeyRow {
+    pub token: String,
+    pub key_name: String,
+    pub key_alias: Option<String>,
+    pub models: Vec<String>,
+    /// Raw JSON object text; decoded only when a call needs it (`alias_for`).
+    pub aliases: String,
+    pub team_id: Option<String>,
+    pub user_id: Option<String>,
+    pub organization_id: Option<String>,
+    pub expires: Option<String>,
+    pub blocked: bool,
+    pub spend: f64,
+    pub max_budget: Option<f64>,
+    pub tpm_limit: Option<i64>,
+    pub rpm_limit: Option<i64>,
+    pub max_parallel_requests: Option<i64>,
+    /// Raw JSON object text, decoded on demand.
+    pub metadata: String,
+    pub team: Option<TeamPart>,
+    pub org: Option<OrgPart>,
+    pub user: Option<UserPart>,
+    pub team_member: Option<MemberPart>,
+    pub org_member: Option<MemberPart>,
+    /// `reach = 'calls'` (schema 0005): issued or regenerated for its owner by someone else
+    /// below proxy admin, who saw the raw key. Such a key never acts with its owner's global
+    /// role or memberships: model calls within its chain and reading itself only
+    /// (`access::authority`).
+    pub calls_only: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct TeamPart {
+    pub id: String,
+    pub alias: Option<String>,
+    pub organization_id: Option<String>,
+    pub models: Vec<String>,
+    pub blocked: bool,
+    pub spend: f64,
+    pub max_budget: Option<f64>,
+    pub tpm_limit: Option<i64>,
+    pub rpm_limit: Option<i64>,
+    pub max_parallel_requests: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OrgPart {
+    pub id: String,
+    pub alias: String,
+    pub models: Vec<String>,
+    pub blocked: bool,
+    pub spend: f64,
+    pub max_budget: Option<f64>,
+    pub tpm_limit: Option<i64>,
+    pub rpm_limit: Option<i64>,
+    pub max_parallel_requests: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UserPart {
+    pub id: String,
+    /// The stored `user_role` text; `auth` parses it (an unknown one counts as a viewer).
+    pub user_role: String,
+    pub models: Vec<String>,
+    pub spend: f64,
+    pub max_budget: Option<f64>,
+    pub tpm_limit: Option<i64>,
+    pub rpm_limit: Option<i64>,
+    pub max_parallel_requests: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MemberPart {
+    pub role: String,
+    pub spend: f64,
+    pub max_budget: Option<f64>,
+}
+
+/// The key check: one statement, every join on a primary key or unique index.
+/// A key with a team takes its team's organization; a key without one, its own.
+/// Each column's alias is its name in `col` (lowercase); a test holds the two together.
+pub const KEY_CHECK: &str = "SELECT
+    k.token k_token, k.key_name k_key_name, k.key_alias k_key_alias, k.models k_models,
+    k.aliases k_aliases, k.team_id k_team_id, k.user_id k_user_id,
+    k.organization_id k_organization_id, k.expires k_expires, k.blocked k_blocked,
+    k.spend k_spend, k.max_budget k_max_budget, k.tpm_limit k_tpm_limit,
+    k.rpm_limit k_rpm_limit, k.max_parallel_requests k_max_parallel, k.metadata k_metadata,
+    t.id t_id, t.alias t_alias, t.organization_id t_organization_id, t.models t_models,
+    t.blocked t_blocked, t.spend t_spend, t.max_budget t_max_budget, t.tpm_limit t_tpm_limit,
+    t.rpm_limit t_rpm_limit, t.max_parallel_requests t_max_parallel,
+    o.id o_id, o.alias o_alias, o.models o_models, o.blocked o_blocked, o.spend o_spend,
+    ob.max_budget o_max_budget, ob.tpm_limit o_tpm_limit, ob.rpm_limit o_rpm_limit,
+    ob.max_parallel_requests o_max_parallel,
+    u.id u_id, u.user_role u_user_role, u.models u_models, u.spend u_spend,
+    u.max_budget u_max_budget, u.tpm_limit u_tpm_limit, u.rpm_limit u_rpm_limit,
+    u.max_parallel_requests u_max_parallel,
+    tm.role tm_role, tm.spend tm_spend, tmb.max_budget tm_max_budget,
+    om.user_role om_role, om.spend om_spend, omb.max_budget om_max_budget,
+    k.reach k_reach
+FROM api_keys k
+LEFT JOIN teams t ON t.id = k.team_id
+LEFT JOIN organizations o
+       ON o.id = CASE WHEN k.team_id IS NULL THEN k.organization_id ELSE t.organization_id END
+LEFT JOIN budgets ob ON ob.id = o.budget_id
+LEFT JOIN users u ON u.id = k.user_id
+LEFT JOIN team_members tm ON tm.team_id = k.team_id AND tm.user_id = k.user_id
+LEFT JOIN budgets tmb ON tmb.id = tm.budget_id
+LEFT JOIN organization_members om ON om.organization_id = o.id AND om.user_id = k.user_id
+LEFT JOIN budgets omb ON omb.id = om.budget_id
+WHERE k.token = ?1";
+
+/// The position of each column of `KEY_CHECK`, by its alias. Read by index, not by name: a
+/// name lookup scans all 50 names per column on the hottest path.
+#[allow(missing_docs)]
+pub mod col {
+    pub const K_TOKEN: usize = 0;
+    pub const K_KEY_NAME: usize = 1;
+    pub const K_KEY_ALIAS: usize = 2;
+    pub const K_MODELS: usize = 3;
+    pub const K_ALIASES: usize = 4;
+    pub const K_TEAM_ID: usize = 5;
+    pub const K_USER_ID: usize = 6;
+    pub const K_ORGANIZATION_ID: usize = 7;
+    pub const K_EXPIRES: usize = 8;
+    pub const K_BLOCKED: usize = 9;
+    pub const K_SPEND: usize = 10;
+    pub const K_MAX_BUDGET: usize = 11;
+    pub const K_TPM_LIMIT: usize = 12;
+    pub const K_RPM_LIMIT: usize = 13;
+    pub const K_MAX_PARALLEL: usize = 14;
+    pub const K_METADATA: usize = 15;
+    pub const T_ID: usize = 16;
+    pub const T_ALIAS: usize = 17;
+    pub const T_ORGANIZATION_ID: usize = 18;
+    pub const T_MODELS: usize = 19;
+    pub const T_BLOCKED: usize = 20;
+    pub const T_SPEND: usize = 21;
+    pub const T_MAX_BUDGET: usize = 22;
+    pub const T_TPM_LIMIT: usize = 23;
+    pub const T_RPM_LIMIT: usize = 24;
+    pub const T_MAX_PARALLEL: usize = 25;
+    pub const O_ID: usize = 26;
+    pub const O_ALIAS: usize = 27;
+    pub const O_MODELS: usize = 28;
+    pub const O_BLOCKED: usize = 29;
+    pub const O_SPEND: usize = 30;
+    pub const O_MAX_BUDGET: usize = 31;
+    pub const O_TPM_LIMIT: usize = 32;
+    pub const O_RPM_LIMIT: usize = 33;
+    pub const O_MAX_PARALLEL: usize = 34;
+    pub const U_ID: usize = 35;
+    pub const U_USER_ROLE: usize = 36;
+    pub const U_MODELS: usize = 37;
+    pub const U_SPEND: usize = 38;
+    pub const U_MAX_BUDGET: usize = 39;
+    pub const U_TPM_LIMIT: usize = 40;
+    pub const U_RPM_LIMIT: usize = 41;
+    pub const U_MAX_PARALLEL: usize = 42;
+    pub const TM_ROLE: usize = 43;
+    pub const TM_SPEND: usize = 44;
+    pub const TM_MAX_BUDGET: usize = 45;
+    pub const OM_ROLE: usize = 46;
+    pub const OM_SPEND: usize = 47;
+    pub const OM_MAX_BUDGET: usize = 48;
+    pub const K_REACH: usize = 49;
+    /// Every column, by alias, in statement order (the test checks the statement against it).
+    pub const ALL: &[(usize, &str)] = &[
+        (K_TOKEN, "k_token"),
+        (K_KEY_NAME, "k_key_name"),
+        (K_KEY_ALIAS, "k_key_alias"),
+        (K_MODELS, "k_models"),
+        (K_ALIASES, "k_aliases"),
+        (K_TEAM_ID, "k_team_id"),
+        (K_USER_ID, "k_user_id"),
+        (K_ORGANIZATION_ID, "k_organization_id"),
+        (K_EXPIRES, "k_expires"),
+        (K_BLOCKED, "k_blocked"),
+        (K_SPEND, "k_spend"),
+        (K_MAX_BUDGET, "k_max_budget"),
+        (K_TPM_LIMIT, "k_tpm_limit"),
+        (K_RPM_LIMIT, "k_rpm_limit"),
+        (K_MAX_PARALLEL, "k_max_parallel"),
+        (K_METADATA, "k_metadata"),
+        (T_ID, "t_id"),
+        (T_ALIAS, "t_alias"),
+        (T_ORGANIZATION_ID, "t_organization_id"),
+        (T_MODELS, "t_models"),
+        (T_BLOCKED, "t_blocked"),
+        (T_SPEND, "t_spend"),
+        (T_MAX_BUDGET, "t_max_budget"),
+        (T_TPM_LIMIT, "t_tpm_limit"),
+        (T_RPM_LIMIT, "t_rpm_limit"),
+        (T_MAX_PARALLEL, "t_max_parallel"),
+        (O_ID, "o_id"),
+        (O_ALIAS, "o_alias"),
+        (O_MODELS, "o_models"),
+        (O_BLOCKED, "o_blocked"),
+        (O_SPEND, "o_spend"),
+        (O_MAX_BUDGET, "o_max_budget"),
+        (O_TPM_LIMIT, "o_tpm_limit"),
+        (O_RPM_LIMIT, "o_rpm_limit"),
+        (O_MAX_PARALLEL, "o_max_parallel"),
+        (U_ID, "u_id"),
+        (U_USER_ROLE, "u_user_role"),
+        (U_MODELS, "u_models"),
+        (U_SPEND, "u_spend"),
+        (U_MAX_BUDGET, "u_max_budget"),
+        (U_TPM_LIMIT, "u_tpm_limit"),
+        (U_RPM_LIMIT, "u_rpm_limit"),
+        (U_MAX_PARALLEL, "u_max_parallel"),
+        (TM_ROLE, "tm_role"),
+        (TM_SPEND, "tm_spend"),
+        (TM_MAX_BUDGET, "tm_max_budget"),
+        (OM_ROLE, "om_role"),
+        (OM_SPEND, "om_spend"),
+        (OM_MAX_BUDGET, "om_max_budget"),
+        (K_REACH, "k_reach"),
+    ];
+}
+
+/// Runs THE key-check statement.
+pub fn load_key(c: &Connection, token: &str) -> rusqlite::Result<Option<KeyRow>> {
+    c.prepare_cached(KEY_CHECK)?
+        .query_row([token], key_row)
+        .optional()
+}
+
+fn list_col(r: &Row<'_>, i: usize) -> rusqlite::Result<Vec<String>> {
+    Ok(r.get::<_, Option<String>>(i)?
+        .map(|s| super::json_list(&s))
+        .unwrap_or_default())
+}
+
+fn flag(r: &Row<'_>, i: usize) -> rusqlite::Result<bool> {
+    Ok(r.get::<_, i64>(i)? != 0)
+}
+
+fn key_row(r: &Row<'_>) -> rusqlite::Result<KeyRow> {
+    use col::*;
+    let team = match r.get::<_, Option<String>>(T_ID)? {
+        Some(id) => Some(TeamPart {
+            id,
+            alias: r.get(T_ALIAS)?,
+            organization_id: r.get(T_ORGANIZATION_ID)?,
+            models: list_col(r, T_MODELS)?,
+            blocked: flag(r, T_BLOCKED)?,
+            spend: r.get(T_SPEND)?,
+            max_budget: r.get(T_MAX_BUDGET)?,
+            tpm_limit: r.get(T_TPM_LIMIT)?,
+            rpm_limit: r.get(T_RPM_LIMIT)?,
+            max_parallel_requests: r.get(T_MAX_PARALLEL)?,
+        }),
+        None => None,
+    };
+    let org = match r.get::<_, Option<String>>(O_ID)? {
+        Some(id) => Some(OrgPart {
+            id,
+            alias: r.get(O_ALIAS)?,
+            models: list_col(r, O_MODELS)?,
+            blocked: flag(r, O_BLOCKED)?,
+            spend: r.get(O_SPEND)?,
+            max_budget: r.get(O_MAX_BUDGET)?,
+            tpm_limit: r.get(O_TPM_LIMIT)?,
+            rpm_limit: r.get(O_RPM_LIMIT)?,
+            max_parallel_requests: r.get(O_MAX_PARALLEL)?,
+        }),
+        None => None,
+    };
+    let user = match r.get::<_, Option<String>>(U_ID)? {
+        Some(id) => Some(UserPart {
+            id,
+            user_role: r.get(U_USER_ROLE)?,
+            models: list_col(r, U_MODELS)?,
+            spend: r.get(U_SPEND)?,
+            max_budget: r.get(U_MAX_BUDGET)?,
+            tpm_limit: r.get(U_TPM_LIMIT)?,
+            rpm_limit: r.get(U_RPM_LIMIT)?,
+            max_parallel_requests: r.get(U_MAX_PARALLEL)?,
+        }),
+        None => None,
+    };
+    let member = |role: usize, spend: usize, max_budget: usize| {
+        Ok::<_, rusqlite::Error>(match r.get::<_, Option<String>>(role)? {
+            Some(role) => Some(MemberPart {
+                role,
+                spend: r.get(spend)?,
+                max_budget: r.get(max_budget)?,
+            }),
+            None => None,
+        })
+    };
+    Ok(KeyRow {
+        token: r.get(K_TOKEN)?,
+        key_name: r.get(K_KEY_NAME)?,
+        key_alias: r.get(K_KEY_ALIAS)?,
+        models: list_col(r, K_MODELS)?,
+        aliases: r.get(K_ALIASES)?,
+        team_id: r.get(K_TEAM_ID)?,
+        user_id: r.get(K_USER_ID)?,
+        organization_id: r.get(K_ORGANIZATION_ID)?,
+        expires: r.get(K_EXPIRES)?,
+        blocked: flag(r, K_BLOCKED)?,
+        spend: r.get(K_SPEND)?,
+        max_budget: r.get(K_MAX_BUDGET)?,
+        tpm_limit: r.get(K_TPM_LIMIT)?,
+        rpm_limit: r.get(K_RPM_LIMIT)?,
+        max_parallel_requests: r.get(K_MAX_PARALLEL)?,
+        metadata: r.get(K_METADATA)?,
+        team,
+        org,
+        user,
+        team_member: member(TM_ROLE, TM_SPEND, TM_MAX_BUDGET)?,
+        org_member: member(OM_ROLE, OM_SPEND, OM_MAX_BUDGET)?,
+        // Borrowed, not a String: no allocation on the hot path.
+        calls_only: r.get_ref(K_REACH)?.as_str()? == "calls",
+    })
+}
+
+/// The validity of a loaded key, in the order of API.md §7 (the first failing check wins).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyState {
+    Valid,
+    Blocked,
+    /// Past its expiry (or an expiry that cannot be read); carries the stored text.
+    Expired(String),
+    /// It names a team that no longer exists.
+    TeamGone,
+    /// Its team is blocked; carries the team id.
+    TeamBlocked(String),
+    /// Its organization (its team's, or its own) is blocked; carries the org id.
+    OrgBlocked(String),
+    /// A key without a team names an organization that no longer exists: deny, never widen.
+    OrgGone,
+}
+
+impl KeyRow {
+    /// Validity at `now_ms`: not blocked, not expired, its team present and not blocked, its
+    /// org not blocked (and present, for a key of its own org). Order of API.md §7.
+    pub fn state(&self, now_ms: i64) -> KeyState {
+        if self.blocked {
+            return KeyState::Blocked;
+        }
+        if let Some(exp) = &self.expires {
+            match crate::util::ms_from_iso(exp) {
+                Some(t) if t > now_ms => {}
+                _ => return KeyState::Expired(exp.clone()),
+            }
+        }
+        if self.team_id.is_some() && self.team.is_none() {
+            return KeyState::TeamGone;
+        }
+        if let Some(t) = self.team.as_ref().filter(|t| t.blocked) {
+            return KeyState::TeamBlocked(t.id.clone());
+        }
+        if let Some(o) = self.org.as_ref().filter(|o| o.blocked) {
+            return KeyState::OrgBlocked(o.id.clone());
+        }
+        if self.team_id.is_none() && self.organization_id.is_some() && self.org.is_none() {
+            return KeyState::OrgGone;
+        }
+        KeyState::Valid
+    }
+
+    /// The model a key alias points to (API.md §6 `aliases`), if any.
+    pub fn alias_for(&self, model: &str) -> Option<String> {
+        if self.aliases.len() <= 2 {
+            return None;
+        }
+        super::json_obj(&self.aliases)
+            .get(model)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    }
+}
+
+#[cfg(test)]
+#[path = "key_check_tests.rs"]
+mod tests;
