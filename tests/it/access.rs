@@ -1,35 +1,7 @@
 //! Model access along organization → team → key (API.md §4), through the real server.
 
 use crate::common::*;
-use serde_json::{json, Value};
-
-const T0: &str = "2026-01-01T00:00:00.000Z";
-
-pub fn sql_org(s: &Server, id: &str, models: &[&str]) {
-    s.db()
-        .execute(
-            "INSERT INTO organizations (id, alias, models, created_at, updated_at)
-             VALUES (?1, ?1, ?2, ?3, ?3)",
-            rusqlite::params![id, json!(models).to_string(), T0],
-        )
-        .unwrap();
-}
-
-pub fn sql_team(s: &Server, id: &str, org: Option<&str>, models: &[&str]) {
-    s.db()
-        .execute(
-            "INSERT INTO teams (id, alias, organization_id, models, created_at, updated_at)
-             VALUES (?1, ?1, ?2, ?3, ?4, ?4)",
-            rusqlite::params![id, org, json!(models).to_string(), T0],
-        )
-        .unwrap();
-}
-
-/// A key via the API, as the master key; returns the raw key.
-pub fn key_for(s: &Server, body: Value) -> String {
-    let v = s.admin("/key/generate", body);
-    v["key"].as_str().unwrap().to_string()
-}
+use serde_json::json;
 
 pub fn models_of(s: &Server, key: &str) -> Vec<String> {
     let r = s.get("/v1/models", key);
@@ -45,14 +17,6 @@ pub fn models_of(s: &Server, key: &str) -> Vec<String> {
             m["id"].as_str().unwrap().to_string()
         })
         .collect()
-}
-
-pub fn chat(s: &Server, key: &str, model: &str) -> Resp {
-    s.post(
-        "/v1/chat/completions",
-        key,
-        json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
-    )
 }
 
 fn assert_denied(r: &Resp, kind: &str) {
@@ -98,8 +62,8 @@ fn all_org_models_follows_the_org_on_the_next_request() {
 #[test]
 fn empty_team_in_restricted_org_cannot_exceed_org() {
     let s = Server::start();
-    sql_org(&s, "o1", &["A"]);
-    sql_team(&s, "t1", Some("o1"), &[]);
+    seed_org(&s, "o1", &["A"]);
+    seed_team(&s, "t1", Some("o1"), &[]);
     let key = key_for(&s, json!({"team_id": "t1"}));
     assert_eq!(models_of(&s, &key), vec!["A"]);
     assert_eq!(chat(&s, &key, "A").status, 200);
@@ -109,16 +73,11 @@ fn empty_team_in_restricted_org_cannot_exceed_org() {
 #[test]
 fn key_whose_team_leaves_its_org_may_call_nothing() {
     let s = Server::start();
-    sql_org(&s, "o1", &["A", "B"]);
-    sql_team(&s, "t1", Some("o1"), &[]);
+    seed_org(&s, "o1", &["A", "B"]);
+    seed_team(&s, "t1", Some("o1"), &[]);
     let key = key_for(&s, json!({"team_id": "t1", "models": ["all-org-models"]}));
     assert_eq!(chat(&s, &key, "A").status, 200);
-    s.db()
-        .execute(
-            "UPDATE teams SET organization_id = NULL WHERE id = 't1'",
-            [],
-        )
-        .unwrap();
+    s.exec("UPDATE teams SET organization_id = NULL WHERE id = 't1'");
     assert!(models_of(&s, &key).is_empty());
     assert_denied(&chat(&s, &key, "A"), "key_model_access_denied");
     assert_denied(&chat(&s, &key, "C"), "key_model_access_denied");
@@ -127,12 +86,10 @@ fn key_whose_team_leaves_its_org_may_call_nothing() {
 #[test]
 fn deleted_team_key_gets_401() {
     let s = Server::start();
-    sql_team(&s, "t1", None, &[]);
+    seed_team(&s, "t1", None, &[]);
     let key = key_for(&s, json!({"team_id": "t1"}));
     assert_eq!(chat(&s, &key, "A").status, 200);
-    s.db()
-        .execute("DELETE FROM teams WHERE id = 't1'", [])
-        .unwrap();
+    s.exec("DELETE FROM teams WHERE id = 't1'");
     assert_error(&chat(&s, &key, "A"), 401);
     assert_error(&s.get("/v1/models", &key), 401);
 }
@@ -140,15 +97,11 @@ fn deleted_team_key_gets_401() {
 #[test]
 fn blocked_team_and_blocked_key_deny() {
     let s = Server::start();
-    sql_team(&s, "t1", None, &[]);
+    seed_team(&s, "t1", None, &[]);
     let key = key_for(&s, json!({"team_id": "t1"}));
-    s.db()
-        .execute("UPDATE teams SET blocked = 1 WHERE id = 't1'", [])
-        .unwrap();
+    s.exec("UPDATE teams SET blocked = 1 WHERE id = 't1'");
     assert_error(&chat(&s, &key, "A"), 403);
-    s.db()
-        .execute("UPDATE teams SET blocked = 0 WHERE id = 't1'", [])
-        .unwrap();
+    s.exec("UPDATE teams SET blocked = 0 WHERE id = 't1'");
     assert_eq!(chat(&s, &key, "A").status, 200);
     let r = s.post("/key/block", MASTER, json!({"key": key}));
     assert_eq!(r.status, 200, "{}", r.text());
@@ -161,31 +114,32 @@ fn blocked_team_and_blocked_key_deny() {
 #[test]
 fn all_org_models_is_refused_without_an_org_or_when_the_team_lacks_org_models() {
     let s = Server::start();
-    sql_team(&s, "no-org", None, &[]);
-    let r = s.post(
-        "/key/generate",
+    seed_team(&s, "no-org", None, &[]);
+    let v = expect(
+        &s,
         MASTER,
+        "/key/generate",
         json!({"team_id": "no-org", "models": ["all-org-models"]}),
+        400,
     );
-    let v = assert_error(&r, 400);
     assert_eq!(v["error"]["param"], "models");
-    let r = s.post(
-        "/key/generate",
+    expect(
+        &s,
         MASTER,
+        "/key/generate",
         json!({"models": ["all-org-models"]}),
+        400,
     );
-    assert_error(&r, 400);
-    sql_org(&s, "o1", &["A", "B"]);
-    sql_team(&s, "narrow", Some("o1"), &["A"]);
+    seed_org(&s, "o1", &["A", "B"]);
+    seed_team(&s, "narrow", Some("o1"), &["A"]);
     let r = s.post(
         "/key/generate",
         MASTER,
         json!({"team_id": "narrow", "models": ["all-org-models"]}),
     );
-    let v = assert_error(&r, 400);
-    assert!(v["error"]["message"].as_str().unwrap().contains('B'), "{v}");
+    assert_error_says(&r, 400, "B");
     // A team that can call all of the org's models may offer it.
-    sql_team(&s, "wide", Some("o1"), &["A", "B", "C"]);
+    seed_team(&s, "wide", Some("o1"), &["A", "B", "C"]);
     let key = key_for(&s, json!({"team_id": "wide", "models": ["all-org-models"]}));
     assert_eq!(models_of(&s, &key), vec!["A", "B"]);
     // A key without a team, in an org of its own.
@@ -204,18 +158,17 @@ fn all_org_models_is_refused_without_an_org_or_when_the_team_lacks_org_models() 
 #[test]
 fn all_team_models_needs_a_team_and_follows_it() {
     let s = Server::start();
-    let r = s.post(
-        "/key/generate",
+    expect(
+        &s,
         MASTER,
+        "/key/generate",
         json!({"models": ["all-team-models"]}),
+        400,
     );
-    assert_error(&r, 400);
-    sql_team(&s, "t1", None, &["A", "C"]);
+    seed_team(&s, "t1", None, &["A", "C"]);
     let key = key_for(&s, json!({"team_id": "t1", "models": ["all-team-models"]}));
     assert_eq!(models_of(&s, &key), vec!["A", "C"]);
-    s.db()
-        .execute("UPDATE teams SET models = '[\"B\"]' WHERE id = 't1'", [])
-        .unwrap();
+    s.exec("UPDATE teams SET models = '[\"B\"]' WHERE id = 't1'");
     assert_eq!(models_of(&s, &key), vec!["B"]);
     assert_denied(&chat(&s, &key, "A"), "team_model_access_denied");
 }
@@ -223,33 +176,32 @@ fn all_team_models_needs_a_team_and_follows_it() {
 #[test]
 fn key_models_must_fit_the_team() {
     let s = Server::start();
-    sql_org(&s, "o1", &["A", "B"]);
-    sql_team(&s, "t1", Some("o1"), &["A"]);
+    seed_org(&s, "o1", &["A", "B"]);
+    seed_team(&s, "t1", Some("o1"), &["A"]);
     let r = s.post(
         "/key/generate",
         MASTER,
         json!({"team_id": "t1", "models": ["A", "B"]}),
     );
-    let v = assert_error(&r, 400);
-    assert!(v["error"]["message"].as_str().unwrap().contains('B'), "{v}");
-    let r = s.post(
-        "/key/generate",
+    assert_error_says(&r, 400, "B");
+    expect(
+        &s,
         MASTER,
+        "/key/generate",
         json!({"team_id": "t1", "models": ["all-proxy-models"]}),
+        400,
     );
-    assert_error(&r, 400);
-    let r = s.post(
-        "/key/generate",
+    expect(
+        &s,
         MASTER,
+        "/key/generate",
         json!({"team_id": "t1", "models": ["grp-ab"]}),
+        400,
     );
-    assert_error(&r, 400);
     assert_eq!(s.count("SELECT count(*) FROM api_keys"), 0);
     // Later shrink of the team governs at request time.
     let key = key_for(&s, json!({"team_id": "t1", "models": ["A"]}));
-    s.db()
-        .execute("UPDATE teams SET models = '[\"B\"]' WHERE id = 't1'", [])
-        .unwrap();
+    s.exec("UPDATE teams SET models = '[\"B\"]' WHERE id = 't1'");
     assert_denied(&chat(&s, &key, "A"), "team_model_access_denied");
     assert!(models_of(&s, &key).is_empty());
 }
@@ -258,20 +210,16 @@ fn key_models_must_fit_the_team() {
 fn personal_keys_answer_to_the_user_and_the_keys_org() {
     let s = Server::start();
     let ukey = seed_user(&s, "u1", "internal_user");
-    s.db()
-        .execute(
-            "UPDATE users SET models = '[\"A\",\"D\"]' WHERE id = 'u1'",
-            [],
-        )
-        .unwrap();
+    s.exec("UPDATE users SET models = '[\"A\",\"D\"]' WHERE id = 'u1'");
     assert_eq!(models_of(&s, &ukey), vec!["A", "D"]);
-    let r = s.post(
-        "/key/generate",
+    expect(
+        &s,
         MASTER,
+        "/key/generate",
         json!({"user_id": "u1", "models": ["B"]}),
+        400,
     );
-    assert_error(&r, 400);
-    sql_org(&s, "o1", &["A"]);
+    seed_org(&s, "o1", &["A"]);
     seed_org_member(&s, "o1", "u1", "internal_user");
     let key = key_for(&s, json!({"user_id": "u1", "organization_id": "o1"}));
     assert_eq!(models_of(&s, &key), vec!["A"]);
@@ -321,12 +269,7 @@ fn v1_models_lists_no_sentinels_and_model_info_hides_secrets() {
     let key = key_for(&s, json!({"models": ["C"]}));
     for path in ["/model/info", "/v1/model/info", "/v2/model/info"] {
         let v = s.get(path, &key).json();
-        let names: Vec<&str> = v["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d["model_name"].as_str().unwrap())
-            .collect();
+        let names = fields_of(&v["data"], "model_name");
         assert_eq!(names, vec!["C"], "{path}");
     }
 }
@@ -337,8 +280,13 @@ fn unknown_model_is_400_and_missing_model_is_400() {
     let key = key_for(&s, json!({}));
     let v = assert_error(&chat(&s, &key, "nope"), 400);
     assert_eq!(v["error"]["param"], "model");
-    let r = s.post("/v1/chat/completions", &key, json!({"messages": []}));
-    assert_error(&r, 400);
+    expect(
+        &s,
+        &key,
+        "/v1/chat/completions",
+        json!({"messages": []}),
+        400,
+    );
 }
 
 #[test]
@@ -346,12 +294,7 @@ fn expired_key_is_401_expired() {
     let s = Server::start();
     let key = key_for(&s, json!({"duration": "1h"}));
     assert_eq!(chat(&s, &key, "A").status, 200);
-    s.db()
-        .execute(
-            "UPDATE api_keys SET expires = '2020-01-01T00:00:00.000Z'",
-            [],
-        )
-        .unwrap();
+    s.exec("UPDATE api_keys SET expires = '2020-01-01T00:00:00.000Z'");
     let v = assert_error(&chat(&s, &key, "A"), 401);
     assert_eq!(v["error"]["type"], "expired_key");
 }

@@ -302,7 +302,7 @@ proptest! {
             };
             prop_assert_eq!(&listed, &expected(k), "case {:?}", k);
             for m in MODELS {
-                let st = crate::access::chat(&s, &raw, m).status;
+                let st = chat(&s, &raw, m).status;
                 let allowed = listed.iter().any(|l| l == m);
                 prop_assert_eq!(st == 200, allowed, "model {} status {} case {:?}", m, st, k);
                 if !allowed {

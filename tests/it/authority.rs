@@ -4,67 +4,30 @@
 //! refusal leaves every table as it was (`snapshot`).
 
 use crate::common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// org1 [A, B] with team t1 [A, B] (and t2 [A] where nobody below is a member);
 /// org2 [A, B, C] with team u1.
 /// `padmin`: a proxy admin user, added to t1 by its team admin. `oadmin`: org admin of org1.
 /// `tadmin`: admin of t1. `m`: a plain member of t1 who is also org admin of org2.
-struct World {
-    s: Server,
-    oadmin: String,
-    tadmin: String,
-    m: String,
-}
-
 fn world() -> World {
-    let s = Server::start();
-    seed_org(&s, "org1", &["A", "B"]);
-    seed_org(&s, "org2", &["A", "B", "C"]);
-    seed_team(&s, "t1", Some("org1"), &["A", "B"]);
-    seed_team(&s, "t2", Some("org1"), &["A"]);
-    seed_team(&s, "u1", Some("org2"), &["A"]);
-    seed_user(&s, "padmin", "proxy_admin");
-    let oadmin = seed_user(&s, "oadmin", "internal_user");
-    let tadmin = seed_user(&s, "tadmin", "internal_user");
-    let m = seed_user(&s, "m", "internal_user");
-    seed_org_member(&s, "org1", "oadmin", "org_admin");
-    seed_org_member(&s, "org2", "m", "org_admin");
-    seed_team_member(&s, "t1", "tadmin", "admin");
-    seed_team_member(&s, "t1", "m", "user");
-    World {
-        s,
-        oadmin,
-        tadmin,
-        m,
-    }
+    World::new()
+        .orgs(&[("org1", &["A", "B"]), ("org2", &["A", "B", "C"])])
+        .teams(&[
+            ("t1", Some("org1"), &["A", "B"]),
+            ("t2", Some("org1"), &["A"]),
+            ("u1", Some("org2"), &["A"]),
+        ])
+        .users(&[("padmin", "proxy_admin")])
+        .internal_users(&["oadmin", "tadmin", "m"])
+        .org_members(&[("org1", "oadmin", "org_admin"), ("org2", "m", "org_admin")])
+        .team_members(&[("t1", "tadmin", "admin"), ("t1", "m", "user")])
 }
 
-/// Sends and asserts the status; a refused call must leave every table as it was.
-fn expect(s: &Server, key: &str, path: &str, body: Value, status: u16) -> Value {
-    let before = snapshot(s);
-    let r = s.post(path, key, body.clone());
-    if status == 200 {
-        assert_eq!(r.status, 200, "{path} {body} -> {}", r.text());
-        r.json()
-    } else {
-        let v = assert_error(&r, status);
-        assert_eq!(
-            snapshot(s),
-            before,
-            "refused {path} {body} changed the database"
-        );
-        v
-    }
-}
-
-fn chat(s: &Server, key: &str, model: &str) -> u16 {
-    s.post(
-        "/v1/chat/completions",
-        key,
-        json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
-    )
-    .status
+/// The master key demotes `oadmin` to a plain member of org1.
+fn demote_oadmin(w: &World) {
+    let body = json!({"organization_id": "org1", "user_id": "oadmin", "role": "internal_user"});
+    w.call(AS_MASTER, "PATCH", "/organization/member_update", body, 200);
 }
 
 /// A key may act with proxy-admin authority: it can create an organization. The probe is
@@ -92,55 +55,29 @@ fn acts_as_proxy_admin(s: &Server, key: &str) -> bool {
 #[test]
 fn issue_11_team_admin_cannot_mint_a_key_for_a_proxy_admin_member() {
     let w = world();
-    let s = &w.s;
-    // The team admin adds a proxy admin user to their team (allowed: team membership only).
-    expect(
-        s,
-        &w.tadmin,
-        "/team/member_add",
-        json!({"team_id": "t1", "member": {"user_id": "padmin", "role": "user"}}),
-        200,
-    );
-    let v = expect(
-        s,
-        &w.tadmin,
-        "/key/generate",
-        json!({"team_id": "t1", "user_id": "padmin"}),
-        403,
-    );
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("proxy admin"),
-        "{v}"
-    );
+    #[rustfmt::skip]
+    let v = run_cases(&w, &[
+        // The team admin adds a proxy admin user to their team (allowed: team membership only).
+        Case::post("tadmin", "/team/member_add", json!({"team_id": "t1", "member": {"user_id": "padmin", "role": "user"}}), 200),
+        Case::post("tadmin", "/key/generate", json!({"team_id": "t1", "user_id": "padmin"}), 403),
+    ]);
+    let message = v[1]["error"]["message"].as_str().unwrap();
+    assert!(message.contains("proxy admin"), "{}", v[1]);
 }
 
 #[test]
 fn issue_11_org_admin_cannot_mint_a_key_for_a_proxy_admin_member() {
     let w = world();
-    let s = &w.s;
-    expect(
-        s,
-        &w.oadmin,
-        "/team/member_add",
-        json!({"team_id": "t2", "member": {"user_id": "padmin", "role": "user"}}),
-        200,
-    );
-    expect(
-        s,
-        &w.oadmin,
-        "/key/generate",
-        json!({"team_id": "t2", "user_id": "padmin"}),
-        403,
-    );
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post("oadmin", "/team/member_add", json!({"team_id": "t2", "member": {"user_id": "padmin", "role": "user"}}), 200),
+        Case::post("oadmin", "/key/generate", json!({"team_id": "t2", "user_id": "padmin"}), 403),
+    ]);
     // A proxy admin viewer is a global admin role too.
-    seed_user(s, "pview", "proxy_admin_viewer");
-    seed_team_member(s, "t2", "pview", "user");
-    expect(
-        s,
-        &w.oadmin,
+    seed_user(&w, "pview", "proxy_admin_viewer");
+    seed_team_member(&w, "t2", "pview", "user");
+    w.expect(
+        "oadmin",
         "/key/generate",
         json!({"team_id": "t2", "user_id": "pview"}),
         403,
@@ -150,25 +87,21 @@ fn issue_11_org_admin_cannot_mint_a_key_for_a_proxy_admin_member() {
 #[test]
 fn issue_11_team_and_org_admins_cannot_regenerate_a_proxy_admins_key() {
     let w = world();
-    let s = &w.s;
-    seed_team_member(s, "t1", "padmin", "user");
-    let k = s.admin(
+    seed_team_member(&w, "t1", "padmin", "user");
+    let k = w.admin(
         "/key/generate",
         json!({"team_id": "t1", "user_id": "padmin"}),
     );
     let token = k["token"].as_str().unwrap().to_string();
-    for admin in [&w.tadmin, &w.oadmin] {
-        expect(s, admin, "/key/regenerate", json!({"key": token}), 403);
-        expect(
-            s,
-            admin,
-            &format!("/key/{token}/regenerate"),
-            json!({}),
-            403,
-        );
+    for admin in [&w["tadmin"], &w["oadmin"]] {
+        #[rustfmt::skip]
+        run_cases(&w, &[
+            Case::post_key(admin, "/key/regenerate", json!({"key": token}), 403),
+            Case::post_key(admin, &format!("/key/{token}/regenerate"), json!({}), 403),
+        ]);
     }
     // The proxy admin's own key still acts as its owner.
-    assert!(acts_as_proxy_admin(s, k["key"].as_str().unwrap()));
+    assert!(acts_as_proxy_admin(&w, k["key"].as_str().unwrap()));
 }
 
 /// The class, not just the example: a key someone else minted never acts with its owner's
@@ -176,93 +109,75 @@ fn issue_11_team_and_org_admins_cannot_regenerate_a_proxy_admins_key() {
 #[test]
 fn issue_11_key_minted_by_team_admin_never_acts_beyond_model_calls() {
     let w = world();
-    let s = &w.s;
-    let k = expect(
-        s,
-        &w.tadmin,
-        "/key/generate",
-        json!({"team_id": "t1", "user_id": "m"}),
-        200,
+    let (minted, token) = w.gen_key_token("tadmin", json!({"team_id": "t1", "user_id": "m"}));
+    assert_eq!(chat(&w, &minted, "A").status, 200);
+    assert_eq!(
+        chat(&w, &minted, "C").status,
+        403,
+        "outside the team's models"
     );
-    let minted = k["key"].as_str().unwrap().to_string();
-    let token = k["token"].as_str().unwrap().to_string();
-    assert_eq!(chat(s, &minted, "A"), 200);
-    assert_eq!(chat(s, &minted, "C"), 403, "outside the team's models");
     // The owner is org admin of org2: the minted key must not act there.
-    expect(
-        s,
-        &minted,
-        "/team/new",
-        json!({"organization_id": "org2", "team_alias": "x"}),
-        403,
-    );
-    expect(
-        s,
-        &minted,
-        "/organization/member_add",
-        json!({"organization_id": "org2", "member": {"user_id": "tadmin", "role": "org_admin"}}),
-        403,
-    );
-    // No management as the owner either: no new credential, no change to the owner.
-    expect(s, &minted, "/key/generate", json!({"team_id": "t1"}), 403);
-    expect(s, &minted, "/key/regenerate", json!({"key": token}), 403);
-    expect(
-        s,
-        &minted,
-        "/user/update",
-        json!({"user_id": "m", "user_email": "evil@example.com"}),
-        403,
-    );
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post_key(&minted, "/team/new", json!({"organization_id": "org2", "team_alias": "x"}), 403),
+        Case::post_key(&minted, "/organization/member_add", json!({"organization_id": "org2", "member": {"user_id": "tadmin", "role": "org_admin"}}), 403),
+        // No management as the owner either: no new credential, no change to the owner.
+        Case::post_key(&minted, "/key/generate", json!({"team_id": "t1"}), 403),
+        Case::post_key(&minted, "/key/regenerate", json!({"key": token}), 403),
+        Case::post_key(&minted, "/user/update", json!({"user_id": "m", "user_email": "evil@example.com"}), 403),
+    ]);
     // Promoted later: the minted key still carries nothing of the new role.
-    s.admin(
+    w.admin(
         "/user/update",
         json!({"user_id": "m", "user_role": "proxy_admin"}),
     );
-    assert!(!acts_as_proxy_admin(s, &minted));
-    expect(s, &minted, "/key/generate", json!({}), 403);
-    assert_error(&s.get("/user/list", &minted), 403);
-    assert_error(&s.get("/key/list", &minted), 403);
-    assert_error(&s.get("/spend/logs", &minted), 403);
-    assert_eq!(chat(s, &minted, "A"), 200, "model calls keep working");
+    assert!(!acts_as_proxy_admin(&w, &minted));
+    expect(&w, &minted, "/key/generate", json!({}), 403);
+    assert_error(&w.get("/user/list", &minted), 403);
+    assert_error(&w.get("/key/list", &minted), 403);
+    assert_error(&w.get("/spend/logs", &minted), 403);
+    assert_eq!(
+        chat(&w, &minted, "A").status,
+        200,
+        "model calls keep working"
+    );
     // It reads itself, and nothing else of its owner.
-    let me = s.get("/key/info", &minted);
+    let me = w.get("/key/info", &minted);
     assert_eq!(me.status, 200, "{}", me.text());
     assert_eq!(me.json()["key"], token);
-    let own = s.admin("/key/generate", json!({"user_id": "m"}));
-    let r = s.get(
+    let own = w.admin("/key/generate", json!({"user_id": "m"}));
+    let r = w.get(
         &format!("/key/info?key={}", own["token"].as_str().unwrap()),
         &minted,
     );
     assert_error(&r, 404);
-    assert_eq!(s.get("/v1/models", &minted).status, 200);
+    assert_eq!(w.get("/v1/models", &minted).status, 200);
 }
 
 #[test]
 fn issue_11_key_minted_by_org_admin_never_acts_as_its_owner() {
     let w = world();
-    let s = &w.s;
-    seed_team_member(s, "t2", "m", "user");
-    let k = expect(
-        s,
-        &w.oadmin,
+    seed_team_member(&w, "t2", "m", "user");
+    let k = w.expect(
+        "oadmin",
         "/key/generate",
         json!({"team_id": "t2", "user_id": "m"}),
         200,
     );
     let minted = k["key"].as_str().unwrap().to_string();
-    assert_eq!(chat(s, &minted, "A"), 200);
+    assert_eq!(chat(&w, &minted, "A").status, 200);
     expect(
-        s,
+        &w,
         &minted,
         "/team/new",
         json!({"organization_id": "org2", "team_alias": "x"}),
         403,
     );
-    s.admin(
+    w.admin(
         "/user/update",
         json!({"user_id": "m", "user_role": "proxy_admin"}),
     );
-    assert!(!acts_as_proxy_admin(s, &minted));
+    assert!(!acts_as_proxy_admin(&w, &minted));
 }
 
 /// Regenerating a member's own key hands the team admin a new raw key: it is limited the same
@@ -270,73 +185,66 @@ fn issue_11_key_minted_by_org_admin_never_acts_as_its_owner() {
 #[test]
 fn issue_11_regenerate_by_someone_else_lowers_the_key_to_model_calls() {
     let w = world();
-    let s = &w.s;
-    let own = s.post("/key/generate", &w.m, json!({"team_id": "t1"}));
-    assert_eq!(own.status, 200, "{}", own.text());
-    let own = own.json();
+    let own = w.call("m", "POST", "/key/generate", json!({"team_id": "t1"}), 200);
     let own_key = own["key"].as_str().unwrap().to_string();
-    assert_eq!(s.get("/key/list", &own_key).status, 200, "the owner's key");
-    let r = expect(
-        s,
-        &w.tadmin,
+    assert_eq!(w.get("/key/list", &own_key).status, 200, "the owner's key");
+    let r = w.expect(
+        "tadmin",
         "/key/regenerate",
         json!({"key": own["token"]}),
         200,
     );
     let taken = r["key"].as_str().unwrap().to_string();
     assert_error(
-        &s.post("/key/generate", &taken, json!({"team_id": "t1"})),
+        &w.post("/key/generate", &taken, json!({"team_id": "t1"})),
         403,
     );
-    assert_error(&s.get("/key/list", &taken), 403);
-    assert_eq!(chat(s, &taken, "A"), 200);
+    assert_error(&w.get("/key/list", &taken), 403);
+    assert_eq!(chat(&w, &taken, "A").status, 200);
     // The owner regenerates it with their personal key: theirs again.
-    let r = expect(s, &w.m, "/key/regenerate", json!({"key": r["token"]}), 200);
+    let r = w.expect("m", "/key/regenerate", json!({"key": r["token"]}), 200);
     let back = r["key"].as_str().unwrap().to_string();
-    assert_eq!(s.get("/key/list", &back).status, 200);
+    assert_eq!(w.get("/key/list", &back).status, 200);
 }
 
 #[test]
 fn issue_11_key_minted_for_self_or_by_proxy_admin_acts_as_owner() {
     let w = world();
-    let s = &w.s;
-    let k = expect(s, &w.tadmin, "/key/generate", json!({"team_id": "t1"}), 200);
+    let k = w.expect("tadmin", "/key/generate", json!({"team_id": "t1"}), 200);
     assert_eq!(
-        s.get("/key/list", k["key"].as_str().unwrap()).status,
+        w.get("/key/list", k["key"].as_str().unwrap()).status,
         200,
         "a key of one's own manages as its owner"
     );
-    let k = s.admin("/key/generate", json!({"team_id": "t1", "user_id": "m"}));
-    assert_eq!(s.get("/key/list", k["key"].as_str().unwrap()).status, 200);
+    let k = w.admin("/key/generate", json!({"team_id": "t1", "user_id": "m"}));
+    assert_eq!(w.get("/key/list", k["key"].as_str().unwrap()).status, 200);
 }
 
 #[test]
 fn issue_11_key_update_cannot_move_a_key_to_gain_authority() {
     let w = world();
-    let s = &w.s;
-    let k = expect(s, &w.tadmin, "/key/generate", json!({"team_id": "t1"}), 200);
+    let k = w.expect("tadmin", "/key/generate", json!({"team_id": "t1"}), 200);
     for body in [
         json!({"key": k["token"], "user_id": "padmin"}),
         json!({"key": k["token"], "team_id": "u1"}),
         json!({"key": k["token"], "team_id": null}),
     ] {
-        expect(s, &w.tadmin, "/key/update", body, 403);
+        w.expect("tadmin", "/key/update", body, 403);
     }
     // A team admin mints only for members of the team.
-    expect(
-        s,
-        &w.tadmin,
+    w.expect(
+        "tadmin",
         "/key/generate",
         json!({"team_id": "t1", "user_id": "oadmin"}),
         403,
     );
     // Moved by a proxy admin to another user, the raw key (held by the old owner) must not
     // act as the new owner.
-    s.admin(
+    w.admin(
         "/key/update",
         json!({"key": k["token"], "user_id": "padmin"}),
     );
-    assert!(!acts_as_proxy_admin(s, k["key"].as_str().unwrap()));
+    assert!(!acts_as_proxy_admin(&w, k["key"].as_str().unwrap()));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -345,16 +253,15 @@ fn issue_11_key_update_cannot_move_a_key_to_gain_authority() {
 #[test]
 fn issue_11_team_blocked_by_org_admin_stays_blocked_for_team_admin() {
     let w = world();
-    let s = &w.s;
-    let k = expect(s, &w.m, "/key/generate", json!({"team_id": "t1"}), 200);
+    let k = w.expect("m", "/key/generate", json!({"team_id": "t1"}), 200);
     let key = k["key"].as_str().unwrap().to_string();
-    expect(s, &w.oadmin, "/team/block", json!({"team_id": "t1"}), 200);
+    w.expect("oadmin", "/team/block", json!({"team_id": "t1"}), 200);
     assert_eq!(
-        chat(s, &key, "A") / 100,
+        chat(&w, &key, "A").status / 100,
         4,
         "a blocked team's key is refused"
     );
-    let v = expect(s, &w.tadmin, "/team/unblock", json!({"team_id": "t1"}), 403);
+    let v = w.expect("tadmin", "/team/unblock", json!({"team_id": "t1"}), 403);
     assert!(
         v["error"]["message"]
             .as_str()
@@ -362,60 +269,42 @@ fn issue_11_team_blocked_by_org_admin_stays_blocked_for_team_admin() {
             .contains("org admin"),
         "{v}"
     );
-    expect(
-        s,
-        &w.tadmin,
-        "/team/update",
-        json!({"team_id": "t1", "blocked": false}),
-        403,
-    );
-    // Blocking again does not lower who blocked it.
-    expect(s, &w.tadmin, "/team/block", json!({"team_id": "t1"}), 200);
-    expect(s, &w.tadmin, "/team/unblock", json!({"team_id": "t1"}), 403);
-    // Blocked by the proxy admin: the org admin cannot lift it either.
-    expect(s, MASTER, "/team/block", json!({"team_id": "t2"}), 200);
-    expect(s, &w.oadmin, "/team/unblock", json!({"team_id": "t2"}), 403);
-    // The same rank or above can.
-    expect(s, &w.oadmin, "/team/unblock", json!({"team_id": "t1"}), 200);
-    assert_eq!(s.get("/v1/models", &key).status, 200);
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post("tadmin", "/team/update", json!({"team_id": "t1", "blocked": false}), 403),
+        // Blocking again does not lower who blocked it.
+        Case::post("tadmin", "/team/block", json!({"team_id": "t1"}), 200),
+        Case::post("tadmin", "/team/unblock", json!({"team_id": "t1"}), 403),
+        // Blocked by the proxy admin: the org admin cannot lift it either.
+        Case::post(AS_MASTER, "/team/block", json!({"team_id": "t2"}), 200),
+        Case::post("oadmin", "/team/unblock", json!({"team_id": "t2"}), 403),
+        // The same rank or above can.
+        Case::post("oadmin", "/team/unblock", json!({"team_id": "t1"}), 200),
+    ]);
+    assert_eq!(w.get("/v1/models", &key).status, 200);
     // A block by the team admin is the team admin's to lift.
-    expect(s, &w.tadmin, "/team/block", json!({"team_id": "t1"}), 200);
-    expect(s, &w.tadmin, "/team/unblock", json!({"team_id": "t1"}), 200);
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post("tadmin", "/team/block", json!({"team_id": "t1"}), 200),
+        Case::post("tadmin", "/team/unblock", json!({"team_id": "t1"}), 200),
+    ]);
 }
 
 #[test]
 fn issue_11_key_blocked_or_limited_by_a_higher_rank_is_not_loosened_below_it() {
     let w = world();
-    let s = &w.s;
-    let k = expect(s, &w.m, "/key/generate", json!({"team_id": "t1"}), 200);
+    let k = w.expect("m", "/key/generate", json!({"team_id": "t1"}), 200);
     let token = k["token"].as_str().unwrap().to_string();
-    expect(s, &w.oadmin, "/key/block", json!({"key": token}), 200);
-    expect(s, &w.tadmin, "/key/unblock", json!({"key": token}), 403);
-    expect(
-        s,
-        &w.tadmin,
-        "/key/update",
-        json!({"key": token, "blocked": false}),
-        403,
-    );
-    expect(
-        s,
-        &w.tadmin,
-        "/key/regenerate",
-        json!({"key": token, "blocked": false}),
-        403,
-    );
-    expect(s, &w.oadmin, "/key/unblock", json!({"key": token}), 200);
-    // Limits set by the org admin: the team admin only tightens them.
-    expect(
-        s,
-        &w.oadmin,
-        "/key/update",
-        json!({"key": token, "max_budget": 5.0, "rpm_limit": 10, "tpm_limit": 1000,
-               "max_parallel_requests": 2, "duration": "1h", "models": ["A"],
-               "budget_duration": "30d"}),
-        200,
-    );
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post("oadmin", "/key/block", json!({"key": token}), 200),
+        Case::post("tadmin", "/key/unblock", json!({"key": token}), 403),
+        Case::post("tadmin", "/key/update", json!({"key": token, "blocked": false}), 403),
+        Case::post("tadmin", "/key/regenerate", json!({"key": token, "blocked": false}), 403),
+        Case::post("oadmin", "/key/unblock", json!({"key": token}), 200),
+        // Limits set by the org admin: the team admin only tightens them.
+        Case::post("oadmin", "/key/update", json!({"key": token, "max_budget": 5.0, "rpm_limit": 10, "tpm_limit": 1000, "max_parallel_requests": 2, "duration": "1h", "models": ["A"], "budget_duration": "30d"}), 200),
+    ]);
     for loosen in [
         json!({"max_budget": 50.0}),
         json!({"max_budget": null}),
@@ -431,118 +320,58 @@ fn issue_11_key_blocked_or_limited_by_a_higher_rank_is_not_loosened_below_it() {
     ] {
         let mut body = loosen.clone();
         body["key"] = json!(token);
-        expect(s, &w.tadmin, "/key/update", body.clone(), 403);
-        expect(s, &w.tadmin, "/key/regenerate", body, 403);
+        #[rustfmt::skip]
+        run_cases(&w, &[
+            Case::post("tadmin", "/key/update", body.clone(), 403),
+            Case::post("tadmin", "/key/regenerate", body, 403),
+        ]);
     }
     // Tightening is fine, and does not hand the limits to the lower rank.
-    expect(
-        s,
-        &w.tadmin,
-        "/key/update",
-        json!({"key": token, "max_budget": 4.0, "rpm_limit": 5, "duration": "30m"}),
-        200,
-    );
-    expect(
-        s,
-        &w.tadmin,
-        "/key/update",
-        json!({"key": token, "max_budget": 4.5}),
-        403,
-    );
-    // The owner (below the team admin too) cannot loosen them either.
-    expect(
-        s,
-        &w.m,
-        "/key/update",
-        json!({"key": token, "models": ["A", "B"]}),
-        403,
-    );
-    // The org admin still can.
-    expect(
-        s,
-        &w.oadmin,
-        "/key/update",
-        json!({"key": token, "max_budget": 50.0, "models": ["A", "B"]}),
-        200,
-    );
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post("tadmin", "/key/update", json!({"key": token, "max_budget": 4.0, "rpm_limit": 5, "duration": "30m"}), 200),
+        Case::post("tadmin", "/key/update", json!({"key": token, "max_budget": 4.5}), 403),
+        // The owner (below the team admin too) cannot loosen them either.
+        Case::post("m", "/key/update", json!({"key": token, "models": ["A", "B"]}), 403),
+        // The org admin still can.
+        Case::post("oadmin", "/key/update", json!({"key": token, "max_budget": 50.0, "models": ["A", "B"]}), 200),
+    ]);
 }
 
 #[test]
 fn issue_11_team_admin_cannot_lift_member_budgets_set_above_them() {
     let w = world();
-    let s = &w.s;
     for uid in ["tadmin", "m"] {
-        expect(
-            s,
-            &w.oadmin,
-            "/team/member_update",
-            json!({"team_id": "t1", "user_id": uid, "max_budget_in_team": 1.0}),
-            200,
-        );
-        expect(
-            s,
-            &w.tadmin,
-            "/team/member_update",
-            json!({"team_id": "t1", "user_id": uid, "max_budget_in_team": 100.0}),
-            403,
-        );
+        #[rustfmt::skip]
+        run_cases(&w, &[
+            Case::post("oadmin", "/team/member_update", json!({"team_id": "t1", "user_id": uid, "max_budget_in_team": 1.0}), 200),
+            Case::post("tadmin", "/team/member_update", json!({"team_id": "t1", "user_id": uid, "max_budget_in_team": 100.0}), 403),
+        ]);
     }
     // Removing the member and adding them again would drop the budget: refused too.
-    expect(
-        s,
-        &w.tadmin,
-        "/team/member_delete",
-        json!({"team_id": "t1", "user_id": "m"}),
-        403,
-    );
-    // Lowering is fine.
-    expect(
-        s,
-        &w.tadmin,
-        "/team/member_update",
-        json!({"team_id": "t1", "user_id": "m", "max_budget_in_team": 0.5}),
-        200,
-    );
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post("tadmin", "/team/member_delete", json!({"team_id": "t1", "user_id": "m"}), 403),
+        // Lowering is fine.
+        Case::post("tadmin", "/team/member_update", json!({"team_id": "t1", "user_id": "m", "max_budget_in_team": 0.5}), 200),
+    ]);
     // A budget the team admin set is theirs to change.
-    seed_user(s, "n", "internal_user");
-    expect(
-        s,
-        &w.tadmin,
-        "/team/member_add",
-        json!({"team_id": "t1", "member": {"user_id": "n"}, "max_budget_in_team": 1.0}),
-        200,
-    );
-    expect(
-        s,
-        &w.tadmin,
-        "/team/member_update",
-        json!({"team_id": "t1", "user_id": "n", "max_budget_in_team": 3.0}),
-        200,
-    );
-    // The org admin's rank holds after the proxy admin lowers theirs too.
-    expect(
-        s,
-        MASTER,
-        "/team/member_update",
-        json!({"team_id": "t1", "user_id": "n", "max_budget_in_team": 2.0}),
-        200,
-    );
-    expect(
-        s,
-        &w.oadmin,
-        "/team/member_update",
-        json!({"team_id": "t1", "user_id": "n", "max_budget_in_team": 2.5}),
-        403,
-    );
+    seed_user(&w, "n", "internal_user");
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post("tadmin", "/team/member_add", json!({"team_id": "t1", "member": {"user_id": "n"}, "max_budget_in_team": 1.0}), 200),
+        Case::post("tadmin", "/team/member_update", json!({"team_id": "t1", "user_id": "n", "max_budget_in_team": 3.0}), 200),
+        // The org admin's rank holds after the proxy admin lowers theirs too.
+        Case::post(AS_MASTER, "/team/member_update", json!({"team_id": "t1", "user_id": "n", "max_budget_in_team": 2.0}), 200),
+        Case::post("oadmin", "/team/member_update", json!({"team_id": "t1", "user_id": "n", "max_budget_in_team": 2.5}), 403),
+    ]);
 }
 
 #[test]
 fn issue_11_org_admin_cannot_lift_team_limits_a_proxy_admin_set() {
     let w = world();
-    let s = &w.s;
-    expect(
-        s,
-        MASTER,
+    w.expect(
+        AS_MASTER,
         "/team/update",
         json!({"team_id": "t1", "max_budget": 10.0, "rpm_limit": 100, "models": ["A"]}),
         200,
@@ -558,72 +387,39 @@ fn issue_11_org_admin_cannot_lift_team_limits_a_proxy_admin_set() {
     ] {
         let mut body = loosen;
         body["team_id"] = json!("t1");
-        expect(s, &w.oadmin, "/team/update", body, 403);
+        w.expect("oadmin", "/team/update", body, 403);
     }
-    expect(
-        s,
-        &w.oadmin,
-        "/team/model/add",
-        json!({"team_id": "t1", "models": ["B"]}),
-        403,
-    );
-    // Deleting the only model would leave the list empty: unrestricted.
-    expect(
-        s,
-        &w.oadmin,
-        "/team/model/delete",
-        json!({"team_id": "t1", "models": ["A"]}),
-        403,
-    );
-    // Tightening is allowed.
-    expect(
-        s,
-        &w.oadmin,
-        "/team/update",
-        json!({"team_id": "t1", "max_budget": 5.0, "rpm_limit": 50}),
-        200,
-    );
-    // The team admin never changes them (API.md §5), tighter or not.
-    expect(
-        s,
-        &w.tadmin,
-        "/team/update",
-        json!({"team_id": "t1", "max_budget": 1.0}),
-        403,
-    );
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post("oadmin", "/team/model/add", json!({"team_id": "t1", "models": ["B"]}), 403),
+        // Deleting the only model would leave the list empty: unrestricted.
+        Case::post("oadmin", "/team/model/delete", json!({"team_id": "t1", "models": ["A"]}), 403),
+        // Tightening is allowed.
+        Case::post("oadmin", "/team/update", json!({"team_id": "t1", "max_budget": 5.0, "rpm_limit": 50}), 200),
+        // The team admin never changes them (API.md §5), tighter or not.
+        Case::post("tadmin", "/team/update", json!({"team_id": "t1", "max_budget": 1.0}), 403),
+    ]);
 }
 
 #[test]
 fn issue_11_org_admin_cannot_lift_their_own_org_member_budget() {
     let w = world();
-    let s = &w.s;
-    expect(
-        s,
-        MASTER,
-        "/organization/member_update",
-        json!({"organization_id": "org1", "user_id": "oadmin", "max_budget_in_organization": 1.0}),
-        200,
-    );
-    expect(
-        s,
-        &w.oadmin,
-        "/organization/member_update",
-        json!({"organization_id": "org1", "user_id": "oadmin",
-               "max_budget_in_organization": 100.0}),
-        403,
-    );
-    let before = snapshot(s);
-    let r = s.send(
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post(AS_MASTER, "/organization/member_update", json!({"organization_id": "org1", "user_id": "oadmin", "max_budget_in_organization": 1.0}), 200),
+        Case::post("oadmin", "/organization/member_update", json!({"organization_id": "org1", "user_id": "oadmin", "max_budget_in_organization": 100.0}), 403),
+    ]);
+    let before = snapshot(&w);
+    let r = w.send(
         "DELETE",
         "/organization/member_delete",
-        &w.oadmin,
+        &w["oadmin"],
         json!({"organization_id": "org1", "user_id": "oadmin"}),
     );
     assert_error(&r, 403);
-    assert_eq!(snapshot(s), before);
-    expect(
-        s,
-        &w.oadmin,
+    assert_eq!(snapshot(&w), before);
+    w.expect(
+        "oadmin",
         "/organization/member_update",
         json!({"organization_id": "org1", "user_id": "oadmin", "max_budget_in_organization": 0.5}),
         200,
@@ -636,211 +432,112 @@ fn issue_11_org_admin_cannot_lift_their_own_org_member_budget() {
 #[test]
 fn issue_11_org_admin_removed_or_demoted_loses_keys_held_as_admin() {
     let w = world();
-    let s = &w.s;
     // As org admin of org1, oadmin mints keys for themselves in t2 (not a member there) and
     // a personal key in org1.
-    let in_team = expect(s, &w.oadmin, "/key/generate", json!({"team_id": "t2"}), 200);
-    let in_team = in_team["key"].as_str().unwrap().to_string();
-    let personal = expect(
-        s,
-        &w.oadmin,
-        "/key/generate",
+    let in_team = w.gen_key("oadmin", json!({"team_id": "t2"}));
+    let personal = w.gen_key(
+        "oadmin",
         json!({"organization_id": "org1", "models": ["A"]}),
-        200,
     );
-    let personal = personal["key"].as_str().unwrap().to_string();
-    assert_eq!(chat(s, &in_team, "A"), 200);
-    assert_eq!(chat(s, &personal, "A"), 200);
+    assert_eq!(chat(&w, &in_team, "A").status, 200);
+    assert_eq!(chat(&w, &personal, "A").status, 200);
     // Demoted: the key in a team they do not belong to stops; the personal key stays.
-    let r = s.send(
-        "PATCH",
-        "/organization/member_update",
-        MASTER,
-        json!({"organization_id": "org1", "user_id": "oadmin", "role": "internal_user"}),
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_error(&s.get("/v1/models", &in_team), 401);
-    assert_eq!(chat(s, &personal, "A"), 200);
+    demote_oadmin(&w);
+    assert_error(&w.get("/v1/models", &in_team), 401);
+    assert_eq!(chat(&w, &personal, "A").status, 200);
     // Removed: the personal key of the org goes too.
-    let r = s.send(
+    w.call(
+        AS_MASTER,
         "DELETE",
         "/organization/member_delete",
-        MASTER,
         json!({"organization_id": "org1", "user_id": "oadmin"}),
+        200,
     );
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_error(&s.get("/v1/models", &personal), 401);
+    assert_error(&w.get("/v1/models", &personal), 401);
     // Their personal key outside the org is theirs still.
-    assert_eq!(s.get("/v1/models", &w.oadmin).status, 200);
+    assert_eq!(w.get("/v1/models", &w["oadmin"]).status, 200);
 }
 
 #[test]
 fn issue_11_team_member_removed_or_user_deleted_loses_keys() {
     let w = world();
-    let s = &w.s;
-    let own = expect(s, &w.m, "/key/generate", json!({"team_id": "t1"}), 200);
-    let own = own["key"].as_str().unwrap().to_string();
-    let minted = expect(
-        s,
-        &w.tadmin,
-        "/key/generate",
-        json!({"team_id": "t1", "user_id": "m"}),
-        200,
-    );
-    let minted = minted["key"].as_str().unwrap().to_string();
-    expect(
-        s,
-        &w.tadmin,
+    let own = w.gen_key("m", json!({"team_id": "t1"}));
+    let minted = w.gen_key("tadmin", json!({"team_id": "t1", "user_id": "m"}));
+    w.expect(
+        "tadmin",
         "/team/member_delete",
         json!({"team_id": "t1", "user_id": "m"}),
         200,
     );
-    assert_error(&s.get("/v1/models", &own), 401);
-    assert_error(&s.get("/v1/models", &minted), 401);
+    assert_error(&w.get("/v1/models", &own), 401);
+    assert_error(&w.get("/v1/models", &minted), 401);
     // A deleted user's keys stop.
-    let tkey = expect(s, &w.tadmin, "/key/generate", json!({"team_id": "t1"}), 200);
-    let tkey = tkey["key"].as_str().unwrap().to_string();
-    s.admin("/user/delete", json!({"user_ids": ["tadmin"]}));
-    assert_error(&s.get("/v1/models", &tkey), 401);
-    assert_error(&s.get("/v1/models", &w.tadmin), 401);
+    let tkey = w.gen_key("tadmin", json!({"team_id": "t1"}));
+    w.admin("/user/delete", json!({"user_ids": ["tadmin"]}));
+    assert_error(&w.get("/v1/models", &tkey), 401);
+    assert_error(&w.get("/v1/models", &w["tadmin"]), 401);
 }
 
 /// Deny by default: a key issued by someone else is refused on every management route (403,
 /// nothing written), whatever its owner may do with a key of their own.
 #[test]
 fn issue_11_calls_only_key_is_refused_on_every_management_route() {
-    let w = world();
-    let s = &w.s;
+    let mut w = world();
     // The owner is a team admin and an org admin elsewhere: rights the minted key must not use.
-    seed_team_member(s, "u1", "m", "admin");
-    s.admin(
+    seed_team_member(&w, "u1", "m", "admin");
+    w.admin(
         "/team/member_update",
         json!({"team_id": "t1", "user_id": "m", "role": "admin"}),
     );
-    let k = expect(
-        s,
-        &w.tadmin,
-        "/key/generate",
-        json!({"team_id": "t1", "user_id": "m"}),
-        200,
-    );
-    let minted = k["key"].as_str().unwrap().to_string();
-    let token = k["token"].as_str().unwrap().to_string();
-    let routes: Vec<(&str, String, Value)> = vec![
-        (
-            "POST",
-            "/organization/new".into(),
-            json!({"organization_alias": "x"}),
-        ),
-        (
-            "PATCH",
-            "/organization/update".into(),
-            json!({"organization_id": "org2", "organization_alias": "y"}),
-        ),
-        (
-            "DELETE",
-            "/organization/delete".into(),
-            json!({"organization_ids": ["org2"]}),
-        ),
-        ("GET", "/organization/list".into(), json!({})),
-        (
-            "GET",
-            "/organization/info?organization_id=org2".into(),
-            json!({}),
-        ),
-        (
-            "POST",
-            "/organization/member_add".into(),
-            json!({"organization_id": "org2", "member": {"user_id": "tadmin"}}),
-        ),
-        (
-            "PATCH",
-            "/organization/member_update".into(),
-            json!({"organization_id": "org2", "user_id": "m", "role": "internal_user"}),
-        ),
-        (
-            "DELETE",
-            "/organization/member_delete".into(),
-            json!({"organization_id": "org2", "user_id": "m"}),
-        ),
-        ("POST", "/budget/new".into(), json!({"max_budget": 1.0})),
-        ("GET", "/budget/list".into(), json!({})),
-        (
-            "POST",
-            "/team/new".into(),
-            json!({"organization_id": "org2"}),
-        ),
-        (
-            "POST",
-            "/team/update".into(),
-            json!({"team_id": "t1", "team_alias": "z"}),
-        ),
-        ("POST", "/team/delete".into(), json!({"team_ids": ["u1"]})),
-        ("GET", "/team/info?team_id=t1".into(), json!({})),
-        ("GET", "/team/list".into(), json!({})),
-        (
-            "POST",
-            "/team/member_add".into(),
-            json!({"team_id": "t1", "member": {"user_id": "oadmin", "role": "admin"}}),
-        ),
-        (
-            "POST",
-            "/team/member_delete".into(),
-            json!({"team_id": "t1", "user_id": "tadmin"}),
-        ),
-        (
-            "POST",
-            "/team/member_update".into(),
-            json!({"team_id": "t1", "user_id": "tadmin", "role": "user"}),
-        ),
-        ("POST", "/team/block".into(), json!({"team_id": "u1"})),
-        ("POST", "/team/unblock".into(), json!({"team_id": "u1"})),
-        (
-            "POST",
-            "/team/model/add".into(),
-            json!({"team_id": "u1", "models": ["B"]}),
-        ),
-        ("POST", "/user/new".into(), json!({"user_id": "z"})),
-        ("GET", "/user/info?user_id=m".into(), json!({})),
-        (
-            "POST",
-            "/user/update".into(),
-            json!({"user_id": "m", "password": "hunter22hunter22"}),
-        ),
-        (
-            "POST",
-            "/user/delete".into(),
-            json!({"user_ids": ["tadmin"]}),
-        ),
-        ("GET", "/user/list".into(), json!({})),
-        ("POST", "/key/generate".into(), json!({"team_id": "t1"})),
-        (
-            "POST",
-            "/key/update".into(),
-            json!({"key": token, "max_budget": 1000.0}),
-        ),
-        ("POST", "/key/delete".into(), json!({"keys": [token]})),
-        ("GET", "/key/list".into(), json!({})),
-        ("POST", "/key/block".into(), json!({"key": token})),
-        ("POST", "/key/unblock".into(), json!({"key": token})),
-        ("POST", "/key/regenerate".into(), json!({"key": token})),
-        ("POST", format!("/key/{token}/regenerate"), json!({})),
-        ("GET", "/spend/logs".into(), json!({})),
-        ("POST", "/admin/backup".into(), json!({})),
-        ("GET", "/ui/me".into(), json!({})),
-        ("GET", "/ui/key_model_options?team_id=t1".into(), json!({})),
-    ];
-    for (method, path, body) in routes {
-        let before = snapshot(s);
-        let r = s.send(method, &path, &minted, body);
-        assert_error(&r, 403);
-        assert_eq!(snapshot(s), before, "{method} {path} changed the database");
-    }
+    let (minted, token) = w.gen_key_token("tadmin", json!({"team_id": "t1", "user_id": "m"}));
+    w.name_key("minted", &minted);
+    let c = |method, path: &str, body| Case::new("minted", method, path, body, 403);
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        c("POST", "/organization/new", json!({"organization_alias": "x"})),
+        c("PATCH", "/organization/update", json!({"organization_id": "org2", "organization_alias": "y"})),
+        c("DELETE", "/organization/delete", json!({"organization_ids": ["org2"]})),
+        c("GET", "/organization/list", json!({})),
+        c("GET", "/organization/info?organization_id=org2", json!({})),
+        c("POST", "/organization/member_add", json!({"organization_id": "org2", "member": {"user_id": "tadmin"}})),
+        c("PATCH", "/organization/member_update", json!({"organization_id": "org2", "user_id": "m", "role": "internal_user"})),
+        c("DELETE", "/organization/member_delete", json!({"organization_id": "org2", "user_id": "m"})),
+        c("POST", "/budget/new", json!({"max_budget": 1.0})),
+        c("GET", "/budget/list", json!({})),
+        c("POST", "/team/new", json!({"organization_id": "org2"})),
+        c("POST", "/team/update", json!({"team_id": "t1", "team_alias": "z"})),
+        c("POST", "/team/delete", json!({"team_ids": ["u1"]})),
+        c("GET", "/team/info?team_id=t1", json!({})),
+        c("GET", "/team/list", json!({})),
+        c("POST", "/team/member_add", json!({"team_id": "t1", "member": {"user_id": "oadmin", "role": "admin"}})),
+        c("POST", "/team/member_delete", json!({"team_id": "t1", "user_id": "tadmin"})),
+        c("POST", "/team/member_update", json!({"team_id": "t1", "user_id": "tadmin", "role": "user"})),
+        c("POST", "/team/block", json!({"team_id": "u1"})),
+        c("POST", "/team/unblock", json!({"team_id": "u1"})),
+        c("POST", "/team/model/add", json!({"team_id": "u1", "models": ["B"]})),
+        c("POST", "/user/new", json!({"user_id": "z"})),
+        c("GET", "/user/info?user_id=m", json!({})),
+        c("POST", "/user/update", json!({"user_id": "m", "password": "hunter22hunter22"})),
+        c("POST", "/user/delete", json!({"user_ids": ["tadmin"]})),
+        c("GET", "/user/list", json!({})),
+        c("POST", "/key/generate", json!({"team_id": "t1"})),
+        c("POST", "/key/update", json!({"key": token, "max_budget": 1000.0})),
+        c("POST", "/key/delete", json!({"keys": [token]})),
+        c("GET", "/key/list", json!({})),
+        c("POST", "/key/block", json!({"key": token})),
+        c("POST", "/key/unblock", json!({"key": token})),
+        c("POST", "/key/regenerate", json!({"key": token})),
+        c("POST", &format!("/key/{token}/regenerate"), json!({})),
+        c("GET", "/spend/logs", json!({})),
+        c("POST", "/admin/backup", json!({})),
+        c("GET", "/ui/me", json!({})),
+        c("GET", "/ui/key_model_options?team_id=t1", json!({})),
+    ]);
     // What it may do.
-    assert_eq!(s.get("/key/info", &minted).status, 200);
-    assert_eq!(s.get("/v1/models", &minted).status, 200);
-    assert_eq!(s.get("/model/info", &minted).status, 200);
-    assert_eq!(chat(s, &minted, "A"), 200);
+    assert_eq!(w.get("/key/info", &minted).status, 200);
+    assert_eq!(w.get("/v1/models", &minted).status, 200);
+    assert_eq!(w.get("/model/info", &minted).status, 200);
+    assert_eq!(chat(&w, &minted, "A").status, 200);
 }
 
 /// The raw key of a calls-only key stays with whoever issued it: when they lose the admin role
@@ -848,65 +545,54 @@ fn issue_11_calls_only_key_is_refused_on_every_management_route() {
 #[test]
 fn issue_11_admin_who_loses_the_role_loses_the_keys_they_issued() {
     let w = world();
-    let s = &w.s;
     let mint = |by: &str, team: &str| -> String {
         let k = expect(
-            s,
+            &w,
             by,
             "/key/generate",
             json!({"team_id": team, "user_id": "m"}),
             200,
         );
         let key = k["key"].as_str().unwrap().to_string();
-        assert_eq!(chat(s, &key, "A"), 200);
+        assert_eq!(chat(&w, &key, "A").status, 200);
         key
     };
-    let own = expect(s, &w.m, "/key/generate", json!({"team_id": "t1"}), 200);
-    let own = own["key"].as_str().unwrap().to_string();
+    let own = w.gen_key("m", json!({"team_id": "t1"}));
     // Demoted from team admin.
-    let k1 = mint(&w.tadmin, "t1");
-    expect(
-        s,
-        &w.oadmin,
+    let k1 = mint(&w["tadmin"], "t1");
+    w.expect(
+        "oadmin",
         "/team/member_update",
         json!({"team_id": "t1", "user_id": "tadmin", "role": "user"}),
         200,
     );
-    assert_error(&s.get("/v1/models", &k1), 401);
+    assert_error(&w.get("/v1/models", &k1), 401);
     // Removed from the team.
-    expect(
-        s,
-        &w.oadmin,
+    w.expect(
+        "oadmin",
         "/team/member_update",
         json!({"team_id": "t1", "user_id": "tadmin", "role": "admin"}),
         200,
     );
-    let k2 = mint(&w.tadmin, "t1");
-    expect(
-        s,
-        &w.oadmin,
+    let k2 = mint(&w["tadmin"], "t1");
+    w.expect(
+        "oadmin",
         "/team/member_delete",
         json!({"team_id": "t1", "user_id": "tadmin"}),
         200,
     );
-    assert_error(&s.get("/v1/models", &k2), 401);
-    assert_eq!(chat(s, &own, "A"), 200, "the owner's own key stays");
+    assert_error(&w.get("/v1/models", &k2), 401);
+    assert_eq!(chat(&w, &own, "A").status, 200, "the owner's own key stays");
     // Demoted from org admin: keys issued in the org's teams go.
-    seed_team_member(s, "t2", "m", "user");
-    let k3 = mint(&w.oadmin, "t2");
-    let r = s.send(
-        "PATCH",
-        "/organization/member_update",
-        MASTER,
-        json!({"organization_id": "org1", "user_id": "oadmin", "role": "internal_user"}),
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_error(&s.get("/v1/models", &k3), 401);
+    seed_team_member(&w, "t2", "m", "user");
+    let k3 = mint(&w["oadmin"], "t2");
+    demote_oadmin(&w);
+    assert_error(&w.get("/v1/models", &k3), 401);
     // The issuer deleted.
-    let ta2 = seed_user(s, "ta2", "internal_user");
-    seed_team_member(s, "t1", "ta2", "admin");
+    let ta2 = seed_user(&w, "ta2", "internal_user");
+    seed_team_member(&w, "t1", "ta2", "admin");
     let k4 = mint(&ta2, "t1");
-    s.admin("/user/delete", json!({"user_ids": ["ta2"]}));
-    assert_error(&s.get("/v1/models", &k4), 401);
-    assert_eq!(chat(s, &own, "A"), 200);
+    w.admin("/user/delete", json!({"user_ids": ["ta2"]}));
+    assert_error(&w.get("/v1/models", &k4), 401);
+    assert_eq!(chat(&w, &own, "A").status, 200);
 }

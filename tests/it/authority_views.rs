@@ -7,58 +7,35 @@ use serde_json::{json, Value};
 
 /// org1 (A, B) ⊃ t1 (A) and t2 (A, B). `tadmin` admins t1; `m1` is a member of t1 and t2;
 /// `m2` of t1; `iv` is an internal_user_viewer with the *admin* member role in t1.
-struct World {
-    s: Server,
-    tadmin: String,
-    m1: String,
-    m2: String,
-    iv: String,
-    oadmin: String,
-    pview: String,
-    /// Team keys (raw): m1's in t1, m1's in t2, m2's in t1, t1's key without a user.
-    m1_t1: String,
-    m1_t2: String,
-    m2_t1: String,
-    t1_nouser: String,
-}
-
+/// Team keys (raw): `m1_t1` m1's in t1, `m1_t2` m1's in t2, `m2_t1` m2's in t1, `t1_nouser`
+/// t1's key without a user.
 fn world() -> World {
-    let s = Server::start();
-    seed_org(&s, "org1", &["A", "B"]);
-    seed_team(&s, "t1", Some("org1"), &["A"]);
-    seed_team(&s, "t2", Some("org1"), &["A", "B"]);
-    let tadmin = seed_user(&s, "tadmin", "internal_user");
-    let m1 = seed_user(&s, "m1", "internal_user");
-    let m2 = seed_user(&s, "m2", "internal_user");
-    let iv = seed_user(&s, "iv", "internal_user_viewer");
-    let oadmin = seed_user(&s, "oadmin", "internal_user");
-    let pview = seed_user(&s, "pview", "proxy_admin_viewer");
-    seed_org_member(&s, "org1", "oadmin", "org_admin");
-    seed_team_member(&s, "t1", "tadmin", "admin");
-    seed_team_member(&s, "t1", "m1", "user");
-    seed_team_member(&s, "t2", "m1", "user");
-    seed_team_member(&s, "t1", "m2", "user");
-    seed_team_member(&s, "t1", "iv", "admin");
-    let m1_t1 = seed_team_key(&s, "t1", "m1", None);
-    let m1_t2 = seed_team_key(&s, "t2", "m1", None);
-    let m2_t1 = seed_team_key(&s, "t1", "m2", None);
-    let t1_nouser = s.admin("/key/generate", json!({"team_id": "t1"}))["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    World {
-        s,
-        tadmin,
-        m1,
-        m2,
-        iv,
-        oadmin,
-        pview,
-        m1_t1,
-        m1_t2,
-        m2_t1,
-        t1_nouser,
-    }
+    let mut w = World::new()
+        .orgs(&[("org1", &["A", "B"])])
+        .teams(&[
+            ("t1", Some("org1"), &["A"]),
+            ("t2", Some("org1"), &["A", "B"]),
+        ])
+        .internal_users(&["tadmin", "m1", "m2"])
+        .users(&[("iv", "internal_user_viewer")])
+        .internal_users(&["oadmin"])
+        .users(&[("pview", "proxy_admin_viewer")])
+        .org_members(&[("org1", "oadmin", "org_admin")])
+        .team_members(&[
+            ("t1", "tadmin", "admin"),
+            ("t1", "m1", "user"),
+            ("t2", "m1", "user"),
+            ("t1", "m2", "user"),
+            ("t1", "iv", "admin"),
+        ])
+        .team_keys(&[
+            ("m1_t1", "t1", "m1"),
+            ("m1_t2", "t2", "m1"),
+            ("m2_t1", "t1", "m2"),
+        ]);
+    let raw = w.admin_id("/key/generate", json!({"team_id": "t1"}), "key");
+    w.name_key("t1_nouser", &raw);
+    w
 }
 
 fn tok(raw: &str) -> String {
@@ -102,43 +79,37 @@ fn shown(list: &[(String, Option<String>)], raw: &str) -> Option<String> {
 #[test]
 fn team_info_shows_tokens_only_to_who_may_read_the_key() {
     let w = world();
-    let s = &w.s;
     // Admins of the team (and above) and proxy viewers see every token.
-    for k in [
-        MASTER,
-        w.tadmin.as_str(),
-        w.oadmin.as_str(),
-        w.pview.as_str(),
-    ] {
-        let l = team_tokens(s, k, "t1");
+    for k in [MASTER, &w["tadmin"], &w["oadmin"], &w["pview"]] {
+        let l = team_tokens(&w, k, "t1");
         assert_eq!(l.len(), 3, "{l:?}");
-        for raw in [&w.m1_t1, &w.m2_t1, &w.t1_nouser] {
+        for raw in [&w["m1_t1"], &w["m2_t1"], &w["t1_nouser"]] {
             assert_eq!(shown(&l, raw), Some(tok(raw)), "as {k}");
         }
     }
     // A member sees its own key's token, not another member's nor the team key's.
-    let l = team_tokens(s, &w.m1, "t1");
-    assert_eq!(shown(&l, &w.m1_t1), Some(tok(&w.m1_t1)));
-    assert_eq!(shown(&l, &w.m2_t1), None);
-    assert_eq!(shown(&l, &w.t1_nouser), None);
-    let l = team_tokens(s, &w.m2_t1, "t1");
-    assert_eq!(shown(&l, &w.m1_t1), None);
-    assert_eq!(shown(&l, &w.m2_t1), Some(tok(&w.m2_t1)));
+    let l = team_tokens(&w, &w["m1"], "t1");
+    assert_eq!(shown(&l, &w["m1_t1"]), Some(tok(&w["m1_t1"])));
+    assert_eq!(shown(&l, &w["m2_t1"]), None);
+    assert_eq!(shown(&l, &w["t1_nouser"]), None);
+    let l = team_tokens(&w, &w["m2_t1"], "t1");
+    assert_eq!(shown(&l, &w["m1_t1"]), None);
+    assert_eq!(shown(&l, &w["m2_t1"]), Some(tok(&w["m2_t1"])));
     // A viewer, even with the admin member role, administers nothing: no tokens of others.
-    let l = team_tokens(s, &w.iv, "t1");
+    let l = team_tokens(&w, &w["iv"], "t1");
     assert!(l.iter().all(|(_, t)| t.is_none()), "{l:?}");
     // The team's own key (no user) reads its team (API.md §9), seeing only itself.
-    let l = team_tokens(s, &w.t1_nouser, "t1");
-    assert_eq!(shown(&l, &w.t1_nouser), Some(tok(&w.t1_nouser)));
-    assert_eq!(shown(&l, &w.m1_t1), None);
-    assert_eq!(shown(&l, &w.m2_t1), None);
+    let l = team_tokens(&w, &w["t1_nouser"], "t1");
+    assert_eq!(shown(&l, &w["t1_nouser"]), Some(tok(&w["t1_nouser"])));
+    assert_eq!(shown(&l, &w["m1_t1"]), None);
+    assert_eq!(shown(&l, &w["m2_t1"]), None);
     // ... but not another team.
-    assert_error(&s.get("/team/info?team_id=t2", &w.t1_nouser), 404);
+    assert_error(&w.get("/team/info?team_id=t2", &w["t1_nouser"]), 404);
     // Whatever the reader, no raw key is ever in the answer.
-    for k in [MASTER, &w.m1, &w.tadmin] {
-        let text = s.get("/team/info?team_id=t1", k).text();
-        for raw in [&w.m1_t1, &w.m2_t1, &w.t1_nouser] {
-            assert!(!text.contains(raw.as_str()), "raw key in /team/info");
+    for k in [MASTER, &w["m1"], &w["tadmin"]] {
+        let text = w.get("/team/info?team_id=t1", k).text();
+        for raw in [&w["m1_t1"], &w["m2_t1"], &w["t1_nouser"]] {
+            assert!(!text.contains(raw), "raw key in /team/info");
         }
     }
 }
@@ -164,39 +135,38 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 #[test]
 fn key_list_is_what_each_role_may_read() {
     let w = world();
-    let s = &w.s;
     // A team admin: its team's keys, not the same member's keys in another team.
-    let l = listed(s, &w.tadmin, "");
-    assert!(l.contains(&tok(&w.m1_t1)) && l.contains(&tok(&w.m2_t1)));
+    let l = listed(&w, &w["tadmin"], "");
+    assert!(l.contains(&tok(&w["m1_t1"])) && l.contains(&tok(&w["m2_t1"])));
     assert!(
-        !l.contains(&tok(&w.m1_t2)),
+        !l.contains(&tok(&w["m1_t2"])),
         "t2 key of m1 visible to t1's admin"
     );
-    assert!(listed(s, &w.tadmin, "&user_id=m1") == vec![tok(&w.m1_t1)]);
+    assert!(listed(&w, &w["tadmin"], "&user_id=m1") == vec![tok(&w["m1_t1"])]);
     // A member: its own keys only (both teams), not a teammate's.
     assert_eq!(
-        listed(s, &w.m1, ""),
-        sorted(vec![tok(&w.m1), tok(&w.m1_t1), tok(&w.m1_t2)])
+        listed(&w, &w["m1"], ""),
+        sorted(vec![tok(&w["m1"]), tok(&w["m1_t1"]), tok(&w["m1_t2"])])
     );
-    assert!(listed(s, &w.m1, "&user_id=m2").is_empty());
+    assert!(listed(&w, &w["m1"], "&user_id=m2").is_empty());
     // An internal_user_viewer with the admin member role: its own key only, as /key/info.
-    assert_eq!(listed(s, &w.iv, ""), vec![tok(&w.iv)]);
-    assert!(listed(s, &w.iv, "&team_id=t1").is_empty());
-    assert!(listed(s, &w.iv, "&user_id=m1").is_empty());
+    assert_eq!(listed(&w, &w["iv"], ""), vec![tok(&w["iv"])]);
+    assert!(listed(&w, &w["iv"], "&team_id=t1").is_empty());
+    assert!(listed(&w, &w["iv"], "&user_id=m1").is_empty());
     assert_error(
-        &s.get(&format!("/key/info?key={}", tok(&w.m1_t1)), &w.iv),
+        &w.get(&format!("/key/info?key={}", tok(&w["m1_t1"])), &w["iv"]),
         404,
     );
     // A key without a user lists nothing.
-    assert_error(&s.get("/key/list", &w.t1_nouser), 403);
+    assert_error(&w.get("/key/list", &w["t1_nouser"]), 403);
     // And /key/info agrees with the list for the team admin.
     assert_eq!(
-        s.get(&format!("/key/info?key={}", tok(&w.m1_t1)), &w.tadmin)
+        w.get(&format!("/key/info?key={}", tok(&w["m1_t1"])), &w["tadmin"])
             .status,
         200
     );
     assert_error(
-        &s.get(&format!("/key/info?key={}", tok(&w.m1_t2)), &w.tadmin),
+        &w.get(&format!("/key/info?key={}", tok(&w["m1_t2"])), &w["tadmin"]),
         404,
     );
 }
@@ -204,36 +174,34 @@ fn key_list_is_what_each_role_may_read() {
 #[test]
 fn user_info_is_for_oneself_and_proxy_readers() {
     let w = world();
-    let s = &w.s;
     // Team and org admins do not read members' user records (their keys, other teams).
-    for k in [&w.tadmin, &w.oadmin, &w.m2, &w.iv] {
-        assert_error(&s.get("/user/info?user_id=m1", k), 404);
-        assert_error(&s.get("/user/list", k), 403);
+    for k in [&w["tadmin"], &w["oadmin"], &w["m2"], &w["iv"]] {
+        assert_error(&w.get("/user/info?user_id=m1", k), 404);
+        assert_error(&w.get("/user/list", k), 403);
     }
-    let v = s.get("/user/info?user_id=m1", &w.m1).json();
+    let v = w.get("/user/info?user_id=m1", &w["m1"]).json();
     assert_eq!(v["keys"].as_array().unwrap().len(), 3);
 }
 
 #[test]
 fn nobody_sees_a_password_hash() {
     let w = world();
-    let s = &w.s;
     for u in ["m1", "tadmin", "oadmin", "iv"] {
-        s.admin(
+        w.admin(
             "/user/update",
             json!({"user_id": u, "password": format!("pw-of-{u}-123")}),
         );
     }
-    let added = s.admin(
+    let added = w.admin(
         "/team/member_add",
         json!({"team_id": "t2", "member": {"user_id": "tadmin", "role": "user"}}),
     );
-    let org_added = s.admin(
+    let org_added = w.admin(
         "/organization/member_add",
         json!({"organization_id": "org1", "member": {"user_id": "m1", "role": "internal_user"}}),
     );
     let mut texts = vec![added.to_string(), org_added.to_string()];
-    for k in [MASTER, w.m1.as_str(), w.tadmin.as_str(), w.oadmin.as_str()] {
+    for k in [MASTER, &w["m1"], &w["tadmin"], &w["oadmin"]] {
         for p in [
             "/user/info?user_id=m1",
             "/user/info",
@@ -245,11 +213,11 @@ fn nobody_sees_a_password_hash() {
             "/key/list?return_full_object=true",
             "/ui/me",
         ] {
-            texts.push(s.get(p, k).text());
+            texts.push(w.get(p, k).text());
         }
     }
     let hashes: Vec<String> = {
-        let db = s.db();
+        let db = w.db();
         let mut st = db
             .prepare("SELECT password_hash FROM users WHERE password_hash IS NOT NULL")
             .unwrap();
@@ -282,30 +250,28 @@ fn login(s: &Server, email: &str, password: &str) -> u16 {
     .status
 }
 
+/// The master key sets m1's password to `old-password-1`; returns the stored hash.
+fn set_m1_password(w: &World) -> Option<String> {
+    w.admin(
+        "/user/update",
+        json!({"user_id": "m1", "password": "old-password-1"}),
+    );
+    hash_of(w, "m1")
+}
+
 fn hash_of(s: &Server, user: &str) -> Option<String> {
-    s.db()
-        .query_row(
-            "SELECT password_hash FROM users WHERE id = ?1",
-            [user],
-            |r| r.get(0),
-        )
-        .unwrap()
+    s.value("SELECT password_hash FROM users WHERE id = ?1", [user])
 }
 
 #[test]
 fn a_password_change_through_a_key_needs_the_current_password() {
     let w = world();
-    let s = &w.s;
-    s.admin(
-        "/user/update",
-        json!({"user_id": "m1", "password": "old-password-1"}),
-    );
-    let before = hash_of(s, "m1");
-    let set = |key: &str, body: Value| s.post("/user/update", key, body);
+    let before = set_m1_password(&w);
+    let set = |key: &str, body: Value| w.post("/user/update", key, body);
     // Without the current password: 400 naming the field, nothing changed.
     let e = assert_error(
         &set(
-            &w.m1,
+            &w["m1"],
             json!({"user_id": "m1", "password": "new-password-1"}),
         ),
         400,
@@ -314,7 +280,7 @@ fn a_password_change_through_a_key_needs_the_current_password() {
     // A wrong one: 403.
     assert_error(
         &set(
-            &w.m1,
+            &w["m1"],
             json!({"user_id": "m1", "password": "new-password-1", "current_password": "guess"}),
         ),
         403,
@@ -322,24 +288,24 @@ fn a_password_change_through_a_key_needs_the_current_password() {
     // Naming oneself by email skips nothing: still refused without proof.
     assert_error(
         &set(
-            &w.m1,
+            &w["m1"],
             json!({"user_email": "m1@example.com", "password": "new-password-1"}),
         ),
         403,
     );
-    assert_eq!(hash_of(s, "m1"), before);
-    assert_eq!(login(s, "m1@example.com", "new-password-1"), 401);
+    assert_eq!(hash_of(&w, "m1"), before);
+    assert_eq!(login(&w, "m1@example.com", "new-password-1"), 401);
     // With it: changed, the new one logs in, the old one no longer does.
     let r = set(
-        &w.m1,
+        &w["m1"],
         json!({"user_id": "m1", "password": "new-password-1",
                "current_password": "old-password-1"}),
     );
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(login(s, "m1@example.com", "new-password-1"), 200);
-    assert_eq!(login(s, "m1@example.com", "old-password-1"), 401);
+    assert_eq!(login(&w, "m1@example.com", "new-password-1"), 200);
+    assert_eq!(login(&w, "m1@example.com", "old-password-1"), 401);
     // Other self-service fields still need no password.
-    let r = set(&w.m1, json!({"user_id": "m1", "metadata": {"x": 1}}));
+    let r = set(&w["m1"], json!({"user_id": "m1", "metadata": {"x": 1}}));
     assert_eq!(r.status, 200, "{}", r.text());
 }
 
@@ -353,12 +319,12 @@ fn a_first_password_comes_from_a_proxy_admin_only() {
         json!({"user_id": "m2", "password": "chosen-by-holder"}),
         json!({"user_id": "m2", "password": "chosen-by-holder", "current_password": "x"}),
     ] {
-        let r = s.post("/user/update", &w.m2, body);
+        let r = s.post("/user/update", &w["m2"], body);
         assert!(r.status == 400 || r.status == 403, "{}", r.text());
     }
     assert_eq!(hash_of(s, "m2"), None);
     // Team and org admins cannot set a member's password either.
-    for k in [&w.tadmin, &w.oadmin] {
+    for k in [&w["tadmin"], &w["oadmin"]] {
         let r = s.post(
             "/user/update",
             k,
@@ -377,7 +343,7 @@ fn a_first_password_comes_from_a_proxy_admin_only() {
         .map(|cur| {
             let r = s.post(
                 "/user/update",
-                &w.iv,
+                &w["iv"],
                 json!({"user_id": "iv", "password": "x-new-pw", "current_password": cur}),
             );
             assert_error(&r, 403)
@@ -400,19 +366,7 @@ fn models_of(s: &Server, user: &str) -> Value {
 }
 
 fn personal_key(s: &Server, user: &str) -> String {
-    s.admin("/key/generate", json!({"user_id": user}))["key"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-fn chat(s: &Server, key: &str, model: &str) -> u16 {
-    s.post(
-        "/v1/chat/completions",
-        key,
-        json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
-    )
-    .status
+    s.admin_id("/key/generate", json!({"user_id": user}), "key")
 }
 
 fn model_ids(s: &Server, key: &str) -> Vec<String> {
@@ -427,70 +381,63 @@ fn model_ids(s: &Server, key: &str) -> Vec<String> {
 #[test]
 fn implicitly_created_users_get_no_personal_models() {
     let w = world();
-    let s = &w.s;
     // A team admin adds strangers; an org admin too; a proxy admin's members_with_roles too.
-    let r = s.post(
+    w.call(
+        "tadmin",
+        "POST",
         "/team/member_add",
-        &w.tadmin,
         json!({"team_id": "t1", "member": [{"user_id": "new-t", "role": "user"},
                                            {"user_email": "new-e@example.com", "role": "user"}]}),
+        200,
     );
-    assert_eq!(r.status, 200, "{}", r.text());
-    let r = s.post(
+    w.call(
+        "oadmin",
+        "POST",
         "/organization/member_add",
-        &w.oadmin,
         json!({"organization_id": "org1", "member": {"user_id": "new-o", "role": "internal_user"}}),
+        200,
     );
-    assert_eq!(r.status, 200, "{}", r.text());
-    s.admin(
+    w.admin(
         "/team/new",
         json!({"team_id": "t3", "organization_id": "org1", "models": ["B"],
                "members_with_roles": [{"user_id": "new-n", "role": "user"}]}),
     );
-    let by_email: String = s
-        .db()
-        .query_row(
-            "SELECT id FROM users WHERE email = 'new-e@example.com'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let by_email: String = w.value("SELECT id FROM users WHERE email = 'new-e@example.com'", []);
     for u in ["new-t", by_email.as_str(), "new-o", "new-n"] {
-        assert_eq!(models_of(s, u), json!(["no-default-models"]), "{u}");
+        assert_eq!(models_of(&w, u), json!(["no-default-models"]), "{u}");
         // A personal key (no team) may call nothing: it cannot escape the team's models.
-        let k = personal_key(s, u);
-        assert!(model_ids(s, &k).is_empty(), "{u}");
+        let k = personal_key(&w, u);
+        assert!(model_ids(&w, &k).is_empty(), "{u}");
         for m in ["A", "B", "C", "D"] {
-            assert_eq!(chat(s, &k, m), 403, "{u} {m}");
+            assert_eq!(chat(&w, &k, m).status, 403, "{u} {m}");
         }
     }
     // Their team keys are unaffected: t1's model answers, others do not.
-    let k = s.admin(
+    let k = w.admin_id(
         "/key/generate",
         json!({"user_id": "new-t", "team_id": "t1"}),
-    )["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(chat(s, &k, "A"), 200);
-    assert_eq!(chat(s, &k, "B"), 403);
-    // A personal key asking for a model is refused at write time (beyond the user's set).
-    let r = s.post(
-        "/key/generate",
-        MASTER,
-        json!({"user_id": "new-t", "models": ["A"]}),
+        "key",
     );
-    assert_error(&r, 400);
+    assert_eq!(chat(&w, &k, "A").status, 200);
+    assert_eq!(chat(&w, &k, "B").status, 403);
+    // A personal key asking for a model is refused at write time (beyond the user's set).
+    expect(
+        &w,
+        MASTER,
+        "/key/generate",
+        json!({"user_id": "new-t", "models": ["A"]}),
+        400,
+    );
     // /user/new keeps LiteLLM's meaning: no models = every proxy model (the admin's choice).
-    s.admin(
+    w.admin(
         "/user/new",
         json!({"user_id": "explicit", "auto_create_key": false}),
     );
-    assert_eq!(models_of(s, "explicit"), json!([]));
+    assert_eq!(models_of(&w, "explicit"), json!([]));
     // An admin can still grant personal models later.
-    s.admin("/user/update", json!({"user_id": "new-o", "models": ["C"]}));
-    let k = personal_key(s, "new-o");
-    assert_eq!(model_ids(s, &k), vec!["C".to_string()]);
+    w.admin("/user/update", json!({"user_id": "new-o", "models": ["C"]}));
+    let k = personal_key(&w, "new-o");
+    assert_eq!(model_ids(&w, &k), vec!["C".to_string()]);
 }
 
 const DEFAULTS_CONFIG: &str = r#"
@@ -574,15 +521,14 @@ fn bad_default_user_params_stop_the_start() {
 #[test]
 fn an_org_admin_adding_a_user_does_not_read_their_personal_record() {
     let w = world();
-    let s = &w.s;
-    s.admin(
+    w.admin(
         "/user/new",
         json!({"user_id": "stranger", "models": ["C"], "max_budget": 7.5,
                "metadata": {"note": "private"}, "auto_create_key": false}),
     );
-    let r = s.post(
+    let r = w.post(
         "/organization/member_add",
-        &w.oadmin,
+        &w["oadmin"],
         json!({"organization_id": "org1", "member": {"user_id": "stranger", "role": "internal_user"}}),
     );
     assert_eq!(r.status, 200, "{}", r.text());
@@ -594,7 +540,7 @@ fn an_org_admin_adding_a_user_does_not_read_their_personal_record() {
     }
     assert!(!r.text().contains("private"));
     // A proxy admin gets LiteLLM's full user row.
-    let r = s.post(
+    let r = w.post(
         "/organization/member_add",
         MASTER,
         json!({"organization_id": "org1", "member": {"user_id": "m2", "role": "internal_user"}}),
@@ -605,30 +551,30 @@ fn an_org_admin_adding_a_user_does_not_read_their_personal_record() {
 #[test]
 fn a_user_cannot_claim_another_email() {
     let w = world();
-    let s = &w.s;
-    let before = snapshot(s);
+    let before = snapshot(&w);
     // m1 claims an address an admin is about to add by email ...
     for body in [
         json!({"user_id": "m1", "user_email": "newcomer@example.com"}),
         json!({"user_id": "m1", "user_email": ""}),
     ] {
-        assert_error(&s.post("/user/update", &w.m1, body), 403);
+        assert_error(&w.post("/user/update", &w["m1"], body), 403);
     }
-    assert_eq!(snapshot(s), before);
+    assert_eq!(snapshot(&w), before);
     // ... so the membership meant for the newcomer goes to a new user, not to m1.
-    let v = s.admin(
+    let v = w.admin(
         "/team/member_add",
         json!({"team_id": "t2", "member": {"user_email": "newcomer@example.com", "role": "admin"}}),
     );
     assert_ne!(v["updated_users"][0]["user_id"], "m1");
     // The same address in another case is no change; a proxy admin changes anyone's.
-    let r = s.post(
+    w.call(
+        "m1",
+        "POST",
         "/user/update",
-        &w.m1,
         json!({"user_id": "m1", "user_email": "M1@example.com", "metadata": {"k": 1}}),
+        200,
     );
-    assert_eq!(r.status, 200, "{}", r.text());
-    s.admin(
+    w.admin(
         "/user/update",
         json!({"user_id": "m1", "user_email": "m1-new@example.com"}),
     );
@@ -639,16 +585,11 @@ fn a_user_cannot_claim_another_email() {
 #[test]
 fn current_password_guesses_are_throttled() {
     let w = world();
-    let s = &w.s;
-    s.admin(
-        "/user/update",
-        json!({"user_id": "m1", "password": "old-password-1"}),
-    );
-    let before = hash_of(s, "m1");
+    let before = set_m1_password(&w);
     let set = |cur: &str| {
-        s.post(
+        w.post(
             "/user/update",
-            &w.m1,
+            &w["m1"],
             json!({"user_id": "m1", "password": "taken-over-1", "current_password": cur}),
         )
     };
@@ -659,6 +600,6 @@ fn current_password_guesses_are_throttled() {
     let r = set("old-password-1");
     assert_eq!(r.status, 429, "{}", r.text());
     assert!(r.header("retry-after").is_some());
-    assert_eq!(hash_of(s, "m1"), before);
-    assert_eq!(login(s, "m1@example.com", "old-password-1"), 200);
+    assert_eq!(hash_of(&w, "m1"), before);
+    assert_eq!(login(&w, "m1@example.com", "old-password-1"), 200);
 }

@@ -3,7 +3,6 @@
 //! changes nothing.
 
 use crate::common::*;
-use crate::organizations::{count_p, snapshot};
 use serde_json::{json, Value};
 
 #[test]
@@ -204,11 +203,11 @@ fn deleting_a_used_budget_leaves_its_users_without_one() {
         "/budget/new",
         json!({"budget_id": "shared", "max_budget": 3}),
     );
-    let o = s.admin(
+    let id = s.admin_id(
         "/organization/new",
         json!({"organization_alias": "o", "budget_id": "shared"}),
+        "organization_id",
     );
-    let id = o["organization_id"].as_str().unwrap().to_string();
     s.admin("/budget/delete", json!({"budget_id": "shared"}));
     assert_eq!(s.count("SELECT count(*) FROM budgets"), 0);
     assert_eq!(
@@ -269,7 +268,7 @@ fn role_matrix() {
         assert_error(&s.get("/budget/list", key), 403);
         assert_error(&s.post("/budget/info", key, json!({"budgets": ["b"]})), 403);
     }
-    assert_error(&s.request("GET", "/budget/list", None, None, &[]), 401);
+    assert_error(&s.anon("GET", "/budget/list"), 401);
     // A proxy admin's user key may write.
     let r = s.post(
         "/budget/update",

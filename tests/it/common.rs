@@ -1,6 +1,10 @@
 //! Test harness: starts the real binary on an ephemeral port with a temp database, a tiny
-//! blocking HTTP client, and direct database access for asserting effects.
+//! blocking HTTP client, direct database access for asserting effects, and the seeders; the
+//! `World` of named callers and the case-table runner are in `common/world.rs`.
 #![allow(dead_code)]
+
+mod world;
+pub use world::*;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -75,20 +79,7 @@ impl Server {
     }
 
     pub fn start_with(config_yaml: &str, args: &[&str]) -> Server {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let cfg = dir.path().join("config.yaml");
-        std::fs::write(&cfg, config_yaml).expect("write config");
-        let mut s = Server {
-            child: None,
-            addr: String::new(),
-            dir,
-            config: Some(cfg),
-            extra_args: args.iter().map(|s| s.to_string()).collect(),
-            stdout_lines: Vec::new(),
-            env: Vec::new(),
-        };
-        s.spawn();
-        s
+        Server::start_with_env(config_yaml, args, &[])
     }
 
     /// The server's stderr (its log), kept across restarts.
@@ -203,6 +194,22 @@ impl Server {
         c
     }
 
+    /// The first column of the one row `sql` returns with `params`.
+    pub fn value<T: rusqlite::types::FromSql>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> T {
+        one(&self.db(), sql, params)
+    }
+
+    /// Runs one statement without parameters straight on the database (test setup only).
+    pub fn exec(&self, sql: &str) {
+        self.db()
+            .execute(sql, [])
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
     pub fn count(&self, sql: &str) -> i64 {
         self.db().query_row(sql, [], |r| r.get(0)).expect(sql)
     }
@@ -216,6 +223,17 @@ impl Server {
         headers: &[(&str, &str)],
     ) -> Resp {
         raw_request(&self.addr, method, path, key, body, headers)
+    }
+
+    /// A request without credentials and without a body.
+    pub fn anon(&self, method: &str, path: &str) -> Resp {
+        self.request(method, path, None, None, &[])
+    }
+
+    /// A POST of the JSON `body` without credentials, with extra `headers`.
+    pub fn post_anon(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> Resp {
+        let b = body.to_string();
+        self.request("POST", path, None, Some(b.as_bytes()), headers)
     }
 
     pub fn get(&self, path: &str, key: &str) -> Resp {
@@ -232,6 +250,16 @@ impl Server {
         self.request(method, path, Some(key), Some(b.as_bytes()), &[])
     }
 
+    /// POST as the master key, asserting 200; returns the string `field` of the answer (the id
+    /// of what it made).
+    pub fn admin_id(&self, path: &str, body: Value, field: &str) -> String {
+        let v = self.admin(path, body);
+        v[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {field}: {v}"))
+            .to_string()
+    }
+
     /// POST as the master key, asserting 200, returning the JSON.
     pub fn admin(&self, path: &str, body: Value) -> Value {
         let r = self.post(path, MASTER, body.clone());
@@ -244,6 +272,16 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The first column of the one row `sql` returns with `params` on connection `c`.
+pub fn one<T: rusqlite::types::FromSql>(
+    c: &rusqlite::Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> T {
+    c.query_row(sql, params, |r| r.get(0))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 /// A minimal HTTP/1.1 client (Connection: close; Content-Length or chunked responses).
@@ -325,6 +363,60 @@ pub fn parse_response(raw: &[u8]) -> Resp {
     }
 }
 
+/// A chat completion request body for `model` with one user message.
+pub fn chat_body(model: &str) -> Value {
+    serde_json::json!({"model": model, "messages": [{"role": "user", "content": "hi"}]})
+}
+
+/// `/v1/chat/completions` as `key` for `model`.
+pub fn chat(s: &Server, key: &str, model: &str) -> Resp {
+    s.post("/v1/chat/completions", key, chat_body(model))
+}
+
+/// A key made by the master key with `body`; returns the raw key.
+pub fn key_for(s: &Server, body: Value) -> String {
+    let v = s.admin("/key/generate", body);
+    v["key"].as_str().expect("a raw key").to_string()
+}
+
+/// Polls `f` until it holds, failing after `secs`.
+pub fn until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Asserts the error envelope with `status` and a message containing `needle`.
+pub fn assert_error_says(r: &Resp, status: u16, needle: &str) -> Value {
+    let v = assert_error(r, status);
+    let message = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(needle), "{v}");
+    v
+}
+
+/// The string `field` of every element of the JSON array `v`, sorted.
+pub fn sorted_field(v: &Value, field: &str) -> Vec<String> {
+    let mut out = fields_of(v, field);
+    out.sort();
+    out
+}
+
+/// The string `field` of every element of the JSON array `v`, in order.
+pub fn fields_of(v: &Value, field: &str) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|x| {
+            x[field]
+                .as_str()
+                .unwrap_or_else(|| panic!("no {field}: {x}"))
+                .to_string()
+        })
+        .collect()
+}
+
 /// Asserts the LiteLLM error envelope with the given status.
 pub fn assert_error(r: &Resp, status: u16) -> Value {
     assert_eq!(r.status, status, "body: {}", r.text());
@@ -346,17 +438,33 @@ pub fn seed_user(s: &Server, user_id: &str, role: &str) -> String {
         rusqlite::params![user_id, format!("{user_id}@example.com"), role],
     )
     .expect("seed user");
-    db.execute(
-        "INSERT INTO api_keys (token, key_name, user_id, created_at, updated_at)
-         VALUES (?1, ?2, ?3, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
-        rusqlite::params![
-            litegate::auth::hash_key(&key),
-            litegate::auth::key_name(&key),
-            user_id
-        ],
-    )
-    .expect("seed key");
+    seed_key_row(s, &key, None, Some(user_id), None);
     key
+}
+
+/// Seeds the key `raw` (stored as its hash) of the given team, user and org straight into the
+/// database (test setup only).
+pub fn seed_key_row(
+    s: &Server,
+    raw: &str,
+    team_id: Option<&str>,
+    user_id: Option<&str>,
+    org_id: Option<&str>,
+) {
+    s.db()
+        .execute(
+            "INSERT INTO api_keys (token, key_name, team_id, user_id, organization_id,
+             created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
+            rusqlite::params![
+                litegate::auth::hash_key(raw),
+                litegate::auth::key_name(raw),
+                team_id,
+                user_id,
+                org_id
+            ],
+        )
+        .expect("seed key");
 }
 
 /// Seeds an organization membership straight into the database (test setup only).
@@ -412,41 +520,50 @@ pub fn seed_team(s: &Server, team_id: &str, org_id: Option<&str>, models: &[&str
 /// Seeds a key of `user_id` in `team_id` straight into the database; returns the raw key.
 pub fn seed_team_key(s: &Server, team_id: &str, user_id: &str, org_id: Option<&str>) -> String {
     let key = format!("sk-test-{team_id}-{user_id}-{}", "y".repeat(16));
-    s.db()
-        .execute(
-            "INSERT INTO api_keys (token, key_name, team_id, user_id, organization_id,
-             created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
-            rusqlite::params![
-                litegate::auth::hash_key(&key),
-                litegate::auth::key_name(&key),
-                team_id,
-                user_id,
-                org_id
-            ],
-        )
-        .expect("seed team key");
+    seed_key_row(s, &key, Some(team_id), Some(user_id), org_id);
     key
 }
 
-/// Every row of the management tables as text, for "a denied call changes nothing".
+/// Every byte of the database files (main file and WAL).
+pub fn db_bytes(s: &Server) -> Vec<u8> {
+    let mut all = Vec::new();
+    for e in std::fs::read_dir(s.dir.path()).expect("temp dir") {
+        let p = e.expect("dir entry").path();
+        if p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("litegate.db"))
+        {
+            all.extend(std::fs::read(&p).expect("read db file"));
+        }
+    }
+    all
+}
+
+/// Whether `needle` occurs in the bytes `hay`.
+pub fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+/// Every row of every table of the store (the schema's tables, each in a fixed order) as
+/// text, for "a refused call writes nothing": equal snapshots mean nothing changed.
 pub fn snapshot(s: &Server) -> String {
     let db = s.db();
+    let tables: Vec<String> = db
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
+             ORDER BY name",
+        )
+        .expect("prepare table list")
+        .query_map([], |r| r.get(0))
+        .expect("table list")
+        .collect::<Result<_, _>>()
+        .expect("table name");
     let mut out = String::new();
-    for (table, order) in [
-        ("organizations", "id"),
-        ("users", "id"),
-        ("teams", "id"),
-        ("team_members", "team_id, user_id"),
-        ("organization_members", "organization_id, user_id"),
-        ("api_keys", "token"),
-        ("budgets", "id"),
-    ] {
+    for table in tables {
         let mut st = db
-            .prepare(&format!("SELECT * FROM {table} ORDER BY {order}"))
+            .prepare(&format!("SELECT * FROM \"{table}\""))
             .expect("prepare snapshot");
         let n = st.column_count();
-        let rows = st
+        let mut rows: Vec<String> = st
             .query_map([], |r| {
                 let mut v = Vec::with_capacity(n);
                 for i in 0..n {
@@ -454,15 +571,25 @@ pub fn snapshot(s: &Server) -> String {
                 }
                 Ok(v.join("|"))
             })
-            .expect("snapshot");
+            .expect("snapshot")
+            .collect::<Result<_, _>>()
+            .expect("row");
+        rows.sort();
         for r in rows {
-            out.push_str(table);
+            out.push_str(&table);
             out.push(':');
-            out.push_str(&r.expect("row"));
+            out.push_str(&r);
             out.push('\n');
         }
     }
     out
+}
+
+/// `SELECT count(*) ...` with parameters.
+pub fn count_p(s: &Server, sql: &str, p: &[&str]) -> i64 {
+    s.db()
+        .query_row(sql, rusqlite::params_from_iter(p.iter()), |r| r.get(0))
+        .expect(sql)
 }
 
 impl Server {

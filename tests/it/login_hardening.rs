@@ -17,7 +17,7 @@ fn raw_keys_never_reach_the_log_whatever_the_route() {
         &[],
         &[("RUST_LOG", "trace")],
     );
-    let valid = crate::access::key_for(&s, json!({}));
+    let valid = key_for(&s, json!({}));
     let invalid = "sk-invalid-key-0123456789abcdefghij".to_string();
     let mut minted = Vec::new();
     for k in [valid.as_str(), invalid.as_str(), MASTER] {
@@ -178,12 +178,9 @@ fn a_client_address_is_throttled_across_accounts_and_for_the_master_key() {
     // The right master key too: nothing is checked while the address is throttled.
     assert_throttled(&login(&s, json!({"master_key": MASTER})));
     // X-Forwarded-For is not trusted by default: a spoofed one changes nothing.
-    let b = json!({"master_key": MASTER}).to_string();
-    let r = s.request(
-        "POST",
+    let r = s.post_anon(
         "/ui/login",
-        None,
-        Some(b.as_bytes()),
+        &json!({"master_key": MASTER}),
         &[UI, ("X-Forwarded-For", "203.0.113.9")],
     );
     assert_throttled(&r);
@@ -234,7 +231,7 @@ fn a_concurrent_login_flood_keeps_memory_bounded_and_the_server_answering() {
         let watcher = sc.spawn(|| {
             let mut answered = 0;
             while !done.load(std::sync::atomic::Ordering::SeqCst) {
-                let r = s.request("GET", "/health/liveliness", None, None, &[]);
+                let r = s.anon("GET", "/health/liveliness");
                 assert_eq!(r.status, 200);
                 answered += 1;
                 std::thread::sleep(std::time::Duration::from_millis(50));

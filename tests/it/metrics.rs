@@ -28,7 +28,7 @@ fn metrics_parse_with_prometheus_client_and_carry_the_families() {
         assert_eq!(r.status, 200);
     }
     assert_eq!(s.get("/v1/models", "sk-bad-key-000000000000").status, 401);
-    let r = s.request("GET", "/metrics", None, None, &[]);
+    let r = s.anon("GET", "/metrics");
     assert_eq!(r.status, 200, "no key needed by default");
     assert!(r.header("content-type").unwrap().starts_with("text/plain"));
     let text = r.text();
@@ -119,7 +119,7 @@ fn metrics_can_require_a_key() {
         "general_settings:\n  metrics_require_auth: true",
     );
     let s = Server::start_with(&cfg, &[]);
-    assert_error(&s.request("GET", "/metrics", None, None, &[]), 401);
+    assert_error(&s.anon("GET", "/metrics"), 401);
     let user = seed_user(&s, "u", "internal_user");
     assert_error(&s.get("/metrics", &user), 403);
     assert_eq!(s.get("/metrics", MASTER).status, 200);

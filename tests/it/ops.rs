@@ -28,6 +28,25 @@ fn wait_exit(child: &mut std::process::Child, why: &str) -> std::process::ExitSt
     }
 }
 
+/// `litegate check-config` on a file `name` in `dir` whose one deployment is `model`.
+fn check_config(dir: &tempfile::TempDir, name: &str, model: &str) -> std::process::Output {
+    let path = dir.path().join(name);
+    let yaml = format!("model_list:\n  - model_name: a\n    litellm_params: {{model: {model}}}\n");
+    std::fs::write(&path, yaml).unwrap();
+    bin().arg("check-config").arg(&path).output().unwrap()
+}
+
+/// `litegate backup DEST --db` the server's database.
+fn backup_cli(s: &Server, dest: &std::path::Path) -> std::process::Output {
+    bin()
+        .arg("backup")
+        .arg(dest)
+        .arg("--db")
+        .arg(s.db_path())
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn version_and_check_config() {
     let out = bin().arg("--version").output().unwrap();
@@ -38,13 +57,7 @@ fn version_and_check_config() {
         "{v}"
     );
     let dir = tempfile::tempdir().unwrap();
-    let good = dir.path().join("good.yaml");
-    std::fs::write(
-        &good,
-        "model_list:\n  - model_name: a\n    litellm_params: {model: mock/a}\n",
-    )
-    .unwrap();
-    let out = bin().arg("check-config").arg(&good).output().unwrap();
+    let out = check_config(&dir, "good.yaml", "mock/a");
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -52,13 +65,7 @@ fn version_and_check_config() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 model deployment"));
-    let bad = dir.path().join("bad.yaml");
-    std::fs::write(
-        &bad,
-        "model_list:\n  - model_name: a\n    litellm_params: {model: nope}\n",
-    )
-    .unwrap();
-    let out = bin().arg("check-config").arg(&bad).output().unwrap();
+    let out = check_config(&dir, "bad.yaml", "nope");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -123,13 +130,7 @@ fn backup_under_load_is_consistent_and_complete() {
         std::thread::yield_now();
     }
     let dest = s.dir.path().join("copy.db");
-    let out = bin()
-        .arg("backup")
-        .arg(&dest)
-        .arg("--db")
-        .arg(s.db_path())
-        .output()
-        .unwrap();
+    let out = backup_cli(&s, &dest);
     assert!(
         out.status.success(),
         "{}",
@@ -145,45 +146,29 @@ fn backup_under_load_is_consistent_and_complete() {
         std::path::PathBuf::from(api.json()["path"].as_str().unwrap()),
     ] {
         let b = rusqlite::Connection::open(&path).unwrap();
-        let ok: String = b
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .unwrap();
+        let ok: String = one(&b, "PRAGMA integrity_check", []);
         assert_eq!(ok, "ok");
-        let fk: i64 = b
-            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
+        let fk: i64 = one(&b, "SELECT count(*) FROM pragma_foreign_key_check", []);
         assert_eq!(fk, 0);
-        let n: i64 = b
-            .query_row(
-                "SELECT count(*) FROM organizations WHERE alias LIKE 'before-%'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let n: i64 = one(
+            &b,
+            "SELECT count(*) FROM organizations WHERE alias LIKE 'before-%'",
+            [],
+        );
         assert_eq!(n, 20, "every org written before the backup is in it");
         // Self-contained: no WAL beside the copy is needed.
         assert!(!path.with_extension("db-wal").exists());
         // Each org has its budget row: the copy is one consistent moment, not a torn one.
-        let orphans: i64 = b
-            .query_row(
-                "SELECT count(*) FROM organizations o LEFT JOIN budgets b ON b.id = o.budget_id
+        let orphans: i64 = one(
+            &b,
+            "SELECT count(*) FROM organizations o LEFT JOIN budgets b ON b.id = o.budget_id
                  WHERE b.id IS NULL",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+            [],
+        );
         assert_eq!(orphans, 0);
     }
     // An existing destination is refused, not overwritten.
-    let out = bin()
-        .arg("backup")
-        .arg(&dest)
-        .arg("--db")
-        .arg(s.db_path())
-        .output()
-        .unwrap();
+    let out = backup_cli(&s, &dest);
     assert!(!out.status.success());
     // Only proxy admins may back up through the API.
     let user = seed_user(&s, "u1", "internal_user");
@@ -216,9 +201,7 @@ fn sigterm_checkpoints_the_wal_and_exits_cleanly() {
     let copy = s.dir.path().join("plain-copy.db");
     std::fs::copy(s.db_path(), &copy).unwrap();
     let c = rusqlite::Connection::open(&copy).unwrap();
-    let n: i64 = c
-        .query_row("SELECT count(*) FROM organizations", [], |r| r.get(0))
-        .unwrap();
+    let n: i64 = one(&c, "SELECT count(*) FROM organizations", []);
     assert_eq!(n, 10);
     assert!(s.log().contains("WAL checkpointed"), "{}", s.log());
 }
@@ -233,10 +216,7 @@ fn kill_dash_nine_loses_no_acknowledged_write() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
     let mut s = Server::start();
-    let key = s.admin("/key/generate", json!({}))["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = s.admin_id("/key/generate", json!({}), "key");
     let mut seed = 0x9e3779b97f4a7c15u64;
     let mut total_orgs = 0usize;
     let mut total_calls = 0usize;
@@ -289,35 +269,26 @@ fn kill_dash_nine_loses_no_acknowledged_write() {
         let calls = calls.lock().unwrap().clone();
         s.start_again();
         let db = s.db();
-        for id in &acked {
-            let n: i64 = db
-                .query_row(
-                    "SELECT count(*) FROM organizations WHERE id = ?1",
-                    [id],
-                    |r| r.get(0),
-                )
-                .unwrap();
-            assert_eq!(n, 1, "cycle {cycle}: acknowledged org {id} lost");
+        for (what, ids, sql) in [
+            (
+                "acknowledged org",
+                &acked,
+                "SELECT count(*) FROM organizations WHERE id = ?1",
+            ),
+            (
+                "spend of answered call",
+                &calls,
+                "SELECT count(*) FROM spend_logs WHERE request_id = ?1",
+            ),
+        ] {
+            for id in ids {
+                let n: i64 = one(&db, sql, [id]);
+                assert_eq!(n, 1, "cycle {cycle}: {what} {id} lost");
+            }
         }
-        for id in &calls {
-            let n: i64 = db
-                .query_row(
-                    "SELECT count(*) FROM spend_logs WHERE request_id = ?1",
-                    [id],
-                    |r| r.get(0),
-                )
-                .unwrap();
-            assert_eq!(n, 1, "cycle {cycle}: spend of answered call {id} lost");
-        }
-        let ok: String = db
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .unwrap();
+        let ok: String = one(&db, "PRAGMA integrity_check", []);
         assert_eq!(ok, "ok", "cycle {cycle}");
-        let fk: i64 = db
-            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
+        let fk: i64 = one(&db, "SELECT count(*) FROM pragma_foreign_key_check", []);
         assert_eq!(fk, 0, "cycle {cycle}");
         total_orgs += acked.len();
         total_calls += calls.len();
@@ -338,10 +309,7 @@ fn sigterm_lets_an_in_flight_stream_finish_and_records_its_spend() {
     use crate::upstream::{config, Fake};
     let fake = Fake::start();
     let mut s = Server::start_with(&config(&fake, ""), &[]);
-    let key = s.admin("/key/generate", json!({}))["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = s.admin_id("/key/generate", json!({}), "key");
     let mut st = Stream::open(&s, &key, "/v1/chat/completions", stream_body("gated"));
     assert!(st.next_data().is_some(), "first chunk");
     let mut child = s.take_child().unwrap();
@@ -375,13 +343,9 @@ fn sigterm_lets_an_in_flight_stream_finish_and_records_its_spend() {
     assert_eq!(rest.last().map(String::as_str), Some("[DONE]"), "{rest:?}");
     let status = wait_exit(&mut child, "no exit after the stream finished");
     assert!(status.success(), "{status:?}");
-    let n: i64 = s
-        .db()
-        .query_row(
-            "SELECT count(*) FROM spend_logs WHERE status = 'success' AND spend > 0",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let n: i64 = s.value(
+        "SELECT count(*) FROM spend_logs WHERE status = 'success' AND spend > 0",
+        [],
+    );
     assert_eq!(n, 1, "the in-flight call's spend was recorded before exit");
 }

@@ -48,14 +48,8 @@ print("sdk ok")
 #[test]
 fn the_openai_python_sdk_works_unchanged() {
     let s = Server::start();
-    let key = s.admin("/key/generate", json!({}))["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let narrow = s.admin("/key/generate", json!({"models": ["A"]}))["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = s.admin_id("/key/generate", json!({}), "key");
+    let narrow = s.admin_id("/key/generate", json!({"models": ["A"]}), "key");
     let path = python_path_with("openai", "openai");
     let mut cmd = Command::new("python3");
     cmd.args(["-c", SCRIPT])

@@ -6,11 +6,11 @@ use serde_json::json;
 #[test]
 fn health_endpoints_need_no_key() {
     let s = Server::start();
-    let r = s.request("GET", "/health/liveliness", None, None, &[]);
+    let r = s.anon("GET", "/health/liveliness");
     assert_eq!(r.status, 200);
-    let r = s.request("GET", "/health/liveness", None, None, &[]);
+    let r = s.anon("GET", "/health/liveness");
     assert_eq!(r.status, 200);
-    let r = s.request("GET", "/health/readiness", None, None, &[]);
+    let r = s.anon("GET", "/health/readiness");
     assert_eq!(r.status, 200);
     let v = r.json();
     assert_eq!(v["status"], "healthy");
@@ -20,7 +20,7 @@ fn health_endpoints_need_no_key() {
 #[test]
 fn missing_and_bad_keys_are_401() {
     let s = Server::start();
-    let r = s.request("GET", "/organization/list", None, None, &[]);
+    let r = s.anon("GET", "/organization/list");
     assert_error(&r, 401);
     let r = s.get("/organization/list", "sk-not-a-real-key-000000");
     assert_error(&r, 401);
@@ -87,11 +87,11 @@ fn huge_body_is_413() {
 #[test]
 fn data_survives_restart_and_newer_db_is_refused() {
     let mut s = Server::start();
-    let v = s.admin(
+    let id = s.admin_id(
         "/organization/new",
         json!({"organization_alias": "persist"}),
+        "organization_id",
     );
-    let id = v["organization_id"].as_str().unwrap().to_string();
     s.restart();
     let r = s.get(&format!("/organization/info?organization_id={id}"), MASTER);
     assert_eq!(r.status, 200, "{}", r.text());
@@ -121,14 +121,10 @@ fn generated_master_key_is_printed_once_and_stored_as_hash() {
         .expect("generated key printed");
     let key = line.rsplit(' ').next().unwrap().to_string();
     assert_eq!(s.get("/organization/list", &key).status, 200);
-    let stored: String = s
-        .db()
-        .query_row(
-            "SELECT value FROM settings WHERE name = 'master_key_hash'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let stored: String = s.value(
+        "SELECT value FROM settings WHERE name = 'master_key_hash'",
+        [],
+    );
     assert_ne!(stored, key);
     assert_eq!(stored.len(), 64);
     s.restart();

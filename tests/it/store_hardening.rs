@@ -4,21 +4,9 @@
 
 use crate::common::*;
 use crate::upstream::*;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn chat_body(model: &str) -> Value {
-    json!({"model": model, "messages": [{"role": "user", "content": "hi"}]})
-}
 
 fn ready(s: &Server) -> Resp {
     s.get("/health/readiness", MASTER)
@@ -36,8 +24,7 @@ fn assert_refused(s: &Server, fake: &Fake, why: &str) {
     );
     let before = fake.count();
     let r = s.post("/v1/chat/completions", MASTER, chat_body("json"));
-    let e = assert_error(&r, 503);
-    assert!(e["error"]["message"].as_str().unwrap().contains(why), "{e}");
+    assert_error_says(&r, 503, why);
     assert_eq!(
         fake.count(),
         before,
@@ -213,10 +200,7 @@ fn control_characters_and_absurd_lengths_in_identifiers_are_refused_naming_the_f
         json!({"organization_id": "o1", "organization_alias": "O"}),
     );
     s.admin("/team/new", json!({"team_id": "t1", "team_alias": "T"}));
-    let key = s.admin("/key/generate", json!({}))["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = s.admin_id("/key/generate", json!({}), "key");
     let long = "x".repeat(10_000);
     let bads = [
         "a\u{0}b",

@@ -41,6 +41,14 @@ fn with_cookie(
     s.request(method, path, None, b.as_deref().map(str::as_bytes), &h)
 }
 
+/// `/organization/new` through the session `cookie` (with the UI header), asserting 200.
+fn new_org_by_cookie(s: &Server, cookie: &str, alias: &str) -> Value {
+    let body = json!({"organization_alias": alias});
+    let r = with_cookie(s, "POST", "/organization/new", cookie, Some(body), true);
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()
+}
+
 fn user_with_password(s: &Server, id: &str, role: &str, pw: &str) {
     s.admin(
         "/user/new",
@@ -61,7 +69,7 @@ fn static_files_are_served_with_csp_and_types() {
         ("/ui/app.css", "text/css"),
         ("/ui/favicon.svg", "image/svg+xml"),
     ] {
-        let r = s.request("GET", path, None, None, &[]);
+        let r = s.anon("GET", path);
         assert_eq!(r.status, 200, "{path}");
         assert!(
             r.header("content-type").unwrap().starts_with(ctype),
@@ -79,15 +87,12 @@ fn static_files_are_served_with_csp_and_types() {
         assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
         assert!(r.header("cache-control").is_some(), "{path}");
     }
-    let html = s.request("GET", "/ui", None, None, &[]).text();
+    let html = s.anon("GET", "/ui").text();
     assert!(html.contains(r#"<script src="/ui/app.js""#), "{html}");
     assert!(!html.contains("<script>"), "no inline script");
     // Only the embedded files exist; nothing is read from disk.
-    assert_error(&s.request("GET", "/ui/nope.js", None, None, &[]), 404);
-    assert_error(
-        &s.request("GET", "/ui/..%2fCargo.toml", None, None, &[]),
-        404,
-    );
+    assert_error(&s.anon("GET", "/ui/nope.js"), 404);
+    assert_error(&s.anon("GET", "/ui/..%2fCargo.toml"), 404);
 }
 
 #[test]
@@ -109,18 +114,12 @@ fn master_key_login_sets_a_strict_http_only_expiring_cookie() {
     assert_eq!(token.len(), 64);
     assert!(!r.text().contains(&token));
     assert!(!r.text().contains(MASTER));
-    let stored: String = s
-        .db()
-        .query_row("SELECT token_hash FROM ui_sessions", [], |r| r.get(0))
-        .unwrap();
+    let stored: String = s.value("SELECT token_hash FROM ui_sessions", []);
     assert_eq!(stored, litegate::auth::hash_key(&token));
     // Behind a TLS-terminating proxy the cookie is Secure.
-    let b = json!({"master_key": MASTER}).to_string();
-    let r = s.request(
-        "POST",
+    let r = s.post_anon(
         "/ui/login",
-        None,
-        Some(b.as_bytes()),
+        &json!({"master_key": MASTER}),
         &[UI, ("X-Forwarded-Proto", "https")],
     );
     assert!(r.header("set-cookie").unwrap().contains("; Secure"));
@@ -199,16 +198,8 @@ fn email_password_login_acts_with_the_users_current_role() {
         "/user/update",
         json!({"user_id": "alice", "user_role": "proxy_admin"}),
     );
-    let r = with_cookie(
-        &s,
-        "POST",
-        "/organization/new",
-        &c,
-        Some(json!({"organization_alias": "x"})),
-        true,
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.json()["created_by"], "alice");
+    let v = new_org_by_cookie(&s, &c, "x");
+    assert_eq!(v["created_by"], "alice");
     // Keys made through a proxy admin's session belong to that user (not ownerless as for
     // the master key).
     let k = with_cookie(&s, "POST", "/key/generate", &c, Some(json!({})), true);
@@ -261,14 +252,7 @@ fn cookie_writes_need_the_ui_header() {
         ),
     ] {
         let r = with_cookie(&s, method, path, &c, Some(body), false);
-        let v = assert_error(&r, 403);
-        assert!(
-            v["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("X-Litegate-UI"),
-            "{v}"
-        );
+        assert_error_says(&r, 403, "X-Litegate-UI");
     }
     assert_eq!(snapshot(&s), before, "a refused write changed something");
     // Reads need no header; writes with it pass.
@@ -276,15 +260,7 @@ fn cookie_writes_need_the_ui_header() {
         with_cookie(&s, "GET", "/organization/list", &c, None, false).status,
         200
     );
-    let r = with_cookie(
-        &s,
-        "POST",
-        "/organization/new",
-        &c,
-        Some(json!({"organization_alias": "ok"})),
-        true,
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
+    new_org_by_cookie(&s, &c, "ok");
     // A key header wins over the cookie and needs no UI header (API clients are unchanged).
     let b = json!({"organization_alias": "by-key"}).to_string();
     let r = s.request(
@@ -329,10 +305,10 @@ fn sessions_expire_and_logout_ends_them() {
             [litegate::auth::hash_key(&c1["litegate_session=".len()..])],
         )
         .unwrap();
-    let v = assert_error(&with_cookie(&s, "GET", "/key/list", &c1, None, false), 401);
-    assert!(
-        v["error"]["message"].as_str().unwrap().contains("log in"),
-        "{v}"
+    assert_error_says(
+        &with_cookie(&s, "GET", "/key/list", &c1, None, false),
+        401,
+        "log in",
     );
     // Logout deletes the session and clears the cookie.
     let r = with_cookie(&s, "POST", "/ui/logout", &c2, None, true);
@@ -452,12 +428,13 @@ fn key_model_options_follow_the_servers_rules() {
         }
     }
     for team in ["no-org", "narrow"] {
-        let r = s.post(
-            "/key/generate",
+        expect(
+            &s,
             MASTER,
+            "/key/generate",
             json!({"team_id": team, "models": ["all-org-models"]}),
+            400,
         );
-        assert_error(&r, 400);
     }
 
     // Personal keys (no team): the owner's models, no team or org specials.
@@ -504,10 +481,7 @@ fn key_model_options_hide_teams_the_caller_cannot_see() {
     );
     assert_error(&r, 404);
     // The same for a key: the endpoint needs authentication.
-    assert_error(
-        &s.request("GET", "/ui/key_model_options?team_id=mine", None, None, &[]),
-        401,
-    );
+    assert_error(&s.anon("GET", "/ui/key_model_options?team_id=mine"), 401);
 }
 
 #[test]
@@ -522,12 +496,7 @@ fn a_user_session_sees_only_the_users_models() {
     assert_eq!(r.status, 200, "{}", r.text());
     let cookie = session_of(&r);
     let v = with_cookie(&s, "GET", "/v1/models", &cookie, None, false).json();
-    let ids: Vec<&str> = v["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
+    let ids = fields_of(&v["data"], "id");
     assert_eq!(ids, vec!["C"], "{v}");
     let v = with_cookie(&s, "GET", "/model/info", &cookie, None, false).json();
     assert_eq!(v["data"].as_array().unwrap().len(), 1, "{v}");

@@ -109,6 +109,14 @@ impl Recorded {
     }
 }
 
+/// The key a recorded request carried as `Authorization: Bearer ...` ("" for none).
+fn bearer(rec: &Recorded) -> String {
+    rec.header("authorization")
+        .unwrap_or("")
+        .trim_start_matches("Bearer ")
+        .to_string()
+}
+
 #[derive(Default)]
 struct State {
     requests: Mutex<Vec<Recorded>>,
@@ -384,11 +392,7 @@ fn answer(w: &mut TcpStream, port: u16, st: &State, rec: &Recorded) -> bool {
         }
         "fail500" | "fail401" => {
             let status = if mode == "fail500" { 500 } else { 401 };
-            let sent = rec
-                .header("authorization")
-                .unwrap_or("")
-                .trim_start_matches("Bearer ")
-                .to_string();
+            let sent = bearer(rec);
             let msg = format!(
                 "Incorrect API key provided: {sent} ({UPSTREAM_KEY}) calling \
                  http://127.0.0.1:{port}{path}"
@@ -421,11 +425,7 @@ fn answer(w: &mut TcpStream, port: u16, st: &State, rec: &Recorded) -> bool {
         }
         "echo_url" => {
             let host = rec.header("host").unwrap_or("").to_string();
-            let sent = rec
-                .header("authorization")
-                .unwrap_or("")
-                .trim_start_matches("Bearer ")
-                .to_string();
+            let sent = bearer(rec);
             let msg = format!(
                 "cannot serve http://127.0.0.1:{port}{path} (Host: {host}, upstream at \
                  127.0.0.1:{port}, key {sent})"

@@ -20,20 +20,7 @@ fn setup() -> (Fake, Server) {
 }
 
 fn key(s: &Server) -> String {
-    crate::access::key_for(s, json!({}))
-}
-
-fn chat_body(model: &str) -> Value {
-    json!({"model": model, "messages": [{"role": "user", "content": "hi"}]})
-}
-
-/// Polls `f` until it holds, failing after `secs`.
-fn until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    key_for(s, json!({}))
 }
 
 /// The server's process id: the process whose command line names this server's database.
@@ -61,6 +48,29 @@ fn vm(pid: u32, field: &str) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map(|kb| kb * 1024)
         .unwrap_or_else(|| panic!("{field} missing"))
+}
+
+/// The server's peak memory (VmHWM) against its resident size when the measure started.
+struct Peak {
+    pid: u32,
+    before: u64,
+}
+
+impl Peak {
+    fn start(s: &Server) -> Peak {
+        let pid = pid(s);
+        Peak {
+            pid,
+            before: vm(pid, "VmRSS"),
+        }
+    }
+
+    /// Asserts the peak grew by less than `limit` bytes since `start`.
+    fn assert_grew_less_than(&self, limit: u64) {
+        let grown = vm(self.pid, "VmHWM").saturating_sub(self.before);
+        eprintln!("peak memory grew by {} KiB", grown / 1024);
+        assert!(grown < limit, "peak memory grew by {} MiB", grown / MIB);
+    }
 }
 
 fn healthy(s: &Server, k: &str) {
@@ -140,8 +150,7 @@ fn assert_error_event(ev: &str, needle: &str) {
 fn an_endless_stream_ends_at_its_deadline_and_is_billed() {
     let (f, s) = setup();
     let k = key(&s);
-    let pid = pid(&s);
-    let before = vm(pid, "VmRSS");
+    let peak = Peak::start(&s);
     let started = Instant::now();
     let mut st = Stream::open(&s, &k, "/v1/chat/completions", stream_body("flood"));
     let (n, last) = drain(&mut st, 20);
@@ -159,9 +168,7 @@ fn an_endless_stream_ends_at_its_deadline_and_is_billed() {
     assert_eq!(p, 1, "the prompt estimate");
     assert!(c > 10, "the streamed text was not counted: {c}");
     assert!((spend - (p as f64 * IN_COST + c as f64 * OUT_COST)).abs() < 1e-6);
-    let grown = vm(pid, "VmHWM").saturating_sub(before);
-    eprintln!("peak memory grew by {} KiB", grown / 1024);
-    assert!(grown < 16 * MIB, "peak memory grew by {} MiB", grown / MIB);
+    peak.assert_grew_less_than(16 * MIB);
     healthy(&s, &k);
 }
 
@@ -171,8 +178,7 @@ fn an_endless_stream_ends_at_its_deadline_and_is_billed() {
 fn an_endless_stream_of_big_chunks_keeps_no_text() {
     let (f, s) = setup();
     let k = key(&s);
-    let pid = pid(&s);
-    let before = vm(pid, "VmRSS");
+    let peak = Peak::start(&s);
     let mut st = Stream::open(&s, &k, "/v1/chat/completions", stream_body("flood_big"));
     let (n, last) = drain(&mut st, 20);
     assert_error_event(&last[last.len() - 2], "timed out");
@@ -184,9 +190,7 @@ fn an_endless_stream_of_big_chunks_keeps_no_text() {
     let streamed = n * 16 / 1024;
     eprintln!("{n} chunks, {streamed} MiB of text");
     assert!(streamed >= 16, "only {streamed} MiB streamed: a weak test");
-    let grown = vm(pid, "VmHWM").saturating_sub(before);
-    eprintln!("peak memory grew by {} KiB", grown / 1024);
-    assert!(grown < 16 * MIB, "peak memory grew by {} MiB", grown / MIB);
+    peak.assert_grew_less_than(16 * MIB);
     healthy(&s, &k);
 }
 
@@ -224,8 +228,7 @@ fn request_timeout_from_litellm_settings_bounds_a_stream() {
 fn a_line_without_end_ends_the_stream_with_an_error() {
     let (f, s) = setup();
     let k = key(&s);
-    let pid = pid(&s);
-    let before = vm(pid, "VmRSS");
+    let peak = Peak::start(&s);
     let mut st = Stream::open(&s, &k, "/v1/chat/completions", stream_body("endless_line"));
     let (_, last) = drain(&mut st, 30);
     assert_eq!(last.last().map(String::as_str), Some("[DONE]"), "{last:?}");
@@ -233,9 +236,7 @@ fn a_line_without_end_ends_the_stream_with_an_error() {
     until("the upstream connection closed", 10, || f.client_gone());
     let (_, _, _, status) = row(&s, "endless_line");
     assert_eq!(status, "failure");
-    let grown = vm(pid, "VmHWM").saturating_sub(before);
-    eprintln!("peak memory grew by {} KiB", grown / 1024);
-    assert!(grown < 16 * MIB, "peak memory grew by {} MiB", grown / MIB);
+    peak.assert_grew_less_than(16 * MIB);
     healthy(&s, &k);
 }
 
@@ -245,17 +246,14 @@ fn a_line_without_end_ends_the_stream_with_an_error() {
 fn a_huge_answer_is_a_502() {
     let (f, s) = setup();
     let k = key(&s);
-    let pid = pid(&s);
-    let before = vm(pid, "VmRSS");
+    let peak = Peak::start(&s);
     let r = s.post("/v1/chat/completions", &k, chat_body("huge_json"));
     let v = assert_error(&r, 502);
     let m = v["error"]["message"].as_str().unwrap();
     assert!(m.contains("more than 67108864 bytes"), "{v}");
     until("the upstream connection closed", 10, || f.client_gone());
     assert_eq!(row(&s, "huge_json"), (0, 0, 0.0, "failure".into()));
-    let grown = vm(pid, "VmHWM").saturating_sub(before);
-    eprintln!("peak memory grew by {} KiB", grown / 1024);
-    assert!(grown < 100 * MIB, "peak memory grew by {} MiB", grown / MIB);
+    peak.assert_grew_less_than(100 * MIB);
     healthy(&s, &k);
 }
 
@@ -266,20 +264,10 @@ fn the_answer_cap_is_a_setting() {
     let yaml = format!("{}  max_upstream_response_size_mb: 1\n", config(&f, ""));
     let s = Server::start_with(&yaml, &[]);
     let k = key(&s);
-    let pid = pid(&s);
-    let before = vm(pid, "VmRSS");
+    let peak = Peak::start(&s);
     let r = s.post("/v1/chat/completions", &k, chat_body("huge_json"));
-    let v = assert_error(&r, 502);
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("more than 1048576 bytes"),
-        "{v}"
-    );
-    let grown = vm(pid, "VmHWM").saturating_sub(before);
-    eprintln!("peak memory grew by {} KiB", grown / 1024);
-    assert!(grown < 8 * MIB, "peak memory grew by {} MiB", grown / MIB);
+    assert_error_says(&r, 502, "more than 1048576 bytes");
+    peak.assert_grew_less_than(8 * MIB);
     healthy(&s, &k);
 }
 
@@ -367,14 +355,8 @@ fn lying_usage_is_never_billed_as_it_came() {
         }
     }
     // What every level was charged is the sum of those sane figures.
-    let total: f64 = s
-        .db()
-        .query_row("SELECT SUM(spend) FROM spend_logs", [], |r| r.get(0))
-        .unwrap();
-    let key_spend: f64 = s
-        .db()
-        .query_row("SELECT SUM(spend) FROM api_keys", [], |r| r.get(0))
-        .unwrap();
+    let total: f64 = s.value("SELECT SUM(spend) FROM spend_logs", []);
+    let key_spend: f64 = s.value("SELECT SUM(spend) FROM api_keys", []);
     assert!(total.is_finite() && total < 10.0, "{total}");
     assert!((key_spend - total).abs() < 1e-6, "{key_spend} vs {total}");
 }

@@ -3,45 +3,8 @@
 use crate::common::*;
 use serde_json::{json, Value};
 
-fn expect(s: &Server, key: &str, path: &str, body: Value, status: u16) -> Value {
-    let before = snapshot(s);
-    let r = s.post(path, key, body.clone());
-    if status == 200 {
-        assert_eq!(r.status, 200, "{path} {body} -> {}", r.text());
-        r.json()
-    } else {
-        let v = assert_error(&r, status);
-        assert_eq!(snapshot(s), before, "{path} {body} changed the database");
-        v
-    }
-}
-
-/// Every byte of the database files (main file and WAL).
-fn db_bytes(s: &Server) -> Vec<u8> {
-    let mut all = Vec::new();
-    for e in std::fs::read_dir(s.dir.path()).unwrap() {
-        let p = e.unwrap().path();
-        if p.file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("litegate.db")
-        {
-            all.extend(std::fs::read(&p).unwrap());
-        }
-    }
-    all
-}
-
-fn contains(hay: &[u8], needle: &str) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
-}
-
 fn role_of(s: &Server, user: &str) -> String {
-    s.db()
-        .query_row("SELECT user_role FROM users WHERE id = ?1", [user], |r| {
-            r.get(0)
-        })
-        .unwrap()
+    s.value("SELECT user_role FROM users WHERE id = ?1", [user])
 }
 
 #[test]
@@ -89,14 +52,7 @@ fn user_new_returns_a_working_key_stored_only_as_its_hash() {
         )),
         1
     );
-    let hash: String = s
-        .db()
-        .query_row(
-            "SELECT password_hash FROM users WHERE id = 'carol'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let hash: String = s.value("SELECT password_hash FROM users WHERE id = 'carol'", []);
     assert!(hash.starts_with("$argon2id$"), "{hash}");
     assert!(litegate::auth::verify_password(
         "correct horse battery",
@@ -159,107 +115,89 @@ fn user_new_defaults_and_no_auto_key() {
 
 #[test]
 fn user_new_refusals_change_nothing() {
-    let s = Server::start();
-    seed_team(&s, "t1", None, &[]);
-    seed_user(&s, "bob", "internal_user");
-    let ins = seed_user(&s, "ins", "internal_user");
-    let iv = seed_user(&s, "iv", "internal_user_viewer");
-    let pv = seed_user(&s, "pv", "proxy_admin_viewer");
-    expect(&s, MASTER, "/user/new", json!({"user_id": "bob"}), 409);
-    // Emails are unique case-insensitively.
-    expect(
-        &s,
-        MASTER,
-        "/user/new",
-        json!({"user_id": "bob2", "user_email": "BOB@example.com"}),
-        409,
-    );
-    for (body, param) in [
-        (json!({"user_role": "god"}), "user_role"),
-        (json!({"user_role": "org_admin"}), "user_role"),
-        (json!({"teams": ["t1", "ghost"]}), "teams"),
-        (json!({"teams": "t1"}), "teams"),
-        (json!({"max_budget": -1}), "max_budget"),
-        (json!({"models": [1]}), "models"),
-        (json!({"models": ["all-team-models"]}), "models"),
-        (json!({"tpm_limit": "x"}), "tpm_limit"),
-        (json!({"budget_duration": "1x"}), "budget_duration"),
-        (json!({"auto_create_key": "no"}), "auto_create_key"),
-        (json!({"user_id": ""}), "user_id"),
-    ] {
-        let e = expect(&s, MASTER, "/user/new", body.clone(), 400);
-        assert_eq!(e["error"]["param"], param, "{body}");
-    }
-    let before = snapshot(&s);
+    let w = World::new()
+        .teams(&[("t1", None, &[])])
+        .internal_users(&["bob", "ins"])
+        .users(&[("iv", "internal_user_viewer"), ("pv", "proxy_admin_viewer")]);
+    let new = |who, body, status| Case::post(who, "/user/new", body, status);
+    let bad = |body, param| new(AS_MASTER, body, 400).param(param);
+    let evil = json!({"user_id": "evil", "user_role": "proxy_admin"});
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        new(AS_MASTER, json!({"user_id": "bob"}), 409),
+        // Emails are unique case-insensitively.
+        new(AS_MASTER, json!({"user_id": "bob2", "user_email": "BOB@example.com"}), 409),
+        bad(json!({"user_role": "god"}), "user_role"),
+        bad(json!({"user_role": "org_admin"}), "user_role"),
+        bad(json!({"teams": ["t1", "ghost"]}), "teams"),
+        bad(json!({"teams": "t1"}), "teams"),
+        bad(json!({"max_budget": -1}), "max_budget"),
+        bad(json!({"models": [1]}), "models"),
+        bad(json!({"models": ["all-team-models"]}), "models"),
+        bad(json!({"tpm_limit": "x"}), "tpm_limit"),
+        bad(json!({"budget_duration": "1x"}), "budget_duration"),
+        bad(json!({"auto_create_key": "no"}), "auto_create_key"),
+        bad(json!({"user_id": ""}), "user_id"),
+        // Only proxy admins create users; nobody creates an admin for themselves.
+        new("ins", evil.clone(), 403), new("iv", evil.clone(), 403), new("pv", evil.clone(), 403),
+        new(ANON, json!({}), 401),
+    ]);
+    let before = snapshot(&w);
     for raw in [
         &b"{nope"[..],
         b"{\"max_budget\": NaN}",
         b"{\"max_budget\": 1e999}",
         b"[]",
     ] {
-        let r = s.request("POST", "/user/new", Some(MASTER), Some(raw), &[]);
+        let r = w.request("POST", "/user/new", Some(MASTER), Some(raw), &[]);
         assert_error(&r, 400);
     }
-    assert_eq!(snapshot(&s), before);
-    // Only proxy admins create users; nobody creates an admin for themselves.
-    for k in [&ins, &iv, &pv] {
-        expect(
-            &s,
-            k,
-            "/user/new",
-            json!({"user_id": "evil", "user_role": "proxy_admin"}),
-            403,
-        );
-    }
-    let r = s.request("POST", "/user/new", None, Some(b"{}"), &[]);
-    assert_error(&r, 401);
-    assert_eq!(s.count("SELECT count(*) FROM users WHERE id = 'evil'"), 0);
+    assert_eq!(snapshot(&w), before);
+    assert_eq!(w.count("SELECT count(*) FROM users WHERE id = 'evil'"), 0);
 }
 
 #[test]
 fn user_info_visibility() {
-    let s = Server::start();
-    let bob = seed_user(&s, "bob", "internal_user");
-    let eve = seed_user(&s, "eve", "internal_user");
-    let pv = seed_user(&s, "pv", "proxy_admin_viewer");
-    let iv = seed_user(&s, "iv", "internal_user_viewer");
-    seed_team(&s, "t1", None, &["A"]);
-    seed_team_member(&s, "t1", "bob", "admin");
-    let team_key = seed_team_key(&s, "t1", "bob", None);
-    for k in [MASTER, &bob, &pv] {
-        let r = s.get("/user/info?user_id=bob", k);
-        assert_eq!(r.status, 200, "{}", r.text());
-        let v = r.json();
+    let w = World::new()
+        .internal_users(&["bob", "eve"])
+        .users(&[("pv", "proxy_admin_viewer"), ("iv", "internal_user_viewer")])
+        .teams(&[("t1", None, &["A"])])
+        .team_members(&[("t1", "bob", "admin")])
+        .team_keys(&[("team_key", "t1", "bob")]);
+    let info = |who, path: &str, status| Case::get(who, path, status);
+    #[rustfmt::skip]
+    let v = run_cases(&w, &[
+        info(AS_MASTER, "/user/info?user_id=bob", 200),
+        info("bob", "/user/info?user_id=bob", 200),
+        info("pv", "/user/info?user_id=bob", 200),
+        info("eve", "/user/info?user_id=bob", 404),
+        info("iv", "/user/info?user_id=bob", 404),
+        info("iv", "/user/info", 200),
+        info(AS_MASTER, "/user/info?user_id=ghost", 404),
+        info(ANON, "/user/info", 401),
+    ]);
+    for v in &v[..3] {
         assert_eq!(v["user_id"], "bob");
         assert_eq!(v["user_info"]["user_role"], "internal_user");
         assert_eq!(v["user_info"]["teams"], json!(["t1"]));
         assert_eq!(v["keys"].as_array().unwrap().len(), 2);
         assert_eq!(v["teams"][0]["team_id"], "t1");
         assert_eq!(v["teams"][0]["models"], json!(["A"]));
-        assert!(!r.text().contains(&bob) && !r.text().contains(&team_key));
+        let text = v.to_string();
+        assert!(!text.contains(&w["bob"]) && !text.contains(&w["team_key"]));
         assert!(v["user_info"].get("password_hash").is_none());
     }
-    for k in [&eve, &iv] {
-        assert_error(&s.get("/user/info?user_id=bob", k), 404);
-    }
-    let r = s.get("/user/info", &iv);
-    assert_eq!(r.status, 200);
-    assert_eq!(r.json()["user_id"], "iv");
-    assert_error(&s.get("/user/info?user_id=ghost", MASTER), 404);
-    assert_error(&s.request("GET", "/user/info", None, None, &[]), 401);
+    assert_eq!(v[5]["user_id"], "iv");
 }
 
 #[test]
 fn user_update_by_admin_and_by_self() {
-    let s = Server::start();
-    let bob = seed_user(&s, "bob", "internal_user");
-    seed_user(&s, "eve", "internal_user");
-    let pv = seed_user(&s, "pv", "proxy_admin_viewer");
-    let iv = seed_user(&s, "iv", "internal_user_viewer");
+    let w = World::new()
+        .internal_users(&["bob", "eve"])
+        .users(&[("pv", "proxy_admin_viewer"), ("iv", "internal_user_viewer")]);
     // The proxy admin changes anything.
-    let v = expect(
-        &s,
-        MASTER,
+    let v = w.expect(
+        AS_MASTER,
         "/user/update",
         json!({"user_id": "eve", "user_role": "proxy_admin_viewer", "models": ["A"],
                "max_budget": 3, "rpm_limit": 2, "budget_duration": "1d",
@@ -270,31 +208,28 @@ fn user_update_by_admin_and_by_self() {
     assert_eq!(v["models"], json!(["A"]));
     assert_eq!(v["max_budget"], 3.0);
     assert_eq!(v["rpm_limit"], 2);
-    assert_eq!(role_of(&s, "eve"), "proxy_admin_viewer");
+    assert_eq!(role_of(&w, "eve"), "proxy_admin_viewer");
     // Named by email (case-insensitive) when no user_id is given.
-    let v = expect(
-        &s,
-        MASTER,
+    let v = w.expect(
+        AS_MASTER,
         "/user/update",
         json!({"user_email": "EVE@example.com", "user_role": "internal_user"}),
         200,
     );
     assert_eq!(v["user_id"], "eve");
-    assert_eq!(role_of(&s, "eve"), "internal_user");
+    assert_eq!(role_of(&w, "eve"), "internal_user");
 
     // A user changes their own password and metadata; a password change proves the current
     // one and the email is the proxy admin's to change (issue 11:
     // tests/it/authority_views.rs), so a proxy admin sets the first password and the email.
-    expect(
-        &s,
-        MASTER,
+    w.expect(
+        AS_MASTER,
         "/user/update",
         json!({"user_id": "bob", "password": "first-pass", "user_email": "robert@example.com"}),
         200,
     );
-    let v = expect(
-        &s,
-        &bob,
+    let v = w.expect(
+        "bob",
         "/user/update",
         json!({"user_id": "bob", "user_email": "robert@example.com", "metadata": {"x": 1},
                "password": "s3cret-pass", "current_password": "first-pass"}),
@@ -303,14 +238,7 @@ fn user_update_by_admin_and_by_self() {
     assert_eq!(v["user_email"], "robert@example.com");
     assert_eq!(v["metadata"], json!({"x": 1}));
     assert!(!v.to_string().contains("s3cret") && !v.to_string().contains("argon2"));
-    let hash: String = s
-        .db()
-        .query_row(
-            "SELECT password_hash FROM users WHERE id = 'bob'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let hash: String = w.value("SELECT password_hash FROM users WHERE id = 'bob'", []);
     assert!(litegate::auth::verify_password("s3cret-pass", &hash));
 
     // ... but never their role (not even the same one), models, budgets or limits.
@@ -325,126 +253,76 @@ fn user_update_by_admin_and_by_self() {
         json!({"user_id": "bob", "metadata": {}, "user_role": "proxy_admin"}),
         json!({"user_email": "robert@example.com", "user_role": "proxy_admin"}),
     ] {
-        expect(&s, &bob, "/user/update", body, 403);
+        w.expect("bob", "/user/update", body, 403);
     }
-    assert_eq!(role_of(&s, "bob"), "internal_user");
+    assert_eq!(role_of(&w, "bob"), "internal_user");
     // Other users are invisible to a user (404); visible but read-only to a viewer (403).
-    expect(
-        &s,
-        &bob,
-        "/user/update",
-        json!({"user_id": "eve", "metadata": {}}),
-        404,
-    );
-    expect(
-        &s,
-        &pv,
-        "/user/update",
-        json!({"user_id": "eve", "metadata": {}}),
-        403,
-    );
-    expect(
-        &s,
-        &pv,
-        "/user/update",
-        json!({"user_id": "pv", "user_role": "proxy_admin"}),
-        403,
-    );
-    // A viewer never writes, not even to themselves.
-    expect(
-        &s,
-        &iv,
-        "/user/update",
-        json!({"user_id": "iv", "metadata": {"a": 1}}),
-        403,
-    );
-    assert_eq!(role_of(&s, "pv"), "proxy_admin_viewer");
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post("bob", "/user/update", json!({"user_id": "eve", "metadata": {}}), 404),
+        Case::post("pv", "/user/update", json!({"user_id": "eve", "metadata": {}}), 403),
+        Case::post("pv", "/user/update", json!({"user_id": "pv", "user_role": "proxy_admin"}), 403),
+        // A viewer never writes, not even to themselves.
+        Case::post("iv", "/user/update", json!({"user_id": "iv", "metadata": {"a": 1}}), 403),
+    ]);
+    assert_eq!(role_of(&w, "pv"), "proxy_admin_viewer");
     // Conflicts and bad input.
-    expect(
-        &s,
-        MASTER,
-        "/user/update",
-        json!({"user_id": "eve", "user_email": "ROBERT@example.com"}),
-        409,
-    );
-    let e = expect(
-        &s,
-        MASTER,
-        "/user/update",
-        json!({"user_id": "eve", "user_role": "root"}),
-        400,
-    );
-    assert_eq!(e["error"]["param"], "user_role");
-    let e = expect(
-        &s,
-        MASTER,
-        "/user/update",
-        json!({"user_id": "eve", "max_budget": -2}),
-        400,
-    );
-    assert_eq!(e["error"]["param"], "max_budget");
-    let e = expect(&s, MASTER, "/user/update", json!({"metadata": {}}), 400);
-    assert_eq!(e["error"]["param"], "user_id");
-    expect(
-        &s,
-        MASTER,
-        "/user/update",
-        json!({"user_id": "ghost", "metadata": {}}),
-        404,
-    );
-    let r = s.request("POST", "/user/update", None, Some(b"{}"), &[]);
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post(AS_MASTER, "/user/update", json!({"user_id": "eve", "user_email": "ROBERT@example.com"}), 409),
+        Case::post(AS_MASTER, "/user/update", json!({"user_id": "eve", "user_role": "root"}), 400).param("user_role"),
+        Case::post(AS_MASTER, "/user/update", json!({"user_id": "eve", "max_budget": -2}), 400).param("max_budget"),
+        Case::post(AS_MASTER, "/user/update", json!({"metadata": {}}), 400).param("user_id"),
+        Case::post(AS_MASTER, "/user/update", json!({"user_id": "ghost", "metadata": {}}), 404),
+    ]);
+    let r = w.request("POST", "/user/update", None, Some(b"{}"), &[]);
     assert_error(&r, 401);
 }
 
 #[test]
 fn user_delete_takes_keys_and_memberships_in_one_transaction() {
-    let s = Server::start();
-    let bob = seed_user(&s, "bob", "internal_user");
-    seed_user(&s, "eve", "internal_user");
-    let pv = seed_user(&s, "pv", "proxy_admin_viewer");
-    seed_org(&s, "o", &[]);
-    seed_team(&s, "t1", Some("o"), &[]);
-    seed_team_member(&s, "t1", "eve", "admin");
-    seed_org_member(&s, "o", "eve", "internal_user");
-    seed_team_key(&s, "t1", "eve", Some("o"));
+    let w = World::new()
+        .internal_users(&["bob", "eve"])
+        .users(&[("pv", "proxy_admin_viewer")]);
+    seed_org(&w, "o", &[]);
+    seed_team(&w, "t1", Some("o"), &[]);
+    seed_team_member(&w, "t1", "eve", "admin");
+    seed_org_member(&w, "o", "eve", "internal_user");
+    seed_team_key(&w, "t1", "eve", Some("o"));
     // Unknown id among known: 404, nothing deleted.
-    let e = expect(
-        &s,
-        MASTER,
+    let e = w.expect(
+        AS_MASTER,
         "/user/delete",
         json!({"user_ids": ["eve", "ghost"]}),
         404,
     );
     assert!(e["error"]["message"].as_str().unwrap().contains("ghost"));
-    for k in [&bob, &pv] {
-        expect(&s, k, "/user/delete", json!({"user_ids": ["eve"]}), 403);
+    for k in [&w["bob"], &w["pv"]] {
+        expect(&w, k, "/user/delete", json!({"user_ids": ["eve"]}), 403);
     }
-    expect(&s, &bob, "/user/delete", json!({"user_ids": ["bob"]}), 403);
-    let v = expect(
-        &s,
-        MASTER,
-        "/user/delete",
-        json!({"user_ids": ["eve"]}),
-        200,
-    );
+    w.expect("bob", "/user/delete", json!({"user_ids": ["bob"]}), 403);
+    let v = w.expect(AS_MASTER, "/user/delete", json!({"user_ids": ["eve"]}), 200);
     assert_eq!(v["deleted_users"], json!(["eve"]));
-    assert_eq!(s.count("SELECT count(*) FROM users WHERE id = 'eve'"), 0);
+    assert_eq!(w.count("SELECT count(*) FROM users WHERE id = 'eve'"), 0);
     assert_eq!(
-        s.count("SELECT count(*) FROM api_keys WHERE user_id = 'eve'"),
+        w.count("SELECT count(*) FROM api_keys WHERE user_id = 'eve'"),
         0
     );
     assert_eq!(
-        s.count("SELECT count(*) FROM team_members WHERE user_id = 'eve'"),
+        w.count("SELECT count(*) FROM team_members WHERE user_id = 'eve'"),
         0
     );
     assert_eq!(
-        s.count("SELECT count(*) FROM organization_members WHERE user_id = 'eve'"),
+        w.count("SELECT count(*) FROM organization_members WHERE user_id = 'eve'"),
         0
     );
-    assert_eq!(s.count("SELECT count(*) FROM teams WHERE id = 't1'"), 1);
-    assert_eq!(s.count("SELECT count(*) FROM users WHERE id = 'bob'"), 1);
-    expect(&s, MASTER, "/user/delete", json!({}), 400);
-    expect(&s, MASTER, "/user/delete", json!({"user_ids": [1]}), 400);
+    assert_eq!(w.count("SELECT count(*) FROM teams WHERE id = 't1'"), 1);
+    assert_eq!(w.count("SELECT count(*) FROM users WHERE id = 'bob'"), 1);
+    #[rustfmt::skip]
+    run_cases(&w, &[
+        Case::post(AS_MASTER, "/user/delete", json!({}), 400),
+        Case::post(AS_MASTER, "/user/delete", json!({"user_ids": [1]}), 400),
+    ]);
 }
 
 #[test]
@@ -483,12 +361,7 @@ fn user_list_pages_and_filters() {
     assert_eq!(v["users"][0]["user_id"], "pv");
     let v = s.get("/user/list?user_ids=u1,u3,ghost", MASTER).json();
     assert_eq!(v["total"], 2);
-    let got: Vec<&str> = v["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["user_id"].as_str().unwrap())
-        .collect();
+    let got = fields_of(&v["users"], "user_id");
     assert_eq!(got, vec!["u1", "u3"]);
     for q in [
         "page=0",
@@ -504,5 +377,5 @@ fn user_list_pages_and_filters() {
     for k in [&bob, &iv] {
         assert_error(&s.get("/user/list", k), 403);
     }
-    assert_error(&s.request("GET", "/user/list", None, None, &[]), 401);
+    assert_error(&s.anon("GET", "/user/list"), 401);
 }
