@@ -9,6 +9,7 @@ pub mod call;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod hierarchy;
 pub mod http;
 pub mod input;
 pub mod kdf;

@@ -93,17 +93,18 @@ impl UserDefaults {
                 f.models = m.clone();
             }
         }
-        f.max_budget = f.max_budget.or(self.max_budget);
-        f.soft_budget = f.soft_budget.or(self.soft_budget);
-        if f.budget_duration.is_none() {
+        let a = &mut f.allowance;
+        a.max_budget = a.max_budget.or(self.max_budget);
+        a.soft_budget = a.soft_budget.or(self.soft_budget);
+        if a.budget_duration.is_none() {
             if let Some((d, secs)) = &self.budget_duration {
-                f.budget_duration = Some(d.clone());
-                f.budget_reset_at = Some(util::iso_in_secs(*secs));
+                a.budget_duration = Some(d.clone());
+                a.budget_reset_at = Some(util::iso_in_secs(*secs));
             }
         }
-        f.tpm_limit = f.tpm_limit.or(self.tpm_limit);
-        f.rpm_limit = f.rpm_limit.or(self.rpm_limit);
-        f.max_parallel_requests = f.max_parallel_requests.or(self.max_parallel_requests);
+        a.tpm_limit = a.tpm_limit.or(self.tpm_limit);
+        a.rpm_limit = a.rpm_limit.or(self.rpm_limit);
+        a.max_parallel_requests = a.max_parallel_requests.or(self.max_parallel_requests);
     }
 
     /// A user created because a membership named them: the defaults, and no personal model
@@ -133,7 +134,7 @@ mod tests {
         let f = none.implicit(Some("a@x"), None);
         assert_eq!(f.models, vec![NO_DEFAULT_MODELS.to_string()]);
         assert_eq!(f.user_role, "internal_user");
-        assert_eq!(f.max_budget, None);
+        assert_eq!(f.allowance.max_budget, None);
 
         let d = UserDefaults::parse(&json!({
             "models": ["A"], "max_budget": 2.5, "budget_duration": "1d",
@@ -143,9 +144,9 @@ mod tests {
         let f = d.implicit(None, None);
         assert_eq!(f.models, vec!["A".to_string()]);
         assert_eq!(f.user_role, "internal_user_viewer");
-        assert_eq!(f.max_budget, Some(2.5));
-        assert_eq!(f.budget_duration.as_deref(), Some("1d"));
-        assert!(f.budget_reset_at.is_some());
+        assert_eq!(f.allowance.max_budget, Some(2.5));
+        assert_eq!(f.allowance.budget_duration.as_deref(), Some("1d"));
+        assert!(f.allowance.budget_reset_at.is_some());
         // An explicit empty list is the admin's choice: every proxy model.
         let open = UserDefaults::parse(&json!({"models": []})).unwrap();
         assert!(open.implicit(None, None).models.is_empty());
@@ -154,13 +155,11 @@ mod tests {
     #[test]
     fn fill_keeps_what_the_caller_gave() {
         let d = UserDefaults::parse(&json!({"models": ["A"], "max_budget": 1.0})).unwrap();
-        let mut f = UserFields {
-            max_budget: Some(9.0),
-            ..UserFields::default()
-        };
+        let mut f = UserFields::default();
+        f.allowance.max_budget = Some(9.0);
         d.fill(&mut f, true);
         assert!(f.models.is_empty());
-        assert_eq!(f.max_budget, Some(9.0));
+        assert_eq!(f.allowance.max_budget, Some(9.0));
         d.fill(&mut f, false);
         assert_eq!(f.models, vec!["A".to_string()]);
     }

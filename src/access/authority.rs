@@ -157,14 +157,7 @@ pub fn may_issue_for(c: &Connection, who: &Caller, owner: Option<&str>) -> Resul
 // ---------------------------------------------------------------------------------------------
 // Tightening
 
-/// `new` looser than `old`, where `None` means no limit.
-pub fn looser<T: PartialOrd>(old: Option<T>, new: Option<T>) -> bool {
-    match (old, new) {
-        (None, _) => false,
-        (Some(_), None) => true,
-        (Some(o), Some(n)) => n > o,
-    }
-}
+pub use crate::hierarchy::looser;
 
 /// An expiry (ISO text, `None` = never) moved later.
 fn later(old: Option<&str>, new: Option<&str>) -> bool {
@@ -212,21 +205,8 @@ pub fn loosened_key(
     if later(old.expires.as_deref(), new.expires.as_deref()) {
         return Some("duration");
     }
-    if looser(old.max_budget, new.max_budget) {
-        return Some("max_budget");
-    }
-    if old.budget_duration != new.budget_duration {
-        // A period (or another one) makes the budget reset: no safe order.
-        return Some("budget_duration");
-    }
-    if looser(old.tpm_limit, new.tpm_limit) {
-        return Some("tpm_limit");
-    }
-    if looser(old.rpm_limit, new.rpm_limit) {
-        return Some("rpm_limit");
-    }
-    if looser(old.max_parallel_requests, new.max_parallel_requests) {
-        return Some("max_parallel_requests");
+    if let Some(f) = old.allowance.loosened_by(&new.allowance) {
+        return Some(f);
     }
     let place = |m| Chain {
         key: Some(m),
@@ -240,25 +220,14 @@ pub fn loosened_key(
 
 /// Does the key carry any limit (so its setter's rank matters)?
 pub fn key_has_limits(k: &db::keys::NewKey) -> bool {
-    k.blocked
-        || k.expires.is_some()
-        || k.max_budget.is_some()
-        || k.budget_duration.is_some()
-        || k.tpm_limit.is_some()
-        || k.rpm_limit.is_some()
-        || k.max_parallel_requests.is_some()
-        || !k.models.is_empty()
+    k.blocked || k.expires.is_some() || k.allowance.limits_anything() || !k.models.is_empty()
 }
 
 /// Did a change touch any limit of the key?
 pub fn key_limits_changed(old: &db::keys::NewKey, new: &db::keys::NewKey) -> bool {
     old.blocked != new.blocked
         || old.expires != new.expires
-        || old.max_budget != new.max_budget
-        || old.budget_duration != new.budget_duration
-        || old.tpm_limit != new.tpm_limit
-        || old.rpm_limit != new.rpm_limit
-        || old.max_parallel_requests != new.max_parallel_requests
+        || old.allowance.limits_differ(&new.allowance)
         || old.models != new.models
 }
 
@@ -287,20 +256,8 @@ pub fn loosened_team(
     old: &db::teams::TeamFields,
     new: &db::teams::TeamFields,
 ) -> Option<&'static str> {
-    if looser(old.max_budget, new.max_budget) {
-        return Some("max_budget");
-    }
-    if old.budget_duration != new.budget_duration {
-        return Some("budget_duration");
-    }
-    if looser(old.tpm_limit, new.tpm_limit) {
-        return Some("tpm_limit");
-    }
-    if looser(old.rpm_limit, new.rpm_limit) {
-        return Some("rpm_limit");
-    }
-    if looser(old.max_parallel_requests, new.max_parallel_requests) {
-        return Some("max_parallel_requests");
+    if let Some(f) = old.allowance.loosened_by(&new.allowance) {
+        return Some(f);
     }
     let place = |m| Chain {
         key_has_team: true,
@@ -316,22 +273,12 @@ pub fn loosened_team(
 
 /// Does the team carry any limit?
 pub fn team_has_limits(f: &db::teams::TeamFields) -> bool {
-    !f.models.is_empty()
-        || f.max_budget.is_some()
-        || f.budget_duration.is_some()
-        || f.tpm_limit.is_some()
-        || f.rpm_limit.is_some()
-        || f.max_parallel_requests.is_some()
+    !f.models.is_empty() || f.allowance.limits_anything()
 }
 
 /// Did a change touch any limit of the team?
 pub fn team_limits_changed(old: &db::teams::TeamFields, new: &db::teams::TeamFields) -> bool {
-    old.models != new.models
-        || old.max_budget != new.max_budget
-        || old.budget_duration != new.budget_duration
-        || old.tpm_limit != new.tpm_limit
-        || old.rpm_limit != new.rpm_limit
-        || old.max_parallel_requests != new.max_parallel_requests
+    old.models != new.models || old.allowance.limits_differ(&new.allowance)
 }
 
 /// A caller below the rank that blocked the team may not unblock it; below the rank that set

@@ -29,28 +29,17 @@ pub struct Chain<'a> {
     pub user: Option<&'a [String]>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    Key,
-    Team,
-    Org,
-    User,
-}
+pub use crate::hierarchy::Level;
 
 impl Level {
+    /// The error `type` of a model refused at this level (LiteLLM's).
     pub fn denied_kind(self) -> &'static str {
         match self {
-            Level::Key | Level::User => "key_model_access_denied",
             Level::Team => "team_model_access_denied",
             Level::Org => "org_model_access_denied",
-        }
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            Level::Key => "key",
-            Level::Team => "team",
-            Level::Org => "organization",
-            Level::User => "user",
+            Level::Key | Level::User | Level::TeamMember | Level::OrgMember => {
+                "key_model_access_denied"
+            }
         }
     }
 }
@@ -156,13 +145,8 @@ impl Chain<'_> {
                 message: format!(
                     "{} not allowed to access model. This {} can only access models={:?}. \
                      Tried to access {model}",
-                    match level {
-                        Level::Key => "Key",
-                        Level::Team => "Team",
-                        Level::Org => "Organization",
-                        Level::User => "User",
-                    },
                     level.name(),
+                    level.noun(),
                     self.list_at(level),
                 ),
             });
@@ -182,6 +166,8 @@ impl Chain<'_> {
             Level::Team => self.team,
             Level::Org => self.org,
             Level::User => self.user,
+            // Memberships carry budgets, not model lists.
+            Level::TeamMember | Level::OrgMember => None,
         };
         l.map(|x| x.to_vec()).unwrap_or_default()
     }

@@ -10,28 +10,7 @@ use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Level {
-    Key,
-    Team,
-    Org,
-    User,
-    TeamMember,
-    OrgMember,
-}
-
-impl Level {
-    fn name(&self) -> &'static str {
-        match self {
-            Level::Key => "Key",
-            Level::Team => "Team",
-            Level::Org => "Organization",
-            Level::User => "User",
-            Level::TeamMember => "Team member",
-            Level::OrgMember => "Organization member",
-        }
-    }
-}
+use crate::hierarchy::Level;
 
 /// Estimated cost of calls admitted but not yet recorded, per budget holder.
 #[derive(Default)]
@@ -123,7 +102,7 @@ impl Reservations {
         };
         let mut m = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
         for (level, id, spend, max) in &budgets {
-            let reserved = m.get(&(level.clone(), id.clone())).copied().unwrap_or(0.0);
+            let reserved = m.get(&(*level, id.clone())).copied().unwrap_or(0.0);
             if spend + reserved >= *max {
                 return Err(Error::BudgetExceeded(format!(
                     "Budget has been exceeded! {}={id} Current cost: {spend}, Max budget: {max}",

@@ -31,7 +31,6 @@
 use crate::db::key_check::KeyRow;
 use crate::error::Error;
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -44,41 +43,8 @@ const SWEEP_MIN_ADMITS: u64 = 1024;
 /// light traffic.
 const SWEEP_MAX_AGE_SECS: u64 = WINDOW_SECS;
 
-/// The level a limit is set at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Scope {
-    Key,
-    Team,
-    Org,
-    User,
-}
-
-impl Scope {
-    /// The level's name in messages, as LiteLLM spells it (API.md §7).
-    pub fn name(self) -> &'static str {
-        match self {
-            Scope::Key => "Key",
-            Scope::Team => "Team",
-            Scope::Org => "Organization",
-            Scope::User => "User",
-        }
-    }
-
-    fn index(self) -> usize {
-        match self {
-            Scope::Key => 0,
-            Scope::Team => 1,
-            Scope::Org => 2,
-            Scope::User => 3,
-        }
-    }
-}
-
-impl fmt::Display for Scope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// The level a limit is set at (only key, team, org and user carry limits).
+pub use crate::hierarchy::Level as Scope;
 
 /// The limits of one key, team, org or user. `None` is "no limit"; a limit of 0 refuses every
 /// request. Negative values (refused by the API, `Body::opt_limit`) are treated as 0: fail closed.
@@ -245,7 +211,7 @@ impl Entry {
 #[derive(Debug, Default)]
 struct State {
     /// One map per scope, indexed by `Scope::index`, so a lookup borrows the id as `&str`.
-    maps: [HashMap<String, Entry>; 4],
+    maps: [HashMap<String, Entry>; Scope::COUNT],
     admits_since_sweep: u64,
     last_sweep: u64,
 }

@@ -1,6 +1,8 @@
 //! Key queries (api_keys). One fn per query. THE key-check statement lives in `key_check.rs`.
 
-use rusqlite::{params, Connection};
+use crate::hierarchy::Allowance;
+use crate::{allowance_columns, allowance_set, allowance_values};
+use rusqlite::{params, params_from_iter, types::ToSql, Connection};
 
 /// A key to insert. `token` is the SHA-256 hex of the raw key; the raw key is never stored.
 #[derive(Debug, Clone, Default)]
@@ -14,50 +16,24 @@ pub struct NewKey {
     pub user_id: Option<String>,
     pub organization_id: Option<String>,
     pub expires: Option<String>,
-    pub max_budget: Option<f64>,
-    pub soft_budget: Option<f64>,
-    pub budget_duration: Option<String>,
-    pub budget_reset_at: Option<String>,
-    pub tpm_limit: Option<i64>,
-    pub rpm_limit: Option<i64>,
-    pub max_parallel_requests: Option<i64>,
+    pub allowance: Allowance,
     pub metadata: serde_json::Value,
     pub blocked: bool,
     pub created_by: Option<String>,
 }
 
-const INSERT: &str = "INSERT INTO api_keys (token, key_name, key_alias, models, aliases, team_id,
-    user_id, organization_id, expires, max_budget, soft_budget, budget_duration, budget_reset_at,
-    tpm_limit, rpm_limit, max_parallel_requests, metadata, blocked, created_at, updated_at,
-    created_by, updated_by)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-    ?19, ?20, ?20)";
+const INSERT: &str = concat!(
+    "INSERT INTO api_keys (",
+    allowance_columns!(),
+    ", token, key_name, key_alias, models, aliases, team_id, user_id, organization_id, expires,
+    metadata, blocked, created_at, updated_at, created_by, updated_by) VALUES (",
+    allowance_values!(),
+    ", ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?19, ?20, ?20)"
+);
 
 /// Inserts a key. A UNIQUE violation (token or alias) is the caller's 409.
 pub fn insert(c: &Connection, k: &NewKey) -> rusqlite::Result<()> {
-    c.prepare_cached(INSERT)?.execute(params![
-        k.token,
-        k.key_name,
-        k.key_alias,
-        super::to_json(&k.models),
-        super::obj_text(&k.aliases),
-        k.team_id,
-        k.user_id,
-        k.organization_id,
-        k.expires,
-        k.max_budget,
-        k.soft_budget,
-        k.budget_duration,
-        k.budget_reset_at,
-        k.tpm_limit,
-        k.rpm_limit,
-        k.max_parallel_requests,
-        super::obj_text(&k.metadata),
-        k.blocked as i64,
-        crate::util::now_iso(),
-        k.created_by,
-    ])?;
-    Ok(())
+    write(c, INSERT, &k.token, k, k.created_by.as_deref()).map(|_| ())
 }
 
 /// A stored key as the management endpoints show it (never the raw key).
@@ -70,10 +46,22 @@ pub struct KeyRec {
     pub updated_by: Option<String>,
 }
 
-pub const COLUMNS: &str = "token, key_name, key_alias, models, aliases, team_id, user_id,
-    organization_id, expires, max_budget, soft_budget, budget_duration, budget_reset_at,
-    tpm_limit, rpm_limit, max_parallel_requests, metadata, blocked, spend, created_at, updated_at,
-    created_by, updated_by";
+/// The columns `key_rec` reads, for `SELECT {..} FROM api_keys`.
+macro_rules! key_columns {
+    () => {
+        concat!(
+            "token, key_name, key_alias, models, aliases, team_id, user_id, organization_id, \
+             expires, metadata, blocked, spend, created_at, updated_at, created_by, updated_by, ",
+            allowance_columns!()
+        )
+    };
+}
+
+/// The same columns of `api_keys k` (for statements that join).
+const K_COLUMNS: &str = "k.token, k.key_name, k.key_alias, k.models, k.aliases, k.team_id,
+    k.user_id, k.organization_id, k.expires, k.metadata, k.blocked, k.spend, k.created_at,
+    k.updated_at, k.created_by, k.updated_by, k.max_budget, k.soft_budget, k.budget_duration,
+    k.budget_reset_at, k.tpm_limit, k.rpm_limit, k.max_parallel_requests";
 
 pub fn key_rec(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRec> {
     Ok(KeyRec {
@@ -87,53 +75,41 @@ pub fn key_rec(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRec> {
             user_id: r.get(6)?,
             organization_id: r.get(7)?,
             expires: r.get(8)?,
-            max_budget: r.get(9)?,
-            soft_budget: r.get(10)?,
-            budget_duration: r.get(11)?,
-            budget_reset_at: r.get(12)?,
-            tpm_limit: r.get(13)?,
-            rpm_limit: r.get(14)?,
-            max_parallel_requests: r.get(15)?,
-            metadata: super::json_obj(&r.get::<_, String>(16)?),
-            blocked: r.get::<_, i64>(17)? != 0,
-            created_by: r.get(21)?,
+            metadata: super::json_obj(&r.get::<_, String>(9)?),
+            blocked: r.get::<_, i64>(10)? != 0,
+            created_by: r.get(14)?,
+            allowance: Allowance::from_row(r, 16)?,
         },
-        spend: r.get(18)?,
-        created_at: r.get(19)?,
-        updated_at: r.get(20)?,
-        updated_by: r.get(22)?,
+        spend: r.get(11)?,
+        created_at: r.get(12)?,
+        updated_at: r.get(13)?,
+        updated_by: r.get(15)?,
     })
 }
 
-const BY_TOKEN: &str = "SELECT token, key_name, key_alias, models, aliases, team_id, user_id,
-    organization_id, expires, max_budget, soft_budget, budget_duration, budget_reset_at,
-    tpm_limit, rpm_limit, max_parallel_requests, metadata, blocked, spend, created_at, updated_at,
-    created_by, updated_by FROM api_keys WHERE token = ?1";
+const BY_TOKEN: &str = concat!("SELECT ", key_columns!(), " FROM api_keys WHERE token = ?1");
 
 pub fn by_token(c: &Connection, token: &str) -> rusqlite::Result<Option<KeyRec>> {
-    use rusqlite::OptionalExtension;
-    c.prepare_cached(BY_TOKEN)?
-        .query_row([token], key_rec)
-        .optional()
+    super::rows::one(c, BY_TOKEN, [token], key_rec)
 }
 
-const BY_ALIAS: &str = "SELECT token, key_name, key_alias, models, aliases, team_id, user_id,
-    organization_id, expires, max_budget, soft_budget, budget_duration, budget_reset_at,
-    tpm_limit, rpm_limit, max_parallel_requests, metadata, blocked, spend, created_at, updated_at,
-    created_by, updated_by FROM api_keys WHERE key_alias = ?1";
+const BY_ALIAS: &str = concat!(
+    "SELECT ",
+    key_columns!(),
+    " FROM api_keys WHERE key_alias = ?1"
+);
 
 pub fn by_alias(c: &Connection, alias: &str) -> rusqlite::Result<Option<KeyRec>> {
-    use rusqlite::OptionalExtension;
-    c.prepare_cached(BY_ALIAS)?
-        .query_row([alias], key_rec)
-        .optional()
+    super::rows::one(c, BY_ALIAS, [alias], key_rec)
 }
 
-const UPDATE: &str = "UPDATE api_keys SET key_alias = ?2, models = ?3, aliases = ?4, team_id = ?5,
-    user_id = ?6, organization_id = ?7, expires = ?8, max_budget = ?9, soft_budget = ?10,
-    budget_duration = ?11, budget_reset_at = ?12, tpm_limit = ?13, rpm_limit = ?14,
-    max_parallel_requests = ?15, metadata = ?16, blocked = ?17, token = ?18, key_name = ?19,
-    updated_at = ?20, updated_by = ?21 WHERE token = ?1";
+const UPDATE: &str = concat!(
+    "UPDATE api_keys SET ",
+    allowance_set!(),
+    ", token = ?8, key_name = ?9, key_alias = ?10, models = ?11, aliases = ?12, team_id = ?13,
+    user_id = ?14, organization_id = ?15, expires = ?16, metadata = ?17, blocked = ?18,
+    updated_at = ?19, updated_by = ?20 WHERE token = ?21"
+);
 
 /// Writes every mutable column of the key stored under `token` back (handlers load, change in
 /// Rust, save). `k.token` may differ from `token` (regenerate).
@@ -143,29 +119,42 @@ pub fn save(
     k: &NewKey,
     updated_by: Option<&str>,
 ) -> rusqlite::Result<usize> {
-    c.prepare_cached(UPDATE)?.execute(params![
-        token,
-        k.key_alias,
-        super::to_json(&k.models),
-        super::obj_text(&k.aliases),
-        k.team_id,
-        k.user_id,
-        k.organization_id,
-        k.expires,
-        k.max_budget,
-        k.soft_budget,
-        k.budget_duration,
-        k.budget_reset_at,
-        k.tpm_limit,
-        k.rpm_limit,
-        k.max_parallel_requests,
-        super::obj_text(&k.metadata),
-        k.blocked as i64,
-        k.token,
-        k.key_name,
-        crate::util::now_iso(),
-        updated_by,
-    ])
+    write(c, UPDATE, token, k, updated_by)
+}
+
+/// Runs INSERT or UPDATE: `?1`..`?7` the allowance, `?8`..`?18` the key's columns, `?19` now,
+/// `?20` who, `?21` the stored token (UPDATE only; INSERT passes the new one).
+fn write(
+    c: &Connection,
+    sql: &str,
+    token: &str,
+    k: &NewKey,
+    by: Option<&str>,
+) -> rusqlite::Result<usize> {
+    let (models, aliases) = (super::to_json(&k.models), super::obj_text(&k.aliases));
+    let (metadata, blocked) = (super::obj_text(&k.metadata), k.blocked as i64);
+    let now = crate::util::now_iso();
+    let own: [&dyn ToSql; 14] = [
+        &k.token,
+        &k.key_name,
+        &k.key_alias,
+        &models,
+        &aliases,
+        &k.team_id,
+        &k.user_id,
+        &k.organization_id,
+        &k.expires,
+        &metadata,
+        &blocked,
+        &now,
+        &by,
+        &token,
+    ];
+    let params = k.allowance.params_then(&own);
+    // INSERT names ?1..?20 only; SQLite refuses a parameter the statement does not have.
+    let mut st = c.prepare_cached(sql)?;
+    let n = st.parameter_count();
+    st.execute(params_from_iter(params.into_iter().take(n)))
 }
 
 const DELETE: &str = "DELETE FROM api_keys WHERE token = ?1";
@@ -205,12 +194,8 @@ pub fn list(
 ) -> rusqlite::Result<(Vec<KeyRec>, i64)> {
     let count_sql = format!("SELECT count(*) FROM api_keys k WHERE {SCOPE}");
     let list_sql = format!(
-        "SELECT {} FROM api_keys k WHERE {SCOPE} ORDER BY k.created_at, k.token LIMIT ?7 OFFSET ?8",
-        COLUMNS
-            .split(',')
-            .map(|s| format!("k.{}", s.trim()))
-            .collect::<Vec<_>>()
-            .join(", ")
+        "SELECT {K_COLUMNS} FROM api_keys k WHERE {SCOPE} ORDER BY k.created_at, k.token \
+         LIMIT ?7 OFFSET ?8"
     );
     let all = f.all as i64;
     let total: i64 = c.prepare_cached(&count_sql)?.query_row(
@@ -278,22 +263,28 @@ fn key_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeySummary> {
     })
 }
 
-const SUMMARIES_BY_TEAM: &str = "SELECT token, key_name, key_alias, models, spend, max_budget,
-    expires, user_id, team_id, organization_id, blocked, created_at
-    FROM api_keys WHERE team_id = ?1 ORDER BY created_at, token";
-
-pub fn summaries_by_team(c: &Connection, team_id: &str) -> rusqlite::Result<Vec<KeySummary>> {
-    let mut st = c.prepare_cached(SUMMARIES_BY_TEAM)?;
-    let rows = st.query_map([team_id], key_summary)?;
-    rows.collect()
+/// The columns `key_summary` reads.
+macro_rules! summary_select {
+    () => {
+        "SELECT token, key_name, key_alias, models, spend, max_budget, expires, user_id, team_id,
+        organization_id, blocked, created_at FROM api_keys"
+    };
 }
 
-const SUMMARIES_BY_USER: &str = "SELECT token, key_name, key_alias, models, spend, max_budget,
-    expires, user_id, team_id, organization_id, blocked, created_at
-    FROM api_keys WHERE user_id = ?1 ORDER BY created_at, token";
+const SUMMARIES_BY_TEAM: &str = concat!(
+    summary_select!(),
+    " WHERE team_id = ?1 ORDER BY created_at, token"
+);
+
+pub fn summaries_by_team(c: &Connection, team_id: &str) -> rusqlite::Result<Vec<KeySummary>> {
+    super::rows::all(c, SUMMARIES_BY_TEAM, [team_id], key_summary)
+}
+
+const SUMMARIES_BY_USER: &str = concat!(
+    summary_select!(),
+    " WHERE user_id = ?1 ORDER BY created_at, token"
+);
 
 pub fn summaries_by_user(c: &Connection, user_id: &str) -> rusqlite::Result<Vec<KeySummary>> {
-    let mut st = c.prepare_cached(SUMMARIES_BY_USER)?;
-    let rows = st.query_map([user_id], key_summary)?;
-    rows.collect()
+    super::rows::all(c, SUMMARIES_BY_USER, [user_id], key_summary)
 }

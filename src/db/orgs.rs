@@ -1,6 +1,6 @@
 //! Organization queries: organizations and organization_members. One fn per query.
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 
 /// An organization row (budget fields live in `budgets`).
 #[derive(Debug, Clone)]
@@ -18,8 +18,19 @@ pub struct OrgRow {
     pub updated_by: Option<String>,
 }
 
-const GET: &str = "SELECT id, alias, models, spend, budget_id, blocked, metadata, created_at,
-    updated_at, created_by, updated_by FROM organizations WHERE id = ?1";
+/// The columns `org_row` reads.
+macro_rules! org_columns {
+    () => {
+        "id, alias, models, spend, budget_id, blocked, metadata, created_at, updated_at,
+        created_by, updated_by"
+    };
+}
+
+const GET: &str = concat!(
+    "SELECT ",
+    org_columns!(),
+    " FROM organizations WHERE id = ?1"
+);
 
 fn org_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OrgRow> {
     Ok(OrgRow {
@@ -38,7 +49,7 @@ fn org_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OrgRow> {
 }
 
 pub fn get(c: &Connection, id: &str) -> rusqlite::Result<Option<OrgRow>> {
-    c.prepare_cached(GET)?.query_row([id], org_row).optional()
+    super::rows::one(c, GET, [id], org_row)
 }
 
 const MEMBER_ROLE: &str =
@@ -50,31 +61,31 @@ pub fn member_role(
     org_id: &str,
     user_id: &str,
 ) -> rusqlite::Result<Option<String>> {
-    c.prepare_cached(MEMBER_ROLE)?
-        .query_row([org_id, user_id], |r| r.get(0))
-        .optional()
+    super::rows::text(c, MEMBER_ROLE, [org_id, user_id])
 }
 
-const LIST_ALL: &str = "SELECT id, alias, models, spend, budget_id, blocked, metadata, created_at,
-    updated_at, created_by, updated_by FROM organizations ORDER BY created_at, id";
+const LIST_ALL: &str = concat!(
+    "SELECT ",
+    org_columns!(),
+    " FROM organizations ORDER BY created_at, id"
+);
 
 /// Every organization, oldest first.
 pub fn list_all(c: &Connection) -> rusqlite::Result<Vec<OrgRow>> {
-    let mut st = c.prepare_cached(LIST_ALL)?;
-    let rows = st.query_map([], org_row)?;
-    rows.collect()
+    super::rows::all(c, LIST_ALL, [], org_row)
 }
 
-const LIST_FOR_USER: &str = "SELECT o.id, o.alias, o.models, o.spend, o.budget_id, o.blocked,
-    o.metadata, o.created_at, o.updated_at, o.created_by, o.updated_by
-    FROM organization_members m JOIN organizations o ON o.id = m.organization_id
-    WHERE m.user_id = ?1 ORDER BY o.created_at, o.id";
+const LIST_FOR_USER: &str = concat!(
+    "SELECT ",
+    org_columns!(),
+    " FROM organizations WHERE id IN
+    (SELECT organization_id FROM organization_members WHERE user_id = ?1)
+    ORDER BY created_at, id"
+);
 
 /// The organizations the user is a member of (any role), oldest first.
 pub fn list_for_user(c: &Connection, user_id: &str) -> rusqlite::Result<Vec<OrgRow>> {
-    let mut st = c.prepare_cached(LIST_FOR_USER)?;
-    let rows = st.query_map([user_id], org_row)?;
-    rows.collect()
+    super::rows::all(c, LIST_FOR_USER, [user_id], org_row)
 }
 
 const INSERT: &str = "INSERT INTO organizations (id, alias, models, budget_id, metadata,
@@ -82,16 +93,7 @@ const INSERT: &str = "INSERT INTO organizations (id, alias, models, budget_id, m
 
 /// Inserts an organization (spend 0, not blocked). A duplicate id is the caller's 409.
 pub fn insert(c: &Connection, o: &OrgRow) -> rusqlite::Result<()> {
-    c.prepare_cached(INSERT)?.execute(rusqlite::params![
-        o.id,
-        o.alias,
-        super::to_json(&o.models),
-        o.budget_id,
-        o.metadata.to_string(),
-        o.created_at,
-        o.created_by,
-    ])?;
-    Ok(())
+    write(c, INSERT, o, &o.created_at, o.created_by.as_deref()).map(|_| ())
 }
 
 const UPDATE: &str = "UPDATE organizations SET alias = ?2, models = ?3, budget_id = ?4,
@@ -99,14 +101,26 @@ const UPDATE: &str = "UPDATE organizations SET alias = ?2, models = ?3, budget_i
 
 /// Writes the changeable columns of a row read and patched by the caller. Returns rows changed.
 pub fn update(c: &Connection, o: &OrgRow) -> rusqlite::Result<usize> {
-    c.prepare_cached(UPDATE)?.execute(rusqlite::params![
+    write(c, UPDATE, o, &o.updated_at, o.updated_by.as_deref())
+}
+
+/// Runs INSERT or UPDATE: id, alias, models, budget, metadata, then when and by whom (`?6`,
+/// `?7`: the creation stamp on insert, the update stamp on update).
+fn write(
+    c: &Connection,
+    sql: &str,
+    o: &OrgRow,
+    at: &str,
+    by: Option<&str>,
+) -> rusqlite::Result<usize> {
+    c.prepare_cached(sql)?.execute(rusqlite::params![
         o.id,
         o.alias,
         super::to_json(&o.models),
         o.budget_id,
         o.metadata.to_string(),
-        o.updated_at,
-        o.updated_by,
+        at,
+        by,
     ])
 }
 
@@ -129,21 +143,18 @@ const BUDGET_IDS_OWNED: &str = "SELECT budget_id FROM organizations
 /// The budget rows an organization delete leaves behind: the org's own, its memberships', and
 /// the team memberships' of its teams. The caller deletes those no other row still uses.
 pub fn budget_ids_owned(c: &Connection, org_id: &str) -> rusqlite::Result<Vec<String>> {
-    let mut st = c.prepare_cached(BUDGET_IDS_OWNED)?;
-    let rows = st.query_map([org_id], |r| r.get(0))?;
-    rows.collect()
+    super::rows::all(c, BUDGET_IDS_OWNED, [org_id], |r| r.get(0))
 }
 
-const TEAMS: &str = "SELECT id, alias, organization_id, models, spend, max_budget, soft_budget,
-    budget_duration, budget_reset_at, tpm_limit, rpm_limit, max_parallel_requests, blocked,
-    metadata, created_at, updated_at, created_by, updated_by FROM teams
-    WHERE organization_id = ?1 ORDER BY created_at, id";
+const TEAMS: &str = concat!(
+    "SELECT ",
+    crate::team_columns!(),
+    " FROM teams WHERE organization_id = ?1 ORDER BY created_at, id"
+);
 
 /// The organization's teams, oldest first.
 pub fn teams(c: &Connection, org_id: &str) -> rusqlite::Result<Vec<super::teams::TeamRow>> {
-    let mut st = c.prepare_cached(TEAMS)?;
-    let rows = st.query_map([org_id], super::teams::team_row)?;
-    rows.collect()
+    super::rows::all(c, TEAMS, [org_id], super::teams::team_row)
 }
 
 /// A membership row, with the member's email for display.
@@ -172,72 +183,36 @@ fn member_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRow> {
     })
 }
 
-const MEMBERS: &str = "SELECT m.organization_id, m.user_id, m.user_role, m.spend, m.budget_id,
-    m.created_at, m.updated_at, u.email
-    FROM organization_members m LEFT JOIN users u ON u.id = m.user_id
-    WHERE m.organization_id = ?1 ORDER BY m.created_at, m.user_id";
+/// A membership with its user's email, from `organization_members m`.
+macro_rules! member_select {
+    () => {
+        "SELECT m.organization_id, m.user_id, m.user_role, m.spend, m.budget_id, m.created_at,
+        m.updated_at, u.email
+        FROM organization_members m LEFT JOIN users u ON u.id = m.user_id"
+    };
+}
+
+const MEMBERS: &str = concat!(
+    member_select!(),
+    " WHERE m.organization_id = ?1 ORDER BY m.created_at, m.user_id"
+);
 
 /// The organization's memberships, oldest first.
 pub fn members(c: &Connection, org_id: &str) -> rusqlite::Result<Vec<MemberRow>> {
-    let mut st = c.prepare_cached(MEMBERS)?;
-    let rows = st.query_map([org_id], member_row)?;
-    rows.collect()
+    super::rows::all(c, MEMBERS, [org_id], member_row)
 }
 
-const MEMBER_GET: &str = "SELECT m.organization_id, m.user_id, m.user_role, m.spend,
-    m.budget_id, m.created_at, m.updated_at, u.email
-    FROM organization_members m LEFT JOIN users u ON u.id = m.user_id
-    WHERE m.organization_id = ?1 AND m.user_id = ?2";
+const MEMBER_GET: &str = concat!(
+    member_select!(),
+    " WHERE m.organization_id = ?1 AND m.user_id = ?2"
+);
 
 pub fn member_get(
     c: &Connection,
     org_id: &str,
     user_id: &str,
 ) -> rusqlite::Result<Option<MemberRow>> {
-    c.prepare_cached(MEMBER_GET)?
-        .query_row([org_id, user_id], member_row)
-        .optional()
-}
-
-const MEMBER_INSERT: &str = "INSERT INTO organization_members (organization_id, user_id,
-    user_role, budget_id, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)";
-
-/// Adds a membership. A duplicate (org, user) is a PRIMARY KEY violation: the caller's 409.
-pub fn member_insert(
-    c: &Connection,
-    org_id: &str,
-    user_id: &str,
-    role: &str,
-    budget_id: Option<&str>,
-) -> rusqlite::Result<()> {
-    c.prepare_cached(MEMBER_INSERT)?.execute(rusqlite::params![
-        org_id,
-        user_id,
-        role,
-        budget_id,
-        crate::util::now_iso()
-    ])?;
-    Ok(())
-}
-
-const MEMBER_UPDATE: &str = "UPDATE organization_members SET user_role = ?3, budget_id = ?4,
-    updated_at = ?5 WHERE organization_id = ?1 AND user_id = ?2";
-
-/// Sets a membership's role and budget. Returns rows changed.
-pub fn member_update(
-    c: &Connection,
-    org_id: &str,
-    user_id: &str,
-    role: &str,
-    budget_id: Option<&str>,
-) -> rusqlite::Result<usize> {
-    c.prepare_cached(MEMBER_UPDATE)?.execute(rusqlite::params![
-        org_id,
-        user_id,
-        role,
-        budget_id,
-        crate::util::now_iso()
-    ])
+    super::rows::one(c, MEMBER_GET, [org_id, user_id], member_row)
 }
 
 const MEMBER_DELETE: &str =

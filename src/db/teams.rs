@@ -1,6 +1,9 @@
-//! Team queries: teams and team_members. One fn per query.
+//! Team queries: teams and team_members. One fn per query. The allowance columns come from
+//! `allowance_columns!` (`hierarchy`); membership budgets are `db::budgets` rows.
 
-use rusqlite::{Connection, OptionalExtension};
+use crate::hierarchy::Allowance;
+use crate::{allowance_columns, allowance_set, allowance_values};
+use rusqlite::{params_from_iter, types::ToSql, Connection};
 
 #[derive(Debug, Clone)]
 pub struct TeamRow {
@@ -9,13 +12,7 @@ pub struct TeamRow {
     pub organization_id: Option<String>,
     pub models: Vec<String>,
     pub spend: f64,
-    pub max_budget: Option<f64>,
-    pub soft_budget: Option<f64>,
-    pub budget_duration: Option<String>,
-    pub budget_reset_at: Option<String>,
-    pub tpm_limit: Option<i64>,
-    pub rpm_limit: Option<i64>,
-    pub max_parallel_requests: Option<i64>,
+    pub allowance: Allowance,
     pub blocked: bool,
     pub metadata: serde_json::Value,
     pub created_at: String,
@@ -24,9 +21,17 @@ pub struct TeamRow {
     pub updated_by: Option<String>,
 }
 
-pub const COLUMNS: &str = "id, alias, organization_id, models, spend, max_budget, soft_budget,
-    budget_duration, budget_reset_at, tpm_limit, rpm_limit, max_parallel_requests, blocked,
-    metadata, created_at, updated_at, created_by, updated_by";
+/// The columns `team_row` reads, for `SELECT {COLUMNS} FROM teams`.
+#[macro_export]
+macro_rules! team_columns {
+    () => {
+        concat!(
+            "id, alias, organization_id, models, spend, blocked, metadata, created_at, \
+             updated_at, created_by, updated_by, ",
+            $crate::allowance_columns!()
+        )
+    };
+}
 
 pub fn team_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TeamRow> {
     Ok(TeamRow {
@@ -35,28 +40,20 @@ pub fn team_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TeamRow> {
         organization_id: r.get(2)?,
         models: super::json_list(&r.get::<_, String>(3)?),
         spend: r.get(4)?,
-        max_budget: r.get(5)?,
-        soft_budget: r.get(6)?,
-        budget_duration: r.get(7)?,
-        budget_reset_at: r.get(8)?,
-        tpm_limit: r.get(9)?,
-        rpm_limit: r.get(10)?,
-        max_parallel_requests: r.get(11)?,
-        blocked: r.get::<_, i64>(12)? != 0,
-        metadata: super::json_obj(&r.get::<_, String>(13)?),
-        created_at: r.get(14)?,
-        updated_at: r.get(15)?,
-        created_by: r.get(16)?,
-        updated_by: r.get(17)?,
+        blocked: r.get::<_, i64>(5)? != 0,
+        metadata: super::json_obj(&r.get::<_, String>(6)?),
+        created_at: r.get(7)?,
+        updated_at: r.get(8)?,
+        created_by: r.get(9)?,
+        updated_by: r.get(10)?,
+        allowance: Allowance::from_row(r, 11)?,
     })
 }
 
-const GET: &str = "SELECT id, alias, organization_id, models, spend, max_budget, soft_budget,
-    budget_duration, budget_reset_at, tpm_limit, rpm_limit, max_parallel_requests, blocked,
-    metadata, created_at, updated_at, created_by, updated_by FROM teams WHERE id = ?1";
+const GET: &str = concat!("SELECT ", team_columns!(), " FROM teams WHERE id = ?1");
 
 pub fn get(c: &Connection, id: &str) -> rusqlite::Result<Option<TeamRow>> {
-    c.prepare_cached(GET)?.query_row([id], team_row).optional()
+    super::rows::one(c, GET, [id], team_row)
 }
 
 const MEMBER_ROLE: &str = "SELECT role FROM team_members WHERE team_id = ?1 AND user_id = ?2";
@@ -67,9 +64,7 @@ pub fn member_role(
     team_id: &str,
     user_id: &str,
 ) -> rusqlite::Result<Option<String>> {
-    c.prepare_cached(MEMBER_ROLE)?
-        .query_row([team_id, user_id], |r| r.get(0))
-        .optional()
+    super::rows::text(c, MEMBER_ROLE, [team_id, user_id])
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -81,13 +76,7 @@ pub struct TeamFields {
     pub alias: Option<String>,
     pub organization_id: Option<String>,
     pub models: Vec<String>,
-    pub max_budget: Option<f64>,
-    pub soft_budget: Option<f64>,
-    pub budget_duration: Option<String>,
-    pub budget_reset_at: Option<String>,
-    pub tpm_limit: Option<i64>,
-    pub rpm_limit: Option<i64>,
-    pub max_parallel_requests: Option<i64>,
+    pub allowance: Allowance,
     pub blocked: bool,
     pub metadata: serde_json::Value,
 }
@@ -99,50 +88,33 @@ impl TeamFields {
             alias: t.alias.clone(),
             organization_id: t.organization_id.clone(),
             models: t.models.clone(),
-            max_budget: t.max_budget,
-            soft_budget: t.soft_budget,
-            budget_duration: t.budget_duration.clone(),
-            budget_reset_at: t.budget_reset_at.clone(),
-            tpm_limit: t.tpm_limit,
-            rpm_limit: t.rpm_limit,
-            max_parallel_requests: t.max_parallel_requests,
+            allowance: t.allowance.clone(),
             blocked: t.blocked,
             metadata: t.metadata.clone(),
         }
     }
 }
 
-const INSERT: &str = "INSERT INTO teams (id, alias, organization_id, models, max_budget,
-    soft_budget, budget_duration, budget_reset_at, tpm_limit, rpm_limit, max_parallel_requests,
-    blocked, metadata, created_at, updated_at, created_by, updated_by)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15, ?15)";
+const INSERT: &str = concat!(
+    "INSERT INTO teams (",
+    allowance_columns!(),
+    ", id, alias, organization_id, models, blocked, metadata, created_at, updated_at,
+    created_by, updated_by) VALUES (",
+    allowance_values!(),
+    ", ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15, ?15)"
+);
 
 /// Inserts a team. A duplicate id is a UNIQUE violation: the caller's 409.
 pub fn insert(c: &Connection, id: &str, f: &TeamFields, by: Option<&str>) -> rusqlite::Result<()> {
-    c.prepare_cached(INSERT)?.execute(rusqlite::params![
-        id,
-        f.alias,
-        f.organization_id,
-        super::to_json(&f.models),
-        f.max_budget,
-        f.soft_budget,
-        f.budget_duration,
-        f.budget_reset_at,
-        f.tpm_limit,
-        f.rpm_limit,
-        f.max_parallel_requests,
-        f.blocked as i64,
-        super::obj_text(&f.metadata),
-        crate::util::now_iso(),
-        by,
-    ])?;
-    Ok(())
+    write(c, INSERT, id, f, by).map(|_| ())
 }
 
-const UPDATE: &str = "UPDATE teams SET alias = ?2, organization_id = ?3, models = ?4,
-    max_budget = ?5, soft_budget = ?6, budget_duration = ?7, budget_reset_at = ?8,
-    tpm_limit = ?9, rpm_limit = ?10, max_parallel_requests = ?11, blocked = ?12, metadata = ?13,
-    updated_at = ?14, updated_by = ?15 WHERE id = ?1";
+const UPDATE: &str = concat!(
+    "UPDATE teams SET ",
+    allowance_set!(),
+    ", alias = ?9, organization_id = ?10, models = ?11, blocked = ?12, metadata = ?13,
+    updated_at = ?14, updated_by = ?15 WHERE id = ?8"
+);
 
 /// Writes every writable column of a team; returns the number of rows changed (0 = gone).
 pub fn update(
@@ -151,23 +123,32 @@ pub fn update(
     f: &TeamFields,
     by: Option<&str>,
 ) -> rusqlite::Result<usize> {
-    c.prepare_cached(UPDATE)?.execute(rusqlite::params![
-        id,
-        f.alias,
-        f.organization_id,
-        super::to_json(&f.models),
-        f.max_budget,
-        f.soft_budget,
-        f.budget_duration,
-        f.budget_reset_at,
-        f.tpm_limit,
-        f.rpm_limit,
-        f.max_parallel_requests,
-        f.blocked as i64,
-        super::obj_text(&f.metadata),
-        crate::util::now_iso(),
-        by,
-    ])
+    write(c, UPDATE, id, f, by)
+}
+
+/// Runs INSERT or UPDATE: `?1`..`?7` the allowance, then id, alias, org, models, blocked,
+/// metadata, now, by.
+fn write(
+    c: &Connection,
+    sql: &str,
+    id: &str,
+    f: &TeamFields,
+    by: Option<&str>,
+) -> rusqlite::Result<usize> {
+    let (models, metadata) = (super::to_json(&f.models), super::obj_text(&f.metadata));
+    let (blocked, now) = (f.blocked as i64, crate::util::now_iso());
+    let own: [&dyn ToSql; 8] = [
+        &id,
+        &f.alias,
+        &f.organization_id,
+        &models,
+        &blocked,
+        &metadata,
+        &now,
+        &by,
+    ];
+    c.prepare_cached(sql)?
+        .execute(params_from_iter(f.allowance.params_then(&own)))
 }
 
 const MOVE_KEYS: &str = "UPDATE api_keys SET organization_id = ?2, updated_at = ?3
@@ -192,16 +173,18 @@ pub fn delete(c: &Connection, id: &str) -> rusqlite::Result<usize> {
 // ---------------------------------------------------------------------------------------------
 // Listing
 
-const LIST: &str = "SELECT id, alias, organization_id, models, spend, max_budget, soft_budget,
-    budget_duration, budget_reset_at, tpm_limit, rpm_limit, max_parallel_requests, blocked,
-    metadata, created_at, updated_at, created_by, updated_by FROM teams
+const LIST: &str = concat!(
+    "SELECT ",
+    team_columns!(),
+    " FROM teams
     WHERE (?1 IS NULL OR organization_id = ?1)
       AND (?2 IS NULL OR id IN (SELECT team_id FROM team_members WHERE user_id = ?2))
       AND (?3 IS NULL
            OR id IN (SELECT team_id FROM team_members WHERE user_id = ?3)
            OR organization_id IN (SELECT organization_id FROM organization_members
                                   WHERE user_id = ?3 AND user_role = 'org_admin'))
-    ORDER BY created_at, id";
+    ORDER BY created_at, id"
+);
 
 /// Teams, optionally only of one org, only those `member` belongs to, and only those visible to
 /// `viewer` (a member, or org_admin of the team's org). `None` = no such filter.
@@ -211,18 +194,14 @@ pub fn list(
     member: Option<&str>,
     viewer: Option<&str>,
 ) -> rusqlite::Result<Vec<TeamRow>> {
-    let mut st = c.prepare_cached(LIST)?;
-    let rows = st.query_map(rusqlite::params![org, member, viewer], team_row)?;
-    rows.collect()
+    super::rows::all(c, LIST, rusqlite::params![org, member, viewer], team_row)
 }
 
 const IDS_OF_USER: &str = "SELECT team_id FROM team_members WHERE user_id = ?1 ORDER BY team_id";
 
 /// Ids of the teams a user belongs to.
 pub fn ids_of_user(c: &Connection, user_id: &str) -> rusqlite::Result<Vec<String>> {
-    let mut st = c.prepare_cached(IDS_OF_USER)?;
-    let rows = st.query_map([user_id], |r| r.get(0))?;
-    rows.collect()
+    super::rows::all(c, IDS_OF_USER, [user_id], |r| r.get(0))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -241,11 +220,20 @@ pub struct MemberRow {
     pub updated_at: String,
 }
 
-const MEMBERS: &str = "SELECT m.team_id, m.user_id, u.email, m.role, m.spend, m.budget_id,
-    b.max_budget, m.created_at, m.updated_at
-    FROM team_members m JOIN users u ON u.id = m.user_id
-    LEFT JOIN budgets b ON b.id = m.budget_id
-    WHERE m.team_id = ?1 ORDER BY m.created_at, m.user_id";
+/// A membership with its user's email and budget, from `team_members m`.
+macro_rules! member_select {
+    () => {
+        "SELECT m.team_id, m.user_id, u.email, m.role, m.spend, m.budget_id, b.max_budget,
+        m.created_at, m.updated_at
+        FROM team_members m JOIN users u ON u.id = m.user_id
+        LEFT JOIN budgets b ON b.id = m.budget_id"
+    };
+}
+
+const MEMBERS: &str = concat!(
+    member_select!(),
+    " WHERE m.team_id = ?1 ORDER BY m.created_at, m.user_id"
+);
 
 fn member_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRow> {
     Ok(MemberRow {
@@ -263,127 +251,30 @@ fn member_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRow> {
 
 /// The team's members with their email and membership budget.
 pub fn members(c: &Connection, team_id: &str) -> rusqlite::Result<Vec<MemberRow>> {
-    let mut st = c.prepare_cached(MEMBERS)?;
-    let rows = st.query_map([team_id], member_row)?;
-    rows.collect()
+    super::rows::all(c, MEMBERS, [team_id], member_row)
 }
 
-const MEMBER: &str = "SELECT m.team_id, m.user_id, u.email, m.role, m.spend, m.budget_id,
-    b.max_budget, m.created_at, m.updated_at
-    FROM team_members m JOIN users u ON u.id = m.user_id
-    LEFT JOIN budgets b ON b.id = m.budget_id
-    WHERE m.team_id = ?1 AND m.user_id = ?2";
+const MEMBER: &str = concat!(member_select!(), " WHERE m.team_id = ?1 AND m.user_id = ?2");
 
 pub fn member(c: &Connection, team_id: &str, user_id: &str) -> rusqlite::Result<Option<MemberRow>> {
-    c.prepare_cached(MEMBER)?
-        .query_row([team_id, user_id], member_row)
-        .optional()
+    super::rows::one(c, MEMBER, [team_id, user_id], member_row)
 }
 
-const MEMBERSHIPS_OF_USER: &str = "SELECT m.team_id, m.user_id, u.email, m.role, m.spend,
-    m.budget_id, b.max_budget, m.created_at, m.updated_at
-    FROM team_members m JOIN users u ON u.id = m.user_id
-    LEFT JOIN budgets b ON b.id = m.budget_id
-    WHERE m.user_id = ?1 ORDER BY m.team_id";
+const MEMBERSHIPS_OF_USER: &str =
+    concat!(member_select!(), " WHERE m.user_id = ?1 ORDER BY m.team_id");
 
 /// Every team membership of one user.
 pub fn memberships_of_user(c: &Connection, user_id: &str) -> rusqlite::Result<Vec<MemberRow>> {
-    let mut st = c.prepare_cached(MEMBERSHIPS_OF_USER)?;
-    let rows = st.query_map([user_id], member_row)?;
-    rows.collect()
-}
-
-const ADD_MEMBER: &str = "INSERT INTO team_members (team_id, user_id, role, budget_id, created_at,
-    updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)";
-
-/// Adds a membership. Already a member = PRIMARY KEY violation: the caller's 409.
-pub fn add_member(
-    c: &Connection,
-    team_id: &str,
-    user_id: &str,
-    role: &str,
-    budget_id: Option<&str>,
-) -> rusqlite::Result<()> {
-    c.prepare_cached(ADD_MEMBER)?.execute(rusqlite::params![
-        team_id,
-        user_id,
-        role,
-        budget_id,
-        crate::util::now_iso()
-    ])?;
-    Ok(())
-}
-
-const SET_MEMBER: &str = "UPDATE team_members SET role = ?3, budget_id = ?4, updated_at = ?5
-    WHERE team_id = ?1 AND user_id = ?2";
-
-pub fn set_member(
-    c: &Connection,
-    team_id: &str,
-    user_id: &str,
-    role: &str,
-    budget_id: Option<&str>,
-) -> rusqlite::Result<usize> {
-    c.prepare_cached(SET_MEMBER)?.execute(rusqlite::params![
-        team_id,
-        user_id,
-        role,
-        budget_id,
-        crate::util::now_iso()
-    ])
+    super::rows::all(c, MEMBERSHIPS_OF_USER, [user_id], member_row)
 }
 
 const DELETE_MEMBER: &str = "DELETE FROM team_members WHERE team_id = ?1 AND user_id = ?2";
 const DELETE_MEMBER_KEYS: &str = "DELETE FROM api_keys WHERE team_id = ?1 AND user_id = ?2";
 
 /// Removes a membership and the member's keys in that team (a removed member keeps no access
-/// through the team). The membership's budget row is the caller's (`delete_budget`).
+/// through the team). The membership's budget row is the caller's (`db::budgets::delete`).
 pub fn delete_member(c: &Connection, team_id: &str, user_id: &str) -> rusqlite::Result<usize> {
     c.prepare_cached(DELETE_MEMBER_KEYS)?
         .execute([team_id, user_id])?;
     c.prepare_cached(DELETE_MEMBER)?.execute([team_id, user_id])
-}
-
-// Membership budgets (`max_budget_in_team`) are rows of `budgets` owned by one membership.
-
-const INSERT_BUDGET: &str = "INSERT INTO budgets (id, max_budget, created_at, updated_at,
-    created_by, updated_by) VALUES (?1, ?2, ?3, ?3, ?4, ?4)";
-
-/// Creates a membership budget row; returns its id.
-pub fn insert_budget(
-    c: &Connection,
-    max_budget: f64,
-    by: Option<&str>,
-) -> rusqlite::Result<String> {
-    let id = crate::util::uuid4();
-    c.prepare_cached(INSERT_BUDGET)?.execute(rusqlite::params![
-        id,
-        max_budget,
-        crate::util::now_iso(),
-        by
-    ])?;
-    Ok(id)
-}
-
-const SET_BUDGET: &str = "UPDATE budgets SET max_budget = ?2, updated_at = ?3, updated_by = ?4
-    WHERE id = ?1";
-
-pub fn set_budget(
-    c: &Connection,
-    budget_id: &str,
-    max_budget: f64,
-    by: Option<&str>,
-) -> rusqlite::Result<usize> {
-    c.prepare_cached(SET_BUDGET)?.execute(rusqlite::params![
-        budget_id,
-        max_budget,
-        crate::util::now_iso(),
-        by
-    ])
-}
-
-const DELETE_BUDGET: &str = "DELETE FROM budgets WHERE id = ?1";
-
-pub fn delete_budget(c: &Connection, budget_id: &str) -> rusqlite::Result<usize> {
-    c.prepare_cached(DELETE_BUDGET)?.execute([budget_id])
 }

@@ -1,6 +1,8 @@
-//! User queries. One fn per query.
+//! User queries. One fn per query. The allowance columns come from `allowance_columns!`.
 
-use rusqlite::{Connection, OptionalExtension};
+use crate::hierarchy::Allowance;
+use crate::{allowance_columns, allowance_set, allowance_values};
+use rusqlite::{params_from_iter, types::ToSql, Connection};
 
 #[derive(Debug, Clone)]
 pub struct UserRow {
@@ -10,21 +12,22 @@ pub struct UserRow {
     pub password_hash: Option<String>,
     pub models: Vec<String>,
     pub spend: f64,
-    pub max_budget: Option<f64>,
-    pub soft_budget: Option<f64>,
-    pub budget_duration: Option<String>,
-    pub budget_reset_at: Option<String>,
-    pub tpm_limit: Option<i64>,
-    pub rpm_limit: Option<i64>,
-    pub max_parallel_requests: Option<i64>,
+    pub allowance: Allowance,
     pub metadata: serde_json::Value,
     pub created_at: String,
     pub updated_at: String,
 }
 
-pub const COLUMNS: &str = "id, email, user_role, password_hash, models, spend, max_budget,
-    soft_budget, budget_duration, budget_reset_at, tpm_limit, rpm_limit, max_parallel_requests,
-    metadata, created_at, updated_at";
+/// The columns `user_row` reads.
+macro_rules! user_columns {
+    () => {
+        concat!(
+            "id, email, user_role, password_hash, models, spend, metadata, created_at, \
+             updated_at, ",
+            allowance_columns!()
+        )
+    };
+}
 
 pub fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
     Ok(UserRow {
@@ -34,25 +37,17 @@ pub fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
         password_hash: r.get(3)?,
         models: super::json_list(&r.get::<_, String>(4)?),
         spend: r.get(5)?,
-        max_budget: r.get(6)?,
-        soft_budget: r.get(7)?,
-        budget_duration: r.get(8)?,
-        budget_reset_at: r.get(9)?,
-        tpm_limit: r.get(10)?,
-        rpm_limit: r.get(11)?,
-        max_parallel_requests: r.get(12)?,
-        metadata: super::json_obj(&r.get::<_, String>(13)?),
-        created_at: r.get(14)?,
-        updated_at: r.get(15)?,
+        metadata: super::json_obj(&r.get::<_, String>(6)?),
+        created_at: r.get(7)?,
+        updated_at: r.get(8)?,
+        allowance: Allowance::from_row(r, 9)?,
     })
 }
 
-const GET: &str = "SELECT id, email, user_role, password_hash, models, spend, max_budget,
-    soft_budget, budget_duration, budget_reset_at, tpm_limit, rpm_limit, max_parallel_requests,
-    metadata, created_at, updated_at FROM users WHERE id = ?1";
+const GET: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = ?1");
 
 pub fn get(c: &Connection, id: &str) -> rusqlite::Result<Option<UserRow>> {
-    c.prepare_cached(GET)?.query_row([id], user_row).optional()
+    super::rows::one(c, GET, [id], user_row)
 }
 
 const IDS_BY_EMAIL: &str = "SELECT id FROM users WHERE lower(email) = lower(?1)";
@@ -60,9 +55,7 @@ const IDS_BY_EMAIL: &str = "SELECT id FROM users WHERE lower(email) = lower(?1)"
 /// Ids of users with this email (case-insensitive). The unique index allows at most one, but
 /// imported databases may hold more: callers treat more than one as ambiguous (400).
 pub fn ids_by_email(c: &Connection, email: &str) -> rusqlite::Result<Vec<String>> {
-    let mut st = c.prepare_cached(IDS_BY_EMAIL)?;
-    let rows = st.query_map([email], |r| r.get(0))?;
-    rows.collect()
+    super::rows::all(c, IDS_BY_EMAIL, [email], |r| r.get(0))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -75,13 +68,7 @@ pub struct UserFields {
     pub user_role: String,
     pub password_hash: Option<String>,
     pub models: Vec<String>,
-    pub max_budget: Option<f64>,
-    pub soft_budget: Option<f64>,
-    pub budget_duration: Option<String>,
-    pub budget_reset_at: Option<String>,
-    pub tpm_limit: Option<i64>,
-    pub rpm_limit: Option<i64>,
-    pub max_parallel_requests: Option<i64>,
+    pub allowance: Allowance,
     pub metadata: serde_json::Value,
 }
 
@@ -93,68 +80,55 @@ impl UserFields {
             user_role: u.user_role.clone(),
             password_hash: u.password_hash.clone(),
             models: u.models.clone(),
-            max_budget: u.max_budget,
-            soft_budget: u.soft_budget,
-            budget_duration: u.budget_duration.clone(),
-            budget_reset_at: u.budget_reset_at.clone(),
-            tpm_limit: u.tpm_limit,
-            rpm_limit: u.rpm_limit,
-            max_parallel_requests: u.max_parallel_requests,
+            allowance: u.allowance.clone(),
             metadata: u.metadata.clone(),
         }
     }
 }
 
-const INSERT: &str = "INSERT INTO users (id, email, user_role, password_hash, models, max_budget,
-    soft_budget, budget_duration, budget_reset_at, tpm_limit, rpm_limit, max_parallel_requests,
-    metadata, created_at, updated_at)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)";
+const INSERT: &str = concat!(
+    "INSERT INTO users (",
+    allowance_columns!(),
+    ", id, email, user_role, password_hash, models, metadata, created_at, updated_at)
+    VALUES (",
+    allowance_values!(),
+    ", ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)"
+);
 
 /// Inserts a user. A duplicate id or email is a UNIQUE violation: the caller's 409.
 pub fn insert(c: &Connection, id: &str, f: &UserFields) -> rusqlite::Result<()> {
-    c.prepare_cached(INSERT)?.execute(rusqlite::params![
-        id,
-        f.email,
-        f.user_role,
-        f.password_hash,
-        super::to_json(&f.models),
-        f.max_budget,
-        f.soft_budget,
-        f.budget_duration,
-        f.budget_reset_at,
-        f.tpm_limit,
-        f.rpm_limit,
-        f.max_parallel_requests,
-        super::obj_text(&f.metadata),
-        crate::util::now_iso(),
-    ])?;
-    Ok(())
+    write(c, INSERT, id, f).map(|_| ())
 }
 
-const UPDATE: &str = "UPDATE users SET email = ?2, user_role = ?3, password_hash = ?4, models = ?5,
-    max_budget = ?6, soft_budget = ?7, budget_duration = ?8, budget_reset_at = ?9,
-    tpm_limit = ?10, rpm_limit = ?11, max_parallel_requests = ?12, metadata = ?13,
-    updated_at = ?14 WHERE id = ?1";
+const UPDATE: &str = concat!(
+    "UPDATE users SET ",
+    allowance_set!(),
+    ", email = ?9, user_role = ?10, password_hash = ?11, models = ?12, metadata = ?13,
+    updated_at = ?14 WHERE id = ?8"
+);
 
 /// Writes every writable column of a user; returns the rows changed (0 = gone). A taken email
 /// is a UNIQUE violation: the caller's 409.
 pub fn update(c: &Connection, id: &str, f: &UserFields) -> rusqlite::Result<usize> {
-    c.prepare_cached(UPDATE)?.execute(rusqlite::params![
-        id,
-        f.email,
-        f.user_role,
-        f.password_hash,
-        super::to_json(&f.models),
-        f.max_budget,
-        f.soft_budget,
-        f.budget_duration,
-        f.budget_reset_at,
-        f.tpm_limit,
-        f.rpm_limit,
-        f.max_parallel_requests,
-        super::obj_text(&f.metadata),
-        crate::util::now_iso(),
-    ])
+    write(c, UPDATE, id, f)
+}
+
+/// Runs INSERT or UPDATE: `?1`..`?7` the allowance, then id, email, role, password hash,
+/// models, metadata, now.
+fn write(c: &Connection, sql: &str, id: &str, f: &UserFields) -> rusqlite::Result<usize> {
+    let (models, metadata) = (super::to_json(&f.models), super::obj_text(&f.metadata));
+    let now = crate::util::now_iso();
+    let own: [&dyn ToSql; 7] = [
+        &id,
+        &f.email,
+        &f.user_role,
+        &f.password_hash,
+        &models,
+        &metadata,
+        &now,
+    ];
+    c.prepare_cached(sql)?
+        .execute(params_from_iter(f.allowance.params_then(&own)))
 }
 
 const DELETE_TEAM_BUDGETS: &str = "DELETE FROM budgets WHERE id IN
@@ -171,12 +145,14 @@ pub fn delete(c: &Connection, id: &str) -> rusqlite::Result<usize> {
 // Listing
 
 /// `ids` is a JSON array of user ids, or NULL for no id filter.
-const LIST: &str = "SELECT id, email, user_role, password_hash, models, spend, max_budget,
-    soft_budget, budget_duration, budget_reset_at, tpm_limit, rpm_limit, max_parallel_requests,
-    metadata, created_at, updated_at FROM users
+const LIST: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM users
     WHERE (?1 IS NULL OR user_role = ?1)
       AND (?2 IS NULL OR id IN (SELECT value FROM json_each(?2)))
-    ORDER BY created_at, id LIMIT ?3 OFFSET ?4";
+    ORDER BY created_at, id LIMIT ?3 OFFSET ?4"
+);
 
 const COUNT: &str = "SELECT count(*) FROM users
     WHERE (?1 IS NULL OR user_role = ?1)

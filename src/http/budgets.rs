@@ -1,52 +1,25 @@
 //! Budget endpoints (API.md §6 Budgets, §8 "Budgets endpoints"): `/budget/new`, `/update`,
 //! `/info`, `/list`, `/delete`. Reads are for proxy admins and proxy admin viewers, writes for
-//! proxy admins only. Also owns `BudgetPatch`, the parsing of the budget fields that
+//! proxy admins only. Also owns `BudgetPatch`, the budget fields (allowance and `model_max_budget`) that
 //! `/organization/new` and `/organization/update` accept too. Spend checks and resets at request
 //! time are not here (they belong to the key check and the spend writer).
 
-use super::{Body, Ctx, Reply, Req};
+use super::{patch, Body, Ctx, Reply, Req};
 use crate::access::policy;
 use crate::auth::Caller;
+use crate::db::rows::unique_or;
 use crate::db::{self, budgets::BudgetRow};
 use crate::error::{Error, Result};
+use crate::hierarchy::{AllowancePatch, Patch};
 use crate::util;
 use serde_json::Value;
 
-/// The body fields that describe a budget (LiteLLM's `LiteLLM_BudgetTable` columns).
-pub const BUDGET_FIELDS: [&str; 7] = [
-    "max_budget",
-    "soft_budget",
-    "tpm_limit",
-    "rpm_limit",
-    "max_parallel_requests",
-    "budget_duration",
-    "model_max_budget",
-];
-
-/// Budget fields from a body. Each is `None` when the field is absent, `Some(None)` when it is
-/// an explicit `null` (on update: clear it), `Some(Some(v))` when set.
+/// The budget fields of a body (LiteLLM's `LiteLLM_BudgetTable` columns): the allowance and
+/// `model_max_budget`, each by the one update rule (absent keeps, `null` clears, value sets).
 #[derive(Debug, Default, Clone)]
 pub struct BudgetPatch {
-    max_budget: Option<Option<f64>>,
-    soft_budget: Option<Option<f64>>,
-    tpm_limit: Option<Option<i64>>,
-    rpm_limit: Option<Option<i64>>,
-    max_parallel_requests: Option<Option<i64>>,
-    /// (text, seconds)
-    budget_duration: Option<Option<(String, i64)>>,
-    model_max_budget: Option<Option<Value>>,
-}
-
-fn field<T>(
-    b: &Body,
-    f: &str,
-    get: impl Fn(&Body, &str) -> Result<Option<T>>,
-) -> Result<Option<Option<T>>> {
-    if b.has(f) {
-        Ok(Some(get(b, f)?))
-    } else {
-        Ok(None)
-    }
+    allowance: AllowancePatch,
+    model_max_budget: Patch<Value>,
 }
 
 /// `model_max_budget`: an object from model name to a budget (a number ≥ 0) or to a budget
@@ -86,47 +59,23 @@ impl BudgetPatch {
     /// Parses and validates the budget fields (400 naming the field on bad input).
     pub fn parse(b: &Body) -> Result<BudgetPatch> {
         Ok(BudgetPatch {
-            max_budget: field(b, "max_budget", Body::opt_budget)?,
-            soft_budget: field(b, "soft_budget", Body::opt_budget)?,
-            tpm_limit: field(b, "tpm_limit", Body::opt_limit)?,
-            rpm_limit: field(b, "rpm_limit", Body::opt_limit)?,
-            max_parallel_requests: field(b, "max_parallel_requests", Body::opt_limit)?,
-            budget_duration: field(b, "budget_duration", Body::opt_duration)?,
-            model_max_budget: field(b, "model_max_budget", model_max_budget)?,
+            allowance: patch::allowance(b)?,
+            model_max_budget: patch::field(b, "model_max_budget", model_max_budget)?,
         })
     }
 
     /// The first budget field present in the body (even as `null`), if any.
     pub fn first_present(b: &Body) -> Option<&'static str> {
-        BUDGET_FIELDS.into_iter().find(|f| b.has(f))
+        AllowancePatch::FIELDS
+            .into_iter()
+            .chain(["model_max_budget"])
+            .find(|f| b.has(f))
     }
 
     /// Applies the patch to a row; a new or cleared duration restarts or clears the reset time.
     pub fn apply(&self, row: &mut BudgetRow, now_ms: i64) {
-        fn set<T: Clone>(dst: &mut Option<T>, src: &Option<Option<T>>) {
-            if let Some(v) = src {
-                *dst = v.clone();
-            }
-        }
-        set(&mut row.max_budget, &self.max_budget);
-        set(&mut row.soft_budget, &self.soft_budget);
-        set(&mut row.tpm_limit, &self.tpm_limit);
-        set(&mut row.rpm_limit, &self.rpm_limit);
-        set(&mut row.max_parallel_requests, &self.max_parallel_requests);
-        set(&mut row.model_max_budget, &self.model_max_budget);
-        match &self.budget_duration {
-            None => {}
-            Some(None) => {
-                row.budget_duration = None;
-                row.budget_reset_at = None;
-            }
-            Some(Some((text, secs))) => {
-                row.budget_duration = Some(text.clone());
-                row.budget_reset_at = Some(util::iso_from_ms(
-                    now_ms.saturating_add(secs.saturating_mul(1000)),
-                ));
-            }
-        }
+        self.allowance.apply(&mut row.allowance, now_ms);
+        self.model_max_budget.apply(&mut row.model_max_budget);
     }
 
     /// A new budget row with these fields.
@@ -144,15 +93,6 @@ impl BudgetPatch {
         self.apply(&mut row, now_ms);
         row
     }
-}
-
-/// A budget row with only `max_budget` set (membership budgets, `max_budget_in_organization`).
-pub fn max_budget_row(max_budget: f64, who: &Caller) -> BudgetRow {
-    let patch = BudgetPatch {
-        max_budget: Some(Some(max_budget)),
-        ..BudgetPatch::default()
-    };
-    patch.new_row(util::uuid4(), who)
 }
 
 /// An optional id field: absent or null is None; present, it must be a non-empty string.
@@ -174,13 +114,8 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let id = opt_id(&b, "budget_id")?.unwrap_or_else(util::uuid4);
     let row = BudgetPatch::parse(&b)?.new_row(id, who);
     ctx.pool.write(|tx| {
-        db::budgets::insert(tx, &row).map_err(|e| {
-            if db::is_unique_violation(&e) {
-                Error::Conflict(format!("Budget id already exists: {}", row.id))
-            } else {
-                e.into()
-            }
-        })
+        db::budgets::insert(tx, &row)
+            .map_err(|e| unique_or(e, || format!("Budget id already exists: {}", row.id)))
     })?;
     Reply::ok(row.to_json())
 }

@@ -1,56 +1,18 @@
 //! Key endpoints (API.md §2, §6): generate, update, delete, info, list, block/unblock,
 //! regenerate. Raw keys are returned once (generate/regenerate) and never again; every other
 //! response carries only the token. Model lists are checked against the chain above the key
-//! by the write-time rules of `access::grant`.
+//! by the write-time rules of `access::grant`. The request fields are read in `key_fields`.
 
-use super::{Body, Ctx, Reply, Req};
+use super::key_fields::{check_custom_key, key_fields, reject_forbidden_fields};
+use super::{shapes, Ctx, Reply, Req};
 use crate::access::grant::{self, Holder};
 use crate::access::{authority, policy};
 use crate::auth::{self, Caller, Role};
+use crate::db::rows::unique_or;
 use crate::db::{self, keys::KeyRec, keys::NewKey};
 use crate::error::{Error, Result};
-use crate::util;
 use rusqlite::Connection;
 use serde_json::{json, Value};
-
-/// Fields a caller may never set on a key, because they widen reach beyond the key's owner.
-const FORBIDDEN_FIELDS: &[&str] = &[
-    "token",
-    "user_role",
-    "allowed_routes",
-    "permissions",
-    "allowed_cache_controls",
-    "spend",
-];
-
-fn key_json(r: &KeyRec) -> Value {
-    let k = &r.k;
-    json!({
-        "token": k.token,
-        "key_name": k.key_name,
-        "key_alias": k.key_alias,
-        "models": k.models,
-        "aliases": k.aliases,
-        "team_id": k.team_id,
-        "user_id": k.user_id,
-        "organization_id": k.organization_id,
-        "expires": k.expires,
-        "blocked": k.blocked,
-        "spend": r.spend,
-        "max_budget": k.max_budget,
-        "soft_budget": k.soft_budget,
-        "budget_duration": k.budget_duration,
-        "budget_reset_at": k.budget_reset_at,
-        "tpm_limit": k.tpm_limit,
-        "rpm_limit": k.rpm_limit,
-        "max_parallel_requests": k.max_parallel_requests,
-        "metadata": k.metadata,
-        "created_at": r.created_at,
-        "updated_at": r.updated_at,
-        "created_by": k.created_by,
-        "updated_by": r.updated_by,
-    })
-}
 
 /// The models a key's chain resolves to, by THE key-check statement and the one resolver.
 fn effective_models(ctx: &Ctx, c: &Connection, token: &str) -> Result<Vec<String>> {
@@ -87,166 +49,12 @@ fn find(c: &Connection, who: &Caller, key: &str) -> Result<KeyRec> {
     }
 }
 
-fn reject_forbidden_fields(body: &Body, who: &Caller) -> Result<()> {
-    for f in FORBIDDEN_FIELDS {
-        if body.given(f) {
-            if *f == "token" {
-                return Err(Error::bad_param(
-                    "token",
-                    "`token` cannot be set; use `key` for a custom key (admins only)",
-                ));
-            }
-            if who.role != Role::ProxyAdmin || *f != "spend" {
-                return Err(Error::Forbidden(format!(
-                    "`{f}` cannot be set on a key by this caller"
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The last instant our ISO-8601 text can hold (9999-12-31T23:59:59.999Z). A later one is
-/// written with a 5-digit year that the key check cannot read back, i.e. a key expired at birth.
-const MAX_ISO_MS: i64 = 253_402_300_799_999;
-
-/// `secs` from now as stored ISO-8601 text; 400 naming `field` past year 9999 or on overflow.
-fn from_now(field: &str, secs: i64) -> Result<String> {
-    secs.checked_mul(1000)
-        .and_then(|ms| util::now_ms().checked_add(ms))
-        .filter(|ms| *ms <= MAX_ISO_MS)
-        .map(util::iso_from_ms)
-        .ok_or_else(|| Error::bad_param(field, format!("`{field}` reaches past the year 9999")))
-}
-
-struct KeyFields {
-    alias: Option<Option<String>>,
-    models: Option<Vec<String>>,
-    aliases: Option<Value>,
-    metadata: Option<Value>,
-    expires: Option<Option<String>>,
-    max_budget: Option<Option<f64>>,
-    soft_budget: Option<Option<f64>>,
-    /// (duration text, next reset time).
-    budget_duration: Option<Option<(String, String)>>,
-    tpm: Option<Option<i64>>,
-    rpm: Option<Option<i64>>,
-    parallel: Option<Option<i64>>,
-    blocked: Option<bool>,
-}
-
-/// Reads the settable key fields; `Some(None)` = explicitly cleared with null.
-fn key_fields(b: &Body) -> Result<KeyFields> {
-    let tri = |f: &str| b.has(f);
-    let alias = if tri("key_alias") {
-        Some(b.opt_str("key_alias")?.filter(|s| !s.is_empty()))
-    } else {
-        None
-    };
-    let expires = if tri("duration") {
-        Some(
-            b.opt_duration("duration")?
-                .map(|(_, secs)| from_now("duration", secs))
-                .transpose()?,
-        )
-    } else {
-        None
-    };
-    Ok(KeyFields {
-        alias,
-        models: b.opt_list("models")?,
-        aliases: b.opt_obj("aliases")?.map(Value::Object),
-        metadata: b.opt_obj("metadata")?.map(Value::Object),
-        expires,
-        max_budget: tri("max_budget")
-            .then(|| b.opt_budget("max_budget"))
-            .transpose()?,
-        soft_budget: tri("soft_budget")
-            .then(|| b.opt_budget("soft_budget"))
-            .transpose()?,
-        budget_duration: tri("budget_duration")
-            .then(|| {
-                b.opt_duration("budget_duration")?
-                    .map(|(d, secs)| Ok::<_, Error>((d, from_now("budget_duration", secs)?)))
-                    .transpose()
-            })
-            .transpose()?,
-        tpm: tri("tpm_limit")
-            .then(|| b.opt_limit("tpm_limit"))
-            .transpose()?,
-        rpm: tri("rpm_limit")
-            .then(|| b.opt_limit("rpm_limit"))
-            .transpose()?,
-        parallel: tri("max_parallel_requests")
-            .then(|| b.opt_limit("max_parallel_requests"))
-            .transpose()?,
-        blocked: b.opt_bool("blocked")?,
-    })
-}
-
 const BLOCK_DENIED: &str = "only proxy admins and team admins may block or unblock keys";
-
-impl KeyFields {
-    /// `blocked` given and different from the key's: the same decision as `/key/block`, so
-    /// `/key/update` and `/key/regenerate` are no side door around it.
-    fn changes_blocked(&self, k: &NewKey) -> bool {
-        self.blocked.is_some_and(|b| b != k.blocked)
-    }
-
-    fn widens_budget(&self) -> bool {
-        self.max_budget.is_some()
-            || self.soft_budget.is_some()
-            || self.budget_duration.is_some()
-            || self.tpm.is_some()
-            || self.rpm.is_some()
-            || self.parallel.is_some()
-    }
-
-    fn apply(self, k: &mut NewKey) {
-        if let Some(a) = self.alias {
-            k.key_alias = a;
-        }
-        if let Some(m) = self.models {
-            k.models = m;
-        }
-        if let Some(a) = self.aliases {
-            k.aliases = a;
-        }
-        if let Some(m) = self.metadata {
-            k.metadata = m;
-        }
-        if let Some(e) = self.expires {
-            k.expires = e;
-        }
-        if let Some(x) = self.max_budget {
-            k.max_budget = x;
-        }
-        if let Some(x) = self.soft_budget {
-            k.soft_budget = x;
-        }
-        if let Some(d) = self.budget_duration {
-            k.budget_reset_at = d.as_ref().map(|(_, reset)| reset.clone());
-            k.budget_duration = d.map(|(s, _)| s);
-        }
-        if let Some(x) = self.tpm {
-            k.tpm_limit = x;
-        }
-        if let Some(x) = self.rpm {
-            k.rpm_limit = x;
-        }
-        if let Some(x) = self.parallel {
-            k.max_parallel_requests = x;
-        }
-        if let Some(b) = self.blocked {
-            k.blocked = b;
-        }
-    }
-}
 
 /// A key's budget never exceeds its team's.
 fn check_team_budget(p: &grant::Parent, k: &NewKey) -> Result<()> {
-    if let (Some(team), Some(kb)) = (&p.team, k.max_budget) {
-        if let Some(tb) = team.max_budget {
+    if let (Some(team), Some(kb)) = (&p.team, k.allowance.max_budget) {
+        if let Some(tb) = team.allowance.max_budget {
             if kb > tb {
                 return Err(Error::bad_param(
                     "max_budget",
@@ -285,17 +93,7 @@ pub fn generate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let custom = b.opt_str("key")?;
     let fields = key_fields(&b)?;
     if let Some(k) = &custom {
-        if who.role != Role::ProxyAdmin {
-            return Err(Error::Forbidden(
-                "only proxy admins may set a custom key".into(),
-            ));
-        }
-        if !k.starts_with("sk-") || k.len() < 16 {
-            return Err(Error::bad_param(
-                "key",
-                "a custom key must start with 'sk-' and be at least 16 characters",
-            ));
-        }
+        check_custom_key(who, "key", k)?;
     }
     let raw = custom.unwrap_or_else(auth::new_raw_key);
     let rec = ctx.pool.write(|tx| {
@@ -344,7 +142,7 @@ pub fn generate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         db::authority::set_key_issue(tx, &k.token, calls_only, limits_rank, by)?;
         Ok(rec)
     })?;
-    let mut v = key_json(&rec);
+    let mut v = shapes::key(&rec);
     v["key"] = json!(raw);
     Reply::ok(v)
 }
@@ -429,21 +227,14 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             // Whoever held the raw key so far must not act as the new owner.
             calls_only = true;
         }
-        match db::keys::save(tx, &rec_token, &rec.k, who.user_id.as_deref()) {
-            Ok(_) => {}
-            Err(e) if db::is_unique_violation(&e) => {
-                return Err(Error::Conflict(
-                    "a key with this key_alias already exists".into(),
-                ))
-            }
-            Err(e) => return Err(e.into()),
-        }
+        db::keys::save(tx, &rec_token, &rec.k, who.user_id.as_deref())
+            .map_err(|e| unique_or(e, || "a key with this key_alias already exists".into()))?;
         let changed = authority::key_limits_changed(&before, &rec.k);
         let next = authority::next_rank(stored_rank, rank, changed);
         db::authority::set_key_ranks(tx, &rec.k.token, calls_only, next)?;
         db::keys::by_token(tx, &rec.k.token)?.ok_or_else(|| Error::internal("key vanished"))
     })?;
-    Reply::ok(key_json(&rec))
+    Reply::ok(shapes::key(&rec))
 }
 
 pub fn delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
@@ -505,7 +296,7 @@ pub fn info(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         let eff = effective_models(ctx, c, &rec.k.token)?;
         Ok((rec, eff))
     })?;
-    let mut info = key_json(&rec);
+    let mut info = shapes::key(&rec);
     info["effective_models"] = json!(eff);
     Reply::ok(json!({ "key": rec.k.token, "info": info }))
 }
@@ -557,7 +348,13 @@ pub fn list(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         .read(|c| Ok(db::keys::list(c, &filter, size, (page - 1) * size)?))?;
     let keys: Vec<Value> = rows
         .iter()
-        .map(|r| if full { key_json(r) } else { json!(r.k.token) })
+        .map(|r| {
+            if full {
+                shapes::key(r)
+            } else {
+                json!(r.k.token)
+            }
+        })
         .collect();
     Reply::ok(json!({
         "keys": keys,
@@ -591,7 +388,7 @@ fn set_blocked(ctx: &Ctx, who: &Caller, req: &Req, blocked: bool) -> Result<Repl
         db::authority::set_key_ranks(tx, &rec_token, calls_only, next)?;
         db::keys::by_token(tx, &rec.k.token)?.ok_or_else(|| Error::internal("key vanished"))
     })?;
-    Reply::ok(key_json(&rec))
+    Reply::ok(shapes::key(&rec))
 }
 
 pub fn block(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
@@ -613,17 +410,7 @@ pub fn regenerate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     };
     let new_key = b.opt_str("new_key")?;
     if let Some(k) = &new_key {
-        if who.role != Role::ProxyAdmin {
-            return Err(Error::Forbidden(
-                "only proxy admins may set a custom key".into(),
-            ));
-        }
-        if !k.starts_with("sk-") || k.len() < 16 {
-            return Err(Error::bad_param(
-                "new_key",
-                "a custom key must start with 'sk-' and be at least 16 characters",
-            ));
-        }
+        check_custom_key(who, "new_key", k)?;
     }
     let fields = key_fields(&b)?;
     let raw = new_key.unwrap_or_else(auth::new_raw_key);
@@ -664,13 +451,8 @@ pub fn regenerate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         check_tightening(ctx, &parent, rank, stored_rank, &before, &rec.k)?;
         rec.k.token = auth::hash_key(&raw);
         rec.k.key_name = auth::key_name(&raw);
-        match db::keys::save(tx, &rec_token, &rec.k, who.user_id.as_deref()) {
-            Ok(_) => {}
-            Err(e) if db::is_unique_violation(&e) => {
-                return Err(Error::Conflict("This key already exists".into()))
-            }
-            Err(e) => return Err(e.into()),
-        }
+        db::keys::save(tx, &rec_token, &rec.k, who.user_id.as_deref())
+            .map_err(|e| unique_or(e, || "This key already exists".into()))?;
         let calls_only = authority::reach_calls_only(who, rec.k.user_id.as_deref());
         let changed = authority::key_limits_changed(&before, &rec.k);
         let next = authority::next_rank(stored_rank, rank, changed);
@@ -678,25 +460,7 @@ pub fn regenerate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         db::authority::set_key_issue(tx, &rec.k.token, calls_only, next, by)?;
         db::keys::by_token(tx, &rec.k.token)?.ok_or_else(|| Error::internal("key vanished"))
     })?;
-    let mut v = key_json(&rec);
+    let mut v = shapes::key(&rec);
     v["key"] = json!(raw);
     Reply::ok(v)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn max_iso_ms_is_the_last_readable_instant() {
-        assert_eq!(util::iso_from_ms(MAX_ISO_MS), "9999-12-31T23:59:59.999Z");
-        assert_eq!(
-            util::ms_from_iso(&util::iso_from_ms(MAX_ISO_MS)),
-            Some(MAX_ISO_MS)
-        );
-        assert_eq!(util::ms_from_iso(&util::iso_from_ms(MAX_ISO_MS + 1)), None);
-        assert!(from_now("duration", 3600).is_ok());
-        assert!(from_now("duration", i64::MAX / 1000).is_err());
-        assert!(from_now("duration", i64::MAX).is_err());
-    }
 }

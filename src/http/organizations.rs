@@ -1,120 +1,24 @@
 //! Organization endpoints (API.md §6 Organizations; roles §5; decisions §8): new, update,
 //! delete, list, info (GET and the deprecated POST), member_add, member_update, member_delete.
-//! Owns the JSON shape of an organization and of an organization membership. Budget fields are
-//! parsed by `budgets::BudgetPatch`; model-list rules are `auth`'s (`exceeding`).
+//! Shapes are `shapes`'; budget fields are parsed by `budgets::BudgetPatch`; membership parsing
+//! and user resolution are `members`'; model-list rules are `auth`'s (`exceeding`).
 //!
 //! Visibility (§8): an organization the caller may not read answers like a missing one (404);
 //! one the caller may read but not change answers 403. Every write runs in one IMMEDIATE
 //! transaction, authorization included, so a refused or failed request changes nothing.
 
-use super::budgets::{max_budget_row, opt_id, BudgetPatch};
-use super::{users, Body, Ctx, Reply, Req};
+use super::budgets::{opt_id, BudgetPatch};
+use super::members::{self, ORG};
+use super::{patch, shapes, Body, Ctx, Reply, Req};
 use crate::access::grant::{self, Holder};
 use crate::access::{authority, policy};
 use crate::auth::Caller;
-use crate::db::{self, orgs::MemberRow, orgs::OrgRow, teams::TeamRow, users::UserRow};
+use crate::db::rows::unique_or;
+use crate::db::{self, members::Group, orgs::MemberRow, orgs::OrgRow};
 use crate::error::{Error, Result};
-use crate::user_defaults::UserDefaults;
 use crate::util;
 use rusqlite::Connection;
-use serde_json::{json, Map, Value};
-
-/// Roles a member may hold inside an organization.
-const ORG_ROLES: [&str; 3] = ["org_admin", "internal_user", "internal_user_viewer"];
-/// LiteLLM's default role for an added member.
-const DEFAULT_MEMBER_ROLE: &str = "internal_user";
-
-// ---------------------------------------------------------------------------------------------
-// Shapes
-
-fn budget_json(c: &Connection, id: Option<&str>) -> Result<Value> {
-    Ok(match id {
-        Some(id) => db::budgets::get(c, id)?
-            .map(|b| b.to_json())
-            .unwrap_or(Value::Null),
-        None => Value::Null,
-    })
-}
-
-fn member_json(c: &Connection, m: &MemberRow) -> Result<Value> {
-    Ok(json!({
-        "user_id": m.user_id,
-        "user_email": m.user_email,
-        "organization_id": m.organization_id,
-        "user_role": m.user_role,
-        "spend": m.spend,
-        "budget_id": m.budget_id,
-        "litellm_budget_table": budget_json(c, m.budget_id.as_deref())?,
-        "created_at": m.created_at,
-        "updated_at": m.updated_at,
-    }))
-}
-
-fn team_json(t: &TeamRow) -> Value {
-    json!({
-        "team_id": t.id,
-        "team_alias": t.alias,
-        "organization_id": t.organization_id,
-        "models": t.models,
-        "spend": t.spend,
-        "max_budget": t.max_budget,
-        "soft_budget": t.soft_budget,
-        "budget_duration": t.budget_duration,
-        "budget_reset_at": t.budget_reset_at,
-        "tpm_limit": t.tpm_limit,
-        "rpm_limit": t.rpm_limit,
-        "max_parallel_requests": t.max_parallel_requests,
-        "blocked": t.blocked,
-        "metadata": t.metadata,
-        "created_at": t.created_at,
-        "updated_at": t.updated_at,
-    })
-}
-
-/// A user as LiteLLM's `/organization/member_add` shows it (never the password hash).
-fn user_json(u: &UserRow) -> Value {
-    json!({
-        "user_id": u.id,
-        "user_email": u.email,
-        "user_role": u.user_role,
-        "models": u.models,
-        "spend": u.spend,
-        "max_budget": u.max_budget,
-        "soft_budget": u.soft_budget,
-        "budget_duration": u.budget_duration,
-        "budget_reset_at": u.budget_reset_at,
-        "tpm_limit": u.tpm_limit,
-        "rpm_limit": u.rpm_limit,
-        "max_parallel_requests": u.max_parallel_requests,
-        "metadata": u.metadata,
-        "created_at": u.created_at,
-        "updated_at": u.updated_at,
-    })
-}
-
-/// The one shape of an organization (new, update, delete, list, info).
-fn org_json(c: &Connection, o: &OrgRow) -> Result<Value> {
-    let members = db::orgs::members(c, &o.id)?
-        .iter()
-        .map(|m| member_json(c, m))
-        .collect::<Result<Vec<_>>>()?;
-    let teams: Vec<Value> = db::orgs::teams(c, &o.id)?.iter().map(team_json).collect();
-    Ok(json!({
-        "organization_id": o.id,
-        "organization_alias": o.alias,
-        "models": o.models,
-        "spend": o.spend,
-        "budget_id": o.budget_id,
-        "litellm_budget_table": budget_json(c, o.budget_id.as_deref())?,
-        "metadata": o.metadata,
-        "members": members,
-        "teams": teams,
-        "created_at": o.created_at,
-        "updated_at": o.updated_at,
-        "created_by": o.created_by,
-        "updated_by": o.updated_by,
-    }))
-}
+use serde_json::{json, Value};
 
 // ---------------------------------------------------------------------------------------------
 // Checks
@@ -220,14 +124,9 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             created_by: who.user_id.clone(),
             updated_by: who.user_id.clone(),
         };
-        db::orgs::insert(tx, &org).map_err(|e| {
-            if db::is_unique_violation(&e) {
-                Error::Conflict(format!("Organization id already exists: {id}"))
-            } else {
-                e.into()
-            }
-        })?;
-        org_json(tx, &org)
+        db::orgs::insert(tx, &org)
+            .map_err(|e| unique_or(e, || format!("Organization id already exists: {id}")))?;
+        shapes::org(tx, &org)
     })?;
     Reply::ok(out)
 }
@@ -307,7 +206,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         org.updated_at = util::now_iso();
         org.updated_by = who.user_id.clone();
         db::orgs::update(tx, &org)?;
-        org_json(tx, &org)
+        shapes::org(tx, &org)
     })?;
     Reply::ok(out)
 }
@@ -332,7 +231,7 @@ pub fn delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         let mut shaped = Vec::with_capacity(ids.len());
         for id in &ids {
             let org = db::orgs::get(tx, id)?.ok_or_else(|| org_not_found(id))?;
-            shaped.push(org_json(tx, &org)?);
+            shaped.push(shapes::org(tx, &org)?);
         }
         for id in &ids {
             let budgets = db::orgs::budget_ids_owned(tx, id)?;
@@ -358,7 +257,7 @@ pub fn list(ctx: &Ctx, who: &Caller, _req: &Req) -> Result<Reply> {
             }
         };
         rows.iter()
-            .map(|o| org_json(c, o))
+            .map(|o| shapes::org(c, o))
             .collect::<Result<Vec<_>>>()
     })?;
     Reply::ok(Value::Array(out))
@@ -375,7 +274,9 @@ pub fn info(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                 "query parameter `organization_id` is required",
             )
         })?;
-    let out = ctx.pool.read(|c| org_json(c, &visible_org(c, who, id)?))?;
+    let out = ctx
+        .pool
+        .read(|c| shapes::org(c, &visible_org(c, who, id)?))?;
     Reply::ok(out)
 }
 
@@ -392,7 +293,7 @@ pub fn info_deprecated(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     }
     let out = ctx.pool.read(|c| {
         ids.iter()
-            .map(|id| org_json(c, &visible_org(c, who, id)?))
+            .map(|id| shapes::org(c, &visible_org(c, who, id)?))
             .collect::<Result<Vec<_>>>()
     })?;
     Reply::ok(Value::Array(out))
@@ -401,149 +302,35 @@ pub fn info_deprecated(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
 // ---------------------------------------------------------------------------------------------
 // Members
 
-/// One entry of `member`: a role and who.
-struct NewMember {
-    role: String,
-    user_id: Option<String>,
-    user_email: Option<String>,
-}
-
-fn role_field(m: &Body, required: bool) -> Result<Option<String>> {
-    match m.opt_str("role")? {
-        None if required => Ok(Some(DEFAULT_MEMBER_ROLE.to_string())),
-        None => Ok(None),
-        Some(r) if ORG_ROLES.contains(&r.as_str()) => Ok(Some(r)),
-        Some(r) => Err(Error::bad_param(
-            "role",
-            format!("role '{r}' is not one of {ORG_ROLES:?}"),
-        )),
-    }
-}
-
-/// `member`: one object or a non-empty list of objects `{role, user_id | user_email}`.
-fn parse_members(b: &Body) -> Result<Vec<NewMember>> {
-    let shape_err = || {
-        Error::bad_param(
-            "member",
-            "`member` must be an object or a non-empty list of objects \
-             {\"role\", \"user_id\" or \"user_email\"}",
-        )
-    };
-    let items: Vec<Map<String, Value>> = match b.raw("member") {
-        Some(Value::Object(m)) => vec![m.clone()],
-        Some(Value::Array(a)) if !a.is_empty() => a
-            .iter()
-            .map(|v| v.as_object().cloned().ok_or_else(shape_err))
-            .collect::<Result<_>>()?,
-        _ => return Err(shape_err()),
-    };
-    items
-        .into_iter()
-        .map(|m| {
-            let m = Body(m);
-            let user_id = opt_id(&m, "user_id")?;
-            let user_email = opt_id(&m, "user_email")?;
-            if user_id.is_none() && user_email.is_none() {
-                return Err(Error::bad_param(
-                    "member",
-                    "each member needs a `user_id` or a `user_email`",
-                ));
-            }
-            Ok(NewMember {
-                role: role_field(&m, true)?.unwrap_or_default(),
-                user_id,
-                user_email,
-            })
-        })
-        .collect()
-}
-
-/// The one user with this email (case-insensitive): None when there is none, 400 when several.
-fn user_by_email(c: &Connection, email: &str) -> Result<Option<String>> {
-    let mut ids = db::users::ids_by_email(c, email)?;
-    if ids.len() > 1 {
-        return Err(Error::bad_param(
-            "user_email",
-            format!(
-                "{} users have the email {email}; name the member by user_id",
-                ids.len()
-            ),
-        ));
-    }
-    Ok(ids.pop())
-}
-
-/// The member's user id, creating the user when missing, as LiteLLM does (with the new-user
-/// defaults: no personal models unless configured, `users::create_implicit`).
-fn resolve_or_create_user(c: &Connection, d: &UserDefaults, m: &NewMember) -> Result<String> {
-    let found = match (&m.user_id, &m.user_email) {
-        (Some(id), _) => db::users::get(c, id)?.map(|u| u.id),
-        (None, Some(email)) => user_by_email(c, email)?,
-        (None, None) => None,
-    };
-    if let Some(id) = found {
-        return Ok(id);
-    }
-    let id = m.user_id.clone().unwrap_or_else(util::uuid4);
-    users::create_implicit(c, d, &id, m.user_email.as_deref()).map_err(|e| {
-        if db::is_unique_violation(&e) {
-            Error::Conflict(format!(
-                "user_email {} already belongs to another user",
-                m.user_email.as_deref().unwrap_or_default()
-            ))
-        } else {
-            e.into()
-        }
-    })?;
-    Ok(id)
-}
-
 /// `POST /organization/member_add` (proxy admin or org_admin of the org).
 pub fn member_add(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let b = req.json()?;
     let org_id = b.req_str("organization_id")?;
-    let members = parse_members(&b)?;
+    let specs = members::specs(&ORG, &b, "member", true)?;
     let max_budget = b.opt_budget("max_budget_in_organization")?;
+    let by = who.user_id.clone();
     let out = ctx.pool.write(|tx| {
         changeable_org(tx, who, &org_id)?;
-        let mut users = Vec::with_capacity(members.len());
-        let mut memberships = Vec::with_capacity(members.len());
-        for m in &members {
-            let user_id = resolve_or_create_user(tx, &ctx.cfg.user_defaults, m)?;
-            let budget_id = match max_budget {
-                Some(mb) => {
-                    let row = max_budget_row(mb, who);
-                    db::budgets::insert(tx, &row)?;
-                    Some(row.id)
-                }
-                None => None,
-            };
-            db::orgs::member_insert(tx, &org_id, &user_id, &m.role, budget_id.as_deref()).map_err(
-                |e| {
-                    if db::is_unique_violation(&e) {
-                        Error::Conflict(format!(
-                            "User {user_id} is already a member of organization {org_id}"
-                        ))
-                    } else {
-                        e.into()
-                    }
-                },
-            )?;
-            if budget_id.is_some() {
+        let d = &ctx.cfg.user_defaults;
+        let added = members::add(tx, d, &ORG, &org_id, &specs, max_budget, by.as_deref())?;
+        let mut users = Vec::with_capacity(added.len());
+        let mut memberships = Vec::with_capacity(added.len());
+        for user_id in &added {
+            if max_budget.is_some() {
                 let rank = authority::org_rank(tx, who, &org_id)?;
-                db::authority::set_org_member_rank(tx, &org_id, &user_id, rank.n())?;
+                db::authority::set_org_member_rank(tx, &org_id, user_id, rank.n())?;
             }
-            if let Some(u) = db::users::get(tx, &user_id)? {
+            if let Some(u) = db::users::get(tx, user_id)? {
                 // An org admin may name any existing user: it learns who they are in the org,
                 // not their personal models, budgets, spend or metadata (proxy readers do).
                 users.push(if who.role.reads_all() {
-                    user_json(&u)
+                    shapes::user(&u)
                 } else {
-                    json!({"user_id": u.id, "user_email": u.email, "user_role": u.user_role})
+                    shapes::user_identity(&u)
                 });
             }
-            if let Some(mr) = db::orgs::member_get(tx, &org_id, &user_id)? {
-                memberships.push(member_json(tx, &mr)?);
+            if let Some(mr) = db::orgs::member_get(tx, &org_id, user_id)? {
+                memberships.push(shapes::org_member(tx, &mr)?);
             }
         }
         Ok(json!({
@@ -558,31 +345,22 @@ pub fn member_add(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
 /// The target of member_update / member_delete: `user_id`, else `user_email`. A user that does
 /// not exist is reported as an unknown membership (404).
 fn target_membership(c: &Connection, b: &Body, org_id: &str) -> Result<MemberRow> {
-    let user_id = match (opt_id(b, "user_id")?, opt_id(b, "user_email")?) {
-        (Some(id), _) => Some(id),
-        (None, Some(email)) => user_by_email(c, &email)?,
-        (None, None) => {
-            return Err(Error::bad_param(
-                "user_id",
-                "`user_id` or `user_email` of the member is required",
-            ))
-        }
-    };
     let missing = || Error::NotFound(format!("Member not found in organization {org_id}"));
-    match user_id {
+    match members::named_user(c, b)? {
         Some(u) => db::orgs::member_get(c, org_id, &u)?.ok_or_else(missing),
         None => Err(missing()),
     }
 }
 
 /// `PATCH /organization/member_update` (proxy admin or org_admin of the org): `role` and/or
-/// `max_budget_in_organization`. Never touches the user's global role.
+/// `max_budget_in_organization` (`null` removes the member's budget). Never touches the
+/// user's global role.
 pub fn member_update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let b = req.json()?;
     let org_id = b.req_str("organization_id")?;
-    let role = role_field(&b, false)?;
-    let max_budget = b.opt_budget("max_budget_in_organization")?;
-    if role.is_none() && max_budget.is_none() {
+    let role = ORG.opt_role(&b)?;
+    let budget = patch::field(&b, "max_budget_in_organization", Body::opt_budget)?;
+    if role.is_none() && !budget.present() {
         return Err(Error::bad_param(
             "role",
             "nothing to change: give `role` and/or `max_budget_in_organization`",
@@ -591,51 +369,28 @@ pub fn member_update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let out = ctx.pool.write(|tx| {
         changeable_org(tx, who, &org_id)?;
         let m = target_membership(tx, &b, &org_id)?;
+        let uid = &m.user_id;
         let rank = authority::org_rank(tx, who, &org_id)?;
-        let budget_rank = db::authority::org_member_rank(tx, &org_id, &m.user_id)?;
-        let mut budget_id = m.budget_id.clone();
-        if let Some(mb) = max_budget {
-            let existing = match &m.budget_id {
-                Some(bid) => db::budgets::get(tx, bid)?,
-                None => None,
-            };
-            let old = existing.as_ref().and_then(|r| r.max_budget);
-            let what = format!("user {} in organization {org_id}", m.user_id);
-            authority::check_member_budget(
-                rank,
-                budget_rank,
-                old,
-                Some(mb),
-                "max_budget_in_organization",
-                &what,
-            )?;
-            if old != Some(mb) {
-                let next = authority::next_rank(budget_rank, rank, true);
-                db::authority::set_org_member_rank(tx, &org_id, &m.user_id, next)?;
-            }
-            match existing {
-                Some(mut row) => {
-                    row.max_budget = Some(mb);
-                    row.updated_at = util::now_iso();
-                    row.updated_by = who.user_id.clone();
-                    db::budgets::update(tx, &row)?;
-                }
-                None => {
-                    let row = max_budget_row(mb, who);
-                    db::budgets::insert(tx, &row)?;
-                    budget_id = Some(row.id);
-                }
-            }
+        let budget_rank = db::authority::org_member_rank(tx, &org_id, uid)?;
+        let old = members::max_budget_of(tx, m.budget_id.as_deref())?;
+        let what = format!("user {uid} in organization {org_id}");
+        let field = "max_budget_in_organization";
+        members::check_budget(rank, budget_rank, old, &budget, field, &what)?;
+        if budget.present() && budget.over(old) != old {
+            let next = authority::next_rank(budget_rank, rank, true);
+            db::authority::set_org_member_rank(tx, &org_id, uid, next)?;
         }
-        let role = role.unwrap_or_else(|| m.user_role.clone());
-        db::orgs::member_update(tx, &org_id, &m.user_id, &role, budget_id.as_deref())?;
+        let budget_id = members::write_budget(tx, m.budget_id.as_deref(), &budget, who)?;
+        let role = role.clone().unwrap_or_else(|| m.user_role.clone());
+        db::members::set(tx, Group::Org, &org_id, uid, &role, budget_id.as_deref())?;
+        members::release_budget(tx, m.budget_id.as_deref(), budget_id.as_deref())?;
         if m.user_role == "org_admin" && role != "org_admin" {
-            // No longer its admin: keys held in its teams only as admin go (`access::authority`).
-            db::authority::delete_org_keys(tx, &org_id, &m.user_id, false)?;
+            // No longer its admin: keys held in its teams only as admin go (`grant`).
+            db::authority::delete_org_keys(tx, &org_id, uid, false)?;
         }
-        let updated = db::orgs::member_get(tx, &org_id, &m.user_id)?
+        let updated = db::orgs::member_get(tx, &org_id, uid)?
             .ok_or_else(|| Error::internal("membership vanished inside its transaction"))?;
-        member_json(tx, &updated)
+        shapes::org_member(tx, &updated)
     })?;
     Reply::ok(out)
 }
@@ -648,12 +403,12 @@ pub fn member_delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let out = ctx.pool.write(|tx| {
         changeable_org(tx, who, &org_id)?;
         let m = target_membership(tx, &b, &org_id)?;
-        // Removing and adding again would drop a budget a higher rank set (`access::authority`).
+        // Removing and adding again would drop a budget a higher rank set (`grant`).
         let rank = authority::org_rank(tx, who, &org_id)?;
         let budget_rank = db::authority::org_member_rank(tx, &org_id, &m.user_id)?;
         let what = format!("user {} in organization {org_id}", m.user_id);
         authority::check_member_removal(rank, budget_rank, m.budget_id.is_some(), &what)?;
-        let shaped = member_json(tx, &m)?;
+        let shaped = shapes::org_member(tx, &m)?;
         db::orgs::member_delete(tx, &org_id, &m.user_id)?;
         // What the membership gave goes with it: its admin's keys in the org's teams they are
         // not members of, and personal keys in the org.

@@ -4,88 +4,24 @@
 //! Every write runs in one IMMEDIATE transaction that also re-reads the target and authorizes
 //! on it, so a denied or failed call changes nothing.
 
-use super::{users, Body, Ctx, Reply, Req};
+use super::members::{self, TEAM};
+use super::{patch, shapes, Body, Ctx, Reply, Req};
 use crate::access::grant::{self, Holder};
 use crate::access::{authority, policy};
 use crate::auth::Caller;
-use crate::db::{self, keys::KeySummary, teams::MemberRow, teams::TeamFields, teams::TeamRow};
+use crate::db::rows::unique_or;
+use crate::db::{self, keys::KeySummary, members::Group, teams::TeamFields, teams::TeamRow};
 use crate::error::{Error, Result};
-use crate::user_defaults::UserDefaults;
 use crate::util;
 use rusqlite::Connection;
 use serde_json::{json, Value};
-
-// ---------------------------------------------------------------------------------------------
-// Shapes
-
-pub fn member_json(m: &MemberRow) -> Value {
-    json!({"user_id": m.user_id, "user_email": m.user_email, "role": m.role})
-}
-
-/// LiteLLM's `LiteLLM_TeamMembership` shape.
-pub fn membership_json(m: &MemberRow) -> Value {
-    json!({
-        "team_id": m.team_id,
-        "user_id": m.user_id,
-        "role": m.role,
-        "spend": m.spend,
-        "budget_id": m.budget_id,
-        "litellm_budget_table": m.budget_id.as_ref().map(|id| json!({
-            "budget_id": id,
-            "max_budget": m.max_budget,
-        })),
-    })
-}
-
-/// A team object (API.md §6 team fields) with its members.
-pub fn team_json(t: &TeamRow, members: &[MemberRow]) -> Value {
-    json!({
-        "team_id": t.id,
-        "team_alias": t.alias,
-        "organization_id": t.organization_id,
-        "models": t.models,
-        "members_with_roles": members.iter().map(member_json).collect::<Vec<_>>(),
-        "max_budget": t.max_budget,
-        "soft_budget": t.soft_budget,
-        "spend": t.spend,
-        "budget_duration": t.budget_duration,
-        "budget_reset_at": t.budget_reset_at,
-        "tpm_limit": t.tpm_limit,
-        "rpm_limit": t.rpm_limit,
-        "max_parallel_requests": t.max_parallel_requests,
-        "blocked": t.blocked,
-        "metadata": t.metadata,
-        "created_at": t.created_at,
-        "updated_at": t.updated_at,
-        "created_by": t.created_by,
-        "updated_by": t.updated_by,
-    })
-}
-
-/// A key as team and user info show it: the token (its SHA-256), never the raw key.
-pub fn key_json(k: &KeySummary) -> Value {
-    json!({
-        "token": k.token,
-        "key_name": k.key_name,
-        "key_alias": k.key_alias,
-        "models": k.models,
-        "spend": k.spend,
-        "max_budget": k.max_budget,
-        "expires": k.expires,
-        "user_id": k.user_id,
-        "team_id": k.team_id,
-        "organization_id": k.organization_id,
-        "blocked": k.blocked,
-        "created_at": k.created_at,
-    })
-}
 
 /// The team as stored now, with its members.
 fn team_reply(c: &Connection, team_id: &str) -> Result<Value> {
     let t = db::teams::get(c, team_id)?
         .ok_or_else(|| Error::Internal(format!("team {team_id} vanished in its own tx")))?;
     let members = db::teams::members(c, team_id)?;
-    Ok(team_json(&t, &members))
+    Ok(shapes::team_with_members(&t, &members))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -114,150 +50,6 @@ fn team_id_query(req: &Req) -> Result<String> {
     }
 }
 
-fn unique_or(e: rusqlite::Error, what: impl FnOnce() -> String) -> Error {
-    if db::is_unique_violation(&e) {
-        Error::Conflict(what())
-    } else {
-        e.into()
-    }
-}
-
-/// One `{role, user_id | user_email}` entry of `member` / `members_with_roles`.
-struct MemberSpec {
-    role: String,
-    user_id: Option<String>,
-    user_email: Option<String>,
-}
-
-fn member_spec(field: &str, v: &Value) -> Result<MemberSpec> {
-    let Some(o) = v.as_object() else {
-        return Err(Error::bad_param(
-            field,
-            format!("`{field}` entries must be objects {{role, user_id | user_email}}"),
-        ));
-    };
-    let text = |k: &str| -> Result<Option<String>> {
-        match o.get(k) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) if !s.trim().is_empty() => {
-                super::fields::check(k, s).map(|_| Some(s.clone()))
-            }
-            Some(_) => Err(Error::bad_param(
-                field,
-                format!("`{field}.{k}` must be a non-empty string"),
-            )),
-        }
-    };
-    let role = text("role")?.unwrap_or_else(|| "user".to_string());
-    if role != "admin" && role != "user" {
-        return Err(Error::bad_param(
-            field,
-            format!("`{field}.role` must be 'admin' or 'user', got '{role}'"),
-        ));
-    }
-    let (user_id, user_email) = (text("user_id")?, text("user_email")?);
-    if user_id.is_none() && user_email.is_none() {
-        return Err(Error::bad_param(
-            field,
-            format!("`{field}` entries need `user_id` or `user_email`"),
-        ));
-    }
-    Ok(MemberSpec {
-        role,
-        user_id,
-        user_email,
-    })
-}
-
-/// `member` may be one object or a list of them.
-fn member_specs(body: &Body, field: &str, required: bool) -> Result<Vec<MemberSpec>> {
-    match body.raw(field) {
-        None if required => Err(Error::bad_param(field, format!("`{field}` is required"))),
-        None => Ok(Vec::new()),
-        Some(Value::Array(a)) => a.iter().map(|v| member_spec(field, v)).collect(),
-        Some(v @ Value::Object(_)) => Ok(vec![member_spec(field, v)?]),
-        Some(_) => Err(Error::bad_param(
-            field,
-            format!("`{field}` must be an object or a list of objects"),
-        )),
-    }
-}
-
-/// The user a member entry names, created (as `internal_user`) when missing, as LiteLLM does.
-fn resolve_or_create(c: &Connection, d: &UserDefaults, m: &MemberSpec) -> Result<String> {
-    if let Some(id) = &m.user_id {
-        if db::users::get(c, id)?.is_none() {
-            users::create_implicit(c, d, id, m.user_email.as_deref()).map_err(|e| {
-                unique_or(e, || format!("another user already has the email of {id}"))
-            })?;
-        }
-        return Ok(id.clone());
-    }
-    let email = m.user_email.as_deref().unwrap_or_default();
-    let ids = db::users::ids_by_email(c, email)?;
-    match ids.as_slice() {
-        [] => {
-            let id = util::uuid4();
-            users::create_implicit(c, d, &id, Some(email))?;
-            Ok(id)
-        }
-        [one] => Ok(one.clone()),
-        _ => Err(Error::bad_param(
-            "user_email",
-            format!("more than one user has the email {email}; pass user_id"),
-        )),
-    }
-}
-
-/// The user named by `user_id` or `user_email` of a member operation; 404 when no such user.
-fn resolve_existing(c: &Connection, body: &Body, team_id: &str) -> Result<String> {
-    if let Some(id) = body.opt_str("user_id")? {
-        return Ok(id);
-    }
-    let Some(email) = body.opt_str("user_email")? else {
-        return Err(Error::bad_param(
-            "user_id",
-            "`user_id` or `user_email` is required",
-        ));
-    };
-    let ids = db::users::ids_by_email(c, &email)?;
-    match ids.as_slice() {
-        [] => Err(Error::NotFound(format!(
-            "User {email} is not a member of team {team_id}"
-        ))),
-        [one] => Ok(one.clone()),
-        _ => Err(Error::bad_param(
-            "user_email",
-            format!("more than one user has the email {email}; pass user_id"),
-        )),
-    }
-}
-
-fn add_members(
-    c: &Connection,
-    d: &UserDefaults,
-    team_id: &str,
-    specs: &[MemberSpec],
-    budget: Option<f64>,
-    by: Option<&str>,
-) -> Result<Vec<String>> {
-    let mut added = Vec::new();
-    for m in specs {
-        let uid = resolve_or_create(c, d, m)?;
-        let budget_id = match budget {
-            Some(b) => Some(db::teams::insert_budget(c, b, by)?),
-            None => None,
-        };
-        db::teams::add_member(c, team_id, &uid, &m.role, budget_id.as_deref()).map_err(|e| {
-            unique_or(e, || {
-                format!("User {uid} is already a member of team {team_id}")
-            })
-        })?;
-        added.push(uid);
-    }
-    Ok(added)
-}
-
 // ---------------------------------------------------------------------------------------------
 // Handlers
 
@@ -275,23 +67,15 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         None => util::uuid4(),
     };
     let org_id = body.opt_str("organization_id")?.filter(|o| !o.is_empty());
-    let models = body.opt_list("models")?.unwrap_or_default();
-    let duration = body.opt_duration("budget_duration")?;
     let fields = TeamFields {
         alias: body.opt_str("team_alias")?,
         organization_id: org_id.clone(),
-        models,
-        max_budget: body.opt_budget("max_budget")?,
-        soft_budget: body.opt_budget("soft_budget")?,
-        budget_reset_at: duration.as_ref().map(|(_, s)| util::iso_in_secs(*s)),
-        budget_duration: duration.map(|(d, _)| d),
-        tpm_limit: body.opt_limit("tpm_limit")?,
-        rpm_limit: body.opt_limit("rpm_limit")?,
-        max_parallel_requests: body.opt_limit("max_parallel_requests")?,
+        models: body.opt_list("models")?.unwrap_or_default(),
+        allowance: patch::allowance(&body)?.to_new(),
         blocked: body.opt_bool("blocked")?.unwrap_or(false),
         metadata: Value::Object(body.opt_obj("metadata")?.unwrap_or_default()),
     };
-    let specs = member_specs(&body, "members_with_roles", false)?;
+    let specs = members::specs(&TEAM, &body, "members_with_roles", false)?;
     let by = who.user_id.clone();
     let out = ctx.pool.write(|tx| {
         // The one authorization check, on the organization the team would belong to.
@@ -330,7 +114,7 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         )?;
         db::teams::insert(tx, &team_id, &fields, by.as_deref())
             .map_err(|e| unique_or(e, || format!("Team {team_id} already exists")))?;
-        // What the creator set carries its rank (`access::authority`): proxy admin, else org admin.
+        // What the creator set carries its rank (`grant`): proxy admin, else org admin.
         let rank = if who.is_proxy_admin() {
             authority::Rank::ProxyAdmin
         } else {
@@ -343,19 +127,13 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             stamp(fields.blocked),
             stamp(authority::team_has_limits(&fields)),
         )?;
-        let mut added = add_members(
-            tx,
-            &ctx.cfg.user_defaults,
-            &team_id,
-            &specs,
-            None,
-            by.as_deref(),
-        )?;
+        let d = &ctx.cfg.user_defaults;
+        let mut added = members::add(tx, d, &TEAM, &team_id, &specs, None, by.as_deref())?;
         // LiteLLM makes a non-admin creator the team's admin.
         if !who.is_proxy_admin() {
             if let Some(me) = &who.user_id {
                 if !added.contains(me) {
-                    db::teams::add_member(tx, &team_id, me, "admin", None)?;
+                    db::members::add(tx, Group::Team, &team_id, me, "admin", None)?;
                     added.push(me.clone());
                 }
             }
@@ -365,33 +143,19 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     Reply::ok(out)
 }
 
-/// Fields of `/team/update` only an org admin (or proxy admin) may send.
-const MANAGER_FIELDS: &[&str] = &[
-    "models",
-    "max_budget",
-    "soft_budget",
-    "budget_duration",
-    "tpm_limit",
-    "rpm_limit",
-    "max_parallel_requests",
-];
-
 /// `POST /team/update`. Team admins may change `team_alias`, `metadata` and `blocked`; budgets,
 /// limits and models need an org admin of the team's org (or proxy admin). Another
 /// `organization_id` moves the team (org admin of both orgs); `""` takes it out (proxy admin).
 pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let body = req.json()?;
     let team_id = team_id_param(&body)?;
-    let alias = body.opt_str("team_alias")?;
+    let alias = patch::text(&body, "team_alias")?;
     let metadata = body.opt_obj("metadata")?;
     let blocked = body.opt_bool("blocked")?;
     let models = body.opt_list("models")?;
-    let max_budget = body.opt_budget("max_budget")?;
-    let soft_budget = body.opt_budget("soft_budget")?;
-    let duration = body.opt_duration("budget_duration")?;
-    let tpm = body.opt_limit("tpm_limit")?;
-    let rpm = body.opt_limit("rpm_limit")?;
-    let par = body.opt_limit("max_parallel_requests")?;
+    let allowance = patch::allowance(&body)?;
+    // Models, budgets and limits (a `null` that clears one too) need an org admin.
+    let manager_fields = models.is_some() || allowance.first_present().is_some();
     // Absent or null: unchanged; "": out of its org; an id: move (API.md §8).
     let new_org: Option<Option<String>> =
         body.opt_str("organization_id")?
@@ -402,7 +166,6 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         let moving = new_org
             .as_ref()
             .filter(|o| o.as_deref() != t.organization_id.as_deref());
-        let manager_fields = MANAGER_FIELDS.iter().any(|f| body.given(f));
         // The one authorization check, on the stored team (and the org it would move to).
         let allowed = match moving {
             Some(None) => who.is_proxy_admin(),
@@ -440,9 +203,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         if let Some(o) = moving {
             f.organization_id = o.clone();
         }
-        if let Some(a) = alias.clone() {
-            f.alias = Some(a);
-        }
+        alias.apply(&mut f.alias);
         if let Some(m) = metadata.clone() {
             f.metadata = Value::Object(m);
         }
@@ -452,15 +213,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         if let Some(m) = models.clone() {
             f.models = m;
         }
-        f.max_budget = max_budget.or(f.max_budget);
-        f.soft_budget = soft_budget.or(f.soft_budget);
-        f.tpm_limit = tpm.or(f.tpm_limit);
-        f.rpm_limit = rpm.or(f.rpm_limit);
-        f.max_parallel_requests = par.or(f.max_parallel_requests);
-        if let Some((d, secs)) = duration.clone() {
-            f.budget_duration = Some(d);
-            f.budget_reset_at = Some(util::iso_in_secs(secs));
-        }
+        allowance.apply(&mut f.allowance, util::now_ms());
         let rank = authority::team_rank(tx, who, Some(&t))?;
         let before = TeamFields::of(&t);
         authority::check_team_change(&ctx.catalog, tx, rank, &t, &before, &f)?;
@@ -473,21 +226,19 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                 ),
                 None => None,
             };
-            grant::check_models(
-                &ctx.catalog,
-                &Holder::Team {
-                    org: org_models.as_deref(),
-                },
-                &f.models,
-            )
-            .map_err(|e| match (&e, moving) {
-                (Error::BadRequest { message, .. }, Some(_)) if models.is_none() => {
-                    Error::bad_param(
-                        "organization_id",
-                        format!("The team's models do not fit the new organization: {message}"),
-                    )
+            let holder = Holder::Team {
+                org: org_models.as_deref(),
+            };
+            grant::check_models(&ctx.catalog, &holder, &f.models).map_err(|e| {
+                match (&e, moving) {
+                    (Error::BadRequest { message, .. }, Some(_)) if models.is_none() => {
+                        Error::bad_param(
+                            "organization_id",
+                            format!("The team's models do not fit the new organization: {message}"),
+                        )
+                    }
+                    _ => e,
                 }
-                _ => e,
             })?;
         }
         db::teams::update(tx, &team_id, &f, by.as_deref())?;
@@ -550,7 +301,7 @@ pub fn info(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         let keys = db::keys::summaries_by_team(c, &team_id)?;
         let all_tokens = who.role.reads_all() || policy::is_team_admin(c, who, &t)?;
         let shown = |k: &KeySummary| {
-            let mut v = key_json(k);
+            let mut v = shapes::key_summary(k);
             let mine = k.user_id.is_some() && k.user_id == who.user_id;
             let itself = who.key.as_ref().is_some_and(|own| own.token == k.token);
             if !(all_tokens || mine || itself) {
@@ -560,9 +311,9 @@ pub fn info(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         };
         Ok(json!({
             "team_id": t.id,
-            "team_info": team_json(&t, &members),
+            "team_info": shapes::team_with_members(&t, &members),
             "keys": keys.iter().map(shown).collect::<Vec<_>>(),
-            "team_memberships": members.iter().map(membership_json).collect::<Vec<_>>(),
+            "team_memberships": members.iter().map(shapes::team_membership).collect::<Vec<_>>(),
         }))
     })?;
     Reply::ok(out)
@@ -585,7 +336,7 @@ pub fn list(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         let teams = db::teams::list(c, org, member, viewer)?;
         teams
             .iter()
-            .map(|t| Ok(team_json(t, &db::teams::members(c, &t.id)?)))
+            .map(|t| Ok(shapes::team_with_members(t, &db::teams::members(c, &t.id)?)))
             .collect::<Result<Vec<_>>>()
     })?;
     Reply::ok(Value::Array(out))
@@ -597,52 +348,54 @@ pub fn list(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
 pub fn member_add(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let body = req.json()?;
     let team_id = team_id_param(&body)?;
-    let specs = member_specs(&body, "member", true)?;
-    if specs.is_empty() {
-        return Err(Error::bad_param("member", "`member` must not be empty"));
-    }
+    let specs = members::specs(&TEAM, &body, "member", true)?;
     let budget = body.opt_budget("max_budget_in_team")?;
     let by = who.user_id.clone();
     let out = ctx.pool.write(|tx| {
-        let t = visible_team(tx, who, &team_id)?;
-        if !policy::is_team_admin(tx, who, &t)? {
-            return Err(Error::Forbidden(format!(
-                "Only admins of team {team_id} can add members"
-            )));
-        }
-        let added = add_members(
-            tx,
-            &ctx.cfg.user_defaults,
-            &team_id,
-            &specs,
-            budget,
-            by.as_deref(),
-        )?;
+        let t = team_admin_of(tx, who, &team_id, "add members")?;
+        let d = &ctx.cfg.user_defaults;
+        let added = members::add(tx, d, &TEAM, &team_id, &specs, budget, by.as_deref())?;
         if budget.is_some() {
             let rank = authority::team_rank(tx, who, Some(&t))?;
             for uid in &added {
                 db::authority::set_team_member_rank(tx, &team_id, uid, rank.n())?;
             }
         }
-        let mut out = team_reply(tx, &team_id)?;
         let mut users = Vec::new();
         let mut memberships = Vec::new();
         for uid in &added {
             if let Some(u) = db::users::get(tx, uid)? {
-                users.push(json!({"user_id": u.id, "user_email": u.email,
-                                  "user_role": u.user_role}));
+                users.push(shapes::user_identity(&u));
             }
             if let Some(m) = db::teams::member(tx, &team_id, uid)? {
-                memberships.push(membership_json(&m));
+                memberships.push(shapes::team_membership(&m));
             }
         }
-        if let Some(o) = out.as_object_mut() {
-            o.insert("updated_users".into(), Value::Array(users));
-            o.insert("updated_team_memberships".into(), Value::Array(memberships));
-        }
-        Ok(out)
+        let extra = json!({"updated_users": users, "updated_team_memberships": memberships});
+        Ok(shapes::extend(team_reply(tx, &team_id)?, extra))
     })?;
     Reply::ok(out)
+}
+
+/// The team, when the caller administers it (404 when invisible, 403 otherwise).
+fn team_admin_of(c: &Connection, who: &Caller, team_id: &str, doing: &str) -> Result<TeamRow> {
+    let t = visible_team(c, who, team_id)?;
+    if !policy::is_team_admin(c, who, &t)? {
+        return Err(Error::Forbidden(format!(
+            "Only admins of team {team_id} can {doing}"
+        )));
+    }
+    Ok(t)
+}
+
+/// The membership a member update or delete names (404 when there is none).
+fn target_member(c: &Connection, body: &Body, team_id: &str) -> Result<db::teams::MemberRow> {
+    let missing =
+        |who: &str| Error::NotFound(format!("User {who} is not a member of team {team_id}"));
+    match members::named_user(c, body)? {
+        Some(uid) => db::teams::member(c, team_id, &uid)?.ok_or_else(|| missing(&uid)),
+        None => Err(missing(&body.opt_str("user_email")?.unwrap_or_default())),
+    }
 }
 
 /// `POST /team/member_delete` (`team_id`, `user_id` | `user_email`): team admins and above.
@@ -651,29 +404,20 @@ pub fn member_delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let body = req.json()?;
     let team_id = team_id_param(&body)?;
     let out = ctx.pool.write(|tx| {
-        let t = visible_team(tx, who, &team_id)?;
-        if !policy::is_team_admin(tx, who, &t)? {
-            return Err(Error::Forbidden(format!(
-                "Only admins of team {team_id} can remove members"
-            )));
-        }
-        let uid = resolve_existing(tx, &body, &team_id)?;
-        let Some(m) = db::teams::member(tx, &team_id, &uid)? else {
-            return Err(Error::NotFound(format!(
-                "User {uid} is not a member of team {team_id}"
-            )));
-        };
-        // Removing and adding again would drop a budget a higher rank set (`access::authority`).
+        let t = team_admin_of(tx, who, &team_id, "remove members")?;
+        let m = target_member(tx, &body, &team_id)?;
+        let uid = &m.user_id;
+        // Removing and adding again would drop a budget a higher rank set (`grant`).
         let rank = authority::team_rank(tx, who, Some(&t))?;
-        let budget_rank = db::authority::team_member_rank(tx, &team_id, &uid)?;
+        let budget_rank = db::authority::team_member_rank(tx, &team_id, uid)?;
         let what = format!("user {uid} in team {team_id}");
         authority::check_member_removal(rank, budget_rank, m.budget_id.is_some(), &what)?;
-        db::teams::delete_member(tx, &team_id, &uid)?;
+        db::teams::delete_member(tx, &team_id, uid)?;
         if m.role == "admin" {
-            authority::revoke_issued_in_team(tx, &t, &uid)?;
+            authority::revoke_issued_in_team(tx, &t, uid)?;
         }
         if let Some(b) = &m.budget_id {
-            db::teams::delete_budget(tx, b)?;
+            db::budgets::delete(tx, b)?;
         }
         team_reply(tx, &team_id)
     })?;
@@ -681,65 +425,34 @@ pub fn member_delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
 }
 
 /// `POST /team/member_update` (`team_id`, `user_id` | `user_email`, `role`,
-/// `max_budget_in_team`): team admins and above.
+/// `max_budget_in_team`: `null` removes the member's budget): team admins and above.
 pub fn member_update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let body = req.json()?;
     let team_id = team_id_param(&body)?;
-    let role = body.opt_str("role")?;
-    if let Some(r) = &role {
-        if r != "admin" && r != "user" {
-            return Err(Error::bad_param(
-                "role",
-                format!("`role` must be 'admin' or 'user', got '{r}'"),
-            ));
-        }
-    }
-    let budget = body.opt_budget("max_budget_in_team")?;
-    let by = who.user_id.clone();
+    let role = TEAM.opt_role(&body)?;
+    let budget = patch::field(&body, "max_budget_in_team", Body::opt_budget)?;
     let out = ctx.pool.write(|tx| {
-        let t = visible_team(tx, who, &team_id)?;
-        if !policy::is_team_admin(tx, who, &t)? {
-            return Err(Error::Forbidden(format!(
-                "Only admins of team {team_id} can update members"
-            )));
-        }
-        let uid = resolve_existing(tx, &body, &team_id)?;
-        let Some(m) = db::teams::member(tx, &team_id, &uid)? else {
-            return Err(Error::NotFound(format!(
-                "User {uid} is not a member of team {team_id}"
-            )));
-        };
+        let t = team_admin_of(tx, who, &team_id, "update members")?;
+        let m = target_member(tx, &body, &team_id)?;
+        let uid = &m.user_id;
         let rank = authority::team_rank(tx, who, Some(&t))?;
-        let budget_rank = db::authority::team_member_rank(tx, &team_id, &uid)?;
+        let budget_rank = db::authority::team_member_rank(tx, &team_id, uid)?;
         let old_budget = m.budget_id.as_ref().and(m.max_budget);
         let what = format!("user {uid} in team {team_id}");
-        authority::check_member_budget(
-            rank,
-            budget_rank,
-            old_budget,
-            budget,
-            "max_budget_in_team",
-            &what,
-        )?;
-        let mut budget_id = m.budget_id.clone();
-        if let Some(b) = budget {
-            match &budget_id {
-                Some(id) => {
-                    db::teams::set_budget(tx, id, b, by.as_deref())?;
-                }
-                None => budget_id = Some(db::teams::insert_budget(tx, b, by.as_deref())?),
-            }
-        }
+        let field = "max_budget_in_team";
+        members::check_budget(rank, budget_rank, old_budget, &budget, field, &what)?;
+        let budget_id = members::write_budget(tx, m.budget_id.as_deref(), &budget, who)?;
         let role = role.clone().unwrap_or(m.role.clone());
-        db::teams::set_member(tx, &team_id, &uid, &role, budget_id.as_deref())?;
+        db::members::set(tx, Group::Team, &team_id, uid, &role, budget_id.as_deref())?;
+        members::release_budget(tx, m.budget_id.as_deref(), budget_id.as_deref())?;
         if m.role == "admin" && role != "admin" {
-            authority::revoke_issued_in_team(tx, &t, &uid)?;
+            authority::revoke_issued_in_team(tx, &t, uid)?;
         }
-        if budget.is_some() && budget != old_budget {
+        if budget.present() && budget.over(old_budget) != old_budget {
             let next = authority::next_rank(budget_rank, rank, true);
-            db::authority::set_team_member_rank(tx, &team_id, &uid, next)?;
+            db::authority::set_team_member_rank(tx, &team_id, uid, next)?;
         }
-        let m = db::teams::member(tx, &team_id, &uid)?
+        let m = db::teams::member(tx, &team_id, uid)?
             .ok_or_else(|| Error::Internal("membership vanished in its own tx".into()))?;
         Ok(json!({
             "team_id": team_id,
@@ -752,25 +465,31 @@ pub fn member_update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     Reply::ok(out)
 }
 
+/// Writes `f` over the stored team `t`, checked by `grant` (below the rank that set a limit,
+/// a caller only tightens it); answers the team as stored now.
+fn save_checked(
+    ctx: &Ctx,
+    c: &Connection,
+    who: &Caller,
+    t: &TeamRow,
+    f: &TeamFields,
+) -> Result<Value> {
+    let rank = authority::team_rank(c, who, Some(t))?;
+    let before = TeamFields::of(t);
+    authority::check_team_change(&ctx.catalog, c, rank, t, &before, f)?;
+    db::teams::update(c, &t.id, f, who.user_id.as_deref())?;
+    authority::stamp_team(c, rank, t, &before, f)?;
+    team_reply(c, &t.id)
+}
+
 fn set_blocked(ctx: &Ctx, who: &Caller, req: &Req, blocked: bool) -> Result<Reply> {
     let body = req.json()?;
     let team_id = team_id_param(&body)?;
-    let by = who.user_id.clone();
     let out = ctx.pool.write(|tx| {
-        let t = visible_team(tx, who, &team_id)?;
-        if !policy::is_team_admin(tx, who, &t)? {
-            return Err(Error::Forbidden(format!(
-                "Only admins of team {team_id} can block or unblock it"
-            )));
-        }
-        let rank = authority::team_rank(tx, who, Some(&t))?;
-        let before = TeamFields::of(&t);
-        let mut f = before.clone();
+        let t = team_admin_of(tx, who, &team_id, "block or unblock it")?;
+        let mut f = TeamFields::of(&t);
         f.blocked = blocked;
-        authority::check_team_change(&ctx.catalog, tx, rank, &t, &before, &f)?;
-        db::teams::update(tx, &team_id, &f, by.as_deref())?;
-        authority::stamp_team(tx, rank, &t, &before, &f)?;
-        team_reply(tx, &team_id)
+        save_checked(ctx, tx, who, &t, &f)
     })?;
     Reply::ok(out)
 }
@@ -792,7 +511,6 @@ fn change_models(ctx: &Ctx, who: &Caller, req: &Req, add: bool) -> Result<Reply>
     if names.is_empty() {
         return Err(Error::bad_param("models", "`models` is required"));
     }
-    let by = who.user_id.clone();
     let out = ctx.pool.write(|tx| {
         let t = visible_team(tx, who, &team_id)?;
         // Adding widens and removing may widen too (an emptied list is unrestricted): both
@@ -817,22 +535,14 @@ fn change_models(ctx: &Ctx, who: &Caller, req: &Req, add: bool) -> Result<Reply>
             if t.organization_id.is_some() && org_models.is_none() {
                 return Err(Error::Internal("org of team missing".into()));
             }
-            grant::check_models(
-                &ctx.catalog,
-                &Holder::Team {
-                    org: org_models.as_deref(),
-                },
-                &f.models,
-            )?;
+            let holder = Holder::Team {
+                org: org_models.as_deref(),
+            };
+            grant::check_models(&ctx.catalog, &holder, &f.models)?;
         } else {
             f.models.retain(|m| !names.contains(m));
         }
-        let rank = authority::team_rank(tx, who, Some(&t))?;
-        let before = TeamFields::of(&t);
-        authority::check_team_change(&ctx.catalog, tx, rank, &t, &before, &f)?;
-        db::teams::update(tx, &team_id, &f, by.as_deref())?;
-        authority::stamp_team(tx, rank, &t, &before, &f)?;
-        team_reply(tx, &team_id)
+        save_checked(ctx, tx, who, &t, &f)
     })?;
     Reply::ok(out)
 }

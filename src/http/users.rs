@@ -4,37 +4,22 @@
 //! current one) and metadata. The password is stored as an argon2id hash and never returned;
 //! keys are shown by token only. Owns the defaults of users created implicitly by a membership.
 
-use super::{teams, Ctx, Reply, Req};
+use super::{patch, shapes, Ctx, Reply, Req};
 use crate::access::grant::{self, Holder};
 use crate::access::policy;
 use crate::auth::{self, Caller, Role};
-use crate::db::{self, users::UserFields, users::UserRow};
+use crate::db::rows::unique_or;
+use crate::db::{self, members::Group, users::UserFields, users::UserRow};
 use crate::error::{Error, Result};
+use crate::hierarchy::AllowancePatch;
 use crate::user_defaults::UserDefaults;
 use crate::util;
 use rusqlite::Connection;
 use serde_json::{json, Value};
 
-/// A user object; never the password hash.
+/// A user object with the ids of its teams; never the password hash.
 pub fn user_json(u: &UserRow, team_ids: &[String]) -> Value {
-    json!({
-        "user_id": u.id,
-        "user_email": u.email,
-        "user_role": u.user_role,
-        "models": u.models,
-        "spend": u.spend,
-        "max_budget": u.max_budget,
-        "soft_budget": u.soft_budget,
-        "budget_duration": u.budget_duration,
-        "budget_reset_at": u.budget_reset_at,
-        "tpm_limit": u.tpm_limit,
-        "rpm_limit": u.rpm_limit,
-        "max_parallel_requests": u.max_parallel_requests,
-        "metadata": u.metadata,
-        "teams": team_ids,
-        "created_at": u.created_at,
-        "updated_at": u.updated_at,
-    })
+    shapes::extend(shapes::user(u), json!({ "teams": team_ids }))
 }
 
 fn user_reply(c: &Connection, id: &str) -> Result<Value> {
@@ -58,14 +43,6 @@ pub fn create_implicit(
 
 fn not_found(id: &str) -> Error {
     Error::NotFound(format!("User not found, passed user_id={id}"))
-}
-
-fn unique_or(e: rusqlite::Error, what: impl FnOnce() -> String) -> Error {
-    if db::is_unique_violation(&e) {
-        Error::Conflict(what())
-    } else {
-        e.into()
-    }
 }
 
 fn parse_role(s: &str) -> Result<String> {
@@ -103,7 +80,6 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let models_given = body.given("models");
     let models = body.opt_list("models")?.unwrap_or_default();
     grant::check_models(&ctx.catalog, &Holder::User, &models)?;
-    let duration = body.opt_duration("budget_duration")?;
     let password = body.opt_str("password")?;
     let team_ids = body.opt_list("teams")?.unwrap_or_default();
     let auto_key = body.opt_bool("auto_create_key")?.unwrap_or(true);
@@ -116,13 +92,7 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             None => None,
         },
         models,
-        max_budget: body.opt_budget("max_budget")?,
-        soft_budget: body.opt_budget("soft_budget")?,
-        budget_reset_at: duration.as_ref().map(|(_, s)| util::iso_in_secs(*s)),
-        budget_duration: duration.map(|(d, _)| d),
-        tpm_limit: body.opt_limit("tpm_limit")?,
-        rpm_limit: body.opt_limit("rpm_limit")?,
-        max_parallel_requests: body.opt_limit("max_parallel_requests")?,
+        allowance: patch::allowance(&body)?.to_new(),
         metadata: Value::Object(body.opt_obj("metadata")?.unwrap_or_default()),
     };
     // `default_internal_user_params` fills only what the body left out, as in LiteLLM.
@@ -142,7 +112,7 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                     format!("Team {t} does not exist"),
                 ));
             }
-            db::teams::add_member(tx, t, &user_id, "user", None)
+            db::members::add(tx, Group::Team, t, &user_id, "user", None)
                 .map_err(|e| unique_or(e, || format!("Team {t} is listed twice")))?;
         }
         if let Some(raw) = &raw {
@@ -184,14 +154,14 @@ pub fn info(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         let mut team_objs = Vec::new();
         for id in &team_ids {
             if let Some(t) = db::teams::get(c, id)? {
-                team_objs.push(teams::team_json(&t, &db::teams::members(c, id)?));
+                team_objs.push(shapes::team_with_members(&t, &db::teams::members(c, id)?));
             }
         }
         let keys = db::keys::summaries_by_user(c, &u.id)?;
         Ok(json!({
             "user_id": u.id,
             "user_info": user_json(&u, &team_ids),
-            "keys": keys.iter().map(teams::key_json).collect::<Vec<_>>(),
+            "keys": keys.iter().map(shapes::key_summary).collect::<Vec<_>>(),
             "teams": team_objs,
         }))
     })?;
@@ -281,12 +251,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     if let Some(m) = &models {
         grant::check_models(&ctx.catalog, &Holder::User, m)?;
     }
-    let max_budget = body.opt_budget("max_budget")?;
-    let soft_budget = body.opt_budget("soft_budget")?;
-    let duration = body.opt_duration("budget_duration")?;
-    let tpm = body.opt_limit("tpm_limit")?;
-    let rpm = body.opt_limit("rpm_limit")?;
-    let par = body.opt_limit("max_parallel_requests")?;
+    let allowance = patch::allowance(&body)?;
     let metadata = body.opt_obj("metadata")?;
     let password = body.opt_str("password")?;
     if password.as_deref() == Some("") {
@@ -328,7 +293,12 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             let extra: Vec<&String> = body
                 .0
                 .iter()
-                .filter(|(k, v)| !v.is_null() && !SELF_FIELDS.contains(&k.as_str()))
+                // A `null` clears an allowance field: a change like any other.
+                .filter(|(k, v)| {
+                    let k = k.as_str();
+                    (!v.is_null() || AllowancePatch::FIELDS.contains(&k))
+                        && !SELF_FIELDS.contains(&k)
+                })
                 .map(|(k, _)| k)
                 .collect();
             if !is_self || !extra.is_empty() {
@@ -381,15 +351,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         if let Some(m) = &metadata {
             f.metadata = Value::Object(m.clone());
         }
-        f.max_budget = max_budget.or(f.max_budget);
-        f.soft_budget = soft_budget.or(f.soft_budget);
-        f.tpm_limit = tpm.or(f.tpm_limit);
-        f.rpm_limit = rpm.or(f.rpm_limit);
-        f.max_parallel_requests = par.or(f.max_parallel_requests);
-        if let Some((d, secs)) = &duration {
-            f.budget_duration = Some(d.clone());
-            f.budget_reset_at = Some(util::iso_in_secs(*secs));
-        }
+        allowance.apply(&mut f.allowance, util::now_ms());
         db::users::update(tx, &u.id, &f)
             .map_err(|e| unique_or(e, || "Another user already has this user_email".into()))?;
         user_reply(tx, &u.id)

@@ -17,6 +17,7 @@ mod login_hardening;
 mod metrics;
 mod ops;
 mod organizations;
+mod patch_rule;
 mod sdk;
 mod server;
 mod slow_clients;
