@@ -167,22 +167,7 @@ mod tests {
     #[test]
     fn no_default_models_grants_nothing_even_when_configured_as_a_name() {
         use crate::access::{Catalog, Chain};
-        use crate::config::Deployment;
-        let dep = |name: &str, groups: &[&str]| Deployment {
-            model_name: name.into(),
-            model: format!("mock/{name}"),
-            api_base: None,
-            api_key: None,
-            rpm: None,
-            tpm: None,
-            input_cost_per_token: 0.0,
-            output_cost_per_token: 0.0,
-            timeout_secs: 600.0,
-            stream_timeout_secs: 600.0,
-            id: name.into(),
-            access_groups: groups.iter().map(|s| s.to_string()).collect(),
-            model_info: Default::default(),
-        };
+        let dep = crate::access::catalog::tests::dep;
         // A deployment and an access group that happen to carry the reserved name.
         let cat = Catalog::new(vec![
             dep("A", &[NO_DEFAULT_MODELS]),
