@@ -4,81 +4,17 @@
 //! or `members_with_roles` naming an unknown user) get these fields, and when the settings name
 //! no `models`, `no-default-models`, so a team admin who adds a stranger cannot hand them
 //! personal model access (a personal key would escape the team's models and budgets).
+//! The settings are read and validated by `config::UserDefaults`; this file adds what they do.
 
 use crate::access::NO_DEFAULT_MODELS;
 use crate::auth::Role;
 use crate::db::users::UserFields;
-use crate::http::Body;
 use crate::util;
 use serde_json::{Map, Value};
 
-/// The fields `default_internal_user_params` may set (others are ignored with a warning).
-const KNOWN: &[&str] = &[
-    "models",
-    "user_role",
-    "max_budget",
-    "soft_budget",
-    "budget_duration",
-    "tpm_limit",
-    "rpm_limit",
-    "max_parallel_requests",
-];
-
-/// Validated defaults; every field `None` when the config sets none.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct UserDefaults {
-    pub models: Option<Vec<String>>,
-    /// Never an admin role: refused at start (an implicitly created admin would let a team
-    /// admin mint a key with proxy authority).
-    pub user_role: Option<String>,
-    pub max_budget: Option<f64>,
-    pub soft_budget: Option<f64>,
-    pub budget_duration: Option<(String, i64)>,
-    pub tpm_limit: Option<i64>,
-    pub rpm_limit: Option<i64>,
-    pub max_parallel_requests: Option<i64>,
-}
+pub use crate::config::UserDefaults;
 
 impl UserDefaults {
-    /// Parses the settings mapping; the error names the field (the config loader adds the file).
-    pub fn parse(v: &Value) -> Result<UserDefaults, String> {
-        let field = "litellm_settings.default_internal_user_params";
-        let map: Map<String, Value> = match v {
-            Value::Null => return Ok(UserDefaults::default()),
-            Value::Object(m) => m.clone(),
-            _ => return Err(format!("{field}: expected a mapping")),
-        };
-        for k in map.keys() {
-            if !KNOWN.contains(&k.as_str()) && k != "available_teams" {
-                log::warn!("{field}.{k} is not used by litegate; ignored");
-            }
-        }
-        let b = Body(map);
-        let e = |x: crate::error::Error| format!("{field}: {x}");
-        let user_role = match b.opt_str("user_role").map_err(e)? {
-            None => None,
-            Some(r) => match Role::parse(&r) {
-                Some(Role::InternalUser | Role::InternalUserViewer) => Some(r),
-                _ => {
-                    return Err(format!(
-                        "{field}.user_role: must be internal_user or internal_user_viewer \
-                         (new users never get an admin role by default); got '{r}'"
-                    ))
-                }
-            },
-        };
-        Ok(UserDefaults {
-            models: b.opt_list("models").map_err(e)?,
-            user_role,
-            max_budget: b.opt_budget("max_budget").map_err(e)?,
-            soft_budget: b.opt_budget("soft_budget").map_err(e)?,
-            budget_duration: b.opt_duration("budget_duration").map_err(e)?,
-            tpm_limit: b.opt_limit("tpm_limit").map_err(e)?,
-            rpm_limit: b.opt_limit("rpm_limit").map_err(e)?,
-            max_parallel_requests: b.opt_limit("max_parallel_requests").map_err(e)?,
-        })
-    }
-
     /// The role of a new user whose creator named none.
     pub fn role(&self) -> &str {
         self.user_role

@@ -11,11 +11,13 @@ mod model_list;
 mod settings;
 #[cfg(test)]
 mod tests;
+mod user_defaults;
 mod yaml;
 
 pub use cli::{parse_args, Args, Command, USAGE};
 pub use env::{Env, EnvSettings, LoginSettings, Synchronous};
 pub use model_list::Deployment;
+pub use user_defaults::UserDefaults;
 
 use std::path::{Path, PathBuf};
 
@@ -55,7 +57,7 @@ pub struct Config {
     /// Config-level model aliases (alias -> model_name), applied after a key's own aliases.
     pub aliases: std::collections::HashMap<String, String>,
     /// `litellm_settings.default_internal_user_params`: what new users get by default.
-    pub user_defaults: crate::user_defaults::UserDefaults,
+    pub user_defaults: UserDefaults,
     /// The `LITEGATE_*` tuning variables, read once at start (`env.rs`).
     pub env: EnvSettings,
 }

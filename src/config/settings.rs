@@ -10,8 +10,8 @@
 
 use super::model_list::{self, Deployment, ModelList};
 use super::yaml::{to_json, Count, Field, FromYaml, Mapping, Positive, Reader, Shaped, Yaml};
+use super::UserDefaults;
 use super::{Config, ConfigError};
-use crate::user_defaults::UserDefaults;
 use serde::Deserialize;
 use std::path::PathBuf;
 

@@ -30,6 +30,7 @@ pub mod users;
 /// The string check every `Body` accessor applies (shared with the model call's body).
 pub use crate::input as fields;
 
+pub use crate::input::Body;
 pub use dispatch::error_reply;
 pub use reply::{Reply, StreamBody};
-pub use request::{parse_query, Body, Ctx, Req};
+pub use request::{parse_query, Ctx, Req};

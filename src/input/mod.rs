@@ -8,6 +8,9 @@
 //! operator's terminal, CR/LF forge log lines and headers) and absurd lengths. Free text that
 //! may legitimately hold newlines is exempt. Leaves the meaning of fields to their handlers.
 
+mod body;
+pub use body::Body;
+
 use crate::error::{Error, Result};
 use serde_json::{Map, Value};
 
