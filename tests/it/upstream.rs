@@ -374,7 +374,8 @@ fn sse_event(w: &mut TcpStream, data: &str) -> std::io::Result<()> {
 /// Answers one request; false when the connection must close.
 fn answer(w: &mut TcpStream, port: u16, st: &State, rec: &Recorded) -> bool {
     let mode = rec.body["model"].as_str().unwrap_or("").to_string();
-    let path = rec.path.as_str();
+    // Azure's `?api-version=` is not part of the endpoint.
+    let path = rec.path.split('?').next().unwrap_or("");
     let stream = rec.body["stream"].as_bool().unwrap_or(false);
     let wants_usage = rec.body["stream_options"]["include_usage"]
         .as_bool()
