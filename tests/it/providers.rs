@@ -19,9 +19,11 @@ fn azure_config(f: &Fake, version: &str) -> String {
             f.port
         ));
     }
-    y.push_str(&format!(
-        "general_settings:\n  master_key: os.environ/TEST_MASTER_KEY\n"
-    ));
+    y.push_str(
+        "general_settings:
+  master_key: os.environ/TEST_MASTER_KEY
+",
+    );
     y
 }
 
