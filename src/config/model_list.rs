@@ -209,6 +209,11 @@ impl Params {
             d.api_key = p.key_env.iter().find_map(|n| r.var(n)).map(str::to_string);
         }
         let api_version = match self.api_version.resolve(r, &f("api_version"))? {
+            // Only Azure's URLs carry it; elsewhere it is an unused key, as before.
+            Some(_) if p.wire == provider::Wire::OpenAi => {
+                r.unknown(&format!("{at}.litellm_params"), "api_version");
+                None
+            }
             Some(v) => Some(v),
             None if p.wire == provider::Wire::Azure => {
                 r.var("AZURE_API_VERSION").map(str::to_string)
@@ -216,6 +221,13 @@ impl Params {
             None => None,
         };
         let name = d.model.split_once('/').map_or("", |(_, m)| m);
+        if p.wire == provider::Wire::Azure && name.contains('*') {
+            return Err(r.error(
+                &f("model"),
+                "an azure deployment names one Azure deployment (it is part of the URL); \
+                 wildcards are not supported",
+            ));
+        }
         d.route = p
             .route(
                 name,

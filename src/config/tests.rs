@@ -324,6 +324,25 @@ fn provider_keys_and_azure_versions_default_from_the_environment() {
         d[3].route.url("chat/completions"),
         "https://x/openai/deployments/dep/chat/completions?api-version=v1"
     );
+    // api_version means nothing to OpenAI-format providers: unused, as before; an Azure
+    // wildcard cannot name a deployment in the URL.
+    let (_, w) = parse(
+        "model_list: [{model_name: a, litellm_params: {model: openai/x, api_version: v}}]",
+        &no_env(),
+    );
+    assert_eq!(
+        w,
+        ["c.yaml: model_list[0].litellm_params.api_version is not used by litegate; ignored"]
+    );
+    let e = load_text(
+        "model_list: [{model_name: a, litellm_params: {model: azure/*, api_base: http://x}}]",
+        &no_env(),
+    )
+    .expect_err("refused");
+    assert!(
+        e.0.starts_with("c.yaml: model_list[0].litellm_params.model: an azure"),
+        "{e}"
+    );
     // No GROQ_API_KEY: no key at all, never another provider's.
     assert_eq!(d[4].route.auth, None);
     assert_eq!(
