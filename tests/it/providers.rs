@@ -73,6 +73,7 @@ fn azure_speaks_its_wire_format() {
         };
         assert!(near(spend_of(&s, &r), want), "{path}");
         let rec = f.last();
+        assert_eq!(rec.method, "POST", "{path}");
         assert_eq!(
             rec.path,
             format!("/openai/deployments/json/{endpoint}?api-version=2024-06-01")

@@ -93,6 +93,7 @@ pub fn lying_usage(mode: &str) -> Value {
 /// One request as the fake saw it.
 #[derive(Debug, Clone)]
 pub struct Recorded {
+    pub method: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: Value,
@@ -262,6 +263,7 @@ fn serve(conn: TcpStream, port: u16, st: &State) {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
+        let method = line.split_whitespace().next().unwrap_or("").to_string();
         let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
         let mut headers = Vec::new();
         loop {
@@ -289,6 +291,7 @@ fn serve(conn: TcpStream, port: u16, st: &State) {
         let raw = body;
         let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
         let rec = Recorded {
+            method,
             raw,
             path: path.clone(),
             headers,
