@@ -25,6 +25,7 @@ fn dep(name: &str) -> Deployment {
         id: name.into(),
         access_groups: vec![],
         model_info: Default::default(),
+        route: Default::default(),
     }
 }
 

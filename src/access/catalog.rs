@@ -133,6 +133,7 @@ pub(crate) mod tests {
             id: name.into(),
             access_groups: groups.iter().map(|s| s.to_string()).collect(),
             model_info: Default::default(),
+            route: Default::default(),
         }
     }
 

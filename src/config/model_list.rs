@@ -5,6 +5,7 @@
 
 use super::yaml::{Count, Field, Mapping, Names, NonNegative, Positive, Reader, Shaped};
 use super::ConfigError;
+use crate::provider::{self, Route};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +26,9 @@ pub struct Deployment {
     pub access_groups: Vec<String>,
     /// The rest of `model_info`, shown by `/model/info`.
     pub model_info: serde_json::Map<String, serde_json::Value>,
+    /// Where calls go and their auth header, built once from this deployment's own
+    /// `api_base` (or its provider's default) and key (`api_key` or the provider's variable).
+    pub route: Route,
 }
 
 impl Deployment {
@@ -32,18 +36,6 @@ impl Deployment {
         self.model.split('/').next().unwrap_or("")
     }
 }
-
-/// Providers litegate speaks to as they are; any other is warned about and treated as
-/// OpenAI-compatible.
-const KNOWN_PROVIDERS: &[&str] = &[
-    "mock",
-    "openai",
-    "hosted_vllm",
-    "openai_compatible",
-    "azure",
-    "ollama",
-    "vllm",
-];
 
 /// The whole `model_list` value: a list of entries (`null` is an empty list).
 pub(super) type ModelList = Shaped<Vec<Shaped<Entry>>>;
@@ -68,6 +60,8 @@ struct Params {
     /// LiteLLM's other name for `api_base`.
     base_url: Field<String>,
     api_key: Field<String>,
+    /// Azure's `api-version` (else `AZURE_API_VERSION`, else LiteLLM's default).
+    api_version: Field<String>,
     rpm: Field<Count>,
     tpm: Field<Count>,
     input_cost_per_token: Field<NonNegative>,
@@ -144,6 +138,7 @@ impl Entry {
             id: String::new(),
             access_groups: Vec::new(),
             model_info: serde_json::Map::new(),
+            route: Route::default(),
         };
         params.apply(r, at, &mut d)?;
         let info_at = format!("{at}.model_info");
@@ -199,14 +194,48 @@ impl Params {
                 format_args!("expected 'provider/name', got '{}'", d.model),
             ));
         }
-        let provider = d.provider();
-        if !KNOWN_PROVIDERS.contains(&provider) {
-            let msg = format!(
-                "{}: provider '{provider}' is treated as OpenAI-compatible",
-                f("model")
-            );
-            r.warn(msg);
+        // No silent fallback: an unsupported prefix would send its key to someone else's host.
+        let Some(p) = provider::find(d.provider()) else {
+            return Err(r.error(
+                &f("model"),
+                format_args!(
+                    "provider '{}' is not supported; supported providers: {}",
+                    d.provider(),
+                    provider::names()
+                ),
+            ));
+        };
+        if d.api_key.is_none() {
+            d.api_key = p.key_env.iter().find_map(|n| r.var(n)).map(str::to_string);
         }
+        let api_version = match self.api_version.resolve(r, &f("api_version"))? {
+            // Only Azure's URLs carry it; elsewhere it is an unused key, as before.
+            Some(_) if p.wire == provider::Wire::OpenAi => {
+                r.unknown(&format!("{at}.litellm_params"), "api_version");
+                None
+            }
+            Some(v) => Some(v),
+            None if p.wire == provider::Wire::Azure => {
+                r.var("AZURE_API_VERSION").map(str::to_string)
+            }
+            None => None,
+        };
+        let name = d.model.split_once('/').map_or("", |(_, m)| m);
+        if p.wire == provider::Wire::Azure && name.contains('*') {
+            return Err(r.error(
+                &f("model"),
+                "an azure deployment names one Azure deployment (it is part of the URL); \
+                 wildcards are not supported",
+            ));
+        }
+        d.route = p
+            .route(
+                name,
+                d.api_base.as_deref(),
+                d.api_key.as_deref(),
+                api_version.as_deref(),
+            )
+            .map_err(|m| r.error(&f("api_base"), format_args!("{m} ('{}')", p.name)))?;
         Ok(())
     }
 }

@@ -173,20 +173,20 @@ fn every_error_is_worded_as_before() {
         ("model_list: [{model_name: a, litellm_params: {}}]", "c.yaml: model_list[0].litellm_params.model: expected 'provider/name', got ''"),
         ("model_list: [{model_name: a, litellm_params: {model: /x}}]", "c.yaml: model_list[0].litellm_params.model: expected 'provider/name', got '/x'"),
         ("model_list: [{model_name: a, litellm_params: {model: [x]}}]", "c.yaml: model_list[0].litellm_params.model: expected a string"),
-        ("model_list: [{model_name: a, litellm_params: {model: o/x, rpm: -1}}]", "c.yaml: model_list[0].litellm_params.rpm: expected a non-negative integer"),
-        ("model_list: [{model_name: a, litellm_params: {model: o/x, tpm: 1.5}}]", "c.yaml: model_list[0].litellm_params.tpm: expected a non-negative integer"),
-        ("model_list: [{model_name: a, litellm_params: {model: o/x, output_cost_per_token: x}}]", "c.yaml: model_list[0].litellm_params.output_cost_per_token: expected a non-negative number"),
-        ("model_list: [{model_name: a, litellm_params: {model: o/x, input_cost_per_token: .inf}}]", "c.yaml: model_list[0].litellm_params.input_cost_per_token: expected a non-negative number"),
-        ("model_list: [{model_name: a, litellm_params: {model: o/x, timeout: 0}}]", "c.yaml: model_list[0].litellm_params.timeout: must be positive"),
-        ("model_list: [{model_name: a, litellm_params: {model: o/x, stream_timeout: -2}}]", "c.yaml: model_list[0].litellm_params.stream_timeout: expected a non-negative number"),
-        ("model_list: [{model_name: a, litellm_params: {model: o/x, api_key: os.environ/NOPE}}]", "c.yaml: model_list[0].litellm_params.api_key: environment variable NOPE is not set"),
-        ("model_list: [{model_name: a, litellm_params: {model: o/x, other: os.environ/NOPE}}]", "c.yaml: model_list[0].litellm_params.other: environment variable NOPE is not set"),
-        ("model_list: [{model_name: a, litellm_params: {model: o/x, [k]: 1}}]", "c.yaml: model_list[0]: expected a string"),
-        ("model_list: [{model_name: a, litellm_params: {model: o/x}, model_info: 3}]", "c.yaml: model_list[0].model_info: expected a mapping"),
-        ("model_list: [{model_name: a, litellm_params: {model: o/x}, model_info: {access_groups: g}}]", "c.yaml: model_list[0].model_info.access_groups: expected a list of names"),
-        ("model_list: [{model_name: a, litellm_params: {model: o/x}, model_info: {access_groups: [[g]]}}]", "c.yaml: model_list[0].model_info.access_groups: expected a string"),
-        ("model_list: [{model_name: a, litellm_params: {model: o/x}, model_info: {id: {}}}]", "c.yaml: model_list[0].model_info.id: expected a string"),
-        ("model_list: [{model_name: a, litellm_params: {model: o/x}, ~: 1}]", "c.yaml: model_list[0]: expected a string"),
+        ("model_list: [{model_name: a, litellm_params: {model: openai/x, rpm: -1}}]", "c.yaml: model_list[0].litellm_params.rpm: expected a non-negative integer"),
+        ("model_list: [{model_name: a, litellm_params: {model: openai/x, tpm: 1.5}}]", "c.yaml: model_list[0].litellm_params.tpm: expected a non-negative integer"),
+        ("model_list: [{model_name: a, litellm_params: {model: openai/x, output_cost_per_token: x}}]", "c.yaml: model_list[0].litellm_params.output_cost_per_token: expected a non-negative number"),
+        ("model_list: [{model_name: a, litellm_params: {model: openai/x, input_cost_per_token: .inf}}]", "c.yaml: model_list[0].litellm_params.input_cost_per_token: expected a non-negative number"),
+        ("model_list: [{model_name: a, litellm_params: {model: openai/x, timeout: 0}}]", "c.yaml: model_list[0].litellm_params.timeout: must be positive"),
+        ("model_list: [{model_name: a, litellm_params: {model: openai/x, stream_timeout: -2}}]", "c.yaml: model_list[0].litellm_params.stream_timeout: expected a non-negative number"),
+        ("model_list: [{model_name: a, litellm_params: {model: openai/x, api_key: os.environ/NOPE}}]", "c.yaml: model_list[0].litellm_params.api_key: environment variable NOPE is not set"),
+        ("model_list: [{model_name: a, litellm_params: {model: openai/x, other: os.environ/NOPE}}]", "c.yaml: model_list[0].litellm_params.other: environment variable NOPE is not set"),
+        ("model_list: [{model_name: a, litellm_params: {model: openai/x, [k]: 1}}]", "c.yaml: model_list[0]: expected a string"),
+        ("model_list: [{model_name: a, litellm_params: {model: openai/x}, model_info: 3}]", "c.yaml: model_list[0].model_info: expected a mapping"),
+        ("model_list: [{model_name: a, litellm_params: {model: openai/x}, model_info: {access_groups: g}}]", "c.yaml: model_list[0].model_info.access_groups: expected a list of names"),
+        ("model_list: [{model_name: a, litellm_params: {model: openai/x}, model_info: {access_groups: [[g]]}}]", "c.yaml: model_list[0].model_info.access_groups: expected a string"),
+        ("model_list: [{model_name: a, litellm_params: {model: openai/x}, model_info: {id: {}}}]", "c.yaml: model_list[0].model_info.id: expected a string"),
+        ("model_list: [{model_name: a, litellm_params: {model: openai/x}, ~: 1}]", "c.yaml: model_list[0]: expected a string"),
         ("general_settings: 3", "c.yaml: general_settings: expected a mapping"),
         ("general_settings: {[a]: 1}", "c.yaml: general_settings key: expected a string"),
         ("general_settings: {master_key: ~}", "c.yaml: general_settings.master_key: expected a string"),
@@ -227,7 +227,7 @@ fn sections_of_other_shapes_are_ignored_where_they_were() {
         "litellm_settings: 3",
         "router_settings: [a]",
         "environment_variables: {A: b}",
-        "model_list: [{model_name: a, litellm_params: {model: o/x}, model_info: ~}]",
+        "model_list: [{model_name: a, litellm_params: {model: openai/x}, model_info: ~}]",
     ] {
         assert!(load_text(text, &no_env()).is_ok(), "{text}");
     }
@@ -251,7 +251,7 @@ fn unknown_keys_are_warned_about_by_name() {
          litellm_settings: {drop_params: true, num_retries: 3}\n\
          router_settings: {routing_strategy: simple-shuffle}\n\
          general_settings: {store_model_in_db: true}\n\
-         model_list:\n - model_name: a\n   extra: 1\n   litellm_params: {model: anthropic/x, weird: 2}\n",
+         model_list:\n - model_name: a\n   extra: 1\n   litellm_params: {model: openai/x, weird: 2}\n",
         &no_env(),
     );
     cfg.expect("ok");
@@ -264,12 +264,91 @@ fn unknown_keys_are_warned_about_by_name() {
             "c.yaml: (top level).foo is not used by litegate; ignored",
             "c.yaml: general_settings.store_model_in_db is not used by litegate; ignored",
             "c.yaml: model_list[0].extra is not used by litegate; ignored",
-            "c.yaml: model_list[0].litellm_params.model: provider 'anthropic' is treated as OpenAI-compatible",
             "c.yaml: model_list[0].litellm_params.weird is not used by litegate; ignored",
         ]
     );
     let (_, none) = parse(EMBEDDED_DEFAULT, &no_env());
     assert!(none.is_empty(), "{none:?}");
+    // A provider litegate has no adapter for is no longer "treated as OpenAI-compatible"
+    // (its key would go to api.openai.com): it stops the start, naming the field.
+    let e = load_text(
+        "model_list:\n - model_name: a\n   litellm_params: {model: anthropic/x, api_key: k}\n",
+        &no_env(),
+    )
+    .expect_err("refused");
+    assert!(
+        e.0.starts_with(
+            "c.yaml: model_list[0].litellm_params.model: provider 'anthropic' is not supported; \
+             supported providers: mock, openai, "
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn provider_keys_and_azure_versions_default_from_the_environment() {
+    let env = Env::from_vars([
+        ("OPENAI_API_KEY", "sk-env-openai"),
+        ("AZURE_API_KEY", "az-env"),
+        ("AZURE_API_VERSION", "2024-02-01"),
+    ]);
+    let cfg = load_text(
+        "model_list:\n - {model_name: a, litellm_params: {model: openai/gpt-4o}}\n \
+         - {model_name: b, litellm_params: {model: openai/gpt-4o, api_key: own}}\n \
+         - {model_name: c, litellm_params: {model: azure/dep, api_base: 'https://x/'}}\n \
+         - {model_name: d, litellm_params: {model: azure/dep, api_base: 'https://x', api_version: v1}}\n \
+         - {model_name: e, litellm_params: {model: groq/llama}}\n",
+        &env,
+    )
+    .expect("ok");
+    let d = &cfg.deployments;
+    assert_eq!(d[0].api_key.as_deref(), Some("sk-env-openai"));
+    assert_eq!(
+        d[0].route.auth,
+        Some(("authorization", "Bearer sk-env-openai".to_string()))
+    );
+    assert_eq!(
+        d[0].route.url("chat/completions"),
+        "https://api.openai.com/v1/chat/completions"
+    );
+    assert_eq!(
+        d[1].route.auth,
+        Some(("authorization", "Bearer own".to_string()))
+    );
+    assert_eq!(d[2].route.auth, Some(("api-key", "az-env".to_string())));
+    assert_eq!(
+        d[2].route.url("embeddings"),
+        "https://x/openai/deployments/dep/embeddings?api-version=2024-02-01"
+    );
+    assert_eq!(
+        d[3].route.url("chat/completions"),
+        "https://x/openai/deployments/dep/chat/completions?api-version=v1"
+    );
+    // api_version means nothing to OpenAI-format providers: unused, as before; an Azure
+    // wildcard cannot name a deployment in the URL.
+    let (_, w) = parse(
+        "model_list: [{model_name: a, litellm_params: {model: openai/x, api_version: v}}]",
+        &no_env(),
+    );
+    assert_eq!(
+        w,
+        ["c.yaml: model_list[0].litellm_params.api_version is not used by litegate; ignored"]
+    );
+    let e = load_text(
+        "model_list: [{model_name: a, litellm_params: {model: azure/*, api_base: http://x}}]",
+        &no_env(),
+    )
+    .expect_err("refused");
+    assert!(
+        e.0.starts_with("c.yaml: model_list[0].litellm_params.model: an azure"),
+        "{e}"
+    );
+    // No GROQ_API_KEY: no key at all, never another provider's.
+    assert_eq!(d[4].route.auth, None);
+    assert_eq!(
+        d[4].route.url("completions"),
+        "https://api.groq.com/openai/v1/completions"
+    );
 }
 
 #[test]
@@ -329,14 +408,17 @@ fn either_alias_name_works_in_either_section_and_a_conflict_is_warned_about() {
 #[test]
 fn api_base_wins_over_base_url_with_a_warning() {
     let (cfg, warnings) = parse(
-        "model_list: [{model_name: a, litellm_params: {model: o/x, base_url: http://b, api_base: http://a}}]",
+        "model_list: [{model_name: a, litellm_params: {model: openai/x, base_url: http://b, api_base: http://a}}]",
         &no_env(),
     );
     assert_eq!(
         cfg.expect("ok").deployments[0].api_base.as_deref(),
         Some("http://a")
     );
-    assert_eq!(warnings.len(), 2, "{warnings:?}"); // and the provider 'o'
+    assert_eq!(
+        warnings,
+        ["c.yaml: model_list[0].litellm_params: both api_base and base_url are set; using api_base"]
+    );
 }
 
 #[test]

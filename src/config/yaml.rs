@@ -51,6 +51,11 @@ impl<'a> Reader<'a> {
         ));
     }
 
+    /// An environment variable of the snapshot (a provider's key or `AZURE_API_VERSION`).
+    pub fn var(&self, name: &str) -> Option<&'a str> {
+        self.env.get(name)
+    }
+
     /// Resolves an `os.environ/NAME` value; any other value is returned as written.
     pub fn resolve(&self, v: &Yaml, field: &str) -> Result<Yaml, ConfigError> {
         if let Yaml::String(s) = v {

@@ -1,5 +1,6 @@
 //! Upstream calls. Owns the blocking HTTP client (ureq, one agent with connection reuse), the
-//! request URL and body sent to an OpenAI-compatible deployment, and the mapping of upstream
+//! request body sent to an OpenAI-compatible deployment (its URL and auth header are its
+//! `provider::Route`, built at config load), and the mapping of upstream
 //! faults to our errors (API.md §8): refused/unreachable → 502, timeout → 504, upstream
 //! 4xx/5xx → the same status in our envelope, with the upstream key and URL removed.
 //! The provider key comes only from the config, never from the caller. Redirects are never
@@ -71,14 +72,10 @@ impl Upstream {
         }
     }
 
-    /// The URL of an endpoint (`chat/completions`, `completions`, `embeddings`) of a deployment.
+    /// The URL of an endpoint (`chat/completions`, `completions`, `embeddings`) of a
+    /// deployment: its own route, built at config load (`provider::Route`).
     pub fn url(dep: &Deployment, endpoint: &str) -> String {
-        let base = dep
-            .api_base
-            .as_deref()
-            .unwrap_or("https://api.openai.com/v1")
-            .trim_end_matches('/');
-        format!("{base}/{endpoint}")
+        dep.route.url(endpoint)
     }
 
     /// The body sent upstream: the caller's, with the deployment's model name and without
@@ -149,8 +146,8 @@ impl Upstream {
                     "application/json"
                 },
             );
-        if let Some(k) = &dep.api_key {
-            rb = rb.header("authorization", format!("Bearer {k}"));
+        if let Some((name, value)) = &dep.route.auth {
+            rb = rb.header(*name, value.as_str());
         }
         rb.send(body).map_err(|e| map_fault(dep, &e))
     }
@@ -343,6 +340,15 @@ mod tests {
             id: "x".into(),
             access_groups: vec![],
             model_info: Default::default(),
+            route: crate::provider::find("openai")
+                .expect("openai")
+                .route(
+                    "gpt-4o",
+                    Some("http://10.1.2.3:9/v1/"),
+                    Some("sk-provider-secret"),
+                    None,
+                )
+                .expect("route"),
         }
     }
 

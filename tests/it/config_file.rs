@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-fn check(yaml: &str, env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+pub fn check(yaml: &str, env: &[(&str, &str)]) -> (Option<i32>, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("c.yaml");
     std::fs::write(&p, yaml).unwrap();

@@ -93,6 +93,7 @@ pub fn lying_usage(mode: &str) -> Value {
 /// One request as the fake saw it.
 #[derive(Debug, Clone)]
 pub struct Recorded {
+    pub method: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: Value,
@@ -262,6 +263,7 @@ fn serve(conn: TcpStream, port: u16, st: &State) {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
+        let method = line.split_whitespace().next().unwrap_or("").to_string();
         let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
         let mut headers = Vec::new();
         loop {
@@ -289,6 +291,7 @@ fn serve(conn: TcpStream, port: u16, st: &State) {
         let raw = body;
         let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
         let rec = Recorded {
+            method,
             raw,
             path: path.clone(),
             headers,
@@ -374,7 +377,8 @@ fn sse_event(w: &mut TcpStream, data: &str) -> std::io::Result<()> {
 /// Answers one request; false when the connection must close.
 fn answer(w: &mut TcpStream, port: u16, st: &State, rec: &Recorded) -> bool {
     let mode = rec.body["model"].as_str().unwrap_or("").to_string();
-    let path = rec.path.as_str();
+    // Azure's `?api-version=` is not part of the endpoint.
+    let path = rec.path.split('?').next().unwrap_or("");
     let stream = rec.body["stream"].as_bool().unwrap_or(false);
     let wants_usage = rec.body["stream_options"]["include_usage"]
         .as_bool()

@@ -1,0 +1,392 @@
+//! The providers litegate accepts for a `litellm_params.model` prefix (issue 13): ONE table of
+//! each provider's default base URL (or that it needs `api_base`), its auth header, the
+//! environment variables its key is taken from when `api_key` is not given (LiteLLM's names),
+//! and its wire format; and `Route`, a deployment's URL prefix and auth header, built once at
+//! config load from the deployment's own `api_base` or its provider's default (never another's).
+//! It reads no environment (the config passes the values in) and sends nothing (`upstream`
+//! does). Providers not in the table stop the start (`config::model_list`).
+//!
+//! Names and defaults are checked against LiteLLM's source
+//! (`litellm/litellm_core_utils/get_llm_provider_logic.py`, `litellm/llms/*/chat/transformation.py`).
+
+/// The header a provider's key goes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// `Authorization: Bearer <key>` (when a key is set).
+    Bearer,
+    /// Azure OpenAI's `api-key: <key>`, and no `Authorization`.
+    ApiKey,
+    /// Never called over HTTP (`mock`).
+    None,
+}
+
+/// Where a provider's calls go when the deployment gives no `api_base`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Base {
+    Default(&'static str),
+    /// `api_base` is required: the start stops without it.
+    Required,
+    /// Answered by litegate itself (`mock`).
+    Local,
+}
+
+/// The request and answer format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// `{base}/{endpoint}` with OpenAI's bodies.
+    OpenAi,
+    /// `{api_base}/openai/deployments/{name}/{endpoint}?api-version={v}`, OpenAI's bodies.
+    Azure,
+    /// Azure AI serverless endpoints: `{api_base}/{endpoint}` (`/models/…` on
+    /// `services.ai.azure.com`), `?api-version=` when one is given.
+    AzureAi,
+}
+
+#[derive(Debug)]
+pub struct Provider {
+    pub name: &'static str,
+    pub base: Base,
+    pub auth: Auth,
+    /// Looked up in this order when `api_key` is not given.
+    pub key_env: &'static [&'static str],
+    pub wire: Wire,
+}
+
+const fn openai(name: &'static str, base: Base, key_env: &'static [&'static str]) -> Provider {
+    Provider {
+        name,
+        base,
+        auth: Auth::Bearer,
+        key_env,
+        wire: Wire::OpenAi,
+    }
+}
+
+use Base::{Default as D, Required};
+
+/// Every provider litegate accepts. Anything else (anthropic, gemini, vertex_ai, bedrock …
+/// until their adapters land) stops the start.
+pub const PROVIDERS: &[Provider] = &[
+    Provider {
+        name: "mock",
+        base: Base::Local,
+        auth: Auth::None,
+        key_env: &[],
+        wire: Wire::OpenAi,
+    },
+    openai(
+        "openai",
+        D("https://api.openai.com/v1"),
+        &["OPENAI_API_KEY"],
+    ),
+    openai(
+        "text-completion-openai",
+        D("https://api.openai.com/v1"),
+        &["OPENAI_API_KEY"],
+    ),
+    openai(
+        "groq",
+        D("https://api.groq.com/openai/v1"),
+        &["GROQ_API_KEY"],
+    ),
+    openai(
+        "mistral",
+        D("https://api.mistral.ai/v1"),
+        &["MISTRAL_API_KEY"],
+    ),
+    openai(
+        "deepseek",
+        D("https://api.deepseek.com/beta"),
+        &["DEEPSEEK_API_KEY"],
+    ),
+    openai(
+        "together_ai",
+        D("https://api.together.ai/v1"),
+        &[
+            "TOGETHER_API_KEY",
+            "TOGETHER_AI_API_KEY",
+            "TOGETHERAI_API_KEY",
+        ],
+    ),
+    openai(
+        "fireworks_ai",
+        D("https://api.fireworks.ai/inference/v1"),
+        &[
+            "FIREWORKS_API_KEY",
+            "FIREWORKS_AI_API_KEY",
+            "FIREWORKSAI_API_KEY",
+        ],
+    ),
+    openai("xai", D("https://api.x.ai/v1"), &["XAI_API_KEY"]),
+    openai(
+        "openrouter",
+        D("https://openrouter.ai/api/v1"),
+        &["OPENROUTER_API_KEY"],
+    ),
+    openai(
+        "perplexity",
+        D("https://api.perplexity.ai"),
+        &["PERPLEXITYAI_API_KEY", "PERPLEXITY_API_KEY"],
+    ),
+    openai(
+        "cerebras",
+        D("https://api.cerebras.ai/v1"),
+        &["CEREBRAS_API_KEY"],
+    ),
+    openai(
+        "deepinfra",
+        D("https://api.deepinfra.com/v1/openai"),
+        &["DEEPINFRA_API_KEY"],
+    ),
+    openai(
+        "ollama",
+        D("http://localhost:11434/v1"),
+        &["OLLAMA_API_KEY"],
+    ),
+    openai(
+        "ollama_chat",
+        D("http://localhost:11434/v1"),
+        &["OLLAMA_API_KEY"],
+    ),
+    openai(
+        "lm_studio",
+        D("http://localhost:1234/v1"),
+        &["LM_STUDIO_API_KEY"],
+    ),
+    openai("hosted_vllm", Required, &["HOSTED_VLLM_API_KEY"]),
+    openai("openai_compatible", Required, &[]),
+    openai("vllm", Required, &[]),
+    Provider {
+        name: "azure",
+        base: Required,
+        auth: Auth::ApiKey,
+        key_env: &["AZURE_API_KEY"],
+        wire: Wire::Azure,
+    },
+    Provider {
+        name: "azure_ai",
+        base: Required,
+        auth: Auth::Bearer,
+        key_env: &["AZURE_AI_API_KEY"],
+        wire: Wire::AzureAi,
+    },
+];
+
+/// LiteLLM's `AZURE_DEFAULT_API_VERSION`, used when neither `api_version` nor
+/// `AZURE_API_VERSION` is set.
+pub const AZURE_DEFAULT_API_VERSION: &str = "2025-02-01-preview";
+
+/// The provider of a prefix, if litegate supports it.
+pub fn find(name: &str) -> Option<&'static Provider> {
+    PROVIDERS.iter().find(|p| p.name == name)
+}
+
+/// The supported prefixes, comma-separated (for messages).
+pub fn names() -> String {
+    PROVIDERS
+        .iter()
+        .map(|p| p.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Where one deployment's calls go and how they are authorised; built once at config load.
+#[derive(Clone, PartialEq, Default)]
+pub struct Route {
+    /// The URL up to the endpoint, without a trailing `/`.
+    pub base: String,
+    /// `""` or `?api-version=…`.
+    pub query: String,
+    /// The auth header's name and value, when the deployment has a key.
+    pub auth: Option<(&'static str, String)>,
+}
+
+/// The key is a secret: never printed.
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route")
+            .field("base", &self.base)
+            .field("query", &self.query)
+            .field("auth", &self.auth.as_ref().map(|(h, _)| h))
+            .finish()
+    }
+}
+
+impl Route {
+    /// The URL of an endpoint (`chat/completions`, `completions`, `embeddings`).
+    pub fn url(&self, endpoint: &str) -> String {
+        format!("{}/{endpoint}{}", self.base, self.query)
+    }
+}
+
+impl Provider {
+    /// The route of a deployment of this provider: `name` is the model after the prefix,
+    /// `api_base`/`api_key`/`api_version` the deployment's own (the key and version already
+    /// defaulted from the environment by the caller). `Err` names what is missing.
+    pub fn route(
+        &self,
+        name: &str,
+        api_base: Option<&str>,
+        api_key: Option<&str>,
+        api_version: Option<&str>,
+    ) -> Result<Route, &'static str> {
+        let base = match (api_base.filter(|b| !b.trim().is_empty()), self.base) {
+            (Some(b), _) => b.trim_end_matches('/'),
+            (None, Base::Default(d)) => d,
+            (None, Base::Local) => "",
+            (None, Base::Required) => {
+                return Err("api_base is required for this provider");
+            }
+        };
+        let version = |v: Option<&str>| v.map_or(String::new(), |v| format!("?api-version={v}"));
+        let (base, query) = match self.wire {
+            Wire::OpenAi => (base.to_string(), String::new()),
+            Wire::Azure => (
+                format!("{base}/openai/deployments/{name}"),
+                version(Some(api_version.unwrap_or(AZURE_DEFAULT_API_VERSION))),
+            ),
+            Wire::AzureAi
+                if base.contains("services.ai.azure.com") && !base.ends_with("/models") =>
+            {
+                (format!("{base}/models"), version(api_version))
+            }
+            Wire::AzureAi => (base.to_string(), version(api_version)),
+        };
+        let auth = match (self.auth, api_key) {
+            (Auth::Bearer, Some(k)) => Some(("authorization", format!("Bearer {k}"))),
+            (Auth::ApiKey, Some(k)) => Some(("api-key", k.to_string())),
+            _ => None,
+        };
+        Ok(Route { base, query, auth })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(p: &str, base: Option<&str>, key: Option<&str>) -> Route {
+        find(p)
+            .expect("known")
+            .route("m", base, key, None)
+            .expect("route")
+    }
+
+    #[test]
+    fn each_provider_has_its_own_url_and_auth() {
+        let cases = [
+            ("openai", "https://api.openai.com/v1/chat/completions"),
+            (
+                "text-completion-openai",
+                "https://api.openai.com/v1/chat/completions",
+            ),
+            ("groq", "https://api.groq.com/openai/v1/chat/completions"),
+            ("mistral", "https://api.mistral.ai/v1/chat/completions"),
+            ("deepseek", "https://api.deepseek.com/beta/chat/completions"),
+            ("together_ai", "https://api.together.ai/v1/chat/completions"),
+            (
+                "fireworks_ai",
+                "https://api.fireworks.ai/inference/v1/chat/completions",
+            ),
+            ("xai", "https://api.x.ai/v1/chat/completions"),
+            (
+                "openrouter",
+                "https://openrouter.ai/api/v1/chat/completions",
+            ),
+            ("perplexity", "https://api.perplexity.ai/chat/completions"),
+            ("cerebras", "https://api.cerebras.ai/v1/chat/completions"),
+            (
+                "deepinfra",
+                "https://api.deepinfra.com/v1/openai/chat/completions",
+            ),
+            ("ollama", "http://localhost:11434/v1/chat/completions"),
+            ("ollama_chat", "http://localhost:11434/v1/chat/completions"),
+            ("lm_studio", "http://localhost:1234/v1/chat/completions"),
+        ];
+        for (p, url) in cases {
+            let r = route(p, None, Some("k"));
+            assert_eq!(r.url("chat/completions"), url, "{p}");
+            assert_eq!(r.auth, Some(("authorization", "Bearer k".into())), "{p}");
+            assert!(route(p, None, None).auth.is_none(), "{p}");
+            // The deployment's own api_base wins.
+            assert_eq!(
+                route(p, Some("http://h:1/v1/"), None).url("embeddings"),
+                "http://h:1/v1/embeddings"
+            );
+        }
+        assert_eq!(cases.len() + 6, PROVIDERS.len(), "every provider tested");
+    }
+
+    #[test]
+    fn some_need_api_base() {
+        for p in [
+            "hosted_vllm",
+            "openai_compatible",
+            "vllm",
+            "azure",
+            "azure_ai",
+        ] {
+            let p = find(p).expect("known");
+            assert!(p.route("m", None, Some("k"), None).is_err(), "{}", p.name);
+            assert!(
+                p.route("m", Some(" "), Some("k"), None).is_err(),
+                "{}",
+                p.name
+            );
+            assert!(p.route("m", Some("http://h"), Some("k"), None).is_ok());
+        }
+        assert!(find("anthropic").is_none() && find("gemini").is_none());
+        assert!(find("bedrock").is_none() && find("vertex_ai").is_none());
+        assert!(names().starts_with("mock, openai, "));
+    }
+
+    #[test]
+    fn azure_routes() {
+        let az = find("azure").expect("azure");
+        let r = az
+            .route(
+                "my-gpt",
+                Some("https://x.openai.azure.com/"),
+                Some("k"),
+                Some("2024-06-01"),
+            )
+            .expect("route");
+        assert_eq!(
+            r.url("chat/completions"),
+            "https://x.openai.azure.com/openai/deployments/my-gpt/chat/completions?api-version=2024-06-01"
+        );
+        assert_eq!(r.auth, Some(("api-key", "k".into())));
+        let r = az.route("d", Some("http://h"), None, None).expect("route");
+        assert_eq!(
+            r.url("embeddings"),
+            format!(
+                "http://h/openai/deployments/d/embeddings?api-version={AZURE_DEFAULT_API_VERSION}"
+            )
+        );
+        assert!(r.auth.is_none());
+        let ai = find("azure_ai").expect("azure_ai");
+        let r = ai
+            .route(
+                "m",
+                Some("https://r.services.ai.azure.com"),
+                Some("k"),
+                Some("2024-05-01-preview"),
+            )
+            .expect("route");
+        assert_eq!(
+            r.url("chat/completions"),
+            "https://r.services.ai.azure.com/models/chat/completions?api-version=2024-05-01-preview"
+        );
+        assert_eq!(r.auth, Some(("authorization", "Bearer k".into())));
+        let r = ai
+            .route("m", Some("https://e.inference.ai.azure.com/"), None, None)
+            .expect("r");
+        assert_eq!(
+            r.url("chat/completions"),
+            "https://e.inference.ai.azure.com/chat/completions"
+        );
+        // A key is never printed.
+        let r = route("openai", None, Some("sk-secret"));
+        assert!(!format!("{r:?}").contains("sk-secret"));
+    }
+}
