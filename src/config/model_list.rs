@@ -206,7 +206,20 @@ impl Params {
             ));
         };
         if d.api_key.is_none() {
-            d.api_key = p.key_env.iter().find_map(|n| r.var(n)).map(str::to_string);
+            let from_env = p
+                .key_env
+                .iter()
+                .find_map(|n| r.var(n).map(|v| (*n, v.to_string())));
+            if let (Some((var, _)), Some(base)) = (&from_env, &d.api_base) {
+                // LiteLLM sends the provider's key to a custom api_base too; say so once, at
+                // start, so an operator sees where that variable's key goes.
+                let msg = format!(
+                    "{}: no api_key; {var} from the environment is sent to its api_base {base}",
+                    f("model")
+                );
+                r.warn(msg);
+            }
+            d.api_key = from_env.map(|(_, v)| v);
         }
         let api_version = match self.api_version.resolve(r, &f("api_version"))? {
             // Only Azure's URLs carry it; elsewhere it is an unused key, as before.

@@ -352,6 +352,25 @@ fn provider_keys_and_azure_versions_default_from_the_environment() {
 }
 
 #[test]
+fn a_key_from_the_environment_sent_to_a_custom_api_base_is_warned_about() {
+    let env = Env::from_vars([("OPENAI_API_KEY", "sk-env-openai")]);
+    let (_, w) = parse(
+        "model_list:\n - {model_name: a, litellm_params: {model: openai/x, api_base: 'http://in.example/v1'}}\n \
+         - {model_name: b, litellm_params: {model: openai/x}}\n \
+         - {model_name: c, litellm_params: {model: openai/x, api_base: 'http://in.example/v1', api_key: own}}\n",
+        &env,
+    );
+    // Only the custom host that gets the environment's key; the key itself is never printed.
+    assert_eq!(
+        w,
+        [
+            "c.yaml: model_list[0].litellm_params.model: no api_key; OPENAI_API_KEY from the \
+          environment is sent to its api_base http://in.example/v1"
+        ]
+    );
+}
+
+#[test]
 fn timeouts_default_in_litellm_order() {
     let list = "model_list:\n - {model_name: a, litellm_params: {model: openai/x}}\n \
                 - {model_name: b, litellm_params: {model: openai/x, timeout: 5}}\n \
