@@ -170,15 +170,14 @@ impl Params {
         d.api_key = self.api_key.resolve(r, &f("api_key"))?;
         d.rpm = self.rpm.resolve(r, &f("rpm"))?.map(|c| c.0);
         d.tpm = self.tpm.resolve(r, &f("tpm"))?.map(|c| c.0);
-        let cost = |x: Option<NonNegative>| x.map_or(0.0, |c| c.0);
-        d.input_cost_per_token = cost(
-            self.input_cost_per_token
-                .resolve(r, &f("input_cost_per_token"))?,
-        );
-        d.output_cost_per_token = cost(
-            self.output_cost_per_token
-                .resolve(r, &f("output_cost_per_token"))?,
-        );
+        let input = self
+            .input_cost_per_token
+            .resolve(r, &f("input_cost_per_token"))?
+            .map(|c| c.0);
+        let output = self
+            .output_cost_per_token
+            .resolve(r, &f("output_cost_per_token"))?
+            .map(|c| c.0);
         let secs = |x: Option<Positive>| x.map_or(0.0, |p| p.0);
         d.timeout_secs = secs(self.timeout.resolve(r, &f("timeout"))?);
         d.stream_timeout_secs = secs(self.stream_timeout.resolve(r, &f("stream_timeout"))?);
@@ -221,6 +220,7 @@ impl Params {
             }
             d.api_key = from_env.map(|(_, v)| v);
         }
+        price(r, d, input, output);
         let api_version = match self.api_version.resolve(r, &f("api_version"))? {
             // Only Azure's URLs carry it; elsewhere it is an unused key, as before.
             Some(_) if p.wire == provider::Wire::OpenAi => {
@@ -251,6 +251,46 @@ impl Params {
             .map_err(|m| r.error(&f("api_base"), format_args!("{m} ('{}')", p.name)))?;
         Ok(())
     }
+}
+
+/// Prices in force: the file's, each field separately, else the embedded table's (by
+/// `litellm_params.model`, as LiteLLM looks it up), else 0 and the model is noted as unpriced
+/// (`mock` deployments are never priced). The table's cache prices and token limits go into
+/// `model_info` for `/model/info`; the file's `model_info` (read after) overrides them.
+fn price(r: &mut Reader, d: &mut Deployment, input: Option<f64>, output: Option<f64>) {
+    let table = if d.provider() == "mock" {
+        None
+    } else {
+        crate::prices::lookup(&d.model)
+    };
+    let t = table.unwrap_or_default();
+    let input = input.or(t.input_cost_per_token);
+    let output = output.or(t.output_cost_per_token);
+    d.input_cost_per_token = input.unwrap_or(0.0);
+    d.output_cost_per_token = output.unwrap_or(0.0);
+    if d.provider() != "mock"
+        && (input.is_none() || output.is_none())
+        && !r.unpriced.contains(&d.model)
+    {
+        r.unpriced.push(d.model.clone());
+    }
+    let mut put = |k: &str, v: Option<serde_json::Value>| {
+        if let Some(v) = v {
+            d.model_info.insert(k.to_string(), v);
+        }
+    };
+    let max_tokens = t.max_output_tokens.or(t.max_input_tokens);
+    put("max_tokens", max_tokens.map(Into::into));
+    put("max_input_tokens", t.max_input_tokens.map(Into::into));
+    put("max_output_tokens", t.max_output_tokens.map(Into::into));
+    put(
+        "cache_read_input_token_cost",
+        t.cache_read_input_token_cost.map(Into::into),
+    );
+    put(
+        "cache_creation_input_token_cost",
+        t.cache_creation_input_token_cost.map(Into::into),
+    );
 }
 
 impl Info {
