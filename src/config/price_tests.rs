@@ -95,3 +95,24 @@ fn an_unpriced_model_is_noted_once_and_mock_never() {
     );
     assert!(!d[0].model_info.contains_key("max_tokens"));
 }
+
+#[test]
+fn model_info_base_model_picks_the_tables_row() {
+    // An Azure deployment is named by its operator; `base_model` says which model it is.
+    let (d, unpriced) = read(
+        "model_list:\n\
+         - {model_name: a, litellm_params: {model: azure/my-dep, api_base: 'https://x', \
+            api_key: k}, model_info: {base_model: azure/gpt-4o-mini}}\n\
+         - {model_name: b, litellm_params: {model: openai/my-name}, \
+            model_info: {base_model: gpt-4o-mini}}\n\
+         - {model_name: c, litellm_params: {model: azure/other, api_base: 'https://x', \
+            api_key: k}}\n",
+    );
+    let az = table("azure/gpt-4o-mini");
+    let oa = table("openai/gpt-4o-mini");
+    assert_eq!(Some(d[0].input_cost_per_token), az.input_cost_per_token);
+    assert_eq!(Some(d[0].output_cost_per_token), az.output_cost_per_token);
+    assert_eq!(Some(d[1].input_cost_per_token), oa.input_cost_per_token);
+    assert_eq!(d[0].model_info["base_model"], "azure/gpt-4o-mini");
+    assert_eq!(unpriced, ["azure/other"]);
+}
