@@ -28,6 +28,7 @@ pub(super) fn forward(
         &Upstream::model_for(&call.dep, model),
         &parsed.fields,
         stream,
+        anthropic::default_max_tokens(&call.dep.model_info),
     ) {
         Ok(r) => r,
         Err(e) => return Err(failed(e, call)),

@@ -9,8 +9,21 @@
 use crate::error::Error;
 use serde_json::{json, Map, Value};
 
-/// `max_tokens` is required by Anthropic; used when the caller gives none.
+/// `max_tokens` is required by Anthropic; used when neither the caller nor the deployment's
+/// `model_info` (`max_output_tokens`, `max_tokens`) gives one. (LiteLLM takes the model's
+/// output limit from its price list, else 128000; litegate's price table is not wired here yet,
+/// and a smaller default keeps an unbounded call from reserving a huge completion.)
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
+
+/// The `max_tokens` sent when the caller gives none: the deployment's `model_info`
+/// `max_output_tokens` or `max_tokens`, else [`DEFAULT_MAX_TOKENS`].
+pub fn default_max_tokens(model_info: &Map<String, Value>) -> u64 {
+    ["max_output_tokens", "max_tokens"]
+        .iter()
+        .find_map(|f| model_info.get(*f).and_then(Value::as_u64))
+        .filter(|n| *n > 0)
+        .unwrap_or(DEFAULT_MAX_TOKENS)
+}
 
 /// The text of an OpenAI `content` (a string or text parts), parts joined without separator.
 fn text_of(c: &Value) -> String {
@@ -80,8 +93,14 @@ fn blocks_of(c: &Value) -> Result<Vec<Value>, Error> {
     Ok(out)
 }
 
-/// The Messages request for an OpenAI chat request `body`, to model `model`.
-pub fn request(model: &str, body: &Map<String, Value>, stream: bool) -> Result<Value, Error> {
+/// The Messages request for an OpenAI chat request `body`, to model `model`; `default_max` is
+/// the `max_tokens` sent when the caller gives none.
+pub fn request(
+    model: &str,
+    body: &Map<String, Value>,
+    stream: bool,
+    default_max: u64,
+) -> Result<Value, Error> {
     let msgs = body
         .get("messages")
         .and_then(Value::as_array)
@@ -142,7 +161,7 @@ pub fn request(model: &str, body: &Map<String, Value>, stream: bool) -> Result<V
         .get("max_tokens")
         .or_else(|| body.get("max_completion_tokens"))
         .and_then(Value::as_u64)
-        .unwrap_or(DEFAULT_MAX_TOKENS);
+        .unwrap_or(default_max);
     let mut out = Map::new();
     out.insert("model".into(), json!(model));
     out.insert("messages".into(), Value::Array(messages));
@@ -203,10 +222,10 @@ pub fn request(model: &str, body: &Map<String, Value>, stream: bool) -> Result<V
     Ok(Value::Object(out))
 }
 
-/// `stop_reason` → `finish_reason`.
+/// `stop_reason` → `finish_reason` (LiteLLM's map).
 pub fn finish_reason(stop: &str) -> &'static str {
     match stop {
-        "max_tokens" => "length",
+        "max_tokens" | "pause_turn" | "compaction" | "model_context_window_exceeded" => "length",
         "tool_use" => "tool_calls",
         "refusal" => "content_filter",
         _ => "stop",
@@ -226,7 +245,7 @@ pub fn usage(u: &Value, output: u64) -> Value {
         .saturating_add(created);
     json!({"prompt_tokens": prompt, "completion_tokens": output,
            "total_tokens": prompt.saturating_add(output),
-           "prompt_tokens_details": {"cached_tokens": read},
+           "prompt_tokens_details": {"cached_tokens": read, "cache_creation_tokens": created},
            "cache_read_input_tokens": read, "cache_creation_input_tokens": created})
 }
 

@@ -3,7 +3,13 @@
 use super::*;
 
 fn req(v: Value, stream: bool) -> Value {
-    request("claude-x", v.as_object().expect("object"), stream).expect("request")
+    request(
+        "claude-x",
+        v.as_object().expect("object"),
+        stream,
+        DEFAULT_MAX_TOKENS,
+    )
+    .expect("request")
 }
 
 #[test]
@@ -49,7 +55,10 @@ fn system_turns_parts_and_parameters() {
     assert_eq!(r["stop_sequences"], json!(["a", "b"]));
     assert_eq!(r["stream"], true);
     let bad = json!({"messages": [{"role": "wizard", "content": "x"}]});
-    assert!(request("c", bad.as_object().expect("o"), false).is_err());
+    assert!(request("c", bad.as_object().expect("o"), false, 1).is_err());
+    let info = json!({"max_output_tokens": 8192});
+    assert_eq!(default_max_tokens(info.as_object().expect("o")), 8192);
+    assert_eq!(default_max_tokens(&Map::new()), DEFAULT_MAX_TOKENS);
 }
 
 #[test]
@@ -118,6 +127,8 @@ fn answers_stop_reasons_and_usage() {
         ("stop_sequence", "stop"),
         ("max_tokens", "length"),
         ("tool_use", "tool_calls"),
+        ("pause_turn", "length"),
+        ("refusal", "content_filter"),
     ] {
         assert_eq!(finish_reason(s), f);
     }
