@@ -89,6 +89,27 @@ fn serve(c: TcpStream, seen: &Mutex<Vec<Seen>>) {
                 "message": "Number of requests has exceeded your rate limit"}})
             .to_string(),
         )
+    } else if stream && model == "claude-tool" {
+        let t = [
+            json!({"type": "message_start", "message": {"id": "msg_t", "model": model,
+                "usage": {"input_tokens": 10, "cache_read_input_tokens": 2, "output_tokens": 1}}}),
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use",
+                "id": "toolu_1", "name": "weather", "input": {}}}),
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta",
+                "partial_json": "{\"city\":"}}),
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta",
+                "partial_json": "\"Paris\"}"}}),
+            json!({"type": "error", "error": {"type": "overloaded_error",
+                "message": format!("Overloaded, key {UPSTREAM_KEY}")}}),
+        ];
+        let mut text = String::new();
+        for d in t {
+            text.push_str(&format!(
+                "event: {}\ndata: {d}\n\n",
+                d["type"].as_str().unwrap_or("")
+            ));
+        }
+        (200, "text/event-stream", text)
     } else if stream {
         let evs = [
             (
@@ -154,7 +175,7 @@ fn serve(c: TcpStream, seen: &Mutex<Vec<Seen>>) {
 fn setup() -> (Server, String, Arc<Mutex<Vec<Seen>>>) {
     let (port, seen) = fake();
     let mut y = String::from("model_list:\n");
-    for m in ["claude-ok", "claude-err"] {
+    for m in ["claude-ok", "claude-err", "claude-tool"] {
         y.push_str(&format!(
             "  - model_name: {m}\n    litellm_params: {{ model: anthropic/{m}, \
              api_base: \"http://127.0.0.1:{port}\", api_key: {UPSTREAM_KEY}, \
@@ -296,4 +317,53 @@ fn anthropic_errors_and_unsupported_endpoints() {
     );
     assert_error_says(&r, 400, "only /v1/chat/completions");
     assert_eq!(seen.lock().expect("lock").len(), n, "nothing sent upstream");
+}
+
+#[test]
+fn anthropic_stream_tool_calls_and_error_events() {
+    let (s, k, seen) = setup();
+    let r = s.post(
+        "/v1/chat/completions",
+        &k,
+        json!({"model": "claude-tool", "stream": true,
+            "messages": [{"role": "user", "content": "weather?"}],
+            "tools": [{"type": "function", "function": {"name": "weather",
+                "parameters": {"type": "object"}}}], "tool_choice": "required"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    assert!(!text.contains(UPSTREAM_KEY), "{text}");
+    let events: Vec<Value> = text
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).expect("json event"))
+        .collect();
+    let calls: Vec<&Value> = events
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["tool_calls"].get(0))
+        .collect();
+    assert_eq!(calls[0]["id"], "toolu_1", "{text}");
+    assert_eq!(calls[0]["function"]["name"], "weather");
+    let args: String = calls
+        .iter()
+        .filter_map(|c| c["function"]["arguments"].as_str())
+        .collect();
+    assert_eq!(args, "{\"city\":\"Paris\"}");
+    let err = events.last().expect("an error event");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Overloaded") && m.contains("[redacted]")),
+        "{text}"
+    );
+    assert!(text.ends_with("data: [DONE]\n\n"));
+    assert_eq!(spend_of(&s, &r)["status"], "failure");
+    let seen = seen.lock().expect("lock");
+    let body = &seen.last().expect("a request").body;
+    assert_eq!(body["tool_choice"], json!({"type": "any"}));
+    assert_eq!(
+        body["tools"],
+        json!([{"name": "weather", "input_schema": {"type": "object"}}])
+    );
 }
