@@ -367,3 +367,31 @@ fn anthropic_stream_tool_calls_and_error_events() {
         json!([{"name": "weather", "input_schema": {"type": "object"}}])
     );
 }
+
+#[test]
+fn anthropic_deployments_start_with_the_key_from_the_environment() {
+    let (code, _, err) = crate::config_file::check(
+        "model_list:\n  - model_name: c\n    litellm_params: {model: anthropic/claude-3-5-sonnet}\n",
+        &[("ANTHROPIC_API_KEY", "sk-ant-env")],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let (port, seen) = fake();
+    let y = format!(
+        "model_list:\n  - model_name: c\n    litellm_params: {{ model: anthropic/claude-ok, \
+         api_base: \"http://127.0.0.1:{port}/v1\" }}\n\
+         general_settings:\n  master_key: os.environ/TEST_MASTER_KEY\n"
+    );
+    let s = Server::start_with_env(&y, &[], &[("ANTHROPIC_API_KEY", "sk-ant-env")]);
+    let k = key_for(&s, json!({}));
+    let r = s.post(
+        "/v1/chat/completions",
+        &k,
+        json!({"model": "c", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = seen.lock().expect("lock");
+    let rec = seen.last().expect("a request");
+    assert_eq!(rec.path, "/v1/messages");
+    assert_eq!(rec.header("x-api-key"), Some("sk-ant-env"));
+    assert_eq!(rec.header("authorization"), None);
+}
