@@ -19,6 +19,7 @@
 //! owned through `Arc`s, not borrowed. Leaves HTTP (requests, replies, the SSE framing) to
 //! `http::proxy` and authentication to `auth`.
 
+mod anthropic;
 pub mod body;
 pub mod budget;
 pub mod estimate;
@@ -156,6 +157,16 @@ pub fn run(
     let kind = input.kind;
     let mut body = CallBody::parse(input.bytes, kind)?;
     let admitted = admit(calls, cfg, catalog, who, &mut body, kind)?;
+    if kind != CallType::Chat && admitted.dep.route.wire == crate::provider::Wire::Anthropic {
+        return Err(Error::BadRequest {
+            message: format!(
+                "model {} is an Anthropic deployment: only /v1/chat/completions is supported \
+                 for it",
+                admitted.dep.model_name
+            ),
+            param: Some("model".into()),
+        });
+    }
     let k = who.key.as_deref();
     let call = Call {
         ledger: Arc::clone(&calls.ledger),
