@@ -167,6 +167,16 @@ pub fn run(
             param: Some("model".into()),
         });
     }
+    if body.n > 1 && admitted.dep.route.wire == crate::provider::Wire::Anthropic {
+        // The Messages API answers one choice; n choices would be billed as one and lost.
+        return Err(Error::BadRequest {
+            message: format!(
+                "model {} is an Anthropic deployment: `n` must be 1",
+                admitted.dep.model_name
+            ),
+            param: Some("n".into()),
+        });
+    }
     let k = who.key.as_deref();
     let call = Call {
         ledger: Arc::clone(&calls.ledger),

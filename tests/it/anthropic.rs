@@ -316,6 +316,16 @@ fn anthropic_errors_and_unsupported_endpoints() {
         json!({"model": "claude-ok", "prompt": "hi"}),
     );
     assert_error_says(&r, 400, "only /v1/chat/completions");
+    // The Messages API answers one choice: n > 1 is refused, not billed as one.
+    let r = s.post(
+        "/v1/chat/completions",
+        &k,
+        json!({"model": "claude-ok", "n": 2, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(
+        assert_error_says(&r, 400, "`n` must be 1")["error"]["param"],
+        "n"
+    );
     assert_eq!(seen.lock().expect("lock").len(), n, "nothing sent upstream");
 }
 
