@@ -16,6 +16,8 @@ pub enum Auth {
     Bearer,
     /// Azure OpenAI's `api-key: <key>`, and no `Authorization`.
     ApiKey,
+    /// Anthropic's `x-api-key: <key>`, and no `Authorization`.
+    XApiKey,
     /// Never called over HTTP (`mock`).
     None,
 }
@@ -31,16 +33,23 @@ pub enum Base {
 }
 
 /// The request and answer format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Wire {
     /// `{base}/{endpoint}` with OpenAI's bodies.
+    #[default]
     OpenAi,
     /// `{api_base}/openai/deployments/{name}/{endpoint}?api-version={v}`, OpenAI's bodies.
     Azure,
     /// Azure AI serverless endpoints: `{api_base}/{endpoint}` (`/models/…` on
     /// `services.ai.azure.com`), `?api-version=` when one is given.
     AzureAi,
+    /// Anthropic's Messages API: `{base}/v1/messages`, `anthropic-version` header, chat only,
+    /// translated both ways by `upstream::anthropic`.
+    Anthropic,
 }
+
+/// The `anthropic-version` header sent with every Anthropic call (LiteLLM's too).
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 
 #[derive(Debug)]
 pub struct Provider {
@@ -64,7 +73,7 @@ const fn openai(name: &'static str, base: Base, key_env: &'static [&'static str]
 
 use Base::{Default as D, Required};
 
-/// Every provider litegate accepts. Anything else (anthropic, gemini, vertex_ai, bedrock …
+/// Every provider litegate accepts. Anything else (gemini, vertex_ai, bedrock …
 /// until their adapters land) stops the start.
 pub const PROVIDERS: &[Provider] = &[
     Provider {
@@ -170,6 +179,13 @@ pub const PROVIDERS: &[Provider] = &[
         key_env: &["AZURE_AI_API_KEY"],
         wire: Wire::AzureAi,
     },
+    Provider {
+        name: "anthropic",
+        base: D("https://api.anthropic.com"),
+        auth: Auth::XApiKey,
+        key_env: &["ANTHROPIC_API_KEY"],
+        wire: Wire::Anthropic,
+    },
 ];
 
 /// LiteLLM's `AZURE_DEFAULT_API_VERSION`, used when neither `api_version` nor
@@ -199,6 +215,8 @@ pub struct Route {
     pub query: String,
     /// The auth header's name and value, when the deployment has a key.
     pub auth: Option<(&'static str, String)>,
+    /// The request and answer format.
+    pub wire: Wire,
 }
 
 /// The key is a secret: never printed.
@@ -208,12 +226,14 @@ impl std::fmt::Debug for Route {
             .field("base", &self.base)
             .field("query", &self.query)
             .field("auth", &self.auth.as_ref().map(|(h, _)| h))
+            .field("wire", &self.wire)
             .finish()
     }
 }
 
 impl Route {
-    /// The URL of an endpoint (`chat/completions`, `completions`, `embeddings`).
+    /// The URL of an endpoint (`chat/completions`, `completions`, `embeddings`; `messages`
+    /// for Anthropic).
     pub fn url(&self, endpoint: &str) -> String {
         format!("{}/{endpoint}{}", self.base, self.query)
     }
@@ -251,13 +271,25 @@ impl Provider {
                 (format!("{base}/models"), version(api_version))
             }
             Wire::AzureAi => (base.to_string(), version(api_version)),
+            // LiteLLM accepts `https://api.anthropic.com`, `…/v1` and `…/v1/messages`.
+            Wire::Anthropic => {
+                let b = base.strip_suffix("/messages").unwrap_or(base);
+                let b = b.strip_suffix("/v1").unwrap_or(b);
+                (format!("{b}/v1"), String::new())
+            }
         };
         let auth = match (self.auth, api_key) {
             (Auth::Bearer, Some(k)) => Some(("authorization", format!("Bearer {k}"))),
             (Auth::ApiKey, Some(k)) => Some(("api-key", k.to_string())),
+            (Auth::XApiKey, Some(k)) => Some(("x-api-key", k.to_string())),
             _ => None,
         };
-        Ok(Route { base, query, auth })
+        Ok(Route {
+            base,
+            query,
+            auth,
+            wire: self.wire,
+        })
     }
 }
 
@@ -314,7 +346,7 @@ mod tests {
                 "http://h:1/v1/embeddings"
             );
         }
-        assert_eq!(cases.len() + 6, PROVIDERS.len(), "every provider tested");
+        assert_eq!(cases.len() + 7, PROVIDERS.len(), "every provider tested");
     }
 
     #[test]
@@ -335,7 +367,7 @@ mod tests {
             );
             assert!(p.route("m", Some("http://h"), Some("k"), None).is_ok());
         }
-        assert!(find("anthropic").is_none() && find("gemini").is_none());
+        assert!(find("gemini").is_none());
         assert!(find("bedrock").is_none() && find("vertex_ai").is_none());
         assert!(names().starts_with("mock, openai, "));
     }
@@ -385,6 +417,18 @@ mod tests {
             r.url("chat/completions"),
             "https://e.inference.ai.azure.com/chat/completions"
         );
+        let an = find("anthropic").expect("anthropic");
+        for base in [
+            None,
+            Some("https://api.anthropic.com/"),
+            Some("https://api.anthropic.com/v1"),
+            Some("https://api.anthropic.com/v1/messages"),
+        ] {
+            let r = an.route("claude", base, Some("sk-ant"), None).expect("r");
+            assert_eq!(r.url("messages"), "https://api.anthropic.com/v1/messages");
+            assert_eq!(r.auth, Some(("x-api-key", "sk-ant".into())));
+            assert_eq!(r.wire, Wire::Anthropic);
+        }
         // A key is never printed.
         let r = route("openai", None, Some("sk-secret"));
         assert!(!format!("{r:?}").contains("sk-secret"));

@@ -31,6 +31,8 @@ pub struct CallBody {
     pub max_tokens: Option<u64>,
     /// The most completion tokens the request allows (`max_tokens` × `n`), if it said.
     pub completion_cap: Option<u64>,
+    /// Choices asked for (`n`, default 1).
+    pub n: u64,
     /// `stream_options.include_usage`: the caller wants the usage chunk of a stream.
     pub include_usage: bool,
     /// The object names a key twice (the map keeps the last value; another parser may keep
@@ -69,6 +71,7 @@ impl CallBody {
             mock_response,
             max_tokens,
             completion_cap: max_tokens.map(|m| m.saturating_mul(shape.n)),
+            n: shape.n,
             include_usage,
             duplicate_keys,
             fields,

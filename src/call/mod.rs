@@ -19,6 +19,7 @@
 //! owned through `Arc`s, not borrowed. Leaves HTTP (requests, replies, the SSE framing) to
 //! `http::proxy` and authentication to `auth`.
 
+mod anthropic;
 pub mod body;
 pub mod budget;
 pub mod estimate;
@@ -156,6 +157,26 @@ pub fn run(
     let kind = input.kind;
     let mut body = CallBody::parse(input.bytes, kind)?;
     let admitted = admit(calls, cfg, catalog, who, &mut body, kind)?;
+    if kind != CallType::Chat && admitted.dep.route.wire == crate::provider::Wire::Anthropic {
+        return Err(Error::BadRequest {
+            message: format!(
+                "model {} is an Anthropic deployment: only /v1/chat/completions is supported \
+                 for it",
+                admitted.dep.model_name
+            ),
+            param: Some("model".into()),
+        });
+    }
+    if body.n > 1 && admitted.dep.route.wire == crate::provider::Wire::Anthropic {
+        // The Messages API answers one choice; n choices would be billed as one and lost.
+        return Err(Error::BadRequest {
+            message: format!(
+                "model {} is an Anthropic deployment: `n` must be 1",
+                admitted.dep.model_name
+            ),
+            param: Some("n".into()),
+        });
+    }
     let k = who.key.as_deref();
     let call = Call {
         ledger: Arc::clone(&calls.ledger),

@@ -18,10 +18,10 @@ use std::io::Read;
 /// After an upstream stream's `[DONE]`, at most this much more is read to reuse its connection.
 const MAX_STREAM_DRAIN: u64 = 64 * 1024;
 /// An upstream error body is read up to this much (the message is in its first bytes).
-const MAX_UPSTREAM_ERROR_BODY: u64 = 1024 * 1024;
+pub(super) const MAX_UPSTREAM_ERROR_BODY: u64 = 1024 * 1024;
 /// Events read but not yet sent are sent once they reach this much, even if more is buffered.
 /// A stream's memory is one line ([`sse::MAX_LINE`]), a read buffer and at most this.
-const MAX_STREAM_BATCH: usize = 64 * 1024;
+pub(super) const MAX_STREAM_BATCH: usize = 64 * 1024;
 
 /// Forwards an admitted call to its deployment and settles it (a stream: once relayed).
 pub(super) fn forward(
@@ -32,6 +32,9 @@ pub(super) fn forward(
     parsed: CallBody,
     bytes: &[u8],
 ) -> Result<Answer> {
+    if call.dep.route.wire == crate::provider::Wire::Anthropic {
+        return super::anthropic::forward(call, upstream, cfg, model, parsed);
+    }
     let stream = parsed.stream;
     let caller_wants_usage = parsed.include_usage;
     let mut body = parsed.fields;
@@ -85,6 +88,7 @@ pub(super) fn forward(
             call,
             body: resp.into_body(),
             caller_wants_usage,
+            anthropic: None,
         }))));
     }
     // The whole answer is held (its `usage` comes last and spend is recorded before the
@@ -132,7 +136,7 @@ pub(super) fn forward(
 }
 
 /// Settles a call the upstream failed (nothing billed) and returns the error for the client.
-fn failed(e: Error, mut call: Call) -> Error {
+pub(super) fn failed(e: Error, mut call: Call) -> Error {
     let _ = call.settle(0, 0, "failure");
     e
 }
@@ -142,10 +146,12 @@ pub struct UpstreamStream {
     call: Call,
     body: ureq::Body,
     caller_wants_usage: bool,
+    /// Set for an Anthropic deployment: its events are translated (`call::anthropic`).
+    anthropic: Option<Box<crate::upstream::anthropic::StreamState>>,
 }
 
 /// How reading an upstream's stream ended.
-enum End {
+pub(super) enum End {
     /// The upstream sent `[DONE]`.
     Done,
     /// The upstream closed the stream without `[DONE]`.
@@ -157,7 +163,7 @@ enum End {
 }
 
 /// The lines of an upstream's stream, each at most [`sse::MAX_LINE`] bytes.
-struct SseLines {
+pub(super) struct SseLines {
     reader: std::io::BufReader<ureq::BodyReader<'static>>,
     /// The last line read (its buffer is reused for the next).
     line: Vec<u8>,
@@ -165,14 +171,14 @@ struct SseLines {
 
 impl SseLines {
     /// Whether more of the stream has arrived than was read (the next line needs no wait).
-    fn buffered(&self) -> bool {
+    pub(super) fn buffered(&self) -> bool {
         !self.reader.buffer().is_empty()
     }
 
     /// Reads one line: the data of an event (`Some`), a line without data (`None`: a blank
     /// line, a comment, another field), or how the stream ended (`call` names it in warnings).
     /// One line per call, so the relay can flush what it holds before a read that may wait.
-    fn next(&mut self, call: &Call) -> std::result::Result<Option<&str>, End> {
+    pub(super) fn next(&mut self, call: &Call) -> std::result::Result<Option<&str>, End> {
         let dep = &call.dep;
         match sse::read_line_capped(&mut self.reader, &mut self.line, sse::MAX_LINE) {
             Ok(Line::Eof) => return Err(End::Closed),
@@ -222,7 +228,7 @@ impl SseLines {
 
 /// What a stream's events said about usage and how it ended.
 #[derive(Default)]
-struct UsageTally {
+pub(super) struct UsageTally {
     reported: Option<usage::Reported>,
     /// Characters of completion text seen, for a stream without usage (a count, not the
     /// text: an endless stream must not grow memory).
@@ -233,7 +239,7 @@ struct UsageTally {
 
 impl UsageTally {
     /// Counts one event; true when it is a usage chunk without choices.
-    fn see(&mut self, v: &Value) -> bool {
+    pub(super) fn see(&mut self, v: &Value) -> bool {
         let mut usage_only = false;
         if let Some(u) = v.get("usage").filter(|u| !u.is_null()) {
             self.reported = Some(usage::Reported::of_value(u));
@@ -259,19 +265,43 @@ impl UsageTally {
 }
 
 impl UpstreamStream {
+    pub(super) fn new(
+        call: Call,
+        body: ureq::Body,
+        caller_wants_usage: bool,
+        anthropic: Option<Box<crate::upstream::anthropic::StreamState>>,
+    ) -> UpstreamStream {
+        UpstreamStream {
+            call,
+            body,
+            caller_wants_usage,
+            anthropic,
+        }
+    }
+
     pub(super) fn pump(mut self, emit: &mut dyn FnMut(&[u8]) -> std::io::Result<()>) {
         let mut lines = SseLines {
             reader: std::io::BufReader::new(self.body.into_reader()),
             line: Vec::new(),
         };
         let mut tally = UsageTally::default();
-        let end = relay(
-            &mut lines,
-            &mut tally,
-            &self.call,
-            self.caller_wants_usage,
-            emit,
-        );
+        let end = match self.anthropic.as_deref_mut() {
+            None => relay(
+                &mut lines,
+                &mut tally,
+                &self.call,
+                self.caller_wants_usage,
+                emit,
+            ),
+            Some(state) => super::anthropic::relay(
+                &mut lines,
+                &mut tally,
+                &self.call,
+                self.caller_wants_usage,
+                state,
+                emit,
+            ),
+        };
         // Stop the upstream call now (closes its connection) unless it ended with `[DONE]`:
         // then the rest of its body (the chunked terminator) is read after our `[DONE]`, so
         // ureq returns the connection to its pool instead of closing it.

@@ -8,6 +8,7 @@
 //! read carries the deployment's URL, host or key: transport faults are named by kind only
 //! (the detail goes to the operator's log), upstream error bodies are scrubbed.
 
+pub mod anthropic;
 pub mod sse;
 pub mod transport;
 pub mod usage;
@@ -148,6 +149,9 @@ impl Upstream {
             );
         if let Some((name, value)) = &dep.route.auth {
             rb = rb.header(*name, value.as_str());
+        }
+        if dep.route.wire == crate::provider::Wire::Anthropic {
+            rb = rb.header("anthropic-version", crate::provider::ANTHROPIC_VERSION);
         }
         rb.send(body).map_err(|e| map_fault(dep, &e))
     }

@@ -4,6 +4,7 @@
 
 mod access;
 mod access_prop;
+mod anthropic;
 mod authority;
 mod authority_prop;
 mod authority_views;

@@ -1,0 +1,156 @@
+//! Calls to an Anthropic deployment (`provider::Wire::Anthropic`): the chat request is
+//! translated (`upstream::anthropic`), POSTed to `{base}/v1/messages`, and the answer or the
+//! stream translated back to OpenAI's format; spend is settled from the usage Anthropic
+//! reports. Only chat calls reach here (`call::run` refuses the others with a 400). The
+//! OpenAI-compatible path (`relay`) is not involved; stream reading and its bounds are
+//! `relay`'s own (`SseLines`, the line cap, the batch cap).
+
+use super::body::CallBody;
+use super::relay::{failed, End, SseLines, UpstreamStream, UsageTally};
+use super::relay::{MAX_STREAM_BATCH, MAX_UPSTREAM_ERROR_BODY};
+use super::{Answer, Call, Stream};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::upstream::anthropic::{self, Step, StreamState};
+use crate::upstream::{self, usage, Upstream};
+use serde_json::Value;
+
+/// Forwards an admitted chat call to its Anthropic deployment and settles it.
+pub(super) fn forward(
+    mut call: Call,
+    upstream: &Upstream,
+    cfg: &Config,
+    model: &str,
+    parsed: CallBody,
+) -> Result<Answer> {
+    let stream = parsed.stream;
+    let req = match anthropic::request(
+        &Upstream::model_for(&call.dep, model),
+        &parsed.fields,
+        stream,
+        anthropic::default_max_tokens(&call.dep.model_info),
+    ) {
+        Ok(r) => r,
+        Err(e) => return Err(failed(e, call)),
+    };
+    let payload = serde_json::to_vec(&req).unwrap_or_default();
+    let sent = std::time::Instant::now();
+    let resp = upstream.post(&call.dep, "messages", &payload, stream);
+    crate::metrics::METRICS.upstream(&call.dep.model_name, sent.elapsed());
+    let resp = match resp {
+        Ok(r) => r,
+        Err(e) => return Err(failed(e, call)),
+    };
+    let status = resp.status().as_u16();
+    if status != 200 {
+        let bytes = if (300..400).contains(&status) {
+            Vec::new()
+        } else {
+            resp.into_body()
+                .with_config()
+                .limit(MAX_UPSTREAM_ERROR_BODY)
+                .read_to_vec()
+                .unwrap_or_default()
+        };
+        // Anthropic's `{"type":"error","error":{"type","message"}}` has the message where
+        // OpenAI's has it.
+        return Err(failed(
+            Upstream::status_error(&call.dep, status, &bytes),
+            call,
+        ));
+    }
+    if stream {
+        return Ok(Answer::Stream(Box::new(Stream::Upstream(
+            UpstreamStream::new(
+                call,
+                resp.into_body(),
+                parsed.include_usage,
+                Some(Box::default()),
+            ),
+        ))));
+    }
+    let cap = cfg.max_upstream_body_bytes;
+    let bytes = match resp.into_body().with_config().limit(cap).read_to_vec() {
+        Ok(b) => b,
+        Err(ureq::Error::BodyExceedsLimit(_)) => {
+            let e = Error::Upstream {
+                status: 502,
+                message: format!(
+                    "upstream {} answered with more than {cap} bytes",
+                    call.dep.model_name
+                ),
+            };
+            return Err(failed(e, call));
+        }
+        Err(e) => return Err(failed(upstream::map_fault(&call.dep, &e), call)),
+    };
+    let Ok(v) = serde_json::from_slice::<Value>(&bytes) else {
+        let e = Error::Upstream {
+            status: 502,
+            message: format!(
+                "upstream {} answered with invalid JSON",
+                call.dep.model_name
+            ),
+        };
+        return Err(failed(e, call));
+    };
+    let out = anthropic::answer(&v);
+    let reported = v
+        .get("usage")
+        .map(|_| usage::Reported::of_value(&out["usage"]));
+    let (p, c) = call.billable(reported, || {
+        usage::tokens_of_chars(usage::completion_chars(&out))
+    });
+    call.settle(p, c, "success")?;
+    Ok(Answer::Json(out))
+}
+
+/// Relays an Anthropic stream as OpenAI chunks until either side ends (`relay::relay`'s
+/// batching: events go out when nothing more is buffered or at `MAX_STREAM_BATCH`).
+pub(super) fn relay(
+    lines: &mut SseLines,
+    tally: &mut UsageTally,
+    call: &Call,
+    caller_wants_usage: bool,
+    state: &mut StreamState,
+    emit: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+) -> End {
+    let dep = &call.dep;
+    let mut out: Vec<u8> = Vec::new();
+    let mut chunks: Vec<Value> = Vec::new();
+    let end = loop {
+        if !out.is_empty() && (!lines.buffered() || out.len() >= MAX_STREAM_BATCH) {
+            if emit(&out).is_err() {
+                return End::ClientGone;
+            }
+            out.clear();
+        }
+        let data = match lines.next(call) {
+            Ok(Some(data)) => data,
+            Ok(None) => continue,
+            Err(end) => break end,
+        };
+        let Ok(ev) = serde_json::from_str::<Value>(data) else {
+            break End::Broken("the upstream sent an event that is not JSON".into());
+        };
+        let step = state.feed(&ev, &mut chunks);
+        for c in chunks.drain(..) {
+            let usage_only = tally.see(&c);
+            if usage_only && !caller_wants_usage {
+                continue;
+            }
+            out.extend_from_slice(b"data: ");
+            out.extend_from_slice(c.to_string().as_bytes());
+            out.extend_from_slice(b"\n\n");
+        }
+        match step {
+            Step::Continue => {}
+            Step::Stop => break End::Done,
+            Step::Error(m) => break End::Broken(upstream::scrub(dep, &m)),
+        }
+    };
+    if !out.is_empty() && emit(&out).is_err() {
+        return End::ClientGone;
+    }
+    end
+}
