@@ -15,6 +15,7 @@ pub mod input;
 pub mod kdf;
 pub mod lifecycle;
 pub mod metrics;
+pub mod prices;
 pub mod provider;
 pub mod server;
 pub mod upstream;

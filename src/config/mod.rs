@@ -8,6 +8,8 @@
 mod cli;
 mod env;
 mod model_list;
+#[cfg(test)]
+mod price_tests;
 mod settings;
 #[cfg(test)]
 mod tests;
@@ -120,6 +122,12 @@ pub fn load_with_env(args: &Args, env: &Env) -> Result<Config, ConfigError> {
     let read = settings::apply(&mut cfg, &text, &mut r);
     for w in &r.warnings {
         log::warn!("{w}");
+    }
+    for m in &r.unpriced {
+        log::warn!(
+            "model '{m}' has no input_cost_per_token/output_cost_per_token in {source} and is not \
+             in litegate's price table: its calls are recorded at 0 spend"
+        );
     }
     read?;
     cfg.source = source;

@@ -140,7 +140,7 @@ impl Entry {
             model_info: serde_json::Map::new(),
             route: Route::default(),
         };
-        params.apply(r, at, &mut d)?;
+        let (input, output) = params.apply(r, at, &mut d)?;
         let info_at = format!("{at}.model_info");
         if let Some(info) = self
             .model_info
@@ -148,6 +148,7 @@ impl Entry {
         {
             info.apply(r, at, &mut d)?;
         }
+        price(r, &mut d, input, output);
         if d.id.is_empty() {
             d.id = format!("{}-{index}", d.model_name);
         }
@@ -156,7 +157,13 @@ impl Entry {
 }
 
 impl Params {
-    fn apply(self, r: &mut Reader, at: &str, d: &mut Deployment) -> Result<(), ConfigError> {
+    /// Reads the parameters into `d`; returns the prices the file gives (applied by `price`).
+    fn apply(
+        self,
+        r: &mut Reader,
+        at: &str,
+        d: &mut Deployment,
+    ) -> Result<(Option<f64>, Option<f64>), ConfigError> {
         let f = |k: &str| format!("{at}.litellm_params.{k}");
         d.model = self.model.resolve(r, &f("model"))?.unwrap_or_default();
         let api_base = self.api_base.resolve(r, &f("api_base"))?;
@@ -170,15 +177,14 @@ impl Params {
         d.api_key = self.api_key.resolve(r, &f("api_key"))?;
         d.rpm = self.rpm.resolve(r, &f("rpm"))?.map(|c| c.0);
         d.tpm = self.tpm.resolve(r, &f("tpm"))?.map(|c| c.0);
-        let cost = |x: Option<NonNegative>| x.map_or(0.0, |c| c.0);
-        d.input_cost_per_token = cost(
-            self.input_cost_per_token
-                .resolve(r, &f("input_cost_per_token"))?,
-        );
-        d.output_cost_per_token = cost(
-            self.output_cost_per_token
-                .resolve(r, &f("output_cost_per_token"))?,
-        );
+        let input = self
+            .input_cost_per_token
+            .resolve(r, &f("input_cost_per_token"))?
+            .map(|c| c.0);
+        let output = self
+            .output_cost_per_token
+            .resolve(r, &f("output_cost_per_token"))?
+            .map(|c| c.0);
         let secs = |x: Option<Positive>| x.map_or(0.0, |p| p.0);
         d.timeout_secs = secs(self.timeout.resolve(r, &f("timeout"))?);
         d.stream_timeout_secs = secs(self.stream_timeout.resolve(r, &f("stream_timeout"))?);
@@ -249,8 +255,52 @@ impl Params {
                 api_version.as_deref(),
             )
             .map_err(|m| r.error(&f("api_base"), format_args!("{m} ('{}')", p.name)))?;
-        Ok(())
+        Ok((input, output))
     }
+}
+
+/// Prices in force: the file's, each field separately, else the embedded table's, else 0 and
+/// the model is noted as unpriced (`mock` deployments are never priced). The table is looked up
+/// by `model_info.base_model` when given (LiteLLM's way to price e.g. an Azure deployment
+/// name; without a `provider/` it gets the deployment's), else by `litellm_params.model`. The
+/// table's cache prices and token limits go into `model_info` where the file did not set them.
+fn price(r: &mut Reader, d: &mut Deployment, input: Option<f64>, output: Option<f64>) {
+    let mock = d.provider() == "mock";
+    let key = match d.model_info.get("base_model").and_then(|v| v.as_str()) {
+        Some(b) if b.contains('/') => b.to_string(),
+        Some(b) => format!("{}/{b}", d.provider()),
+        None => d.model.clone(),
+    };
+    let table = if mock {
+        None
+    } else {
+        crate::prices::lookup(&key)
+    };
+    let t = table.unwrap_or_default();
+    let input = input.or(t.input_cost_per_token);
+    let output = output.or(t.output_cost_per_token);
+    d.input_cost_per_token = input.unwrap_or(0.0);
+    d.output_cost_per_token = output.unwrap_or(0.0);
+    if !mock && (input.is_none() || output.is_none()) && !r.unpriced.contains(&key) {
+        r.unpriced.push(key);
+    }
+    let mut put = |k: &str, v: Option<serde_json::Value>| {
+        if let Some(v) = v {
+            d.model_info.entry(k.to_string()).or_insert(v);
+        }
+    };
+    let max_tokens = t.max_output_tokens.or(t.max_input_tokens);
+    put("max_tokens", max_tokens.map(Into::into));
+    put("max_input_tokens", t.max_input_tokens.map(Into::into));
+    put("max_output_tokens", t.max_output_tokens.map(Into::into));
+    put(
+        "cache_read_input_token_cost",
+        t.cache_read_input_token_cost.map(Into::into),
+    );
+    put(
+        "cache_creation_input_token_cost",
+        t.cache_creation_input_token_cost.map(Into::into),
+    );
 }
 
 impl Info {

@@ -23,6 +23,9 @@ pub(super) struct Reader<'a> {
     pub file: &'a str,
     env: &'a Env,
     pub warnings: Vec<String>,
+    /// Models priced by neither the file nor the price table (each once; logged at start,
+    /// apart from the file's warnings).
+    pub unpriced: Vec<String>,
 }
 
 impl<'a> Reader<'a> {
@@ -31,6 +34,7 @@ impl<'a> Reader<'a> {
             file,
             env,
             warnings: Vec::new(),
+            unpriced: Vec::new(),
         }
     }
 

@@ -5,7 +5,8 @@
 //! the body (the deployment's `openai/<mode>` minus `openai/`):
 //!
 //! - `json`: a chat/completion/embedding answer with `usage` (10 prompt, 20 completion tokens;
-//!   embeddings 10 prompt tokens only); `lag` is the same after 100 ms
+//!   embeddings 10 prompt tokens only); `lag` is the same after 100 ms; `gpt-4o-mini` is the
+//!   same as `json` (a model the embedded price table knows)
 //! - `nousage`: the same without `usage` (with `stream: true`, SSE without a usage chunk)
 //! - `sse`: chunked SSE: three content chunks, a `finish_reason: "stop"` chunk, a usage-only
 //!   chunk `{"choices": [], "usage": ...}` only when the request asked
@@ -384,7 +385,8 @@ fn answer(w: &mut TcpStream, port: u16, st: &State, rec: &Recorded) -> bool {
         .as_bool()
         .unwrap_or(false);
     match mode.as_str() {
-        "json" => write_json(w, 200, &json_answer(path, &mode, true)),
+        // A real model name (`prices.rs`: priced from the embedded table) answers as `json`.
+        "json" | "gpt-4o-mini" => write_json(w, 200, &json_answer(path, &mode, true)),
         "lag" => {
             std::thread::sleep(Duration::from_millis(100));
             write_json(w, 200, &json_answer(path, &mode, true))
