@@ -11,8 +11,9 @@ use serde_json::{json, Map, Value};
 
 /// `max_tokens` is required by Anthropic; used when neither the caller nor the deployment's
 /// `model_info` (`max_output_tokens`, `max_tokens`) gives one. (LiteLLM takes the model's
-/// output limit from its price list, else 128000; litegate's price table is not wired here yet,
-/// and a smaller default keeps an unbounded call from reserving a huge completion.)
+/// output limit from its price list, else 128000. litegate's price table fills
+/// `model_info.max_output_tokens` at config load, so this is only for models it does not know;
+/// a smaller default keeps an unbounded call from reserving a huge completion.)
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 
 /// The `max_tokens` sent when the caller gives none: the deployment's `model_info`
