@@ -6,8 +6,8 @@
 //! `relay`'s own (`SseLines`, the line cap, the batch cap).
 
 use super::body::CallBody;
-use super::relay::{failed, End, SseLines, UpstreamStream, UsageTally};
-use super::relay::{MAX_STREAM_BATCH, MAX_UPSTREAM_ERROR_BODY};
+use super::relay::MAX_STREAM_BATCH;
+use super::relay::{failed, read_answer, send, End, SseLines, UpstreamStream, UsageTally};
 use super::{Answer, Call, Stream};
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -34,31 +34,12 @@ pub(super) fn forward(
         Err(e) => return Err(failed(e, call)),
     };
     let payload = serde_json::to_vec(&req).unwrap_or_default();
-    let sent = std::time::Instant::now();
-    let resp = upstream.post(&call.dep, "messages", &payload, stream);
-    crate::metrics::METRICS.upstream(&call.dep.model_name, sent.elapsed());
-    let resp = match resp {
+    // Anthropic's `{"type":"error","error":{"type","message"}}` has the message where
+    // OpenAI's has it, so `relay::send` words its errors as it does OpenAI's.
+    let resp = match send(&call, upstream, "messages", &payload, stream, |s| s == 200) {
         Ok(r) => r,
         Err(e) => return Err(failed(e, call)),
     };
-    let status = resp.status().as_u16();
-    if status != 200 {
-        let bytes = if (300..400).contains(&status) {
-            Vec::new()
-        } else {
-            resp.into_body()
-                .with_config()
-                .limit(MAX_UPSTREAM_ERROR_BODY)
-                .read_to_vec()
-                .unwrap_or_default()
-        };
-        // Anthropic's `{"type":"error","error":{"type","message"}}` has the message where
-        // OpenAI's has it.
-        return Err(failed(
-            Upstream::status_error(&call.dep, status, &bytes),
-            call,
-        ));
-    }
     if stream {
         return Ok(Answer::Stream(Box::new(Stream::Upstream(
             UpstreamStream::new(
@@ -69,20 +50,9 @@ pub(super) fn forward(
             ),
         ))));
     }
-    let cap = cfg.max_upstream_body_bytes;
-    let bytes = match resp.into_body().with_config().limit(cap).read_to_vec() {
+    let bytes = match read_answer(&call, resp, cfg.max_upstream_body_bytes) {
         Ok(b) => b,
-        Err(ureq::Error::BodyExceedsLimit(_)) => {
-            let e = Error::Upstream {
-                status: 502,
-                message: format!(
-                    "upstream {} answered with more than {cap} bytes",
-                    call.dep.model_name
-                ),
-            };
-            return Err(failed(e, call));
-        }
-        Err(e) => return Err(failed(upstream::map_fault(&call.dep, &e), call)),
+        Err(e) => return Err(failed(e, call)),
     };
     let Ok(v) = serde_json::from_slice::<Value>(&bytes) else {
         let e = Error::Upstream {

@@ -59,30 +59,19 @@ pub(super) fn forward(
     } else {
         std::borrow::Cow::Owned(Upstream::body(&call.dep, model, body))
     };
-    let sent = std::time::Instant::now();
-    let resp = upstream.post(&call.dep, call.kind.endpoint(), &payload, stream);
-    crate::metrics::METRICS.upstream(&call.dep.model_name, sent.elapsed());
-    let resp = match resp {
+    // A stream is any 2xx, an answer only 200; a redirect (never followed) is a fault too.
+    let accepted = |status: u16| (200..300).contains(&status) && (stream || status == 200);
+    let resp = match send(
+        &call,
+        upstream,
+        call.kind.endpoint(),
+        &payload,
+        stream,
+        accepted,
+    ) {
         Ok(r) => r,
         Err(e) => return Err(failed(e, call)),
     };
-    let status = resp.status().as_u16();
-    // A stream is any 2xx, an answer only 200; a redirect (never followed) is a fault too.
-    if (stream && !(200..300).contains(&status)) || (!stream && status != 200) {
-        let bytes = if (300..400).contains(&status) {
-            Vec::new()
-        } else {
-            resp.into_body()
-                .with_config()
-                .limit(MAX_UPSTREAM_ERROR_BODY)
-                .read_to_vec()
-                .unwrap_or_default()
-        };
-        return Err(failed(
-            Upstream::status_error(&call.dep, status, &bytes),
-            call,
-        ));
-    }
     if stream {
         return Ok(Answer::Stream(Box::new(Stream::Upstream(UpstreamStream {
             call,
@@ -91,22 +80,9 @@ pub(super) fn forward(
             anthropic: None,
         }))));
     }
-    // The whole answer is held (its `usage` comes last and spend is recorded before the
-    // client gets it), so this cap times `--workers` bounds the memory of such answers.
-    let cap = cfg.max_upstream_body_bytes;
-    let bytes = match resp.into_body().with_config().limit(cap).read_to_vec() {
+    let bytes = match read_answer(&call, resp, cfg.max_upstream_body_bytes) {
         Ok(b) => b,
-        Err(ureq::Error::BodyExceedsLimit(_)) => {
-            let e = Error::Upstream {
-                status: 502,
-                message: format!(
-                    "upstream {} answered with more than {cap} bytes",
-                    call.dep.model_name
-                ),
-            };
-            return Err(failed(e, call));
-        }
-        Err(e) => return Err(failed(upstream::map_fault(&call.dep, &e), call)),
+        Err(e) => return Err(failed(e, call)),
     };
     // Only `usage` is read (the rest is checked for syntax and skipped, no tree is built);
     // the completion text is counted, in a second pass, only when its figure is needed.
@@ -133,6 +109,58 @@ pub(super) fn forward(
     call.settle(p, c, "success")?;
     // The upstream's answer as it came (its `model` field names the upstream model).
     Ok(Answer::Raw(bytes))
+}
+
+/// POSTs `payload` to the call's deployment (timed in the metrics) and returns the response
+/// when `accepted` takes its status; otherwise the error for that status, with at most
+/// `MAX_UPSTREAM_ERROR_BODY` of its body read (none for a redirect, which is never followed).
+pub(super) fn send(
+    call: &Call,
+    upstream: &Upstream,
+    endpoint: &str,
+    payload: &[u8],
+    stream: bool,
+    accepted: impl Fn(u16) -> bool,
+) -> Result<ureq::http::Response<ureq::Body>> {
+    let sent = std::time::Instant::now();
+    let resp = upstream.post(&call.dep, endpoint, payload, stream);
+    crate::metrics::METRICS.upstream(&call.dep.model_name, sent.elapsed());
+    let resp = resp?;
+    let status = resp.status().as_u16();
+    if accepted(status) {
+        return Ok(resp);
+    }
+    let bytes = if (300..400).contains(&status) {
+        Vec::new()
+    } else {
+        resp.into_body()
+            .with_config()
+            .limit(MAX_UPSTREAM_ERROR_BODY)
+            .read_to_vec()
+            .unwrap_or_default()
+    };
+    Err(Upstream::status_error(&call.dep, status, &bytes))
+}
+
+/// Reads a whole (non-stream) answer, at most `cap` bytes: more is a 502. The answer is held
+/// because its `usage` comes last and spend is recorded before the client gets it, so `cap`
+/// times `--workers` bounds the memory of such answers.
+pub(super) fn read_answer(
+    call: &Call,
+    resp: ureq::http::Response<ureq::Body>,
+    cap: u64,
+) -> Result<Vec<u8>> {
+    match resp.into_body().with_config().limit(cap).read_to_vec() {
+        Ok(b) => Ok(b),
+        Err(ureq::Error::BodyExceedsLimit(_)) => Err(Error::Upstream {
+            status: 502,
+            message: format!(
+                "upstream {} answered with more than {cap} bytes",
+                call.dep.model_name
+            ),
+        }),
+        Err(e) => Err(upstream::map_fault(&call.dep, &e)),
+    }
 }
 
 /// Settles a call the upstream failed (nothing billed) and returns the error for the client.
