@@ -7,7 +7,7 @@
 use crate::common::*;
 use crate::upstream::{IN_COST, OUT_COST, UPSTREAM_KEY};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
@@ -45,34 +45,9 @@ fn fake() -> (u16, Arc<Mutex<Vec<Seen>>>) {
 fn serve(c: TcpStream, seen: &Mutex<Vec<Seen>>) {
     let mut r = BufReader::new(c.try_clone().expect("clone"));
     let mut w = c;
-    let mut line = String::new();
-    if r.read_line(&mut line).unwrap_or(0) == 0 {
+    let Some((_, path, headers, b)) = crate::upstream::read_request(&mut r) else {
         return;
-    }
-    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        if r.read_line(&mut h).unwrap_or(0) == 0 {
-            return;
-        }
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.push((k.trim().to_string(), v.trim().to_string()));
-        }
-    }
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut b = vec![0; len];
-    if r.read_exact(&mut b).is_err() {
-        return;
-    }
+    };
     let body: Value = serde_json::from_slice(&b).unwrap_or(Value::Null);
     let model = body["model"].as_str().unwrap_or("").to_string();
     let stream = body["stream"] == true;

@@ -32,7 +32,7 @@
 //!   one chunk, then an error event and a plain-text `data:` line echoing the same, then the end
 
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -258,37 +258,9 @@ fn serve(conn: TcpStream, port: u16, st: &State) {
     let mut r = BufReader::new(read_half);
     let mut w = conn;
     loop {
-        // Request line and headers.
-        let mut line = String::new();
-        match r.read_line(&mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        let method = line.split_whitespace().next().unwrap_or("").to_string();
-        let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-        let mut headers = Vec::new();
-        loop {
-            let mut h = String::new();
-            if r.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                headers.push((k.trim().to_string(), v.trim().to_string()));
-            }
-        }
-        let len: usize = headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-            .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or(0);
-        let mut body = vec![0; len];
-        if r.read_exact(&mut body).is_err() {
+        let Some((method, path, headers, body)) = read_request(&mut r) else {
             return;
-        }
+        };
         let raw = body;
         let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
         let rec = Recorded {
@@ -303,6 +275,42 @@ fn serve(conn: TcpStream, port: u16, st: &State) {
             return;
         }
     }
+}
+
+/// Reads one request (line, headers, a `Content-Length` body) off a fake's connection:
+/// (method, path, headers, body), or None when the connection ends first.
+#[allow(clippy::type_complexity)]
+pub fn read_request(
+    r: &mut impl BufRead,
+) -> Option<(String, String, Vec<(String, String)>, Vec<u8>)> {
+    let mut line = String::new();
+    if r.read_line(&mut line).unwrap_or(0) == 0 {
+        return None;
+    }
+    let method = line.split_whitespace().next().unwrap_or("").to_string();
+    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h).unwrap_or(0) == 0 {
+            return None;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).ok()?;
+    Some((method, path, headers, body))
 }
 
 fn usage() -> Value {
