@@ -302,6 +302,11 @@ pub enum Step {
     Error(String),
 }
 
+/// The most tool calls one streamed answer may open: a hostile upstream opening blocks without
+/// end would otherwise grow `StreamState::tools` (and the lookup per delta) for the whole
+/// stream deadline. More ends the stream as an upstream error.
+pub const MAX_STREAM_TOOL_CALLS: usize = 1024;
+
 /// A stream's translation state: the ids and usage seen so far, tool blocks' indexes.
 #[derive(Default)]
 pub struct StreamState {
@@ -341,6 +346,11 @@ impl StreamState {
                 match b.get("type").and_then(Value::as_str) {
                     Some("tool_use") => {
                         let t = self.tools.len();
+                        if t >= MAX_STREAM_TOOL_CALLS {
+                            return Step::Error(format!(
+                                "the answer opened more than {MAX_STREAM_TOOL_CALLS} tool calls"
+                            ));
+                        }
                         self.tools.push((index, t));
                         out.push(self.chunk(
                             json!({"tool_calls": [{"index": t, "id": b.get("id"),

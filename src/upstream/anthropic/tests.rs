@@ -177,3 +177,25 @@ fn stream_events_become_chunks() {
         json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}});
     assert_eq!(st.feed(&e, &mut out), Step::Error("Overloaded".into()));
 }
+
+#[test]
+fn a_stream_opening_tool_calls_without_end_is_cut() {
+    let mut st = StreamState::default();
+    let mut out = Vec::new();
+    let open = |i: usize| {
+        json!({"type": "content_block_start", "index": i,
+               "content_block": {"type": "tool_use", "id": format!("t{i}"), "name": "f", "input": {}}})
+    };
+    for i in 0..MAX_STREAM_TOOL_CALLS {
+        assert!(
+            matches!(st.feed(&open(i), &mut out), Step::Continue),
+            "block {i}"
+        );
+    }
+    assert_eq!(out.len(), MAX_STREAM_TOOL_CALLS);
+    match st.feed(&open(MAX_STREAM_TOOL_CALLS), &mut out) {
+        Step::Error(m) => assert!(m.contains("more than 1024 tool calls"), "{m}"),
+        _ => panic!("the block past the cap must end the stream"),
+    }
+    assert_eq!(out.len(), MAX_STREAM_TOOL_CALLS, "nothing emitted for it");
+}
