@@ -163,15 +163,6 @@ fn setup() -> (Server, String, Arc<Mutex<Vec<Seen>>>) {
     (s, k, seen)
 }
 
-fn spend_of(s: &Server, r: &Resp) -> Value {
-    let id = r.header("x-litellm-call-id").expect("call id");
-    let rows = s
-        .get(&format!("/spend/logs?request_id={id}"), MASTER)
-        .json();
-    assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
-    rows[0].clone()
-}
-
 /// 10 input + 2 cache-read prompt tokens, 20 output tokens.
 const SPEND: f64 = 12.0 * IN_COST + 20.0 * OUT_COST;
 
@@ -194,7 +185,7 @@ fn anthropic_speaks_the_messages_api() {
     assert_eq!(v["usage"]["prompt_tokens"], 12);
     assert_eq!(v["usage"]["completion_tokens"], 20);
     assert_eq!(v["usage"]["prompt_tokens_details"]["cached_tokens"], 2);
-    let row = spend_of(&s, &r);
+    let row = spend_log_of(&s, &r);
     assert_eq!(row["prompt_tokens"], 12, "{row}");
     assert_eq!(row["completion_tokens"], 20, "{row}");
     assert!(
@@ -253,7 +244,7 @@ fn anthropic_streams_become_openai_chunks() {
             assert_eq!(u["usage"]["prompt_tokens"], 12);
             assert_eq!(u["usage"]["completion_tokens"], 20);
         }
-        let row = spend_of(&s, &r);
+        let row = spend_log_of(&s, &r);
         assert_eq!(row["status"], "success", "{row}");
         assert!(
             (row["spend"].as_f64().expect("spend") - SPEND).abs() < 1e-9,
@@ -343,7 +334,7 @@ fn anthropic_stream_tool_calls_and_error_events() {
         "{text}"
     );
     assert!(text.ends_with("data: [DONE]\n\n"));
-    assert_eq!(spend_of(&s, &r)["status"], "failure");
+    assert_eq!(spend_log_of(&s, &r)["status"], "failure");
     let seen = seen.lock().expect("lock");
     let body = &seen.last().expect("a request").body;
     assert_eq!(body["tool_choice"], json!({"type": "any"}));

@@ -655,3 +655,14 @@ pub fn python_path_with(module: &str, package: &str) -> Option<PathBuf> {
     assert!(ok(Some(&dir)), "{module} not importable after install");
     Some(dir)
 }
+
+/// The one spend-log row of a model call's response (its `x-litellm-call-id`), as the master
+/// key sees it.
+pub fn spend_log_of(s: &Server, r: &Resp) -> Value {
+    let id = r.header("x-litellm-call-id").expect("call id");
+    let rows = s
+        .get(&format!("/spend/logs?request_id={id}"), MASTER)
+        .json();
+    assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
+    rows[0].clone()
+}

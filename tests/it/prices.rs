@@ -29,12 +29,7 @@ fn config(f: &Fake) -> String {
 }
 
 fn spend_of(s: &Server, r: &Resp) -> f64 {
-    let id = r.header("x-litellm-call-id").expect("call id");
-    let rows = s
-        .get(&format!("/spend/logs?request_id={id}"), MASTER)
-        .json();
-    assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
-    rows[0]["spend"].as_f64().expect("spend")
+    spend_log_of(s, r)["spend"].as_f64().expect("spend")
 }
 
 fn near(a: f64, b: f64) -> bool {
