@@ -1,6 +1,7 @@
 //! Spend: recording a call's cost at every level with its spend-log row (one short
 //! transaction), reading the spend log, and resetting spend when `budget_reset_at` passes.
 
+use super::sql::{Arg, Exec};
 use rusqlite::{params, Connection};
 
 /// One model call's outcome, as recorded.
@@ -34,46 +35,49 @@ const INSERT_LOG: &str = "INSERT INTO spend_logs (request_id, api_key, team_id, 
     end_time, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
 
 /// Adds the call's cost to key, team, org, user and memberships, and writes its log row.
-/// Run inside one write transaction.
-pub fn record(c: &Connection, r: &SpendRecord) -> rusqlite::Result<()> {
+/// Run inside one write transaction, on either engine (`sql::Exec`; generic, so the SQLite
+/// instance runs the same cached statements with the same bindings as before).
+pub fn record<C: Exec + ?Sized>(c: &mut C, r: &SpendRecord) -> Result<(), C::E> {
     if r.spend > 0.0 {
+        let spend = Arg::Real(r.spend);
         if let Some(t) = &r.token {
-            c.prepare_cached(ADD_KEY)?.execute(params![t, r.spend])?;
+            c.exec(ADD_KEY, &[t.into(), spend])?;
         }
         if let Some(t) = &r.team_id {
-            c.prepare_cached(ADD_TEAM)?.execute(params![t, r.spend])?;
+            c.exec(ADD_TEAM, &[t.into(), spend])?;
         }
         if let Some(o) = &r.organization_id {
-            c.prepare_cached(ADD_ORG)?.execute(params![o, r.spend])?;
+            c.exec(ADD_ORG, &[o.into(), spend])?;
         }
         if let Some(u) = &r.user_id {
-            c.prepare_cached(ADD_USER)?.execute(params![u, r.spend])?;
+            c.exec(ADD_USER, &[u.into(), spend])?;
             if let Some(t) = &r.team_id {
-                c.prepare_cached(ADD_TEAM_MEMBER)?
-                    .execute(params![t, u, r.spend])?;
+                c.exec(ADD_TEAM_MEMBER, &[t.into(), u.into(), spend])?;
             }
             if let Some(o) = &r.organization_id {
-                c.prepare_cached(ADD_ORG_MEMBER)?
-                    .execute(params![o, u, r.spend])?;
+                c.exec(ADD_ORG_MEMBER, &[o.into(), u.into(), spend])?;
             }
         }
     }
-    c.prepare_cached(INSERT_LOG)?.execute(params![
-        r.request_id,
-        r.token,
-        r.team_id,
-        r.organization_id,
-        r.user_id,
-        r.model,
-        r.call_type,
-        r.prompt_tokens as i64,
-        r.completion_tokens as i64,
-        (r.prompt_tokens + r.completion_tokens) as i64,
-        r.spend,
-        r.start_time,
-        r.end_time,
-        r.status,
-    ])?;
+    c.exec(
+        INSERT_LOG,
+        &[
+            (&r.request_id).into(),
+            (&r.token).into(),
+            (&r.team_id).into(),
+            (&r.organization_id).into(),
+            (&r.user_id).into(),
+            (&r.model).into(),
+            (&r.call_type).into(),
+            Arg::Int(r.prompt_tokens as i64),
+            Arg::Int(r.completion_tokens as i64),
+            Arg::Int((r.prompt_tokens + r.completion_tokens) as i64),
+            Arg::Real(r.spend),
+            (&r.start_time).into(),
+            (&r.end_time).into(),
+            (&r.status).into(),
+        ],
+    )?;
     Ok(())
 }
 
@@ -415,20 +419,28 @@ impl SpendWriter {
 /// Writes `batch` in one transaction; if that fails, each record in a transaction of its own
 /// (one bad record must not cost the others). One result per record, in order.
 fn write_batch(pool: &super::Pool, batch: &[&SpendRecord]) -> Vec<Result<(), String>> {
-    let all = pool.write_hot(|tx| {
-        for r in batch {
-            record(tx, r)?;
+    let one = |recs: &[&SpendRecord]| -> crate::error::Result<()> {
+        match pool {
+            super::Pool::Sqlite(lite) => lite.write_hot(|tx| {
+                let mut c: &Connection = tx;
+                for r in recs {
+                    record(&mut c, r)?;
+                }
+                Ok(())
+            }),
+            super::Pool::Postgres(pg) => pg.write(|q| {
+                for r in recs {
+                    record(q, r)?;
+                }
+                Ok(())
+            }),
         }
-        Ok(())
-    });
-    match all {
+    };
+    match one(batch) {
         Ok(()) => vec![Ok(()); batch.len()],
         Err(_) => batch
             .iter()
-            .map(|r| {
-                pool.write_hot(|tx| Ok(record(tx, r)?))
-                    .map_err(|e| e.to_string())
-            })
+            .map(|r| one(std::slice::from_ref(r)).map_err(|e| e.to_string()))
             .collect(),
     }
 }

@@ -3,6 +3,7 @@
 //! `World` of named callers and the case-table runner are in `common/world.rs`.
 #![allow(dead_code)]
 
+pub mod pg;
 mod world;
 pub use world::*;
 
@@ -44,6 +45,8 @@ pub struct Server {
     pub stdout_lines: Vec<String>,
     /// Extra environment for the server process (kept across restarts).
     pub env: Vec<(String, String)>,
+    /// The PostgreSQL database of this server under `LITEGATE_TEST_PG` (dropped with it).
+    pub pg: Option<pg::PgDb>,
 }
 
 pub struct Resp {
@@ -110,6 +113,7 @@ impl Server {
             .env_remove("RUST_LOG")
             .env_remove("LITELLM_MASTER_KEY")
             .env_remove("LITEGATE_MASTER_KEY")
+            .env_remove("DATABASE_URL")
             .env("TEST_MASTER_KEY", MASTER)
             .env("RUST_LOG", "info")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -609,7 +613,11 @@ impl Server {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            pg: pg::switch().map(|admin| pg::PgDb::create(&admin)),
         };
+        if let Some(db) = &s.pg {
+            s.env.push(("DATABASE_URL".into(), db.url.clone()));
+        }
         s.spawn();
         s
     }
