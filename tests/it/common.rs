@@ -613,7 +613,10 @@ impl Server {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            pg: pg::switch().map(|admin| pg::PgDb::create(&admin)),
+            // A test that names its own database (tests/it/pg.rs) keeps it.
+            pg: pg::switch()
+                .filter(|_| !env.iter().any(|(k, _)| *k == "DATABASE_URL"))
+                .map(|admin| pg::PgDb::create(&admin)),
         };
         if let Some(db) = &s.pg {
             s.env.push(("DATABASE_URL".into(), db.url.clone()));
