@@ -4,6 +4,7 @@
 
 pub mod authority;
 pub mod budgets;
+pub mod handle;
 pub mod health;
 pub mod key_check;
 pub mod keys;

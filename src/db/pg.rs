@@ -154,6 +154,46 @@ impl<C: postgres::GenericClient> Q<'_, C> {
     }
 }
 
+/// A PostgreSQL statement runner whatever it runs on (connection or transaction): what
+/// `handle::Db` holds.
+pub trait PgRun {
+    fn row(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> std::result::Result<Option<postgres::Row>, postgres::Error>;
+    fn rows(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> std::result::Result<Vec<postgres::Row>, postgres::Error>;
+    fn run(&mut self, sql: &str, args: &[Arg<'_>]) -> std::result::Result<usize, postgres::Error>;
+}
+
+impl<C: postgres::GenericClient> PgRun for Q<'_, C> {
+    fn row(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> std::result::Result<Option<postgres::Row>, postgres::Error> {
+        let st = self.statement(sql)?;
+        let p: Vec<&(dyn postgres::types::ToSql + Sync)> = args.iter().map(|a| a as _).collect();
+        self.c.query_opt(&st, &p)
+    }
+    fn rows(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> std::result::Result<Vec<postgres::Row>, postgres::Error> {
+        let st = self.statement(sql)?;
+        let p: Vec<&(dyn postgres::types::ToSql + Sync)> = args.iter().map(|a| a as _).collect();
+        self.c.query(&st, &p)
+    }
+    fn run(&mut self, sql: &str, args: &[Arg<'_>]) -> std::result::Result<usize, postgres::Error> {
+        self.exec(sql, args)
+    }
+}
+
 impl<C: postgres::GenericClient> Exec for Q<'_, C> {
     type E = postgres::Error;
     fn exec(&mut self, sql: &str, args: &[Arg<'_>]) -> std::result::Result<usize, postgres::Error> {
@@ -332,6 +372,40 @@ impl PgPool {
                 cache: &mut c.cache,
             };
             f(&mut q).map_err(|e| self.error(e))?
+        };
+        tx.commit().map_err(|e| self.error(e))?;
+        Ok(out)
+    }
+
+    /// Runs `f` on a connection outside a transaction; `f`'s errors come back unchanged.
+    pub fn with_client<T>(
+        &self,
+        f: impl FnOnce(&mut Q<'_, postgres::Client>) -> Result<T>,
+    ) -> Result<T> {
+        let mut loan = self.get()?;
+        let c = loan.conn()?;
+        let mut q = Q {
+            c: &mut c.client,
+            cache: &mut c.cache,
+        };
+        f(&mut q)
+    }
+
+    /// Runs `f` in a transaction: committed when `f` returns Ok, rolled back otherwise; `f`'s
+    /// errors come back unchanged.
+    pub fn with_tx<T>(
+        &self,
+        f: impl FnOnce(&mut Q<'_, postgres::Transaction<'_>>) -> Result<T>,
+    ) -> Result<T> {
+        let mut loan = self.get()?;
+        let c = loan.conn()?;
+        let mut tx = c.client.transaction().map_err(|e| self.error(e))?;
+        let out = {
+            let mut q = Q {
+                c: &mut tx,
+                cache: &mut c.cache,
+            };
+            f(&mut q)?
         };
         tx.commit().map_err(|e| self.error(e))?;
         Ok(out)

@@ -263,3 +263,112 @@ fn key_check_and_spend_commit_run_on_postgres() {
     let r = s.post("/key/generate", MASTER, json!({}));
     assert_error_says(&r, 501, "PostgreSQL");
 }
+
+/// The engine-neutral layer (`db::handle`): the ported organization statements give the same
+/// answers on SQLite and on PostgreSQL, through the same functions and SQL texts, including a
+/// duplicate id as a UNIQUE violation (the handlers' 409) on both.
+#[test]
+fn ported_org_statements_agree_on_both_engines() {
+    use litegate::db::{handle::Handle, orgs, Pool};
+    let dir = tempfile::tempdir().expect("tmp");
+    let lite = Pool::open(&dir.path().join("x.db"), 2, Default::default()).expect("sqlite");
+    let db = PgDb::create(&admin_url());
+    let pg = Pool::open_pg(&db.url, 2).expect("postgresql");
+    let run = |pool: &Pool| -> Vec<String> {
+        let org = |id: &str, at: &str| orgs::OrgRow {
+            id: id.into(),
+            alias: format!("alias {id}"),
+            models: vec!["A".into(), "B".into()],
+            spend: 0.0,
+            budget_id: None,
+            blocked: false,
+            metadata: json!({"k": "v"}),
+            created_at: at.into(),
+            updated_at: at.into(),
+            created_by: Some("admin".into()),
+            updated_by: Some("admin".into()),
+        };
+        let mut seen = Vec::new();
+        pool.write_db(|c| {
+            orgs::insert(c, &org("o2", "2026-01-02"))?;
+            orgs::insert(c, &org("o1", "2026-01-01"))?;
+            c.exec(
+                "INSERT INTO users (id, email, user_role, created_at, updated_at)
+                     VALUES (?1, ?2, 'internal_user', ?3, ?3)",
+                &["u1".into(), "u1@example.com".into(), "2026".into()],
+            )?;
+            c.exec(
+                "INSERT INTO organization_members (organization_id, user_id, user_role,
+                     created_at, updated_at) VALUES (?1, ?2, 'org_admin', ?3, ?3)",
+                &["o1".into(), "u1".into(), "2026".into()],
+            )?;
+            let mut o = orgs::get(c, "o1")?.expect("o1");
+            o.alias = "renamed".into();
+            o.updated_at = "2026-02-01".into();
+            seen.push(format!("updated {}", orgs::update(c, &o)?));
+            Ok(())
+        })
+        .expect("writes");
+        let dup = pool.write_db(|c| Ok(orgs::insert(c, &org("o1", "2026"))?));
+        let dup = match dup {
+            Err(e) => e,
+            Ok(()) => panic!("a duplicate id must fail"),
+        };
+        seen.push(format!("duplicate: {}", dup.status()));
+        let dup2 = pool
+            .write_db(|c| {
+                orgs::insert(c, &org("o1", "2026"))
+                    .map_err(|e| litegate::db::rows::unique_or(e, || "exists".into()))
+            })
+            .map(|_| 0)
+            .unwrap_or_else(|e| e.status());
+        seen.push(format!("unique_or: {dup2}"));
+        pool.read_db(|c| {
+            for o in orgs::list_all(c)? {
+                seen.push(format!(
+                    "{} {} {:?} {} {} {}",
+                    o.id, o.alias, o.models, o.blocked, o.metadata, o.created_at
+                ));
+            }
+            seen.push(format!("{:?}", orgs::member_role(c, "o1", "u1")?));
+            seen.push(format!("{:?}", orgs::member_role(c, "o2", "u1")?));
+            let ids: Vec<String> = orgs::list_for_user(c, "u1")?
+                .into_iter()
+                .map(|o| o.id)
+                .collect();
+            seen.push(format!("{ids:?}"));
+            let m = orgs::member_get(c, "o1", "u1")?.expect("member");
+            seen.push(format!("{} {} {:?}", m.user_role, m.spend, m.user_email));
+            seen.push(format!("{}", orgs::members(c, "o1")?.len()));
+            Ok(())
+        })
+        .expect("reads");
+        pool.write_db(|c| {
+            seen.push(format!(
+                "member_delete {}",
+                orgs::member_delete(c, "o1", "u1")?
+            ));
+            seen.push(format!("budgets {:?}", orgs::budget_ids_owned(c, "o1")?));
+            seen.push(format!("delete {}", orgs::delete(c, "o2")?));
+            seen.push(format!("left {:?}", orgs::get(c, "o2")?.map(|o| o.id)));
+            Ok(())
+        })
+        .expect("deletes");
+        seen
+    };
+    let on_lite = run(&lite);
+    let on_pg = run(&pg);
+    assert_eq!(on_lite, on_pg);
+    assert!(
+        on_lite.contains(&"duplicate: 500".to_string()),
+        "{on_lite:?}"
+    );
+    assert!(
+        on_lite.contains(&"unique_or: 409".to_string()),
+        "{on_lite:?}"
+    );
+    assert!(
+        on_lite.contains(&"Some(\"org_admin\")".to_string()),
+        "{on_lite:?}"
+    );
+}
