@@ -120,6 +120,32 @@ impl Row<'_, '_> {
     }
 }
 
+/// The allowance columns (`allowance_columns!`) from column `at` on, on either engine.
+pub fn allowance(r: &Row<'_, '_>, at: usize) -> DbResult<crate::hierarchy::Allowance> {
+    Ok(crate::hierarchy::Allowance {
+        max_budget: r.get(at)?,
+        soft_budget: r.get(at + 1)?,
+        budget_duration: r.get(at + 2)?,
+        budget_reset_at: r.get(at + 3)?,
+        tpm_limit: r.get(at + 4)?,
+        rpm_limit: r.get(at + 5)?,
+        max_parallel_requests: r.get(at + 6)?,
+    })
+}
+
+/// The values of `?1`..`?7` of `allowance_set!` / `allowance_values!`, as `Arg`s.
+pub fn allowance_args(a: &crate::hierarchy::Allowance) -> [Arg<'_>; 7] {
+    [
+        a.max_budget.into(),
+        a.soft_budget.into(),
+        (&a.budget_duration).into(),
+        (&a.budget_reset_at).into(),
+        a.tpm_limit.into(),
+        a.rpm_limit.into(),
+        a.max_parallel_requests.into(),
+    ]
+}
+
 /// What a ported statement function runs on.
 pub trait Handle {
     /// The first row of `sql` mapped by `f`, or `None`.
@@ -138,6 +164,20 @@ pub trait Handle {
     ) -> DbResult<Vec<T>>;
     /// A statement without rows; the rows it changed.
     fn exec(&self, sql: &str, args: &[Arg<'_>]) -> DbResult<usize>;
+    /// Whether this runs on PostgreSQL: picks a statement's PostgreSQL text where the
+    /// dialects differ (`pick`).
+    fn is_pg(&self) -> bool {
+        false
+    }
+    /// `lite` on SQLite, `pg` on PostgreSQL: the two texts of a statement whose dialects
+    /// differ.
+    fn pick<'s>(&self, lite: &'s str, pg: &'s str) -> &'s str {
+        if self.is_pg() {
+            pg
+        } else {
+            lite
+        }
+    }
 }
 
 impl Handle for rusqlite::Connection {
@@ -246,6 +286,10 @@ impl Handle for Db<'_> {
             Db::Lite(c) => c.exec(sql, args),
             Db::Pg(q) => Ok(q.borrow_mut().run(sql, args)?),
         }
+    }
+
+    fn is_pg(&self) -> bool {
+        matches!(self, Db::Pg(_))
     }
 }
 

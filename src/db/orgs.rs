@@ -1,9 +1,7 @@
 //! Organization queries: organizations and organization_members. One fn per query, each on
-//! the engine-neutral `handle::Handle` (SQLite and PostgreSQL, issue 14) except `teams`
-//! (its row mapper is `teams.rs`'s, not ported yet).
+//! the engine-neutral `handle::Handle` (SQLite and PostgreSQL, issue 14).
 
 use super::handle::{DbResult, Handle, Row};
-use rusqlite::Connection;
 
 /// An organization row (budget fields live in `budgets`).
 #[derive(Debug, Clone)]
@@ -161,8 +159,8 @@ const TEAMS: &str = concat!(
 );
 
 /// The organization's teams, oldest first.
-pub fn teams(c: &Connection, org_id: &str) -> rusqlite::Result<Vec<super::teams::TeamRow>> {
-    super::rows::all(c, TEAMS, [org_id], super::teams::team_row)
+pub fn teams<C: Handle + ?Sized>(c: &C, org_id: &str) -> DbResult<Vec<super::teams::TeamRow>> {
+    c.all(TEAMS, &[org_id.into()], super::teams::team_row)
 }
 
 /// A membership row, with the member's email for display.

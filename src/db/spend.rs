@@ -1,8 +1,9 @@
 //! Spend: recording a call's cost at every level with its spend-log row (one short
 //! transaction), reading the spend log, and resetting spend when `budget_reset_at` passes.
 
+use super::handle::{DbResult, Handle};
 use super::sql::{Arg, Exec};
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 
 /// One model call's outcome, as recorded.
 #[derive(Debug, Clone, Default)]
@@ -132,7 +133,9 @@ fn logs_sql(f: &LogFilter) -> String {
     sql
 }
 
-/// Binds the filters present, in the order `logs_sql` wrote their conditions, then the limit.
+/// Binds the filters present, in the order `logs_sql` wrote their conditions, then the limit
+/// (the plan test's raw statement).
+#[cfg(test)]
 fn bind_logs(st: &mut rusqlite::Statement<'_>, f: &LogFilter, limit: i64) -> rusqlite::Result<()> {
     let mut i = 0;
     for v in log_filters(f).iter().filter_map(|(v, _)| *v) {
@@ -142,30 +145,35 @@ fn bind_logs(st: &mut rusqlite::Statement<'_>, f: &LogFilter, limit: i64) -> rus
     st.raw_bind_parameter(i + 1, limit)
 }
 
-pub fn logs(c: &Connection, f: &LogFilter, limit: i64) -> rusqlite::Result<Vec<serde_json::Value>> {
-    let mut st = c.prepare_cached(&logs_sql(f))?;
-    bind_logs(&mut st, f, limit)?;
-    let mut rows = st.raw_query();
-    let mut out = Vec::new();
-    while let Some(r) = rows.next()? {
-        out.push(serde_json::json!({
-            "request_id": r.get::<_, String>(0)?,
-            "api_key": r.get::<_, Option<String>>(1)?,
-            "team_id": r.get::<_, Option<String>>(2)?,
-            "organization_id": r.get::<_, Option<String>>(3)?,
-            "user": r.get::<_, Option<String>>(4)?,
-            "model": r.get::<_, String>(5)?,
-            "call_type": r.get::<_, String>(6)?,
-            "prompt_tokens": r.get::<_, i64>(7)?,
-            "completion_tokens": r.get::<_, i64>(8)?,
-            "total_tokens": r.get::<_, i64>(9)?,
-            "spend": r.get::<_, f64>(10)?,
-            "startTime": r.get::<_, String>(11)?,
-            "endTime": r.get::<_, String>(12)?,
-            "status": r.get::<_, String>(13)?,
-        }));
-    }
-    Ok(out)
+/// `/spend/logs`, on either engine (the bare `?`s of `logs_sql` number in order on both).
+pub fn logs<C: Handle + ?Sized>(
+    c: &C,
+    f: &LogFilter,
+    limit: i64,
+) -> DbResult<Vec<serde_json::Value>> {
+    let mut args: Vec<Arg<'_>> = log_filters(f)
+        .iter()
+        .filter_map(|(v, _)| v.map(Arg::from))
+        .collect();
+    args.push(limit.into());
+    c.all(&logs_sql(f), &args, |r| {
+        Ok(serde_json::json!({
+            "request_id": r.get::<String>(0)?,
+            "api_key": r.get::<Option<String>>(1)?,
+            "team_id": r.get::<Option<String>>(2)?,
+            "organization_id": r.get::<Option<String>>(3)?,
+            "user": r.get::<Option<String>>(4)?,
+            "model": r.get::<String>(5)?,
+            "call_type": r.get::<String>(6)?,
+            "prompt_tokens": r.get::<i64>(7)?,
+            "completion_tokens": r.get::<i64>(8)?,
+            "total_tokens": r.get::<i64>(9)?,
+            "spend": r.get::<f64>(10)?,
+            "startTime": r.get::<String>(11)?,
+            "endTime": r.get::<String>(12)?,
+            "status": r.get::<String>(13)?,
+        }))
+    })
 }
 
 /// What `reset_due` selects (on the partial `budget_reset_at` indexes of schema 0003) and
@@ -192,27 +200,26 @@ const RESETS: &[(&str, &str)] = &[
 /// Resets spend to 0 where `budget_reset_at` has passed and moves `budget_reset_at` on by the
 /// holder's `budget_duration` (keys, teams, users; organizations and memberships through their
 /// budget rows). Returns how many holders were reset.
-pub fn reset_due(c: &Connection, now_iso: &str, now_ms: i64) -> rusqlite::Result<usize> {
+pub fn reset_due<C: Handle + ?Sized>(c: &C, now_iso: &str, now_ms: i64) -> DbResult<usize> {
     let mut n = 0;
     for &(select, update) in RESETS {
-        let due: Vec<(String, Option<String>)> = c
-            .prepare_cached(select)?
-            .query_map([now_iso], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?;
+        let due: Vec<(String, Option<String>)> =
+            c.all(select, &[now_iso.into()], |r| Ok((r.get(0)?, r.get(1)?)))?;
         for (id, dur) in due {
             let next = dur
                 .as_deref()
                 .and_then(crate::util::parse_duration)
                 .map(|s| crate::util::iso_from_ms(now_ms + s * 1000));
-            c.prepare_cached(update)?.execute(params![id, next])?;
+            c.exec(update, &[(&id).into(), (&next).into()])?;
             if update.starts_with("UPDATE budgets") {
                 // The holders of this budget row start again from zero.
-                c.prepare_cached("UPDATE organizations SET spend = 0 WHERE budget_id = ?1")?
-                    .execute([&id])?;
-                c.prepare_cached("UPDATE organization_members SET spend = 0 WHERE budget_id = ?1")?
-                    .execute([&id])?;
-                c.prepare_cached("UPDATE team_members SET spend = 0 WHERE budget_id = ?1")?
-                    .execute([&id])?;
+                for holders in [
+                    "UPDATE organizations SET spend = 0 WHERE budget_id = ?1",
+                    "UPDATE organization_members SET spend = 0 WHERE budget_id = ?1",
+                    "UPDATE team_members SET spend = 0 WHERE budget_id = ?1",
+                ] {
+                    c.exec(holders, &[(&id).into()])?;
+                }
             }
             n += 1;
         }

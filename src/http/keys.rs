@@ -69,7 +69,7 @@ fn check_team_budget(p: &grant::Parent, k: &NewKey) -> Result<()> {
 fn insert_mapped(c: &Connection, k: &NewKey) -> Result<KeyRec> {
     match db::keys::insert(c, k) {
         Ok(_) => {}
-        Err(e) if db::is_unique_violation(&e) => {
+        Err(e) if e.is_unique() => {
             let msg = match &k.key_alias {
                 Some(a) if db::keys::by_alias(c, a)?.is_some() => {
                     format!("Key with alias '{a}' already exists")

@@ -37,7 +37,7 @@ pub fn create_implicit(
     d: &UserDefaults,
     id: &str,
     email: Option<&str>,
-) -> rusqlite::Result<()> {
+) -> db::handle::DbResult<()> {
     db::users::insert(c, id, &d.implicit(email, None))
 }
 

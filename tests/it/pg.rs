@@ -372,3 +372,89 @@ fn ported_org_statements_agree_on_both_engines() {
         "{on_lite:?}"
     );
 }
+
+/// `f` run on a fresh SQLite store and a fresh PostgreSQL store: what it saw, on both.
+fn on_both_engines(f: impl Fn(&litegate::db::Pool) -> Vec<String>) -> Vec<String> {
+    let dir = tempfile::tempdir().expect("tmp");
+    let lite =
+        litegate::db::Pool::open(&dir.path().join("x.db"), 2, Default::default()).expect("sqlite");
+    let db = PgDb::create(&admin_url());
+    let pg = litegate::db::Pool::open_pg(&db.url, 2).expect("postgresql");
+    let on_lite = f(&lite);
+    let on_pg = f(&pg);
+    assert_eq!(on_lite, on_pg, "the engines disagree");
+    on_lite
+}
+
+/// The ported budget statements (`db/budgets.rs`, with the allowance columns) agree on both
+/// engines: insert, update of every allowance field (and back to NULL), list, delete only when
+/// unused.
+#[test]
+fn ported_budget_statements_agree_on_both_engines() {
+    use litegate::db::budgets;
+    let seen = on_both_engines(|pool| {
+        let mut seen = Vec::new();
+        pool.write_db(|c| {
+            let mut b = budgets::new_max_budget_row(5.5, Some("admin"));
+            b.id = "b1".into();
+            b.created_at = "2026-01-01".into();
+            budgets::insert(c, &b)?;
+            let mut b2 = budgets::new_max_budget_row(1.0, None);
+            b2.id = "b2".into();
+            b2.created_at = "2026-01-02".into();
+            b2.updated_at = "2026-01-02".into();
+            budgets::insert(c, &b2)?;
+            b.allowance.tpm_limit = Some(100);
+            b.allowance.rpm_limit = Some(7);
+            b.allowance.max_parallel_requests = Some(2);
+            b.allowance.soft_budget = Some(1.25);
+            b.allowance.budget_duration = Some("30d".into());
+            b.allowance.budget_reset_at = Some("2026-02-01T00:00:00.000Z".into());
+            b.model_max_budget = Some(json!({"A": 1.0}));
+            b.updated_at = "2026-01-03".into();
+            seen.push(format!("update {}", budgets::update(c, &b)?));
+            c_exec_org_with_budget(c)?;
+            Ok(())
+        })
+        .expect("writes");
+        pool.read_db(|c| {
+            for b in budgets::list(c)? {
+                seen.push(format!("{}", b.to_json()));
+            }
+            Ok(())
+        })
+        .expect("reads");
+        pool.write_db(|c| {
+            seen.push(format!(
+                "unused b1? {}",
+                budgets::delete_if_unused(c, "b1")?
+            ));
+            seen.push(format!(
+                "unused b2? {}",
+                budgets::delete_if_unused(c, "b2")?
+            ));
+            seen.push(format!("delete b1 {}", budgets::delete(c, "b1")?));
+            seen.push(format!("{:?}", budgets::get(c, "b1")?.map(|b| b.id)));
+            Ok(())
+        })
+        .expect("deletes");
+        seen
+    });
+    assert!(
+        seen.iter().any(|s| s.contains("\"tpm_limit\":100")),
+        "{seen:?}"
+    );
+    assert!(seen.contains(&"unused b1? 0".to_string()), "{seen:?}");
+    assert!(seen.contains(&"unused b2? 1".to_string()), "{seen:?}");
+}
+
+/// An organization that holds budget `b1` (so `b1` is in use).
+fn c_exec_org_with_budget(c: &litegate::db::handle::Db<'_>) -> litegate::error::Result<()> {
+    use litegate::db::handle::Handle;
+    c.exec(
+        "INSERT INTO organizations (id, alias, budget_id, created_at, updated_at)
+             VALUES ('o1', 'o', 'b1', '2026', '2026')",
+        &[],
+    )?;
+    Ok(())
+}
