@@ -211,7 +211,7 @@ fn start_budget_resets(pool: std::sync::Arc<db::Pool>, every: Option<std::time::
             std::thread::sleep(every);
             let now = util::now_ms();
             let iso = util::iso_from_ms(now);
-            match pool.write(|tx| Ok(db::spend::reset_due(tx, &iso, now)?)) {
+            match pool.write_db(|tx| Ok(db::spend::reset_due(tx, &iso, now)?)) {
                 Ok(0) => {}
                 Ok(n) => log::info!("reset the spend of {n} budget holder(s)"),
                 Err(e) => log::error!("budget reset failed: {e}"),

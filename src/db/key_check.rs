@@ -236,6 +236,19 @@ pub fn load_key(c: &Connection, token: &str) -> rusqlite::Result<Option<KeyRow>>
         .optional()
 }
 
+/// THE key-check statement through the engine-neutral handle (management reads of a key's
+/// whole chain, e.g. `/key/info`; the per-request check uses `load_key` / `load_key_pg`).
+pub fn load_key_any<C: super::handle::Handle + ?Sized>(
+    c: &C,
+    token: &str,
+) -> super::handle::DbResult<Option<KeyRow>> {
+    use super::handle::{DbError, Row};
+    c.one(KEY_CHECK, &[token.into()], |r| match r {
+        Row::Lite(r) => key_row(*r).map_err(DbError::Lite),
+        Row::Pg(r) => key_row(*r).map_err(DbError::Pg),
+    })
+}
+
 /// THE key-check statement on PostgreSQL: the same text, one statement, one round trip.
 pub fn load_key_pg(p: &super::pg::PgPool, token: &str) -> crate::error::Result<Option<KeyRow>> {
     p.read(|q| q.one(KEY_CHECK, &[token.into()], key_row))

@@ -499,6 +499,8 @@ mod writer_tests {
             .expect("join")
             .expect("the other record of the batch");
         let n: i64 = pool
+            .lite()
+            .expect("sqlite")
             .read(|c| Ok(c.query_row("SELECT count(*) FROM spend_logs", [], |r| r.get(0))?))
             .expect("count");
         assert_eq!(n, 1 + 64 * 20 + 1);

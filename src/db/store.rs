@@ -1,30 +1,22 @@
 //! The store as the rest of litegate sees it (issue 14): `Pool`, one of two engines — SQLite
 //! (`Lite` in `mod.rs`, the default) or PostgreSQL (`pg.rs`) — chosen at start, and the calls
 //! that already run on both (readiness ping, settings; the key check in `key_check.rs` and the
-//! spend commit in `spend.rs` dispatch on it themselves). A call not ported yet answers 501 on
-//! PostgreSQL.
+//! spend commit in `spend.rs` dispatch on it themselves). Every other statement runs through
+//! `handle.rs` (`Pool::read_db` / `write_db`).
 
-use super::{pg, ping, settings_get, settings_put, Conn, Lite, PING, SETTINGS_GET};
+use super::{pg, ping, settings_get, settings_put, Lite, PING, SETTINGS_GET};
 use crate::config::Synchronous;
 use crate::error::{Error, Result};
 use rusqlite::Connection;
 use std::path::Path;
 
 /// The store: SQLite (the default; `Lite`, the file's pool and its hot connection) or
-/// PostgreSQL (`pg::PgPool`, issue 14), chosen at start by `DATABASE_URL`. Statements ported to
-/// the engine-neutral layer (`sql.rs`) run on both; the rest still take a rusqlite connection
-/// (`read`/`write`), which on PostgreSQL is a 501 naming the store until they are ported
-/// (docs/POSTGRES.md keeps the list).
+/// PostgreSQL (`pg::PgPool`, issue 14), chosen at start by `DATABASE_URL`. Every statement runs
+/// on both: the hot path through `sql.rs` (compiled per engine), the rest through `handle.rs`
+/// (`read_db` / `write_db`). SQLite-only tools (backup, checkpoints) take `lite()`.
 pub enum Pool {
     Sqlite(Lite),
     Postgres(pg::PgPool),
-}
-
-/// What a not-yet-ported statement answers on PostgreSQL.
-fn not_on_pg() -> Error {
-    Error::NotImplemented(
-        "this endpoint is not available on the PostgreSQL store yet (docs/POSTGRES.md)".into(),
-    )
 }
 
 impl Pool {
@@ -54,10 +46,6 @@ impl Pool {
         }
     }
 
-    fn lite_or_501(&self) -> Result<&Lite> {
-        self.lite().ok_or_else(not_on_pg)
-    }
-
     /// Whether the store can record (`Lite::writable`; on PostgreSQL: the last connection
     /// attempt or statement reached the server).
     pub fn writable(&self) -> Result<()> {
@@ -70,21 +58,6 @@ impl Pool {
                     .into(),
             )),
         }
-    }
-
-    /// A pooled SQLite connection (`Lite::get`); 501 on PostgreSQL.
-    pub fn get(&self) -> Result<Conn<'_>> {
-        self.lite_or_501()?.get()
-    }
-
-    /// `Lite::write`; 501 on PostgreSQL (not ported yet).
-    pub fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
-        self.lite_or_501()?.write(f)
-    }
-
-    /// `Lite::read`; 501 on PostgreSQL (not ported yet).
-    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        self.lite_or_501()?.read(f)
     }
 
     /// Readiness: the store answers a trivial statement.

@@ -102,6 +102,75 @@ impl Drop for PgDb {
     }
 }
 
+/// A column type the harness reads from either engine.
+pub trait Both: rusqlite::types::FromSql + for<'a> postgres::types::FromSql<'a> {}
+impl<T: rusqlite::types::FromSql + for<'a> postgres::types::FromSql<'a>> Both for T {}
+
+/// Statement parameters the harness passes to either engine (as text on PostgreSQL).
+pub trait Args: rusqlite::Params {
+    fn texts(&self) -> Vec<String>;
+}
+
+impl Args for [&(dyn rusqlite::ToSql + Send + Sync); 0] {
+    fn texts(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+macro_rules! args_n {
+    ($($n:literal),*) => {$(
+        impl<T: rusqlite::ToSql + std::fmt::Display> Args for [T; $n] {
+            fn texts(&self) -> Vec<String> {
+                self.iter().map(|v| v.to_string()).collect()
+            }
+        }
+    )*};
+}
+args_n!(1, 2, 3);
+
+/// The first column of the one row `sql` returns, on the test's PostgreSQL database.
+pub fn value<T: Both>(db: &PgDb, sql: &str, params: &[String]) -> T {
+    let sql = litegate::db::sql::pg_text(sql);
+    let p: Vec<&(dyn postgres::types::ToSql + Sync)> = params
+        .iter()
+        .map(|v| v as &(dyn postgres::types::ToSql + Sync))
+        .collect();
+    db.client()
+        .query_one(&sql, &p)
+        .and_then(|r| r.try_get(0))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// Every row of every litegate table as text, sorted (the PostgreSQL twin of
+/// `common::snapshot`: equal snapshots mean nothing changed).
+pub fn snapshot(db: &PgDb) -> String {
+    let mut c = db.client();
+    let tables: Vec<String> = c
+        .query(
+            "SELECT table_name::text FROM information_schema.tables
+             WHERE table_schema = 'public' ORDER BY 1",
+            &[],
+        )
+        .expect("tables")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut out = String::new();
+    for t in tables {
+        let mut rows: Vec<String> = c
+            .query(&format!("SELECT t::text FROM \"{t}\" t"), &[])
+            .expect("rows")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        rows.sort();
+        for r in rows {
+            out.push_str(&format!("{t}:{r}\n"));
+        }
+    }
+    out
+}
+
 #[test]
 fn urls_get_their_database_replaced() {
     assert_eq!(

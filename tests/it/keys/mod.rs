@@ -60,14 +60,10 @@ fn col(s: &Server, raw: &str, column: &str) -> Value {
 }
 
 fn exists(s: &Server, raw: &str) -> bool {
-    s.db()
-        .query_row(
-            "SELECT count(*) FROM api_keys WHERE token = ?1",
-            [hash_key(raw)],
-            |r| r.get::<_, i64>(0),
-        )
-        .unwrap()
-        == 1
+    s.value::<i64, _>(
+        "SELECT count(*) FROM api_keys WHERE token = ?1",
+        [hash_key(raw)],
+    ) == 1
 }
 
 fn key_count(s: &Server) -> i64 {
