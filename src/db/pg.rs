@@ -170,7 +170,20 @@ pub trait PgRun {
     fn run(&mut self, sql: &str, args: &[Arg<'_>]) -> std::result::Result<usize, postgres::Error>;
 }
 
-impl<C: postgres::GenericClient> PgRun for Q<'_, C> {
+/// Whether a runner is inside a transaction (`run` then guards each statement).
+pub trait InTx {
+    const IN_TX: bool;
+}
+
+impl InTx for postgres::Client {
+    const IN_TX: bool = false;
+}
+
+impl InTx for postgres::Transaction<'_> {
+    const IN_TX: bool = true;
+}
+
+impl<C: postgres::GenericClient + InTx> PgRun for Q<'_, C> {
     fn row(
         &mut self,
         sql: &str,
@@ -189,8 +202,26 @@ impl<C: postgres::GenericClient> PgRun for Q<'_, C> {
         let p: Vec<&(dyn postgres::types::ToSql + Sync)> = args.iter().map(|a| a as _).collect();
         self.c.query(&st, &p)
     }
+    /// Inside a transaction each statement runs under a savepoint: a failed one (a UNIQUE
+    /// violation the handler maps to 409 and then reads on) is rolled back alone, as on
+    /// SQLite, instead of aborting the whole transaction. Management writes only; the spend
+    /// commit does not come through here.
     fn run(&mut self, sql: &str, args: &[Arg<'_>]) -> std::result::Result<usize, postgres::Error> {
-        self.exec(sql, args)
+        if !C::IN_TX {
+            return self.exec(sql, args);
+        }
+        self.c.batch_execute("SAVEPOINT litegate_stmt")?;
+        match self.exec(sql, args) {
+            Ok(n) => {
+                self.c.batch_execute("RELEASE SAVEPOINT litegate_stmt")?;
+                Ok(n)
+            }
+            Err(e) => {
+                self.c
+                    .batch_execute("ROLLBACK TO SAVEPOINT litegate_stmt")?;
+                Err(e)
+            }
+        }
     }
 }
 

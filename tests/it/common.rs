@@ -7,6 +7,7 @@ pub mod pg;
 mod world;
 pub use world::*;
 
+use litegate::db::sql::Arg;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -439,7 +440,7 @@ pub fn assert_error(r: &Resp, status: u16) -> Value {
 
 /// Runs one statement with text parameters on the test's store (SQLite file, or its PostgreSQL
 /// database under `LITEGATE_TEST_PG`; test setup only).
-pub fn run_sql(s: &Server, sql: &str, p: &[Option<&str>]) {
+pub fn run_sql(s: &Server, sql: &str, p: &[litegate::db::sql::Arg<'_>]) {
     match &s.pg {
         Some(db) => {
             let sql = litegate::db::sql::pg_text(sql);
@@ -468,7 +469,11 @@ pub fn seed_user(s: &Server, user_id: &str, role: &str) -> String {
         s,
         "INSERT INTO users (id, email, user_role, created_at, updated_at)
          VALUES (?1, ?2, ?3, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
-        &[Some(user_id), Some(&email), Some(role)],
+        &[
+            Arg::from(Some(user_id)),
+            Arg::from(Some(&email)),
+            Arg::from(Some(role)),
+        ],
     );
     seed_key_row(s, &key, None, Some(user_id), None);
     key
@@ -489,7 +494,13 @@ pub fn seed_key_row(
         "INSERT INTO api_keys (token, key_name, team_id, user_id, organization_id,
          created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
-        &[Some(&token), Some(&name), team_id, user_id, org_id],
+        &[
+            Arg::from(Some(&token)),
+            Arg::from(Some(&name)),
+            Arg::from(team_id),
+            Arg::from(user_id),
+            Arg::from(org_id),
+        ],
     );
 }
 
@@ -500,7 +511,11 @@ pub fn seed_org_member(s: &Server, org_id: &str, user_id: &str, role: &str) {
         "INSERT INTO organization_members (organization_id, user_id, user_role, created_at,
          updated_at) VALUES (?1, ?2, ?3, '2026-01-01T00:00:00.000Z',
          '2026-01-01T00:00:00.000Z')",
-        &[Some(org_id), Some(user_id), Some(role)],
+        &[
+            Arg::from(Some(org_id)),
+            Arg::from(Some(user_id)),
+            Arg::from(Some(role)),
+        ],
     );
 }
 
@@ -510,7 +525,11 @@ pub fn seed_team_member(s: &Server, team_id: &str, user_id: &str, role: &str) {
         s,
         "INSERT INTO team_members (team_id, user_id, role, created_at, updated_at)
          VALUES (?1, ?2, ?3, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
-        &[Some(team_id), Some(user_id), Some(role)],
+        &[
+            Arg::from(Some(team_id)),
+            Arg::from(Some(user_id)),
+            Arg::from(Some(role)),
+        ],
     );
 }
 
@@ -522,7 +541,7 @@ pub fn seed_org(s: &Server, org_id: &str, models: &[&str]) {
         s,
         "INSERT INTO organizations (id, alias, models, created_at, updated_at)
          VALUES (?1, ?1, ?2, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
-        &[Some(org_id), Some(&models)],
+        &[Arg::from(Some(org_id)), Arg::from(Some(&models))],
     );
 }
 
@@ -533,7 +552,11 @@ pub fn seed_team(s: &Server, team_id: &str, org_id: Option<&str>, models: &[&str
         s,
         "INSERT INTO teams (id, alias, organization_id, models, created_at, updated_at)
          VALUES (?1, ?1, ?2, ?3, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
-        &[Some(team_id), org_id, Some(&models)],
+        &[
+            Arg::from(Some(team_id)),
+            Arg::from(org_id),
+            Arg::from(Some(&models)),
+        ],
     );
 }
 
