@@ -152,6 +152,38 @@ impl Error {
             "code": self.status().to_string(),
         }})
     }
+
+    /// Anthropic's envelope, for the Messages routes (`/v1/messages`, its `count_tokens`), as
+    /// LiteLLM answers there and the `anthropic` SDK and Claude Code read it:
+    /// `{"type": "error", "error": {"type", "message"}}`, the type from the status; our own
+    /// type rides along as `litellm_error_type` when it says more (LiteLLM's field).
+    pub fn anthropic_body(&self) -> Value {
+        let kind = anthropic_type(self.status());
+        let mut error = json!({"type": kind, "message": self.message()});
+        if self.kind() != kind {
+            error["litellm_error_type"] = json!(self.kind());
+        }
+        json!({"type": "error", "error": error})
+    }
+}
+
+/// Anthropic's error `type` for an HTTP status (Anthropic's error docs, as LiteLLM maps them).
+pub fn anthropic_type(status: u16) -> &'static str {
+    match status {
+        400 => "invalid_request_error",
+        401 => "authentication_error",
+        402 => "billing_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        409 => "conflict_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        504 => "timeout_error",
+        529 => "overloaded_error",
+        408 => "api_error",
+        400..=499 => "invalid_request_error",
+        _ => "api_error",
+    }
 }
 
 impl std::fmt::Display for Error {
