@@ -170,7 +170,6 @@ impl Error {
 /// Anthropic's error `type` for an HTTP status (Anthropic's error docs, as LiteLLM maps them).
 pub fn anthropic_type(status: u16) -> &'static str {
     match status {
-        400 => "invalid_request_error",
         401 => "authentication_error",
         402 => "billing_error",
         403 => "permission_error",
@@ -281,6 +280,36 @@ impl From<rusqlite::Error> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn anthropics_envelope_types_follow_the_status() {
+        let v = Error::RateLimited {
+            message: "slow down".into(),
+            retry_after: 1,
+        }
+        .anthropic_body();
+        assert_eq!(
+            v,
+            json!({"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}})
+        );
+        let v = Error::BudgetExceeded("over".into()).anthropic_body();
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert_eq!(v["error"]["litellm_error_type"], "budget_exceeded");
+        let v = Error::Internal("secret detail".into()).anthropic_body();
+        assert_eq!(v["error"]["type"], "api_error");
+        assert!(!v.to_string().contains("secret"), "{v}");
+        for (status, kind) in [
+            (401, "authentication_error"),
+            (403, "permission_error"),
+            (404, "not_found_error"),
+            (413, "request_too_large"),
+            (418, "invalid_request_error"),
+            (502, "api_error"),
+            (529, "overloaded_error"),
+        ] {
+            assert_eq!(anthropic_type(status), kind, "{status}");
+        }
+    }
 
     #[test]
     fn envelope_code_matches_status() {

@@ -198,14 +198,11 @@ fn assistant_turn(content: &Value, out: &mut Vec<Value>) {
 /// `type` of its own), and content blocks other than text, images and tool results.
 pub fn to_chat(body: &Map<String, Value>, model: &str, stream: bool) -> Map<String, Value> {
     let mut messages = Vec::new();
-    match body.get("system") {
-        Some(s @ (Value::String(_) | Value::Array(_))) => {
-            let t = text_of(s, "\n");
-            if !t.is_empty() {
-                messages.push(json!({"role": "system", "content": t}));
-            }
+    if let Some(s @ (Value::String(_) | Value::Array(_))) = body.get("system") {
+        let t = text_of(s, "\n");
+        if !t.is_empty() {
+            messages.push(json!({"role": "system", "content": t}));
         }
-        _ => {}
     }
     for m in body
         .get("messages")

@@ -19,7 +19,7 @@ use std::io::Read;
 
 /// A Messages call's stream.
 pub enum MessagesStream {
-    Passthrough(Passthrough),
+    Passthrough(Box<Passthrough>),
     Translated(Box<Stream>, Box<messages::ChatToEvents>),
 }
 
@@ -31,7 +31,7 @@ pub struct Passthrough {
 
 impl MessagesStream {
     pub(in crate::call) fn passthrough(call: Call, body: ureq::Body) -> MessagesStream {
-        MessagesStream::Passthrough(Passthrough { call, body })
+        MessagesStream::Passthrough(Box::new(Passthrough { call, body }))
     }
 
     /// `inner` (a chat stream) translated; `message_start` shows `input_estimate` as its
