@@ -249,3 +249,32 @@ impl Passthrough {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn only_plain_event_types_reach_the_event_line() {
+        assert!(plain("message_start") && plain("ping"));
+        for bad in ["", "a\nb", "data: x", "Message", &"x".repeat(65)] {
+            assert!(!plain(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn message_delta_usage_updates_message_start_usage() {
+        let mut t = Tally::default();
+        t.merge(json!({"input_tokens": 10, "cache_read_input_tokens": 2, "output_tokens": 1}));
+        t.merge(json!({"output_tokens": 20, "input_tokens": null}));
+        let u = t.usage.clone().expect("usage");
+        assert_eq!(
+            u,
+            json!({"input_tokens": 10, "cache_read_input_tokens": 2, "output_tokens": 20})
+        );
+        let r = super::super::reported(&u);
+        assert_eq!(r.prompt, Some(usage::Figure::Count(12)));
+        assert_eq!(r.completion, Some(usage::Figure::Count(20)));
+    }
+}
