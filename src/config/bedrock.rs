@@ -86,7 +86,14 @@ pub(super) fn route(
     aws: AwsParams,
 ) -> Result<Route, ConfigError> {
     let (id, region_in_name) = model_id(name).map_err(|m| r.error(&field("model"), m))?;
-    let var = |names: &[&str]| names.iter().find_map(|n| r.var(n)).map(str::to_string);
+    let api_key = api_key.filter(|k| !k.is_empty());
+    // An empty variable is as if unset.
+    let var = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| r.var(n).filter(|v| !v.is_empty()))
+            .map(str::to_string)
+    };
     let region = aws
         .region_name
         .or_else(|| region_in_name.map(str::to_string))

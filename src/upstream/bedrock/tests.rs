@@ -238,7 +238,10 @@ fn exceptions_corruption_and_oversized_messages_end_the_stream() {
     let mut huge = ((MAX_FRAME + 1) as u32).to_be_bytes().to_vec();
     huge.extend_from_slice(&[0; 8]);
     let mut frames = Frames::new(std::io::BufReader::new(&huge[..]));
-    assert!(matches!(frames.next_message(), Err(FrameError::TooLarge(_))));
+    assert!(matches!(
+        frames.next_message(),
+        Err(FrameError::TooLarge(_))
+    ));
     // Cut short.
     let whole = event("messageStart", json!({}));
     let mut frames = Frames::new(std::io::BufReader::new(&whole[..whole.len() - 3]));
