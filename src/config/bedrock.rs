@@ -94,9 +94,14 @@ pub(super) fn route(
             .find_map(|n| r.var(n).filter(|v| !v.is_empty()))
             .map(str::to_string)
     };
+    // An ARN names its region (`arn:aws:bedrock:us-east-1:…`), as LiteLLM reads it.
+    let region_in_arn = id
+        .strip_prefix("arn:")
+        .and_then(|a| a.split(':').nth(2))
+        .filter(|r| !r.is_empty());
     let region = aws
         .region_name
-        .or_else(|| region_in_name.map(str::to_string))
+        .or_else(|| region_in_name.or(region_in_arn).map(str::to_string))
         .or_else(|| var(&["AWS_REGION_NAME", "AWS_REGION", "AWS_DEFAULT_REGION"]));
     let endpoint = api_base
         .filter(|b| !b.trim().is_empty())

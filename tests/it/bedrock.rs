@@ -454,6 +454,12 @@ fn bedrock_configs_missing_what_they_need_are_refused_at_start() {
              aws_region_name: us-east-1",
             vec![],
         ),
+        // An ARN names its region.
+        (
+            "model: \"bedrock/arn:aws:bedrock:us-west-2:1:inference-profile/x\", \
+             aws_access_key_id: AKIAX, aws_secret_access_key: s",
+            vec![],
+        ),
     ];
     for (params, extra) in ok {
         let mut env = clean.to_vec();
@@ -479,4 +485,57 @@ fn a_bedrock_api_key_is_sent_as_a_bearer_token_instead_of_signing() {
     let rec = seen.last().expect("a request");
     assert_eq!(rec.header("authorization"), Some("Bearer bedrock-api-key"));
     assert_eq!(rec.header("x-amz-date"), None);
+}
+
+const SDK_SCRIPT: &str = r#"
+import os, json, openai
+from openai import OpenAI
+c = OpenAI(base_url=os.environ["BASE"], api_key=os.environ["KEY"], max_retries=0)
+hi = [{"role": "user", "content": "hi"}]
+r = c.chat.completions.create(model="haiku", messages=hi)
+assert r.choices[0].message.content == "Hello world", r
+assert r.choices[0].finish_reason == "length", r
+assert r.usage.prompt_tokens == 16 and r.usage.completion_tokens == 20, r.usage
+chunks = list(c.chat.completions.create(model="haiku", messages=hi, stream=True,
+                                        stream_options={"include_usage": True}))
+text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+assert text == "Hello world", text
+assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 20
+tools = [{"type": "function", "function": {"name": "weather",
+          "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+r = c.chat.completions.create(model="tool", messages=hi, tools=tools, tool_choice="required")
+call = r.choices[0].message.tool_calls[0]
+assert call.function.name == "weather" and json.loads(call.function.arguments) == {"city": "Paris"}
+args, names = "", []
+for ch in c.chat.completions.create(model="tool", messages=hi, tools=tools, stream=True):
+    for tc in (ch.choices[0].delta.tool_calls or []) if ch.choices else []:
+        args += tc.function.arguments or ""
+        if tc.function.name:
+            names.append(tc.function.name)
+assert names == ["weather"] and json.loads(args) == {"city": "Paris"}, (names, args)
+try:
+    c.chat.completions.create(model="throttle", messages=hi)
+    raise SystemExit("throttled call answered")
+except openai.RateLimitError as err:
+    assert err.status_code == 429
+print("sdk ok")
+"#;
+
+#[test]
+fn the_openai_sdk_works_against_bedrock_deployments() {
+    let (s, k, _, _) = setup();
+    let mut cmd = std::process::Command::new("python3");
+    cmd.args(["-c", SDK_SCRIPT])
+        .env("BASE", format!("http://{}/v1", s.addr))
+        .env("KEY", &k);
+    if let Some(p) = python_path_with("openai", "openai") {
+        cmd.env("PYTHONPATH", p);
+    }
+    let out = cmd.output().expect("python3");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("sdk ok"),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
