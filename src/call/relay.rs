@@ -213,6 +213,13 @@ pub(super) struct SseLines {
 }
 
 impl SseLines {
+    fn new(reader: std::io::BufReader<ureq::BodyReader<'static>>) -> SseLines {
+        SseLines {
+            reader,
+            line: Vec::new(),
+        }
+    }
+
     /// Whether more of the stream has arrived than was read (the next line needs no wait).
     pub(super) fn buffered(&self) -> bool {
         !self.reader.buffer().is_empty()
@@ -333,17 +340,15 @@ impl UpstreamStream {
                     super::bedrock::relay(&mut frames, &mut tally, call, wants, &mut state, emit);
                 (end, frames.into_inner())
             }
-            translate => {
-                let mut lines = SseLines {
-                    reader,
-                    line: Vec::new(),
-                };
-                let end = match translate {
-                    Translate::Anthropic(mut state) => super::anthropic::relay(
-                        &mut lines, &mut tally, call, wants, &mut state, emit,
-                    ),
-                    _ => relay(&mut lines, &mut tally, call, wants, emit),
-                };
+            Translate::Anthropic(mut state) => {
+                let mut lines = SseLines::new(reader);
+                let end =
+                    super::anthropic::relay(&mut lines, &mut tally, call, wants, &mut state, emit);
+                (end, lines.reader)
+            }
+            Translate::None => {
+                let mut lines = SseLines::new(reader);
+                let end = relay(&mut lines, &mut tally, call, wants, emit);
                 (end, lines.reader)
             }
         };
