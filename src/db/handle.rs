@@ -63,11 +63,9 @@ impl From<DbError> for crate::error::Error {
     fn from(e: DbError) -> Self {
         match e {
             DbError::Lite(e) => e.into(),
-            DbError::Pg(e) if e.is_closed() || e.as_db_error().is_none() => {
-                crate::error::Error::Unavailable(
-                    "the database cannot be reached; try again later".into(),
-                )
-            }
+            DbError::Pg(e) if super::pg::unreachable(&e) => crate::error::Error::Unavailable(
+                "the database cannot be reached; try again later".into(),
+            ),
             DbError::Pg(e) => {
                 crate::error::Error::Internal(format!("postgresql: {}", super::pg::describe(&e)))
             }

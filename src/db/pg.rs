@@ -318,7 +318,7 @@ impl PgPool {
     }
 
     fn note(&self, e: &postgres::Error) {
-        if e.is_closed() || e.as_db_error().is_none() {
+        if unreachable(e) {
             self.healthy.store(false, Ordering::Relaxed);
         }
     }
@@ -386,7 +386,9 @@ impl PgPool {
             c: &mut c.client,
             cache: &mut c.cache,
         };
-        f(&mut q).map_err(|e| self.error(e))
+        let out = f(&mut q).map_err(|e| self.error(e))?;
+        self.healthy.store(true, Ordering::Relaxed);
+        Ok(out)
     }
 
     /// Runs `f` in a transaction: committed when `f` returns Ok, rolled back otherwise.
@@ -446,13 +448,21 @@ impl PgPool {
     /// anything else → 500 with the detail in the log only.
     pub fn error(&self, e: postgres::Error) -> Error {
         self.note(&e);
-        if e.is_closed() || e.as_db_error().is_none() {
+        if unreachable(&e) {
             log::warn!("PostgreSQL: {}", describe(&e));
             Error::Unavailable("the database cannot be reached; try again later".into())
         } else {
             Error::Internal(format!("database: {}", describe(&e)))
         }
     }
+}
+
+/// Whether an error says the server cannot be reached (the connection closed, or the socket
+/// failed), as opposed to a statement the server or the client refused.
+pub fn unreachable(e: &postgres::Error) -> bool {
+    e.is_closed()
+        || std::error::Error::source(e)
+            .is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some())
 }
 
 /// An error's text (the server's message and SQLSTATE, or the client's); never the URL.
