@@ -157,7 +157,7 @@ pub fn run(
     let kind = input.kind;
     let mut body = CallBody::parse(input.bytes, kind)?;
     let admitted = admit(calls, cfg, catalog, who, &mut body, kind)?;
-    if kind != CallType::Chat && admitted.dep.route.wire == crate::provider::Wire::Anthropic {
+    if kind != CallType::Chat && admitted.dep.route.wire.is_anthropic() {
         return Err(Error::BadRequest {
             message: format!(
                 "model {} is an Anthropic deployment: only /v1/chat/completions is supported \
@@ -167,7 +167,7 @@ pub fn run(
             param: Some("model".into()),
         });
     }
-    if body.n > 1 && admitted.dep.route.wire == crate::provider::Wire::Anthropic {
+    if body.n > 1 && admitted.dep.route.wire.is_anthropic() {
         // The Messages API answers one choice; n choices would be billed as one and lost.
         return Err(Error::BadRequest {
             message: format!(

@@ -32,7 +32,7 @@ pub(super) fn forward(
     parsed: CallBody,
     bytes: &[u8],
 ) -> Result<Answer> {
-    if call.dep.route.wire == crate::provider::Wire::Anthropic {
+    if call.dep.route.wire.is_anthropic() {
         return super::anthropic::forward(call, upstream, cfg, model, parsed);
     }
     let stream = parsed.stream;

@@ -9,6 +9,7 @@
 //! (the detail goes to the operator's log), upstream error bodies are scrubbed.
 
 pub mod anthropic;
+pub mod google;
 pub mod sse;
 pub mod transport;
 pub mod usage;
@@ -95,6 +96,14 @@ impl Upstream {
 
     /// The model name the upstream gets for a call of `called` on `dep`.
     pub fn model_for(dep: &Deployment, called: &str) -> String {
+        let name = Self::model_name(dep, called);
+        match dep.route.model_prefix {
+            "" => name,
+            prefix => format!("{prefix}{name}"),
+        }
+    }
+
+    fn model_name(dep: &Deployment, called: &str) -> String {
         match dep.model.split_once('/') {
             // A wildcard deployment (`openai/*` → `openai/*`) passes the called name through.
             Some((_, "*")) => called
@@ -149,6 +158,10 @@ impl Upstream {
             );
         if let Some((name, value)) = &dep.route.auth {
             rb = rb.header(*name, value.as_str());
+        }
+        if let Some(account) = &dep.route.google {
+            let token = google::access_token(&self.agent, dep, account)?;
+            rb = rb.header("authorization", format!("Bearer {token}"));
         }
         if dep.route.wire == crate::provider::Wire::Anthropic {
             rb = rb.header("anthropic-version", crate::provider::ANTHROPIC_VERSION);
