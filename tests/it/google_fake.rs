@@ -32,9 +32,9 @@ pub fn rsa_key() -> (String, String) {
             "-out",
         ])
         .arg(&key)
-        .status()
+        .output()
         .expect("openssl");
-    assert!(ok.success());
+    assert!(ok.status.success());
     let public = std::process::Command::new("openssl")
         .args(["pkey", "-pubout", "-in"])
         .arg(&key)
