@@ -272,13 +272,13 @@ fn unknown_keys_are_warned_about_by_name() {
     // A provider litegate has no adapter for is no longer "treated as OpenAI-compatible"
     // (its key would go to api.openai.com): it stops the start, naming the field.
     let e = load_text(
-        "model_list:\n - model_name: a\n   litellm_params: {model: gemini/x, api_key: k}\n",
+        "model_list:\n - model_name: a\n   litellm_params: {model: bedrock/x, api_key: k}\n",
         &no_env(),
     )
     .expect_err("refused");
     assert!(
         e.0.starts_with(
-            "c.yaml: model_list[0].litellm_params.model: provider 'gemini' is not supported; \
+            "c.yaml: model_list[0].litellm_params.model: provider 'bedrock' is not supported; \
              supported providers: mock, openai, "
         ),
         "{e}"
