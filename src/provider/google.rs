@@ -237,20 +237,37 @@ pub fn vertex_route(
             "a vertex_ai deployment names one model; wildcards are not supported".into(),
         ));
     }
-    let host = match api_base.map(str::trim).filter(|b| !b.is_empty()) {
-        Some(b) => b.trim_end_matches('/').to_string(),
-        None => vertex_host(location),
-    };
-    let at = format!("{host}/v1/projects/{project}/locations/{location}");
-    let (base, wire, model_prefix) = if is_claude(name) {
-        (
-            format!("{at}/publishers/anthropic/models/{name}"),
-            Wire::VertexAnthropic,
-            "",
-        )
+    let (wire, model_prefix) = if is_claude(name) {
+        (Wire::VertexAnthropic, "")
     } else {
-        let prefix = if name.contains('/') { "" } else { "google/" };
-        (format!("{at}/endpoints/openapi"), Wire::OpenAi, prefix)
+        // A `publisher/model` name (`meta/llama-…`) is sent as it is.
+        (
+            Wire::OpenAi,
+            if name.contains('/') { "" } else { "google/" },
+        )
+    };
+    let tail = match wire {
+        Wire::VertexAnthropic => format!("publishers/anthropic/models/{name}"),
+        _ => "endpoints/openapi".to_string(),
+    };
+    let path = format!("projects/{project}/locations/{location}/{tail}");
+    // `api_base` as LiteLLM takes it (`_check_custom_proxy`): a bare host replaces Google's,
+    // a host with `/v1` (or `/v1beta1`) gets the path after it, anything longer is the
+    // whole URL up to the method (`{api_base}:rawPredict`, `{api_base}/chat/completions`).
+    let base = match api_base.map(str::trim).filter(|b| !b.is_empty()) {
+        None => format!("{}/v1/{path}", vertex_host(location)),
+        Some(b) => {
+            let b = b.trim_end_matches('/');
+            let uri_path = b
+                .parse::<ureq::http::Uri>()
+                .map(|u| u.path().trim_end_matches('/').to_string())
+                .unwrap_or_default();
+            match uri_path.as_str() {
+                "" => format!("{b}/v1/{path}"),
+                "/v1" | "/v1beta1" => format!("{b}/{path}"),
+                _ => b.to_string(),
+            }
+        }
     };
     Ok(Route {
         base,
@@ -370,6 +387,31 @@ mod tests {
         assert_eq!(
             vertex_host("eu"),
             "https://aiplatform.eu.rep.googleapis.com"
+        );
+        // api_base with /v1: the path after it; with more: the whole URL up to the method.
+        let r = vertex_route(
+            "claude-x",
+            Some("https://gw.example/v1/"),
+            "p1",
+            "us-east5",
+            sa.clone(),
+        )
+        .expect("r");
+        assert_eq!(
+            r.url("rawPredict"),
+            "https://gw.example/v1/projects/p1/locations/us-east5/publishers/anthropic/models/claude-x:rawPredict"
+        );
+        let r = vertex_route(
+            "claude-x",
+            Some("https://gw.example/vertex/claude"),
+            "p1",
+            "us-east5",
+            sa.clone(),
+        )
+        .expect("r");
+        assert_eq!(
+            r.url("rawPredict"),
+            "https://gw.example/vertex/claude:rawPredict"
         );
         for (loc, proj, field) in [
             ("evil.com#", "p1", "vertex_location"),
