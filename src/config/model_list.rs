@@ -69,14 +69,33 @@ struct Params {
     timeout: Field<Positive>,
     stream_timeout: Field<Positive>,
     /// `vertex_ai`: service-account credentials, a path or the JSON (LiteLLM's names).
-    vertex_credentials: Field<String>,
-    vertex_ai_credentials: Field<String>,
+    vertex_credentials: Field<Credentials>,
+    vertex_ai_credentials: Field<Credentials>,
     vertex_project: Field<String>,
     vertex_ai_project: Field<String>,
     vertex_location: Field<String>,
     vertex_ai_location: Field<String>,
     #[serde(flatten)]
     unknown: Mapping,
+}
+
+/// `vertex_credentials` as LiteLLM takes it: a path or the JSON as text, or the JSON written
+/// as a YAML mapping (kept as JSON text).
+struct Credentials(String);
+
+impl super::yaml::FromYaml for Credentials {
+    fn from_yaml(v: &super::yaml::Yaml, r: &Reader, field: &str) -> Result<Self, ConfigError> {
+        match v {
+            serde_yaml_ng::Value::String(s) => Ok(Credentials(s.clone())),
+            serde_yaml_ng::Value::Mapping(_) => {
+                Ok(Credentials(super::yaml::to_json(v).to_string()))
+            }
+            _ => Err(r.error(
+                field,
+                "expected a path, the credentials' JSON, or a mapping of it",
+            )),
+        }
+    }
 }
 
 /// A `vertex_ai` deployment's settings as given (each the first of its two names).
@@ -207,13 +226,12 @@ impl Params {
             let b = b.resolve(r, &f(bn))?.map(|v| (bn.to_string(), v));
             Ok::<_, ConfigError>(a.or(b))
         };
+        let creds = |c: Field<Credentials>, n: &str| {
+            Ok::<_, ConfigError>(c.resolve(r, &f(n))?.map(|v| (n.to_string(), v.0)))
+        };
         let vertex = Vertex {
-            credentials: first(
-                self.vertex_credentials,
-                "vertex_credentials",
-                self.vertex_ai_credentials,
-                "vertex_ai_credentials",
-            )?,
+            credentials: creds(self.vertex_credentials, "vertex_credentials")?
+                .or(creds(self.vertex_ai_credentials, "vertex_ai_credentials")?),
             project: first(
                 self.vertex_project,
                 "vertex_project",

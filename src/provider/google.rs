@@ -87,17 +87,23 @@ impl ServiceAccount {
         if v.starts_with('{') {
             return Self::parse(v);
         }
+        // What is echoed of a value that is not JSON: a path, never what might be a key.
+        let shown = if v.len() <= 512 && !v.contains("PRIVATE") && !v.contains(['{', '\n']) {
+            v
+        } else {
+            "(value not shown)"
+        };
         let mut text = String::new();
         let read = std::fs::File::open(v).and_then(|f| {
             use std::io::Read;
             f.take(MAX_CREDENTIALS_BYTES + 1).read_to_string(&mut text)
         });
         match read {
-            Err(e) => Err(format!("cannot read the credentials file '{v}': {e}")),
+            Err(e) => Err(format!("cannot read the credentials file '{shown}': {e}")),
             Ok(n) if n as u64 > MAX_CREDENTIALS_BYTES => Err(format!(
-                "the credentials file '{v}' is larger than {MAX_CREDENTIALS_BYTES} bytes"
+                "the credentials file '{shown}' is larger than {MAX_CREDENTIALS_BYTES} bytes"
             )),
-            Ok(_) => Self::parse(&text).map_err(|e| format!("'{v}': {e}")),
+            Ok(_) => Self::parse(&text).map_err(|e| format!("'{shown}': {e}")),
         }
     }
 
@@ -349,7 +355,14 @@ mod tests {
         assert!(ServiceAccount::parse("{nope").is_err());
         assert!(ServiceAccount::load("/nonexistent/creds.json")
             .expect_err("missing")
-            .contains("cannot read"));
+            .contains("cannot read the credentials file '/nonexistent/creds.json'"));
+        // Something that is not JSON but may hold the key is never echoed.
+        let odd = format!("x{}", creds(&key, serde_json::json!({})));
+        let e = ServiceAccount::load(&odd).expect_err("not a path");
+        assert!(
+            e.contains("(value not shown)") && !e.contains("PRIVATE"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -502,4 +502,8 @@ fn bad_vertex_credentials_stop_the_start() {
         &[("GOOGLE_APPLICATION_CREDENTIALS", p.to_str().expect("path"))],
     );
     assert_eq!(code, Some(0), "{err}");
+    // The credentials written as a mapping in the file (JSON is YAML) start too.
+    let (code, _, err) =
+        crate::config_file::check(&dep(&format!(", vertex_credentials: {good}")), &[]);
+    assert_eq!(code, Some(0), "{err}");
 }
