@@ -52,6 +52,11 @@ impl TokenCache {
         self.get_at(Instant::now, wait, fetch)
     }
 
+    /// Drops the cached token (the upstream refused it): the next call fetches a new one.
+    pub fn forget(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).token = None;
+    }
+
     /// `get` with the clock passed in (tests).
     pub fn get_at(
         &self,
@@ -158,6 +163,10 @@ mod tests {
         clock.set(t0 + Duration::from_secs(6));
         let again = || Ok(("s2".to_string(), Duration::from_secs(10)));
         assert_eq!(c.get_at(|| clock.get(), W, again), Ok("s2".into()));
+        // A token the upstream refused is forgotten: the next call fetches.
+        c.forget();
+        let after = || Ok(("s3".to_string(), Duration::from_secs(10)));
+        assert_eq!(c.get_at(|| clock.get(), W, after), Ok("s3".into()));
     }
 
     #[test]

@@ -166,7 +166,12 @@ impl Upstream {
         if dep.route.wire == crate::provider::Wire::Anthropic {
             rb = rb.header("anthropic-version", crate::provider::ANTHROPIC_VERSION);
         }
-        rb.send(body).map_err(|e| map_fault(dep, &e))
+        let resp = rb.send(body).map_err(|e| map_fault(dep, &e))?;
+        if let (Some(account), 401) = (&dep.route.google, resp.status().as_u16()) {
+            // A revoked or otherwise refused token: the next call mints a new one.
+            account.tokens.forget();
+        }
+        Ok(resp)
     }
 
     /// Turns an upstream error status and body into our envelope's error, without secrets.

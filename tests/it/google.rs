@@ -367,6 +367,27 @@ fn vertex_tokens_are_refreshed_before_they_expire() {
 }
 
 #[test]
+fn a_token_vertex_refuses_is_minted_again() {
+    let g = setup(3600);
+    let call = || {
+        g.s.post(
+            "/v1/chat/completions",
+            &g.k,
+            json!({"model": "vgem", "messages": msgs()}),
+        )
+    };
+    assert_eq!(call().status, 200);
+    g.tokens.revoke_all();
+    // Vertex's 401 reaches the caller, and the refused token is dropped…
+    let r = call();
+    assert_error_says(&r, 401, "invalid authentication credentials");
+    assert_eq!(g.tokens.count(), 1);
+    // …so the next call mints a new one instead of reusing it for the rest of the hour.
+    assert_eq!(call().status, 200);
+    assert_eq!(g.tokens.count(), 2);
+}
+
+#[test]
 fn each_credential_reaches_only_its_own_host() {
     let g = setup(3600);
     for m in ["gem", "vgem", "vclaude", "gpt"] {

@@ -195,6 +195,14 @@ impl TokenEndpoint {
         self.issued.lock().expect("lock").tokens.len()
     }
 
+    /// Revokes every token issued so far (Vertex refuses them from now on).
+    pub fn revoke_all(&self) {
+        let now = Instant::now();
+        for t in &mut self.issued.lock().expect("lock").tokens {
+            t.1 = now;
+        }
+    }
+
     pub fn token(&self, i: usize) -> String {
         self.issued.lock().expect("lock").tokens[i].0.clone()
     }
