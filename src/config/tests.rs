@@ -286,6 +286,37 @@ fn unknown_keys_are_warned_about_by_name() {
 }
 
 #[test]
+fn gemini_keys_default_from_the_environment_in_litellms_order() {
+    let y = "model_list:\n - {model_name: g, litellm_params: {model: gemini/gemini-2.5-flash}}\n";
+    let bearer = |env: Env| {
+        load_text(y, &env).expect("ok").deployments[0]
+            .route
+            .auth
+            .clone()
+            .map(|(_, v)| v)
+    };
+    assert_eq!(
+        bearer(Env::from_vars([("GEMINI_API_KEY", "g-key")])).as_deref(),
+        Some("Bearer g-key")
+    );
+    // LiteLLM reads GOOGLE_API_KEY first.
+    assert_eq!(
+        bearer(Env::from_vars([
+            ("GEMINI_API_KEY", "g-key"),
+            ("GOOGLE_API_KEY", "goog")
+        ]))
+        .as_deref(),
+        Some("Bearer goog")
+    );
+    assert_eq!(bearer(no_env()), None);
+    let cfg = load_text(y, &no_env()).expect("ok");
+    assert_eq!(
+        cfg.deployments[0].route.url("embeddings"),
+        "https://generativelanguage.googleapis.com/v1beta/openai/embeddings"
+    );
+}
+
+#[test]
 fn provider_keys_and_azure_versions_default_from_the_environment() {
     let env = Env::from_vars([
         ("OPENAI_API_KEY", "sk-env-openai"),
