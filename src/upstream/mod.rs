@@ -10,6 +10,7 @@
 
 pub mod anthropic;
 pub mod google;
+pub mod messages;
 pub mod sse;
 pub mod transport;
 pub mod usage;
@@ -128,12 +129,15 @@ impl Upstream {
     }
 
     /// POSTs `body` to the deployment; returns the response (any status) or a mapped fault.
+    /// `anthropic_beta` is the caller's `anthropic-beta` header, sent to Anthropic deployments
+    /// only (`/v1/messages`).
     pub fn post(
         &self,
         dep: &Deployment,
         endpoint: &str,
         body: &[u8],
         stream: bool,
+        anthropic_beta: Option<&str>,
     ) -> Result<ureq::http::Response<ureq::Body>, Error> {
         let url = Self::url(dep, endpoint);
         let secs = if stream {
@@ -163,8 +167,12 @@ impl Upstream {
             let token = google::access_token(&self.agent, dep, account)?;
             rb = rb.header("authorization", format!("Bearer {token}"));
         }
+        // Claude on Vertex carries its version in the body (`anthropic::target`).
         if dep.route.wire == crate::provider::Wire::Anthropic {
             rb = rb.header("anthropic-version", crate::provider::ANTHROPIC_VERSION);
+        }
+        if let (true, Some(beta)) = (dep.route.wire.is_anthropic(), anthropic_beta) {
+            rb = rb.header("anthropic-beta", beta);
         }
         let resp = rb.send(body).map_err(|e| map_fault(dep, &e))?;
         if let (Some(account), 401) = (&dep.route.google, resp.status().as_u16()) {

@@ -11,14 +11,14 @@ use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
-struct Seen {
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Value,
+pub struct Seen {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
 }
 
 impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -26,8 +26,9 @@ impl Seen {
     }
 }
 
-/// One request per connection; the answer depends on the body's `model` and `stream`.
-fn fake() -> (u16, Arc<Mutex<Vec<Seen>>>) {
+/// One request per connection; the answer depends on the body's `model` and `stream`
+/// (`/v1/messages/count_tokens` answers 42 input tokens). Also `messages.rs`'s fake.
+pub fn fake() -> (u16, Arc<Mutex<Vec<Seen>>>) {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = l.local_addr().expect("addr").port();
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -51,12 +52,19 @@ fn serve(c: TcpStream, seen: &Mutex<Vec<Seen>>) {
     let body: Value = serde_json::from_slice(&b).unwrap_or(Value::Null);
     let model = body["model"].as_str().unwrap_or("").to_string();
     let stream = body["stream"] == true;
+    let path_is_count = path.ends_with("/messages/count_tokens");
     seen.lock().expect("lock").push(Seen {
         path,
         headers,
         body,
     });
-    let (status, ctype, text) = if model == "claude-err" {
+    let (status, ctype, text) = if path_is_count {
+        (
+            200,
+            "application/json",
+            json!({"input_tokens": 42}).to_string(),
+        )
+    } else if model == "claude-err" {
         (
             429,
             "application/json",

@@ -317,6 +317,45 @@ fn vertex_claude_chat_stream_and_tools() {
 }
 
 #[test]
+fn vertex_claude_through_the_messages_door() {
+    let g = setup(3600);
+    let body = json!({"model": "vclaude", "max_tokens": 50, "messages": msgs()});
+    let r = g.s.post("/v1/messages", &g.k, body.clone());
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json()["content"][0]["text"],
+        "Hello from Claude on Vertex"
+    );
+    spend_is(&g.s, &r, CLAUDE_SPEND);
+    let rec = g.vertex.requests().pop().expect("a request");
+    assert!(
+        rec.path
+            .ends_with("/models/claude-sonnet-4-5@20250929:rawPredict"),
+        "{}",
+        rec.path
+    );
+    let sent = rec.json();
+    assert!(sent.get("model").is_none());
+    assert_eq!(sent["anthropic_version"], "vertex-2023-10-16");
+    assert_eq!(sent["max_tokens"], 50);
+    let mut streamed = body;
+    streamed["stream"] = json!(true);
+    let r = g.s.post("/v1/messages", &g.k, streamed);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    assert!(text.contains("event: message_stop"), "{text}");
+    assert!(text.contains("Hello from Claude"), "{text}");
+    spend_is(&g.s, &r, CLAUDE_SPEND);
+    assert!(g
+        .vertex
+        .requests()
+        .pop()
+        .expect("req")
+        .path
+        .ends_with(":streamRawPredict"));
+}
+
+#[test]
 fn vertex_tokens_are_refreshed_before_they_expire() {
     // Tokens live 2 s: used for the first second, refreshed after.
     let g = setup(2);

@@ -17,6 +17,7 @@ mod google_fake;
 mod http_hardening;
 mod keys;
 mod login_hardening;
+mod messages;
 mod metrics;
 mod ops;
 mod organizations;
