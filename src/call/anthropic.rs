@@ -24,6 +24,7 @@ pub(super) fn forward(
     parsed: CallBody,
 ) -> Result<Answer> {
     let stream = parsed.stream;
+    let json = anthropic::wants_json(&parsed.fields);
     let req = match anthropic::request(
         &Upstream::model_for(&call.dep, model),
         &parsed.fields,
@@ -46,7 +47,7 @@ pub(super) fn forward(
                 call,
                 resp.into_body(),
                 parsed.include_usage,
-                Some(Box::default()),
+                Some(Box::new(StreamState::new(json))),
             ),
         ))));
     }
@@ -64,7 +65,7 @@ pub(super) fn forward(
         };
         return Err(failed(e, call));
     };
-    let out = anthropic::answer(&v);
+    let out = anthropic::answer_as(&v, json);
     let reported = v
         .get("usage")
         .map(|_| usage::Reported::of_value(&out["usage"]));
