@@ -11,7 +11,7 @@ use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
-struct Seen {
+pub struct Seen {
     path: String,
     headers: Vec<(String, String)>,
     body: Value,
@@ -27,7 +27,7 @@ impl Seen {
 }
 
 /// One request per connection; the answer depends on the body's `model` and `stream`.
-fn fake() -> (u16, Arc<Mutex<Vec<Seen>>>) {
+pub fn fake() -> (u16, Arc<Mutex<Vec<Seen>>>) {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = l.local_addr().expect("addr").port();
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -51,6 +51,14 @@ fn serve(c: TcpStream, seen: &Mutex<Vec<Seen>>) {
     let body: Value = serde_json::from_slice(&b).unwrap_or(Value::Null);
     let model = body["model"].as_str().unwrap_or("").to_string();
     let stream = body["stream"] == true;
+    let usage = if model == "claude-cache" {
+        json!({"input_tokens": 100, "cache_read_input_tokens": 1000,
+               "cache_creation_input_tokens": 50, "output_tokens": 20})
+    } else {
+        json!({"input_tokens": 10, "cache_read_input_tokens": 2, "output_tokens": 20})
+    };
+    let mut start_usage = usage.clone();
+    start_usage["output_tokens"] = json!(1);
     seen.lock().expect("lock").push(Seen {
         path,
         headers,
@@ -91,8 +99,7 @@ fn serve(c: TcpStream, seen: &Mutex<Vec<Seen>>) {
                 "message_start",
                 json!({"type": "message_start", "message": {"id": "msg_s",
                 "type": "message", "role": "assistant", "model": model, "content": [],
-                "stop_reason": null, "usage": {"input_tokens": 10,
-                "cache_read_input_tokens": 2, "output_tokens": 1}}}),
+                "stop_reason": null, "usage": start_usage}}),
             ),
             ("ping", json!({"type": "ping"})),
             (
@@ -133,8 +140,7 @@ fn serve(c: TcpStream, seen: &Mutex<Vec<Seen>>) {
             json!({"id": "msg_1", "type": "message", "role": "assistant", "model": model,
                 "content": [{"type": "text", "text": "Hello world"}],
                 "stop_reason": "max_tokens", "stop_sequence": null,
-                "usage": {"input_tokens": 10, "cache_read_input_tokens": 2,
-                          "output_tokens": 20}})
+                "usage": usage})
             .to_string(),
         )
     };
@@ -147,15 +153,25 @@ fn serve(c: TcpStream, seen: &Mutex<Vec<Seen>>) {
     let _ = w.flush();
 }
 
-fn setup() -> (Server, String, Arc<Mutex<Vec<Seen>>>) {
+/// Cache prices of `claude-cache` (per token; input and output are `IN_COST`, `OUT_COST`).
+const CACHE_READ_COST: f64 = 0.0001;
+const CACHE_WRITE_COST: f64 = 0.00125;
+
+pub fn setup() -> (Server, String, Arc<Mutex<Vec<Seen>>>) {
     let (port, seen) = fake();
     let mut y = String::from("model_list:\n");
-    for m in ["claude-ok", "claude-err", "claude-tool"] {
+    for m in ["claude-ok", "claude-err", "claude-tool", "claude-cache"] {
         y.push_str(&format!(
             "  - model_name: {m}\n    litellm_params: {{ model: anthropic/{m}, \
              api_base: \"http://127.0.0.1:{port}\", api_key: {UPSTREAM_KEY}, \
              input_cost_per_token: {IN_COST}, output_cost_per_token: {OUT_COST} }}\n"
         ));
+        if m == "claude-cache" {
+            y.push_str(&format!(
+                "    model_info: {{ cache_read_input_token_cost: {CACHE_READ_COST}, \
+                 cache_creation_input_token_cost: {CACHE_WRITE_COST} }}\n"
+            ));
+        }
     }
     y.push_str("general_settings:\n  master_key: os.environ/TEST_MASTER_KEY\n");
     let s = Server::start_with(&y, &[]);
@@ -257,6 +273,63 @@ fn anthropic_streams_become_openai_chunks() {
         assert!(rec.body.get("stream_options").is_none());
         assert_eq!(rec.header("authorization"), None);
     }
+}
+
+/// Cache reads and writes are charged at the deployment's cache prices, as LiteLLM charges
+/// them: (100 uncached × input + 1000 read × cache read + 50 written × cache write) + 20 ×
+/// output, the same for a stream; the spend log shows all 1150 prompt tokens and the cache
+/// figures in `metadata.additional_usage_values`.
+#[test]
+fn anthropic_cache_tokens_are_charged_at_cache_prices() {
+    let (s, k, _) = setup();
+    let want =
+        100.0 * IN_COST + 1000.0 * CACHE_READ_COST + 50.0 * CACHE_WRITE_COST + 20.0 * OUT_COST;
+    for stream in [false, true] {
+        let r = s.post(
+            "/v1/chat/completions",
+            &k,
+            json!({"model": "claude-cache", "stream": stream,
+                "messages": [{"role": "user", "content": "hi"}]}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let row = spend_log_of(&s, &r);
+        assert_eq!(row["status"], "success", "{row}");
+        assert_eq!(row["prompt_tokens"], 1150, "{row}");
+        assert_eq!(row["completion_tokens"], 20, "{row}");
+        assert_eq!(row["total_tokens"], 1170, "{row}");
+        let spend = row["spend"].as_f64().expect("spend");
+        assert!(
+            (spend - want).abs() < 1e-9,
+            "stream {stream}: {spend} != {want}"
+        );
+        let extra = &row["metadata"]["additional_usage_values"];
+        assert_eq!(extra["cache_read_input_tokens"], 1000, "{row}");
+        assert_eq!(extra["cache_creation_input_tokens"], 50, "{row}");
+        assert_eq!(
+            extra["prompt_tokens_details"]["cached_tokens"], 1000,
+            "{row}"
+        );
+    }
+    // The key's spend is the same figure, twice.
+    let info = s.get(&format!("/key/info?key={k}"), MASTER).json();
+    let key_spend = info["info"]["spend"].as_f64().expect("key spend");
+    assert!((key_spend - 2.0 * want).abs() < 1e-9, "{info}");
+    // Without cache prices the cache tokens are charged at the input price (claude-ok: 10
+    // input + 2 read), and the row's metadata says so.
+    let r = s.post(
+        "/v1/chat/completions",
+        &k,
+        json!({"model": "claude-ok", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    let row = spend_log_of(&s, &r);
+    assert!(
+        (row["spend"].as_f64().expect("spend") - SPEND).abs() < 1e-9,
+        "{row}"
+    );
+    assert_eq!(
+        row["metadata"]["additional_usage_values"]["cache_read_input_tokens"],
+        2
+    );
 }
 
 #[test]
