@@ -18,6 +18,10 @@ pub struct Seen {
 }
 
 impl Seen {
+    pub fn body(&self) -> &Value {
+        &self.body
+    }
+
     fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -42,6 +46,111 @@ pub fn fake() -> (u16, Arc<Mutex<Vec<Seen>>>) {
     (port, seen)
 }
 
+/// The body of the request just recorded.
+fn body_seen(seen: &Mutex<Vec<Seen>>) -> Value {
+    seen.lock()
+        .expect("lock")
+        .last()
+        .map_or(Value::Null, |s| s.body.clone())
+}
+
+/// Events as Anthropic streams them: `event: <type>` and `data: <json>`.
+fn sse(evs: &[Value]) -> String {
+    let mut t = String::new();
+    for d in evs {
+        t.push_str(&format!(
+            "event: {}\ndata: {d}\n\n",
+            d["type"].as_str().unwrap_or("")
+        ));
+    }
+    t
+}
+
+/// The answers of the models that answer with blocks (a JSON `response_format`'s forced tool,
+/// `claude-call`'s tool call, `claude-think`'s thinking), as JSON or as a stream.
+fn scripted(model: &str, body: &Value, stream: bool) -> Option<(u16, &'static str, String)> {
+    let usage = json!({"input_tokens": 10, "output_tokens": 15});
+    let forced_json = body["tool_choice"] == json!({"type": "tool", "name": "json_tool_call"});
+    // (blocks of the JSON answer, stop reason, stream events of the blocks)
+    let (blocks, stop, events) = if forced_json {
+        (
+            json!([{"type": "tool_use", "id": "toolu_j", "name": "json_tool_call",
+                "input": {"answer": 42}}]),
+            "tool_use",
+            vec![
+                json!({"type": "content_block_start", "index": 0, "content_block":
+                    {"type": "tool_use", "id": "toolu_j", "name": "json_tool_call", "input": {}}}),
+                json!({"type": "content_block_delta", "index": 0, "delta":
+                    {"type": "input_json_delta", "partial_json": "{\"answer\": "}}),
+                json!({"type": "content_block_delta", "index": 0, "delta":
+                    {"type": "input_json_delta", "partial_json": "42}"}}),
+                json!({"type": "content_block_stop", "index": 0}),
+            ],
+        )
+    } else if model == "claude-call" {
+        (
+            json!([{"type": "text", "text": "Let me check."},
+                {"type": "tool_use", "id": "toolu_9", "name": "weather",
+                 "input": {"city": "Paris"}}]),
+            "tool_use",
+            vec![
+                json!({"type": "content_block_start", "index": 0, "content_block":
+                    {"type": "text", "text": ""}}),
+                json!({"type": "content_block_delta", "index": 0, "delta":
+                    {"type": "text_delta", "text": "Let me check."}}),
+                json!({"type": "content_block_stop", "index": 0}),
+                json!({"type": "content_block_start", "index": 1, "content_block":
+                    {"type": "tool_use", "id": "toolu_9", "name": "weather", "input": {}}}),
+                json!({"type": "content_block_delta", "index": 1, "delta":
+                    {"type": "input_json_delta", "partial_json": "{\"city\": "}}),
+                json!({"type": "content_block_delta", "index": 1, "delta":
+                    {"type": "input_json_delta", "partial_json": "\"Paris\"}"}}),
+                json!({"type": "content_block_stop", "index": 1}),
+            ],
+        )
+    } else if model == "claude-think" {
+        (
+            json!([{"type": "thinking", "thinking": "Six times seven.", "signature": "sig-1"},
+                {"type": "text", "text": "42"}]),
+            "end_turn",
+            vec![
+                json!({"type": "content_block_start", "index": 0, "content_block":
+                    {"type": "thinking", "thinking": ""}}),
+                json!({"type": "content_block_delta", "index": 0, "delta":
+                    {"type": "thinking_delta", "thinking": "Six times"}}),
+                json!({"type": "content_block_delta", "index": 0, "delta":
+                    {"type": "thinking_delta", "thinking": " seven."}}),
+                json!({"type": "content_block_delta", "index": 0, "delta":
+                    {"type": "signature_delta", "signature": "sig-1"}}),
+                json!({"type": "content_block_stop", "index": 0}),
+                json!({"type": "content_block_start", "index": 1, "content_block":
+                    {"type": "text", "text": ""}}),
+                json!({"type": "content_block_delta", "index": 1, "delta":
+                    {"type": "text_delta", "text": "42"}}),
+                json!({"type": "content_block_stop", "index": 1}),
+            ],
+        )
+    } else {
+        return None;
+    };
+    if !stream {
+        let answer = json!({"id": "msg_b", "type": "message", "role": "assistant",
+            "model": model, "content": blocks, "stop_reason": stop, "stop_sequence": null,
+            "usage": usage});
+        return Some((200, "application/json", answer.to_string()));
+    }
+    let mut evs = vec![json!({"type": "message_start", "message": {"id": "msg_b",
+        "type": "message", "role": "assistant", "model": model, "content": [],
+        "stop_reason": null, "usage": {"input_tokens": 10, "output_tokens": 1}}})];
+    evs.extend(events);
+    evs.push(
+        json!({"type": "message_delta", "delta": {"stop_reason": stop},
+        "usage": {"output_tokens": 15}}),
+    );
+    evs.push(json!({"type": "message_stop"}));
+    Some((200, "text/event-stream", sse(&evs)))
+}
+
 fn serve(c: TcpStream, seen: &Mutex<Vec<Seen>>) {
     let mut r = BufReader::new(c.try_clone().expect("clone"));
     let mut w = c;
@@ -64,7 +173,10 @@ fn serve(c: TcpStream, seen: &Mutex<Vec<Seen>>) {
         headers,
         body,
     });
-    let (status, ctype, text) = if model == "claude-err" {
+    let scripted = scripted(&model, &body_seen(seen), stream);
+    let (status, ctype, text) = if let Some(t) = scripted {
+        t
+    } else if model == "claude-err" {
         (
             429,
             "application/json",
@@ -160,7 +272,14 @@ const CACHE_WRITE_COST: f64 = 0.00125;
 pub fn setup() -> (Server, String, Arc<Mutex<Vec<Seen>>>) {
     let (port, seen) = fake();
     let mut y = String::from("model_list:\n");
-    for m in ["claude-ok", "claude-err", "claude-tool", "claude-cache"] {
+    for m in [
+        "claude-ok",
+        "claude-err",
+        "claude-tool",
+        "claude-cache",
+        "claude-call",
+        "claude-think",
+    ] {
         y.push_str(&format!(
             "  - model_name: {m}\n    litellm_params: {{ model: anthropic/{m}, \
              api_base: \"http://127.0.0.1:{port}\", api_key: {UPSTREAM_KEY}, \
