@@ -455,6 +455,22 @@ impl StreamState {
                 if let Some(o) = ev.get("usage").and_then(|u| u.get("output_tokens")) {
                     self.output = o.as_u64().unwrap_or(self.output);
                 }
+                // The final usage may restate the input and cache figures (cumulative, as
+                // Anthropic documents): those replace `message_start`'s.
+                if let (Some(u), Some(start)) = (
+                    ev.get("usage").and_then(Value::as_object),
+                    self.start_usage.as_object_mut(),
+                ) {
+                    for f in [
+                        "input_tokens",
+                        "cache_read_input_tokens",
+                        "cache_creation_input_tokens",
+                    ] {
+                        if let Some(v) = u.get(f).filter(|v| v.is_u64()) {
+                            start.insert(f.into(), v.clone());
+                        }
+                    }
+                }
                 if let Some(s) = ev
                     .get("delta")
                     .and_then(|d| d.get("stop_reason"))

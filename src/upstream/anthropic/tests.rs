@@ -500,3 +500,25 @@ fn thinking_blocks_become_reasoning_content() {
         .collect();
     assert_eq!(said, "42");
 }
+
+#[test]
+fn a_final_usage_restating_input_and_cache_figures_wins() {
+    let mut st = StreamState::default();
+    let mut out = Vec::new();
+    for e in [
+        json!({"type": "message_start", "message": {"id": "m", "model": "c",
+            "usage": {"input_tokens": 5, "cache_read_input_tokens": 1, "output_tokens": 1}}}),
+        json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+            "usage": {"input_tokens": 9, "cache_creation_input_tokens": 4, "output_tokens": 7}}),
+    ] {
+        st.feed(&e, &mut out);
+    }
+    assert_eq!(
+        st.feed(&json!({"type": "message_stop"}), &mut out),
+        Step::Stop
+    );
+    let u = &out.last().expect("usage chunk")["usage"];
+    assert_eq!(u["prompt_tokens"], 9 + 1 + 4, "{u}");
+    assert_eq!(u["completion_tokens"], 7);
+    assert_eq!(u["prompt_tokens_details"]["cache_creation_tokens"], 4);
+}
