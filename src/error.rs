@@ -152,6 +152,37 @@ impl Error {
             "code": self.status().to_string(),
         }})
     }
+
+    /// Anthropic's envelope, for the Messages routes (`/v1/messages`, its `count_tokens`), as
+    /// LiteLLM answers there and the `anthropic` SDK and Claude Code read it:
+    /// `{"type": "error", "error": {"type", "message"}}`, the type from the status; our own
+    /// type rides along as `litellm_error_type` when it says more (LiteLLM's field).
+    pub fn anthropic_body(&self) -> Value {
+        let kind = anthropic_type(self.status());
+        let mut error = json!({"type": kind, "message": self.message()});
+        if self.kind() != kind {
+            error["litellm_error_type"] = json!(self.kind());
+        }
+        json!({"type": "error", "error": error})
+    }
+}
+
+/// Anthropic's error `type` for an HTTP status (Anthropic's error docs, as LiteLLM maps them).
+pub fn anthropic_type(status: u16) -> &'static str {
+    match status {
+        401 => "authentication_error",
+        402 => "billing_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        409 => "conflict_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        504 => "timeout_error",
+        529 => "overloaded_error",
+        408 => "api_error",
+        400..=499 => "invalid_request_error",
+        _ => "api_error",
+    }
 }
 
 impl std::fmt::Display for Error {
@@ -249,6 +280,36 @@ impl From<rusqlite::Error> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn anthropics_envelope_types_follow_the_status() {
+        let v = Error::RateLimited {
+            message: "slow down".into(),
+            retry_after: 1,
+        }
+        .anthropic_body();
+        assert_eq!(
+            v,
+            json!({"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}})
+        );
+        let v = Error::BudgetExceeded("over".into()).anthropic_body();
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert_eq!(v["error"]["litellm_error_type"], "budget_exceeded");
+        let v = Error::Internal("secret detail".into()).anthropic_body();
+        assert_eq!(v["error"]["type"], "api_error");
+        assert!(!v.to_string().contains("secret"), "{v}");
+        for (status, kind) in [
+            (401, "authentication_error"),
+            (403, "permission_error"),
+            (404, "not_found_error"),
+            (413, "request_too_large"),
+            (418, "invalid_request_error"),
+            (502, "api_error"),
+            (529, "overloaded_error"),
+        ] {
+            assert_eq!(anthropic_type(status), kind, "{status}");
+        }
+    }
 
     #[test]
     fn envelope_code_matches_status() {

@@ -245,9 +245,14 @@ fn text_or_tokens(f: &str, v: &Value) -> Result<()> {
 /// Checks the body of a `kind` call (its `model` and input field are known to be given).
 /// One pass over the fields present (a handful), not a lookup per field known.
 pub fn check(body: &Map<String, Value>, kind: CallType) -> Result<Shape> {
-    use CallType::{Chat, Completion, Embedding};
+    use CallType::{Chat, Completion, Embedding, Messages};
     let null = Value::Null;
     match kind {
+        // Anthropic's shape, checked by its own rules (`max_tokens` is required there).
+        Messages => {
+            super::messages::check(body, true)?;
+            return Ok(Shape { n: 1 });
+        }
         Chat => messages(body.get("messages").unwrap_or(&null))?,
         Completion => text_or_tokens("prompt", body.get("prompt").unwrap_or(&null))?,
         Embedding => text_or_tokens("input", body.get("input").unwrap_or(&null))?,

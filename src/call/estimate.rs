@@ -63,13 +63,32 @@ pub fn cost_of(dep: &Deployment, b: &usage::Billed) -> f64 {
 /// Before the call: (prompt tokens, cost to reserve). The completion is assumed to use all of
 /// `max_tokens` (or a default); an embedding has none.
 pub fn before_call(dep: &Deployment, kind: CallType, body: &CallBody) -> (u64, f64) {
-    let prompt = count_tokens(&text_of(body.input(kind)));
+    let prompt = if kind == CallType::Messages {
+        messages_prompt(&body.fields)
+    } else {
+        count_tokens(&text_of(body.input(kind)))
+    };
     let completion = if kind == CallType::Embedding {
         0
     } else {
         body.max_tokens.unwrap_or(DEFAULT_COMPLETION_ESTIMATE)
     };
     (prompt, cost(dep, prompt, completion))
+}
+
+/// The prompt tokens of an Anthropic Messages body: its messages, `system` and `tools` (their
+/// JSON counted as text: a coding agent sends tens of tool schemas with every call).
+pub fn messages_prompt(fields: &serde_json::Map<String, Value>) -> u64 {
+    let null = Value::Null;
+    let tools = fields
+        .get("tools")
+        .filter(|t| !t.is_null())
+        .map_or(0, |t| usage::tokens_of_chars(t.to_string().len() as u64));
+    count_tokens(&text_of(fields.get("messages").unwrap_or(&null)))
+        .saturating_add(count_tokens(&text_of(
+            fields.get("system").unwrap_or(&null),
+        )))
+        .saturating_add(tools)
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! The model call: `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`, from an
-//! authenticated caller and the body's bytes to an answer and a spend record. `run` is the way
+//! The model call: `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings` and
+//! Anthropic's `/v1/messages` (`messages`), from an authenticated caller and the body's bytes to an answer and a spend record. `run` is the way
 //! of one call, in order:
 //!
 //! 1. the caller's role may call models, and the store can record spend (`run`);
@@ -24,6 +24,7 @@ pub mod body;
 pub mod budget;
 pub mod estimate;
 pub mod limits;
+pub mod messages;
 mod mock;
 mod relay;
 
@@ -47,12 +48,15 @@ pub enum CallType {
     Chat,
     Completion,
     Embedding,
+    /// Anthropic's Messages API (`/v1/messages`): passed through to Anthropic deployments,
+    /// translated to and from chat for the others (`messages`).
+    Messages,
 }
 
 impl CallType {
     fn input_field(self) -> &'static str {
         match self {
-            CallType::Chat => "messages",
+            CallType::Chat | CallType::Messages => "messages",
             CallType::Completion => "prompt",
             CallType::Embedding => "input",
         }
@@ -62,6 +66,7 @@ impl CallType {
             CallType::Chat => "chat/completions",
             CallType::Completion => "completions",
             CallType::Embedding => "embeddings",
+            CallType::Messages => "messages",
         }
     }
     /// LiteLLM's `call_type` names in the spend log.
@@ -70,6 +75,7 @@ impl CallType {
             CallType::Chat => "acompletion",
             CallType::Completion => "atext_completion",
             CallType::Embedding => "aembedding",
+            CallType::Messages => "anthropic_messages",
         }
     }
 }
@@ -109,6 +115,8 @@ pub struct Input<'a> {
     /// The body as it came (forwarded as it is when nothing in it changes).
     pub bytes: &'a [u8],
     pub request_id: &'a str,
+    /// The caller's `anthropic-beta` header (Messages calls), forwarded to Anthropic.
+    pub anthropic_beta: Option<&'a str>,
 }
 
 /// A call's answer.
@@ -127,6 +135,8 @@ pub enum Answer {
 pub enum Stream {
     Mock(mock::MockStream),
     Upstream(relay::UpstreamStream),
+    /// A Messages call's stream (Anthropic events).
+    Messages(messages::MessagesStream),
 }
 
 impl Stream {
@@ -134,6 +144,7 @@ impl Stream {
         match self {
             Stream::Mock(s) => s.pump(emit),
             Stream::Upstream(s) => s.pump(emit),
+            Stream::Messages(s) => s.pump(emit),
         }
     }
 }
@@ -157,17 +168,18 @@ pub fn run(
     let kind = input.kind;
     let mut body = CallBody::parse(input.bytes, kind)?;
     let admitted = admit(calls, cfg, catalog, who, &mut body, kind)?;
-    if kind != CallType::Chat && admitted.dep.route.wire == crate::provider::Wire::Anthropic {
+    let anthropic = admitted.dep.route.wire == crate::provider::Wire::Anthropic;
+    if matches!(kind, CallType::Completion | CallType::Embedding) && anthropic {
         return Err(Error::BadRequest {
             message: format!(
                 "model {} is an Anthropic deployment: only /v1/chat/completions is supported \
-                 for it",
+                 for it (and /v1/messages)",
                 admitted.dep.model_name
             ),
             param: Some("model".into()),
         });
     }
-    if body.n > 1 && admitted.dep.route.wire == crate::provider::Wire::Anthropic {
+    if body.n > 1 && anthropic {
         // The Messages API answers one choice; n choices would be billed as one and lost.
         return Err(Error::BadRequest {
             message: format!(
@@ -195,9 +207,20 @@ pub fn run(
         kind,
         prompt_estimate: admitted.prompt_estimate,
         completion_cap: body.completion_cap,
+        anthropic_beta: input.anthropic_beta.map(str::to_string),
         permit: admitted.permit,
         _reservation: admitted.reservation,
     };
+    if kind == CallType::Messages {
+        return messages::answer(
+            call,
+            &calls.upstream,
+            cfg,
+            &admitted.model,
+            body,
+            input.bytes,
+        );
+    }
     if body.mock_response.is_some() || call.dep.provider() == "mock" {
         return mock::answer(call, &admitted.model, body);
     }
@@ -234,24 +257,7 @@ fn admit(
     body: &mut CallBody,
     kind: CallType,
 ) -> Result<Admitted> {
-    // Key aliases, then the config's, apply before the access check; the check is on the
-    // model actually called (which replaces the one asked for: no copy).
-    let requested = std::mem::take(&mut body.model);
-    let model = who
-        .key
-        .as_ref()
-        .and_then(|k| k.alias_for(&requested))
-        .or_else(|| cfg.aliases.get(&requested).cloned())
-        .unwrap_or(requested);
-    who.chain().check(catalog, &model)?;
-    let deps = catalog.route(&model);
-    if deps.is_empty() {
-        return Err(Error::bad_param(
-            "model",
-            format!("Invalid model name passed in model={model}"),
-        ));
-    }
-    let dep = Arc::clone(deps[ROUND_ROBIN.fetch_add(1, Ordering::Relaxed) % deps.len()]);
+    let (model, dep) = resolve(cfg, catalog, who, std::mem::take(&mut body.model))?;
     let (prompt_estimate, cost_estimate) = estimate::before_call(&dep, kind, body);
     let (reservation, permit) = match &who.key {
         Some(k) => {
@@ -271,6 +277,34 @@ fn admit(
     })
 }
 
+/// The model called (aliases applied) and the deployment that answers it, if the caller may
+/// call it: the model-access part of admission, also all that `count_tokens` needs.
+fn resolve(
+    cfg: &Config,
+    catalog: &Catalog,
+    who: &Caller,
+    requested: String,
+) -> Result<(String, Arc<Deployment>)> {
+    // Key aliases, then the config's, apply before the access check; the check is on the
+    // model actually called (which replaces the one asked for: no copy).
+    let model = who
+        .key
+        .as_ref()
+        .and_then(|k| k.alias_for(&requested))
+        .or_else(|| cfg.aliases.get(&requested).cloned())
+        .unwrap_or(requested);
+    who.chain().check(catalog, &model)?;
+    let deps = catalog.route(&model);
+    if deps.is_empty() {
+        return Err(Error::bad_param(
+            "model",
+            format!("Invalid model name passed in model={model}"),
+        ));
+    }
+    let dep = Arc::clone(deps[ROUND_ROBIN.fetch_add(1, Ordering::Relaxed) % deps.len()]);
+    Ok((model, dep))
+}
+
 /// Everything a call carries from its admission to its spend record.
 struct Call {
     ledger: Arc<Ledger>,
@@ -280,6 +314,8 @@ struct Call {
     prompt_estimate: u64,
     /// The most completion tokens the request allowed (`max_tokens` × `n`), if it said.
     completion_cap: Option<u64>,
+    /// The caller's `anthropic-beta` header, sent to Anthropic deployments (Messages calls).
+    anthropic_beta: Option<String>,
     permit: Option<Permit>,
     _reservation: Option<Reservation>,
 }

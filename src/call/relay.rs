@@ -16,7 +16,7 @@ use std::borrow::Cow;
 use std::io::Read;
 
 /// After an upstream stream's `[DONE]`, at most this much more is read to reuse its connection.
-const MAX_STREAM_DRAIN: u64 = 64 * 1024;
+pub(super) const MAX_STREAM_DRAIN: u64 = 64 * 1024;
 /// An upstream error body is read up to this much (the message is in its first bytes).
 pub(super) const MAX_UPSTREAM_ERROR_BODY: u64 = 1024 * 1024;
 /// Events read but not yet sent are sent once they reach this much, even if more is buffered.
@@ -123,7 +123,13 @@ pub(super) fn send(
     accepted: impl Fn(u16) -> bool,
 ) -> Result<ureq::http::Response<ureq::Body>> {
     let sent = std::time::Instant::now();
-    let resp = upstream.post(&call.dep, endpoint, payload, stream);
+    let resp = upstream.post(
+        &call.dep,
+        endpoint,
+        payload,
+        stream,
+        call.anthropic_beta.as_deref(),
+    );
     crate::metrics::METRICS.upstream(&call.dep.model_name, sent.elapsed());
     let resp = resp?;
     let status = resp.status().as_u16();
@@ -198,6 +204,19 @@ pub(super) struct SseLines {
 }
 
 impl SseLines {
+    /// The lines of an upstream's streamed body.
+    pub(super) fn new(body: ureq::Body) -> SseLines {
+        SseLines {
+            reader: std::io::BufReader::new(body.into_reader()),
+            line: Vec::new(),
+        }
+    }
+
+    /// The reader, to drain what follows a finished stream (its connection is then reused).
+    pub(super) fn into_reader(self) -> impl Read {
+        self.reader
+    }
+
     /// Whether more of the stream has arrived than was read (the next line needs no wait).
     pub(super) fn buffered(&self) -> bool {
         !self.reader.buffer().is_empty()
@@ -308,10 +327,7 @@ impl UpstreamStream {
     }
 
     pub(super) fn pump(mut self, emit: &mut dyn FnMut(&[u8]) -> std::io::Result<()>) {
-        let mut lines = SseLines {
-            reader: std::io::BufReader::new(self.body.into_reader()),
-            line: Vec::new(),
-        };
+        let mut lines = SseLines::new(self.body);
         let mut tally = UsageTally::default();
         let end = match self.anthropic.as_deref_mut() {
             None => relay(

@@ -106,7 +106,14 @@ pub fn error_reply(req: &Req, e: &Error) -> Reply {
     if let Error::Internal(detail) = e {
         log::error!("request {} {}: {detail}", req.request_id, req.log_path());
     }
-    let reply = Reply::Json(e.status(), e.body());
+    // Anthropic's routes answer in Anthropic's envelope, as LiteLLM does there: the
+    // `anthropic` SDK and Claude Code read `error.type` and `error.message` from it.
+    let body = if super::proxy::speaks_anthropic(req.route) {
+        e.anthropic_body()
+    } else {
+        e.body()
+    };
+    let reply = Reply::Json(e.status(), body);
     match e {
         Error::RateLimited { retry_after, .. } => Reply::WithHeaders(
             Box::new(reply),

@@ -1,5 +1,5 @@
-//! Model calls over HTTP: `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings` (and the
-//! paths without `/v1`). HTTP in and out only: the request's bytes go to `call::run`, which
+//! Model calls over HTTP: `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`,
+//! Anthropic's `/v1/messages` and `/v1/messages/count_tokens` (and the paths without `/v1`). HTTP in and out only: the request's bytes go to `call::run`, which
 //! does the work (admission in API.md §7's order, the provider, settlement), and its answer
 //! becomes a reply. A streamed answer is pumped by the server's SSE writer (`respond_sse`),
 //! and settles itself before its final `[DONE]`.
@@ -7,13 +7,18 @@
 use super::{Ctx, Reply, Req, StreamBody};
 use crate::auth::Caller;
 use crate::call::{self, Answer, CallType, Input};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 fn run(ctx: &Ctx, who: &Caller, req: &Req, kind: CallType) -> Result<Reply> {
     let input = Input {
         kind,
         bytes: &req.body,
         request_id: &req.request_id,
+        anthropic_beta: if kind == CallType::Messages {
+            anthropic_beta(req)?
+        } else {
+            None
+        },
     };
     Ok(
         match call::run(&ctx.calls, &ctx.cfg, &ctx.catalog, who, input)? {
@@ -41,4 +46,38 @@ pub fn completions(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
 
 pub fn embeddings(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     run(ctx, who, req, CallType::Embedding)
+}
+
+pub fn messages(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
+    run(ctx, who, req, CallType::Messages)
+}
+
+pub fn count_tokens(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
+    let beta = anthropic_beta(req)?;
+    let v = call::messages::count_tokens(&ctx.calls, &ctx.cfg, &ctx.catalog, who, &req.body, beta)?;
+    Ok(Reply::Json(200, v))
+}
+
+/// The caller's `anthropic-beta` header (Claude Code sends its feature flags there), passed
+/// to Anthropic deployments: a comma-separated list of plain words, at most 1,024 bytes.
+fn anthropic_beta(req: &Req) -> Result<Option<&str>> {
+    let Some(v) = req.header("anthropic-beta").map(str::trim) else {
+        return Ok(None);
+    };
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b"-_.,: ".contains(&b);
+    if v.len() > 1024 || !v.bytes().all(plain) {
+        return Err(Error::bad_param(
+            "anthropic-beta",
+            "the anthropic-beta header must be a comma-separated list of feature names",
+        ));
+    }
+    Ok(Some(v).filter(|v| !v.is_empty()))
+}
+
+/// The routes that answer in Anthropic's format, errors included (`Error::anthropic_body`).
+pub fn speaks_anthropic(route: &str) -> bool {
+    matches!(
+        route,
+        "/v1/messages" | "/messages" | "/v1/messages/count_tokens" | "/messages/count_tokens"
+    )
 }

@@ -94,6 +94,11 @@ pub const ROUTES: &[(&str, &str, Handler)] = &[
     ("POST",   "/completions",                   ModelCall(proxy::completions)),
     ("POST",   "/v1/embeddings",                 ModelCall(proxy::embeddings)),
     ("POST",   "/embeddings",                    ModelCall(proxy::embeddings)),
+    // Anthropic's Messages API (issue 13): errors in Anthropic's envelope (`dispatch`).
+    ("POST",   "/v1/messages",                   ModelCall(proxy::messages)),
+    ("POST",   "/messages",                      ModelCall(proxy::messages)),
+    ("POST",   "/v1/messages/count_tokens",      ModelCall(proxy::count_tokens)),
+    ("POST",   "/messages/count_tokens",         ModelCall(proxy::count_tokens)),
     ("GET",    "/spend/logs",                    Managed(spend::logs)),
     ("POST",   "/admin/backup",                  Managed(admin::backup)),
     // The web UI (issue 7): static files, session login, and the key form's model choices.

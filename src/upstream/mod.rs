@@ -9,6 +9,7 @@
 //! (the detail goes to the operator's log), upstream error bodies are scrubbed.
 
 pub mod anthropic;
+pub mod messages;
 pub mod sse;
 pub mod transport;
 pub mod usage;
@@ -119,12 +120,15 @@ impl Upstream {
     }
 
     /// POSTs `body` to the deployment; returns the response (any status) or a mapped fault.
+    /// `anthropic_beta` is the caller's `anthropic-beta` header, sent to Anthropic deployments
+    /// only (`/v1/messages`).
     pub fn post(
         &self,
         dep: &Deployment,
         endpoint: &str,
         body: &[u8],
         stream: bool,
+        anthropic_beta: Option<&str>,
     ) -> Result<ureq::http::Response<ureq::Body>, Error> {
         let url = Self::url(dep, endpoint);
         let secs = if stream {
@@ -152,6 +156,9 @@ impl Upstream {
         }
         if dep.route.wire == crate::provider::Wire::Anthropic {
             rb = rb.header("anthropic-version", crate::provider::ANTHROPIC_VERSION);
+            if let Some(beta) = anthropic_beta {
+                rb = rb.header("anthropic-beta", beta);
+            }
         }
         rb.send(body).map_err(|e| map_fault(dep, &e))
     }

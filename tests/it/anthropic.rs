@@ -12,17 +12,13 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
 pub struct Seen {
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Value,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
 }
 
 impl Seen {
-    pub fn body(&self) -> &Value {
-        &self.body
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
+    pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -30,7 +26,8 @@ impl Seen {
     }
 }
 
-/// One request per connection; the answer depends on the body's `model` and `stream`.
+/// One request per connection; the answer depends on the body's `model` and `stream`
+/// (`/v1/messages/count_tokens` answers 42 input tokens). Also `messages.rs`'s fake.
 pub fn fake() -> (u16, Arc<Mutex<Vec<Seen>>>) {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = l.local_addr().expect("addr").port();
@@ -168,13 +165,20 @@ fn serve(c: TcpStream, seen: &Mutex<Vec<Seen>>) {
     };
     let mut start_usage = usage.clone();
     start_usage["output_tokens"] = json!(1);
+    let path_is_count = path.ends_with("/messages/count_tokens");
     seen.lock().expect("lock").push(Seen {
         path,
         headers,
         body,
     });
     let scripted = scripted(&model, &body_seen(seen), stream);
-    let (status, ctype, text) = if let Some(t) = scripted {
+    let (status, ctype, text) = if path_is_count {
+        (
+            200,
+            "application/json",
+            json!({"input_tokens": 42}).to_string(),
+        )
+    } else if let Some(t) = scripted {
         t
     } else if model == "claude-err" {
         (

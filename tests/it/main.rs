@@ -15,6 +15,7 @@ mod forwarding;
 mod http_hardening;
 mod keys;
 mod login_hardening;
+mod messages;
 mod metrics;
 mod ops;
 mod organizations;

@@ -133,7 +133,7 @@ fn the_openai_python_sdk_works_against_anthropic_deployments() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("sdk anthropic ok"));
     // What the SDK's requests became on the wire.
     let seen = seen.lock().expect("lock");
-    let bodies: Vec<&serde_json::Value> = seen.iter().map(|r| r.body()).collect();
+    let bodies: Vec<&serde_json::Value> = seen.iter().map(|r| &r.body).collect();
     let first_call = bodies
         .iter()
         .find(|b| b["model"] == "claude-call")

@@ -29,6 +29,9 @@
 //! - `lie_negative`, `lie_huge`, `lie_strings`, `lie_total`, `lie_over`, `lie_cache`, and the
 //!   honest `cache_ok` (cached prompt tokens; its deployment has a cache read price): a normal
 //!   answer (or stream, with a usage chunk always) whose `usage` is `lying_usage(mode)`
+//! - `tools`: a chat answer with text and two tool calls (`finish_reason: "tool_calls"`);
+//!   streamed: a text chunk, then the tool calls (id and name first, arguments in pieces),
+//!   the finish chunk, the usage chunk when asked, `[DONE]`
 //! - `echo_url`: a 400 whose message echoes the URL, the `Host` header and the key; streamed:
 //!   one chunk, then an error event and a plain-text `data:` line echoing the same, then the end
 
@@ -75,6 +78,7 @@ pub const MODES: &[&str] = &[
     "lie_cache",
     "cache_ok",
     "echo_url",
+    "tools",
 ];
 
 /// The cache read price of the `cache_ok` deployment (its `model_info`).
@@ -454,6 +458,7 @@ fn answer(w: &mut TcpStream, port: u16, st: &State, rec: &Recorded) -> bool {
             v["usage"] = lying_usage(m);
             write_json(w, 200, &v)
         }
+        "tools" => tools(w, &mode, stream, wants_usage),
         "echo_url" => {
             let host = rec.header("host").unwrap_or("").to_string();
             let sent = bearer(rec);
@@ -584,4 +589,76 @@ fn misbehave(w: &mut TcpStream, st: &State, path: &str, mode: &str) -> bool {
         st.client_gone.store(true, Ordering::SeqCst);
     }
     false
+}
+
+/// The `tools` mode: text, then tool calls `weather({"city":"Paris"})` and `time({})`.
+fn tools(w: &mut TcpStream, mode: &str, stream: bool, wants_usage: bool) -> bool {
+    let calls = json!([
+        {"id": "call_1", "type": "function",
+         "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}},
+        {"id": "call_2", "type": "function", "function": {"name": "time", "arguments": "{}"}}]);
+    if !stream {
+        return write_json(
+            w,
+            200,
+            &json!({"id": "chatcmpl-tools", "object": "chat.completion", "created": 1,
+                "model": mode, "choices": [{"index": 0, "finish_reason": "tool_calls",
+                "message": {"role": "assistant", "content": "Let me check.",
+                            "tool_calls": calls}}], "usage": usage()}),
+        );
+    }
+    let delta = |d: Value, finish: Value| {
+        json!({"id": "chatcmpl-tools", "object": "chat.completion.chunk", "created": 1,
+               "model": mode, "choices": [{"index": 0, "delta": d, "finish_reason": finish}]})
+        .to_string()
+    };
+    let r = (|| -> std::io::Result<()> {
+        sse_head(w)?;
+        sse_event(
+            w,
+            &delta(
+                json!({"role": "assistant", "content": "Let me check."}),
+                Value::Null,
+            ),
+        )?;
+        sse_event(
+            w,
+            &delta(
+                json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+            "function": {"name": "weather", "arguments": ""}}]}),
+                Value::Null,
+            ),
+        )?;
+        for piece in ["{\"city\":", "\"Paris\"}"] {
+            sse_event(
+                w,
+                &delta(
+                    json!({"tool_calls": [{"index": 0,
+                "function": {"arguments": piece}}]}),
+                    Value::Null,
+                ),
+            )?;
+        }
+        sse_event(
+            w,
+            &delta(
+                json!({"tool_calls": [{"index": 1, "id": "call_2", "type": "function",
+            "function": {"name": "time", "arguments": "{}"}}]}),
+                Value::Null,
+            ),
+        )?;
+        sse_event(w, &delta(json!({}), json!("tool_calls")))?;
+        if wants_usage {
+            sse_event(
+                w,
+                &json!({"id": "chatcmpl-tools", "object": "chat.completion.chunk", "created": 1,
+                        "model": mode, "choices": [], "usage": usage()})
+                .to_string(),
+            )?;
+        }
+        sse_event(w, "[DONE]")?;
+        w.write_all(b"0\r\n\r\n")?;
+        w.flush()
+    })();
+    r.is_ok()
 }
