@@ -74,16 +74,38 @@ fn same_provider(p: &str, row: &str) -> bool {
 
 /// The price of `model` (`provider/name`, as in `litellm_params.model`), looked up as LiteLLM
 /// does: the full key first (`groq/llama3-8b-8192`), then the bare name (`gpt-4o-mini`) if that
-/// row is the same provider's. `None` for a model the table does not know.
+/// row is the same provider's. `None` for a model the table does not know. Bedrock's forms
+/// are tried as LiteLLM prices them: `bedrock/converse/<id>` as `bedrock/<id>`,
+/// `bedrock/<region>/<id>` by its regional row else as `bedrock/<id>`, and a cross-region
+/// inference profile (`apac.anthropic.…`) the table lacks as its base model (`anthropic.…`).
 pub fn lookup(model: &str) -> Option<Price> {
     let t = table();
     if let Some(r) = t.get(model) {
         return Some(r.price);
     }
     let (provider, name) = model.split_once('/')?;
-    t.get(name)
+    let bare = t
+        .get(name)
         .filter(|r| same_provider(provider, r.provider))
-        .map(|r| r.price)
+        .map(|r| r.price);
+    if bare.is_some() || provider != "bedrock" {
+        return bare;
+    }
+    if let Some(id) = name.strip_prefix("converse/") {
+        return lookup(&format!("bedrock/{id}"));
+    }
+    if let Some((_, id)) = name.split_once('/').filter(|(r, _)| r.contains('-')) {
+        return lookup(&format!("bedrock/{id}"));
+    }
+    // `us.`, `eu.`, `apac.`, `us-gov.`, `global.` …: a profile over the base model.
+    let (profile, base) = name.split_once('.')?;
+    let is_profile = profile.len() <= 7
+        && base.contains('.')
+        && profile.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
+    if is_profile {
+        return lookup(&format!("bedrock/{base}"));
+    }
+    None
 }
 
 #[cfg(test)]
@@ -122,6 +144,26 @@ mod tests {
         assert_eq!(lookup("groq/gpt-4o-mini"), None);
         assert!(same_provider("vertex_ai", "vertex_ai-language-models"));
         assert!(!same_provider("azure", "openai"));
+    }
+
+    #[test]
+    fn bedrock_forms_find_their_rows() {
+        let haiku = lookup("bedrock/anthropic.claude-3-5-haiku-20241022-v1:0").expect("bare");
+        assert_eq!(haiku.input_cost_per_token, Some(8e-7));
+        let conv = lookup("bedrock/converse/anthropic.claude-3-5-haiku-20241022-v1:0");
+        assert_eq!(conv, Some(haiku));
+        // A cross-region id with its own row, and the regional row of `bedrock/<region>/`.
+        let eu = lookup("bedrock/converse/eu.anthropic.claude-sonnet-4-5-20250929-v1:0");
+        assert_eq!(eu.and_then(|p| p.input_cost_per_token), Some(3.3e-6));
+        let gov = lookup("bedrock/us-gov-west-1/anthropic.claude-sonnet-4-5-20250929-v1:0");
+        assert_eq!(gov.and_then(|p| p.input_cost_per_token), Some(3.6e-6));
+        // A region without a row of its own: the base model's price.
+        let r = lookup("bedrock/us-east-1/anthropic.claude-3-5-haiku-20241022-v1:0");
+        assert_eq!(r, Some(haiku));
+        // A profile the table lacks: the base model's price.
+        let ap = lookup("bedrock/apac.anthropic.claude-3-5-haiku-20241022-v1:0");
+        assert_eq!(ap, Some(haiku));
+        assert_eq!(lookup("bedrock/converse/no.such.model"), None);
     }
 
     #[test]

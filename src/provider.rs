@@ -20,6 +20,9 @@ pub enum Auth {
     XApiKey,
     /// Never called over HTTP (`mock`).
     None,
+    /// Bedrock: every request SigV4-signed with the deployment's AWS credentials
+    /// (`Route::aws`), or `Authorization: Bearer` with a Bedrock API key when one is given.
+    SigV4,
 }
 
 /// Where a provider's calls go when the deployment gives no `api_base`.
@@ -46,6 +49,9 @@ pub enum Wire {
     /// Anthropic's Messages API: `{base}/v1/messages`, `anthropic-version` header, chat only,
     /// translated both ways by `upstream::anthropic`.
     Anthropic,
+    /// Bedrock's Converse API: `{endpoint}/model/{modelId}/converse` (and `/converse-stream`,
+    /// AWS's binary event stream), chat only, translated both ways by `upstream::bedrock`.
+    Bedrock,
 }
 
 /// The `anthropic-version` header sent with every Anthropic call (LiteLLM's too).
@@ -73,8 +79,8 @@ const fn openai(name: &'static str, base: Base, key_env: &'static [&'static str]
 
 use Base::{Default as D, Required};
 
-/// Every provider litegate accepts. Anything else (gemini, vertex_ai, bedrock …
-/// until their adapters land) stops the start.
+/// Every provider litegate accepts. Anything else (gemini, vertex_ai … until their adapters
+/// land) stops the start.
 pub const PROVIDERS: &[Provider] = &[
     Provider {
         name: "mock",
@@ -186,7 +192,71 @@ pub const PROVIDERS: &[Provider] = &[
         key_env: &["ANTHROPIC_API_KEY"],
         wire: Wire::Anthropic,
     },
+    // The endpoint is `bedrock_endpoint(region)` unless `api_base` or
+    // `aws_bedrock_runtime_endpoint` is given (`config::bedrock`); the key variable is a
+    // Bedrock API key (sent as a Bearer token instead of signing), LiteLLM's name.
+    Provider {
+        name: "bedrock",
+        base: D("https://bedrock-runtime.{region}.amazonaws.com"),
+        auth: Auth::SigV4,
+        key_env: &["AWS_BEARER_TOKEN_BEDROCK"],
+        wire: Wire::Bedrock,
+    },
 ];
+
+/// Bedrock's runtime endpoint in `region` (LiteLLM's default; China's regions have their own
+/// DNS suffix). `region` must be valid ([`valid_aws_region`]): it becomes part of a host name.
+pub fn bedrock_endpoint(region: &str) -> String {
+    let suffix = if region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    };
+    format!("https://bedrock-runtime.{region}.{suffix}")
+}
+
+/// An AWS region name as LiteLLM accepts one (`[a-z0-9-]+`): anything else could steer the
+/// signed request to another host.
+pub fn valid_aws_region(region: &str) -> bool {
+    !region.is_empty()
+        && region.len() <= 64
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// A Bedrock deployment's AWS credentials and region, for SigV4. Secrets: never printed.
+#[derive(Clone, PartialEq, Default)]
+pub struct AwsCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+    pub region: String,
+}
+
+impl std::fmt::Debug for AwsCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsCredentials")
+            .field("region", &self.region)
+            .field("session_token", &self.session_token.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// `s` percent-encoded as one URL path segment (everything but `A-Za-z0-9-._~`), as LiteLLM's
+/// `urllib.parse.quote(model_id, safe="")`: a Bedrock model id (`…-v1:0`, an ARN with `/`) is
+/// one segment of the URL.
+pub fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
 
 /// LiteLLM's `AZURE_DEFAULT_API_VERSION`, used when neither `api_version` nor
 /// `AZURE_API_VERSION` is set.
@@ -217,6 +287,8 @@ pub struct Route {
     pub auth: Option<(&'static str, String)>,
     /// The request and answer format.
     pub wire: Wire,
+    /// Bedrock without an API key: the credentials every request is signed with.
+    pub aws: Option<AwsCredentials>,
 }
 
 /// The key is a secret: never printed.
@@ -227,13 +299,14 @@ impl std::fmt::Debug for Route {
             .field("query", &self.query)
             .field("auth", &self.auth.as_ref().map(|(h, _)| h))
             .field("wire", &self.wire)
+            .field("aws", &self.aws)
             .finish()
     }
 }
 
 impl Route {
     /// The URL of an endpoint (`chat/completions`, `completions`, `embeddings`; `messages`
-    /// for Anthropic).
+    /// for Anthropic; `converse`, `converse-stream` for Bedrock).
     pub fn url(&self, endpoint: &str) -> String {
         format!("{}/{endpoint}{}", self.base, self.query)
     }
@@ -250,7 +323,9 @@ fn azure_openai_v1_host(base: &str) -> bool {
 impl Provider {
     /// The route of a deployment of this provider: `name` is the model after the prefix,
     /// `api_base`/`api_key`/`api_version` the deployment's own (the key and version already
-    /// defaulted from the environment by the caller). `Err` names what is missing.
+    /// defaulted from the environment by the caller). `Err` names what is missing. For Bedrock
+    /// `name` is the model id and `api_base` the endpoint (`config::bedrock` decides both); the
+    /// caller sets `aws` when there is no API key.
     pub fn route(
         &self,
         name: &str,
@@ -285,6 +360,10 @@ impl Provider {
                 let b = b.strip_suffix("/v1").unwrap_or(b);
                 (format!("{b}/v1"), String::new())
             }
+            Wire::Bedrock => (
+                format!("{base}/model/{}", encode_segment(name)),
+                String::new(),
+            ),
         };
         let auth = match (self.auth, api_key) {
             // LiteLLM's `azure_ai` sends `api-key` to Azure OpenAI v1 hosts
@@ -298,6 +377,8 @@ impl Provider {
             (Auth::Bearer, Some(k)) => Some(("authorization", format!("Bearer {k}"))),
             (Auth::ApiKey, Some(k)) => Some(("api-key", k.to_string())),
             (Auth::XApiKey, Some(k)) => Some(("x-api-key", k.to_string())),
+            // A Bedrock API key replaces signing.
+            (Auth::SigV4, Some(k)) => Some(("authorization", format!("Bearer {k}"))),
             _ => None,
         };
         Ok(Route {
@@ -305,6 +386,7 @@ impl Provider {
             query,
             auth,
             wire: self.wire,
+            aws: None,
         })
     }
 }
@@ -362,7 +444,7 @@ mod tests {
                 "http://h:1/v1/embeddings"
             );
         }
-        assert_eq!(cases.len() + 7, PROVIDERS.len(), "every provider tested");
+        assert_eq!(cases.len() + 8, PROVIDERS.len(), "every provider tested");
     }
 
     #[test]
@@ -384,7 +466,7 @@ mod tests {
             assert!(p.route("m", Some("http://h"), Some("k"), None).is_ok());
         }
         assert!(find("gemini").is_none());
-        assert!(find("bedrock").is_none() && find("vertex_ai").is_none());
+        assert!(find("vertex_ai").is_none());
         assert!(names().starts_with("mock, openai, "));
     }
 
@@ -470,5 +552,64 @@ mod tests {
         // A key is never printed.
         let r = route("openai", None, Some("sk-secret"));
         assert!(!format!("{r:?}").contains("sk-secret"));
+    }
+
+    #[test]
+    fn bedrock_routes() {
+        let b = find("bedrock").expect("bedrock");
+        let r = b
+            .route(
+                "us.anthropic.claude-3-5-haiku-20241022-v1:0",
+                Some(&bedrock_endpoint("us-east-1")),
+                None,
+                None,
+            )
+            .expect("route");
+        assert_eq!(
+            r.url("converse"),
+            "https://bedrock-runtime.us-east-1.amazonaws.com/model/\
+             us.anthropic.claude-3-5-haiku-20241022-v1%3A0/converse"
+        );
+        assert_eq!(r.auth, None);
+        assert_eq!(r.wire, Wire::Bedrock);
+        // An ARN is one segment; a Bedrock API key is a Bearer token.
+        let r = b
+            .route(
+                "arn:aws:bedrock:us-east-1:1:inference-profile/x",
+                Some("http://h:1/"),
+                Some("bk"),
+                None,
+            )
+            .expect("route");
+        assert_eq!(
+            r.url("converse-stream"),
+            "http://h:1/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A1%3Ainference-profile%2Fx/converse-stream"
+        );
+        assert_eq!(r.auth, Some(("authorization", "Bearer bk".into())));
+        assert_eq!(
+            bedrock_endpoint("cn-north-1"),
+            "https://bedrock-runtime.cn-north-1.amazonaws.com.cn"
+        );
+        assert!(valid_aws_region("us-gov-west-1"));
+        for bad in ["", "US-EAST-1", "evil.com/", "a b", "x.y"] {
+            assert!(!valid_aws_region(bad), "{bad}");
+        }
+        let creds = AwsCredentials {
+            access_key_id: "AKIDSECRETID".into(),
+            secret_access_key: "shh-secret".into(),
+            session_token: Some("tok-secret".into()),
+            region: "us-east-1".into(),
+        };
+        let shown = format!(
+            "{:?}",
+            Route {
+                aws: Some(creds),
+                ..Route::default()
+            }
+        );
+        assert!(
+            !shown.contains("SECRET") && !shown.contains("secret"),
+            "{shown}"
+        );
     }
 }

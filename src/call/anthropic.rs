@@ -7,7 +7,9 @@
 
 use super::body::CallBody;
 use super::relay::MAX_STREAM_BATCH;
-use super::relay::{failed, read_answer, send, End, SseLines, UpstreamStream, UsageTally};
+use super::relay::{
+    failed, read_answer, send, End, SseLines, Translate, UpstreamStream, UsageTally,
+};
 use super::{Answer, Call, Stream};
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -47,7 +49,7 @@ pub(super) fn forward(
                 call,
                 resp.into_body(),
                 parsed.include_usage,
-                Some(Box::new(StreamState::new(json))),
+                Translate::Anthropic(Box::new(StreamState::new(json))),
             ),
         ))));
     }

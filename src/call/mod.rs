@@ -20,6 +20,7 @@
 //! `http::proxy` and authentication to `auth`.
 
 mod anthropic;
+mod bedrock;
 pub mod body;
 pub mod budget;
 pub mod estimate;
@@ -168,22 +169,26 @@ pub fn run(
     let kind = input.kind;
     let mut body = CallBody::parse(input.bytes, kind)?;
     let admitted = admit(calls, cfg, catalog, who, &mut body, kind)?;
-    let anthropic = admitted.dep.route.wire == crate::provider::Wire::Anthropic;
-    if matches!(kind, CallType::Completion | CallType::Embedding) && anthropic {
+    let translated = match admitted.dep.route.wire {
+        crate::provider::Wire::Anthropic => Some("an Anthropic"),
+        crate::provider::Wire::Bedrock => Some("a Bedrock"),
+        _ => None,
+    };
+    if let (Some(what), CallType::Completion | CallType::Embedding) = (translated, kind) {
         return Err(Error::BadRequest {
             message: format!(
-                "model {} is an Anthropic deployment: only /v1/chat/completions is supported \
-                 for it (and /v1/messages)",
+                "model {} is {what} deployment: only /v1/chat/completions and /v1/messages \
+                 are supported for it",
                 admitted.dep.model_name
             ),
             param: Some("model".into()),
         });
     }
-    if body.n > 1 && anthropic {
-        // The Messages API answers one choice; n choices would be billed as one and lost.
+    if let (Some(what), true) = (translated, body.n > 1) {
+        // Messages and Converse answer one choice; n choices would be billed as one and lost.
         return Err(Error::BadRequest {
             message: format!(
-                "model {} is an Anthropic deployment: `n` must be 1",
+                "model {} is {what} deployment: `n` must be 1",
                 admitted.dep.model_name
             ),
             param: Some("n".into()),

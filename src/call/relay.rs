@@ -32,8 +32,14 @@ pub(super) fn forward(
     parsed: CallBody,
     bytes: &[u8],
 ) -> Result<Answer> {
-    if call.dep.route.wire == crate::provider::Wire::Anthropic {
-        return super::anthropic::forward(call, upstream, cfg, model, parsed);
+    match call.dep.route.wire {
+        crate::provider::Wire::Anthropic => {
+            return super::anthropic::forward(call, upstream, cfg, model, parsed)
+        }
+        crate::provider::Wire::Bedrock => {
+            return super::bedrock::forward(call, upstream, cfg, model, parsed)
+        }
+        _ => {}
     }
     let stream = parsed.stream;
     let caller_wants_usage = parsed.include_usage;
@@ -77,7 +83,7 @@ pub(super) fn forward(
             call,
             body: resp.into_body(),
             caller_wants_usage,
-            anthropic: None,
+            translate: Translate::None,
         }))));
     }
     let bytes = match read_answer(&call, resp, cfg.max_upstream_body_bytes) {
@@ -180,8 +186,17 @@ pub struct UpstreamStream {
     call: Call,
     body: ureq::Body,
     caller_wants_usage: bool,
-    /// Set for an Anthropic deployment: its events are translated (`call::anthropic`).
-    anthropic: Option<Box<crate::upstream::anthropic::StreamState>>,
+    translate: Translate,
+}
+
+/// How an upstream's stream is read and translated.
+pub(super) enum Translate {
+    /// OpenAI's SSE, relayed as it comes.
+    None,
+    /// Anthropic's SSE events, translated (`call::anthropic`).
+    Anthropic(Box<crate::upstream::anthropic::StreamState>),
+    /// Bedrock's binary event stream, translated (`call::bedrock`).
+    Bedrock(Box<crate::upstream::bedrock::stream::StreamState>),
 }
 
 /// How reading an upstream's stream ended.
@@ -205,9 +220,13 @@ pub(super) struct SseLines {
 
 impl SseLines {
     /// The lines of an upstream's streamed body.
-    pub(super) fn new(body: ureq::Body) -> SseLines {
+    pub(super) fn of_body(body: ureq::Body) -> SseLines {
+        SseLines::new(std::io::BufReader::new(body.into_reader()))
+    }
+
+    fn new(reader: std::io::BufReader<ureq::BodyReader<'static>>) -> SseLines {
         SseLines {
-            reader: std::io::BufReader::new(body.into_reader()),
+            reader,
             line: Vec::new(),
         }
     }
@@ -316,52 +335,56 @@ impl UpstreamStream {
         call: Call,
         body: ureq::Body,
         caller_wants_usage: bool,
-        anthropic: Option<Box<crate::upstream::anthropic::StreamState>>,
+        translate: Translate,
     ) -> UpstreamStream {
         UpstreamStream {
             call,
             body,
             caller_wants_usage,
-            anthropic,
+            translate,
         }
     }
 
-    pub(super) fn pump(mut self, emit: &mut dyn FnMut(&[u8]) -> std::io::Result<()>) {
-        let mut lines = SseLines::new(self.body);
+    pub(super) fn pump(self, emit: &mut dyn FnMut(&[u8]) -> std::io::Result<()>) {
+        let reader = std::io::BufReader::new(self.body.into_reader());
         let mut tally = UsageTally::default();
-        let end = match self.anthropic.as_deref_mut() {
-            None => relay(
-                &mut lines,
-                &mut tally,
-                &self.call,
-                self.caller_wants_usage,
-                emit,
-            ),
-            Some(state) => super::anthropic::relay(
-                &mut lines,
-                &mut tally,
-                &self.call,
-                self.caller_wants_usage,
-                state,
-                emit,
-            ),
+        let (call, wants) = (&self.call, self.caller_wants_usage);
+        let (end, reader) = match self.translate {
+            Translate::Bedrock(mut state) => {
+                let mut frames = crate::upstream::bedrock::stream::Frames::new(reader);
+                let end =
+                    super::bedrock::relay(&mut frames, &mut tally, call, wants, &mut state, emit);
+                (end, frames.into_inner())
+            }
+            Translate::Anthropic(mut state) => {
+                let mut lines = SseLines::new(reader);
+                let end =
+                    super::anthropic::relay(&mut lines, &mut tally, call, wants, &mut state, emit);
+                (end, lines.reader)
+            }
+            Translate::None => {
+                let mut lines = SseLines::new(reader);
+                let end = relay(&mut lines, &mut tally, call, wants, emit);
+                (end, lines.reader)
+            }
         };
+        let mut call = self.call;
         // Stop the upstream call now (closes its connection) unless it ended with `[DONE]`:
         // then the rest of its body (the chunked terminator) is read after our `[DONE]`, so
         // ureq returns the connection to its pool instead of closing it.
         let finished_reader = match end {
-            End::Done => Some(lines.reader),
+            End::Done => Some(reader),
             _ => {
-                drop(lines);
+                drop(reader);
                 None
             }
         };
-        let (p, c) = self.call.billable(tally.reported, || {
+        let (p, c) = call.billable(tally.reported, || {
             usage::tokens_of_chars(tally.produced_chars)
         });
         let broken = match end {
             End::ClientGone => {
-                let _ = self.call.settle(p, c, "client_disconnected");
+                let _ = call.settle(p, c, "client_disconnected");
                 return;
             }
             End::Done => None,
@@ -371,14 +394,14 @@ impl UpstreamStream {
         };
         match broken {
             None => {
-                let _ = self.call.settle(p, c, "success");
+                let _ = call.settle(p, c, "success");
                 let _ = emit(b"data: [DONE]\n\n");
                 if let Some(r) = finished_reader {
                     let _ = std::io::copy(&mut r.take(MAX_STREAM_DRAIN), &mut std::io::sink());
                 }
             }
             Some(msg) => {
-                let _ = self.call.settle(p, c, "failure");
+                let _ = call.settle(p, c, "failure");
                 let err = Error::Upstream {
                     status: 502,
                     message: msg,

@@ -5,6 +5,7 @@
 //! `load` (API.md §1). A bad config is an error naming the file, the field and what is wrong;
 //! `main` exits 2 on it. Unknown keys are warnings, logged by `load`.
 
+mod bedrock;
 mod cli;
 mod env;
 mod model_list;

@@ -62,6 +62,12 @@ struct Params {
     api_key: Field<String>,
     /// Azure's `api-version` (else `AZURE_API_VERSION`, else LiteLLM's default).
     api_version: Field<String>,
+    /// Bedrock's credentials, region and endpoint (`config::bedrock`).
+    aws_access_key_id: Field<String>,
+    aws_secret_access_key: Field<String>,
+    aws_session_token: Field<String>,
+    aws_region_name: Field<String>,
+    aws_bedrock_runtime_endpoint: Field<String>,
     rpm: Field<Count>,
     tpm: Field<Count>,
     input_cost_per_token: Field<NonNegative>,
@@ -240,6 +246,33 @@ impl Params {
             None => None,
         };
         let name = d.model.split_once('/').map_or("", |(_, m)| m);
+        let aws = super::bedrock::AwsParams {
+            access_key_id: self.aws_access_key_id.resolve(r, &f("aws_access_key_id"))?,
+            secret_access_key: self
+                .aws_secret_access_key
+                .resolve(r, &f("aws_secret_access_key"))?,
+            session_token: self.aws_session_token.resolve(r, &f("aws_session_token"))?,
+            region_name: self.aws_region_name.resolve(r, &f("aws_region_name"))?,
+            runtime_endpoint: self
+                .aws_bedrock_runtime_endpoint
+                .resolve(r, &f("aws_bedrock_runtime_endpoint"))?,
+        };
+        if p.wire == provider::Wire::Bedrock {
+            d.route = super::bedrock::route(
+                r,
+                &f,
+                name,
+                d.api_base.as_deref(),
+                d.api_key.as_deref(),
+                aws,
+            )?;
+            return Ok((input, output));
+        }
+        if aws.any() {
+            r.warn(format_args!(
+                "{at}.litellm_params: aws_* settings are for bedrock deployments; ignored"
+            ));
+        }
         if p.wire == provider::Wire::Azure && name.contains('*') {
             return Err(r.error(
                 &f("model"),

@@ -9,6 +9,7 @@
 //! (the detail goes to the operator's log), upstream error bodies are scrubbed.
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod messages;
 pub mod sse;
 pub mod transport;
@@ -145,12 +146,42 @@ impl Upstream {
             .header("content-type", "application/json")
             .header(
                 "accept",
-                if stream {
-                    "text/event-stream"
-                } else {
-                    "application/json"
+                match (stream, dep.route.wire) {
+                    (false, _) => "application/json",
+                    (true, crate::provider::Wire::Bedrock) => "application/vnd.amazon.eventstream",
+                    (true, _) => "text/event-stream",
                 },
             );
+        if let Some(creds) = &dep.route.aws {
+            // SigV4: the host header is set to exactly what is signed.
+            let host = host_header(&url).ok_or_else(|| Error::Upstream {
+                status: 502,
+                message: format!("upstream {} has an invalid URL", dep.model_name),
+            })?;
+            let signed = bedrock::sign::headers(
+                creds,
+                bedrock::sign::SERVICE,
+                "POST",
+                &url,
+                &[("content-type", "application/json"), ("host", &host)],
+                body,
+                std::time::SystemTime::now(),
+            )
+            .map_err(|e| {
+                log::warn!("upstream {}: {}", dep.model_name, scrub(dep, &e));
+                Error::Upstream {
+                    status: 502,
+                    message: format!(
+                        "upstream {}: the request could not be signed",
+                        dep.model_name
+                    ),
+                }
+            })?;
+            rb = rb.header("host", host.as_str());
+            for (name, value) in signed {
+                rb = rb.header(name, value.as_str());
+            }
+        }
         if let Some((name, value)) = &dep.route.auth {
             rb = rb.header(*name, value.as_str());
         }
@@ -199,6 +230,22 @@ impl Upstream {
             ),
         }
     }
+}
+
+/// The `Host` header of a request to `url`: its host, with its port unless the scheme's
+/// default (as ureq writes it).
+fn host_header(url: &str) -> Option<String> {
+    let uri = url.parse::<ureq::http::Uri>().ok()?;
+    let host = uri.host()?;
+    let default = match uri.scheme_str()? {
+        "http" => 80,
+        "https" => 443,
+        _ => return None,
+    };
+    Some(match uri.port_u16() {
+        Some(p) if p != default => format!("{host}:{p}"),
+        _ => host.to_string(),
+    })
 }
 
 /// ureq's default resolver, but an IP-address host (`http://10.0.0.5:8000/v1`) is answered
@@ -253,6 +300,20 @@ pub fn scrub(dep: &Deployment, s: &str) -> String {
     let mut out = s.to_string();
     if let Some(k) = dep.api_key.as_deref().filter(|k| k.len() >= 4) {
         out = out.replace(k, "[redacted]");
+    }
+    // Bedrock: the access key id (it names the account's key), the secret and the token.
+    if let Some(aws) = &dep.route.aws {
+        for k in [
+            Some(aws.access_key_id.as_str()),
+            Some(aws.secret_access_key.as_str()),
+            aws.session_token.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|k| k.len() >= 4)
+        {
+            out = out.replace(k, "[redacted]");
+        }
     }
     // The route's base (the URL called, possibly longer than `api_base`) first, then
     // `api_base` as written; then their authorities, then bare hosts.

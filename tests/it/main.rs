@@ -8,6 +8,8 @@ mod anthropic;
 mod authority;
 mod authority_prop;
 mod authority_views;
+mod bedrock;
+mod bedrock_fake;
 mod budgets;
 mod common;
 mod config_file;

@@ -158,7 +158,7 @@ fn plain(kind: &str) -> bool {
 impl Passthrough {
     fn pump(self, emit: &mut dyn FnMut(&[u8]) -> std::io::Result<()>) {
         let mut call = self.call;
-        let mut lines = SseLines::new(self.body);
+        let mut lines = SseLines::of_body(self.body);
         let mut tally = Tally::default();
         let mut out: Vec<u8> = Vec::new();
         let mut end = loop {
