@@ -170,7 +170,7 @@ pub fn run(
     let mut body = CallBody::parse(input.bytes, kind)?;
     let admitted = admit(calls, cfg, catalog, who, &mut body, kind)?;
     let translated = match admitted.dep.route.wire {
-        crate::provider::Wire::Anthropic => Some("an Anthropic"),
+        w if w.is_anthropic() => Some("an Anthropic"),
         crate::provider::Wire::Bedrock => Some("a Bedrock"),
         _ => None,
     };

@@ -1,7 +1,8 @@
 //! Anthropic's Messages API, translated both ways from/to OpenAI chat (issue 13): the request
 //! body (`request`), the whole answer (`answer`), and a stream's events (`StreamState`, one
 //! Anthropic event in, OpenAI `chat.completion.chunk`s out). Pure JSON work: it sends nothing
-//! (`upstream::Upstream::post` does, with `x-api-key` and `anthropic-version`) and bills
+//! (`upstream::Upstream::post` does, with `x-api-key` and `anthropic-version`, or Vertex's
+//! Bearer token; `target` fits the URL and body to native Anthropic or Vertex) and bills
 //! nothing (`call::anthropic` settles from the usage translated here). Field names follow
 //! LiteLLM's `llms/anthropic/chat/transformation.py`; cache read/creation tokens are counted in
 //! `prompt_tokens` and shown as LiteLLM shows them.
@@ -27,6 +28,33 @@ pub fn default_max_tokens(model_info: &Map<String, Value>) -> u64 {
         .find_map(|f| model_info.get(*f).and_then(Value::as_u64))
         .filter(|n| *n > 0)
         .unwrap_or(DEFAULT_MAX_TOKENS)
+}
+
+/// Where a Messages request `body` for a deployment with `route` goes, with the body fitted to
+/// it: THE one place that tells native Anthropic (endpoint `messages`, `model` in the body;
+/// `Upstream::post` adds `x-api-key` and `anthropic-version`) from Anthropic on Vertex AI
+/// (`rawPredict` / `streamRawPredict`, no `model`, `"anthropic_version": "vertex-2023-10-16"`
+/// in the body; `Upstream::post` adds the minted Bearer token). Returns the endpoint for
+/// `Upstream::post`.
+pub fn target(
+    route: &crate::provider::Route,
+    model: &str,
+    stream: bool,
+    body: &mut Map<String, Value>,
+) -> &'static str {
+    use crate::provider::{google::VERTEX_ANTHROPIC_VERSION, Wire};
+    if route.wire == Wire::VertexAnthropic {
+        body.remove("model");
+        body.insert("anthropic_version".into(), VERTEX_ANTHROPIC_VERSION.into());
+        if stream {
+            "streamRawPredict"
+        } else {
+            "rawPredict"
+        }
+    } else {
+        body.insert("model".into(), model.into());
+        "messages"
+    }
 }
 
 /// The text of an OpenAI `content` (a string or text parts), parts joined without separator.

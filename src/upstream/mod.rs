@@ -10,6 +10,7 @@
 
 pub mod anthropic;
 pub mod bedrock;
+pub mod google;
 pub mod messages;
 pub mod sse;
 pub mod transport;
@@ -97,6 +98,14 @@ impl Upstream {
 
     /// The model name the upstream gets for a call of `called` on `dep`.
     pub fn model_for(dep: &Deployment, called: &str) -> String {
+        let name = Self::model_name(dep, called);
+        match dep.route.model_prefix {
+            "" => name,
+            prefix => format!("{prefix}{name}"),
+        }
+    }
+
+    fn model_name(dep: &Deployment, called: &str) -> String {
         match dep.model.split_once('/') {
             // A wildcard deployment (`openai/*` → `openai/*`) passes the called name through.
             Some((_, "*")) => called
@@ -185,13 +194,23 @@ impl Upstream {
         if let Some((name, value)) = &dep.route.auth {
             rb = rb.header(*name, value.as_str());
         }
+        if let Some(account) = &dep.route.google {
+            let token = google::access_token(&self.agent, dep, account)?;
+            rb = rb.header("authorization", format!("Bearer {token}"));
+        }
+        // Claude on Vertex carries its version in the body (`anthropic::target`).
         if dep.route.wire == crate::provider::Wire::Anthropic {
             rb = rb.header("anthropic-version", crate::provider::ANTHROPIC_VERSION);
-            if let Some(beta) = anthropic_beta {
-                rb = rb.header("anthropic-beta", beta);
-            }
         }
-        rb.send(body).map_err(|e| map_fault(dep, &e))
+        if let (true, Some(beta)) = (dep.route.wire.is_anthropic(), anthropic_beta) {
+            rb = rb.header("anthropic-beta", beta);
+        }
+        let resp = rb.send(body).map_err(|e| map_fault(dep, &e))?;
+        if let (Some(account), 401) = (&dep.route.google, resp.status().as_u16()) {
+            // A revoked or otherwise refused token: the next call mints a new one.
+            account.tokens.forget();
+        }
+        Ok(resp)
     }
 
     /// Turns an upstream error status and body into our envelope's error, without secrets.

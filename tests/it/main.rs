@@ -14,6 +14,8 @@ mod budgets;
 mod common;
 mod config_file;
 mod forwarding;
+mod google;
+mod google_fake;
 mod http_hardening;
 mod keys;
 mod login_hardening;
