@@ -27,6 +27,7 @@ pub(super) fn forward(
     parsed: CallBody,
 ) -> Result<Answer> {
     let stream = parsed.stream;
+    let json = anthropic::wants_json(&parsed.fields);
     let req = match anthropic::request(
         &Upstream::model_for(&call.dep, model),
         &parsed.fields,
@@ -59,7 +60,7 @@ pub(super) fn forward(
                 call,
                 resp.into_body(),
                 parsed.include_usage,
-                Translate::Anthropic(Box::default()),
+                Translate::Anthropic(Box::new(StreamState::new(json))),
             ),
         ))));
     }
@@ -77,7 +78,7 @@ pub(super) fn forward(
         };
         return Err(failed(e, call));
     };
-    let out = anthropic::answer(&v);
+    let out = anthropic::answer_as(&v, json);
     let reported = v
         .get("usage")
         .map(|_| usage::Reported::of_value(&out["usage"]));

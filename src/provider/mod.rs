@@ -359,6 +359,14 @@ impl Route {
     }
 }
 
+/// Whether `base`'s host is an Azure OpenAI v1 host (LiteLLM's `is_azure_openai_v1_host`).
+fn azure_openai_v1_host(base: &str) -> bool {
+    base.parse::<ureq::http::Uri>()
+        .ok()
+        .and_then(|u| u.host().map(|h| h.to_ascii_lowercase()))
+        .is_some_and(|h| h.ends_with(".services.ai.azure.com") || h.ends_with(".openai.azure.com"))
+}
+
 impl Provider {
     /// The route of a deployment of this provider: `name` is the model after the prefix,
     /// `api_base`/`api_key`/`api_version` the deployment's own (the key and version already
@@ -408,6 +416,14 @@ impl Provider {
             ),
         };
         let auth = match (self.auth, api_key) {
+            // LiteLLM's `azure_ai` sends `api-key` to Azure OpenAI v1 hosts
+            // (`*.services.ai.azure.com`, `*.openai.azure.com`) and Bearer elsewhere
+            // (`llms/azure_ai/common_utils.py`, `api_key_header_for_base`).
+            (Auth::Bearer, Some(k))
+                if self.wire == Wire::AzureAi && azure_openai_v1_host(&base) =>
+            {
+                Some(("api-key", k.to_string()))
+            }
             (Auth::Bearer, Some(k)) => Some(("authorization", format!("Bearer {k}"))),
             (Auth::ApiKey, Some(k)) => Some(("api-key", k.to_string())),
             (Auth::XApiKey, Some(k)) => Some(("x-api-key", k.to_string())),
@@ -549,7 +565,29 @@ mod tests {
             r.url("chat/completions"),
             "https://r.services.ai.azure.com/models/chat/completions?api-version=2024-05-01-preview"
         );
-        assert_eq!(r.auth, Some(("authorization", "Bearer k".into())));
+        // LiteLLM: Azure OpenAI v1 hosts take the key as `api-key`, others as Bearer.
+        assert_eq!(r.auth, Some(("api-key", "k".into())));
+        let r = ai
+            .route(
+                "m",
+                Some("https://r.openai.azure.com/openai/v1"),
+                Some("k"),
+                None,
+            )
+            .expect("route");
+        assert_eq!(r.auth, Some(("api-key", "k".into())));
+        assert_eq!(
+            r.url("chat/completions"),
+            "https://r.openai.azure.com/openai/v1/chat/completions"
+        );
+        for base in [
+            "https://e.inference.ai.azure.com",
+            "https://services.ai.azure.com.evil.example",
+            "https://x.openai.azure.com.evil.example/v1",
+        ] {
+            let r = ai.route("m", Some(base), Some("k"), None).expect("route");
+            assert_eq!(r.auth, Some(("authorization", "Bearer k".into())), "{base}");
+        }
         let r = ai
             .route("m", Some("https://e.inference.ai.azure.com/"), None, None)
             .expect("r");

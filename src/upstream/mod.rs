@@ -311,9 +311,10 @@ fn ip_literal(uri: &ureq::http::Uri) -> Option<std::net::SocketAddr> {
     Some(std::net::SocketAddr::new(ip, port))
 }
 
-/// Removes the deployment's key, base URL, and its host (with and without the port) from a
-/// message: an upstream may echo any of them (`http://10.0.0.5:8000/v1/chat/completions`,
-/// `10.0.0.5:8000`, `Host: llm.internal`).
+/// Removes the deployment's key, the URL its calls go to (its own `api_base`, or its
+/// provider's default such as `https://api.anthropic.com/v1`), and that URL's host (with and
+/// without the port) from a message: an upstream may echo any of them
+/// (`http://10.0.0.5:8000/v1/chat/completions`, `10.0.0.5:8000`, `Host: llm.internal`).
 pub fn scrub(dep: &Deployment, s: &str) -> String {
     let mut out = s.to_string();
     if let Some(k) = dep.api_key.as_deref().filter(|k| k.len() >= 4) {
@@ -333,20 +334,31 @@ pub fn scrub(dep: &Deployment, s: &str) -> String {
             out = out.replace(k, "[redacted]");
         }
     }
-    if let Some(b) = dep.api_base.as_deref().filter(|b| !b.is_empty()) {
-        out = out.replace(b.trim_end_matches('/'), "[upstream]");
-        if let Ok(uri) = b.parse::<ureq::http::Uri>() {
-            if let Some(a) = uri
-                .authority()
-                .map(|a| a.as_str())
-                .filter(|a| !a.is_empty())
-            {
-                out = out.replace(a, "[upstream]");
-            }
-            // A bare host of 4 characters or more (shorter ones would eat ordinary words).
-            if let Some(h) = uri.host().filter(|h| h.len() >= 4) {
-                out = out.replace(h, "[upstream]");
-            }
+    // The route's base (the URL called, possibly longer than `api_base`) first, then
+    // `api_base` as written; then their authorities, then bare hosts.
+    let bases: Vec<&str> = [Some(dep.route.base.as_str()), dep.api_base.as_deref()]
+        .into_iter()
+        .flatten()
+        .map(|b| b.trim_end_matches('/'))
+        .filter(|b| !b.is_empty())
+        .collect();
+    for b in &bases {
+        out = out.replace(b, "[upstream]");
+    }
+    let uris: Vec<ureq::http::Uri> = bases.iter().filter_map(|b| b.parse().ok()).collect();
+    for uri in &uris {
+        if let Some(a) = uri
+            .authority()
+            .map(|a| a.as_str())
+            .filter(|a| !a.is_empty())
+        {
+            out = out.replace(a, "[upstream]");
+        }
+    }
+    for uri in &uris {
+        // A bare host of 4 characters or more (shorter ones would eat ordinary words).
+        if let Some(h) = uri.host().filter(|h| h.len() >= 4) {
+            out = out.replace(h, "[upstream]");
         }
     }
     out
@@ -501,6 +513,26 @@ mod tests {
         // Host and port alone, and the host alone, are scrubbed too.
         let e = Upstream::status_error(&d, 500, b"down: 10.1.2.3:9 (10.1.2.3)");
         assert!(!e.message().contains("10.1.2.3"), "{}", e.message());
+        // A deployment without `api_base` goes to its provider's default URL: that URL and
+        // its host are scrubbed as well.
+        let mut a = dep();
+        a.api_base = None;
+        a.route = crate::provider::find("anthropic")
+            .expect("anthropic")
+            .route("claude", None, Some("sk-ant-secret"), None)
+            .expect("route");
+        a.api_key = Some("sk-ant-secret".into());
+        let e = Upstream::status_error(
+            &a,
+            400,
+            br#"{"error": {"message": "POST https://api.anthropic.com/v1/messages failed (api.anthropic.com:443, api.anthropic.com) sk-ant-secret"}}"#,
+        );
+        let m = e.message();
+        assert!(
+            !m.contains("anthropic.com") && !m.contains("sk-ant-secret"),
+            "{m}"
+        );
+        assert!(m.contains("[upstream]/messages"), "{m}");
         // A redirect shows nothing of its body.
         let e = Upstream::status_error(&d, 302, b"see http://elsewhere.example/x");
         assert_eq!(e.status(), 502);

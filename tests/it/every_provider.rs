@@ -4,7 +4,8 @@
 //! `anthropic.rs`, `google_fake.rs`, `bedrock_fake.rs`), each callable through both doors,
 //! `/v1/chat/completions` and `/v1/messages`, as an answer and as a stream: the answer's text,
 //! one spend-log row per call with the fake's tokens, spend = tokens × the embedded price
-//! table's prices (as `/model/info` shows them), and each fake seeing only its own deployment's
+//! table's prices (cache tokens at its cache prices; as `/model/info` shows them), and each
+//! fake seeing only its own deployment's
 //! credentials. `check-config` accepts the same config. One table, a case per provider.
 
 use crate::common::*;
@@ -80,8 +81,9 @@ struct Case<'a> {
     params: String,
     /// The fake's text: (an answer, a stream).
     text: (&'static str, &'static str),
-    /// The fake's usage: (prompt, completion) tokens.
-    tokens: (u64, u64),
+    /// The fake's usage: (prompt, completion, cache-read, cache-write) tokens; the prompt
+    /// includes the cache tokens.
+    tokens: (u64, u64, u64, u64),
     /// The upstream path: (an answer, a stream), either door.
     paths: (String, String),
     /// The header its credential goes in, and how that header's value starts.
@@ -159,7 +161,7 @@ fn every_provider_through_both_doors_in_one_config() {
             model: "openai/gpt-4o-mini",
             params: format!("api_base: \"{}\", api_key: {OPENAI_KEY}", openai.api_base()),
             text: ("Hello from the fake upstream", "Hello from the fake"),
-            tokens: (10, 20),
+            tokens: (10, 20, 0, 0),
             paths: (chat_path.clone(), chat_path.clone()),
             auth: ("authorization", format!("Bearer {OPENAI_KEY}")),
             secret: OPENAI_KEY.into(),
@@ -170,7 +172,7 @@ fn every_provider_through_both_doors_in_one_config() {
             model: "groq/openai/gpt-oss-20b",
             params: format!("api_base: \"{}\", api_key: {GROQ_KEY}", groq.api_base()),
             text: ("Hello from the fake upstream", "Hello from the fake"),
-            tokens: (10, 20),
+            tokens: (10, 20, 0, 0),
             paths: (chat_path.clone(), chat_path.clone()),
             auth: ("authorization", format!("Bearer {GROQ_KEY}")),
             secret: GROQ_KEY.into(),
@@ -184,7 +186,7 @@ fn every_provider_through_both_doors_in_one_config() {
                 azure.port
             ),
             text: ("Hello from the fake upstream", "Hello from the fake"),
-            tokens: (10, 20),
+            tokens: (10, 20, 0, 0),
             paths: (
                 "/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-06-01".into(),
                 "/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-06-01".into(),
@@ -202,7 +204,7 @@ fn every_provider_through_both_doors_in_one_config() {
                 azure_ai.port
             ),
             text: ("Hello from the fake upstream", "Hello from the fake"),
-            tokens: (10, 20),
+            tokens: (10, 20, 0, 0),
             paths: (
                 "/models/chat/completions?api-version=2024-05-01-preview".into(),
                 "/models/chat/completions?api-version=2024-05-01-preview".into(),
@@ -219,7 +221,7 @@ fn every_provider_through_both_doors_in_one_config() {
             ),
             text: ("Hello world", "Hello world"),
             // 10 input + 2 cache-read.
-            tokens: (12, 20),
+            tokens: (12, 20, 2, 0),
             paths: ("/v1/messages".into(), "/v1/messages".into()),
             auth: ("x-api-key", ANTHROPIC_KEY.into()),
             secret: ANTHROPIC_KEY.into(),
@@ -238,7 +240,7 @@ fn every_provider_through_both_doors_in_one_config() {
                 studio.base()
             ),
             text: ("Hello from Gemini", "Hello from Gemini"),
-            tokens: (10, 20),
+            tokens: (10, 20, 0, 0),
             paths: (
                 "/v1beta/openai/chat/completions".into(),
                 "/v1beta/openai/chat/completions".into(),
@@ -252,7 +254,7 @@ fn every_provider_through_both_doors_in_one_config() {
             model: "vertex_ai/gemini-2.5-flash",
             params: vertex_params(&vertex_gemini),
             text: ("Hello from Gemini", "Hello from Gemini"),
-            tokens: (10, 20),
+            tokens: (10, 20, 0, 0),
             paths: (
                 format!("{VERTEX}/endpoints/openapi/chat/completions"),
                 format!("{VERTEX}/endpoints/openapi/chat/completions"),
@@ -267,7 +269,7 @@ fn every_provider_through_both_doors_in_one_config() {
             model: "vertex_ai/claude-sonnet-4-5@20250929",
             params: vertex_params(&vertex_claude),
             text: ("Hello from Claude on Vertex", "Hello from Claude"),
-            tokens: (10, 20),
+            tokens: (10, 20, 0, 0),
             paths: (
                 format!("{VERTEX}/{CLAUDE_ON_VERTEX}:rawPredict"),
                 format!("{VERTEX}/{CLAUDE_ON_VERTEX}:streamRawPredict"),
@@ -285,7 +287,7 @@ fn every_provider_through_both_doors_in_one_config() {
             ),
             text: ("Hello world", "Hello world"),
             // 10 input + 4 cache-read + 2 cache-write.
-            tokens: (16, 20),
+            tokens: (16, 20, 4, 2),
             paths: (
                 "/model/anthropic.claude-3-5-haiku-20241022-v1%3A0/converse".into(),
                 "/model/anthropic.claude-3-5-haiku-20241022-v1%3A0/converse-stream".into(),
@@ -346,7 +348,27 @@ fn every_provider_through_both_doors_in_one_config() {
             Some(pout),
             "{n}: {mi}"
         );
-        let want_spend = c.tokens.0 as f64 * pin + c.tokens.1 as f64 * pout;
+        // Cache tokens at the table's cache prices (the input price where it has none), as
+        // LiteLLM charges them.
+        let (prompt, completion, read, write) = c.tokens;
+        let cache_price = |p: Option<f64>, field: &str| {
+            if let Some(p) = p {
+                assert_eq!(mi[field].as_f64(), Some(p), "{n}: {field} {mi}");
+            }
+            p.unwrap_or(pin)
+        };
+        let want_spend = (prompt - read - write) as f64 * pin
+            + read as f64
+                * cache_price(
+                    table.cache_read_input_token_cost,
+                    "cache_read_input_token_cost",
+                )
+            + write as f64
+                * cache_price(
+                    table.cache_creation_input_token_cost,
+                    "cache_creation_input_token_cost",
+                )
+            + completion as f64 * pout;
         let billed = |r: &Resp, call_type: &str| {
             let row = spend_log_of(&s, r);
             assert_eq!(row["status"], "success", "{n}: {row}");

@@ -28,6 +28,7 @@ mod patch_rule;
 mod prices;
 mod providers;
 mod sdk;
+mod sdk_anthropic;
 mod server;
 mod slow_clients;
 mod store_hardening;
