@@ -13,6 +13,7 @@ mod bedrock_fake;
 mod budgets;
 mod common;
 mod config_file;
+mod every_provider;
 mod forwarding;
 mod google;
 mod google_fake;

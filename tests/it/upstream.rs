@@ -5,8 +5,8 @@
 //! the body (the deployment's `openai/<mode>` minus `openai/`):
 //!
 //! - `json`: a chat/completion/embedding answer with `usage` (10 prompt, 20 completion tokens;
-//!   embeddings 10 prompt tokens only); `lag` is the same after 100 ms; `gpt-4o-mini` is the
-//!   same as `json` (a model the embedded price table knows)
+//!   embeddings 10 prompt tokens only); `lag` is the same after 100 ms; the `PRICED` names
+//!   (models the embedded price table knows) are the same as `json`, and streamed as `sse`
 //! - `nousage`: the same without `usage` (with `stream: true`, SSE without a usage chunk)
 //! - `sse`: chunked SSE: three content chunks, a `finish_reason: "stop"` chunk, a usage-only
 //!   chunk `{"choices": [], "usage": ...}` only when the request asked
@@ -80,6 +80,10 @@ pub const MODES: &[&str] = &[
     "echo_url",
     "tools",
 ];
+
+/// Real model names (priced by the embedded table, one per OpenAI-wire provider of
+/// `every_provider.rs`): answered as `json`, or as `sse` when streamed.
+pub const PRICED: &[&str] = &["gpt-4o-mini", "openai/gpt-oss-20b", "mistral-nemo"];
 
 /// The cache read price of the `cache_ok` deployment (its `model_info`).
 pub const CACHE_READ_COST: f64 = 0.0001;
@@ -413,9 +417,14 @@ fn answer(w: &mut TcpStream, port: u16, st: &State, rec: &Recorded) -> bool {
     let wants_usage = rec.body["stream_options"]["include_usage"]
         .as_bool()
         .unwrap_or(false);
-    match mode.as_str() {
-        // A real model name (`prices.rs`: priced from the embedded table) answers as `json`.
-        "json" | "gpt-4o-mini" => write_json(w, 200, &json_answer(path, &mode, true)),
+    // A real model name (priced from the embedded table) answers as `json` or `sse`.
+    let kind = match (PRICED.contains(&mode.as_str()), stream) {
+        (true, false) => "json",
+        (true, true) => "sse",
+        (false, _) => mode.as_str(),
+    };
+    match kind {
+        "json" => write_json(w, 200, &json_answer(path, &mode, true)),
         "lag" => {
             std::thread::sleep(Duration::from_millis(100));
             write_json(w, 200, &json_answer(path, &mode, true))
