@@ -4,7 +4,9 @@
 # 100,000 teams / 1,000,000 keys, then for non-streaming and streaming chat at each concurrency
 # runs wrk against the upstream directly and through litegate (a virtual key whose access goes
 # key -> team -> org through `all-org-models`), alternating, BENCH_REPS times, and prints one
-# Markdown table of medians. Then 1,000 concurrent slow streams (one chunk/s for 20 s) through a
+# Markdown table of medians. The same at c=1 for an Anthropic deployment (`anthropic/…`, the
+# fake answering the Messages API on /v1/messages; direct = the fake's /v1/messages), for the
+# per-call cost of the OpenAI ⇄ Anthropic translation. Then 1,000 concurrent slow streams (one chunk/s for 20 s) through a
 # fresh litegate for its RSS. Loopback only. About 6 minutes on a 2-core VM.
 #
 # Usage: scripts/bench.sh            (env: BENCH_DURATION=5 BENCH_REPS=3
@@ -70,7 +72,7 @@ UP_PORT=$(port_of "$WORK/fake.out")
 say "fake upstream on 127.0.0.1:$UP_PORT"
 
 say "seeding $KEYS keys"
-KEY=$("$BIN/seed" --db "$WORK/bench.db" --keys "$KEYS" --models bench,bench-slow)
+KEY=$("$BIN/seed" --db "$WORK/bench.db" --keys "$KEYS" --models bench,bench-slow,bench-anthropic)
 
 cat >"$WORK/config.yaml" <<EOF
 model_list:
@@ -84,6 +86,13 @@ model_list:
       model: openai/bench-slow
       api_base: http://127.0.0.1:$UP_PORT/v1
       api_key: sk-fake-provider-key
+  - model_name: bench-anthropic
+    litellm_params:
+      model: anthropic/claude-bench
+      api_base: http://127.0.0.1:$UP_PORT
+      api_key: sk-fake-provider-key
+      input_cost_per_token: 0.000003
+      output_cost_per_token: 0.000015
 general_settings:
   master_key: os.environ/LITEGATE_BENCH_MASTER_KEY
 EOF
@@ -150,6 +159,27 @@ for mode in json sse; do
         PEAK[$mode.$c]=$(status_kb "$LG_PID" VmHWM)
     done
 done
+# The Anthropic deployment at c=1: through litegate (OpenAI chat in, Messages out and back)
+# against the fake's /v1/messages called directly with the Messages body litegate sends.
+A_BODY_JSON='{"model":"bench-anthropic","messages":[{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":16}'
+A_BODY_SSE='{"model":"bench-anthropic","messages":[{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":16,"stream":true}'
+A_DIRECT_JSON='{"model":"claude-bench","messages":[{"role":"user","content":[{"type":"text","text":"Say hello to the benchmark."}]}],"max_tokens":16}'
+A_DIRECT_SSE='{"model":"claude-bench","messages":[{"role":"user","content":[{"type":"text","text":"Say hello to the benchmark."}]}],"max_tokens":16,"stream":true}'
+for mode in ajson asse; do
+    if [ $mode = ajson ]; then through=$A_BODY_JSON direct=$A_DIRECT_JSON; else through=$A_BODY_SSE direct=$A_DIRECT_SSE; fi
+    BENCH_BODY=$direct run_wrk "http://127.0.0.1:$UP_PORT/v1/messages" 1 1 >/dev/null
+    BENCH_BODY=$through run_wrk "http://127.0.0.1:$LG_PORT/v1/chat/completions" 1 1 >/dev/null
+    for rep in $(seq 1 "$REPS"); do
+        d=$(BENCH_BODY=$direct run_wrk "http://127.0.0.1:$UP_PORT/v1/messages" 1 "$DUR")
+        echo "$mode 1 $rep direct $d 0" >>"$RAW"
+        t0=$(cpu_ticks "$LG_PID")
+        t=$(BENCH_BODY=$through run_wrk "http://127.0.0.1:$LG_PORT/v1/chat/completions" 1 "$DUR")
+        t1=$(cpu_ticks "$LG_PID")
+        echo "$mode 1 $rep through $t $((t1 - t0))" >>"$RAW"
+        say "$mode c=1 rep $rep: direct [$d] through [$t] cpu $((t1 - t0)) ticks"
+    done
+    PEAK[$mode.1]=$(status_kb "$LG_PID" VmHWM)
+done
 PEAK_ALL=$(status_kb "$LG_PID" VmHWM)
 ANON_END=$(status_kb "$LG_PID" RssAnon)
 FILE_END=$(status_kb "$LG_PID" RssFile)
@@ -206,15 +236,20 @@ END {
     print "| mode | c | direct req/s | litegate req/s | % of direct | direct p50 / p99 | litegate p50 / p99 | added p50 | added p99 | litegate CPU/req | peak RSS |"
     print "|---|---|---|---|---|---|---|---|---|---|---|"
     n = split(concs, cs, " ")
-    for (m = 1; m <= 2; m++) {
-        mode = m == 1 ? "json" : "sse"
-        for (i = 1; i <= n; i++) {
-            k = mode SUBSEP cs[i]
+    split("json sse ajson asse", modes, " ")
+    label["json"] = "chat"; label["sse"] = "chat, stream"
+    label["ajson"] = "chat, anthropic"; label["asse"] = "chat, stream, anthropic"
+    for (m = 1; m <= 4; m++) {
+        mode = modes[m]
+        for (i = 1; i <= (m <= 2 ? n : 1); i++) {
+            c = m <= 2 ? cs[i] : 1
+            k = mode SUBSEP c
+            if (!(k in trps)) continue
             d = med(drps[k]); t = med(trps[k])
             printf "| %s | %d | %.0f | %.0f | %.0f %% | %s / %s | %s / %s | %s | %s | %.0f µs | %.1f MB |%s\n", \
-                mode == "json" ? "chat" : "chat, stream", cs[i], d, t, d ? 100 * t / d : 0, \
+                label[mode], c, d, t, d ? 100 * t / d : 0, \
                 us(med(dp50[k])), us(med(dp99[k])), us(med(tp50[k])), us(med(tp99[k])), \
-                sus(med(a50[k])), sus(med(a99[k])), med(cpu[k]), peak[mode "." cs[i]] / 1024, \
+                sus(med(a50[k])), sus(med(a99[k])), med(cpu[k]), peak[mode "." c] / 1024, \
                 (derr[k] + terr[k]) ? sprintf(" errors: direct %d, litegate %d", derr[k], terr[k]) : ""
         }
     }
@@ -227,7 +262,10 @@ cat <<EOF
 wrk, ${DUR} s per run, ${REPS} repetitions alternating direct/through, medians; $KEYS keys seeded;
 litegate --workers $WORKERS, default logging (access log to a file). "added" = median over
 repetitions of (through − direct) in the same repetition. CPU/req = litegate's utime+stime ÷
-requests. Peak RSS = litegate's VmHWM after that concurrency level (cumulative).
+requests. Peak RSS = litegate's VmHWM after that concurrency level (cumulative). The
+"anthropic" rows call an \`anthropic/\` deployment (OpenAI chat translated to Anthropic's
+Messages API and back) at c=1, direct = the fake's /v1/messages: beside the "chat" rows at c=1
+they give the per-call cost of the translation.
 
 $REPORT
 

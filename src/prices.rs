@@ -137,6 +137,23 @@ mod tests {
     }
 
     #[test]
+    fn google_models_are_found() {
+        // AI Studio keys carry the `gemini/` prefix.
+        let g = lookup("gemini/gemini-2.5-flash").expect("gemini");
+        assert_eq!(g.input_cost_per_token, Some(3e-7));
+        assert!(lookup("gemini/gemini-embedding-001").is_some());
+        // Claude on Vertex: the full key, with and without a version.
+        let c = lookup("vertex_ai/claude-sonnet-4-5@20250929").expect("vertex claude");
+        assert_eq!(c.output_cost_per_token, Some(1.5e-5));
+        assert!(lookup("vertex_ai/claude-3-5-sonnet").is_some());
+        // Gemini on Vertex: the bare row of a `vertex_ai-*` sub-provider.
+        let v = lookup("vertex_ai/gemini-2.5-flash").expect("vertex gemini");
+        assert_eq!(v.input_cost_per_token, Some(3e-7));
+        // An AI Studio row is not Vertex's, nor the other way round.
+        assert!(lookup("gemini/claude-3-5-sonnet").is_none());
+    }
+
+    #[test]
     fn a_bare_name_is_used_only_for_the_same_provider() {
         // `gpt-4o-mini` is an OpenAI row: priced for openai/, not for groq/.
         assert!(lookup("openai/gpt-4o-mini").is_some());

@@ -4,7 +4,11 @@
 //! chunked SSE stream (three content chunks, a `finish_reason` chunk, a usage chunk when the
 //! request asks `stream_options.include_usage`, `[DONE]`). A model name containing
 //! `bench-slow` streams slowly instead: one chunk every `--slow-interval-ms` for `--slow-chunks`
-//! chunks (the 1,000-slow-streams phase). One thread per connection, TCP_NODELAY, one reused
+//! chunks (the 1,000-slow-streams phase). `POST /v1/messages` answers as Anthropic's Messages
+//! API (for the bench's Anthropic deployment, whose translation cost it measures): a JSON
+//! `message` with `usage`, or with `"stream": true` Anthropic's SSE events (`message_start`, a
+//! text block of three deltas, `message_delta` with the stop reason and usage,
+//! `message_stop`). One thread per connection, TCP_NODELAY, one reused
 //! buffer per connection, one `write` per fast response. Not a test double: it records nothing
 //! and checks nothing beyond what it needs to answer (the tests' fake is `tests/it/upstream.rs`).
 //!
@@ -23,6 +27,8 @@ const MAX_REQUEST: usize = 1024 * 1024;
 
 struct Canned {
     json: Vec<u8>,
+    anthropic_json: Vec<u8>,
+    anthropic_sse: Vec<u8>,
     sse: Vec<u8>,
     sse_usage: Vec<u8>,
     not_found: Vec<u8>,
@@ -51,6 +57,52 @@ fn content_chunk(text: &str) -> String {
 
 const FINISH: &str = r#"{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"bench","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#;
 const USAGE: &str = r#"{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"bench","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15}}"#;
+const MESSAGE: &str = r#"{"id":"msg_bench","type":"message","role":"assistant","model":"claude-bench","content":[{"type":"text","text":"Hello! This is a canned answer from the benchmark upstream."}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":12,"output_tokens":14}}"#;
+
+/// One Anthropic SSE event (`event:` and `data:` lines) as one chunk.
+fn anthropic_event(name: &str, data: &str) -> Vec<u8> {
+    let ev = format!("event: {name}\ndata: {data}\n\n");
+    let mut out = format!("{:x}\r\n", ev.len()).into_bytes();
+    out.extend_from_slice(ev.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// The Anthropic stream of the canned answer, chunked, with its terminator.
+fn anthropic_stream() -> Vec<u8> {
+    let mut out = SSE_HEAD.as_bytes().to_vec();
+    out.extend(anthropic_event(
+        "message_start",
+        r#"{"type":"message_start","message":{"id":"msg_bench","type":"message","role":"assistant","model":"claude-bench","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":12,"output_tokens":1}}}"#,
+    ));
+    out.extend(anthropic_event(
+        "content_block_start",
+        r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+    ));
+    for w in ["Hello", " from", " bench."] {
+        out.extend(anthropic_event(
+            "content_block_delta",
+            &format!(
+                r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":"{w}"}}}}"#
+            ),
+        ));
+    }
+    out.extend(anthropic_event(
+        "content_block_stop",
+        r#"{"type":"content_block_stop","index":0}"#,
+    ));
+    out.extend(anthropic_event(
+        "message_delta",
+        r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":3}}"#,
+    ));
+    out.extend(anthropic_event(
+        "message_stop",
+        r#"{"type":"message_stop"}"#,
+    ));
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
 const SSE_HEAD: &str = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n";
 
 impl Canned {
@@ -58,6 +110,11 @@ impl Canned {
         let json = format!(
             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{COMPLETION}",
             COMPLETION.len()
+        )
+        .into_bytes();
+        let anthropic_json = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{MESSAGE}",
+            MESSAGE.len()
         )
         .into_bytes();
         let mut sse = SSE_HEAD.as_bytes().to_vec();
@@ -74,6 +131,8 @@ impl Canned {
         let slow_tail = [event(FINISH), event(USAGE), tail].concat();
         Canned {
             json,
+            anthropic_json,
+            anthropic_sse: anthropic_stream(),
             sse,
             sse_usage,
             not_found,
@@ -171,7 +230,12 @@ fn serve(mut s: TcpStream, canned: &Canned) -> std::io::Result<()> {
         let ok = head.starts_with(b"POST ")
             && (head[5..].starts_with(b"/v1/chat/completions ")
                 || head[5..].starts_with(b"/chat/completions "));
-        if !ok {
+        let messages = head.starts_with(b"POST /v1/messages ");
+        if messages && json_flag(body, br#""stream""#) {
+            s.write_all(&canned.anthropic_sse)?;
+        } else if messages {
+            s.write_all(&canned.anthropic_json)?;
+        } else if !ok {
             s.write_all(&canned.not_found)?;
         } else if !json_flag(body, br#""stream""#) {
             s.write_all(&canned.json)?;
@@ -241,6 +305,7 @@ fn main() -> Res<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -259,6 +324,46 @@ mod tests {
             br#""include_usage""#
         ));
         assert!(!json_flag(br#"{"stream_options":{}}"#, br#""stream""#));
+    }
+
+    /// The canned Anthropic stream is well-formed chunked SSE whose events parse and are
+    /// named by their `type`, and the JSON answer is a Messages answer.
+    #[test]
+    fn anthropic_answers() {
+        let c = Canned::new(1, Duration::from_millis(1));
+        let body = &c.anthropic_sse[SSE_HEAD.len()..];
+        let mut rest = body;
+        let mut events = String::new();
+        loop {
+            let crlf = find(rest, b"\r\n").expect("chunk size line");
+            let n = usize::from_str_radix(std::str::from_utf8(&rest[..crlf]).expect("utf8"), 16)
+                .expect("hex");
+            if n == 0 {
+                assert_eq!(&rest[crlf..], b"\r\n\r\n");
+                break;
+            }
+            events.push_str(std::str::from_utf8(&rest[crlf + 2..crlf + 2 + n]).expect("utf8"));
+            rest = &rest[crlf + 2 + n + 2..];
+        }
+        let mut types = Vec::new();
+        for ev in events.split("\n\n").filter(|e| !e.is_empty()) {
+            let (name, data) = ev.split_once('\n').expect("two lines");
+            let v: serde_json::Value =
+                serde_json::from_str(data.strip_prefix("data: ").expect("data")).expect("json");
+            assert_eq!(name.strip_prefix("event: "), v["type"].as_str());
+            types.push(v["type"].as_str().unwrap_or("").to_string());
+        }
+        assert_eq!(types.first().map(String::as_str), Some("message_start"));
+        assert_eq!(types.last().map(String::as_str), Some("message_stop"));
+        assert_eq!(
+            types.iter().filter(|t| *t == "content_block_delta").count(),
+            3
+        );
+        let json = String::from_utf8(c.anthropic_json.clone()).expect("utf8");
+        let (_, body) = json.split_once("\r\n\r\n").expect("head");
+        let v: serde_json::Value = serde_json::from_str(body).expect("json");
+        assert_eq!(v["type"], "message");
+        assert_eq!(v["usage"]["output_tokens"], 14);
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Calls to an Anthropic deployment (`provider::Wire::Anthropic`): the chat request is
-//! translated (`upstream::anthropic`), POSTed to `{base}/v1/messages`, and the answer or the
+//! Calls to an Anthropic deployment (`provider::Wire::Anthropic`, or Claude on Vertex AI,
+//! `Wire::VertexAnthropic`): the chat request is translated (`upstream::anthropic`), POSTed to
+//! `{base}/v1/messages` (or Vertex's `:rawPredict`, `anthropic::target`), and the answer or the
 //! stream translated back to OpenAI's format; spend is settled from the usage Anthropic
 //! reports. Only chat calls reach here (`call::run` refuses the others with a 400). The
 //! OpenAI-compatible path (`relay`) is not involved; stream reading and its bounds are
@@ -15,7 +16,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::upstream::anthropic::{self, Step, StreamState};
 use crate::upstream::{self, usage, Upstream};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Forwards an admitted chat call to its Anthropic deployment and settles it.
 pub(super) fn forward(
@@ -26,6 +27,7 @@ pub(super) fn forward(
     parsed: CallBody,
 ) -> Result<Answer> {
     let stream = parsed.stream;
+    let json = anthropic::wants_json(&parsed.fields);
     let req = match anthropic::request(
         &Upstream::model_for(&call.dep, model),
         &parsed.fields,
@@ -35,10 +37,20 @@ pub(super) fn forward(
         Ok(r) => r,
         Err(e) => return Err(failed(e, call)),
     };
+    let mut req = match req {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    let endpoint = anthropic::target(
+        &call.dep.route,
+        &Upstream::model_for(&call.dep, model),
+        stream,
+        &mut req,
+    );
     let payload = serde_json::to_vec(&req).unwrap_or_default();
     // Anthropic's `{"type":"error","error":{"type","message"}}` has the message where
     // OpenAI's has it, so `relay::send` words its errors as it does OpenAI's.
-    let resp = match send(&call, upstream, "messages", &payload, stream, |s| s == 200) {
+    let resp = match send(&call, upstream, endpoint, &payload, stream, |s| s == 200) {
         Ok(r) => r,
         Err(e) => return Err(failed(e, call)),
     };
@@ -48,7 +60,7 @@ pub(super) fn forward(
                 call,
                 resp.into_body(),
                 parsed.include_usage,
-                Translate::Anthropic(Box::default()),
+                Translate::Anthropic(Box::new(StreamState::new(json))),
             ),
         ))));
     }
@@ -66,7 +78,7 @@ pub(super) fn forward(
         };
         return Err(failed(e, call));
     };
-    let out = anthropic::answer(&v);
+    let out = anthropic::answer_as(&v, json);
     let reported = v
         .get("usage")
         .map(|_| usage::Reported::of_value(&out["usage"]));

@@ -39,6 +39,27 @@ pub fn cost(dep: &Deployment, prompt: u64, completion: u64) -> f64 {
     prompt as f64 * dep.input_cost_per_token + completion as f64 * dep.output_cost_per_token
 }
 
+/// Spend of a settled call, as LiteLLM's `generic_cost_per_token` computes it: uncached prompt
+/// tokens × input price + cache reads × `cache_read_input_token_cost` + cache writes ×
+/// `cache_creation_input_token_cost` + completion × output price. A cache price the deployment's
+/// `model_info` does not give (or gives as something other than a non-negative number) is the
+/// input price, as in LiteLLM. Without cache tokens this is `cost`.
+pub fn cost_of(dep: &Deployment, b: &usage::Billed) -> f64 {
+    if b.cache_read == 0 && b.cache_write == 0 {
+        return cost(dep, b.prompt, b.completion);
+    }
+    let price = |k: &str| {
+        dep.model_info
+            .get(k)
+            .and_then(Value::as_f64)
+            .filter(|p| p.is_finite() && *p >= 0.0)
+            .unwrap_or(dep.input_cost_per_token)
+    };
+    cost(dep, b.uncached_prompt(), b.completion)
+        + b.cache_read as f64 * price("cache_read_input_token_cost")
+        + b.cache_write as f64 * price("cache_creation_input_token_cost")
+}
+
 /// Before the call: (prompt tokens, cost to reserve). The completion is assumed to use all of
 /// `max_tokens` (or a default); an embedding has none.
 pub fn before_call(dep: &Deployment, kind: CallType, body: &CallBody) -> (u64, f64) {
@@ -68,4 +89,57 @@ pub fn messages_prompt(fields: &serde_json::Map<String, Value>) -> u64 {
             fields.get("system").unwrap_or(&null),
         )))
         .saturating_add(tools)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upstream::usage::Billed;
+    use serde_json::json;
+
+    fn dep(info: Value) -> Deployment {
+        let mut d = crate::access::catalog::tests::dep("m", &[]);
+        d.input_cost_per_token = 3e-6;
+        d.output_cost_per_token = 15e-6;
+        d.model_info = info.as_object().cloned().unwrap_or_default();
+        d
+    }
+
+    fn b(prompt: u64, completion: u64, cache_read: u64, cache_write: u64) -> Billed {
+        Billed {
+            prompt,
+            completion,
+            cache_read,
+            cache_write,
+        }
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-12
+    }
+
+    #[test]
+    fn cache_tokens_are_charged_at_cache_prices_as_litellm_does() {
+        let d = dep(json!({"cache_read_input_token_cost": 3e-7,
+                           "cache_creation_input_token_cost": 3.75e-6}));
+        // 1000 prompt = 600 uncached + 300 read + 100 written; 50 completion.
+        let want = 600.0 * 3e-6 + 300.0 * 3e-7 + 100.0 * 3.75e-6 + 50.0 * 15e-6;
+        assert!(close(cost_of(&d, &b(1000, 50, 300, 100)), want));
+        // No cache tokens: the plain formula.
+        assert!(close(cost_of(&d, &b(1000, 50, 0, 0)), cost(&d, 1000, 50)));
+    }
+
+    #[test]
+    fn an_unknown_cache_price_is_the_input_price() {
+        let d = dep(json!({"cache_read_input_token_cost": "cheap",
+                           "cache_creation_input_token_cost": -1.0}));
+        assert!(close(
+            cost_of(&d, &b(1000, 50, 300, 100)),
+            cost(&d, 1000, 50)
+        ));
+        let d = dep(json!({"cache_read_input_token_cost": 0.0}));
+        // An explicit 0 is a price: the reads are free, the write is at the input price.
+        let want = 700.0 * 3e-6 + 50.0 * 15e-6;
+        assert!(close(cost_of(&d, &b(1000, 50, 300, 0)), want));
+    }
 }

@@ -170,7 +170,7 @@ pub fn run(
     let mut body = CallBody::parse(input.bytes, kind)?;
     let admitted = admit(calls, cfg, catalog, who, &mut body, kind)?;
     let translated = match admitted.dep.route.wire {
-        crate::provider::Wire::Anthropic => Some("an Anthropic"),
+        w if w.is_anthropic() => Some("an Anthropic"),
         crate::provider::Wire::Bedrock => Some("a Bedrock"),
         _ => None,
     };
@@ -327,9 +327,11 @@ struct Call {
 
 impl Call {
     /// The (prompt, completion) tokens to bill from what the upstream reported
-    /// (`usage::billable`: lies are estimated or clamped, never billed as they are).
+    /// (`usage::billable`: lies are estimated or clamped, never billed as they are). The
+    /// prompt's cache reads and writes are kept in the record for `settle` (priced there at
+    /// the cache prices).
     fn billable(
-        &self,
+        &mut self,
         reported: Option<usage::Reported>,
         completion_estimate: impl FnOnce() -> u64,
     ) -> (u64, u64) {
@@ -346,16 +348,30 @@ impl Call {
             }
         }
         let what = What(&self.record.request_id, &self.dep.model_name);
-        usage::billable(reported, &bounds, completion_estimate, &what)
+        let b = usage::billable(reported, &bounds, completion_estimate, &what);
+        self.record.cache_read_tokens = b.cache_read;
+        self.record.cache_write_tokens = b.cache_write;
+        (b.prompt, b.completion)
     }
 
     /// Settlement: records the call's spend (one transaction) and adds its tokens to the rate
     /// limits. Failure to record is logged, never hidden behind a success: the caller decides
     /// what the client sees.
     fn settle(&mut self, prompt: u64, completion: u64, status: &str) -> Result<()> {
+        // Cache figures kept by `billable`, bounded by the prompt billed now.
+        let cache_read = self.record.cache_read_tokens.min(prompt);
+        let cache_write = self.record.cache_write_tokens.min(prompt - cache_read);
+        let billed = usage::Billed {
+            prompt,
+            completion,
+            cache_read,
+            cache_write,
+        };
         self.record.prompt_tokens = prompt;
         self.record.completion_tokens = completion;
-        self.record.spend = estimate::cost(&self.dep, prompt, completion);
+        self.record.cache_read_tokens = cache_read;
+        self.record.cache_write_tokens = cache_write;
+        self.record.spend = estimate::cost_of(&self.dep, &billed);
         self.record.end_time = util::now_iso();
         self.record.status = status.to_string();
         if let Some(p) = &self.permit {

@@ -32,14 +32,11 @@ pub(super) fn forward(
     parsed: CallBody,
     bytes: &[u8],
 ) -> Result<Answer> {
-    match call.dep.route.wire {
-        crate::provider::Wire::Anthropic => {
-            return super::anthropic::forward(call, upstream, cfg, model, parsed)
-        }
-        crate::provider::Wire::Bedrock => {
-            return super::bedrock::forward(call, upstream, cfg, model, parsed)
-        }
-        _ => {}
+    if call.dep.route.wire.is_anthropic() {
+        return super::anthropic::forward(call, upstream, cfg, model, parsed);
+    }
+    if call.dep.route.wire == crate::provider::Wire::Bedrock {
+        return super::bedrock::forward(call, upstream, cfg, model, parsed);
     }
     let stream = parsed.stream;
     let caller_wants_usage = parsed.include_usage;

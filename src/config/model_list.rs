@@ -74,8 +74,41 @@ struct Params {
     output_cost_per_token: Field<NonNegative>,
     timeout: Field<Positive>,
     stream_timeout: Field<Positive>,
+    /// `vertex_ai`: service-account credentials, a path or the JSON (LiteLLM's names).
+    vertex_credentials: Field<Credentials>,
+    vertex_ai_credentials: Field<Credentials>,
+    vertex_project: Field<String>,
+    vertex_ai_project: Field<String>,
+    vertex_location: Field<String>,
+    vertex_ai_location: Field<String>,
     #[serde(flatten)]
     unknown: Mapping,
+}
+
+/// `vertex_credentials` as LiteLLM takes it: a path or the JSON as text, or the JSON written
+/// as a YAML mapping (kept as JSON text).
+struct Credentials(String);
+
+impl super::yaml::FromYaml for Credentials {
+    fn from_yaml(v: &super::yaml::Yaml, r: &Reader, field: &str) -> Result<Self, ConfigError> {
+        match v {
+            serde_yaml_ng::Value::String(s) => Ok(Credentials(s.clone())),
+            serde_yaml_ng::Value::Mapping(_) => {
+                Ok(Credentials(super::yaml::to_json(v).to_string()))
+            }
+            _ => Err(r.error(
+                field,
+                "expected a path, the credentials' JSON, or a mapping of it",
+            )),
+        }
+    }
+}
+
+/// A `vertex_ai` deployment's settings as given (each the first of its two names).
+struct Vertex {
+    credentials: Option<(String, String)>,
+    project: Option<String>,
+    location: Option<String>,
 }
 
 /// `model_info`: `id` and `access_groups` are litegate's; the rest is shown as is.
@@ -194,6 +227,32 @@ impl Params {
         let secs = |x: Option<Positive>| x.map_or(0.0, |p| p.0);
         d.timeout_secs = secs(self.timeout.resolve(r, &f("timeout"))?);
         d.stream_timeout_secs = secs(self.stream_timeout.resolve(r, &f("stream_timeout"))?);
+        let first = |a: Field<String>, an: &str, b: Field<String>, bn: &str| {
+            let a = a.resolve(r, &f(an))?.map(|v| (an.to_string(), v));
+            let b = b.resolve(r, &f(bn))?.map(|v| (bn.to_string(), v));
+            Ok::<_, ConfigError>(a.or(b))
+        };
+        let creds = |c: Field<Credentials>, n: &str| {
+            Ok::<_, ConfigError>(c.resolve(r, &f(n))?.map(|v| (n.to_string(), v.0)))
+        };
+        let vertex = Vertex {
+            credentials: creds(self.vertex_credentials, "vertex_credentials")?
+                .or(creds(self.vertex_ai_credentials, "vertex_ai_credentials")?),
+            project: first(
+                self.vertex_project,
+                "vertex_project",
+                self.vertex_ai_project,
+                "vertex_ai_project",
+            )?
+            .map(|x| x.1),
+            location: first(
+                self.vertex_location,
+                "vertex_location",
+                self.vertex_ai_location,
+                "vertex_ai_location",
+            )?
+            .map(|x| x.1),
+        };
         // An unknown key's `os.environ/NAME` must still be set (as when every key was read).
         for (k, v) in &self.unknown {
             let k = k.as_str().unwrap_or_default();
@@ -280,6 +339,23 @@ impl Params {
                  wildcards are not supported",
             ));
         }
+        if p.auth == provider::Auth::GoogleOAuth {
+            d.route = vertex.route(r, at, name, d.api_base.as_deref())?;
+            if d.api_key.is_some() {
+                r.warn(format_args!(
+                    "{}: vertex_ai deployments authenticate with their credentials; \
+                     api_key is not sent",
+                    f("api_key")
+                ));
+            }
+            return Ok((input, output));
+        }
+        if vertex.credentials.is_some() || vertex.project.is_some() || vertex.location.is_some() {
+            r.warn(format_args!(
+                "{at}.litellm_params: vertex_* settings are only used by vertex_ai deployments; \
+                 ignored"
+            ));
+        }
         d.route = p
             .route(
                 name,
@@ -289,6 +365,70 @@ impl Params {
             )
             .map_err(|m| r.error(&f("api_base"), format_args!("{m} ('{}')", p.name)))?;
         Ok((input, output))
+    }
+}
+
+impl Vertex {
+    /// The route of a `vertex_ai/{name}` deployment: credentials from `vertex_credentials`,
+    /// else `VERTEXAI_CREDENTIALS`, else the file `GOOGLE_APPLICATION_CREDENTIALS` names (read
+    /// now: bad credentials stop the start); the project from `vertex_project`, else
+    /// `VERTEXAI_PROJECT`, else the credentials'; the location from `vertex_location`, else
+    /// `VERTEXAI_LOCATION`/`VERTEX_LOCATION`, else LiteLLM's `us-central1`. Deployments with the
+    /// same credentials share one account, and so one cached token.
+    fn route(
+        self,
+        r: &mut Reader,
+        at: &str,
+        name: &str,
+        api_base: Option<&str>,
+    ) -> Result<Route, ConfigError> {
+        use provider::google::{self, ServiceAccount};
+        let f = |k: &str| format!("{at}.litellm_params.{k}");
+        let (field, value) = match self.credentials {
+            Some((field, v)) => (f(&field), v),
+            None => match ["VERTEXAI_CREDENTIALS", "GOOGLE_APPLICATION_CREDENTIALS"]
+                .iter()
+                .find_map(|n| r.var(n).map(|v| (*n, v)))
+            {
+                Some((var, v)) => (
+                    format!("{} (from {var})", f("vertex_credentials")),
+                    v.to_string(),
+                ),
+                None => {
+                    return Err(r.error(
+                        &f("vertex_credentials"),
+                        "required for vertex_ai (a service account key file or its JSON), \
+                         or set GOOGLE_APPLICATION_CREDENTIALS",
+                    ))
+                }
+            },
+        };
+        let account = ServiceAccount::load(&value).map_err(|e| r.error(&field, e))?;
+        let account = r
+            .google_accounts
+            .entry(account.identity().to_string())
+            .or_insert_with(|| std::sync::Arc::new(account))
+            .clone();
+        let project = self
+            .project
+            .or_else(|| r.var("VERTEXAI_PROJECT").map(str::to_string))
+            .or_else(|| account.project_id.clone())
+            .ok_or_else(|| {
+                r.error(
+                    &f("vertex_project"),
+                    "required (or VERTEXAI_PROJECT, or project_id in the credentials)",
+                )
+            })?;
+        let location = self
+            .location
+            .or_else(|| {
+                ["VERTEXAI_LOCATION", "VERTEX_LOCATION"]
+                    .iter()
+                    .find_map(|n| r.var(n).map(str::to_string))
+            })
+            .unwrap_or_else(|| google::DEFAULT_LOCATION.to_string());
+        google::vertex_route(name, api_base, project.trim(), location.trim(), account)
+            .map_err(|(k, m)| r.error(&f(k), m))
     }
 }
 

@@ -272,16 +272,47 @@ fn unknown_keys_are_warned_about_by_name() {
     // A provider litegate has no adapter for is no longer "treated as OpenAI-compatible"
     // (its key would go to api.openai.com): it stops the start, naming the field.
     let e = load_text(
-        "model_list:\n - model_name: a\n   litellm_params: {model: gemini/x, api_key: k}\n",
+        "model_list:\n - model_name: a\n   litellm_params: {model: sagemaker/x, api_key: k}\n",
         &no_env(),
     )
     .expect_err("refused");
     assert!(
         e.0.starts_with(
-            "c.yaml: model_list[0].litellm_params.model: provider 'gemini' is not supported; \
+            "c.yaml: model_list[0].litellm_params.model: provider 'sagemaker' is not supported; \
              supported providers: mock, openai, "
         ),
         "{e}"
+    );
+}
+
+#[test]
+fn gemini_keys_default_from_the_environment_in_litellms_order() {
+    let y = "model_list:\n - {model_name: g, litellm_params: {model: gemini/gemini-2.5-flash}}\n";
+    let bearer = |env: Env| {
+        load_text(y, &env).expect("ok").deployments[0]
+            .route
+            .auth
+            .clone()
+            .map(|(_, v)| v)
+    };
+    assert_eq!(
+        bearer(Env::from_vars([("GEMINI_API_KEY", "g-key")])).as_deref(),
+        Some("Bearer g-key")
+    );
+    // LiteLLM reads GOOGLE_API_KEY first.
+    assert_eq!(
+        bearer(Env::from_vars([
+            ("GEMINI_API_KEY", "g-key"),
+            ("GOOGLE_API_KEY", "goog")
+        ]))
+        .as_deref(),
+        Some("Bearer goog")
+    );
+    assert_eq!(bearer(no_env()), None);
+    let cfg = load_text(y, &no_env()).expect("ok");
+    assert_eq!(
+        cfg.deployments[0].route.url("embeddings"),
+        "https://generativelanguage.googleapis.com/v1beta/openai/embeddings"
     );
 }
 

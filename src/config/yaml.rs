@@ -26,6 +26,10 @@ pub(super) struct Reader<'a> {
     /// Models priced by neither the file nor the price table (each once; logged at start,
     /// apart from the file's warnings).
     pub unpriced: Vec<String>,
+    /// `vertex_ai` credentials read so far, by identity: deployments sharing credentials
+    /// share one account and its cached token.
+    pub google_accounts:
+        std::collections::HashMap<String, std::sync::Arc<crate::provider::google::ServiceAccount>>,
 }
 
 impl<'a> Reader<'a> {
@@ -35,6 +39,7 @@ impl<'a> Reader<'a> {
             env,
             warnings: Vec::new(),
             unpriced: Vec::new(),
+            google_accounts: Default::default(),
         }
     }
 

@@ -15,8 +15,13 @@ pub struct SpendRecord {
     pub user_id: Option<String>,
     pub model: String,
     pub call_type: String,
+    /// All prompt tokens, cache reads and writes included (LiteLLM's `prompt_tokens`).
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// Of the prompt, tokens read from / written to the provider's cache: in the row's
+    /// `metadata.additional_usage_values` as LiteLLM logs them (only when not 0).
+    pub cache_read_tokens: u64,
+    pub cache_write_tokens: u64,
     pub spend: f64,
     pub start_time: String,
     pub end_time: String,
@@ -33,7 +38,23 @@ const ADD_ORG_MEMBER: &str =
     "UPDATE organization_members SET spend = spend + ?3 WHERE organization_id = ?1 AND user_id = ?2";
 const INSERT_LOG: &str = "INSERT INTO spend_logs (request_id, api_key, team_id, organization_id,
     user_id, model, call_type, prompt_tokens, completion_tokens, total_tokens, spend, start_time,
-    end_time, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+    end_time, status, metadata)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+
+/// A spend-log row's `metadata`: LiteLLM's `additional_usage_values` with the cache figures
+/// when there are any, else `{}` (the column's default).
+fn log_metadata(r: &SpendRecord) -> String {
+    if r.cache_read_tokens == 0 && r.cache_write_tokens == 0 {
+        return "{}".into();
+    }
+    let (read, write) = (r.cache_read_tokens, r.cache_write_tokens);
+    serde_json::json!({"additional_usage_values": {
+        "cache_read_input_tokens": read,
+        "cache_creation_input_tokens": write,
+        "prompt_tokens_details": {"cached_tokens": read, "cache_creation_tokens": write},
+    }})
+    .to_string()
+}
 
 /// Adds the call's cost to key, team, org, user and memberships, and writes its log row.
 /// Run inside one write transaction, on either engine (`sql::Exec`; generic, so the SQLite
@@ -60,6 +81,7 @@ pub fn record<C: Exec + ?Sized>(c: &mut C, r: &SpendRecord) -> Result<(), C::E> 
             }
         }
     }
+    let metadata = log_metadata(r);
     c.exec(
         INSERT_LOG,
         &[
@@ -77,6 +99,7 @@ pub fn record<C: Exec + ?Sized>(c: &mut C, r: &SpendRecord) -> Result<(), C::E> 
             (&r.start_time).into(),
             (&r.end_time).into(),
             (&r.status).into(),
+            (&metadata).into(),
         ],
     )?;
     Ok(())
@@ -96,7 +119,7 @@ pub struct LogFilter {
 
 const LOG_COLUMNS: &str = "SELECT request_id, api_key, team_id, organization_id, user_id,
     model, call_type, prompt_tokens, completion_tokens, total_tokens, spend, start_time,
-    end_time, status FROM spend_logs";
+    end_time, status, metadata FROM spend_logs";
 
 /// The `/spend/logs` filters: each one's value and its condition on one `?` parameter.
 fn log_filters(f: &LogFilter) -> [(Option<&String>, &'static str); 7] {
@@ -172,6 +195,8 @@ pub fn logs<C: Handle + ?Sized>(
             "startTime": r.get::<String>(11)?,
             "endTime": r.get::<String>(12)?,
             "status": r.get::<String>(13)?,
+            "metadata": serde_json::from_str::<serde_json::Value>(&r.get::<String>(14)?)
+                .unwrap_or_else(|_| serde_json::json!({})),
         }))
     })
 }

@@ -1,13 +1,17 @@
 //! Anthropic's Messages API, translated both ways from/to OpenAI chat (issue 13): the request
 //! body (`request`), the whole answer (`answer`), and a stream's events (`StreamState`, one
 //! Anthropic event in, OpenAI `chat.completion.chunk`s out). Pure JSON work: it sends nothing
-//! (`upstream::Upstream::post` does, with `x-api-key` and `anthropic-version`) and bills
+//! (`upstream::Upstream::post` does, with `x-api-key` and `anthropic-version`, or Vertex's
+//! Bearer token; `target` fits the URL and body to native Anthropic or Vertex) and bills
 //! nothing (`call::anthropic` settles from the usage translated here). Field names follow
 //! LiteLLM's `llms/anthropic/chat/transformation.py`; cache read/creation tokens are counted in
 //! `prompt_tokens` and shown as LiteLLM shows them.
 
 use crate::error::Error;
 use serde_json::{json, Map, Value};
+
+mod params;
+pub use params::{wants_json, JSON_TOOL};
 
 /// `max_tokens` is required by Anthropic; used when neither the caller nor the deployment's
 /// `model_info` (`max_output_tokens`, `max_tokens`) gives one. (LiteLLM takes the model's
@@ -24,6 +28,33 @@ pub fn default_max_tokens(model_info: &Map<String, Value>) -> u64 {
         .find_map(|f| model_info.get(*f).and_then(Value::as_u64))
         .filter(|n| *n > 0)
         .unwrap_or(DEFAULT_MAX_TOKENS)
+}
+
+/// Where a Messages request `body` for a deployment with `route` goes, with the body fitted to
+/// it: THE one place that tells native Anthropic (endpoint `messages`, `model` in the body;
+/// `Upstream::post` adds `x-api-key` and `anthropic-version`) from Anthropic on Vertex AI
+/// (`rawPredict` / `streamRawPredict`, no `model`, `"anthropic_version": "vertex-2023-10-16"`
+/// in the body; `Upstream::post` adds the minted Bearer token). Returns the endpoint for
+/// `Upstream::post`.
+pub fn target(
+    route: &crate::provider::Route,
+    model: &str,
+    stream: bool,
+    body: &mut Map<String, Value>,
+) -> &'static str {
+    use crate::provider::{google::VERTEX_ANTHROPIC_VERSION, Wire};
+    if route.wire == Wire::VertexAnthropic {
+        body.remove("model");
+        body.insert("anthropic_version".into(), VERTEX_ANTHROPIC_VERSION.into());
+        if stream {
+            "streamRawPredict"
+        } else {
+            "rawPredict"
+        }
+    } else {
+        body.insert("model".into(), model.into());
+        "messages"
+    }
 }
 
 /// The text of an OpenAI `content` (a string or text parts), parts joined without separator.
@@ -94,6 +125,19 @@ fn blocks_of(c: &Value) -> Result<Vec<Value>, Error> {
     Ok(out)
 }
 
+/// A `thinking` / `redacted_thinking` block given back in an assistant message, with only the
+/// fields Anthropic takes.
+fn thinking_block(b: &Value) -> Option<Value> {
+    match b.get("type").and_then(Value::as_str)? {
+        "thinking" => Some(json!({"type": "thinking",
+            "thinking": b.get("thinking").and_then(Value::as_str).unwrap_or(""),
+            "signature": b.get("signature").and_then(Value::as_str).unwrap_or("")})),
+        "redacted_thinking" => Some(json!({"type": "redacted_thinking",
+            "data": b.get("data").and_then(Value::as_str).unwrap_or("")})),
+        _ => None,
+    }
+}
+
 /// The Messages request for an OpenAI chat request `body`, to model `model`; `default_max` is
 /// the `max_tokens` sent when the caller gives none.
 pub fn request(
@@ -120,7 +164,16 @@ pub fn request(
             }
             Some("user") => ("user", blocks_of(content)?),
             Some("assistant") => {
-                let mut b = blocks_of(content)?;
+                // Thinking blocks given back (LiteLLM's `thinking_blocks`) come first, as
+                // Anthropic wants them with tool use.
+                let mut b: Vec<Value> = m
+                    .get("thinking_blocks")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(thinking_block)
+                    .collect();
+                b.extend(blocks_of(content)?);
                 for tc in m
                     .get("tool_calls")
                     .and_then(Value::as_array)
@@ -158,15 +211,9 @@ pub fn request(
         .into_iter()
         .map(|(role, content)| json!({"role": role, "content": content}))
         .collect();
-    let max = body
-        .get("max_tokens")
-        .or_else(|| body.get("max_completion_tokens"))
-        .and_then(Value::as_u64)
-        .unwrap_or(default_max);
     let mut out = Map::new();
     out.insert("model".into(), json!(model));
     out.insert("messages".into(), Value::Array(messages));
-    out.insert("max_tokens".into(), json!(max));
     if !system.is_empty() {
         out.insert("system".into(), Value::Array(system));
     }
@@ -184,39 +231,7 @@ pub fn request(
             out.insert(f.into(), v.clone());
         }
     }
-    if let Some(tools) = body.get("tools").and_then(Value::as_array) {
-        let t: Vec<Value> = tools
-            .iter()
-            .filter_map(|t| t.get("function"))
-            .map(|f| {
-                let mut o = Map::new();
-                o.insert("name".into(), f.get("name").cloned().unwrap_or(Value::Null));
-                if let Some(d) = f.get("description") {
-                    o.insert("description".into(), d.clone());
-                }
-                let schema = f
-                    .get("parameters")
-                    .cloned()
-                    .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
-                o.insert("input_schema".into(), schema);
-                Value::Object(o)
-            })
-            .collect();
-        out.insert("tools".into(), Value::Array(t));
-    }
-    let choice = match body.get("tool_choice") {
-        Some(Value::String(s)) if s == "auto" => Some(json!({"type": "auto"})),
-        Some(Value::String(s)) if s == "required" => Some(json!({"type": "any"})),
-        Some(Value::String(s)) if s == "none" => Some(json!({"type": "none"})),
-        Some(Value::Object(o)) => o
-            .get("function")
-            .and_then(|f| f.get("name"))
-            .map(|n| json!({"type": "tool", "name": n})),
-        _ => None,
-    };
-    if let Some(c) = choice {
-        out.insert("tool_choice".into(), c);
-    }
+    params::apply(body, &mut out, default_max)?;
     if stream {
         out.insert("stream".into(), json!(true));
     }
@@ -258,8 +273,18 @@ fn now() -> u64 {
 
 /// A Messages answer as an OpenAI `chat.completion`.
 pub fn answer(v: &Value) -> Value {
+    answer_as(v, false)
+}
+
+/// A Messages answer as an OpenAI `chat.completion`; `json`: the request asked for a JSON
+/// `response_format`, so the `json_tool_call` tool's input is the message's content (as in
+/// LiteLLM). Thinking blocks become `reasoning_content` (their text) and `thinking_blocks`.
+pub fn answer_as(v: &Value, json: bool) -> Value {
     let mut text = String::new();
+    let mut reasoning = String::new();
+    let mut thinking = Vec::new();
     let mut calls = Vec::new();
+    let mut json_answer = false;
     for b in v
         .get("content")
         .and_then(Value::as_array)
@@ -268,10 +293,20 @@ pub fn answer(v: &Value) -> Value {
     {
         match b.get("type").and_then(Value::as_str) {
             Some("text") => text.push_str(b.get("text").and_then(Value::as_str).unwrap_or("")),
+            Some("tool_use")
+                if json && b.get("name").and_then(Value::as_str) == Some(JSON_TOOL) =>
+            {
+                json_answer = true;
+                text.push_str(&b.get("input").map_or_else(|| "{}".into(), Value::to_string));
+            }
             Some("tool_use") => {
                 let args = b.get("input").map_or_else(|| "{}".into(), Value::to_string);
                 calls.push(json!({"id": b.get("id"), "type": "function",
                     "function": {"name": b.get("name"), "arguments": args}}));
+            }
+            Some("thinking") | Some("redacted_thinking") => {
+                reasoning.push_str(b.get("thinking").and_then(Value::as_str).unwrap_or(""));
+                thinking.extend(thinking_block(b));
             }
             _ => {}
         }
@@ -281,14 +316,23 @@ pub fn answer(v: &Value) -> Value {
     if !calls.is_empty() {
         message["tool_calls"] = Value::Array(calls);
     }
+    if !thinking.is_empty() {
+        message["reasoning_content"] = json!(reasoning);
+        message["thinking_blocks"] = Value::Array(thinking);
+    }
     let stop = v
         .get("stop_reason")
         .and_then(Value::as_str)
         .unwrap_or("end_turn");
+    let finish = match finish_reason(stop) {
+        // The JSON tool was the answer, not a call to make.
+        "tool_calls" if json_answer && message.get("tool_calls").is_none() => "stop",
+        f => f,
+    };
     let u = v.get("usage").cloned().unwrap_or(Value::Null);
     json!({"id": v.get("id"), "object": "chat.completion", "created": now(),
            "model": v.get("model"),
-           "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(stop)}],
+           "choices": [{"index": 0, "message": message, "finish_reason": finish}],
            "usage": usage(&u, n(&u, "output_tokens"))})
 }
 
@@ -318,9 +362,21 @@ pub struct StreamState {
     output: u64,
     /// For each content block index, its tool call index (if a tool_use block).
     tools: Vec<(u64, usize)>,
+    /// The request asked for JSON: the `json_tool_call` block's input is streamed as content.
+    json: bool,
+    /// The content block index of the `json_tool_call` block, once opened.
+    json_block: Option<u64>,
 }
 
 impl StreamState {
+    /// The state for a request that asked (`json`) or did not ask for a JSON answer.
+    pub fn new(json: bool) -> StreamState {
+        StreamState {
+            json,
+            ..StreamState::default()
+        }
+    }
+
     fn chunk(&self, delta: Value, finish: Option<&str>) -> Value {
         json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
                "model": self.model,
@@ -344,6 +400,18 @@ impl StreamState {
                 let b = ev.get("content_block").unwrap_or(&Value::Null);
                 let index = n(ev, "index");
                 match b.get("type").and_then(Value::as_str) {
+                    Some("tool_use")
+                        if self.json
+                            && self.json_block.is_none()
+                            && b.get("name").and_then(Value::as_str) == Some(JSON_TOOL) =>
+                    {
+                        self.json_block = Some(index);
+                    }
+                    Some("redacted_thinking") => {
+                        if let Some(t) = thinking_block(b) {
+                            out.push(self.chunk(json!({"thinking_blocks": [t]}), None));
+                        }
+                    }
                     Some("tool_use") => {
                         let t = self.tools.len();
                         if t >= MAX_STREAM_TOOL_CALLS {
@@ -377,6 +445,27 @@ impl StreamState {
                     Some("text_delta") => {
                         out.push(self.chunk(json!({"content": d.get("text")}), None));
                     }
+                    Some("thinking_delta") => {
+                        if let Some(t) = d.get("thinking").and_then(Value::as_str) {
+                            out.push(self.chunk(
+                                json!({"reasoning_content": t, "thinking_blocks":
+                                    [{"type": "thinking", "thinking": t}]}),
+                                None,
+                            ));
+                        }
+                    }
+                    Some("signature_delta") => {
+                        if let Some(s) = d.get("signature").and_then(Value::as_str) {
+                            out.push(self.chunk(
+                                json!({"reasoning_content": "", "thinking_blocks":
+                                    [{"type": "thinking", "thinking": "", "signature": s}]}),
+                                None,
+                            ));
+                        }
+                    }
+                    Some("input_json_delta") if self.json_block == Some(n(ev, "index")) => {
+                        out.push(self.chunk(json!({"content": d.get("partial_json")}), None));
+                    }
                     Some("input_json_delta") => {
                         let index = n(ev, "index");
                         if let Some(&(_, t)) = self.tools.iter().find(|(i, _)| *i == index) {
@@ -394,12 +483,35 @@ impl StreamState {
                 if let Some(o) = ev.get("usage").and_then(|u| u.get("output_tokens")) {
                     self.output = o.as_u64().unwrap_or(self.output);
                 }
+                // The final usage may restate the input and cache figures (cumulative, as
+                // Anthropic documents): those replace `message_start`'s.
+                if let (Some(u), Some(start)) = (
+                    ev.get("usage").and_then(Value::as_object),
+                    self.start_usage.as_object_mut(),
+                ) {
+                    for f in [
+                        "input_tokens",
+                        "cache_read_input_tokens",
+                        "cache_creation_input_tokens",
+                    ] {
+                        if let Some(v) = u.get(f).filter(|v| v.is_u64()) {
+                            start.insert(f.into(), v.clone());
+                        }
+                    }
+                }
                 if let Some(s) = ev
                     .get("delta")
                     .and_then(|d| d.get("stop_reason"))
                     .and_then(Value::as_str)
                 {
-                    out.push(self.chunk(json!({}), Some(finish_reason(s))));
+                    let finish = match finish_reason(s) {
+                        // The JSON tool was the answer, not a call to make.
+                        "tool_calls" if self.json_block.is_some() && self.tools.is_empty() => {
+                            "stop"
+                        }
+                        f => f,
+                    };
+                    out.push(self.chunk(json!({}), Some(finish)));
                 }
             }
             Some("message_stop") => {

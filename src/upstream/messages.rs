@@ -44,25 +44,34 @@ fn gateway_only() -> impl Iterator<Item = &'static str> {
         .filter(|f| *f != "metadata")
 }
 
-/// True when the caller's body is what `passthrough_body` would send (the deployment's model
-/// already in place, no gateway-only field): its bytes can then go out as they came.
+/// True when the caller's body is what `passthrough_body` would send to a native Anthropic
+/// deployment (its model already in place, no gateway-only field): its bytes can then go out
+/// as they came, to `messages`.
 pub fn passthrough_unchanged(dep: &Deployment, called: &str, body: &Map<String, Value>) -> bool {
-    body.get("model").and_then(Value::as_str)
-        == Some(super::Upstream::model_for(dep, called).as_str())
+    dep.route.wire == crate::provider::Wire::Anthropic
+        && body.get("model").and_then(Value::as_str)
+            == Some(super::Upstream::model_for(dep, called).as_str())
         && !gateway_only().any(|f| body.contains_key(f))
 }
 
-/// The body sent to an Anthropic deployment: the caller's, with the deployment's model and
-/// without gateway-only fields.
-pub fn passthrough_body(dep: &Deployment, called: &str, mut body: Map<String, Value>) -> Vec<u8> {
+/// The endpoint and body of a call to an Anthropic deployment (native or on Vertex): the
+/// caller's body without gateway-only fields, fitted by `anthropic::target` (the deployment's
+/// model; on Vertex no model and `anthropic_version`).
+pub fn passthrough_body(
+    dep: &Deployment,
+    called: &str,
+    mut body: Map<String, Value>,
+    stream: bool,
+) -> (&'static str, Vec<u8>) {
     for f in gateway_only() {
         body.remove(f);
     }
-    body.insert(
-        "model".into(),
-        Value::String(super::Upstream::model_for(dep, called)),
-    );
-    serde_json::to_vec(&Value::Object(body)).unwrap_or_default()
+    let model = super::Upstream::model_for(dep, called);
+    let endpoint = super::anthropic::target(&dep.route, &model, stream, &mut body);
+    (
+        endpoint,
+        serde_json::to_vec(&Value::Object(body)).unwrap_or_default(),
+    )
 }
 
 /// The fields Anthropic's `/v1/messages/count_tokens` accepts (it refuses others, such as

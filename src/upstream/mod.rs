@@ -10,6 +10,7 @@
 
 pub mod anthropic;
 pub mod bedrock;
+pub mod google;
 pub mod messages;
 pub mod sse;
 pub mod transport;
@@ -97,6 +98,14 @@ impl Upstream {
 
     /// The model name the upstream gets for a call of `called` on `dep`.
     pub fn model_for(dep: &Deployment, called: &str) -> String {
+        let name = Self::model_name(dep, called);
+        match dep.route.model_prefix {
+            "" => name,
+            prefix => format!("{prefix}{name}"),
+        }
+    }
+
+    fn model_name(dep: &Deployment, called: &str) -> String {
         match dep.model.split_once('/') {
             // A wildcard deployment (`openai/*` → `openai/*`) passes the called name through.
             Some((_, "*")) => called
@@ -185,13 +194,23 @@ impl Upstream {
         if let Some((name, value)) = &dep.route.auth {
             rb = rb.header(*name, value.as_str());
         }
+        if let Some(account) = &dep.route.google {
+            let token = google::access_token(&self.agent, dep, account)?;
+            rb = rb.header("authorization", format!("Bearer {token}"));
+        }
+        // Claude on Vertex carries its version in the body (`anthropic::target`).
         if dep.route.wire == crate::provider::Wire::Anthropic {
             rb = rb.header("anthropic-version", crate::provider::ANTHROPIC_VERSION);
-            if let Some(beta) = anthropic_beta {
-                rb = rb.header("anthropic-beta", beta);
-            }
         }
-        rb.send(body).map_err(|e| map_fault(dep, &e))
+        if let (true, Some(beta)) = (dep.route.wire.is_anthropic(), anthropic_beta) {
+            rb = rb.header("anthropic-beta", beta);
+        }
+        let resp = rb.send(body).map_err(|e| map_fault(dep, &e))?;
+        if let (Some(account), 401) = (&dep.route.google, resp.status().as_u16()) {
+            // A revoked or otherwise refused token: the next call mints a new one.
+            account.tokens.forget();
+        }
+        Ok(resp)
     }
 
     /// Turns an upstream error status and body into our envelope's error, without secrets.
@@ -292,9 +311,10 @@ fn ip_literal(uri: &ureq::http::Uri) -> Option<std::net::SocketAddr> {
     Some(std::net::SocketAddr::new(ip, port))
 }
 
-/// Removes the deployment's key, base URL, and its host (with and without the port) from a
-/// message: an upstream may echo any of them (`http://10.0.0.5:8000/v1/chat/completions`,
-/// `10.0.0.5:8000`, `Host: llm.internal`).
+/// Removes the deployment's key, the URL its calls go to (its own `api_base`, or its
+/// provider's default such as `https://api.anthropic.com/v1`), and that URL's host (with and
+/// without the port) from a message: an upstream may echo any of them
+/// (`http://10.0.0.5:8000/v1/chat/completions`, `10.0.0.5:8000`, `Host: llm.internal`).
 pub fn scrub(dep: &Deployment, s: &str) -> String {
     let mut out = s.to_string();
     if let Some(k) = dep.api_key.as_deref().filter(|k| k.len() >= 4) {
@@ -314,20 +334,31 @@ pub fn scrub(dep: &Deployment, s: &str) -> String {
             out = out.replace(k, "[redacted]");
         }
     }
-    if let Some(b) = dep.api_base.as_deref().filter(|b| !b.is_empty()) {
-        out = out.replace(b.trim_end_matches('/'), "[upstream]");
-        if let Ok(uri) = b.parse::<ureq::http::Uri>() {
-            if let Some(a) = uri
-                .authority()
-                .map(|a| a.as_str())
-                .filter(|a| !a.is_empty())
-            {
-                out = out.replace(a, "[upstream]");
-            }
-            // A bare host of 4 characters or more (shorter ones would eat ordinary words).
-            if let Some(h) = uri.host().filter(|h| h.len() >= 4) {
-                out = out.replace(h, "[upstream]");
-            }
+    // The route's base (the URL called, possibly longer than `api_base`) first, then
+    // `api_base` as written; then their authorities, then bare hosts.
+    let bases: Vec<&str> = [Some(dep.route.base.as_str()), dep.api_base.as_deref()]
+        .into_iter()
+        .flatten()
+        .map(|b| b.trim_end_matches('/'))
+        .filter(|b| !b.is_empty())
+        .collect();
+    for b in &bases {
+        out = out.replace(b, "[upstream]");
+    }
+    let uris: Vec<ureq::http::Uri> = bases.iter().filter_map(|b| b.parse().ok()).collect();
+    for uri in &uris {
+        if let Some(a) = uri
+            .authority()
+            .map(|a| a.as_str())
+            .filter(|a| !a.is_empty())
+        {
+            out = out.replace(a, "[upstream]");
+        }
+    }
+    for uri in &uris {
+        // A bare host of 4 characters or more (shorter ones would eat ordinary words).
+        if let Some(h) = uri.host().filter(|h| h.len() >= 4) {
+            out = out.replace(h, "[upstream]");
         }
     }
     out
@@ -482,6 +513,26 @@ mod tests {
         // Host and port alone, and the host alone, are scrubbed too.
         let e = Upstream::status_error(&d, 500, b"down: 10.1.2.3:9 (10.1.2.3)");
         assert!(!e.message().contains("10.1.2.3"), "{}", e.message());
+        // A deployment without `api_base` goes to its provider's default URL: that URL and
+        // its host are scrubbed as well.
+        let mut a = dep();
+        a.api_base = None;
+        a.route = crate::provider::find("anthropic")
+            .expect("anthropic")
+            .route("claude", None, Some("sk-ant-secret"), None)
+            .expect("route");
+        a.api_key = Some("sk-ant-secret".into());
+        let e = Upstream::status_error(
+            &a,
+            400,
+            br#"{"error": {"message": "POST https://api.anthropic.com/v1/messages failed (api.anthropic.com:443, api.anthropic.com) sk-ant-secret"}}"#,
+        );
+        let m = e.message();
+        assert!(
+            !m.contains("anthropic.com") && !m.contains("sk-ant-secret"),
+            "{m}"
+        );
+        assert!(m.contains("[upstream]/messages"), "{m}");
         // A redirect shows nothing of its body.
         let e = Upstream::status_error(&d, 302, b"see http://elsewhere.example/x");
         assert_eq!(e.status(), 502);

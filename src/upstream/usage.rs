@@ -12,7 +12,13 @@
 //! - a completion above what the request allowed (`max_tokens` × `n`) is clamped to that
 //!   (warning logged): the upstream cannot have produced more than it was asked for;
 //! - `total_tokens` is never billed; below `prompt + completion` it contradicts the figures,
-//!   which is logged, and the two (already bounded) figures are billed.
+//!   which is logged, and the two (already bounded) figures are billed;
+//! - cache reads and writes (OpenAI's `prompt_tokens_details.cached_tokens` /
+//!   `cache_creation_tokens` / `cache_write_tokens`, else Anthropic's top-level
+//!   `cache_read_input_tokens` / `cache_creation_input_tokens`, as LiteLLM reads them) are part
+//!   of `prompt_tokens`: an invalid one counts 0, and together they are clamped to the billed
+//!   prompt (reads first), so a lying upstream cannot move more tokens to a cheaper or dearer
+//!   price than the prompt it reported.
 //!
 //! The answer is parsed without building a tree of it: a `usage` or `choices` of any size
 //! costs no memory beyond the bytes already read.
@@ -40,8 +46,31 @@ pub struct Reported {
     pub prompt: Option<Figure>,
     pub completion: Option<Figure>,
     pub total: Option<Figure>,
+    /// Prompt tokens read from the provider's prompt cache.
+    pub cache_read: Option<Figure>,
+    /// Prompt tokens written to the provider's prompt cache.
+    pub cache_write: Option<Figure>,
     /// `usage` was present but not an object.
     pub malformed: bool,
+}
+
+/// What a call is billed for, every figure bounded: `prompt` includes `cache_read` and
+/// `cache_write` (`cache_read + cache_write <= prompt`), as LiteLLM's `prompt_tokens` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Billed {
+    pub prompt: u64,
+    pub completion: u64,
+    pub cache_read: u64,
+    pub cache_write: u64,
+}
+
+impl Billed {
+    /// Prompt tokens neither read from nor written to a cache (billed at the input price).
+    pub fn uncached_prompt(&self) -> u64 {
+        self.prompt
+            .saturating_sub(self.cache_read)
+            .saturating_sub(self.cache_write)
+    }
 }
 
 fn figure_of_f64(x: f64) -> Figure {
@@ -82,10 +111,20 @@ impl Reported {
                 ..Reported::default()
             };
         };
+        let details = o.get("prompt_tokens_details").filter(|d| d.is_object());
+        let detail = |k: &str| details.and_then(|d| d.get(k)).filter(|v| !v.is_null());
+        let top = |k: &str| o.get(k).filter(|v| !v.is_null());
         Reported {
             prompt: o.get("prompt_tokens").map(Figure::of_value),
             completion: o.get("completion_tokens").map(Figure::of_value),
             total: o.get("total_tokens").map(Figure::of_value),
+            cache_read: detail("cached_tokens")
+                .or_else(|| top("cache_read_input_tokens"))
+                .map(Figure::of_value),
+            cache_write: detail("cache_write_tokens")
+                .or_else(|| detail("cache_creation_tokens"))
+                .or_else(|| top("cache_creation_input_tokens"))
+                .map(Figure::of_value),
             malformed: false,
         }
     }
@@ -101,16 +140,15 @@ pub struct Bounds {
     pub embedding: bool,
 }
 
-/// The (prompt, completion) tokens billed for a call, by the rule in the module docs.
-/// `usage`: what the upstream reported (`None`: no `usage` at all); `completion_estimate`:
-/// counts the answer's text, called only when needed; `what` names the call in warnings
-/// (formatted only if one is logged).
+/// The tokens billed for a call, by the rule in the module docs. `usage`: what the upstream
+/// reported (`None`: no `usage` at all); `completion_estimate`: counts the answer's text, called
+/// only when needed; `what` names the call in warnings (formatted only if one is logged).
 pub fn billable(
     usage: Option<Reported>,
     bounds: &Bounds,
     completion_estimate: impl FnOnce() -> u64,
     what: &dyn fmt::Display,
-) -> (u64, u64) {
+) -> Billed {
     let u = usage.unwrap_or_default();
     if u.malformed {
         log::warn!("{what}: the upstream's `usage` is not an object; estimated");
@@ -148,7 +186,30 @@ pub fn billable(
             );
         }
     }
-    (prompt, completion)
+    let cached = |f: Option<Figure>, name: &str| match f {
+        Some(Figure::Count(n)) => n,
+        Some(Figure::Invalid) => {
+            log::warn!("{what}: the upstream's {name} is not a token count; 0 billed as such");
+            0
+        }
+        None => 0,
+    };
+    let read = cached(u.cache_read, "cache read figure");
+    let write = cached(u.cache_write, "cache write figure");
+    let cache_read = read.min(prompt);
+    let cache_write = write.min(prompt - cache_read);
+    if (cache_read, cache_write) != (read, write) {
+        log::warn!(
+            "{what}: the upstream reports {read} cache read and {write} cache write tokens, \
+             more than the {prompt} prompt tokens; clamped"
+        );
+    }
+    Billed {
+        prompt,
+        completion,
+        cache_read,
+        cache_write,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -180,11 +241,29 @@ impl<'de> Deserialize<'de> for ReportedDe {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<ReportedDe, A::Error> {
                 let mut r = Reported::default();
+                // Anthropic-style top-level cache figures, used when the details have none.
+                let (mut top_read, mut top_write) = (None, None);
                 while let Some(k) = m.next_key::<std::borrow::Cow<'de, str>>()? {
                     let slot = match &*k {
                         "prompt_tokens" => &mut r.prompt,
                         "completion_tokens" => &mut r.completion,
                         "total_tokens" => &mut r.total,
+                        "cache_read_input_tokens" | "cache_creation_input_tokens" => {
+                            // `null` is the same as absent for these.
+                            let f = m.next_value::<Option<FigureDe>>()?.map(|f| f.0);
+                            if k == "cache_read_input_tokens" {
+                                top_read = f;
+                            } else {
+                                top_write = f;
+                            }
+                            continue;
+                        }
+                        "prompt_tokens_details" => {
+                            let d = m.next_value::<DetailsDe>()?;
+                            r.cache_read = d.read;
+                            r.cache_write = d.write;
+                            continue;
+                        }
                         _ => {
                             m.next_value::<IgnoredAny>()?;
                             continue;
@@ -192,6 +271,8 @@ impl<'de> Deserialize<'de> for ReportedDe {
                     };
                     *slot = Some(m.next_value::<FigureDe>()?.0);
                 }
+                r.cache_read = r.cache_read.or(top_read);
+                r.cache_write = r.cache_write.or(top_write);
                 Ok(ReportedDe(r))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<ReportedDe, A::Error> {
@@ -223,6 +304,66 @@ impl<'de> Deserialize<'de> for ReportedDe {
                 malformed: true,
                 ..Reported::default()
             })
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The cache figures of `prompt_tokens_details` (anything but an object has none).
+#[derive(Default)]
+struct DetailsDe {
+    read: Option<Figure>,
+    write: Option<Figure>,
+}
+
+impl<'de> Deserialize<'de> for DetailsDe {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = DetailsDe;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("prompt token details")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<DetailsDe, A::Error> {
+                let mut out = DetailsDe::default();
+                let mut creation = None;
+                while let Some(k) = m.next_key::<std::borrow::Cow<'de, str>>()? {
+                    let slot = match &*k {
+                        "cached_tokens" => &mut out.read,
+                        "cache_write_tokens" => &mut out.write,
+                        "cache_creation_tokens" => &mut creation,
+                        _ => {
+                            m.next_value::<IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    *slot = m.next_value::<Option<FigureDe>>()?.map(|f| f.0);
+                }
+                out.write = out.write.or(creation);
+                Ok(out)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<DetailsDe, A::Error> {
+                while s.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(DetailsDe::default())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<DetailsDe, E> {
+                Ok(DetailsDe::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<DetailsDe, E> {
+                Ok(DetailsDe::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<DetailsDe, E> {
+                Ok(DetailsDe::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<DetailsDe, E> {
+                Ok(DetailsDe::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<DetailsDe, E> {
+                Ok(DetailsDe::default())
+            }
+            fn visit_unit<E>(self) -> Result<DetailsDe, E> {
+                Ok(DetailsDe::default())
+            }
         }
         d.deserialize_any(V)
     }
@@ -383,117 +524,4 @@ pub fn tokens_of_chars(chars: u64) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn bounds(cap: Option<u64>) -> Bounds {
-        Bounds {
-            prompt_estimate: 7,
-            completion_cap: cap,
-            embedding: false,
-        }
-    }
-
-    fn bill(u: Value, cap: Option<u64>) -> (u64, u64) {
-        billable(Some(Reported::of_value(&u)), &bounds(cap), || 5, &"t")
-    }
-
-    fn bill_bytes(body: &str, cap: Option<u64>) -> (u64, u64) {
-        let u = serde_json::from_str::<UsageOnly>(body)
-            .expect("parse")
-            .usage
-            .map(|r| r.0);
-        billable(u, &bounds(cap), || 5, &"t")
-    }
-
-    #[test]
-    fn honest_figures_are_billed() {
-        assert_eq!(
-            bill(json!({"prompt_tokens": 10, "completion_tokens": 20}), None),
-            (10, 20)
-        );
-        assert_eq!(
-            bill(
-                json!({"prompt_tokens": 10.0, "completion_tokens": 2e1}),
-                None
-            ),
-            (10, 20)
-        );
-    }
-
-    #[test]
-    fn lies_are_estimated_or_clamped_never_negative_or_huge() {
-        let cases = [
-            json!({"prompt_tokens": -5, "completion_tokens": -1}),
-            json!({"prompt_tokens": "NaN", "completion_tokens": "Infinity"}),
-            json!({"prompt_tokens": 1.5, "completion_tokens": true}),
-            json!({"prompt_tokens": 1e300, "completion_tokens": u64::MAX}),
-            json!({"prompt_tokens": null, "completion_tokens": [1]}),
-            json!({}),
-            json!("lots"),
-            json!([1, 2]),
-        ];
-        for c in cases {
-            assert_eq!(bill(c.clone(), None), (7, 5), "{c}");
-        }
-        // Over what the request allowed: clamped.
-        assert_eq!(
-            bill(
-                json!({"prompt_tokens": 3, "completion_tokens": 9_000_000}),
-                Some(100)
-            ),
-            (3, 100)
-        );
-        // A contradictory total is logged; the bounded figures are billed.
-        assert_eq!(
-            bill(
-                json!({"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 1}),
-                None
-            ),
-            (3, 4)
-        );
-        // No usage at all: estimates.
-        assert_eq!(billable(None, &bounds(None), || 5, &"t"), (7, 5));
-    }
-
-    #[test]
-    fn the_streaming_parser_reads_the_same_figures() {
-        let body = r#"{"id": "x", "choices": [{"message": {"content": "hi"}}],
-            "usage": {"prompt_tokens": -5, "completion_tokens": 20, "total_tokens": 1e400}}"#;
-        assert!(
-            serde_json::from_str::<UsageOnly>(body).is_err(),
-            "1e400 is not JSON"
-        );
-        let body = r#"{"id": "x", "usage": {"prompt_tokens": -5, "completion_tokens": 20,
-            "extra": {"deep": [1, 2]}}, "choices": []}"#;
-        assert_eq!(bill_bytes(body, None), (7, 20));
-        assert_eq!(bill_bytes(r#"{"usage": "many"}"#, None), (7, 5));
-        assert_eq!(bill_bytes(r#"{"usage": null}"#, None), (7, 5));
-        assert_eq!(bill_bytes(r#"{"choices": []}"#, None), (7, 5));
-    }
-
-    #[test]
-    fn choice_text_is_counted_without_a_tree() {
-        let body = r#"{"choices": [{"message": {"content": "héllo"}}, {"text": "abc"},
-            {"delta": {"content": ["x"]}}, null, {"message": {"content": null}}]}"#;
-        let c = serde_json::from_str::<ChoicesOnly>(body).expect("parse");
-        assert_eq!(c.choices.map(|c| c.0), Some(8));
-        let v: Value = serde_json::from_str(body).expect("json");
-        assert_eq!(completion_chars(&v), 8);
-        assert_eq!(tokens_of_chars(0), 0);
-        assert_eq!(tokens_of_chars(1), 1);
-        assert_eq!(tokens_of_chars(8), 2);
-    }
-
-    #[test]
-    fn embeddings_bill_no_completion() {
-        let b = Bounds {
-            prompt_estimate: 7,
-            completion_cap: None,
-            embedding: true,
-        };
-        let u = Reported::of_value(&json!({"prompt_tokens": 10, "completion_tokens": 99}));
-        assert_eq!(billable(Some(u), &b, || 5, &"t"), (10, 0));
-    }
-}
+mod tests;

@@ -43,6 +43,111 @@ pub fn fake() -> (u16, Arc<Mutex<Vec<Seen>>>) {
     (port, seen)
 }
 
+/// The body of the request just recorded.
+fn body_seen(seen: &Mutex<Vec<Seen>>) -> Value {
+    seen.lock()
+        .expect("lock")
+        .last()
+        .map_or(Value::Null, |s| s.body.clone())
+}
+
+/// Events as Anthropic streams them: `event: <type>` and `data: <json>`.
+fn sse(evs: &[Value]) -> String {
+    let mut t = String::new();
+    for d in evs {
+        t.push_str(&format!(
+            "event: {}\ndata: {d}\n\n",
+            d["type"].as_str().unwrap_or("")
+        ));
+    }
+    t
+}
+
+/// The answers of the models that answer with blocks (a JSON `response_format`'s forced tool,
+/// `claude-call`'s tool call, `claude-think`'s thinking), as JSON or as a stream.
+fn scripted(model: &str, body: &Value, stream: bool) -> Option<(u16, &'static str, String)> {
+    let usage = json!({"input_tokens": 10, "output_tokens": 15});
+    let forced_json = body["tool_choice"] == json!({"type": "tool", "name": "json_tool_call"});
+    // (blocks of the JSON answer, stop reason, stream events of the blocks)
+    let (blocks, stop, events) = if forced_json {
+        (
+            json!([{"type": "tool_use", "id": "toolu_j", "name": "json_tool_call",
+                "input": {"answer": 42}}]),
+            "tool_use",
+            vec![
+                json!({"type": "content_block_start", "index": 0, "content_block":
+                    {"type": "tool_use", "id": "toolu_j", "name": "json_tool_call", "input": {}}}),
+                json!({"type": "content_block_delta", "index": 0, "delta":
+                    {"type": "input_json_delta", "partial_json": "{\"answer\": "}}),
+                json!({"type": "content_block_delta", "index": 0, "delta":
+                    {"type": "input_json_delta", "partial_json": "42}"}}),
+                json!({"type": "content_block_stop", "index": 0}),
+            ],
+        )
+    } else if model == "claude-call" {
+        (
+            json!([{"type": "text", "text": "Let me check."},
+                {"type": "tool_use", "id": "toolu_9", "name": "weather",
+                 "input": {"city": "Paris"}}]),
+            "tool_use",
+            vec![
+                json!({"type": "content_block_start", "index": 0, "content_block":
+                    {"type": "text", "text": ""}}),
+                json!({"type": "content_block_delta", "index": 0, "delta":
+                    {"type": "text_delta", "text": "Let me check."}}),
+                json!({"type": "content_block_stop", "index": 0}),
+                json!({"type": "content_block_start", "index": 1, "content_block":
+                    {"type": "tool_use", "id": "toolu_9", "name": "weather", "input": {}}}),
+                json!({"type": "content_block_delta", "index": 1, "delta":
+                    {"type": "input_json_delta", "partial_json": "{\"city\": "}}),
+                json!({"type": "content_block_delta", "index": 1, "delta":
+                    {"type": "input_json_delta", "partial_json": "\"Paris\"}"}}),
+                json!({"type": "content_block_stop", "index": 1}),
+            ],
+        )
+    } else if model == "claude-think" {
+        (
+            json!([{"type": "thinking", "thinking": "Six times seven.", "signature": "sig-1"},
+                {"type": "text", "text": "42"}]),
+            "end_turn",
+            vec![
+                json!({"type": "content_block_start", "index": 0, "content_block":
+                    {"type": "thinking", "thinking": ""}}),
+                json!({"type": "content_block_delta", "index": 0, "delta":
+                    {"type": "thinking_delta", "thinking": "Six times"}}),
+                json!({"type": "content_block_delta", "index": 0, "delta":
+                    {"type": "thinking_delta", "thinking": " seven."}}),
+                json!({"type": "content_block_delta", "index": 0, "delta":
+                    {"type": "signature_delta", "signature": "sig-1"}}),
+                json!({"type": "content_block_stop", "index": 0}),
+                json!({"type": "content_block_start", "index": 1, "content_block":
+                    {"type": "text", "text": ""}}),
+                json!({"type": "content_block_delta", "index": 1, "delta":
+                    {"type": "text_delta", "text": "42"}}),
+                json!({"type": "content_block_stop", "index": 1}),
+            ],
+        )
+    } else {
+        return None;
+    };
+    if !stream {
+        let answer = json!({"id": "msg_b", "type": "message", "role": "assistant",
+            "model": model, "content": blocks, "stop_reason": stop, "stop_sequence": null,
+            "usage": usage});
+        return Some((200, "application/json", answer.to_string()));
+    }
+    let mut evs = vec![json!({"type": "message_start", "message": {"id": "msg_b",
+        "type": "message", "role": "assistant", "model": model, "content": [],
+        "stop_reason": null, "usage": {"input_tokens": 10, "output_tokens": 1}}})];
+    evs.extend(events);
+    evs.push(
+        json!({"type": "message_delta", "delta": {"stop_reason": stop},
+        "usage": {"output_tokens": 15}}),
+    );
+    evs.push(json!({"type": "message_stop"}));
+    Some((200, "text/event-stream", sse(&evs)))
+}
+
 fn serve(c: TcpStream, seen: &Mutex<Vec<Seen>>) {
     let mut r = BufReader::new(c.try_clone().expect("clone"));
     let mut w = c;
@@ -52,18 +157,29 @@ fn serve(c: TcpStream, seen: &Mutex<Vec<Seen>>) {
     let body: Value = serde_json::from_slice(&b).unwrap_or(Value::Null);
     let model = body["model"].as_str().unwrap_or("").to_string();
     let stream = body["stream"] == true;
+    let usage = if model == "claude-cache" {
+        json!({"input_tokens": 100, "cache_read_input_tokens": 1000,
+               "cache_creation_input_tokens": 50, "output_tokens": 20})
+    } else {
+        json!({"input_tokens": 10, "cache_read_input_tokens": 2, "output_tokens": 20})
+    };
+    let mut start_usage = usage.clone();
+    start_usage["output_tokens"] = json!(1);
     let path_is_count = path.ends_with("/messages/count_tokens");
     seen.lock().expect("lock").push(Seen {
         path,
         headers,
         body,
     });
+    let scripted = scripted(&model, &body_seen(seen), stream);
     let (status, ctype, text) = if path_is_count {
         (
             200,
             "application/json",
             json!({"input_tokens": 42}).to_string(),
         )
+    } else if let Some(t) = scripted {
+        t
     } else if model == "claude-err" {
         (
             429,
@@ -99,8 +215,7 @@ fn serve(c: TcpStream, seen: &Mutex<Vec<Seen>>) {
                 "message_start",
                 json!({"type": "message_start", "message": {"id": "msg_s",
                 "type": "message", "role": "assistant", "model": model, "content": [],
-                "stop_reason": null, "usage": {"input_tokens": 10,
-                "cache_read_input_tokens": 2, "output_tokens": 1}}}),
+                "stop_reason": null, "usage": start_usage}}),
             ),
             ("ping", json!({"type": "ping"})),
             (
@@ -141,8 +256,7 @@ fn serve(c: TcpStream, seen: &Mutex<Vec<Seen>>) {
             json!({"id": "msg_1", "type": "message", "role": "assistant", "model": model,
                 "content": [{"type": "text", "text": "Hello world"}],
                 "stop_reason": "max_tokens", "stop_sequence": null,
-                "usage": {"input_tokens": 10, "cache_read_input_tokens": 2,
-                          "output_tokens": 20}})
+                "usage": usage})
             .to_string(),
         )
     };
@@ -155,15 +269,32 @@ fn serve(c: TcpStream, seen: &Mutex<Vec<Seen>>) {
     let _ = w.flush();
 }
 
-fn setup() -> (Server, String, Arc<Mutex<Vec<Seen>>>) {
+/// Cache prices of `claude-cache` (per token; input and output are `IN_COST`, `OUT_COST`).
+const CACHE_READ_COST: f64 = 0.0001;
+const CACHE_WRITE_COST: f64 = 0.00125;
+
+pub fn setup() -> (Server, String, Arc<Mutex<Vec<Seen>>>) {
     let (port, seen) = fake();
     let mut y = String::from("model_list:\n");
-    for m in ["claude-ok", "claude-err", "claude-tool"] {
+    for m in [
+        "claude-ok",
+        "claude-err",
+        "claude-tool",
+        "claude-cache",
+        "claude-call",
+        "claude-think",
+    ] {
         y.push_str(&format!(
             "  - model_name: {m}\n    litellm_params: {{ model: anthropic/{m}, \
              api_base: \"http://127.0.0.1:{port}\", api_key: {UPSTREAM_KEY}, \
              input_cost_per_token: {IN_COST}, output_cost_per_token: {OUT_COST} }}\n"
         ));
+        if m == "claude-cache" {
+            y.push_str(&format!(
+                "    model_info: {{ cache_read_input_token_cost: {CACHE_READ_COST}, \
+                 cache_creation_input_token_cost: {CACHE_WRITE_COST} }}\n"
+            ));
+        }
     }
     y.push_str("general_settings:\n  master_key: os.environ/TEST_MASTER_KEY\n");
     let s = Server::start_with(&y, &[]);
@@ -265,6 +396,63 @@ fn anthropic_streams_become_openai_chunks() {
         assert!(rec.body.get("stream_options").is_none());
         assert_eq!(rec.header("authorization"), None);
     }
+}
+
+/// Cache reads and writes are charged at the deployment's cache prices, as LiteLLM charges
+/// them: (100 uncached × input + 1000 read × cache read + 50 written × cache write) + 20 ×
+/// output, the same for a stream; the spend log shows all 1150 prompt tokens and the cache
+/// figures in `metadata.additional_usage_values`.
+#[test]
+fn anthropic_cache_tokens_are_charged_at_cache_prices() {
+    let (s, k, _) = setup();
+    let want =
+        100.0 * IN_COST + 1000.0 * CACHE_READ_COST + 50.0 * CACHE_WRITE_COST + 20.0 * OUT_COST;
+    for stream in [false, true] {
+        let r = s.post(
+            "/v1/chat/completions",
+            &k,
+            json!({"model": "claude-cache", "stream": stream,
+                "messages": [{"role": "user", "content": "hi"}]}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let row = spend_log_of(&s, &r);
+        assert_eq!(row["status"], "success", "{row}");
+        assert_eq!(row["prompt_tokens"], 1150, "{row}");
+        assert_eq!(row["completion_tokens"], 20, "{row}");
+        assert_eq!(row["total_tokens"], 1170, "{row}");
+        let spend = row["spend"].as_f64().expect("spend");
+        assert!(
+            (spend - want).abs() < 1e-9,
+            "stream {stream}: {spend} != {want}"
+        );
+        let extra = &row["metadata"]["additional_usage_values"];
+        assert_eq!(extra["cache_read_input_tokens"], 1000, "{row}");
+        assert_eq!(extra["cache_creation_input_tokens"], 50, "{row}");
+        assert_eq!(
+            extra["prompt_tokens_details"]["cached_tokens"], 1000,
+            "{row}"
+        );
+    }
+    // The key's spend is the same figure, twice.
+    let info = s.get(&format!("/key/info?key={k}"), MASTER).json();
+    let key_spend = info["info"]["spend"].as_f64().expect("key spend");
+    assert!((key_spend - 2.0 * want).abs() < 1e-9, "{info}");
+    // Without cache prices the cache tokens are charged at the input price (claude-ok: 10
+    // input + 2 read), and the row's metadata says so.
+    let r = s.post(
+        "/v1/chat/completions",
+        &k,
+        json!({"model": "claude-ok", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    let row = spend_log_of(&s, &r);
+    assert!(
+        (row["spend"].as_f64().expect("spend") - SPEND).abs() < 1e-9,
+        "{row}"
+    );
+    assert_eq!(
+        row["metadata"]["additional_usage_values"]["cache_read_input_tokens"],
+        2
+    );
 }
 
 #[test]

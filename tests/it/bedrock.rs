@@ -13,9 +13,20 @@ use serde_json::{json, Value};
 const KEY_ID: &str = "AKIATESTBEDROCK0001";
 const SECRET: &str = "test/secret+bedrock/key0001";
 const TOKEN: &str = "FwoGZXIvYXdzEXAMPLEsessiontoken0001";
-/// The haiku rows of the price table (input, output per token).
+/// The haiku rows of the price table (input, output, cache read, cache write per token).
 const HAIKU_IN: f64 = 8e-7;
 const HAIKU_OUT: f64 = 4e-6;
+const HAIKU_CACHE_READ: f64 = 8e-8;
+const HAIKU_CACHE_WRITE: f64 = 1e-6;
+
+/// The spend of one haiku answer: 10 uncached input tokens at the input price, the cache read
+/// and write tokens at the table's cache prices (as LiteLLM charges them), 20 output tokens.
+fn haiku_spend() -> f64 {
+    10.0 * HAIKU_IN
+        + 4.0 * HAIKU_CACHE_READ
+        + 2.0 * HAIKU_CACHE_WRITE
+        + COMPLETION as f64 * HAIKU_OUT
+}
 
 fn setup() -> (Server, String, Log, u16) {
     let (port, seen) = bedrock_fake::start(SECRET);
@@ -96,7 +107,7 @@ fn bedrock_converse_is_signed_and_translated() {
     // Spend from the embedded price table (the config gives no prices for this model).
     let row = spend_log_of(&s, &r);
     assert_eq!(row["prompt_tokens"], PROMPT, "{row}");
-    let want = PROMPT as f64 * HAIKU_IN + COMPLETION as f64 * HAIKU_OUT;
+    let want = haiku_spend();
     assert!(
         (row["spend"].as_f64().expect("spend") - want).abs() < 1e-12,
         "{row}"
@@ -132,7 +143,7 @@ fn bedrock_session_token_endpoint_and_cross_region_ids() {
     assert_eq!(r.status, 200, "{}", r.text());
     // The `us.` profile's own row prices it.
     let row = spend_log_of(&s, &r);
-    let want = PROMPT as f64 * HAIKU_IN + COMPLETION as f64 * HAIKU_OUT;
+    let want = haiku_spend();
     assert!((row["spend"].as_f64().expect("spend") - want).abs() < 1e-12);
     let seen = seen.lock().expect("lock");
     let rec = seen.last().expect("a request");

@@ -5,8 +5,8 @@
 //! the body (the deployment's `openai/<mode>` minus `openai/`):
 //!
 //! - `json`: a chat/completion/embedding answer with `usage` (10 prompt, 20 completion tokens;
-//!   embeddings 10 prompt tokens only); `lag` is the same after 100 ms; `gpt-4o-mini` is the
-//!   same as `json` (a model the embedded price table knows)
+//!   embeddings 10 prompt tokens only); `lag` is the same after 100 ms; the `PRICED` names
+//!   (models the embedded price table knows) are the same as `json`, and streamed as `sse`
 //! - `nousage`: the same without `usage` (with `stream: true`, SSE without a usage chunk)
 //! - `sse`: chunked SSE: three content chunks, a `finish_reason: "stop"` chunk, a usage-only
 //!   chunk `{"choices": [], "usage": ...}` only when the request asked
@@ -26,8 +26,9 @@
 //! - `huge_json`: a 200 JSON answer declaring 1 GB, sent in 1 MiB pieces until a write fails
 //! - `redirect301` / `redirect302` / `redirect307`: that status with `Location:` the URL set by
 //!   `Fake::redirect_to`, and a body that names it too
-//! - `lie_negative`, `lie_huge`, `lie_strings`, `lie_total`, `lie_over`: a normal answer (or
-//!   stream, with a usage chunk always) whose `usage` is `lying_usage(mode)`
+//! - `lie_negative`, `lie_huge`, `lie_strings`, `lie_total`, `lie_over`, `lie_cache`, and the
+//!   honest `cache_ok` (cached prompt tokens; its deployment has a cache read price): a normal
+//!   answer (or stream, with a usage chunk always) whose `usage` is `lying_usage(mode)`
 //! - `tools`: a chat answer with text and two tool calls (`finish_reason: "tool_calls"`);
 //!   streamed: a text chunk, then the tool calls (id and name first, arguments in pieces),
 //!   the finish chunk, the usage chunk when asked, `[DONE]`
@@ -74,9 +75,18 @@ pub const MODES: &[&str] = &[
     "lie_strings",
     "lie_total",
     "lie_over",
+    "lie_cache",
+    "cache_ok",
     "echo_url",
     "tools",
 ];
+
+/// Real model names (priced by the embedded table, one per OpenAI-wire provider of
+/// `every_provider.rs`): answered as `json`, or as `sse` when streamed.
+pub const PRICED: &[&str] = &["gpt-4o-mini", "openai/gpt-oss-20b", "mistral-nemo"];
+
+/// The cache read price of the `cache_ok` deployment (its `model_info`).
+pub const CACHE_READ_COST: f64 = 0.0001;
 
 /// The `usage` each `lie_*` mode reports.
 pub fn lying_usage(mode: &str) -> Value {
@@ -91,6 +101,12 @@ pub fn lying_usage(mode: &str) -> Value {
         "lie_total" => json!({"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 1}),
         // More than any request in the tests allows (`max_tokens` ≤ 100).
         "lie_over" => json!({"prompt_tokens": 10, "completion_tokens": 5000, "total_tokens": 5010}),
+        // More cached tokens than the prompt.
+        "lie_cache" => json!({"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30,
+                              "prompt_tokens_details": {"cached_tokens": 500}}),
+        // Honest: 60 of the 100 prompt tokens read from OpenAI's prompt cache.
+        "cache_ok" => json!({"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120,
+                             "prompt_tokens_details": {"cached_tokens": 60, "audio_tokens": 0}}),
         _ => usage(),
     }
 }
@@ -234,6 +250,11 @@ pub fn config(fake: &Fake, extra: &str) -> String {
              output_cost_per_token: {OUT_COST}{timeout} }}\n",
             fake.api_base()
         ));
+        if *m == "cache_ok" {
+            y.push_str(&format!(
+                "    model_info: {{ cache_read_input_token_cost: {CACHE_READ_COST} }}\n"
+            ));
+        }
     }
     y.push_str(&format!(
         "  - model_name: refused\n    litellm_params: {{ model: openai/json, api_base: \
@@ -396,9 +417,14 @@ fn answer(w: &mut TcpStream, port: u16, st: &State, rec: &Recorded) -> bool {
     let wants_usage = rec.body["stream_options"]["include_usage"]
         .as_bool()
         .unwrap_or(false);
-    match mode.as_str() {
-        // A real model name (`prices.rs`: priced from the embedded table) answers as `json`.
-        "json" | "gpt-4o-mini" => write_json(w, 200, &json_answer(path, &mode, true)),
+    // A real model name (priced from the embedded table) answers as `json` or `sse`.
+    let kind = match (PRICED.contains(&mode.as_str()), stream) {
+        (true, false) => "json",
+        (true, true) => "sse",
+        (false, _) => mode.as_str(),
+    };
+    match kind {
+        "json" => write_json(w, 200, &json_answer(path, &mode, true)),
         "lag" => {
             std::thread::sleep(Duration::from_millis(100));
             write_json(w, 200, &json_answer(path, &mode, true))
@@ -436,7 +462,7 @@ fn answer(w: &mut TcpStream, port: u16, st: &State, rec: &Recorded) -> bool {
             );
             true
         }
-        m if m.starts_with("lie_") && !stream => {
+        m if (m.starts_with("lie_") || m == "cache_ok") && !stream => {
             let mut v = json_answer(path, m, true);
             v["usage"] = lying_usage(m);
             write_json(w, 200, &v)
@@ -464,7 +490,7 @@ fn answer(w: &mut TcpStream, port: u16, st: &State, rec: &Recorded) -> bool {
             false
         }
         "sse" | "gated" | "nousage" | "lie_negative" | "lie_huge" | "lie_strings" | "lie_total"
-        | "lie_over" => {
+        | "lie_over" | "lie_cache" | "cache_ok" => {
             let r = (|| -> std::io::Result<()> {
                 sse_head(w)?;
                 for (i, t) in ["Hello", " from", " the fake"].iter().enumerate() {
@@ -478,7 +504,7 @@ fn answer(w: &mut TcpStream, port: u16, st: &State, rec: &Recorded) -> bool {
                     }
                 }
                 sse_event(w, &chunk(path, &mode, None).to_string())?;
-                let lies = mode.starts_with("lie_");
+                let lies = mode.starts_with("lie_") || mode == "cache_ok";
                 if (wants_usage && mode != "nousage") || lies {
                     sse_event(
                         w,

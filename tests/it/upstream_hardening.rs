@@ -361,6 +361,38 @@ fn lying_usage_is_never_billed_as_it_came() {
     assert!((key_spend - total).abs() < 1e-6, "{key_spend} vs {total}");
 }
 
+/// OpenAI's `prompt_tokens_details.cached_tokens` are charged at the deployment's cache read
+/// price (the rest of the prompt at the input price), as LiteLLM charges them, streamed or
+/// not; more cached tokens than the prompt are clamped to the prompt.
+#[test]
+fn cached_prompt_tokens_are_charged_at_the_cache_price() {
+    use crate::upstream::CACHE_READ_COST;
+    let (_f, s) = setup();
+    let k = key(&s);
+    for stream in [false, true] {
+        for (mode, cost) in [
+            // 40 uncached + 60 cached (cache price) + 20 completion.
+            (
+                "cache_ok",
+                40.0 * IN_COST + 60.0 * CACHE_READ_COST + 20.0 * OUT_COST,
+            ),
+            // All 10 prompt tokens cached (500 claimed), no cache price: the input price.
+            ("lie_cache", 10.0 * IN_COST + 20.0 * OUT_COST),
+        ] {
+            let mut b = chat_body(mode);
+            b["stream"] = json!(stream);
+            let r = s.post("/v1/chat/completions", &k, b.clone());
+            assert_eq!(r.status, 200, "{b}: {}", r.text());
+            let row = spend_log_of(&s, &r);
+            let spend = row["spend"].as_f64().expect("spend");
+            assert!((spend - cost).abs() < 1e-9, "{b}: {spend} != {cost}");
+            let cached = &row["metadata"]["additional_usage_values"]["cache_read_input_tokens"];
+            let want = if mode == "cache_ok" { 60 } else { 10 };
+            assert_eq!(cached, want, "{row}");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // No upstream URL for key holders
 

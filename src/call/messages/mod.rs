@@ -47,7 +47,7 @@ pub(super) fn answer(
     bytes: &[u8],
 ) -> Result<Answer> {
     let mock = body.mock_response.is_some() || call.dep.provider() == "mock";
-    if !mock && call.dep.route.wire == Wire::Anthropic {
+    if !mock && call.dep.route.wire.is_anthropic() {
         return passthrough(call, upstream, cfg, model, body, bytes);
     }
     translated(call, upstream, cfg, model, body, mock)
@@ -76,14 +76,15 @@ fn passthrough(
     bytes: &[u8],
 ) -> Result<Answer> {
     let stream = body.stream;
-    let payload = if !body.duplicate_keys
+    let (endpoint, payload) = if !body.duplicate_keys
         && messages::passthrough_unchanged(&call.dep, model, &body.fields)
     {
-        Cow::Borrowed(bytes)
+        ("messages", Cow::Borrowed(bytes))
     } else {
-        Cow::Owned(messages::passthrough_body(&call.dep, model, body.fields))
+        let (endpoint, b) = messages::passthrough_body(&call.dep, model, body.fields, stream);
+        (endpoint, Cow::Owned(b))
     };
-    let resp = match send(&call, upstream, "messages", &payload, stream, |s| s == 200) {
+    let resp = match send(&call, upstream, endpoint, &payload, stream, |s| s == 200) {
         Ok(r) => r,
         Err(e) => return Err(failed(e, call)),
     };

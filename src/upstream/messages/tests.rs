@@ -265,8 +265,9 @@ fn passthrough_bodies_keep_anthropic_fields_and_drop_the_gateways() {
         "messages": [{"role": "user", "content": "hi"}], "stream": true}),
     );
     assert!(!passthrough_unchanged(&dep, "sonnet", &body));
-    let sent: Value =
-        serde_json::from_slice(&passthrough_body(&dep, "sonnet", body.clone())).expect("json");
+    let (endpoint, sent) = passthrough_body(&dep, "sonnet", body.clone(), true);
+    assert_eq!(endpoint, "messages");
+    let sent: Value = serde_json::from_slice(&sent).expect("json");
     assert_eq!(
         sent,
         json!({"model": "claude-x", "max_tokens": 1, "metadata": {"user_id": "u"},

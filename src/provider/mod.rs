@@ -8,6 +8,11 @@
 //!
 //! Names and defaults are checked against LiteLLM's source
 //! (`litellm/litellm_core_utils/get_llm_provider_logic.py`, `litellm/llms/*/chat/transformation.py`).
+//! Google's service-account credentials, Vertex AI URLs and the access-token cache are in
+//! `google.rs` and `token.rs`.
+
+pub mod google;
+pub mod token;
 
 /// The header a provider's key goes in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +23,9 @@ pub enum Auth {
     ApiKey,
     /// Anthropic's `x-api-key: <key>`, and no `Authorization`.
     XApiKey,
+    /// `Authorization: Bearer <token>`, an OAuth access token minted from the deployment's
+    /// service-account credentials (`vertex_ai`; `google::ServiceAccount`).
+    GoogleOAuth,
     /// Never called over HTTP (`mock`).
     None,
     /// Bedrock: every request SigV4-signed with the deployment's AWS credentials
@@ -52,6 +60,16 @@ pub enum Wire {
     /// Bedrock's Converse API: `{endpoint}/model/{modelId}/converse` (and `/converse-stream`,
     /// AWS's binary event stream), chat only, translated both ways by `upstream::bedrock`.
     Bedrock,
+    /// Anthropic's Messages on Vertex AI: `{base}:rawPredict` / `:streamRawPredict`, no `model`
+    /// in the body, `anthropic_version` in it instead of the header (`google::vertex_route`).
+    VertexAnthropic,
+}
+
+impl Wire {
+    /// Anthropic's Messages API, natively or on Vertex: chat only, translated.
+    pub fn is_anthropic(self) -> bool {
+        matches!(self, Wire::Anthropic | Wire::VertexAnthropic)
+    }
 }
 
 /// The `anthropic-version` header sent with every Anthropic call (LiteLLM's too).
@@ -79,8 +97,7 @@ const fn openai(name: &'static str, base: Base, key_env: &'static [&'static str]
 
 use Base::{Default as D, Required};
 
-/// Every provider litegate accepts. Anything else (gemini, vertex_ai … until their adapters
-/// land) stops the start.
+/// Every provider litegate accepts. Anything else stops the start.
 pub const PROVIDERS: &[Provider] = &[
     Provider {
         name: "mock",
@@ -202,6 +219,24 @@ pub const PROVIDERS: &[Provider] = &[
         key_env: &["AWS_BEARER_TOKEN_BEDROCK"],
         wire: Wire::Bedrock,
     },
+    // Google AI Studio through its OpenAI-compatible endpoint (chat, streams, embeddings).
+    // LiteLLM reads GOOGLE_API_KEY before GEMINI_API_KEY (`llms/gemini/common_utils.py`).
+    Provider {
+        name: "gemini",
+        base: D("https://generativelanguage.googleapis.com/v1beta/openai"),
+        auth: Auth::Bearer,
+        key_env: &["GOOGLE_API_KEY", "GEMINI_API_KEY"],
+        wire: Wire::OpenAi,
+    },
+    // Vertex AI: the base depends on vertex_location and vertex_project, the auth on
+    // service-account credentials; its routes are built by `google::vertex_route`.
+    Provider {
+        name: "vertex_ai",
+        base: D("https://{location}-aiplatform.googleapis.com"),
+        auth: Auth::GoogleOAuth,
+        key_env: &[],
+        wire: Wire::OpenAi,
+    },
 ];
 
 /// Bedrock's runtime endpoint in `region` (LiteLLM's default; China's regions have their own
@@ -289,6 +324,10 @@ pub struct Route {
     pub wire: Wire,
     /// Bedrock without an API key: the credentials every request is signed with.
     pub aws: Option<AwsCredentials>,
+    /// A `vertex_ai` deployment's credentials: a Bearer token minted from them is sent.
+    pub google: Option<std::sync::Arc<google::ServiceAccount>>,
+    /// Put before the model name in the body (`google/` for Gemini on Vertex).
+    pub model_prefix: &'static str,
 }
 
 /// The key is a secret: never printed.
@@ -300,16 +339,32 @@ impl std::fmt::Debug for Route {
             .field("auth", &self.auth.as_ref().map(|(h, _)| h))
             .field("wire", &self.wire)
             .field("aws", &self.aws)
+            .field("google", &self.google)
+            .field("model_prefix", &self.model_prefix)
             .finish()
     }
 }
 
 impl Route {
     /// The URL of an endpoint (`chat/completions`, `completions`, `embeddings`; `messages`
-    /// for Anthropic; `converse`, `converse-stream` for Bedrock).
+    /// for Anthropic; `converse`, `converse-stream` for Bedrock; `rawPredict`/`streamRawPredict`,
+    /// a method after `:`, on Vertex).
     pub fn url(&self, endpoint: &str) -> String {
-        format!("{}/{endpoint}{}", self.base, self.query)
+        let sep = if self.wire == Wire::VertexAnthropic {
+            ':'
+        } else {
+            '/'
+        };
+        format!("{}{sep}{endpoint}{}", self.base, self.query)
     }
+}
+
+/// Whether `base`'s host is an Azure OpenAI v1 host (LiteLLM's `is_azure_openai_v1_host`).
+fn azure_openai_v1_host(base: &str) -> bool {
+    base.parse::<ureq::http::Uri>()
+        .ok()
+        .and_then(|u| u.host().map(|h| h.to_ascii_lowercase()))
+        .is_some_and(|h| h.ends_with(".services.ai.azure.com") || h.ends_with(".openai.azure.com"))
 }
 
 impl Provider {
@@ -325,6 +380,9 @@ impl Provider {
         api_key: Option<&str>,
         api_version: Option<&str>,
     ) -> Result<Route, &'static str> {
+        if self.auth == Auth::GoogleOAuth {
+            return Err("vertex_ai routes need vertex_credentials (google::vertex_route)");
+        }
         let base = match (api_base.filter(|b| !b.trim().is_empty()), self.base) {
             (Some(b), _) => b.trim_end_matches('/'),
             (None, Base::Default(d)) => d,
@@ -347,7 +405,7 @@ impl Provider {
             }
             Wire::AzureAi => (base.to_string(), version(api_version)),
             // LiteLLM accepts `https://api.anthropic.com`, `…/v1` and `…/v1/messages`.
-            Wire::Anthropic => {
+            Wire::Anthropic | Wire::VertexAnthropic => {
                 let b = base.strip_suffix("/messages").unwrap_or(base);
                 let b = b.strip_suffix("/v1").unwrap_or(b);
                 (format!("{b}/v1"), String::new())
@@ -358,6 +416,14 @@ impl Provider {
             ),
         };
         let auth = match (self.auth, api_key) {
+            // LiteLLM's `azure_ai` sends `api-key` to Azure OpenAI v1 hosts
+            // (`*.services.ai.azure.com`, `*.openai.azure.com`) and Bearer elsewhere
+            // (`llms/azure_ai/common_utils.py`, `api_key_header_for_base`).
+            (Auth::Bearer, Some(k))
+                if self.wire == Wire::AzureAi && azure_openai_v1_host(&base) =>
+            {
+                Some(("api-key", k.to_string()))
+            }
             (Auth::Bearer, Some(k)) => Some(("authorization", format!("Bearer {k}"))),
             (Auth::ApiKey, Some(k)) => Some(("api-key", k.to_string())),
             (Auth::XApiKey, Some(k)) => Some(("x-api-key", k.to_string())),
@@ -371,6 +437,8 @@ impl Provider {
             auth,
             wire: self.wire,
             aws: None,
+            google: None,
+            model_prefix: "",
         })
     }
 }
@@ -416,6 +484,10 @@ mod tests {
             ("ollama", "http://localhost:11434/v1/chat/completions"),
             ("ollama_chat", "http://localhost:11434/v1/chat/completions"),
             ("lm_studio", "http://localhost:1234/v1/chat/completions"),
+            (
+                "gemini",
+                "https://generativelanguage.googleapis.com/v1beta/openai/chat/completions",
+            ),
         ];
         for (p, url) in cases {
             let r = route(p, None, Some("k"));
@@ -428,7 +500,8 @@ mod tests {
                 "http://h:1/v1/embeddings"
             );
         }
-        assert_eq!(cases.len() + 8, PROVIDERS.len(), "every provider tested");
+        // mock, the five needing api_base, anthropic, bedrock and vertex_ai are tested apart.
+        assert_eq!(cases.len() + 9, PROVIDERS.len(), "every provider tested");
     }
 
     #[test]
@@ -449,8 +522,9 @@ mod tests {
             );
             assert!(p.route("m", Some("http://h"), Some("k"), None).is_ok());
         }
-        assert!(find("gemini").is_none());
-        assert!(find("vertex_ai").is_none());
+        // vertex_ai's routes need its credentials.
+        let v = find("vertex_ai").expect("vertex_ai");
+        assert!(v.route("m", Some("http://h"), Some("k"), None).is_err());
         assert!(names().starts_with("mock, openai, "));
     }
 
@@ -491,7 +565,29 @@ mod tests {
             r.url("chat/completions"),
             "https://r.services.ai.azure.com/models/chat/completions?api-version=2024-05-01-preview"
         );
-        assert_eq!(r.auth, Some(("authorization", "Bearer k".into())));
+        // LiteLLM: Azure OpenAI v1 hosts take the key as `api-key`, others as Bearer.
+        assert_eq!(r.auth, Some(("api-key", "k".into())));
+        let r = ai
+            .route(
+                "m",
+                Some("https://r.openai.azure.com/openai/v1"),
+                Some("k"),
+                None,
+            )
+            .expect("route");
+        assert_eq!(r.auth, Some(("api-key", "k".into())));
+        assert_eq!(
+            r.url("chat/completions"),
+            "https://r.openai.azure.com/openai/v1/chat/completions"
+        );
+        for base in [
+            "https://e.inference.ai.azure.com",
+            "https://services.ai.azure.com.evil.example",
+            "https://x.openai.azure.com.evil.example/v1",
+        ] {
+            let r = ai.route("m", Some(base), Some("k"), None).expect("route");
+            assert_eq!(r.auth, Some(("authorization", "Bearer k".into())), "{base}");
+        }
         let r = ai
             .route("m", Some("https://e.inference.ai.azure.com/"), None, None)
             .expect("r");
