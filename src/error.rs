@@ -45,6 +45,9 @@ pub enum Error {
     UpstreamTimeout(String),
     /// 503: shutting down or the database pool is exhausted.
     Unavailable(String),
+    /// 501 `not_implemented`: not available on this deployment (e.g. on the PostgreSQL store,
+    /// an endpoint not ported yet or `/admin/backup`, where pg_dump is the way).
+    NotImplemented(String),
     /// 500; the detail goes to the log only.
     Internal(String),
 }
@@ -86,6 +89,7 @@ impl Error {
             Error::Upstream { status, .. } => *status,
             Error::UpstreamTimeout(_) => 504,
             Error::Unavailable(_) => 503,
+            Error::NotImplemented(_) => 501,
             Error::Internal(_) => 500,
         }
     }
@@ -108,6 +112,7 @@ impl Error {
             Error::Upstream { .. } => "upstream_error",
             Error::UpstreamTimeout(_) => "timeout_error",
             Error::Unavailable(_) => "service_unavailable",
+            Error::NotImplemented(_) => "not_implemented",
             Error::Internal(_) => "internal_server_error",
         }
     }
@@ -126,7 +131,8 @@ impl Error {
             | Error::RateLimited { message, .. }
             | Error::Upstream { message, .. }
             | Error::UpstreamTimeout(message)
-            | Error::Unavailable(message) => message.clone(),
+            | Error::Unavailable(message)
+            | Error::NotImplemented(message) => message.clone(),
             Error::MethodNotAllowed => "Method not allowed for this path".into(),
             Error::Timeout => "Request timed out while reading the request".into(),
             Error::TooLarge(limit) => format!("Request body exceeds the limit of {limit} bytes"),
@@ -327,6 +333,7 @@ mod tests {
             },
             Error::BudgetExceeded("x".into()),
             Error::Internal("secret sql".into()),
+            Error::NotImplemented("x".into()),
         ];
         for e in all {
             let b = e.body();

@@ -3,10 +3,9 @@
 //! the one tri-state update rule `Patch<T>`. Holds no SQL statements, no HTTP parsing (that is
 //! `http::patch`) and no authorization: who may change an allowance is `grant`'s business.
 
-use rusqlite::types::ToSql;
 use serde_json::{json, Map, Value};
 
-/// The allowance columns in the order `Allowance::from_row` and `Allowance::params` use. Every
+/// The allowance columns in the order `db::handle::allowance` and `allowance_args` use. Every
 /// table with an allowance (api_keys, teams, users, budgets) names them alike.
 #[macro_export]
 macro_rules! allowance_columns {
@@ -17,7 +16,7 @@ macro_rules! allowance_columns {
 }
 
 /// `SET` list of an UPDATE writing the allowance from parameters `?1`..`?7`
-/// (`Allowance::params` first, the statement's own parameters from `?8`).
+/// (`db::handle::allowance_args` first, the statement's own parameters from `?8`).
 #[macro_export]
 macro_rules! allowance_set {
     () => {
@@ -53,39 +52,6 @@ pub struct Allowance {
 }
 
 impl Allowance {
-    /// Reads the seven columns of `allowance_columns!` starting at column `at`.
-    pub fn from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Allowance> {
-        Ok(Allowance {
-            max_budget: r.get(at)?,
-            soft_budget: r.get(at + 1)?,
-            budget_duration: r.get(at + 2)?,
-            budget_reset_at: r.get(at + 3)?,
-            tpm_limit: r.get(at + 4)?,
-            rpm_limit: r.get(at + 5)?,
-            max_parallel_requests: r.get(at + 6)?,
-        })
-    }
-
-    /// The values for `?1`..`?7` of `allowance_set!` / `allowance_values!`.
-    pub fn params(&self) -> [&dyn ToSql; ALLOWANCE_COLUMNS] {
-        [
-            &self.max_budget,
-            &self.soft_budget,
-            &self.budget_duration,
-            &self.budget_reset_at,
-            &self.tpm_limit,
-            &self.rpm_limit,
-            &self.max_parallel_requests,
-        ]
-    }
-
-    /// `params()` followed by a statement's own parameters (`?8` on).
-    pub fn params_then<'a>(&'a self, rest: &[&'a dyn ToSql]) -> Vec<&'a dyn ToSql> {
-        let mut v = self.params().to_vec();
-        v.extend_from_slice(rest);
-        v
-    }
-
     /// The fields as LiteLLM names them in JSON (one object, merged into a resource's shape).
     pub fn json(&self) -> Map<String, Value> {
         let v = json!({

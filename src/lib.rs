@@ -39,7 +39,7 @@ fn master_hash(cfg: &Config, pool: &db::Pool) -> Result<String, String> {
         return Ok(auth::hash_key(k));
     }
     let stored = pool
-        .read(|c| Ok(db::settings_get(c, MASTER_HASH_SETTING)?))
+        .setting(MASTER_HASH_SETTING)
         .map_err(|e| format!("cannot read settings: {e}"))?;
     if let Some(h) = stored {
         log::info!("using the master key generated on first start (only its hash is stored)");
@@ -47,7 +47,7 @@ fn master_hash(cfg: &Config, pool: &db::Pool) -> Result<String, String> {
     }
     let key = auth::new_raw_key();
     let h = auth::hash_key(&key);
-    pool.write(|tx| Ok(db::settings_put(tx, MASTER_HASH_SETTING, &h)?))
+    pool.put_setting(MASTER_HASH_SETTING, &h)
         .map_err(|e| format!("cannot store the master key hash: {e}"))?;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
@@ -97,19 +97,21 @@ pub fn run(cfg: Config) -> Result<(), String> {
     unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     kdf::init(cfg.env.argon2_concurrency);
     http::throttle::init(&cfg.env.login);
-    let pool = std::sync::Arc::new(db::Pool::open(
-        &cfg.db_path,
-        cfg.db_pool,
-        cfg.env.synchronous,
-    )?);
+    let pool = std::sync::Arc::new(match &cfg.database_url {
+        Some(url) => db::Pool::open_pg(url.expose(), cfg.db_pool)?,
+        None => db::Pool::open(&cfg.db_path, cfg.db_pool, cfg.env.synchronous)?,
+    });
     let master_hash = master_hash(&cfg, &pool)?;
     let (listener, limits) = bind(&cfg.listen, &cfg)?;
     let catalog = access::Catalog::new(cfg.deployments.clone());
+    let database = match &cfg.database_url {
+        Some(url) => url.safe(),
+        None => cfg.db_path.display().to_string(),
+    };
     log::info!(
-        "config: {}; {} model deployment(s); database {}",
+        "config: {}; {} model deployment(s); database {database}",
         cfg.source,
         catalog.deployments.len(),
-        cfg.db_path.display()
     );
     let ctx = std::sync::Arc::new(http::Ctx {
         cfg,
@@ -179,7 +181,11 @@ fn shutdown(ctx: &http::Ctx, server: tiny_http::Server) {
             }
         }
     };
-    match ctx.pool.get().map(|c| checkpoint(&c)) {
+    let Some(lite) = ctx.pool.lite() else {
+        log::info!("litegate stopped");
+        return;
+    };
+    match lite.get().map(|c| checkpoint(&c)) {
         Ok(Ok((0, _, _))) => {
             log::info!("WAL checkpointed; database closed cleanly")
         }
@@ -205,7 +211,7 @@ fn start_budget_resets(pool: std::sync::Arc<db::Pool>, every: Option<std::time::
             std::thread::sleep(every);
             let now = util::now_ms();
             let iso = util::iso_from_ms(now);
-            match pool.write(|tx| Ok(db::spend::reset_due(tx, &iso, now)?)) {
+            match pool.write_db(|tx| Ok(db::spend::reset_due(tx, &iso, now)?)) {
                 Ok(0) => {}
                 Ok(n) => log::info!("reset the spend of {n} budget holder(s)"),
                 Err(e) => log::error!("budget reset failed: {e}"),

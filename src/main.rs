@@ -35,6 +35,14 @@ fn main() {
                     std::process::exit(2);
                 }
             };
+            if let Some(url) = &cfg.database_url {
+                eprintln!(
+                    "litegate: the store is PostgreSQL ({}); back it up with pg_dump \
+                     (docs/POSTGRES.md)",
+                    url.safe()
+                );
+                std::process::exit(2);
+            }
             match litegate::db::backup(&cfg.db_path, &dest) {
                 Ok(bytes) => println!(
                     "litegate: backed up {} to {} ({bytes} bytes)",

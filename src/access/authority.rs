@@ -25,9 +25,9 @@ use super::chain::{self, Chain};
 use super::policy;
 use crate::auth::{Caller, ORG_ADMIN};
 use crate::db;
+use crate::db::handle::Handle;
 use crate::error::{Error, Result};
 use crate::util;
-use rusqlite::Connection;
 
 /// Who acts on a team's things, lowest first. Stored as its number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -54,7 +54,11 @@ impl Rank {
 
 /// The caller's rank on a team (`None`: a key or thing without a team, where only proxy admins
 /// rank above the owner).
-pub fn team_rank(c: &Connection, who: &Caller, team: Option<&db::teams::TeamRow>) -> Result<Rank> {
+pub fn team_rank<C: Handle + ?Sized>(
+    c: &C,
+    who: &Caller,
+    team: Option<&db::teams::TeamRow>,
+) -> Result<Rank> {
     if who.is_proxy_admin() {
         return Ok(Rank::ProxyAdmin);
     }
@@ -73,7 +77,7 @@ pub fn team_rank(c: &Connection, who: &Caller, team: Option<&db::teams::TeamRow>
 }
 
 /// The caller's rank over a key: on its team, or (no team) proxy admin above the owner.
-pub fn key_rank(c: &Connection, who: &Caller, k: &db::keys::NewKey) -> Result<Rank> {
+pub fn key_rank<C: Handle + ?Sized>(c: &C, who: &Caller, k: &db::keys::NewKey) -> Result<Rank> {
     let team = match &k.team_id {
         Some(t) => db::teams::get(c, t)?,
         None => None,
@@ -82,7 +86,7 @@ pub fn key_rank(c: &Connection, who: &Caller, k: &db::keys::NewKey) -> Result<Ra
 }
 
 /// The caller's rank in an organization (its memberships and their budgets).
-pub fn org_rank(c: &Connection, who: &Caller, org_id: &str) -> Result<Rank> {
+pub fn org_rank<C: Handle + ?Sized>(c: &C, who: &Caller, org_id: &str) -> Result<Rank> {
     if who.is_proxy_admin() {
         return Ok(Rank::ProxyAdmin);
     }
@@ -135,7 +139,7 @@ pub fn reach_calls_only(who: &Caller, owner: Option<&str>) -> bool {
 
 /// Below proxy admin, nobody issues or regenerates a key for another user who holds a global
 /// admin role (API.md §9): even calls-only, it would spend as that user.
-pub fn may_issue_for(c: &Connection, who: &Caller, owner: Option<&str>) -> Result<()> {
+pub fn may_issue_for<C: Handle + ?Sized>(c: &C, who: &Caller, owner: Option<&str>) -> Result<()> {
     if who.is_proxy_admin() {
         return Ok(());
     }
@@ -283,9 +287,9 @@ pub fn team_limits_changed(old: &db::teams::TeamFields, new: &db::teams::TeamFie
 
 /// A caller below the rank that blocked the team may not unblock it; below the rank that set
 /// its models, budgets and limits, may only tighten them.
-pub fn check_team_change(
+pub fn check_team_change<C: Handle + ?Sized>(
     cat: &Catalog,
-    c: &Connection,
+    c: &C,
     rank: Rank,
     t: &db::teams::TeamRow,
     before: &db::teams::TeamFields,
@@ -313,8 +317,8 @@ pub fn check_team_change(
 }
 
 /// Records the rank of who blocked the team and who set its limits after a change.
-pub fn stamp_team(
-    c: &Connection,
+pub fn stamp_team<C: Handle + ?Sized>(
+    c: &C,
     rank: Rank,
     t: &db::teams::TeamRow,
     before: &db::teams::TeamFields,
@@ -363,7 +367,11 @@ pub fn check_member_removal(rank: Rank, stored: i64, has_budget: bool, what: &st
 /// `uid` is no longer an admin of team `t` (removed, or demoted to `user`): the calls-only keys
 /// they issued there for others go, since they still hold the raw keys — unless they keep
 /// authority over the team as an admin of its organization.
-pub fn revoke_issued_in_team(c: &Connection, t: &db::teams::TeamRow, uid: &str) -> Result<()> {
+pub fn revoke_issued_in_team<C: Handle + ?Sized>(
+    c: &C,
+    t: &db::teams::TeamRow,
+    uid: &str,
+) -> Result<()> {
     if let Some(org) = &t.organization_id {
         if db::orgs::member_role(c, org, uid)?.as_deref() == Some(ORG_ADMIN) {
             return Ok(());

@@ -10,8 +10,8 @@
 use super::catalog::*;
 use super::chain::{exceeding, Chain};
 use crate::db;
+use crate::db::handle::Handle;
 use crate::error::{Error, Result};
-use rusqlite::Connection;
 use serde_json::{json, Value};
 
 /// The rows above a key, for its write-time checks: its team, its organization (the team's,
@@ -193,8 +193,8 @@ fn team_lacks(cat: &Catalog, org: &[String], team: &[String]) -> Vec<String> {
 
 /// The rows above a key with this team / organization / owner. 400 naming the field for a
 /// team or organization that does not exist, or an organization other than the team's.
-pub fn load_parent(
-    c: &Connection,
+pub fn load_parent<C: Handle + ?Sized>(
+    c: &C,
     team_id: Option<&str>,
     org_id: Option<&str>,
     user_id: Option<&str>,
@@ -248,9 +248,9 @@ pub fn load_parent(
 /// team belongs to an org and can call all of it), and each model the parent may grant — with
 /// the models it gives, resolved by the one resolver. The UI shows this; it never re-implements
 /// the rules. A missing team or org is a 400 naming the field, as on `/key/generate`.
-pub fn options(
+pub fn options<C: Handle + ?Sized>(
     cat: &Catalog,
-    c: &Connection,
+    c: &C,
     team_id: Option<&str>,
     org_id: Option<&str>,
     user_id: Option<&str>,

@@ -4,6 +4,7 @@
 use super::*;
 use crate::access::catalog::tests::{cat, v};
 use rusqlite::params;
+use rusqlite::Connection;
 
 const NOW: &str = "2026-01-01T00:00:00.000Z";
 

@@ -9,8 +9,8 @@
 
 use crate::auth::{Caller, Role, ORG_ADMIN, TEAM_ADMIN};
 use crate::db;
+use crate::db::handle::Handle;
 use crate::error::{Error, Result};
-use rusqlite::Connection;
 
 // ---------------------------------------------------------------------------------------------
 // Roles
@@ -51,7 +51,7 @@ pub fn require_budget_reader(who: &Caller) -> Result<()> {
 
 /// The caller's role in an organization, if a member (`org_admin`, `internal_user`, ...).
 /// A calls-only key (`authority`) holds none of its owner's memberships.
-pub fn org_role(c: &Connection, who: &Caller, org_id: &str) -> Result<Option<String>> {
+pub fn org_role<C: Handle + ?Sized>(c: &C, who: &Caller, org_id: &str) -> Result<Option<String>> {
     if who.is_calls_only() {
         return Ok(None);
     }
@@ -62,7 +62,7 @@ pub fn org_role(c: &Connection, who: &Caller, org_id: &str) -> Result<Option<Str
 }
 
 /// Proxy admin, or org_admin of this organization.
-pub fn is_org_admin(c: &Connection, who: &Caller, org_id: &str) -> Result<bool> {
+pub fn is_org_admin<C: Handle + ?Sized>(c: &C, who: &Caller, org_id: &str) -> Result<bool> {
     if who.role == Role::ProxyAdmin {
         return Ok(true);
     }
@@ -73,7 +73,7 @@ pub fn is_org_admin(c: &Connection, who: &Caller, org_id: &str) -> Result<bool> 
 }
 
 /// May read the organization: admins and viewers of the proxy, or any member.
-pub fn can_read_org(c: &Connection, who: &Caller, org_id: &str) -> Result<bool> {
+pub fn can_read_org<C: Handle + ?Sized>(c: &C, who: &Caller, org_id: &str) -> Result<bool> {
     if who.role.reads_all() {
         return Ok(true);
     }
@@ -82,7 +82,7 @@ pub fn can_read_org(c: &Connection, who: &Caller, org_id: &str) -> Result<bool> 
 
 /// The caller's role in a team (`admin` | `user`), if a member. A calls-only key
 /// (`authority`) holds none of its owner's memberships.
-pub fn team_role(c: &Connection, who: &Caller, team_id: &str) -> Result<Option<String>> {
+pub fn team_role<C: Handle + ?Sized>(c: &C, who: &Caller, team_id: &str) -> Result<Option<String>> {
     if who.is_calls_only() {
         return Ok(None);
     }
@@ -93,7 +93,11 @@ pub fn team_role(c: &Connection, who: &Caller, team_id: &str) -> Result<Option<S
 }
 
 /// Proxy admin, org_admin of the team's organization, or admin of the team.
-pub fn is_team_admin(c: &Connection, who: &Caller, team: &db::teams::TeamRow) -> Result<bool> {
+pub fn is_team_admin<C: Handle + ?Sized>(
+    c: &C,
+    who: &Caller,
+    team: &db::teams::TeamRow,
+) -> Result<bool> {
     if who.role == Role::ProxyAdmin {
         return Ok(true);
     }
@@ -110,7 +114,11 @@ pub fn is_team_admin(c: &Connection, who: &Caller, team: &db::teams::TeamRow) ->
 
 /// May read the team: proxy admins/viewers, its members, or any member of its organization
 /// who is an org admin.
-pub fn can_read_team(c: &Connection, who: &Caller, team: &db::teams::TeamRow) -> Result<bool> {
+pub fn can_read_team<C: Handle + ?Sized>(
+    c: &C,
+    who: &Caller,
+    team: &db::teams::TeamRow,
+) -> Result<bool> {
     if who.role.reads_all() {
         return Ok(true);
     }
@@ -125,7 +133,11 @@ pub fn can_read_team(c: &Connection, who: &Caller, team: &db::teams::TeamRow) ->
 
 /// May change the team's models, budgets and limits, or delete it: a proxy admin, or an
 /// org_admin of the team's organization (a team without an org: proxy admins only).
-pub fn manages_team(c: &Connection, who: &Caller, t: &db::teams::TeamRow) -> Result<bool> {
+pub fn manages_team<C: Handle + ?Sized>(
+    c: &C,
+    who: &Caller,
+    t: &db::teams::TeamRow,
+) -> Result<bool> {
     match &t.organization_id {
         Some(org) => is_org_admin(c, who, org),
         None => Ok(who.is_proxy_admin()),
@@ -136,7 +148,11 @@ pub fn manages_team(c: &Connection, who: &Caller, t: &db::teams::TeamRow) -> Res
 // Keys and users
 
 /// May the caller manage (update/delete/regenerate) this key?
-pub fn can_manage_key(c: &Connection, who: &Caller, k: &db::keys::NewKey) -> Result<bool> {
+pub fn can_manage_key<C: Handle + ?Sized>(
+    c: &C,
+    who: &Caller,
+    k: &db::keys::NewKey,
+) -> Result<bool> {
     if who.role == Role::ProxyAdmin {
         return Ok(true);
     }
@@ -151,7 +167,11 @@ pub fn can_manage_key(c: &Connection, who: &Caller, k: &db::keys::NewKey) -> Res
 
 /// Is the caller an admin of the key's team (team admin, org admin above it, or proxy admin)?
 /// Viewers never are (`is_team_admin`).
-pub fn administers_team_of(c: &Connection, who: &Caller, k: &db::keys::NewKey) -> Result<bool> {
+pub fn administers_team_of<C: Handle + ?Sized>(
+    c: &C,
+    who: &Caller,
+    k: &db::keys::NewKey,
+) -> Result<bool> {
     match &k.team_id {
         Some(t) => match db::teams::get(c, t)? {
             Some(team) => is_team_admin(c, who, &team),
@@ -162,7 +182,7 @@ pub fn administers_team_of(c: &Connection, who: &Caller, k: &db::keys::NewKey) -
 }
 
 /// May the caller see this key (`/key/info`)?
-pub fn can_see_key(c: &Connection, who: &Caller, k: &db::keys::NewKey) -> Result<bool> {
+pub fn can_see_key<C: Handle + ?Sized>(c: &C, who: &Caller, k: &db::keys::NewKey) -> Result<bool> {
     if who.is_calls_only() {
         // Reads itself only (`authority`): not its owner's other keys.
         return Ok(who.key.as_ref().is_some_and(|mine| mine.token == k.token));
@@ -184,8 +204,8 @@ pub fn can_see_key(c: &Connection, who: &Caller, k: &db::keys::NewKey) -> Result
 /// proxy admin may; anyone else creates keys only for themselves as a member of the key's team
 /// (or organization), unless they administer the team, and then only for its members
 /// (API.md §5, §8).
-pub fn may_create_key(
-    c: &Connection,
+pub fn may_create_key<C: Handle + ?Sized>(
+    c: &C,
     who: &Caller,
     parent: &crate::access::grant::Parent,
     owner: Option<&str>,

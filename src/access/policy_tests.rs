@@ -4,6 +4,7 @@
 use super::*;
 use crate::auth::{self, hash_key};
 use rusqlite::params;
+use rusqlite::Connection;
 
 const NOW: &str = "2026-01-01T00:00:00.000Z";
 

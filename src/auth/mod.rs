@@ -127,9 +127,16 @@ pub fn authenticate(
     match credentials {
         Credentials::None => Err(Refusal::NoKey),
         Credentials::Key(presented) => {
-            let c = pool.hot();
             let t = Instant::now();
-            let caller = check_key(&c, master_hash, presented);
+            let caller = match pool {
+                Pool::Sqlite(lite) => {
+                    let c = lite.hot();
+                    check_key(&c, master_hash, presented)
+                }
+                Pool::Postgres(pg) => check_presented(master_hash, presented, |token| {
+                    key_check::load_key_pg(pg, token).map_err(Refusal::Fault)
+                }),
+            };
             crate::metrics::METRICS.key_check(t.elapsed());
             caller
         }
@@ -141,6 +148,18 @@ pub fn authenticate(
 
 /// A presented key: the master key (constant time against its hash), else THE key check.
 pub fn check_key(c: &Connection, master_hash: &str, presented: &str) -> Result<Caller, Refusal> {
+    check_presented(master_hash, presented, |token| {
+        Ok(key_check::load_key(c, token)?)
+    })
+}
+
+/// `check_key` with the key check given as `load` (by token), so that both engines share
+/// every rule; generic, so the SQLite path compiles to what it was.
+fn check_presented(
+    master_hash: &str,
+    presented: &str,
+    load: impl FnOnce(&str) -> Result<Option<key_check::KeyRow>, Refusal>,
+) -> Result<Caller, Refusal> {
     let token = hash_key(presented);
     if util::ct_eq(token.as_bytes(), master_hash.as_bytes()) {
         return Ok(Caller::master());
@@ -148,7 +167,7 @@ pub fn check_key(c: &Connection, master_hash: &str, presented: &str) -> Result<C
     if !presented.starts_with("sk-") {
         return Err(Refusal::MalformedKey);
     }
-    let k = key_check::load_key(c, &token)?.ok_or(Refusal::UnknownKey)?;
+    let k = load(&token)?.ok_or(Refusal::UnknownKey)?;
     match k.state(util::now_ms()) {
         KeyState::Valid => {}
         KeyState::Blocked => return Err(Refusal::KeyBlocked),

@@ -44,7 +44,7 @@ pub(super) fn session_caller(
     let hash = hash_key(token);
     let now = util::now_iso();
     let s = pool
-        .read(|c| Ok(db::sessions::live(c, &hash, &now)?))
+        .read_db(|c| Ok(db::sessions::live(c, &hash, &now)?))
         .map_err(Refusal::Fault)?
         .ok_or(Refusal::SessionInvalid)?;
     let caller = if s.is_master {

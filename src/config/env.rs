@@ -141,6 +141,15 @@ impl EnvSettings {
     }
 }
 
+/// `DATABASE_URL` (LiteLLM's variable): a PostgreSQL URL selects the PostgreSQL store
+/// (`config::DatabaseUrl`); used when the config file sets no `general_settings.database_url`.
+pub fn database_url(env: &Env) -> Option<String> {
+    env.get("DATABASE_URL")
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
 /// The master key from the environment (`LITELLM_MASTER_KEY` first, as LiteLLM reads it),
 /// used when the config file sets none.
 pub fn master_key(env: &Env) -> Option<String> {
@@ -211,6 +220,14 @@ mod tests {
         // Formerly a panic at start (`Duration::from_secs_f64(inf)`).
         let env = Env::from_vars([("LITEGATE_CLIENT_TIMEOUT_SECS", "inf")]);
         assert_eq!(EnvSettings::from_env(&env).client_read_timeout, None);
+    }
+
+    #[test]
+    fn database_url_is_read_trimmed_and_empty_is_unset() {
+        let env = Env::from_vars([("DATABASE_URL", " postgresql://u:p@h/db ")]);
+        assert_eq!(database_url(&env).as_deref(), Some("postgresql://u:p@h/db"));
+        assert_eq!(database_url(&Env::from_vars([("DATABASE_URL", "")])), None);
+        assert_eq!(database_url(&Env::default()), None);
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub const WEAK_MASTER_KEYS: &[&str] = &["sk-1234", "sk-12345", "sk-123456789", "
 pub struct Config {
     pub listen: String,
     pub db_path: PathBuf,
+    /// A PostgreSQL URL (`general_settings.database_url`, else `DATABASE_URL`): the store is
+    /// PostgreSQL (issue 14); `None`: SQLite at `db_path`.
+    pub database_url: Option<DatabaseUrl>,
     pub workers: usize,
     pub db_pool: usize,
     pub max_body_bytes: usize,
@@ -70,6 +73,7 @@ impl Default for Config {
         Config {
             listen: "0.0.0.0:4000".into(),
             db_path: PathBuf::from("litegate.db"),
+            database_url: None,
             workers: 256,
             db_pool: 8,
             max_body_bytes: 8 * 1024 * 1024,
@@ -87,6 +91,44 @@ impl Default for Config {
             user_defaults: Default::default(),
             env: EnvSettings::default(),
         }
+    }
+}
+
+/// The PostgreSQL URL: it holds the password, so `Debug` and `safe` never show it.
+#[derive(Clone, PartialEq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// A `postgresql://` or `postgres://` URL from `source` (a variable or config key name);
+    /// anything else is refused (SQLite is chosen by leaving it unset).
+    pub fn parse(url: String, source: &str) -> Result<DatabaseUrl, ConfigError> {
+        if url.starts_with("postgresql://") || url.starts_with("postgres://") {
+            Ok(DatabaseUrl(url))
+        } else {
+            Err(ConfigError(format!(
+                "{source} must be a postgresql:// URL (leave it unset for SQLite, whose file is \
+                 --db or general_settings.database_path)"
+            )))
+        }
+    }
+
+    /// The URL for the database client (secret: never log it).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Host, port and database for messages: no user, password or query options.
+    pub fn safe(&self) -> String {
+        let rest = self.0.split_once("://").map_or("", |(_, r)| r);
+        let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+        let rest = rest.split_once('?').map_or(rest, |(r, _)| r);
+        format!("postgresql://{rest}")
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({})", self.safe())
     }
 }
 
@@ -136,6 +178,11 @@ pub fn load_with_env(args: &Args, env: &Env) -> Result<Config, ConfigError> {
         cfg.master_key = env::master_key(env);
     }
     cfg.env = EnvSettings::from_env(env);
+    if cfg.database_url.is_none() {
+        if let Some(u) = env::database_url(env) {
+            cfg.database_url = Some(DatabaseUrl::parse(u, "DATABASE_URL")?);
+        }
+    }
     if let Some(db) = &args.db {
         cfg.db_path = db.clone();
     }

@@ -36,6 +36,8 @@ struct ConfigFile {
 struct General {
     master_key: Field<String>,
     database_path: Field<String>,
+    /// A PostgreSQL URL (issue 14); `os.environ/DATABASE_URL` as in LiteLLM's examples.
+    database_url: Field<String>,
     allow_weak_master_key: Field<bool>,
     metrics_require_auth: Field<bool>,
     backup_dir: Field<String>,
@@ -158,6 +160,10 @@ impl General {
         }
         if let Some(p) = self.database_path.resolve(r, &f("database_path"))? {
             cfg.db_path = PathBuf::from(p);
+        }
+        let key = f("database_url");
+        if let Some(u) = self.database_url.resolve(r, &key)? {
+            cfg.database_url = Some(super::DatabaseUrl::parse(u, &key)?);
         }
         if let Some(b) = self
             .allow_weak_master_key

@@ -2,30 +2,30 @@
 //! membership budgets, read and written by `access::authority`'s rules. One fn per query; management
 //! routes only (THE key check reads `reach` in its own statement).
 
-use rusqlite::{Connection, OptionalExtension};
+use super::handle::{DbResult, Handle};
 
 const KEY_RANKS: &str = "SELECT reach, limits_rank FROM api_keys WHERE token = ?1";
 
 /// (`reach` is `'calls'`, `limits_rank`) of a key.
-pub fn key_ranks(c: &Connection, token: &str) -> rusqlite::Result<Option<(bool, i64)>> {
-    c.prepare_cached(KEY_RANKS)?
-        .query_row([token], |r| {
-            Ok((r.get::<_, String>(0)? == "calls", r.get::<_, i64>(1)?))
-        })
-        .optional()
+pub fn key_ranks<C: Handle + ?Sized>(c: &C, token: &str) -> DbResult<Option<(bool, i64)>> {
+    c.one(KEY_RANKS, &[token.into()], |r| {
+        Ok((r.get::<String>(0)? == "calls", r.get::<i64>(1)?))
+    })
 }
 
 const SET_KEY_RANKS: &str = "UPDATE api_keys SET reach = ?2, limits_rank = ?3 WHERE token = ?1";
 
-pub fn set_key_ranks(
-    c: &Connection,
+pub fn set_key_ranks<C: Handle + ?Sized>(
+    c: &C,
     token: &str,
     calls_only: bool,
     limits_rank: i64,
-) -> rusqlite::Result<usize> {
+) -> DbResult<usize> {
     let reach = if calls_only { "calls" } else { "owner" };
-    c.prepare_cached(SET_KEY_RANKS)?
-        .execute(rusqlite::params![token, reach, limits_rank])
+    c.exec(
+        SET_KEY_RANKS,
+        &[token.into(), reach.into(), limits_rank.into()],
+    )
 }
 
 const SET_KEY_ISSUE: &str = "UPDATE api_keys SET reach = ?2, limits_rank = ?3, issued_by = ?4
@@ -33,33 +33,34 @@ const SET_KEY_ISSUE: &str = "UPDATE api_keys SET reach = ?2, limits_rank = ?3, i
 
 /// Stamps a key just issued or regenerated: its reach, the rank of its limits, and (for a
 /// calls-only key) who issued it and so holds the raw key.
-pub fn set_key_issue(
-    c: &Connection,
+pub fn set_key_issue<C: Handle + ?Sized>(
+    c: &C,
     token: &str,
     calls_only: bool,
     limits_rank: i64,
     issued_by: Option<&str>,
-) -> rusqlite::Result<usize> {
+) -> DbResult<usize> {
     let (reach, by) = if calls_only {
         ("calls", issued_by)
     } else {
         ("owner", None)
     };
-    c.prepare_cached(SET_KEY_ISSUE)?
-        .execute(rusqlite::params![token, reach, limits_rank, by])
+    c.exec(
+        SET_KEY_ISSUE,
+        &[token.into(), reach.into(), limits_rank.into(), by.into()],
+    )
 }
 
 const DELETE_ISSUED_IN_TEAM: &str = "DELETE FROM api_keys WHERE issued_by = ?2 AND team_id = ?1";
 
 /// Deletes the calls-only keys `issuer` issued in a team: they lost the admin role they
 /// issued them under, and still hold the raw keys.
-pub fn delete_issued_in_team(
-    c: &Connection,
+pub fn delete_issued_in_team<C: Handle + ?Sized>(
+    c: &C,
     team_id: &str,
     issuer: &str,
-) -> rusqlite::Result<usize> {
-    c.prepare_cached(DELETE_ISSUED_IN_TEAM)?
-        .execute([team_id, issuer])
+) -> DbResult<usize> {
+    c.exec(DELETE_ISSUED_IN_TEAM, &[team_id.into(), issuer.into()])
 }
 
 const DELETE_ISSUED_IN_ORG: &str = "DELETE FROM api_keys WHERE issued_by = ?2
@@ -68,79 +69,92 @@ const DELETE_ISSUED_IN_ORG: &str = "DELETE FROM api_keys WHERE issued_by = ?2
 
 /// Deletes the calls-only keys `issuer` issued in the org's teams they do not administer
 /// themselves: issued as the org's admin, a role now gone.
-pub fn delete_issued_in_org(c: &Connection, org_id: &str, issuer: &str) -> rusqlite::Result<usize> {
-    c.prepare_cached(DELETE_ISSUED_IN_ORG)?
-        .execute([org_id, issuer])
+pub fn delete_issued_in_org<C: Handle + ?Sized>(
+    c: &C,
+    org_id: &str,
+    issuer: &str,
+) -> DbResult<usize> {
+    c.exec(DELETE_ISSUED_IN_ORG, &[org_id.into(), issuer.into()])
 }
 
 const TEAM_RANKS: &str = "SELECT blocked_rank, limits_rank FROM teams WHERE id = ?1";
 
 /// (`blocked_rank`, `limits_rank`) of a team; (0, 0) when it is gone.
-pub fn team_ranks(c: &Connection, team_id: &str) -> rusqlite::Result<(i64, i64)> {
-    Ok(c.prepare_cached(TEAM_RANKS)?
-        .query_row([team_id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?
-        .unwrap_or((0, 0)))
+pub fn team_ranks<C: Handle + ?Sized>(c: &C, team_id: &str) -> DbResult<(i64, i64)> {
+    Ok(c.one(TEAM_RANKS, &[team_id.into()], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })?
+    .unwrap_or((0, 0)))
 }
 
 const SET_TEAM_RANKS: &str = "UPDATE teams SET blocked_rank = ?2, limits_rank = ?3 WHERE id = ?1";
 
-pub fn set_team_ranks(
-    c: &Connection,
+pub fn set_team_ranks<C: Handle + ?Sized>(
+    c: &C,
     team_id: &str,
     blocked_rank: i64,
     limits_rank: i64,
-) -> rusqlite::Result<usize> {
-    c.prepare_cached(SET_TEAM_RANKS)?
-        .execute(rusqlite::params![team_id, blocked_rank, limits_rank])
+) -> DbResult<usize> {
+    c.exec(
+        SET_TEAM_RANKS,
+        &[team_id.into(), blocked_rank.into(), limits_rank.into()],
+    )
 }
 
 const TEAM_MEMBER_RANK: &str =
     "SELECT budget_rank FROM team_members WHERE team_id = ?1 AND user_id = ?2";
 
 /// The rank that set a team membership's budget (0 when none or no such membership).
-pub fn team_member_rank(c: &Connection, team_id: &str, user_id: &str) -> rusqlite::Result<i64> {
-    Ok(c.prepare_cached(TEAM_MEMBER_RANK)?
-        .query_row([team_id, user_id], |r| r.get(0))
-        .optional()?
-        .unwrap_or(0))
+pub fn team_member_rank<C: Handle + ?Sized>(c: &C, team_id: &str, user_id: &str) -> DbResult<i64> {
+    Ok(
+        c.one(TEAM_MEMBER_RANK, &[team_id.into(), user_id.into()], |r| {
+            r.get(0)
+        })?
+        .unwrap_or(0),
+    )
 }
 
 const SET_TEAM_MEMBER_RANK: &str =
     "UPDATE team_members SET budget_rank = ?3 WHERE team_id = ?1 AND user_id = ?2";
 
-pub fn set_team_member_rank(
-    c: &Connection,
+pub fn set_team_member_rank<C: Handle + ?Sized>(
+    c: &C,
     team_id: &str,
     user_id: &str,
     rank: i64,
-) -> rusqlite::Result<usize> {
-    c.prepare_cached(SET_TEAM_MEMBER_RANK)?
-        .execute(rusqlite::params![team_id, user_id, rank])
+) -> DbResult<usize> {
+    c.exec(
+        SET_TEAM_MEMBER_RANK,
+        &[team_id.into(), user_id.into(), rank.into()],
+    )
 }
 
 const ORG_MEMBER_RANK: &str =
     "SELECT budget_rank FROM organization_members WHERE organization_id = ?1 AND user_id = ?2";
 
 /// The rank that set an organization membership's budget (0 when none).
-pub fn org_member_rank(c: &Connection, org_id: &str, user_id: &str) -> rusqlite::Result<i64> {
-    Ok(c.prepare_cached(ORG_MEMBER_RANK)?
-        .query_row([org_id, user_id], |r| r.get(0))
-        .optional()?
-        .unwrap_or(0))
+pub fn org_member_rank<C: Handle + ?Sized>(c: &C, org_id: &str, user_id: &str) -> DbResult<i64> {
+    Ok(
+        c.one(ORG_MEMBER_RANK, &[org_id.into(), user_id.into()], |r| {
+            r.get(0)
+        })?
+        .unwrap_or(0),
+    )
 }
 
 const SET_ORG_MEMBER_RANK: &str = "UPDATE organization_members SET budget_rank = ?3
     WHERE organization_id = ?1 AND user_id = ?2";
 
-pub fn set_org_member_rank(
-    c: &Connection,
+pub fn set_org_member_rank<C: Handle + ?Sized>(
+    c: &C,
     org_id: &str,
     user_id: &str,
     rank: i64,
-) -> rusqlite::Result<usize> {
-    c.prepare_cached(SET_ORG_MEMBER_RANK)?
-        .execute(rusqlite::params![org_id, user_id, rank])
+) -> DbResult<usize> {
+    c.exec(
+        SET_ORG_MEMBER_RANK,
+        &[org_id.into(), user_id.into(), rank.into()],
+    )
 }
 
 /// Keys of `user_id` in the org's teams that the user is not a member of: what being that
@@ -157,20 +171,16 @@ const DELETE_ORG_PERSONAL_KEYS: &str = "DELETE FROM api_keys WHERE user_id = ?2
 /// Deletes the keys an organization membership gave `user_id`: the keys in its teams held
 /// only as its admin (their own, and calls-only keys they issued there for others), and with
 /// `membership_gone` their personal keys in the org too.
-pub fn delete_org_keys(
-    c: &Connection,
+pub fn delete_org_keys<C: Handle + ?Sized>(
+    c: &C,
     org_id: &str,
     user_id: &str,
     membership_gone: bool,
-) -> rusqlite::Result<usize> {
-    let mut n = c
-        .prepare_cached(DELETE_ORG_ADMIN_KEYS)?
-        .execute([org_id, user_id])?;
+) -> DbResult<usize> {
+    let mut n = c.exec(DELETE_ORG_ADMIN_KEYS, &[org_id.into(), user_id.into()])?;
     n += delete_issued_in_org(c, org_id, user_id)?;
     if membership_gone {
-        n += c
-            .prepare_cached(DELETE_ORG_PERSONAL_KEYS)?
-            .execute([org_id, user_id])?;
+        n += c.exec(DELETE_ORG_PERSONAL_KEYS, &[org_id.into(), user_id.into()])?;
     }
     Ok(n)
 }
@@ -178,6 +188,7 @@ pub fn delete_org_keys(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusqlite::Connection;
 
     /// Upgrading a version-4 database: a key someone else minted for its owner (not the master
     /// key, not a proxy admin user) becomes calls-only; limits and blocks already there keep

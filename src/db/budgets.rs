@@ -1,10 +1,12 @@
 //! Budget queries (the `budgets` table, LiteLLM's `LiteLLM_BudgetTable`), shared by
 //! organizations and memberships. One fn per query. Who may change a budget is the handlers'
-//! business; this module only reads and writes rows.
+//! business; this module only reads and writes rows. On the engine-neutral `handle::Handle`
+//! (SQLite and PostgreSQL, issue 14).
 
+use super::handle::{allowance, allowance_args, DbResult, Handle, Row};
+use super::sql::Arg;
 use crate::hierarchy::Allowance;
 use crate::{allowance_columns, allowance_set, allowance_values};
-use rusqlite::{params_from_iter, types::ToSql, Connection};
 
 /// A budget row. `model_max_budget` is stored as JSON text (an object or NULL).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -46,24 +48,24 @@ macro_rules! budget_columns {
     };
 }
 
-fn budget_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BudgetRow> {
+fn budget_row(r: &Row<'_, '_>) -> DbResult<BudgetRow> {
     Ok(BudgetRow {
         id: r.get(0)?,
         model_max_budget: r
-            .get::<_, Option<String>>(1)?
+            .get::<Option<String>>(1)?
             .and_then(|s| serde_json::from_str(&s).ok()),
         created_at: r.get(2)?,
         updated_at: r.get(3)?,
         created_by: r.get(4)?,
         updated_by: r.get(5)?,
-        allowance: Allowance::from_row(r, 6)?,
+        allowance: allowance(r, 6)?,
     })
 }
 
 const GET: &str = concat!("SELECT ", budget_columns!(), " FROM budgets WHERE id = ?1");
 
-pub fn get(c: &Connection, id: &str) -> rusqlite::Result<Option<BudgetRow>> {
-    super::rows::one(c, GET, [id], budget_row)
+pub fn get<C: Handle + ?Sized>(c: &C, id: &str) -> DbResult<Option<BudgetRow>> {
+    c.one(GET, &[id.into()], budget_row)
 }
 
 const LIST: &str = concat!(
@@ -72,8 +74,8 @@ const LIST: &str = concat!(
     " FROM budgets ORDER BY created_at, id"
 );
 
-pub fn list(c: &Connection) -> rusqlite::Result<Vec<BudgetRow>> {
-    super::rows::all(c, LIST, [], budget_row)
+pub fn list<C: Handle + ?Sized>(c: &C) -> DbResult<Vec<BudgetRow>> {
+    c.all(LIST, &[], budget_row)
 }
 
 const INSERT: &str = concat!(
@@ -85,8 +87,8 @@ const INSERT: &str = concat!(
 );
 
 /// Inserts a budget row. A duplicate id is a PRIMARY KEY violation: the caller's 409.
-pub fn insert(c: &Connection, b: &BudgetRow) -> rusqlite::Result<()> {
-    write(c, INSERT, b).map(|_| ())
+pub fn insert<C: Handle + ?Sized>(c: &C, b: &BudgetRow) -> DbResult<()> {
+    write(c, INSERT, 13, b).map(|_| ())
 }
 
 const UPDATE: &str = concat!(
@@ -96,27 +98,31 @@ const UPDATE: &str = concat!(
 );
 
 /// Writes every changeable column of a row read and patched by the caller. Returns rows changed.
-pub fn update(c: &Connection, b: &BudgetRow) -> rusqlite::Result<usize> {
-    write(c, UPDATE, b)
+pub fn update<C: Handle + ?Sized>(c: &C, b: &BudgetRow) -> DbResult<usize> {
+    write(c, UPDATE, 11, b)
 }
 
 /// Runs INSERT or UPDATE: `?1`..`?7` the allowance, then id, model_max_budget, the update
 /// stamp, and (INSERT only) the creation stamp.
-fn write(c: &Connection, sql: &str, b: &BudgetRow) -> rusqlite::Result<usize> {
+fn write<C: Handle + ?Sized>(c: &C, sql: &str, n: usize, b: &BudgetRow) -> DbResult<usize> {
     let mmb = b.model_max_budget.as_ref().map(|m| m.to_string());
-    let own: [&dyn ToSql; 6] = [
-        &b.id,
-        &mmb,
-        &b.updated_at,
-        &b.updated_by,
-        &b.created_at,
-        &b.created_by,
+    let a = allowance_args(&b.allowance);
+    let args: [Arg<'_>; 13] = [
+        a[0],
+        a[1],
+        a[2],
+        a[3],
+        a[4],
+        a[5],
+        a[6],
+        (&b.id).into(),
+        (&mmb).into(),
+        (&b.updated_at).into(),
+        (&b.updated_by).into(),
+        (&b.created_at).into(),
+        (&b.created_by).into(),
     ];
-    let mut st = c.prepare_cached(sql)?;
-    let n = st.parameter_count();
-    st.execute(params_from_iter(
-        b.allowance.params_then(&own).into_iter().take(n),
-    ))
+    c.exec(sql, &args[..n])
 }
 
 /// A new row with only `max_budget` set: a membership's budget (`max_budget_in_team`,
@@ -140,8 +146,8 @@ pub fn new_max_budget_row(max_budget: f64, by: Option<&str>) -> BudgetRow {
 const DELETE: &str = "DELETE FROM budgets WHERE id = ?1";
 
 /// Deletes a budget; rows that reference it get NULL (ON DELETE SET NULL). Returns rows deleted.
-pub fn delete(c: &Connection, id: &str) -> rusqlite::Result<usize> {
-    c.prepare_cached(DELETE)?.execute([id])
+pub fn delete<C: Handle + ?Sized>(c: &C, id: &str) -> DbResult<usize> {
+    c.exec(DELETE, &[id.into()])
 }
 
 const DELETE_IF_UNUSED: &str = "DELETE FROM budgets WHERE id = ?1
@@ -151,6 +157,6 @@ const DELETE_IF_UNUSED: &str = "DELETE FROM budgets WHERE id = ?1
 
 /// Deletes a budget only when no organization or membership still refers to it (used when the
 /// org or membership that owned it goes). Returns rows deleted.
-pub fn delete_if_unused(c: &Connection, id: &str) -> rusqlite::Result<usize> {
-    c.prepare_cached(DELETE_IF_UNUSED)?.execute([id])
+pub fn delete_if_unused<C: Handle + ?Sized>(c: &C, id: &str) -> DbResult<usize> {
+    c.exec(DELETE_IF_UNUSED, &[id.into()])
 }

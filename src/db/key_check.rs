@@ -4,7 +4,8 @@
 //! validity of a loaded key as data. Does not word refusals (`error.rs`) nor resolve models
 //! (`access::chain`); nothing here caches, so an org's change applies on the next request.
 
-use rusqlite::{Connection, OptionalExtension, Row};
+use super::sql::Cols;
+use rusqlite::{Connection, OptionalExtension};
 
 /// Everything a request needs to know about its key, loaded by one statement.
 #[derive(Debug, Clone)]
@@ -231,98 +232,118 @@ pub mod col {
 /// Runs THE key-check statement.
 pub fn load_key(c: &Connection, token: &str) -> rusqlite::Result<Option<KeyRow>> {
     c.prepare_cached(KEY_CHECK)?
-        .query_row([token], key_row)
+        .query_row([token], |r| key_row(r))
         .optional()
 }
 
-fn list_col(r: &Row<'_>, i: usize) -> rusqlite::Result<Vec<String>> {
-    Ok(r.get::<_, Option<String>>(i)?
+/// THE key-check statement through the engine-neutral handle (management reads of a key's
+/// whole chain, e.g. `/key/info`; the per-request check uses `load_key` / `load_key_pg`).
+pub fn load_key_any<C: super::handle::Handle + ?Sized>(
+    c: &C,
+    token: &str,
+) -> super::handle::DbResult<Option<KeyRow>> {
+    use super::handle::{DbError, Row};
+    c.one(KEY_CHECK, &[token.into()], |r| match r {
+        Row::Lite(r) => key_row(*r).map_err(DbError::Lite),
+        Row::Pg(r) => key_row(*r).map_err(DbError::Pg),
+    })
+}
+
+/// THE key-check statement on PostgreSQL: the same text, one statement, one round trip.
+pub fn load_key_pg(p: &super::pg::PgPool, token: &str) -> crate::error::Result<Option<KeyRow>> {
+    p.read(|q| q.one(KEY_CHECK, &[token.into()], key_row))
+}
+
+fn list_col<R: Cols>(r: &R, i: usize) -> Result<Vec<String>, R::E> {
+    Ok(r.opt_string(i)?
         .map(|s| super::json_list(&s))
         .unwrap_or_default())
 }
 
-fn flag(r: &Row<'_>, i: usize) -> rusqlite::Result<bool> {
-    Ok(r.get::<_, i64>(i)? != 0)
+fn flag<R: Cols>(r: &R, i: usize) -> Result<bool, R::E> {
+    Ok(r.i64(i)? != 0)
 }
 
-fn key_row(r: &Row<'_>) -> rusqlite::Result<KeyRow> {
+/// One row of `KEY_CHECK` as a `KeyRow`, on either engine (generic: the SQLite instance reads
+/// exactly as before).
+fn key_row<R: Cols>(r: &R) -> Result<KeyRow, R::E> {
     use col::*;
-    let team = match r.get::<_, Option<String>>(T_ID)? {
+    let team = match r.opt_string(T_ID)? {
         Some(id) => Some(TeamPart {
             id,
-            alias: r.get(T_ALIAS)?,
-            organization_id: r.get(T_ORGANIZATION_ID)?,
+            alias: r.opt_string(T_ALIAS)?,
+            organization_id: r.opt_string(T_ORGANIZATION_ID)?,
             models: list_col(r, T_MODELS)?,
             blocked: flag(r, T_BLOCKED)?,
-            spend: r.get(T_SPEND)?,
-            max_budget: r.get(T_MAX_BUDGET)?,
-            tpm_limit: r.get(T_TPM_LIMIT)?,
-            rpm_limit: r.get(T_RPM_LIMIT)?,
-            max_parallel_requests: r.get(T_MAX_PARALLEL)?,
+            spend: r.f64(T_SPEND)?,
+            max_budget: r.opt_f64(T_MAX_BUDGET)?,
+            tpm_limit: r.opt_i64(T_TPM_LIMIT)?,
+            rpm_limit: r.opt_i64(T_RPM_LIMIT)?,
+            max_parallel_requests: r.opt_i64(T_MAX_PARALLEL)?,
         }),
         None => None,
     };
-    let org = match r.get::<_, Option<String>>(O_ID)? {
+    let org = match r.opt_string(O_ID)? {
         Some(id) => Some(OrgPart {
             id,
-            alias: r.get(O_ALIAS)?,
+            alias: r.string(O_ALIAS)?,
             models: list_col(r, O_MODELS)?,
             blocked: flag(r, O_BLOCKED)?,
-            spend: r.get(O_SPEND)?,
-            max_budget: r.get(O_MAX_BUDGET)?,
-            tpm_limit: r.get(O_TPM_LIMIT)?,
-            rpm_limit: r.get(O_RPM_LIMIT)?,
-            max_parallel_requests: r.get(O_MAX_PARALLEL)?,
+            spend: r.f64(O_SPEND)?,
+            max_budget: r.opt_f64(O_MAX_BUDGET)?,
+            tpm_limit: r.opt_i64(O_TPM_LIMIT)?,
+            rpm_limit: r.opt_i64(O_RPM_LIMIT)?,
+            max_parallel_requests: r.opt_i64(O_MAX_PARALLEL)?,
         }),
         None => None,
     };
-    let user = match r.get::<_, Option<String>>(U_ID)? {
+    let user = match r.opt_string(U_ID)? {
         Some(id) => Some(UserPart {
             id,
-            user_role: r.get(U_USER_ROLE)?,
+            user_role: r.string(U_USER_ROLE)?,
             models: list_col(r, U_MODELS)?,
-            spend: r.get(U_SPEND)?,
-            max_budget: r.get(U_MAX_BUDGET)?,
-            tpm_limit: r.get(U_TPM_LIMIT)?,
-            rpm_limit: r.get(U_RPM_LIMIT)?,
-            max_parallel_requests: r.get(U_MAX_PARALLEL)?,
+            spend: r.f64(U_SPEND)?,
+            max_budget: r.opt_f64(U_MAX_BUDGET)?,
+            tpm_limit: r.opt_i64(U_TPM_LIMIT)?,
+            rpm_limit: r.opt_i64(U_RPM_LIMIT)?,
+            max_parallel_requests: r.opt_i64(U_MAX_PARALLEL)?,
         }),
         None => None,
     };
     let member = |role: usize, spend: usize, max_budget: usize| {
-        Ok::<_, rusqlite::Error>(match r.get::<_, Option<String>>(role)? {
+        Ok::<_, R::E>(match r.opt_string(role)? {
             Some(role) => Some(MemberPart {
                 role,
-                spend: r.get(spend)?,
-                max_budget: r.get(max_budget)?,
+                spend: r.f64(spend)?,
+                max_budget: r.opt_f64(max_budget)?,
             }),
             None => None,
         })
     };
     Ok(KeyRow {
-        token: r.get(K_TOKEN)?,
-        key_name: r.get(K_KEY_NAME)?,
-        key_alias: r.get(K_KEY_ALIAS)?,
+        token: r.string(K_TOKEN)?,
+        key_name: r.string(K_KEY_NAME)?,
+        key_alias: r.opt_string(K_KEY_ALIAS)?,
         models: list_col(r, K_MODELS)?,
-        aliases: r.get(K_ALIASES)?,
-        team_id: r.get(K_TEAM_ID)?,
-        user_id: r.get(K_USER_ID)?,
-        organization_id: r.get(K_ORGANIZATION_ID)?,
-        expires: r.get(K_EXPIRES)?,
+        aliases: r.string(K_ALIASES)?,
+        team_id: r.opt_string(K_TEAM_ID)?,
+        user_id: r.opt_string(K_USER_ID)?,
+        organization_id: r.opt_string(K_ORGANIZATION_ID)?,
+        expires: r.opt_string(K_EXPIRES)?,
         blocked: flag(r, K_BLOCKED)?,
-        spend: r.get(K_SPEND)?,
-        max_budget: r.get(K_MAX_BUDGET)?,
-        tpm_limit: r.get(K_TPM_LIMIT)?,
-        rpm_limit: r.get(K_RPM_LIMIT)?,
-        max_parallel_requests: r.get(K_MAX_PARALLEL)?,
-        metadata: r.get(K_METADATA)?,
+        spend: r.f64(K_SPEND)?,
+        max_budget: r.opt_f64(K_MAX_BUDGET)?,
+        tpm_limit: r.opt_i64(K_TPM_LIMIT)?,
+        rpm_limit: r.opt_i64(K_RPM_LIMIT)?,
+        max_parallel_requests: r.opt_i64(K_MAX_PARALLEL)?,
+        metadata: r.string(K_METADATA)?,
         team,
         org,
         user,
         team_member: member(TM_ROLE, TM_SPEND, TM_MAX_BUDGET)?,
         org_member: member(OM_ROLE, OM_SPEND, OM_MAX_BUDGET)?,
         // Borrowed, not a String: no allocation on the hot path.
-        calls_only: r.get_ref(K_REACH)?.as_str()? == "calls",
+        calls_only: r.text_is(K_REACH, "calls")?,
     })
 }
 

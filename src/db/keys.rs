@@ -1,8 +1,10 @@
 //! Key queries (api_keys). One fn per query. THE key-check statement lives in `key_check.rs`.
+//! On the engine-neutral `handle::Handle` (issue 14).
 
+use super::handle::{allowance, allowance_args, DbResult, Handle, Row};
+use super::sql::Arg;
 use crate::hierarchy::Allowance;
 use crate::{allowance_columns, allowance_set, allowance_values};
-use rusqlite::{params, params_from_iter, types::ToSql, Connection};
 
 /// A key to insert. `token` is the SHA-256 hex of the raw key; the raw key is never stored.
 #[derive(Debug, Clone, Default)]
@@ -32,8 +34,8 @@ const INSERT: &str = concat!(
 );
 
 /// Inserts a key. A UNIQUE violation (token or alias) is the caller's 409.
-pub fn insert(c: &Connection, k: &NewKey) -> rusqlite::Result<()> {
-    write(c, INSERT, &k.token, k, k.created_by.as_deref()).map(|_| ())
+pub fn insert<C: Handle + ?Sized>(c: &C, k: &NewKey) -> DbResult<()> {
+    write(c, INSERT, 20, &k.token, k, k.created_by.as_deref()).map(|_| ())
 }
 
 /// A stored key as the management endpoints show it (never the raw key).
@@ -63,22 +65,22 @@ const K_COLUMNS: &str = "k.token, k.key_name, k.key_alias, k.models, k.aliases, 
     k.updated_at, k.created_by, k.updated_by, k.max_budget, k.soft_budget, k.budget_duration,
     k.budget_reset_at, k.tpm_limit, k.rpm_limit, k.max_parallel_requests";
 
-pub fn key_rec(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRec> {
+pub fn key_rec(r: &Row<'_, '_>) -> DbResult<KeyRec> {
     Ok(KeyRec {
         k: NewKey {
             token: r.get(0)?,
             key_name: r.get(1)?,
             key_alias: r.get(2)?,
-            models: super::json_list(&r.get::<_, String>(3)?),
-            aliases: super::json_obj(&r.get::<_, String>(4)?),
+            models: super::json_list(&r.get::<String>(3)?),
+            aliases: super::json_obj(&r.get::<String>(4)?),
             team_id: r.get(5)?,
             user_id: r.get(6)?,
             organization_id: r.get(7)?,
             expires: r.get(8)?,
-            metadata: super::json_obj(&r.get::<_, String>(9)?),
-            blocked: r.get::<_, i64>(10)? != 0,
+            metadata: super::json_obj(&r.get::<String>(9)?),
+            blocked: r.get(10)?,
             created_by: r.get(14)?,
-            allowance: Allowance::from_row(r, 16)?,
+            allowance: allowance(r, 16)?,
         },
         spend: r.get(11)?,
         created_at: r.get(12)?,
@@ -89,8 +91,8 @@ pub fn key_rec(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRec> {
 
 const BY_TOKEN: &str = concat!("SELECT ", key_columns!(), " FROM api_keys WHERE token = ?1");
 
-pub fn by_token(c: &Connection, token: &str) -> rusqlite::Result<Option<KeyRec>> {
-    super::rows::one(c, BY_TOKEN, [token], key_rec)
+pub fn by_token<C: Handle + ?Sized>(c: &C, token: &str) -> DbResult<Option<KeyRec>> {
+    c.one(BY_TOKEN, &[token.into()], key_rec)
 }
 
 const BY_ALIAS: &str = concat!(
@@ -99,8 +101,8 @@ const BY_ALIAS: &str = concat!(
     " FROM api_keys WHERE key_alias = ?1"
 );
 
-pub fn by_alias(c: &Connection, alias: &str) -> rusqlite::Result<Option<KeyRec>> {
-    super::rows::one(c, BY_ALIAS, [alias], key_rec)
+pub fn by_alias<C: Handle + ?Sized>(c: &C, alias: &str) -> DbResult<Option<KeyRec>> {
+    c.one(BY_ALIAS, &[alias.into()], key_rec)
 }
 
 const UPDATE: &str = concat!(
@@ -113,54 +115,61 @@ const UPDATE: &str = concat!(
 
 /// Writes every mutable column of the key stored under `token` back (handlers load, change in
 /// Rust, save). `k.token` may differ from `token` (regenerate).
-pub fn save(
-    c: &Connection,
+pub fn save<C: Handle + ?Sized>(
+    c: &C,
     token: &str,
     k: &NewKey,
     updated_by: Option<&str>,
-) -> rusqlite::Result<usize> {
-    write(c, UPDATE, token, k, updated_by)
+) -> DbResult<usize> {
+    write(c, UPDATE, 21, token, k, updated_by)
 }
 
 /// Runs INSERT or UPDATE: `?1`..`?7` the allowance, `?8`..`?18` the key's columns, `?19` now,
 /// `?20` who, `?21` the stored token (UPDATE only; INSERT passes the new one).
-fn write(
-    c: &Connection,
+/// `n`: the statement's parameter count (INSERT names `?1`..`?20`, UPDATE `?21` too; both
+/// engines refuse a parameter the statement does not have).
+fn write<C: Handle + ?Sized>(
+    c: &C,
     sql: &str,
+    n: usize,
     token: &str,
     k: &NewKey,
     by: Option<&str>,
-) -> rusqlite::Result<usize> {
+) -> DbResult<usize> {
     let (models, aliases) = (super::to_json(&k.models), super::obj_text(&k.aliases));
-    let (metadata, blocked) = (super::obj_text(&k.metadata), k.blocked as i64);
+    let metadata = super::obj_text(&k.metadata);
     let now = crate::util::now_iso();
-    let own: [&dyn ToSql; 14] = [
-        &k.token,
-        &k.key_name,
-        &k.key_alias,
-        &models,
-        &aliases,
-        &k.team_id,
-        &k.user_id,
-        &k.organization_id,
-        &k.expires,
-        &metadata,
-        &blocked,
-        &now,
-        &by,
-        &token,
+    let a = allowance_args(&k.allowance);
+    let args: [Arg<'_>; 21] = [
+        a[0],
+        a[1],
+        a[2],
+        a[3],
+        a[4],
+        a[5],
+        a[6],
+        (&k.token).into(),
+        (&k.key_name).into(),
+        (&k.key_alias).into(),
+        (&models).into(),
+        (&aliases).into(),
+        (&k.team_id).into(),
+        (&k.user_id).into(),
+        (&k.organization_id).into(),
+        (&k.expires).into(),
+        (&metadata).into(),
+        k.blocked.into(),
+        (&now).into(),
+        by.into(),
+        token.into(),
     ];
-    let params = k.allowance.params_then(&own);
-    // INSERT names ?1..?20 only; SQLite refuses a parameter the statement does not have.
-    let mut st = c.prepare_cached(sql)?;
-    let n = st.parameter_count();
-    st.execute(params_from_iter(params.into_iter().take(n)))
+    c.exec(sql, &args[..n])
 }
 
 const DELETE: &str = "DELETE FROM api_keys WHERE token = ?1";
 
-pub fn delete(c: &Connection, token: &str) -> rusqlite::Result<usize> {
-    c.prepare_cached(DELETE)?.execute([token])
+pub fn delete<C: Handle + ?Sized>(c: &C, token: &str) -> DbResult<usize> {
+    c.exec(DELETE, &[token.into()])
 }
 
 /// Filters for `/key/list`. `viewer = None` means the caller sees every key; otherwise only
@@ -181,49 +190,35 @@ const SCOPE: &str = "(?4 = 1 OR k.user_id = ?5
         OR k.team_id IN (SELECT t.id FROM teams t JOIN organization_members om
                 ON om.organization_id = t.organization_id
                 WHERE om.user_id = ?5 AND om.user_role = 'org_admin'))
-    AND (?1 IS NULL OR k.team_id = ?1)
-    AND (?2 IS NULL OR k.organization_id = ?2)
-    AND (?3 IS NULL OR k.user_id = ?3)
-    AND (?6 IS NULL OR k.key_alias = ?6)";
+    AND (CAST(?1 AS TEXT) IS NULL OR k.team_id = ?1)
+    AND (CAST(?2 AS TEXT) IS NULL OR k.organization_id = ?2)
+    AND (CAST(?3 AS TEXT) IS NULL OR k.user_id = ?3)
+    AND (CAST(?6 AS TEXT) IS NULL OR k.key_alias = ?6)";
 
-pub fn list(
-    c: &Connection,
+pub fn list<C: Handle + ?Sized>(
+    c: &C,
     f: &ListFilter,
     limit: i64,
     offset: i64,
-) -> rusqlite::Result<(Vec<KeyRec>, i64)> {
+) -> DbResult<(Vec<KeyRec>, i64)> {
     let count_sql = format!("SELECT count(*) FROM api_keys k WHERE {SCOPE}");
     let list_sql = format!(
         "SELECT {K_COLUMNS} FROM api_keys k WHERE {SCOPE} ORDER BY k.created_at, k.token \
          LIMIT ?7 OFFSET ?8"
     );
-    let all = f.all as i64;
-    let total: i64 = c.prepare_cached(&count_sql)?.query_row(
-        params![
-            f.team_id,
-            f.organization_id,
-            f.user_id,
-            all,
-            f.viewer,
-            f.key_alias
-        ],
-        |r| r.get(0),
-    )?;
-    let mut st = c.prepare_cached(&list_sql)?;
-    let rows = st.query_map(
-        params![
-            f.team_id,
-            f.organization_id,
-            f.user_id,
-            all,
-            f.viewer,
-            f.key_alias,
-            limit,
-            offset
-        ],
-        key_rec,
-    )?;
-    Ok((rows.collect::<rusqlite::Result<Vec<_>>>()?, total))
+    let args: [Arg<'_>; 8] = [
+        (&f.team_id).into(),
+        (&f.organization_id).into(),
+        (&f.user_id).into(),
+        f.all.into(),
+        (&f.viewer).into(),
+        (&f.key_alias).into(),
+        limit.into(),
+        offset.into(),
+    ];
+    let total: i64 = c.one(&count_sql, &args[..6], |r| r.get(0))?.unwrap_or(0);
+    let rows = c.all(&list_sql, &args, key_rec)?;
+    Ok((rows, total))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -246,19 +241,19 @@ pub struct KeySummary {
     pub created_at: String,
 }
 
-fn key_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeySummary> {
+fn key_summary(r: &Row<'_, '_>) -> DbResult<KeySummary> {
     Ok(KeySummary {
         token: r.get(0)?,
         key_name: r.get(1)?,
         key_alias: r.get(2)?,
-        models: super::json_list(&r.get::<_, String>(3)?),
+        models: super::json_list(&r.get::<String>(3)?),
         spend: r.get(4)?,
         max_budget: r.get(5)?,
         expires: r.get(6)?,
         user_id: r.get(7)?,
         team_id: r.get(8)?,
         organization_id: r.get(9)?,
-        blocked: r.get::<_, i64>(10)? != 0,
+        blocked: r.get(10)?,
         created_at: r.get(11)?,
     })
 }
@@ -276,8 +271,8 @@ const SUMMARIES_BY_TEAM: &str = concat!(
     " WHERE team_id = ?1 ORDER BY created_at, token"
 );
 
-pub fn summaries_by_team(c: &Connection, team_id: &str) -> rusqlite::Result<Vec<KeySummary>> {
-    super::rows::all(c, SUMMARIES_BY_TEAM, [team_id], key_summary)
+pub fn summaries_by_team<C: Handle + ?Sized>(c: &C, team_id: &str) -> DbResult<Vec<KeySummary>> {
+    c.all(SUMMARIES_BY_TEAM, &[team_id.into()], key_summary)
 }
 
 const SUMMARIES_BY_USER: &str = concat!(
@@ -285,6 +280,6 @@ const SUMMARIES_BY_USER: &str = concat!(
     " WHERE user_id = ?1 ORDER BY created_at, token"
 );
 
-pub fn summaries_by_user(c: &Connection, user_id: &str) -> rusqlite::Result<Vec<KeySummary>> {
-    super::rows::all(c, SUMMARIES_BY_USER, [user_id], key_summary)
+pub fn summaries_by_user<C: Handle + ?Sized>(c: &C, user_id: &str) -> DbResult<Vec<KeySummary>> {
+    c.all(SUMMARIES_BY_USER, &[user_id.into()], key_summary)
 }

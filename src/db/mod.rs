@@ -4,6 +4,7 @@
 
 pub mod authority;
 pub mod budgets;
+pub mod handle;
 pub mod health;
 pub mod key_check;
 pub mod keys;
@@ -11,9 +12,12 @@ pub mod lock;
 pub mod members;
 pub mod migrate;
 pub mod orgs;
+pub mod pg;
 pub mod rows;
 pub mod sessions;
 pub mod spend;
+pub mod sql;
+mod store;
 pub mod teams;
 pub mod users;
 
@@ -24,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
+pub use store::Pool;
 
 /// How long a request waits for a free connection before it gets a 503.
 const POOL_WAIT: Duration = Duration::from_secs(10);
@@ -150,7 +155,7 @@ fn check_sqlite_version(c: &Connection) -> std::result::Result<(), String> {
     Ok(())
 }
 
-pub struct Pool {
+pub struct Lite {
     path: PathBuf,
     /// The connection of the per-call path: every key check and every spend commit. One
     /// connection for both keeps its page cache warm: SQLite drops a connection's cache when
@@ -168,7 +173,7 @@ pub struct Pool {
     _lock: lock::DbLock,
 }
 
-impl Drop for Pool {
+impl Drop for Lite {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
@@ -176,7 +181,7 @@ impl Drop for Pool {
 
 /// A connection on loan; it goes back to the pool on drop.
 pub struct Conn<'a> {
-    pool: &'a Pool,
+    pool: &'a Lite,
     conn: Option<Connection>,
 }
 
@@ -210,10 +215,10 @@ impl Drop for Conn<'_> {
     }
 }
 
-impl Pool {
+impl Lite {
     /// Takes the database's single-owner lock, opens it, applies the migrations and fills the
     /// pool.
-    pub fn open(path: &Path, size: usize, sync: Synchronous) -> std::result::Result<Pool, String> {
+    pub fn open(path: &Path, size: usize, sync: Synchronous) -> std::result::Result<Lite, String> {
         let lock = lock::acquire(path)?;
         let open = |path: &Path| open_with(path, sync);
         let mut first = open(path).map_err(|e| format!("{}: cannot open: {e}", path.display()))?;
@@ -233,7 +238,7 @@ impl Pool {
                     .map_err(|e| format!("{}: {e}", path.display()))?;
             }
         }
-        Ok(Pool {
+        Ok(Lite {
             path: path.to_path_buf(),
             hot: Mutex::new(hot),
             idle: Mutex::new(conns),
@@ -400,7 +405,7 @@ fn start_checkpointer(
 /// One small committed write (after a failed one: can the store record again?).
 fn probe_write(c: &mut Connection) -> rusqlite::Result<()> {
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    settings_put(&tx, "store_probe", &crate::util::now_iso())?;
+    settings_put(&mut &*tx, "store_probe", &crate::util::now_iso())?;
     tx.commit()
 }
 
@@ -480,14 +485,14 @@ pub fn checkpoint_truncate(c: &Connection) -> rusqlite::Result<(i64, i64, i64)> 
     })
 }
 
-const PING: &str = "SELECT 1";
+pub(crate) const PING: &str = "SELECT 1";
 
 /// Readiness: the store answers a trivial statement on a pooled connection.
 pub fn ping(c: &Connection) -> rusqlite::Result<i64> {
     c.prepare_cached(PING)?.query_row([], |r| r.get(0))
 }
 
-const SETTINGS_GET: &str = "SELECT value FROM settings WHERE name = ?1";
+pub(crate) const SETTINGS_GET: &str = "SELECT value FROM settings WHERE name = ?1";
 pub fn settings_get(c: &rusqlite::Connection, name: &str) -> rusqlite::Result<Option<String>> {
     use rusqlite::OptionalExtension;
     c.prepare_cached(SETTINGS_GET)?
@@ -497,8 +502,12 @@ pub fn settings_get(c: &rusqlite::Connection, name: &str) -> rusqlite::Result<Op
 
 const SETTINGS_PUT: &str = "INSERT INTO settings(name, value) VALUES (?1, ?2)
     ON CONFLICT(name) DO UPDATE SET value = excluded.value";
-pub fn settings_put(c: &rusqlite::Connection, name: &str, value: &str) -> rusqlite::Result<()> {
-    c.prepare_cached(SETTINGS_PUT)?.execute([name, value])?;
+pub fn settings_put<C: sql::Exec + ?Sized>(
+    c: &mut C,
+    name: &str,
+    value: &str,
+) -> std::result::Result<(), C::E> {
+    c.exec(SETTINGS_PUT, &[name.into(), value.into()])?;
     Ok(())
 }
 

@@ -1,6 +1,7 @@
-//! Organization queries: organizations and organization_members. One fn per query.
+//! Organization queries: organizations and organization_members. One fn per query, each on
+//! the engine-neutral `handle::Handle` (SQLite and PostgreSQL, issue 14).
 
-use rusqlite::Connection;
+use super::handle::{DbResult, Handle, Row};
 
 /// An organization row (budget fields live in `budgets`).
 #[derive(Debug, Clone)]
@@ -32,15 +33,15 @@ const GET: &str = concat!(
     " FROM organizations WHERE id = ?1"
 );
 
-fn org_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OrgRow> {
+fn org_row(r: &Row<'_, '_>) -> DbResult<OrgRow> {
     Ok(OrgRow {
         id: r.get(0)?,
         alias: r.get(1)?,
-        models: super::json_list(&r.get::<_, String>(2)?),
+        models: super::json_list(&r.get::<String>(2)?),
         spend: r.get(3)?,
         budget_id: r.get(4)?,
-        blocked: r.get::<_, i64>(5)? != 0,
-        metadata: super::json_obj(&r.get::<_, String>(6)?),
+        blocked: r.get(5)?,
+        metadata: super::json_obj(&r.get::<String>(6)?),
         created_at: r.get(7)?,
         updated_at: r.get(8)?,
         created_by: r.get(9)?,
@@ -48,20 +49,20 @@ fn org_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OrgRow> {
     })
 }
 
-pub fn get(c: &Connection, id: &str) -> rusqlite::Result<Option<OrgRow>> {
-    super::rows::one(c, GET, [id], org_row)
+pub fn get<C: Handle + ?Sized>(c: &C, id: &str) -> DbResult<Option<OrgRow>> {
+    c.one(GET, &[id.into()], org_row)
 }
 
 const MEMBER_ROLE: &str =
     "SELECT user_role FROM organization_members WHERE organization_id = ?1 AND user_id = ?2";
 
 /// The user's role in the organization (`org_admin`, `internal_user`, ...), if a member.
-pub fn member_role(
-    c: &Connection,
+pub fn member_role<C: Handle + ?Sized>(
+    c: &C,
     org_id: &str,
     user_id: &str,
-) -> rusqlite::Result<Option<String>> {
-    super::rows::text(c, MEMBER_ROLE, [org_id, user_id])
+) -> DbResult<Option<String>> {
+    c.one(MEMBER_ROLE, &[org_id.into(), user_id.into()], |r| r.get(0))
 }
 
 const LIST_ALL: &str = concat!(
@@ -71,8 +72,8 @@ const LIST_ALL: &str = concat!(
 );
 
 /// Every organization, oldest first.
-pub fn list_all(c: &Connection) -> rusqlite::Result<Vec<OrgRow>> {
-    super::rows::all(c, LIST_ALL, [], org_row)
+pub fn list_all<C: Handle + ?Sized>(c: &C) -> DbResult<Vec<OrgRow>> {
+    c.all(LIST_ALL, &[], org_row)
 }
 
 const LIST_FOR_USER: &str = concat!(
@@ -84,15 +85,15 @@ const LIST_FOR_USER: &str = concat!(
 );
 
 /// The organizations the user is a member of (any role), oldest first.
-pub fn list_for_user(c: &Connection, user_id: &str) -> rusqlite::Result<Vec<OrgRow>> {
-    super::rows::all(c, LIST_FOR_USER, [user_id], org_row)
+pub fn list_for_user<C: Handle + ?Sized>(c: &C, user_id: &str) -> DbResult<Vec<OrgRow>> {
+    c.all(LIST_FOR_USER, &[user_id.into()], org_row)
 }
 
 const INSERT: &str = "INSERT INTO organizations (id, alias, models, budget_id, metadata,
     created_at, updated_at, created_by, updated_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?7)";
 
 /// Inserts an organization (spend 0, not blocked). A duplicate id is the caller's 409.
-pub fn insert(c: &Connection, o: &OrgRow) -> rusqlite::Result<()> {
+pub fn insert<C: Handle + ?Sized>(c: &C, o: &OrgRow) -> DbResult<()> {
     write(c, INSERT, o, &o.created_at, o.created_by.as_deref()).map(|_| ())
 }
 
@@ -100,28 +101,33 @@ const UPDATE: &str = "UPDATE organizations SET alias = ?2, models = ?3, budget_i
     metadata = ?5, updated_at = ?6, updated_by = ?7 WHERE id = ?1";
 
 /// Writes the changeable columns of a row read and patched by the caller. Returns rows changed.
-pub fn update(c: &Connection, o: &OrgRow) -> rusqlite::Result<usize> {
+pub fn update<C: Handle + ?Sized>(c: &C, o: &OrgRow) -> DbResult<usize> {
     write(c, UPDATE, o, &o.updated_at, o.updated_by.as_deref())
 }
 
 /// Runs INSERT or UPDATE: id, alias, models, budget, metadata, then when and by whom (`?6`,
 /// `?7`: the creation stamp on insert, the update stamp on update).
-fn write(
-    c: &Connection,
+fn write<C: Handle + ?Sized>(
+    c: &C,
     sql: &str,
     o: &OrgRow,
     at: &str,
     by: Option<&str>,
-) -> rusqlite::Result<usize> {
-    c.prepare_cached(sql)?.execute(rusqlite::params![
-        o.id,
-        o.alias,
-        super::to_json(&o.models),
-        o.budget_id,
-        o.metadata.to_string(),
-        at,
-        by,
-    ])
+) -> DbResult<usize> {
+    let models = super::to_json(&o.models);
+    let metadata = o.metadata.to_string();
+    c.exec(
+        sql,
+        &[
+            (&o.id).into(),
+            (&o.alias).into(),
+            (&models).into(),
+            (&o.budget_id).into(),
+            (&metadata).into(),
+            at.into(),
+            by.into(),
+        ],
+    )
 }
 
 const DELETE: &str = "DELETE FROM organizations WHERE id = ?1";
@@ -129,8 +135,8 @@ const DELETE: &str = "DELETE FROM organizations WHERE id = ?1";
 /// Deletes an organization. The schema's ON DELETE CASCADE removes its teams (and with them
 /// their keys and team memberships), keys whose own `organization_id` is the org, and its
 /// memberships. Budget rows are not cascaded: see `budget_ids_owned`.
-pub fn delete(c: &Connection, id: &str) -> rusqlite::Result<usize> {
-    c.prepare_cached(DELETE)?.execute([id])
+pub fn delete<C: Handle + ?Sized>(c: &C, id: &str) -> DbResult<usize> {
+    c.exec(DELETE, &[id.into()])
 }
 
 const BUDGET_IDS_OWNED: &str = "SELECT budget_id FROM organizations
@@ -142,8 +148,8 @@ const BUDGET_IDS_OWNED: &str = "SELECT budget_id FROM organizations
 
 /// The budget rows an organization delete leaves behind: the org's own, its memberships', and
 /// the team memberships' of its teams. The caller deletes those no other row still uses.
-pub fn budget_ids_owned(c: &Connection, org_id: &str) -> rusqlite::Result<Vec<String>> {
-    super::rows::all(c, BUDGET_IDS_OWNED, [org_id], |r| r.get(0))
+pub fn budget_ids_owned<C: Handle + ?Sized>(c: &C, org_id: &str) -> DbResult<Vec<String>> {
+    c.all(BUDGET_IDS_OWNED, &[org_id.into()], |r| r.get(0))
 }
 
 const TEAMS: &str = concat!(
@@ -153,8 +159,8 @@ const TEAMS: &str = concat!(
 );
 
 /// The organization's teams, oldest first.
-pub fn teams(c: &Connection, org_id: &str) -> rusqlite::Result<Vec<super::teams::TeamRow>> {
-    super::rows::all(c, TEAMS, [org_id], super::teams::team_row)
+pub fn teams<C: Handle + ?Sized>(c: &C, org_id: &str) -> DbResult<Vec<super::teams::TeamRow>> {
+    c.all(TEAMS, &[org_id.into()], super::teams::team_row)
 }
 
 /// A membership row, with the member's email for display.
@@ -170,7 +176,7 @@ pub struct MemberRow {
     pub user_email: Option<String>,
 }
 
-fn member_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRow> {
+fn member_row(r: &Row<'_, '_>) -> DbResult<MemberRow> {
     Ok(MemberRow {
         organization_id: r.get(0)?,
         user_id: r.get(1)?,
@@ -198,8 +204,8 @@ const MEMBERS: &str = concat!(
 );
 
 /// The organization's memberships, oldest first.
-pub fn members(c: &Connection, org_id: &str) -> rusqlite::Result<Vec<MemberRow>> {
-    super::rows::all(c, MEMBERS, [org_id], member_row)
+pub fn members<C: Handle + ?Sized>(c: &C, org_id: &str) -> DbResult<Vec<MemberRow>> {
+    c.all(MEMBERS, &[org_id.into()], member_row)
 }
 
 const MEMBER_GET: &str = concat!(
@@ -207,18 +213,18 @@ const MEMBER_GET: &str = concat!(
     " WHERE m.organization_id = ?1 AND m.user_id = ?2"
 );
 
-pub fn member_get(
-    c: &Connection,
+pub fn member_get<C: Handle + ?Sized>(
+    c: &C,
     org_id: &str,
     user_id: &str,
-) -> rusqlite::Result<Option<MemberRow>> {
-    super::rows::one(c, MEMBER_GET, [org_id, user_id], member_row)
+) -> DbResult<Option<MemberRow>> {
+    c.one(MEMBER_GET, &[org_id.into(), user_id.into()], member_row)
 }
 
 const MEMBER_DELETE: &str =
     "DELETE FROM organization_members WHERE organization_id = ?1 AND user_id = ?2";
 
 /// Removes a membership. Returns rows deleted.
-pub fn member_delete(c: &Connection, org_id: &str, user_id: &str) -> rusqlite::Result<usize> {
-    c.prepare_cached(MEMBER_DELETE)?.execute([org_id, user_id])
+pub fn member_delete<C: Handle + ?Sized>(c: &C, org_id: &str, user_id: &str) -> DbResult<usize> {
+    c.exec(MEMBER_DELETE, &[org_id.into(), user_id.into()])
 }

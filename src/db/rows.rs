@@ -32,9 +32,13 @@ pub fn text<P: Params>(c: &Connection, sql: &str, p: P) -> rusqlite::Result<Opti
 }
 
 /// A write's error for the caller: a UNIQUE violation (the caller's 409, worded by `what`),
-/// else the database error (500).
-pub fn unique_or(e: rusqlite::Error, what: impl FnOnce() -> String) -> crate::error::Error {
-    if super::is_unique_violation(&e) {
+/// else the database error (500), on either engine.
+pub fn unique_or(
+    e: impl Into<super::handle::DbError>,
+    what: impl FnOnce() -> String,
+) -> crate::error::Error {
+    let e = e.into();
+    if e.is_unique() {
         crate::error::Error::Conflict(what())
     } else {
         e.into()

@@ -1,7 +1,8 @@
 //! Web UI session queries (`ui_sessions`, schema 0002). One fn per query. Only the SHA-256 of a
-//! session cookie is stored; expiry is compared as ISO-8601 text (it sorts as time).
+//! session cookie is stored; expiry is compared as ISO-8601 text (it sorts as time). On the
+//! engine-neutral `handle::Handle` (issue 14).
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::handle::{DbResult, Handle};
 
 /// A live session as the request path needs it: who, and with which role *now*.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,24 +23,27 @@ const INSERT: &str = "INSERT INTO ui_sessions
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
 #[allow(clippy::too_many_arguments)]
-pub fn insert(
-    c: &Connection,
+pub fn insert<C: Handle + ?Sized>(
+    c: &C,
     token_hash: &str,
     user_id: Option<&str>,
     master_hash: Option<&str>,
     role: &str,
     created_at: &str,
     expires_at: &str,
-) -> rusqlite::Result<()> {
-    c.prepare_cached(INSERT)?.execute(params![
-        token_hash,
-        user_id,
-        master_hash.is_some() as i64,
-        master_hash,
-        role,
-        created_at,
-        expires_at
-    ])?;
+) -> DbResult<()> {
+    c.exec(
+        INSERT,
+        &[
+            token_hash.into(),
+            user_id.into(),
+            master_hash.is_some().into(),
+            master_hash.into(),
+            role.into(),
+            created_at.into(),
+            expires_at.into(),
+        ],
+    )?;
     Ok(())
 }
 
@@ -49,39 +53,41 @@ const LIVE: &str = "SELECT s.is_master, s.master_hash, s.user_id, u.user_role, s
     u.models FROM ui_sessions s LEFT JOIN users u ON u.id = s.user_id
     WHERE s.token_hash = ?1 AND s.expires_at > ?2";
 
-pub fn live(c: &Connection, token_hash: &str, now: &str) -> rusqlite::Result<Option<SessionRow>> {
-    c.prepare_cached(LIVE)?
-        .query_row(params![token_hash, now], |r| {
-            Ok(SessionRow {
-                is_master: r.get::<_, i64>(0)? != 0,
-                master_hash: r.get(1)?,
-                user_id: r.get(2)?,
-                user_role: r.get(3)?,
-                expires_at: r.get(4)?,
-                user_models: r.get::<_, Option<String>>(5)?.map(|m| super::json_list(&m)),
-            })
+pub fn live<C: Handle + ?Sized>(
+    c: &C,
+    token_hash: &str,
+    now: &str,
+) -> DbResult<Option<SessionRow>> {
+    c.one(LIVE, &[token_hash.into(), now.into()], |r| {
+        Ok(SessionRow {
+            is_master: r.get(0)?,
+            master_hash: r.get(1)?,
+            user_id: r.get(2)?,
+            user_role: r.get(3)?,
+            expires_at: r.get(4)?,
+            user_models: r.get::<Option<String>>(5)?.map(|m| super::json_list(&m)),
         })
-        .optional()
+    })
 }
 
 const DELETE: &str = "DELETE FROM ui_sessions WHERE token_hash = ?1";
 
-pub fn delete(c: &Connection, token_hash: &str) -> rusqlite::Result<usize> {
-    c.prepare_cached(DELETE)?.execute([token_hash])
+pub fn delete<C: Handle + ?Sized>(c: &C, token_hash: &str) -> DbResult<usize> {
+    c.exec(DELETE, &[token_hash.into()])
 }
 
 const DELETE_FOR_USER: &str = "DELETE FROM ui_sessions WHERE user_id = ?1";
 
 /// Ends every session of a user (their password changed).
-pub fn delete_for_user(c: &Connection, user_id: &str) -> rusqlite::Result<usize> {
-    c.prepare_cached(DELETE_FOR_USER)?.execute([user_id])
+pub fn delete_for_user<C: Handle + ?Sized>(c: &C, user_id: &str) -> DbResult<usize> {
+    c.exec(DELETE_FOR_USER, &[user_id.into()])
 }
 
 const DELETE_EXPIRED: &str = "DELETE FROM ui_sessions WHERE expires_at <= ?1";
 
 /// Removes sessions that expired before `now` (run at each login; lookups ignore them anyway).
-pub fn delete_expired(c: &Connection, now: &str) -> rusqlite::Result<usize> {
-    c.prepare_cached(DELETE_EXPIRED)?.execute([now])
+pub fn delete_expired<C: Handle + ?Sized>(c: &C, now: &str) -> DbResult<usize> {
+    c.exec(DELETE_EXPIRED, &[now.into()])
 }
 
 const USER_BY_EMAIL: &str = "SELECT id, user_role, password_hash FROM users
@@ -89,18 +95,19 @@ const USER_BY_EMAIL: &str = "SELECT id, user_role, password_hash FROM users
 
 /// (user_id, user_role, password_hash) of every user with this email (the unique index allows
 /// one; an imported database may hold more, and the caller then refuses the login).
-pub fn login_candidates(
-    c: &Connection,
+pub fn login_candidates<C: Handle + ?Sized>(
+    c: &C,
     email: &str,
-) -> rusqlite::Result<Vec<(String, String, Option<String>)>> {
-    let mut st = c.prepare_cached(USER_BY_EMAIL)?;
-    let rows = st.query_map([email], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    rows.collect()
+) -> DbResult<Vec<(String, String, Option<String>)>> {
+    c.all(USER_BY_EMAIL, &[email.into()], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusqlite::Connection;
 
     #[test]
     fn live_ignores_expired_and_follows_the_user() {

@@ -1,7 +1,9 @@
 //! Spend: recording a call's cost at every level with its spend-log row (one short
 //! transaction), reading the spend log, and resetting spend when `budget_reset_at` passes.
 
-use rusqlite::{params, Connection};
+use super::handle::{DbResult, Handle};
+use super::sql::{Arg, Exec};
+use rusqlite::Connection;
 
 /// One model call's outcome, as recorded.
 #[derive(Debug, Clone, Default)]
@@ -55,47 +57,51 @@ fn log_metadata(r: &SpendRecord) -> String {
 }
 
 /// Adds the call's cost to key, team, org, user and memberships, and writes its log row.
-/// Run inside one write transaction.
-pub fn record(c: &Connection, r: &SpendRecord) -> rusqlite::Result<()> {
+/// Run inside one write transaction, on either engine (`sql::Exec`; generic, so the SQLite
+/// instance runs the same cached statements with the same bindings as before).
+pub fn record<C: Exec + ?Sized>(c: &mut C, r: &SpendRecord) -> Result<(), C::E> {
     if r.spend > 0.0 {
+        let spend = Arg::Real(r.spend);
         if let Some(t) = &r.token {
-            c.prepare_cached(ADD_KEY)?.execute(params![t, r.spend])?;
+            c.exec(ADD_KEY, &[t.into(), spend])?;
         }
         if let Some(t) = &r.team_id {
-            c.prepare_cached(ADD_TEAM)?.execute(params![t, r.spend])?;
+            c.exec(ADD_TEAM, &[t.into(), spend])?;
         }
         if let Some(o) = &r.organization_id {
-            c.prepare_cached(ADD_ORG)?.execute(params![o, r.spend])?;
+            c.exec(ADD_ORG, &[o.into(), spend])?;
         }
         if let Some(u) = &r.user_id {
-            c.prepare_cached(ADD_USER)?.execute(params![u, r.spend])?;
+            c.exec(ADD_USER, &[u.into(), spend])?;
             if let Some(t) = &r.team_id {
-                c.prepare_cached(ADD_TEAM_MEMBER)?
-                    .execute(params![t, u, r.spend])?;
+                c.exec(ADD_TEAM_MEMBER, &[t.into(), u.into(), spend])?;
             }
             if let Some(o) = &r.organization_id {
-                c.prepare_cached(ADD_ORG_MEMBER)?
-                    .execute(params![o, u, r.spend])?;
+                c.exec(ADD_ORG_MEMBER, &[o.into(), u.into(), spend])?;
             }
         }
     }
-    c.prepare_cached(INSERT_LOG)?.execute(params![
-        r.request_id,
-        r.token,
-        r.team_id,
-        r.organization_id,
-        r.user_id,
-        r.model,
-        r.call_type,
-        r.prompt_tokens as i64,
-        r.completion_tokens as i64,
-        (r.prompt_tokens + r.completion_tokens) as i64,
-        r.spend,
-        r.start_time,
-        r.end_time,
-        r.status,
-        log_metadata(r),
-    ])?;
+    let metadata = log_metadata(r);
+    c.exec(
+        INSERT_LOG,
+        &[
+            (&r.request_id).into(),
+            (&r.token).into(),
+            (&r.team_id).into(),
+            (&r.organization_id).into(),
+            (&r.user_id).into(),
+            (&r.model).into(),
+            (&r.call_type).into(),
+            Arg::Int(r.prompt_tokens as i64),
+            Arg::Int(r.completion_tokens as i64),
+            Arg::Int((r.prompt_tokens + r.completion_tokens) as i64),
+            Arg::Real(r.spend),
+            (&r.start_time).into(),
+            (&r.end_time).into(),
+            (&r.status).into(),
+            (&metadata).into(),
+        ],
+    )?;
     Ok(())
 }
 
@@ -150,7 +156,9 @@ fn logs_sql(f: &LogFilter) -> String {
     sql
 }
 
-/// Binds the filters present, in the order `logs_sql` wrote their conditions, then the limit.
+/// Binds the filters present, in the order `logs_sql` wrote their conditions, then the limit
+/// (the plan test's raw statement).
+#[cfg(test)]
 fn bind_logs(st: &mut rusqlite::Statement<'_>, f: &LogFilter, limit: i64) -> rusqlite::Result<()> {
     let mut i = 0;
     for v in log_filters(f).iter().filter_map(|(v, _)| *v) {
@@ -160,32 +168,37 @@ fn bind_logs(st: &mut rusqlite::Statement<'_>, f: &LogFilter, limit: i64) -> rus
     st.raw_bind_parameter(i + 1, limit)
 }
 
-pub fn logs(c: &Connection, f: &LogFilter, limit: i64) -> rusqlite::Result<Vec<serde_json::Value>> {
-    let mut st = c.prepare_cached(&logs_sql(f))?;
-    bind_logs(&mut st, f, limit)?;
-    let mut rows = st.raw_query();
-    let mut out = Vec::new();
-    while let Some(r) = rows.next()? {
-        out.push(serde_json::json!({
-            "request_id": r.get::<_, String>(0)?,
-            "api_key": r.get::<_, Option<String>>(1)?,
-            "team_id": r.get::<_, Option<String>>(2)?,
-            "organization_id": r.get::<_, Option<String>>(3)?,
-            "user": r.get::<_, Option<String>>(4)?,
-            "model": r.get::<_, String>(5)?,
-            "call_type": r.get::<_, String>(6)?,
-            "prompt_tokens": r.get::<_, i64>(7)?,
-            "completion_tokens": r.get::<_, i64>(8)?,
-            "total_tokens": r.get::<_, i64>(9)?,
-            "spend": r.get::<_, f64>(10)?,
-            "startTime": r.get::<_, String>(11)?,
-            "endTime": r.get::<_, String>(12)?,
-            "status": r.get::<_, String>(13)?,
-            "metadata": serde_json::from_str::<serde_json::Value>(&r.get::<_, String>(14)?)
+/// `/spend/logs`, on either engine (the bare `?`s of `logs_sql` number in order on both).
+pub fn logs<C: Handle + ?Sized>(
+    c: &C,
+    f: &LogFilter,
+    limit: i64,
+) -> DbResult<Vec<serde_json::Value>> {
+    let mut args: Vec<Arg<'_>> = log_filters(f)
+        .iter()
+        .filter_map(|(v, _)| v.map(Arg::from))
+        .collect();
+    args.push(limit.into());
+    c.all(&logs_sql(f), &args, |r| {
+        Ok(serde_json::json!({
+            "request_id": r.get::<String>(0)?,
+            "api_key": r.get::<Option<String>>(1)?,
+            "team_id": r.get::<Option<String>>(2)?,
+            "organization_id": r.get::<Option<String>>(3)?,
+            "user": r.get::<Option<String>>(4)?,
+            "model": r.get::<String>(5)?,
+            "call_type": r.get::<String>(6)?,
+            "prompt_tokens": r.get::<i64>(7)?,
+            "completion_tokens": r.get::<i64>(8)?,
+            "total_tokens": r.get::<i64>(9)?,
+            "spend": r.get::<f64>(10)?,
+            "startTime": r.get::<String>(11)?,
+            "endTime": r.get::<String>(12)?,
+            "status": r.get::<String>(13)?,
+            "metadata": serde_json::from_str::<serde_json::Value>(&r.get::<String>(14)?)
                 .unwrap_or_else(|_| serde_json::json!({})),
-        }));
-    }
-    Ok(out)
+        }))
+    })
 }
 
 /// What `reset_due` selects (on the partial `budget_reset_at` indexes of schema 0003) and
@@ -212,27 +225,26 @@ const RESETS: &[(&str, &str)] = &[
 /// Resets spend to 0 where `budget_reset_at` has passed and moves `budget_reset_at` on by the
 /// holder's `budget_duration` (keys, teams, users; organizations and memberships through their
 /// budget rows). Returns how many holders were reset.
-pub fn reset_due(c: &Connection, now_iso: &str, now_ms: i64) -> rusqlite::Result<usize> {
+pub fn reset_due<C: Handle + ?Sized>(c: &C, now_iso: &str, now_ms: i64) -> DbResult<usize> {
     let mut n = 0;
     for &(select, update) in RESETS {
-        let due: Vec<(String, Option<String>)> = c
-            .prepare_cached(select)?
-            .query_map([now_iso], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?;
+        let due: Vec<(String, Option<String>)> =
+            c.all(select, &[now_iso.into()], |r| Ok((r.get(0)?, r.get(1)?)))?;
         for (id, dur) in due {
             let next = dur
                 .as_deref()
                 .and_then(crate::util::parse_duration)
                 .map(|s| crate::util::iso_from_ms(now_ms + s * 1000));
-            c.prepare_cached(update)?.execute(params![id, next])?;
+            c.exec(update, &[(&id).into(), (&next).into()])?;
             if update.starts_with("UPDATE budgets") {
                 // The holders of this budget row start again from zero.
-                c.prepare_cached("UPDATE organizations SET spend = 0 WHERE budget_id = ?1")?
-                    .execute([&id])?;
-                c.prepare_cached("UPDATE organization_members SET spend = 0 WHERE budget_id = ?1")?
-                    .execute([&id])?;
-                c.prepare_cached("UPDATE team_members SET spend = 0 WHERE budget_id = ?1")?
-                    .execute([&id])?;
+                for holders in [
+                    "UPDATE organizations SET spend = 0 WHERE budget_id = ?1",
+                    "UPDATE organization_members SET spend = 0 WHERE budget_id = ?1",
+                    "UPDATE team_members SET spend = 0 WHERE budget_id = ?1",
+                ] {
+                    c.exec(holders, &[(&id).into()])?;
+                }
             }
             n += 1;
         }
@@ -439,20 +451,28 @@ impl SpendWriter {
 /// Writes `batch` in one transaction; if that fails, each record in a transaction of its own
 /// (one bad record must not cost the others). One result per record, in order.
 fn write_batch(pool: &super::Pool, batch: &[&SpendRecord]) -> Vec<Result<(), String>> {
-    let all = pool.write_hot(|tx| {
-        for r in batch {
-            record(tx, r)?;
+    let one = |recs: &[&SpendRecord]| -> crate::error::Result<()> {
+        match pool {
+            super::Pool::Sqlite(lite) => lite.write_hot(|tx| {
+                let mut c: &Connection = tx;
+                for r in recs {
+                    record(&mut c, r)?;
+                }
+                Ok(())
+            }),
+            super::Pool::Postgres(pg) => pg.write(|q| {
+                for r in recs {
+                    record(q, r)?;
+                }
+                Ok(())
+            }),
         }
-        Ok(())
-    });
-    match all {
+    };
+    match one(batch) {
         Ok(()) => vec![Ok(()); batch.len()],
         Err(_) => batch
             .iter()
-            .map(|r| {
-                pool.write_hot(|tx| Ok(record(tx, r)?))
-                    .map_err(|e| e.to_string())
-            })
+            .map(|r| one(std::slice::from_ref(r)).map_err(|e| e.to_string()))
             .collect(),
     }
 }
@@ -504,6 +524,8 @@ mod writer_tests {
             .expect("join")
             .expect("the other record of the batch");
         let n: i64 = pool
+            .lite()
+            .expect("sqlite")
             .read(|c| Ok(c.query_row("SELECT count(*) FROM spend_logs", [], |r| r.get(0))?))
             .expect("count");
         assert_eq!(n, 1 + 64 * 20 + 1);

@@ -1,9 +1,11 @@
 //! Team queries: teams and team_members. One fn per query. The allowance columns come from
-//! `allowance_columns!` (`hierarchy`); membership budgets are `db::budgets` rows.
+//! `allowance_columns!` (`hierarchy`); membership budgets are `db::budgets` rows. On the
+//! engine-neutral `handle::Handle` (issue 14).
 
+use super::handle::{allowance, allowance_args, DbResult, Handle, Row};
+use super::sql::Arg;
 use crate::hierarchy::Allowance;
 use crate::{allowance_columns, allowance_set, allowance_values};
-use rusqlite::{params_from_iter, types::ToSql, Connection};
 
 #[derive(Debug, Clone)]
 pub struct TeamRow {
@@ -33,38 +35,38 @@ macro_rules! team_columns {
     };
 }
 
-pub fn team_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TeamRow> {
+pub fn team_row(r: &Row<'_, '_>) -> DbResult<TeamRow> {
     Ok(TeamRow {
         id: r.get(0)?,
         alias: r.get(1)?,
         organization_id: r.get(2)?,
-        models: super::json_list(&r.get::<_, String>(3)?),
+        models: super::json_list(&r.get::<String>(3)?),
         spend: r.get(4)?,
-        blocked: r.get::<_, i64>(5)? != 0,
-        metadata: super::json_obj(&r.get::<_, String>(6)?),
+        blocked: r.get(5)?,
+        metadata: super::json_obj(&r.get::<String>(6)?),
         created_at: r.get(7)?,
         updated_at: r.get(8)?,
         created_by: r.get(9)?,
         updated_by: r.get(10)?,
-        allowance: Allowance::from_row(r, 11)?,
+        allowance: allowance(r, 11)?,
     })
 }
 
 const GET: &str = concat!("SELECT ", team_columns!(), " FROM teams WHERE id = ?1");
 
-pub fn get(c: &Connection, id: &str) -> rusqlite::Result<Option<TeamRow>> {
-    super::rows::one(c, GET, [id], team_row)
+pub fn get<C: Handle + ?Sized>(c: &C, id: &str) -> DbResult<Option<TeamRow>> {
+    c.one(GET, &[id.into()], team_row)
 }
 
 const MEMBER_ROLE: &str = "SELECT role FROM team_members WHERE team_id = ?1 AND user_id = ?2";
 
 /// The user's role in the team (`admin` | `user`), if a member.
-pub fn member_role(
-    c: &Connection,
+pub fn member_role<C: Handle + ?Sized>(
+    c: &C,
     team_id: &str,
     user_id: &str,
-) -> rusqlite::Result<Option<String>> {
-    super::rows::text(c, MEMBER_ROLE, [team_id, user_id])
+) -> DbResult<Option<String>> {
+    c.one(MEMBER_ROLE, &[team_id.into(), user_id.into()], |r| r.get(0))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -105,7 +107,12 @@ const INSERT: &str = concat!(
 );
 
 /// Inserts a team. A duplicate id is a UNIQUE violation: the caller's 409.
-pub fn insert(c: &Connection, id: &str, f: &TeamFields, by: Option<&str>) -> rusqlite::Result<()> {
+pub fn insert<C: Handle + ?Sized>(
+    c: &C,
+    id: &str,
+    f: &TeamFields,
+    by: Option<&str>,
+) -> DbResult<()> {
     write(c, INSERT, id, f, by).map(|_| ())
 }
 
@@ -117,47 +124,54 @@ const UPDATE: &str = concat!(
 );
 
 /// Writes every writable column of a team; returns the number of rows changed (0 = gone).
-pub fn update(
-    c: &Connection,
+pub fn update<C: Handle + ?Sized>(
+    c: &C,
     id: &str,
     f: &TeamFields,
     by: Option<&str>,
-) -> rusqlite::Result<usize> {
+) -> DbResult<usize> {
     write(c, UPDATE, id, f, by)
 }
 
 /// Runs INSERT or UPDATE: `?1`..`?7` the allowance, then id, alias, org, models, blocked,
 /// metadata, now, by.
-fn write(
-    c: &Connection,
+fn write<C: Handle + ?Sized>(
+    c: &C,
     sql: &str,
     id: &str,
     f: &TeamFields,
     by: Option<&str>,
-) -> rusqlite::Result<usize> {
+) -> DbResult<usize> {
     let (models, metadata) = (super::to_json(&f.models), super::obj_text(&f.metadata));
-    let (blocked, now) = (f.blocked as i64, crate::util::now_iso());
-    let own: [&dyn ToSql; 8] = [
-        &id,
-        &f.alias,
-        &f.organization_id,
-        &models,
-        &blocked,
-        &metadata,
-        &now,
-        &by,
+    let now = crate::util::now_iso();
+    let a = allowance_args(&f.allowance);
+    let args: [Arg<'_>; 15] = [
+        a[0],
+        a[1],
+        a[2],
+        a[3],
+        a[4],
+        a[5],
+        a[6],
+        id.into(),
+        (&f.alias).into(),
+        (&f.organization_id).into(),
+        (&models).into(),
+        f.blocked.into(),
+        (&metadata).into(),
+        (&now).into(),
+        by.into(),
     ];
-    c.prepare_cached(sql)?
-        .execute(params_from_iter(f.allowance.params_then(&own)))
+    c.exec(sql, &args)
 }
 
 const MOVE_KEYS: &str = "UPDATE api_keys SET organization_id = ?2, updated_at = ?3
     WHERE team_id = ?1";
 
 /// When a team changes organization its keys follow (API.md §8 "Moving teams").
-pub fn move_keys(c: &Connection, team_id: &str, org: Option<&str>) -> rusqlite::Result<usize> {
-    c.prepare_cached(MOVE_KEYS)?
-        .execute(rusqlite::params![team_id, org, crate::util::now_iso()])
+pub fn move_keys<C: Handle + ?Sized>(c: &C, team_id: &str, org: Option<&str>) -> DbResult<usize> {
+    let now = crate::util::now_iso();
+    c.exec(MOVE_KEYS, &[team_id.into(), org.into(), (&now).into()])
 }
 
 const DELETE_MEMBER_BUDGETS: &str = "DELETE FROM budgets WHERE id IN
@@ -165,9 +179,9 @@ const DELETE_MEMBER_BUDGETS: &str = "DELETE FROM budgets WHERE id IN
 const DELETE: &str = "DELETE FROM teams WHERE id = ?1";
 
 /// Deletes a team with its membership budget rows; keys and memberships go by FK cascade.
-pub fn delete(c: &Connection, id: &str) -> rusqlite::Result<usize> {
-    c.prepare_cached(DELETE_MEMBER_BUDGETS)?.execute([id])?;
-    c.prepare_cached(DELETE)?.execute([id])
+pub fn delete<C: Handle + ?Sized>(c: &C, id: &str) -> DbResult<usize> {
+    c.exec(DELETE_MEMBER_BUDGETS, &[id.into()])?;
+    c.exec(DELETE, &[id.into()])
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -177,9 +191,10 @@ const LIST: &str = concat!(
     "SELECT ",
     team_columns!(),
     " FROM teams
-    WHERE (?1 IS NULL OR organization_id = ?1)
-      AND (?2 IS NULL OR id IN (SELECT team_id FROM team_members WHERE user_id = ?2))
-      AND (?3 IS NULL
+    WHERE (CAST(?1 AS TEXT) IS NULL OR organization_id = ?1)
+      AND (CAST(?2 AS TEXT) IS NULL
+           OR id IN (SELECT team_id FROM team_members WHERE user_id = ?2))
+      AND (CAST(?3 AS TEXT) IS NULL
            OR id IN (SELECT team_id FROM team_members WHERE user_id = ?3)
            OR organization_id IN (SELECT organization_id FROM organization_members
                                   WHERE user_id = ?3 AND user_role = 'org_admin'))
@@ -188,20 +203,20 @@ const LIST: &str = concat!(
 
 /// Teams, optionally only of one org, only those `member` belongs to, and only those visible to
 /// `viewer` (a member, or org_admin of the team's org). `None` = no such filter.
-pub fn list(
-    c: &Connection,
+pub fn list<C: Handle + ?Sized>(
+    c: &C,
     org: Option<&str>,
     member: Option<&str>,
     viewer: Option<&str>,
-) -> rusqlite::Result<Vec<TeamRow>> {
-    super::rows::all(c, LIST, rusqlite::params![org, member, viewer], team_row)
+) -> DbResult<Vec<TeamRow>> {
+    c.all(LIST, &[org.into(), member.into(), viewer.into()], team_row)
 }
 
 const IDS_OF_USER: &str = "SELECT team_id FROM team_members WHERE user_id = ?1 ORDER BY team_id";
 
 /// Ids of the teams a user belongs to.
-pub fn ids_of_user(c: &Connection, user_id: &str) -> rusqlite::Result<Vec<String>> {
-    super::rows::all(c, IDS_OF_USER, [user_id], |r| r.get(0))
+pub fn ids_of_user<C: Handle + ?Sized>(c: &C, user_id: &str) -> DbResult<Vec<String>> {
+    c.all(IDS_OF_USER, &[user_id.into()], |r| r.get(0))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -235,7 +250,7 @@ const MEMBERS: &str = concat!(
     " WHERE m.team_id = ?1 ORDER BY m.created_at, m.user_id"
 );
 
-fn member_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRow> {
+fn member_row(r: &Row<'_, '_>) -> DbResult<MemberRow> {
     Ok(MemberRow {
         team_id: r.get(0)?,
         user_id: r.get(1)?,
@@ -250,22 +265,26 @@ fn member_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRow> {
 }
 
 /// The team's members with their email and membership budget.
-pub fn members(c: &Connection, team_id: &str) -> rusqlite::Result<Vec<MemberRow>> {
-    super::rows::all(c, MEMBERS, [team_id], member_row)
+pub fn members<C: Handle + ?Sized>(c: &C, team_id: &str) -> DbResult<Vec<MemberRow>> {
+    c.all(MEMBERS, &[team_id.into()], member_row)
 }
 
 const MEMBER: &str = concat!(member_select!(), " WHERE m.team_id = ?1 AND m.user_id = ?2");
 
-pub fn member(c: &Connection, team_id: &str, user_id: &str) -> rusqlite::Result<Option<MemberRow>> {
-    super::rows::one(c, MEMBER, [team_id, user_id], member_row)
+pub fn member<C: Handle + ?Sized>(
+    c: &C,
+    team_id: &str,
+    user_id: &str,
+) -> DbResult<Option<MemberRow>> {
+    c.one(MEMBER, &[team_id.into(), user_id.into()], member_row)
 }
 
 const MEMBERSHIPS_OF_USER: &str =
     concat!(member_select!(), " WHERE m.user_id = ?1 ORDER BY m.team_id");
 
 /// Every team membership of one user.
-pub fn memberships_of_user(c: &Connection, user_id: &str) -> rusqlite::Result<Vec<MemberRow>> {
-    super::rows::all(c, MEMBERSHIPS_OF_USER, [user_id], member_row)
+pub fn memberships_of_user<C: Handle + ?Sized>(c: &C, user_id: &str) -> DbResult<Vec<MemberRow>> {
+    c.all(MEMBERSHIPS_OF_USER, &[user_id.into()], member_row)
 }
 
 const DELETE_MEMBER: &str = "DELETE FROM team_members WHERE team_id = ?1 AND user_id = ?2";
@@ -273,8 +292,7 @@ const DELETE_MEMBER_KEYS: &str = "DELETE FROM api_keys WHERE team_id = ?1 AND us
 
 /// Removes a membership and the member's keys in that team (a removed member keeps no access
 /// through the team). The membership's budget row is the caller's (`db::budgets::delete`).
-pub fn delete_member(c: &Connection, team_id: &str, user_id: &str) -> rusqlite::Result<usize> {
-    c.prepare_cached(DELETE_MEMBER_KEYS)?
-        .execute([team_id, user_id])?;
-    c.prepare_cached(DELETE_MEMBER)?.execute([team_id, user_id])
+pub fn delete_member<C: Handle + ?Sized>(c: &C, team_id: &str, user_id: &str) -> DbResult<usize> {
+    c.exec(DELETE_MEMBER_KEYS, &[team_id.into(), user_id.into()])?;
+    c.exec(DELETE_MEMBER, &[team_id.into(), user_id.into()])
 }

@@ -1,5 +1,6 @@
 //! Operator endpoints: `POST /admin/backup` (proxy admins) writes a consistent copy of the live
-//! database into the configured backup directory.
+//! database into the configured backup directory (SQLite; on PostgreSQL a 501 saying to use
+//! pg_dump).
 
 use super::{Ctx, Reply, Req};
 use crate::access::policy;
@@ -9,6 +10,13 @@ use serde_json::json;
 
 pub fn backup(ctx: &Ctx, who: &Caller, _req: &Req) -> Result<Reply> {
     policy::require_proxy_admin(who)?;
+    if ctx.pool.lite().is_none() {
+        return Err(Error::NotImplemented(
+            "POST /admin/backup copies a SQLite database; on PostgreSQL back up with pg_dump \
+             (docs/POSTGRES.md)"
+                .into(),
+        ));
+    }
     let dir = match &ctx.cfg.backup_dir {
         Some(d) => d.clone(),
         None => ctx

@@ -113,7 +113,7 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let b = req.json()?;
     let id = opt_id(&b, "budget_id")?.unwrap_or_else(util::uuid4);
     let row = BudgetPatch::parse(&b)?.new_row(id, who);
-    ctx.pool.write(|tx| {
+    ctx.pool.write_db(|tx| {
         db::budgets::insert(tx, &row)
             .map_err(|e| unique_or(e, || format!("Budget id already exists: {}", row.id)))
     })?;
@@ -126,7 +126,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let b = req.json()?;
     let id = b.req_str("budget_id")?;
     let patch = BudgetPatch::parse(&b)?;
-    let row = ctx.pool.write(|tx| {
+    let row = ctx.pool.write_db(|tx| {
         let mut row = db::budgets::get(tx, &id)?.ok_or_else(|| not_found(&id))?;
         let now_ms = util::now_ms();
         patch.apply(&mut row, now_ms);
@@ -149,7 +149,7 @@ pub fn info(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             "`budgets` is required: a non-empty list of budget ids",
         ));
     }
-    let rows = ctx.pool.read(|c| {
+    let rows = ctx.pool.read_db(|c| {
         ids.iter()
             .map(|id| db::budgets::get(c, id)?.ok_or_else(|| not_found(id)))
             .collect::<Result<Vec<_>>>()
@@ -160,7 +160,7 @@ pub fn info(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
 /// `GET /budget/list` (proxy admin, viewer).
 pub fn list(ctx: &Ctx, who: &Caller, _req: &Req) -> Result<Reply> {
     policy::require_budget_reader(who)?;
-    let rows = ctx.pool.read(|c| Ok(db::budgets::list(c)?))?;
+    let rows = ctx.pool.read_db(|c| Ok(db::budgets::list(c)?))?;
     Reply::ok(Value::Array(rows.iter().map(BudgetRow::to_json).collect()))
 }
 
@@ -178,7 +178,7 @@ pub fn delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             )
         })?,
     };
-    let row = ctx.pool.write(|tx| {
+    let row = ctx.pool.write_db(|tx| {
         let row = db::budgets::get(tx, &id)?.ok_or_else(|| not_found(&id))?;
         db::budgets::delete(tx, &id)?;
         Ok(row)

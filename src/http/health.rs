@@ -8,24 +8,29 @@ pub fn liveliness(_ctx: &Ctx, _req: &Req) -> Result<Reply> {
     Ok(Reply::Json(200, json!("I'm alive!")))
 }
 
-/// Ready when the database answers and can still record (`db::health`: the file at the path
+/// Ready when the database answers and can still record; `db_engine` names the store
+/// (`sqlite` or `postgresql`) (`db::health`: the file at the path
 /// is the one opened, writable, and no write or checkpoint is failing): a 503 with the reason
 /// otherwise, so a load balancer stops sending calls that could not be billed.
 pub fn readiness(ctx: &Ctx, _req: &Req) -> Result<Reply> {
+    let engine = ctx.pool.engine();
     let unhealthy = |reason: String| {
         Reply::Json(
             503,
-            json!({"status": "unhealthy", "db": "disconnected", "reason": reason}),
+            json!({"status": "unhealthy", "db": "disconnected", "db_engine": engine,
+                   "reason": reason}),
         )
     };
     if let Err(e) = ctx.pool.writable() {
-        return Ok(unhealthy(e.message()));
+        // PostgreSQL: the flag comes back up with the next connection that works.
+        if ctx.pool.lite().is_some() || ctx.pool.ping().is_err() {
+            return Ok(unhealthy(e.message()));
+        }
     }
-    let db = ctx.pool.read(|c| Ok(crate::db::ping(c)?));
-    Ok(match db {
-        Ok(_) => Reply::Json(
+    Ok(match ctx.pool.ping() {
+        Ok(()) => Reply::Json(
             200,
-            json!({"status": "healthy", "db": "connected",
+            json!({"status": "healthy", "db": "connected", "db_engine": engine,
                    "litellm_version": env!("CARGO_PKG_VERSION")}),
         ),
         Err(_) => unhealthy("the database does not answer".into()),

@@ -8,15 +8,15 @@ use super::{shapes, Ctx, Reply, Req};
 use crate::access::grant::{self, Holder};
 use crate::access::{authority, policy};
 use crate::auth::{self, Caller, Role};
+use crate::db::handle::Handle;
 use crate::db::rows::unique_or;
 use crate::db::{self, keys::KeyRec, keys::NewKey};
 use crate::error::{Error, Result};
-use rusqlite::Connection;
 use serde_json::{json, Value};
 
 /// The models a key's chain resolves to, by THE key-check statement and the one resolver.
-fn effective_models(ctx: &Ctx, c: &Connection, token: &str) -> Result<Vec<String>> {
-    Ok(match db::key_check::load_key(c, token)? {
+fn effective_models<C: Handle + ?Sized>(ctx: &Ctx, c: &C, token: &str) -> Result<Vec<String>> {
+    Ok(match db::key_check::load_key_any(c, token)? {
         Some(k) => k.chain().effective(&ctx.catalog),
         None => Vec::new(),
     })
@@ -41,7 +41,7 @@ fn check_tightening(
 }
 
 /// Finds a key named by raw value or token (404 when missing or invisible).
-fn find(c: &Connection, who: &Caller, key: &str) -> Result<KeyRec> {
+fn find<C: Handle + ?Sized>(c: &C, who: &Caller, key: &str) -> Result<KeyRec> {
     let rec = db::keys::by_token(c, &auth::token_of(key))?;
     match rec {
         Some(r) if policy::can_see_key(c, who, &r.k)? => Ok(r),
@@ -66,10 +66,10 @@ fn check_team_budget(p: &grant::Parent, k: &NewKey) -> Result<()> {
     Ok(())
 }
 
-fn insert_mapped(c: &Connection, k: &NewKey) -> Result<KeyRec> {
+fn insert_mapped<C: Handle + ?Sized>(c: &C, k: &NewKey) -> Result<KeyRec> {
     match db::keys::insert(c, k) {
         Ok(_) => {}
-        Err(e) if db::is_unique_violation(&e) => {
+        Err(e) if e.is_unique() => {
             let msg = match &k.key_alias {
                 Some(a) if db::keys::by_alias(c, a)?.is_some() => {
                     format!("Key with alias '{a}' already exists")
@@ -96,7 +96,7 @@ pub fn generate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         check_custom_key(who, "key", k)?;
     }
     let raw = custom.unwrap_or_else(auth::new_raw_key);
-    let rec = ctx.pool.write(|tx| {
+    let rec = ctx.pool.write_db(|tx| {
         // Whose key is this? A non-admin creates keys only for themselves, unless they
         // administer the team the key is for (API.md §5, §8).
         let owner = match (&user_id, who.role) {
@@ -162,7 +162,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     } else {
         None
     };
-    let rec = ctx.pool.write(|tx| {
+    let rec = ctx.pool.write_db(|tx| {
         let mut rec = find(tx, who, &key)?;
         let rec_token = rec.k.token.clone();
         if !policy::can_manage_key(tx, who, &rec.k)? {
@@ -248,7 +248,7 @@ pub fn delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             "give `keys` (raw keys or tokens) or `key_aliases`",
         ));
     }
-    let deleted = ctx.pool.write(|tx| {
+    let deleted = ctx.pool.write_db(|tx| {
         let mut recs = Vec::new();
         for k in &keys {
             recs.push(find(tx, who, k)?);
@@ -291,7 +291,7 @@ pub fn info(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             }
         },
     };
-    let (rec, eff) = ctx.pool.read(|c| {
+    let (rec, eff) = ctx.pool.read_db(|c| {
         let rec = find(c, who, &key)?;
         let eff = effective_models(ctx, c, &rec.k.token)?;
         Ok((rec, eff))
@@ -345,7 +345,7 @@ pub fn list(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     }
     let (rows, total) = ctx
         .pool
-        .read(|c| Ok(db::keys::list(c, &filter, size, (page - 1) * size)?))?;
+        .read_db(|c| Ok(db::keys::list(c, &filter, size, (page - 1) * size)?))?;
     let keys: Vec<Value> = rows
         .iter()
         .map(|r| {
@@ -368,7 +368,7 @@ fn set_blocked(ctx: &Ctx, who: &Caller, req: &Req, blocked: bool) -> Result<Repl
     let b = req.json()?;
     let key = b.req_str("key")?;
     policy::require_writer(who)?;
-    let rec = ctx.pool.write(|tx| {
+    let rec = ctx.pool.write_db(|tx| {
         let mut rec = find(tx, who, &key)?;
         let rec_token = rec.k.token.clone();
         let allowed = who.role == Role::ProxyAdmin || policy::administers_team_of(tx, who, &rec.k)?;
@@ -414,7 +414,7 @@ pub fn regenerate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     }
     let fields = key_fields(&b)?;
     let raw = new_key.unwrap_or_else(auth::new_raw_key);
-    let rec = ctx.pool.write(|tx| {
+    let rec = ctx.pool.write_db(|tx| {
         let mut rec = find(tx, who, &key)?;
         let rec_token = rec.k.token.clone();
         if !policy::can_manage_key(tx, who, &rec.k)? {

@@ -8,13 +8,13 @@
 use super::{fields, users, Body};
 use crate::access::authority;
 use crate::auth::Caller;
+use crate::db::handle::Handle;
 use crate::db::rows::unique_or;
 use crate::db::{self, members::Group};
 use crate::error::{Error, Result};
 use crate::hierarchy::Patch;
 use crate::user_defaults::UserDefaults;
 use crate::util;
-use rusqlite::Connection;
 use serde_json::Value;
 
 /// What differs between a team's and an organization's memberships.
@@ -141,7 +141,7 @@ pub fn specs(kind: &Kind, body: &Body, field: &str, required: bool) -> Result<Ve
 
 /// The one user with this email (case-insensitive): None when there is none, 400 when several
 /// (imported databases may hold more than one).
-fn user_by_email(c: &Connection, email: &str) -> Result<Option<String>> {
+fn user_by_email<C: Handle + ?Sized>(c: &C, email: &str) -> Result<Option<String>> {
     let mut ids = db::users::ids_by_email(c, email)?;
     if ids.len() > 1 {
         return Err(Error::bad_param(
@@ -154,7 +154,7 @@ fn user_by_email(c: &Connection, email: &str) -> Result<Option<String>> {
 
 /// The user an entry names, created when missing as LiteLLM does (`users::create_implicit`:
 /// the new-user defaults, no personal models unless configured).
-pub fn resolve_or_create(c: &Connection, d: &UserDefaults, m: &Spec) -> Result<String> {
+pub fn resolve_or_create<C: Handle + ?Sized>(c: &C, d: &UserDefaults, m: &Spec) -> Result<String> {
     let found = match (&m.user_id, &m.user_email) {
         (Some(id), _) => db::users::get(c, id)?.map(|u| u.id),
         (None, Some(email)) => user_by_email(c, email)?,
@@ -177,8 +177,8 @@ pub fn resolve_or_create(c: &Connection, d: &UserDefaults, m: &Spec) -> Result<S
 
 /// Adds each entry as a member of `group_id` (creating missing users), each with its own
 /// budget row when `budget` is given. Returns the user ids. An existing membership is 409.
-pub fn add(
-    c: &Connection,
+pub fn add<C: Handle + ?Sized>(
+    c: &C,
     d: &UserDefaults,
     kind: &Kind,
     group_id: &str,
@@ -211,7 +211,7 @@ pub fn add(
 
 /// The user an update or delete names by `user_id`, else `user_email`: None when no user has
 /// that email (the caller answers 404). Neither given: 400.
-pub fn named_user(c: &Connection, b: &Body) -> Result<Option<String>> {
+pub fn named_user<C: Handle + ?Sized>(c: &C, b: &Body) -> Result<Option<String>> {
     let id = b.opt_str("user_id")?.filter(|s| !s.trim().is_empty());
     let email = b.opt_str("user_email")?.filter(|s| !s.trim().is_empty());
     match (id, email) {
@@ -249,8 +249,8 @@ pub fn check_budget(
 /// Writes a membership budget patch; returns the membership's budget id after it. A value
 /// updates the row (or creates one), `null` detaches it (`release_budget` deletes it once the
 /// membership no longer points at it), absent changes nothing.
-pub fn write_budget(
-    c: &Connection,
+pub fn write_budget<C: Handle + ?Sized>(
+    c: &C,
     budget_id: Option<&str>,
     patch: &Patch<f64>,
     who: &Caller,
@@ -280,7 +280,11 @@ pub fn write_budget(
 
 /// After the membership was written with `new`: the `old` budget row goes when it was
 /// detached and nothing else uses it.
-pub fn release_budget(c: &Connection, old: Option<&str>, new: Option<&str>) -> Result<()> {
+pub fn release_budget<C: Handle + ?Sized>(
+    c: &C,
+    old: Option<&str>,
+    new: Option<&str>,
+) -> Result<()> {
     if let Some(old) = old.filter(|o| Some(*o) != new) {
         db::budgets::delete_if_unused(c, old)?;
     }
@@ -288,7 +292,7 @@ pub fn release_budget(c: &Connection, old: Option<&str>, new: Option<&str>) -> R
 }
 
 /// The stored budget of a membership (`None`: no budget row, or one without `max_budget`).
-pub fn max_budget_of(c: &Connection, budget_id: Option<&str>) -> Result<Option<f64>> {
+pub fn max_budget_of<C: Handle + ?Sized>(c: &C, budget_id: Option<&str>) -> Result<Option<f64>> {
     Ok(match budget_id {
         Some(id) => db::budgets::get(c, id)?.and_then(|b| b.allowance.max_budget),
         None => None,

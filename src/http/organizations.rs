@@ -13,11 +13,11 @@ use super::{patch, shapes, Body, Ctx, Reply, Req};
 use crate::access::grant::{self, Holder};
 use crate::access::{authority, policy};
 use crate::auth::Caller;
+use crate::db::handle::Handle;
 use crate::db::rows::unique_or;
 use crate::db::{self, members::Group, orgs::MemberRow, orgs::OrgRow};
 use crate::error::{Error, Result};
 use crate::util;
-use rusqlite::Connection;
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------------------------------------
@@ -29,7 +29,7 @@ fn org_not_found(id: &str) -> Error {
 
 /// The organization, if it exists and the caller may read it; otherwise 404 (§8: an invisible
 /// organization looks missing).
-fn visible_org(c: &Connection, who: &Caller, id: &str) -> Result<OrgRow> {
+fn visible_org<C: Handle + ?Sized>(c: &C, who: &Caller, id: &str) -> Result<OrgRow> {
     let org = db::orgs::get(c, id)?.ok_or_else(|| org_not_found(id))?;
     if !policy::can_read_org(c, who, id)? {
         return Err(org_not_found(id));
@@ -39,7 +39,7 @@ fn visible_org(c: &Connection, who: &Caller, id: &str) -> Result<OrgRow> {
 
 /// The organization, if the caller may change it: 404 when missing or invisible, 403 when
 /// visible but the caller is not a proxy admin or an org_admin of it.
-fn changeable_org(c: &Connection, who: &Caller, id: &str) -> Result<OrgRow> {
+fn changeable_org<C: Handle + ?Sized>(c: &C, who: &Caller, id: &str) -> Result<OrgRow> {
     let org = visible_org(c, who, id)?;
     if !policy::is_org_admin(c, who, id)? {
         return Err(Error::Forbidden(format!(
@@ -63,7 +63,7 @@ fn budget_source(b: &Body) -> Result<Option<String>> {
     Ok(budget_id)
 }
 
-fn existing_budget(c: &Connection, id: &str) -> Result<()> {
+fn existing_budget<C: Handle + ?Sized>(c: &C, id: &str) -> Result<()> {
     match db::budgets::get(c, id)? {
         Some(_) => Ok(()),
         None => Err(Error::bad_param(
@@ -97,7 +97,7 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let patch = BudgetPatch::parse(&b)?;
     let metadata = parse_metadata(&b)?.unwrap_or_else(|| json!({}));
     let id = opt_id(&b, "organization_id")?.unwrap_or_else(util::uuid4);
-    let out = ctx.pool.write(|tx| {
+    let out = ctx.pool.write_db(|tx| {
         let budget_id = match budget_id {
             Some(bid) => {
                 existing_budget(tx, &bid)?;
@@ -148,7 +148,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let budget_field = BudgetPatch::first_present(&b);
     let patch = BudgetPatch::parse(&b)?;
     let metadata = parse_metadata(&b)?;
-    let out = ctx.pool.write(|tx| {
+    let out = ctx.pool.write_db(|tx| {
         let mut org = changeable_org(tx, who, &id)?;
         if !who.is_proxy_admin() {
             let admin_only = if models.is_some() {
@@ -227,7 +227,7 @@ pub fn delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     }
     let mut seen = std::collections::HashSet::new();
     ids.retain(|id| seen.insert(id.clone()));
-    let out = ctx.pool.write(|tx| {
+    let out = ctx.pool.write_db(|tx| {
         let mut shaped = Vec::with_capacity(ids.len());
         for id in &ids {
             let org = db::orgs::get(tx, id)?.ok_or_else(|| org_not_found(id))?;
@@ -247,7 +247,7 @@ pub fn delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
 
 /// `GET /organization/list`: proxy admins and viewers see all; others the orgs they belong to.
 pub fn list(ctx: &Ctx, who: &Caller, _req: &Req) -> Result<Reply> {
-    let out = ctx.pool.read(|c| {
+    let out = ctx.pool.read_db(|c| {
         let rows = if who.role.reads_all() {
             db::orgs::list_all(c)?
         } else {
@@ -276,7 +276,7 @@ pub fn info(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         })?;
     let out = ctx
         .pool
-        .read(|c| shapes::org(c, &visible_org(c, who, id)?))?;
+        .read_db(|c| shapes::org(c, &visible_org(c, who, id)?))?;
     Reply::ok(out)
 }
 
@@ -291,7 +291,7 @@ pub fn info_deprecated(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             "`organizations` is required: a non-empty list of organization ids",
         ));
     }
-    let out = ctx.pool.read(|c| {
+    let out = ctx.pool.read_db(|c| {
         ids.iter()
             .map(|id| shapes::org(c, &visible_org(c, who, id)?))
             .collect::<Result<Vec<_>>>()
@@ -309,7 +309,7 @@ pub fn member_add(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let specs = members::specs(&ORG, &b, "member", true)?;
     let max_budget = b.opt_budget("max_budget_in_organization")?;
     let by = who.user_id.clone();
-    let out = ctx.pool.write(|tx| {
+    let out = ctx.pool.write_db(|tx| {
         changeable_org(tx, who, &org_id)?;
         let d = &ctx.cfg.user_defaults;
         let added = members::add(tx, d, &ORG, &org_id, &specs, max_budget, by.as_deref())?;
@@ -344,7 +344,7 @@ pub fn member_add(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
 
 /// The target of member_update / member_delete: `user_id`, else `user_email`. A user that does
 /// not exist is reported as an unknown membership (404).
-fn target_membership(c: &Connection, b: &Body, org_id: &str) -> Result<MemberRow> {
+fn target_membership<C: Handle + ?Sized>(c: &C, b: &Body, org_id: &str) -> Result<MemberRow> {
     let missing = || Error::NotFound(format!("Member not found in organization {org_id}"));
     match members::named_user(c, b)? {
         Some(u) => db::orgs::member_get(c, org_id, &u)?.ok_or_else(missing),
@@ -366,7 +366,7 @@ pub fn member_update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             "nothing to change: give `role` and/or `max_budget_in_organization`",
         ));
     }
-    let out = ctx.pool.write(|tx| {
+    let out = ctx.pool.write_db(|tx| {
         changeable_org(tx, who, &org_id)?;
         let m = target_membership(tx, &b, &org_id)?;
         let uid = &m.user_id;
@@ -400,7 +400,7 @@ pub fn member_update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
 pub fn member_delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let b = req.json()?;
     let org_id = b.req_str("organization_id")?;
-    let out = ctx.pool.write(|tx| {
+    let out = ctx.pool.write_db(|tx| {
         changeable_org(tx, who, &org_id)?;
         let m = target_membership(tx, &b, &org_id)?;
         // Removing and adding again would drop a budget a higher rank set (`grant`).

@@ -2,6 +2,7 @@
 //! used by every info/list/new/update answer that shows it. Rendering only: which rows a caller
 //! may see, and which fields are blanked for them (a key's `token`), is the handlers' business.
 
+use crate::db::handle::Handle;
 use crate::db::{
     self,
     keys::{KeyRec, KeySummary},
@@ -11,7 +12,6 @@ use crate::db::{
 };
 use crate::error::Result;
 use crate::hierarchy::Allowance;
-use rusqlite::Connection;
 use serde_json::{json, Value};
 
 /// `fields` with the allowance's fields merged in (LiteLLM shows them flat).
@@ -144,7 +144,7 @@ pub fn key_summary(k: &KeySummary) -> Value {
 }
 
 /// A budget row by id, as `litellm_budget_table` (null when none).
-pub fn budget_by_id(c: &Connection, id: Option<&str>) -> Result<Value> {
+pub fn budget_by_id<C: Handle + ?Sized>(c: &C, id: Option<&str>) -> Result<Value> {
     Ok(match id {
         Some(id) => db::budgets::get(c, id)?
             .map(|b| b.to_json())
@@ -154,7 +154,7 @@ pub fn budget_by_id(c: &Connection, id: Option<&str>) -> Result<Value> {
 }
 
 /// An organization membership (LiteLLM's `LiteLLM_OrganizationMembershipTable`).
-pub fn org_member(c: &Connection, m: &db::orgs::MemberRow) -> Result<Value> {
+pub fn org_member<C: Handle + ?Sized>(c: &C, m: &db::orgs::MemberRow) -> Result<Value> {
     Ok(json!({
         "user_id": m.user_id,
         "user_email": m.user_email,
@@ -170,7 +170,7 @@ pub fn org_member(c: &Connection, m: &db::orgs::MemberRow) -> Result<Value> {
 
 /// The one shape of an organization (new, update, delete, list, info): with its budget, its
 /// members and its teams.
-pub fn org(c: &Connection, o: &OrgRow) -> Result<Value> {
+pub fn org<C: Handle + ?Sized>(c: &C, o: &OrgRow) -> Result<Value> {
     let members = db::orgs::members(c, &o.id)?
         .iter()
         .map(|m| org_member(c, m))

@@ -53,7 +53,7 @@ pub fn logs(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                 };
                 let rows = ctx
                     .pool
-                    .read(|c| Ok(crate::db::spend::logs(c, &f, limit)?))?;
+                    .read_db(|c| Ok(crate::db::spend::logs(c, &f, limit)?))?;
                 return Reply::ok(json!(rows));
             }
         }
@@ -69,6 +69,6 @@ pub fn logs(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     };
     let rows = ctx
         .pool
-        .read(|c| Ok(crate::db::spend::logs(c, &f, limit)?))?;
+        .read_db(|c| Ok(crate::db::spend::logs(c, &f, limit)?))?;
     Reply::ok(json!(rows))
 }

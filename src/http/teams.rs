@@ -9,15 +9,15 @@ use super::{patch, shapes, Body, Ctx, Reply, Req};
 use crate::access::grant::{self, Holder};
 use crate::access::{authority, policy};
 use crate::auth::Caller;
+use crate::db::handle::Handle;
 use crate::db::rows::unique_or;
 use crate::db::{self, keys::KeySummary, members::Group, teams::TeamFields, teams::TeamRow};
 use crate::error::{Error, Result};
 use crate::util;
-use rusqlite::Connection;
 use serde_json::{json, Value};
 
 /// The team as stored now, with its members.
-fn team_reply(c: &Connection, team_id: &str) -> Result<Value> {
+fn team_reply<C: Handle + ?Sized>(c: &C, team_id: &str) -> Result<Value> {
     let t = db::teams::get(c, team_id)?
         .ok_or_else(|| Error::Internal(format!("team {team_id} vanished in its own tx")))?;
     let members = db::teams::members(c, team_id)?;
@@ -32,7 +32,7 @@ fn not_found(team_id: &str) -> Error {
 }
 
 /// The target team, or 404 when it is missing or the caller may not see it (API.md §8).
-fn visible_team(c: &Connection, who: &Caller, team_id: &str) -> Result<TeamRow> {
+fn visible_team<C: Handle + ?Sized>(c: &C, who: &Caller, team_id: &str) -> Result<TeamRow> {
     match db::teams::get(c, team_id)? {
         Some(t) if policy::can_read_team(c, who, &t)? => Ok(t),
         _ => Err(not_found(team_id)),
@@ -77,7 +77,7 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     };
     let specs = members::specs(&TEAM, &body, "members_with_roles", false)?;
     let by = who.user_id.clone();
-    let out = ctx.pool.write(|tx| {
+    let out = ctx.pool.write_db(|tx| {
         // The one authorization check, on the organization the team would belong to.
         let org_models = match &org_id {
             Some(o) => {
@@ -161,7 +161,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         body.opt_str("organization_id")?
             .map(|o| if o.is_empty() { None } else { Some(o) });
     let by = who.user_id.clone();
-    let out = ctx.pool.write(|tx| {
+    let out = ctx.pool.write_db(|tx| {
         let t = visible_team(tx, who, &team_id)?;
         let moving = new_org
             .as_ref()
@@ -259,7 +259,7 @@ pub fn delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     if ids.is_empty() {
         return Err(Error::bad_param("team_ids", "`team_ids` is required"));
     }
-    ctx.pool.write(|tx| {
+    ctx.pool.write_db(|tx| {
         let mut teams = Vec::new();
         for id in &ids {
             teams.push(visible_team(tx, who, id)?);
@@ -292,7 +292,7 @@ pub fn info(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         .key
         .as_ref()
         .is_some_and(|k| k.team_id.as_deref() == Some(team_id.as_str()));
-    let out = ctx.pool.read(|c| {
+    let out = ctx.pool.read_db(|c| {
         let t = match db::teams::get(c, &team_id)? {
             Some(t) if own_team_key || policy::can_read_team(c, who, &t)? => t,
             _ => return Err(not_found(&team_id)),
@@ -324,7 +324,7 @@ pub fn info(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
 pub fn list(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let org = req.query("organization_id").filter(|s| !s.is_empty());
     let member = req.query("user_id").filter(|s| !s.is_empty());
-    let out = ctx.pool.read(|c| {
+    let out = ctx.pool.read_db(|c| {
         let viewer = if who.role.reads_all() {
             None
         } else {
@@ -351,7 +351,7 @@ pub fn member_add(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let specs = members::specs(&TEAM, &body, "member", true)?;
     let budget = body.opt_budget("max_budget_in_team")?;
     let by = who.user_id.clone();
-    let out = ctx.pool.write(|tx| {
+    let out = ctx.pool.write_db(|tx| {
         let t = team_admin_of(tx, who, &team_id, "add members")?;
         let d = &ctx.cfg.user_defaults;
         let added = members::add(tx, d, &TEAM, &team_id, &specs, budget, by.as_deref())?;
@@ -378,7 +378,12 @@ pub fn member_add(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
 }
 
 /// The team, when the caller administers it (404 when invisible, 403 otherwise).
-fn team_admin_of(c: &Connection, who: &Caller, team_id: &str, doing: &str) -> Result<TeamRow> {
+fn team_admin_of<C: Handle + ?Sized>(
+    c: &C,
+    who: &Caller,
+    team_id: &str,
+    doing: &str,
+) -> Result<TeamRow> {
     let t = visible_team(c, who, team_id)?;
     if !policy::is_team_admin(c, who, &t)? {
         return Err(Error::Forbidden(format!(
@@ -389,7 +394,11 @@ fn team_admin_of(c: &Connection, who: &Caller, team_id: &str, doing: &str) -> Re
 }
 
 /// The membership a member update or delete names (404 when there is none).
-fn target_member(c: &Connection, body: &Body, team_id: &str) -> Result<db::teams::MemberRow> {
+fn target_member<C: Handle + ?Sized>(
+    c: &C,
+    body: &Body,
+    team_id: &str,
+) -> Result<db::teams::MemberRow> {
     let missing =
         |who: &str| Error::NotFound(format!("User {who} is not a member of team {team_id}"));
     match members::named_user(c, body)? {
@@ -403,7 +412,7 @@ fn target_member(c: &Connection, body: &Body, team_id: &str) -> Result<db::teams
 pub fn member_delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let body = req.json()?;
     let team_id = team_id_param(&body)?;
-    let out = ctx.pool.write(|tx| {
+    let out = ctx.pool.write_db(|tx| {
         let t = team_admin_of(tx, who, &team_id, "remove members")?;
         let m = target_member(tx, &body, &team_id)?;
         let uid = &m.user_id;
@@ -431,7 +440,7 @@ pub fn member_update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let team_id = team_id_param(&body)?;
     let role = TEAM.opt_role(&body)?;
     let budget = patch::field(&body, "max_budget_in_team", Body::opt_budget)?;
-    let out = ctx.pool.write(|tx| {
+    let out = ctx.pool.write_db(|tx| {
         let t = team_admin_of(tx, who, &team_id, "update members")?;
         let m = target_member(tx, &body, &team_id)?;
         let uid = &m.user_id;
@@ -467,9 +476,9 @@ pub fn member_update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
 
 /// Writes `f` over the stored team `t`, checked by `grant` (below the rank that set a limit,
 /// a caller only tightens it); answers the team as stored now.
-fn save_checked(
+fn save_checked<C: Handle + ?Sized>(
     ctx: &Ctx,
-    c: &Connection,
+    c: &C,
     who: &Caller,
     t: &TeamRow,
     f: &TeamFields,
@@ -485,7 +494,7 @@ fn save_checked(
 fn set_blocked(ctx: &Ctx, who: &Caller, req: &Req, blocked: bool) -> Result<Reply> {
     let body = req.json()?;
     let team_id = team_id_param(&body)?;
-    let out = ctx.pool.write(|tx| {
+    let out = ctx.pool.write_db(|tx| {
         let t = team_admin_of(tx, who, &team_id, "block or unblock it")?;
         let mut f = TeamFields::of(&t);
         f.blocked = blocked;
@@ -511,7 +520,7 @@ fn change_models(ctx: &Ctx, who: &Caller, req: &Req, add: bool) -> Result<Reply>
     if names.is_empty() {
         return Err(Error::bad_param("models", "`models` is required"));
     }
-    let out = ctx.pool.write(|tx| {
+    let out = ctx.pool.write_db(|tx| {
         let t = visible_team(tx, who, &team_id)?;
         // Adding widens and removing may widen too (an emptied list is unrestricted): both
         // need the org admin, never just the team admin (API.md §5).

@@ -157,7 +157,7 @@ pub fn login(ctx: &Ctx, req: &Req) -> Result<Reply> {
         (None, Some(email), Some(pw)) => {
             let found = ctx
                 .pool
-                .read(|c| Ok(db::sessions::login_candidates(c, email.trim())?))?;
+                .read_db(|c| Ok(db::sessions::login_candidates(c, email.trim())?))?;
             match found.as_slice() {
                 [(id, role, Some(h))] => {
                     if auth::try_verify_password(&pw, h)? {
@@ -198,7 +198,7 @@ pub fn login(ctx: &Ctx, req: &Req) -> Result<Reply> {
         util::iso_from_ms(now_ms),
         util::iso_from_ms(now_ms + SESSION_TTL_SECS * 1000),
     );
-    ctx.pool.write(|tx| {
+    ctx.pool.write_db(|tx| {
         db::sessions::delete_expired(tx, &now)?;
         db::sessions::insert(
             tx,
@@ -232,7 +232,8 @@ pub fn logout(ctx: &Ctx, req: &Req) -> Result<Reply> {
     require_ui_header(req)?;
     if let Some(token) = session_cookie(req) {
         let hash = auth::hash_key(&token);
-        ctx.pool.write(|tx| Ok(db::sessions::delete(tx, &hash)?))?;
+        ctx.pool
+            .write_db(|tx| Ok(db::sessions::delete(tx, &hash)?))?;
     }
     Ok(Reply::WithHeaders(
         Box::new(Reply::Json(200, json!({"logged_out": true}))),
@@ -246,7 +247,7 @@ pub fn me(ctx: &Ctx, who: &Caller, _req: &Req) -> Result<Reply> {
     let email = match (&who.user_id, who.is_master()) {
         (Some(u), false) => ctx
             .pool
-            .read(|c| Ok(db::users::get(c, u)?))?
+            .read_db(|c| Ok(db::users::get(c, u)?))?
             .and_then(|u| u.email),
         _ => None,
     };
@@ -273,7 +274,7 @@ pub fn key_model_options(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         _ if who.is_master() => None,
         _ => who.user_id.clone(),
     };
-    let out = ctx.pool.read(|c| {
+    let out = ctx.pool.read_db(|c| {
         if let Some(t) = team_id {
             let visible = match db::teams::get(c, t)? {
                 Some(team) => policy::can_read_team(c, who, &team)?,

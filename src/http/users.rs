@@ -8,13 +8,13 @@ use super::{patch, shapes, Ctx, Reply, Req};
 use crate::access::grant::{self, Holder};
 use crate::access::policy;
 use crate::auth::{self, Caller, Role};
+use crate::db::handle::Handle;
 use crate::db::rows::unique_or;
 use crate::db::{self, members::Group, users::UserFields, users::UserRow};
 use crate::error::{Error, Result};
 use crate::hierarchy::AllowancePatch;
 use crate::user_defaults::UserDefaults;
 use crate::util;
-use rusqlite::Connection;
 use serde_json::{json, Value};
 
 /// A user object with the ids of its teams; never the password hash.
@@ -22,7 +22,7 @@ pub fn user_json(u: &UserRow, team_ids: &[String]) -> Value {
     shapes::extend(shapes::user(u), json!({ "teams": team_ids }))
 }
 
-fn user_reply(c: &Connection, id: &str) -> Result<Value> {
+fn user_reply<C: Handle + ?Sized>(c: &C, id: &str) -> Result<Value> {
     let u = db::users::get(c, id)?
         .ok_or_else(|| Error::Internal(format!("user {id} vanished in its own tx")))?;
     Ok(user_json(&u, &db::teams::ids_of_user(c, id)?))
@@ -32,12 +32,12 @@ fn user_reply(c: &Connection, id: &str) -> Result<Value> {
 /// `members_with_roles`): the configured new-user defaults and no personal model access of
 /// their own unless those defaults grant some (API.md §9). A UNIQUE violation (the email is
 /// taken) is the caller's 409.
-pub fn create_implicit(
-    c: &Connection,
+pub fn create_implicit<C: Handle + ?Sized>(
+    c: &C,
     d: &UserDefaults,
     id: &str,
     email: Option<&str>,
-) -> rusqlite::Result<()> {
+) -> db::handle::DbResult<()> {
     db::users::insert(c, id, &d.implicit(email, None))
 }
 
@@ -99,7 +99,7 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     defaults.fill(&mut fields, models_given);
     let by = who.user_id.clone();
     let raw = auto_key.then(auth::new_raw_key);
-    let mut out = ctx.pool.write(|tx| {
+    let mut out = ctx.pool.write_db(|tx| {
         db::users::insert(tx, &user_id, &fields).map_err(|e| {
             unique_or(e, || {
                 format!("A user with user_id {user_id} or this user_email already exists")
@@ -144,7 +144,7 @@ pub fn info(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             .clone()
             .ok_or_else(|| Error::bad_param("user_id", "`user_id` is required"))?,
     };
-    let out = ctx.pool.read(|c| {
+    let out = ctx.pool.read_db(|c| {
         let u = match db::users::get(c, &target)? {
             Some(u) if policy::can_see_user(who, &u.id) => u,
             _ => return Err(not_found(&target)),
@@ -211,7 +211,7 @@ fn check_current_password(
     let throttle = super::throttle::global();
     let client = throttle.client(req.peer, req.header("x-forwarded-for"));
     let attempt = throttle.check(Some(&format!("user-id:{target}")), client)?;
-    let Some(u) = ctx.pool.read(|c| Ok(db::users::get(c, target)?))? else {
+    let Some(u) = ctx.pool.read_db(|c| Ok(db::users::get(c, target)?))? else {
         return Ok(None); // the transaction answers 404
     };
     let Some(hash) = u.password_hash else {
@@ -264,7 +264,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         None => None,
     };
     let password_hash = password.map(|p| auth::hash_password(&p)).transpose()?;
-    let out = ctx.pool.write(|tx| {
+    let out = ctx.pool.write_db(|tx| {
         let target = match &by_id {
             Some(id) => db::users::get(tx, id)?,
             None => {
@@ -368,7 +368,7 @@ pub fn delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     if ids.is_empty() {
         return Err(Error::bad_param("user_ids", "`user_ids` is required"));
     }
-    ctx.pool.write(|tx| {
+    ctx.pool.write_db(|tx| {
         for id in &ids {
             if db::users::get(tx, id)?.is_none() {
                 return Err(not_found(id));
@@ -421,7 +421,7 @@ pub fn list(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             .collect()
     });
     let (page_i, size_i) = (page as i64, size as i64);
-    let out = ctx.pool.read(|c| {
+    let out = ctx.pool.read_db(|c| {
         let (rows, total) = db::users::list(
             c,
             role.as_deref(),

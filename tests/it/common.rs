@@ -3,9 +3,11 @@
 //! `World` of named callers and the case-table runner are in `common/world.rs`.
 #![allow(dead_code)]
 
+pub mod pg;
 mod world;
 pub use world::*;
 
+use litegate::db::sql::Arg;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -44,6 +46,8 @@ pub struct Server {
     pub stdout_lines: Vec<String>,
     /// Extra environment for the server process (kept across restarts).
     pub env: Vec<(String, String)>,
+    /// The PostgreSQL database of this server under `LITEGATE_TEST_PG` (dropped with it).
+    pub pg: Option<pg::PgDb>,
 }
 
 pub struct Resp {
@@ -110,6 +114,7 @@ impl Server {
             .env_remove("RUST_LOG")
             .env_remove("LITELLM_MASTER_KEY")
             .env_remove("LITEGATE_MASTER_KEY")
+            .env_remove("DATABASE_URL")
             .env("TEST_MASTER_KEY", MASTER)
             .env("RUST_LOG", "info")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -194,24 +199,30 @@ impl Server {
         c
     }
 
-    /// The first column of the one row `sql` returns with `params`.
-    pub fn value<T: rusqlite::types::FromSql>(
-        &self,
-        sql: &str,
-        params: impl rusqlite::Params,
-    ) -> T {
-        one(&self.db(), sql, params)
+    /// The first column of the one row `sql` returns with `params` (on the test's PostgreSQL
+    /// database under `LITEGATE_TEST_PG`, `?N` rewritten to `$N`).
+    pub fn value<T: pg::Both, P: pg::Args>(&self, sql: &str, params: P) -> T {
+        match &self.pg {
+            Some(db) => pg::value(db, sql, &params.texts()),
+            None => one(&self.db(), sql, params),
+        }
     }
 
     /// Runs one statement without parameters straight on the database (test setup only).
     pub fn exec(&self, sql: &str) {
+        if let Some(db) = &self.pg {
+            db.client()
+                .batch_execute(sql)
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            return;
+        }
         self.db()
             .execute(sql, [])
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
     pub fn count(&self, sql: &str) -> i64 {
-        self.db().query_row(sql, [], |r| r.get(0)).expect(sql)
+        self.value(sql, [])
     }
 
     pub fn request(
@@ -427,17 +438,43 @@ pub fn assert_error(r: &Resp, status: u16) -> Value {
     v
 }
 
+/// Runs one statement with text parameters on the test's store (SQLite file, or its PostgreSQL
+/// database under `LITEGATE_TEST_PG`; test setup only).
+pub fn run_sql(s: &Server, sql: &str, p: &[litegate::db::sql::Arg<'_>]) {
+    match &s.pg {
+        Some(db) => {
+            let sql = litegate::db::sql::pg_text(sql);
+            let args: Vec<&(dyn postgres::types::ToSql + Sync)> = p
+                .iter()
+                .map(|v| v as &(dyn postgres::types::ToSql + Sync))
+                .collect();
+            db.client()
+                .execute(&sql, &args)
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+        None => {
+            s.db()
+                .execute(sql, rusqlite::params_from_iter(p.iter()))
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+    }
+}
+
 /// Seeds a user with a global role and a personal key straight into the database (test setup
 /// only; the calls under test go through HTTP). Returns the raw key.
 pub fn seed_user(s: &Server, user_id: &str, role: &str) -> String {
     let key = format!("sk-test-{user_id}-{}", "x".repeat(16));
-    let db = s.db();
-    db.execute(
+    let email = format!("{user_id}@example.com");
+    run_sql(
+        s,
         "INSERT INTO users (id, email, user_role, created_at, updated_at)
          VALUES (?1, ?2, ?3, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
-        rusqlite::params![user_id, format!("{user_id}@example.com"), role],
-    )
-    .expect("seed user");
+        &[
+            Arg::from(Some(user_id)),
+            Arg::from(Some(&email)),
+            Arg::from(Some(role)),
+        ],
+    );
     seed_key_row(s, &key, None, Some(user_id), None);
     key
 }
@@ -451,70 +488,76 @@ pub fn seed_key_row(
     user_id: Option<&str>,
     org_id: Option<&str>,
 ) {
-    s.db()
-        .execute(
-            "INSERT INTO api_keys (token, key_name, team_id, user_id, organization_id,
-             created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
-            rusqlite::params![
-                litegate::auth::hash_key(raw),
-                litegate::auth::key_name(raw),
-                team_id,
-                user_id,
-                org_id
-            ],
-        )
-        .expect("seed key");
+    let (token, name) = (litegate::auth::hash_key(raw), litegate::auth::key_name(raw));
+    run_sql(
+        s,
+        "INSERT INTO api_keys (token, key_name, team_id, user_id, organization_id,
+         created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
+        &[
+            Arg::from(Some(&token)),
+            Arg::from(Some(&name)),
+            Arg::from(team_id),
+            Arg::from(user_id),
+            Arg::from(org_id),
+        ],
+    );
 }
 
 /// Seeds an organization membership straight into the database (test setup only).
 pub fn seed_org_member(s: &Server, org_id: &str, user_id: &str, role: &str) {
-    s.db()
-        .execute(
-            "INSERT INTO organization_members (organization_id, user_id, user_role, created_at,
-             updated_at) VALUES (?1, ?2, ?3, '2026-01-01T00:00:00.000Z',
-             '2026-01-01T00:00:00.000Z')",
-            rusqlite::params![org_id, user_id, role],
-        )
-        .expect("seed org member");
+    run_sql(
+        s,
+        "INSERT INTO organization_members (organization_id, user_id, user_role, created_at,
+         updated_at) VALUES (?1, ?2, ?3, '2026-01-01T00:00:00.000Z',
+         '2026-01-01T00:00:00.000Z')",
+        &[
+            Arg::from(Some(org_id)),
+            Arg::from(Some(user_id)),
+            Arg::from(Some(role)),
+        ],
+    );
 }
 
 /// Seeds a team membership straight into the database (test setup only).
 pub fn seed_team_member(s: &Server, team_id: &str, user_id: &str, role: &str) {
-    s.db()
-        .execute(
-            "INSERT INTO team_members (team_id, user_id, role, created_at, updated_at)
-             VALUES (?1, ?2, ?3, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
-            rusqlite::params![team_id, user_id, role],
-        )
-        .expect("seed team member");
+    run_sql(
+        s,
+        "INSERT INTO team_members (team_id, user_id, role, created_at, updated_at)
+         VALUES (?1, ?2, ?3, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
+        &[
+            Arg::from(Some(team_id)),
+            Arg::from(Some(user_id)),
+            Arg::from(Some(role)),
+        ],
+    );
 }
 
 /// Seeds an organization straight into the database (test setup only; the org endpoints are
 /// tested in their own module).
 pub fn seed_org(s: &Server, org_id: &str, models: &[&str]) {
-    s.db()
-        .execute(
-            "INSERT INTO organizations (id, alias, models, created_at, updated_at)
-             VALUES (?1, ?1, ?2, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
-            rusqlite::params![org_id, serde_json::to_string(models).expect("json")],
-        )
-        .expect("seed org");
+    let models = serde_json::to_string(models).expect("json");
+    run_sql(
+        s,
+        "INSERT INTO organizations (id, alias, models, created_at, updated_at)
+         VALUES (?1, ?1, ?2, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
+        &[Arg::from(Some(org_id)), Arg::from(Some(&models))],
+    );
 }
 
 /// Seeds a team straight into the database (test setup only).
 pub fn seed_team(s: &Server, team_id: &str, org_id: Option<&str>, models: &[&str]) {
-    s.db()
-        .execute(
-            "INSERT INTO teams (id, alias, organization_id, models, created_at, updated_at)
-             VALUES (?1, ?1, ?2, ?3, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
-            rusqlite::params![
-                team_id,
-                org_id,
-                serde_json::to_string(models).expect("json")
-            ],
-        )
-        .expect("seed team");
+    let models = serde_json::to_string(models).expect("json");
+    run_sql(
+        s,
+        "INSERT INTO teams (id, alias, organization_id, models, created_at, updated_at)
+         VALUES (?1, ?1, ?2, ?3, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
+        &[
+            Arg::from(Some(team_id)),
+            Arg::from(org_id),
+            Arg::from(Some(&models)),
+        ],
+    );
 }
 
 /// Seeds a key of `user_id` in `team_id` straight into the database; returns the raw key.
@@ -546,6 +589,9 @@ pub fn contains(hay: &[u8], needle: &str) -> bool {
 /// Every row of every table of the store (the schema's tables, each in a fixed order) as
 /// text, for "a refused call writes nothing": equal snapshots mean nothing changed.
 pub fn snapshot(s: &Server) -> String {
+    if let Some(db) = &s.pg {
+        return pg::snapshot(db);
+    }
     let db = s.db();
     let tables: Vec<String> = db
         .prepare(
@@ -587,6 +633,10 @@ pub fn snapshot(s: &Server) -> String {
 
 /// `SELECT count(*) ...` with parameters.
 pub fn count_p(s: &Server, sql: &str, p: &[&str]) -> i64 {
+    if let Some(db) = &s.pg {
+        let texts: Vec<String> = p.iter().map(|v| v.to_string()).collect();
+        return pg::value(db, sql, &texts);
+    }
     s.db()
         .query_row(sql, rusqlite::params_from_iter(p.iter()), |r| r.get(0))
         .expect(sql)
@@ -609,7 +659,14 @@ impl Server {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            // A test that names its own database (tests/it/pg.rs) keeps it.
+            pg: pg::switch()
+                .filter(|_| !env.iter().any(|(k, _)| *k == "DATABASE_URL"))
+                .map(|admin| pg::PgDb::create(&admin)),
         };
+        if let Some(db) = &s.pg {
+            s.env.push(("DATABASE_URL".into(), db.url.clone()));
+        }
         s.spawn();
         s
     }

@@ -25,6 +25,7 @@ mod metrics;
 mod ops;
 mod organizations;
 mod patch_rule;
+mod pg;
 mod prices;
 mod providers;
 mod sdk;

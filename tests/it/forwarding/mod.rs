@@ -28,7 +28,7 @@ fn near(a: f64, b: f64) -> bool {
 }
 
 fn num(s: &Server, sql: &str) -> f64 {
-    s.db().query_row(sql, [], |r| r.get(0)).expect(sql)
+    s.value(sql, [])
 }
 
 /// The `data:` payloads of an SSE body.

@@ -1,6 +1,7 @@
 //! Spend recording and budgets.
 
 use super::*;
+use litegate::db::sql::Arg;
 
 // ---------------------------------------------------------------------------------------------
 // Spend
@@ -158,12 +159,11 @@ fn budget_case(level: &str) {
     match level {
         "User" => {
             // User budgets govern personal keys.
-            s.db()
-                .execute(
-                    "UPDATE users SET max_budget = ?1 WHERE id = 'alice'",
-                    [CALL_COST],
-                )
-                .unwrap();
+            run_sql(
+                &s,
+                "UPDATE users SET max_budget = ?1 WHERE id = 'alice'",
+                &[Arg::from(CALL_COST)],
+            );
             k = format!("sk-test-alice-{}", "x".repeat(16));
         }
         "Team member" | "Organization member" => {
@@ -181,7 +181,7 @@ fn budget_case(level: &str) {
                      WHERE organization_id = '{org}'"
                 )
             };
-            s.db().execute(&sql, []).unwrap();
+            run_sql(&s, &sql, &[]);
         }
         _ => {}
     }
@@ -334,12 +334,11 @@ fn budget_duration_resets_spend() {
     // Not due yet: nothing resets.
     let spend = format!("SELECT spend FROM api_keys WHERE token = '{token}'");
     assert!(near(num(&s, &spend), CALL_COST));
-    s.db()
-        .execute(
-            "UPDATE api_keys SET budget_reset_at = '2020-01-01T00:00:00.000Z' WHERE token = ?1",
-            [&token],
-        )
-        .unwrap();
+    run_sql(
+        &s,
+        "UPDATE api_keys SET budget_reset_at = '2020-01-01T00:00:00.000Z' WHERE token = ?1",
+        &[Arg::from(&token)],
+    );
     until("the key's spend is reset", 10, || num(&s, &spend) == 0.0);
     let next: String = s.value(
         "SELECT budget_reset_at FROM api_keys WHERE token = ?1",
@@ -359,12 +358,11 @@ fn budget_duration_resets_spend() {
     assert_eq!(chat(&s, &tk, "json").status, 200);
     let v = assert_error(&chat(&s, &tk, "json"), 422);
     assert!(v["error"]["message"].as_str().unwrap().contains("Team="));
-    s.db()
-        .execute(
-            "UPDATE teams SET budget_reset_at = '2020-01-01T00:00:00.000Z' WHERE id = ?1",
-            [&team],
-        )
-        .unwrap();
+    run_sql(
+        &s,
+        "UPDATE teams SET budget_reset_at = '2020-01-01T00:00:00.000Z' WHERE id = ?1",
+        &[Arg::from(&team)],
+    );
     let tspend = format!("SELECT spend FROM teams WHERE id = '{team}'");
     until("the team's spend is reset", 10, || num(&s, &tspend) == 0.0);
     assert_eq!(chat(&s, &tk, "json").status, 200);
@@ -383,13 +381,12 @@ fn budget_duration_resets_spend() {
         .as_str()
         .unwrap()
         .contains("Organization="));
-    s.db()
-        .execute(
-            "UPDATE budgets SET budget_reset_at = '2020-01-01T00:00:00.000Z'
+    run_sql(
+        &s,
+        "UPDATE budgets SET budget_reset_at = '2020-01-01T00:00:00.000Z'
              WHERE id = (SELECT budget_id FROM organizations WHERE id = ?1)",
-            [&org],
-        )
-        .unwrap();
+        &[Arg::from(&org)],
+    );
     let ospend = format!("SELECT spend FROM organizations WHERE id = '{org}'");
     until("the org's spend is reset", 10, || num(&s, &ospend) == 0.0);
     assert_eq!(chat(&s, &ok, "json").status, 200);

@@ -1,6 +1,7 @@
 //! /key/block, /key/unblock, /key/regenerate (body and path forms) and expiry.
 
 use super::*;
+use litegate::db::sql::Arg;
 
 // ---------------------------------------------------------------------------------------------
 // /key/block, /key/unblock
@@ -67,12 +68,11 @@ fn regenerate_replaces_the_key_and_keeps_everything_else() {
     );
     assert_eq!(chat(&w, &old, "A").status, 200);
     // Spend recording is not built yet: give the key some directly.
-    w.db()
-        .execute(
-            "UPDATE api_keys SET spend = 1.25 WHERE token = ?1",
-            [hash_key(&old)],
-        )
-        .unwrap();
+    run_sql(
+        &w,
+        "UPDATE api_keys SET spend = 1.25 WHERE token = ?1",
+        &[Arg::from(&hash_key(&old))],
+    );
     let spend = 1.25;
     let n = key_count(&w);
     let v = w.expect(AS_MASTER, "/key/regenerate", json!({"key": old}), 200);
@@ -194,12 +194,11 @@ fn expired_key_is_401_expired_key() {
     let w = World::new();
     let (raw, _) = gen(&w, MASTER, json!({"duration": "1h"}));
     assert_eq!(w.get("/v1/models", &raw).status, 200);
-    w.db()
-        .execute(
-            "UPDATE api_keys SET expires = '2020-01-01T00:00:00.000Z' WHERE token = ?1",
-            [hash_key(&raw)],
-        )
-        .unwrap();
+    run_sql(
+        &w,
+        "UPDATE api_keys SET expires = '2020-01-01T00:00:00.000Z' WHERE token = ?1",
+        &[Arg::from(&hash_key(&raw))],
+    );
     for r in [
         w.get("/v1/models", &raw),
         chat(&w, &raw, "A"),

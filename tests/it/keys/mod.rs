@@ -40,6 +40,22 @@ fn gen(s: &Server, key: &str, body: Value) -> (String, Value) {
 
 /// One column of the key stored under the token of `raw`, as JSON.
 fn col(s: &Server, raw: &str, column: &str) -> Value {
+    if let Some(db) = &s.pg {
+        let row = db
+            .client()
+            .query_one(
+                &format!("SELECT {column}::text, pg_typeof({column})::text FROM api_keys WHERE token = $1"),
+                &[&hash_key(raw)],
+            )
+            .unwrap_or_else(|e| panic!("no key row for {column}: {e}"));
+        let (v, ty): (Option<String>, String) = (row.get(0), row.get(1));
+        return match (v, ty.as_str()) {
+            (None, _) => Value::Null,
+            (Some(v), "bigint") => json!(v.parse::<i64>().unwrap()),
+            (Some(v), "double precision") => json!(v.parse::<f64>().unwrap()),
+            (Some(v), _) => json!(v),
+        };
+    }
     s.db()
         .query_row(
             &format!("SELECT {column} FROM api_keys WHERE token = ?1"),
@@ -60,14 +76,10 @@ fn col(s: &Server, raw: &str, column: &str) -> Value {
 }
 
 fn exists(s: &Server, raw: &str) -> bool {
-    s.db()
-        .query_row(
-            "SELECT count(*) FROM api_keys WHERE token = ?1",
-            [hash_key(raw)],
-            |r| r.get::<_, i64>(0),
-        )
-        .unwrap()
-        == 1
+    s.value::<i64, _>(
+        "SELECT count(*) FROM api_keys WHERE token = ?1",
+        [hash_key(raw)],
+    ) == 1
 }
 
 fn key_count(s: &Server) -> i64 {
@@ -76,6 +88,15 @@ fn key_count(s: &Server) -> i64 {
 
 /// The raw key appears in no text column of api_keys and nowhere in the database files.
 fn assert_raw_key_not_stored(s: &Server, raw: &str) {
+    if let Some(db) = &s.pg {
+        let all = crate::common::pg::snapshot(db);
+        assert!(
+            all.contains(&hash_key(raw)),
+            "the key is stored (as its hash)"
+        );
+        assert!(!all.contains(raw), "the raw key is stored");
+        return;
+    }
     let db = s.db();
     let mut st = db.prepare("SELECT * FROM api_keys").unwrap();
     let n = st.column_count();
