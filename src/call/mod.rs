@@ -1,6 +1,6 @@
 //! The model call: `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings` and
-//! Anthropic's `/v1/messages` (`messages`), from an authenticated caller and the body's bytes to an answer and a spend record. `run` is the way
-//! of one call, in order:
+//! Anthropic's `/v1/messages` (`messages`), from an authenticated caller and the body's bytes
+//! to an answer and a spend record. `run` is the way of one call, in order:
 //!
 //! 1. the caller's role may call models, and the store can record spend (`run`);
 //! 2. the body is parsed and checked once (`body::CallBody`);
