@@ -222,6 +222,13 @@ pub fn to_chat(body: &Map<String, Value>, model: &str, stream: bool) -> Map<Stri
         let content = m.get("content").unwrap_or(&Value::Null);
         match m.get("role").and_then(Value::as_str) {
             Some("assistant") => assistant_turn(content, &mut messages),
+            // A `system` turn among the others (Claude Code sends them) stays one, in place.
+            Some("system") => {
+                let t = text_of(content, "\n");
+                if !t.is_empty() {
+                    messages.push(json!({"role": "system", "content": t}));
+                }
+            }
             _ => user_turn(content, &mut messages),
         }
     }

@@ -565,7 +565,12 @@ fn a_claude_code_like_request_works() {
                     "cache_control": {"type": "ephemeral"}}],
         "messages": [{"role": "user", "content": [
             {"type": "text", "text": "<system-reminder>x</system-reminder>"},
-            {"type": "text", "text": "hello", "cache_control": {"type": "ephemeral"}}]}],
+            {"type": "text", "text": "hello", "cache_control": {"type": "ephemeral"}}]},
+            // Claude Code 2.1 (seen from the real CLI, 2.1.197) puts `system` turns among the
+            // others, and sends adaptive thinking, context_management and output_config.
+            {"role": "system", "content": "Available agent types: claude"}],
+        "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+        "output_config": {"effort": "high"},
         "tools": [{"name": "Bash", "description": "run a command",
                    "input_schema": {"type": "object", "properties": {"command": {"type": "string"}},
                                     "required": ["command"]}}],
@@ -612,6 +617,11 @@ fn a_claude_code_like_request_works() {
     let sent = w.openai.last();
     assert!(sent.body.get("thinking").is_none(), "{}", sent.body);
     assert_eq!(sent.body["tools"][0]["function"]["name"], "Bash");
+    let turns = sent.body["messages"].as_array().expect("messages");
+    let last = turns.last().expect("a turn");
+    assert_eq!(last["role"], "system", "{}", sent.body);
+    assert_eq!(last["content"], "Available agent types: claude");
+    assert_eq!(rec.body["messages"][1]["role"], "system");
 }
 
 const SDK_SCRIPT: &str = r#"

@@ -45,11 +45,12 @@ fn messages(v: Option<&Value>) -> Result<()> {
     };
     for (i, m) in msgs.iter().enumerate() {
         match m.get("role").and_then(Value::as_str) {
-            Some("user" | "assistant") => {}
+            // Claude Code (2.1) sends `system` turns between the others.
+            Some("user" | "assistant" | "system") => {}
             _ => {
                 return Err(Error::bad_param(
                     F,
-                    format!("`messages[{i}].role` must be \"user\" or \"assistant\""),
+                    format!("`messages[{i}].role` must be \"user\", \"assistant\" or \"system\""),
                 ))
             }
         }
@@ -188,7 +189,7 @@ mod tests {
             (json!({"messages": []}), "messages"),
             (json!({"messages": "hi"}), "messages"),
             (
-                json!({"messages": [{"role": "system", "content": "x"}]}),
+                json!({"messages": [{"role": "tool", "content": "x"}]}),
                 "messages",
             ),
             (
