@@ -462,7 +462,7 @@ fn keys_by_x_api_key_and_bearer_and_refusals_in_anthropics_envelope() {
         .as_str()
         .is_some_and(|m| m.contains("max_tokens")));
     let mut bad = body("A");
-    bad["messages"] = json!([{"role": "system", "content": "x"}]);
+    bad["messages"] = json!([{"role": "tool", "content": "x"}]);
     refused(
         post_x(&s, "/v1/messages", &k, &bad, &[]),
         400,
