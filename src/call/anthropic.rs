@@ -9,18 +9,18 @@
 use super::body::CallBody;
 use super::relay::MAX_STREAM_BATCH;
 use super::relay::{
-    failed, read_answer, send, End, SseLines, Translate, UpstreamStream, UsageTally,
+    failed, send, settle_translated, End, SseLines, Translate, UpstreamStream, UsageTally,
 };
 use super::{Answer, Call, Stream};
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::upstream::anthropic::{self, Step, StreamState};
-use crate::upstream::{self, usage, Upstream};
+use crate::upstream::{self, Upstream};
 use serde_json::{Map, Value};
 
 /// Forwards an admitted chat call to its Anthropic deployment and settles it.
 pub(super) fn forward(
-    mut call: Call,
+    call: Call,
     upstream: &Upstream,
     cfg: &Config,
     model: &str,
@@ -64,29 +64,7 @@ pub(super) fn forward(
             ),
         ))));
     }
-    let bytes = match read_answer(&call, resp, cfg.max_upstream_body_bytes) {
-        Ok(b) => b,
-        Err(e) => return Err(failed(e, call)),
-    };
-    let Ok(v) = serde_json::from_slice::<Value>(&bytes) else {
-        let e = Error::Upstream {
-            status: 502,
-            message: format!(
-                "upstream {} answered with invalid JSON",
-                call.dep.model_name
-            ),
-        };
-        return Err(failed(e, call));
-    };
-    let out = anthropic::answer_as(&v, json);
-    let reported = v
-        .get("usage")
-        .map(|_| usage::Reported::of_value(&out["usage"]));
-    let (p, c) = call.billable(reported, || {
-        usage::tokens_of_chars(usage::completion_chars(&out))
-    });
-    call.settle(p, c, "success")?;
-    Ok(Answer::Json(out))
+    settle_translated(call, resp, cfg, |v| anthropic::answer_as(v, json))
 }
 
 /// Relays an Anthropic stream as OpenAI chunks until either side ends (`relay::relay`'s

@@ -8,7 +8,7 @@
 //! `stream::MAX_FRAME` held at a time, `relay`'s batch cap, the call's stream timeout.
 
 use super::body::CallBody;
-use super::relay::{failed, read_answer, End, Translate, UpstreamStream, UsageTally};
+use super::relay::{failed, settle_translated, End, Translate, UpstreamStream, UsageTally};
 use super::relay::{MAX_STREAM_BATCH, MAX_UPSTREAM_ERROR_BODY};
 use super::{Answer, Call, Stream};
 use crate::config::Config;
@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::upstream::anthropic::Step;
 use crate::upstream::bedrock::stream::{FrameError, Frames, StreamState, MAX_FRAME};
 use crate::upstream::bedrock::{self};
-use crate::upstream::{self, usage, Upstream};
+use crate::upstream::{self, Upstream};
 use serde_json::Value;
 
 /// An upstream's error message is echoed up to this many characters.
@@ -24,7 +24,7 @@ const MAX_ECHOED_CHARS: usize = 2000;
 
 /// Forwards an admitted chat call to its Bedrock deployment and settles it.
 pub(super) fn forward(
-    mut call: Call,
+    call: Call,
     upstream: &Upstream,
     cfg: &Config,
     model: &str,
@@ -56,29 +56,7 @@ pub(super) fn forward(
             ),
         ))));
     }
-    let bytes = match read_answer(&call, resp, cfg.max_upstream_body_bytes) {
-        Ok(b) => b,
-        Err(e) => return Err(failed(e, call)),
-    };
-    let Ok(v) = serde_json::from_slice::<Value>(&bytes) else {
-        let e = Error::Upstream {
-            status: 502,
-            message: format!(
-                "upstream {} answered with invalid JSON",
-                call.dep.model_name
-            ),
-        };
-        return Err(failed(e, call));
-    };
-    let out = bedrock::answer(&v, model);
-    let reported = v
-        .get("usage")
-        .map(|_| usage::Reported::of_value(&out["usage"]));
-    let (p, c) = call.billable(reported, || {
-        usage::tokens_of_chars(usage::completion_chars(&out))
-    });
-    call.settle(p, c, "success")?;
-    Ok(Answer::Json(out))
+    settle_translated(call, resp, cfg, |v| bedrock::answer(v, model))
 }
 
 /// POSTs `payload` (timed in the metrics); a status other than 200 is the error Bedrock

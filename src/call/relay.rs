@@ -92,13 +92,7 @@ pub(super) fn forward(
     let reported = match serde_json::from_slice::<usage::UsageOnly>(&bytes) {
         Ok(u) => u.usage.map(|r| r.0),
         Err(_) => {
-            let e = Error::Upstream {
-                status: 502,
-                message: format!(
-                    "upstream {} answered with invalid JSON",
-                    call.dep.model_name
-                ),
-            };
+            let e = invalid_json(&call);
             return Err(failed(e, call));
         }
     };
@@ -176,6 +170,45 @@ pub(super) fn read_answer(
 pub(super) fn failed(e: Error, mut call: Call) -> Error {
     let _ = call.settle(0, 0, "failure");
     e
+}
+
+/// The 502 for an answer that is not JSON.
+pub(super) fn invalid_json(call: &Call) -> Error {
+    Error::Upstream {
+        status: 502,
+        message: format!(
+            "upstream {} answered with invalid JSON",
+            call.dep.model_name
+        ),
+    }
+}
+
+/// A translated wire's whole answer (Anthropic, Bedrock): read under the cap, parsed,
+/// `translate`d to OpenAI's shape, and the call settled from the translated usage (or the
+/// answer's text when the upstream reported none) before it is returned.
+pub(super) fn settle_translated(
+    mut call: Call,
+    resp: ureq::http::Response<ureq::Body>,
+    cfg: &Config,
+    translate: impl FnOnce(&Value) -> Value,
+) -> Result<Answer> {
+    let bytes = match read_answer(&call, resp, cfg.max_upstream_body_bytes) {
+        Ok(b) => b,
+        Err(e) => return Err(failed(e, call)),
+    };
+    let Ok(v) = serde_json::from_slice::<Value>(&bytes) else {
+        let e = invalid_json(&call);
+        return Err(failed(e, call));
+    };
+    let out = translate(&v);
+    let reported = v
+        .get("usage")
+        .map(|_| usage::Reported::of_value(&out["usage"]));
+    let (p, c) = call.billable(reported, || {
+        usage::tokens_of_chars(usage::completion_chars(&out))
+    });
+    call.settle(p, c, "success")?;
+    Ok(Answer::Json(out))
 }
 
 /// An upstream's stream, relayed event by event.

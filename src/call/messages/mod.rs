@@ -98,13 +98,7 @@ fn passthrough(
         Err(e) => return Err(failed(e, call)),
     };
     let Ok(u) = serde_json::from_slice::<UsageOnly>(&bytes) else {
-        let e = Error::Upstream {
-            status: 502,
-            message: format!(
-                "upstream {} answered with invalid JSON",
-                call.dep.model_name
-            ),
-        };
+        let e = super::relay::invalid_json(&call);
         return Err(failed(e, call));
     };
     let (p, c) = call.billable(u.usage.as_ref().map(reported), || {
