@@ -98,6 +98,15 @@ fn tls(
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
+/// One connection outside any pool (the `copy-db` tool): the URL's TLS and timeouts as the
+/// pool uses them. The error never repeats the URL.
+pub fn connect(url: &str) -> std::result::Result<postgres::Client, String> {
+    let t = target(url)?;
+    t.config
+        .connect(tls(t.root_cert.as_deref())?)
+        .map_err(|e| format!("cannot connect to PostgreSQL: {}", describe(&e)))
+}
+
 /// One pooled connection and its prepared statements.
 pub struct PgConn {
     client: postgres::Client,
