@@ -465,9 +465,11 @@ fn a_target_holding_data_is_refused_without_force_and_replaced_with_it() {
     );
 }
 
-/// A value the target cannot take, met in the last big table: the copy fails, names the
-/// column, and the target — holding older data, with --force — is exactly as it was, and
-/// still serves (its spend-log ids continue without clashing).
+/// A value the copy cannot take, met mid-copy: in the spend logs (text in an INTEGER column,
+/// which SQLite keeps as text), and after them in the settings (a blob), when the spend logs'
+/// id sequence has already been moved on PostgreSQL (sequences ignore ROLLBACK). The copy
+/// fails naming the column, and each target — holding other data, with --force — is exactly
+/// as it was and still serves: its spend-log ids continue after its own rows.
 #[test]
 fn a_failure_mid_copy_leaves_the_target_unchanged() {
     let a = sqlite_server();
@@ -478,24 +480,36 @@ fn a_failure_mid_copy_leaves_the_target_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let b = dir.path().join("b.db");
     copy_ok(path(&a.db_path()), path(&b), &[]);
-    // More data in the source, then one bad value (text in an INTEGER column: SQLite keeps
-    // it as text) in the spend logs, copied after keys, teams and users.
-    for _ in 0..5 {
-        assert_eq!(chat(&a, &k, "A").status, 200);
+    // The PostgreSQL target records more calls than the source holds.
+    let p = pg_server(&db.url);
+    for _ in 0..3 {
+        assert_eq!(chat(&p, &k, "A").status, 200);
     }
-    a.exec(
-        "UPDATE spend_logs SET prompt_tokens = 'many' WHERE id = (SELECT max(id) FROM spend_logs)",
-    );
+    drop(p);
     let old_pg = snap_pg(&db.url);
     let old_b = snap_sqlite(&b);
-    for to in [db.url.as_str(), path(&b)] {
-        let o = copy_db(path(&a.db_path()), to, &["--force"]);
-        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(err.contains("spend_logs.prompt_tokens"), "{err}");
+    let bad = [
+        (
+            "INSERT INTO settings (name, value) VALUES ('bad', X'00')",
+            "settings.value",
+        ),
+        (
+            "UPDATE spend_logs SET prompt_tokens = 'many' WHERE id = (SELECT max(id) FROM spend_logs)",
+            "spend_logs.prompt_tokens",
+        ),
+    ];
+    for (sql, column) in bad {
+        a.exec("DELETE FROM settings WHERE name = 'bad'");
+        a.exec(sql);
+        for to in [db.url.as_str(), path(&b)] {
+            let o = copy_db(path(&a.db_path()), to, &["--force"]);
+            assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(err.contains(column), "{err}");
+        }
+        assert_eq!(snap_pg(&db.url), old_pg, "PostgreSQL target unchanged");
+        assert_eq!(snap_sqlite(&b), old_b, "SQLite target unchanged");
     }
-    assert_eq!(snap_pg(&db.url), old_pg, "PostgreSQL target unchanged");
-    assert_eq!(snap_sqlite(&b), old_b, "SQLite target unchanged");
     let p = pg_server(&db.url);
     for _ in 0..3 {
         let r = chat(&p, &k, "A");
@@ -506,7 +520,7 @@ fn a_failure_mid_copy_leaves_the_target_unchanged() {
         .query_one("SELECT count(*) FROM spend_logs", &[])
         .unwrap()
         .get(0);
-    assert_eq!(n, 4);
+    assert_eq!(n, 7);
 }
 
 /// The table list is honest: every table of either engine's schema is copied or skipped on
