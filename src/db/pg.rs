@@ -102,9 +102,14 @@ fn tls(
 /// pool uses them. The error never repeats the URL.
 pub fn connect(url: &str) -> std::result::Result<postgres::Client, String> {
     let t = target(url)?;
-    t.config
-        .connect(tls(t.root_cert.as_deref())?)
-        .map_err(|e| format!("cannot connect to PostgreSQL: {}", describe(&e)))
+    t.config.connect(tls(t.root_cert.as_deref())?).map_err(|e| {
+        // The cause (refused, timed out, TLS, authentication), never the URL.
+        let cause = match (e.as_db_error(), std::error::Error::source(&e)) {
+            (None, Some(s)) => format!(": {s}"),
+            _ => String::new(),
+        };
+        format!("cannot connect to PostgreSQL: {}{cause}", describe(&e))
+    })
 }
 
 /// One pooled connection and its prepared statements.

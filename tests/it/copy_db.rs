@@ -366,7 +366,7 @@ fn values_round_trip_byte_for_byte() {
         f64::MAX,
         f64::MIN_POSITIVE,
         1.0 / 3.0,
-        123456789.123456789,
+        123456789.12345679,
     ];
     for (i, r) in reals.iter().enumerate() {
         c.execute(

@@ -182,7 +182,8 @@ impl Tally {
     fn spend(&self) -> f64 {
         let mut v = self.spends.clone();
         v.sort_by(f64::total_cmp);
-        v.iter().sum()
+        // From +0.0 (`Sum` starts at -0.0, printed "-0" for an empty table).
+        v.iter().fold(0.0, |a, b| a + b)
     }
 }
 
