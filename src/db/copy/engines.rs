@@ -59,6 +59,7 @@ pub fn open_source(loc: &DbLocation) -> R<Box<dyn Side>> {
         DbLocation::Postgres(u) => Ok(Box::new(Pg {
             c: pg::connect(u.expose()).map_err(failed)?,
             name: u.safe(),
+            insert: None,
         })),
     }
 }
@@ -81,7 +82,11 @@ pub fn open_target(loc: &DbLocation) -> R<Box<dyn Side>> {
         DbLocation::Postgres(u) => {
             let mut c = pg::connect(u.expose()).map_err(failed)?;
             pg::migrate(&mut c).map_err(|e| CopyError::Refused(format!("{}: {e}", u.safe())))?;
-            Ok(Box::new(Pg { c, name: u.safe() }))
+            Ok(Box::new(Pg {
+                c,
+                name: u.safe(),
+                insert: None,
+            }))
         }
     }
 }
@@ -263,6 +268,8 @@ impl Side for Lite {
 struct Pg {
     c: postgres::Client,
     name: String,
+    /// The INSERT of a full batch of the table being written, prepared once.
+    insert: Option<(String, usize, postgres::Statement)>,
 }
 
 impl Pg {
@@ -387,22 +394,35 @@ impl Side for Pg {
 
     fn insert(&mut self, table: &str, cols: &[Column], rows: &[Vec<Value>]) -> R<()> {
         let n = cols.len();
-        let tuples: Vec<String> = (0..rows.len())
-            .map(|r| {
-                let marks: Vec<String> = (1..=n).map(|i| format!("${}", r * n + i)).collect();
-                format!("({})", marks.join(", "))
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO \"{table}\" ({}) VALUES {}",
-            quoted(cols),
-            tuples.join(", ")
-        );
+        let cached = match &self.insert {
+            Some((t, len, st)) if t == table && *len == rows.len() => Some(st.clone()),
+            _ => None,
+        };
+        let st = match cached {
+            Some(st) => st,
+            None => {
+                let tuples: Vec<String> = (0..rows.len())
+                    .map(|r| {
+                        let marks: Vec<String> =
+                            (1..=n).map(|i| format!("${}", r * n + i)).collect();
+                        format!("({})", marks.join(", "))
+                    })
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO \"{table}\" ({}) VALUES {}",
+                    quoted(cols),
+                    tuples.join(", ")
+                );
+                let st = self.c.prepare(&sql).map_err(|e| self.err(table, e))?;
+                self.insert = Some((table.to_string(), rows.len(), st.clone()));
+                st
+            }
+        };
         let args: Vec<crate::db::sql::Arg<'_>> = rows.iter().flatten().map(Value::arg).collect();
         let params: Vec<&(dyn postgres::types::ToSql + Sync)> =
             args.iter().map(|a| a as _).collect();
         self.c
-            .execute(&sql, &params)
+            .execute(&st, &params)
             .map(|_| ())
             .map_err(|e| self.err(table, e))
     }
