@@ -606,3 +606,102 @@ fn every_table_is_copied_or_skipped_on_purpose() {
         }
     }
 }
+
+/// Model calls on `s` with `key` from 4 threads until the returned flag is set; the handle
+/// gives the number answered.
+fn load(
+    s: &Server,
+    key: &str,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    Vec<std::thread::JoinHandle<u64>>,
+) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let threads = (0..4)
+        .map(|_| {
+            let (addr, key, stop) = (s.addr.clone(), key.to_string(), stop.clone());
+            std::thread::spawn(move || {
+                let body = chat_body("A").to_string();
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let r = raw_request(
+                        &addr,
+                        "POST",
+                        "/v1/chat/completions",
+                        Some(&key),
+                        Some(body.as_bytes()),
+                        &[],
+                    );
+                    assert_eq!(r.status, 200, "{}", r.text());
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    (stop, threads)
+}
+
+/// Bulk keys, so that reading `api_keys` takes a while before `spend_logs` is read.
+const BULK_KEYS: &str = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
+    INSERT INTO api_keys (token, key_name, created_at, updated_at)
+    SELECT 'bulk' || i, 'sk-...bulk', '2026-12-02T10:00:00.000Z', '2026-12-02T10:00:00.000Z' FROM n";
+
+/// The copy of a store answering calls meanwhile is one snapshot of it: the key's spend in the
+/// copy is exactly the sum of its spend logs in the copy (each call commits both together;
+/// tables read at different moments would disagree), in both directions.
+#[test]
+fn a_copy_under_load_is_one_consistent_snapshot() {
+    let check = |key_spend: f64, logs_spend: f64, logs: i64| {
+        assert!(logs > 0);
+        assert!(
+            (key_spend - logs_spend).abs() < 1e-9,
+            "key spend {key_spend} vs its {logs} spend logs' {logs_spend}"
+        );
+    };
+    const KEY_SQL: &str = "SELECT spend FROM api_keys WHERE token = $1";
+    const LOGS_SQL: &str =
+        "SELECT COALESCE(SUM(spend), 0), count(*) FROM spend_logs WHERE api_key = $1";
+
+    // SQLite serving -> PostgreSQL.
+    let a = sqlite_server();
+    let k = a.admin_id("/key/generate", json!({}), "key");
+    let token: String = a.value("SELECT token FROM api_keys", []);
+    a.exec(BULK_KEYS);
+    let (stop, threads) = load(&a, &k);
+    until("calls flow", 10, || {
+        a.count("SELECT count(*) FROM spend_logs") >= 20
+    });
+    let db = PgDb::create(&admin_url());
+    copy_ok(path(&a.db_path()), &db.url, &[]);
+    let answered_during = a.count("SELECT count(*) FROM spend_logs");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answered: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert!(answered > 20, "{answered}");
+    let mut c = db.client();
+    let ks: f64 = c.query_one(KEY_SQL, &[&token]).unwrap().get(0);
+    let l = c.query_one(LOGS_SQL, &[&token]).unwrap();
+    check(ks, l.get(0), l.get(1));
+    assert!(l.get::<_, i64>(1) <= answered_during);
+
+    // PostgreSQL serving -> SQLite.
+    let p = pg_server(&db.url);
+    let (stop, threads) = load(&p, &k);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let dir = tempfile::tempdir().unwrap();
+    let b = dir.path().join("b.db");
+    copy_ok(&db.url, path(&b), &[]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answered: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert!(answered > 0);
+    let lite = rusqlite::Connection::open(&b).unwrap();
+    let ks: f64 = lite
+        .query_row(&KEY_SQL.replace('$', "?"), [&token], |r| r.get(0))
+        .unwrap();
+    let (ls, n): (f64, i64) = lite
+        .query_row(&LOGS_SQL.replace('$', "?"), [&token], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    check(ks, ls, n);
+}
