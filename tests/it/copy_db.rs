@@ -451,6 +451,26 @@ fn a_target_holding_data_is_refused_without_force_and_replaced_with_it() {
         copy_ok(path(&a.db_path()), &to, &["--force"]);
         assert_eq!(snap(&to), snap_a, "--force replaces everything");
     }
+    // A source that is missing or not a litegate store: refused before the target is made.
+    let empty = dir.path().join("empty.db");
+    rusqlite::Connection::open(&empty)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x)")
+        .unwrap();
+    let fresh = dir.path().join("fresh.db");
+    for (from, says) in [
+        (dir.path().join("missing.db"), "no database there"),
+        (empty, "holds no litegate store"),
+    ] {
+        let o = copy_db(path(&from), path(&fresh), &[]);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(says),
+            "{}",
+            text(&o)
+        );
+        assert!(!fresh.exists(), "no target made");
+    }
     // Onto itself: refused whatever --force says.
     let o = copy_db(path(&a.db_path()), path(&a.db_path()), &["--force"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));

@@ -285,7 +285,6 @@ pub fn run(from: &DbLocation, to: &DbLocation, force: bool) -> R<Summary> {
         )));
     }
     let mut src = engines::open_source(from)?;
-    let mut dst = engines::open_target(to)?;
     src.begin(false)?;
     let (v, latest) = src.version()?;
     if v == 0 {
@@ -307,6 +306,8 @@ pub fn run(from: &DbLocation, to: &DbLocation, force: bool) -> R<Summary> {
             }
         )));
     }
+    // The target is opened (created, migrated) only once the source is known to be good.
+    let mut dst = engines::open_target(to)?;
     dst.begin(true)?;
     let out = copy_all(src.as_mut(), dst.as_mut(), force);
     let out = out.and_then(|s| dst.commit().map(|_| s));
