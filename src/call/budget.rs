@@ -48,7 +48,9 @@ impl Drop for Reservation {
 }
 
 /// (level, holder id, spend so far, max budget) for every budget that applies to this key.
-fn budgets_of(k: &KeyRow) -> Vec<(Level, String, f64, f64)> {
+/// The one place that says which budgets apply (in memory here, shared on PostgreSQL:
+/// `call::shared`).
+pub(super) fn budgets_of(k: &KeyRow) -> Vec<(Level, String, f64, f64)> {
     let mut v = Vec::new();
     if let Some(max) = k.max_budget {
         v.push((Level::Key, k.token.clone(), k.spend, max));
@@ -84,6 +86,30 @@ fn budgets_of(k: &KeyRow) -> Vec<(Level, String, f64, f64)> {
     v
 }
 
+/// The 422 of a spent budget (API.md §7), in LiteLLM's words.
+pub(super) fn exceeded(level: Level, id: &str, spend: f64, max: f64) -> Error {
+    Error::BudgetExceeded(format!(
+        "Budget has been exceeded! {}={id} Current cost: {spend}, Max budget: {max}",
+        level.name()
+    ))
+}
+
+/// The ids a budget's recorded spend is found by in the store, for a level `budgets_of` gave
+/// for this key: the holder's id, or a membership's team or organization and its user.
+pub(super) fn spend_ids(level: Level, k: &KeyRow) -> (&str, &str) {
+    let user = k.user_id.as_deref().unwrap_or_default();
+    let team = k.team_id.as_deref().unwrap_or_default();
+    let org = k.org.as_ref().map_or("", |o| o.id.as_str());
+    match level {
+        Level::Key => (&k.token, ""),
+        Level::Team => (k.team.as_ref().map_or(team, |t| t.id.as_str()), ""),
+        Level::Org => (org, ""),
+        Level::User => (k.user.as_ref().map_or(user, |u| u.id.as_str()), ""),
+        Level::TeamMember => (team, user),
+        Level::OrgMember => (org, user),
+    }
+}
+
 impl Reservations {
     /// Refuses the call (422 naming the level) when any budget's recorded spend plus what calls
     /// in flight have reserved has reached its maximum; otherwise reserves `estimate` on each.
@@ -104,10 +130,7 @@ impl Reservations {
         for (level, id, spend, max) in &budgets {
             let reserved = m.get(&(*level, id.clone())).copied().unwrap_or(0.0);
             if spend + reserved >= *max {
-                return Err(Error::BudgetExceeded(format!(
-                    "Budget has been exceeded! {}={id} Current cost: {spend}, Max budget: {max}",
-                    level.name()
-                )));
+                return Err(exceeded(*level, id, *spend, *max));
             }
         }
         let mut held = Vec::with_capacity(budgets.len());

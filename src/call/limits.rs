@@ -264,6 +264,18 @@ impl Refusal {
     }
 }
 
+/// The 429 of a limit that refused, as this limiter words it (the shared limiter's too:
+/// `call::shared`).
+pub(super) fn refused(scope: Scope, what: &'static str, cap: i64, retry_after: u64) -> Error {
+    Refusal {
+        scope,
+        what,
+        cap: as_cap(cap),
+        retry_after,
+    }
+    .into_error()
+}
+
 impl State {
     /// Checks every limit before touching any counter (advancing a window only drops what
     /// has expired, so it consumes nothing). Fills `held` with the (scope, id)s a permit will
