@@ -26,7 +26,10 @@ fn token(raw: &str) -> String {
 }
 
 fn key_spend(c: &Cluster, raw: &str) -> f64 {
-    c.value("SELECT spend FROM api_keys WHERE token = ?1", &[&token(raw)])
+    c.value(
+        "SELECT spend FROM api_keys WHERE token = ?1",
+        &[&token(raw)],
+    )
 }
 
 fn log_rows(c: &Cluster, raw: &str) -> i64 {
@@ -82,12 +85,18 @@ fn a_budget_holds_across_instances_under_parallel_calls() {
     assert_eq!(log_rows(&c, &key), n as i64);
     for id in &ok {
         assert_eq!(
-            c.count("SELECT count(*) FROM spend_logs WHERE request_id = ?1", &[id]),
+            c.count(
+                "SELECT count(*) FROM spend_logs WHERE request_id = ?1",
+                &[id]
+            ),
             1
         );
     }
     let spend = key_spend(&c, &key);
-    assert!((spend - n as f64 * CALL_COST).abs() < 1e-9, "{spend} for {n}");
+    assert!(
+        (spend - n as f64 * CALL_COST).abs() < 1e-9,
+        "{spend} for {n}"
+    );
     // The overshoot stays within the calls in flight when the budget was reached: at most 25
     // admitted in all, so at most 1.25 = max + 5 calls.
     assert!(spend <= 25.0 * CALL_COST + 1e-9, "{spend}");
@@ -212,7 +221,10 @@ fn changes_through_one_instance_hold_on_the_others_next_request() {
         assert_error(&chat(s, &key, "A"), 401);
     }
 
-    a.admin("/team/new", json!({"team_id": "t1", "models": ["A", "lag"]}));
+    a.admin(
+        "/team/new",
+        json!({"team_id": "t1", "models": ["A", "lag"]}),
+    );
     let tkey = key_for(b, json!({"team_id": "t1"}));
     assert_eq!(chat(d, &tkey, "A").status, 200);
     d.admin("/team/update", json!({"team_id": "t1", "models": ["lag"]}));
@@ -228,7 +240,10 @@ fn changes_through_one_instance_hold_on_the_others_next_request() {
 fn kill_9_of_an_instance_under_load_loses_no_acknowledged_write() {
     let fake = Fake::start();
     let mut c = cluster(&fake, &[]);
-    let key = key_for(c.node(0), json!({"max_budget": 1000.0, "rpm_limit": 100000}));
+    let key = key_for(
+        c.node(0),
+        json!({"max_budget": 1000.0, "rpm_limit": 100000}),
+    );
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let addrs: Vec<String> = c.nodes.iter().map(|s| s.addr.clone()).collect();
     let workers: Vec<_> = (0..9)
@@ -239,11 +254,9 @@ fn kill_9_of_an_instance_under_load_loses_no_acknowledged_write() {
                 let mut failed = 0;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     match try_post(&addr, "/v1/chat/completions", &key, &chat_body("A")) {
-                        Some(r) if r.status == 200 => acked.push(
-                            r.header("x-litellm-call-id")
-                                .expect("call id")
-                                .to_string(),
-                        ),
+                        Some(r) if r.status == 200 => {
+                            acked.push(r.header("x-litellm-call-id").expect("call id").to_string())
+                        }
                         Some(r) => panic!("{}: {}", r.status, r.text()),
                         None => failed += 1,
                     }
@@ -258,7 +271,9 @@ fn kill_9_of_an_instance_under_load_loses_no_acknowledged_write() {
     child.kill().expect("kill -9");
     child.wait().expect("reaped");
     let at_kill = logged(&c);
-    until("the survivors keep answering", 20, || logged(&c) >= at_kill + 60);
+    until("the survivors keep answering", 20, || {
+        logged(&c) >= at_kill + 60
+    });
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut acked_by_killed = 0;
     let mut all: Vec<String> = Vec::new();
@@ -316,4 +331,87 @@ fn admission_fails_closed_when_the_database_cannot_decide() {
     assert_eq!(chat(c.node(1), &budgeted, "A").status, 200);
     assert_eq!(log_rows(&c, &limited), 1);
     assert_eq!(log_rows(&c, &budgeted), 1);
+}
+
+/// `litegate_admit` itself, on a database of its own: it reads each level's recorded spend
+/// (key, team, organization, user, team member, organization member) and refuses at the first
+/// budget whose spend + live reservations reaches its maximum; reservations add up, are given
+/// back by deleting the call's rows, and stop counting once expired.
+#[test]
+fn the_admission_function_reads_every_levels_spend_and_reservations() {
+    let db = crate::common::pg::PgDb::create(&crate::common::pg::admin_url());
+    let mut c = db.client();
+    litegate::db::pg::migrate(&mut c).expect("migrate");
+    let at = "'2026-01-01T00:00:00.000Z'";
+    c.batch_execute(&format!(
+        "INSERT INTO organizations (id, alias, spend, created_at, updated_at)
+             VALUES ('o', 'o', 2, {at}, {at});
+         INSERT INTO teams (id, alias, organization_id, spend, created_at, updated_at)
+             VALUES ('t', 't', 'o', 3, {at}, {at});
+         INSERT INTO users (id, email, user_role, spend, created_at, updated_at)
+             VALUES ('u', 'u@x', 'internal_user', 4, {at}, {at});
+         INSERT INTO api_keys (token, key_name, team_id, user_id, spend, created_at, updated_at)
+             VALUES ('k', 'sk-...k', 't', 'u', 1, {at}, {at});
+         INSERT INTO team_members (team_id, user_id, role, spend, created_at, updated_at)
+             VALUES ('t', 'u', 'user', 5, {at}, {at});
+         INSERT INTO organization_members (organization_id, user_id, user_role, spend,
+             created_at, updated_at) VALUES ('o', 'u', 'internal_user', 6, {at}, {at});"
+    ))
+    .expect("seed");
+    let scopes = ["key", "team", "org", "user", "team_member", "org_member"];
+    let holders = ["k", "t", "o", "u", "t/u", "o/u"];
+    let a = ["k", "t", "o", "u", "t", "o"];
+    let b = ["", "", "", "", "u", "u"];
+    let spends = [1.0, 3.0, 2.0, 4.0, 5.0, 6.0];
+    let admit = |c: &mut postgres::Client, max: &[f64], ttl: f64| {
+        let r = c
+            .query_one(
+                "SELECT lease, refused, idx, spend FROM litegate_admit('test', $1, 0.1,
+                 $2, $3, $4, $5, $6, '{}', '{}', '{}', '{}', '{}')",
+                &[&ttl, &&scopes[..], &&holders[..], &&a[..], &&b[..], &max],
+            )
+            .expect("admit");
+        let lease: Option<i64> = r.get(0);
+        let refused: Option<String> = r.get(1);
+        let idx: Option<i32> = r.get(2);
+        let spend: Option<f64> = r.get(3);
+        (lease, refused, idx, spend)
+    };
+    // Each level refuses alone when its maximum is its recorded spend.
+    for i in 0..6 {
+        let mut max: Vec<f64> = spends.iter().map(|s| s + 100.0).collect();
+        max[i] = spends[i];
+        let (lease, refused, idx, spend) = admit(&mut c, &max, 20.0);
+        assert_eq!(lease, None);
+        assert_eq!(refused.as_deref(), Some("budget"), "{}", scopes[i]);
+        assert_eq!(idx, Some(i as i32 + 1), "{}", scopes[i]);
+        assert_eq!(spend, Some(spends[i]), "{}", scopes[i]);
+    }
+    // Reservations of 0.1 on the team member's budget (spend 5, max 5.15): two fit (5 + 0.1 <
+    // 5.15), the third is refused; deleting a call's rows gives its reservation back.
+    let mut max: Vec<f64> = spends.iter().map(|s| s + 100.0).collect();
+    max[4] = 5.15;
+    let first = admit(&mut c, &max, 20.0).0.expect("admitted, rows written");
+    let second = admit(&mut c, &max, 20.0).0.expect("admitted");
+    assert_ne!(first, second);
+    let rows: i64 = c
+        .query_one(
+            "SELECT count(*) FROM litegate_leases WHERE id = $1",
+            &[&first],
+        )
+        .expect("rows")
+        .get(0);
+    assert_eq!(rows, 6, "one reservation per budget");
+    assert_eq!(admit(&mut c, &max, 20.0).1.as_deref(), Some("budget"));
+    c.execute("DELETE FROM litegate_leases WHERE id = $1", &[&first])
+        .expect("release");
+    let third = admit(&mut c, &max, 0.2).0.expect("admitted again");
+    assert_eq!(admit(&mut c, &max, 20.0).1.as_deref(), Some("budget"));
+    // `third` expires after 0.2 s: its reservation stops counting.
+    std::thread::sleep(Duration::from_millis(400));
+    let fourth = admit(&mut c, &max, 20.0);
+    assert!(
+        fourth.0.is_some() && fourth.1.is_none(),
+        "{fourth:?} ({third})"
+    );
 }

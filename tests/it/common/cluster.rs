@@ -37,7 +37,10 @@ impl Cluster {
                 std::thread::spawn(move || start(env, cfg))
             })
             .collect();
-        nodes.extend(rest.into_iter().map(|h| h.join().expect("instance started")));
+        nodes.extend(
+            rest.into_iter()
+                .map(|h| h.join().expect("instance started")),
+        );
         Cluster { nodes, db }
     }
 
