@@ -2,8 +2,10 @@
 //! member) against the spend loaded by THE key check, and the in-memory reservations that keep
 //! concurrent calls from overshooting a budget: each admitted call reserves its estimated cost
 //! until its real spend is recorded, and a `Reservation` (which owns an `Arc` of its ledger)
-//! gives it back on drop. Persisting spend is `db::spend`'s (through `call::Ledger`); resetting
-//! it when `budget_reset_at` passes is `db::spend::reset_due`'s.
+//! gives it back on drop (SQLite; on PostgreSQL `call::shared` keeps reservations in the
+//! database for every instance, on the same `budgets_of`). Persisting spend is `db::spend`'s
+//! (through `call::Ledger`); resetting it when `budget_reset_at` passes is
+//! `db::spend::reset_due`'s.
 
 use crate::db::key_check::KeyRow;
 use crate::error::{Error, Result};
