@@ -227,6 +227,47 @@ mod tests {
         assert!(e.message().contains("Current cost: 100"), "{}", e.message());
     }
 
+    /// The shared admission finds each budget's spend by these ids (`call::shared`): one per
+    /// budget `budgets_of` gives, a membership's by its team or org and its user.
+    #[test]
+    fn every_budget_has_the_ids_its_spend_is_found_by() {
+        use crate::db::key_check::{MemberPart, OrgPart};
+        let member = |max| MemberPart {
+            role: "user".into(),
+            spend: 0.0,
+            max_budget: Some(max),
+        };
+        let mut k = key(0.0, Some(1.0));
+        k.user_id = Some("u".into());
+        k.team_member = Some(member(2.0));
+        k.org_member = Some(member(3.0));
+        k.org = Some(OrgPart {
+            id: "o".into(),
+            alias: "o".into(),
+            models: vec![],
+            blocked: false,
+            spend: 0.0,
+            max_budget: Some(4.0),
+            tpm_limit: None,
+            rpm_limit: None,
+            max_parallel_requests: None,
+        });
+        let ids: Vec<(Level, String, (&str, &str))> = budgets_of(&k)
+            .into_iter()
+            .map(|(l, id, _, _)| (l, id, spend_ids(l, &k)))
+            .collect();
+        assert_eq!(
+            ids,
+            vec![
+                (Level::Key, "t".into(), ("t", "")),
+                (Level::Team, "team".into(), ("team", "")),
+                (Level::Org, "o".into(), ("o", "")),
+                (Level::TeamMember, "team/u".into(), ("team", "u")),
+                (Level::OrgMember, "o/u".into(), ("o", "u")),
+            ]
+        );
+    }
+
     #[test]
     fn a_reservation_outlives_the_handle_it_came_from() {
         let r = Arc::new(Reservations::default());
