@@ -185,7 +185,7 @@ fn parallel_leases_hold_across_instances_and_expire_after_kill_9() {
     }
     let freed = freed.expect("the crashed instance's slots came back");
     assert!(
-        freed <= Duration::from_secs_f64(ttl + 1.0),
+        freed <= Duration::from_secs_f64(ttl + 2.0),
         "freed after {freed:?}"
     );
     // Both slots are back: two streams at once through the survivors.
