@@ -336,7 +336,8 @@ fn admission_fails_closed_when_the_database_cannot_decide() {
 /// `litegate_admit` itself, on a database of its own: it reads each level's recorded spend
 /// (key, team, organization, user, team member, organization member) and refuses at the first
 /// budget whose spend + live reservations reaches its maximum; reservations add up, are given
-/// back by deleting the call's rows, and stop counting once expired.
+/// back by deleting the call's rows, and stop counting once expired; the sweep deletes what
+/// expired and the buckets that left every window.
 #[test]
 fn the_admission_function_reads_every_levels_spend_and_reservations() {
     let db = crate::common::pg::PgDb::create(&crate::common::pg::admin_url());
@@ -413,5 +414,35 @@ fn the_admission_function_reads_every_levels_spend_and_reservations() {
     assert!(
         fourth.0.is_some() && fourth.1.is_none(),
         "{fourth:?} ({third})"
+    );
+    // The sweep deletes expired leases and buckets that left every window, nothing else.
+    c.batch_execute(
+        "INSERT INTO litegate_rates (scope, holder, kind, sec, n) VALUES
+           ('key', 'old', 'rpm', floor(extract(epoch FROM now()))::BIGINT - 61, 1),
+           ('key', 'new', 'rpm', floor(extract(epoch FROM now()))::BIGINT - 5, 1)",
+    )
+    .expect("buckets");
+    let pool = litegate::db::pg::PgPool::open(&db.url, 1).expect("pool");
+    litegate::db::leases::sweep(&pool).expect("sweep");
+    let rows = |c: &mut postgres::Client, sql: &str| -> Vec<String> {
+        let mut v: Vec<String> = c
+            .query(sql, &[])
+            .expect("rows")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        rows(&mut c, "SELECT holder FROM litegate_rates"),
+        vec!["new"]
+    );
+    let mut kept = vec![second.to_string(), fourth.0.unwrap_or(0).to_string()];
+    kept.sort();
+    assert_eq!(
+        rows(&mut c, "SELECT DISTINCT id::TEXT FROM litegate_leases"),
+        kept,
+        "the expired `third` is gone, the live ones stay"
     );
 }
