@@ -23,3 +23,30 @@ fn issue_15_key_generate_answers_token_id() {
     assert_eq!(r["token_id"], hash_key(new_raw), "{r}");
     assert_eq!(r["token"], r["token_id"], "{r}");
 }
+
+#[test]
+fn issue_15_team_update_answers_team_id_and_data() {
+    let s = Server::start();
+    let t = s.admin_id(
+        "/team/new",
+        json!({"team_alias": "before", "models": ["A"]}),
+        "team_id",
+    );
+    let v = s.admin(
+        "/team/update",
+        json!({"team_id": t, "team_alias": "after", "max_budget": 5.0}),
+    );
+    // LiteLLM's shape: the id, and the updated team under `data`.
+    assert_eq!(v["team_id"], t, "{v}");
+    assert_eq!(v["data"]["team_id"], t, "{v}");
+    assert_eq!(v["data"]["team_alias"], "after", "{v}");
+    assert_eq!(v["data"]["max_budget"], 5.0, "{v}");
+    assert_eq!(v["data"]["models"], json!(["A"]), "{v}");
+    assert!(v["data"]["members_with_roles"].is_array(), "{v}");
+    // The fields litegate answered at the top level before stay there.
+    assert_eq!(v["team_alias"], "after", "{v}");
+    assert_eq!(v["max_budget"], 5.0, "{v}");
+    // /team/new still answers the team itself (API.md §9).
+    let n = s.admin("/team/new", json!({"team_alias": "n"}));
+    assert!(n["team_id"].is_string() && n.get("data").is_none(), "{n}");
+}
