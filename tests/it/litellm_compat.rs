@@ -50,3 +50,51 @@ fn issue_15_team_update_answers_team_id_and_data() {
     let n = s.admin("/team/new", json!({"team_alias": "n"}));
     assert!(n["team_id"].is_string() && n.get("data").is_none(), "{n}");
 }
+
+#[test]
+fn issue_15_model_access_refusals_use_litellm_wording() {
+    let s = Server::start();
+    let org = s.admin_id(
+        "/organization/new",
+        json!({"organization_alias": "o", "models": ["A", "B"]}),
+        "organization_id",
+    );
+    let team = s.admin_id(
+        "/team/new",
+        json!({"organization_id": org, "models": ["A", "B"]}),
+        "team_id",
+    );
+    let key = key_for(&s, json!({"team_id": team, "models": ["A"]}));
+    let denied = |model: &str, kind: &str, text: &str| {
+        let v = assert_error(&chat(&s, &key, model), 403);
+        assert_eq!(v["error"]["type"], kind, "{v}");
+        assert_eq!(v["error"]["param"], "model", "{v}");
+        assert_eq!(v["error"]["message"], text, "{v}");
+    };
+    denied(
+        "B",
+        "key_model_access_denied",
+        "key not allowed to access model. This key can only access models=['A']. \
+         Tried to access B",
+    );
+    // The team's own key (no model list of its own) is refused by the team, the team's by
+    // the org: each level names itself as LiteLLM does (`team`, `org`).
+    s.admin("/team/update", json!({"team_id": team, "models": ["A"]}));
+    let team_key = key_for(&s, json!({"team_id": team}));
+    let v = assert_error(&chat(&s, &team_key, "B"), 403);
+    assert_eq!(v["error"]["type"], "team_model_access_denied", "{v}");
+    assert_eq!(
+        v["error"]["message"],
+        "team not allowed to access model. This team can only access models=['A']. \
+         Tried to access B"
+    );
+    let own = key_for(&s, json!({"organization_id": org}));
+    let v = assert_error(&chat(&s, &own, "C"), 403);
+    assert_eq!(v["error"]["type"], "org_model_access_denied", "{v}");
+    assert_eq!(
+        v["error"]["message"],
+        "org not allowed to access model. This org can only access models=['A', 'B']. \
+         Tried to access C"
+    );
+    assert_eq!(chat(&s, &key, "A").status, 200);
+}
