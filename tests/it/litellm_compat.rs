@@ -98,3 +98,29 @@ fn issue_15_model_access_refusals_use_litellm_wording() {
     );
     assert_eq!(chat(&s, &key, "A").status, 200);
 }
+
+#[test]
+fn issue_15_blocked_team_key_gets_401_in_litellm_words() {
+    let s = Server::start();
+    let team = s.admin_id("/team/new", json!({"team_alias": "t"}), "team_id");
+    let key = key_for(&s, json!({"team_id": team}));
+    assert_eq!(chat(&s, &key, "A").status, 200);
+    s.admin("/team/block", json!({"team_id": team}));
+    let want = format!(
+        "Authentication Error, Team={team} is blocked. Update via `/team/unblock` if you're an admin."
+    );
+    for r in [chat(&s, &key, "A"), s.get("/v1/models", &key)] {
+        let v = assert_error(&r, 401);
+        assert_eq!(v["error"]["type"], "auth_error", "{v}");
+        assert_eq!(v["error"]["message"], want, "{v}");
+    }
+    s.admin("/team/unblock", json!({"team_id": team}));
+    assert_eq!(chat(&s, &key, "A").status, 200);
+    // A blocked key: 401 with LiteLLM's words too.
+    s.admin("/key/block", json!({"key": key}));
+    let v = assert_error(&chat(&s, &key, "A"), 401);
+    assert_eq!(
+        v["error"]["message"],
+        "Authentication Error, Key is blocked. Update via `/key/unblock` if you're an admin."
+    );
+}
