@@ -124,3 +124,32 @@ fn issue_15_blocked_team_key_gets_401_in_litellm_words() {
         "Authentication Error, Key is blocked. Update via `/key/unblock` if you're an admin."
     );
 }
+
+#[test]
+fn issue_15_team_key_reads_its_own_team_info() {
+    let s = Server::start();
+    let t1 = s.admin_id("/team/new", json!({"team_alias": "one"}), "team_id");
+    let t2 = s.admin_id("/team/new", json!({"team_alias": "two"}), "team_id");
+    let key = key_for(&s, json!({"team_id": t1}));
+    let other = key_for(&s, json!({"team_id": t1}));
+    let r = s.get(&format!("/team/info?team_id={t1}"), &key);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["team_id"], t1);
+    assert_eq!(v["team_info"]["team_alias"], "one");
+    // Both keys listed; only its own token shown, never a raw key.
+    let keys = v["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2, "{v}");
+    for k in keys {
+        let own = k["key_name"] == litegate::auth::key_name(&key);
+        let want = if own {
+            json!(hash_key(&key))
+        } else {
+            json!(null)
+        };
+        assert_eq!(k["token"], want, "{v}");
+    }
+    assert!(!r.text().contains(&key) && !r.text().contains(&other));
+    // Not another team's.
+    assert_error(&s.get(&format!("/team/info?team_id={t2}"), &key), 404);
+}
