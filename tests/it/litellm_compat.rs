@@ -153,3 +153,86 @@ fn issue_15_team_key_reads_its_own_team_info() {
     // Not another team's.
     assert_error(&s.get(&format!("/team/info?team_id={t2}"), &key), 404);
 }
+
+#[test]
+fn issue_15_user_new_honours_team_id_and_upserts() {
+    let s = Server::start();
+    let org = s.admin_id(
+        "/organization/new",
+        json!({"organization_alias": "o", "models": ["A", "B"]}),
+        "organization_id",
+    );
+    let team = s.admin_id(
+        "/team/new",
+        json!({"organization_id": org, "models": ["A"]}),
+        "team_id",
+    );
+    let v = s.admin(
+        "/user/new",
+        json!({"user_id": "u1", "user_email": "u1@example.com", "team_id": team, "max_budget": 3.0}),
+    );
+    let k1 = v["key"].as_str().unwrap().to_string();
+    assert_eq!(v["teams"], json!([team]), "{v}");
+    // The user is a `user` member of the team.
+    let info = s.get(&format!("/team/info?team_id={team}"), MASTER).json();
+    let m = &info["team_info"]["members_with_roles"];
+    assert_eq!(m.as_array().map(Vec::len), Some(1), "{info}");
+    assert_eq!(m[0]["user_id"], "u1", "{info}");
+    assert_eq!(m[0]["role"], "user", "{info}");
+    // The auto-created key belongs to that team (and its org): the team's models govern it.
+    let ki = s.get("/key/info", &k1).json();
+    assert_eq!(ki["info"]["team_id"], team, "{ki}");
+    assert_eq!(ki["info"]["organization_id"], org, "{ki}");
+    assert_eq!(ki["info"]["user_id"], "u1", "{ki}");
+    assert_eq!(chat(&s, &k1, "A").status, 200);
+    assert_eq!(chat(&s, &k1, "B").status, 403);
+
+    // Again with the same user_id: an upsert. Given fields change, the others stay; the
+    // membership is kept (not duplicated); a new key is issued, the old one still works.
+    let v = s.admin(
+        "/user/new",
+        json!({"user_id": "u1", "team_id": team, "user_role": "internal_user_viewer", "metadata": {"a": 1}}),
+    );
+    assert_eq!(v["user_id"], "u1");
+    assert_eq!(v["user_email"], "u1@example.com", "{v}");
+    assert_eq!(v["user_role"], "internal_user_viewer", "{v}");
+    assert_eq!(v["max_budget"], 3.0, "{v}");
+    assert_eq!(v["metadata"], json!({"a": 1}), "{v}");
+    let k2 = v["key"].as_str().unwrap();
+    assert_ne!(k2, k1);
+    assert_eq!(s.count("SELECT count(*) FROM users WHERE id = 'u1'"), 1);
+    assert_eq!(
+        s.count("SELECT count(*) FROM team_members WHERE user_id = 'u1'"),
+        1
+    );
+    assert_eq!(
+        s.count("SELECT count(*) FROM api_keys WHERE user_id = 'u1'"),
+        2
+    );
+    assert_eq!(chat(&s, &k1, "A").status, 200);
+    // An email already held by a different user is still 409, and changes nothing.
+    s.admin(
+        "/user/new",
+        json!({"user_id": "u2", "user_email": "u2@example.com"}),
+    );
+    let r = s.post(
+        "/user/new",
+        MASTER,
+        json!({"user_id": "u1", "user_email": "U2@example.com"}),
+    );
+    assert_error(&r, 409);
+    let u = s.get("/user/info?user_id=u1", MASTER).json();
+    assert_eq!(u["user_info"]["user_email"], "u1@example.com", "{u}");
+    assert_eq!(
+        s.count("SELECT count(*) FROM api_keys WHERE user_id = 'u1'"),
+        2
+    );
+    // An unknown team_id: 400 naming it, no user made.
+    let r = s.post(
+        "/user/new",
+        MASTER,
+        json!({"user_id": "u3", "team_id": "ghost"}),
+    );
+    assert_eq!(assert_error(&r, 400)["error"]["param"], "team_id");
+    assert_eq!(s.count("SELECT count(*) FROM users WHERE id = 'u3'"), 0);
+}
