@@ -60,21 +60,6 @@ fn with_raw_key(rec: &KeyRec, raw: &str) -> Value {
     v
 }
 
-/// A key's budget never exceeds its team's.
-fn check_team_budget(p: &grant::Parent, k: &NewKey) -> Result<()> {
-    if let (Some(team), Some(kb)) = (&p.team, k.allowance.max_budget) {
-        if let Some(tb) = team.allowance.max_budget {
-            if kb > tb {
-                return Err(Error::bad_param(
-                    "max_budget",
-                    format!("max_budget {kb} exceeds the team's max_budget {tb}"),
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
 fn insert_mapped<C: Handle + ?Sized>(c: &C, k: &NewKey) -> Result<KeyRec> {
     match db::keys::insert(c, k) {
         Ok(_) => {}
@@ -139,7 +124,6 @@ pub fn generate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         };
         fields.apply(&mut k);
         grant::check_models(&ctx.catalog, &Holder::Key(&parent), &k.models)?;
-        check_team_budget(&parent, &k)?;
         let rec = insert_mapped(tx, &k)?;
         let limits_rank = if authority::key_has_limits(&k) {
             rank.n()
@@ -228,7 +212,6 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         if models_changed || b.has("team_id") {
             grant::check_models(&ctx.catalog, &Holder::Key(&parent), &rec.k.models)?;
         }
-        check_team_budget(&parent, &rec.k)?;
         check_tightening(ctx, &parent, rank, stored_rank, &before, &rec.k)?;
         if before.user_id != rec.k.user_id {
             // Whoever held the raw key so far must not act as the new owner.

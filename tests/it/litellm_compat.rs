@@ -236,3 +236,36 @@ fn issue_15_user_new_honours_team_id_and_upserts() {
     assert_eq!(assert_error(&r, 400)["error"]["param"], "team_id");
     assert_eq!(s.count("SELECT count(*) FROM users WHERE id = 'u3'"), 0);
 }
+
+#[test]
+fn issue_15_key_budget_may_exceed_its_teams_and_the_team_budget_still_governs() {
+    let s = Server::start();
+    let team = s.admin_id(
+        "/team/new",
+        json!({"team_alias": "small", "max_budget": 0.001}),
+        "team_id",
+    );
+    // Above the team's budget: accepted (it was a 400 before issue 15), on generate and update.
+    let v = s.admin(
+        "/key/generate",
+        json!({"team_id": team, "max_budget": 100.0}),
+    );
+    assert_eq!(v["max_budget"], 100.0, "{v}");
+    let key = v["key"].as_str().unwrap().to_string();
+    let u = s.admin("/key/update", json!({"key": key, "max_budget": 50.0}));
+    assert_eq!(u["max_budget"], 50.0, "{u}");
+    // At request time the team's budget refuses, though the key's is far from spent.
+    let mut refused = None;
+    for _ in 0..5 {
+        let r = chat(&s, &key, "A");
+        if r.status != 200 {
+            refused = Some(r);
+            break;
+        }
+    }
+    let r = refused.expect("the team's budget never refused");
+    let v = assert_error_says(&r, 422, "Team");
+    assert_eq!(v["error"]["type"], "budget_exceeded", "{v}");
+    let ki = s.get("/key/info", &key).json();
+    assert!(ki["info"]["spend"].as_f64().unwrap() < 50.0, "{ki}");
+}
