@@ -269,3 +269,124 @@ fn issue_15_key_budget_may_exceed_its_teams_and_the_team_budget_still_governs() 
     let ki = s.get("/key/info", &key).json();
     assert!(ki["info"]["spend"].as_f64().unwrap() < 50.0, "{ki}");
 }
+
+/// The `data:` payloads of an SSE answer, `[DONE]` excluded, as JSON.
+fn stream_events(r: &Resp) -> Vec<serde_json::Value> {
+    r.text()
+        .split("\n\n")
+        .filter_map(|e| e.trim().strip_prefix("data:").map(str::trim))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}
+
+/// A call's id as the caller sees it equals its `x-litellm-call-id` and its spend-log row's
+/// `request_id`; returns the row.
+fn row_of_completion(s: &Server, r: &Resp, completion_id: &str) -> serde_json::Value {
+    assert_eq!(r.header("x-litellm-call-id"), Some(completion_id));
+    let rows = s
+        .get(&format!("/spend/logs?request_id={completion_id}"), MASTER)
+        .json();
+    assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
+    assert_eq!(rows[0]["request_id"], completion_id);
+    rows[0].clone()
+}
+
+#[test]
+fn issue_15_spend_log_request_id_is_the_completion_id_with_user_api_key_metadata() {
+    let f = crate::upstream::Fake::start();
+    let s = Server::start_with(&crate::upstream::config(&f, ""), &[]);
+    let org = s.admin_id(
+        "/organization/new",
+        json!({"organization_alias": "acme"}),
+        "organization_id",
+    );
+    let team = s.admin_id(
+        "/team/new",
+        json!({"organization_id": org, "team_alias": "research"}),
+        "team_id",
+    );
+    s.admin(
+        "/user/new",
+        json!({"user_id": "ana", "auto_create_key": false}),
+    );
+    s.admin(
+        "/team/member_add",
+        json!({"team_id": team, "member": {"user_id": "ana", "role": "user"}}),
+    );
+    let key = key_for(
+        &s,
+        json!({"team_id": team, "user_id": "ana", "key_alias": "ana-ci"}),
+    );
+    let want_meta = |row: &serde_json::Value, end_user: serde_json::Value| {
+        let m = &row["metadata"];
+        assert_eq!(m["user_api_key"], hash_key(&key), "{row}");
+        assert_eq!(m["user_api_key_alias"], "ana-ci", "{row}");
+        assert_eq!(m["user_api_key_team_id"], team, "{row}");
+        assert_eq!(m["user_api_key_team_alias"], "research", "{row}");
+        assert_eq!(m["user_api_key_org_id"], org, "{row}");
+        assert_eq!(m["user_api_key_user_id"], "ana", "{row}");
+        assert_eq!(m["user_api_key_end_user_id"], end_user, "{row}");
+    };
+    // The upstream answers with its own id ("chatcmpl-fake", the same every time): the caller
+    // gets the request id instead, and the row is found by it.
+    let mut body = chat_body("json");
+    body["user"] = json!("customer-7");
+    let r = s.post("/v1/chat/completions", &key, body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    let id = v["id"].as_str().unwrap().to_string();
+    assert_ne!(id, "chatcmpl-fake");
+    assert_eq!(
+        v["object"], "chat.completion",
+        "the rest is the upstream's: {v}"
+    );
+    let row = row_of_completion(&s, &r, &id);
+    want_meta(&row, json!("customer-7"));
+    // A second call gets its own id (the upstream's repeats).
+    let r2 = chat(&s, &key, "json");
+    let id2 = r2.json()["id"].as_str().unwrap().to_string();
+    assert_ne!(id2, id);
+    want_meta(&row_of_completion(&s, &r2, &id2), json!(null));
+    // A stream: every chunk carries the same id.
+    let r = s.post(
+        "/v1/chat/completions",
+        &key,
+        json!({"model": "sse", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let evs = stream_events(&r);
+    assert!(!evs.is_empty());
+    let sid = evs[0]["id"].as_str().unwrap().to_string();
+    assert!(evs.iter().all(|e| e["id"] == sid.as_str()), "{}", r.text());
+    want_meta(&row_of_completion(&s, &r, &sid), json!(null));
+    // Text completions likewise (the mock provider: the next test).
+    let r = s.post(
+        "/v1/completions",
+        &key,
+        json!({"model": "json", "prompt": "hi"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let cid = r.json()["id"].as_str().unwrap().to_string();
+    row_of_completion(&s, &r, &cid);
+}
+
+#[test]
+fn issue_15_mock_completion_id_is_the_request_id() {
+    let s = Server::start();
+    let key = key_for(&s, json!({"key_alias": "k"}));
+    let r = chat(&s, &key, "A");
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let row = row_of_completion(&s, &r, &id);
+    assert_eq!(row["metadata"]["user_api_key_alias"], "k");
+    assert_eq!(row["metadata"]["user_api_key_team_id"], json!(null));
+    let r = s.post(
+        "/v1/chat/completions",
+        &key,
+        json!({"model": "A", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    let evs = stream_events(&r);
+    let sid = evs[0]["id"].as_str().unwrap().to_string();
+    assert!(evs.iter().all(|e| e["id"] == sid.as_str()));
+    row_of_completion(&s, &r, &sid);
+}
