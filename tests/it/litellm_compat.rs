@@ -390,3 +390,99 @@ fn issue_15_mock_completion_id_is_the_request_id() {
     assert!(evs.iter().all(|e| e["id"] == sid.as_str()));
     row_of_completion(&s, &r, &sid);
 }
+
+#[test]
+fn issue_15_azure_style_inbound_paths() {
+    let s = Server::start();
+    let key = key_for(&s, json!({"models": ["A", "B"]}));
+    let azure = |path: &str, body: serde_json::Value, header: &str, k: &str| {
+        s.request(
+            "POST",
+            &format!("{path}?api-version=2024-10-21"),
+            None,
+            Some(body.to_string().as_bytes()),
+            &[(header, k)],
+        )
+    };
+    // The Azure SDK sends its key in `api-key` and no model in the body: the path names it.
+    let r = azure(
+        "/openai/deployments/A/chat/completions",
+        json!({"messages": [{"role": "user", "content": "hi"}]}),
+        "api-key",
+        &key,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["object"], "chat.completion", "{v}");
+    let row = row_of_completion(&s, &r, v["id"].as_str().unwrap());
+    assert_eq!(row["model"], "A", "{row}");
+    // The path wins over the body's model (LiteLLM's order); access is checked on it.
+    let r = azure(
+        "/openai/deployments/B/chat/completions",
+        json!({"model": "C", "messages": [{"role": "user", "content": "hi"}]}),
+        "api-key",
+        &key,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let row = row_of_completion(&s, &r, r.json()["id"].as_str().unwrap());
+    assert_eq!(row["model"], "B", "{row}");
+    let r = azure(
+        "/openai/deployments/C/chat/completions",
+        json!({"model": "A", "messages": [{"role": "user", "content": "hi"}]}),
+        "api-key",
+        &key,
+    );
+    assert_eq!(
+        assert_error(&r, 403)["error"]["type"],
+        "key_model_access_denied"
+    );
+    // Completions and embeddings; a Bearer key works too.
+    let r = azure(
+        "/openai/deployments/A/completions",
+        json!({"prompt": "hi"}),
+        "authorization",
+        &format!("Bearer {key}"),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["object"], "text_completion");
+    let r = azure(
+        "/openai/deployments/A/embeddings",
+        json!({"input": ["a", "b"]}),
+        "api-key",
+        &key,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["data"].as_array().map(Vec::len), Some(2));
+    // Streams.
+    let r = azure(
+        "/openai/deployments/A/chat/completions",
+        json!({"stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+        "api-key",
+        &key,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().ends_with("data: [DONE]\n\n"), "{}", r.text());
+    // No key, a wrong key: 401; an unknown deployment: the usual refusal.
+    let r = azure(
+        "/openai/deployments/A/chat/completions",
+        json!({"messages": [{"role": "user", "content": "hi"}]}),
+        "api-key",
+        "sk-wrong-key-0000000000000000",
+    );
+    assert_error(&r, 401);
+    let r = s.request(
+        "POST",
+        "/openai/deployments/A/chat/completions",
+        None,
+        Some(br#"{"messages": [{"role": "user", "content": "hi"}]}"#),
+        &[],
+    );
+    assert_error(&r, 401);
+    let r = azure(
+        "/openai/deployments/nope/chat/completions",
+        json!({"messages": [{"role": "user", "content": "hi"}]}),
+        "api-key",
+        &key,
+    );
+    assert!(r.status == 400 || r.status == 403, "{}", r.text());
+}
