@@ -257,6 +257,45 @@ impl Caller {
     }
 }
 
+/// LiteLLM's wording of a model-access refusal (API.md §9; `auth_checks.py`
+/// `_can_object_call_model`): its lowercase object type (`key`, `team`, `org`, `user`) and the
+/// level's list as Python prints it, so clients that match LiteLLM's text match ours.
+fn denied_message(level: Level, models: &[String], model: &str) -> String {
+    let object = match level {
+        Level::Key => "key",
+        Level::Team => "team",
+        Level::Org => "org",
+        Level::User => "user",
+        Level::TeamMember | Level::OrgMember => level.noun(),
+    };
+    let list: Vec<String> = models.iter().map(|m| python_str(m)).collect();
+    format!(
+        "{object} not allowed to access model. This {object} can only access models=[{}]. \
+         Tried to access {model}",
+        list.join(", ")
+    )
+}
+
+/// A string as Python's `repr` shows it: single quotes, unless it holds one and no double
+/// quote; backslashes and the chosen quote escaped.
+fn python_str(s: &str) -> String {
+    let q = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(q);
+    for c in s.chars() {
+        if c == '\\' || c == q {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push(q);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -397,43 +436,4 @@ mod tests {
         let open = Chain::default();
         assert!(exceeding(&c, &open, &v(&["anything", ALL_PROXY_MODELS])).is_empty());
     }
-}
-
-/// LiteLLM's wording of a model-access refusal (API.md §9; `auth_checks.py`
-/// `_can_object_call_model`): its lowercase object type (`key`, `team`, `org`, `user`) and the
-/// level's list as Python prints it, so clients that match LiteLLM's text match ours.
-fn denied_message(level: Level, models: &[String], model: &str) -> String {
-    let object = match level {
-        Level::Key => "key",
-        Level::Team => "team",
-        Level::Org => "org",
-        Level::User => "user",
-        Level::TeamMember | Level::OrgMember => level.noun(),
-    };
-    let list: Vec<String> = models.iter().map(|m| python_str(m)).collect();
-    format!(
-        "{object} not allowed to access model. This {object} can only access models=[{}]. \
-         Tried to access {model}",
-        list.join(", ")
-    )
-}
-
-/// A string as Python's `repr` shows it: single quotes, unless it holds one and no double
-/// quote; backslashes and the chosen quote escaped.
-fn python_str(s: &str) -> String {
-    let q = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(q);
-    for c in s.chars() {
-        if c == '\\' || c == q {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push(q);
-    out
 }
