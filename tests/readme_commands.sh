@@ -8,8 +8,10 @@
 #   running it again would recurse: instead `.ci/run` must run exactly that one command (and
 #   nothing else), and the clone must hold it as an executable file.
 # The clone builds into CARGO_TARGET_DIR (default: this checkout's `target/`), so the release
-# profile's dependencies are compiled once and reused; the clone's own crates (litegate and the
-# vendored tiny_http) are rebuilt every time, since a fresh clone's files are new.
+# profile's dependencies are compiled once and reused. The clone's own crates (litegate and the
+# vendored tiny_http) are rebuilt every time, since a fresh clone's files are new; to keep that
+# short the clone is made at the same place each run (`$CARGO_TARGET_DIR/readme-clone`, removed
+# first) and built with CARGO_INCREMENTAL=1, so rustc reuses what did not change.
 # The server binds 0.0.0.0:4000 as the README says: a port already taken there fails the test
 # with that reason. Exits non-zero when anything fails.
 set -euo pipefail
@@ -43,6 +45,8 @@ grep -qE '^cd "\$\(dirname "\$0"\)/\.\."$' .ci/run || fail ".ci/run does not run
 
 # The first command, in a fresh clone of this commit.
 commit=$(git rev-parse HEAD)
+export CARGO_TARGET_DIR=$(realpath -m "${CARGO_TARGET_DIR:-$repo/target}")
+clone=$CARGO_TARGET_DIR/readme-clone
 tmp=$(mktemp -d)
 pgid=""
 cleanup() {
@@ -51,21 +55,21 @@ cleanup() {
         for _ in $(seq 1 50); do kill -0 -- "-$pgid" 2>/dev/null || break; sleep 0.1; done
         kill -KILL -- "-$pgid" 2>/dev/null || true
     fi
-    rm -rf "$tmp"
+    rm -rf "$tmp" "$clone"
 }
 trap cleanup EXIT
-git clone --quiet --no-checkout "$repo" "$tmp/clone"
-git -C "$tmp/clone" checkout --quiet "$commit"
+rm -rf "$clone"
+git clone --quiet --no-checkout "$repo" "$clone"
+git -C "$clone" checkout --quiet "$commit"
 prog=${second%% *}
-[ -x "$tmp/clone/$prog" ] || fail "the second command's program $prog is not an executable file in the clone"
+[ -x "$clone/$prog" ] || fail "the second command's program $prog is not an executable file in the clone"
 
 if (exec 3<>/dev/tcp/127.0.0.1/4000) 2>/dev/null; then
     fail "port 4000 is already taken; the README's first command serves there"
 fi
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$repo/target}
 start=$(date +%s)
 # Its own process group (setsid), so stopping it stops cargo and the server it started.
-(cd "$tmp/clone" && exec setsid bash -c "$first" >"$tmp/out.log" 2>&1) &
+(cd "$clone" && CARGO_INCREMENTAL=1 exec setsid bash -c "$first" >"$tmp/out.log" 2>&1) &
 pgid=$!
 ready=""
 for _ in $(seq 1 9000); do   # up to 15 minutes: the first release build from nothing is slow
@@ -83,6 +87,6 @@ for _ in $(seq 1 9000); do   # up to 15 minutes: the first release build from no
 done
 [ -n "$ready" ] || { tail -50 "$tmp/out.log" >&2; fail "no 200 from /health/readiness"; }
 grep -q '"status"' "$tmp/ready.json" || fail "readiness answered without a status: $(cat "$tmp/ready.json")"
-[ -f "$tmp/clone/litegate.db" ] || fail "the server did not create ./litegate.db in the clone"
+[ -f "$clone/litegate.db" ] || fail "the server did not create ./litegate.db in the clone"
 grep -q 'master key: sk-' "$tmp/out.log" || fail "the first start printed no master key"
 echo "readme commands: '$first' answered /health/readiness after $(($(date +%s) - start)) s: $(cat "$tmp/ready.json")"

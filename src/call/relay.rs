@@ -486,7 +486,9 @@ fn relay(
                 } else {
                     // Its `id` becomes the request id (`completion_id`); the rest as it came.
                     match completion_id::stamp_bytes(data.as_bytes(), &call.record.request_id) {
-                        Some(b) => Some(Cow::Owned(String::from_utf8_lossy(&b).into_owned())),
+                        Some(b) => {
+                            Some(String::from_utf8(b).map_or(Cow::Borrowed(data), Cow::Owned))
+                        }
                         None => Some(Cow::Borrowed(data)),
                     }
                 }
