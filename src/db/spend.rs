@@ -196,6 +196,13 @@ pub fn logs<C: Handle + ?Sized>(
         .collect();
     args.push(limit.into());
     c.all(&logs_sql(f), &args, |r| {
+        let metadata = serde_json::from_str::<serde_json::Value>(&r.get::<String>(14)?)
+            .unwrap_or_else(|_| serde_json::json!({}));
+        // LiteLLM's `end_user` column: the request's `user` ("" when none), kept in metadata.
+        let end_user = metadata["user_api_key_end_user_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         Ok(serde_json::json!({
             "request_id": r.get::<String>(0)?,
             "api_key": r.get::<Option<String>>(1)?,
@@ -211,8 +218,8 @@ pub fn logs<C: Handle + ?Sized>(
             "startTime": r.get::<String>(11)?,
             "endTime": r.get::<String>(12)?,
             "status": r.get::<String>(13)?,
-            "metadata": serde_json::from_str::<serde_json::Value>(&r.get::<String>(14)?)
-                .unwrap_or_else(|_| serde_json::json!({})),
+            "end_user": end_user,
+            "metadata": metadata,
         }))
     })
 }

@@ -327,6 +327,8 @@ fn issue_15_spend_log_request_id_is_the_completion_id_with_user_api_key_metadata
         assert_eq!(m["user_api_key_org_id"], org, "{row}");
         assert_eq!(m["user_api_key_user_id"], "ana", "{row}");
         assert_eq!(m["user_api_key_end_user_id"], end_user, "{row}");
+        let column = end_user.as_str().unwrap_or_default().to_string();
+        assert_eq!(row["end_user"], column, "{row}");
     };
     // The upstream answers with its own id ("chatcmpl-fake", the same every time): the caller
     // gets the request id instead, and the row is found by it.
