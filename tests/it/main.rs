@@ -23,6 +23,7 @@ mod litellm_compat;
 mod login_hardening;
 mod messages;
 mod metrics;
+mod multi_instance;
 mod ops;
 mod organizations;
 mod patch_rule;
