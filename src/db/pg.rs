@@ -7,6 +7,15 @@
 //! connections, opened when first needed and kept; one is opened at start (migrations). A
 //! connection found closed (the server restarted, the network dropped it) is replaced on its
 //! next checkout; a checkout that cannot connect is a 503.
+//!
+//! Outages (issue 14 item 5): every wait for the server — a whole connect, each statement —
+//! is bounded by `database_connection_timeout` (default 3 s; the vendored client's
+//! `Config::io_timeout`, vendor/postgres/PATCHES.md), so a stopped, unreachable or hung server
+//! costs a caller at most that long. The first failure that says the server cannot be reached
+//! puts the store down: the idle connections are dropped (after a restart they are all dead),
+//! callers waiting for a connection get their 503 at once, and while down only one caller at a
+//! time tries a new connection (the probe) while the others are refused at once. The first
+//! connection that works puts the store up again: no restart of litegate.
 
 use super::sql::{pg_text, Arg, Exec};
 use crate::error::{Error, Result};
@@ -17,6 +26,8 @@ use std::time::{Duration, Instant};
 
 /// How long a request waits for a free connection before it gets a 503 (as on SQLite).
 const POOL_WAIT: Duration = Duration::from_secs(10);
+/// The bound on the migrations' statements at start (an index on a big table may take long).
+const MIGRATION_TIMEOUT: Duration = Duration::from_secs(600);
 /// Connecting gives up after this long unless the URL says `connect_timeout`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Statements kept prepared per connection; past it the cache starts again (dynamic texts such
@@ -66,6 +77,7 @@ fn target(url: &str) -> std::result::Result<Target, String> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
+    config.io_timeout(crate::config::DB_TIMEOUT);
     if config.get_application_name().is_none() {
         config.application_name("litegate");
     }
@@ -243,8 +255,11 @@ pub struct PgPool {
     /// Connections open now (idle or on loan); never above `size`.
     open: Mutex<usize>,
     freed: Condvar,
-    /// False after a connection failed until one succeeds again (readiness, model calls).
+    /// False after the server could not be reached until a connection works again (readiness,
+    /// model calls; while down, checkouts fail fast).
     healthy: AtomicBool,
+    /// While down: a caller is trying a new connection; the others are refused at once.
+    probing: AtomicBool,
 }
 
 /// A connection on loan; back to the pool on drop unless it was found broken.
@@ -280,9 +295,15 @@ impl Loan<'_> {
 
 impl PgPool {
     /// Connects once (failing the start when the database cannot be reached), applies the
-    /// migrations under the advisory lock and keeps that connection in the pool.
-    pub fn open(url: &str, size: usize) -> std::result::Result<PgPool, String> {
-        let t = target(url)?;
+    /// migrations under the advisory lock and keeps that connection in the pool. `io_timeout`
+    /// bounds every wait for the server (`database_connection_timeout`).
+    pub fn open(
+        url: &str,
+        size: usize,
+        io_timeout: Duration,
+    ) -> std::result::Result<PgPool, String> {
+        let mut t = target(url)?;
+        t.config.io_timeout(io_timeout);
         let pool = PgPool {
             tls: tls(t.root_cert.as_deref())?,
             config: t.config,
@@ -291,11 +312,14 @@ impl PgPool {
             open: Mutex::new(0),
             freed: Condvar::new(),
             healthy: AtomicBool::new(true),
+            probing: AtomicBool::new(false),
         };
         let mut first = pool
             .connect()
             .map_err(|e| format!("cannot connect to PostgreSQL: {}", describe(&e)))?;
+        first.client.set_io_timeout(Some(MIGRATION_TIMEOUT));
         migrate(&mut first.client)?;
+        first.client.set_io_timeout(Some(io_timeout));
         *pool.open.lock().unwrap_or_else(|p| p.into_inner()) = 1;
         pool.idle
             .lock()
@@ -319,15 +343,56 @@ impl PgPool {
 
     fn note(&self, e: &postgres::Error) {
         if unreachable(e) {
-            self.healthy.store(false, Ordering::Relaxed);
+            self.down();
         }
     }
 
+    /// The server cannot be reached: the store is down until a connection works again. The
+    /// idle connections go (after a restart every one of them is dead; on a hung server each
+    /// would cost its next caller the whole timeout) and the callers waiting for a connection
+    /// are woken to get their 503.
+    fn down(&self) {
+        let stale = {
+            let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+            let stale = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|p| p.into_inner()));
+            *open = open.saturating_sub(stale.len());
+            stale
+        };
+        if self.healthy.swap(false, Ordering::AcqRel) {
+            log::error!(
+                "PostgreSQL cannot be reached: calls that need the database get 503 until a \
+                 connection works again"
+            );
+        }
+        self.freed.notify_all();
+        // Closing sends a Terminate and does not wait for an answer (bounded by the timeout).
+        drop(stale);
+    }
+
+    fn up(&self) {
+        if !self.healthy.swap(true, Ordering::AcqRel) {
+            log::warn!("PostgreSQL can be reached again");
+        }
+    }
+
+    /// While the store is down: an `Err` unless the store can be reached again. One caller at a
+    /// time tries a connection (at most the timeout); the others are refused at once.
+    pub fn probe(&self) -> Result<()> {
+        if self.is_ok() {
+            return Ok(());
+        }
+        self.get().map(drop)
+    }
+
     /// A connection: an idle one (replaced if the server closed it), a new one while fewer
-    /// than `size` are open, else the next one freed within `POOL_WAIT` (503 after).
+    /// than `size` are open, else the next one freed within `POOL_WAIT` (503 after). While the
+    /// store is down (`down`): a new connection for one caller at a time, a 503 at once for
+    /// the others.
     fn get(&self) -> Result<Loan<'_>> {
         let started = Instant::now();
         let deadline = started + POOL_WAIT;
+        let unreachable =
+            || Error::Unavailable("the database cannot be reached; try again later".into());
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
@@ -341,27 +406,39 @@ impl PgPool {
                 Some(_) => *open = open.saturating_sub(1),
                 None => {}
             }
+            let down = !self.is_ok();
             if *open < self.size {
+                if down && self.probing.swap(true, Ordering::AcqRel) {
+                    return Err(unreachable());
+                }
                 *open += 1;
                 drop(open);
-                return match self.connect() {
+                let r = self.connect();
+                if down {
+                    self.probing.store(false, Ordering::Release);
+                }
+                return match r {
                     Ok(c) => {
-                        self.healthy.store(true, Ordering::Relaxed);
+                        self.up();
                         Ok(Loan {
                             pool: self,
                             conn: Some(c),
                         })
                     }
                     Err(e) => {
-                        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-                        *open = open.saturating_sub(1);
+                        {
+                            let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+                            *open = open.saturating_sub(1);
+                        }
+                        self.freed.notify_one();
                         self.note(&e);
                         log::warn!("PostgreSQL: cannot connect: {}", describe(&e));
-                        Err(Error::Unavailable(
-                            "the database cannot be reached; try again later".into(),
-                        ))
+                        Err(unreachable())
                     }
                 };
+            }
+            if down {
+                return Err(unreachable());
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -386,9 +463,7 @@ impl PgPool {
             c: &mut c.client,
             cache: &mut c.cache,
         };
-        let out = f(&mut q).map_err(|e| self.error(e))?;
-        self.healthy.store(true, Ordering::Relaxed);
-        Ok(out)
+        f(&mut q).map_err(|e| self.error(e))
     }
 
     /// Runs `f` in a transaction: committed when `f` returns Ok, rolled back otherwise.
@@ -457,13 +532,19 @@ impl PgPool {
     }
 }
 
-/// Whether an error says the server cannot be reached (the connection closed, or the socket
-/// failed), as opposed to a statement the server or the client refused.
+/// Whether an error says the server cannot be reached (the connection closed, the socket
+/// failed, or the server did not answer within the timeout: `Config::io_timeout`), as opposed to
+/// a statement the server or the client refused.
 pub fn unreachable(e: &postgres::Error) -> bool {
     e.is_closed()
         || std::error::Error::source(e)
             .is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some())
+        || (e.as_db_error().is_none() && e.to_string() == TIMED_OUT)
 }
+
+/// The text of the client's timeout error (tokio-postgres `Kind::Timeout`, which has no
+/// accessor of its own).
+const TIMED_OUT: &str = "timeout waiting for server";
 
 /// An error's text (the server's message and SQLSTATE, or the client's); never the URL.
 pub fn describe(e: &postgres::Error) -> String {

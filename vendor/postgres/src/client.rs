@@ -685,6 +685,12 @@ impl Client {
         self.client.clear_type_cache();
     }
 
+    /// litegate patch (A): changes this connection's `Config::io_timeout` (`None`: no bound),
+    /// e.g. a long bound for migrations on a connection opened with a short one.
+    pub fn set_io_timeout(&mut self, io_timeout: Option<std::time::Duration>) {
+        self.connection.set_io_timeout(io_timeout);
+    }
+
     /// Determines if the client's connection has already closed.
     ///
     /// If this returns `true`, the client is no longer usable.
