@@ -13,6 +13,7 @@ pub mod members;
 pub mod migrate;
 pub mod orgs;
 pub mod pg;
+mod pg_url;
 pub mod rows;
 pub mod sessions;
 pub mod spend;

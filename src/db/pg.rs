@@ -1,6 +1,6 @@
-//! The PostgreSQL store (issue 14): the connection URL and its TLS, the bounded connection pool,
-//! the per-connection statement cache (`?N` texts rewritten to `$N` once, `sql::pg_text`),
-//! transactions, the store's health flag, and the migrations of `schema/pg/` applied under an
+//! The PostgreSQL store (issue 14): the bounded connection pool (the URL and its TLS are in
+//! `pg_url.rs`), the per-connection statement cache (`?N` texts rewritten to `$N` once,
+//! `sql::pg_text`), transactions, the store's health flag, and the migrations of `schema/pg/` applied under an
 //! advisory lock so that N instances starting at once migrate exactly once.
 //!
 //! What an instance holds open: at most `database_connection_pool_limit` (default 8)
@@ -28,8 +28,6 @@ use std::time::{Duration, Instant};
 const POOL_WAIT: Duration = Duration::from_secs(10);
 /// The bound on the migrations' statements at start (an index on a big table may take long).
 const MIGRATION_TIMEOUT: Duration = Duration::from_secs(600);
-/// Connecting gives up after this long unless the URL says `connect_timeout`.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Statements kept prepared per connection; past it the cache starts again (dynamic texts such
 /// as `/spend/logs` filters are at most a few hundred).
 const STATEMENT_CACHE: usize = 512;
@@ -39,76 +37,8 @@ const MIGRATION_LOCK: i64 = 0x6c69_7465_6761_7465;
 /// `schema/pg/NNNN_*.sql`, applied in order; the version is recorded in `litegate_schema`.
 pub const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../schema/pg/0001_init.sql"))];
 
-/// A PostgreSQL URL as given (`postgresql://` or `postgres://`), prepared for the client:
-/// `sslmode=verify-full`/`verify-ca` are read as `require` (the certificate is always verified
-/// here, against the Mozilla roots and `sslrootcert`), `sslrootcert=<file>` is taken out and
-/// its PEM certificates trusted.
-struct Target {
-    config: postgres::Config,
-    root_cert: Option<String>,
-}
-
-/// Whether `url` names a PostgreSQL database.
-pub fn is_pg_url(url: &str) -> bool {
-    url.starts_with("postgresql://") || url.starts_with("postgres://")
-}
-
-fn target(url: &str) -> std::result::Result<Target, String> {
-    let (base, query) = url.split_once('?').unwrap_or((url, ""));
-    let mut root_cert = None;
-    let mut kept: Vec<String> = Vec::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        match (k, v) {
-            ("sslrootcert", v) => root_cert = Some(v.to_string()),
-            ("sslmode", "verify-full" | "verify-ca") => kept.push("sslmode=require".into()),
-            _ => kept.push(pair.to_string()),
-        }
-    }
-    let url = if kept.is_empty() {
-        base.to_string()
-    } else {
-        format!("{base}?{}", kept.join("&"))
-    };
-    // The parser's message never repeats the URL (which holds the password).
-    let mut config: postgres::Config = url
-        .parse()
-        .map_err(|e| format!("DATABASE_URL is not a PostgreSQL URL litegate can use: {e}"))?;
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(CONNECT_TIMEOUT);
-    }
-    config.io_timeout(crate::config::DB_TIMEOUT);
-    if config.get_application_name().is_none() {
-        config.application_name("litegate");
-    }
-    Ok(Target { config, root_cert })
-}
-
-fn tls(
-    root_cert: Option<&str>,
-) -> std::result::Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
-    use rustls::pki_types::{pem::PemObject, CertificateDer};
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if let Some(path) = root_cert {
-        let certs =
-            CertificateDer::pem_file_iter(path).map_err(|e| format!("sslrootcert {path}: {e}"))?;
-        for c in certs {
-            let c = c.map_err(|e| format!("sslrootcert {path}: {e}"))?;
-            roots
-                .add(c)
-                .map_err(|e| format!("sslrootcert {path}: {e}"))?;
-        }
-    }
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
-}
+pub use super::pg_url::is_pg_url;
+use super::pg_url::{target, tls};
 
 /// One pooled connection and its prepared statements.
 pub struct PgConn {
@@ -602,29 +532,4 @@ pub fn migrate(c: &mut postgres::Client) -> std::result::Result<(), String> {
         log::info!("applied PostgreSQL schema migration {n}");
     }
     tx.commit().map_err(fail)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_are_recognized_and_prepared_without_echoing_the_password() {
-        assert!(is_pg_url("postgresql://u:p@h/db"));
-        assert!(is_pg_url("postgres://u:p@h/db"));
-        assert!(!is_pg_url("litegate.db"));
-        let t = target(
-            "postgresql://u:secretpw@db.example:5433/lg?sslmode=verify-full&sslrootcert=/x.pem",
-        )
-        .expect("parsed");
-        assert_eq!(t.root_cert.as_deref(), Some("/x.pem"));
-        assert_eq!(t.config.get_ssl_mode(), postgres::config::SslMode::Require);
-        assert_eq!(t.config.get_dbname(), Some("lg"));
-        assert_eq!(t.config.get_connect_timeout(), Some(&CONNECT_TIMEOUT));
-        let e = match target("postgresql://u:secretpw@h/db?sslmode=bogus") {
-            Err(e) => e,
-            Ok(_) => panic!("a bad sslmode must be refused"),
-        };
-        assert!(!e.contains("secretpw"), "{e}");
-    }
 }
