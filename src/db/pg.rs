@@ -319,6 +319,11 @@ impl PgPool {
     /// store is down (`down`): a new connection for one caller at a time, a 503 at once for
     /// the others.
     fn get(&self) -> Result<Loan<'_>> {
+        self.get_with(true)
+    }
+
+    /// `get`; while the store is down, `probe` says whether this caller may try a connection.
+    fn get_with(&self, probe: bool) -> Result<Loan<'_>> {
         let started = Instant::now();
         let deadline = started + POOL_WAIT;
         let unreachable =
@@ -338,7 +343,7 @@ impl PgPool {
             }
             let down = !self.is_ok();
             if *open < self.size {
-                if down && self.probing.swap(true, Ordering::AcqRel) {
+                if down && (!probe || self.probing.swap(true, Ordering::AcqRel)) {
                     return Err(unreachable());
                 }
                 *open += 1;
@@ -401,7 +406,25 @@ impl PgPool {
         &self,
         f: impl FnOnce(&mut Q<'_, postgres::Transaction<'_>>) -> std::result::Result<T, postgres::Error>,
     ) -> Result<T> {
-        let mut loan = self.get()?;
+        self.write_on(self.get()?, f)
+    }
+
+    /// `write`, but while the store is down it is refused at once instead of trying a
+    /// connection: for the spend commit, which comes after its call's key check and `writable`
+    /// check have probed already (a call must not wait for the timeout twice: once behind the
+    /// group commit's hung batch, once more for a probe of its own).
+    pub fn write_if_up<T>(
+        &self,
+        f: impl FnOnce(&mut Q<'_, postgres::Transaction<'_>>) -> std::result::Result<T, postgres::Error>,
+    ) -> Result<T> {
+        self.write_on(self.get_with(false)?, f)
+    }
+
+    fn write_on<T>(
+        &self,
+        mut loan: Loan<'_>,
+        f: impl FnOnce(&mut Q<'_, postgres::Transaction<'_>>) -> std::result::Result<T, postgres::Error>,
+    ) -> Result<T> {
         let c = loan.conn()?;
         let mut tx = c.client.transaction().map_err(|e| self.error(e))?;
         let out = {
@@ -426,7 +449,9 @@ impl PgPool {
             c: &mut c.client,
             cache: &mut c.cache,
         };
-        f(&mut q)
+        let out = f(&mut q);
+        self.check_closed(c, &out);
+        out
     }
 
     /// Runs `f` in a transaction: committed when `f` returns Ok, rolled back otherwise; `f`'s
@@ -437,16 +462,29 @@ impl PgPool {
     ) -> Result<T> {
         let mut loan = self.get()?;
         let c = loan.conn()?;
-        let mut tx = c.client.transaction().map_err(|e| self.error(e))?;
-        let out = {
-            let mut q = Q {
-                c: &mut tx,
-                cache: &mut c.cache,
+        let out = (|| {
+            let mut tx = c.client.transaction().map_err(|e| self.error(e))?;
+            let out = {
+                let mut q = Q {
+                    c: &mut tx,
+                    cache: &mut c.cache,
+                };
+                f(&mut q)?
             };
-            f(&mut q)?
-        };
-        tx.commit().map_err(|e| self.error(e))?;
-        Ok(out)
+            tx.commit().map_err(|e| self.error(e))?;
+            Ok(out)
+        })();
+        self.check_closed(c, &out);
+        out
+    }
+
+    /// After `f`'s own error (its statements' errors are mapped by `handle.rs`, not here): a
+    /// connection that closed on the way (reset, or timed out: `Config::io_timeout`) means the
+    /// server cannot be reached, as in `error`.
+    fn check_closed<T>(&self, c: &PgConn, out: &Result<T>) {
+        if out.is_err() && c.client.is_closed() && self.is_ok() {
+            self.down();
+        }
     }
 
     /// A statement's error for the caller: the server unreachable → 503 (health flag down),

@@ -464,7 +464,7 @@ fn write_batch(pool: &super::Pool, batch: &[&SpendRecord]) -> Vec<Result<(), cra
                 }
                 Ok(())
             }),
-            super::Pool::Postgres(pg) => pg.write(|q| {
+            super::Pool::Postgres(pg) => pg.write_if_up(|q| {
                 for r in recs {
                     record(q, r)?;
                 }

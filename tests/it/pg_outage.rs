@@ -215,6 +215,15 @@ fn assert_not_ready(s: &Server) {
     assert_eq!(s.anon("GET", "/health/liveliness").status, 200);
 }
 
+/// Management calls while PostgreSQL is away: a write (`/key/generate`) and a read
+/// (`/key/info`) answer 503 in time.
+fn assert_management_refused(s: &Server, key: &str) {
+    let t = Instant::now();
+    assert_error(&s.post("/key/generate", MASTER, serde_json::json!({})), 503);
+    assert_error(&s.get(&format!("/key/info?key={key}"), MASTER), 503);
+    assert!(t.elapsed() <= BOUND * 2, "took {:?}", t.elapsed());
+}
+
 fn outage_under_load(hang: bool) {
     let pg = Cluster::start();
     let s = Server::start_with_env(TEST_CONFIG, &[], &[("DATABASE_URL", &pg.url)]);
@@ -234,6 +243,7 @@ fn outage_under_load(hang: bool) {
     });
     std::thread::sleep(Duration::from_secs(2));
     assert_not_ready(&s);
+    assert_management_refused(&s, &key);
     let refused_late = load
         .seen
         .lock()
@@ -244,10 +254,12 @@ fn outage_under_load(hang: bool) {
     assert!(refused_late, "no call succeeds while PostgreSQL is away");
     let back = Instant::now();
     pg.script(if hang { "resume" } else { "start" });
+    // From the moment PostgreSQL answers again (`start` waits for it).
+    let answers = Instant::now();
     until("calls succeed again", RECOVERY.as_secs(), || {
-        load.first_ok_since(back).is_some()
+        load.first_ok_since(answers).is_some()
     });
-    let recovered = load.first_ok_since(back).unwrap() - back;
+    let recovered = load.first_ok_since(answers).unwrap() - answers;
     std::thread::sleep(Duration::from_millis(500));
     let seen = load.finish();
     eprintln!("recovered {recovered:?} after PostgreSQL was back");
