@@ -266,7 +266,7 @@ impl PgPool {
         })
     }
 
-    /// Whether the last connection attempt or statement reached the database.
+    /// Whether the store is up (not `down`): one atomic load.
     pub fn is_ok(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
     }
@@ -367,7 +367,12 @@ impl PgPool {
                         }
                         self.freed.notify_one();
                         self.note(&e);
-                        log::warn!("PostgreSQL: cannot connect: {}", describe(&e));
+                        // Once per outage at warn (`down` logs it too), not once per refused call.
+                        if down {
+                            log::debug!("PostgreSQL: probe: cannot connect: {}", describe(&e));
+                        } else {
+                            log::warn!("PostgreSQL: cannot connect: {}", describe(&e));
+                        }
                         Err(unreachable())
                     }
                 };
