@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 # The top-level modules of src/ never import each other in a circle (issue 12).
 python3 scripts/import-cycles.py >/dev/null
 cargo test
+# The README's two commands on a fresh clone (issue 15 item 1): the first until it serves.
+bash tests/readme_commands.sh
 # The vendored tiny_http fork's own tests (its parser property test; not a workspace member).
 cargo test -p tiny_http --lib
 # The web UI in a real browser (installs Debian's chromium and playwright-core when missing).

@@ -1,7 +1,8 @@
 //! The PostgreSQL store (issue 14): the bounded connection pool (the URL and its TLS are in
 //! `pg_url.rs`), the per-connection statement cache (`?N` texts rewritten to `$N` once,
-//! `sql::pg_text`), transactions, the store's health flag, and the migrations of `schema/pg/` applied under an
-//! advisory lock so that N instances starting at once migrate exactly once.
+//! `sql::pg_text`), transactions and the store's health flag. The migrations of `schema/pg/`
+//! (one transaction under an advisory lock, so that N instances starting at once migrate
+//! exactly once) are in `pg_migrate.rs`.
 //!
 //! What an instance holds open: at most `database_connection_pool_limit` (default 8)
 //! connections, opened when first needed and kept; one is opened at start (migrations). A
@@ -31,12 +32,7 @@ const MIGRATION_TIMEOUT: Duration = Duration::from_secs(600);
 /// Statements kept prepared per connection; past it the cache starts again (dynamic texts such
 /// as `/spend/logs` filters are at most a few hundred).
 const STATEMENT_CACHE: usize = 512;
-/// `pg_advisory_xact_lock` key of the migrations ("litegate" in ASCII, as a number).
-const MIGRATION_LOCK: i64 = 0x6c69_7465_6761_7465;
-
-/// `schema/pg/NNNN_*.sql`, applied in order; the version is recorded in `litegate_schema`.
-pub const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../schema/pg/0001_init.sql"))];
-
+pub use super::pg_migrate::{latest, migrate, MIGRATIONS};
 pub use super::pg_url::is_pg_url;
 use super::pg_url::{target, tls};
 
@@ -81,6 +77,16 @@ impl<C: postgres::GenericClient> Q<'_, C> {
             Some(r) => f(&r).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// The rows of `sql` with parameters of any PostgreSQL type (arrays: `db::leases`).
+    pub fn typed(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> std::result::Result<Vec<postgres::Row>, postgres::Error> {
+        let st = self.statement(sql)?;
+        self.c.query(&st, params)
     }
 
     /// Every row of `sql` mapped by `f`.
@@ -225,9 +231,14 @@ impl Loan<'_> {
 
 impl PgPool {
     /// Connects once (failing the start when the database cannot be reached), applies the
-    /// migrations under the advisory lock and keeps that connection in the pool. `io_timeout`
-    /// bounds every wait for the server (`database_connection_timeout`).
-    pub fn open(
+    /// migrations under the advisory lock and keeps that connection in the pool; every wait for
+    /// the server is bounded by the default `database_connection_timeout`.
+    pub fn open(url: &str, size: usize) -> std::result::Result<PgPool, String> {
+        Self::open_with(url, size, crate::config::DB_TIMEOUT)
+    }
+
+    /// `open` with every wait for the server bounded by `io_timeout`.
+    pub fn open_with(
         url: &str,
         size: usize,
         io_timeout: Duration,
@@ -319,13 +330,14 @@ impl PgPool {
     /// store is down (`down`): a new connection for one caller at a time, a 503 at once for
     /// the others.
     fn get(&self) -> Result<Loan<'_>> {
-        self.get_with(true)
+        self.get_from(POOL_WAIT, true)
     }
 
-    /// `get`; while the store is down, `probe` says whether this caller may try a connection.
-    fn get_with(&self, probe: bool) -> Result<Loan<'_>> {
+    /// `get`, waiting at most `wait` for a connection to be freed; while the store is down,
+    /// `probe` says whether this caller may try a connection (else a 503 at once).
+    fn get_from(&self, wait: Duration, probe: bool) -> Result<Loan<'_>> {
         let started = Instant::now();
-        let deadline = started + POOL_WAIT;
+        let deadline = started + wait;
         let unreachable =
             || Error::Unavailable("the database cannot be reached; try again later".into());
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
@@ -422,7 +434,7 @@ impl PgPool {
         &self,
         f: impl FnOnce(&mut Q<'_, postgres::Transaction<'_>>) -> std::result::Result<T, postgres::Error>,
     ) -> Result<T> {
-        self.write_on(self.get_with(false)?, f)
+        self.write_on(self.get_from(POOL_WAIT, false)?, f)
     }
 
     fn write_on<T>(
@@ -449,6 +461,25 @@ impl PgPool {
         f: impl FnOnce(&mut Q<'_, postgres::Client>) -> Result<T>,
     ) -> Result<T> {
         let mut loan = self.get()?;
+        let c = loan.conn()?;
+        let mut q = Q {
+            c: &mut c.client,
+            cache: &mut c.cache,
+        };
+        let out = f(&mut q);
+        self.check_closed(c, &out);
+        out
+    }
+
+    /// `with_client`, waiting at most `wait` for a free connection and, while the store is
+    /// down, refused at once rather than probing (a call's lease release: it must not hold its
+    /// request up for long; an unreleased lease expires).
+    pub fn with_client_within<T>(
+        &self,
+        wait: Duration,
+        f: impl FnOnce(&mut Q<'_, postgres::Client>) -> Result<T>,
+    ) -> Result<T> {
+        let mut loan = self.get_from(wait, false)?;
         let c = loan.conn()?;
         let mut q = Q {
             c: &mut c.client,
@@ -530,49 +561,4 @@ pub fn describe(e: &postgres::Error) -> String {
 /// True when the error is a UNIQUE or PRIMARY KEY violation (the caller's 409).
 pub fn is_unique_violation(e: &postgres::Error) -> bool {
     e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION)
-}
-
-/// The latest schema version this litegate knows.
-pub fn latest() -> i64 {
-    MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
-}
-
-/// Applies the migrations not yet applied, all in ONE transaction holding
-/// `pg_advisory_xact_lock`: of N instances starting at once, the first migrates, the others
-/// wait for its commit and find nothing left to do. Refuses a database migrated by a newer
-/// litegate.
-pub fn migrate(c: &mut postgres::Client) -> std::result::Result<(), String> {
-    let fail = |e: postgres::Error| format!("PostgreSQL migration: {}", describe(&e));
-    let mut tx = c.transaction().map_err(fail)?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-        .map_err(fail)?;
-    tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS litegate_schema (
-            version    BIGINT PRIMARY KEY,
-            applied_at TEXT NOT NULL
-        )",
-    )
-    .map_err(fail)?;
-    let v: i64 = tx
-        .query_one("SELECT COALESCE(MAX(version), 0) FROM litegate_schema", &[])
-        .and_then(|r| r.try_get(0))
-        .map_err(fail)?;
-    if v > latest() {
-        return Err(format!(
-            "the database has schema version {v}, newer than this litegate supports ({}); \
-             run a newer litegate",
-            latest()
-        ));
-    }
-    for (n, sql) in MIGRATIONS.iter().filter(|(n, _)| *n > v) {
-        tx.batch_execute(sql)
-            .map_err(|e| format!("PostgreSQL migration {n}: {}", describe(&e)))?;
-        tx.execute(
-            "INSERT INTO litegate_schema (version, applied_at) VALUES ($1, $2)",
-            &[n, &crate::util::now_iso()],
-        )
-        .map_err(fail)?;
-        log::info!("applied PostgreSQL schema migration {n}");
-    }
-    tx.commit().map_err(fail)
 }

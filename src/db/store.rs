@@ -37,7 +37,7 @@ impl Pool {
         size: usize,
         io_timeout: std::time::Duration,
     ) -> std::result::Result<Pool, String> {
-        pg::PgPool::open(url, size, io_timeout).map(Pool::Postgres)
+        pg::PgPool::open_with(url, size, io_timeout).map(Pool::Postgres)
     }
 
     /// `"sqlite"` or `"postgresql"` (readiness, logs).
