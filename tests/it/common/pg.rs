@@ -5,6 +5,7 @@
 //! (tests/it/pg.rs): the switch's URL, else the throwaway cluster of `scripts/pg.sh start`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 /// The switch: the admin URL of a PostgreSQL that tests may create databases in.
 pub fn switch() -> Option<String> {
@@ -62,6 +63,25 @@ pub struct PgDb {
     admin: String,
     pub name: String,
     pub url: String,
+    /// The harness's one connection to it, opened on first use and kept (a connection costs
+    /// a SCRAM handshake; the assertions of one test make dozens of reads).
+    conn: Mutex<Option<postgres::Client>>,
+}
+
+/// The harness's connection to a test database, held while this value lives.
+pub struct Conn<'a>(MutexGuard<'a, Option<postgres::Client>>);
+
+impl std::ops::Deref for Conn<'_> {
+    type Target = postgres::Client;
+    fn deref(&self) -> &postgres::Client {
+        self.0.as_ref().expect("connected")
+    }
+}
+
+impl std::ops::DerefMut for Conn<'_> {
+    fn deref_mut(&mut self) -> &mut postgres::Client {
+        self.0.as_mut().expect("connected")
+    }
 }
 
 impl PgDb {
@@ -83,16 +103,30 @@ impl PgDb {
             admin: admin.to_string(),
             url: with_db(admin, &name),
             name,
+            conn: Mutex::new(None),
         }
     }
 
-    pub fn client(&self) -> postgres::Client {
-        client(&self.url)
+    /// The harness's connection to this database (reopened if the server closed it). Held
+    /// until the value is dropped: do not call another harness read while holding it.
+    pub fn client(&self) -> Conn<'_> {
+        let mut g = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        if g.as_ref().is_none_or(|c| c.is_closed()) {
+            *g = Some(client(&self.url));
+        }
+        Conn(g)
     }
 }
 
 impl Drop for PgDb {
     fn drop(&mut self) {
+        // Close the harness's connection before the database goes.
+        drop(
+            self.conn
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
         if let Ok(mut c) = postgres::Client::connect(&self.admin, postgres::NoTls) {
             let _ = c.batch_execute(&format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
