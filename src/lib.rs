@@ -113,9 +113,10 @@ pub fn run(cfg: Config) -> Result<(), String> {
         cfg.source,
         catalog.deployments.len(),
     );
+    let calls = call::Calls::new(pool.clone(), cfg.env.lease_ttl);
     let ctx = std::sync::Arc::new(http::Ctx {
         cfg,
-        calls: call::Calls::new(pool.clone()),
+        calls,
         pool,
         catalog,
         master_hash,

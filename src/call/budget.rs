@@ -2,8 +2,10 @@
 //! member) against the spend loaded by THE key check, and the in-memory reservations that keep
 //! concurrent calls from overshooting a budget: each admitted call reserves its estimated cost
 //! until its real spend is recorded, and a `Reservation` (which owns an `Arc` of its ledger)
-//! gives it back on drop. Persisting spend is `db::spend`'s (through `call::Ledger`); resetting
-//! it when `budget_reset_at` passes is `db::spend::reset_due`'s.
+//! gives it back on drop (SQLite; on PostgreSQL `call::shared` keeps reservations in the
+//! database for every instance, on the same `budgets_of`). Persisting spend is `db::spend`'s
+//! (through `call::Ledger`); resetting it when `budget_reset_at` passes is
+//! `db::spend::reset_due`'s.
 
 use crate::db::key_check::KeyRow;
 use crate::error::{Error, Result};
@@ -48,7 +50,9 @@ impl Drop for Reservation {
 }
 
 /// (level, holder id, spend so far, max budget) for every budget that applies to this key.
-fn budgets_of(k: &KeyRow) -> Vec<(Level, String, f64, f64)> {
+/// The one place that says which budgets apply (in memory here, shared on PostgreSQL:
+/// `call::shared`).
+pub(super) fn budgets_of(k: &KeyRow) -> Vec<(Level, String, f64, f64)> {
     let mut v = Vec::new();
     if let Some(max) = k.max_budget {
         v.push((Level::Key, k.token.clone(), k.spend, max));
@@ -84,6 +88,30 @@ fn budgets_of(k: &KeyRow) -> Vec<(Level, String, f64, f64)> {
     v
 }
 
+/// The 422 of a spent budget (API.md §7), in LiteLLM's words.
+pub(super) fn exceeded(level: Level, id: &str, spend: f64, max: f64) -> Error {
+    Error::BudgetExceeded(format!(
+        "Budget has been exceeded! {}={id} Current cost: {spend}, Max budget: {max}",
+        level.name()
+    ))
+}
+
+/// The ids a budget's recorded spend is found by in the store, for a level `budgets_of` gave
+/// for this key: the holder's id, or a membership's team or organization and its user.
+pub(super) fn spend_ids(level: Level, k: &KeyRow) -> (&str, &str) {
+    let user = k.user_id.as_deref().unwrap_or_default();
+    let team = k.team_id.as_deref().unwrap_or_default();
+    let org = k.org.as_ref().map_or("", |o| o.id.as_str());
+    match level {
+        Level::Key => (&k.token, ""),
+        Level::Team => (k.team.as_ref().map_or(team, |t| t.id.as_str()), ""),
+        Level::Org => (org, ""),
+        Level::User => (k.user.as_ref().map_or(user, |u| u.id.as_str()), ""),
+        Level::TeamMember => (team, user),
+        Level::OrgMember => (org, user),
+    }
+}
+
 impl Reservations {
     /// Refuses the call (422 naming the level) when any budget's recorded spend plus what calls
     /// in flight have reserved has reached its maximum; otherwise reserves `estimate` on each.
@@ -104,10 +132,7 @@ impl Reservations {
         for (level, id, spend, max) in &budgets {
             let reserved = m.get(&(*level, id.clone())).copied().unwrap_or(0.0);
             if spend + reserved >= *max {
-                return Err(Error::BudgetExceeded(format!(
-                    "Budget has been exceeded! {}={id} Current cost: {spend}, Max budget: {max}",
-                    level.name()
-                )));
+                return Err(exceeded(*level, id, *spend, *max));
             }
         }
         let mut held = Vec::with_capacity(budgets.len());
@@ -200,6 +225,47 @@ mod tests {
         let e = r.reserve(&k, 0.0).err().expect("team spent");
         assert!(e.message().contains("Team=team"), "{}", e.message());
         assert!(e.message().contains("Current cost: 100"), "{}", e.message());
+    }
+
+    /// The shared admission finds each budget's spend by these ids (`call::shared`): one per
+    /// budget `budgets_of` gives, a membership's by its team or org and its user.
+    #[test]
+    fn every_budget_has_the_ids_its_spend_is_found_by() {
+        use crate::db::key_check::{MemberPart, OrgPart};
+        let member = |max| MemberPart {
+            role: "user".into(),
+            spend: 0.0,
+            max_budget: Some(max),
+        };
+        let mut k = key(0.0, Some(1.0));
+        k.user_id = Some("u".into());
+        k.team_member = Some(member(2.0));
+        k.org_member = Some(member(3.0));
+        k.org = Some(OrgPart {
+            id: "o".into(),
+            alias: "o".into(),
+            models: vec![],
+            blocked: false,
+            spend: 0.0,
+            max_budget: Some(4.0),
+            tpm_limit: None,
+            rpm_limit: None,
+            max_parallel_requests: None,
+        });
+        let ids: Vec<(Level, String, (&str, &str))> = budgets_of(&k)
+            .into_iter()
+            .map(|(l, id, _, _)| (l, id, spend_ids(l, &k)))
+            .collect();
+        assert_eq!(
+            ids,
+            vec![
+                (Level::Key, "t".into(), ("t", "")),
+                (Level::Team, "team".into(), ("team", "")),
+                (Level::Org, "o".into(), ("o", "")),
+                (Level::TeamMember, "team/u".into(), ("team", "u")),
+                (Level::OrgMember, "o/u".into(), ("o", "u")),
+            ]
+        );
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Rate limits (API.md §7, issue 4 §6). Owns `rpm_limit`, `tpm_limit` and
 //! `max_parallel_requests` at key, team, organization and user level: the counters, the
 //! admission decision and the 429 `Error::RateLimited` with its `retry-after`. State is in
-//! memory and per process: a restart forgets the windows, and several litegate processes do not
-//! share them. `Limit::of_key` says which limits apply to a key. Leaves to others: budgets and
+//! memory and per process (SQLite: one process owns the file): a restart forgets the windows.
+//! On PostgreSQL `call::shared` keeps them in the database for every instance instead, with the
+//! same decisions and words (`refused`). `Limit::of_key` says which limits apply to a key. Leaves to others: budgets and
 //! spend (`call::budget`, the database) and persistence.
 //!
 //! Window: an exact ring of 60 one-second buckets per counter, with a running total. A check is
@@ -262,6 +263,18 @@ impl Refusal {
             retry_after: self.retry_after.max(1),
         }
     }
+}
+
+/// The 429 of a limit that refused, as this limiter words it (the shared limiter's too:
+/// `call::shared`).
+pub(super) fn refused(scope: Scope, what: &'static str, cap: i64, retry_after: u64) -> Error {
+    Refusal {
+        scope,
+        what,
+        cap: as_cap(cap),
+        retry_after,
+    }
+    .into_error()
 }
 
 impl State {

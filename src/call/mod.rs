@@ -19,6 +19,7 @@
 //! owned through `Arc`s, not borrowed. Leaves HTTP (requests, replies, the SSE framing) to
 //! `http::proxy` and authentication to `auth`.
 
+pub mod admission;
 mod anthropic;
 mod bedrock;
 pub mod body;
@@ -28,6 +29,7 @@ pub mod limits;
 pub mod messages;
 mod mock;
 mod relay;
+pub mod shared;
 
 use crate::access::Catalog;
 use crate::auth::{Caller, Role};
@@ -37,9 +39,8 @@ use crate::db::Pool;
 use crate::error::{Error, Result};
 use crate::upstream::{usage, Upstream};
 use crate::util;
+use admission::{Admission, Ticket};
 use body::CallBody;
-use budget::{Reservation, Reservations};
-use limits::{Limit, Limiter, Permit};
 use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -84,17 +85,17 @@ impl CallType {
 /// What every model call shares; one per server.
 pub struct Calls {
     pub upstream: Upstream,
-    pub budgets: Arc<Reservations>,
-    pub limiter: Arc<Limiter>,
+    /// Budgets' reservations and rate limits: in memory (SQLite) or shared through PostgreSQL.
+    pub admission: Admission,
     pub ledger: Arc<Ledger>,
 }
 
 impl Calls {
-    pub fn new(pool: Arc<Pool>) -> Calls {
+    /// `lease_ttl`: PostgreSQL's lease expiry (`LITEGATE_LEASE_SECS`; `admission`).
+    pub fn new(pool: Arc<Pool>, lease_ttl: Option<std::time::Duration>) -> Calls {
         Calls {
             upstream: Upstream::new(),
-            budgets: Arc::default(),
-            limiter: Arc::new(Limiter::new()),
+            admission: Admission::for_pool(&pool, lease_ttl),
             ledger: Arc::new(Ledger {
                 pool,
                 writer: SpendWriter::default(),
@@ -213,8 +214,7 @@ pub fn run(
         prompt_estimate: admitted.prompt_estimate,
         completion_cap: body.completion_cap,
         anthropic_beta: input.anthropic_beta.map(str::to_string),
-        permit: admitted.permit,
-        _reservation: admitted.reservation,
+        ticket: admitted.ticket,
     };
     if kind == CallType::Messages {
         return messages::answer(
@@ -247,8 +247,7 @@ struct Admitted {
     model: String,
     dep: Arc<Deployment>,
     prompt_estimate: u64,
-    reservation: Option<Reservation>,
-    permit: Option<Permit>,
+    ticket: Option<Ticket>,
 }
 
 /// Admission, in API.md §7's order, after authentication: model access, a deployment,
@@ -264,21 +263,16 @@ fn admit(
 ) -> Result<Admitted> {
     let (model, dep) = resolve(cfg, catalog, who, std::mem::take(&mut body.model))?;
     let (prompt_estimate, cost_estimate) = estimate::before_call(&dep, kind, body);
-    let (reservation, permit) = match &who.key {
-        Some(k) => {
-            let reservation = calls.budgets.reserve(k, cost_estimate)?;
-            let permit = calls.limiter.admit(&Limit::of_key(k))?;
-            (Some(reservation), Some(permit))
-        }
+    let ticket = match &who.key {
+        Some(k) => Some(calls.admission.admit(k, cost_estimate)?),
         // The master key: no budget, no limits.
-        None => (None, None),
+        None => None,
     };
     Ok(Admitted {
         model,
         dep,
         prompt_estimate,
-        reservation,
-        permit,
+        ticket,
     })
 }
 
@@ -321,8 +315,8 @@ struct Call {
     completion_cap: Option<u64>,
     /// The caller's `anthropic-beta` header, sent to Anthropic deployments (Messages calls).
     anthropic_beta: Option<String>,
-    permit: Option<Permit>,
-    _reservation: Option<Reservation>,
+    /// The call's reservations and rate-limit slots, given back when the call drops.
+    ticket: Option<Ticket>,
 }
 
 impl Call {
@@ -374,8 +368,8 @@ impl Call {
         self.record.spend = estimate::cost_of(&self.dep, &billed);
         self.record.end_time = util::now_iso();
         self.record.status = status.to_string();
-        if let Some(p) = &self.permit {
-            p.add_tokens(prompt.saturating_add(completion));
+        if let Some(t) = &self.ticket {
+            t.add_tokens(prompt.saturating_add(completion));
         }
         crate::metrics::METRICS.usage(&self.dep.model_name, prompt, completion, self.record.spend);
         let rec = &self.record;

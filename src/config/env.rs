@@ -87,6 +87,9 @@ pub struct EnvSettings {
     pub max_connections: Option<usize>,
     /// `LITEGATE_BUDGET_RESET_SECS`: how often due budgets are reset.
     pub budget_reset_every: Option<Duration>,
+    /// `LITEGATE_LEASE_SECS`: on PostgreSQL, how long a call's reservations and parallel slots
+    /// outlive the last heartbeat of their instance (`call::shared`).
+    pub lease_ttl: Option<Duration>,
     /// `LITEGATE_SYNCHRONOUS`: `FULL` (or `full`); anything else is `NORMAL`.
     pub synchronous: Synchronous,
     /// `LITEGATE_ARGON2_CONCURRENCY`: argon2 runs at once (`kdf`).
@@ -117,6 +120,7 @@ impl EnvSettings {
                 .parsed::<usize>("LITEGATE_MAX_CONNECTIONS")
                 .filter(|n| *n > 0),
             budget_reset_every: env.seconds("LITEGATE_BUDGET_RESET_SECS"),
+            lease_ttl: env.seconds("LITEGATE_LEASE_SECS"),
             synchronous: match env.get("LITEGATE_SYNCHRONOUS") {
                 Some("FULL") | Some("full") => Synchronous::Full,
                 _ => Synchronous::Normal,

@@ -8,6 +8,7 @@ pub mod handle;
 pub mod health;
 pub mod key_check;
 pub mod keys;
+pub mod leases;
 pub mod lock;
 pub mod members;
 pub mod migrate;

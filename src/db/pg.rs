@@ -26,7 +26,10 @@ const STATEMENT_CACHE: usize = 512;
 const MIGRATION_LOCK: i64 = 0x6c69_7465_6761_7465;
 
 /// `schema/pg/NNNN_*.sql`, applied in order; the version is recorded in `litegate_schema`.
-pub const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../schema/pg/0001_init.sql"))];
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../schema/pg/0001_init.sql")),
+    (2, include_str!("../../schema/pg/0002_shared_limits.sql")),
+];
 
 /// A PostgreSQL URL as given (`postgresql://` or `postgres://`), prepared for the client:
 /// `sslmode=verify-full`/`verify-ca` are read as `require` (the certificate is always verified
@@ -139,6 +142,16 @@ impl<C: postgres::GenericClient> Q<'_, C> {
             Some(r) => f(&r).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// The rows of `sql` with parameters of any PostgreSQL type (arrays: `db::leases`).
+    pub fn typed(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> std::result::Result<Vec<postgres::Row>, postgres::Error> {
+        let st = self.statement(sql)?;
+        self.c.query(&st, params)
     }
 
     /// Every row of `sql` mapped by `f`.
@@ -326,8 +339,13 @@ impl PgPool {
     /// A connection: an idle one (replaced if the server closed it), a new one while fewer
     /// than `size` are open, else the next one freed within `POOL_WAIT` (503 after).
     fn get(&self) -> Result<Loan<'_>> {
+        self.get_within(POOL_WAIT)
+    }
+
+    /// `get`, waiting at most `wait` for a connection to be freed.
+    fn get_within(&self, wait: Duration) -> Result<Loan<'_>> {
         let started = Instant::now();
-        let deadline = started + POOL_WAIT;
+        let deadline = started + wait;
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
@@ -416,6 +434,22 @@ impl PgPool {
         f: impl FnOnce(&mut Q<'_, postgres::Client>) -> Result<T>,
     ) -> Result<T> {
         let mut loan = self.get()?;
+        let c = loan.conn()?;
+        let mut q = Q {
+            c: &mut c.client,
+            cache: &mut c.cache,
+        };
+        f(&mut q)
+    }
+
+    /// `with_client`, waiting at most `wait` for a free connection (a call's lease release:
+    /// it must not hold its request up for long).
+    pub fn with_client_within<T>(
+        &self,
+        wait: Duration,
+        f: impl FnOnce(&mut Q<'_, postgres::Client>) -> Result<T>,
+    ) -> Result<T> {
+        let mut loan = self.get_within(wait)?;
         let c = loan.conn()?;
         let mut q = Q {
             c: &mut c.client,

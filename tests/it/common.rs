@@ -3,6 +3,7 @@
 //! `World` of named callers and the case-table runner are in `common/world.rs`.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod pg;
 mod store;
 mod world;

@@ -22,6 +22,7 @@ mod keys;
 mod login_hardening;
 mod messages;
 mod metrics;
+mod multi_instance;
 mod ops;
 mod organizations;
 mod patch_rule;

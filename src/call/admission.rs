@@ -1,0 +1,75 @@
+//! Where budgets' reservations and rate-limit windows live, chosen once at start from the
+//! store's engine: in this process's memory on SQLite (`budget::Reservations` +
+//! `limits::Limiter`: one process owns the file; the hot path as it always was), in the
+//! database on PostgreSQL (`shared::Shared`: every instance on the database admits together).
+//! Owns that choice and what an admitted call holds (`Ticket`); the decisions are the
+//! implementations'.
+
+use super::budget::{Reservation, Reservations};
+use super::limits::{Limit, Limiter, Permit};
+use super::shared::{Lease, Shared};
+use crate::db::key_check::KeyRow;
+use crate::db::Pool;
+use crate::error::Result;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The admission of this process.
+pub enum Admission {
+    /// SQLite: in memory.
+    Local {
+        budgets: Arc<Reservations>,
+        limiter: Arc<Limiter>,
+    },
+    /// PostgreSQL: in the database, shared by every instance.
+    Shared(Arc<Shared>),
+}
+
+/// What an admitted call holds until it ends (stream included); given back on drop.
+pub enum Ticket {
+    Local {
+        permit: Permit,
+        _reservation: Reservation,
+    },
+    Shared(Lease),
+}
+
+impl Admission {
+    /// The admission for `pool`'s engine; `lease_ttl` is PostgreSQL's lease expiry
+    /// (`LITEGATE_LEASE_SECS`, `shared::DEFAULT_TTL` when `None`).
+    pub fn for_pool(pool: &Arc<Pool>, lease_ttl: Option<Duration>) -> Admission {
+        match &**pool {
+            Pool::Sqlite(_) => Admission::Local {
+                budgets: Arc::default(),
+                limiter: Arc::new(Limiter::new()),
+            },
+            Pool::Postgres(_) => Admission::Shared(Shared::start(Arc::clone(pool), lease_ttl)),
+        }
+    }
+
+    /// Budgets (reserving `estimate` on each), then rate limits (API.md §7's order); a refusal
+    /// consumes nothing.
+    pub fn admit(&self, k: &KeyRow, estimate: f64) -> Result<Ticket> {
+        match self {
+            Admission::Local { budgets, limiter } => {
+                let reservation = budgets.reserve(k, estimate)?;
+                let permit = limiter.admit(&Limit::of_key(k))?;
+                Ok(Ticket::Local {
+                    permit,
+                    _reservation: reservation,
+                })
+            }
+            Admission::Shared(s) => s.admit(k, estimate).map(Ticket::Shared),
+        }
+    }
+}
+
+impl Ticket {
+    /// Adds the call's tokens to its tpm windows (once, when usage is known).
+    pub fn add_tokens(&self, tokens: u64) {
+        match self {
+            Ticket::Local { permit, .. } => permit.add_tokens(tokens),
+            Ticket::Shared(l) => l.add_tokens(tokens),
+        }
+    }
+}
