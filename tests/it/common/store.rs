@@ -138,11 +138,11 @@ fn pg_text_row(r: &postgres::Row) -> Vec<Option<String>> {
 }
 
 /// What a secret must never be found in: every byte of the SQLite database files (main file
-/// and WAL, free pages included), or on PostgreSQL every row of every table of the test's
-/// database as text (`pg::snapshot`; rows PostgreSQL keeps dead until VACUUM are not read).
+/// and WAL, free pages included), or on PostgreSQL every row as text plus every byte of the
+/// test database's table and index files, dead row versions included (`pg::db_bytes`).
 pub fn db_bytes(s: &Server) -> Vec<u8> {
     if let Some(db) = &s.pg {
-        return pg::snapshot(db).into_bytes();
+        return pg::db_bytes(db);
     }
     let mut all = Vec::new();
     for e in std::fs::read_dir(s.dir.path()).expect("temp dir") {
