@@ -29,6 +29,8 @@ if [ -z "$pg_url" ]; then
     pg_url="$(bash scripts/pg.sh start)"
 fi
 LITEGATE_TEST_PG="$pg_url" cargo test --test it
+# The README's two commands on a fresh clone (issue 15 item 1): the first until it serves.
+bash tests/readme_commands.sh
 # The vendored tiny_http fork's own tests (its parser property test; not a workspace member).
 cargo test -p tiny_http --lib
 # The web UI in a real browser (installs Debian's chromium and playwright-core when missing).

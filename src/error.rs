@@ -242,15 +242,19 @@ impl From<Refusal> for Error {
                 "Authentication Error, Invalid proxy server token passed. Unable to find token \
                  in the database.",
             ),
-            Refusal::KeyBlocked => unauthorized("Authentication Error, this key is blocked"),
+            // LiteLLM's words for both (API.md §9: 401 `auth_error`).
+            Refusal::KeyBlocked => unauthorized(
+                "Authentication Error, Key is blocked. Update via `/key/unblock` if you're an admin.",
+            ),
             Refusal::KeyExpired(exp) => Error::Expired(format!(
                 "Authentication Error - Expired Key. Key Expiry time {exp}"
             )),
             Refusal::TeamGone => {
                 unauthorized("Authentication Error, the key's team no longer exists")
             }
-            Refusal::TeamBlocked(id) => Error::Forbidden(format!(
-                "Team={id} is blocked. Update via `/team/unblock` if you're an admin."
+            Refusal::TeamBlocked(id) => Error::Unauthorized(format!(
+                "Authentication Error, Team={id} is blocked. Update via `/team/unblock` if \
+                 you're an admin."
             )),
             Refusal::OrgBlocked(id) => Error::Forbidden(format!("Organization={id} is blocked.")),
             Refusal::OrgGone => {
@@ -358,10 +362,10 @@ mod tests {
             (Refusal::NoKey, 401, "auth_error", "Authentication Error, No api key passed in."),
             (Refusal::MalformedKey, 401, "auth_error", "Authentication Error, malformed API key: expected 'sk-...'"),
             (Refusal::UnknownKey, 401, "auth_error", "Authentication Error, Invalid proxy server token passed. Unable to find token in the database."),
-            (Refusal::KeyBlocked, 401, "auth_error", "Authentication Error, this key is blocked"),
+            (Refusal::KeyBlocked, 401, "auth_error", "Authentication Error, Key is blocked. Update via `/key/unblock` if you're an admin."),
             (Refusal::KeyExpired("2020-01-01T00:00:00.000Z".into()), 401, "expired_key", "Authentication Error - Expired Key. Key Expiry time 2020-01-01T00:00:00.000Z"),
             (Refusal::TeamGone, 401, "auth_error", "Authentication Error, the key's team no longer exists"),
-            (Refusal::TeamBlocked("t1".into()), 403, "permission_error", "Team=t1 is blocked. Update via `/team/unblock` if you're an admin."),
+            (Refusal::TeamBlocked("t1".into()), 401, "auth_error", "Authentication Error, Team=t1 is blocked. Update via `/team/unblock` if you're an admin."),
             (Refusal::OrgBlocked("o1".into()), 403, "permission_error", "Organization=o1 is blocked."),
             (Refusal::OrgGone, 401, "auth_error", "Authentication Error, the key's organization no longer exists"),
             (Refusal::SessionInvalid, 401, "auth_error", "Your UI session has expired or is not valid; log in again."),

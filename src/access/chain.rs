@@ -142,13 +142,7 @@ impl Chain<'_> {
         if let Some(level) = self.denying_level(cat, model) {
             return Err(Error::ModelDenied {
                 kind: level.denied_kind(),
-                message: format!(
-                    "{} not allowed to access model. This {} can only access models={:?}. \
-                     Tried to access {model}",
-                    level.name(),
-                    level.noun(),
-                    self.list_at(level),
-                ),
+                message: denied_message(level, &self.list_at(level), model),
             });
         }
         if !cat.is_routable(model) {
@@ -263,10 +257,63 @@ impl Caller {
     }
 }
 
+/// LiteLLM's wording of a model-access refusal (API.md §9; `auth_checks.py`
+/// `_can_object_call_model`): its lowercase object type (`key`, `team`, `org`, `user`) and the
+/// level's list as Python prints it, so clients that match LiteLLM's text match ours.
+fn denied_message(level: Level, models: &[String], model: &str) -> String {
+    let object = match level {
+        Level::Key => "key",
+        Level::Team => "team",
+        Level::Org => "org",
+        Level::User => "user",
+        Level::TeamMember | Level::OrgMember => level.noun(),
+    };
+    let list: Vec<String> = models.iter().map(|m| python_str(m)).collect();
+    format!(
+        "{object} not allowed to access model. This {object} can only access models=[{}]. \
+         Tried to access {model}",
+        list.join(", ")
+    )
+}
+
+/// A string as Python's `repr` shows it: single quotes, unless it holds one and no double
+/// quote; backslashes and the chosen quote escaped.
+fn python_str(s: &str) -> String {
+    let q = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(q);
+    for c in s.chars() {
+        if c == '\\' || c == q {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push(q);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::access::catalog::tests::{cat, v};
+
+    #[test]
+    fn refusal_worded_as_litellm() {
+        let m = |l, list: &[&str]| denied_message(l, &v(list), "C");
+        assert_eq!(
+            m(Level::Key, &["A", "B"]),
+            "key not allowed to access model. This key can only access models=['A', 'B']. \
+             Tried to access C"
+        );
+        assert!(m(Level::Org, &["A"]).starts_with("org not allowed to access model. This org "));
+        assert!(m(Level::Team, &[]).contains("This team can only access models=[]."));
+        assert_eq!(python_str("it's"), "\"it's\"");
+        assert_eq!(python_str("a'b\"c\\"), "'a\\'b\"c\\\\'");
+    }
 
     #[test]
     fn intersection_of_levels() {

@@ -96,7 +96,8 @@ pub(super) fn relay(
             break End::Broken("the upstream sent an event that is not JSON".into());
         };
         let step = state.feed(&ev, &mut chunks);
-        for c in chunks.drain(..) {
+        for mut c in chunks.drain(..) {
+            super::completion_id::stamp_value(&mut c, &call.record.request_id);
             let usage_only = tally.see(&c);
             if usage_only && !caller_wants_usage {
                 continue;

@@ -169,7 +169,8 @@ pub(super) fn relay<R: std::io::Read>(
             }
         };
         let step = state.feed(&msg, &mut chunks);
-        for c in chunks.drain(..) {
+        for mut c in chunks.drain(..) {
+            super::completion_id::stamp_value(&mut c, id);
             let usage_only = tally.see(&c);
             if usage_only && !caller_wants_usage {
                 continue;

@@ -17,7 +17,8 @@ pub(super) fn answer(mut call: Call, model: &str, body: CallBody) -> Result<Answ
     let kind = call.kind;
     let prompt_tokens = call.prompt_estimate;
     let created = util::now_ms() / 1000;
-    let id = format!("chatcmpl-{}", call.record.request_id);
+    // The request id, as every completion's (`completion_id`, API.md §9).
+    let id = call.record.request_id.clone();
     if kind == CallType::Embedding {
         let inputs: Vec<Value> = match body.fields.get("input") {
             Some(Value::Array(a)) => a.clone(),

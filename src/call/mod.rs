@@ -24,6 +24,7 @@ mod anthropic;
 mod bedrock;
 pub mod body;
 pub mod budget;
+mod completion_id;
 pub mod estimate;
 pub mod limits;
 pub mod messages;
@@ -204,6 +205,13 @@ pub fn run(
             team_id: k.and_then(|k| k.team.as_ref().map(|t| t.id.clone())),
             organization_id: k.and_then(|k| k.org.as_ref().map(|o| o.id.clone())),
             user_id: who.user_id.clone(),
+            key_alias: k.and_then(|k| k.key_alias.clone()),
+            team_alias: k.and_then(|k| k.team.as_ref().and_then(|t| t.alias.clone())),
+            end_user: body
+                .fields
+                .get("user")
+                .and_then(Value::as_str)
+                .map(str::to_string),
             model: admitted.dep.model_name.clone(),
             call_type: kind.log_name().to_string(),
             start_time: started,

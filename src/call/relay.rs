@@ -6,7 +6,7 @@
 //! upstream to `upstream`, and admission and settlement to `call`.
 
 use super::body::CallBody;
-use super::{Answer, Call, Stream};
+use super::{completion_id, Answer, Call, Stream};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::upstream::sse::{self, Line};
@@ -104,8 +104,12 @@ pub(super) fn forward(
         usage::tokens_of_chars(chars)
     });
     call.settle(p, c, "success")?;
-    // The upstream's answer as it came (its `model` field names the upstream model).
-    Ok(Answer::Raw(bytes))
+    // The upstream's answer as it came (its `model` field names the upstream model), but for
+    // its `id`: the request id (`completion_id`).
+    let id = &call.record.request_id;
+    Ok(Answer::Raw(
+        completion_id::stamp_bytes(&bytes, id).unwrap_or(bytes),
+    ))
 }
 
 /// POSTs `payload` to the call's deployment (timed in the metrics) and returns the response
@@ -200,7 +204,8 @@ pub(super) fn settle_translated(
         let e = invalid_json(&call);
         return Err(failed(e, call));
     };
-    let out = translate(&v);
+    let mut out = translate(&v);
+    completion_id::stamp_value(&mut out, &call.record.request_id);
     let reported = v
         .get("usage")
         .map(|_| usage::Reported::of_value(&out["usage"]));
@@ -479,7 +484,13 @@ fn relay(
                     // An upstream's own error event may echo its URL or our key.
                     Some(Cow::Owned(upstream::scrub(dep, data)))
                 } else {
-                    Some(Cow::Borrowed(data))
+                    // Its `id` becomes the request id (`completion_id`); the rest as it came.
+                    match completion_id::stamp_bytes(data.as_bytes(), &call.record.request_id) {
+                        Some(b) => {
+                            Some(String::from_utf8(b).map_or(Cow::Borrowed(data), Cow::Owned))
+                        }
+                        None => Some(Cow::Borrowed(data)),
+                    }
                 }
             }
             // Not JSON: an upstream's plain-text complaint, which may name it.

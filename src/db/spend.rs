@@ -13,6 +13,11 @@ pub struct SpendRecord {
     pub team_id: Option<String>,
     pub organization_id: Option<String>,
     pub user_id: Option<String>,
+    /// The key's alias and its team's, for the row's `metadata.user_api_key_*` (LiteLLM's).
+    pub key_alias: Option<String>,
+    pub team_alias: Option<String>,
+    /// The request's `user` field (LiteLLM's end user), as `metadata.user_api_key_end_user_id`.
+    pub end_user: Option<String>,
     pub model: String,
     pub call_type: String,
     /// All prompt tokens, cache reads and writes included (LiteLLM's `prompt_tokens`).
@@ -41,19 +46,30 @@ const INSERT_LOG: &str = "INSERT INTO spend_logs (request_id, api_key, team_id, 
     end_time, status, metadata)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
 
-/// A spend-log row's `metadata`: LiteLLM's `additional_usage_values` with the cache figures
-/// when there are any, else `{}` (the column's default).
+/// A spend-log row's `metadata`, as LiteLLM's spend-log metadata builder writes it
+/// (`_get_spend_logs_metadata`, API.md §9): who made the call (`user_api_key` = the key's
+/// token, `user_api_key_alias`, `_team_id`, `_team_alias`, `_org_id`, `_user_id`,
+/// `_end_user_id`; `null` where there is none) and `additional_usage_values` with the cache
+/// figures when there are any.
 fn log_metadata(r: &SpendRecord) -> String {
-    if r.cache_read_tokens == 0 && r.cache_write_tokens == 0 {
-        return "{}".into();
+    let mut m = serde_json::json!({
+        "user_api_key": r.token,
+        "user_api_key_alias": r.key_alias,
+        "user_api_key_team_id": r.team_id,
+        "user_api_key_team_alias": r.team_alias,
+        "user_api_key_org_id": r.organization_id,
+        "user_api_key_user_id": r.user_id,
+        "user_api_key_end_user_id": r.end_user,
+    });
+    if r.cache_read_tokens != 0 || r.cache_write_tokens != 0 {
+        let (read, write) = (r.cache_read_tokens, r.cache_write_tokens);
+        m["additional_usage_values"] = serde_json::json!({
+            "cache_read_input_tokens": read,
+            "cache_creation_input_tokens": write,
+            "prompt_tokens_details": {"cached_tokens": read, "cache_creation_tokens": write},
+        });
     }
-    let (read, write) = (r.cache_read_tokens, r.cache_write_tokens);
-    serde_json::json!({"additional_usage_values": {
-        "cache_read_input_tokens": read,
-        "cache_creation_input_tokens": write,
-        "prompt_tokens_details": {"cached_tokens": read, "cache_creation_tokens": write},
-    }})
-    .to_string()
+    m.to_string()
 }
 
 /// Adds the call's cost to key, team, org, user and memberships, and writes its log row.
@@ -180,6 +196,13 @@ pub fn logs<C: Handle + ?Sized>(
         .collect();
     args.push(limit.into());
     c.all(&logs_sql(f), &args, |r| {
+        let metadata = serde_json::from_str::<serde_json::Value>(&r.get::<String>(14)?)
+            .unwrap_or_else(|_| serde_json::json!({}));
+        // LiteLLM's `end_user` column: the request's `user` ("" when none), kept in metadata.
+        let end_user = metadata["user_api_key_end_user_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         Ok(serde_json::json!({
             "request_id": r.get::<String>(0)?,
             "api_key": r.get::<Option<String>>(1)?,
@@ -195,8 +218,8 @@ pub fn logs<C: Handle + ?Sized>(
             "startTime": r.get::<String>(11)?,
             "endTime": r.get::<String>(12)?,
             "status": r.get::<String>(13)?,
-            "metadata": serde_json::from_str::<serde_json::Value>(&r.get::<String>(14)?)
-                .unwrap_or_else(|_| serde_json::json!({})),
+            "end_user": end_user,
+            "metadata": metadata,
         }))
     })
 }

@@ -51,19 +51,13 @@ fn find<C: Handle + ?Sized>(c: &C, who: &Caller, key: &str) -> Result<KeyRec> {
 
 const BLOCK_DENIED: &str = "only proxy admins and team admins may block or unblock keys";
 
-/// A key's budget never exceeds its team's.
-fn check_team_budget(p: &grant::Parent, k: &NewKey) -> Result<()> {
-    if let (Some(team), Some(kb)) = (&p.team, k.allowance.max_budget) {
-        if let Some(tb) = team.allowance.max_budget {
-            if kb > tb {
-                return Err(Error::bad_param(
-                    "max_budget",
-                    format!("max_budget {kb} exceeds the team's max_budget {tb}"),
-                ));
-            }
-        }
-    }
-    Ok(())
+/// A generate/regenerate answer: the key's fields, the raw key (this once) and `token_id`, the
+/// token under LiteLLM's response name (API.md §9; its clients read `token_id`).
+fn with_raw_key(rec: &KeyRec, raw: &str) -> Value {
+    let mut v = shapes::key(rec);
+    v["key"] = json!(raw);
+    v["token_id"] = json!(rec.k.token);
+    v
 }
 
 fn insert_mapped<C: Handle + ?Sized>(c: &C, k: &NewKey) -> Result<KeyRec> {
@@ -130,7 +124,6 @@ pub fn generate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         };
         fields.apply(&mut k);
         grant::check_models(&ctx.catalog, &Holder::Key(&parent), &k.models)?;
-        check_team_budget(&parent, &k)?;
         let rec = insert_mapped(tx, &k)?;
         let limits_rank = if authority::key_has_limits(&k) {
             rank.n()
@@ -142,9 +135,7 @@ pub fn generate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         db::authority::set_key_issue(tx, &k.token, calls_only, limits_rank, by)?;
         Ok(rec)
     })?;
-    let mut v = shapes::key(&rec);
-    v["key"] = json!(raw);
-    Reply::ok(v)
+    Reply::ok(with_raw_key(&rec, &raw))
 }
 
 pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
@@ -221,7 +212,6 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         if models_changed || b.has("team_id") {
             grant::check_models(&ctx.catalog, &Holder::Key(&parent), &rec.k.models)?;
         }
-        check_team_budget(&parent, &rec.k)?;
         check_tightening(ctx, &parent, rank, stored_rank, &before, &rec.k)?;
         if before.user_id != rec.k.user_id {
             // Whoever held the raw key so far must not act as the new owner.
@@ -460,7 +450,5 @@ pub fn regenerate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         db::authority::set_key_issue(tx, &rec.k.token, calls_only, next, by)?;
         db::keys::by_token(tx, &rec.k.token)?.ok_or_else(|| Error::internal("key vanished"))
     })?;
-    let mut v = shapes::key(&rec);
-    v["key"] = json!(raw);
-    Reply::ok(v)
+    Reply::ok(with_raw_key(&rec, &raw))
 }

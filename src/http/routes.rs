@@ -94,6 +94,10 @@ pub const ROUTES: &[(&str, &str, Handler)] = &[
     ("POST",   "/completions",                   ModelCall(proxy::completions)),
     ("POST",   "/v1/embeddings",                 ModelCall(proxy::embeddings)),
     ("POST",   "/embeddings",                    ModelCall(proxy::embeddings)),
+    // Azure OpenAI's inbound paths (issue 15), for the Azure SDKs: the model from the path.
+    ("POST",   "/openai/deployments/{model}/chat/completions", ModelCall(proxy::azure_chat)),
+    ("POST",   "/openai/deployments/{model}/completions",      ModelCall(proxy::azure_completions)),
+    ("POST",   "/openai/deployments/{model}/embeddings",       ModelCall(proxy::azure_embeddings)),
     // Anthropic's Messages API (issue 13): errors in Anthropic's envelope (`dispatch`).
     ("POST",   "/v1/messages",                   ModelCall(proxy::messages)),
     ("POST",   "/messages",                      ModelCall(proxy::messages)),

@@ -248,7 +248,16 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         }
         team_reply(tx, &team_id)
     })?;
-    Reply::ok(out)
+    Reply::ok(update_answer(out))
+}
+
+/// `/team/update`'s answer: LiteLLM's `{"team_id", "data": {team}}` (API.md §9), with the
+/// team's fields also at the top level as litegate answered before, so scripts and the UI that
+/// read them keep working (README "LiteLLM compatibility").
+fn update_answer(team: Value) -> Value {
+    let mut out = team.clone();
+    out["data"] = team;
+    out
 }
 
 /// `POST /team/delete` (`team_ids`): all or nothing, in one transaction. Keys and memberships

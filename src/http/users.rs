@@ -60,7 +60,11 @@ fn parse_role(s: &str) -> Result<String> {
 }
 
 /// `POST /user/new` (proxy admin). With `auto_create_key` (default true) a personal key is made
-/// in the same transaction and its raw value returned once as `key`.
+/// in the same transaction and its raw value returned once as `key`. An existing `user_id` is
+/// updated instead (API.md §9: an upsert): only the fields the body gives change, no defaults
+/// are applied, and a new key is still issued. `team_id` (and each of `teams`) makes the user
+/// a `user` member of that team (kept as is when already a member), and the key then belongs
+/// to `team_id`'s team.
 pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let body = req.json()?;
     policy::require_proxy_admin(who)?;
@@ -81,8 +85,16 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let models = body.opt_list("models")?.unwrap_or_default();
     grant::check_models(&ctx.catalog, &Holder::User, &models)?;
     let password = body.opt_str("password")?;
-    let team_ids = body.opt_list("teams")?.unwrap_or_default();
+    let team_id = body.opt_str("team_id")?.filter(|t| !t.is_empty());
+    let mut team_ids = body.opt_list("teams")?.unwrap_or_default();
+    if let Some(t) = &team_id {
+        if !team_ids.contains(t) {
+            team_ids.insert(0, t.clone());
+        }
+    }
     let auto_key = body.opt_bool("auto_create_key")?.unwrap_or(true);
+    let allowance = patch::allowance(&body)?;
+    let metadata = body.opt_obj("metadata")?;
     let mut fields = UserFields {
         email: body.opt_str("user_email")?.filter(|e| !e.is_empty()),
         user_role,
@@ -92,34 +104,74 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             None => None,
         },
         models,
-        allowance: patch::allowance(&body)?.to_new(),
-        metadata: Value::Object(body.opt_obj("metadata")?.unwrap_or_default()),
+        allowance: allowance.to_new(),
+        metadata: Value::Object(metadata.clone().unwrap_or_default()),
     };
-    // `default_internal_user_params` fills only what the body left out, as in LiteLLM.
-    defaults.fill(&mut fields, models_given);
     let by = who.user_id.clone();
     let raw = auto_key.then(auth::new_raw_key);
     let mut out = ctx.pool.write_db(|tx| {
-        db::users::insert(tx, &user_id, &fields).map_err(|e| {
-            unique_or(e, || {
-                format!("A user with user_id {user_id} or this user_email already exists")
-            })
-        })?;
-        for t in &team_ids {
-            if db::teams::get(tx, t)?.is_none() {
-                return Err(Error::bad_param(
-                    "teams",
-                    format!("Team {t} does not exist"),
-                ));
+        match db::users::get(tx, &user_id)? {
+            Some(u) => {
+                // The upsert: what the body gives, over what is stored.
+                let mut f = UserFields::of(&u);
+                if fields.email.is_some() {
+                    f.email = fields.email.clone();
+                }
+                if body.given("user_role") {
+                    f.user_role = fields.user_role.clone();
+                }
+                if models_given {
+                    f.models = fields.models.clone();
+                }
+                if let Some(h) = &fields.password_hash {
+                    f.password_hash = Some(h.clone());
+                    db::sessions::delete_for_user(tx, &u.id)?;
+                }
+                if metadata.is_some() {
+                    f.metadata = fields.metadata.clone();
+                }
+                allowance.apply(&mut f.allowance, util::now_ms());
+                db::users::update(tx, &user_id, &f).map_err(|e| {
+                    unique_or(e, || "Another user already has this user_email".into())
+                })?;
             }
-            db::members::add(tx, Group::Team, t, &user_id, "user", None)
-                .map_err(|e| unique_or(e, || format!("Team {t} is listed twice")))?;
+            None => {
+                // `default_internal_user_params` fills only what the body left out, as LiteLLM.
+                defaults.fill(&mut fields, models_given);
+                db::users::insert(tx, &user_id, &fields).map_err(|e| {
+                    unique_or(e, || {
+                        format!("A user with user_id {user_id} or this user_email already exists")
+                    })
+                })?;
+            }
+        }
+        let mut key_team = None;
+        for (i, t) in team_ids.iter().enumerate() {
+            let Some(team) = db::teams::get(tx, t)? else {
+                let param = if team_id.as_ref() == Some(t) {
+                    "team_id"
+                } else {
+                    "teams"
+                };
+                return Err(Error::bad_param(param, format!("Team {t} does not exist")));
+            };
+            if team_ids[..i].contains(t) {
+                return Err(Error::Conflict(format!("Team {t} is listed twice")));
+            }
+            if db::teams::member_role(tx, t, &user_id)?.is_none() {
+                db::members::add(tx, Group::Team, t, &user_id, "user", None)?;
+            }
+            if team_id.as_ref() == Some(t) {
+                key_team = Some(team);
+            }
         }
         if let Some(raw) = &raw {
             let k = db::keys::NewKey {
                 token: auth::hash_key(raw),
                 key_name: auth::key_name(raw),
                 user_id: Some(user_id.clone()),
+                team_id: key_team.as_ref().map(|t| t.id.clone()),
+                organization_id: key_team.as_ref().and_then(|t| t.organization_id.clone()),
                 created_by: by.clone(),
                 ..Default::default()
             };
@@ -131,6 +183,7 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         o.insert("key_name".into(), Value::String(auth::key_name(&raw)));
         o.insert("key".into(), Value::String(raw));
         o.insert("expires".into(), Value::Null);
+        o.insert("team_id".into(), json!(team_id));
     }
     Reply::ok(out)
 }

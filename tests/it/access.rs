@@ -100,7 +100,8 @@ fn blocked_team_and_blocked_key_deny() {
     seed_team(&s, "t1", None, &[]);
     let key = key_for(&s, json!({"team_id": "t1"}));
     s.exec("UPDATE teams SET blocked = 1 WHERE id = 't1'");
-    assert_error(&chat(&s, &key, "A"), 403);
+    // 401 as LiteLLM (API.md §9; 403 before issue 15).
+    assert_error(&chat(&s, &key, "A"), 401);
     s.exec("UPDATE teams SET blocked = 0 WHERE id = 't1'");
     assert_eq!(chat(&s, &key, "A").status, 200);
     let r = s.post("/key/block", MASTER, json!({"key": key}));

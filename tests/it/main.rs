@@ -19,6 +19,7 @@ mod google;
 mod google_fake;
 mod http_hardening;
 mod keys;
+mod litellm_compat;
 mod login_hardening;
 mod messages;
 mod metrics;

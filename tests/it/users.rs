@@ -124,7 +124,8 @@ fn user_new_refusals_change_nothing() {
     let evil = json!({"user_id": "evil", "user_role": "proxy_admin"});
     #[rustfmt::skip]
     run_cases(&w, &[
-        new(AS_MASTER, json!({"user_id": "bob"}), 409),
+        // An existing user_id is updated (an upsert, API.md §9), but not onto another's email.
+        new(AS_MASTER, json!({"user_id": "ins", "user_email": "bob@example.com"}), 409),
         // Emails are unique case-insensitively.
         new(AS_MASTER, json!({"user_id": "bob2", "user_email": "BOB@example.com"}), 409),
         bad(json!({"user_role": "god"}), "user_role"),
