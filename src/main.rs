@@ -4,7 +4,7 @@
 use litegate::config::{self, Command};
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    init_log();
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let (cmd, args) = match config::parse_args(&argv) {
         Ok(x) => x,
@@ -79,5 +79,40 @@ fn main() {
                 std::process::exit(1);
             }
         }
+    }
+}
+
+/// `RUST_LOG` (default `info`) through env_logger, except that `tokio_postgres` never logs
+/// above `info` whatever `RUST_LOG` asks: at debug it prints every statement's parameters
+/// (raw keys, emails, password hashes a caller sent). Issue 14; SECURITY.md §6.
+fn init_log() {
+    let inner =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).build();
+    let max = inner.filter();
+    if log::set_boxed_logger(Box::new(NoStatementParams(inner))).is_ok() {
+        log::set_max_level(max);
+    }
+}
+
+/// The process's logger: env_logger without the PostgreSQL client's debug and trace records.
+struct NoStatementParams(env_logger::Logger);
+
+impl NoStatementParams {
+    fn allowed(m: &log::Metadata<'_>) -> bool {
+        m.level() <= log::Level::Info || !m.target().starts_with("tokio_postgres")
+    }
+}
+
+impl log::Log for NoStatementParams {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        Self::allowed(m) && self.0.enabled(m)
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        if Self::allowed(r.metadata()) {
+            self.0.log(r);
+        }
+    }
+    fn flush(&self) {
+        self.0.flush();
     }
 }

@@ -3,6 +3,7 @@
 //! resolver, compared with a small independent model of the rules written from API.md.
 
 use crate::common::*;
+use litegate::db::sql::Arg;
 use proptest::prelude::*;
 use std::collections::BTreeSet;
 
@@ -153,35 +154,42 @@ fn case() -> impl Strategy<Value = Case> {
         })
 }
 
-/// Stores a case under ids with `tag`; returns the raw key.
-fn store(c: &rusqlite::Connection, tag: &str, k: &Case) -> String {
+/// Stores a case under ids with `tag` through `exec` (one statement with its parameters, on
+/// whichever store); returns the raw key.
+fn store(exec: &dyn Fn(&str, &[Arg<'_>]), tag: &str, k: &Case) -> String {
     let t0 = "2026-01-01T00:00:00.000Z";
     let j = |l: &Vec<String>| serde_json::to_string(l).unwrap();
     let org_id = k.org.as_ref().map(|_| format!("org-{tag}"));
     if let (Some(id), Some(m)) = (&org_id, &k.org) {
-        c.execute(
+        exec(
             "INSERT INTO organizations (id, alias, models, created_at, updated_at)
              VALUES (?1, ?1, ?2, ?3, ?3)",
-            rusqlite::params![id, j(m), t0],
-        )
-        .unwrap();
+            &[Some(id).into(), Some(&j(m)).into(), Some(t0).into()],
+        );
     }
     let team_id = k.team.as_ref().map(|_| format!("team-{tag}"));
     if let (Some(id), Some(m)) = (&team_id, &k.team) {
-        c.execute(
+        exec(
             "INSERT INTO teams (id, alias, organization_id, models, created_at, updated_at)
              VALUES (?1, ?1, ?2, ?3, ?4, ?4)",
-            rusqlite::params![id, org_id, j(m), t0],
-        )
-        .unwrap();
+            &[
+                Some(id).into(),
+                org_id.as_ref().into(),
+                Some(&j(m)).into(),
+                Some(t0).into(),
+            ],
+        );
     }
     let user_id = format!("user-{tag}");
-    c.execute(
+    exec(
         "INSERT INTO users (id, user_role, models, created_at, updated_at)
          VALUES (?1, 'internal_user', ?2, ?3, ?3)",
-        rusqlite::params![user_id, j(&k.user.clone().unwrap_or_default()), t0],
-    )
-    .unwrap();
+        &[
+            Some(&user_id).into(),
+            Some(&j(&k.user.clone().unwrap_or_default())).into(),
+            Some(t0).into(),
+        ],
+    );
     let raw = format!("sk-prop-{tag}-0123456789abcdef");
     // A key without a team carries the org itself (its own organization_id).
     let key_org = if team_id.is_none() {
@@ -189,19 +197,18 @@ fn store(c: &rusqlite::Connection, tag: &str, k: &Case) -> String {
     } else {
         org_id
     };
-    c.execute(
+    exec(
         "INSERT INTO api_keys (token, key_name, models, team_id, user_id, organization_id,
          created_at, updated_at) VALUES (?1, 'sk-...test', ?2, ?3, ?4, ?5, ?6, ?6)",
-        rusqlite::params![
-            litegate::auth::hash_key(&raw),
-            j(&k.key),
-            team_id,
-            user_id,
-            key_org,
-            t0
+        &[
+            Some(&litegate::auth::hash_key(&raw)).into(),
+            Some(&j(&k.key)).into(),
+            team_id.as_ref().into(),
+            Some(&user_id).into(),
+            key_org.as_ref().into(),
+            Some(t0).into(),
         ],
-    )
-    .unwrap();
+    );
     raw
 }
 
@@ -245,8 +252,11 @@ proptest! {
         let (_d, cat) = catalog();
         let mut c = rusqlite::Connection::open_in_memory().unwrap();
         litegate::db::migrate::migrate(&mut c).unwrap();
+        let exec = |sql: &str, p: &[Arg<'_>]| {
+            c.execute(sql, rusqlite::params_from_iter(p.iter())).unwrap();
+        };
         for (i, k) in cases.iter().enumerate() {
-            let raw = store(&c, &i.to_string(), k);
+            let raw = store(&exec, &i.to_string(), k);
             let row = litegate::db::key_check::load_key(&c, &litegate::auth::hash_key(&raw))
                 .unwrap()
                 .expect("key row");
@@ -287,9 +297,9 @@ proptest! {
     #[test]
     fn v1_models_equals_allowed_calls(cases in proptest::collection::vec(case(), 4..8)) {
         let s = Server::start();
-        let db = s.db();
+        let exec = |sql: &str, p: &[Arg<'_>]| run_sql(&s, sql, p);
         for (i, k) in cases.iter().enumerate() {
-            let raw = store(&db, &i.to_string(), k);
+            let raw = store(&exec, &i.to_string(), k);
             let listed: Vec<String> = {
                 let r = s.get("/v1/models", &raw);
                 prop_assert_eq!(r.status, 200);

@@ -216,16 +216,14 @@ fn nobody_sees_a_password_hash() {
             texts.push(w.get(p, k).text());
         }
     }
-    let hashes: Vec<String> = {
-        let db = w.db();
-        let mut st = db
-            .prepare("SELECT password_hash FROM users WHERE password_hash IS NOT NULL")
-            .unwrap();
-        st.query_map([], |r| r.get::<_, String>(0))
-            .unwrap()
-            .map(|x| x.unwrap())
-            .collect()
-    };
+    let hashes: Vec<String> = w
+        .rows::<(String,), _>(
+            "SELECT password_hash FROM users WHERE password_hash IS NOT NULL",
+            [],
+        )
+        .into_iter()
+        .map(|(h,)| h)
+        .collect();
     assert_eq!(hashes.len(), 4);
     for t in &texts {
         assert!(!t.contains("argon2") && !t.contains("password"), "{t}");

@@ -5,7 +5,9 @@
 
 pub mod cluster;
 pub mod pg;
+mod store;
 mod world;
+pub use store::*;
 pub use world::*;
 
 use litegate::db::sql::Arg;
@@ -193,8 +195,15 @@ impl Server {
         self.spawn();
     }
 
-    /// Direct access to the database, for asserting effects.
+    /// A connection on the SQLite file, for the tests of SQLite-only behaviour (they start with
+    /// `start_sqlite*`); everything else reads through `value` / `count` / `rows` /
+    /// `text_rows`, which read whichever engine the server runs on.
     pub fn db(&self) -> rusqlite::Connection {
+        assert!(
+            self.pg.is_none(),
+            "Server::db() opens the SQLite file but this server runs on PostgreSQL: read with \
+             Server::value / rows / text_rows, or start it with Server::start_sqlite*"
+        );
         let c = rusqlite::Connection::open(self.db_path()).expect("open db");
         c.busy_timeout(Duration::from_secs(5)).expect("busy");
         c
@@ -568,20 +577,6 @@ pub fn seed_team_key(s: &Server, team_id: &str, user_id: &str, org_id: Option<&s
     key
 }
 
-/// Every byte of the database files (main file and WAL).
-pub fn db_bytes(s: &Server) -> Vec<u8> {
-    let mut all = Vec::new();
-    for e in std::fs::read_dir(s.dir.path()).expect("temp dir") {
-        let p = e.expect("dir entry").path();
-        if p.file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with("litegate.db"))
-        {
-            all.extend(std::fs::read(&p).expect("read db file"));
-        }
-    }
-    all
-}
-
 /// Whether `needle` occurs in the bytes `hay`.
 pub fn contains(hay: &[u8], needle: &str) -> bool {
     hay.windows(needle.len()).any(|w| w == needle.as_bytes())
@@ -646,6 +641,12 @@ pub fn count_p(s: &Server, sql: &str, p: &[&str]) -> i64 {
 impl Server {
     /// Like `start_with`, with extra environment variables for the server process.
     pub fn start_with_env(config_yaml: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::launch(config_yaml, args, env, true)
+    }
+
+    /// Starts the binary; with `pg_switch`, on a PostgreSQL database of its own when
+    /// `LITEGATE_TEST_PG` is set (else on its SQLite file).
+    fn launch(config_yaml: &str, args: &[&str], env: &[(&str, &str)], pg_switch: bool) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let cfg = dir.path().join("config.yaml");
         std::fs::write(&cfg, config_yaml).expect("write config");
@@ -662,6 +663,7 @@ impl Server {
                 .collect(),
             // A test that names its own database (tests/it/pg.rs) keeps it.
             pg: pg::switch()
+                .filter(|_| pg_switch)
                 .filter(|_| !env.iter().any(|(k, _)| *k == "DATABASE_URL"))
                 .map(|admin| pg::PgDb::create(&admin)),
         };

@@ -1,5 +1,8 @@
 //! Operations: version, check-config, backup (CLI and API) under load, clean shutdown on
-//! SIGTERM, and no acknowledged write lost across `kill -9` at random moments.
+//! SIGTERM, and no acknowledged write lost across `kill -9` at random moments. The backup, WAL
+//! checkpoint and `kill -9` + `integrity_check` tests check the SQLite file and so run on SQLite
+//! in both passes of the suite (`Server::start_sqlite`); their PostgreSQL counterparts are named
+//! in docs/POSTGRES.md "Tests".
 
 use crate::common::*;
 use serde_json::json;
@@ -113,9 +116,11 @@ fn org_writer(
     })
 }
 
+/// SQLite-pinned (`VACUUM INTO`; on PostgreSQL backups are pg_dump's and the API answers 501:
+/// `pg::key_check_and_spend_commit_run_on_postgres`).
 #[test]
 fn backup_under_load_is_consistent_and_complete() {
-    let s = Server::start();
+    let s = Server::start_sqlite();
     for i in 0..20 {
         s.admin(
             "/organization/new",
@@ -175,9 +180,11 @@ fn backup_under_load_is_consistent_and_complete() {
     assert_error(&s.post("/admin/backup", &user, json!({})), 403);
 }
 
+/// SQLite-pinned (the WAL file); the engine-neutral part of a clean SIGTERM is
+/// `sigterm_lets_an_in_flight_stream_finish_and_records_its_spend`, which runs on both.
 #[test]
 fn sigterm_checkpoints_the_wal_and_exits_cleanly() {
-    let mut s = Server::start();
+    let mut s = Server::start_sqlite();
     for i in 0..10 {
         s.admin(
             "/organization/new",
@@ -208,14 +215,15 @@ fn sigterm_checkpoints_the_wal_and_exits_cleanly() {
 
 /// Issue 5 §3: kill -9 at random moments under concurrent writes; every acknowledged write is
 /// there after restart and the database is clean. 20 cycles here (`scripts/kill-cycles.sh` runs
-/// more on demand via LITEGATE_KILL_CYCLES).
+/// more on demand via LITEGATE_KILL_CYCLES). SQLite-pinned (`PRAGMA integrity_check` of the
+/// file); `kill -9` of an instance under load on PostgreSQL is the multi-instance tests'.
 #[test]
 fn kill_dash_nine_loses_no_acknowledged_write() {
     let cycles: usize = std::env::var("LITEGATE_KILL_CYCLES")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
-    let mut s = Server::start();
+    let mut s = Server::start_sqlite();
     let key = s.admin_id("/key/generate", json!({}), "key");
     let mut seed = 0x9e3779b97f4a7c15u64;
     let mut total_orgs = 0usize;

@@ -97,13 +97,20 @@ fn data_survives_restart_and_newer_db_is_refused() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["organization_alias"], "persist");
     s.stop();
-    s.db().pragma_update(None, "user_version", 999).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_litegate"))
-        .args(["--listen", "127.0.0.1:0", "--db"])
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_litegate"));
+    cmd.args(["--listen", "127.0.0.1:0", "--db"])
         .arg(s.db_path())
-        .env("LITELLM_MASTER_KEY", MASTER)
-        .output()
-        .unwrap();
+        .env_remove("DATABASE_URL")
+        .env("LITELLM_MASTER_KEY", MASTER);
+    // The store as a newer litegate would leave it, on whichever engine the server runs.
+    match &s.pg {
+        Some(db) => {
+            s.exec("INSERT INTO litegate_schema (version, applied_at) VALUES (999, 'x')");
+            cmd.env("DATABASE_URL", &db.url);
+        }
+        None => s.db().pragma_update(None, "user_version", 999).unwrap(),
+    }
+    let out = cmd.output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("newer"), "{err}");

@@ -1,6 +1,8 @@
 //! Issue 11 item 4: the store cannot be silently lost. One litegate per database file; a
 //! removed, replaced, read-only or failing database makes readiness fail and model calls
-//! refuse before anything goes upstream.
+//! refuse before anything goes upstream. The file's tests are SQLite by nature and run on it in
+//! both passes of the suite (`Server::start_sqlite_with`); PostgreSQL unreachable mid-load (503,
+//! recovery) has its own tests (docs/POSTGRES.md "Tests").
 
 use crate::common::*;
 use crate::upstream::*;
@@ -35,9 +37,11 @@ fn assert_refused(s: &Server, fake: &Fake, why: &str) {
     assert_error(&r, 503);
 }
 
+/// A fake upstream and a server pinned to SQLite: every test here but the last checks the
+/// database FILE (its lock, removal, replacement, permissions, a failing write to it).
 fn fake_and_server() -> (Fake, Server) {
     let f = Fake::start();
-    let s = Server::start_with(&config(&f, ""), &[]);
+    let s = Server::start_sqlite_with(&config(&f, ""), &[]);
     (f, s)
 }
 

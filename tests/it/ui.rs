@@ -299,12 +299,12 @@ fn sessions_expire_and_logout_ends_them() {
         200
     );
     // Expired (as 12 h later): refused.
-    s.db()
-        .execute(
-            "UPDATE ui_sessions SET expires_at = '2020-01-01T00:00:00.000Z' WHERE token_hash = ?1",
-            [litegate::auth::hash_key(&c1["litegate_session=".len()..])],
-        )
-        .unwrap();
+    let token_hash = litegate::auth::hash_key(&c1["litegate_session=".len()..]);
+    run_sql(
+        &s,
+        "UPDATE ui_sessions SET expires_at = '2020-01-01T00:00:00.000Z' WHERE token_hash = ?1",
+        &[(&token_hash).into()],
+    );
     assert_error_says(
         &with_cookie(&s, "GET", "/key/list", &c1, None, false),
         401,

@@ -86,19 +86,11 @@ fn healthy(s: &Server, k: &str) {
 
 /// The spend-log rows of a model: (prompt, completion, spend, status).
 fn rows(s: &Server, model: &str) -> Vec<(i64, i64, f64, String)> {
-    let db = s.db();
-    let mut st = db
-        .prepare(
-            "SELECT prompt_tokens, completion_tokens, spend, status FROM spend_logs \
-             WHERE model = ?1 ORDER BY id",
-        )
-        .expect("prepare");
-    st.query_map([model], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-    })
-    .expect("query")
-    .map(|r| r.expect("row"))
-    .collect()
+    s.rows(
+        "SELECT prompt_tokens, completion_tokens, spend, status FROM spend_logs \
+         WHERE model = ?1 ORDER BY id",
+        [model],
+    )
 }
 
 /// The one spend row of `model`, waited for (a stream is settled as it ends).

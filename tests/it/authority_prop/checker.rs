@@ -24,14 +24,7 @@ pub(super) fn list(text: &str) -> Vec<String> {
 }
 
 pub(super) fn state(s: &Server) -> State {
-    let db = s.db();
-    let pairs = |sql: &str| -> Vec<(String, String, Option<String>)> {
-        let mut st = db.prepare(sql).unwrap();
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .unwrap()
-            .map(|x| x.unwrap())
-            .collect()
-    };
+    let pairs = |sql: &str| -> Vec<(String, String, Option<String>)> { s.rows(sql, []) };
     let mut roles = BTreeMap::new();
     let mut user_models = BTreeMap::new();
     let mut emails = BTreeMap::new();
@@ -233,25 +226,7 @@ pub(super) fn violations(w: &Stage) -> Vec<String> {
         }
     }
     // 3. Limits the proxy admin set were not loosened.
-    let db = s.db();
-    let one = |sql: &str| -> Option<Vec<Option<String>>> {
-        let mut stmt = db.prepare(sql).unwrap();
-        let n = stmt.column_count();
-        stmt.query_row([], |r| {
-            (0..n)
-                .map(|i| {
-                    r.get::<_, rusqlite::types::Value>(i).map(|x| match x {
-                        rusqlite::types::Value::Null => None,
-                        rusqlite::types::Value::Integer(i) => Some(i.to_string()),
-                        rusqlite::types::Value::Real(f) => Some(f.to_string()),
-                        rusqlite::types::Value::Text(t) => Some(t),
-                        rusqlite::types::Value::Blob(_) => Some("blob".into()),
-                    })
-                })
-                .collect()
-        })
-        .ok()
-    };
+    let one = |sql: &str| -> Option<Vec<Option<String>>> { s.text_rows(sql).into_iter().next() };
     let num = |x: &Option<String>| x.as_deref().and_then(|s| s.parse::<f64>().ok());
     let at_most = |x: &Option<String>, max: f64| num(x).is_some_and(|n| n <= max);
     for (o, models) in [("O1", vec!["A", "B"]), ("O2", vec!["C"])] {
@@ -333,12 +308,10 @@ pub(super) fn violations(w: &Stage) -> Vec<String> {
 
     // 4. Every credential an actor holds acts within the actor's own authority now.
     let keys_now: BTreeMap<String, (Option<String>, Option<String>)> = {
-        let mut stmt = db
-            .prepare("SELECT token, user_id, team_id FROM api_keys")
-            .unwrap();
-        stmt.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
-            .unwrap()
-            .map(|x| x.unwrap())
+        let rows: Vec<(String, Option<String>, Option<String>)> =
+            s.rows("SELECT token, user_id, team_id FROM api_keys", []);
+        rows.into_iter()
+            .map(|(t, u, team)| (t, (u, team)))
             .collect()
     };
     let mut probe = 0;

@@ -5,6 +5,7 @@
 //! (tests/it/pg.rs): the switch's URL, else the throwaway cluster of `scripts/pg.sh start`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 /// The switch: the admin URL of a PostgreSQL that tests may create databases in.
 pub fn switch() -> Option<String> {
@@ -62,6 +63,25 @@ pub struct PgDb {
     admin: String,
     pub name: String,
     pub url: String,
+    /// The harness's one connection to it, opened on first use and kept (a connection costs
+    /// a SCRAM handshake; the assertions of one test make dozens of reads).
+    conn: Mutex<Option<postgres::Client>>,
+}
+
+/// The harness's connection to a test database, held while this value lives.
+pub struct Conn<'a>(MutexGuard<'a, Option<postgres::Client>>);
+
+impl std::ops::Deref for Conn<'_> {
+    type Target = postgres::Client;
+    fn deref(&self) -> &postgres::Client {
+        self.0.as_ref().expect("connected")
+    }
+}
+
+impl std::ops::DerefMut for Conn<'_> {
+    fn deref_mut(&mut self) -> &mut postgres::Client {
+        self.0.as_mut().expect("connected")
+    }
 }
 
 impl PgDb {
@@ -83,16 +103,30 @@ impl PgDb {
             admin: admin.to_string(),
             url: with_db(admin, &name),
             name,
+            conn: Mutex::new(None),
         }
     }
 
-    pub fn client(&self) -> postgres::Client {
-        client(&self.url)
+    /// The harness's connection to this database (reopened if the server closed it). Held
+    /// until the value is dropped: do not call another harness read while holding it.
+    pub fn client(&self) -> Conn<'_> {
+        let mut g = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        if g.as_ref().is_none_or(|c| c.is_closed()) {
+            *g = Some(client(&self.url));
+        }
+        Conn(g)
     }
 }
 
 impl Drop for PgDb {
     fn drop(&mut self) {
+        // Close the harness's connection before the database goes.
+        drop(
+            self.conn
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
         if let Ok(mut c) = postgres::Client::connect(&self.admin, postgres::NoTls) {
             let _ = c.batch_execute(&format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
@@ -171,6 +205,34 @@ pub fn snapshot(db: &PgDb) -> String {
     out
 }
 
+/// What a secret must never be found in, on PostgreSQL: every row of every table as text
+/// (`snapshot`, values as stored, TOAST decompressed) followed by the raw bytes of every table,
+/// TOAST table and index file of the database after a CHECKPOINT (so row versions that an
+/// UPDATE or DELETE left dead are read too, as SQLite's free pages are). Reading the files needs
+/// a superuser (the throwaway cluster's user is one); without, only the rows are read.
+pub fn db_bytes(db: &PgDb) -> Vec<u8> {
+    let mut out = snapshot(db).into_bytes();
+    let mut c = db.client();
+    let files = c.batch_execute("CHECKPOINT").and_then(|_| {
+        c.query(
+            "SELECT pg_read_binary_file(pg_relation_filepath(c.oid))
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname IN ('public', 'pg_toast') AND c.relkind IN ('r', 'i', 't')
+               AND pg_relation_filepath(c.oid) IS NOT NULL",
+            &[],
+        )
+    });
+    match files {
+        Ok(rows) => {
+            for r in rows {
+                out.extend(r.get::<_, Vec<u8>>(0));
+            }
+        }
+        Err(e) => eprintln!("db_bytes: the relation files are not readable ({e}); rows only"),
+    }
+    out
+}
+
 #[test]
 fn urls_get_their_database_replaced() {
     assert_eq!(
@@ -185,4 +247,24 @@ fn urls_get_their_database_replaced() {
         with_db("postgresql://u:p@h:5", "x"),
         "postgresql://u:p@h:5/x"
     );
+}
+
+/// The harness's PostgreSQL `db_bytes` finds a value an UPDATE replaced (a dead row version)
+/// and one in an index, as the SQLite byte grep finds free pages.
+#[test]
+fn db_bytes_reads_dead_row_versions_and_indexes() {
+    let db = PgDb::create(&admin_url());
+    db.client()
+        .batch_execute(
+            "CREATE TABLE t (v TEXT); CREATE INDEX t_v ON t (v);
+             INSERT INTO t VALUES ('needle-replaced-0123'), ('live-value-4567');
+             UPDATE t SET v = 'other' WHERE v = 'needle-replaced-0123';",
+        )
+        .expect("setup");
+    let rows = snapshot(&db);
+    assert!(rows.contains("live-value-4567") && !rows.contains("needle-replaced-0123"));
+    let all = db_bytes(&db);
+    let has = |n: &str| all.windows(n.len()).any(|w| w == n.as_bytes());
+    assert!(has("needle-replaced-0123"), "the dead row version is read");
+    assert!(has("live-value-4567"));
 }

@@ -225,18 +225,16 @@ fn member_add_email_matching_two_users_is_400() {
     // The unique index on lower(email) makes two users with one email impossible through the
     // API, but a database imported from LiteLLM may hold them. Drop the index in the test
     // database to set that up.
-    let db = s.db();
-    db.execute("DROP INDEX users_email", []).unwrap();
+    s.exec("DROP INDEX users_email");
     for (id, email) in [("d1", "dup@example.com"), ("d2", "DUP@example.com")] {
-        db.execute(
+        run_sql(
+            &s,
             "INSERT INTO users (id, email, user_role, created_at, updated_at)
              VALUES (?1, ?2, 'internal_user', '2026-01-01T00:00:00.000Z',
              '2026-01-01T00:00:00.000Z')",
-            [id, email],
-        )
-        .unwrap();
+            &[id.into(), email.into()],
+        );
     }
-    drop(db);
     let before = snapshot(&s);
     let r = s.post(
         "/organization/member_add",

@@ -29,14 +29,10 @@ fn new_litellm_doc_example_with_budget_fields() {
     assert_eq!(v["litellm_budget_table"]["max_budget"], 100.0);
     assert!(v["litellm_budget_table"]["tpm_limit"].is_null());
     // Database: one org pointing at one budget row with max_budget 100.
-    let (alias, models, b): (String, String, String) = s
-        .db()
-        .query_row(
-            "SELECT alias, models, budget_id FROM organizations WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .unwrap();
+    let (alias, models, b): (String, String, String) = s.row(
+        "SELECT alias, models, budget_id FROM organizations WHERE id = ?1",
+        [id],
+    );
     assert_eq!((alias.as_str(), b.as_str()), ("my-secret-org", bid));
     assert_eq!(
         serde_json::from_str::<Value>(&models).unwrap(),

@@ -35,14 +35,10 @@ fn update_by_proxy_admin_changes_everything() {
     assert_eq!(v["litellm_budget_table"]["budget_duration"], "7d");
     assert!(v["litellm_budget_table"]["budget_reset_at"].is_string());
     assert_eq!(s.count("SELECT count(*) FROM budgets"), 1);
-    let (alias, models, meta, by): (String, String, String, String) = s
-        .db()
-        .query_row(
-            "SELECT alias, models, metadata, updated_by FROM organizations WHERE id = ?1",
-            [&x],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
-        .unwrap();
+    let (alias, models, meta, by): (String, String, String, String) = s.row(
+        "SELECT alias, models, metadata, updated_by FROM organizations WHERE id = ?1",
+        [&x],
+    );
     assert_eq!((alias.as_str(), by.as_str()), ("X2", "pa"));
     assert_eq!(
         serde_json::from_str::<Value>(&models).unwrap(),
