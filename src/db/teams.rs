@@ -157,7 +157,7 @@ fn write<C: Handle + ?Sized>(
     let now = crate::util::now_iso();
     let a = allowance_args(&f.allowance);
     let aliases = super::obj_text(&f.model_aliases);
-    let perms = f.member_permissions.as_ref().map(|p| super::to_json(p));
+    let perms = f.member_permissions.as_ref().map(super::to_json);
     let args: [Arg<'_>; 17] = [
         a[0],
         a[1],

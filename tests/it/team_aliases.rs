@@ -39,7 +39,11 @@ fn issue_15_team_model_aliases_resolve_and_are_checked_on_the_target() {
         "{info}"
     );
     let list = s.get("/team/list", MASTER).json();
-    let listed = list.as_array().unwrap().iter().find(|t| t["team_id"] == team);
+    let listed = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["team_id"] == team);
     assert_eq!(listed.unwrap()["model_aliases"]["fast"], "A", "{list}");
 
     let key = key_for(&s, json!({"team_id": team}));
@@ -49,7 +53,13 @@ fn issue_15_team_model_aliases_resolve_and_are_checked_on_the_target() {
     // The check is on the target: C is outside the team's models.
     let v = assert_error(&chat(&s, &key, "sneaky"), 403);
     assert_eq!(v["error"]["type"], "team_model_access_denied", "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().ends_with("Tried to access C"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("Tried to access C"),
+        "{v}"
+    );
 
     // LiteLLM's order: the team's alias first, then the key's own on its result; the team's
     // wins over a key alias of the same name.
@@ -102,7 +112,10 @@ fn issue_15_who_sets_model_aliases_and_member_permissions() {
         json!({"team_id": team, "team_member_permissions": ["/key/generate"]}),
     );
     assert_error(&r, 403);
-    assert_error(&s.get(&format!("/team/permissions_list?team_id={team}"), &u), 403);
+    assert_error(
+        &s.get(&format!("/team/permissions_list?team_id={team}"), &u),
+        403,
+    );
     // Malformed values: 400 naming the field.
     let r = s.post(
         "/team/update",
@@ -138,7 +151,10 @@ fn issue_15_who_sets_model_aliases_and_member_permissions() {
         json!({"team_id": team, "team_member_permissions": ["/key/info"]}),
     );
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.json()["data"]["team_member_permissions"], json!(["/key/info"]));
+    assert_eq!(
+        r.json()["data"]["team_member_permissions"],
+        json!(["/key/info"])
+    );
     let r = s.post(
         "/team/permissions_update",
         &ta,
@@ -162,7 +178,11 @@ fn issue_15_who_sets_model_aliases_and_member_permissions() {
         json!({"model_aliases": {"a": "A"}, "team_member_permissions": ["/key/generate"]}),
     );
     assert_eq!(n["model_aliases"], json!({"a": "A"}), "{n}");
-    assert_eq!(n["team_member_permissions"], json!(["/key/generate"]), "{n}");
+    assert_eq!(
+        n["team_member_permissions"],
+        json!(["/key/generate"]),
+        "{n}"
+    );
 }
 
 #[test]
