@@ -444,9 +444,9 @@ pub fn member_delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         let what = format!("user {uid} in team {team_id}");
         authority::check_member_removal(rank, budget_rank, m.budget_id.is_some(), &what)?;
         db::teams::delete_member(tx, &team_id, uid)?;
-        if m.role == "admin" {
-            authority::revoke_issued_in_team(tx, &t, uid)?;
-        }
+        // The calls-only keys they issued in the team for others go: as an admin, or as a
+        // member whose team lists `/key/regenerate` (`authority::member_permission`).
+        authority::revoke_issued_in_team(tx, &t, uid)?;
         if let Some(b) = &m.budget_id {
             db::budgets::delete(tx, b)?;
         }

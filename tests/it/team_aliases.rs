@@ -277,4 +277,25 @@ fn issue_15_member_permissions_gate_the_team_keys() {
     // A team admin is not judged by the list.
     let r = s.post("/key/regenerate", &ta, json!({"key": mine}));
     assert_eq!(r.status, 200, "{}", r.text());
+
+    // Regenerating another member's key: the new raw key is calls-only (issue 11: whoever
+    // holds it is not its owner) and goes when its issuer leaves the team.
+    set(json!(["/key/regenerate"]));
+    let vkey = key_for(&s, json!({"team_id": team, "user_id": "v"}));
+    let r = s.post("/key/regenerate", &u, json!({"key": hash_key(&vkey)}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let held = r.json()["key"].as_str().unwrap().to_string();
+    assert_eq!(chat(&s, &held, "A").status, 200);
+    assert_error(&s.get("/key/list", &held), 403);
+    let r = s.post(
+        "/team/member_delete",
+        &ta,
+        json!({"team_id": team, "user_id": "u"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        chat(&s, &held, "A").status,
+        401,
+        "the issuer's copy is gone"
+    );
 }
