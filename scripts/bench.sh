@@ -13,6 +13,12 @@
 #                                     BENCH_CONCURRENCY="1 8 64 256" BENCH_KEYS=1000000
 #                                     BENCH_SLOW_STREAMS=1000 BENCH_SLOW_SECS=20
 #                                     BENCH_KEEP=1 keeps the work dir)
+#        BENCH_DB=postgres scripts/bench.sh   the store comparison only (issue 14): key check
+#                                     (authenticated GET /v1/models) and chat throughput on
+#                                     SQLite, on PostgreSQL with one litegate and with two
+#                                     (a throwaway cluster via scripts/pg.sh; seeded directly);
+#                                     BENCH_DB=both runs the benchmark above and then this;
+#                                     BENCH_PG_CONCURRENCY="8 64" (total connections)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +29,10 @@ KEYS=${BENCH_KEYS:-1000000}
 SLOW_STREAMS=${BENCH_SLOW_STREAMS:-1000}
 SLOW_SECS=${BENCH_SLOW_SECS:-20}
 WORKERS=256
+# sqlite (default): the benchmark above; postgres: only the store comparison below; both.
+DB_MODE=${BENCH_DB:-sqlite}
+PG_CONCS=${BENCH_PG_CONCURRENCY:-"8 64"}
+case "$DB_MODE" in sqlite | postgres | both) ;; *) echo "BENCH_DB: sqlite, postgres or both" >&2; exit 2 ;; esac
 
 say() { echo "bench: $*" >&2; }
 
@@ -41,9 +51,13 @@ TCK=$(getconf CLK_TCK)
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/litegate-bench.XXXXXX")
 PIDS=()
+# The PostgreSQL mode's throwaway cluster (outside $WORK: when run as root the cluster runs as
+# `postgres`, which cannot enter the private $WORK).
+PG_DIR="${TMPDIR:-/tmp}/litegate-bench-pg.$$"
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    if [ -d "$PG_DIR" ]; then LITEGATE_PG_DIR="$PG_DIR" scripts/pg.sh stop >/dev/null 2>&1 || true; fi
     if [ -z "${BENCH_KEEP:-}" ]; then rm -rf "$WORK"; else say "kept $WORK"; fi
 }
 trap cleanup EXIT
@@ -110,11 +124,6 @@ start_litegate() {
 }
 stop_litegate() { kill "$LG_PID"; wait "$LG_PID" 2>/dev/null || true; }
 
-start_litegate "$WORKERS"
-sleep 1
-IDLE_RSS=$(status_kb "$LG_PID" VmRSS)
-say "litegate (pid $LG_PID, $WORKERS workers) on 127.0.0.1:$LG_PORT, idle RSS $(mb "$IDLE_RSS") MB"
-
 # ---- wrk -------------------------------------------------------------------------------------
 cat >"$WORK/post.lua" <<'EOF'
 wrk.method = "POST"
@@ -128,15 +137,25 @@ function done(summary, latency, requests)
     e.connect + e.read + e.write + e.timeout))
 end
 EOF
+sed -e '/^wrk.body/d' -e 's/^wrk.method = "POST"/wrk.method = "GET"/' \
+    -e '/Content-Type/d' "$WORK/post.lua" >"$WORK/get.lua"
 BODY_JSON='{"model":"bench","messages":[{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":16}'
 BODY_SSE='{"model":"bench","messages":[{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":16,"stream":true}'
 export BENCH_AUTH=$KEY
 
-# run_wrk URL CONCURRENCY SECONDS -> "requests duration_us p50_us p99_us status_errors io_errors"
+# run_wrk URL CONCURRENCY SECONDS [SCRIPT] -> "requests duration_us p50_us p99_us status_errors
+# io_errors" (SCRIPT: post.lua by default, get.lua for an authenticated GET)
 run_wrk() {
     local threads=$(($2 < 2 ? $2 : 2))
-    wrk -t"$threads" -c"$2" -d"$3s" --timeout 30s -s "$WORK/post.lua" "$1" | awk '/^RESULT/ {print $2, $3, $4, $5, $6, $7}'
+    wrk -t"$threads" -c"$2" -d"$3s" --timeout 30s -s "$WORK/${4:-post.lua}" "$1" | awk '/^RESULT/ {print $2, $3, $4, $5, $6, $7}'
 }
+
+# The SQLite benchmark (the tables above in the README); BENCH_DB=postgres skips it.
+if [ "$DB_MODE" != postgres ]; then
+start_litegate "$WORKERS"
+sleep 1
+IDLE_RSS=$(status_kb "$LG_PID" VmRSS)
+say "litegate (pid $LG_PID, $WORKERS workers) on 127.0.0.1:$LG_PORT, idle RSS $(mb "$IDLE_RSS") MB"
 
 RAW="$WORK/raw.txt"
 : >"$RAW"
@@ -273,3 +292,118 @@ $REPORT
 - $SLOW_STREAMS slow streams (${SLOW_SECS} chunks, 1/s) through litegate --workers $SLOW_WORKERS: idle RSS $(mb "$SLOW_IDLE") MB, peak RSS $(mb "$SLOW_HWM") MB (max sampled VmRSS $(mb "$MAX_RSS") MB), max concurrent streams seen $MAX_STREAMS; streams answered 200 (litegate access log, incl. those cut at the end): $SLOW_OK; wrk [requests status_errors io_errors]: ${SLOW_RESULT:-none}
 EOF
 cp "$RAW" target/bench-raw.txt 2>/dev/null || true
+fi
+
+# ---- the store comparison: SQLite, PostgreSQL × 1 and × 2 instances (issue 14) -----------------
+# Key check = an authenticated GET /v1/models with the virtual key (THE key-check statement, no
+# write); chat = the non-streaming chat call (key check, spend commit). Two instances: two wrk
+# processes at once, one per instance, each with half the connections; req/s is their sum, p50
+# and p99 the worse of the two. The cluster is scripts/pg.sh's throwaway one with
+# `synchronous_commit=on` (a commit is acknowledged once its WAL is written, as with SQLite's
+# synchronous=NORMAL: it survives a crash of the database process, not of the machine; fsync
+# stays off, as SQLite NORMAL does not sync at commit either). Each instance holds at most 8
+# PostgreSQL connections (the default pool).
+if [ "$DB_MODE" != sqlite ]; then
+    PG_URL=$(LITEGATE_PG_DIR="$PG_DIR" LITEGATE_PG_OPTS="-c synchronous_commit=on" scripts/pg.sh start)
+    say "PostgreSQL (throwaway, $PG_DIR); seeding $KEYS keys"
+    "$BIN/seed" --db "$PG_URL" --keys "$KEYS" --models bench,bench-slow,bench-anthropic >/dev/null
+    # start_instance NAME [DATABASE_URL]: sets INST_PID and INST_PORT.
+    start_instance() {
+        local out="$WORK/inst.$1.out"
+        if [ -n "${2:-}" ]; then
+            DATABASE_URL="$2" "$BIN/litegate" --config "$WORK/config.yaml" --listen 127.0.0.1:0 \
+                --workers "$WORKERS" >"$out" 2>"$WORK/inst.$1.log" &
+        else
+            "$BIN/litegate" --config "$WORK/config.yaml" --db "$WORK/bench.db" \
+                --listen 127.0.0.1:0 --workers "$WORKERS" >"$out" 2>"$WORK/inst.$1.log" &
+        fi
+        INST_PID=$!
+        PIDS+=("$INST_PID")
+        INST_PORT=$(port_of "$out")
+    }
+    STORE_RAW="$WORK/store.txt"
+    : >"$STORE_RAW"
+    export BENCH_BODY=$BODY_JSON
+    # measure LABEL PORT...: each mode and concurrency, REPS times, one wrk per port at once.
+    measure() {
+        local label=$1 mode c rep port n i script path wrks
+        shift
+        n=$#
+        for mode in keycheck chat; do
+            if [ $mode = keycheck ]; then script=get.lua path=/v1/models; else script=post.lua path=/v1/chat/completions; fi
+            for port in "$@"; do run_wrk "http://127.0.0.1:$port$path" 4 1 "$script" >/dev/null; done
+            for c in $PG_CONCS; do
+                for rep in $(seq 1 "$REPS"); do
+                    i=0
+                    wrks=()
+                    for port in "$@"; do
+                        run_wrk "http://127.0.0.1:$port$path" "$((c / n))" "$DUR" "$script" >"$WORK/w.$i" &
+                        wrks+=($!)
+                        i=$((i + 1))
+                    done
+                    wait "${wrks[@]}"
+                    for i in $(seq 0 $((n - 1))); do
+                        echo "$label|$mode $c $rep $(cat "$WORK/w.$i")" >>"$STORE_RAW"
+                    done
+                    say "$label $mode c=$c rep $rep: $(cat "$WORK"/w.* | tr '\n' ' ')"
+                    rm -f "$WORK"/w.*
+                done
+            done
+        done
+    }
+    start_instance sqlite
+    measure "SQLite, 1 instance" "$INST_PORT"
+    kill "$INST_PID"
+    wait "$INST_PID" 2>/dev/null || true
+    start_instance pg1 "$PG_URL"
+    P1_PID=$INST_PID P1_PORT=$INST_PORT
+    measure "PostgreSQL, 1 instance" "$P1_PORT"
+    start_instance pg2 "$PG_URL"
+    measure "PostgreSQL, 2 instances" "$P1_PORT" "$INST_PORT"
+    kill "$P1_PID" "$INST_PID"
+    wait "$P1_PID" "$INST_PID" 2>/dev/null || true
+    # Lines: "label|mode c rep requests duration_us p50_us p99_us status_errors io_errors".
+    STORE_REPORT=$(awk -F'|' '
+    function med(s,   a, n, i, j, t) {
+        n = split(s, a, " ")
+        for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
+        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    function us(x) { return x >= 1000 ? sprintf("%.2f ms", x / 1000) : sprintf("%d µs", x) }
+    {
+        split($2, f, " ")
+        k = $1 SUBSEP f[1] SUBSEP f[2]
+        if (!(k in seen)) { seen[k] = 1; order[++nk] = k }
+        r = k SUBSEP f[3]
+        if (!(r in rps)) reps[k] = reps[k] " " f[3]
+        rps[r] += f[4] * 1e6 / f[5]
+        if (f[6] > p50[r]) p50[r] = f[6]
+        if (f[7] > p99[r]) p99[r] = f[7]
+        err[k] += f[8] + f[9]
+    }
+    END {
+        print "| store | mode | c | req/s | p50 / p99 | errors |"
+        print "|---|---|---|---|---|---|"
+        for (o = 1; o <= nk; o++) {
+            k = order[o]; split(k, kk, SUBSEP)
+            m = split(reps[k], rs, " "); R = ""; P5 = ""; P9 = ""
+            for (i = 1; i <= m; i++) { r = k SUBSEP rs[i]; R = R " " rps[r]; P5 = P5 " " p50[r]; P9 = P9 " " p99[r] }
+            printf "| %s | %s | %d | %.0f | %s / %s | %d |\n", kk[1], \
+                kk[2] == "keycheck" ? "key check (GET /v1/models)" : "chat", kk[3], med(R), \
+                us(med(P5)), us(med(P9)), err[k]
+        }
+    }' "$STORE_RAW")
+    cat <<EOF
+
+## litegate store comparison (issue 14) — $(date -u +%Y-%m-%d), $(nproc)-core machine, \`BENCH_DB=$DB_MODE scripts/bench.sh\`
+
+wrk, ${DUR} s per run, ${REPS} repetitions, medians; $KEYS keys seeded in each store; litegate
+--workers $WORKERS, default pool (PostgreSQL: 8 connections per instance); c = connections in
+total (two instances: two wrk processes at once, c/2 each, req/s summed, p50/p99 the worse of
+the two). PostgreSQL: throwaway local cluster, \`synchronous_commit=on\`, fsync off. Everything
+(wrk, litegate, PostgreSQL, the fake upstream) shares the machine's cores.
+
+$STORE_REPORT
+EOF
+    cp "$STORE_RAW" target/bench-store-raw.txt 2>/dev/null || true
+fi

@@ -8,10 +8,20 @@
 # url    prints the URL of the running cluster (exit 1 when none runs).
 # stop   stops the cluster and removes its directory.
 #
+# For outage tests (tests/it/pg_outage.rs), on a cluster of their own (LITEGATE_PG_DIR):
+# kill   stops the server at once (`pg_ctl stop -m immediate`: no clean shutdown, clients see
+#        their connections reset), keeping the directory; `start` brings it back on the SAME
+#        port (a stopped cluster keeps its port while the port is free).
+# pause  SIGSTOP of the postmaster and every backend: TCP still accepts (the kernel's listen
+#        backlog) but nobody answers. `resume`: SIGCONT, the server goes on where it was.
+#
 # The cluster is for tests only: fsync is off (a crash of the machine may lose it; nothing in
 # it outlives a test run), password authentication (scram) on 127.0.0.1 only, no TCP elsewhere.
 # Tests give each case its own database (tests/it/common.rs: LITEGATE_TEST_PG=<url>).
-# The directory is $LITEGATE_PG_DIR (default /tmp/litegate-pg-$UID).
+# The directory is $LITEGATE_PG_DIR (default /tmp/litegate-pg-$UID). $LITEGATE_PG_OPTS adds
+# server options at start (e.g. `-c synchronous_commit=on`: with the default `off` a commit is
+# acknowledged before its WAL is written, so `kill` loses the last ones — right for speed,
+# wrong for a test of acknowledged writes).
 set -euo pipefail
 
 DIR="${LITEGATE_PG_DIR:-/tmp/litegate-pg-$(id -u)}"
@@ -66,6 +76,34 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# Whether nothing listens on port $1. SO_REUSEADDR as the postmaster's own listen socket: the
+# connections of a killed server linger in TIME_WAIT on its port and must not move it.
+port_free() {
+    python3 -c 'import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null
+}
+
+# The postmaster and its children (backends, background workers), by process id.
+server_pids() {
+    local pm
+    pm="$(head -n1 "$DIR/data/postmaster.pid" 2>/dev/null)" || return 1
+    [ -n "$pm" ] || return 1
+    echo "$pm"
+    pgrep -P "$pm" || true
+}
+
+signal_all() {
+    local pids
+    pids="$(server_pids)" || { echo "pg.sh: no server running in $DIR" >&2; exit 1; }
+    # shellcheck disable=SC2086
+    kill "-$1" $pids
+}
+
+kill_now() {
+    running || { echo "pg.sh: no server running in $DIR" >&2; exit 1; }
+    signal_all CONT
+    as_owner "$(bindir)/pg_ctl" -D "$DIR/data" -m immediate -w stop >/dev/null
+}
+
 start() {
     install_pg
     local bin
@@ -87,11 +125,15 @@ start() {
             >"$DIR/initdb.log" 2>&1 || { cat "$DIR/initdb.log" >&2; exit 1; }
         rm -f "$pw"
     fi
-    free_port >"$DIR/port"
+    # A cluster stopped by `kill` comes back on its port, unless something else took it.
+    if [ ! -f "$DIR/port" ] || ! port_free "$(cat "$DIR/port")"; then
+        free_port >"$DIR/port"
+    fi
     [ "$(id -u)" = 0 ] && chown postgres: "$DIR/port"
     as_owner "$bin/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 start -o \
         "-c listen_addresses=127.0.0.1 -p $(cat "$DIR/port") -k $DIR -c max_connections=400 \
-         -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c shared_buffers=128MB" \
+         -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c shared_buffers=128MB \
+         ${LITEGATE_PG_OPTS:-}" \
         >/dev/null || { cat "$DIR/server.log" >&2; exit 1; }
     url
 }
@@ -108,8 +150,11 @@ start) start ;;
 stop) stop ;;
 url) running && url ;;
 status) running && echo "running: $(url)" || { echo "not running"; exit 1; } ;;
+kill) kill_now ;;
+pause) signal_all STOP ;;
+resume) signal_all CONT ;;
 *)
-    echo "usage: $0 start|stop|url|status" >&2
+    echo "usage: $0 start|stop|url|status|kill|pause|resume" >&2
     exit 2
     ;;
 esac

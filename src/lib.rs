@@ -98,7 +98,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
     kdf::init(cfg.env.argon2_concurrency);
     http::throttle::init(&cfg.env.login);
     let pool = std::sync::Arc::new(match &cfg.database_url {
-        Some(url) => db::Pool::open_pg(url.expose(), cfg.db_pool)?,
+        Some(url) => db::Pool::open_pg_with(url.expose(), cfg.db_pool, cfg.db_timeout)?,
         None => db::Pool::open(&cfg.db_path, cfg.db_pool, cfg.env.synchronous)?,
     });
     let master_hash = master_hash(&cfg, &pool)?;

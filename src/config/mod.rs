@@ -28,6 +28,10 @@ use std::path::{Path, PathBuf};
 /// can be tried end to end with no network and no provider key.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../default_config.yaml");
 
+/// `Config::db_timeout` by default: a PostgreSQL statement of litegate's takes milliseconds; a
+/// server that has not answered in 3 s is treated as down (503), well inside a client's patience.
+pub const DB_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Publicly known example master keys (API.md §8): refused unless explicitly allowed.
 pub const WEAK_MASTER_KEYS: &[&str] = &["sk-1234", "sk-12345", "sk-123456789", "sk-master"];
 
@@ -40,6 +44,9 @@ pub struct Config {
     pub database_url: Option<DatabaseUrl>,
     pub workers: usize,
     pub db_pool: usize,
+    /// PostgreSQL: the bound on each wait for the server, a connect or a statement
+    /// (`general_settings.database_connection_timeout`, LiteLLM's name; issue 14 item 5).
+    pub db_timeout: std::time::Duration,
     pub max_body_bytes: usize,
     /// A non-stream upstream answer larger than this is a 502 (issue 11; it is held whole, so
     /// this times `workers` bounds that memory). `general_settings.max_upstream_response_size_mb`.
@@ -76,6 +83,7 @@ impl Default for Config {
             database_url: None,
             workers: 256,
             db_pool: 8,
+            db_timeout: DB_TIMEOUT,
             max_body_bytes: 8 * 1024 * 1024,
             max_upstream_body_bytes: 64 * 1024 * 1024,
             master_key: None,

@@ -45,6 +45,8 @@ struct General {
     /// The limit on a non-stream upstream answer (`Config::max_upstream_body_bytes`).
     max_upstream_response_size_mb: Field<Positive>,
     database_connection_pool_limit: Field<Count>,
+    /// Seconds; PostgreSQL only (`Config::db_timeout`).
+    database_connection_timeout: Field<Positive>,
     #[serde(flatten)]
     unknown: Mapping,
 }
@@ -198,6 +200,13 @@ impl General {
                 return Err(r.error(&pool, "must be between 1 and 64"));
             }
             cfg.db_pool = n as usize;
+        }
+        let timeout = f("database_connection_timeout");
+        if let Some(Positive(s)) = self.database_connection_timeout.resolve(r, &timeout)? {
+            if !(0.1..=600.0).contains(&s) {
+                return Err(r.error(&timeout, "must be between 0.1 and 600 (seconds)"));
+            }
+            cfg.db_timeout = std::time::Duration::from_secs_f64(s);
         }
         // An unknown key's `os.environ/NAME` must still be set (as when every key was read).
         for (k, v) in &self.unknown {

@@ -71,7 +71,7 @@ fn every_general_setting_is_read() {
         "general_settings:\n  master_key: sk-0123456789abcdef\n  database_path: /var/x.db\n  \
          allow_weak_master_key: false\n  metrics_require_auth: true\n  backup_dir: /b\n  \
          max_request_size_mb: 1.5\n  max_upstream_response_size_mb: 2\n  \
-         database_connection_pool_limit: 3\n",
+         database_connection_pool_limit: 3\n  database_connection_timeout: 1.5\n",
         &no_env(),
     )
     .expect("ok");
@@ -82,6 +82,7 @@ fn every_general_setting_is_read() {
     assert_eq!(cfg.max_body_bytes, 1_572_864);
     assert_eq!(cfg.max_upstream_body_bytes, 2 * 1024 * 1024);
     assert_eq!(cfg.db_pool, 3);
+    assert_eq!(cfg.db_timeout, std::time::Duration::from_millis(1500));
 }
 
 #[test]
@@ -196,6 +197,7 @@ fn every_error_is_worded_as_before() {
         ("general_settings: {max_upstream_response_size_mb: -1}", "c.yaml: general_settings.max_upstream_response_size_mb: expected a non-negative number"),
         ("general_settings: {database_connection_pool_limit: 65}", "c.yaml: general_settings.database_connection_pool_limit: must be between 1 and 64"),
         ("general_settings: {database_connection_pool_limit: 0}", "c.yaml: general_settings.database_connection_pool_limit: must be between 1 and 64"),
+        ("general_settings: {database_connection_timeout: 601}", "c.yaml: general_settings.database_connection_timeout: must be between 0.1 and 600 (seconds)"),
         ("general_settings: {database_url: os.environ/NOPE}", "c.yaml: general_settings.database_url: environment variable NOPE is not set"),
         ("litellm_settings: {request_timeout: 0}", "c.yaml: litellm_settings.request_timeout: must be positive"),
         ("litellm_settings: {[a]: 1}", "c.yaml: litellm_settings: expected a string"),

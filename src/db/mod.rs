@@ -14,6 +14,8 @@ pub mod members;
 pub mod migrate;
 pub mod orgs;
 pub mod pg;
+mod pg_migrate;
+mod pg_url;
 pub mod rows;
 pub mod sessions;
 pub mod spend;

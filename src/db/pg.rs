@@ -1,12 +1,22 @@
-//! The PostgreSQL store (issue 14): the connection URL and its TLS, the bounded connection pool,
-//! the per-connection statement cache (`?N` texts rewritten to `$N` once, `sql::pg_text`),
-//! transactions, the store's health flag, and the migrations of `schema/pg/` applied under an
-//! advisory lock so that N instances starting at once migrate exactly once.
+//! The PostgreSQL store (issue 14): the bounded connection pool (the URL and its TLS are in
+//! `pg_url.rs`), the per-connection statement cache (`?N` texts rewritten to `$N` once,
+//! `sql::pg_text`), transactions and the store's health flag. The migrations of `schema/pg/`
+//! (one transaction under an advisory lock, so that N instances starting at once migrate
+//! exactly once) are in `pg_migrate.rs`.
 //!
 //! What an instance holds open: at most `database_connection_pool_limit` (default 8)
 //! connections, opened when first needed and kept; one is opened at start (migrations). A
 //! connection found closed (the server restarted, the network dropped it) is replaced on its
 //! next checkout; a checkout that cannot connect is a 503.
+//!
+//! Outages (issue 14 item 5): every wait for the server — a whole connect, each statement —
+//! is bounded by `database_connection_timeout` (default 3 s; the vendored client's
+//! `Config::io_timeout`, vendor/postgres/PATCHES.md), so a stopped, unreachable or hung server
+//! costs a caller at most that long. The first failure that says the server cannot be reached
+//! puts the store down: the idle connections are dropped (after a restart they are all dead),
+//! callers waiting for a connection get their 503 at once, and while down only one caller at a
+//! time tries a new connection (the probe) while the others are refused at once. The first
+//! connection that works puts the store up again: no restart of litegate.
 
 use super::sql::{pg_text, Arg, Exec};
 use crate::error::{Error, Result};
@@ -17,93 +27,14 @@ use std::time::{Duration, Instant};
 
 /// How long a request waits for a free connection before it gets a 503 (as on SQLite).
 const POOL_WAIT: Duration = Duration::from_secs(10);
-/// Connecting gives up after this long unless the URL says `connect_timeout`.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The bound on the migrations' statements at start (an index on a big table may take long).
+const MIGRATION_TIMEOUT: Duration = Duration::from_secs(600);
 /// Statements kept prepared per connection; past it the cache starts again (dynamic texts such
 /// as `/spend/logs` filters are at most a few hundred).
 const STATEMENT_CACHE: usize = 512;
-/// `pg_advisory_xact_lock` key of the migrations ("litegate" in ASCII, as a number).
-const MIGRATION_LOCK: i64 = 0x6c69_7465_6761_7465;
-
-/// `schema/pg/NNNN_*.sql`, applied in order; the version is recorded in `litegate_schema`.
-pub const MIGRATIONS: &[(i64, &str)] = &[
-    (1, include_str!("../../schema/pg/0001_init.sql")),
-    (2, include_str!("../../schema/pg/0002_shared_limits.sql")),
-    (
-        3,
-        include_str!("../../schema/pg/0003_team_aliases_permissions.sql"),
-    ),
-];
-
-/// A PostgreSQL URL as given (`postgresql://` or `postgres://`), prepared for the client:
-/// `sslmode=verify-full`/`verify-ca` are read as `require` (the certificate is always verified
-/// here, against the Mozilla roots and `sslrootcert`), `sslrootcert=<file>` is taken out and
-/// its PEM certificates trusted.
-struct Target {
-    config: postgres::Config,
-    root_cert: Option<String>,
-}
-
-/// Whether `url` names a PostgreSQL database.
-pub fn is_pg_url(url: &str) -> bool {
-    url.starts_with("postgresql://") || url.starts_with("postgres://")
-}
-
-fn target(url: &str) -> std::result::Result<Target, String> {
-    let (base, query) = url.split_once('?').unwrap_or((url, ""));
-    let mut root_cert = None;
-    let mut kept: Vec<String> = Vec::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        match (k, v) {
-            ("sslrootcert", v) => root_cert = Some(v.to_string()),
-            ("sslmode", "verify-full" | "verify-ca") => kept.push("sslmode=require".into()),
-            _ => kept.push(pair.to_string()),
-        }
-    }
-    let url = if kept.is_empty() {
-        base.to_string()
-    } else {
-        format!("{base}?{}", kept.join("&"))
-    };
-    // The parser's message never repeats the URL (which holds the password).
-    let mut config: postgres::Config = url
-        .parse()
-        .map_err(|e| format!("DATABASE_URL is not a PostgreSQL URL litegate can use: {e}"))?;
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(CONNECT_TIMEOUT);
-    }
-    if config.get_application_name().is_none() {
-        config.application_name("litegate");
-    }
-    Ok(Target { config, root_cert })
-}
-
-fn tls(
-    root_cert: Option<&str>,
-) -> std::result::Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
-    use rustls::pki_types::{pem::PemObject, CertificateDer};
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if let Some(path) = root_cert {
-        let certs =
-            CertificateDer::pem_file_iter(path).map_err(|e| format!("sslrootcert {path}: {e}"))?;
-        for c in certs {
-            let c = c.map_err(|e| format!("sslrootcert {path}: {e}"))?;
-            roots
-                .add(c)
-                .map_err(|e| format!("sslrootcert {path}: {e}"))?;
-        }
-    }
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
-}
+pub use super::pg_migrate::{latest, migrate, MIGRATIONS};
+pub use super::pg_url::is_pg_url;
+use super::pg_url::{target, tls};
 
 /// One pooled connection and its prepared statements.
 pub struct PgConn {
@@ -260,8 +191,11 @@ pub struct PgPool {
     /// Connections open now (idle or on loan); never above `size`.
     open: Mutex<usize>,
     freed: Condvar,
-    /// False after a connection failed until one succeeds again (readiness, model calls).
+    /// False after the server could not be reached until a connection works again (readiness,
+    /// model calls; while down, checkouts fail fast).
     healthy: AtomicBool,
+    /// While down: a caller is trying a new connection; the others are refused at once.
+    probing: AtomicBool,
 }
 
 /// A connection on loan; back to the pool on drop unless it was found broken.
@@ -297,9 +231,20 @@ impl Loan<'_> {
 
 impl PgPool {
     /// Connects once (failing the start when the database cannot be reached), applies the
-    /// migrations under the advisory lock and keeps that connection in the pool.
+    /// migrations under the advisory lock and keeps that connection in the pool; every wait for
+    /// the server is bounded by the default `database_connection_timeout`.
     pub fn open(url: &str, size: usize) -> std::result::Result<PgPool, String> {
-        let t = target(url)?;
+        Self::open_with(url, size, crate::config::DB_TIMEOUT)
+    }
+
+    /// `open` with every wait for the server bounded by `io_timeout`.
+    pub fn open_with(
+        url: &str,
+        size: usize,
+        io_timeout: Duration,
+    ) -> std::result::Result<PgPool, String> {
+        let mut t = target(url)?;
+        t.config.io_timeout(io_timeout);
         let pool = PgPool {
             tls: tls(t.root_cert.as_deref())?,
             config: t.config,
@@ -308,11 +253,14 @@ impl PgPool {
             open: Mutex::new(0),
             freed: Condvar::new(),
             healthy: AtomicBool::new(true),
+            probing: AtomicBool::new(false),
         };
         let mut first = pool
             .connect()
             .map_err(|e| format!("cannot connect to PostgreSQL: {}", describe(&e)))?;
+        first.client.set_io_timeout(Some(MIGRATION_TIMEOUT));
         migrate(&mut first.client)?;
+        first.client.set_io_timeout(Some(io_timeout));
         *pool.open.lock().unwrap_or_else(|p| p.into_inner()) = 1;
         pool.idle
             .lock()
@@ -329,27 +277,69 @@ impl PgPool {
         })
     }
 
-    /// Whether the last connection attempt or statement reached the database.
+    /// Whether the store is up (not `down`): one atomic load.
     pub fn is_ok(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
     }
 
     fn note(&self, e: &postgres::Error) {
         if unreachable(e) {
-            self.healthy.store(false, Ordering::Relaxed);
+            self.down();
         }
     }
 
-    /// A connection: an idle one (replaced if the server closed it), a new one while fewer
-    /// than `size` are open, else the next one freed within `POOL_WAIT` (503 after).
-    fn get(&self) -> Result<Loan<'_>> {
-        self.get_within(POOL_WAIT)
+    /// The server cannot be reached: the store is down until a connection works again. The
+    /// idle connections go (after a restart every one of them is dead; on a hung server each
+    /// would cost its next caller the whole timeout) and the callers waiting for a connection
+    /// are woken to get their 503.
+    fn down(&self) {
+        let stale = {
+            let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+            let stale = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|p| p.into_inner()));
+            *open = open.saturating_sub(stale.len());
+            stale
+        };
+        if self.healthy.swap(false, Ordering::AcqRel) {
+            log::error!(
+                "PostgreSQL cannot be reached: calls that need the database get 503 until a \
+                 connection works again"
+            );
+        }
+        self.freed.notify_all();
+        // Closing sends a Terminate and does not wait for an answer (bounded by the timeout).
+        drop(stale);
     }
 
-    /// `get`, waiting at most `wait` for a connection to be freed.
-    fn get_within(&self, wait: Duration) -> Result<Loan<'_>> {
+    fn up(&self) {
+        if !self.healthy.swap(true, Ordering::AcqRel) {
+            log::warn!("PostgreSQL can be reached again");
+        }
+    }
+
+    /// While the store is down: an `Err` unless the store can be reached again. One caller at a
+    /// time tries a connection (at most the timeout); the others are refused at once.
+    pub fn probe(&self) -> Result<()> {
+        if self.is_ok() {
+            return Ok(());
+        }
+        self.get().map(drop)
+    }
+
+    /// A connection: an idle one (replaced if the server closed it), a new one while fewer
+    /// than `size` are open, else the next one freed within `POOL_WAIT` (503 after). While the
+    /// store is down (`down`): a new connection for one caller at a time, a 503 at once for
+    /// the others.
+    fn get(&self) -> Result<Loan<'_>> {
+        self.get_from(POOL_WAIT, true)
+    }
+
+    /// `get`, waiting at most `wait` for a connection to be freed; while the store is down,
+    /// `probe` says whether this caller may try a connection (else a 503 at once).
+    fn get_from(&self, wait: Duration, probe: bool) -> Result<Loan<'_>> {
         let started = Instant::now();
         let deadline = started + wait;
+        let unreachable =
+            || Error::Unavailable("the database cannot be reached; try again later".into());
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
@@ -363,27 +353,44 @@ impl PgPool {
                 Some(_) => *open = open.saturating_sub(1),
                 None => {}
             }
+            let down = !self.is_ok();
             if *open < self.size {
+                if down && (!probe || self.probing.swap(true, Ordering::AcqRel)) {
+                    return Err(unreachable());
+                }
                 *open += 1;
                 drop(open);
-                return match self.connect() {
+                let r = self.connect();
+                if down {
+                    self.probing.store(false, Ordering::Release);
+                }
+                return match r {
                     Ok(c) => {
-                        self.healthy.store(true, Ordering::Relaxed);
+                        self.up();
                         Ok(Loan {
                             pool: self,
                             conn: Some(c),
                         })
                     }
                     Err(e) => {
-                        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-                        *open = open.saturating_sub(1);
+                        {
+                            let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+                            *open = open.saturating_sub(1);
+                        }
+                        self.freed.notify_one();
                         self.note(&e);
-                        log::warn!("PostgreSQL: cannot connect: {}", describe(&e));
-                        Err(Error::Unavailable(
-                            "the database cannot be reached; try again later".into(),
-                        ))
+                        // Once per outage at warn (`down` logs it too), not once per refused call.
+                        if down {
+                            log::debug!("PostgreSQL: probe: cannot connect: {}", describe(&e));
+                        } else {
+                            log::warn!("PostgreSQL: cannot connect: {}", describe(&e));
+                        }
+                        Err(unreachable())
                     }
                 };
+            }
+            if down {
+                return Err(unreachable());
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -408,9 +415,7 @@ impl PgPool {
             c: &mut c.client,
             cache: &mut c.cache,
         };
-        let out = f(&mut q).map_err(|e| self.error(e))?;
-        self.healthy.store(true, Ordering::Relaxed);
-        Ok(out)
+        f(&mut q).map_err(|e| self.error(e))
     }
 
     /// Runs `f` in a transaction: committed when `f` returns Ok, rolled back otherwise.
@@ -418,7 +423,25 @@ impl PgPool {
         &self,
         f: impl FnOnce(&mut Q<'_, postgres::Transaction<'_>>) -> std::result::Result<T, postgres::Error>,
     ) -> Result<T> {
-        let mut loan = self.get()?;
+        self.write_on(self.get()?, f)
+    }
+
+    /// `write`, but while the store is down it is refused at once instead of trying a
+    /// connection: for the spend commit, which comes after its call's key check and `writable`
+    /// check have probed already (a call must not wait for the timeout twice: once behind the
+    /// group commit's hung batch, once more for a probe of its own).
+    pub fn write_if_up<T>(
+        &self,
+        f: impl FnOnce(&mut Q<'_, postgres::Transaction<'_>>) -> std::result::Result<T, postgres::Error>,
+    ) -> Result<T> {
+        self.write_on(self.get_from(POOL_WAIT, false)?, f)
+    }
+
+    fn write_on<T>(
+        &self,
+        mut loan: Loan<'_>,
+        f: impl FnOnce(&mut Q<'_, postgres::Transaction<'_>>) -> std::result::Result<T, postgres::Error>,
+    ) -> Result<T> {
         let c = loan.conn()?;
         let mut tx = c.client.transaction().map_err(|e| self.error(e))?;
         let out = {
@@ -443,23 +466,28 @@ impl PgPool {
             c: &mut c.client,
             cache: &mut c.cache,
         };
-        f(&mut q)
+        let out = f(&mut q);
+        self.check_closed(c, &out);
+        out
     }
 
-    /// `with_client`, waiting at most `wait` for a free connection (a call's lease release:
-    /// it must not hold its request up for long).
+    /// `with_client`, waiting at most `wait` for a free connection and, while the store is
+    /// down, refused at once rather than probing (a call's lease release: it must not hold its
+    /// request up for long; an unreleased lease expires).
     pub fn with_client_within<T>(
         &self,
         wait: Duration,
         f: impl FnOnce(&mut Q<'_, postgres::Client>) -> Result<T>,
     ) -> Result<T> {
-        let mut loan = self.get_within(wait)?;
+        let mut loan = self.get_from(wait, false)?;
         let c = loan.conn()?;
         let mut q = Q {
             c: &mut c.client,
             cache: &mut c.cache,
         };
-        f(&mut q)
+        let out = f(&mut q);
+        self.check_closed(c, &out);
+        out
     }
 
     /// Runs `f` in a transaction: committed when `f` returns Ok, rolled back otherwise; `f`'s
@@ -470,16 +498,29 @@ impl PgPool {
     ) -> Result<T> {
         let mut loan = self.get()?;
         let c = loan.conn()?;
-        let mut tx = c.client.transaction().map_err(|e| self.error(e))?;
-        let out = {
-            let mut q = Q {
-                c: &mut tx,
-                cache: &mut c.cache,
+        let out = (|| {
+            let mut tx = c.client.transaction().map_err(|e| self.error(e))?;
+            let out = {
+                let mut q = Q {
+                    c: &mut tx,
+                    cache: &mut c.cache,
+                };
+                f(&mut q)?
             };
-            f(&mut q)?
-        };
-        tx.commit().map_err(|e| self.error(e))?;
-        Ok(out)
+            tx.commit().map_err(|e| self.error(e))?;
+            Ok(out)
+        })();
+        self.check_closed(c, &out);
+        out
+    }
+
+    /// After `f`'s own error (its statements' errors are mapped by `handle.rs`, not here): a
+    /// connection that closed on the way (reset, or timed out: `Config::io_timeout`) means the
+    /// server cannot be reached, as in `error`.
+    fn check_closed<T>(&self, c: &PgConn, out: &Result<T>) {
+        if out.is_err() && c.client.is_closed() && self.is_ok() {
+            self.down();
+        }
     }
 
     /// A statement's error for the caller: the server unreachable → 503 (health flag down),
@@ -495,13 +536,19 @@ impl PgPool {
     }
 }
 
-/// Whether an error says the server cannot be reached (the connection closed, or the socket
-/// failed), as opposed to a statement the server or the client refused.
+/// Whether an error says the server cannot be reached (the connection closed, the socket
+/// failed, or the server did not answer within the timeout: `Config::io_timeout`), as opposed to
+/// a statement the server or the client refused.
 pub fn unreachable(e: &postgres::Error) -> bool {
     e.is_closed()
         || std::error::Error::source(e)
             .is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some())
+        || (e.as_db_error().is_none() && e.to_string() == TIMED_OUT)
 }
+
+/// The text of the client's timeout error (tokio-postgres `Kind::Timeout`, which has no
+/// accessor of its own).
+const TIMED_OUT: &str = "timeout waiting for server";
 
 /// An error's text (the server's message and SQLSTATE, or the client's); never the URL.
 pub fn describe(e: &postgres::Error) -> String {
@@ -514,74 +561,4 @@ pub fn describe(e: &postgres::Error) -> String {
 /// True when the error is a UNIQUE or PRIMARY KEY violation (the caller's 409).
 pub fn is_unique_violation(e: &postgres::Error) -> bool {
     e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION)
-}
-
-/// The latest schema version this litegate knows.
-pub fn latest() -> i64 {
-    MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
-}
-
-/// Applies the migrations not yet applied, all in ONE transaction holding
-/// `pg_advisory_xact_lock`: of N instances starting at once, the first migrates, the others
-/// wait for its commit and find nothing left to do. Refuses a database migrated by a newer
-/// litegate.
-pub fn migrate(c: &mut postgres::Client) -> std::result::Result<(), String> {
-    let fail = |e: postgres::Error| format!("PostgreSQL migration: {}", describe(&e));
-    let mut tx = c.transaction().map_err(fail)?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-        .map_err(fail)?;
-    tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS litegate_schema (
-            version    BIGINT PRIMARY KEY,
-            applied_at TEXT NOT NULL
-        )",
-    )
-    .map_err(fail)?;
-    let v: i64 = tx
-        .query_one("SELECT COALESCE(MAX(version), 0) FROM litegate_schema", &[])
-        .and_then(|r| r.try_get(0))
-        .map_err(fail)?;
-    if v > latest() {
-        return Err(format!(
-            "the database has schema version {v}, newer than this litegate supports ({}); \
-             run a newer litegate",
-            latest()
-        ));
-    }
-    for (n, sql) in MIGRATIONS.iter().filter(|(n, _)| *n > v) {
-        tx.batch_execute(sql)
-            .map_err(|e| format!("PostgreSQL migration {n}: {}", describe(&e)))?;
-        tx.execute(
-            "INSERT INTO litegate_schema (version, applied_at) VALUES ($1, $2)",
-            &[n, &crate::util::now_iso()],
-        )
-        .map_err(fail)?;
-        log::info!("applied PostgreSQL schema migration {n}");
-    }
-    tx.commit().map_err(fail)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_are_recognized_and_prepared_without_echoing_the_password() {
-        assert!(is_pg_url("postgresql://u:p@h/db"));
-        assert!(is_pg_url("postgres://u:p@h/db"));
-        assert!(!is_pg_url("litegate.db"));
-        let t = target(
-            "postgresql://u:secretpw@db.example:5433/lg?sslmode=verify-full&sslrootcert=/x.pem",
-        )
-        .expect("parsed");
-        assert_eq!(t.root_cert.as_deref(), Some("/x.pem"));
-        assert_eq!(t.config.get_ssl_mode(), postgres::config::SslMode::Require);
-        assert_eq!(t.config.get_dbname(), Some("lg"));
-        assert_eq!(t.config.get_connect_timeout(), Some(&CONNECT_TIMEOUT));
-        let e = match target("postgresql://u:secretpw@h/db?sslmode=bogus") {
-            Err(e) => e,
-            Ok(_) => panic!("a bad sslmode must be refused"),
-        };
-        assert!(!e.contains("secretpw"), "{e}");
-    }
 }

@@ -389,7 +389,8 @@ struct Waiter {
     thread: std::thread::Thread,
     /// `WAITING`, `DONE` (its result is in `error`), or `LEAD` (it is the next leader).
     state: std::sync::atomic::AtomicU8,
-    error: std::sync::Mutex<Option<String>>,
+    /// The leader's error for this record (a 503 stays a 503: PostgreSQL unreachable).
+    error: std::sync::Mutex<Option<crate::error::Error>>,
 }
 
 const WAITING: u8 = 0;
@@ -421,7 +422,7 @@ impl SpendWriter {
                     match me.state.load(Acquire) {
                         DONE => {
                             let e = me.error.lock().unwrap_or_else(|p| p.into_inner()).take();
-                            return e.map_or(Ok(()), |e| Err(crate::error::Error::Internal(e)));
+                            return e.map_or(Ok(()), Err);
                         }
                         LEAD => break,
                         // `park` may return spuriously; the state says whether it was meant.
@@ -444,7 +445,10 @@ impl SpendWriter {
         // forever): the batch's callers get an error instead.
         let results =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write_batch(pool, &records)))
-                .unwrap_or_else(|_| vec![Err("spend write panicked".to_string()); records.len()]);
+                .unwrap_or_else(|_| {
+                    let e = crate::error::Error::Internal("spend write panicked".into());
+                    vec![Err(e); records.len()]
+                });
         let mut mine = Ok(());
         for ((w, _), r) in batch.iter().zip(results) {
             if std::sync::Arc::ptr_eq(w, &me) {
@@ -467,13 +471,13 @@ impl SpendWriter {
                 None => st.writing = false,
             }
         }
-        mine.map_err(crate::error::Error::Internal)
+        mine
     }
 }
 
 /// Writes `batch` in one transaction; if that fails, each record in a transaction of its own
 /// (one bad record must not cost the others). One result per record, in order.
-fn write_batch(pool: &super::Pool, batch: &[&SpendRecord]) -> Vec<Result<(), String>> {
+fn write_batch(pool: &super::Pool, batch: &[&SpendRecord]) -> Vec<Result<(), crate::error::Error>> {
     let one = |recs: &[&SpendRecord]| -> crate::error::Result<()> {
         match pool {
             super::Pool::Sqlite(lite) => lite.write_hot(|tx| {
@@ -483,7 +487,7 @@ fn write_batch(pool: &super::Pool, batch: &[&SpendRecord]) -> Vec<Result<(), Str
                 }
                 Ok(())
             }),
-            super::Pool::Postgres(pg) => pg.write(|q| {
+            super::Pool::Postgres(pg) => pg.write_if_up(|q| {
                 for r in recs {
                     record(q, r)?;
                 }
@@ -493,10 +497,9 @@ fn write_batch(pool: &super::Pool, batch: &[&SpendRecord]) -> Vec<Result<(), Str
     };
     match one(batch) {
         Ok(()) => vec![Ok(()); batch.len()],
-        Err(_) => batch
-            .iter()
-            .map(|r| one(std::slice::from_ref(r)).map_err(|e| e.to_string()))
-            .collect(),
+        // The store is unreachable: one by one would only wait for it again, record by record.
+        Err(e @ crate::error::Error::Unavailable(_)) => vec![Err(e); batch.len()],
+        Err(_) => batch.iter().map(|r| one(std::slice::from_ref(r))).collect(),
     }
 }
 

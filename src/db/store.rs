@@ -25,9 +25,19 @@ impl Pool {
         Lite::open(path, size, sync).map(Pool::Sqlite)
     }
 
-    /// The PostgreSQL store at `url`, at most `size` connections (`pg::PgPool::open`).
+    /// The PostgreSQL store at `url`, at most `size` connections (`pg::PgPool::open`), every
+    /// wait for the server bounded by the default `database_connection_timeout`.
     pub fn open_pg(url: &str, size: usize) -> std::result::Result<Pool, String> {
-        pg::PgPool::open(url, size).map(Pool::Postgres)
+        Self::open_pg_with(url, size, crate::config::DB_TIMEOUT)
+    }
+
+    /// `open_pg` with every wait for the server bounded by `io_timeout`.
+    pub fn open_pg_with(
+        url: &str,
+        size: usize,
+        io_timeout: std::time::Duration,
+    ) -> std::result::Result<Pool, String> {
+        pg::PgPool::open_with(url, size, io_timeout).map(Pool::Postgres)
     }
 
     /// `"sqlite"` or `"postgresql"` (readiness, logs).
@@ -46,12 +56,13 @@ impl Pool {
         }
     }
 
-    /// Whether the store can record (`Lite::writable`; on PostgreSQL: the last connection
-    /// attempt or statement reached the server).
+    /// Whether the store can record (`Lite::writable`; on PostgreSQL: the store is not down,
+    /// or a probe connection works again: `PgPool::probe`, so that calls that need no other
+    /// statement before this check, such as the master key's, bring it back up too).
     pub fn writable(&self) -> Result<()> {
         match self {
             Pool::Sqlite(l) => l.writable(),
-            Pool::Postgres(p) if p.is_ok() => Ok(()),
+            Pool::Postgres(p) if p.probe().is_ok() => Ok(()),
             Pool::Postgres(_) => Err(Error::Unavailable(
                 "the database cannot record spend right now (PostgreSQL unreachable); try again \
                  later"

@@ -21,11 +21,10 @@ pub fn readiness(ctx: &Ctx, _req: &Req) -> Result<Reply> {
                    "reason": reason}),
         )
     };
+    // PostgreSQL: `writable` probes a connection while the store is down (at most
+    // `database_connection_timeout`), so readiness itself brings the flag back up.
     if let Err(e) = ctx.pool.writable() {
-        // PostgreSQL: the flag comes back up with the next connection that works.
-        if ctx.pool.lite().is_some() || ctx.pool.ping().is_err() {
-            return Ok(unhealthy(e.message()));
-        }
+        return Ok(unhealthy(e.message()));
     }
     Ok(match ctx.pool.ping() {
         Ok(()) => Reply::Json(

@@ -28,6 +28,7 @@ mod ops;
 mod organizations;
 mod patch_rule;
 mod pg;
+mod pg_outage;
 mod prices;
 mod providers;
 mod sdk;

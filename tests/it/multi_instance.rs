@@ -280,7 +280,8 @@ fn kill_9_of_an_instance_under_load_loses_no_acknowledged_write() {
     for w in workers {
         let (node, acked, failed) = w.join().expect("worker");
         if node == 1 {
-            acked_by_killed = acked.len();
+            // Three workers call instance 1: any of them may have been answered before the kill.
+            acked_by_killed += acked.len();
         } else {
             assert_eq!(failed, 0, "instance {node} stayed up");
         }
