@@ -17,6 +17,9 @@
 //!   record the rank that set them (schema 0005); a lower rank may only tighten them
 //!   (`loosened_key`, `loosened_team`, `looser`), never unblock, loosen or remove them.
 //!
+//! - **Team member permissions** (`member_permission`): a team that set LiteLLM's
+//!   `team_member_permissions` decides which key routes its plain members may use on its keys.
+//!
 //! Handlers in `keys`, `teams` and `organizations` call these; `policy` keeps the plain role
 //! and membership questions, `grant` the rules for which model lists may be stored at all.
 
@@ -156,6 +159,118 @@ pub fn may_issue_for<C: Handle + ?Sized>(c: &C, who: &Caller, owner: Option<&str
         }
         _ => Ok(()),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Team member permissions (LiteLLM's `team_member_permissions`; README "LiteLLM compatibility")
+
+/// Every route LiteLLM accepts in `team_member_permissions` (its
+/// `LiteLLMRoutes.key_management_routes`): a team may store any of them (an imported team keeps
+/// its list); litegate enforces those of `MEMBER_ENFORCED_ROUTES`.
+pub const MEMBER_PERMISSION_ROUTES: &[&str] = &[
+    "/key/generate",
+    "/key/update",
+    "/key/delete",
+    "/key/info",
+    "/key/regenerate",
+    "/key/service-account/generate",
+    "/key/{key_id}/regenerate",
+    "/key/list",
+    "/key/block",
+    "/key/unblock",
+    "/key/bulk_update",
+    "/team/key/bulk_update",
+    "/team/daily/activity",
+    "/team/daily/activity/aggregated",
+    "/team/daily/activity/aggregated/keys",
+    "/team/daily/activity/aggregated/search",
+    "/team/daily/activity/aggregated/model_top_keys",
+    "/team/daily/activity/export",
+    "/spend/logs",
+    "/spend/logs/v2",
+    "/key/{key_id}/reset_spend",
+    "/key/aliases",
+    "/key/access_group_assignment",
+    "/auto_router/manage",
+    "/key/health",
+];
+
+/// The routes whose use on a team's keys a team's list decides, for its plain members.
+pub const MEMBER_ENFORCED_ROUTES: &[&str] = &[
+    "/key/generate",
+    "/key/update",
+    "/key/delete",
+    "/key/regenerate",
+    "/key/block",
+    "/key/unblock",
+];
+
+/// What LiteLLM shows for a team that never set a list (`permissions_list`'s default).
+pub const MEMBER_DEFAULT_ROUTES: &[&str] = &["/key/info", "/key/health"];
+
+/// The one check of `team_member_permissions`, for a key-management `route` (one of
+/// `MEMBER_ENFORCED_ROUTES`) on a key of `team_id`. Only a plain member (role `user`, ranking
+/// no higher on the team) of a team that has set a list is judged here, as LiteLLM does:
+/// `Ok(true)` = the route is listed, so the member may use it on **any** key of the team (still
+/// within a member's rank: never loosening what an admin set); `Err(403)` = not listed, even
+/// for their own key. `Ok(false)` = not judged here (no team, no list, an admin, a viewer,
+/// a calls-only key, a non-member): the rules of `policy` decide as before.
+pub fn member_permission<C: Handle + ?Sized>(
+    c: &C,
+    who: &Caller,
+    team_id: Option<&str>,
+    route: &str,
+) -> Result<bool> {
+    let Some(team_id) = team_id else {
+        return Ok(false);
+    };
+    if who.is_proxy_admin() || who.role.is_viewer() || who.is_calls_only() {
+        return Ok(false);
+    }
+    let Some(team) = db::teams::get(c, team_id)? else {
+        return Ok(false);
+    };
+    let Some(perms) = &team.member_permissions else {
+        return Ok(false);
+    };
+    if policy::team_role(c, who, team_id)?.is_none()
+        || team_rank(c, who, Some(&team))? != Rank::Member
+    {
+        return Ok(false);
+    }
+    // LiteLLM lists regeneration under two names (its body and path forms); either grants both.
+    let listed = |r: &str| perms.iter().any(|p| p == r);
+    let granted =
+        listed(route) || (route == "/key/regenerate" && listed("/key/{key_id}/regenerate"));
+    if granted {
+        return Ok(true);
+    }
+    Err(Error::Forbidden(format!(
+        "Team member does not have permissions for endpoint: {route}. You only have access to \
+         the following endpoints: {perms:?} for team {team_id}. Ask a team admin to add it to \
+         the team's team_member_permissions."
+    )))
+}
+
+/// A `team_member_permissions` list as given: every entry one of LiteLLM's routes
+/// (`MEMBER_PERMISSION_ROUTES`), duplicates dropped, order kept.
+pub fn check_member_permissions(list: Vec<String>) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for p in list {
+        if !MEMBER_PERMISSION_ROUTES.contains(&p.as_str()) {
+            return Err(Error::bad_param(
+                "team_member_permissions",
+                format!(
+                    "unknown route {p:?} in team_member_permissions; allowed: \
+                     {MEMBER_PERMISSION_ROUTES:?}"
+                ),
+            ));
+        }
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    Ok(out)
 }
 
 // ---------------------------------------------------------------------------------------------

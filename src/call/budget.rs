@@ -190,6 +190,7 @@ mod tests {
                 tpm_limit: None,
                 rpm_limit: None,
                 max_parallel_requests: None,
+                model_aliases: "{}".into(),
             }),
             org: None,
             user: None,

@@ -292,14 +292,20 @@ fn resolve(
     who: &Caller,
     requested: String,
 ) -> Result<(String, Arc<Deployment>)> {
-    // Key aliases, then the config's, apply before the access check; the check is on the
-    // model actually called (which replaces the one asked for: no copy).
-    let model = who
-        .key
-        .as_ref()
-        .and_then(|k| k.alias_for(&requested))
-        .or_else(|| cfg.aliases.get(&requested).cloned())
-        .unwrap_or(requested);
+    // The team's `model_aliases`, then the key's aliases on the result (LiteLLM's order in
+    // `add_litellm_data_to_request`: team, then key), else the config's, apply before the
+    // access check; the check is on the model actually called (which replaces the one asked
+    // for: no copy). README "LiteLLM compatibility".
+    let model = match who.key.as_ref() {
+        Some(k) => {
+            let team = k.team_alias_for(&requested);
+            let asked = team.as_deref().unwrap_or(&requested);
+            k.alias_for(asked).or(team)
+        }
+        None => None,
+    }
+    .or_else(|| cfg.aliases.get(&requested).cloned())
+    .unwrap_or(requested);
     who.chain().check(catalog, &model)?;
     let deps = catalog.route(&model);
     if deps.is_empty() {

@@ -52,6 +52,9 @@ pub struct TeamPart {
     pub tpm_limit: Option<i64>,
     pub rpm_limit: Option<i64>,
     pub max_parallel_requests: Option<i64>,
+    /// The team's `model_aliases` (schema 0006), raw JSON object text decoded only when a call
+    /// needs it (`KeyRow::alias_for`).
+    pub model_aliases: String,
 }
 
 #[derive(Debug, Clone)]
@@ -107,7 +110,7 @@ pub const KEY_CHECK: &str = "SELECT
     u.max_parallel_requests u_max_parallel,
     tm.role tm_role, tm.spend tm_spend, tmb.max_budget tm_max_budget,
     om.user_role om_role, om.spend om_spend, omb.max_budget om_max_budget,
-    k.reach k_reach
+    k.reach k_reach, t.model_aliases t_model_aliases
 FROM api_keys k
 LEFT JOIN teams t ON t.id = k.team_id
 LEFT JOIN organizations o
@@ -121,7 +124,7 @@ LEFT JOIN budgets omb ON omb.id = om.budget_id
 WHERE k.token = ?1";
 
 /// The position of each column of `KEY_CHECK`, by its alias. Read by index, not by name: a
-/// name lookup scans all 50 names per column on the hottest path.
+/// name lookup scans all 51 names per column on the hottest path.
 #[allow(missing_docs)]
 pub mod col {
     pub const K_TOKEN: usize = 0;
@@ -174,6 +177,7 @@ pub mod col {
     pub const OM_SPEND: usize = 47;
     pub const OM_MAX_BUDGET: usize = 48;
     pub const K_REACH: usize = 49;
+    pub const T_MODEL_ALIASES: usize = 50;
     /// Every column, by alias, in statement order (the test checks the statement against it).
     pub const ALL: &[(usize, &str)] = &[
         (K_TOKEN, "k_token"),
@@ -226,6 +230,7 @@ pub mod col {
         (OM_SPEND, "om_spend"),
         (OM_MAX_BUDGET, "om_max_budget"),
         (K_REACH, "k_reach"),
+        (T_MODEL_ALIASES, "t_model_aliases"),
     ];
 }
 
@@ -280,6 +285,7 @@ fn key_row<R: Cols>(r: &R) -> Result<KeyRow, R::E> {
             tpm_limit: r.opt_i64(T_TPM_LIMIT)?,
             rpm_limit: r.opt_i64(T_RPM_LIMIT)?,
             max_parallel_requests: r.opt_i64(T_MAX_PARALLEL)?,
+            model_aliases: r.string(T_MODEL_ALIASES)?,
         }),
         None => None,
     };
@@ -394,14 +400,25 @@ impl KeyRow {
 
     /// The model a key alias points to (API.md §6 `aliases`), if any.
     pub fn alias_for(&self, model: &str) -> Option<String> {
-        if self.aliases.len() <= 2 {
-            return None;
-        }
-        super::json_obj(&self.aliases)
-            .get(model)
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
+        alias_in(&self.aliases, model)
     }
+
+    /// The model the key's team's `model_aliases` point `model` to, if any (README "LiteLLM
+    /// compatibility": applied before the key's own aliases, as LiteLLM does).
+    pub fn team_alias_for(&self, model: &str) -> Option<String> {
+        alias_in(&self.team.as_ref()?.model_aliases, model)
+    }
+}
+
+/// `model`'s target in a JSON object of aliases (`{}` costs no decoding).
+fn alias_in(aliases: &str, model: &str) -> Option<String> {
+    if aliases.len() <= 2 {
+        return None;
+    }
+    super::json_obj(aliases)
+        .get(model)
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
 }
 
 #[cfg(test)]

@@ -13,6 +13,10 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (4, include_str!("../../schema/0004_spend_log_indexes.sql")),
     (5, include_str!("../../schema/0005_authority.sql")),
+    (
+        6,
+        include_str!("../../schema/0006_team_aliases_permissions.sql"),
+    ),
 ];
 
 pub fn latest() -> i64 {

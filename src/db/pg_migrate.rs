@@ -12,6 +12,10 @@ const MIGRATION_LOCK: i64 = 0x6c69_7465_6761_7465;
 pub const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../schema/pg/0001_init.sql")),
     (2, include_str!("../../schema/pg/0002_shared_limits.sql")),
+    (
+        3,
+        include_str!("../../schema/pg/0003_team_aliases_permissions.sql"),
+    ),
 ];
 
 /// The latest schema version this litegate knows.

@@ -21,6 +21,10 @@ pub struct TeamRow {
     pub updated_at: String,
     pub created_by: Option<String>,
     pub updated_by: Option<String>,
+    /// LiteLLM's `model_aliases` (schema 0006): a JSON object alias -> model.
+    pub model_aliases: serde_json::Value,
+    /// LiteLLM's `team_member_permissions` (schema 0006); `None` = never set.
+    pub member_permissions: Option<Vec<String>>,
 }
 
 /// The columns `team_row` reads, for `SELECT {COLUMNS} FROM teams`.
@@ -29,7 +33,7 @@ macro_rules! team_columns {
     () => {
         concat!(
             "id, alias, organization_id, models, spend, blocked, metadata, created_at, \
-             updated_at, created_by, updated_by, ",
+             updated_at, created_by, updated_by, model_aliases, member_permissions, ",
             $crate::allowance_columns!()
         )
     };
@@ -48,7 +52,9 @@ pub fn team_row(r: &Row<'_, '_>) -> DbResult<TeamRow> {
         updated_at: r.get(8)?,
         created_by: r.get(9)?,
         updated_by: r.get(10)?,
-        allowance: allowance(r, 11)?,
+        model_aliases: super::json_obj(&r.get::<String>(11)?),
+        member_permissions: r.get::<Option<String>>(12)?.map(|s| super::json_list(&s)),
+        allowance: allowance(r, 13)?,
     })
 }
 
@@ -81,6 +87,8 @@ pub struct TeamFields {
     pub allowance: Allowance,
     pub blocked: bool,
     pub metadata: serde_json::Value,
+    pub model_aliases: serde_json::Value,
+    pub member_permissions: Option<Vec<String>>,
 }
 
 impl TeamFields {
@@ -93,6 +101,8 @@ impl TeamFields {
             allowance: t.allowance.clone(),
             blocked: t.blocked,
             metadata: t.metadata.clone(),
+            model_aliases: t.model_aliases.clone(),
+            member_permissions: t.member_permissions.clone(),
         }
     }
 }
@@ -101,9 +111,9 @@ const INSERT: &str = concat!(
     "INSERT INTO teams (",
     allowance_columns!(),
     ", id, alias, organization_id, models, blocked, metadata, created_at, updated_at,
-    created_by, updated_by) VALUES (",
+    created_by, updated_by, model_aliases, member_permissions) VALUES (",
     allowance_values!(),
-    ", ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15, ?15)"
+    ", ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15, ?15, ?16, ?17)"
 );
 
 /// Inserts a team. A duplicate id is a UNIQUE violation: the caller's 409.
@@ -120,7 +130,8 @@ const UPDATE: &str = concat!(
     "UPDATE teams SET ",
     allowance_set!(),
     ", alias = ?9, organization_id = ?10, models = ?11, blocked = ?12, metadata = ?13,
-    updated_at = ?14, updated_by = ?15 WHERE id = ?8"
+    updated_at = ?14, updated_by = ?15, model_aliases = ?16, member_permissions = ?17
+    WHERE id = ?8"
 );
 
 /// Writes every writable column of a team; returns the number of rows changed (0 = gone).
@@ -134,7 +145,7 @@ pub fn update<C: Handle + ?Sized>(
 }
 
 /// Runs INSERT or UPDATE: `?1`..`?7` the allowance, then id, alias, org, models, blocked,
-/// metadata, now, by.
+/// metadata, now, by, model_aliases, member_permissions.
 fn write<C: Handle + ?Sized>(
     c: &C,
     sql: &str,
@@ -145,7 +156,9 @@ fn write<C: Handle + ?Sized>(
     let (models, metadata) = (super::to_json(&f.models), super::obj_text(&f.metadata));
     let now = crate::util::now_iso();
     let a = allowance_args(&f.allowance);
-    let args: [Arg<'_>; 15] = [
+    let aliases = super::obj_text(&f.model_aliases);
+    let perms = f.member_permissions.as_ref().map(super::to_json);
+    let args: [Arg<'_>; 17] = [
         a[0],
         a[1],
         a[2],
@@ -161,6 +174,8 @@ fn write<C: Handle + ?Sized>(
         (&metadata).into(),
         (&now).into(),
         by.into(),
+        (&aliases).into(),
+        (&perms).into(),
     ];
     c.exec(sql, &args)
 }

@@ -49,6 +49,32 @@ fn find<C: Handle + ?Sized>(c: &C, who: &Caller, key: &str) -> Result<KeyRec> {
     }
 }
 
+/// Finds a key for a change by `route`, judged first by its team's `team_member_permissions`
+/// (`authority::member_permission`): `true` = a plain member the team lets use `route` on any
+/// of its keys; a member it does not gets 403 here, even for their own key.
+fn find_for<C: Handle + ?Sized>(
+    c: &C,
+    who: &Caller,
+    key: &str,
+    route: &str,
+) -> Result<(KeyRec, bool)> {
+    let not_found = || Error::NotFound("Key not found".into());
+    let r = db::keys::by_token(c, &auth::token_of(key))?.ok_or_else(not_found)?;
+    // A caller judged here is a member of the key's team, who sees its keys in `/team/info`:
+    // a 403 tells them nothing new.
+    let granted = authority::member_permission(c, who, r.k.team_id.as_deref(), route)?;
+    if granted || policy::can_see_key(c, who, &r.k)? {
+        Ok((r, granted))
+    } else {
+        Err(not_found())
+    }
+}
+
+/// May the caller change this key by `route`: listed for them by the key's team, or as before.
+fn may_manage<C: Handle + ?Sized>(c: &C, who: &Caller, k: &NewKey, granted: bool) -> Result<bool> {
+    Ok(granted || policy::can_manage_key(c, who, k)?)
+}
+
 const BLOCK_DENIED: &str = "only proxy admins and team admins may block or unblock keys";
 
 /// A generate/regenerate answer: the key's fields, the raw key (this once) and `token_id`, the
@@ -100,6 +126,11 @@ pub fn generate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         };
         let parent =
             grant::load_parent(tx, team_id.as_deref(), org_id.as_deref(), owner.as_deref())?;
+        if let Some(t) = &parent.team {
+            // A plain member of a team with `team_member_permissions` needs `/key/generate`;
+            // with it they still create keys for themselves only (`may_create_key`).
+            authority::member_permission(tx, who, Some(&t.id), "/key/generate")?;
+        }
         policy::may_create_key(tx, who, &parent, owner.as_deref())?;
         if let Some(u) = &owner {
             if parent.user.is_none() {
@@ -154,9 +185,9 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         None
     };
     let rec = ctx.pool.write_db(|tx| {
-        let mut rec = find(tx, who, &key)?;
+        let (mut rec, granted) = find_for(tx, who, &key, "/key/update")?;
         let rec_token = rec.k.token.clone();
-        if !policy::can_manage_key(tx, who, &rec.k)? {
+        if !may_manage(tx, who, &rec.k, granted)? {
             return Err(Error::Forbidden("you may not update this key".into()));
         }
         let admin = who.role == Role::ProxyAdmin;
@@ -241,16 +272,20 @@ pub fn delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let deleted = ctx.pool.write_db(|tx| {
         let mut recs = Vec::new();
         for k in &keys {
-            recs.push(find(tx, who, k)?);
+            recs.push(find_for(tx, who, k, "/key/delete")?);
         }
         for a in &aliases {
-            match db::keys::by_alias(tx, a)? {
-                Some(r) if policy::can_see_key(tx, who, &r.k)? => recs.push(r),
-                _ => return Err(Error::NotFound(format!("Key with alias '{a}' not found"))),
+            let not_found = || Error::NotFound(format!("Key with alias '{a}' not found"));
+            let r = db::keys::by_alias(tx, a)?.ok_or_else(not_found)?;
+            let team = r.k.team_id.as_deref();
+            let granted = authority::member_permission(tx, who, team, "/key/delete")?;
+            if !granted && !policy::can_see_key(tx, who, &r.k)? {
+                return Err(not_found());
             }
+            recs.push((r, granted));
         }
-        for r in &recs {
-            if !policy::can_manage_key(tx, who, &r.k)? {
+        for (r, granted) in &recs {
+            if !may_manage(tx, who, &r.k, *granted)? {
                 return Err(Error::Forbidden(format!(
                     "you may not delete key {}",
                     r.k.key_name
@@ -258,7 +293,7 @@ pub fn delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             }
         }
         let mut out = Vec::new();
-        for r in recs {
+        for (r, _) in recs {
             if db::keys::delete(tx, &r.k.token)? > 0 {
                 out.push(r.k.token);
             }
@@ -359,9 +394,16 @@ fn set_blocked(ctx: &Ctx, who: &Caller, req: &Req, blocked: bool) -> Result<Repl
     let key = b.req_str("key")?;
     policy::require_writer(who)?;
     let rec = ctx.pool.write_db(|tx| {
-        let mut rec = find(tx, who, &key)?;
+        let route = if blocked {
+            "/key/block"
+        } else {
+            "/key/unblock"
+        };
+        let (mut rec, granted) = find_for(tx, who, &key, route)?;
         let rec_token = rec.k.token.clone();
-        let allowed = who.role == Role::ProxyAdmin || policy::administers_team_of(tx, who, &rec.k)?;
+        let allowed = granted
+            || who.role == Role::ProxyAdmin
+            || policy::administers_team_of(tx, who, &rec.k)?;
         if !allowed {
             return Err(Error::Forbidden(BLOCK_DENIED.into()));
         }
@@ -405,9 +447,9 @@ pub fn regenerate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let fields = key_fields(&b)?;
     let raw = new_key.unwrap_or_else(auth::new_raw_key);
     let rec = ctx.pool.write_db(|tx| {
-        let mut rec = find(tx, who, &key)?;
+        let (mut rec, granted) = find_for(tx, who, &key, "/key/regenerate")?;
         let rec_token = rec.k.token.clone();
-        if !policy::can_manage_key(tx, who, &rec.k)? {
+        if !may_manage(tx, who, &rec.k, granted)? {
             return Err(Error::Forbidden("you may not regenerate this key".into()));
         }
         let team_admin = policy::administers_team_of(tx, who, &rec.k)?;

@@ -4,7 +4,8 @@
 //! of `grant.rs`) or `ModelCall` (a key only). Matching the table, authentication and the
 //! error boundary are `dispatch.rs`'s; the handlers live in one module per resource.
 
-use super::{admin, budgets, health, keys, models, organizations, proxy, spend, teams, ui, users};
+use super::{admin, budgets, health, keys, models, organizations, proxy, spend};
+use super::{team_permissions, teams, ui, users};
 use super::{Ctx, Reply, Req};
 use crate::auth::Caller;
 use crate::error::Result;
@@ -66,6 +67,8 @@ pub const ROUTES: &[(&str, &str, Handler)] = &[
     ("POST",   "/team/unblock",                  Managed(teams::unblock)),
     ("POST",   "/team/model/add",                Managed(teams::model_add)),
     ("POST",   "/team/model/delete",             Managed(teams::model_delete)),
+    ("GET",    "/team/permissions_list",         Managed(team_permissions::list)),
+    ("POST",   "/team/permissions_update",       Managed(team_permissions::update)),
     // Users.
     ("POST",   "/user/new",                      Managed(users::create)),
     ("GET",    "/user/info",                     Managed(users::info)),

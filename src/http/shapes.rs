@@ -47,6 +47,8 @@ pub fn team(t: &TeamRow) -> Value {
             "updated_at": t.updated_at,
             "created_by": t.created_by,
             "updated_by": t.updated_by,
+            "model_aliases": t.model_aliases,
+            "team_member_permissions": t.member_permissions,
         }),
     )
 }

@@ -5,7 +5,7 @@
 //! on it, so a denied or failed call changes nothing.
 
 use super::members::{self, TEAM};
-use super::{patch, shapes, Body, Ctx, Reply, Req};
+use super::{patch, shapes, team_permissions, Body, Ctx, Reply, Req};
 use crate::access::grant::{self, Holder};
 use crate::access::{authority, policy};
 use crate::auth::Caller;
@@ -74,6 +74,8 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         allowance: patch::allowance(&body)?.to_new(),
         blocked: body.opt_bool("blocked")?.unwrap_or(false),
         metadata: Value::Object(body.opt_obj("metadata")?.unwrap_or_default()),
+        model_aliases: team_permissions::model_aliases(&body)?.unwrap_or_else(|| json!({})),
+        member_permissions: team_permissions::member_permissions(&body)?,
     };
     let specs = members::specs(&TEAM, &body, "members_with_roles", false)?;
     let by = who.user_id.clone();
@@ -143,8 +145,9 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     Reply::ok(out)
 }
 
-/// `POST /team/update`. Team admins may change `team_alias`, `metadata` and `blocked`; budgets,
-/// limits and models need an org admin of the team's org (or proxy admin). Another
+/// `POST /team/update`. Team admins may change `team_alias`, `metadata`, `blocked` and
+/// `team_member_permissions`; budgets, limits, models and `model_aliases` need an org admin of
+/// the team's org (or proxy admin). Another
 /// `organization_id` moves the team (org admin of both orgs); `""` takes it out (proxy admin).
 pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let body = req.json()?;
@@ -154,8 +157,12 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let blocked = body.opt_bool("blocked")?;
     let models = body.opt_list("models")?;
     let allowance = patch::allowance(&body)?;
-    // Models, budgets and limits (a `null` that clears one too) need an org admin.
-    let manager_fields = models.is_some() || allowance.first_present().is_some();
+    // LiteLLM: team admins may not change `model_aliases`; `team_member_permissions` they may.
+    let model_aliases = team_permissions::model_aliases(&body)?;
+    let member_permissions = team_permissions::member_permissions(&body)?;
+    // Models, aliases, budgets and limits (a `null` that clears one too) need an org admin.
+    let manager_fields =
+        models.is_some() || model_aliases.is_some() || allowance.first_present().is_some();
     // Absent or null: unchanged; "": out of its org; an id: move (API.md §8).
     let new_org: Option<Option<String>> =
         body.opt_str("organization_id")?
@@ -185,7 +192,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                 ),
                 None if manager_fields => format!(
                     "Only proxy admins or org admins of the team's organization can change \
-                     team {team_id}'s models, budgets or limits"
+                     team {team_id}'s models, model_aliases, budgets or limits"
                 ),
                 None => format!("Only admins of team {team_id} can update it"),
             }));
@@ -212,6 +219,12 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         }
         if let Some(m) = models.clone() {
             f.models = m;
+        }
+        if let Some(a) = model_aliases.clone() {
+            f.model_aliases = a;
+        }
+        if let Some(p) = member_permissions.clone() {
+            f.member_permissions = Some(p);
         }
         allowance.apply(&mut f.allowance, util::now_ms());
         let rank = authority::team_rank(tx, who, Some(&t))?;
@@ -431,9 +444,9 @@ pub fn member_delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         let what = format!("user {uid} in team {team_id}");
         authority::check_member_removal(rank, budget_rank, m.budget_id.is_some(), &what)?;
         db::teams::delete_member(tx, &team_id, uid)?;
-        if m.role == "admin" {
-            authority::revoke_issued_in_team(tx, &t, uid)?;
-        }
+        // The calls-only keys they issued in the team for others go: as an admin, or as a
+        // member whose team lists `/key/regenerate` (`authority::member_permission`).
+        authority::revoke_issued_in_team(tx, &t, uid)?;
         if let Some(b) = &m.budget_id {
             db::budgets::delete(tx, b)?;
         }

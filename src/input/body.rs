@@ -104,7 +104,7 @@ impl Body {
                 // Names are stored and shown as identifiers; so are an `aliases` map's models.
                 for (k, v) in m {
                     check(f, k)?;
-                    if let (Value::String(v), "aliases") = (v, f) {
+                    if let (Value::String(v), "aliases" | "model_aliases") = (v, f) {
                         check(f, v)?;
                     }
                 }
