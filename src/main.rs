@@ -55,6 +55,17 @@ fn main() {
                 }
             }
         }
+        Command::CopyDb { from, to, force } => match litegate::db::copy::run(&from, &to, force) {
+            Ok(summary) => {
+                for line in summary.lines() {
+                    println!("litegate: {line}");
+                }
+            }
+            Err(e) => {
+                eprintln!("litegate: copy-db: {e}");
+                std::process::exit(e.exit_code());
+            }
+        },
         Command::Serve => {
             let cfg = match config::load(&args) {
                 Ok(c) => c,

@@ -14,6 +14,44 @@ pub enum Command {
     CheckConfig(PathBuf),
     /// `litegate backup DEST`: a consistent copy of the live database.
     Backup(PathBuf),
+    /// `litegate copy-db --from A --to B [--force]`: the whole store from one database into
+    /// another (`db::copy`).
+    CopyDb {
+        from: DbLocation,
+        to: DbLocation,
+        force: bool,
+    },
+}
+
+/// One side of `copy-db`: a SQLite file, or a PostgreSQL URL (`Debug` and `safe` never show
+/// its user or password).
+#[derive(Debug, Clone, PartialEq)]
+pub enum DbLocation {
+    Sqlite(PathBuf),
+    Postgres(super::DatabaseUrl),
+}
+
+impl DbLocation {
+    /// A `postgresql://` / `postgres://` URL, else a SQLite file path.
+    pub fn parse(s: &str, flag: &str) -> Result<DbLocation, ConfigError> {
+        if s.trim().is_empty() {
+            return Err(ConfigError(format!(
+                "{flag} needs a SQLite path or a postgresql:// URL"
+            )));
+        }
+        if s.starts_with("postgresql://") || s.starts_with("postgres://") {
+            return super::DatabaseUrl::parse(s.to_string(), flag).map(DbLocation::Postgres);
+        }
+        Ok(DbLocation::Sqlite(PathBuf::from(s)))
+    }
+
+    /// For messages: the path, or the URL without user, password and options.
+    pub fn safe(&self) -> String {
+        match self {
+            DbLocation::Sqlite(p) => p.display().to_string(),
+            DbLocation::Postgres(u) => u.safe(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -34,12 +72,16 @@ pub const USAGE: &str = "usage: litegate [serve] [--config FILE] [--host HOST] [
 [--listen ADDR:PORT] [--db PATH] [--workers N] [--shutdown-grace SECS] [--allow-weak-master-key]
        [--header-timeout SECS (10)] [--request-timeout SECS (30)]
        litegate backup DEST [--db PATH | --config FILE]
+       litegate copy-db --from SQLITE_PATH|postgresql://... --to SQLITE_PATH|postgresql://... [--force]
        litegate check-config FILE
        litegate --version";
 
 pub fn parse_args(argv: &[String]) -> Result<(Command, Args), ConfigError> {
     let mut args = Args::default();
     let mut cmd = Command::Serve;
+    // copy-db's own flags, checked after the loop.
+    let mut copy_db = false;
+    let (mut from, mut to, mut force) = (None, None, false);
     let mut i = 0;
     let need = |i: usize, flag: &str| -> Result<String, ConfigError> {
         argv.get(i + 1)
@@ -75,6 +117,10 @@ pub fn parse_args(argv: &[String]) -> Result<(Command, Args), ConfigError> {
                 i += 1;
                 cmd = Command::Backup(PathBuf::from(f));
             }
+            "copy-db" if i == 0 => copy_db = true,
+            "--from" if copy_db => from = Some(DbLocation::parse(&value(&mut i)?, "--from")?),
+            "--to" if copy_db => to = Some(DbLocation::parse(&value(&mut i)?, "--to")?),
+            "--force" if copy_db => force = true,
             "--shutdown-grace" => {
                 let v = value(&mut i)?;
                 let secs: f64 = v.parse().map_err(|_| {
@@ -133,6 +179,16 @@ pub fn parse_args(argv: &[String]) -> Result<(Command, Args), ConfigError> {
         }
         i += 1;
     }
+    if copy_db {
+        match (from, to) {
+            (Some(from), Some(to)) => cmd = Command::CopyDb { from, to, force },
+            _ => {
+                return Err(ConfigError(format!(
+                    "copy-db needs --from and --to\n{USAGE}"
+                )))
+            }
+        }
+    }
     Ok((cmd, args))
 }
 
@@ -153,5 +209,30 @@ mod tests {
         assert_eq!(a.workers, Some(4));
         assert!(parse_args(&["--bogus".to_string()]).is_err());
         assert!(parse_args(&["--port".to_string(), "x".to_string()]).is_err());
+    }
+
+    #[test]
+    fn copy_db_args_parse_and_never_show_the_password() {
+        let argv = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (cmd, _) = parse_args(&argv(&[
+            "copy-db",
+            "--from",
+            "litegate.db",
+            "--to=postgresql://u:secretpw@db:5432/lg",
+            "--force",
+        ]))
+        .expect("ok");
+        let Command::CopyDb { from, to, force } = cmd else {
+            panic!("not copy-db: {cmd:?}");
+        };
+        assert_eq!(from, DbLocation::Sqlite(PathBuf::from("litegate.db")));
+        assert!(matches!(to, DbLocation::Postgres(_)));
+        assert!(force);
+        assert_eq!(to.safe(), "postgresql://db:5432/lg");
+        assert!(!format!("{to:?}").contains("secretpw"));
+        // Both sides are needed; --force means nothing outside copy-db.
+        assert!(parse_args(&argv(&["copy-db", "--from", "a.db"])).is_err());
+        assert!(parse_args(&argv(&["--force"])).is_err());
+        assert!(parse_args(&argv(&["copy-db", "--from", "", "--to", "b.db"])).is_err());
     }
 }

@@ -17,7 +17,7 @@ mod tests;
 mod user_defaults;
 mod yaml;
 
-pub use cli::{parse_args, Args, Command, USAGE};
+pub use cli::{parse_args, Args, Command, DbLocation, USAGE};
 pub use env::{Env, EnvSettings, LoginSettings, Synchronous};
 pub use model_list::Deployment;
 pub use user_defaults::UserDefaults;

@@ -4,6 +4,7 @@
 
 pub mod authority;
 pub mod budgets;
+pub mod copy;
 pub mod handle;
 pub mod health;
 pub mod key_check;

@@ -36,6 +36,27 @@ pub use super::pg_migrate::{latest, migrate, MIGRATIONS};
 pub use super::pg_url::is_pg_url;
 use super::pg_url::{target, tls};
 
+/// One connection outside any pool (the `copy-db` tool): the URL's TLS and connect bound as
+/// the pool uses them; a statement may then take up to `MIGRATION_TIMEOUT` (a copy counts and
+/// writes whole tables, and its lock waits for a serving instance's writers). The error never
+/// repeats the URL.
+pub fn connect(url: &str) -> std::result::Result<postgres::Client, String> {
+    let t = target(url)?;
+    let mut c = t
+        .config
+        .connect(tls(t.root_cert.as_deref())?)
+        .map_err(|e| {
+            // The cause (refused, timed out, TLS, authentication), never the URL.
+            let cause = match (e.as_db_error(), std::error::Error::source(&e)) {
+                (None, Some(s)) => format!(": {s}"),
+                _ => String::new(),
+            };
+            format!("cannot connect to PostgreSQL: {}{cause}", describe(&e))
+        })?;
+    c.set_io_timeout(Some(MIGRATION_TIMEOUT));
+    Ok(c)
+}
+
 /// One pooled connection and its prepared statements.
 pub struct PgConn {
     client: postgres::Client,

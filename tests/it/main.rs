@@ -13,6 +13,7 @@ mod bedrock_fake;
 mod budgets;
 mod common;
 mod config_file;
+mod copy_db;
 mod every_provider;
 mod forwarding;
 mod google;
