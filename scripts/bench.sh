@@ -58,7 +58,7 @@ cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     if [ -d "$PG_DIR" ]; then LITEGATE_PG_DIR="$PG_DIR" scripts/pg.sh stop >/dev/null 2>&1 || true; fi
-    if [ -z "${BENCH_KEEP:-}" ]; then rm -rf "$WORK"; else say "kept $WORK"; fi
+    if [ -z "${BENCH_KEEP:-}" ] && [ ! -e "$WORK/errors-seen" ]; then rm -rf "$WORK"; else say "kept $WORK"; fi
 }
 trap cleanup EXIT
 
@@ -346,6 +346,13 @@ if [ "$DB_MODE" != sqlite ]; then
                         echo "$label|$mode $c $rep $(cat "$WORK/w.$i")" >>"$STORE_RAW"
                     done
                     say "$label $mode c=$c rep $rep: $(cat "$WORK"/w.* | tr '\n' ' ')"
+                    # Error answers (fields 5 and 6: status and socket errors): the work dir
+                    # and the instances' logs are kept, and their non-200 statuses and
+                    # warnings are counted here, so an error burst can be explained.
+                    if awk '$5 > 0 || $6 > 0 { e = 1 } END { exit !e }' "$WORK"/w.*; then
+                        touch "$WORK/errors-seen"
+                        say "errors in this run; instance logs: $(cat "$WORK"/inst.*.log | grep -oE '(GET|POST) [^ ]+ [1-5][0-9][0-9]|WARN.*|ERROR.*' | grep -vE ' 200$|price table' | sort | uniq -c | sort -rn | head -5 | tr '\n' ';')"
+                    fi
                     rm -f "$WORK"/w.*
                 done
             done
