@@ -481,15 +481,7 @@ impl PgPool {
         &self,
         f: impl FnOnce(&mut Q<'_, postgres::Client>) -> Result<T>,
     ) -> Result<T> {
-        let mut loan = self.get()?;
-        let c = loan.conn()?;
-        let mut q = Q {
-            c: &mut c.client,
-            cache: &mut c.cache,
-        };
-        let out = f(&mut q);
-        self.check_closed(c, &out);
-        out
+        self.on_loan(self.get()?, f)
     }
 
     /// `with_client`, waiting at most `wait` for a free connection and, while the store is
@@ -500,7 +492,15 @@ impl PgPool {
         wait: Duration,
         f: impl FnOnce(&mut Q<'_, postgres::Client>) -> Result<T>,
     ) -> Result<T> {
-        let mut loan = self.get_from(wait, false)?;
+        self.on_loan(self.get_from(wait, false)?, f)
+    }
+
+    /// Runs `f` on a borrowed connection; one that closed on the way puts the store down.
+    fn on_loan<T>(
+        &self,
+        mut loan: Loan<'_>,
+        f: impl FnOnce(&mut Q<'_, postgres::Client>) -> Result<T>,
+    ) -> Result<T> {
         let c = loan.conn()?;
         let mut q = Q {
             c: &mut c.client,
