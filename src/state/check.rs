@@ -46,7 +46,10 @@ pub fn object(k: &Kind, n: usize, item: &Value) -> Result<Obj> {
         .map(|f| m.get(f.name).and_then(Value::as_str).unwrap_or("?"))
         .collect::<Vec<_>>()
         .join("/");
-    let id = if id.chars().count() > 80 {
+    // A token field holding something else (a raw key, say) is never echoed.
+    let not_token = k.fields[0].ty == Ty::Token
+        && !(id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()));
+    let id = if not_token || id.chars().count() > 80 {
         format!("{}[{n}]", k.section)
     } else {
         id
