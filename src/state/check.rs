@@ -73,7 +73,7 @@ pub fn object(k: &Kind, n: usize, item: &Value) -> Result<Obj> {
         .iter()
         .enumerate()
         .map(|(i, f)| match m.get(f.name) {
-            None if f.ty.keeps() => Ok(None),
+            None | Some(Value::Null) if f.ty.keeps() => Ok(None),
             v => field(k, &id, f, i < k.key, v.unwrap_or(&Value::Null)).map(Some),
         })
         .collect()

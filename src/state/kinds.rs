@@ -35,7 +35,9 @@ pub enum Ty {
     Time,
     /// A 0/1 flag (`blocked`), default false.
     Flag,
-    /// An authority rank 0..=3 (`access::authority`), default 0.
+    /// An authority rank 0..=3 (`access::authority`: who set a limit, a lower rank only
+    /// tightens). Left out of a file: kept; on a created object 3, since whoever applies a
+    /// file is a proxy admin.
     Rank,
     /// A JSON list of strings stored as text, default `[]`.
     List,
@@ -48,7 +50,7 @@ pub enum Ty {
     /// A UI user's argon2id password hash (never a plaintext); shown as `(secret)` in plans.
     Secret,
     /// `created_at` / `created_by`: data of the object, kept when a file leaves them out (a
-    /// created object gets now / nobody).
+    /// created object gets now / nobody). `keeps`.
     Created,
     CreatedBy,
 }
@@ -56,7 +58,7 @@ pub enum Ty {
 impl Ty {
     /// Left out of a file, the field keeps the stored value instead of taking its default.
     pub fn keeps(self) -> bool {
-        matches!(self, Ty::Created | Ty::CreatedBy)
+        matches!(self, Ty::Created | Ty::CreatedBy | Ty::Rank)
     }
 }
 

@@ -12,7 +12,8 @@
 //!   object starts at 0, an updated one keeps its spend and its budget period unless its
 //!   `budget_duration` changes).
 //! - A field left out of an object takes its default (null, false, 0, `[]`, `{}`): the file
-//!   says the whole object. `created_at` / `created_by` left out keep what is stored.
+//!   says the whole object. `created_at` / `created_by` and the authority ranks left out keep
+//!   what is stored (a created object: now, nobody, rank 3 — the proxy admin who applies).
 //! - Objects in the store but not in the file are deleted only with `prune`.
 //!
 //! Not here: SQL (`db::state`), who may call it (`http::state`), the command line (`cli.rs`).
@@ -65,7 +66,6 @@ fn class(ty: Ty) -> Class {
 pub fn default_of(ty: Ty) -> Value {
     match ty {
         Ty::Flag => Value::Bool(false),
-        Ty::Rank => Value::from(0),
         Ty::List => Value::Array(vec![]),
         Ty::Obj => Value::Object(Default::default()),
         _ => Value::Null,

@@ -248,6 +248,8 @@ fn insert<C: Handle + ?Sized>(c: &C, k: &Kind, obj: &Obj, now: &str) -> Result<(
         .zip(obj)
         .map(|(f, v)| match (f.ty, v) {
             (Ty::Created, None) => Cell::Text(now.to_string()),
+            // Whoever applies a file is a proxy admin (`http::state`, or the CLI's operator).
+            (Ty::Rank, None) => Cell::Int(3),
             (_, None) => cell_of(f.ty, &default_of(f.ty)),
             (_, Some(v)) => cell_of(f.ty, v),
         })
@@ -260,4 +262,60 @@ fn insert<C: Handle + ?Sized>(c: &C, k: &Kind, obj: &Obj, now: &str) -> Result<(
     vals.push(Cell::Text(now.to_string()));
     crate::db::state::insert(c, k.table, &cols, &vals).map_err(stored)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = "litegate_state: 1\nusers:\n- user_id: u\n  user_role: internal_user\n";
+
+    #[test]
+    fn left_out_fields_take_defaults_and_kept_ones_are_not_compared() {
+        let file = parse(FILE).unwrap();
+        let ui = super::super::kinds::index_of("users").unwrap();
+        let u = &file.kinds[ui][&vec!["u".to_string()]];
+        let k = &KINDS[ui];
+        for (f, v) in k.fields.iter().zip(u) {
+            match f.ty {
+                Ty::Created | Ty::CreatedBy | Ty::Rank => assert_eq!(v, &None, "{}", f.name),
+                Ty::List => assert_eq!(v, &Some(json!([])), "{}", f.name),
+                _ => assert!(v.is_some(), "{}", f.name),
+            }
+        }
+        // The store holds the same user with a created_at: nothing to change.
+        let mut store = file.clone();
+        let at = k.fields.iter().position(|f| f.ty == Ty::Created).unwrap();
+        let stored = store.kinds[ui].get_mut(&vec!["u".to_string()]).unwrap();
+        stored[at] = Some(json!("2026-01-01T00:00:00.000Z"));
+        assert!(diff(&file, &store, true).is_empty());
+        // A changed role is one update of one field; prune deletes what the file leaves out.
+        let other = parse(&FILE.replace("internal_user", "proxy_admin")).unwrap();
+        let p = diff(&other, &store, false);
+        assert_eq!(p.update.len(), 1);
+        assert_eq!(p.update[0].fields.len(), 1);
+        let empty = parse("litegate_state: 1\n").unwrap();
+        assert!(diff(&empty, &store, false).is_empty());
+        assert_eq!(diff(&empty, &store, true).delete.len(), 1);
+    }
+
+    #[test]
+    fn bad_files_name_the_field() {
+        let param = |text: &str| match parse(text) {
+            Err(Error::BadRequest { param, .. }) => param.unwrap_or_default(),
+            other => panic!("{text}: {other:?}"),
+        };
+        assert_eq!(param("users: []\n"), "litegate_state");
+        assert_eq!(param(&FILE.replace("internal_user", "root")), "user_role");
+        assert_eq!(param(&format!("{FILE}  spend: 3\n")), "spend");
+        assert_eq!(
+            param(&format!("{FILE}- user_id: u\n  user_role: internal_user\n")),
+            "user_id"
+        );
+        assert_eq!(param(&format!("{FILE}  max_budget: -1\n")), "max_budget");
+        assert_eq!(
+            param(&format!("{FILE}  password_hash: hunter2\n")),
+            "password_hash"
+        );
+    }
 }

@@ -478,3 +478,28 @@ fn cli_export_and_apply_work_on_a_stopped_servers_store() {
         assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     }
 }
+
+#[test]
+fn the_readme_example_applies_and_its_raw_key_works() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let start = readme
+        .find("```yaml\n# A hand-written file")
+        .expect("the README's state example");
+    let body = &readme[start + "```yaml\n".len()..];
+    let yaml = &body[..body.find("```").expect("end of the example")];
+    let s = Server::start();
+    let (st, plan) = apply(&s, yaml, "");
+    assert_eq!(st, 200, "{plan}");
+    assert_eq!(ids(&plan, "create").len(), 7, "{plan}");
+    let key = "sk-readme-example-0123456789abcdef";
+    assert_eq!(chat(&s, key, "A").status, 200);
+    assert_eq!(chat(&s, key, "B").status, 403, "the key's models are [A]");
+    // Left out of the file: ranks 3 (a proxy admin applied it), created_at now; and a second
+    // apply of the same hand-written file changes nothing.
+    let rank: i64 = s.value("SELECT limits_rank FROM teams WHERE id = ?1", ["core"]);
+    assert_eq!(rank, 3);
+    let (_, plan) = apply(&s, yaml, "");
+    assert_eq!(plan["applied"], false, "{plan}");
+    assert!(ids(&plan, "update").is_empty(), "{plan}");
+}
