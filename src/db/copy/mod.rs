@@ -42,6 +42,7 @@ pub const TABLES: &[Table] = &[
     t("organization_members", "organization_id, user_id"),
     t("team_members", "team_id, user_id"),
     t("api_keys", "token"),
+    t("end_users", "id"),
     t("spend_logs", "id"),
     t("settings", "name"),
 ];
