@@ -5,6 +5,7 @@
 pub mod authority;
 pub mod budgets;
 pub mod copy;
+pub mod end_users;
 pub mod handle;
 pub mod health;
 pub mod key_check;

@@ -137,6 +137,13 @@ fn field(k: &Kind, id: &str, f: &Field, required: bool, v: &Value) -> Result<Val
             }
             Ok(v.clone())
         }
+        Ty::Choice(allowed) => {
+            let s = text(k, id, f, v)?;
+            if !allowed.contains(&s) {
+                return Err(bad(k, id, f, format!("must be one of {allowed:?} or null")));
+            }
+            Ok(v.clone())
+        }
         Ty::Money => match v.as_f64() {
             Some(x) if x.is_finite() && x >= 0.0 => Ok(Value::from(x)),
             _ => Err(bad(k, id, f, "must be a number ≥ 0")),
@@ -450,6 +457,14 @@ fn check_kind(cat: &Catalog, res: &Result_<'_>, k: &Kind, o: &Obj) -> Result<()>
             };
             check_models(cat, &Holder::Key(&parent), &list)
         }
+        "end_users" => match at(k, o, "default_model").and_then(Value::as_str) {
+            // As `/customer/new`: a model this proxy routes.
+            Some(m) if !cat.is_routable(m) => Err(Error::bad_param(
+                "default_model",
+                format!("`default_model` {m} is not a model of this proxy"),
+            )),
+            _ => Ok(()),
+        },
         _ => Ok(()),
     }
 }

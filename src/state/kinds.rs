@@ -23,6 +23,8 @@ pub enum Ty {
     Email,
     /// One of the listed values (required).
     Role(&'static [&'static str]),
+    /// One of the listed values, or null.
+    Choice(&'static [&'static str]),
     /// A reference to an object of the section named (optional).
     Ref(&'static str),
     /// An optional budget: a finite number ≥ 0.
@@ -246,6 +248,20 @@ const KEY_FIELDS: [Field; 22] = cat(
     ],
 );
 
+const END_USER_FIELDS: [Field; 7] = [
+    f("user_id", "id", Ty::Id),
+    f("alias", "alias", Ty::Text),
+    f(
+        "allowed_model_region",
+        "allowed_model_region",
+        Ty::Choice(&["eu", "us"]),
+    ),
+    f("default_model", "default_model", Ty::Text),
+    f("budget_id", "budget_id", BUDGET),
+    f("blocked", "blocked", Ty::Flag),
+    f("created_at", "created_at", Ty::Created),
+];
+
 /// Every kind, parents before children: references point only to earlier kinds, so creates run
 /// in this order and deletes in the reverse.
 pub const KINDS: &[Kind] = &[
@@ -304,6 +320,15 @@ pub const KINDS: &[Kind] = &[
         key: 1,
         fields: &KEY_FIELDS,
         resets: true,
+    },
+    // End users (LiteLLM's customers, `/customer/*`; schema 0007): who a call's `user` names.
+    Kind {
+        section: "end_users",
+        noun: "end_user",
+        table: "end_users",
+        key: 1,
+        fields: &END_USER_FIELDS,
+        resets: false,
     },
 ];
 

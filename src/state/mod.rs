@@ -1,5 +1,5 @@
 //! State as a file (issue 16 item 4): the store's configuration — organizations, budgets, users,
-//! teams, memberships and keys — as one stable YAML document (`export`), and the way back
+//! teams, memberships, keys and end users — as one stable YAML document (`export`), and the way back
 //! (`apply`): the file is read and checked whole, compared with the store into a plan (create /
 //! update / delete per object), and the plan is written in one transaction.
 //!

@@ -53,6 +53,11 @@ fn build(s: &Server) -> (String, String) {
         s,
         json!({"user_id": "boss", "key_alias": "own", "tpm_limit": 1000}),
     );
+    s.admin(
+        "/customer/new",
+        json!({"user_id": "cust-1", "alias": "Customer", "allowed_model_region": "eu",
+               "default_model": "A"}),
+    );
     (team_key, own_key)
 }
 
@@ -119,7 +124,8 @@ fn export_holds_the_hierarchy_without_raw_keys_passwords_or_spend_and_is_stable(
             "teams",
             "organization_members",
             "team_members",
-            "keys"
+            "keys",
+            "end_users"
         ]
     );
     // Keys by token, never raw; sorted by token.
@@ -183,7 +189,8 @@ fn export_applied_to_a_fresh_instance_is_a_fixed_point_and_the_raw_keys_work_the
     assert_eq!(plan["dry_run"], true);
     assert_eq!(plan["applied"], false);
     let created = ids(&plan, "create");
-    assert_eq!(created.len(), 2 + 1 + 2 + 1 + 1 + 1 + 2, "{plan}");
+    assert_eq!(created.len(), 2 + 1 + 2 + 1 + 1 + 1 + 2 + 1, "{plan}");
+    assert!(created.contains(&"end_user:cust-1".to_string()), "{plan}");
     assert!(created.contains(&"team_member:t1/u1".to_string()), "{plan}");
     assert_eq!(snapshot(&b), before, "a dry run wrote");
     // Applied: the same export, and the same raw keys work.
@@ -342,6 +349,21 @@ fn a_bad_file_is_a_400_naming_object_and_field_and_writes_nothing() {
             edit(&|d| d["widgets"] = serde_yaml_ng::Value::Sequence(vec![])),
             "widgets",
             "unknown section",
+        ),
+        (
+            edit(&|d| d["end_users"][0]["allowed_model_region"] = y("mars")),
+            "allowed_model_region",
+            "end_user cust-1",
+        ),
+        (
+            edit(&|d| d["end_users"][0]["default_model"] = y("Z")),
+            "default_model",
+            "end_user cust-1",
+        ),
+        (
+            edit(&|d| d["end_users"][0]["budget_id"] = y("no-such-budget")),
+            "budget_id",
+            "end_user cust-1",
         ),
     ];
     let before = snapshot(&s);
