@@ -4,7 +4,8 @@
 //! apply on a fresh instance → export is a fixed point and the same raw keys (and UI password)
 //! work there, applying twice changes nothing, a dry run writes nothing, prune deletes, a bad
 //! file is a 400 naming the object and field with nothing written, a non-admin is refused with
-//! nothing written, and the CLI does the same on a stopped server's store.
+//! nothing written, the CLI does the same on a stopped server's store, and a SQLite export
+//! applied to PostgreSQL is the same state.
 
 use crate::common::*;
 use serde_json::{json, Value};
@@ -524,4 +525,21 @@ fn the_readme_example_applies_and_its_raw_key_works() {
     let (_, plan) = apply(&s, yaml, "");
     assert_eq!(plan["applied"], false, "{plan}");
     assert!(ids(&plan, "update").is_empty(), "{plan}");
+}
+
+/// Moving between engines by state file: exported from SQLite, applied to a fresh PostgreSQL
+/// store (whatever `LITEGATE_TEST_PG` says), the same export and the same raw keys.
+#[test]
+fn a_sqlite_export_applied_to_postgresql_is_the_same_state() {
+    let a = Server::start_with_env(TEST_CONFIG, &[], &[("DATABASE_URL", "")]);
+    assert!(a.pg.is_none());
+    let (team_key, own_key) = build(&a);
+    let yaml = export(&a);
+    let db = crate::common::pg::PgDb::create(&crate::common::pg::admin_url());
+    let b = Server::start_with_env(TEST_CONFIG, &[], &[("DATABASE_URL", &db.url)]);
+    let (st, plan) = apply(&b, &yaml, "");
+    assert_eq!(st, 200, "{plan}");
+    assert_eq!(export(&b), yaml);
+    assert_eq!(chat(&b, &team_key, "A").status, 200);
+    assert_eq!(chat(&b, &own_key, "A").status, 200);
 }
