@@ -48,6 +48,16 @@ fn failed(e: Error) -> Failed {
 
 /// The store's state as YAML (for stdout).
 pub fn export(cfg: &Config) -> Result<String, Failed> {
+    // Exporting a SQLite file that is not there would create an empty store: say so instead.
+    if cfg.database_url.is_none() && !cfg.db_path.exists() {
+        return Err(Failed {
+            code: 1,
+            message: format!(
+                "no database at {} (give --db or --config)",
+                cfg.db_path.display()
+            ),
+        });
+    }
     let pool = open(cfg)?;
     pool.read_db(|c| super::to_yaml(&super::load(c)?))
         .map_err(failed)

@@ -488,8 +488,23 @@ fn cli_export_and_apply_work_on_a_stopped_servers_store() {
     b.start_again();
     assert_eq!(export(&b), yaml);
     assert_eq!(chat(&b, &team_key, "A").status, 200);
-    // A SQLite file a litegate serves on is refused, pointing to the HTTP endpoints.
+    // A SQLite file a litegate serves on is refused, pointing to the HTTP endpoints; a file
+    // that is not there is not exported (nor created).
     if b.pg.is_none() {
+        let missing = b.dir.path().join("missing.db");
+        let o = Command::new(env!("CARGO_BIN_EXE_litegate"))
+            .args(["export", "--db", missing.to_str().unwrap()])
+            .env_remove("DATABASE_URL")
+            .env("TEST_MASTER_KEY", MASTER)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("no database at"),
+            "{}",
+            out(&o)
+        );
+        assert!(!missing.exists(), "export created a database");
         let o = cli(&b, &["export"]);
         assert_eq!(o.status.code(), Some(1), "{}", out(&o));
         assert!(
