@@ -23,6 +23,7 @@ pub mod rows;
 pub mod sessions;
 pub mod spend;
 pub mod sql;
+pub mod state;
 mod store;
 pub mod teams;
 pub mod users;
