@@ -12,6 +12,7 @@ pub mod error;
 pub mod hierarchy;
 pub mod http;
 pub mod input;
+pub mod crypt;
 pub mod kdf;
 pub mod lifecycle;
 pub mod metrics;
