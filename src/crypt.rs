@@ -109,7 +109,10 @@ mod tests {
         assert_ne!(a, b, "a fresh nonce per value");
         assert!(!a.contains("secret"));
         assert_eq!(k.decrypt(&a).as_deref(), Some("secret"));
-        assert_eq!(k.decrypt(a.trim_end_matches('=')).as_deref(), Some("secret"));
+        assert_eq!(
+            k.decrypt(a.trim_end_matches('=')).as_deref(),
+            Some("secret")
+        );
         assert_eq!(SaltKey::new("other").decrypt(&a), None, "wrong key");
         let mut t = a.into_bytes();
         t[30] = if t[30] == b'A' { b'B' } else { b'A' };

@@ -32,7 +32,7 @@ mod mock;
 mod relay;
 pub mod shared;
 
-use crate::access::Catalog;
+use crate::access::ModelViews;
 use crate::auth::{Caller, Role};
 use crate::config::{Config, Deployment};
 use crate::db::spend::{SpendRecord, SpendWriter};
@@ -156,7 +156,7 @@ impl Stream {
 pub fn run(
     calls: &Calls,
     cfg: &Config,
-    catalog: &Catalog,
+    models: &ModelViews,
     who: &Caller,
     input: Input<'_>,
 ) -> Result<Answer> {
@@ -170,7 +170,7 @@ pub fn run(
     let started = util::now_iso();
     let kind = input.kind;
     let mut body = CallBody::parse(input.bytes, kind)?;
-    let admitted = admit(calls, cfg, catalog, who, &mut body, kind)?;
+    let admitted = admit(calls, cfg, models, who, &mut body, kind)?;
     let translated = match admitted.dep.route.wire {
         w if w.is_anthropic() => Some("an Anthropic"),
         crate::provider::Wire::Bedrock => Some("a Bedrock"),
@@ -264,12 +264,12 @@ struct Admitted {
 fn admit(
     calls: &Calls,
     cfg: &Config,
-    catalog: &Catalog,
+    models: &ModelViews,
     who: &Caller,
     body: &mut CallBody,
     kind: CallType,
 ) -> Result<Admitted> {
-    let (model, dep) = resolve(cfg, catalog, who, std::mem::take(&mut body.model))?;
+    let (model, dep) = resolve(cfg, models, who, std::mem::take(&mut body.model))?;
     let (prompt_estimate, cost_estimate) = estimate::before_call(&dep, kind, body);
     let ticket = match &who.key {
         Some(k) => Some(calls.admission.admit(k, cost_estimate)?),
@@ -288,7 +288,7 @@ fn admit(
 /// call it: the model-access part of admission, also all that `count_tokens` needs.
 fn resolve(
     cfg: &Config,
-    catalog: &Catalog,
+    models: &ModelViews,
     who: &Caller,
     requested: String,
 ) -> Result<(String, Arc<Deployment>)> {
@@ -306,7 +306,10 @@ fn resolve(
     }
     .or_else(|| cfg.aliases.get(&requested).cloned())
     .unwrap_or(requested);
-    who.chain().check(catalog, &model)?;
+    // The chain picks the view (a team's models only for its keys, issue 15 item 3).
+    let chain = who.chain();
+    let catalog = chain.catalog(models);
+    chain.check(catalog, &model)?;
     let deps = catalog.route(&model);
     if deps.is_empty() {
         return Err(Error::bad_param(
@@ -315,6 +318,12 @@ fn resolve(
         ));
     }
     let dep = Arc::clone(deps[ROUND_ROBIN.fetch_add(1, Ordering::Relaxed) % deps.len()]);
+    if let Some(why) = crate::access::registry::unusable_reason(&dep) {
+        return Err(Error::Unavailable(format!(
+            "model {model} (id {}) is unusable: {why}",
+            dep.id
+        )));
+    }
     Ok((model, dep))
 }
 

@@ -13,6 +13,7 @@ pub mod leases;
 pub mod lock;
 pub mod members;
 pub mod migrate;
+pub mod models;
 pub mod orgs;
 pub mod pg;
 mod pg_migrate;
