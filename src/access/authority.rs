@@ -113,6 +113,7 @@ const CALLS_ONLY_ROUTES: &[&str] = &[
     "/v2/model/info",
     "/model_group/info",
     "/key/info",
+    "/key/health",
 ];
 
 /// The gate of every management route (`http::dispatch`): a calls-only key gets 403 on any
