@@ -7,6 +7,7 @@ pub mod access;
 pub mod auth;
 pub mod call;
 pub mod config;
+pub mod crypt;
 pub mod db;
 pub mod error;
 pub mod hierarchy;
@@ -104,22 +105,26 @@ pub fn run(cfg: Config) -> Result<(), String> {
     });
     let master_hash = master_hash(&cfg, &pool)?;
     let (listener, limits) = bind(&cfg.listen, &cfg)?;
-    let catalog = access::Catalog::new(cfg.deployments.clone());
+    // Config models plus the database's (issue 15 item 3); a stored model that cannot be
+    // decrypted or read is logged and refused at call time, the start goes on.
+    let models = access::registry::load(&pool, &cfg)
+        .map_err(|e| format!("cannot load the models stored in the database: {e:?}"))?;
     let database = match &cfg.database_url {
         Some(url) => url.safe(),
         None => cfg.db_path.display().to_string(),
     };
     log::info!(
-        "config: {}; {} model deployment(s); database {database}",
+        "config: {}; {} model deployment(s) ({} from the database); database {database}",
         cfg.source,
-        catalog.deployments.len(),
+        models.view(access::Scope::Admin).deployments.len(),
+        models.view(access::Scope::Admin).deployments.len() - cfg.deployments.len(),
     );
     let calls = call::Calls::new(pool.clone(), cfg.env.lease_ttl);
     let ctx = std::sync::Arc::new(http::Ctx {
         cfg,
         calls,
         pool,
-        catalog,
+        models: access::registry::Registry::new(models),
         master_hash,
         lifecycle: std::sync::Arc::new(lifecycle::Lifecycle::new()),
     });

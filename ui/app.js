@@ -184,7 +184,7 @@ function showLogin(message) {
 // ------------------------------------------------------------------------------------------
 // Pages
 
-const PAGES = { keys: keysPage, teams: teamsPage, orgs: orgsPage, users: usersPage, usage: usagePage };
+const PAGES = { keys: keysPage, teams: teamsPage, orgs: orgsPage, users: usersPage, models: modelsPage, usage: usagePage };
 
 async function render() {
   if (!state.me) return;
@@ -750,6 +750,95 @@ async function usersPage() {
       h('thead', {}, h('tr', {}, ['User id', 'Email', 'Role', 'Teams', 'Spend', ''].map((x) => h('th', {}, x)))),
       h('tbody', {}, rows))),
     createCard,
+  ];
+}
+
+// ---------------------------------------------------------------- Models
+//
+// Config models and models stored in the database (POST /model/new, /model/update,
+// /model/delete; proxy admins). Secrets are never sent back by the API: the key field is
+// write-only (left empty on edit, the stored one is kept).
+
+async function modelsPage() {
+  const r = await api('GET', '/model/info');
+  const admin = isProxyAdmin();
+  const form = admin ? h('form', { class: 'grid', 'data-testid': 'model-form' },
+    h('input', { type: 'hidden', name: 'model_id' }),
+    h('label', { class: 'field', for: 'nm-name' }, 'Model name'),
+    h('input', { type: 'text', id: 'nm-name', name: 'model_name', required: true, placeholder: 'what callers ask for' }),
+    h('label', { class: 'field', for: 'nm-model' }, 'Provider model'),
+    h('input', { type: 'text', id: 'nm-model', name: 'model', required: true, placeholder: 'provider/name, e.g. openai/gpt-4o' }),
+    h('label', { class: 'field', for: 'nm-base' }, 'API base'),
+    h('input', { type: 'text', id: 'nm-base', name: 'api_base', placeholder: 'optional (the provider default)' }),
+    h('label', { class: 'field', for: 'nm-key' }, 'API key'),
+    h('input', { type: 'password', id: 'nm-key', name: 'api_key', autocomplete: 'off', placeholder: 'stored encrypted, never shown' }),
+    h('label', { class: 'field', for: 'nm-team' }, 'Team id'),
+    h('input', { type: 'text', id: 'nm-team', name: 'team_id', placeholder: 'optional: only this team may call it' }),
+    h('label', { class: 'field', for: 'nm-rpm' }, 'RPM'),
+    h('input', { type: 'number', id: 'nm-rpm', name: 'rpm', min: '0', placeholder: 'optional' }),
+    h('div', { class: 'form-actions' },
+      h('button', { type: 'submit', 'data-write': '', 'data-testid': 'save-model' }, 'Add model'))) : null;
+  const edit = (d) => {
+    form.model_id.value = d.model_info.id;
+    form.model_name.value = d.model_info.team_public_model_name || d.model_name;
+    form.model.value = d.litellm_params.model || '';
+    form.api_base.value = d.litellm_params.api_base || '';
+    form.api_key.value = '';
+    form.api_key.required = false;
+    form.team_id.value = d.model_info.team_id || '';
+    form.team_id.disabled = true;
+    form.rpm.value = d.litellm_params.rpm ?? '';
+    form.querySelector('[data-testid=save-model]').textContent = 'Save model';
+    form.scrollIntoView();
+  };
+  const rows = (r.data || []).map((d) => {
+    const info = d.model_info || {};
+    const db = info.db_model === true;
+    return h('tr', { 'data-testid': 'model-row', 'data-model-id': info.id },
+      h('td', {}, h('code', {}, info.team_public_model_name || d.model_name)),
+      h('td', {}, h('code', {}, info.id)),
+      h('td', {}, d.litellm_params.model),
+      h('td', {}, info.team_id ? h('code', {}, info.team_id) : h('span', { class: 'muted' }, 'all')),
+      h('td', {}, db ? 'database' : 'config'),
+      h('td', {}, info.litegate_unusable ? h('span', { class: 'error', 'data-testid': 'model-unusable' }, info.litegate_unusable) : ''),
+      h('td', {}, admin && db ? h('div', { class: 'actions' },
+        wbtn('Edit', () => edit(d), 'secondary small', 'edit-model'),
+        wbtn('Delete', () => act(async () => {
+          if (!confirm(`Delete model ${d.model_name} (${info.id})?`)) return;
+          await api('POST', '/model/delete', { id: info.id });
+          state.models = null;
+          await render();
+          flash(`Model ${info.id} deleted.`, 'info');
+        }), 'danger small', 'delete-model')) : null));
+  });
+  if (form) {
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      act(async () => {
+        const params = { model: form.model.value };
+        if (form.api_base.value) params.api_base = form.api_base.value;
+        if (form.api_key.value) params.api_key = form.api_key.value;
+        if (form.rpm.value !== '') params.rpm = Number(form.rpm.value);
+        const name = form.model_name.value;
+        if (form.model_id.value) {
+          if (form.rpm.value === '') params.rpm = null;
+          await api('POST', '/model/update', { model_name: name, litellm_params: params, model_info: { id: form.model_id.value } });
+        } else {
+          const info = form.team_id.value ? { team_id: form.team_id.value } : {};
+          await api('POST', '/model/new', { model_name: name, litellm_params: params, model_info: info });
+        }
+        state.models = null;
+        await render();
+        flash(`Model ${name} saved.`, 'info');
+      });
+    });
+  }
+  return [
+    h('h1', {}, 'Models'),
+    h('div', { class: 'card' }, h('table', { 'data-testid': 'models-table' },
+      h('thead', {}, h('tr', {}, ['Name', 'Id', 'Provider model', 'Team', 'Source', 'Status', ''].map((x) => h('th', {}, x)))),
+      h('tbody', {}, rows))),
+    form ? h('div', { class: 'card' }, h('h2', {}, 'Add or edit a model'), form) : null,
   ];
 }
 

@@ -111,6 +111,7 @@ const CALLS_ONLY_ROUTES: &[&str] = &[
     "/model/info",
     "/v1/model/info",
     "/v2/model/info",
+    "/model_group/info",
     "/key/info",
     "/key/health",
 ];

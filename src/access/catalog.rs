@@ -1,7 +1,11 @@
 //! The proxy level of the hierarchy: the configured deployments (`Catalog`), how a called name
 //! routes (exact `model_name` first, else wildcard deployments), access groups, and the special
 //! names a model list may hold (`all-proxy-models`, `all-team-models`, `all-org-models`, `*`,
-//! `no-default-models`). Does not decide who may call what: that is `chain`.
+//! `no-default-models`). `ModelViews` holds the views of one generation of deployments (config
+//! models plus the database's, issue 15 item 3): the global view, each team's (its own models,
+//! `model_info.team_id`, under their public names, over the global ones) and the admins' (every
+//! model under its stored name); `Scope` says which view a chain sees. Does not decide who may
+//! call what: that is `chain` (which picks the view by its scope).
 
 use crate::config::Deployment;
 use std::collections::HashMap;
@@ -20,12 +24,15 @@ pub fn is_special(name: &str) -> bool {
     )
 }
 
-/// The configured deployments, indexed for the resolver.
+/// The configured deployments, indexed for the resolver: one view (`ModelViews`).
 #[derive(Debug, Default)]
 pub struct Catalog {
     /// Shared (`Arc`): a model call keeps its deployment until the call is settled.
     pub deployments: Vec<std::sync::Arc<Deployment>>,
-    /// Distinct `model_name`s in config order (wildcard names included as patterns).
+    /// The name each deployment is called by in this view: its `model_name`, or in its team's
+    /// view a team model's public name (`team_public_model_name`).
+    called: Vec<String>,
+    /// Distinct called names in config order (wildcard names included as patterns).
     names: Vec<String>,
     exact: HashMap<String, Vec<usize>>,
     wildcards: Vec<usize>,
@@ -52,21 +59,39 @@ pub fn wildcard_match(pattern: &str, s: &str) -> bool {
 }
 
 impl Catalog {
+    /// A view of `deployments`, each called by its `model_name`.
     pub fn new(deployments: Vec<Deployment>) -> Catalog {
-        let mut c = Catalog {
-            deployments: deployments.into_iter().map(std::sync::Arc::new).collect(),
-            ..Catalog::default()
-        };
-        for (i, d) in c.deployments.iter().enumerate() {
-            if !c.exact.contains_key(&d.model_name) {
-                c.names.push(d.model_name.clone());
+        Catalog::of(
+            deployments
+                .into_iter()
+                .map(|d| (d.model_name.clone(), std::sync::Arc::new(d)))
+                .collect(),
+        )
+    }
+
+    /// A view of deployments each called by the name given with it.
+    fn of(list: Vec<(String, std::sync::Arc<Deployment>)>) -> Catalog {
+        let mut c = Catalog::default();
+        for (i, (name, d)) in list.into_iter().enumerate() {
+            if !c.exact.contains_key(&name) {
+                c.names.push(name.clone());
             }
-            c.exact.entry(d.model_name.clone()).or_default().push(i);
-            if d.model_name.contains('*') {
+            if name.contains('*') {
                 c.wildcards.push(i);
             }
+            c.exact.entry(name.clone()).or_default().push(i);
+            c.called.push(name);
+            c.deployments.push(d);
         }
         c
+    }
+
+    /// Every deployment with the name it is called by in this view.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &std::sync::Arc<Deployment>)> {
+        self.called
+            .iter()
+            .map(String::as_str)
+            .zip(self.deployments.iter())
     }
 
     pub fn names(&self) -> &[String] {
@@ -81,8 +106,8 @@ impl Catalog {
         }
         self.wildcards
             .iter()
+            .filter(|&&i| wildcard_match(&self.called[i], model))
             .map(|&i| &self.deployments[i])
-            .filter(|d| wildcard_match(&d.model_name, model))
             .collect()
     }
 
@@ -91,7 +116,7 @@ impl Catalog {
             || self
                 .wildcards
                 .iter()
-                .any(|&i| wildcard_match(&self.deployments[i].model_name, model))
+                .any(|&i| wildcard_match(&self.called[i], model))
     }
 
     fn in_group(&self, group: &str, model: &str) -> bool {
@@ -111,6 +136,100 @@ impl Catalog {
         entry == model
             || (entry.contains('*') && wildcard_match(entry, model))
             || self.in_group(entry, model)
+    }
+}
+
+/// The team a deployment belongs to (`model_info.team_id`), if any: only that team's keys (and
+/// admins) see and call it.
+pub fn team_of(d: &Deployment) -> Option<&str> {
+    d.model_info
+        .get("team_id")
+        .and_then(|v| v.as_str())
+        .filter(|t| !t.is_empty())
+}
+
+/// The name a team's model is called by in its team (`model_info.team_public_model_name`,
+/// LiteLLM's), else its `model_name`.
+pub fn public_name(d: &Deployment) -> &str {
+    d.model_info
+        .get("team_public_model_name")
+        .and_then(|v| v.as_str())
+        .filter(|n| !n.is_empty())
+        .unwrap_or(&d.model_name)
+}
+
+/// Which view of the models a chain sees.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Scope<'a> {
+    /// Models without a team only.
+    #[default]
+    Global,
+    /// A team's keys: its own models under their public names, over the global ones.
+    Team(&'a str),
+    /// The master key, proxy admins and admin viewers: every model under its stored name.
+    Admin,
+}
+
+/// One generation of deployments (config plus database), as the views the scopes see.
+#[derive(Debug, Default)]
+pub struct ModelViews {
+    /// The database's models generation this was built at (`db::models::generation`).
+    pub generation: i64,
+    global: Catalog,
+    admin: Catalog,
+    teams: HashMap<String, Catalog>,
+}
+
+impl ModelViews {
+    pub fn new(deployments: Vec<Deployment>, generation: i64) -> ModelViews {
+        let all: Vec<std::sync::Arc<Deployment>> =
+            deployments.into_iter().map(std::sync::Arc::new).collect();
+        let named = |d: &std::sync::Arc<Deployment>| (d.model_name.clone(), d.clone());
+        let global: Vec<_> = all.iter().filter(|d| team_of(d).is_none()).collect();
+        let mut by_team: HashMap<String, Vec<(String, std::sync::Arc<Deployment>)>> =
+            HashMap::new();
+        for d in all.iter() {
+            if let Some(t) = team_of(d) {
+                let entry = (public_name(d).to_string(), d.clone());
+                by_team.entry(t.to_string()).or_default().push(entry);
+            }
+        }
+        let teams = by_team
+            .into_iter()
+            .map(|(t, mut own)| {
+                // The team's own name wins over a global model of the same name (LiteLLM: the
+                // team's alias points the public name at its model).
+                let shadowed: std::collections::HashSet<String> =
+                    own.iter().map(|(n, _)| n.clone()).collect();
+                own.extend(
+                    global
+                        .iter()
+                        .filter(|d| !shadowed.contains(&d.model_name))
+                        .map(|d| named(d)),
+                );
+                (t, Catalog::of(own))
+            })
+            .collect();
+        ModelViews {
+            generation,
+            global: Catalog::of(global.iter().map(|d| named(d)).collect()),
+            admin: Catalog::of(all.iter().map(named).collect()),
+            teams,
+        }
+    }
+
+    /// The models without a team: what write-time rules (`grant`) judge model lists against.
+    pub fn global(&self) -> &Catalog {
+        &self.global
+    }
+
+    /// The view a scope sees (a team without models of its own sees the global one).
+    pub fn view(&self, scope: Scope<'_>) -> &Catalog {
+        match scope {
+            Scope::Global => &self.global,
+            Scope::Admin => &self.admin,
+            Scope::Team(t) => self.teams.get(t).unwrap_or(&self.global),
+        }
     }
 }
 
@@ -172,5 +291,42 @@ pub(crate) mod tests {
         assert!(c.entry_matches("g1", "B") && !c.entry_matches("g1", "C"));
         assert!(c.entry_matches("openai/*", "openai/x"));
         assert!(is_special(ALL_ORG_MODELS) && !is_special("A"));
+    }
+
+    fn team_dep(stored: &str, public: &str, team: &str) -> Deployment {
+        let mut d = dep(stored, &[]);
+        d.model_info.insert("team_id".into(), team.into());
+        d.model_info
+            .insert("team_public_model_name".into(), public.into());
+        d
+    }
+
+    #[test]
+    fn team_models_only_in_their_teams_view() {
+        let m = ModelViews::new(
+            vec![
+                dep("A", &[]),
+                dep("B", &[]),
+                team_dep("model_name_t1_x", "B", "t1"),
+                team_dep("model_name_t1_y", "mine", "t1"),
+                team_dep("model_name_t2_z", "theirs", "t2"),
+            ],
+            7,
+        );
+        assert_eq!(m.generation, 7);
+        assert_eq!(m.global().names(), &v(&["A", "B"])[..]);
+        let t1 = m.view(Scope::Team("t1"));
+        assert_eq!(t1.names(), &v(&["B", "mine", "A"])[..]);
+        assert_eq!(
+            t1.route("B")[0].model_name,
+            "model_name_t1_x",
+            "team's B wins"
+        );
+        assert!(!t1.is_routable("theirs") && !t1.is_routable("model_name_t2_z"));
+        assert!(!m.view(Scope::Team("t3")).is_routable("mine"));
+        assert!(!m.view(Scope::Global).is_routable("mine"));
+        let admin = m.view(Scope::Admin);
+        assert!(admin.is_routable("model_name_t2_z") && !admin.is_routable("theirs"));
+        assert_eq!(admin.route("B")[0].model_name, "B");
     }
 }

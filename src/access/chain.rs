@@ -27,6 +27,8 @@ pub struct Chain<'a> {
     pub org: Option<&'a [String]>,
     /// The owner's models; only consulted for keys without a team.
     pub user: Option<&'a [String]>,
+    /// Which view of the models the chain sees (team models: issue 15 item 3).
+    pub scope: Scope<'a>,
 }
 
 pub use crate::hierarchy::Level;
@@ -46,6 +48,23 @@ impl Level {
 
 pub fn unrestricted(list: &[String]) -> bool {
     list.is_empty() || list.iter().any(|m| m == ALL_PROXY_MODELS || m == STAR)
+}
+
+impl<'a> Chain<'a> {
+    /// The chain of the master key, proxy admins and admin viewers: unrestricted, and sees
+    /// every team's models under their stored names.
+    pub fn admin() -> Chain<'a> {
+        Chain {
+            scope: Scope::Admin,
+            ..Chain::default()
+        }
+    }
+
+    /// The view of `models` this chain sees: THE choice of which team models are visible and
+    /// callable (a team's only to its keys, every one to admins).
+    pub fn catalog<'m>(&self, models: &'m ModelViews) -> &'m Catalog {
+        models.view(self.scope)
+    }
 }
 
 impl Chain<'_> {
@@ -238,6 +257,7 @@ impl KeyRow {
             team: self.team.as_ref().map(|t| t.models.as_slice()),
             org: self.org.as_ref().map(|o| o.models.as_slice()),
             user: self.user.as_ref().map(|u| u.models.as_slice()),
+            scope: self.team_id.as_deref().map_or(Scope::Global, Scope::Team),
         }
     }
 }
@@ -245,14 +265,24 @@ impl KeyRow {
 impl Caller {
     /// The access chain: a key's own; a keyless user (web UI session) is bounded by the user's
     /// models; only the master key is unrestricted.
+    /// Team models: a key sees its team's; a proxy admin's own key (no team) and a proxy
+    /// admin's UI session every team's; the master key every one.
     pub fn chain(&self) -> Chain<'_> {
+        let admin = self.role == crate::auth::Role::ProxyAdmin;
         match (&self.key, &self.user_models) {
-            (Some(k), _) => k.chain(),
+            (Some(k), _) => {
+                let mut c = k.chain();
+                if admin && k.team_id.is_none() {
+                    c.scope = Scope::Admin;
+                }
+                c
+            }
             (None, Some(m)) => Chain {
                 user: Some(m),
+                scope: if admin { Scope::Admin } else { Scope::Global },
                 ..Chain::default()
             },
-            (None, None) => Chain::default(),
+            (None, None) => Chain::admin(),
         }
     }
 }
@@ -325,6 +355,7 @@ mod tests {
             team: Some(&t),
             org: Some(&o),
             user: None,
+            ..Chain::default()
         };
         assert_eq!(ch.effective(&c), v(&["A"]));
         assert_eq!(ch.denying_level(&c, "B"), Some(Level::Org));
@@ -341,6 +372,7 @@ mod tests {
             team: Some(&t),
             org: Some(&o),
             user: None,
+            ..Chain::default()
         };
         assert_eq!(ch.effective(&c), v(&["A", "B"]));
         // No org in the chain: nothing, never everything.
@@ -358,6 +390,7 @@ mod tests {
             team: Some(&t),
             org: Some(&o),
             user: None,
+            ..Chain::default()
         };
         assert!(ch.allows(&c, "A"));
         assert!(!ch.allows(&c, "B"));
@@ -399,6 +432,7 @@ mod tests {
             team: None,
             org: None,
             user: None,
+            ..Chain::default()
         };
         assert!(ch.effective(&c).is_empty());
     }

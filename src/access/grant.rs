@@ -36,6 +36,10 @@ impl Parent {
             } else {
                 None
             },
+            scope: self
+                .team
+                .as_ref()
+                .map_or(super::Scope::Global, |t| super::Scope::Team(&t.id)),
         }
     }
 }

@@ -12,9 +12,10 @@ pub mod catalog;
 pub mod chain;
 pub mod grant;
 pub mod policy;
+pub mod registry;
 
 pub use catalog::{
-    is_special, wildcard_match, Catalog, ALL_ORG_MODELS, ALL_PROXY_MODELS, ALL_TEAM_MODELS,
-    NO_DEFAULT_MODELS, STAR,
+    is_special, wildcard_match, Catalog, ModelViews, Scope, ALL_ORG_MODELS, ALL_PROXY_MODELS,
+    ALL_TEAM_MODELS, NO_DEFAULT_MODELS, STAR,
 };
 pub use chain::{exceeding, expand, unrestricted, Chain, Level, Models};

@@ -230,6 +230,7 @@ mod tests {
             team_member: None,
             org_member: None,
             calls_only: false,
+            models_generation: 0,
         }
     }
 

@@ -35,7 +35,7 @@ mod mock;
 mod relay;
 pub mod shared;
 
-use crate::access::Catalog;
+use crate::access::ModelViews;
 use crate::auth::{Caller, Role};
 use crate::config::{Config, Deployment};
 use crate::db::spend::{SpendRecord, SpendWriter};
@@ -159,7 +159,7 @@ impl Stream {
 pub fn run(
     calls: &Calls,
     cfg: &Config,
-    catalog: &Catalog,
+    models: &ModelViews,
     who: &Caller,
     input: Input<'_>,
 ) -> Result<Answer> {
@@ -183,7 +183,7 @@ pub fn run(
         )?),
         None => None,
     };
-    let admitted = admit(calls, cfg, catalog, who, &mut body, kind, end_user.as_ref())?;
+    let admitted = admit(calls, cfg, models, who, &mut body, kind, end_user.as_ref())?;
     let translated = match admitted.dep.route.wire {
         w if w.is_anthropic() => Some("an Anthropic"),
         crate::provider::Wire::Bedrock => Some("a Bedrock"),
@@ -273,13 +273,13 @@ struct Admitted {
 fn admit(
     calls: &Calls,
     cfg: &Config,
-    catalog: &Catalog,
+    models: &ModelViews,
     who: &Caller,
     body: &mut CallBody,
     kind: CallType,
     end_user: Option<&end_user::EndUser>,
 ) -> Result<Admitted> {
-    let (model, dep) = resolve(cfg, catalog, who, std::mem::take(&mut body.model))?;
+    let (model, dep) = resolve(cfg, models, who, std::mem::take(&mut body.model))?;
     let (prompt_estimate, cost_estimate) = estimate::before_call(&dep, kind, body);
     let ticket = match (who.key.as_deref(), end_user) {
         // The master key naming no end user: no budget, no limits. (Naming one, its end
@@ -299,7 +299,7 @@ fn admit(
 /// call it: the model-access part of admission, also all that `count_tokens` needs.
 fn resolve(
     cfg: &Config,
-    catalog: &Catalog,
+    models: &ModelViews,
     who: &Caller,
     requested: String,
 ) -> Result<(String, Arc<Deployment>)> {
@@ -317,7 +317,10 @@ fn resolve(
     }
     .or_else(|| cfg.aliases.get(&requested).cloned())
     .unwrap_or(requested);
-    who.chain().check(catalog, &model)?;
+    // The chain picks the view (a team's models only for its keys, issue 15 item 3).
+    let chain = who.chain();
+    let catalog = chain.catalog(models);
+    chain.check(catalog, &model)?;
     let deps = catalog.route(&model);
     if deps.is_empty() {
         return Err(Error::bad_param(
@@ -326,6 +329,12 @@ fn resolve(
         ));
     }
     let dep = Arc::clone(deps[ROUND_ROBIN.fetch_add(1, Ordering::Relaxed) % deps.len()]);
+    if let Some(why) = crate::access::registry::unusable_reason(&dep) {
+        return Err(Error::Unavailable(format!(
+            "model {model} (id {}) is unusable: {why}",
+            dep.id
+        )));
+    }
     Ok((model, dep))
 }
 

@@ -154,6 +154,14 @@ pub fn database_url(env: &Env) -> Option<String> {
         .map(str::to_string)
 }
 
+/// `LITELLM_SALT_KEY` (LiteLLM's variable): what stored models' secrets are encrypted with,
+/// instead of the master key (so the master key can be rotated).
+pub fn salt_key(env: &Env) -> Option<String> {
+    env.get("LITELLM_SALT_KEY")
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
 /// The master key from the environment (`LITELLM_MASTER_KEY` first, as LiteLLM reads it),
 /// used when the config file sets none.
 pub fn master_key(env: &Env) -> Option<String> {

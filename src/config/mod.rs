@@ -12,6 +12,7 @@ mod model_list;
 #[cfg(test)]
 mod price_tests;
 mod settings;
+mod stored_model;
 #[cfg(test)]
 mod tests;
 mod user_defaults;
@@ -20,6 +21,7 @@ mod yaml;
 pub use cli::{parse_args, Args, Command, DbLocation, USAGE};
 pub use env::{Env, EnvSettings, LoginSettings, Synchronous};
 pub use model_list::Deployment;
+pub use stored_model::{read_stored, Access, ModelEnv, StoredError};
 pub use user_defaults::UserDefaults;
 
 use std::path::{Path, PathBuf};
@@ -75,6 +77,15 @@ pub struct Config {
     pub end_users: EndUserDefaults,
     /// The `LITEGATE_*` tuning variables, read once at start (`env.rs`).
     pub env: EnvSettings,
+    /// What models stored in the database are encrypted with (issue 15 item 3):
+    /// `LITELLM_SALT_KEY`, else the configured master key; `None` when neither is set (a
+    /// generated master key is not kept), and then no model can be stored.
+    pub salt_key: Option<crate::crypt::SaltKey>,
+    /// The environment at start, for stored models added by proxy admins (`stored_model.rs`).
+    pub model_env: ModelEnv,
+    /// The file's default `timeout` / `stream_timeout` (`router_settings`, else
+    /// `litellm_settings.request_timeout`), for stored models.
+    pub model_timeouts: (Option<f64>, Option<f64>),
 }
 
 impl Default for Config {
@@ -101,6 +112,9 @@ impl Default for Config {
             user_defaults: Default::default(),
             end_users: EndUserDefaults::default(),
             env: EnvSettings::default(),
+            salt_key: None,
+            model_env: ModelEnv::default(),
+            model_timeouts: (None, None),
         }
     }
 }
@@ -198,6 +212,10 @@ pub fn load_with_env(args: &Args, env: &Env) -> Result<Config, ConfigError> {
         cfg.master_key = env::master_key(env);
     }
     cfg.env = EnvSettings::from_env(env);
+    cfg.model_env = ModelEnv(std::sync::Arc::new(env.clone()));
+    cfg.salt_key = env::salt_key(env)
+        .or_else(|| cfg.master_key.clone())
+        .map(crate::crypt::SaltKey::new);
     if cfg.database_url.is_none() {
         if let Some(u) = env::database_url(env) {
             cfg.database_url = Some(DatabaseUrl::parse(u, "DATABASE_URL")?);

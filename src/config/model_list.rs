@@ -147,7 +147,12 @@ pub(super) fn read(list: ModelList, r: &mut Reader) -> Result<Vec<Deployment>, C
 }
 
 impl Entry {
-    fn read(self, r: &mut Reader, at: &str, index: usize) -> Result<Deployment, ConfigError> {
+    pub(super) fn read(
+        self,
+        r: &mut Reader,
+        at: &str,
+        index: usize,
+    ) -> Result<Deployment, ConfigError> {
         for k in self.unknown.keys().filter_map(|k| k.as_str()) {
             r.unknown(at, k);
         }

@@ -126,6 +126,7 @@ pub(super) fn apply(cfg: &mut Config, text: &str, r: &mut Reader) -> Result<(), 
         None => (None, None),
     };
     apply_timeout_defaults(&mut cfg.deployments, timeout.or(request_timeout), stream);
+    cfg.model_timeouts = (timeout.or(request_timeout), stream);
     Ok(())
 }
 
@@ -286,7 +287,11 @@ impl FromYaml for AliasMap {
 /// is cut there), in LiteLLM's order: a deployment's own `timeout` / `stream_timeout`, else
 /// `router_settings.timeout` / `stream_timeout`, else `litellm_settings.request_timeout`, else
 /// 600 s; a stream without any stream timeout gets the call timeout.
-fn apply_timeout_defaults(deps: &mut [Deployment], timeout: Option<f64>, stream: Option<f64>) {
+pub(super) fn apply_timeout_defaults(
+    deps: &mut [Deployment],
+    timeout: Option<f64>,
+    stream: Option<f64>,
+) {
     for d in deps {
         if d.timeout_secs <= 0.0 {
             d.timeout_secs = timeout.unwrap_or(600.0);

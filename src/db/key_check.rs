@@ -38,6 +38,10 @@ pub struct KeyRow {
     /// role or memberships: model calls within its chain and reading itself only
     /// (`access::authority`).
     pub calls_only: bool,
+    /// The models' generation (schema 0008) read with the key: the catalog in memory is
+    /// reloaded when it is older (`access::registry`), so a model added through another
+    /// instance is callable on the next request.
+    pub models_generation: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -110,7 +114,8 @@ pub const KEY_CHECK: &str = "SELECT
     u.max_parallel_requests u_max_parallel,
     tm.role tm_role, tm.spend tm_spend, tmb.max_budget tm_max_budget,
     om.user_role om_role, om.spend om_spend, omb.max_budget om_max_budget,
-    k.reach k_reach, t.model_aliases t_model_aliases
+    k.reach k_reach, t.model_aliases t_model_aliases,
+    (SELECT g.generation FROM model_generation g WHERE g.id = 1) m_generation
 FROM api_keys k
 LEFT JOIN teams t ON t.id = k.team_id
 LEFT JOIN organizations o
@@ -178,6 +183,7 @@ pub mod col {
     pub const OM_MAX_BUDGET: usize = 48;
     pub const K_REACH: usize = 49;
     pub const T_MODEL_ALIASES: usize = 50;
+    pub const M_GENERATION: usize = 51;
     /// Every column, by alias, in statement order (the test checks the statement against it).
     pub const ALL: &[(usize, &str)] = &[
         (K_TOKEN, "k_token"),
@@ -231,6 +237,7 @@ pub mod col {
         (OM_MAX_BUDGET, "om_max_budget"),
         (K_REACH, "k_reach"),
         (T_MODEL_ALIASES, "t_model_aliases"),
+        (M_GENERATION, "m_generation"),
     ];
 }
 
@@ -350,6 +357,7 @@ fn key_row<R: Cols>(r: &R) -> Result<KeyRow, R::E> {
         org_member: member(OM_ROLE, OM_SPEND, OM_MAX_BUDGET)?,
         // Borrowed, not a String: no allocation on the hot path.
         calls_only: r.text_is(K_REACH, "calls")?,
+        models_generation: r.opt_i64(M_GENERATION)?.unwrap_or(0),
     })
 }
 

@@ -241,3 +241,61 @@ fn key_check_uses_indexes_only() {
         );
     }
 }
+
+/// Issue 15 item 3's cost on the hot path: THE key check with the models' generation (one
+/// scalar subquery on a primary key) against the statement without it, interleaved, on a full
+/// chain (key, team, org with budget, user, memberships). Prints the medians; run with
+/// `cargo test --release --lib key_check_generation_cost -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn key_check_generation_cost() {
+    let c = store();
+    // As the pool's connections (db/mod.rs): the plan is not re-prepared per binding.
+    c.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .expect("qpsg");
+    budget(&c, "b1", 10.0);
+    org(&c, "o1", "[]", false, Some("b1"));
+    team(&c, "t1", Some("o1"), "[]", false);
+    user(&c, "u1", "internal_user", "[]");
+    key(
+        &c,
+        K {
+            token: "tk",
+            team: Some("t1"),
+            user: Some("u1"),
+            ..K0
+        },
+    );
+    let old = KEY_CHECK.replace(
+        ",\n    (SELECT g.generation FROM model_generation g WHERE g.id = 1) m_generation",
+        "",
+    );
+    assert_ne!(old, KEY_CHECK);
+    let run = |sql: &str| {
+        let t = std::time::Instant::now();
+        let mut st = c.prepare_cached(sql).expect("prepare");
+        let n: i64 = st
+            .query_row(["tk"], |r| r.get::<_, Option<String>>(0))
+            .expect("row")
+            .map_or(0, |s| s.len() as i64);
+        assert!(n > 0);
+        t.elapsed().as_nanos()
+    };
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..20_000 {
+        a.push(run(&old));
+        b.push(run(KEY_CHECK));
+    }
+    a.sort_unstable();
+    b.sort_unstable();
+    println!(
+        "key check median: without generation {:.2} µs, with {:.2} µs (p90 {:.2} / {:.2})",
+        a[a.len() / 2] as f64 / 1000.0,
+        b[b.len() / 2] as f64 / 1000.0,
+        a[a.len() * 9 / 10] as f64 / 1000.0,
+        b[b.len() * 9 / 10] as f64 / 1000.0,
+    );
+}

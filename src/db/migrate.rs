@@ -18,6 +18,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../schema/0006_team_aliases_permissions.sql"),
     ),
     (7, include_str!("../../schema/0007_end_users.sql")),
+    (8, include_str!("../../schema/0008_proxy_models.sql")),
 ];
 
 pub fn latest() -> i64 {

@@ -14,6 +14,7 @@ pub mod leases;
 pub mod lock;
 pub mod members;
 pub mod migrate;
+pub mod models;
 pub mod orgs;
 pub mod pg;
 mod pg_health;

@@ -17,6 +17,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../schema/pg/0003_team_aliases_permissions.sql"),
     ),
     (4, include_str!("../../schema/pg/0004_end_users.sql")),
+    (5, include_str!("../../schema/pg/0005_proxy_models.sql")),
 ];
 
 /// The latest schema version this litegate knows.

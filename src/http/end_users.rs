@@ -89,7 +89,7 @@ fn region(b: &Body, f: &str) -> Result<Option<String>> {
 fn default_model(ctx: &Ctx, b: &Body) -> Result<Patch<String>> {
     let p = patch::field(b, "default_model", Body::opt_str)?;
     if let Patch::Value(m) = &p {
-        if !ctx.catalog.is_routable(m) {
+        if !ctx.models.current().global().is_routable(m) {
             return Err(Error::bad_param(
                 "default_model",
                 format!("Default Model not on proxy. Configure via config.yaml. Default_model={m}"),

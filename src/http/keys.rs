@@ -17,7 +17,11 @@ use serde_json::{json, Value};
 /// The models a key's chain resolves to, by THE key-check statement and the one resolver.
 fn effective_models<C: Handle + ?Sized>(ctx: &Ctx, c: &C, token: &str) -> Result<Vec<String>> {
     Ok(match db::key_check::load_key_any(c, token)? {
-        Some(k) => k.chain().effective(&ctx.catalog),
+        Some(k) => {
+            let models = ctx.models.current();
+            let chain = k.chain();
+            chain.effective(chain.catalog(&models))
+        }
         None => Vec::new(),
     })
 }
@@ -34,7 +38,12 @@ fn check_tightening(
     if rank.n() >= stored_rank {
         return Ok(());
     }
-    match authority::loosened_key(&ctx.catalog, &parent.chain(), before, after) {
+    match authority::loosened_key(
+        ctx.models.current().global(),
+        &parent.chain(),
+        before,
+        after,
+    ) {
         Some(field) => Err(authority::loosen_denied(field, "this key", stored_rank)),
         None => Ok(()),
     }
@@ -154,7 +163,11 @@ pub fn generate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             ..NewKey::default()
         };
         fields.apply(&mut k);
-        grant::check_models(&ctx.catalog, &Holder::Key(&parent), &k.models)?;
+        grant::check_models(
+            ctx.models.current().global(),
+            &Holder::Key(&parent),
+            &k.models,
+        )?;
         let rec = insert_mapped(tx, &k)?;
         let limits_rank = if authority::key_has_limits(&k) {
             rank.n()
@@ -241,7 +254,11 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             .clone()
             .filter(|_| parent.team.is_none()));
         if models_changed || b.has("team_id") {
-            grant::check_models(&ctx.catalog, &Holder::Key(&parent), &rec.k.models)?;
+            grant::check_models(
+                ctx.models.current().global(),
+                &Holder::Key(&parent),
+                &rec.k.models,
+            )?;
         }
         check_tightening(ctx, &parent, rank, stored_rank, &before, &rec.k)?;
         if before.user_id != rec.k.user_id {
@@ -478,7 +495,11 @@ pub fn regenerate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             rec.k.user_id.as_deref(),
         )?;
         if models_changed {
-            grant::check_models(&ctx.catalog, &Holder::Key(&parent), &rec.k.models)?;
+            grant::check_models(
+                ctx.models.current().global(),
+                &Holder::Key(&parent),
+                &rec.k.models,
+            )?;
         }
         check_tightening(ctx, &parent, rank, stored_rank, &before, &rec.k)?;
         rec.k.token = auth::hash_key(&raw);

@@ -14,6 +14,7 @@ pub mod key_fields;
 pub mod keys;
 mod logsafe;
 pub mod members;
+pub mod model_admin;
 pub mod models;
 pub mod organizations;
 pub mod patch;

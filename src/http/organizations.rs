@@ -87,7 +87,7 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let alias = b.req_str("organization_alias")?;
     let models = b.opt_list("models")?.unwrap_or_default();
     grant::check_models(
-        &ctx.catalog,
+        ctx.models.current().global(),
         &Holder::Org {
             granter: who.chain(),
         },
@@ -166,7 +166,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         }
         if let Some(m) = models {
             grant::check_models(
-                &ctx.catalog,
+                ctx.models.current().global(),
                 &Holder::Org {
                     granter: who.chain(),
                 },

@@ -25,8 +25,9 @@ fn run_body(ctx: &Ctx, who: &Caller, req: &Req, kind: CallType, bytes: &[u8]) ->
             None
         },
     };
+    let models = ctx.models_for(who)?;
     Ok(
-        match call::run(&ctx.calls, &ctx.cfg, &ctx.catalog, who, input)? {
+        match call::run(&ctx.calls, &ctx.cfg, &models, who, input)? {
             Answer::Json(v) => Reply::Json(200, v),
             Answer::Raw(bytes) => Reply::Raw(200, "application/json", bytes),
             Answer::Stream(s) => Reply::Sse(s),
@@ -87,7 +88,8 @@ pub fn messages(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
 
 pub fn count_tokens(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let beta = anthropic_beta(req)?;
-    let v = call::messages::count_tokens(&ctx.calls, &ctx.cfg, &ctx.catalog, who, &req.body, beta)?;
+    let models = ctx.models_for(who)?;
+    let v = call::messages::count_tokens(&ctx.calls, &ctx.cfg, &models, who, &req.body, beta)?;
     Ok(Reply::Json(200, v))
 }
 

@@ -3,7 +3,8 @@
 //! the JSON body (`Body`, whose typed accessors live in `crate::input`). Nothing here reads from a socket, routes or
 //! renders a reply (`reply.rs`, `dispatch.rs`, `crate::server`).
 
-use crate::access::Catalog;
+use crate::access::registry::Registry;
+use crate::access::ModelViews;
 use crate::auth::{self, Caller, Credentials};
 use crate::config::Config;
 use crate::db::Pool;
@@ -17,7 +18,8 @@ pub struct Ctx {
     pub cfg: Config,
     /// Shared with the model call's ledger, which may settle after the handler returned.
     pub pool: Arc<Pool>,
-    pub catalog: Catalog,
+    /// The models in force (config plus database), reloaded when another write changed them.
+    pub models: Registry,
     /// SHA-256 hex of the master key (the key itself is never kept).
     pub master_hash: String,
     /// What model calls share: the upstream client, budget reservations, rate limits and the
@@ -39,6 +41,19 @@ impl Ctx {
     /// browser session never spends. The connection is released before return.
     pub fn key_caller(&self, req: &Req) -> Result<Caller> {
         self.authenticate(req, Credentials::key_only(&req.headers))
+    }
+
+    /// The models as the caller's request must see them: a key carries the database's models
+    /// generation from THE key check; other callers (master key, UI sessions) read it with
+    /// one small statement. Reloaded first when another instance (or this one) changed them.
+    pub fn models_for(&self, who: &Caller) -> Result<Arc<ModelViews>> {
+        let generation = match &who.key {
+            Some(k) => k.models_generation,
+            None => self
+                .pool
+                .read_db(|c| Ok(crate::db::models::generation(c)?))?,
+        };
+        self.models.at(&self.pool, &self.cfg, generation)
     }
 
     /// The front door, plus the access log's name for the caller (never the raw key).

@@ -4,7 +4,9 @@
 //! of `grant.rs`) or `ModelCall` (a key only). Matching the table, authentication and the
 //! error boundary are `dispatch.rs`'s; the handlers live in one module per resource.
 
-use super::{admin, budgets, end_users, health, keys, models, organizations, proxy, spend};
+use super::{
+    admin, budgets, end_users, health, keys, model_admin, models, organizations, proxy, spend,
+};
 use super::{state, team_permissions, teams, ui, users};
 use super::{Ctx, Reply, Req};
 use crate::auth::Caller;
@@ -107,6 +109,12 @@ pub const ROUTES: &[(&str, &str, Handler)] = &[
     ("GET",    "/model/info",                    Managed(models::info)),
     ("GET",    "/v1/model/info",                 Managed(models::info)),
     ("GET",    "/v2/model/info",                 Managed(models::info_v2)),
+    ("GET",    "/model_group/info",              Managed(models::group_info)),
+    // Models managed at runtime (issue 15 item 3; `model_admin.rs`).
+    ("POST",   "/model/new",                     Managed(model_admin::create)),
+    ("POST",   "/model/update",                  Managed(model_admin::update)),
+    ("PATCH",  "/model/{model_id}/update",       Managed(model_admin::patch)),
+    ("POST",   "/model/delete",                  Managed(model_admin::delete)),
     ("POST",   "/v1/chat/completions",           ModelCall(proxy::chat)),
     ("POST",   "/chat/completions",              ModelCall(proxy::chat)),
     ("POST",   "/v1/completions",                ModelCall(proxy::completions)),

@@ -108,7 +108,7 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             }
         };
         grant::check_models(
-            &ctx.catalog,
+            ctx.models.current().global(),
             &Holder::Team {
                 org: org_models.as_deref(),
             },
@@ -229,7 +229,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         allowance.apply(&mut f.allowance, util::now_ms());
         let rank = authority::team_rank(tx, who, Some(&t))?;
         let before = TeamFields::of(&t);
-        authority::check_team_change(&ctx.catalog, tx, rank, &t, &before, &f)?;
+        authority::check_team_change(ctx.models.current().global(), tx, rank, &t, &before, &f)?;
         if models.is_some() || moving.is_some() {
             let org_models = match &f.organization_id {
                 Some(o) => Some(
@@ -242,8 +242,8 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             let holder = Holder::Team {
                 org: org_models.as_deref(),
             };
-            grant::check_models(&ctx.catalog, &holder, &f.models).map_err(|e| {
-                match (&e, moving) {
+            grant::check_models(ctx.models.current().global(), &holder, &f.models).map_err(
+                |e| match (&e, moving) {
                     (Error::BadRequest { message, .. }, Some(_)) if models.is_none() => {
                         Error::bad_param(
                             "organization_id",
@@ -251,8 +251,8 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                         )
                     }
                     _ => e,
-                }
-            })?;
+                },
+            )?;
         }
         db::teams::update(tx, &team_id, &f, by.as_deref())?;
         authority::stamp_team(tx, rank, &t, &before, &f)?;
@@ -507,7 +507,7 @@ fn save_checked<C: Handle + ?Sized>(
 ) -> Result<Value> {
     let rank = authority::team_rank(c, who, Some(t))?;
     let before = TeamFields::of(t);
-    authority::check_team_change(&ctx.catalog, c, rank, t, &before, f)?;
+    authority::check_team_change(ctx.models.current().global(), c, rank, t, &before, f)?;
     db::teams::update(c, &t.id, f, who.user_id.as_deref())?;
     authority::stamp_team(c, rank, t, &before, f)?;
     team_reply(c, &t.id)
@@ -569,7 +569,7 @@ fn change_models(ctx: &Ctx, who: &Caller, req: &Req, add: bool) -> Result<Reply>
             let holder = Holder::Team {
                 org: org_models.as_deref(),
             };
-            grant::check_models(&ctx.catalog, &holder, &f.models)?;
+            grant::check_models(ctx.models.current().global(), &holder, &f.models)?;
         } else {
             f.models.retain(|m| !names.contains(m));
         }

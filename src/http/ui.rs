@@ -289,7 +289,13 @@ pub fn key_model_options(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                 return Err(Error::NotFound(format!("Organization not found: {o}")));
             }
         }
-        grant::options(&ctx.catalog, c, team_id, org_id, user_id.as_deref())
+        grant::options(
+            ctx.models.current().global(),
+            c,
+            team_id,
+            org_id,
+            user_id.as_deref(),
+        )
     })?;
     Reply::ok(out)
 }

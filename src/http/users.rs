@@ -83,7 +83,7 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     )?;
     let models_given = body.given("models");
     let models = body.opt_list("models")?.unwrap_or_default();
-    grant::check_models(&ctx.catalog, &Holder::User, &models)?;
+    grant::check_models(ctx.models.current().global(), &Holder::User, &models)?;
     let password = body.opt_str("password")?;
     let team_id = body.opt_str("team_id")?.filter(|t| !t.is_empty());
     let mut team_ids = body.opt_list("teams")?.unwrap_or_default();
@@ -302,7 +302,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         .transpose()?;
     let models = body.opt_list("models")?;
     if let Some(m) = &models {
-        grant::check_models(&ctx.catalog, &Holder::User, m)?;
+        grant::check_models(ctx.models.current().global(), &Holder::User, m)?;
     }
     let allowance = patch::allowance(&body)?;
     let metadata = body.opt_obj("metadata")?;

@@ -341,6 +341,15 @@ pub const NOT_STATE: &[(&str, &str)] = &[
         "the instance's own (a generated master key's hash): the master key comes from the config",
     ),
     ("ui_sessions", "web UI logins of this instance"),
+    (
+        "proxy_models",
+        "database models: not in the file yet (their parameters are encrypted with the salt \
+         key; README \"State as a file\" says so)",
+    ),
+    (
+        "model_generation",
+        "a counter every model write bumps, not configuration",
+    ),
 ];
 
 /// The position of `section` in `KINDS`.

@@ -274,6 +274,7 @@ proptest! {
                     team: Some(team),
                     org: k.org.as_deref(),
                     user: None,
+                    ..Default::default()
                 };
                 let team_eff = team_chain.effective(&cat);
                 prop_assert!(got.iter().all(|m| team_eff.contains(m)), "key ⊄ team: {:?}", k);

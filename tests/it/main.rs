@@ -25,6 +25,7 @@ mod litellm_compat;
 mod login_hardening;
 mod messages;
 mod metrics;
+mod models;
 mod multi_instance;
 mod ops;
 mod organizations;

@@ -496,3 +496,46 @@ fn the_admission_function_reads_every_levels_spend_and_reservations() {
         "the expired `third` is gone, the live ones stay"
     );
 }
+
+/// Issue 15 item 3: a model added through one instance is callable through every other on its
+/// next request (the models' generation read by THE key check; a master-key caller reads it
+/// with one statement), its update and its deletion likewise.
+#[test]
+fn a_model_stored_through_one_instance_holds_on_the_others_next_request() {
+    let fake = Fake::start();
+    let c = cluster(&fake, &[]);
+    let (a, b, d) = (c.node(0), c.node(1), c.node(2));
+    let key = key_for(a, json!({}));
+    for s in [b, d] {
+        assert_error_says(&chat(s, &key, "added"), 400, "Invalid model name");
+    }
+    a.admin(
+        "/model/new",
+        json!({"model_name": "added", "litellm_params": {"model": "openai/json",
+               "api_base": fake.api_base(), "api_key": upstream::UPSTREAM_KEY},
+               "model_info": {"id": "added-1"}}),
+    );
+    for s in [b, d] {
+        let r = chat(s, &key, "added");
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(chat(s, MASTER, "added").status, 200);
+    }
+    assert_eq!(
+        fake.last().header("authorization"),
+        Some(&*format!("Bearer {}", upstream::UPSTREAM_KEY))
+    );
+    b.admin(
+        "/model/update",
+        json!({"model_info": {"id": "added-1"}, "model_name": "renamed"}),
+    );
+    for s in [a, d] {
+        assert_error(&chat(s, &key, "added"), 400);
+        assert_eq!(chat(s, &key, "renamed").status, 200);
+    }
+    d.admin("/model/delete", json!({"id": "added-1"}));
+    for s in [a, b] {
+        assert_error(&chat(s, &key, "renamed"), 400);
+        let info = s.get("/model/info", MASTER).json().to_string();
+        assert!(!info.contains("added-1"), "{info}");
+    }
+}

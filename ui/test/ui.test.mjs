@@ -321,6 +321,44 @@ test('users page lists, creates and changes roles; usage page shows spend', asyn
   await shot('organizations');
 });
 
+test('models page: a proxy admin adds, edits and deletes a stored model; its key is never shown', async () => {
+  await goto('models');
+  const configured = await page.$$eval('[data-testid=model-row]', (els) => els.length);
+  assert.equal(configured, 4, 'the config models are listed');
+  assert.equal(await page.$('[data-testid=model-row] [data-testid=delete-model]'), null, 'config models are not editable here');
+  const secret = 'sk-ui-upstream-secret-1234567890';
+  await page.fill('[data-testid=model-form] input[name=model_name]', 'ui-model');
+  await page.fill('[data-testid=model-form] input[name=model]', 'mock/ui');
+  await page.fill('[data-testid=model-form] input[name=api_key]', secret);
+  await page.fill('[data-testid=model-form] input[name=rpm]', '7');
+  await page.click('[data-testid=save-model]');
+  await page.waitForSelector('[data-testid=model-row]:has-text("ui-model")');
+  assert.doesNotMatch(await page.textContent('main'), new RegExp(secret));
+  const info = (await api('GET', '/model/info', MASTER)).json.data.find((d) => d.model_name === 'ui-model');
+  assert.ok(info, 'stored');
+  assert.equal(info.model_info.db_model, true);
+  assert.equal(info.litellm_params.rpm, 7);
+  assert.doesNotMatch(JSON.stringify(info), new RegExp(secret));
+  const call = await api('POST', '/v1/chat/completions', MASTER, { model: 'ui-model', messages: [{ role: 'user', content: 'hi' }] });
+  assert.equal(call.status, 200, call.text);
+  await shot('models');
+  // Edit: the name and the rpm; the stored key is kept (the field stays empty).
+  const row = `[data-testid=model-row][data-model-id="${info.model_info.id}"]`;
+  await page.click(`${row} [data-testid=edit-model]`);
+  assert.equal(await page.inputValue('[data-testid=model-form] input[name=api_key]'), '');
+  await page.fill('[data-testid=model-form] input[name=model_name]', 'ui-renamed');
+  await page.fill('[data-testid=model-form] input[name=rpm]', '9');
+  await page.click('[data-testid=save-model]');
+  await page.waitForSelector('[data-testid=model-row]:has-text("ui-renamed")');
+  const after = (await api('GET', `/model/info?litellm_model_id=${info.model_info.id}`, MASTER)).json.data[0];
+  assert.equal(after.model_name, 'ui-renamed');
+  assert.equal(after.litellm_params.rpm, 9);
+  await page.click(`${row} [data-testid=delete-model]`);
+  await page.waitForFunction((sel) => !document.querySelector(sel), row);
+  const gone = await api('POST', '/v1/chat/completions', MASTER, { model: 'ui-renamed', messages: [{ role: 'user', content: 'hi' }] });
+  assert.equal(gone.status, 400);
+});
+
 test('a user logs in with the email and password an admin set via /user/update', async () => {
   await admin('/user/new', { user_id: 'vera', user_email: 'vera@example.com', user_role: 'proxy_admin_viewer', auto_create_key: false });
   await admin('/user/update', { user_id: 'vera', password: 'correct horse battery' });
@@ -333,7 +371,7 @@ test('a user logs in with the email and password an admin set via /user/update',
 });
 
 test('a viewer sees every page and no write controls', async () => {
-  for (const p of ['keys', 'teams', 'orgs', 'users', 'usage']) {
+  for (const p of ['keys', 'teams', 'orgs', 'users', 'models', 'usage']) {
     await goto(p);
     assert.equal(await page.$('[data-testid=page-error]'), null, `${p}: error shown`);
     if (p === 'usage') continue; // its filter form changes nothing

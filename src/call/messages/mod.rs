@@ -24,7 +24,7 @@ pub use stream::MessagesStream;
 use super::body::CallBody;
 use super::relay::{self, failed, read_answer, send, MAX_UPSTREAM_ERROR_BODY};
 use super::{estimate, mock, Answer, Call, CallType, Calls, Stream};
-use crate::access::Catalog;
+use crate::access::ModelViews;
 use crate::auth::{Caller, Role};
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -164,7 +164,7 @@ fn translated(
 pub fn count_tokens(
     calls: &Calls,
     cfg: &Config,
-    catalog: &Catalog,
+    models: &ModelViews,
     who: &Caller,
     bytes: &[u8],
     anthropic_beta: Option<&str>,
@@ -186,7 +186,7 @@ pub fn count_tokens(
         Some(_) => return Err(Error::bad_param("model", "`model` must be a string")),
     };
     check(&fields, false)?;
-    let (model, dep) = super::resolve(cfg, catalog, who, requested)?;
+    let (model, dep) = super::resolve(cfg, models, who, requested)?;
     if dep.route.wire != Wire::Anthropic || dep.provider() == "mock" {
         return Ok(json!({"input_tokens": estimate::messages_prompt(&fields)}));
     }

@@ -43,6 +43,7 @@ pub const TABLES: &[Table] = &[
     t("team_members", "team_id, user_id"),
     t("api_keys", "token"),
     t("end_users", "id"),
+    t("proxy_models", "model_id"),
     t("spend_logs", "id"),
     t("settings", "name"),
 ];
@@ -54,6 +55,11 @@ pub const SKIPPED: &[(&str, &str)] = &[
         "ui_sessions",
         "web UI logins: tied to the instance the browser logged in to; after the move users \
          log in again (a target's own sessions go with --force)",
+    ),
+    (
+        "model_generation",
+        "the models' change counter: the target's triggers count the copied models anew, and \
+         every instance reloads on any difference",
     ),
     (
         "litegate_schema",
