@@ -39,7 +39,7 @@ fn three_instances_starting_at_once_migrate_exactly_once() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![1, 2, 3]);
+    assert_eq!(versions, vec![1, 2, 3, 4]);
     let applied = servers
         .iter()
         .filter(|s| {
@@ -47,6 +47,7 @@ fn three_instances_starting_at_once_migrate_exactly_once() {
             log.contains("applied PostgreSQL schema migration 1")
                 && log.contains("applied PostgreSQL schema migration 2")
                 && log.contains("applied PostgreSQL schema migration 3")
+                && log.contains("applied PostgreSQL schema migration 4")
         })
         .count();
     assert_eq!(applied, 1, "exactly one instance migrates");
