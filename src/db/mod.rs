@@ -22,6 +22,7 @@ mod pg_url;
 pub mod rows;
 pub mod sessions;
 pub mod spend;
+mod spend_order;
 pub mod sql;
 mod store;
 pub mod teams;
