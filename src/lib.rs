@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod prices;
 pub mod provider;
 pub mod server;
+pub mod state;
 pub mod upstream;
 pub mod user_defaults;
 pub mod util;

@@ -66,6 +66,38 @@ fn main() {
                 std::process::exit(e.exit_code());
             }
         },
+        Command::Export => {
+            let cfg = load_or_exit(&args);
+            match litegate::state::cli::export(&cfg) {
+                Ok(yaml) => {
+                    use std::io::Write;
+                    // A closed pipe (`| head`) ends the output quietly.
+                    let _ = std::io::stdout().lock().write_all(yaml.as_bytes());
+                }
+                Err(e) => {
+                    eprintln!("litegate: export: {}", e.message);
+                    std::process::exit(e.code);
+                }
+            }
+        }
+        Command::Apply {
+            file,
+            dry_run,
+            prune,
+        } => {
+            let cfg = load_or_exit(&args);
+            match litegate::state::cli::apply(&cfg, &file, dry_run, prune) {
+                Ok((json, summary)) => {
+                    use std::io::Write;
+                    let _ = writeln!(std::io::stdout().lock(), "{json}");
+                    eprintln!("litegate: {summary}");
+                }
+                Err(e) => {
+                    eprintln!("litegate: apply: {}", e.message);
+                    std::process::exit(e.code);
+                }
+            }
+        }
         Command::Serve => {
             let cfg = match config::load(&args) {
                 Ok(c) => c,
@@ -78,6 +110,17 @@ fn main() {
                 eprintln!("litegate: {e}");
                 std::process::exit(1);
             }
+        }
+    }
+}
+
+/// The config, or exit 2 saying what is wrong with it.
+fn load_or_exit(args: &config::Args) -> config::Config {
+    match config::load(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("litegate: {e}");
+            std::process::exit(2);
         }
     }
 }

@@ -21,6 +21,14 @@ pub enum Command {
         to: DbLocation,
         force: bool,
     },
+    /// `litegate export`: the store's state as YAML on stdout (`state::cli`).
+    Export,
+    /// `litegate apply FILE [--dry-run] [--prune]`: a state file applied to the store.
+    Apply {
+        file: PathBuf,
+        dry_run: bool,
+        prune: bool,
+    },
 }
 
 /// One side of `copy-db`: a SQLite file, or a PostgreSQL URL (`Debug` and `safe` never show
@@ -73,6 +81,8 @@ pub const USAGE: &str = "usage: litegate [serve] [--config FILE] [--host HOST] [
        [--header-timeout SECS (10)] [--request-timeout SECS (30)]
        litegate backup DEST [--db PATH | --config FILE]
        litegate copy-db --from SQLITE_PATH|postgresql://... --to SQLITE_PATH|postgresql://... [--force]
+       litegate export [--db PATH | --config FILE] > state.yaml
+       litegate apply FILE [--dry-run] [--prune] [--db PATH | --config FILE]
        litegate check-config FILE
        litegate --version";
 
@@ -82,6 +92,8 @@ pub fn parse_args(argv: &[String]) -> Result<(Command, Args), ConfigError> {
     // copy-db's own flags, checked after the loop.
     let mut copy_db = false;
     let (mut from, mut to, mut force) = (None, None, false);
+    // apply's own flags.
+    let (mut apply, mut dry_run, mut prune) = (None, false, false);
     let mut i = 0;
     let need = |i: usize, flag: &str| -> Result<String, ConfigError> {
         argv.get(i + 1)
@@ -118,6 +130,14 @@ pub fn parse_args(argv: &[String]) -> Result<(Command, Args), ConfigError> {
                 cmd = Command::Backup(PathBuf::from(f));
             }
             "copy-db" if i == 0 => copy_db = true,
+            "export" if i == 0 => cmd = Command::Export,
+            "apply" if i == 0 => {
+                let f = need(i, "apply")?;
+                i += 1;
+                apply = Some(PathBuf::from(f));
+            }
+            "--dry-run" if apply.is_some() => dry_run = true,
+            "--prune" if apply.is_some() => prune = true,
             "--from" if copy_db => from = Some(DbLocation::parse(&value(&mut i)?, "--from")?),
             "--to" if copy_db => to = Some(DbLocation::parse(&value(&mut i)?, "--to")?),
             "--force" if copy_db => force = true,
@@ -188,6 +208,13 @@ pub fn parse_args(argv: &[String]) -> Result<(Command, Args), ConfigError> {
                 )))
             }
         }
+    }
+    if let Some(file) = apply {
+        cmd = Command::Apply {
+            file,
+            dry_run,
+            prune,
+        };
     }
     Ok((cmd, args))
 }

@@ -24,6 +24,7 @@ pub mod sessions;
 pub mod spend;
 mod spend_order;
 pub mod sql;
+pub mod state;
 mod store;
 pub mod teams;
 pub mod users;

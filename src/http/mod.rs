@@ -23,6 +23,7 @@ pub mod request;
 pub mod routes;
 pub mod shapes;
 pub mod spend;
+pub mod state;
 pub mod team_permissions;
 pub mod teams;
 pub mod throttle;

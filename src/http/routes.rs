@@ -5,7 +5,7 @@
 //! error boundary are `dispatch.rs`'s; the handlers live in one module per resource.
 
 use super::{admin, budgets, end_users, health, keys, models, organizations, proxy, spend};
-use super::{team_permissions, teams, ui, users};
+use super::{state, team_permissions, teams, ui, users};
 use super::{Ctx, Reply, Req};
 use crate::auth::Caller;
 use crate::error::Result;
@@ -128,6 +128,9 @@ pub const ROUTES: &[(&str, &str, Handler)] = &[
     ("POST",   "/messages/count_tokens",         ModelCall(proxy::count_tokens)),
     ("GET",    "/spend/logs",                    Managed(spend::logs)),
     ("POST",   "/admin/backup",                  Managed(admin::backup)),
+    // State as a file (issue 16 item 4): proxy admins.
+    ("GET",    "/state/export",                  Managed(state::export)),
+    ("POST",   "/state/apply",                   Managed(state::apply)),
     // The web UI (issue 7): static files, session login, and the key form's model choices.
     ("GET",    "/ui",                            Public(ui::index)),
     ("POST",   "/ui/login",                      Public(ui::login)),

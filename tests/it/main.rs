@@ -37,6 +37,7 @@ mod sdk;
 mod sdk_anthropic;
 mod server;
 mod slow_clients;
+mod state;
 mod store_hardening;
 mod team_aliases;
 mod teams;
