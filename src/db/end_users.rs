@@ -164,3 +164,72 @@ pub fn load_for_call<C: Handle + ?Sized>(
     })?;
     Ok(found.unwrap_or_default())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> (tempfile::TempDir, rusqlite::Connection) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut c = crate::db::open(&dir.path().join("x.db")).expect("open");
+        crate::db::migrate::migrate(&mut c).expect("migrate");
+        (dir, c)
+    }
+
+    /// The call-time read finds the end user and its budget row by their primary keys: no
+    /// table is scanned (it runs on every call that names an end user).
+    #[test]
+    fn the_call_time_read_uses_primary_keys() {
+        let (_dir, c) = db();
+        let plan: Vec<String> = c
+            .prepare(&format!("EXPLAIN QUERY PLAN {FOR_CALL}"))
+            .expect("prepare")
+            .query_map(["x", "y"], |r| r.get::<_, String>(3))
+            .expect("plan")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows");
+        for table in ["e", "b"] {
+            assert!(
+                plan.iter()
+                    .any(|d| d.starts_with(&format!("SEARCH {table} USING PRIMARY KEY"))),
+                "{plan:?}"
+            );
+            assert!(
+                !plan.iter().any(|d| d.starts_with(&format!("SCAN {table}"))),
+                "{plan:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn own_budget_row_else_the_default_row_and_unknown_end_users_read_as_new() {
+        let (_dir, c) = db();
+        c.execute_batch(
+            "INSERT INTO budgets (id, max_budget, rpm_limit, created_at, updated_at)
+                 VALUES ('own', 1.5, 3, 't', 't'), ('default', 9, 7, 't', 't');
+             INSERT INTO end_users (id, spend, budget_id, blocked, created_at, updated_at)
+                 VALUES ('a', 0.5, 'own', 1, 't', 't'), ('b', 0.25, NULL, 0, 't', 't');",
+        )
+        .expect("seed");
+        let a = load_for_call(&c, "a", Some("default")).expect("a");
+        assert!(a.known && a.blocked);
+        assert_eq!(
+            (a.spend, a.max_budget, a.rpm_limit),
+            (0.5, Some(1.5), Some(3))
+        );
+        let b = load_for_call(&c, "b", Some("default")).expect("b");
+        assert_eq!(
+            (b.spend, b.max_budget, b.rpm_limit),
+            (0.25, Some(9.0), Some(7))
+        );
+        let b = load_for_call(&c, "b", None).expect("b");
+        assert_eq!((b.max_budget, b.rpm_limit), (None, None));
+        let n = load_for_call(&c, "nobody", Some("default")).expect("new");
+        assert!(!n.known && !n.blocked);
+        assert_eq!((n.spend, n.max_budget), (0.0, Some(9.0)));
+        assert_eq!(
+            load_for_call(&c, "nobody", None).expect("new"),
+            EndUserCheck::default()
+        );
+    }
+}

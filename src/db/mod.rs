@@ -23,6 +23,7 @@ mod pg_url;
 pub mod rows;
 pub mod sessions;
 pub mod spend;
+mod spend_order;
 pub mod sql;
 pub mod state;
 mod store;

@@ -34,21 +34,23 @@ pub struct SpendRecord {
     pub status: String,
 }
 
-const ADD_KEY: &str = "UPDATE api_keys SET spend = spend + ?2 WHERE token = ?1";
-const ADD_TEAM: &str = "UPDATE teams SET spend = spend + ?2 WHERE id = ?1";
-const ADD_ORG: &str = "UPDATE organizations SET spend = spend + ?2 WHERE id = ?1";
-const ADD_USER: &str = "UPDATE users SET spend = spend + ?2 WHERE id = ?1";
-const ADD_TEAM_MEMBER: &str =
+pub(super) const ADD_KEY: &str = "UPDATE api_keys SET spend = spend + ?2 WHERE token = ?1";
+pub(super) const ADD_TEAM: &str = "UPDATE teams SET spend = spend + ?2 WHERE id = ?1";
+pub(super) const ADD_ORG: &str = "UPDATE organizations SET spend = spend + ?2 WHERE id = ?1";
+pub(super) const ADD_USER: &str = "UPDATE users SET spend = spend + ?2 WHERE id = ?1";
+pub(super) const ADD_TEAM_MEMBER: &str =
     "UPDATE team_members SET spend = spend + ?3 WHERE team_id = ?1 AND user_id = ?2";
-const ADD_ORG_MEMBER: &str =
+pub(super) const ADD_ORG_MEMBER: &str =
     "UPDATE organization_members SET spend = spend + ?3 WHERE organization_id = ?1 AND user_id = ?2";
 /// The end user's spend; an unknown end user is created with its first call (LiteLLM's
 /// `update_end_user_spend` upserts). Same text on both engines.
-const ADD_END_USER: &str = "INSERT INTO end_users (id, spend, blocked, created_at, updated_at)
+pub(super) const ADD_END_USER: &str =
+    "INSERT INTO end_users (id, spend, blocked, created_at, updated_at)
     VALUES (?1, ?2, 0, ?3, ?3)
     ON CONFLICT (id) DO UPDATE SET spend = end_users.spend + excluded.spend";
 /// A free call of an unknown end user still records them (a free call changes no spend).
-const NEW_END_USER: &str = "INSERT INTO end_users (id, spend, blocked, created_at, updated_at)
+pub(super) const NEW_END_USER: &str =
+    "INSERT INTO end_users (id, spend, blocked, created_at, updated_at)
     VALUES (?1, 0, 0, ?2, ?2) ON CONFLICT (id) DO NOTHING";
 const INSERT_LOG: &str = "INSERT INTO spend_logs (request_id, api_key, team_id, organization_id,
     user_id, model, call_type, prompt_tokens, completion_tokens, total_tokens, spend, start_time,
@@ -117,6 +119,11 @@ pub fn record<C: Exec + ?Sized>(c: &mut C, r: &SpendRecord) -> Result<(), C::E> 
             c.exec(NEW_END_USER, &[e.into(), (&r.end_time).into()])?;
         }
     }
+    insert_log(c, r)
+}
+
+/// Writes a call's spend-log row (inside the spend transaction).
+pub(super) fn insert_log<C: Exec + ?Sized>(c: &mut C, r: &SpendRecord) -> Result<(), C::E> {
     let metadata = log_metadata(r);
     c.exec(
         INSERT_LOG,
@@ -521,12 +528,10 @@ fn write_batch(pool: &super::Pool, batch: &[&SpendRecord]) -> Vec<Result<(), cra
                 }
                 Ok(())
             }),
-            super::Pool::Postgres(pg) => pg.write_if_up(|q| {
-                for r in recs {
-                    record(q, r)?;
-                }
-                Ok(())
-            }),
+            // Several instances commit spend at once here: rows are locked in one order.
+            super::Pool::Postgres(pg) => {
+                pg.write_if_up(|q| super::spend_order::record_all(q, recs))
+            }
         }
     };
     match one(batch) {

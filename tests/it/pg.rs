@@ -48,6 +48,7 @@ fn three_instances_starting_at_once_migrate_exactly_once() {
             log.contains("applied PostgreSQL schema migration 1")
                 && log.contains("applied PostgreSQL schema migration 2")
                 && log.contains("applied PostgreSQL schema migration 3")
+                && log.contains("applied PostgreSQL schema migration 4")
         })
         .count();
     assert_eq!(applied, 1, "exactly one instance migrates");
