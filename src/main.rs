@@ -66,6 +66,11 @@ fn main() {
                 std::process::exit(e.exit_code());
             }
         },
+        Command::ImportLitellm {
+            from,
+            dry_run,
+            with_spend_logs,
+        } => import_litellm(&args, &from, dry_run, with_spend_logs),
         Command::Serve => {
             let cfg = match config::load(&args) {
                 Ok(c) => c,
@@ -78,6 +83,59 @@ fn main() {
                 eprintln!("litegate: {e}");
                 std::process::exit(1);
             }
+        }
+    }
+}
+
+/// `litegate import-litellm`: into the store the config, `--db` or `DATABASE_URL` select
+/// (opened as the server opens it: migrated, and a SQLite file under its owner lock, so a
+/// litegate serving on it refuses the import instead of racing it).
+fn import_litellm(
+    args: &config::Args,
+    from: &config::DatabaseUrl,
+    dry_run: bool,
+    with_spend_logs: bool,
+) {
+    let cfg = match config::load(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("litegate: {e}");
+            std::process::exit(2);
+        }
+    };
+    let pool = if dry_run {
+        None
+    } else {
+        let opened = match &cfg.database_url {
+            Some(url) => litegate::db::Pool::open_pg_with(url.expose(), 2, cfg.db_timeout),
+            None => litegate::db::Pool::open(&cfg.db_path, 2, cfg.env.synchronous),
+        };
+        match opened {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!("litegate: import-litellm: {e}");
+                std::process::exit(1);
+            }
+        }
+    };
+    let opts = litegate::db::litellm::Options {
+        dry_run,
+        with_spend_logs,
+    };
+    match litegate::db::litellm::run(from, pool.as_ref(), &opts) {
+        Ok(lines) => {
+            use std::io::Write;
+            // A closed pipe (`| head`) ends the listing, not the process with a panic.
+            let mut out = std::io::stdout().lock();
+            for line in lines {
+                if writeln!(out, "{line}").is_err() {
+                    break;
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("litegate: import-litellm: {e}");
+            std::process::exit(e.exit_code());
         }
     }
 }

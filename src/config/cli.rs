@@ -16,6 +16,13 @@ pub enum Command {
     Backup(PathBuf),
     /// `litegate copy-db --from A --to B [--force]`: the whole store from one database into
     /// another (`db::copy`).
+    /// `import-litellm --from postgresql://... [--dry-run] [--with-spend-logs]` (issue 15):
+    /// into the store the config / `--db` / `DATABASE_URL` select.
+    ImportLitellm {
+        from: super::DatabaseUrl,
+        dry_run: bool,
+        with_spend_logs: bool,
+    },
     CopyDb {
         from: DbLocation,
         to: DbLocation,
@@ -73,6 +80,7 @@ pub const USAGE: &str = "usage: litegate [serve] [--config FILE] [--host HOST] [
        [--header-timeout SECS (10)] [--request-timeout SECS (30)]
        litegate backup DEST [--db PATH | --config FILE]
        litegate copy-db --from SQLITE_PATH|postgresql://... --to SQLITE_PATH|postgresql://... [--force]
+       litegate import-litellm --from postgresql://... [--dry-run] [--with-spend-logs] [--config FILE | --db PATH]
        litegate check-config FILE
        litegate --version";
 
@@ -82,6 +90,9 @@ pub fn parse_args(argv: &[String]) -> Result<(Command, Args), ConfigError> {
     // copy-db's own flags, checked after the loop.
     let mut copy_db = false;
     let (mut from, mut to, mut force) = (None, None, false);
+    // import-litellm's own flags.
+    let mut import = false;
+    let (mut dry_run, mut with_spend_logs) = (false, false);
     let mut i = 0;
     let need = |i: usize, flag: &str| -> Result<String, ConfigError> {
         argv.get(i + 1)
@@ -118,6 +129,10 @@ pub fn parse_args(argv: &[String]) -> Result<(Command, Args), ConfigError> {
                 cmd = Command::Backup(PathBuf::from(f));
             }
             "copy-db" if i == 0 => copy_db = true,
+            "import-litellm" if i == 0 => import = true,
+            "--from" if import => from = Some(DbLocation::parse(&value(&mut i)?, "--from")?),
+            "--dry-run" if import => dry_run = true,
+            "--with-spend-logs" if import => with_spend_logs = true,
             "--from" if copy_db => from = Some(DbLocation::parse(&value(&mut i)?, "--from")?),
             "--to" if copy_db => to = Some(DbLocation::parse(&value(&mut i)?, "--to")?),
             "--force" if copy_db => force = true,
@@ -178,6 +193,22 @@ pub fn parse_args(argv: &[String]) -> Result<(Command, Args), ConfigError> {
             other => return Err(ConfigError(format!("unknown argument '{other}'\n{USAGE}"))),
         }
         i += 1;
+    }
+    if import {
+        match from.take() {
+            Some(DbLocation::Postgres(from)) => {
+                cmd = Command::ImportLitellm {
+                    from,
+                    dry_run,
+                    with_spend_logs,
+                }
+            }
+            _ => {
+                return Err(ConfigError(format!(
+                    "import-litellm needs --from postgresql://... (LiteLLM's database)\n{USAGE}"
+                )))
+            }
+        }
     }
     if copy_db {
         match (from, to) {
