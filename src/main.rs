@@ -103,26 +103,19 @@ fn import_litellm(
             std::process::exit(2);
         }
     };
-    let pool = if dry_run {
+    let open: Option<litegate::db::litellm::OpenTarget<'_>> = if dry_run {
         None
     } else {
-        let opened = match &cfg.database_url {
+        Some(Box::new(|| match &cfg.database_url {
             Some(url) => litegate::db::Pool::open_pg_with(url.expose(), 2, cfg.db_timeout),
             None => litegate::db::Pool::open(&cfg.db_path, 2, cfg.env.synchronous),
-        };
-        match opened {
-            Ok(p) => Some(p),
-            Err(e) => {
-                eprintln!("litegate: import-litellm: {e}");
-                std::process::exit(1);
-            }
-        }
+        }))
     };
     let opts = litegate::db::litellm::Options {
         dry_run,
         with_spend_logs,
     };
-    match litegate::db::litellm::run(from, pool.as_ref(), &opts) {
+    match litegate::db::litellm::run(from, open, &opts) {
         Ok(lines) => {
             use std::io::Write;
             // A closed pipe (`| head`) ends the listing, not the process with a panic.

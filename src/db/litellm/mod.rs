@@ -67,15 +67,19 @@ const READ: &[&str] = &[
 ];
 const SPEND_LOGS: &str = "LiteLLM_SpendLogs";
 
-/// Imports LiteLLM's database at `from` into `target` (`None`: a dry run, nothing opened).
-/// Returns the report's lines.
+/// Opens litegate's store (migrated, a SQLite file under its owner lock).
+pub type OpenTarget<'a> = Box<dyn FnOnce() -> Result<Pool, String> + 'a>;
+
+/// Imports LiteLLM's database at `from` into the store `open` opens (`None`: a dry run, the
+/// target is never opened), only once the source is known to be LiteLLM's. Returns the
+/// report's lines.
 pub fn run(
     from: &DatabaseUrl,
-    target: Option<&Pool>,
+    open: Option<OpenTarget<'_>>,
     opts: &Options,
 ) -> Result<Vec<String>, ImportError> {
     let mut src = Source::open(from.expose())?;
-    let out = import(&mut src, from, target, opts);
+    let out = import(&mut src, from, open, opts);
     src.close();
     out
 }
@@ -83,7 +87,7 @@ pub fn run(
 fn import(
     src: &mut Source,
     from: &DatabaseUrl,
-    target: Option<&Pool>,
+    open: Option<OpenTarget<'_>>,
     opts: &Options,
 ) -> Result<Vec<String>, ImportError> {
     let present = src.tables()?;
@@ -110,6 +114,11 @@ fn import(
         users: next(),
         keys: next(),
     };
+    let pool = match open {
+        Some(open) => Some(open().map_err(ImportError::Failed)?),
+        None => None,
+    };
+    let target = pool.as_ref();
     let mut report = Vec::new();
     let unmapped = unmapped_lines(src, &present, &s, opts)?;
     let plan = map::plan(&s);
