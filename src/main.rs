@@ -111,9 +111,16 @@ fn import_litellm(
             None => litegate::db::Pool::open(&cfg.db_path, 2, cfg.env.synchronous),
         }))
     };
+    let mut known: Vec<String> = Vec::new();
+    for d in &cfg.deployments {
+        known.push(d.model_name.clone());
+        known.extend(d.access_groups.iter().cloned());
+    }
     let opts = litegate::db::litellm::Options {
         dry_run,
         with_spend_logs,
+        master_hash: cfg.master_key.as_deref().map(litegate::auth::hash_key),
+        known_models: Some(known),
     };
     match litegate::db::litellm::run(from, open, &opts) {
         Ok(lines) => {

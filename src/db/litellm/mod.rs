@@ -52,6 +52,13 @@ impl std::fmt::Display for ImportError {
 pub struct Options {
     pub dry_run: bool,
     pub with_spend_logs: bool,
+    /// The configured master key's token: a LiteLLM key row with it is the master key itself
+    /// (litegate checks the master key first), not imported.
+    pub master_hash: Option<String>,
+    /// The config's model names and access groups: a name in an imported model list that is
+    /// none of them (nor a special name or a wildcard) is reported (its calls are refused
+    /// until config.yaml serves it). `None`: not checked.
+    pub known_models: Option<Vec<String>>,
 }
 
 /// The tables read into the plan, by field of `map::Src`.
@@ -121,7 +128,23 @@ fn import(
     let target = pool.as_ref();
     let mut report = Vec::new();
     let unmapped = unmapped_lines(src, &present, &s, opts)?;
-    let plan = map::plan(&s);
+    let mut plan = map::plan(&s);
+    if let Some(h) = &opts.master_hash {
+        let before = plan.rows.len();
+        plan.rows.retain(|o| {
+            !(o.table == "api_keys" && o.get("token") == Some(&rows::V::Text(h.clone())))
+        });
+        if plan.rows.len() < before {
+            plan.note(
+                "a LiteLLM key row holding the configured master key: not imported (the \
+                master key is litegate's own)"
+                    .into(),
+            );
+        }
+    }
+    if let Some(known) = &opts.known_models {
+        unknown_models(&mut plan, known);
+    }
     let mut notes = plan.notes.clone();
     let target_name = target.map(|p| p.engine());
     report.push(match target_name {
@@ -201,6 +224,50 @@ fn import(
     }
     finish(&mut report, &s, notes, unmapped);
     Ok(report)
+}
+
+/// Notes each model name of the imported lists that the config does not serve, with who
+/// names it.
+fn unknown_models(plan: &mut map::Plan, known: &[String]) {
+    const SPECIAL: &[&str] = &[
+        "all-proxy-models",
+        "all-team-models",
+        "all-org-models",
+        "no-default-models",
+        "*",
+    ];
+    let mut by_model: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for o in &plan.rows {
+        let who = match o.table {
+            "organizations" => "organization",
+            "teams" => "team",
+            "users" => "user",
+            "api_keys" => "key",
+            _ => continue,
+        };
+        let id = match o.table {
+            "api_keys" => o.get("key_name"),
+            _ => o.get("id"),
+        };
+        let id = id.and_then(rows::V::as_text).unwrap_or("");
+        let Some(list) = o.get("models").and_then(rows::V::as_text) else {
+            continue;
+        };
+        let names: Vec<String> = serde_json::from_str(list).unwrap_or_default();
+        for m in names {
+            if SPECIAL.contains(&m.as_str()) || m.contains('*') || known.contains(&m) {
+                continue;
+            }
+            by_model.entry(m).or_default().push(format!("{who} {id}"));
+        }
+    }
+    for (m, who) in by_model {
+        plan.note(format!(
+            "model {m} (in the model list of {}) is not in this config's model_list or access \
+             groups: calls to it are refused until config.yaml serves it",
+            who.join(", ")
+        ));
+    }
 }
 
 fn written(e: crate::db::handle::DbError) -> ImportError {
