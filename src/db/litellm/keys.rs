@@ -12,6 +12,16 @@ use super::source::Rec;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 
+/// The user id LiteLLM (and litegate, `auth::MASTER_USER_ID`) gives the master key; `db`
+/// sits below `auth`, so the name is repeated here.
+const MASTER_USER_ID: &str = "default_user_id";
+
+/// `token` of a raw key: lowercase hex SHA-256 (`auth::hash_key`, LiteLLM's format).
+fn sha256_hex(raw: &str) -> String {
+    use sha2::{Digest, Sha256};
+    crate::util::hex(&Sha256::digest(raw.as_bytes()))
+}
+
 /// The team LiteLLM's admin UI puts its login-session keys in (no such team exists).
 const UI_SESSION_TEAM: &str = "litellm-dashboard";
 
@@ -23,7 +33,7 @@ fn token_of(raw: &str) -> Option<(String, bool)> {
         return Some((t.to_ascii_lowercase(), false));
     }
     if t.starts_with("sk-") {
-        return Some((crate::auth::hash_key(t), true));
+        return Some((sha256_hex(t), true));
     }
     None
 }
@@ -144,9 +154,7 @@ pub(super) fn plan_keys(
         // its owner acts for model calls only.
         let created_by = get_str(k, "created_by");
         let calls_only = match (&user, &created_by) {
-            (Some(u), Some(c)) => {
-                c != u && c != crate::auth::MASTER_USER_ID && !proxy_admins.contains(c)
-            }
+            (Some(u), Some(c)) => c != u && c != MASTER_USER_ID && !proxy_admins.contains(c),
             _ => false,
         };
         let issued_by = created_by
@@ -267,7 +275,9 @@ mod tests {
 
     #[test]
     fn tokens_are_litellm_hashes_or_hashed_raw_keys() {
-        let h = crate::auth::hash_key("sk-abc");
+        let h = sha256_hex("sk-abc");
+        assert_eq!(h, crate::auth::hash_key("sk-abc"));
+        assert_eq!(crate::auth::MASTER_USER_ID, MASTER_USER_ID);
         assert_eq!(token_of(&h.to_uppercase()), Some((h.clone(), false)));
         assert_eq!(token_of("sk-abc"), Some((h, true)));
         assert_eq!(token_of("not-a-key"), None);
