@@ -183,6 +183,14 @@ fn carry_over(mut s: Server, stop_for_writes: bool) {
     );
     assert_eq!(org_member_spend, 2.0);
     assert_eq!(s.count("SELECT count(*) FROM spend_logs"), 3);
+    let logs = s.get("/spend/logs?request_id=req-1", MASTER).json();
+    let log = &logs.as_array().expect("a list")[0];
+    assert_eq!(log["end_user"], "cust-1", "{log}");
+    assert_eq!(log["spend"], 1.25);
+    assert_eq!(log["model"], "A");
+    assert_eq!(log["api_key"], hash_key(ALICE).as_str());
+    assert_eq!(log["startTime"], "2026-11-01T10:00:00.123Z");
+    assert!(!log.to_string().contains("never copied"), "request bodies stay behind");
 
     // The hierarchy: org budget row, memberships reconciled from their three copies (roles from
     // members_with_roles and admins[], a member named by e-mail only), per-member budgets (a

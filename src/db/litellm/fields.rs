@@ -205,7 +205,6 @@ pub const NOT_CARRIED: &[(&str, &str, &str)] = &[
     ("LiteLLM_VerificationToken", "last_active", "last-use time is not kept by litegate"),
     ("LiteLLM_SpendLogs", "completionStartTime", "time to first token is not kept in litegate's spend logs"),
     ("LiteLLM_SpendLogs", "api_base", "upstream URLs are not kept in litegate's spend logs"),
-    ("LiteLLM_SpendLogs", "metadata", "LiteLLM's request metadata; litegate keeps the fields it knows (model_group, end_user, tags)"),
     ("LiteLLM_SpendLogs", "cache_key", "litegate has no response cache"),
     ("LiteLLM_SpendLogs", "requester_ip_address", "client addresses are not kept in spend logs"),
     ("LiteLLM_SpendLogs", "messages", "request bodies are never stored by litegate"),

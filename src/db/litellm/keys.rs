@@ -210,6 +210,10 @@ pub(super) fn plan_keys(
     }
 }
 
+/// The largest LiteLLM spend-log `metadata` carried whole (bytes of JSON); a larger one is
+/// dropped (the row's columns are kept).
+const MAX_LOG_METADATA: usize = 64 * 1024;
+
 /// One LiteLLM spend log row → litegate's `spend_logs` (upserted by `request_id`).
 pub fn spend_log(r: &Rec) -> Option<Out> {
     let id = get_str(r, "request_id")?;
@@ -225,12 +229,19 @@ pub fn spend_log(r: &Rec) -> Option<Out> {
             .filter(|s| !s.is_empty())
             .map(str::to_string)
     });
-    let mut meta = serde_json::Map::new();
+    // LiteLLM's own spend-log metadata (the shape litegate writes too, `db::spend`), unless
+    // oversized; the columns litegate has no column for go beside it.
+    let mut meta = get_obj(r, "metadata");
+    if Value::Object(meta.clone()).to_string().len() > MAX_LOG_METADATA {
+        meta = serde_json::Map::new();
+    }
+    if let Some(e) = get_str(r, "end_user") {
+        meta.insert("user_api_key_end_user_id".into(), Value::String(e));
+    }
     for (from, to) in [
         ("model", "litellm_model"),
         ("model_id", "model_id"),
         ("custom_llm_provider", "custom_llm_provider"),
-        ("end_user", "end_user"),
         ("cache_hit", "cache_hit"),
     ] {
         if let Some(v) = get_str(r, from) {
@@ -288,7 +299,8 @@ mod tests {
         let r = json!({"request_id": "r1", "startTime": "2025-01-02T03:04:05.006",
             "model": "gpt-4o-2024", "model_group": "gpt-4o", "spend": 0.25,
             "prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15,
-            "metadata": {"user_api_key_org_id": "o1"}, "request_tags": ["a"], "status": null});
+            "metadata": {"user_api_key_org_id": "o1", "user_api_key_alias": "k"},
+            "end_user": "cust", "request_tags": ["a"], "status": null});
         let out = spend_log(r.as_object().unwrap()).unwrap();
         assert_eq!(out.get("model"), Some(&V::Text("gpt-4o".into())));
         assert_eq!(out.get("organization_id"), Some(&V::Text("o1".into())));
@@ -300,6 +312,11 @@ mod tests {
         assert_eq!(out.get("spend"), Some(&V::Real(0.25)));
         let meta = out.get("metadata").and_then(V::as_text).unwrap();
         assert!(meta.contains("\"request_tags\":[\"a\"]") && meta.contains("gpt-4o-2024"));
+        assert!(
+            meta.contains("\"user_api_key_end_user_id\":\"cust\""),
+            "{meta}"
+        );
+        assert!(meta.contains("\"user_api_key_alias\":\"k\""), "{meta}");
         assert!(spend_log(json!({"request_id": "r"}).as_object().unwrap()).is_none());
     }
 }
