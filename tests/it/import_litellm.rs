@@ -190,7 +190,10 @@ fn carry_over(mut s: Server, stop_for_writes: bool) {
     assert_eq!(log["model"], "A");
     assert_eq!(log["api_key"], hash_key(ALICE).as_str());
     assert_eq!(log["startTime"], "2026-11-01T10:00:00.123Z");
-    assert!(!log.to_string().contains("never copied"), "request bodies stay behind");
+    assert!(
+        !log.to_string().contains("never copied"),
+        "request bodies stay behind"
+    );
 
     // The hierarchy: org budget row, memberships reconciled from their three copies (roles from
     // members_with_roles and admins[], a member named by e-mail only), per-member budgets (a

@@ -188,15 +188,19 @@ fn import(
             }
             if opts.with_spend_logs {
                 let mut bad = 0u64;
+                let mut batch = Vec::with_capacity(write::BATCH);
                 src.each(SPEND_LOGS, &mut |r| {
                     match keys::spend_log(&r) {
-                        Some(o) => {
-                            write::put(db, o, &mut counts, &mut Vec::new()).map_err(written)?;
-                        }
+                        Some(o) => batch.push(o),
                         None => bad += 1,
+                    }
+                    if batch.len() >= write::BATCH {
+                        write::put_many(db, &batch, &mut counts).map_err(written)?;
+                        batch.clear();
                     }
                     Ok(())
                 })?;
+                write::put_many(db, &batch, &mut counts).map_err(written)?;
                 if bad > 0 {
                     notes.push(format!(
                         "{bad} spend log rows without a request_id or startTime: not imported"

@@ -12,8 +12,19 @@ use std::collections::BTreeMap;
 pub type Counts = BTreeMap<&'static str, (u64, u64)>;
 
 fn upsert_sql(o: &Out) -> String {
+    upsert_rows_sql(o, 1)
+}
+
+/// The upsert of `n` rows shaped as `o` (same table and columns) in one statement.
+fn upsert_rows_sql(o: &Out, n: usize) -> String {
     let names: Vec<&str> = o.cols.iter().map(|(c, _)| *c).collect();
-    let params: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
+    let w = names.len();
+    let params: Vec<String> = (0..n)
+        .map(|r| {
+            let p: Vec<String> = (1..=w).map(|i| format!("?{}", r * w + i)).collect();
+            p.join(", ")
+        })
+        .collect();
     let sets: Vec<String> = names
         .iter()
         .filter(|c| !o.key.contains(c) && !o.insert_only.contains(c))
@@ -23,7 +34,7 @@ fn upsert_sql(o: &Out) -> String {
         "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}",
         o.table,
         names.join(", "),
-        params.join(", "),
+        params.join("), ("),
         o.key.join(", "),
         sets.join(", ")
     )
@@ -106,6 +117,56 @@ pub fn put<C: Handle + ?Sized>(
     Ok(!existed)
 }
 
+/// Rows per statement of `put_many` (16 columns × 500 = 8000 parameters: under SQLite's
+/// 32766 and PostgreSQL's 65535).
+pub const BATCH: usize = 500;
+
+/// Writes rows of one shape (one table, a key of one column, the same columns in the same
+/// order: the spend logs), up to `BATCH` of them: one statement counts those that exist, one
+/// upserts them all. Rows of mixed shapes are written one by one (`put`).
+pub fn put_many<C: Handle + ?Sized>(c: &C, rows: &[Out], counts: &mut Counts) -> DbResult<()> {
+    let Some(first) = rows.first() else {
+        return Ok(());
+    };
+    let [key] = first.key else {
+        return Err(crate::db::handle::DbError::Lite(
+            rusqlite::Error::InvalidQuery,
+        ));
+    };
+    let same = |o: &Out| {
+        o.table == first.table
+            && o.cols.len() == first.cols.len()
+            && o.cols.iter().zip(&first.cols).all(|(a, b)| a.0 == b.0)
+    };
+    if !rows.iter().all(same) {
+        return Err(crate::db::handle::DbError::Lite(
+            rusqlite::Error::InvalidQuery,
+        ));
+    }
+    let keys: Vec<V> = rows
+        .iter()
+        .map(|o| o.get(key).cloned().unwrap_or(V::Null))
+        .collect();
+    let marks: Vec<String> = (1..=keys.len()).map(|i| format!("?{i}")).collect();
+    let exists = format!(
+        "SELECT count(*) FROM {} WHERE {key} IN ({})",
+        first.table,
+        marks.join(", ")
+    );
+    let args: Vec<_> = keys.iter().map(V::arg).collect();
+    let existed = c.one(&exists, &args, |r| r.get::<i64>(0))?.unwrap_or(0);
+    let args: Vec<_> = rows
+        .iter()
+        .flat_map(|o| o.cols.iter().map(|(_, v)| v.arg()))
+        .collect();
+    c.exec(&upsert_rows_sql(first, rows.len()), &args)?;
+    let existed = u64::try_from(existed).unwrap_or(0);
+    let e = counts.entry(first.table).or_default();
+    e.0 += rows.len() as u64 - existed.min(rows.len() as u64);
+    e.1 += existed;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,6 +182,7 @@ mod tests {
             "INSERT INTO teams (id, spend, created_at) VALUES (?1, ?2, ?3) ON CONFLICT (id) DO \
              UPDATE SET spend = excluded.spend"
         );
+        assert!(upsert_rows_sql(&o, 2).contains("VALUES (?1, ?2, ?3), (?4, ?5, ?6) ON"));
         let m = Out::new("team_members", &["team_id", "user_id"]);
         assert_eq!(
             exists_sql(&m),
