@@ -300,7 +300,7 @@ pub fn plan(src: &Src) -> Plan {
         .collect();
     let mut team_ids = BTreeSet::new();
     let mut team_member_rows: Vec<Out> = Vec::new();
-    let by_team_user: HashMap<(String, String), &Rec> = src
+    let by_team_user: BTreeMap<(String, String), &Rec> = src
         .team_members
         .rows
         .iter()
@@ -414,7 +414,7 @@ fn members_of(
     src: &Src,
     user_ids: &BTreeSet<String>,
     emails: &BTreeMap<String, String>,
-    by_team_user: &HashMap<(String, String), &Rec>,
+    by_team_user: &BTreeMap<(String, String), &Rec>,
     p: &mut Plan,
     budget_for: &mut BudgetFor<'_>,
 ) -> Vec<Out> {
@@ -457,9 +457,8 @@ fn members_of(
     for m in get_list(t, "members") {
         add(p, Some(m), None, false);
     }
-    for ((tid, uid), _) in by_team_user.iter().filter(|((tid, _), _)| tid == team) {
+    for (_, uid) in by_team_user.keys().filter(|(tid, _)| tid == team) {
         add(p, Some(uid.clone()), None, false);
-        let _ = tid;
     }
     for u in &src.users.rows {
         if get_list(u, "teams").iter().any(|x| x == team) {
@@ -499,3 +498,7 @@ fn members_of(
     }
     out
 }
+
+#[cfg(test)]
+#[path = "map_tests.rs"]
+mod tests;
