@@ -6,6 +6,7 @@
 //! implementations'.
 
 use super::budget::{Reservation, Reservations};
+use super::end_user::EndUser;
 use super::limits::{Limit, Limiter, Permit};
 use super::shared::{Lease, Shared};
 use crate::db::key_check::KeyRow;
@@ -48,18 +49,20 @@ impl Admission {
     }
 
     /// Budgets (reserving `estimate` on each), then rate limits (API.md §7's order); a refusal
-    /// consumes nothing.
-    pub fn admit(&self, k: &KeyRow, estimate: f64) -> Result<Ticket> {
+    /// consumes nothing. They are the key's (`k`; none for the master key) and the end user's
+    /// (`e`, when the call names one): the end user is one more holder, admitted with the
+    /// others at once.
+    pub fn admit(&self, k: Option<&KeyRow>, e: Option<&EndUser>, estimate: f64) -> Result<Ticket> {
         match self {
             Admission::Local { budgets, limiter } => {
-                let reservation = budgets.reserve(k, estimate)?;
-                let permit = limiter.admit(&Limit::of_key(k))?;
+                let reservation = budgets.reserve(k, e, estimate)?;
+                let permit = limiter.admit(&Limit::of_call(k, e))?;
                 Ok(Ticket::Local {
                     permit,
                     _reservation: reservation,
                 })
             }
-            Admission::Shared(s) => s.admit(k, estimate).map(Ticket::Shared),
+            Admission::Shared(s) => s.admit(k, e, estimate).map(Ticket::Shared),
         }
     }
 }

@@ -4,9 +4,11 @@
 //!
 //! 1. the caller's role may call models, and the store can record spend (`run`);
 //! 2. the body is parsed and checked once (`body::CallBody`);
-//! 3. admission in API.md §7's order (`admit`; the key, team and organization were checked by
+//! 3. the end user the body's `user` names (`end_user`: one read, only then; blocked → 400);
+//!    admission in API.md §7's order (`admit`; the key, team and organization were checked by
 //!    authentication before): model access (aliases, then the one resolver), a deployment,
-//!    budgets (`budget`: reserve the estimate from `estimate`), rate limits (`limits`);
+//!    budgets (`budget`: reserve the estimate from `estimate`; the end user's among them), rate
+//!    limits (`limits`);
 //! 4. the answer: the built-in mock provider (`mock`) or the deployment (`relay`: forwarding,
 //!    and the SSE relay of a stream);
 //! 5. settlement (`Call::settle`, the one place): the spend is recorded in one short
@@ -25,6 +27,7 @@ mod bedrock;
 pub mod body;
 pub mod budget;
 mod completion_id;
+pub mod end_user;
 pub mod estimate;
 pub mod limits;
 pub mod messages;
@@ -170,7 +173,17 @@ pub fn run(
     let started = util::now_iso();
     let kind = input.kind;
     let mut body = CallBody::parse(input.bytes, kind)?;
-    let admitted = admit(calls, cfg, catalog, who, &mut body, kind)?;
+    // The end user the body names, read once (a call naming nobody reads nothing); a blocked
+    // one is refused here.
+    let end_user = match end_user::named(&body.fields)? {
+        Some(id) => Some(end_user::EndUser::load(
+            &calls.ledger.pool,
+            &cfg.end_users,
+            id,
+        )?),
+        None => None,
+    };
+    let admitted = admit(calls, cfg, catalog, who, &mut body, kind, end_user.as_ref())?;
     let translated = match admitted.dep.route.wire {
         w if w.is_anthropic() => Some("an Anthropic"),
         crate::provider::Wire::Bedrock => Some("a Bedrock"),
@@ -207,11 +220,7 @@ pub fn run(
             user_id: who.user_id.clone(),
             key_alias: k.and_then(|k| k.key_alias.clone()),
             team_alias: k.and_then(|k| k.team.as_ref().and_then(|t| t.alias.clone())),
-            end_user: body
-                .fields
-                .get("user")
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            end_user: end_user.map(|e| e.id),
             model: admitted.dep.model_name.clone(),
             call_type: kind.log_name().to_string(),
             start_time: started,
@@ -268,13 +277,15 @@ fn admit(
     who: &Caller,
     body: &mut CallBody,
     kind: CallType,
+    end_user: Option<&end_user::EndUser>,
 ) -> Result<Admitted> {
     let (model, dep) = resolve(cfg, catalog, who, std::mem::take(&mut body.model))?;
     let (prompt_estimate, cost_estimate) = estimate::before_call(&dep, kind, body);
-    let ticket = match &who.key {
-        Some(k) => Some(calls.admission.admit(k, cost_estimate)?),
-        // The master key: no budget, no limits.
-        None => None,
+    let ticket = match (who.key.as_deref(), end_user) {
+        // The master key naming no end user: no budget, no limits. (Naming one, its end
+        // user's budget and limits apply, as in LiteLLM, which checks end users before keys.)
+        (None, None) => None,
+        (k, e) => Some(calls.admission.admit(k, e, cost_estimate)?),
     };
     Ok(Admitted {
         model,

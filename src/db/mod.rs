@@ -5,6 +5,7 @@
 pub mod authority;
 pub mod budgets;
 pub mod copy;
+pub mod end_users;
 pub mod handle;
 pub mod health;
 pub mod key_check;
@@ -16,6 +17,7 @@ pub mod members;
 pub mod migrate;
 pub mod orgs;
 pub mod pg;
+mod pg_health;
 mod pg_migrate;
 mod pg_url;
 pub mod rows;

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod budgets;
 pub mod dispatch;
+pub mod end_users;
 pub mod health;
 pub mod key_fields;
 pub mod keys;
@@ -26,6 +27,7 @@ pub mod team_permissions;
 pub mod teams;
 pub mod throttle;
 pub mod ui;
+mod unsupported;
 pub mod users;
 
 /// The string check every `Body` accessor applies (shared with the model call's body).
