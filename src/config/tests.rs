@@ -494,7 +494,10 @@ fn end_user_defaults_are_read() {
     .expect("ok");
     assert_eq!(cfg.end_users.max_budget, Some(2.5));
     assert_eq!(cfg.end_users.budget_id.as_deref(), Some("tier"));
-    assert_eq!(Config::default().end_users, crate::config::EndUserDefaults::default());
+    assert_eq!(
+        Config::default().end_users,
+        crate::config::EndUserDefaults::default()
+    );
 }
 
 #[test]

@@ -107,6 +107,7 @@ fn counts(s: &Server) -> Vec<i64> {
         "team_members",
         "api_keys",
         "spend_logs",
+        "end_users",
     ]
     .iter()
     .map(|t| s.count(&format!("SELECT count(*) FROM {t}")))
@@ -137,7 +138,6 @@ fn carry_over(mut s: Server, stop_for_writes: bool) {
         "LiteLLM_TeamTable.future_knob (1 rows set): unknown to this importer",
         "LiteLLM_SpendLogs.messages",
         "LiteLLM_ProxyModelTable (1 rows)",
-        "LiteLLM_EndUserTable (2 rows)",
         "LiteLLM_AuditLog (1 rows)",
         // Rows left out or changed.
         "key sk-...0005: its team t-gone does not exist",
@@ -183,6 +183,19 @@ fn carry_over(mut s: Server, stop_for_writes: bool) {
     );
     assert_eq!(org_member_spend, 2.0);
     assert_eq!(s.count("SELECT count(*) FROM spend_logs"), 3);
+    // End users with their spend, block and budget row (shared, LiteLLM's id: the org member's
+    // copy of the same LiteLLM budget is a row of its own).
+    assert_eq!(spend(&s, "end_users", "cust-1"), 1.25);
+    let eu_budget: f64 = s.value(
+        "SELECT b.max_budget FROM end_users e JOIN budgets b ON b.id = e.budget_id \
+         WHERE e.id = ?1",
+        ["cust-1"],
+    );
+    assert_eq!(eu_budget, 20.0);
+    let eu_budget_id: String = s.value("SELECT budget_id FROM end_users WHERE id = ?1", ["cust-1"]);
+    assert_eq!(eu_budget_id, "b-orgmember");
+    let blocked: i64 = s.value("SELECT blocked FROM end_users WHERE id = ?1", ["cust-2"]);
+    assert_eq!(blocked, 1);
     let logs = s.get("/spend/logs?request_id=req-1", MASTER).json();
     let log = &logs.as_array().expect("a list")[0];
     assert_eq!(log["end_user"], "cust-1", "{log}");
@@ -279,6 +292,28 @@ fn carry_over(mut s: Server, stop_for_writes: bool) {
         assert_eq!(r.status, 200, "{key} {model}: {}", r.text());
     }
     assert_eq!(chat(&s, ENG, "B").status, 403, "the key's models carried");
+    let as_blocked_customer = s.post(
+        "/v1/chat/completions",
+        ALICE,
+        json!({"model": "A", "user": "cust-2", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(
+        as_blocked_customer.status,
+        400,
+        "{}",
+        as_blocked_customer.text()
+    );
+    assert!(as_blocked_customer.text().contains("User blocked"));
+    let as_customer = s.post(
+        "/v1/chat/completions",
+        ALICE,
+        json!({"model": "A", "user": "cust-1", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(as_customer.status, 200, "{}", as_customer.text());
+    assert!(
+        spend(&s, "end_users", "cust-1") > 1.25,
+        "end-user spend continues"
+    );
     for key in [BLOCKED, EXPIRED, TEAM_GONE, UI_SESSION, TEAM_BLOCKED] {
         let r = chat(&s, key, "A");
         assert_eq!(r.status, 401, "{key}: {}", r.text());

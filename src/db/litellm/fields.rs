@@ -147,6 +147,18 @@ pub const CARRIED: &[Carried] = &[
         ],
     },
     Carried {
+        table: "LiteLLM_EndUserTable",
+        columns: &[
+            "user_id",
+            "alias",
+            "spend",
+            "allowed_model_region",
+            "default_model",
+            "budget_id",
+            "blocked",
+        ],
+    },
+    Carried {
         table: "LiteLLM_SpendLogs",
         columns: &[
             "request_id",
@@ -217,7 +229,6 @@ pub const NOT_CARRIED: &[(&str, &str, &str)] = &[
 /// LiteLLM tables that are not imported at all, and why. A `LiteLLM_*` table in no list is
 /// reported as "unknown to this importer".
 pub const TABLES_NOT_IMPORTED: &[(&str, &str)] = &[
-    ("LiteLLM_EndUserTable", "end users (customers): litegate keeps no end-user table yet"),
     ("LiteLLM_ProxyModelTable", "models added through the UI/API: litegate's models come from config.yaml; add them to model_list (their litellm_params may hold encrypted secrets)"),
     ("LiteLLM_CredentialsTable", "stored provider credentials (encrypted with LITELLM_SALT_KEY): put them in config.yaml as os.environ/ values"),
     ("LiteLLM_DeprecatedVerificationToken", "old hashes of regenerated keys: their grace period is not carried, the regenerated key is"),

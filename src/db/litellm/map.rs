@@ -21,6 +21,7 @@ pub struct Src {
     pub team_members: Table,
     pub users: Table,
     pub keys: Table,
+    pub end_users: Table,
 }
 
 /// What to write, in foreign-key order, and the notes on what was not carried.
@@ -101,9 +102,22 @@ pub fn plan(src: &Src) -> Plan {
             *holders.entry(b).or_default() += 1;
         }
     }
-    // A budget row of litegate belongs to one holder (deleting an org deletes its budget
-    // rows): a LiteLLM budget shared by several holders becomes one row per holder.
-    let mut budget_for = |p: &mut Plan, bid: Option<String>, holder: String, what: &str| {
+    // End users share a budget row as LiteLLM's do (litegate's end users refer to budget rows
+    // by id): together they count as one holder.
+    let end_user_budgets: BTreeSet<String> = src
+        .end_users
+        .rows
+        .iter()
+        .filter_map(|r| get_str(r, "budget_id"))
+        .collect();
+    for b in &end_user_budgets {
+        *holders.entry(b.clone()).or_default() += 1;
+    }
+    let mut emitted: BTreeSet<String> = BTreeSet::new();
+    // A budget row of an organization or membership belongs to it (deleting the org deletes
+    // its budget rows): a LiteLLM budget with several holders becomes one row per holder
+    // (`<budget_id>~<holder>`); end users (`holder` None) keep LiteLLM's id, shared.
+    let mut budget_for = |p: &mut Plan, bid: Option<String>, holder: Option<String>, what: &str| {
         let bid = bid?;
         let Some(b) = budgets.get(&bid) else {
             p.note(format!(
@@ -111,11 +125,13 @@ pub fn plan(src: &Src) -> Plan {
             ));
             return None;
         };
-        let id = if holders.get(&bid).copied().unwrap_or(0) > 1 {
-            format!("{bid}~{holder}")
-        } else {
-            bid.clone()
+        let id = match holder {
+            Some(h) if holders.get(&bid).copied().unwrap_or(0) > 1 => format!("{bid}~{h}"),
+            _ => bid.clone(),
         };
+        if !emitted.insert(id.clone()) {
+            return Some(id);
+        }
         let (dur, reset) = duration(b, &format!("budget {bid}"), p);
         let mmb = get_obj(b, "model_max_budget");
         p.rows.push(
@@ -156,7 +172,7 @@ pub fn plan(src: &Src) -> Plan {
         let budget = budget_for(
             &mut p,
             get_str(o, "budget_id"),
-            format!("org:{id}"),
+            Some(format!("org:{id}")),
             &format!("organization {id}"),
         );
         org_ids.insert(id.clone());
@@ -272,7 +288,7 @@ pub fn plan(src: &Src) -> Plan {
         let budget = budget_for(
             &mut p,
             get_str(m, "budget_id"),
-            format!("org:{oid}:{uid}"),
+            Some(format!("org:{oid}:{uid}")),
             &what,
         );
         p.rows.push(
@@ -398,11 +414,36 @@ pub fn plan(src: &Src) -> Plan {
             }
         }
     }
+    // End users (LiteLLM's customers): the budget row they name, shared.
+    for e in &src.end_users.rows {
+        let Some(id) = get_str(e, "user_id") else {
+            continue;
+        };
+        let what = format!("end user {id}");
+        let budget = budget_for(&mut p, get_str(e, "budget_id"), None, &what);
+        let now = V::Text(now());
+        p.rows.push(
+            Out::new("end_users", &["id"])
+                .set("id", V::Text(id))
+                .set("alias", V::text(get_str(e, "alias")))
+                .set("spend", V::Real(get_f64(e, "spend").unwrap_or(0.0)))
+                .set(
+                    "allowed_model_region",
+                    V::text(get_str(e, "allowed_model_region")),
+                )
+                .set("default_model", V::text(get_str(e, "default_model")))
+                .set("budget_id", V::text(budget))
+                .set("blocked", V::Int(get_bool(e, "blocked") as i64))
+                .set("created_at", now.clone())
+                .set("updated_at", now),
+        );
+    }
     super::keys::plan_keys(src, &mut p, &team_ids, &user_ids, &org_ids);
     p
 }
 
-type BudgetFor<'a> = dyn FnMut(&mut Plan, Option<String>, String, &str) -> Option<String> + 'a;
+type BudgetFor<'a> =
+    dyn FnMut(&mut Plan, Option<String>, Option<String>, &str) -> Option<String> + 'a;
 
 /// A team's members, reconciled from LiteLLM's copies: `TeamMembership` rows (spend, budget),
 /// `members_with_roles` (roles; an entry may name only an e-mail), legacy `admins[]` /
@@ -473,7 +514,7 @@ fn members_of(
             budget_for(
                 p,
                 get_str(m, "budget_id"),
-                format!("team:{team}:{uid}"),
+                Some(format!("team:{team}:{uid}")),
                 &what,
             )
         });

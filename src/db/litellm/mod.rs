@@ -71,6 +71,7 @@ const READ: &[&str] = &[
     "LiteLLM_TeamMembership",
     "LiteLLM_UserTable",
     "LiteLLM_VerificationToken",
+    "LiteLLM_EndUserTable",
 ];
 const SPEND_LOGS: &str = "LiteLLM_SpendLogs";
 
@@ -120,6 +121,7 @@ fn import(
         team_members: next(),
         users: next(),
         keys: next(),
+        end_users: next(),
     };
     let pool = match open {
         Some(open) => Some(open().map_err(ImportError::Failed)?),
@@ -166,6 +168,7 @@ fn import(
             "teams",
             "team_members",
             "api_keys",
+            "end_users",
         ] {
             report.push(format!("  {t:<22}{:>8} would be imported", plan.count(t)));
         }
@@ -290,13 +293,14 @@ fn finish(report: &mut Vec<String>, s: &map::Src, notes: Vec<String>, unmapped: 
     };
     report.push(format!(
         "spend carried (LiteLLM's counters): keys {}, teams {}, organizations {}, users {}, \
-         team memberships {}, organization memberships {}",
+         team memberships {}, organization memberships {}, end users {}",
         sum(&s.keys),
         sum(&s.teams),
         sum(&s.orgs),
         sum(&s.users),
         sum(&s.team_members),
-        sum(&s.org_members)
+        sum(&s.org_members),
+        sum(&s.end_users)
     ));
     if !notes.is_empty() {
         report.push(format!(
@@ -326,6 +330,7 @@ fn unmapped_lines(
         &s.team_members,
         &s.users,
         &s.keys,
+        &s.end_users,
     ];
     let mut out = Vec::new();
     for (name, t) in READ.iter().zip(tables) {
