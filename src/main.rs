@@ -122,6 +122,8 @@ fn import_litellm(
         master_hash: cfg.master_key.as_deref().map(litegate::auth::hash_key),
         known_models: Some(known),
     };
+    // A SQLite store this import creates is removed again when it fails (as copy-db does).
+    let fresh = !dry_run && cfg.database_url.is_none() && !cfg.db_path.exists();
     match litegate::db::litellm::run(from, open, &opts) {
         Ok(lines) => {
             use std::io::Write;
@@ -134,6 +136,9 @@ fn import_litellm(
             }
         }
         Err(e) => {
+            if fresh {
+                litegate::db::copy::remove_sqlite_files(&cfg.db_path);
+            }
             eprintln!("litegate: import-litellm: {e}");
             std::process::exit(e.exit_code());
         }
