@@ -29,9 +29,9 @@ if [ -z "$pg_url" ]; then
     pg_url="$(bash scripts/pg.sh start)"
 fi
 # The tests that bring PostgreSQL databases of their own (pg::, multi_instance::, pg_outage::,
-# copy_db::) ran in the first pass already; they are not run twice.
+# copy_db::, import_litellm::) ran in the first pass already; they are not run twice.
 LITEGATE_TEST_PG="$pg_url" cargo test --test it -- \
-    --skip pg:: --skip multi_instance:: --skip pg_outage:: --skip copy_db::
+    --skip pg:: --skip multi_instance:: --skip pg_outage:: --skip copy_db:: --skip import_litellm::
 # The README's two commands on a fresh clone (issue 15 item 1): the first until it serves.
 bash tests/readme_commands.sh
 # The vendored tiny_http fork's own tests (its parser property test; not a workspace member).

@@ -98,6 +98,11 @@ fn main() {
                 }
             }
         }
+        Command::ImportLitellm {
+            from,
+            dry_run,
+            with_spend_logs,
+        } => import_litellm(&args, &from, dry_run, with_spend_logs),
         Command::Serve => {
             let cfg = match config::load(&args) {
                 Ok(c) => c,
@@ -110,6 +115,58 @@ fn main() {
                 eprintln!("litegate: {e}");
                 std::process::exit(1);
             }
+        }
+    }
+}
+
+/// `litegate import-litellm`: into the store the config, `--db` or `DATABASE_URL` select
+/// (opened as the server opens it: migrated, and a SQLite file under its owner lock, so a
+/// litegate serving on it refuses the import instead of racing it).
+fn import_litellm(
+    args: &config::Args,
+    from: &config::DatabaseUrl,
+    dry_run: bool,
+    with_spend_logs: bool,
+) {
+    let cfg = load_or_exit(args);
+    let open: Option<litegate::db::litellm::OpenTarget<'_>> = if dry_run {
+        None
+    } else {
+        Some(Box::new(|| match &cfg.database_url {
+            Some(url) => litegate::db::Pool::open_pg_with(url.expose(), 2, cfg.db_timeout),
+            None => litegate::db::Pool::open(&cfg.db_path, 2, cfg.env.synchronous),
+        }))
+    };
+    let mut known: Vec<String> = Vec::new();
+    for d in &cfg.deployments {
+        known.push(d.model_name.clone());
+        known.extend(d.access_groups.iter().cloned());
+    }
+    let opts = litegate::db::litellm::Options {
+        dry_run,
+        with_spend_logs,
+        master_hash: cfg.master_key.as_deref().map(litegate::auth::hash_key),
+        known_models: Some(known),
+    };
+    // A SQLite store this import creates is removed again when it fails (as copy-db does).
+    let fresh = !dry_run && cfg.database_url.is_none() && !cfg.db_path.exists();
+    match litegate::db::litellm::run(from, open, &opts) {
+        Ok(lines) => {
+            use std::io::Write;
+            // A closed pipe (`| head`) ends the listing, not the process with a panic.
+            let mut out = std::io::stdout().lock();
+            for line in lines {
+                if writeln!(out, "{line}").is_err() {
+                    break;
+                }
+            }
+        }
+        Err(e) => {
+            if fresh {
+                litegate::db::copy::remove_sqlite_files(&cfg.db_path);
+            }
+            eprintln!("litegate: import-litellm: {e}");
+            std::process::exit(e.exit_code());
         }
     }
 }

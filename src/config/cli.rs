@@ -16,6 +16,13 @@ pub enum Command {
     Backup(PathBuf),
     /// `litegate copy-db --from A --to B [--force]`: the whole store from one database into
     /// another (`db::copy`).
+    /// `import-litellm --from postgresql://... [--dry-run] [--with-spend-logs]` (issue 15):
+    /// into the store the config / `--db` / `DATABASE_URL` select.
+    ImportLitellm {
+        from: super::DatabaseUrl,
+        dry_run: bool,
+        with_spend_logs: bool,
+    },
     CopyDb {
         from: DbLocation,
         to: DbLocation,
@@ -83,6 +90,7 @@ pub const USAGE: &str = "usage: litegate [serve] [--config FILE] [--host HOST] [
        litegate copy-db --from SQLITE_PATH|postgresql://... --to SQLITE_PATH|postgresql://... [--force]
        litegate export [--db PATH | --config FILE] > state.yaml
        litegate apply FILE [--dry-run] [--prune] [--db PATH | --config FILE]
+       litegate import-litellm --from postgresql://... [--dry-run] [--with-spend-logs] [--config FILE | --db PATH]
        litegate check-config FILE
        litegate --version";
 
@@ -94,6 +102,9 @@ pub fn parse_args(argv: &[String]) -> Result<(Command, Args), ConfigError> {
     let (mut from, mut to, mut force) = (None, None, false);
     // apply's own flags.
     let (mut apply, mut dry_run, mut prune) = (None, false, false);
+    // import-litellm's own flags.
+    let mut import = false;
+    let mut with_spend_logs = false;
     let mut i = 0;
     let need = |i: usize, flag: &str| -> Result<String, ConfigError> {
         argv.get(i + 1)
@@ -136,8 +147,11 @@ pub fn parse_args(argv: &[String]) -> Result<(Command, Args), ConfigError> {
                 i += 1;
                 apply = Some(PathBuf::from(f));
             }
-            "--dry-run" if apply.is_some() => dry_run = true,
+            "--dry-run" if apply.is_some() || import => dry_run = true,
             "--prune" if apply.is_some() => prune = true,
+            "import-litellm" if i == 0 => import = true,
+            "--from" if import => from = Some(DbLocation::parse(&value(&mut i)?, "--from")?),
+            "--with-spend-logs" if import => with_spend_logs = true,
             "--from" if copy_db => from = Some(DbLocation::parse(&value(&mut i)?, "--from")?),
             "--to" if copy_db => to = Some(DbLocation::parse(&value(&mut i)?, "--to")?),
             "--force" if copy_db => force = true,
@@ -198,6 +212,22 @@ pub fn parse_args(argv: &[String]) -> Result<(Command, Args), ConfigError> {
             other => return Err(ConfigError(format!("unknown argument '{other}'\n{USAGE}"))),
         }
         i += 1;
+    }
+    if import {
+        match from.take() {
+            Some(DbLocation::Postgres(from)) => {
+                cmd = Command::ImportLitellm {
+                    from,
+                    dry_run,
+                    with_spend_logs,
+                }
+            }
+            _ => {
+                return Err(ConfigError(format!(
+                    "import-litellm needs --from postgresql://... (LiteLLM's database)\n{USAGE}"
+                )))
+            }
+        }
     }
     if copy_db {
         match (from, to) {

@@ -11,6 +11,7 @@ pub mod health;
 pub mod key_check;
 pub mod keys;
 pub mod leases;
+pub mod litellm;
 pub mod lock;
 pub mod members;
 pub mod migrate;

@@ -20,6 +20,7 @@ mod forwarding;
 mod google;
 mod google_fake;
 mod http_hardening;
+mod import_litellm;
 mod keys;
 mod litellm_compat;
 mod login_hardening;

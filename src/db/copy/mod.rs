@@ -341,7 +341,7 @@ fn into_target(src: &mut dyn Side, to: &DbLocation, force: bool) -> R<Summary> {
 
 /// Removes a SQLite store this copy created (the file, its WAL and shared-memory files and
 /// the owner lock), after its connection and lock were dropped.
-fn remove_sqlite_files(p: &std::path::Path) {
+pub fn remove_sqlite_files(p: &std::path::Path) {
     for suffix in ["", "-wal", "-shm", ".lock"] {
         let mut f = p.as_os_str().to_owned();
         f.push(suffix);
