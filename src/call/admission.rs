@@ -20,6 +20,8 @@ pub enum Admission {
     Local {
         budgets: Arc<Reservations>,
         limiter: Arc<Limiter>,
+        /// Strict enforcement reads the spend recorded now from here.
+        pool: Arc<Pool>,
     },
     /// PostgreSQL: in the database, shared by every instance.
     Shared(Arc<Shared>),
@@ -42,24 +44,36 @@ impl Admission {
             Pool::Sqlite(_) => Admission::Local {
                 budgets: Arc::default(),
                 limiter: Arc::new(Limiter::new()),
+                pool: Arc::clone(pool),
             },
             Pool::Postgres(_) => Admission::Shared(Shared::start(Arc::clone(pool), lease_ttl)),
         }
     }
 
     /// Budgets (reserving `estimate` on each), then rate limits (API.md §7's order); a refusal
-    /// consumes nothing.
-    pub fn admit(&self, k: &KeyRow, estimate: f64) -> Result<Ticket> {
+    /// consumes nothing. `strict`: `estimate` is the call's worst case, which must fit what
+    /// remains of every budget (README "Budgets that never overshoot").
+    pub fn admit(&self, k: &KeyRow, estimate: f64, strict: bool) -> Result<Ticket> {
         match self {
-            Admission::Local { budgets, limiter } => {
-                let reservation = budgets.reserve(k, estimate)?;
+            Admission::Local {
+                budgets,
+                limiter,
+                pool,
+            } => {
+                let reservation = if strict {
+                    budgets.reserve_strict(k, estimate, |level, a, b| {
+                        pool.read_db(|c| Ok(crate::db::budget_state::spend_of(c, level, a, b)?))
+                    })?
+                } else {
+                    budgets.reserve(k, estimate)?
+                };
                 let permit = limiter.admit(&Limit::of_key(k))?;
                 Ok(Ticket::Local {
                     permit,
                     _reservation: reservation,
                 })
             }
-            Admission::Shared(s) => s.admit(k, estimate).map(Ticket::Shared),
+            Admission::Shared(s) => s.admit(k, estimate, strict).map(Ticket::Shared),
         }
     }
 }

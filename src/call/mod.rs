@@ -170,7 +170,7 @@ pub fn run(
     let started = util::now_iso();
     let kind = input.kind;
     let mut body = CallBody::parse(input.bytes, kind)?;
-    let admitted = admit(calls, cfg, catalog, who, &mut body, kind)?;
+    let admitted = admit(calls, cfg, catalog, who, &mut body, kind, input.bytes.len())?;
     let translated = match admitted.dep.route.wire {
         w if w.is_anthropic() => Some("an Anthropic"),
         crate::provider::Wire::Bedrock => Some("a Bedrock"),
@@ -221,6 +221,7 @@ pub fn run(
         kind,
         prompt_estimate: admitted.prompt_estimate,
         completion_cap: body.completion_cap,
+        worst: admitted.worst,
         anthropic_beta: input.anthropic_beta.map(str::to_string),
         ticket: admitted.ticket,
     };
@@ -255,6 +256,8 @@ struct Admitted {
     model: String,
     dep: Arc<Deployment>,
     prompt_estimate: u64,
+    /// Strict enforcement: the worst case reserved (settlement bills at most this).
+    worst: Option<estimate::WorstCase>,
     ticket: Option<Ticket>,
 }
 
@@ -268,20 +271,69 @@ fn admit(
     who: &Caller,
     body: &mut CallBody,
     kind: CallType,
+    body_bytes: usize,
 ) -> Result<Admitted> {
     let (model, dep) = resolve(cfg, catalog, who, std::mem::take(&mut body.model))?;
     let (prompt_estimate, cost_estimate) = estimate::before_call(&dep, kind, body);
-    let ticket = match &who.key {
-        Some(k) => Some(calls.admission.admit(k, cost_estimate)?),
+    let (ticket, worst) = match &who.key {
+        Some(k) if cfg.strict_budgets && !budget::budgets_of(k).is_empty() => {
+            let worst = strict_worst_case(&dep, kind, body, body_bytes)?;
+            (
+                Some(calls.admission.admit(k, worst.cost, true)?),
+                Some(worst),
+            )
+        }
+        Some(k) => (Some(calls.admission.admit(k, cost_estimate, false)?), None),
         // The master key: no budget, no limits.
-        None => None,
+        None => (None, None),
     };
     Ok(Admitted {
         model,
         dep,
         prompt_estimate,
+        worst,
         ticket,
     })
+}
+
+/// A strict call's worst case (README "Budgets that never overshoot"). Without `max_tokens`
+/// the model's output limit is the bound and is sent upstream as `max_tokens` (the body is
+/// then rewritten; otherwise its bytes go as they came). A priced completion with no bound
+/// at all is refused: its cost could not be bounded.
+fn strict_worst_case(
+    dep: &Deployment,
+    kind: CallType,
+    body: &mut CallBody,
+    body_bytes: usize,
+) -> Result<estimate::WorstCase> {
+    if kind == CallType::Embedding {
+        return Ok(estimate::worst_case(dep, body_bytes, 0));
+    }
+    if body.max_tokens.is_none() {
+        match estimate::output_limit(dep) {
+            Some(limit) => {
+                body.max_tokens = Some(limit);
+                body.completion_cap = Some(limit.saturating_mul(body.n));
+                body.fields.insert("max_tokens".into(), limit.into());
+                body.rewritten = true;
+            }
+            None if dep.output_cost_per_token > 0.0 => {
+                return Err(Error::bad_param(
+                    "max_tokens",
+                    format!(
+                        "budget_enforcement is strict and model {} has no known output limit: \
+                         set max_tokens",
+                        dep.model_name
+                    ),
+                ))
+            }
+            // Unpriced output: any length costs nothing.
+            None => {}
+        }
+    }
+    let completion = body.completion_cap.unwrap_or(0);
+    // n choices of a mock or unpriced completion without a bound: billed at most 0 × price.
+    Ok(estimate::worst_case(dep, body_bytes, completion))
 }
 
 /// The model called (aliases applied) and the deployment that answers it, if the caller may
@@ -327,6 +379,8 @@ struct Call {
     prompt_estimate: u64,
     /// The most completion tokens the request allowed (`max_tokens` × `n`), if it said.
     completion_cap: Option<u64>,
+    /// Strict enforcement: the worst case reserved; settlement bills at most its tokens.
+    worst: Option<estimate::WorstCase>,
     /// The caller's `anthropic-beta` header, sent to Anthropic deployments (Messages calls).
     anthropic_beta: Option<String>,
     /// The call's reservations and rate-limit slots, given back when the call drops.
@@ -362,10 +416,44 @@ impl Call {
         (b.prompt, b.completion)
     }
 
+    /// Strict enforcement: the billed tokens clamped to the worst case reserved, so recorded
+    /// spend never passes the reservation (and so never `max_budget`), whatever the upstream
+    /// reports. A clamp is logged: it means the bound did not hold for this call (e.g. an
+    /// image given by URL) and less was recorded than the provider may charge.
+    fn within_worst_case(
+        &self,
+        w: estimate::WorstCase,
+        prompt: u64,
+        completion: u64,
+    ) -> (u64, u64) {
+        // An unbounded completion of an unpriced output costs nothing whatever its length.
+        let completion_bound = if w.completion == 0 && self.dep.output_cost_per_token == 0.0 {
+            completion
+        } else {
+            w.completion
+        };
+        let (p, c) = (prompt.min(w.prompt), completion.min(completion_bound));
+        if (p, c) != (prompt, completion) {
+            log::warn!(
+                "request {} to {}: {prompt} prompt + {completion} completion tokens are more than \
+                 the worst case reserved ({} + {}); billed {p} + {c} (budget_enforcement: strict)",
+                self.record.request_id,
+                self.dep.model_name,
+                w.prompt,
+                w.completion
+            );
+        }
+        (p, c)
+    }
+
     /// Settlement: records the call's spend (one transaction) and adds its tokens to the rate
     /// limits. Failure to record is logged, never hidden behind a success: the caller decides
     /// what the client sees.
     fn settle(&mut self, prompt: u64, completion: u64, status: &str) -> Result<()> {
+        let (prompt, completion) = match self.worst {
+            Some(w) => self.within_worst_case(w, prompt, completion),
+            None => (prompt, completion),
+        };
         // Cache figures kept by `billable`, bounded by the prompt billed now.
         let cache_read = self.record.cache_read_tokens.min(prompt);
         let cache_write = self.record.cache_write_tokens.min(prompt - cache_read);

@@ -16,6 +16,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../../schema/pg/0003_team_aliases_permissions.sql"),
     ),
+    (7, include_str!("../../schema/pg/0007_strict_budgets.sql")),
 ];
 
 /// The latest schema version this litegate knows.

@@ -37,6 +37,7 @@ mod sdk_anthropic;
 mod server;
 mod slow_clients;
 mod store_hardening;
+mod strict_budgets;
 mod team_aliases;
 mod teams;
 mod ui;
