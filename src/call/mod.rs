@@ -92,12 +92,18 @@ pub struct Calls {
 }
 
 impl Calls {
-    /// `lease_ttl`: PostgreSQL's lease expiry (`LITEGATE_LEASE_SECS`; `admission`).
-    pub fn new(pool: Arc<Pool>, lease_ttl: Option<std::time::Duration>) -> Calls {
+    /// `lease_ttl`: PostgreSQL's lease expiry (`LITEGATE_LEASE_SECS`; `admission`);
+    /// `alerting`: budget alerts (`crate::alerts`, started here when a webhook is set).
+    pub fn new(
+        pool: Arc<Pool>,
+        lease_ttl: Option<std::time::Duration>,
+        alerting: &crate::config::Alerting,
+    ) -> Calls {
         Calls {
             upstream: Upstream::new(),
             admission: Admission::for_pool(&pool, lease_ttl),
             ledger: Arc::new(Ledger {
+                alerts: crate::alerts::Alerts::start(Arc::clone(&pool), alerting),
                 pool,
                 writer: SpendWriter::default(),
             }),
@@ -110,6 +116,8 @@ impl Calls {
 pub struct Ledger {
     pool: Arc<Pool>,
     writer: SpendWriter,
+    /// Budget alerts, told of each recorded call's holders (never waited for).
+    alerts: Option<crate::alerts::Alerts>,
 }
 
 /// One call as the HTTP layer hands it over.
@@ -478,6 +486,57 @@ impl Call {
         self.ledger
             .writer
             .record(&self.ledger.pool, rec)
-            .inspect_err(|e| log::error!("request {}: spend not recorded: {e}", rec.request_id))
+            .inspect_err(|e| log::error!("request {}: spend not recorded: {e}", rec.request_id))?;
+        if let Some(a) = &self.ledger.alerts {
+            a.touched(holders(rec));
+        }
+        Ok(())
     }
+}
+
+/// The budget holders a recorded call's spend went to, for the alerts: its key, team,
+/// organization and user, and the memberships of the user in them.
+fn holders(rec: &SpendRecord) -> Vec<crate::alerts::Holder> {
+    use crate::alerts::Holder;
+    use crate::hierarchy::Level;
+    let one = |level, id: &str, label: String| Holder {
+        level,
+        id: id.to_string(),
+        a: id.to_string(),
+        b: String::new(),
+        label,
+    };
+    let member = |level, group: &str, user: &str| Holder {
+        level,
+        id: format!("{group}/{user}"),
+        a: group.to_string(),
+        b: user.to_string(),
+        label: format!("{user} in {group}"),
+    };
+    let mut v = Vec::with_capacity(6);
+    if let Some(t) = &rec.token {
+        // The key by its alias, else by the start of its hash (never the raw key).
+        let label = rec
+            .key_alias
+            .clone()
+            .unwrap_or_else(|| format!("with hash {}…", t.get(..12).unwrap_or(t)));
+        v.push(one(Level::Key, t, label));
+    }
+    if let Some(t) = &rec.team_id {
+        let label = rec.team_alias.clone().unwrap_or_else(|| t.clone());
+        v.push(one(Level::Team, t, label));
+    }
+    if let Some(o) = &rec.organization_id {
+        v.push(one(Level::Org, o, o.clone()));
+    }
+    if let Some(u) = &rec.user_id {
+        v.push(one(Level::User, u, u.clone()));
+        if let Some(t) = &rec.team_id {
+            v.push(member(Level::TeamMember, t, u));
+        }
+        if let Some(o) = &rec.organization_id {
+            v.push(member(Level::OrgMember, o, u));
+        }
+    }
+    v
 }

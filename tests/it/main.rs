@@ -4,6 +4,7 @@
 
 mod access;
 mod access_prop;
+mod alerts;
 mod anthropic;
 mod authority;
 mod authority_prop;
