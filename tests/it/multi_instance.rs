@@ -449,7 +449,7 @@ fn the_admission_function_reads_every_levels_spend_and_reservations() {
 }
 
 /// `budget_enforcement: strict` on three instances (issue 16 item 2): 200 callers at once, each
-/// making 5 calls spread round robin over the instances, on a key with a budget of 1.0. Each
+/// making 5 calls spread round robin over the instances, on a key with a budget of 5.0. Each
 /// call costs 0.05 and reserves its worst case (~0.12) in the shared reservations: the recorded
 /// spend never passes the budget, each answered call is recorded exactly once, every
 /// reservation is given back, and what remains at the end is less than one more worst case.
@@ -458,7 +458,7 @@ fn strict_budget_never_overshoots_across_instances() {
     let fake = Fake::start();
     let config = upstream::config(&fake, MOCK_A) + "  budget_enforcement: strict\n";
     let c = Cluster::start(3, &config, &[]);
-    let max = 1.0;
+    let max = 5.0;
     let key = key_for(c.node(0), json!({"max_budget": max}));
     let body = json!({"model": "lag", "max_tokens": 20,
                       "messages": [{"role": "user", "content": "hi"}]});

@@ -45,7 +45,7 @@ fn worst(body: &Value, max_tokens: u64) -> f64 {
     serde_json::to_vec(body).unwrap().len() as f64 * IN_COST + max_tokens as f64 * OUT_COST
 }
 
-/// 200 callers at once, each making 5 calls (1000 in all) on a key with a budget of 1.0: each
+/// 200 callers at once, each making 5 calls (1000 in all) on a key with a budget of 5.0: each
 /// call costs 0.05 (10 + 20 tokens) and reserves its worst case (~0.13). Recorded spend never
 /// passes the budget, each answered call is recorded exactly once, and at the end what remains
 /// is less than one more call's worst case (the budget was used, not just guarded).
@@ -53,7 +53,7 @@ fn worst(body: &Value, max_tokens: u64) -> f64 {
 fn strict_budget_never_overshoots_under_200_parallel_callers() {
     let fake = Fake::start();
     let s = Server::start_with(&strict_config(&fake), &[]);
-    let max = 1.0;
+    let max = 5.0;
     let key = key_for(&s, json!({"max_budget": max}));
     let body = json!({"model": "lag", "max_tokens": 20,
                       "messages": [{"role": "user", "content": "hi"}]});
