@@ -140,3 +140,88 @@ pub fn forget_crossing<C: Handle + ?Sized>(
     )
     .map(|_| ())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::Connection;
+
+    /// A migrated in-memory store with one holder of each level, spend 1..6 and budgets.
+    fn store() -> Connection {
+        let mut c = Connection::open_in_memory().expect("mem");
+        crate::db::migrate::migrate(&mut c).expect("migrate");
+        let n = "'2026-01-01T00:00:00.000Z'";
+        c.execute_batch(&format!(
+            "INSERT INTO budgets (id, max_budget, soft_budget, budget_reset_at, created_at,
+                 updated_at) VALUES
+                 ('bo', 30, 3, 'P-org', {n}, {n}), ('bt', 50, NULL, NULL, {n}, {n}),
+                 ('bm', 60, 6, 'P-om', {n}, {n});
+             INSERT INTO organizations (id, alias, spend, budget_id, created_at, updated_at)
+                 VALUES ('o', 'o', 3, 'bo', {n}, {n});
+             INSERT INTO users (id, user_role, spend, max_budget, soft_budget, created_at,
+                 updated_at) VALUES ('u', 'internal_user', 4, 40, 4, {n}, {n});
+             INSERT INTO teams (id, organization_id, spend, max_budget, budget_reset_at,
+                 created_at, updated_at) VALUES ('t', 'o', 2, 20, 'P-team', {n}, {n});
+             INSERT INTO team_members (team_id, user_id, role, spend, budget_id, created_at,
+                 updated_at) VALUES ('t', 'u', 'user', 5, 'bt', {n}, {n});
+             INSERT INTO organization_members (organization_id, user_id, user_role, spend,
+                 budget_id, created_at, updated_at) VALUES ('o', 'u', 'internal_user', 6, 'bm',
+                 {n}, {n});
+             INSERT INTO api_keys (token, key_name, team_id, user_id, spend, max_budget,
+                 created_at, updated_at) VALUES ('k', 'sk-...k', 't', 'u', 1, 10, {n}, {n});"
+        ))
+        .expect("seed");
+        c
+    }
+
+    #[test]
+    fn every_level_is_read_by_its_ids() {
+        let c = store();
+        let cases = [
+            (Level::Key, "k", "", 1.0, Some(10.0), None, ""),
+            (Level::Team, "t", "", 2.0, Some(20.0), None, "P-team"),
+            (Level::Org, "o", "", 3.0, Some(30.0), Some(3.0), "P-org"),
+            (Level::User, "u", "", 4.0, Some(40.0), Some(4.0), ""),
+            (Level::TeamMember, "t", "u", 5.0, Some(50.0), None, ""),
+            (
+                Level::OrgMember,
+                "o",
+                "u",
+                6.0,
+                Some(60.0),
+                Some(6.0),
+                "P-om",
+            ),
+        ];
+        for (level, a, b, spend, max, soft, period) in cases {
+            assert_eq!(
+                spend_of(&c, level, a, b).expect("spend"),
+                Some(spend),
+                "{level:?}"
+            );
+            let st = state_of(&c, level, a, b).expect("state").expect("found");
+            assert_eq!(
+                st,
+                State {
+                    spend,
+                    max_budget: max,
+                    soft_budget: soft,
+                    period: period.into()
+                },
+                "{level:?}"
+            );
+            assert_eq!(spend_of(&c, level, "gone", b).expect("spend"), None);
+        }
+    }
+
+    #[test]
+    fn a_crossing_is_remembered_once_until_forgotten() {
+        let c = store();
+        let first = remember_crossing(&c, "key", "k", "", "max:0.5").expect("remember");
+        let again = remember_crossing(&c, "key", "k", "", "max:0.5").expect("remember");
+        let next_period = remember_crossing(&c, "key", "k", "P2", "max:0.5").expect("remember");
+        assert_eq!((first, again, next_period), (true, false, true));
+        forget_crossing(&c, "key", "k", "", "max:0.5").expect("forget");
+        assert!(remember_crossing(&c, "key", "k", "", "max:0.5").expect("remember"));
+    }
+}

@@ -165,8 +165,21 @@ fn a_call_whose_worst_case_does_not_fit_is_refused_with_the_figures() {
     let small =
         json!({"model": "json", "max_tokens": 1, "messages": [{"role": "user", "content": "hi"}]});
     assert!(worst(&small, 1) < 0.1);
-    let r = s.post("/v1/chat/completions", &key, small);
+    let r = s.post("/v1/chat/completions", &key, small.clone());
     assert_eq!(r.status, 200, "{}", r.text());
+    // A team's budget, by the same rule, for a key with none of its own.
+    let team = s.admin_id("/team/new", json!({"max_budget": 0.1}), "team_id");
+    let member = key_for(&s, json!({"team_id": team}));
+    let before = snapshot(&s);
+    let r = s.post("/v1/chat/completions", &member, body_big());
+    assert_error_says(&r, 422, &format!("Budget would be exceeded! Team={team}"));
+    assert_eq!(snapshot(&s), before);
+    let r = s.post("/v1/chat/completions", &member, small);
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+fn body_big() -> Value {
+    json!({"model": "json", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]})
 }
 
 /// Without `max_tokens` the model's output limit bounds the completion and is sent upstream as
