@@ -112,6 +112,7 @@ const CALLS_ONLY_ROUTES: &[&str] = &[
     "/v1/model/info",
     "/v2/model/info",
     "/key/info",
+    "/key/health",
 ];
 
 /// The gate of every management route (`http::dispatch`): a calls-only key gets 403 on any

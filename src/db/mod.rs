@@ -16,6 +16,7 @@ pub mod members;
 pub mod migrate;
 pub mod orgs;
 pub mod pg;
+mod pg_health;
 mod pg_migrate;
 mod pg_url;
 pub mod rows;

@@ -12,8 +12,10 @@
 //! Outages (issue 14 item 5): every wait for the server — a whole connect, each statement —
 //! is bounded by `database_connection_timeout` (default 3 s; the vendored client's
 //! `Config::io_timeout`, vendor/postgres/PATCHES.md), so a stopped, unreachable or hung server
-//! costs a caller at most that long. The first failure that says the server cannot be reached
-//! puts the store down: the idle connections are dropped (after a restart they are all dead),
+//! costs a caller at most that long. A failed connect, a refused or reset connection, or a
+//! statement timeout while the server answered no other connection either (`pg_health.rs`: a
+//! single stuck statement on a server that answers the others costs only its own call) puts
+//! the store down: the idle connections are dropped (after a restart they are all dead),
 //! callers waiting for a connection get their 503 at once, and while down only one caller at a
 //! time tries a new connection (the probe) while the others are refused at once. The first
 //! connection that works puts the store up again: no restart of litegate.
@@ -21,7 +23,6 @@
 use super::sql::{pg_text, Arg, Exec};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,7 @@ const MIGRATION_TIMEOUT: Duration = Duration::from_secs(600);
 /// Statements kept prepared per connection; past it the cache starts again (dynamic texts such
 /// as `/spend/logs` filters are at most a few hundred).
 const STATEMENT_CACHE: usize = 512;
+use super::pg_health::Health;
 pub use super::pg_migrate::{latest, migrate, MIGRATIONS};
 pub use super::pg_url::is_pg_url;
 use super::pg_url::{target, tls};
@@ -212,11 +214,9 @@ pub struct PgPool {
     /// Connections open now (idle or on loan); never above `size`.
     open: Mutex<usize>,
     freed: Condvar,
-    /// False after the server could not be reached until a connection works again (readiness,
-    /// model calls; while down, checkouts fail fast).
-    healthy: AtomicBool,
-    /// While down: a caller is trying a new connection; the others are refused at once.
-    probing: AtomicBool,
+    /// Up or down (readiness, model calls; while down, checkouts fail fast), the probe, and
+    /// when the server last answered.
+    health: Health,
 }
 
 /// A connection on loan; back to the pool on drop unless it was found broken.
@@ -230,6 +230,7 @@ impl Drop for Loan<'_> {
         let mut open = self.pool.open.lock().unwrap_or_else(|p| p.into_inner());
         match self.conn.take() {
             Some(c) if !c.client.is_closed() => {
+                self.pool.health.answered();
                 self.pool
                     .idle
                     .lock()
@@ -273,8 +274,7 @@ impl PgPool {
             idle: Mutex::new(Vec::new()),
             open: Mutex::new(0),
             freed: Condvar::new(),
-            healthy: AtomicBool::new(true),
-            probing: AtomicBool::new(false),
+            health: Health::new(io_timeout),
         };
         let mut first = pool
             .connect()
@@ -300,12 +300,28 @@ impl PgPool {
 
     /// Whether the store is up (not `down`): one atomic load.
     pub fn is_ok(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed)
+        self.health.is_up()
     }
 
     fn note(&self, e: &postgres::Error) {
-        if unreachable(e) {
+        if timed_out(e) {
+            self.lost();
+        } else if unreachable(e) {
             self.down();
+        }
+    }
+
+    /// A call lost its connection (no answer within the timeout, or reset): the store goes
+    /// down only when the server answered no other connection lately either (`pg_health.rs`);
+    /// else the server is there and only that connection is gone.
+    fn lost(&self) {
+        if self.health.silent() {
+            self.down();
+        } else if self.is_ok() {
+            log::warn!(
+                "PostgreSQL: a connection was lost mid-call (no answer in time, or reset) while \
+                 the server answers the others: that call gets a 503, the store stays up"
+            );
         }
     }
 
@@ -320,7 +336,7 @@ impl PgPool {
             *open = open.saturating_sub(stale.len());
             stale
         };
-        if self.healthy.swap(false, Ordering::AcqRel) {
+        if self.health.set_down() {
             log::error!(
                 "PostgreSQL cannot be reached: calls that need the database get 503 until a \
                  connection works again"
@@ -332,7 +348,7 @@ impl PgPool {
     }
 
     fn up(&self) {
-        if !self.healthy.swap(true, Ordering::AcqRel) {
+        if self.health.set_up() {
             log::warn!("PostgreSQL can be reached again");
         }
     }
@@ -376,14 +392,14 @@ impl PgPool {
             }
             let down = !self.is_ok();
             if *open < self.size {
-                if down && (!probe || self.probing.swap(true, Ordering::AcqRel)) {
+                if down && (!probe || !self.health.start_probe()) {
                     return Err(unreachable());
                 }
                 *open += 1;
                 drop(open);
                 let r = self.connect();
                 if down {
-                    self.probing.store(false, Ordering::Release);
+                    self.health.end_probe();
                 }
                 return match r {
                     Ok(c) => {
@@ -536,11 +552,11 @@ impl PgPool {
     }
 
     /// After `f`'s own error (its statements' errors are mapped by `handle.rs`, not here): a
-    /// connection that closed on the way (reset, or timed out: `Config::io_timeout`) means the
-    /// server cannot be reached, as in `error`.
+    /// connection that closed on the way (reset, or timed out: `Config::io_timeout`) is lost,
+    /// as in `note`.
     fn check_closed<T>(&self, c: &PgConn, out: &Result<T>) {
         if out.is_err() && c.client.is_closed() && self.is_ok() {
-            self.down();
+            self.lost();
         }
     }
 
@@ -565,6 +581,11 @@ pub fn unreachable(e: &postgres::Error) -> bool {
         || std::error::Error::source(e)
             .is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some())
         || (e.as_db_error().is_none() && e.to_string() == TIMED_OUT)
+}
+
+/// Whether the error is the client's own bound (`Config::io_timeout`): no answer in time.
+fn timed_out(e: &postgres::Error) -> bool {
+    e.as_db_error().is_none() && e.to_string() == TIMED_OUT
 }
 
 /// The text of the client's timeout error (tokio-postgres `Kind::Timeout`, which has no

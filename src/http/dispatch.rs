@@ -42,7 +42,7 @@ pub fn route(method: &str, path: &str) -> Result<(&'static str, Handler)> {
     if path_known {
         Err(Error::MethodNotAllowed)
     } else {
-        Err(Error::NotFound(format!("Route not found: {path}")))
+        Err(Error::NotFound(super::unsupported::not_found(path)))
     }
 }
 

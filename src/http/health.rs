@@ -36,6 +36,15 @@ pub fn readiness(ctx: &Ctx, _req: &Req) -> Result<Reply> {
     })
 }
 
+/// `POST /key/health` (LiteLLM): the calling key's logging health. litegate sends no logging
+/// callbacks of a key anywhere, so every key that gets here (authenticated) is healthy.
+pub fn key_health(_ctx: &Ctx, _who: &crate::auth::Caller, _req: &Req) -> Result<Reply> {
+    Ok(Reply::Json(
+        200,
+        json!({"key": "healthy", "logging_callbacks": null}),
+    ))
+}
+
 pub fn root(_ctx: &Ctx, _req: &Req) -> Result<Reply> {
     Ok(Reply::Json(
         200,

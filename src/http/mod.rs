@@ -26,6 +26,7 @@ pub mod team_permissions;
 pub mod teams;
 pub mod throttle;
 pub mod ui;
+mod unsupported;
 pub mod users;
 
 /// The string check every `Body` accessor applies (shared with the model call's body).

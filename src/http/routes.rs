@@ -85,6 +85,7 @@ pub const ROUTES: &[(&str, &str, Handler)] = &[
     ("POST",   "/key/unblock",                   Managed(keys::unblock)),
     ("POST",   "/key/regenerate",                Managed(keys::regenerate)),
     ("POST",   "/key/{key}/regenerate",          Managed(keys::regenerate)),
+    ("POST",   "/key/health",                    Managed(health::key_health)),
     // Models and calls.
     ("GET",    "/v1/models",                     Managed(models::list)),
     ("GET",    "/models",                        Managed(models::list)),
@@ -101,6 +102,10 @@ pub const ROUTES: &[(&str, &str, Handler)] = &[
     ("POST",   "/openai/deployments/{model}/chat/completions", ModelCall(proxy::azure_chat)),
     ("POST",   "/openai/deployments/{model}/completions",      ModelCall(proxy::azure_completions)),
     ("POST",   "/openai/deployments/{model}/embeddings",       ModelCall(proxy::azure_embeddings)),
+    // LiteLLM's `/engines/{model}/…` (the OpenAI SDK's old engine paths): the model from the path.
+    ("POST",   "/engines/{model}/chat/completions",            ModelCall(proxy::azure_chat)),
+    ("POST",   "/engines/{model}/completions",                 ModelCall(proxy::azure_completions)),
+    ("POST",   "/engines/{model}/embeddings",                  ModelCall(proxy::azure_embeddings)),
     // Anthropic's Messages API (issue 13): errors in Anthropic's envelope (`dispatch`).
     ("POST",   "/v1/messages",                   ModelCall(proxy::messages)),
     ("POST",   "/messages",                      ModelCall(proxy::messages)),

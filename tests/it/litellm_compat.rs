@@ -488,3 +488,80 @@ fn issue_15_azure_style_inbound_paths() {
     );
     assert!(r.status == 400 || r.status == 403, "{}", r.text());
 }
+
+/// LiteLLM's `/engines/{model}/…` paths (the model from the path, as the Azure ones).
+#[test]
+fn issue_15_engines_paths() {
+    let s = Server::start();
+    let key = key_for(&s, json!({"models": ["A"]}));
+    let post = |path: &str, body: serde_json::Value| s.post(path, &key, body);
+    let r = post(
+        "/engines/A/chat/completions",
+        json!({"model": "B", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let row = row_of_completion(&s, &r, r.json()["id"].as_str().unwrap());
+    assert_eq!(row["model"], "A", "the path wins: {row}");
+    let r = post("/engines/A/completions", json!({"prompt": "hi"}));
+    assert_eq!(r.json()["object"], "text_completion", "{}", r.text());
+    let r = post("/engines/A/embeddings", json!({"input": "hi"}));
+    assert_eq!(r.json()["data"].as_array().map(Vec::len), Some(1));
+    let r = post(
+        "/engines/B/chat/completions",
+        json!({"messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(
+        assert_error(&r, 403)["error"]["type"],
+        "key_model_access_denied"
+    );
+}
+
+/// `POST /key/health` answers LiteLLM's shape for any authenticated key, a calls-only one too
+/// (a team's default member permissions name it); no key → 401.
+#[test]
+fn issue_15_key_health() {
+    let w = World::new()
+        .teams(&[("t1", None, &["A"])])
+        .internal_users(&["bob"])
+        .team_members(&[("t1", "bob", "user")]);
+    let own = w.key("bob").to_string();
+    let issued = w.gen_key(AS_MASTER, json!({"user_id": "bob", "team_id": "t1"}));
+    for key in [own.as_str(), issued.as_str(), MASTER] {
+        let r = w.s.post("/key/health", key, json!({}));
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(
+            r.json(),
+            json!({"key": "healthy", "logging_callbacks": null})
+        );
+    }
+    let r = w.s.request("POST", "/key/health", None, Some(b"{}"), &[]);
+    assert_error(&r, 401);
+}
+
+/// LiteLLM routes litegate does not serve get a 404 naming what is not supported (before any
+/// key is read); unknown paths keep the plain 404.
+#[test]
+fn issue_15_unsupported_litellm_routes_are_named() {
+    let s = Server::start();
+    for (method, path, words) in [
+        ("POST", "/v1/images/generations", "image generation"),
+        ("POST", "/v1/audio/transcriptions", "audio"),
+        ("POST", "/v1/responses", "Responses API"),
+        ("POST", "/v1/rerank", "rerank"),
+        ("GET", "/v1/files", "files"),
+        ("POST", "/key/bulk_update", "bulk key updates"),
+        ("GET", "/global/spend/report", "global spend"),
+        ("GET", "/health", "model health checks"),
+    ] {
+        let r = s.request(method, path, None, Some(b"{}"), &[]);
+        let v = assert_error(&r, 404);
+        let msg = v["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            msg.contains(words) && msg.contains("not support"),
+            "{path}: {msg}"
+        );
+    }
+    let r = s.request("GET", "/no/such/thing", None, None, &[]);
+    let v = assert_error(&r, 404);
+    assert_eq!(v["error"]["message"], "Route not found: /no/such/thing");
+}

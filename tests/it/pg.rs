@@ -464,3 +464,79 @@ fn c_exec_org_with_budget(c: &litegate::db::handle::Db<'_>) -> litegate::error::
     )?;
     Ok(())
 }
+
+/// One statement stuck on a healthy server — here the spend commit of a key whose row another
+/// session holds locked — costs only its own call: a 503 after `database_connection_timeout`,
+/// while every other request is served throughout, readiness stays 200 and the store is never
+/// marked down (issue 14: one such timeout used to take the whole store down, and the calls
+/// that came during the probe got 503s too).
+#[test]
+fn a_stuck_statement_on_a_healthy_server_costs_only_its_call() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+    let db = PgDb::create(&admin_url());
+    let config = format!("{TEST_CONFIG}  database_connection_timeout: 1\n");
+    let mut s = Server::start_with_env(&config, &[], &[("DATABASE_URL", &db.url)]);
+    let mut c = crate::common::pg::client(&db.url);
+    s.pg = Some(db);
+    let s = Arc::new(s);
+    let stuck = key_for(&s, json!({}));
+    let other = key_for(&s, json!({}));
+    assert_eq!(chat(&s, &stuck, "A").status, 200);
+
+    // Requests with the other key all along (key check + models: no spend commit, which the
+    // stuck one's group-commit batch could share).
+    let done = Arc::new(AtomicBool::new(false));
+    let load = {
+        let (s, done, other) = (s.clone(), done.clone(), other.clone());
+        std::thread::spawn(move || {
+            let mut statuses = Vec::new();
+            while !done.load(Ordering::Relaxed) {
+                statuses.push(s.get("/v1/models", &other).status);
+            }
+            statuses
+        })
+    };
+    let mut tx = c.transaction().expect("tx");
+    tx.execute(
+        "SELECT 1 FROM api_keys WHERE token = $1 FOR UPDATE",
+        &[&litegate::auth::hash_key(&stuck)],
+    )
+    .expect("lock the key's row");
+    let t = Instant::now();
+    let r = chat(&s, &stuck, "A");
+    let took = t.elapsed();
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "503", "{}", r.text());
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "the stuck call waited its timeout: {took:?}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let ready = s.anon("GET", "/health/readiness");
+    tx.rollback().expect("unlock");
+    done.store(true, Ordering::Relaxed);
+    let statuses = load.join().expect("load thread");
+    assert!(statuses.len() > 5, "{} requests beside it", statuses.len());
+    assert!(
+        statuses.iter().all(|&st| st == 200),
+        "every other request served: {statuses:?}"
+    );
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    assert_eq!(chat(&s, &other, "A").status, 200);
+    assert_eq!(
+        chat(&s, &stuck, "A").status,
+        200,
+        "the key works once unlocked"
+    );
+    let log = s.log();
+    assert!(
+        !log.contains("PostgreSQL cannot be reached"),
+        "the store was never marked down"
+    );
+    assert!(
+        log.contains("the store stays up"),
+        "the lost call is logged"
+    );
+}
