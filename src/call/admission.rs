@@ -61,8 +61,14 @@ impl Admission {
                 pool,
             } => {
                 let reservation = if strict {
-                    budgets.reserve_strict(k, estimate, |level, a, b| {
-                        pool.read_db(|c| Ok(crate::db::budget_state::spend_of(c, level, a, b)?))
+                    budgets.reserve_strict(k, estimate, |ids| {
+                        pool.read_db(|c| {
+                            ids.iter()
+                                .map(|(level, a, b)| {
+                                    Ok(crate::db::budget_state::spend_of(c, *level, a, b)?)
+                                })
+                                .collect()
+                        })
                     })?
                 } else {
                     budgets.reserve(k, estimate)?

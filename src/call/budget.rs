@@ -141,7 +141,8 @@ pub(super) fn fits(spend: f64, reserved: f64, max: f64, worst: f64) -> bool {
 
 impl Reservations {
     /// Strict enforcement: admits the call only if `worst` fits every budget after the spend
-    /// recorded *now* (`spend_now(level, a, b)`, read under the lock: the key check's figure
+    /// recorded *now* (`spend_now`: each budget's by its `spend_ids`, all read at once under the
+    /// lock, in one read of the store: the key check's figure
     /// may predate a call that settled since and whose reservation is gone) and what calls in
     /// flight reserved; then reserves `worst` on each. A call settles (commits its spend)
     /// before its reservation is released, so the two reads never miss a call.
@@ -149,7 +150,7 @@ impl Reservations {
         self: &Arc<Self>,
         k: &KeyRow,
         worst: f64,
-        spend_now: impl Fn(Level, &str, &str) -> Result<Option<f64>>,
+        spend_now: impl FnOnce(&[(Level, &str, &str)]) -> Result<Vec<Option<f64>>>,
     ) -> Result<Reservation> {
         let budgets = budgets_of(k);
         let worst = if worst.is_finite() && worst > 0.0 {
@@ -164,10 +165,17 @@ impl Reservations {
                 held,
             });
         }
+        let ids: Vec<(Level, &str, &str)> = budgets
+            .iter()
+            .map(|(level, ..)| {
+                let (a, b) = spend_ids(*level, k);
+                (*level, a, b)
+            })
+            .collect();
         let mut m = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-        for (level, id, key_spend, max) in &budgets {
-            let (a, b) = spend_ids(*level, k);
-            let spend = spend_now(*level, a, b)?.unwrap_or(*key_spend);
+        let now = spend_now(&ids)?;
+        for (i, (level, id, key_spend, max)) in budgets.iter().enumerate() {
+            let spend = now.get(i).copied().flatten().unwrap_or(*key_spend);
             let reserved = m.get(&(*level, id.clone())).copied().unwrap_or(0.0);
             if !fits(spend, reserved, *max, worst) {
                 return Err(if spend + reserved >= *max {
@@ -296,7 +304,7 @@ mod tests {
         let r = Arc::new(Reservations::default());
         let k = key(0.0, Some(1.0));
         // The store says 0.5 was spent since the key check read 0.
-        let now = |_: Level, _: &str, _: &str| Ok(Some(0.5));
+        let now = |ids: &[(Level, &str, &str)]| Ok(vec![Some(0.5); ids.len()]);
         let a = r.reserve_strict(&k, 0.3, now).expect("0.5 + 0.3 <= 1");
         let e = r
             .reserve_strict(&k, 0.3, now)
@@ -324,7 +332,7 @@ mod tests {
             .expect("0.5 + 0.3 + 0.19 <= 1");
         drop((a, b));
         assert_eq!(r.reserved(), 0);
-        let spent = |_: Level, _: &str, _: &str| Ok(Some(1.0));
+        let spent = |ids: &[(Level, &str, &str)]| Ok(vec![Some(1.0); ids.len()]);
         let e = r.reserve_strict(&k, 0.0, spent).err().expect("spent");
         assert!(e.message().contains("has been exceeded"), "{}", e.message());
         assert!(!fits(0.5, 0.0, 1.0, 0.5 + 1e-6));
