@@ -119,11 +119,14 @@ pub enum Level {
     User,
     TeamMember,
     OrgMember,
+    /// The end user a model call's `user` field names (LiteLLM's customer): a budget and rate
+    /// limits of its own, whatever key the call came with.
+    EndUser,
 }
 
 impl Level {
     /// How many levels there are (`index` is below it).
-    pub const COUNT: usize = 6;
+    pub const COUNT: usize = 7;
 
     /// The level's name in messages, as LiteLLM spells it (API.md §7): "Key", "Organization".
     pub fn name(self) -> &'static str {
@@ -134,6 +137,7 @@ impl Level {
             Level::User => "User",
             Level::TeamMember => "Team member",
             Level::OrgMember => "Organization member",
+            Level::EndUser => "End User",
         }
     }
 
@@ -146,6 +150,7 @@ impl Level {
             Level::User => "user",
             Level::TeamMember => "team member",
             Level::OrgMember => "organization member",
+            Level::EndUser => "end user",
         }
     }
 
@@ -158,6 +163,7 @@ impl Level {
             Level::User => 3,
             Level::TeamMember => 4,
             Level::OrgMember => 5,
+            Level::EndUser => 6,
         }
     }
 }

@@ -123,7 +123,11 @@ pub fn run(cfg: Config) -> Result<(), String> {
         master_hash,
         lifecycle: std::sync::Arc::new(lifecycle::Lifecycle::new()),
     });
-    start_budget_resets(ctx.pool.clone(), ctx.cfg.env.budget_reset_every);
+    start_budget_resets(
+        ctx.pool.clone(),
+        ctx.cfg.env.budget_reset_every,
+        ctx.cfg.end_users.budget_id.clone(),
+    );
     let signals = catch_signals()?;
     let server = server::serve(ctx.clone(), listener, limits)?;
     let addr = match server.server_addr() {
@@ -204,8 +208,13 @@ fn shutdown(ctx: &http::Ctx, server: tiny_http::Server) {
 /// overrides).
 const BUDGET_RESET_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// The background thread that resets budgets (API.md §7 `budget_duration`).
-fn start_budget_resets(pool: std::sync::Arc<db::Pool>, every: Option<std::time::Duration>) {
+/// The background thread that resets budgets (API.md §7 `budget_duration`);
+/// `end_user_budget`: `litellm_settings.max_end_user_budget_id`.
+fn start_budget_resets(
+    pool: std::sync::Arc<db::Pool>,
+    every: Option<std::time::Duration>,
+    end_user_budget: Option<String>,
+) {
     let every = every.unwrap_or(BUDGET_RESET_EVERY);
     let spawned = std::thread::Builder::new()
         .name("budget-reset".into())
@@ -213,7 +222,8 @@ fn start_budget_resets(pool: std::sync::Arc<db::Pool>, every: Option<std::time::
             std::thread::sleep(every);
             let now = util::now_ms();
             let iso = util::iso_from_ms(now);
-            match pool.write_db(|tx| Ok(db::spend::reset_due(tx, &iso, now)?)) {
+            let default = end_user_budget.as_deref();
+            match pool.write_db(|tx| Ok(db::spend::reset_due(tx, &iso, now, default)?)) {
                 Ok(0) => {}
                 Ok(n) => log::info!("reset the spend of {n} budget holder(s)"),
                 Err(e) => log::error!("budget reset failed: {e}"),

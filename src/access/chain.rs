@@ -37,7 +37,7 @@ impl Level {
         match self {
             Level::Team => "team_model_access_denied",
             Level::Org => "org_model_access_denied",
-            Level::Key | Level::User | Level::TeamMember | Level::OrgMember => {
+            Level::Key | Level::User | Level::TeamMember | Level::OrgMember | Level::EndUser => {
                 "key_model_access_denied"
             }
         }
@@ -160,8 +160,8 @@ impl Chain<'_> {
             Level::Team => self.team,
             Level::Org => self.org,
             Level::User => self.user,
-            // Memberships carry budgets, not model lists.
-            Level::TeamMember | Level::OrgMember => None,
+            // Memberships and end users carry budgets, not model lists.
+            Level::TeamMember | Level::OrgMember | Level::EndUser => None,
         };
         l.map(|x| x.to_vec()).unwrap_or_default()
     }
@@ -266,7 +266,7 @@ fn denied_message(level: Level, models: &[String], model: &str) -> String {
         Level::Team => "team",
         Level::Org => "org",
         Level::User => "user",
-        Level::TeamMember | Level::OrgMember => level.noun(),
+        Level::TeamMember | Level::OrgMember | Level::EndUser => level.noun(),
     };
     let list: Vec<String> = models.iter().map(|m| python_str(m)).collect();
     format!(

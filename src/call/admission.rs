@@ -6,6 +6,7 @@
 //! implementations'.
 
 use super::budget::{Reservation, Reservations};
+use super::end_user::EndUser;
 use super::limits::{Limit, Limiter, Permit};
 use super::shared::{Lease, Shared};
 use crate::db::key_check::KeyRow;
@@ -51,9 +52,17 @@ impl Admission {
     }
 
     /// Budgets (reserving `estimate` on each), then rate limits (API.md §7's order); a refusal
-    /// consumes nothing. `strict`: `estimate` is the call's worst case, which must fit what
+    /// consumes nothing. They are the key's (`k`; none for the master key) and the end user's
+    /// (`e`, when the call names one): the end user is one more holder, admitted with the
+    /// others at once. `strict`: `estimate` is the call's worst case, which must fit what
     /// remains of every budget (README "Budgets that never overshoot").
-    pub fn admit(&self, k: &KeyRow, estimate: f64, strict: bool) -> Result<Ticket> {
+    pub fn admit(
+        &self,
+        k: Option<&KeyRow>,
+        e: Option<&EndUser>,
+        estimate: f64,
+        strict: bool,
+    ) -> Result<Ticket> {
         match self {
             Admission::Local {
                 budgets,
@@ -61,7 +70,7 @@ impl Admission {
                 pool,
             } => {
                 let reservation = if strict {
-                    budgets.reserve_strict(k, estimate, |ids| {
+                    budgets.reserve_strict(k, e, estimate, |ids| {
                         pool.read_db(|c| {
                             ids.iter()
                                 .map(|(level, a, b)| {
@@ -71,15 +80,15 @@ impl Admission {
                         })
                     })?
                 } else {
-                    budgets.reserve(k, estimate)?
+                    budgets.reserve(k, e, estimate)?
                 };
-                let permit = limiter.admit(&Limit::of_key(k))?;
+                let permit = limiter.admit(&Limit::of_call(k, e))?;
                 Ok(Ticket::Local {
                     permit,
                     _reservation: reservation,
                 })
             }
-            Admission::Shared(s) => s.admit(k, estimate, strict).map(Ticket::Shared),
+            Admission::Shared(s) => s.admit(k, e, estimate, strict).map(Ticket::Shared),
         }
     }
 }

@@ -41,6 +41,8 @@ pub struct CallBody {
     /// `fields` was changed after parsing (strict budgets add `max_tokens`): the bytes as
     /// they came are not what goes upstream.
     pub rewritten: bool,
+    /// The body's length in bytes as it came (strict budgets' prompt bound).
+    pub len: usize,
     /// The whole object as parsed.
     pub fields: Map<String, Value>,
 }
@@ -78,6 +80,7 @@ impl CallBody {
             include_usage,
             duplicate_keys,
             rewritten: false,
+            len: bytes.len(),
             fields,
         })
     }

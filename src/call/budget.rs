@@ -7,6 +7,7 @@
 //! (through `call::Ledger`); resetting it when `budget_reset_at` passes is
 //! `db::spend::reset_due`'s.
 
+use super::end_user::EndUser;
 use crate::db::key_check::KeyRow;
 use crate::error::{Error, Result};
 use std::collections::HashMap;
@@ -88,17 +89,42 @@ pub(super) fn budgets_of(k: &KeyRow) -> Vec<(Level, String, f64, f64)> {
     v
 }
 
-/// The 422 of a spent budget (API.md §7), in LiteLLM's words.
+/// Every budget a call answers to: its key's (`budgets_of`), then its end user's.
+pub(super) fn budgets_of_call(
+    k: Option<&KeyRow>,
+    e: Option<&EndUser>,
+) -> Vec<(Level, String, f64, f64)> {
+    let mut v = k.map(budgets_of).unwrap_or_default();
+    v.extend(e.and_then(EndUser::budget));
+    v
+}
+
+/// The 422 of a spent budget (API.md §7), in LiteLLM's words (an end user's: LiteLLM's
+/// `_check_end_user_budget`).
 pub(super) fn exceeded(level: Level, id: &str, spend: f64, max: f64) -> Error {
+    if level == Level::EndUser {
+        return Error::BudgetExceeded(format!(
+            "ExceededBudget: End User={id} over budget. Spend={spend}, Budget={max}"
+        ));
+    }
     Error::BudgetExceeded(format!(
         "Budget has been exceeded! {}={id} Current cost: {spend}, Max budget: {max}",
         level.name()
     ))
 }
 
-/// The ids a budget's recorded spend is found by in the store, for a level `budgets_of` gave
-/// for this key: the holder's id, or a membership's team or organization and its user.
-pub(super) fn spend_ids(level: Level, k: &KeyRow) -> (&str, &str) {
+/// The ids a budget's recorded spend is found by in the store, for a budget
+/// `budgets_of_call` gave for this call (`holder` its id): the holder's id, or a membership's
+/// team or organization and its user.
+pub(super) fn spend_ids<'a>(
+    level: Level,
+    holder: &'a str,
+    k: Option<&'a KeyRow>,
+) -> (&'a str, &'a str) {
+    let Some(k) = k else {
+        // Without a key only the end user's budget applies.
+        return (holder, "");
+    };
     let user = k.user_id.as_deref().unwrap_or_default();
     let team = k.team_id.as_deref().unwrap_or_default();
     let org = k.org.as_ref().map_or("", |o| o.id.as_str());
@@ -109,6 +135,7 @@ pub(super) fn spend_ids(level: Level, k: &KeyRow) -> (&str, &str) {
         Level::User => (k.user.as_ref().map_or(user, |u| u.id.as_str()), ""),
         Level::TeamMember => (team, user),
         Level::OrgMember => (org, user),
+        Level::EndUser => (holder, ""),
     }
 }
 
@@ -148,11 +175,12 @@ impl Reservations {
     /// before its reservation is released, so the two reads never miss a call.
     pub fn reserve_strict(
         self: &Arc<Self>,
-        k: &KeyRow,
+        k: Option<&KeyRow>,
+        e: Option<&EndUser>,
         worst: f64,
         spend_now: impl FnOnce(&[(Level, &str, &str)]) -> Result<Vec<Option<f64>>>,
     ) -> Result<Reservation> {
-        let budgets = budgets_of(k);
+        let budgets = budgets_of_call(k, e);
         let worst = if worst.is_finite() && worst > 0.0 {
             worst
         } else {
@@ -167,8 +195,8 @@ impl Reservations {
         }
         let ids: Vec<(Level, &str, &str)> = budgets
             .iter()
-            .map(|(level, ..)| {
-                let (a, b) = spend_ids(*level, k);
+            .map(|(level, id, ..)| {
+                let (a, b) = spend_ids(*level, id, k);
                 (*level, a, b)
             })
             .collect();
@@ -198,8 +226,14 @@ impl Reservations {
 
     /// Refuses the call (422 naming the level) when any budget's recorded spend plus what calls
     /// in flight have reserved has reached its maximum; otherwise reserves `estimate` on each.
-    pub fn reserve(self: &Arc<Self>, k: &KeyRow, estimate: f64) -> Result<Reservation> {
-        let budgets = budgets_of(k);
+    /// The budgets are the key's (none for the master key) and the end user's, if any.
+    pub fn reserve(
+        self: &Arc<Self>,
+        k: Option<&KeyRow>,
+        e: Option<&EndUser>,
+        estimate: f64,
+    ) -> Result<Reservation> {
+        let budgets = budgets_of_call(k, e);
         if budgets.is_empty() {
             return Ok(Reservation {
                 owner: Arc::clone(self),
@@ -287,16 +321,18 @@ mod tests {
     fn under_budget_reserves_and_releases() {
         let r = Arc::new(Reservations::default());
         let k = key(0.5, Some(1.0));
-        let a = r.reserve(&k, 0.3).expect("first");
-        let b = r.reserve(&k, 0.3).expect("second: 0.5 + 0.3 < 1");
+        let a = r.reserve(Some(&k), None, 0.3).expect("first");
+        let b = r
+            .reserve(Some(&k), None, 0.3)
+            .expect("second: 0.5 + 0.3 < 1");
         // 0.5 spent + 0.6 reserved >= 1: the third waits for the others to settle.
-        let e = r.reserve(&k, 0.3).err().expect("third refused");
+        let e = r.reserve(Some(&k), None, 0.3).err().expect("third refused");
         assert_eq!(e.status(), 422);
         assert!(e.message().contains("Key="), "{}", e.message());
         drop(a);
         drop(b);
         assert_eq!(r.reserved(), 0);
-        assert!(r.reserve(&k, 0.3).is_ok());
+        assert!(r.reserve(Some(&k), None, 0.3).is_ok());
     }
 
     #[test]
@@ -305,9 +341,11 @@ mod tests {
         let k = key(0.0, Some(1.0));
         // The store says 0.5 was spent since the key check read 0.
         let now = |ids: &[(Level, &str, &str)]| Ok(vec![Some(0.5); ids.len()]);
-        let a = r.reserve_strict(&k, 0.3, now).expect("0.5 + 0.3 <= 1");
+        let a = r
+            .reserve_strict(Some(&k), None, 0.3, now)
+            .expect("0.5 + 0.3 <= 1");
         let e = r
-            .reserve_strict(&k, 0.3, now)
+            .reserve_strict(Some(&k), None, 0.3, now)
             .err()
             .expect("0.5 + 0.3 + 0.3 > 1");
         assert_eq!(e.status(), 422);
@@ -328,12 +366,15 @@ mod tests {
         );
         // A smaller call still fits what remains; the budget exactly used up is refused.
         let b = r
-            .reserve_strict(&k, 0.19, now)
+            .reserve_strict(Some(&k), None, 0.19, now)
             .expect("0.5 + 0.3 + 0.19 <= 1");
         drop((a, b));
         assert_eq!(r.reserved(), 0);
         let spent = |ids: &[(Level, &str, &str)]| Ok(vec![Some(1.0); ids.len()]);
-        let e = r.reserve_strict(&k, 0.0, spent).err().expect("spent");
+        let e = r
+            .reserve_strict(Some(&k), None, 0.0, spent)
+            .err()
+            .expect("spent");
         assert!(e.message().contains("has been exceeded"), "{}", e.message());
         assert!(!fits(0.5, 0.0, 1.0, 0.5 + 1e-6));
         assert!(fits(0.5, 0.0, 1.0, 0.4));
@@ -346,7 +387,7 @@ mod tests {
         if let Some(t) = k.team.as_mut() {
             t.spend = 100.0;
         }
-        let e = r.reserve(&k, 0.0).err().expect("team spent");
+        let e = r.reserve(Some(&k), None, 0.0).err().expect("team spent");
         assert!(e.message().contains("Team=team"), "{}", e.message());
         assert!(e.message().contains("Current cost: 100"), "{}", e.message());
     }
@@ -376,9 +417,10 @@ mod tests {
             rpm_limit: None,
             max_parallel_requests: None,
         });
-        let ids: Vec<(Level, String, (&str, &str))> = budgets_of(&k)
-            .into_iter()
-            .map(|(l, id, _, _)| (l, id, spend_ids(l, &k)))
+        let budgets = budgets_of(&k);
+        let ids: Vec<(Level, String, (&str, &str))> = budgets
+            .iter()
+            .map(|(l, id, _, _)| (*l, id.clone(), spend_ids(*l, id, Some(&k))))
             .collect();
         assert_eq!(
             ids,
@@ -396,7 +438,7 @@ mod tests {
     fn a_reservation_outlives_the_handle_it_came_from() {
         let r = Arc::new(Reservations::default());
         let k = key(0.0, Some(1.0));
-        let held = r.reserve(&k, 0.5).expect("reserved");
+        let held = r.reserve(Some(&k), None, 0.5).expect("reserved");
         let watcher = Arc::downgrade(&r);
         drop(r);
         let r = watcher

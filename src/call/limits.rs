@@ -1,5 +1,5 @@
 //! Rate limits (API.md §7, issue 4 §6). Owns `rpm_limit`, `tpm_limit` and
-//! `max_parallel_requests` at key, team, organization and user level: the counters, the
+//! `max_parallel_requests` at key, team, organization, user and end-user level: the counters, the
 //! admission decision and the 429 `Error::RateLimited` with its `retry-after`. State is in
 //! memory and per process (SQLite: one process owns the file): a restart forgets the windows.
 //! On PostgreSQL `call::shared` keeps them in the database for every instance instead, with the
@@ -61,6 +61,14 @@ pub struct Limit {
 impl Limit {
     fn is_empty(&self) -> bool {
         self.rpm.is_none() && self.tpm.is_none() && self.parallel.is_none()
+    }
+
+    /// The rate limits a call answers to: its key's (`of_key`; none for the master key), then
+    /// its end user's.
+    pub fn of_call(k: Option<&KeyRow>, e: Option<&super::end_user::EndUser>) -> Vec<Limit> {
+        let mut v = k.map(Limit::of_key).unwrap_or_default();
+        v.extend(e.and_then(super::end_user::EndUser::limit));
+        v
     }
 
     /// The rate limits that apply to a key (API.md §7): its own, its team's, its

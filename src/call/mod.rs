@@ -4,9 +4,11 @@
 //!
 //! 1. the caller's role may call models, and the store can record spend (`run`);
 //! 2. the body is parsed and checked once (`body::CallBody`);
-//! 3. admission in API.md §7's order (`admit`; the key, team and organization were checked by
+//! 3. the end user the body's `user` names (`end_user`: one read, only then; blocked → 400);
+//!    admission in API.md §7's order (`admit`; the key, team and organization were checked by
 //!    authentication before): model access (aliases, then the one resolver), a deployment,
-//!    budgets (`budget`: reserve the estimate from `estimate`), rate limits (`limits`);
+//!    budgets (`budget`: reserve the estimate from `estimate`; the end user's among them), rate
+//!    limits (`limits`);
 //! 4. the answer: the built-in mock provider (`mock`) or the deployment (`relay`: forwarding,
 //!    and the SSE relay of a stream);
 //! 5. settlement (`Call::settle`, the one place): the spend is recorded in one short
@@ -25,6 +27,7 @@ mod bedrock;
 pub mod body;
 pub mod budget;
 mod completion_id;
+pub mod end_user;
 pub mod estimate;
 pub mod limits;
 pub mod messages;
@@ -178,7 +181,17 @@ pub fn run(
     let started = util::now_iso();
     let kind = input.kind;
     let mut body = CallBody::parse(input.bytes, kind)?;
-    let admitted = admit(calls, cfg, catalog, who, &mut body, kind, input.bytes.len())?;
+    // The end user the body names, read once (a call naming nobody reads nothing); a blocked
+    // one is refused here.
+    let end_user = match end_user::named(&body.fields)? {
+        Some(id) => Some(end_user::EndUser::load(
+            &calls.ledger.pool,
+            &cfg.end_users,
+            id,
+        )?),
+        None => None,
+    };
+    let admitted = admit(calls, cfg, catalog, who, &mut body, kind, end_user.as_ref())?;
     let translated = match admitted.dep.route.wire {
         w if w.is_anthropic() => Some("an Anthropic"),
         crate::provider::Wire::Bedrock => Some("a Bedrock"),
@@ -215,11 +228,7 @@ pub fn run(
             user_id: who.user_id.clone(),
             key_alias: k.and_then(|k| k.key_alias.clone()),
             team_alias: k.and_then(|k| k.team.as_ref().and_then(|t| t.alias.clone())),
-            end_user: body
-                .fields
-                .get("user")
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            end_user: end_user.map(|e| e.id),
             model: admitted.dep.model_name.clone(),
             call_type: kind.log_name().to_string(),
             start_time: started,
@@ -279,21 +288,26 @@ fn admit(
     who: &Caller,
     body: &mut CallBody,
     kind: CallType,
-    body_bytes: usize,
+    end_user: Option<&end_user::EndUser>,
 ) -> Result<Admitted> {
     let (model, dep) = resolve(cfg, catalog, who, std::mem::take(&mut body.model))?;
     let (prompt_estimate, cost_estimate) = estimate::before_call(&dep, kind, body);
-    let (ticket, worst) = match &who.key {
-        Some(k) if cfg.strict_budgets && !budget::budgets_of(k).is_empty() => {
-            let worst = strict_worst_case(&dep, kind, body, body_bytes)?;
+    let k = who.key.as_deref();
+    let (ticket, worst) = match (k, end_user) {
+        // The master key naming no end user: no budget, no limits. (Naming one, its end
+        // user's budget and limits apply, as in LiteLLM, which checks end users before keys.)
+        (None, None) => (None, None),
+        (k, e) if cfg.strict_budgets && !budget::budgets_of_call(k, e).is_empty() => {
+            let worst = strict_worst_case(&dep, kind, body)?;
             (
-                Some(calls.admission.admit(k, worst.cost, true)?),
+                Some(calls.admission.admit(k, e, worst.cost, true)?),
                 Some(worst),
             )
         }
-        Some(k) => (Some(calls.admission.admit(k, cost_estimate, false)?), None),
-        // The master key: no budget, no limits.
-        None => (None, None),
+        (k, e) => (
+            Some(calls.admission.admit(k, e, cost_estimate, false)?),
+            None,
+        ),
     };
     Ok(Admitted {
         model,
@@ -312,8 +326,8 @@ fn strict_worst_case(
     dep: &Deployment,
     kind: CallType,
     body: &mut CallBody,
-    body_bytes: usize,
 ) -> Result<estimate::WorstCase> {
+    let body_bytes = body.len;
     if kind == CallType::Embedding {
         return Ok(estimate::worst_case(dep, body_bytes, 0));
     }
@@ -537,6 +551,9 @@ fn holders(rec: &SpendRecord) -> Vec<crate::alerts::Holder> {
         if let Some(o) = &rec.organization_id {
             v.push(member(Level::OrgMember, o, u));
         }
+    }
+    if let Some(e) = &rec.end_user {
+        v.push(one(Level::EndUser, e, e.clone()));
     }
     v
 }

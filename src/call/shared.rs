@@ -2,7 +2,7 @@
 //! budgets' reservations, rpm/tpm windows and parallel slots live in the database, so N
 //! instances admit together what one would. Same decisions, words and `retry-after` as the
 //! in-memory pair (`budget::Reservations`, `limits::Limiter`): which budgets and limits apply
-//! comes from `budget::budgets_of` and `limits::Limit::of_key`, the refusals from
+//! comes from `budget::budgets_of_call` and `limits::Limit::of_call`, the refusals from
 //! `budget::exceeded` and `limits::refused`. The statements are `db::leases`'.
 //!
 //! - One round trip per admission (`litegate_admit`), none for a key without budget or limit.
@@ -16,7 +16,8 @@
 //!   they are no longer renewed.
 //! - Errors while admitting are 503s: never an admission without the check.
 
-use super::budget::{self, budgets_of};
+use super::budget::{self, budgets_of_call};
+use super::end_user::EndUser;
 use super::limits::{self, Limit};
 use crate::db::key_check::KeyRow;
 use crate::db::leases::{self, BudgetArg, Decision, LimitArg};
@@ -95,14 +96,21 @@ impl Shared {
         self.live.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Admits one call of key `k` reserving `estimate` on each budget, or refuses it (422
-    /// naming the budget, 429 naming the limit, 503 when the database cannot decide).
-    /// `strict`: `estimate` is the call's worst case and must fit what remains of each budget:
-    /// `litegate_admit` is asked with each max lowered by it (its "spend + reserved >= max"
-    /// refuses exactly when the worst case does not fit), and reserves it.
-    pub fn admit(self: &Arc<Self>, k: &KeyRow, estimate: f64, strict: bool) -> Result<Lease> {
-        let budgets = budgets_of(k);
-        let limits = Limit::of_key(k);
+    /// Admits one call of key `k` (none: the master key) naming end user `e` (if any),
+    /// reserving `estimate` on each budget, or refuses it (422 naming the budget, 429 naming the
+    /// limit, 503 when the database cannot decide). `strict`: `estimate` is the call's worst
+    /// case and must fit what remains of each budget: `litegate_admit` is asked with each max
+    /// lowered by it (its "spend + reserved >= max" refuses exactly when the worst case does
+    /// not fit), and reserves it.
+    pub fn admit(
+        self: &Arc<Self>,
+        k: Option<&KeyRow>,
+        e: Option<&EndUser>,
+        estimate: f64,
+        strict: bool,
+    ) -> Result<Lease> {
+        let budgets = budgets_of_call(k, e);
+        let limits = Limit::of_call(k, e);
         let mut lease = Lease {
             shared: Arc::clone(self),
             id: None,
@@ -119,7 +127,7 @@ impl Shared {
         let b: Vec<BudgetArg<'_>> = budgets
             .iter()
             .map(|(level, id, _, max)| {
-                let (a, b) = budget::spend_ids(*level, k);
+                let (a, b) = budget::spend_ids(*level, id, k);
                 BudgetArg {
                     scope: *level,
                     holder: id,

@@ -71,6 +71,8 @@ pub struct Config {
     pub aliases: std::collections::HashMap<String, String>,
     /// `litellm_settings.default_internal_user_params`: what new users get by default.
     pub user_defaults: UserDefaults,
+    /// What applies to an end user (a model call's `user`) without a budget of its own.
+    pub end_users: EndUserDefaults,
     /// The `LITEGATE_*` tuning variables, read once at start (`env.rs`).
     pub env: EnvSettings,
     /// `general_settings.budget_enforcement: strict`: a call is admitted only if its worst-case
@@ -154,11 +156,21 @@ impl Default for Config {
             metrics_require_auth: false,
             aliases: Default::default(),
             user_defaults: Default::default(),
+            end_users: EndUserDefaults::default(),
             env: EnvSettings::default(),
             strict_budgets: false,
             alerting: Alerting::default(),
         }
     }
+}
+
+/// The defaults of end users (README "End users"): LiteLLM's `litellm_settings`
+/// `max_end_user_budget` (a budget for end users whose budget row sets no `max_budget`) and
+/// `max_end_user_budget_id` (a budget row for end users without one of their own).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EndUserDefaults {
+    pub max_budget: Option<f64>,
+    pub budget_id: Option<String>,
 }
 
 /// The PostgreSQL URL: it holds the password, so `Debug` and `safe` never show it.

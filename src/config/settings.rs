@@ -9,7 +9,9 @@
 //! dozens of LiteLLM knobs (callbacks, retries, ...); their other keys are accepted silently.
 
 use super::model_list::{self, Deployment, ModelList};
-use super::yaml::{to_json, Count, Field, FromYaml, Mapping, Positive, Reader, Shaped, Yaml};
+use super::yaml::{
+    to_json, Count, Field, FromYaml, Mapping, NonNegative, Positive, Reader, Shaped, Yaml,
+};
 use super::UserDefaults;
 use super::{Config, ConfigError};
 use serde::Deserialize;
@@ -65,6 +67,10 @@ struct Litellm {
     request_timeout: Field<Positive>,
     /// What new users get by default (`user_defaults::UserDefaults`).
     default_internal_user_params: Field<Yaml>,
+    /// The budget of an end user (a call's `user`) without a `max_budget` of its own.
+    max_end_user_budget: Field<NonNegative>,
+    /// The budget row that applies to an end user without a budget row of its own.
+    max_end_user_budget_id: Field<String>,
     /// The other keys are accepted and not used (see the module doc).
     #[serde(flatten)]
     aliases: Aliases,
@@ -139,6 +145,14 @@ impl Litellm {
             cfg.user_defaults = UserDefaults::parse(&to_json(&v))
                 .map_err(|e| ConfigError(format!("{}: {e}", r.file)))?;
         }
+        let max = self
+            .max_end_user_budget
+            .resolve(r, &f("max_end_user_budget"))?;
+        cfg.end_users.max_budget = max.map(|m| m.0);
+        cfg.end_users.budget_id = self
+            .max_end_user_budget_id
+            .resolve(r, &f("max_end_user_budget_id"))?
+            .filter(|id| !id.is_empty());
         self.aliases.apply(cfg, r, "litellm_settings")?;
         Ok(request_timeout.map(|p| p.0))
     }

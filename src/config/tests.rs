@@ -208,6 +208,8 @@ fn every_error_is_worded_as_before() {
         ("litellm_settings: {model_alias_map: {a: [b]}}", "c.yaml: litellm_settings.model_alias_map: expected a string"),
         ("litellm_settings: {model_alias_map: {[a]: b}}", "c.yaml: litellm_settings.model_alias_map: expected a string"),
         ("litellm_settings: {default_internal_user_params: 3}", "c.yaml: litellm_settings.default_internal_user_params: expected a mapping"),
+        ("litellm_settings: {max_end_user_budget: -1}", "c.yaml: litellm_settings.max_end_user_budget: expected a non-negative number"),
+        ("litellm_settings: {max_end_user_budget: x}", "c.yaml: litellm_settings.max_end_user_budget: expected a non-negative number"),
         // New: LiteLLM (PyYAML's safe_load) refuses such a file too.
         ("a: !custom x", "c.yaml: a: the YAML tag !custom is not supported"),
         ("model_list: [{model_name: a, model_info: {b: [1, !t x]}}]", "c.yaml: model_list[0].model_info.b[1]: the YAML tag !t is not supported"),
@@ -481,6 +483,21 @@ fn user_defaults_are_read() {
     )
     .expect("ok");
     assert_ne!(cfg.user_defaults, Config::default().user_defaults);
+}
+
+#[test]
+fn end_user_defaults_are_read() {
+    let cfg = load_text(
+        "litellm_settings:\n  max_end_user_budget: 2.5\n  max_end_user_budget_id: tier\n",
+        &no_env(),
+    )
+    .expect("ok");
+    assert_eq!(cfg.end_users.max_budget, Some(2.5));
+    assert_eq!(cfg.end_users.budget_id.as_deref(), Some("tier"));
+    assert_eq!(
+        Config::default().end_users,
+        crate::config::EndUserDefaults::default()
+    );
 }
 
 #[test]

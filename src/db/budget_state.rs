@@ -24,6 +24,7 @@ pub fn spend_of<C: Handle + ?Sized>(
         Level::OrgMember => {
             "SELECT spend FROM organization_members WHERE organization_id = ?1 AND user_id = ?2"
         }
+        Level::EndUser => "SELECT spend FROM end_users WHERE id = ?1",
     };
     c.one(sql, &args(level, a, b), |r| r.get::<f64>(0))
 }
@@ -92,6 +93,13 @@ pub fn state_of<C: Handle + ?Sized>(
                              FROM organization_members m LEFT JOIN budgets b ON b.id = m.budget_id \
                              WHERE m.organization_id = ?1 AND m.user_id = ?2"
         }
+        // The config's default end-user budget (`max_end_user_budget`) is not seen here: end
+        // users are alerted on the budget row they have.
+        Level::EndUser => {
+            "SELECT e.spend, b.max_budget, b.soft_budget, b.budget_reset_at \
+                           FROM end_users e LEFT JOIN budgets b ON b.id = e.budget_id \
+                           WHERE e.id = ?1"
+        }
     };
     c.one(sql, &args(level, a, b), state)
 }
@@ -146,7 +154,7 @@ mod tests {
     use super::*;
     use rusqlite::Connection;
 
-    /// A migrated in-memory store with one holder of each level, spend 1..6 and budgets.
+    /// A migrated in-memory store with one holder of each level, spend 1..7 and budgets.
     fn store() -> Connection {
         let mut c = Connection::open_in_memory().expect("mem");
         crate::db::migrate::migrate(&mut c).expect("migrate");
@@ -167,6 +175,8 @@ mod tests {
              INSERT INTO organization_members (organization_id, user_id, user_role, spend,
                  budget_id, created_at, updated_at) VALUES ('o', 'u', 'internal_user', 6, 'bm',
                  {n}, {n});
+             INSERT INTO end_users (id, spend, budget_id, created_at, updated_at)
+                 VALUES ('e', 7, 'bm', {n}, {n});
              INSERT INTO api_keys (token, key_name, team_id, user_id, spend, max_budget,
                  created_at, updated_at) VALUES ('k', 'sk-...k', 't', 'u', 1, 10, {n}, {n});"
         ))
@@ -192,6 +202,7 @@ mod tests {
                 Some(6.0),
                 "P-om",
             ),
+            (Level::EndUser, "e", "", 7.0, Some(60.0), Some(6.0), "P-om"),
         ];
         for (level, a, b, spend, max, soft, period) in cases {
             assert_eq!(

@@ -153,9 +153,10 @@ pub fn delete<C: Handle + ?Sized>(c: &C, id: &str) -> DbResult<usize> {
 const DELETE_IF_UNUSED: &str = "DELETE FROM budgets WHERE id = ?1
     AND NOT EXISTS (SELECT 1 FROM organizations WHERE budget_id = ?1)
     AND NOT EXISTS (SELECT 1 FROM organization_members WHERE budget_id = ?1)
-    AND NOT EXISTS (SELECT 1 FROM team_members WHERE budget_id = ?1)";
+    AND NOT EXISTS (SELECT 1 FROM team_members WHERE budget_id = ?1)
+    AND NOT EXISTS (SELECT 1 FROM end_users WHERE budget_id = ?1)";
 
-/// Deletes a budget only when no organization or membership still refers to it (used when the
+/// Deletes a budget only when no organization, membership or end user still refers to it (used when the
 /// org or membership that owned it goes). Returns rows deleted.
 pub fn delete_if_unused<C: Handle + ?Sized>(c: &C, id: &str) -> DbResult<usize> {
     c.exec(DELETE_IF_UNUSED, &[id.into()])

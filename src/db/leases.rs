@@ -22,6 +22,7 @@ pub fn code(l: Level) -> &'static str {
         Level::User => "user",
         Level::TeamMember => "team_member",
         Level::OrgMember => "org_member",
+        Level::EndUser => "end_user",
     }
 }
 

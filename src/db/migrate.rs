@@ -17,6 +17,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         6,
         include_str!("../../schema/0006_team_aliases_permissions.sql"),
     ),
+    (7, include_str!("../../schema/0007_end_users.sql")),
     (10, include_str!("../../schema/0010_budget_alerts.sql")),
 ];
 

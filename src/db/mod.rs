@@ -6,6 +6,7 @@ pub mod authority;
 pub mod budget_state;
 pub mod budgets;
 pub mod copy;
+pub mod end_users;
 pub mod handle;
 pub mod health;
 pub mod key_check;

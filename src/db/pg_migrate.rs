@@ -16,6 +16,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../../schema/pg/0003_team_aliases_permissions.sql"),
     ),
+    (4, include_str!("../../schema/pg/0004_end_users.sql")),
     (7, include_str!("../../schema/pg/0007_strict_budgets.sql")),
 ];
 

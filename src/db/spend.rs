@@ -16,7 +16,8 @@ pub struct SpendRecord {
     /// The key's alias and its team's, for the row's `metadata.user_api_key_*` (LiteLLM's).
     pub key_alias: Option<String>,
     pub team_alias: Option<String>,
-    /// The request's `user` field (LiteLLM's end user), as `metadata.user_api_key_end_user_id`.
+    /// The request's `user` field (LiteLLM's end user): its `end_users` row gets the spend (made
+    /// when unknown); `metadata.user_api_key_end_user_id` in the log row.
     pub end_user: Option<String>,
     pub model: String,
     pub call_type: String,
@@ -41,6 +42,14 @@ const ADD_TEAM_MEMBER: &str =
     "UPDATE team_members SET spend = spend + ?3 WHERE team_id = ?1 AND user_id = ?2";
 const ADD_ORG_MEMBER: &str =
     "UPDATE organization_members SET spend = spend + ?3 WHERE organization_id = ?1 AND user_id = ?2";
+/// The end user's spend; an unknown end user is created with its first call (LiteLLM's
+/// `update_end_user_spend` upserts). Same text on both engines.
+const ADD_END_USER: &str = "INSERT INTO end_users (id, spend, blocked, created_at, updated_at)
+    VALUES (?1, ?2, 0, ?3, ?3)
+    ON CONFLICT (id) DO UPDATE SET spend = end_users.spend + excluded.spend";
+/// A free call of an unknown end user still records them (a free call changes no spend).
+const NEW_END_USER: &str = "INSERT INTO end_users (id, spend, blocked, created_at, updated_at)
+    VALUES (?1, 0, 0, ?2, ?2) ON CONFLICT (id) DO NOTHING";
 const INSERT_LOG: &str = "INSERT INTO spend_logs (request_id, api_key, team_id, organization_id,
     user_id, model, call_type, prompt_tokens, completion_tokens, total_tokens, spend, start_time,
     end_time, status, metadata)
@@ -72,7 +81,8 @@ fn log_metadata(r: &SpendRecord) -> String {
     m.to_string()
 }
 
-/// Adds the call's cost to key, team, org, user and memberships, and writes its log row.
+/// Adds the call's cost to key, team, org, user, memberships and end user, and writes its log
+/// row.
 /// Run inside one write transaction, on either engine (`sql::Exec`; generic, so the SQLite
 /// instance runs the same cached statements with the same bindings as before).
 pub fn record<C: Exec + ?Sized>(c: &mut C, r: &SpendRecord) -> Result<(), C::E> {
@@ -95,6 +105,16 @@ pub fn record<C: Exec + ?Sized>(c: &mut C, r: &SpendRecord) -> Result<(), C::E> 
             if let Some(o) = &r.organization_id {
                 c.exec(ADD_ORG_MEMBER, &[o.into(), u.into(), spend])?;
             }
+        }
+    }
+    if let Some(e) = &r.end_user {
+        if r.spend > 0.0 {
+            c.exec(
+                ADD_END_USER,
+                &[e.into(), Arg::Real(r.spend), (&r.end_time).into()],
+            )?;
+        } else {
+            c.exec(NEW_END_USER, &[e.into(), (&r.end_time).into()])?;
         }
     }
     let metadata = log_metadata(r);
@@ -246,9 +266,16 @@ const RESETS: &[(&str, &str)] = &[
 ];
 
 /// Resets spend to 0 where `budget_reset_at` has passed and moves `budget_reset_at` on by the
-/// holder's `budget_duration` (keys, teams, users; organizations and memberships through their
-/// budget rows). Returns how many holders were reset.
-pub fn reset_due<C: Handle + ?Sized>(c: &C, now_iso: &str, now_ms: i64) -> DbResult<usize> {
+/// holder's `budget_duration` (keys, teams, users; organizations, memberships and end users
+/// through their budget rows; `default_end_user_budget`, the config's
+/// `max_end_user_budget_id`, also resets the end users without a budget row of their own).
+/// Returns how many holders were reset.
+pub fn reset_due<C: Handle + ?Sized>(
+    c: &C,
+    now_iso: &str,
+    now_ms: i64,
+    default_end_user_budget: Option<&str>,
+) -> DbResult<usize> {
     let mut n = 0;
     for &(select, update) in RESETS {
         let due: Vec<(String, Option<String>)> =
@@ -265,8 +292,15 @@ pub fn reset_due<C: Handle + ?Sized>(c: &C, now_iso: &str, now_ms: i64) -> DbRes
                     "UPDATE organizations SET spend = 0 WHERE budget_id = ?1",
                     "UPDATE organization_members SET spend = 0 WHERE budget_id = ?1",
                     "UPDATE team_members SET spend = 0 WHERE budget_id = ?1",
+                    "UPDATE end_users SET spend = 0 WHERE budget_id = ?1",
                 ] {
                     c.exec(holders, &[(&id).into()])?;
+                }
+                if default_end_user_budget == Some(id.as_str()) {
+                    c.exec(
+                        "UPDATE end_users SET spend = 0 WHERE budget_id IS NULL",
+                        &[],
+                    )?;
                 }
             }
             n += 1;

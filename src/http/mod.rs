@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod budgets;
 pub mod dispatch;
+pub mod end_users;
 pub mod health;
 pub mod key_fields;
 pub mod keys;

@@ -4,7 +4,7 @@
 //! of `grant.rs`) or `ModelCall` (a key only). Matching the table, authentication and the
 //! error boundary are `dispatch.rs`'s; the handlers live in one module per resource.
 
-use super::{admin, budgets, health, keys, models, organizations, proxy, spend};
+use super::{admin, budgets, end_users, health, keys, models, organizations, proxy, spend};
 use super::{team_permissions, teams, ui, users};
 use super::{Ctx, Reply, Req};
 use crate::auth::Caller;
@@ -54,6 +54,21 @@ pub const ROUTES: &[(&str, &str, Handler)] = &[
     ("POST",   "/budget/info",                   Managed(budgets::info)),
     ("GET",    "/budget/list",                   Managed(budgets::list)),
     ("POST",   "/budget/delete",                 Managed(budgets::delete)),
+    // End users, LiteLLM's customers (issue 15 item 4), under both of LiteLLM's names.
+    ("POST",   "/end_user/new",                  Managed(end_users::create)),
+    ("GET",    "/end_user/info",                 Managed(end_users::info)),
+    ("POST",   "/end_user/update",               Managed(end_users::update)),
+    ("POST",   "/end_user/delete",               Managed(end_users::delete)),
+    ("GET",    "/end_user/list",                 Managed(end_users::list)),
+    ("POST",   "/end_user/block",                Managed(end_users::block)),
+    ("POST",   "/end_user/unblock",              Managed(end_users::unblock)),
+    ("POST",   "/customer/new",                  Managed(end_users::create)),
+    ("GET",    "/customer/info",                 Managed(end_users::info)),
+    ("POST",   "/customer/update",               Managed(end_users::update)),
+    ("POST",   "/customer/delete",               Managed(end_users::delete)),
+    ("GET",    "/customer/list",                 Managed(end_users::list)),
+    ("POST",   "/customer/block",                Managed(end_users::block)),
+    ("POST",   "/customer/unblock",              Managed(end_users::unblock)),
     // Teams.
     ("POST",   "/team/new",                      Managed(teams::create)),
     ("POST",   "/team/update",                   Managed(teams::update)),

@@ -529,6 +529,16 @@ fn a_failure_mid_copy_leaves_the_target_unchanged() {
         }
         assert_eq!(snap_pg(&db.url), old_pg, "PostgreSQL target unchanged");
         assert_eq!(snap_sqlite(&b), old_b, "SQLite target unchanged");
+        // A SQLite target the failed copy created is gone again, with its side files.
+        let fresh = dir.path().join("fresh.db");
+        let o = copy_db(path(&a.db_path()), path(&fresh), &[]);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("fresh"))
+            .collect();
+        assert!(left.is_empty(), "a failed copy left {left:?}");
     }
     let p = pg_server(&db.url);
     for _ in 0..3 {

@@ -15,6 +15,7 @@ mod budgets;
 mod common;
 mod config_file;
 mod copy_db;
+mod end_users;
 mod every_provider;
 mod forwarding;
 mod google;

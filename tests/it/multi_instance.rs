@@ -105,6 +105,55 @@ fn a_budget_holds_across_instances_under_parallel_calls() {
     assert_eq!(c.count("SELECT count(*) FROM litegate_leases", &[]), 0);
 }
 
+/// An end user's budget (issue 15 item 4) holds across instances as a key's does: the end
+/// user is one more holder of `litegate_admit`. 60 parallel calls naming one end user with a
+/// budget of 0.5, through three keys and three instances: each reserves 0.041 and costs 0.05,
+/// so at most 13 are admitted (0.5 / 0.041) and, once all settle, at least 10 (the budget used
+/// up); the end user's spend is exactly what was answered.
+#[test]
+fn an_end_users_budget_holds_across_instances() {
+    let fake = Fake::start();
+    let c = cluster(&fake, &[]);
+    c.node(1).admin(
+        "/end_user/new",
+        json!({"user_id": "cust", "max_budget": 0.5}),
+    );
+    let keys: Vec<String> = (0..3).map(|i| key_for(c.node(i), json!({}))).collect();
+    let body = json!({"model": "lag", "max_tokens": 20, "user": "cust",
+                      "messages": [{"role": "user", "content": "hi"}]});
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(60));
+    let calls: Vec<_> = (0..60)
+        .map(|i| {
+            let (addr, key, body) = (
+                c.node(i).addr.clone(),
+                keys[i / 3 % 3].clone(),
+                body.clone(),
+            );
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                let r = try_post(&addr, "/v1/chat/completions", &key, &body).expect("answer");
+                (r.status, r.text())
+            })
+        })
+        .collect();
+    let results: Vec<(u16, String)> = calls.into_iter().map(|h| h.join().expect("call")).collect();
+    for (status, text) in &results {
+        assert!(
+            *status == 200 || (*status == 422 && text.contains("End User=cust over budget")),
+            "{status} {text}"
+        );
+    }
+    let n = results.iter().filter(|(s, _)| *s == 200).count();
+    assert!((10..=13).contains(&n), "{n} calls answered");
+    let spend: f64 = c.value("SELECT spend FROM end_users WHERE id = ?1", &["cust"]);
+    assert!(
+        (spend - n as f64 * CALL_COST).abs() < 1e-9,
+        "{spend} for {n}"
+    );
+    assert_eq!(c.count("SELECT count(*) FROM litegate_leases", &[]), 0);
+}
+
 /// rpm 10 and tpm 25 held across three instances: of calls spread round robin, the window
 /// admits 10 in all (429 with `retry-after` for the rest), and a tpm window filled through two
 /// instances refuses on the third.

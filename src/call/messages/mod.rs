@@ -138,6 +138,7 @@ fn translated(
         include_usage: true,
         duplicate_keys: false,
         rewritten: false,
+        len: chat_bytes.len(),
         fields,
     };
     let input_estimate = call.prompt_estimate;

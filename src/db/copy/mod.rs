@@ -42,6 +42,7 @@ pub const TABLES: &[Table] = &[
     t("organization_members", "organization_id, user_id"),
     t("team_members", "team_id, user_id"),
     t("api_keys", "token"),
+    t("end_users", "id"),
     t("spend_logs", "id"),
     t("settings", "name"),
     t("budget_alerts", "scope, holder, period, mark"),
@@ -307,16 +308,40 @@ pub fn run(from: &DbLocation, to: &DbLocation, force: bool) -> R<Summary> {
             }
         )));
     }
-    // The target is opened (created, migrated) only once the source is known to be good.
+    // The target is opened (created, migrated) only once the source is known to be good. A
+    // SQLite target that did not exist before is removed again when the copy fails, so a
+    // failed copy leaves no empty store behind (an existing one is left as it was).
+    let fresh = match to {
+        DbLocation::Sqlite(p) => !p.exists(),
+        DbLocation::Postgres(_) => false,
+    };
+    let out = into_target(src.as_mut(), to, force);
+    src.rollback();
+    if let (Err(_), true, DbLocation::Sqlite(p)) = (&out, fresh, to) {
+        remove_sqlite_files(p);
+    }
+    out
+}
+
+fn into_target(src: &mut dyn Side, to: &DbLocation, force: bool) -> R<Summary> {
     let mut dst = engines::open_target(to)?;
     dst.begin(true)?;
-    let out = copy_all(src.as_mut(), dst.as_mut(), force);
+    let out = copy_all(src, dst.as_mut(), force);
     let out = out.and_then(|s| dst.commit().map(|_| s));
     if out.is_err() {
         dst.rollback();
     }
-    src.rollback();
     out
+}
+
+/// Removes a SQLite store this copy created (the file, its WAL and shared-memory files and
+/// the owner lock), after its connection and lock were dropped.
+fn remove_sqlite_files(p: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm", ".lock"] {
+        let mut f = p.as_os_str().to_owned();
+        f.push(suffix);
+        let _ = std::fs::remove_file(std::path::PathBuf::from(f));
+    }
 }
 
 fn copy_all(src: &mut dyn Side, dst: &mut dyn Side, force: bool) -> R<Summary> {
