@@ -111,7 +111,7 @@ impl Allowance {
 
 /// A level of the hierarchy: where a model list, budget or rate limit is set. Memberships carry
 /// a budget of their own (`max_budget_in_team`, `max_budget_in_organization`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Level {
     Key,
     Team,

@@ -4,6 +4,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod access;
+pub mod alerts;
 pub mod auth;
 pub mod call;
 pub mod config;
@@ -119,7 +120,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         models.view(access::Scope::Admin).deployments.len(),
         models.view(access::Scope::Admin).deployments.len() - cfg.deployments.len(),
     );
-    let calls = call::Calls::new(pool.clone(), cfg.env.lease_ttl);
+    let calls = call::Calls::new(pool.clone(), cfg.env.lease_ttl, &cfg.alerting);
     let ctx = std::sync::Arc::new(http::Ctx {
         cfg,
         calls,

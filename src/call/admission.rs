@@ -21,6 +21,8 @@ pub enum Admission {
     Local {
         budgets: Arc<Reservations>,
         limiter: Arc<Limiter>,
+        /// Strict enforcement reads the spend recorded now from here.
+        pool: Arc<Pool>,
     },
     /// PostgreSQL: in the database, shared by every instance.
     Shared(Arc<Shared>),
@@ -43,6 +45,7 @@ impl Admission {
             Pool::Sqlite(_) => Admission::Local {
                 budgets: Arc::default(),
                 limiter: Arc::new(Limiter::new()),
+                pool: Arc::clone(pool),
             },
             Pool::Postgres(_) => Admission::Shared(Shared::start(Arc::clone(pool), lease_ttl)),
         }
@@ -51,18 +54,41 @@ impl Admission {
     /// Budgets (reserving `estimate` on each), then rate limits (API.md §7's order); a refusal
     /// consumes nothing. They are the key's (`k`; none for the master key) and the end user's
     /// (`e`, when the call names one): the end user is one more holder, admitted with the
-    /// others at once.
-    pub fn admit(&self, k: Option<&KeyRow>, e: Option<&EndUser>, estimate: f64) -> Result<Ticket> {
+    /// others at once. `strict`: `estimate` is the call's worst case, which must fit what
+    /// remains of every budget (README "Budgets that never overshoot").
+    pub fn admit(
+        &self,
+        k: Option<&KeyRow>,
+        e: Option<&EndUser>,
+        estimate: f64,
+        strict: bool,
+    ) -> Result<Ticket> {
         match self {
-            Admission::Local { budgets, limiter } => {
-                let reservation = budgets.reserve(k, e, estimate)?;
+            Admission::Local {
+                budgets,
+                limiter,
+                pool,
+            } => {
+                let reservation = if strict {
+                    budgets.reserve_strict(k, e, estimate, |ids| {
+                        pool.read_db(|c| {
+                            ids.iter()
+                                .map(|(level, a, b)| {
+                                    Ok(crate::db::budget_state::spend_of(c, *level, a, b)?)
+                                })
+                                .collect()
+                        })
+                    })?
+                } else {
+                    budgets.reserve(k, e, estimate)?
+                };
                 let permit = limiter.admit(&Limit::of_call(k, e))?;
                 Ok(Ticket::Local {
                     permit,
                     _reservation: reservation,
                 })
             }
-            Admission::Shared(s) => s.admit(k, e, estimate).map(Ticket::Shared),
+            Admission::Shared(s) => s.admit(k, e, estimate, strict).map(Ticket::Shared),
         }
     }
 }

@@ -38,6 +38,11 @@ pub struct CallBody {
     /// The object names a key twice (the map keeps the last value; another parser may keep
     /// the first), so its bytes are never forwarded as they came.
     pub duplicate_keys: bool,
+    /// `fields` was changed after parsing (strict budgets add `max_tokens`): the bytes as
+    /// they came are not what goes upstream.
+    pub rewritten: bool,
+    /// The body's length in bytes as it came (strict budgets' prompt bound).
+    pub len: usize,
     /// The whole object as parsed.
     pub fields: Map<String, Value>,
 }
@@ -74,6 +79,8 @@ impl CallBody {
             n: shape.n,
             include_usage,
             duplicate_keys,
+            rewritten: false,
+            len: bytes.len(),
             fields,
         })
     }

@@ -139,7 +139,91 @@ pub(super) fn spend_ids<'a>(
     }
 }
 
+/// The 422 of strict enforcement (README "Budgets that never overshoot"): the call's worst case
+/// does not fit in what remains of a budget. Starts as LiteLLM's budget error does.
+pub(super) fn would_exceed(
+    level: Level,
+    id: &str,
+    spend: f64,
+    reserved: f64,
+    max: f64,
+    worst: f64,
+) -> Error {
+    let remaining = (max - spend - reserved).max(0.0);
+    Error::BudgetExceeded(format!(
+        "Budget would be exceeded! {}={id} Current cost: {spend}, Max budget: {max};          budget_enforcement is strict: this call's worst-case cost {worst:.8} is more than the          {remaining:.8} that remains ({reserved:.8} reserved by calls in flight)",
+        level.name()
+    ))
+}
+
+/// A call's worst case is compared with this much less than what remains: the sums of
+/// floating-point costs in the store must not pass `max_budget` by a rounding error.
+pub const ROUNDING_MARGIN: f64 = 1e-9;
+
+/// Whether a strict call with worst case `worst` fits a budget (`spend` recorded, `reserved` by
+/// calls in flight): the default rule (not yet spent) and the worst case within what remains.
+pub(super) fn fits(spend: f64, reserved: f64, max: f64, worst: f64) -> bool {
+    spend + reserved < max && spend + reserved + worst * (1.0 + ROUNDING_MARGIN) <= max
+}
+
 impl Reservations {
+    /// Strict enforcement: admits the call only if `worst` fits every budget after the spend
+    /// recorded *now* (`spend_now`: each budget's by its `spend_ids`, all read at once under the
+    /// lock, in one read of the store: the key check's figure
+    /// may predate a call that settled since and whose reservation is gone) and what calls in
+    /// flight reserved; then reserves `worst` on each. A call settles (commits its spend)
+    /// before its reservation is released, so the two reads never miss a call.
+    pub fn reserve_strict(
+        self: &Arc<Self>,
+        k: Option<&KeyRow>,
+        e: Option<&EndUser>,
+        worst: f64,
+        spend_now: impl FnOnce(&[(Level, &str, &str)]) -> Result<Vec<Option<f64>>>,
+    ) -> Result<Reservation> {
+        let budgets = budgets_of_call(k, e);
+        let worst = if worst.is_finite() && worst > 0.0 {
+            worst
+        } else {
+            0.0
+        };
+        let mut held = Vec::with_capacity(budgets.len());
+        if budgets.is_empty() {
+            return Ok(Reservation {
+                owner: Arc::clone(self),
+                held,
+            });
+        }
+        let ids: Vec<(Level, &str, &str)> = budgets
+            .iter()
+            .map(|(level, id, ..)| {
+                let (a, b) = spend_ids(*level, id, k);
+                (*level, a, b)
+            })
+            .collect();
+        let mut m = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        let now = spend_now(&ids)?;
+        for (i, (level, id, key_spend, max)) in budgets.iter().enumerate() {
+            let spend = now.get(i).copied().flatten().unwrap_or(*key_spend);
+            let reserved = m.get(&(*level, id.clone())).copied().unwrap_or(0.0);
+            if !fits(spend, reserved, *max, worst) {
+                return Err(if spend + reserved >= *max {
+                    exceeded(*level, id, spend, *max)
+                } else {
+                    would_exceed(*level, id, spend, reserved, *max, worst)
+                });
+            }
+        }
+        for (level, id, _, _) in budgets {
+            let key = (level, id);
+            *m.entry(key.clone()).or_insert(0.0) += worst;
+            held.push((key, worst));
+        }
+        Ok(Reservation {
+            owner: Arc::clone(self),
+            held,
+        })
+    }
+
     /// Refuses the call (422 naming the level) when any budget's recorded spend plus what calls
     /// in flight have reserved has reached its maximum; otherwise reserves `estimate` on each.
     /// The budgets are the key's (none for the master key) and the end user's, if any.
@@ -250,6 +334,51 @@ mod tests {
         drop(b);
         assert_eq!(r.reserved(), 0);
         assert!(r.reserve(Some(&k), None, 0.3).is_ok());
+    }
+
+    #[test]
+    fn strict_admits_only_a_worst_case_that_fits() {
+        let r = Arc::new(Reservations::default());
+        let k = key(0.0, Some(1.0));
+        // The store says 0.5 was spent since the key check read 0.
+        let now = |ids: &[(Level, &str, &str)]| Ok(vec![Some(0.5); ids.len()]);
+        let a = r
+            .reserve_strict(Some(&k), None, 0.3, now)
+            .expect("0.5 + 0.3 <= 1");
+        let e = r
+            .reserve_strict(Some(&k), None, 0.3, now)
+            .err()
+            .expect("0.5 + 0.3 + 0.3 > 1");
+        assert_eq!(e.status(), 422);
+        assert!(
+            e.message().contains("would be exceeded! Key=t"),
+            "{}",
+            e.message()
+        );
+        assert!(
+            e.message().contains("worst-case cost 0.3"),
+            "{}",
+            e.message()
+        );
+        assert!(
+            e.message().contains("0.20000000 that remains"),
+            "{}",
+            e.message()
+        );
+        // A smaller call still fits what remains; the budget exactly used up is refused.
+        let b = r
+            .reserve_strict(Some(&k), None, 0.19, now)
+            .expect("0.5 + 0.3 + 0.19 <= 1");
+        drop((a, b));
+        assert_eq!(r.reserved(), 0);
+        let spent = |ids: &[(Level, &str, &str)]| Ok(vec![Some(1.0); ids.len()]);
+        let e = r
+            .reserve_strict(Some(&k), None, 0.0, spent)
+            .err()
+            .expect("spent");
+        assert!(e.message().contains("has been exceeded"), "{}", e.message());
+        assert!(!fits(0.5, 0.0, 1.0, 0.5 + 1e-6));
+        assert!(fits(0.5, 0.0, 1.0, 0.4));
     }
 
     #[test]

@@ -76,6 +76,54 @@ pub fn before_call(dep: &Deployment, kind: CallType, body: &CallBody) -> (u64, f
     (prompt, cost(dep, prompt, completion))
 }
 
+/// A call's worst case under strict enforcement (README "Budgets that never overshoot"): the
+/// most tokens it can be billed for and what they cost. Settlement clamps the billed figures to
+/// these (`Call::settle`), so a call's recorded spend never passes the `cost` it reserved.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WorstCase {
+    /// The prompt bound: the request body's bytes. Tokenizers in use (byte-level BPE) make at
+    /// least one byte of every token, and everything a provider counts as prompt (messages,
+    /// system, tools, names, a message's framing) is in the body. Not bounded by this: images
+    /// given by URL (their tokens come from their pixels); billed at most this.
+    pub prompt: u64,
+    /// `max_tokens` × `n` (0 for embeddings).
+    pub completion: u64,
+    pub cost: f64,
+}
+
+/// The worst case of a call whose body is `body_bytes` long and may produce `completion`
+/// tokens: every prompt token at the dearest prompt price (input, cache read or cache write),
+/// every completion token at the output price.
+pub fn worst_case(dep: &Deployment, body_bytes: usize, completion: u64) -> WorstCase {
+    let prompt = body_bytes as u64;
+    let cache = |k: &str| {
+        dep.model_info
+            .get(k)
+            .and_then(Value::as_f64)
+            .filter(|p| p.is_finite() && *p >= 0.0)
+            .unwrap_or(0.0)
+    };
+    let prompt_price = dep
+        .input_cost_per_token
+        .max(cache("cache_read_input_token_cost"))
+        .max(cache("cache_creation_input_token_cost"));
+    WorstCase {
+        prompt,
+        completion,
+        cost: prompt as f64 * prompt_price + completion as f64 * dep.output_cost_per_token,
+    }
+}
+
+/// The completion limit sent upstream when a strict call gives no `max_tokens`: the
+/// deployment's `model_info.max_output_tokens` (from the price table, or the config), else
+/// its `max_tokens`. `None`: no limit is known.
+pub fn output_limit(dep: &Deployment) -> Option<u64> {
+    ["max_output_tokens", "max_tokens"]
+        .iter()
+        .find_map(|f| dep.model_info.get(*f).and_then(Value::as_u64))
+        .filter(|n| *n > 0)
+}
+
 /// The prompt tokens of an Anthropic Messages body: its messages, `system` and `tools` (their
 /// JSON counted as text: a coding agent sends tens of tool schemas with every call).
 pub fn messages_prompt(fields: &serde_json::Map<String, Value>) -> u64 {
@@ -127,6 +175,25 @@ mod tests {
         assert!(close(cost_of(&d, &b(1000, 50, 300, 100)), want));
         // No cache tokens: the plain formula.
         assert!(close(cost_of(&d, &b(1000, 50, 0, 0)), cost(&d, 1000, 50)));
+    }
+
+    #[test]
+    fn the_worst_case_bounds_what_settlement_can_charge() {
+        let d = dep(json!({"cache_read_input_token_cost": 3e-7,
+                           "cache_creation_input_token_cost": 3.75e-6}));
+        let w = worst_case(&d, 1000, 50);
+        assert_eq!((w.prompt, w.completion), (1000, 50));
+        assert!(close(w.cost, 1000.0 * 3.75e-6 + 50.0 * 15e-6));
+        // However the prompt splits into cached and uncached tokens, the cost is within.
+        for (r, wr) in [(0, 0), (1000, 0), (0, 1000), (300, 700), (500, 100)] {
+            assert!(cost_of(&d, &b(1000, 50, r, wr)) <= w.cost + 1e-15);
+        }
+        assert_eq!(
+            output_limit(&dep(json!({"max_output_tokens": 8192}))),
+            Some(8192)
+        );
+        assert_eq!(output_limit(&dep(json!({"max_tokens": 0}))), None);
+        assert_eq!(output_limit(&dep(json!({}))), None);
     }
 
     #[test]

@@ -95,12 +95,18 @@ pub struct Calls {
 }
 
 impl Calls {
-    /// `lease_ttl`: PostgreSQL's lease expiry (`LITEGATE_LEASE_SECS`; `admission`).
-    pub fn new(pool: Arc<Pool>, lease_ttl: Option<std::time::Duration>) -> Calls {
+    /// `lease_ttl`: PostgreSQL's lease expiry (`LITEGATE_LEASE_SECS`; `admission`);
+    /// `alerting`: budget alerts (`crate::alerts`, started here when a webhook is set).
+    pub fn new(
+        pool: Arc<Pool>,
+        lease_ttl: Option<std::time::Duration>,
+        alerting: &crate::config::Alerting,
+    ) -> Calls {
         Calls {
             upstream: Upstream::new(),
             admission: Admission::for_pool(&pool, lease_ttl),
             ledger: Arc::new(Ledger {
+                alerts: crate::alerts::Alerts::start(Arc::clone(&pool), alerting),
                 pool,
                 writer: SpendWriter::default(),
             }),
@@ -113,6 +119,8 @@ impl Calls {
 pub struct Ledger {
     pool: Arc<Pool>,
     writer: SpendWriter,
+    /// Budget alerts, told of each recorded call's holders (never waited for).
+    alerts: Option<crate::alerts::Alerts>,
 }
 
 /// One call as the HTTP layer hands it over.
@@ -230,6 +238,7 @@ pub fn run(
         kind,
         prompt_estimate: admitted.prompt_estimate,
         completion_cap: body.completion_cap,
+        worst: admitted.worst,
         anthropic_beta: input.anthropic_beta.map(str::to_string),
         ticket: admitted.ticket,
     };
@@ -264,6 +273,8 @@ struct Admitted {
     model: String,
     dep: Arc<Deployment>,
     prompt_estimate: u64,
+    /// Strict enforcement: the worst case reserved (settlement bills at most this).
+    worst: Option<estimate::WorstCase>,
     ticket: Option<Ticket>,
 }
 
@@ -281,18 +292,70 @@ fn admit(
 ) -> Result<Admitted> {
     let (model, dep) = resolve(cfg, models, who, std::mem::take(&mut body.model))?;
     let (prompt_estimate, cost_estimate) = estimate::before_call(&dep, kind, body);
-    let ticket = match (who.key.as_deref(), end_user) {
+    let k = who.key.as_deref();
+    let (ticket, worst) = match (k, end_user) {
         // The master key naming no end user: no budget, no limits. (Naming one, its end
         // user's budget and limits apply, as in LiteLLM, which checks end users before keys.)
-        (None, None) => None,
-        (k, e) => Some(calls.admission.admit(k, e, cost_estimate)?),
+        (None, None) => (None, None),
+        (k, e) if cfg.strict_budgets && !budget::budgets_of_call(k, e).is_empty() => {
+            let worst = strict_worst_case(&dep, kind, body)?;
+            (
+                Some(calls.admission.admit(k, e, worst.cost, true)?),
+                Some(worst),
+            )
+        }
+        (k, e) => (
+            Some(calls.admission.admit(k, e, cost_estimate, false)?),
+            None,
+        ),
     };
     Ok(Admitted {
         model,
         dep,
         prompt_estimate,
+        worst,
         ticket,
     })
+}
+
+/// A strict call's worst case (README "Budgets that never overshoot"). Without `max_tokens`
+/// the model's output limit is the bound and is sent upstream as `max_tokens` (the body is
+/// then rewritten; otherwise its bytes go as they came). A priced completion with no bound
+/// at all is refused: its cost could not be bounded.
+fn strict_worst_case(
+    dep: &Deployment,
+    kind: CallType,
+    body: &mut CallBody,
+) -> Result<estimate::WorstCase> {
+    let body_bytes = body.len;
+    if kind == CallType::Embedding {
+        return Ok(estimate::worst_case(dep, body_bytes, 0));
+    }
+    if body.max_tokens.is_none() {
+        match estimate::output_limit(dep) {
+            Some(limit) => {
+                body.max_tokens = Some(limit);
+                body.completion_cap = Some(limit.saturating_mul(body.n));
+                body.fields.insert("max_tokens".into(), limit.into());
+                body.rewritten = true;
+            }
+            None if dep.output_cost_per_token > 0.0 => {
+                return Err(Error::bad_param(
+                    "max_tokens",
+                    format!(
+                        "budget_enforcement is strict and model {} has no known output limit: \
+                         set max_tokens",
+                        dep.model_name
+                    ),
+                ))
+            }
+            // Unpriced output: any length costs nothing.
+            None => {}
+        }
+    }
+    let completion = body.completion_cap.unwrap_or(0);
+    // n choices of a mock or unpriced completion without a bound: billed at most 0 × price.
+    Ok(estimate::worst_case(dep, body_bytes, completion))
 }
 
 /// The model called (aliases applied) and the deployment that answers it, if the caller may
@@ -347,6 +410,8 @@ struct Call {
     prompt_estimate: u64,
     /// The most completion tokens the request allowed (`max_tokens` × `n`), if it said.
     completion_cap: Option<u64>,
+    /// Strict enforcement: the worst case reserved; settlement bills at most its tokens.
+    worst: Option<estimate::WorstCase>,
     /// The caller's `anthropic-beta` header, sent to Anthropic deployments (Messages calls).
     anthropic_beta: Option<String>,
     /// The call's reservations and rate-limit slots, given back when the call drops.
@@ -382,10 +447,44 @@ impl Call {
         (b.prompt, b.completion)
     }
 
+    /// Strict enforcement: the billed tokens clamped to the worst case reserved, so recorded
+    /// spend never passes the reservation (and so never `max_budget`), whatever the upstream
+    /// reports. A clamp is logged: it means the bound did not hold for this call (e.g. an
+    /// image given by URL) and less was recorded than the provider may charge.
+    fn within_worst_case(
+        &self,
+        w: estimate::WorstCase,
+        prompt: u64,
+        completion: u64,
+    ) -> (u64, u64) {
+        // An unbounded completion of an unpriced output costs nothing whatever its length.
+        let completion_bound = if w.completion == 0 && self.dep.output_cost_per_token == 0.0 {
+            completion
+        } else {
+            w.completion
+        };
+        let (p, c) = (prompt.min(w.prompt), completion.min(completion_bound));
+        if (p, c) != (prompt, completion) {
+            log::warn!(
+                "request {} to {}: {prompt} prompt + {completion} completion tokens are more than \
+                 the worst case reserved ({} + {}); billed {p} + {c} (budget_enforcement: strict)",
+                self.record.request_id,
+                self.dep.model_name,
+                w.prompt,
+                w.completion
+            );
+        }
+        (p, c)
+    }
+
     /// Settlement: records the call's spend (one transaction) and adds its tokens to the rate
     /// limits. Failure to record is logged, never hidden behind a success: the caller decides
     /// what the client sees.
     fn settle(&mut self, prompt: u64, completion: u64, status: &str) -> Result<()> {
+        let (prompt, completion) = match self.worst {
+            Some(w) => self.within_worst_case(w, prompt, completion),
+            None => (prompt, completion),
+        };
         // Cache figures kept by `billable`, bounded by the prompt billed now.
         let cache_read = self.record.cache_read_tokens.min(prompt);
         let cache_write = self.record.cache_write_tokens.min(prompt - cache_read);
@@ -410,6 +509,60 @@ impl Call {
         self.ledger
             .writer
             .record(&self.ledger.pool, rec)
-            .inspect_err(|e| log::error!("request {}: spend not recorded: {e}", rec.request_id))
+            .inspect_err(|e| log::error!("request {}: spend not recorded: {e}", rec.request_id))?;
+        if let Some(a) = &self.ledger.alerts {
+            a.touched(holders(rec));
+        }
+        Ok(())
     }
+}
+
+/// The budget holders a recorded call's spend went to, for the alerts: its key, team,
+/// organization and user, and the memberships of the user in them.
+fn holders(rec: &SpendRecord) -> Vec<crate::alerts::Holder> {
+    use crate::alerts::Holder;
+    use crate::hierarchy::Level;
+    let one = |level, id: &str, label: String| Holder {
+        level,
+        id: id.to_string(),
+        a: id.to_string(),
+        b: String::new(),
+        label,
+    };
+    let member = |level, group: &str, user: &str| Holder {
+        level,
+        id: format!("{group}/{user}"),
+        a: group.to_string(),
+        b: user.to_string(),
+        label: format!("{user} in {group}"),
+    };
+    let mut v = Vec::with_capacity(6);
+    if let Some(t) = &rec.token {
+        // The key by its alias, else by the start of its hash (never the raw key).
+        let label = rec
+            .key_alias
+            .clone()
+            .unwrap_or_else(|| format!("with hash {}…", t.get(..12).unwrap_or(t)));
+        v.push(one(Level::Key, t, label));
+    }
+    if let Some(t) = &rec.team_id {
+        let label = rec.team_alias.clone().unwrap_or_else(|| t.clone());
+        v.push(one(Level::Team, t, label));
+    }
+    if let Some(o) = &rec.organization_id {
+        v.push(one(Level::Org, o, o.clone()));
+    }
+    if let Some(u) = &rec.user_id {
+        v.push(one(Level::User, u, u.clone()));
+        if let Some(t) = &rec.team_id {
+            v.push(member(Level::TeamMember, t, u));
+        }
+        if let Some(o) = &rec.organization_id {
+            v.push(member(Level::OrgMember, o, u));
+        }
+    }
+    if let Some(e) = &rec.end_user {
+        v.push(one(Level::EndUser, e, e.clone()));
+    }
+    v
 }

@@ -46,6 +46,7 @@ pub(super) fn forward(
     // parsed body, changed, is written out.
     let as_sent = (!stream || caller_wants_usage)
         && !parsed.duplicate_keys
+        && !parsed.rewritten
         && Upstream::body_unchanged(&call.dep, model, &body);
     if stream && !caller_wants_usage {
         // Ask the upstream for usage; the extra chunk is stripped before the caller sees it.

@@ -98,12 +98,16 @@ impl Shared {
 
     /// Admits one call of key `k` (none: the master key) naming end user `e` (if any),
     /// reserving `estimate` on each budget, or refuses it (422 naming the budget, 429 naming the
-    /// limit, 503 when the database cannot decide).
+    /// limit, 503 when the database cannot decide). `strict`: `estimate` is the call's worst
+    /// case and must fit what remains of each budget: `litegate_admit` is asked with each max
+    /// lowered by it (its "spend + reserved >= max" refuses exactly when the worst case does
+    /// not fit), and reserves it.
     pub fn admit(
         self: &Arc<Self>,
         k: Option<&KeyRow>,
         e: Option<&EndUser>,
         estimate: f64,
+        strict: bool,
     ) -> Result<Lease> {
         let budgets = budgets_of_call(k, e);
         let limits = Limit::of_call(k, e);
@@ -129,7 +133,11 @@ impl Shared {
                     holder: id,
                     a,
                     b,
-                    max: *max,
+                    max: if strict {
+                        *max - estimate * (1.0 + budget::ROUNDING_MARGIN)
+                    } else {
+                        *max
+                    },
                 }
             })
             .collect();
@@ -157,6 +165,12 @@ impl Shared {
                 Ok(lease)
             }
             Decision::Budget { idx, spend } => Err(match budgets.get(idx) {
+                Some((level, id, _, max)) if strict && spend < *max => {
+                    // Not spent: the worst case does not fit. What calls in flight hold, for
+                    // the message (a read on the refusal's path only).
+                    let reserved = leases::reserved(self.pg()?, *level, id).unwrap_or(0.0);
+                    budget::would_exceed(*level, id, spend, reserved, *max, estimate)
+                }
                 Some((level, id, _, max)) => budget::exceeded(*level, id, spend, *max),
                 None => Error::internal("admission named no budget"),
             }),

@@ -86,6 +86,63 @@ pub struct Config {
     /// The file's default `timeout` / `stream_timeout` (`router_settings`, else
     /// `litellm_settings.request_timeout`), for stored models.
     pub model_timeouts: (Option<f64>, Option<f64>),
+    /// `general_settings.budget_enforcement: strict`: a call is admitted only if its worst-case
+    /// cost fits every budget it touches (README "Budgets that never overshoot").
+    pub strict_budgets: bool,
+    /// Budget alerts: where to post them and at which fractions of `max_budget`.
+    pub alerting: Alerting,
+}
+
+/// Budget alerts (`general_settings.alerting_webhook_url`, `budget_alert_thresholds`).
+#[derive(Debug, Clone)]
+pub struct Alerting {
+    /// `None`: no alerts are sent (nor crossings remembered).
+    pub webhook: Option<WebhookUrl>,
+    /// Fractions of `max_budget`, ascending, each in (0, 1].
+    pub thresholds: Vec<f64>,
+}
+
+impl Default for Alerting {
+    fn default() -> Self {
+        // LiteLLM's budget alerts: 15 % left, 5 % left, the budget crossed.
+        Alerting {
+            webhook: None,
+            thresholds: vec![0.85, 0.95, 1.0],
+        }
+    }
+}
+
+/// A webhook URL: Slack's hold their secret in the path, so `Debug` shows the host only.
+#[derive(Clone, PartialEq)]
+pub struct WebhookUrl(String);
+
+impl WebhookUrl {
+    fn parse(u: String, key: &str, r: &yaml::Reader) -> Result<WebhookUrl, ConfigError> {
+        let ok = (u.starts_with("http://") || u.starts_with("https://"))
+            && u.len() <= 2048
+            && !u.chars().any(char::is_control);
+        if !ok {
+            return Err(r.error(key, "expected an http:// or https:// URL"));
+        }
+        Ok(WebhookUrl(u))
+    }
+    /// The whole URL, secret included: for sending only, never for a message.
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+    /// `scheme://host[:port]`: what may be logged.
+    pub fn safe(&self) -> String {
+        let (scheme, rest) = self.0.split_once("://").unwrap_or(("", &self.0));
+        let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host = host.rsplit('@').next().unwrap_or(host);
+        format!("{scheme}://{host}")
+    }
+}
+
+impl std::fmt::Debug for WebhookUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WebhookUrl({})", self.safe())
+    }
 }
 
 impl Default for Config {
@@ -115,6 +172,8 @@ impl Default for Config {
             salt_key: None,
             model_env: ModelEnv::default(),
             model_timeouts: (None, None),
+            strict_budgets: false,
+            alerting: Alerting::default(),
         }
     }
 }

@@ -49,6 +49,12 @@ struct General {
     database_connection_pool_limit: Field<Count>,
     /// Seconds; PostgreSQL only (`Config::db_timeout`).
     database_connection_timeout: Field<Positive>,
+    /// `strict` or `default` (README "Budgets that never overshoot").
+    budget_enforcement: Field<String>,
+    /// Where budget alerts are posted (Slack-compatible JSON; `alerts`).
+    alerting_webhook_url: Field<String>,
+    /// Fractions of `max_budget` whose crossing is alerted (default LiteLLM's 0.85, 0.95, 1).
+    budget_alert_thresholds: Field<Yaml>,
     #[serde(flatten)]
     unknown: Mapping,
 }
@@ -223,6 +229,20 @@ impl General {
             }
             cfg.db_timeout = std::time::Duration::from_secs_f64(s);
         }
+        let key = f("budget_enforcement");
+        match self.budget_enforcement.resolve(r, &key)?.as_deref() {
+            None | Some("default") => {}
+            Some("strict") => cfg.strict_budgets = true,
+            Some(_) => return Err(r.error(&key, "expected 'strict' or 'default'")),
+        }
+        let key = f("alerting_webhook_url");
+        if let Some(u) = self.alerting_webhook_url.resolve(r, &key)? {
+            cfg.alerting.webhook = Some(super::WebhookUrl::parse(u, &key, r)?);
+        }
+        let key = f("budget_alert_thresholds");
+        if let Some(v) = self.budget_alert_thresholds.read(r, &key)? {
+            cfg.alerting.thresholds = thresholds(&v, r, &key)?;
+        }
         // An unknown key's `os.environ/NAME` must still be set (as when every key was read).
         for (k, v) in &self.unknown {
             let k = k.as_str().unwrap_or_default();
@@ -231,6 +251,34 @@ impl General {
         }
         Ok(())
     }
+}
+
+/// `budget_alert_thresholds`: a list of fractions of `max_budget` in (0, 1], at most 10.
+fn thresholds(v: &Yaml, r: &Reader, key: &str) -> Result<Vec<f64>, ConfigError> {
+    let bad = || {
+        r.error(
+            key,
+            "expected a list of at most 10 numbers in (0, 1], e.g. [0.5, 0.8, 1.0]",
+        )
+    };
+    let Yaml::Sequence(items) = v else {
+        return Err(bad());
+    };
+    if items.len() > 10 {
+        return Err(bad());
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for x in items {
+        let super::yaml::NonNegative(t) =
+            super::yaml::NonNegative::from_yaml(&r.resolve(x, key)?, r, key).map_err(|_| bad())?;
+        if !(t > 0.0 && t <= 1.0) {
+            return Err(bad());
+        }
+        out.push(t);
+    }
+    out.sort_by(f64::total_cmp);
+    out.dedup();
+    Ok(out)
 }
 
 impl Aliases {

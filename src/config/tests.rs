@@ -505,3 +505,55 @@ fn duplicate_keys_are_invalid_yaml() {
     let e = err("general_settings: {}\ngeneral_settings: {}\n");
     assert!(e.starts_with("c.yaml: not valid YAML:"), "{e}");
 }
+
+/// Issue 16 item 2: strict budgets and budget alerts; the webhook URL (a secret) shows its
+/// host only.
+#[test]
+fn budget_enforcement_and_alerting() {
+    let env = Env::from_vars([(
+        "SLACK_WEBHOOK_URL",
+        "https://hooks.slack.com/services/T/B/s3cret",
+    )]);
+    let cfg = load_text(
+        "general_settings:\n  budget_enforcement: strict\n  alerting_webhook_url: \
+         os.environ/SLACK_WEBHOOK_URL\n  budget_alert_thresholds: [1.0, 0.5, 0.8, 0.5]\n",
+        &env,
+    )
+    .expect("loads");
+    assert!(cfg.strict_budgets);
+    assert_eq!(cfg.alerting.thresholds, vec![0.5, 0.8, 1.0]);
+    let url = cfg.alerting.webhook.clone().expect("a webhook");
+    assert_eq!(url.safe(), "https://hooks.slack.com");
+    assert!(!format!("{url:?}").contains("s3cret"));
+    assert!(!format!("{:?}", cfg.alerting).contains("s3cret"));
+    // Defaults: LiteLLM's behaviour, LiteLLM's alert points, no webhook.
+    let d = Config::default();
+    assert!(!d.strict_budgets);
+    assert_eq!(d.alerting.thresholds, vec![0.85, 0.95, 1.0]);
+    assert!(d.alerting.webhook.is_none());
+    for (text, field) in [
+        (
+            "general_settings:\n  budget_enforcement: hard\n",
+            "budget_enforcement",
+        ),
+        (
+            "general_settings:\n  alerting_webhook_url: ftp://x\n",
+            "alerting_webhook_url",
+        ),
+        (
+            "general_settings:\n  budget_alert_thresholds: [0.5, 1.5]\n",
+            "budget_alert_thresholds",
+        ),
+        (
+            "general_settings:\n  budget_alert_thresholds: [0]\n",
+            "budget_alert_thresholds",
+        ),
+        (
+            "general_settings:\n  budget_alert_thresholds: 0.5\n",
+            "budget_alert_thresholds",
+        ),
+    ] {
+        let e = err(text);
+        assert!(e.contains(field), "{text}: {e}");
+    }
+}

@@ -160,6 +160,23 @@ pub fn release(pg: &PgPool, id: i64, wait: Duration) -> Result<()> {
     })
 }
 
+const RESERVED: &str = "SELECT COALESCE(sum(amount), 0)::DOUBLE PRECISION FROM litegate_leases
+    WHERE scope = ?1 AND holder = ?2 AND kind = 'budget' AND expires_at > clock_timestamp()";
+
+/// What live calls have reserved on a budget (for a strict refusal's message).
+pub fn reserved(pg: &PgPool, scope: Level, holder: &str) -> Result<f64> {
+    let scope = code(scope);
+    pg.with_client(|q| {
+        let rows = q
+            .typed(RESERVED, &[&scope, &holder])
+            .map_err(|e| fail("read a budget's reservations", e))?;
+        Ok(rows
+            .first()
+            .and_then(|r| r.try_get::<_, f64>(0).ok())
+            .unwrap_or(0.0))
+    })
+}
+
 /// Adds `tokens` to the current second's tpm bucket of each (scope, holder), in one statement
 /// (in a fixed order: two calls adding to the same buckets lock them in the same order).
 const ADD_TOKENS: &str = "INSERT INTO litegate_rates AS x (scope, holder, kind, sec, n)

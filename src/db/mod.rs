@@ -3,6 +3,7 @@
 //! No connection is ever held across an upstream call or any other wait.
 
 pub mod authority;
+pub mod budget_state;
 pub mod budgets;
 pub mod copy;
 pub mod end_users;

@@ -367,7 +367,7 @@ pub fn scrub(dep: &Deployment, s: &str) -> String {
 /// What kind of transport fault `e` is, in words that name no host, address or URL: ureq's
 /// own messages may carry them (a URI, a resolver error with the name, a TLS error with the
 /// certificate's names). The full text goes to the operator's log.
-fn fault_kind(e: &ureq::Error) -> &'static str {
+pub(crate) fn fault_kind(e: &ureq::Error) -> &'static str {
     use std::io::ErrorKind as K;
     match e {
         ureq::Error::Io(io) => match io.kind() {

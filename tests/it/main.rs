@@ -4,6 +4,7 @@
 
 mod access;
 mod access_prop;
+mod alerts;
 mod anthropic;
 mod authority;
 mod authority_prop;
@@ -41,6 +42,7 @@ mod server;
 mod slow_clients;
 mod state;
 mod store_hardening;
+mod strict_budgets;
 mod team_aliases;
 mod teams;
 mod ui;

@@ -539,3 +539,96 @@ fn a_model_stored_through_one_instance_holds_on_the_others_next_request() {
         assert!(!info.contains("added-1"), "{info}");
     }
 }
+
+/// `budget_enforcement: strict` on three instances (issue 16 item 2): 200 callers at once, each
+/// making 5 calls spread round robin over the instances, on a key with a budget of 5.0. Each
+/// call costs 0.05 and reserves its worst case (~0.12) in the shared reservations: the recorded
+/// spend never passes the budget, each answered call is recorded exactly once, every
+/// reservation is given back, and what remains at the end is less than one more worst case.
+#[test]
+fn strict_budget_never_overshoots_across_instances() {
+    let fake = Fake::start();
+    let config = upstream::config(&fake, MOCK_A) + "  budget_enforcement: strict\n";
+    let c = Cluster::start(3, &config, &[]);
+    let max = 5.0;
+    let key = key_for(c.node(0), json!({"max_budget": max}));
+    let body = json!({"model": "lag", "max_tokens": 20,
+                      "messages": [{"role": "user", "content": "hi"}]});
+    let worst = serde_json::to_vec(&body).expect("body").len() as f64 * upstream::IN_COST
+        + 20.0 * upstream::OUT_COST;
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(200));
+    let callers: Vec<_> = (0..200)
+        .map(|i| {
+            let addrs: Vec<String> = (0..5).map(|j| c.node(i + j).addr.clone()).collect();
+            let (key, body) = (key.clone(), body.clone());
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                addrs
+                    .iter()
+                    .map(|addr| {
+                        let r =
+                            try_post(addr, "/v1/chat/completions", &key, &body).expect("answer");
+                        let id = r.header("x-litellm-call-id").map(str::to_string);
+                        (r.status, id, r.text())
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let results: Vec<(u16, Option<String>, String)> = callers
+        .into_iter()
+        .flat_map(|h| h.join().expect("caller"))
+        .collect();
+    for (status, _, text) in &results {
+        assert!(
+            *status == 200
+                || (*status == 422
+                    && (text.contains("would be exceeded") || text.contains("has been exceeded"))),
+            "{status} {text}"
+        );
+    }
+    let ok: Vec<&String> = results
+        .iter()
+        .filter(|(s, _, _)| *s == 200)
+        .map(|(_, id, _)| id.as_ref().expect("a 200 has its call id"))
+        .collect();
+    let n = ok.len();
+    let spend = key_spend(&c, &key);
+    eprintln!(
+        "strict, 3 PostgreSQL instances: 200 callers x 5 calls: {n} answered, {} refused; \
+         recorded spend {spend:.6} of max_budget {max} (worst case per call {worst:.3})",
+        results.len() - n
+    );
+    assert!(
+        spend <= max,
+        "recorded spend {spend} passed max_budget {max}"
+    );
+    assert_eq!(log_rows(&c, &key), n as i64);
+    for id in &ok {
+        assert_eq!(
+            c.count(
+                "SELECT count(*) FROM spend_logs WHERE request_id = ?1",
+                &[id]
+            ),
+            1
+        );
+    }
+    assert!(
+        (spend - n as f64 * CALL_COST).abs() < 1e-9,
+        "{spend} for {n}"
+    );
+    assert_eq!(c.count("SELECT count(*) FROM litegate_leases", &[]), 0);
+    // One call at a time, round robin: admitted while the worst case fits, then refused.
+    for i in 0.. {
+        let r = try_post(&c.node(i).addr, "/v1/chat/completions", &key, &body).expect("answer");
+        if r.status == 422 {
+            assert!(r.text().contains("would be exceeded"), "{}", r.text());
+            break;
+        }
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(i < 100);
+    }
+    let spend = key_spend(&c, &key);
+    assert!(spend <= max && max - spend < worst, "{spend}");
+}

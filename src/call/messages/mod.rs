@@ -77,6 +77,7 @@ fn passthrough(
 ) -> Result<Answer> {
     let stream = body.stream;
     let (endpoint, payload) = if !body.duplicate_keys
+        && !body.rewritten
         && messages::passthrough_unchanged(&call.dep, model, &body.fields)
     {
         ("messages", Cow::Borrowed(bytes))
@@ -136,6 +137,8 @@ fn translated(
         // The usage chunk is wanted: `message_delta` carries it.
         include_usage: true,
         duplicate_keys: false,
+        rewritten: false,
+        len: chat_bytes.len(),
         fields,
     };
     let input_estimate = call.prompt_estimate;

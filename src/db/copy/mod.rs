@@ -46,6 +46,7 @@ pub const TABLES: &[Table] = &[
     t("proxy_models", "model_id"),
     t("spend_logs", "id"),
     t("settings", "name"),
+    t("budget_alerts", "scope, holder, period, mark"),
 ];
 
 /// Tables of either engine's schema that are not copied, and why. A table in neither list
