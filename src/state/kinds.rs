@@ -350,6 +350,10 @@ pub const NOT_STATE: &[(&str, &str)] = &[
         "model_generation",
         "a counter every model write bumps, not configuration",
     ),
+    (
+        "budget_alerts",
+        "which budget alerts were sent this period: usage, not configuration",
+    ),
 ];
 
 /// The position of `section` in `KINDS`.
