@@ -33,7 +33,8 @@ const MIGRATION_TIMEOUT: Duration = Duration::from_secs(600);
 /// Statements kept prepared per connection; past it the cache starts again (dynamic texts such
 /// as `/spend/logs` filters are at most a few hundred).
 const STATEMENT_CACHE: usize = 512;
-use super::pg_health::Health;
+pub use super::pg_health::unreachable;
+use super::pg_health::{timed_out, Health};
 pub use super::pg_migrate::{latest, migrate, MIGRATIONS};
 pub use super::pg_url::is_pg_url;
 use super::pg_url::{target, tls};
@@ -572,25 +573,6 @@ impl PgPool {
         }
     }
 }
-
-/// Whether an error says the server cannot be reached (the connection closed, the socket
-/// failed, or the server did not answer within the timeout: `Config::io_timeout`), as opposed to
-/// a statement the server or the client refused.
-pub fn unreachable(e: &postgres::Error) -> bool {
-    e.is_closed()
-        || std::error::Error::source(e)
-            .is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some())
-        || (e.as_db_error().is_none() && e.to_string() == TIMED_OUT)
-}
-
-/// Whether the error is the client's own bound (`Config::io_timeout`): no answer in time.
-fn timed_out(e: &postgres::Error) -> bool {
-    e.as_db_error().is_none() && e.to_string() == TIMED_OUT
-}
-
-/// The text of the client's timeout error (tokio-postgres `Kind::Timeout`, which has no
-/// accessor of its own).
-const TIMED_OUT: &str = "timeout waiting for server";
 
 /// An error's text (the server's message and SQLSTATE, or the client's); never the URL.
 pub fn describe(e: &postgres::Error) -> String {

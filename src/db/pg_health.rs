@@ -8,7 +8,8 @@
 //! timeout (`silence`), it is hung or unreachable and the store goes down; if it answered
 //! others meanwhile, only that statement was stuck (behind a row lock, a slow plan, a
 //! descheduled backend) and the store stays up. Before, one such timeout on a healthy server
-//! took the store down and turned a hundred healthy calls into 503s (docs/POSTGRES.md).
+//! took the store down and turned a hundred healthy calls into 503s (docs/POSTGRES.md). Which
+//! client errors mean the server is unreachable, or timed out, is decided here too.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -81,6 +82,25 @@ impl Health {
         now.saturating_sub(last) >= self.silence
     }
 }
+
+/// Whether an error says the server cannot be reached (the connection closed, the socket
+/// failed, or the server did not answer within the timeout: `Config::io_timeout`), as opposed to
+/// a statement the server or the client refused.
+pub fn unreachable(e: &postgres::Error) -> bool {
+    e.is_closed()
+        || std::error::Error::source(e)
+            .is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some())
+        || (e.as_db_error().is_none() && e.to_string() == TIMED_OUT)
+}
+
+/// Whether the error is the client's own bound (`Config::io_timeout`): no answer in time.
+pub fn timed_out(e: &postgres::Error) -> bool {
+    e.as_db_error().is_none() && e.to_string() == TIMED_OUT
+}
+
+/// The text of the client's timeout error (tokio-postgres `Kind::Timeout`, which has no
+/// accessor of its own).
+const TIMED_OUT: &str = "timeout waiting for server";
 
 #[cfg(test)]
 mod tests {

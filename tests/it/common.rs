@@ -389,6 +389,16 @@ pub fn chat_body(model: &str) -> Value {
     serde_json::json!({"model": model, "messages": [{"role": "user", "content": "hi"}]})
 }
 
+/// A finished command's exit code, stdout and stderr, for an assertion's message.
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
 /// `/v1/chat/completions` as `key` for `model`.
 pub fn chat(s: &Server, key: &str, model: &str) -> Resp {
     s.post("/v1/chat/completions", key, chat_body(model))

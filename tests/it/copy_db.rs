@@ -33,12 +33,7 @@ fn copy_db(from: &str, to: &str, extra: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    output_text(o)
 }
 
 fn copy_ok(from: &str, to: &str, extra: &[&str]) -> String {

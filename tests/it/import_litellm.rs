@@ -58,26 +58,13 @@ fn import(s: &Server, src: &PgDb, extra: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    output_text(o)
 }
 
 fn import_ok(s: &Server, src: &PgDb, extra: &[&str]) -> String {
     let o = import(s, src, extra);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn chat(s: &Server, key: &str, model: &str) -> Resp {
-    s.post(
-        "/v1/chat/completions",
-        key,
-        json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
-    )
 }
 
 fn spend_of_key(s: &Server, raw: &str) -> f64 {

@@ -556,38 +556,10 @@ fn strict_budget_never_overshoots_across_instances() {
                       "messages": [{"role": "user", "content": "hi"}]});
     let worst = serde_json::to_vec(&body).expect("body").len() as f64 * upstream::IN_COST
         + 20.0 * upstream::OUT_COST;
-    let barrier = std::sync::Arc::new(std::sync::Barrier::new(200));
-    let callers: Vec<_> = (0..200)
-        .map(|i| {
-            let addrs: Vec<String> = (0..5).map(|j| c.node(i + j).addr.clone()).collect();
-            let (key, body) = (key.clone(), body.clone());
-            let barrier = barrier.clone();
-            std::thread::spawn(move || {
-                barrier.wait();
-                addrs
-                    .iter()
-                    .map(|addr| {
-                        let r =
-                            try_post(addr, "/v1/chat/completions", &key, &body).expect("answer");
-                        let id = r.header("x-litellm-call-id").map(str::to_string);
-                        (r.status, id, r.text())
-                    })
-                    .collect::<Vec<_>>()
-            })
-        })
+    let addrs: Vec<Vec<String>> = (0..200)
+        .map(|i| (0..5).map(|j| c.node(i + j).addr.clone()).collect())
         .collect();
-    let results: Vec<(u16, Option<String>, String)> = callers
-        .into_iter()
-        .flat_map(|h| h.join().expect("caller"))
-        .collect();
-    for (status, _, text) in &results {
-        assert!(
-            *status == 200
-                || (*status == 422
-                    && (text.contains("would be exceeded") || text.contains("has been exceeded"))),
-            "{status} {text}"
-        );
-    }
+    let results = crate::strict_budgets::parallel_strict_calls(&addrs, &key, &body);
     let ok: Vec<&String> = results
         .iter()
         .filter(|(s, _, _)| *s == 200)

@@ -45,30 +45,27 @@ fn worst(body: &Value, max_tokens: u64) -> f64 {
     serde_json::to_vec(body).unwrap().len() as f64 * IN_COST + max_tokens as f64 * OUT_COST
 }
 
-/// 200 callers at once, each making 5 calls (1000 in all) on a key with a budget of 5.0: each
-/// call costs 0.05 (10 + 20 tokens) and reserves its worst case (~0.13). Recorded spend never
-/// passes the budget, each answered call is recorded exactly once, and at the end what remains
-/// is less than one more call's worst case (the budget was used, not just guarded).
-#[test]
-fn strict_budget_never_overshoots_under_200_parallel_callers() {
-    let fake = Fake::start();
-    let s = Server::start_with(&strict_config(&fake), &[]);
-    let max = 5.0;
-    let key = key_for(&s, json!({"max_budget": max}));
-    let body = json!({"model": "lag", "max_tokens": 20,
-                      "messages": [{"role": "user", "content": "hi"}]});
-    let w = worst(&body, 20);
-    let barrier = std::sync::Arc::new(std::sync::Barrier::new(200));
-    let callers: Vec<_> = (0..200)
-        .map(|_| {
-            let (addr, key, body) = (s.addr.clone(), key.clone(), body.clone());
+/// One caller thread per entry of `addrs`, all released at once, each calling
+/// `/v1/chat/completions` with `key` and `body` on each of its addresses in turn. Every answer
+/// is a 200 or a 422 saying the budget would be (or has been) exceeded. Returns (status, call
+/// id, text) of every call. Shared with `multi_instance.rs`.
+pub fn parallel_strict_calls(
+    addrs: &[Vec<String>],
+    key: &str,
+    body: &Value,
+) -> Vec<(u16, Option<String>, String)> {
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(addrs.len()));
+    let callers: Vec<_> = addrs
+        .iter()
+        .map(|mine| {
+            let (mine, key, body) = (mine.clone(), key.to_string(), body.clone());
             let barrier = barrier.clone();
             std::thread::spawn(move || {
                 barrier.wait();
-                (0..5)
-                    .map(|_| {
-                        let r = try_post(&addr, "/v1/chat/completions", &key, &body)
-                            .expect("an answer");
+                mine.iter()
+                    .map(|addr| {
+                        let r =
+                            try_post(addr, "/v1/chat/completions", &key, &body).expect("an answer");
                         let id = r.header("x-litellm-call-id").map(str::to_string);
                         (r.status, id, r.text())
                     })
@@ -88,6 +85,24 @@ fn strict_budget_never_overshoots_under_200_parallel_callers() {
             "{status} {text}"
         );
     }
+    results
+}
+
+/// 200 callers at once, each making 5 calls (1000 in all) on a key with a budget of 5.0: each
+/// call costs 0.05 (10 + 20 tokens) and reserves its worst case (~0.13). Recorded spend never
+/// passes the budget, each answered call is recorded exactly once, and at the end what remains
+/// is less than one more call's worst case (the budget was used, not just guarded).
+#[test]
+fn strict_budget_never_overshoots_under_200_parallel_callers() {
+    let fake = Fake::start();
+    let s = Server::start_with(&strict_config(&fake), &[]);
+    let max = 5.0;
+    let key = key_for(&s, json!({"max_budget": max}));
+    let body = json!({"model": "lag", "max_tokens": 20,
+                      "messages": [{"role": "user", "content": "hi"}]});
+    let w = worst(&body, 20);
+    let addrs = vec![vec![s.addr.clone(); 5]; 200];
+    let results = parallel_strict_calls(&addrs, &key, &body);
     let ok: Vec<&String> = results
         .iter()
         .filter(|(st, _, _)| *st == 200)
