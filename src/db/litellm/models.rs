@@ -10,8 +10,8 @@
 use super::map::{ts_or_now, Plan};
 use super::rows::{get_obj, get_str, json_obj, Out, V};
 use super::source::Table;
-use crate::access::registry::{access_of, decrypt_params};
-use crate::config::{self, Config};
+use crate::config::{self, Access, Config};
+use crate::crypt::decrypt_params;
 use serde_json::{json, Value};
 
 /// Adds the models of `t` to `plan` (after the teams, which a team's model refers to).
@@ -72,7 +72,12 @@ pub fn plan_models(t: &Table, cfg: Option<&Config>, plan: &mut Plan) {
         };
         let entry = json!({"model_name": name, "litellm_params": plain,
                            "model_info": Value::Object(info.clone())});
-        if let Err(e) = config::read_stored(cfg, &entry, access_of(team.as_deref())) {
+        // A team's model reads no environment (`access::registry::access_of`).
+        let access = match team {
+            Some(_) => Access::Confined,
+            None => Access::Environment,
+        };
+        if let Err(e) = config::read_stored(cfg, &entry, access) {
             plan.note(format!(
                 "{what}: not imported: `{}`: {}",
                 e.field, e.message
