@@ -16,7 +16,7 @@ use super::Obj;
 use crate::access::registry::{access_of, decrypt_params, deployment_of};
 use crate::access::ModelViews;
 use crate::config::{self, Config};
-use crate::db::models::ModelRow;
+use crate::db::models::{ModelRow, MAX_KEYS, MAX_MODELS, MAX_VALUE_BYTES};
 use crate::error::{Error, Result};
 use serde_json::{json, Value};
 
@@ -61,6 +61,12 @@ pub fn check(cfg: &Config, file: &super::State) -> Result<()> {
     let Some(ki) = super::kinds::index_of(k.section) else {
         return Ok(());
     };
+    if file.kinds[ki].len() as i64 > MAX_MODELS {
+        return Err(Error::bad_param(
+            "models",
+            format!("models: a state file may hold at most {MAX_MODELS} models"),
+        ));
+    }
     for obj in file.kinds[ki].values() {
         let r = row(k, obj);
         let id = r.model_id.as_str();
@@ -85,6 +91,25 @@ pub fn check(cfg: &Config, file: &super::State) -> Result<()> {
         }
         let plain = decrypt_params(cfg.salt_key.as_ref(), &r.litellm_params)
             .map_err(|why| bad(id, "litellm_params", why))?;
+        // The bounds of `/model/new`, on the plain values.
+        let params = plain.as_object().map_or(0, |m| m.len());
+        if params > MAX_KEYS || info.as_object().map_or(0, |m| m.len()) > MAX_KEYS {
+            return Err(bad(
+                id,
+                "litellm_params",
+                format!("`litellm_params` and `model_info` may hold at most {MAX_KEYS} keys"),
+            ));
+        }
+        if let Some((k, _)) = plain.as_object().and_then(|m| {
+            m.iter()
+                .find(|(_, v)| v.to_string().len() > MAX_VALUE_BYTES)
+        }) {
+            return Err(bad(
+                id,
+                "litellm_params",
+                format!("`litellm_params.{k}` is longer than {MAX_VALUE_BYTES} bytes"),
+            ));
+        }
         let entry = json!({"model_name": r.model_name, "litellm_params": plain,
                            "model_info": info});
         config::read_stored(cfg, &entry, access_of(r.team_id.as_deref())).map_err(|e| {
@@ -106,4 +131,65 @@ pub fn in_force<'a>(cfg: &Config, models: impl Iterator<Item = &'a Obj>) -> Mode
         deps.extend(models.map(|o| deployment_of(cfg, &row(k, o))));
     }
     ModelViews::new(deps, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypt::{encrypt_params, SaltKey};
+
+    fn cfg(salt: &str) -> Config {
+        Config {
+            salt_key: Some(SaltKey::new(salt)),
+            ..Config::default()
+        }
+    }
+
+    /// A state file with one model whose parameters `salt` encrypted.
+    fn file(salt: &str, params: serde_json::Map<String, Value>) -> super::super::State {
+        let sealed = encrypt_params(&SaltKey::new(salt), &params);
+        let doc = json!({"litegate_state": 1, "models": [{"model_id": "m1", "model_name": "m",
+                          "litellm_params": sealed}]});
+        super::super::parse(&doc.to_string()).unwrap()
+    }
+
+    fn param(r: Result<()>) -> String {
+        match r {
+            Err(Error::BadRequest { param, message }) => {
+                assert!(message.contains("model m1"), "{message}");
+                param.unwrap_or_default()
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn opens_with_the_same_key_only_and_keeps_the_bounds() {
+        let plain = json!({"model": "openai/gpt-4o", "api_key": "sk-secret", "rpm": 5});
+        let plain = plain.as_object().unwrap().clone();
+        check(&cfg("k"), &file("k", plain.clone())).unwrap();
+        assert_eq!(
+            param(check(&cfg("other"), &file("k", plain.clone()))),
+            "litellm_params"
+        );
+        let no_key = Config::default();
+        assert_eq!(
+            param(check(&no_key, &file("k", plain.clone()))),
+            "litellm_params"
+        );
+        let mut many = plain.clone();
+        for i in 0..MAX_KEYS {
+            many.insert(format!("extra_{i}"), json!(1));
+        }
+        assert_eq!(param(check(&cfg("k"), &file("k", many))), "litellm_params");
+        let mut big = plain.clone();
+        big.insert("api_base".into(), json!("x".repeat(MAX_VALUE_BYTES + 1)));
+        assert_eq!(param(check(&cfg("k"), &file("k", big))), "litellm_params");
+        let mut bad = plain;
+        bad.insert("model".into(), json!("nope/x"));
+        assert_eq!(
+            param(check(&cfg("k"), &file("k", bad))),
+            "litellm_params.model"
+        );
+    }
 }
