@@ -5,7 +5,9 @@
 //! SQLite file and a PostgreSQL database, each then served by the real binary. Checked: the
 //! old raw keys call (blocked, expired, orphaned ones refused), spend carried at every level,
 //! memberships and their roles and budgets, a dry run writes nothing, a second run updates
-//! instead of duplicating, the report names the fields not carried.
+//! instead of duplicating, the report names the fields not carried; LiteLLM's stored models
+//! (encrypted by LiteLLM's own code, `proxy_models.py`) copied as they are and calling the
+//! upstream with their key, a row under another salt key named in the report.
 
 use crate::common::pg::{admin_url, PgDb};
 use crate::common::*;
