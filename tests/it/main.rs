@@ -17,6 +17,7 @@ mod config_file;
 mod copy_db;
 mod end_users;
 mod every_provider;
+mod explain;
 mod forwarding;
 mod google;
 mod google_fake;
