@@ -18,6 +18,7 @@ mod copy_db;
 mod end_users;
 mod every_provider;
 mod explain;
+mod explain_prop;
 mod forwarding;
 mod google;
 mod google_fake;
