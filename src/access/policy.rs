@@ -201,9 +201,10 @@ pub fn can_see_key<C: Handle + ?Sized>(c: &C, who: &Caller, k: &db::keys::NewKey
 }
 
 /// May the caller ask `/access/explain` about this key? Itself always; a calls-only key only
-/// itself; otherwise proxy admins, the key's owner, and the admins of its team (org admins
-/// above it included) or, for a key without a team, of its organization. Viewers read, but
-/// administer nothing, so they explain only their own keys.
+/// itself; otherwise proxy admins and proxy admin viewers (who read every key: explaining
+/// shows what `/key/info` and the limits show, and changes nothing), the key's owner, and the
+/// admins of its team (org admins above it included) or, for a key without a team, of its
+/// organization. Internal user viewers administer nothing: their own keys only.
 pub fn can_explain_key<C: Handle + ?Sized>(
     c: &C,
     who: &Caller,
@@ -215,7 +216,7 @@ pub fn can_explain_key<C: Handle + ?Sized>(
     if who.is_calls_only() {
         return Ok(false);
     }
-    if who.role == Role::ProxyAdmin {
+    if who.role.reads_all() {
         return Ok(true);
     }
     if k.user_id.is_some() && k.user_id == who.user_id {

@@ -4,7 +4,7 @@
 //! who may ask (`policy::can_explain_key`); the answer is `call::explain`'s, on the caller the
 //! key would act as (`auth::key_caller`) and THE key check's row (`load_key_any`).
 //!
-//! Below proxy admin, a key that does not exist and one the caller may not explain get the
+//! Below the proxy's admins and viewers, a key that does not exist and one the caller may not explain get the
 //! same 403, so the answer tells nothing about other keys. The answer names the key as
 //! `/key/info` does (its `sk-…xxxx` name and alias), never by its raw value.
 
@@ -26,7 +26,7 @@ fn find<C: Handle + ?Sized>(c: &C, who: &Caller, given: &str) -> Result<db::key_
         None => db::keys::by_alias(c, given)?,
     };
     let denied = || {
-        if who.is_proxy_admin() {
+        if who.role.reads_all() {
             Error::NotFound("Key not found".into())
         } else {
             Error::Forbidden(NOT_YOURS.into())
