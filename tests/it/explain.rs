@@ -178,6 +178,26 @@ fn admins_explain_a_key_by_raw_token_or_alias_and_nobody_else_learns_anything() 
         404,
     );
     assert_eq!(snapshot(&s), before, "explaining wrote nothing");
+    // A key the team admin issued for `u` is calls-only: it explains itself, nothing else.
+    let r = s.post(
+        "/key/generate",
+        &keys[0].1,
+        json!({"team_id": team, "user_id": "u", "models": ["A"]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let calls_only = r.json()["key"].as_str().unwrap().to_string();
+    let v = explain(&s, &calls_only, json!({"model": "A"}));
+    assert_eq!(v["allowed"], true, "{v}");
+    let own = explain(&s, &calls_only, json!({"key": calls_only, "model": "A"}));
+    assert_eq!(own["allowed"], true, "{own}");
+    assert_error(
+        &s.post(
+            "/access/explain",
+            &calls_only,
+            json!({"key": "v-key", "model": "A"}),
+        ),
+        403,
+    );
     // The key refused B by its own list: the call gets that same refusal.
     let v = explain(&s, MASTER, json!({"key": "v-key", "model": "B"}));
     let call = chat(&s, &target, "B");
