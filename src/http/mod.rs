@@ -6,6 +6,7 @@
 //! requests off connections and writes replies is `crate::server`.
 
 pub mod admin;
+pub mod audit;
 pub mod budgets;
 pub mod dispatch;
 pub mod end_users;

@@ -39,7 +39,13 @@ pub fn apply(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     // Model lists are checked against the models in force (config plus database), as
     // `/key/generate` does.
     let models = ctx.models_for(who)?;
-    let out = crate::state::apply(&ctx.pool, models.global(), text, dry_run, prune)?;
+    let out = crate::state::apply(
+        &ctx.pool,
+        models.global(),
+        text,
+        (dry_run, prune),
+        &crate::audit::Actor::of(who),
+    )?;
     if out.applied {
         log::info!("state applied: {}", out.summary());
     }

@@ -8,6 +8,7 @@ use super::members::{self, TEAM};
 use super::{patch, shapes, team_permissions, Body, Ctx, Reply, Req};
 use crate::access::grant::{self, Holder};
 use crate::access::{authority, policy};
+use crate::audit::{Actor, Entry};
 use crate::auth::Caller;
 use crate::db::handle::Handle;
 use crate::db::rows::unique_or;
@@ -140,7 +141,12 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                 }
             }
         }
-        team_reply(tx, &team_id)
+        let out = team_reply(tx, &team_id)?;
+        Entry::new("create", "team", &team_id)
+            .org(org_id.as_deref())
+            .after(out.clone())
+            .record(tx, &Actor::of(who))?;
+        Ok(out)
     })?;
     Reply::ok(out)
 }
@@ -197,6 +203,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                 None => format!("Only admins of team {team_id} can update it"),
             }));
         }
+        let old = team_reply(tx, &team_id)?;
         let mut f = TeamFields::of(&t);
         if let Some(Some(dest)) = moving {
             if db::orgs::get(tx, dest)?.is_none() {
@@ -259,7 +266,22 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         if let Some(o) = moving {
             db::teams::move_keys(tx, &team_id, o.as_deref())?;
         }
-        team_reply(tx, &team_id)
+        let out = team_reply(tx, &team_id)?;
+        // Org admins of the org it left and of the one it joined both see the move: the entry
+        // is filed under the new one; a second under the old one when it moved.
+        Entry::new("update", "team", &team_id)
+            .org(f.organization_id.as_deref())
+            .before(old.clone())
+            .after(out.clone())
+            .record(tx, &Actor::of(who))?;
+        if moving.is_some() && t.organization_id.is_some() {
+            Entry::new("update", "team", &team_id)
+                .org(t.organization_id.as_deref())
+                .before(old)
+                .after(out.clone())
+                .record(tx, &Actor::of(who))?;
+        }
+        Ok(out)
     })?;
     Reply::ok(update_answer(out))
 }
@@ -296,6 +318,10 @@ pub fn delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             }
         }
         for t in &teams {
+            Entry::new("delete", "team", &t.id)
+                .org(t.organization_id.as_deref())
+                .before(team_reply(tx, &t.id)?)
+                .record(tx, &Actor::of(who))?;
             db::teams::delete(tx, &t.id)?;
         }
         Ok(())
@@ -390,7 +416,12 @@ pub fn member_add(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                 users.push(shapes::user_identity(&u));
             }
             if let Some(m) = db::teams::member(tx, &team_id, uid)? {
-                memberships.push(shapes::team_membership(&m));
+                let shaped = shapes::team_membership(&m);
+                Entry::new("member_add", "team", &team_id)
+                    .org(t.organization_id.as_deref())
+                    .after(shaped.clone())
+                    .record(tx, &Actor::of(who))?;
+                memberships.push(shaped);
             }
         }
         let extra = json!({"updated_users": users, "updated_team_memberships": memberships});
@@ -443,6 +474,10 @@ pub fn member_delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         let budget_rank = db::authority::team_member_rank(tx, &team_id, uid)?;
         let what = format!("user {uid} in team {team_id}");
         authority::check_member_removal(rank, budget_rank, m.budget_id.is_some(), &what)?;
+        Entry::new("member_delete", "team", &team_id)
+            .org(t.organization_id.as_deref())
+            .before(shapes::team_membership(&m))
+            .record(tx, &Actor::of(who))?;
         db::teams::delete_member(tx, &team_id, uid)?;
         // The calls-only keys they issued in the team for others go: as an admin, or as a
         // member whose team lists `/key/regenerate` (`authority::member_permission`).
@@ -465,6 +500,7 @@ pub fn member_update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let out = ctx.pool.write_db(|tx| {
         let t = team_admin_of(tx, who, &team_id, "update members")?;
         let m = target_member(tx, &body, &team_id)?;
+        let before = shapes::team_membership(&m);
         let uid = &m.user_id;
         let rank = authority::team_rank(tx, who, Some(&t))?;
         let budget_rank = db::authority::team_member_rank(tx, &team_id, uid)?;
@@ -485,6 +521,11 @@ pub fn member_update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         }
         let m = db::teams::member(tx, &team_id, uid)?
             .ok_or_else(|| Error::Internal("membership vanished in its own tx".into()))?;
+        Entry::new("member_update", "team", &team_id)
+            .org(t.organization_id.as_deref())
+            .before(before)
+            .after(shapes::team_membership(&m))
+            .record(tx, &Actor::of(who))?;
         Ok(json!({
             "team_id": team_id,
             "user_id": m.user_id,
@@ -504,13 +545,21 @@ fn save_checked<C: Handle + ?Sized>(
     who: &Caller,
     t: &TeamRow,
     f: &TeamFields,
+    action: &str,
 ) -> Result<Value> {
+    let old = team_reply(c, &t.id)?;
     let rank = authority::team_rank(c, who, Some(t))?;
     let before = TeamFields::of(t);
     authority::check_team_change(ctx.models.current().global(), c, rank, t, &before, f)?;
     db::teams::update(c, &t.id, f, who.user_id.as_deref())?;
     authority::stamp_team(c, rank, t, &before, f)?;
-    team_reply(c, &t.id)
+    let out = team_reply(c, &t.id)?;
+    Entry::new(action, "team", &t.id)
+        .org(t.organization_id.as_deref())
+        .before(old)
+        .after(out.clone())
+        .record(c, &Actor::of(who))?;
+    Ok(out)
 }
 
 fn set_blocked(ctx: &Ctx, who: &Caller, req: &Req, blocked: bool) -> Result<Reply> {
@@ -520,7 +569,8 @@ fn set_blocked(ctx: &Ctx, who: &Caller, req: &Req, blocked: bool) -> Result<Repl
         let t = team_admin_of(tx, who, &team_id, "block or unblock it")?;
         let mut f = TeamFields::of(&t);
         f.blocked = blocked;
-        save_checked(ctx, tx, who, &t, &f)
+        let action = if blocked { "block" } else { "unblock" };
+        save_checked(ctx, tx, who, &t, &f, action)
     })?;
     Reply::ok(out)
 }
@@ -573,7 +623,8 @@ fn change_models(ctx: &Ctx, who: &Caller, req: &Req, add: bool) -> Result<Reply>
         } else {
             f.models.retain(|m| !names.contains(m));
         }
-        save_checked(ctx, tx, who, &t, &f)
+        let action = if add { "model_add" } else { "model_delete" };
+        save_checked(ctx, tx, who, &t, &f, action)
     })?;
     Reply::ok(out)
 }

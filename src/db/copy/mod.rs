@@ -47,6 +47,7 @@ pub const TABLES: &[Table] = &[
     t("spend_logs", "id"),
     t("settings", "name"),
     t("budget_alerts", "scope, holder, period, mark"),
+    t("audit_log", "id"),
 ];
 
 /// Tables of either engine's schema that are not copied, and why. A table in neither list
