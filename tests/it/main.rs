@@ -5,6 +5,7 @@
 mod access;
 mod access_prop;
 mod alerts;
+mod audit;
 mod anthropic;
 mod authority;
 mod authority_prop;
