@@ -163,5 +163,6 @@ const ADMINS_AN_ORG: &str =
 
 /// Is `user_id` org admin of at least one organization?
 pub fn admins_an_org<C: Handle + ?Sized>(c: &C, user_id: &str) -> DbResult<bool> {
-    Ok(c.one(ADMINS_AN_ORG, &[user_id.into()], |_| Ok(()))?.is_some())
+    Ok(c.one(ADMINS_AN_ORG, &[user_id.into()], |_| Ok(()))?
+        .is_some())
 }

@@ -19,7 +19,11 @@ fn time(req: &Req, n: &str, end: bool) -> Result<Option<String>> {
         return Ok(None);
     };
     if d.len() == 10 && crate::util::ms_from_iso(&format!("{d}T00:00:00Z")).is_some() {
-        let t = if end { "T23:59:59.999Z" } else { "T00:00:00.000Z" };
+        let t = if end {
+            "T23:59:59.999Z"
+        } else {
+            "T00:00:00.000Z"
+        };
         return Ok(Some(format!("{d}{t}")));
     }
     match crate::util::ms_from_iso(d) {

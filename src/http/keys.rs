@@ -298,8 +298,8 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         let changed = authority::key_limits_changed(&before, &rec.k);
         let next = authority::next_rank(stored_rank, rank, changed);
         db::authority::set_key_ranks(tx, &rec.k.token, calls_only, next)?;
-        let new = db::keys::by_token(tx, &rec.k.token)?
-            .ok_or_else(|| Error::internal("key vanished"))?;
+        let new =
+            db::keys::by_token(tx, &rec.k.token)?.ok_or_else(|| Error::internal("key vanished"))?;
         audit_key(tx, who, "update", &rec_token, Some(&old), Some(&new))?;
         Ok(new)
     })?;
@@ -468,8 +468,8 @@ fn set_blocked(ctx: &Ctx, who: &Caller, req: &Req, blocked: bool) -> Result<Repl
         db::keys::save(tx, &rec_token, &rec.k, who.user_id.as_deref())?;
         let next = authority::next_rank(stored_rank, rank, changed);
         db::authority::set_key_ranks(tx, &rec_token, calls_only, next)?;
-        let new = db::keys::by_token(tx, &rec.k.token)?
-            .ok_or_else(|| Error::internal("key vanished"))?;
+        let new =
+            db::keys::by_token(tx, &rec.k.token)?.ok_or_else(|| Error::internal("key vanished"))?;
         let action = if blocked { "block" } else { "unblock" };
         audit_key(tx, who, action, &rec_token, Some(&old), Some(&new))?;
         Ok(new)
@@ -549,8 +549,8 @@ pub fn regenerate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         let next = authority::next_rank(stored_rank, rank, changed);
         let by = who.user_id.as_deref();
         db::authority::set_key_issue(tx, &rec.k.token, calls_only, next, by)?;
-        let new = db::keys::by_token(tx, &rec.k.token)?
-            .ok_or_else(|| Error::internal("key vanished"))?;
+        let new =
+            db::keys::by_token(tx, &rec.k.token)?.ok_or_else(|| Error::internal("key vanished"))?;
         audit_key(tx, who, "regenerate", &rec_token, Some(&old), Some(&new))?;
         Ok(new)
     })?;

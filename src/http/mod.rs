@@ -26,6 +26,7 @@ pub mod routes;
 pub mod shapes;
 pub mod spend;
 pub mod state;
+pub mod team_members;
 pub mod team_permissions;
 pub mod teams;
 pub mod throttle;

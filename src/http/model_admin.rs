@@ -287,7 +287,12 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
 }
 
 /// Appends a model's audit entry, filed under its team's organization (if any).
-fn audit_model<C: Handle + ?Sized>(c: &C, who: &Caller, e: Entry, team: Option<&str>) -> Result<()> {
+fn audit_model<C: Handle + ?Sized>(
+    c: &C,
+    who: &Caller,
+    e: Entry,
+    team: Option<&str>,
+) -> Result<()> {
     let org = match team {
         Some(t) => db::teams::get(c, t)?.and_then(|t| t.organization_id),
         None => None,

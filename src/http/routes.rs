@@ -5,7 +5,8 @@
 //! error boundary are `dispatch.rs`'s; the handlers live in one module per resource.
 
 use super::{
-    admin, audit, budgets, end_users, health, keys, model_admin, models, organizations, proxy, spend,
+    admin, audit, budgets, end_users, health, keys, model_admin, models, organizations, proxy,
+    spend,
 };
 use super::{state, team_permissions, teams, ui, users};
 use super::{Ctx, Reply, Req};

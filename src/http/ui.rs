@@ -191,7 +191,11 @@ pub fn login(ctx: &Ctx, req: &Req) -> Result<Reply> {
             throttle.failed(&attempt);
             // A failed login is audited in a transaction of its own (nothing else is
             // written): the name given, never the password or key.
-            let what = if named.is_some() { "user" } else { "master_key" };
+            let what = if named.is_some() {
+                "user"
+            } else {
+                "master_key"
+            };
             let object = named.clone().unwrap_or_else(|| "master_key".into());
             let audited = ctx.pool.write_db(|tx| {
                 Entry::new("login_failed", "session", &object)
@@ -224,7 +228,11 @@ pub fn login(ctx: &Ctx, req: &Req) -> Result<Reply> {
             &expires,
         )?;
         let actor = Actor {
-            user_id: Some(user_id.clone().unwrap_or_else(|| auth::MASTER_USER_ID.into())),
+            user_id: Some(
+                user_id
+                    .clone()
+                    .unwrap_or_else(|| auth::MASTER_USER_ID.into()),
+            ),
             api_key: None,
             role: role.as_str().into(),
         };

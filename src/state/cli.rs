@@ -98,7 +98,8 @@ pub fn apply(
         &text,
         (dry_run, prune),
         &crate::audit::Actor::system(),
-    ).map_err(failed)?;
+    )
+    .map_err(failed)?;
     let json = serde_json::to_string_pretty(&out.json()).unwrap_or_default();
     let what = if dry_run {
         "dry run, nothing written"

@@ -5,8 +5,8 @@
 mod access;
 mod access_prop;
 mod alerts;
-mod audit;
 mod anthropic;
+mod audit;
 mod authority;
 mod authority_prop;
 mod authority_views;
