@@ -277,13 +277,25 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         if let Some(t) = &team {
             grant_to_team(tx, t, &name, who)?;
         }
-        let e = Entry::new("create", "model", &id).after(row_json(ctx, &row));
+        let e = Entry::new("create", "model", &id).after(audit_json(ctx, &row));
         audit_model(tx, who, e, team.as_deref())
     })?;
     reloaded(ctx);
     let mut out = row_json(ctx, &row);
     out["litellm_params"] = Value::Object(redacted(&plain));
     Reply::ok(out)
+}
+
+/// A model as its audit entries show it: `row_json` with the `litellm_params` values left out
+/// (they are encrypted at rest; the entry names which ones are set).
+fn audit_json(ctx: &Ctx, row: &ModelRow) -> Value {
+    let mut v = row_json(ctx, row);
+    if let Some(Value::Object(p)) = v.get_mut("litellm_params") {
+        for val in p.values_mut() {
+            *val = json!("(encrypted)");
+        }
+    }
+    v
 }
 
 /// Appends a model's audit entry, filed under its team's organization (if any).
@@ -381,7 +393,7 @@ fn change(ctx: &Ctx, who: &Caller, id: &str, b: &super::Body) -> Result<Reply> {
         };
         let team = row.team_id.clone();
         authorize(tx, who, team.as_deref(), true)?;
-        let before = row_json(ctx, &row);
+        let before = audit_json(ctx, &row);
         if let Some(t) = team_of(&info_patch)? {
             if Some(&t) != team.as_ref() {
                 return Err(Error::bad_param(
@@ -469,7 +481,7 @@ fn change(ctx: &Ctx, who: &Caller, id: &str, b: &super::Body) -> Result<Reply> {
         }
         let e = Entry::new("update", "model", id)
             .before(before)
-            .after(row_json(ctx, &row));
+            .after(audit_json(ctx, &row));
         audit_model(tx, who, e, team.as_deref())?;
         Ok(row)
     })?;
@@ -495,7 +507,7 @@ pub fn delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             )));
         };
         authorize(tx, who, row.team_id.as_deref(), true)?;
-        let e = Entry::new("delete", "model", &id).before(row_json(ctx, &row));
+        let e = Entry::new("delete", "model", &id).before(audit_json(ctx, &row));
         audit_model(tx, who, e, row.team_id.as_deref())?;
         db::models::delete(tx, &id)?;
         if let Some(t) = &row.team_id {
