@@ -10,6 +10,7 @@ pub mod audit;
 pub mod budgets;
 pub mod dispatch;
 pub mod end_users;
+pub mod explain;
 pub mod health;
 pub mod key_fields;
 pub mod keys;

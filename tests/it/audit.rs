@@ -14,6 +14,7 @@ const READS: &[(&str, &str)] = &[
     ("POST", "/organization/info"),
     ("POST", "/budget/info"),
     ("POST", "/key/health"),
+    ("POST", "/access/explain"),
 ];
 
 fn entries(s: &Server, action: &str, table: &str) -> i64 {
@@ -596,6 +597,7 @@ fn every_write_route_appends_its_entry_and_no_secret_is_stored() {
     for (m, p) in READS {
         let body = match *p {
             "/budget/info" => json!({"budgets": ["nope"]}),
+            "/access/explain" => json!({"model": "A"}),
             _ => json!({"organization_id": "nope"}),
         };
         s.send(m, p, MASTER, body);
