@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod alerts;
+pub mod audit;
 pub mod auth;
 pub mod call;
 pub mod config;
@@ -105,6 +106,8 @@ pub fn run(cfg: Config) -> Result<(), String> {
         None => db::Pool::open(&cfg.db_path, cfg.db_pool, cfg.env.synchronous)?,
     });
     let master_hash = master_hash(&cfg, &pool)?;
+    audit::master_key_check(&pool, &master_hash)
+        .map_err(|e| format!("cannot record the master key in the audit log: {e:?}"))?;
     let (listener, limits) = bind(&cfg.listen, &cfg)?;
     // Config models plus the database's (issue 15 item 3); a stored model that cannot be
     // decrypted or read is logged and refused at call time, the start goes on.
@@ -133,6 +136,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         ctx.pool.clone(),
         ctx.cfg.env.budget_reset_every,
         ctx.cfg.end_users.budget_id.clone(),
+        ctx.cfg.audit_retention_days,
     );
     let signals = catch_signals()?;
     let server = server::serve(ctx.clone(), listener, limits)?;
@@ -215,11 +219,13 @@ fn shutdown(ctx: &http::Ctx, server: tiny_http::Server) {
 const BUDGET_RESET_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The background thread that resets budgets (API.md §7 `budget_duration`);
-/// `end_user_budget`: `litellm_settings.max_end_user_budget_id`.
+/// `end_user_budget`: `litellm_settings.max_end_user_budget_id`. On the same tick it prunes
+/// audit entries older than `audit_days` (0: never; README "Audit log").
 fn start_budget_resets(
     pool: std::sync::Arc<db::Pool>,
     every: Option<std::time::Duration>,
     end_user_budget: Option<String>,
+    audit_days: i64,
 ) {
     let every = every.unwrap_or(BUDGET_RESET_EVERY);
     let spawned = std::thread::Builder::new()
@@ -233,6 +239,14 @@ fn start_budget_resets(
                 Ok(0) => {}
                 Ok(n) => log::info!("reset the spend of {n} budget holder(s)"),
                 Err(e) => log::error!("budget reset failed: {e}"),
+            }
+            if audit_days > 0 {
+                let cutoff = util::iso_from_ms(now - audit_days * 86_400_000);
+                match pool.write_db(|tx| Ok(db::audit::prune(tx, &cutoff)?)) {
+                    Ok(0) => {}
+                    Ok(n) => log::info!("pruned {n} audit entries older than {audit_days} days"),
+                    Err(e) => log::error!("audit log prune failed: {e}"),
+                }
             }
         });
     if let Err(e) = spawned {

@@ -184,7 +184,7 @@ function showLogin(message) {
 // ------------------------------------------------------------------------------------------
 // Pages
 
-const PAGES = { keys: keysPage, teams: teamsPage, orgs: orgsPage, users: usersPage, models: modelsPage, usage: usagePage };
+const PAGES = { keys: keysPage, teams: teamsPage, orgs: orgsPage, users: usersPage, models: modelsPage, usage: usagePage, audit: auditPage };
 
 async function render() {
   if (!state.me) return;
@@ -970,6 +970,66 @@ async function usagePage() {
     h('div', { class: 'card' }, h('h2', {}, 'Spend per day'),
       h('table', {}, h('tbody', {}, dayRows.map(([d, v]) => h('tr', {},
         h('td', {}, d), h('td', { class: 'num' }, money(v)), h('td', { class: 'barcell' }, bar(v, dayMax))))))),
+  ];
+}
+
+// ---------------------------------------------------------------- Audit log
+
+// GET /audit/list: proxy admins and viewers see every entry, org admins their organizations'
+// (the server decides; anyone else gets its 403 as the page's error).
+async function auditPage() {
+  const params = new URLSearchParams(location.hash.split('?')[1] || '');
+  const f = {};
+  for (const n of ['object_type', 'object_id', 'actor', 'action', 'start_date', 'end_date']) {
+    if (params.get(n)) f[n] = params.get(n);
+  }
+  const page = Math.max(1, parseInt(params.get('page') || '1', 10) || 1);
+  const q = new URLSearchParams({ ...f, page: String(page), page_size: '50' });
+  const data = await api('GET', `/audit/list?${q}`);
+  const input = (name, label, type) => h('label', {}, label + ' ',
+    h('input', { name, type: type || 'text', value: f[name] || '', 'data-testid': `audit-${name}` }));
+  const form = h('form', { class: 'toolbar', 'data-testid': 'audit-filter' },
+    input('object_type', 'Object'), input('object_id', 'id'), input('actor', 'By'),
+    input('action', 'Action'), input('start_date', 'From', 'date'), input('end_date', 'to', 'date'),
+    h('button', { type: 'submit' }, 'Show'));
+  const go = (p) => {
+    const next = new URLSearchParams();
+    for (const n of Object.keys(f)) next.set(n, f[n]);
+    next.set('page', String(p));
+    location.hash = `#/audit?${next}`;
+  };
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    for (const n of Object.keys(f)) delete f[n];
+    for (const el of form.querySelectorAll('input')) if (el.value) f[el.name] = el.value;
+    go(1);
+  });
+  const changes = (e) => {
+    const b = e.before_value || {};
+    const a = e.updated_values || {};
+    const names = [...new Set([...Object.keys(b), ...Object.keys(a)])];
+    // `null` reads as (none): a cleared field, not a stray value.
+    const show = (v) => (v === undefined ? '—' : JSON.stringify(v).replace(/\bnull\b/g, '(none)'));
+    return names.map((n) => `${n}: ${show(b[n])} → ${show(a[n])}`).join('; ');
+  };
+  const rows = data.audit_logs.map((e) => h('tr', { 'data-testid': 'audit-row' },
+    h('td', {}, dateText(e.updated_at)),
+    h('td', {}, [e.changed_by || '(unknown)', e.changed_by_api_key ? ` (${e.changed_by_api_key})` : ''].join('')),
+    h('td', {}, e.changed_by_role),
+    h('td', {}, e.action),
+    h('td', {}, `${e.table_name} ${e.object_id}`),
+    h('td', { class: 'changes' }, changes(e))));
+  const pager = h('div', { class: 'toolbar', 'data-testid': 'audit-pager' },
+    page > 1 ? h('button', { type: 'button', class: 'link', 'data-testid': 'audit-prev', onclick: () => go(page - 1) }, '‹ Newer') : null,
+    h('span', { class: 'muted' }, `Page ${page} of ${Math.max(1, data.total_pages)} · ${data.total} entries`),
+    page < data.total_pages ? h('button', { type: 'button', class: 'link', 'data-testid': 'audit-next', onclick: () => go(page + 1) }, 'Older ›') : null);
+  return [
+    h('h1', {}, 'Audit log'), form,
+    h('div', { class: 'card' },
+      h('table', { 'data-testid': 'audit-table' },
+        h('thead', {}, h('tr', {}, ['When', 'Who', 'Role', 'Action', 'Object', 'Changes'].map((x) => h('th', {}, x)))),
+        h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: 6, class: 'muted' }, 'No entries.'))))),
+    pager,
   ];
 }
 

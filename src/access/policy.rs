@@ -295,3 +295,29 @@ pub fn can_see_user(who: &Caller, user_id: &str) -> bool {
 #[cfg(test)]
 #[path = "policy_tests.rs"]
 mod tests;
+
+/// Whose audit entries a caller may list (`/audit/list`, README "Audit log").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditScope {
+    /// Proxy admins and viewers: every entry.
+    All,
+    /// An org admin: the entries about the organizations this user administers.
+    OrgAdmin(String),
+}
+
+/// Proxy admins and viewers see all; org admins their organizations'; anyone else 403.
+pub fn audit_scope<C: Handle + ?Sized>(c: &C, who: &Caller) -> Result<AuditScope> {
+    if who.role.reads_all() {
+        return Ok(AuditScope::All);
+    }
+    if !who.is_calls_only() && !who.role.is_viewer() {
+        if let Some(u) = &who.user_id {
+            if db::audit::admins_an_org(c, u)? {
+                return Ok(AuditScope::OrgAdmin(u.clone()));
+            }
+        }
+    }
+    Err(Error::Forbidden(
+        "Only proxy admins, proxy admin viewers and org admins can read the audit log".into(),
+    ))
+}

@@ -89,6 +89,9 @@ pub struct Config {
     /// `general_settings.budget_enforcement: strict`: a call is admitted only if its worst-case
     /// cost fits every budget it touches (README "Budgets that never overshoot").
     pub strict_budgets: bool,
+    /// `general_settings.audit_log_retention_days`: audit entries older than this many days
+    /// are pruned (default 365; 0 keeps them for ever).
+    pub audit_retention_days: i64,
     /// Budget alerts: where to post them and at which fractions of `max_budget`.
     pub alerting: Alerting,
 }
@@ -173,6 +176,7 @@ impl Default for Config {
             model_env: ModelEnv::default(),
             model_timeouts: (None, None),
             strict_budgets: false,
+            audit_retention_days: 365,
             alerting: Alerting::default(),
         }
     }

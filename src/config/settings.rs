@@ -55,6 +55,8 @@ struct General {
     alerting_webhook_url: Field<String>,
     /// Fractions of `max_budget` whose crossing is alerted (default LiteLLM's 0.85, 0.95, 1).
     budget_alert_thresholds: Field<Yaml>,
+    /// Days audit entries are kept (0: for ever; README "Audit log").
+    audit_log_retention_days: Field<Count>,
     #[serde(flatten)]
     unknown: Mapping,
 }
@@ -242,6 +244,13 @@ impl General {
         let key = f("budget_alert_thresholds");
         if let Some(v) = self.budget_alert_thresholds.read(r, &key)? {
             cfg.alerting.thresholds = thresholds(&v, r, &key)?;
+        }
+        let key = f("audit_log_retention_days");
+        if let Some(Count(n)) = self.audit_log_retention_days.resolve(r, &key)? {
+            if n < 0 {
+                return Err(r.error(&key, "must be 0 (keep for ever) or a number of days"));
+            }
+            cfg.audit_retention_days = n;
         }
         // An unknown key's `os.environ/NAME` must still be set (as when every key was read).
         for (k, v) in &self.unknown {

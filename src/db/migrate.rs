@@ -20,6 +20,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../../schema/0007_end_users.sql")),
     (8, include_str!("../../schema/0008_proxy_models.sql")),
     (9, include_str!("../../schema/0009_budget_alerts.sql")),
+    (10, include_str!("../../schema/0010_audit_log.sql")),
 ];
 
 pub fn latest() -> i64 {

@@ -2,6 +2,7 @@
 //! transaction helper. Queries live in the submodules, one fn per query with its SQL beside it.
 //! No connection is ever held across an upstream call or any other wait.
 
+pub mod audit;
 pub mod authority;
 pub mod budget_state;
 pub mod budgets;

@@ -19,6 +19,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../../schema/pg/0004_end_users.sql")),
     (5, include_str!("../../schema/pg/0005_proxy_models.sql")),
     (6, include_str!("../../schema/pg/0006_strict_budgets.sql")),
+    (7, include_str!("../../schema/pg/0007_audit_log.sql")),
 ];
 
 /// The latest schema version this litegate knows.

@@ -6,6 +6,7 @@
 
 use super::{patch, Body, Ctx, Reply, Req};
 use crate::access::policy;
+use crate::audit::{Actor, Entry};
 use crate::auth::Caller;
 use crate::db::rows::unique_or;
 use crate::db::{self, budgets::BudgetRow};
@@ -115,7 +116,10 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let row = BudgetPatch::parse(&b)?.new_row(id, who);
     ctx.pool.write_db(|tx| {
         db::budgets::insert(tx, &row)
-            .map_err(|e| unique_or(e, || format!("Budget id already exists: {}", row.id)))
+            .map_err(|e| unique_or(e, || format!("Budget id already exists: {}", row.id)))?;
+        Entry::new("create", "budget", &row.id)
+            .after(row.to_json())
+            .record(tx, &Actor::of(who))
     })?;
     Reply::ok(row.to_json())
 }
@@ -128,11 +132,16 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let patch = BudgetPatch::parse(&b)?;
     let row = ctx.pool.write_db(|tx| {
         let mut row = db::budgets::get(tx, &id)?.ok_or_else(|| not_found(&id))?;
+        let before = row.to_json();
         let now_ms = util::now_ms();
         patch.apply(&mut row, now_ms);
         row.updated_at = util::iso_from_ms(now_ms);
         row.updated_by = who.user_id.clone();
         db::budgets::update(tx, &row)?;
+        Entry::new("update", "budget", &id)
+            .before(before)
+            .after(row.to_json())
+            .record(tx, &Actor::of(who))?;
         Ok(row)
     })?;
     Reply::ok(row.to_json())
@@ -181,6 +190,9 @@ pub fn delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let row = ctx.pool.write_db(|tx| {
         let row = db::budgets::get(tx, &id)?.ok_or_else(|| not_found(&id))?;
         db::budgets::delete(tx, &id)?;
+        Entry::new("delete", "budget", &id)
+            .before(row.to_json())
+            .record(tx, &Actor::of(who))?;
         Ok(row)
     })?;
     Reply::ok(row.to_json())

@@ -8,6 +8,7 @@
 use super::budgets::{opt_id, BudgetPatch};
 use super::{patch, Body, Ctx, Reply, Req};
 use crate::access::policy;
+use crate::audit::{Actor, Entry};
 use crate::auth::Caller;
 use crate::db::budgets::BudgetRow;
 use crate::db::end_users::EndUserRow;
@@ -165,7 +166,11 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                 )
             })
         })?;
-        shape_of(tx, &row)
+        let out = shape_of(tx, &row)?;
+        Entry::new("create", "end_user", &row.id)
+            .after(out.clone())
+            .record(tx, &Actor::of(who))?;
+        Ok(out)
     })?;
     Reply::ok(out)
 }
@@ -209,6 +214,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let blocked = b.opt_bool("blocked")?;
     let out = ctx.pool.write_db(|tx| {
         let mut e = db::end_users::get(tx, &id)?.ok_or_else(|| not_found(&id))?;
+        let before = shape_of(tx, &e)?;
         let now_ms = util::now_ms();
         if let Patch::Value(budget) = &budget_ref {
             check_budget_ref(tx, budget)?;
@@ -225,7 +231,12 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         }
         e.updated_at = util::iso_from_ms(now_ms);
         db::end_users::update(tx, &e)?;
-        shape_of(tx, &e)
+        let out = shape_of(tx, &e)?;
+        Entry::new("update", "end_user", &id)
+            .before(before)
+            .after(out.clone())
+            .record(tx, &Actor::of(who))?;
+        Ok(out)
     })?;
     Reply::ok(out)
 }
@@ -333,6 +344,11 @@ pub fn delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         missing(tx, &ids)?;
         let mut n = 0;
         for id in &ids {
+            if let Some(e) = db::end_users::get(tx, id)? {
+                Entry::new("delete", "end_user", id)
+                    .before(shape_of(tx, &e)?)
+                    .record(tx, &Actor::of(who))?;
+            }
             n += db::end_users::delete(tx, id)?;
         }
         Ok(n)
@@ -352,9 +368,20 @@ pub fn block(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         let now = util::now_iso();
         let mut out = Vec::with_capacity(ids.len());
         for id in &ids {
+            let before = match db::end_users::get(tx, id)? {
+                Some(e) => Some(shape_of(tx, &e)?),
+                None => None,
+            };
             db::end_users::block(tx, id, &now)?;
             let e = db::end_users::get(tx, id)?.ok_or_else(|| not_found(id))?;
-            out.push(shape_of(tx, &e)?);
+            let after = shape_of(tx, &e)?;
+            let entry = Entry::new("block", "end_user", id).after(after.clone());
+            match before {
+                Some(b) => entry.before(b),
+                None => entry,
+            }
+            .record(tx, &Actor::of(who))?;
+            out.push(after);
         }
         Ok(out)
     })?;
@@ -370,9 +397,18 @@ pub fn unblock(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         let now = util::now_iso();
         let mut out = Vec::with_capacity(ids.len());
         for id in &ids {
+            let before = match db::end_users::get(tx, id)? {
+                Some(e) => shape_of(tx, &e)?,
+                None => return Err(not_found(id)),
+            };
             db::end_users::unblock(tx, id, &now)?;
             let e = db::end_users::get(tx, id)?.ok_or_else(|| not_found(id))?;
-            out.push(shape_of(tx, &e)?);
+            let after = shape_of(tx, &e)?;
+            Entry::new("unblock", "end_user", id)
+                .before(before)
+                .after(after.clone())
+                .record(tx, &Actor::of(who))?;
+            out.push(after);
         }
         Ok(out)
     })?;

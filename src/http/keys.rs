@@ -7,6 +7,7 @@ use super::key_fields::{check_custom_key, key_fields, reject_forbidden_fields};
 use super::{shapes, Ctx, Reply, Req};
 use crate::access::grant::{self, Holder};
 use crate::access::{authority, policy};
+use crate::audit::{Actor, Entry};
 use crate::auth::{self, Caller, Role};
 use crate::db::handle::Handle;
 use crate::db::rows::unique_or;
@@ -112,6 +113,31 @@ fn insert_mapped<C: Handle + ?Sized>(c: &C, k: &NewKey) -> Result<KeyRec> {
     db::keys::by_token(c, &k.token)?.ok_or_else(|| Error::internal("inserted key not found"))
 }
 
+/// Appends a key's audit entry: its id is `audit::key_object_id` of `token` (never the key or
+/// its hash, which `audit::scrub` drops from the values too); filed under the key's org.
+fn audit_key<C: Handle + ?Sized>(
+    c: &C,
+    who: &Caller,
+    action: &str,
+    token: &str,
+    before: Option<&KeyRec>,
+    after: Option<&KeyRec>,
+) -> Result<()> {
+    let org = after.or(before).and_then(|r| r.k.organization_id.clone());
+    let mut e = Entry::new(action, "key", &crate::audit::key_object_id(token)).org(org.as_deref());
+    if let Some(b) = before {
+        e = e.before(shapes::key(b));
+    }
+    if let Some(a) = after {
+        let mut v = shapes::key(a);
+        if a.k.token != token {
+            v["new_object_id"] = json!(crate::audit::key_object_id(&a.k.token));
+        }
+        e = e.after(v);
+    }
+    e.record(c, &Actor::of(who))
+}
+
 pub fn generate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let b = req.json()?;
     policy::require_writer(who)?;
@@ -177,6 +203,7 @@ pub fn generate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         let calls_only = authority::reach_calls_only(who, owner.as_deref());
         let by = who.user_id.as_deref();
         db::authority::set_key_issue(tx, &k.token, calls_only, limits_rank, by)?;
+        audit_key(tx, who, "create", &k.token, None, Some(&rec))?;
         Ok(rec)
     })?;
     Reply::ok(with_raw_key(&rec, &raw))
@@ -199,6 +226,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     };
     let rec = ctx.pool.write_db(|tx| {
         let (mut rec, granted) = find_for(tx, who, &key, "/key/update")?;
+        let old = rec.clone();
         let rec_token = rec.k.token.clone();
         if !may_manage(tx, who, &rec.k, granted)? {
             return Err(Error::Forbidden("you may not update this key".into()));
@@ -270,7 +298,10 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         let changed = authority::key_limits_changed(&before, &rec.k);
         let next = authority::next_rank(stored_rank, rank, changed);
         db::authority::set_key_ranks(tx, &rec.k.token, calls_only, next)?;
-        db::keys::by_token(tx, &rec.k.token)?.ok_or_else(|| Error::internal("key vanished"))
+        let new =
+            db::keys::by_token(tx, &rec.k.token)?.ok_or_else(|| Error::internal("key vanished"))?;
+        audit_key(tx, who, "update", &rec_token, Some(&old), Some(&new))?;
+        Ok(new)
     })?;
     Reply::ok(shapes::key(&rec))
 }
@@ -312,6 +343,7 @@ pub fn delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         let mut out = Vec::new();
         for (r, _) in recs {
             if db::keys::delete(tx, &r.k.token)? > 0 {
+                audit_key(tx, who, "delete", &r.k.token, Some(&r), None)?;
                 out.push(r.k.token);
             }
         }
@@ -417,6 +449,7 @@ fn set_blocked(ctx: &Ctx, who: &Caller, req: &Req, blocked: bool) -> Result<Repl
             "/key/unblock"
         };
         let (mut rec, granted) = find_for(tx, who, &key, route)?;
+        let old = rec.clone();
         let rec_token = rec.k.token.clone();
         let allowed = granted
             || who.role == Role::ProxyAdmin
@@ -435,7 +468,11 @@ fn set_blocked(ctx: &Ctx, who: &Caller, req: &Req, blocked: bool) -> Result<Repl
         db::keys::save(tx, &rec_token, &rec.k, who.user_id.as_deref())?;
         let next = authority::next_rank(stored_rank, rank, changed);
         db::authority::set_key_ranks(tx, &rec_token, calls_only, next)?;
-        db::keys::by_token(tx, &rec.k.token)?.ok_or_else(|| Error::internal("key vanished"))
+        let new =
+            db::keys::by_token(tx, &rec.k.token)?.ok_or_else(|| Error::internal("key vanished"))?;
+        let action = if blocked { "block" } else { "unblock" };
+        audit_key(tx, who, action, &rec_token, Some(&old), Some(&new))?;
+        Ok(new)
     })?;
     Reply::ok(shapes::key(&rec))
 }
@@ -465,6 +502,7 @@ pub fn regenerate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let raw = new_key.unwrap_or_else(auth::new_raw_key);
     let rec = ctx.pool.write_db(|tx| {
         let (mut rec, granted) = find_for(tx, who, &key, "/key/regenerate")?;
+        let old = rec.clone();
         let rec_token = rec.k.token.clone();
         if !may_manage(tx, who, &rec.k, granted)? {
             return Err(Error::Forbidden("you may not regenerate this key".into()));
@@ -511,7 +549,10 @@ pub fn regenerate(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         let next = authority::next_rank(stored_rank, rank, changed);
         let by = who.user_id.as_deref();
         db::authority::set_key_issue(tx, &rec.k.token, calls_only, next, by)?;
-        db::keys::by_token(tx, &rec.k.token)?.ok_or_else(|| Error::internal("key vanished"))
+        let new =
+            db::keys::by_token(tx, &rec.k.token)?.ok_or_else(|| Error::internal("key vanished"))?;
+        audit_key(tx, who, "regenerate", &rec_token, Some(&old), Some(&new))?;
+        Ok(new)
     })?;
     Reply::ok(with_raw_key(&rec, &raw))
 }

@@ -6,6 +6,7 @@
 //! requests off connections and writes replies is `crate::server`.
 
 pub mod admin;
+pub mod audit;
 pub mod budgets;
 pub mod dispatch;
 pub mod end_users;
@@ -26,6 +27,7 @@ pub mod routes;
 pub mod shapes;
 pub mod spend;
 pub mod state;
+pub mod team_members;
 pub mod team_permissions;
 pub mod teams;
 pub mod throttle;

@@ -10,6 +10,7 @@
 use super::{Ctx, Reply, Req};
 use crate::access::policy;
 use crate::access::registry::{self, decrypt_params, encrypt_params};
+use crate::audit::{Actor, Entry};
 use crate::auth::Caller;
 use crate::config;
 use crate::db::models::ModelRow;
@@ -272,12 +273,39 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         if let Some(t) = &team {
             grant_to_team(tx, t, &name, who)?;
         }
-        Ok(())
+        let e = Entry::new("create", "model", &id).after(audit_json(ctx, &row));
+        audit_model(tx, who, e, team.as_deref())
     })?;
     reloaded(ctx);
     let mut out = row_json(ctx, &row);
     out["litellm_params"] = Value::Object(redacted(&plain));
     Reply::ok(out)
+}
+
+/// A model as its audit entries show it: `row_json` with the `litellm_params` values left out
+/// (they are encrypted at rest; the entry names which ones are set).
+fn audit_json(ctx: &Ctx, row: &ModelRow) -> Value {
+    let mut v = row_json(ctx, row);
+    if let Some(Value::Object(p)) = v.get_mut("litellm_params") {
+        for val in p.values_mut() {
+            *val = json!("(encrypted)");
+        }
+    }
+    v
+}
+
+/// Appends a model's audit entry, filed under its team's organization (if any).
+fn audit_model<C: Handle + ?Sized>(
+    c: &C,
+    who: &Caller,
+    e: Entry,
+    team: Option<&str>,
+) -> Result<()> {
+    let org = match team {
+        Some(t) => db::teams::get(c, t)?.and_then(|t| t.organization_id),
+        None => None,
+    };
+    e.org(org.as_deref()).record(c, &Actor::of(who))
 }
 
 /// A team whose model list is restricted gets the public name of its new model on it (as
@@ -361,6 +389,7 @@ fn change(ctx: &Ctx, who: &Caller, id: &str, b: &super::Body) -> Result<Reply> {
         };
         let team = row.team_id.clone();
         authorize(tx, who, team.as_deref(), true)?;
+        let before = audit_json(ctx, &row);
         if let Some(t) = team_of(&info_patch)? {
             if Some(&t) != team.as_ref() {
                 return Err(Error::bad_param(
@@ -446,6 +475,10 @@ fn change(ctx: &Ctx, who: &Caller, id: &str, b: &super::Body) -> Result<Reply> {
                 revoke_from_team(tx, t, &old, who)?;
             }
         }
+        let e = Entry::new("update", "model", id)
+            .before(before)
+            .after(audit_json(ctx, &row));
+        audit_model(tx, who, e, team.as_deref())?;
         Ok(row)
     })?;
     reloaded(ctx);
@@ -470,6 +503,8 @@ pub fn delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             )));
         };
         authorize(tx, who, row.team_id.as_deref(), true)?;
+        let e = Entry::new("delete", "model", &id).before(audit_json(ctx, &row));
+        audit_model(tx, who, e, row.team_id.as_deref())?;
         db::models::delete(tx, &id)?;
         if let Some(t) = &row.team_id {
             if let Some(n) = db::json_obj(&row.model_info)["team_public_model_name"].as_str() {

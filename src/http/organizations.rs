@@ -12,6 +12,7 @@ use super::members::{self, ORG};
 use super::{patch, shapes, Body, Ctx, Reply, Req};
 use crate::access::grant::{self, Holder};
 use crate::access::{authority, policy};
+use crate::audit::{Actor, Entry};
 use crate::auth::Caller;
 use crate::db::handle::Handle;
 use crate::db::rows::unique_or;
@@ -126,7 +127,12 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         };
         db::orgs::insert(tx, &org)
             .map_err(|e| unique_or(e, || format!("Organization id already exists: {id}")))?;
-        shapes::org(tx, &org)
+        let out = shapes::org(tx, &org)?;
+        Entry::new("create", "organization", &id)
+            .org(Some(&id))
+            .after(out.clone())
+            .record(tx, &Actor::of(who))?;
+        Ok(out)
     })?;
     Reply::ok(out)
 }
@@ -150,6 +156,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let metadata = parse_metadata(&b)?;
     let out = ctx.pool.write_db(|tx| {
         let mut org = changeable_org(tx, who, &id)?;
+        let before = shapes::org(tx, &org)?;
         if !who.is_proxy_admin() {
             let admin_only = if models.is_some() {
                 Some("models")
@@ -206,7 +213,13 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         org.updated_at = util::now_iso();
         org.updated_by = who.user_id.clone();
         db::orgs::update(tx, &org)?;
-        shapes::org(tx, &org)
+        let out = shapes::org(tx, &org)?;
+        Entry::new("update", "organization", &id)
+            .org(Some(&id))
+            .before(before)
+            .after(out.clone())
+            .record(tx, &Actor::of(who))?;
+        Ok(out)
     })?;
     Reply::ok(out)
 }
@@ -233,7 +246,11 @@ pub fn delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             let org = db::orgs::get(tx, id)?.ok_or_else(|| org_not_found(id))?;
             shaped.push(shapes::org(tx, &org)?);
         }
-        for id in &ids {
+        for (id, before) in ids.iter().zip(&shaped) {
+            Entry::new("delete", "organization", id)
+                .org(Some(id))
+                .before(before.clone())
+                .record(tx, &Actor::of(who))?;
             let budgets = db::orgs::budget_ids_owned(tx, id)?;
             db::orgs::delete(tx, id)?;
             for bid in budgets {
@@ -330,7 +347,12 @@ pub fn member_add(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                 });
             }
             if let Some(mr) = db::orgs::member_get(tx, &org_id, user_id)? {
-                memberships.push(shapes::org_member(tx, &mr)?);
+                let m = shapes::org_member(tx, &mr)?;
+                Entry::new("member_add", "organization", &org_id)
+                    .org(Some(&org_id))
+                    .after(m.clone())
+                    .record(tx, &Actor::of(who))?;
+                memberships.push(m);
             }
         }
         Ok(json!({
@@ -369,6 +391,7 @@ pub fn member_update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let out = ctx.pool.write_db(|tx| {
         changeable_org(tx, who, &org_id)?;
         let m = target_membership(tx, &b, &org_id)?;
+        let before = shapes::org_member(tx, &m)?;
         let uid = &m.user_id;
         let rank = authority::org_rank(tx, who, &org_id)?;
         let budget_rank = db::authority::org_member_rank(tx, &org_id, uid)?;
@@ -390,7 +413,13 @@ pub fn member_update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         }
         let updated = db::orgs::member_get(tx, &org_id, uid)?
             .ok_or_else(|| Error::internal("membership vanished inside its transaction"))?;
-        shapes::org_member(tx, &updated)
+        let out = shapes::org_member(tx, &updated)?;
+        Entry::new("member_update", "organization", &org_id)
+            .org(Some(&org_id))
+            .before(before)
+            .after(out.clone())
+            .record(tx, &Actor::of(who))?;
+        Ok(out)
     })?;
     Reply::ok(out)
 }
@@ -409,6 +438,10 @@ pub fn member_delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         let what = format!("user {} in organization {org_id}", m.user_id);
         authority::check_member_removal(rank, budget_rank, m.budget_id.is_some(), &what)?;
         let shaped = shapes::org_member(tx, &m)?;
+        Entry::new("member_delete", "organization", &org_id)
+            .org(Some(&org_id))
+            .before(shaped.clone())
+            .record(tx, &Actor::of(who))?;
         db::orgs::member_delete(tx, &org_id, &m.user_id)?;
         // What the membership gave goes with it: its admin's keys in the org's teams they are
         // not members of, and personal keys in the org.

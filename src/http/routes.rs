@@ -5,8 +5,8 @@
 //! error boundary are `dispatch.rs`'s; the handlers live in one module per resource.
 
 use super::{
-    admin, budgets, end_users, explain, health, keys, model_admin, models, organizations, proxy,
-    spend,
+    admin, audit, budgets, end_users, explain, health, keys, model_admin, models, organizations,
+    proxy, spend,
 };
 use super::{state, team_permissions, teams, ui, users};
 use super::{Ctx, Reply, Req};
@@ -138,6 +138,8 @@ pub const ROUTES: &[(&str, &str, Handler)] = &[
     // Why a call would be admitted or refused (issue 16 item 1; `explain.rs`).
     ("POST",   "/access/explain",                Managed(explain::explain)),
     ("GET",    "/spend/logs",                    Managed(spend::logs)),
+    // The audit log (issue 16 item 3): proxy admins and viewers, org admins their orgs'.
+    ("GET",    "/audit/list",                    Managed(audit::list)),
     ("POST",   "/admin/backup",                  Managed(admin::backup)),
     // State as a file (issue 16 item 4): proxy admins.
     ("GET",    "/state/export",                  Managed(state::export)),

@@ -38,7 +38,13 @@ pub fn apply(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         .map_err(|_| Error::bad_param("state", "the state file must be UTF-8 text"))?;
     // Model lists are checked against the models in force once the file is applied (config
     // plus the database models the store will hold), as `/key/generate` does.
-    let out = crate::state::apply(&ctx.pool, &ctx.cfg, text, dry_run, prune)?;
+    let out = crate::state::apply(
+        &ctx.pool,
+        &ctx.cfg,
+        text,
+        (dry_run, prune),
+        &crate::audit::Actor::of(who),
+    )?;
     if out.applied {
         log::info!("state applied: {}", out.summary());
         // Database models the file changed are in force here at once (elsewhere on the next

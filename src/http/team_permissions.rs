@@ -5,6 +5,7 @@
 
 use super::{shapes, Body, Ctx, Reply, Req};
 use crate::access::{authority, policy};
+use crate::audit::{Actor, Entry};
 use crate::auth::Caller;
 use crate::db;
 use crate::db::teams::TeamFields;
@@ -79,9 +80,15 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         let mut f = TeamFields::of(&t);
         f.member_permissions = Some(perms.clone());
         db::teams::update(tx, &team_id, &f, by.as_deref())?;
-        let t = db::teams::get(tx, &team_id)?
+        let after = db::teams::get(tx, &team_id)?
             .ok_or_else(|| Error::Internal(format!("team {team_id} vanished in its own tx")))?;
-        Ok(shapes::team(&t))
+        let out = shapes::team(&after);
+        Entry::new("permissions_update", "team", &team_id)
+            .org(t.organization_id.as_deref())
+            .before(shapes::team(&t))
+            .after(out.clone())
+            .record(tx, &Actor::of(who))?;
+        Ok(out)
     })?;
     Reply::ok(out)
 }

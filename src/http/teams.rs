@@ -8,16 +8,20 @@ use super::members::{self, TEAM};
 use super::{patch, shapes, team_permissions, Body, Ctx, Reply, Req};
 use crate::access::grant::{self, Holder};
 use crate::access::{authority, policy};
+use crate::audit::{Actor, Entry};
 use crate::auth::Caller;
 use crate::db::handle::Handle;
 use crate::db::rows::unique_or;
 use crate::db::{self, keys::KeySummary, members::Group, teams::TeamFields, teams::TeamRow};
 use crate::error::{Error, Result};
 use crate::util;
+
+use super::team_members::team_admin_of;
+pub use super::team_members::{member_add, member_delete, member_update};
 use serde_json::{json, Value};
 
 /// The team as stored now, with its members.
-fn team_reply<C: Handle + ?Sized>(c: &C, team_id: &str) -> Result<Value> {
+pub(super) fn team_reply<C: Handle + ?Sized>(c: &C, team_id: &str) -> Result<Value> {
     let t = db::teams::get(c, team_id)?
         .ok_or_else(|| Error::Internal(format!("team {team_id} vanished in its own tx")))?;
     let members = db::teams::members(c, team_id)?;
@@ -32,14 +36,18 @@ fn not_found(team_id: &str) -> Error {
 }
 
 /// The target team, or 404 when it is missing or the caller may not see it (API.md §8).
-fn visible_team<C: Handle + ?Sized>(c: &C, who: &Caller, team_id: &str) -> Result<TeamRow> {
+pub(super) fn visible_team<C: Handle + ?Sized>(
+    c: &C,
+    who: &Caller,
+    team_id: &str,
+) -> Result<TeamRow> {
     match db::teams::get(c, team_id)? {
         Some(t) if policy::can_read_team(c, who, &t)? => Ok(t),
         _ => Err(not_found(team_id)),
     }
 }
 
-fn team_id_param(body: &Body) -> Result<String> {
+pub(super) fn team_id_param(body: &Body) -> Result<String> {
     body.req_str("team_id")
 }
 
@@ -140,7 +148,12 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                 }
             }
         }
-        team_reply(tx, &team_id)
+        let out = team_reply(tx, &team_id)?;
+        Entry::new("create", "team", &team_id)
+            .org(org_id.as_deref())
+            .after(out.clone())
+            .record(tx, &Actor::of(who))?;
+        Ok(out)
     })?;
     Reply::ok(out)
 }
@@ -197,6 +210,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                 None => format!("Only admins of team {team_id} can update it"),
             }));
         }
+        let old = team_reply(tx, &team_id)?;
         let mut f = TeamFields::of(&t);
         if let Some(Some(dest)) = moving {
             if db::orgs::get(tx, dest)?.is_none() {
@@ -259,7 +273,22 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         if let Some(o) = moving {
             db::teams::move_keys(tx, &team_id, o.as_deref())?;
         }
-        team_reply(tx, &team_id)
+        let out = team_reply(tx, &team_id)?;
+        // Org admins of the org it left and of the one it joined both see the move: the entry
+        // is filed under the new one; a second under the old one when it moved.
+        Entry::new("update", "team", &team_id)
+            .org(f.organization_id.as_deref())
+            .before(old.clone())
+            .after(out.clone())
+            .record(tx, &Actor::of(who))?;
+        if moving.is_some() && t.organization_id.is_some() {
+            Entry::new("update", "team", &team_id)
+                .org(t.organization_id.as_deref())
+                .before(old)
+                .after(out.clone())
+                .record(tx, &Actor::of(who))?;
+        }
+        Ok(out)
     })?;
     Reply::ok(update_answer(out))
 }
@@ -296,6 +325,10 @@ pub fn delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             }
         }
         for t in &teams {
+            Entry::new("delete", "team", &t.id)
+                .org(t.organization_id.as_deref())
+                .before(team_reply(tx, &t.id)?)
+                .record(tx, &Actor::of(who))?;
             db::teams::delete(tx, &t.id)?;
         }
         Ok(())
@@ -364,138 +397,6 @@ pub fn list(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     Reply::ok(Value::Array(out))
 }
 
-/// `POST /team/member_add` (`team_id`, `member`: one or a list, `max_budget_in_team`): team
-/// admins and above. Missing users are created; an existing membership is 409 and nothing is
-/// written. Members need not belong to the team's organization.
-pub fn member_add(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
-    let body = req.json()?;
-    let team_id = team_id_param(&body)?;
-    let specs = members::specs(&TEAM, &body, "member", true)?;
-    let budget = body.opt_budget("max_budget_in_team")?;
-    let by = who.user_id.clone();
-    let out = ctx.pool.write_db(|tx| {
-        let t = team_admin_of(tx, who, &team_id, "add members")?;
-        let d = &ctx.cfg.user_defaults;
-        let added = members::add(tx, d, &TEAM, &team_id, &specs, budget, by.as_deref())?;
-        if budget.is_some() {
-            let rank = authority::team_rank(tx, who, Some(&t))?;
-            for uid in &added {
-                db::authority::set_team_member_rank(tx, &team_id, uid, rank.n())?;
-            }
-        }
-        let mut users = Vec::new();
-        let mut memberships = Vec::new();
-        for uid in &added {
-            if let Some(u) = db::users::get(tx, uid)? {
-                users.push(shapes::user_identity(&u));
-            }
-            if let Some(m) = db::teams::member(tx, &team_id, uid)? {
-                memberships.push(shapes::team_membership(&m));
-            }
-        }
-        let extra = json!({"updated_users": users, "updated_team_memberships": memberships});
-        Ok(shapes::extend(team_reply(tx, &team_id)?, extra))
-    })?;
-    Reply::ok(out)
-}
-
-/// The team, when the caller administers it (404 when invisible, 403 otherwise).
-fn team_admin_of<C: Handle + ?Sized>(
-    c: &C,
-    who: &Caller,
-    team_id: &str,
-    doing: &str,
-) -> Result<TeamRow> {
-    let t = visible_team(c, who, team_id)?;
-    if !policy::is_team_admin(c, who, &t)? {
-        return Err(Error::Forbidden(format!(
-            "Only admins of team {team_id} can {doing}"
-        )));
-    }
-    Ok(t)
-}
-
-/// The membership a member update or delete names (404 when there is none).
-fn target_member<C: Handle + ?Sized>(
-    c: &C,
-    body: &Body,
-    team_id: &str,
-) -> Result<db::teams::MemberRow> {
-    let missing =
-        |who: &str| Error::NotFound(format!("User {who} is not a member of team {team_id}"));
-    match members::named_user(c, body)? {
-        Some(uid) => db::teams::member(c, team_id, &uid)?.ok_or_else(|| missing(&uid)),
-        None => Err(missing(&body.opt_str("user_email")?.unwrap_or_default())),
-    }
-}
-
-/// `POST /team/member_delete` (`team_id`, `user_id` | `user_email`): team admins and above.
-/// The member's keys in this team go too: a removed member keeps no access through the team.
-pub fn member_delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
-    let body = req.json()?;
-    let team_id = team_id_param(&body)?;
-    let out = ctx.pool.write_db(|tx| {
-        let t = team_admin_of(tx, who, &team_id, "remove members")?;
-        let m = target_member(tx, &body, &team_id)?;
-        let uid = &m.user_id;
-        // Removing and adding again would drop a budget a higher rank set (`grant`).
-        let rank = authority::team_rank(tx, who, Some(&t))?;
-        let budget_rank = db::authority::team_member_rank(tx, &team_id, uid)?;
-        let what = format!("user {uid} in team {team_id}");
-        authority::check_member_removal(rank, budget_rank, m.budget_id.is_some(), &what)?;
-        db::teams::delete_member(tx, &team_id, uid)?;
-        // The calls-only keys they issued in the team for others go: as an admin, or as a
-        // member whose team lists `/key/regenerate` (`authority::member_permission`).
-        authority::revoke_issued_in_team(tx, &t, uid)?;
-        if let Some(b) = &m.budget_id {
-            db::budgets::delete(tx, b)?;
-        }
-        team_reply(tx, &team_id)
-    })?;
-    Reply::ok(out)
-}
-
-/// `POST /team/member_update` (`team_id`, `user_id` | `user_email`, `role`,
-/// `max_budget_in_team`: `null` removes the member's budget): team admins and above.
-pub fn member_update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
-    let body = req.json()?;
-    let team_id = team_id_param(&body)?;
-    let role = TEAM.opt_role(&body)?;
-    let budget = patch::field(&body, "max_budget_in_team", Body::opt_budget)?;
-    let out = ctx.pool.write_db(|tx| {
-        let t = team_admin_of(tx, who, &team_id, "update members")?;
-        let m = target_member(tx, &body, &team_id)?;
-        let uid = &m.user_id;
-        let rank = authority::team_rank(tx, who, Some(&t))?;
-        let budget_rank = db::authority::team_member_rank(tx, &team_id, uid)?;
-        let old_budget = m.budget_id.as_ref().and(m.max_budget);
-        let what = format!("user {uid} in team {team_id}");
-        let field = "max_budget_in_team";
-        members::check_budget(rank, budget_rank, old_budget, &budget, field, &what)?;
-        let budget_id = members::write_budget(tx, m.budget_id.as_deref(), &budget, who)?;
-        let role = role.clone().unwrap_or(m.role.clone());
-        db::members::set(tx, Group::Team, &team_id, uid, &role, budget_id.as_deref())?;
-        members::release_budget(tx, m.budget_id.as_deref(), budget_id.as_deref())?;
-        if m.role == "admin" && role != "admin" {
-            authority::revoke_issued_in_team(tx, &t, uid)?;
-        }
-        if budget.present() && budget.over(old_budget) != old_budget {
-            let next = authority::next_rank(budget_rank, rank, true);
-            db::authority::set_team_member_rank(tx, &team_id, uid, next)?;
-        }
-        let m = db::teams::member(tx, &team_id, uid)?
-            .ok_or_else(|| Error::Internal("membership vanished in its own tx".into()))?;
-        Ok(json!({
-            "team_id": team_id,
-            "user_id": m.user_id,
-            "user_email": m.user_email,
-            "role": m.role,
-            "max_budget_in_team": m.max_budget,
-        }))
-    })?;
-    Reply::ok(out)
-}
-
 /// Writes `f` over the stored team `t`, checked by `grant` (below the rank that set a limit,
 /// a caller only tightens it); answers the team as stored now.
 fn save_checked<C: Handle + ?Sized>(
@@ -504,13 +405,21 @@ fn save_checked<C: Handle + ?Sized>(
     who: &Caller,
     t: &TeamRow,
     f: &TeamFields,
+    action: &str,
 ) -> Result<Value> {
+    let old = team_reply(c, &t.id)?;
     let rank = authority::team_rank(c, who, Some(t))?;
     let before = TeamFields::of(t);
     authority::check_team_change(ctx.models.current().global(), c, rank, t, &before, f)?;
     db::teams::update(c, &t.id, f, who.user_id.as_deref())?;
     authority::stamp_team(c, rank, t, &before, f)?;
-    team_reply(c, &t.id)
+    let out = team_reply(c, &t.id)?;
+    Entry::new(action, "team", &t.id)
+        .org(t.organization_id.as_deref())
+        .before(old)
+        .after(out.clone())
+        .record(c, &Actor::of(who))?;
+    Ok(out)
 }
 
 fn set_blocked(ctx: &Ctx, who: &Caller, req: &Req, blocked: bool) -> Result<Reply> {
@@ -520,7 +429,8 @@ fn set_blocked(ctx: &Ctx, who: &Caller, req: &Req, blocked: bool) -> Result<Repl
         let t = team_admin_of(tx, who, &team_id, "block or unblock it")?;
         let mut f = TeamFields::of(&t);
         f.blocked = blocked;
-        save_checked(ctx, tx, who, &t, &f)
+        let action = if blocked { "block" } else { "unblock" };
+        save_checked(ctx, tx, who, &t, &f, action)
     })?;
     Reply::ok(out)
 }
@@ -573,7 +483,8 @@ fn change_models(ctx: &Ctx, who: &Caller, req: &Req, add: bool) -> Result<Reply>
         } else {
             f.models.retain(|m| !names.contains(m));
         }
-        save_checked(ctx, tx, who, &t, &f)
+        let action = if add { "model_add" } else { "model_delete" };
+        save_checked(ctx, tx, who, &t, &f, action)
     })?;
     Reply::ok(out)
 }

@@ -7,6 +7,7 @@
 
 use super::{Ctx, Reply, Req};
 use crate::access::{grant, policy};
+use crate::audit::{Actor, Entry};
 use crate::auth::{self, Caller, Refusal, Role};
 use crate::db;
 use crate::error::{Error, Result};
@@ -145,6 +146,7 @@ pub fn login(ctx: &Ctx, req: &Req) -> Result<Reply> {
         email.as_deref()
     };
     let attempt = throttle.check(account, client)?;
+    let named = account.map(|a| a.trim().to_string());
     let outcome = match (master, email, password) {
         (Some(k), None, _) => {
             // Constant time, against the stored hash (the key itself is never kept).
@@ -187,6 +189,22 @@ pub fn login(ctx: &Ctx, req: &Req) -> Result<Reply> {
         }
         Err(e) => {
             throttle.failed(&attempt);
+            // A failed login is audited in a transaction of its own (nothing else is
+            // written): the name given, never the password or key.
+            let what = if named.is_some() {
+                "user"
+            } else {
+                "master_key"
+            };
+            let object = named.clone().unwrap_or_else(|| "master_key".into());
+            let audited = ctx.pool.write_db(|tx| {
+                Entry::new("login_failed", "session", &object)
+                    .after(json!({ "login": what }))
+                    .record(tx, &Actor::anonymous(named.clone()))
+            });
+            if let Err(w) = audited {
+                log::error!("cannot audit a failed UI login: {w:?}");
+            }
             return Err(e);
         }
     };
@@ -209,7 +227,19 @@ pub fn login(ctx: &Ctx, req: &Req) -> Result<Reply> {
             &now,
             &expires,
         )?;
-        Ok(())
+        let actor = Actor {
+            user_id: Some(
+                user_id
+                    .clone()
+                    .unwrap_or_else(|| auth::MASTER_USER_ID.into()),
+            ),
+            api_key: None,
+            role: role.as_str().into(),
+        };
+        let object = user_id.as_deref().unwrap_or("master_key");
+        Entry::new("login", "session", object)
+            .after(json!({ "expires": expires, "is_master": user_id.is_none() }))
+            .record(tx, &actor)
     })?;
     *req.key_name.borrow_mut() = Some(format!("ui:{}", user_id.as_deref().unwrap_or("master_key")));
     let body = json!({
@@ -232,8 +262,24 @@ pub fn logout(ctx: &Ctx, req: &Req) -> Result<Reply> {
     require_ui_header(req)?;
     if let Some(token) = session_cookie(req) {
         let hash = auth::hash_key(&token);
-        ctx.pool
-            .write_db(|tx| Ok(db::sessions::delete(tx, &hash)?))?;
+        ctx.pool.write_db(|tx| {
+            let now = util::now_iso();
+            let Some(s) = db::sessions::live(tx, &hash, &now)? else {
+                return Ok(());
+            };
+            db::sessions::delete(tx, &hash)?;
+            let user = s
+                .user_id
+                .clone()
+                .unwrap_or_else(|| auth::MASTER_USER_ID.into());
+            let actor = Actor {
+                user_id: Some(user.clone()),
+                api_key: None,
+                role: s.user_role.clone().unwrap_or_else(|| "proxy_admin".into()),
+            };
+            let object = if s.is_master { "master_key" } else { &user };
+            Entry::new("logout", "session", object).record(tx, &actor)
+        })?;
     }
     Ok(Reply::WithHeaders(
         Box::new(Reply::Json(200, json!({"logged_out": true}))),

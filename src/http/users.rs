@@ -7,6 +7,7 @@
 use super::{patch, shapes, Ctx, Reply, Req};
 use crate::access::grant::{self, Holder};
 use crate::access::policy;
+use crate::audit::{Actor, Entry};
 use crate::auth::{self, Caller, Role};
 use crate::db::handle::Handle;
 use crate::db::rows::unique_or;
@@ -110,6 +111,10 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let by = who.user_id.clone();
     let raw = auto_key.then(auth::new_raw_key);
     let mut out = ctx.pool.write_db(|tx| {
+        let before = match db::users::get(tx, &user_id)? {
+            Some(_) => Some(user_reply(tx, &user_id)?),
+            None => None,
+        };
         match db::users::get(tx, &user_id)? {
             Some(u) => {
                 // The upsert: what the body gives, over what is stored.
@@ -176,8 +181,23 @@ pub fn create(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                 ..Default::default()
             };
             db::keys::insert(tx, &k)?;
+            Entry::new("create", "key", &crate::audit::key_object_id(&k.token))
+                .org(k.organization_id.as_deref())
+                .after(json!({"key_name": k.key_name, "user_id": k.user_id, "team_id": k.team_id}))
+                .record(tx, &Actor::of(who))?;
         }
-        user_reply(tx, &user_id)
+        let out = user_reply(tx, &user_id)?;
+        let mut after = out.clone();
+        if fields.password_hash.is_some() {
+            after["sign_in_changed"] = json!(true);
+        }
+        match before {
+            Some(b) => Entry::new("update", "user", &user_id).before(b),
+            None => Entry::new("create", "user", &user_id),
+        }
+        .after(after)
+        .record(tx, &Actor::of(who))?;
+        Ok(out)
     })?;
     if let (Some(raw), Some(o)) = (raw, out.as_object_mut()) {
         o.insert("key_name".into(), Value::String(auth::key_name(&raw)));
@@ -386,6 +406,7 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
                 ));
             }
         }
+        let before = user_reply(tx, &u.id)?;
         let mut f = UserFields::of(&u);
         if let Some(e) = &new_email {
             f.email = Some(e.clone()).filter(|e| !e.is_empty());
@@ -407,7 +428,16 @@ pub fn update(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
         allowance.apply(&mut f.allowance, util::now_ms());
         db::users::update(tx, &u.id, &f)
             .map_err(|e| unique_or(e, || "Another user already has this user_email".into()))?;
-        user_reply(tx, &u.id)
+        let out = user_reply(tx, &u.id)?;
+        let mut after = out.clone();
+        if password_hash.is_some() {
+            after["sign_in_changed"] = json!(true);
+        }
+        Entry::new("update", "user", &u.id)
+            .before(before)
+            .after(after)
+            .record(tx, &Actor::of(who))?;
+        Ok(out)
     })?;
     Reply::ok(out)
 }
@@ -428,6 +458,9 @@ pub fn delete(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
             }
         }
         for id in &ids {
+            Entry::new("delete", "user", id)
+                .before(user_reply(tx, id)?)
+                .record(tx, &Actor::of(who))?;
             db::users::delete(tx, id)?;
         }
         Ok(())

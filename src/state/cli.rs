@@ -90,7 +90,14 @@ pub fn apply(
     // The file is read and checked by type before the store is opened.
     super::parse(&text).map_err(failed)?;
     let pool = open(cfg)?;
-    let out = super::apply(&pool, cfg, &text, dry_run, prune).map_err(failed)?;
+    let out = super::apply(
+        &pool,
+        cfg,
+        &text,
+        (dry_run, prune),
+        &crate::audit::Actor::system(),
+    )
+    .map_err(failed)?;
     let json = serde_json::to_string_pretty(&out.json()).unwrap_or_default();
     let what = if dry_run {
         "dry run, nothing written"

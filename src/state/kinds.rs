@@ -376,6 +376,10 @@ pub const NOT_STATE: &[(&str, &str)] = &[
         "budget_alerts",
         "which budget alerts were sent this period: usage, not configuration",
     ),
+    (
+        "audit_log",
+        "history of management writes: an apply appends to it, never replaces it",
+    ),
 ];
 
 /// The position of `section` in `KINDS`.

@@ -6,6 +6,7 @@
 
 use super::kinds::{Kind, Ty, KINDS};
 use super::{check, default_of, load, parse, show_id, to_cell, Obj, State};
+use crate::audit::{Actor, Entry};
 use crate::config::Config;
 use crate::db::handle::{DbError, Handle};
 use crate::db::state::Cell;
@@ -141,19 +142,28 @@ pub fn diff(file: &State, store: &State, prune: bool) -> Plan {
 /// Reads `text`, checks it whole, plans it against the store and — unless `dry_run` — writes
 /// the plan in one transaction. A bad file is a 400 naming the object and field; nothing is
 /// written then, nor on any other error.
-pub fn apply(pool: &Pool, cfg: &Config, text: &str, dry_run: bool, prune: bool) -> Result<Outcome> {
+/// Every object written gets its audit entry by `who`, in the same transaction
+/// (`audit_plan`).
+pub fn apply(
+    pool: &Pool,
+    cfg: &Config,
+    text: &str,
+    (dry_run, prune): (bool, bool),
+    who: &Actor,
+) -> Result<Outcome> {
     let file = parse(text)?;
-    let plan_in = |c: &dyn Fn() -> Result<State>| -> Result<Plan> {
+    let plan_in = |c: &dyn Fn() -> Result<State>| -> Result<(Plan, State)> {
         let store = c()?;
         check::whole(cfg, &file, &store, prune)?;
-        Ok(diff(&file, &store, prune))
+        Ok((diff(&file, &store, prune), store))
     };
     let (plan, applied) = if dry_run {
-        (pool.read_db(|c| plan_in(&|| load(c)))?, false)
+        (pool.read_db(|c| plan_in(&|| load(c)))?.0, false)
     } else {
         pool.write_db(|c| {
-            let plan = plan_in(&|| load(c))?;
+            let (plan, store) = plan_in(&|| load(c))?;
             write(c, &file, &plan)?;
+            audit_plan(c, &file, &store, &plan, who)?;
             Ok((plan.clone(), !plan.is_empty()))
         })?
     };
@@ -163,6 +173,72 @@ pub fn apply(pool: &Pool, cfg: &Config, text: &str, dry_run: bool, prune: bool) 
         prune,
         applied,
     })
+}
+
+/// An object's fields that are set, by name (secrets are dropped by `audit::scrub`).
+fn obj_json(k: &Kind, obj: &Obj) -> Value {
+    let m: Map<String, Value> = k
+        .fields
+        .iter()
+        .zip(obj)
+        .filter_map(|(f, v)| Some((f.name.to_string(), v.clone()?)))
+        .collect();
+    Value::Object(m)
+}
+
+/// One audit entry per object the plan creates, updates or deletes: its id as the endpoints
+/// name it (a key by `audit::key_object_id`, never its token), filed under its organization.
+fn audit_plan<C: Handle + ?Sized>(
+    c: &C,
+    file: &State,
+    store: &State,
+    plan: &Plan,
+    who: &Actor,
+) -> Result<()> {
+    let entry = |action: &str, ki: usize, id: &[String], obj: Option<&Obj>| {
+        let k = &KINDS[ki];
+        let object_id = if k.table == "api_keys" {
+            crate::audit::key_object_id(id.first().map_or("", String::as_str))
+        } else {
+            show_id(id)
+        };
+        let org = if k.noun == "organization" || k.noun == "organization_member" {
+            id.first().cloned()
+        } else {
+            let at = k.fields.iter().position(|f| f.name == "organization_id");
+            at.and_then(|i| obj?.get(i)?.as_ref()?.as_str().map(str::to_string))
+        };
+        Entry::new(action, k.noun, &object_id).org(org.as_deref())
+    };
+    for (ki, id) in &plan.delete {
+        let old = store.kinds[*ki].get(id);
+        let mut e = entry("delete", *ki, id, old);
+        if let Some(o) = old {
+            e = e.before(obj_json(&KINDS[*ki], o));
+        }
+        e.record(c, who)?;
+    }
+    for (ki, id) in &plan.create {
+        let new = file.kinds[*ki].get(id);
+        let mut e = entry("create", *ki, id, new);
+        if let Some(o) = new {
+            e = e.after(obj_json(&KINDS[*ki], o));
+        }
+        e.record(c, who)?;
+    }
+    for ch in &plan.update {
+        let k = &KINDS[ch.kind];
+        let (mut before, mut after) = (Map::new(), Map::new());
+        for (i, b, a) in &ch.fields {
+            before.insert(k.fields[*i].name.to_string(), b.clone());
+            after.insert(k.fields[*i].name.to_string(), a.clone());
+        }
+        entry("update", ch.kind, &ch.id, file.kinds[ch.kind].get(&ch.id))
+            .before(Value::Object(before))
+            .after(Value::Object(after))
+            .record(c, who)?;
+    }
+    Ok(())
 }
 
 /// A unique violation while writing (two objects swapping an e-mail, say) is the file's

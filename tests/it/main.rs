@@ -6,6 +6,7 @@ mod access;
 mod access_prop;
 mod alerts;
 mod anthropic;
+mod audit;
 mod authority;
 mod authority_prop;
 mod authority_views;

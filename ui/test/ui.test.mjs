@@ -342,6 +342,23 @@ test('users page lists, creates and changes roles; usage page shows spend', asyn
   await shot('organizations');
 });
 
+test('audit log page: every write listed newest first, filtered by object, paged', async () => {
+  await goto('audit');
+  await page.waitForSelector('[data-testid=audit-row]');
+  const first = await page.textContent('[data-testid=audit-row]');
+  assert.match(first, /proxy_admin/);
+  await page.fill('[data-testid=audit-object_type]', 'organization');
+  await page.click('[data-testid=audit-filter] button[type=submit]');
+  await page.waitForFunction(() => location.hash.includes('object_type=organization'));
+  await page.waitForSelector('[data-testid=audit-row]');
+  const objects = await page.$$eval('[data-testid=audit-row] td:nth-child(5)', (els) => els.map((e) => e.textContent));
+  assert.ok(objects.length > 0);
+  for (const o of objects) assert.match(o, /^organization /);
+  assert.match(await page.textContent('[data-testid=audit-table]'), /create/);
+  assert.doesNotMatch(await page.textContent('main'), new RegExp(MASTER));
+  await shot('audit');
+});
+
 test('models page: a proxy admin adds, edits and deletes a stored model; its key is never shown', async () => {
   await goto('models');
   const configured = await page.$$eval('[data-testid=model-row]', (els) => els.length);
@@ -392,10 +409,10 @@ test('a user logs in with the email and password an admin set via /user/update',
 });
 
 test('a viewer sees every page and no write controls', async () => {
-  for (const p of ['keys', 'teams', 'orgs', 'users', 'models', 'usage']) {
+  for (const p of ['keys', 'teams', 'orgs', 'users', 'models', 'usage', 'audit']) {
     await goto(p);
     assert.equal(await page.$('[data-testid=page-error]'), null, `${p}: error shown`);
-    if (p === 'usage') continue; // its filter form changes nothing
+    if (p === 'usage' || p === 'audit') continue; // their filter forms change nothing
     assert.equal(await writeControls(), 0, `write controls on ${p} for a viewer`);
   }
   await goto('keys');
@@ -426,6 +443,14 @@ test('an org admin sees only their organizations', async () => {
   assert.ok(await page.$('[data-testid=create-team-form]'), 'an org admin may create teams in their org');
   const orgChoices = await page.$$eval('[data-testid=team-org] option', (els) => els.map((e) => e.textContent));
   assert.deepEqual(orgChoices, ['Acme']);
+  // The audit log: their organization's entries only (the server filters).
+  await goto('audit');
+  assert.equal(await page.$('[data-testid=page-error]'), null, 'an org admin may read the audit log');
+  await page.waitForSelector('[data-testid=audit-row]');
+  const orgIds = await page.evaluate(async () => (await (await fetch('/audit/list?page_size=100')).json())
+    .audit_logs.map((e) => e.organization_id));
+  assert.ok(orgIds.length > 0);
+  for (const id of orgIds) assert.equal(id, acme.organization_id);
   await logout();
   assert.equal(await page.evaluate(async () => (await fetch('/ui/me')).status), 401, 'logged out');
 });

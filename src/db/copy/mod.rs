@@ -47,6 +47,7 @@ pub const TABLES: &[Table] = &[
     t("spend_logs", "id"),
     t("settings", "name"),
     t("budget_alerts", "scope, holder, period, mark"),
+    t("audit_log", "id"),
 ];
 
 /// Tables of either engine's schema that are not copied, and why. A table in neither list
@@ -357,7 +358,9 @@ fn copy_all(src: &mut dyn Side, dst: &mut dyn Side, force: bool) -> R<Summary> {
     }
     let mut held = Vec::new();
     for name in TABLES.iter().map(|t| t.name).chain(["ui_sessions"]) {
-        if name == OWN_SETTINGS || dst.columns(name)?.is_empty() {
+        // The audit log is history, not data: a target litegate started once holds its own
+        // master-key entry; it is replaced by the source's log like every table.
+        if name == OWN_SETTINGS || name == "audit_log" || dst.columns(name)?.is_empty() {
             continue;
         }
         let n = dst.count(name)?;
