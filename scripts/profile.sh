@@ -12,7 +12,9 @@
 # calls per call by name.
 #
 # Usage: scripts/profile.sh      (env: PROFILE_CALLS=2000 PROFILE_WARM=200 PROFILE_KEYS=100000
-#                                 PROFILE_STREAM=1 streams instead; PROFILE_KEEP=1 keeps the work dir)
+#                                 PROFILE_STREAM=1 streams instead; PROFILE_KEEP=1 keeps the work dir;
+#                                 LITEGATE_* variables reach litegate, e.g.
+#                                 LITEGATE_ACCESS_LOG_BATCH=0 for a line per write)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -110,7 +112,13 @@ start() {
     PIDS+=("$T_PID")
     wait_port "$T_PORT"
 }
-stop() { kill -INT "$T_PID" 2>/dev/null || true; wait "$T_PID" 2>/dev/null || true; }
+# Stops the target: under valgrind the wrapper is the target itself; under strace, its child.
+stop() {
+    local victim
+    victim=$(pgrep -P "$T_PID" | head -1 || true)
+    kill -TERM "${victim:-$T_PID}" 2>/dev/null || true
+    wait "$T_PID" 2>/dev/null || true
+}
 model_of() { [ "$1" = litegate ] && echo bench || echo fake-gpt; }
 
 TARGETS=(litegate)

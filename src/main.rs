@@ -189,11 +189,13 @@ fn load_or_exit(args: &config::Args) -> config::Config {
 /// above `info` whatever `RUST_LOG` asks: at debug it prints every statement's parameters
 /// (raw keys, emails, password hashes a caller sent). Issue 14; SECURITY.md §6.
 /// When stderr is not a terminal (a service's journal, a file), records go through
-/// `log_batch`: access-log lines are written in batches (issue 17), every other line at once.
+/// `log_batch`: access-log lines are written in batches (issue 17), every other line at once;
+/// `LITEGATE_ACCESS_LOG_BATCH=0` writes each line with its own `write` (as on a terminal).
 fn init_log() {
     use std::io::IsTerminal;
     let mut b = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
-    if !std::io::stderr().is_terminal() {
+    let batch = std::env::var("LITEGATE_ACCESS_LOG_BATCH").map_or(true, |v| v != "0");
+    if batch && !std::io::stderr().is_terminal() {
         b.target(env_logger::Target::Pipe(Box::new(
             litegate::log_batch::install(Box::new(std::io::stderr())),
         )));
