@@ -136,8 +136,8 @@ for t in "${TARGETS[@]}"; do
     stop
     f=$(ls "$WORK"/cg."$t".*.1 2>/dev/null | head -1)
     [ -n "$f" ] || f=$(grep -l "^desc: Trigger: Client Request: measured" "$WORK"/cg."$t".* | head -1)
-    callgrind_annotate --inclusive=yes --threshold=100 "$f" >"$WORK/incl.$t.txt" 2>/dev/null
-    callgrind_annotate --inclusive=no --threshold=100 "$f" >"$WORK/self.$t.txt" 2>/dev/null
+    callgrind_annotate --auto=no --inclusive=yes --threshold=100 "$f" >"$WORK/incl.$t.txt" 2>/dev/null
+    callgrind_annotate --auto=no --inclusive=no --threshold=100 "$f" >"$WORK/self.$t.txt" 2>/dev/null
 done
 
 # Layers: inclusive instructions of the functions that own them (a name matched anywhere in
