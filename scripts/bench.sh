@@ -40,6 +40,18 @@ say() { echo "bench: $*" >&2; }
 say "building release binaries"
 cargo build --release --quiet --bin litegate --bin fake_upstream --bin seed
 BIN=target/release
+# The floor (issue 17): a minimal thread-per-connection proxy (../shared/perf-floor, beside the
+# repository), run `--mode b` (JSON parse, key lookup, model check) against the same upstream in
+# the same interleaved loop. Absent (a clone without ../shared): skipped with a message.
+FLOOR_SRC=${BENCH_FLOOR_SRC:-../shared/perf-floor}
+FLOOR_BIN=""
+if [ -f "$FLOOR_SRC/Cargo.toml" ]; then
+    say "building the floor proxy from $FLOOR_SRC"
+    cargo build --release --quiet --manifest-path "$FLOOR_SRC/Cargo.toml" --target-dir target/perf-floor
+    FLOOR_BIN=target/perf-floor/release/thread_proxy_floor
+else
+    say "no $FLOOR_SRC/Cargo.toml: the floor is skipped (litegate and direct only)"
+fi
 if ! command -v wrk >/dev/null; then
     say "installing wrk"
     SUDO=""
@@ -112,6 +124,27 @@ general_settings:
 EOF
 export LITEGATE_BENCH_MASTER_KEY="sk-bench-master-$(od -An -tx1 -N24 /dev/urandom | tr -d " \n")"
 
+# The floor, mode b, with the benchmark's key in its table (it answers model `fake-gpt` only:
+# its body names that model, same length class as litegate's). Chunked (streaming) answers are
+# beyond it: it runs in the JSON rows only.
+FLOOR_PID=""
+start_floor() {
+    [ -n "$FLOOR_BIN" ] || return 0
+    local fport
+    fport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    "$FLOOR_BIN" --listen "127.0.0.1:$fport" --upstream "127.0.0.1:$UP_PORT" --mode b --key "$KEY" \
+        >"$WORK/floor.out" 2>&1 &
+    FLOOR_PID=$!
+    PIDS+=("$FLOOR_PID")
+    FLOOR_PORT=$fport
+    local i
+    for i in $(seq 1 200); do
+        grep -q "listening on" "$WORK/floor.out" 2>/dev/null && return 0
+        sleep 0.05
+    done
+    say "the floor did not start"; cat "$WORK/floor.out" >&2; exit 1
+}
+
 LG_PID=""
 start_litegate() {
     local workers=$1 out="$WORK/litegate.$1.out"
@@ -141,6 +174,7 @@ sed -e '/^wrk.body/d' -e 's/^wrk.method = "POST"/wrk.method = "GET"/' \
     -e '/Content-Type/d' "$WORK/post.lua" >"$WORK/get.lua"
 BODY_JSON='{"model":"bench","messages":[{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":16}'
 BODY_SSE='{"model":"bench","messages":[{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":16,"stream":true}'
+BODY_FLOOR='{"model":"fake-gpt","messages":[{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":16}'
 export BENCH_AUTH=$KEY
 
 # run_wrk URL CONCURRENCY SECONDS [SCRIPT] -> "requests duration_us p50_us p99_us status_errors
@@ -152,6 +186,7 @@ run_wrk() {
 
 # The SQLite benchmark (the tables above in the README); BENCH_DB=postgres skips it.
 if [ "$DB_MODE" != postgres ]; then
+start_floor
 start_litegate "$WORKERS"
 sleep 1
 IDLE_RSS=$(status_kb "$LG_PID" VmRSS)
@@ -165,10 +200,20 @@ for mode in json sse; do
     # Warm both paths (connections, pages of the key's rows) before measuring.
     run_wrk "http://127.0.0.1:$UP_PORT/v1/chat/completions" 8 1 >/dev/null
     run_wrk "http://127.0.0.1:$LG_PORT/v1/chat/completions" 8 1 >/dev/null
+    if [ $mode = json ] && [ -n "$FLOOR_PID" ]; then
+        BENCH_BODY=$BODY_FLOOR run_wrk "http://127.0.0.1:$FLOOR_PORT/v1/chat/completions" 8 1 >/dev/null
+    fi
     for c in $CONCS; do
         for rep in $(seq 1 "$REPS"); do
             d=$(run_wrk "http://127.0.0.1:$UP_PORT/v1/chat/completions" "$c" "$DUR")
             echo "$mode $c $rep direct $d 0" >>"$RAW"
+            if [ $mode = json ] && [ -n "$FLOOR_PID" ]; then
+                t0=$(cpu_ticks "$FLOOR_PID")
+                f=$(BENCH_BODY=$BODY_FLOOR run_wrk "http://127.0.0.1:$FLOOR_PORT/v1/chat/completions" "$c" "$DUR")
+                t1=$(cpu_ticks "$FLOOR_PID")
+                echo "$mode $c $rep floor $f $((t1 - t0))" >>"$RAW"
+                say "$mode c=$c rep $rep: floor [$f] cpu $((t1 - t0)) ticks"
+            fi
             t0=$(cpu_ticks "$LG_PID")
             t=$(run_wrk "http://127.0.0.1:$LG_PORT/v1/chat/completions" "$c" "$DUR")
             t1=$(cpu_ticks "$LG_PID")
@@ -200,6 +245,11 @@ for mode in ajson asse; do
     PEAK[$mode.1]=$(status_kb "$LG_PID" VmHWM)
 done
 PEAK_ALL=$(status_kb "$LG_PID" VmHWM)
+FLOOR_RSS=""
+if [ -n "$FLOOR_PID" ]; then
+    FLOOR_RSS=$(status_kb "$FLOOR_PID" VmHWM)
+    kill "$FLOOR_PID"; wait "$FLOOR_PID" 2>/dev/null || true
+fi
 ANON_END=$(status_kb "$LG_PID" RssAnon)
 FILE_END=$(status_kb "$LG_PID" RssFile)
 stop_litegate
@@ -244,6 +294,10 @@ function sus(x) { return (x < 0 ? "−" : "") us(x < 0 ? -x : x) }
     if ($4 == "direct") {
         drps[k] = drps[k] " " $5 * 1e6 / $6; dp50[k] = dp50[k] " " $7; dp99[k] = dp99[k] " " $8
         last50[k] = $7; last99[k] = $8; derr[k] += $9 + $10
+    } else if ($4 == "floor") {
+        frps[k] = frps[k] " " $5 * 1e6 / $6
+        f50[k] = f50[k] " " ($7 - last50[k]); f99[k] = f99[k] " " ($8 - last99[k])
+        fcpu[k] = fcpu[k] " " ($5 ? $11 * 1e6 / tck / $5 : 0); ferr[k] += $9 + $10
     } else {
         trps[k] = trps[k] " " $5 * 1e6 / $6; tp50[k] = tp50[k] " " $7; tp99[k] = tp99[k] " " $8
         a50[k] = a50[k] " " ($7 - last50[k]); a99[k] = a99[k] " " ($8 - last99[k])
@@ -252,8 +306,8 @@ function sus(x) { return (x < 0 ? "−" : "") us(x < 0 ? -x : x) }
 }
 END {
     split(peaks, pk, " "); for (i in pk) { split(pk[i], kv, "="); peak[kv[1]] = kv[2] }
-    print "| mode | c | direct req/s | litegate req/s | % of direct | direct p50 / p99 | litegate p50 / p99 | added p50 | added p99 | litegate CPU/req | peak RSS |"
-    print "|---|---|---|---|---|---|---|---|---|---|---|"
+    print "| mode | c | direct req/s | floor req/s (% of direct) | litegate req/s | % of direct | direct p50 / p99 | litegate p50 / p99 | floor added p50 / p99 | added p50 | added p99 | floor CPU/req | litegate CPU/req | peak RSS |"
+    print "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     n = split(concs, cs, " ")
     split("json sse ajson asse", modes, " ")
     label["json"] = "chat"; label["sse"] = "chat, stream"
@@ -265,11 +319,17 @@ END {
             k = mode SUBSEP c
             if (!(k in trps)) continue
             d = med(drps[k]); t = med(trps[k])
-            printf "| %s | %d | %.0f | %.0f | %.0f %% | %s / %s | %s / %s | %s | %s | %.0f µs | %.1f MB |%s\n", \
-                label[mode], c, d, t, d ? 100 * t / d : 0, \
-                us(med(dp50[k])), us(med(dp99[k])), us(med(tp50[k])), us(med(tp99[k])), \
-                sus(med(a50[k])), sus(med(a99[k])), med(cpu[k]), peak[mode "." c] / 1024, \
-                (derr[k] + terr[k]) ? sprintf(" errors: direct %d, litegate %d", derr[k], terr[k]) : ""
+            if (k in frps) {
+                f = med(frps[k])
+                fl = sprintf("%.0f (%.0f %%)", f, d ? 100 * f / d : 0)
+                fa = sus(med(f50[k])) " / " sus(med(f99[k]))
+                fc = sprintf("%.0f µs", med(fcpu[k]))
+            } else { fl = "—"; fa = "—"; fc = "—" }
+            printf "| %s | %d | %.0f | %s | %.0f | %.0f %% | %s / %s | %s / %s | %s | %s | %s | %s | %.0f µs | %.1f MB |%s\n", \
+                label[mode], c, d, fl, t, d ? 100 * t / d : 0, \
+                us(med(dp50[k])), us(med(dp99[k])), us(med(tp50[k])), us(med(tp99[k])), fa, \
+                sus(med(a50[k])), sus(med(a99[k])), fc, med(cpu[k]), peak[mode "." c] / 1024, \
+                (derr[k] + terr[k] + ferr[k]) ? sprintf(" errors: direct %d, floor %d, litegate %d", derr[k], ferr[k], terr[k]) : ""
         }
     }
 }' "$RAW")
@@ -288,6 +348,7 @@ they give the per-call cost of the translation.
 
 $REPORT
 
+- the floor (\`../shared/perf-floor\`, \`--mode b\`: JSON parse, key lookup in a HashMap, model check; JSON rows only, it does not relay chunked answers): $([ -n "$FLOOR_RSS" ] && echo "peak RSS $(mb "$FLOOR_RSS") MB; floor CPU/req = its utime+stime ÷ requests, floor added = floor − direct in the same repetition" || echo "skipped (no ../shared/perf-floor)")
 - litegate idle RSS (after start, $WORKERS workers): $(mb "$IDLE_RSS") MB; peak over all levels: $(mb "$PEAK_ALL") MB (at the end: anon $(mb "$ANON_END") MB, file-backed incl. the mmapped database $(mb "$FILE_END") MB)
 - $SLOW_STREAMS slow streams (${SLOW_SECS} chunks, 1/s) through litegate --workers $SLOW_WORKERS: idle RSS $(mb "$SLOW_IDLE") MB, peak RSS $(mb "$SLOW_HWM") MB (max sampled VmRSS $(mb "$MAX_RSS") MB), max concurrent streams seen $MAX_STREAMS; streams answered 200 (litegate access log, incl. those cut at the end): $SLOW_OK; wrk [requests status_errors io_errors]: ${SLOW_RESULT:-none}
 EOF

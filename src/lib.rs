@@ -17,6 +17,7 @@ pub mod http;
 pub mod input;
 pub mod kdf;
 pub mod lifecycle;
+pub mod log_batch;
 pub mod metrics;
 pub mod prices;
 pub mod provider;
@@ -62,6 +63,10 @@ fn master_hash(cfg: &Config, pool: &db::Pool) -> Result<String, String> {
     let _ = out.flush();
     Ok(h)
 }
+
+/// The access log's target: one line per request (`server::handle`), written in batches
+/// (`log_batch`).
+pub const ACCESS_LOG: &str = "litegate::access";
 
 /// A client socket that sends nothing for this long is closed (headers, body, keep-alive idle).
 pub const CLIENT_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

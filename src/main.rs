@@ -111,7 +111,10 @@ fn main() {
                     std::process::exit(2);
                 }
             };
-            if let Err(e) = litegate::run(cfg) {
+            let r = litegate::run(cfg);
+            // The access-log lines still in their batch, before the process ends.
+            log::logger().flush();
+            if let Err(e) = r {
                 eprintln!("litegate: {e}");
                 std::process::exit(1);
             }
@@ -186,9 +189,19 @@ fn load_or_exit(args: &config::Args) -> config::Config {
 /// `RUST_LOG` (default `info`) through env_logger, except that `tokio_postgres` never logs
 /// above `info` whatever `RUST_LOG` asks: at debug it prints every statement's parameters
 /// (raw keys, emails, password hashes a caller sent). Issue 14; SECURITY.md §6.
+/// When stderr is not a terminal (a service's journal, a file), records go through
+/// `log_batch`: access-log lines are written in batches (issue 17), every other line at once;
+/// `LITEGATE_ACCESS_LOG_BATCH=0` writes each line with its own `write` (as on a terminal).
 fn init_log() {
-    let inner =
-        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).build();
+    use std::io::IsTerminal;
+    let mut b = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    let batch = std::env::var("LITEGATE_ACCESS_LOG_BATCH").map_or(true, |v| v != "0");
+    if batch && !std::io::stderr().is_terminal() {
+        b.target(env_logger::Target::Pipe(Box::new(
+            litegate::log_batch::install(Box::new(std::io::stderr())),
+        )));
+    }
+    let inner = b.build();
     let max = inner.filter();
     if log::set_boxed_logger(Box::new(NoStatementParams(inner))).is_ok() {
         log::set_max_level(max);
@@ -211,9 +224,15 @@ impl log::Log for NoStatementParams {
     fn log(&self, r: &log::Record<'_>) {
         if Self::allowed(r.metadata()) {
             self.0.log(r);
+            // Only access-log lines wait for their batch; anything else goes out now (with
+            // the access lines before it, in order).
+            if r.target() != litegate::ACCESS_LOG || litegate::log_batch::unbatched() {
+                litegate::log_batch::flush();
+            }
         }
     }
     fn flush(&self) {
         self.0.flush();
+        litegate::log_batch::flush();
     }
 }

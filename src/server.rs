@@ -297,7 +297,7 @@ fn handle(ctx: &Ctx, mut rq: tiny_http::Request, slots: &Slots) {
     let status = respond(rq, reply, &extra);
     // One access-log line per request: the route, never the path (`logsafe.rs`), key_name only.
     log::info!(
-        target: "litegate::access",
+        target: crate::ACCESS_LOG,
         "{} {} {} {:.1}ms key={}",
         req.log_method(),
         req.log_path(),

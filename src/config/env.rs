@@ -5,8 +5,8 @@
 //! down in `Config::env` and keeps its own default for an unset variable (documented beside
 //! the consumer: `lib.rs`, `db/mod.rs`, `kdf.rs`, `http/throttle.rs`).
 //!
-//! (`RUST_LOG` is the exception: `env_logger` reads it in `main`, before the config, so that
-//! the config's own warnings are logged.)
+//! (`RUST_LOG` and `LITEGATE_ACCESS_LOG_BATCH` are the exceptions: the logger is set up in
+//! `main` before the config, so that the config's own warnings are logged.)
 //!
 //! A malformed value is ignored, as if unset (the variables are operators' tuning knobs, and
 //! the tests set them; none is a security setting that must fail closed).

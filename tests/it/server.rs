@@ -229,3 +229,55 @@ fn access_log_has_one_line_per_request_and_never_a_raw_key() {
     let log_token = litegate::auth::hash_key(&key);
     assert!(!log.contains(&log_token), "token in the log");
 }
+
+/// Issue 17: access-log lines are written in batches (`log_batch`), never lost on the way: a
+/// burst from several connections arrives whole within the batching window, and lines still in
+/// their batch when SIGTERM comes are written before the process exits.
+#[test]
+fn access_log_lines_all_arrive_after_a_burst_and_on_clean_shutdown() {
+    let mut s = Server::start();
+    let key = s.admin("/key/generate", json!({}))["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // 4 threads x 50 requests, each counted in the log by its status and route.
+    std::thread::scope(|sc| {
+        for _ in 0..4 {
+            sc.spawn(|| {
+                for _ in 0..50 {
+                    assert_eq!(s.get("/v1/models", &key).status, 200);
+                }
+            });
+        }
+    });
+    let lines = |log: &str| log.matches("GET /v1/models 200").count();
+    until("200 access-log lines after the burst", 5, || {
+        lines(&s.log()) == 200
+    });
+    // A burst of 50 more, then SIGTERM straight away: no line may stay in memory.
+    for _ in 0..50 {
+        assert_eq!(s.get("/v1/models", &key).status, 200);
+    }
+    let mut child = s.take_child().unwrap();
+    let pid = child.id().to_string();
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let log = s.log();
+    assert_eq!(lines(&log), 250, "every access line, even the last batch's");
+    // Lines are whole: no two records run together, none is cut.
+    for l in log.lines().filter(|l| l.contains("litegate::access")) {
+        assert_eq!(l.matches("litegate::access").count(), 1, "{l}");
+        assert!(l.contains("ms key="), "{l}");
+    }
+}

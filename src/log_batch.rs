@@ -1,0 +1,202 @@
+//! The log's batching writer (issue 17): access-log lines are gathered in memory and written to
+//! stderr in batches, instead of one `write` system call per request.
+//!
+//! env_logger formats each record and hands the bytes to a [`Batch`] (its `Target::Pipe`). The
+//! bytes are appended to a buffer under a mutex; the first line into an empty buffer wakes the
+//! writer thread, which waits [`WINDOW`] for more lines and then writes them all with one
+//! `write_all`. A buffer past [`HIGH_WATER`] is written at once by the thread that filled it, so
+//! a burst never holds much memory. [`flush`] writes what is buffered now: the logger calls it
+//! after every record that is not an access-log line (warnings and errors are never delayed,
+//! and lines keep their order), and `main` calls it when the process ends cleanly.
+//!
+//! The price, documented in the README: a crash (`kill -9`, power loss) may lose the access-log
+//! lines of the last [`WINDOW`]. Spend is not a log — it is committed before the answer.
+//! Idle, the writer thread sleeps on a condition variable: no periodic wake-ups.
+
+use std::io::Write;
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::Duration;
+
+/// How long the writer thread gathers lines after the first one before writing them.
+pub const WINDOW: Duration = Duration::from_millis(5);
+/// A buffer this large is written at once by the thread that filled it.
+pub const HIGH_WATER: usize = 64 * 1024;
+
+struct Shared {
+    buf: Mutex<Vec<u8>>,
+    wake: Condvar,
+    /// The destination; held while a batch is written so batches never interleave or swap.
+    out: Mutex<Box<dyn Write + Send>>,
+}
+
+impl Shared {
+    /// Writes everything buffered so far, in order.
+    fn drain(&self) {
+        let mut out = match self.out.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let batch = {
+            let mut b = match self.buf.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            if b.is_empty() {
+                return;
+            }
+            std::mem::take(&mut *b)
+        };
+        // A log that cannot be written (stderr closed) is dropped, as env_logger does.
+        let _ = out.write_all(&batch);
+        let _ = out.flush();
+    }
+}
+
+/// The env_logger pipe: appends each formatted record to the shared buffer.
+pub struct Batch(Arc<Shared>);
+
+impl Write for Batch {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let (was_empty, full) = {
+            let mut b = match self.0.buf.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            let was_empty = b.is_empty();
+            b.extend_from_slice(bytes);
+            (was_empty, b.len() >= HIGH_WATER)
+        };
+        if full {
+            self.0.drain();
+        } else if was_empty {
+            self.0.wake.notify_one();
+        }
+        Ok(bytes.len())
+    }
+
+    /// env_logger flushes after every record: a no-op here (the batch is the point).
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+static SHARED: OnceLock<Arc<Shared>> = OnceLock::new();
+
+/// The process's batching writer to `out` (stderr in `main`), and its writer thread. Called
+/// once; a second call returns a writer to the first destination.
+pub fn install(out: Box<dyn Write + Send>) -> Batch {
+    let mut fresh = false;
+    let shared = SHARED.get_or_init(|| {
+        fresh = true;
+        Arc::new(Shared {
+            buf: Mutex::new(Vec::with_capacity(HIGH_WATER)),
+            wake: Condvar::new(),
+            out: Mutex::new(out),
+        })
+    });
+    if fresh {
+        let s = Arc::clone(shared);
+        let spawned = std::thread::Builder::new()
+            .name("log-writer".into())
+            .stack_size(64 * 1024)
+            .spawn(move || writer(&s));
+        if spawned.is_err() {
+            // No thread: every record is written by `flush` right after it (see `log`).
+            NO_THREAD.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    Batch(Arc::clone(shared))
+}
+
+static NO_THREAD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether records must be flushed one by one (the writer thread could not start).
+pub fn unbatched() -> bool {
+    NO_THREAD.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn writer(s: &Shared) {
+    loop {
+        {
+            let mut b = match s.buf.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            while b.is_empty() {
+                b = match s.wake.wait(b) {
+                    Ok(g) => g,
+                    Err(p) => p.into_inner(),
+                };
+            }
+        }
+        std::thread::sleep(WINDOW);
+        s.drain();
+    }
+}
+
+/// Writes what is buffered now (no-op before `install`).
+pub fn flush() {
+    if let Some(s) = SHARED.get() {
+        s.drain();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A destination the test can read, counting the writes it received.
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<(Vec<u8>, usize)>>);
+    impl Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            let mut g = self.0.lock().unwrap();
+            g.0.extend_from_slice(b);
+            g.1 += 1;
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    // One test: `install` is once per process.
+    #[test]
+    fn lines_arrive_in_order_in_few_writes_and_flush_writes_the_rest() {
+        let sink = Sink::default();
+        let mut w = install(Box::new(sink.clone()));
+        for i in 0..1000 {
+            w.write_all(format!("line {i}\n").as_bytes()).unwrap();
+        }
+        // Within the window plus scheduling slack, the writer thread wrote them all.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let n = sink.0.lock().unwrap().0.len();
+            if n == (0..1000)
+                .map(|i| format!("line {i}\n").len())
+                .sum::<usize>()
+            {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "lines never written");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let (text, writes) = sink.0.lock().unwrap().clone();
+        let text = String::from_utf8(text).unwrap();
+        let want: String = (0..1000).map(|i| format!("line {i}\n")).collect();
+        assert_eq!(text, want, "every line, in order");
+        assert!(writes < 100, "{writes} writes for 1000 lines: not batched");
+
+        // flush() writes at once, without waiting for the window.
+        w.write_all(b"last\n").unwrap();
+        flush();
+        assert!(String::from_utf8(sink.0.lock().unwrap().0.clone())
+            .unwrap()
+            .ends_with("line 999\nlast\n"));
+        // Past the high-water mark the writing thread drains by itself.
+        let big = vec![b'x'; HIGH_WATER];
+        let before = sink.0.lock().unwrap().0.len();
+        w.write_all(&big).unwrap();
+        assert!(sink.0.lock().unwrap().0.len() >= before + HIGH_WATER);
+    }
+}
