@@ -316,7 +316,7 @@ mod tests {
             UpstreamConnector::default(),
             ureq::unversioned::resolver::DefaultResolver::default(),
         );
-        let mut call = || {
+        let call = || {
             let mut r = agent.post(&url).send(&b"{}"[..]).expect("post");
             r.body_mut().read_to_string().expect("body")
         };
