@@ -3,7 +3,8 @@
 //! LiteLLM and litegate in both directions: a NaCl SecretBox (XSalsa20-Poly1305, RustCrypto's
 //! `crypto_secretbox`) keyed by SHA-256 of `LITELLM_SALT_KEY`, else of the master key; the
 //! stored text is base64url (padded) of nonce (24 bytes) ‖ tag ‖ ciphertext, as PyNaCl's
-//! `SecretBox.encrypt` lays it out. A leaf: no I/O, nothing logged (the key and plaintexts are
+//! `SecretBox.encrypt` lays it out; `decrypt_params` / `encrypt_params` apply it to every string
+//! value of a `litellm_params` object, as LiteLLM does. A leaf: no I/O, nothing logged (the key and plaintexts are
 //! never printed: `SaltKey`'s `Debug` shows nothing).
 
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD, URL_SAFE};
@@ -11,6 +12,7 @@ use base64::engine::DecodePaddingMode;
 use base64::Engine;
 use crypto_secretbox::aead::{Aead, KeyInit};
 use crypto_secretbox::XSalsa20Poly1305;
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 const NONCE: usize = 24;
@@ -82,6 +84,56 @@ impl SaltKey {
         let plain = self.cipher().decrypt(&nonce.into(), sealed).ok()?;
         String::from_utf8(plain).ok()
     }
+}
+
+/// The stored `litellm_params` (JSON text, string values encrypted) as plain values; the
+/// fields that cannot be decrypted are named in the error.
+pub fn decrypt_params(salt: Option<&SaltKey>, stored: &str) -> std::result::Result<Value, String> {
+    let Ok(Value::Object(m)) = serde_json::from_str::<Value>(stored) else {
+        return Err("litellm_params: not a JSON object".into());
+    };
+    let Some(salt) = salt else {
+        return Err("no LITELLM_SALT_KEY and no configured master key to decrypt it with".into());
+    };
+    let mut out = Map::new();
+    let mut bad = Vec::new();
+    for (k, v) in m {
+        match v {
+            Value::String(s) => match salt.decrypt(&s) {
+                Some(p) => {
+                    out.insert(k, Value::String(p));
+                }
+                None => bad.push(k),
+            },
+            other => {
+                out.insert(k, other);
+            }
+        }
+    }
+    if bad.is_empty() {
+        Ok(Value::Object(out))
+    } else {
+        Err(format!(
+            "litellm_params {} cannot be decrypted with this instance's LITELLM_SALT_KEY (or \
+             master key): set the key they were stored with, or give them again with \
+             /model/update",
+            bad.join(", ")
+        ))
+    }
+}
+
+/// Plain `litellm_params` encrypted for storage: every string value, as LiteLLM does.
+pub fn encrypt_params(salt: &SaltKey, plain: &Map<String, Value>) -> Map<String, Value> {
+    plain
+        .iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Value::String(s) => Value::String(salt.encrypt(s)),
+                other => other.clone(),
+            };
+            (k.clone(), v)
+        })
+        .collect()
 }
 
 #[cfg(test)]

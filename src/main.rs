@@ -147,6 +147,7 @@ fn import_litellm(
         with_spend_logs,
         master_hash: cfg.master_key.as_deref().map(litegate::auth::hash_key),
         known_models: Some(known),
+        config: Some(cfg.clone()),
     };
     // A SQLite store this import creates is removed again when it fails (as copy-db does).
     let fresh = !dry_run && cfg.database_url.is_none() && !cfg.db_path.exists();

@@ -291,7 +291,8 @@ async function keysPage() {
   };
   const editArea = h('div', {});
   const rows = keys.map((k) => {
-    const actions = canWrite() ? h('div', { class: 'actions' },
+    const why = h('button', { type: 'button', class: 'secondary small', 'data-testid': 'why-key', onclick: () => whyKey(k) }, 'Why?');
+    const actions = canWrite() ? h('div', { class: 'actions' }, why,
       wbtn('Edit', () => editKey(k), 'secondary small', 'edit-key'),
       k.blocked
         ? wbtn('Unblock', () => act(async () => { await api('POST', '/key/unblock', { key: k.token }); await render(); }), 'secondary small', 'unblock-key')
@@ -306,7 +307,7 @@ async function keysPage() {
         if (!confirm(`Delete ${k.key_name}? This cannot be undone.`)) return;
         await api('POST', '/key/delete', { keys: [k.token] });
         await render();
-      }), 'danger small', 'delete-key')) : null;
+      }), 'danger small', 'delete-key')) : h('div', { class: 'actions' }, why);
     return h('tr', { 'data-testid': 'key-row', 'data-key-alias': k.key_alias || '', 'data-token': k.token },
       h('td', {}, h('code', {}, k.key_name)),
       h('td', {}, k.key_alias || h('span', { class: 'muted' }, '—')),
@@ -318,6 +319,38 @@ async function keysPage() {
       h('td', { 'data-testid': 'key-status', class: k.blocked ? 'status-blocked' : 'status-active' }, k.blocked ? 'blocked' : 'active'),
       h('td', {}, actions));
   });
+
+  // The "Why?" panel: POST /access/explain for this key and a model, shown as tables. The
+  // server decides (the same functions as a real call); this only lays the answer out.
+  async function whyKey(k) {
+    await act(async () => {
+      const models = await configuredModels();
+      const sel = h('select', { name: 'model', id: 'why-model', 'data-testid': 'why-model' },
+        models.map((m) => h('option', { value: m }, m)));
+      const other = h('input', { type: 'text', id: 'why-other', name: 'other', 'data-testid': 'why-other', placeholder: 'or any name or alias' });
+      const out = h('div', { 'data-testid': 'why-answer' });
+      const ask = () => act(async () => {
+        const model = other.value.trim() || sel.value;
+        if (!model) return;
+        const v = await api('POST', '/access/explain', { key: k.token, model });
+        out.replaceChildren(...whyTables(v));
+        out.dataset.model = model;
+      });
+      const form = h('form', { class: 'grid', 'data-testid': 'why-form' },
+        h('label', { class: 'field', for: 'why-model' }, 'Model'), sel,
+        h('label', { class: 'field', for: 'why-other' }, 'Or'), other,
+        h('div', { class: 'form-actions' },
+          h('button', { type: 'button', 'data-testid': 'why-ask', onclick: ask }, 'Explain'),
+          h('button', { type: 'button', class: 'secondary', onclick: () => editArea.replaceChildren() }, 'Close')));
+      form.addEventListener('submit', (ev) => { ev.preventDefault(); ask(); });
+      editArea.replaceChildren(h('div', { class: 'card detail', 'data-testid': 'why-panel' },
+        h('h2', {}, `Why? ${k.key_alias || k.key_name}`),
+        h('p', { class: 'hint' }, 'Would a call of this model by this key be admitted now, and which level decides.'),
+        form, out));
+      editArea.scrollIntoView();
+      if (models.length) await ask();
+    });
+  }
 
   async function editKey(k) {
     await act(async () => {
@@ -410,6 +443,36 @@ async function keysPage() {
         h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: 9, class: 'muted' }, 'No keys yet.'))))),
     editArea, createCard,
   ];
+}
+
+// An /access/explain answer as a verdict and three tables (levels, budgets, rate limits).
+function whyTables(v) {
+  const text = (x) => (x === null || x === undefined ? '—' : String(x));
+  const yes = (b) => h('span', { class: b ? 'status-active' : 'status-blocked' }, b ? 'yes' : 'no');
+  const table = (testid, head, rows) => h('table', { 'data-testid': testid },
+    h('thead', {}, h('tr', {}, head.map((x) => h('th', {}, x)))),
+    h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: head.length, class: 'muted' }, 'none'))));
+  const m = v.model || {};
+  const called = m.requested === m.resolved ? m.resolved : `${m.requested} → ${m.resolved}`;
+  const verdict = v.allowed
+    ? h('p', { 'data-testid': 'why-verdict', class: 'status-active' }, `Allowed: ${called}`)
+    : h('p', { 'data-testid': 'why-verdict', class: 'status-blocked' }, `Refused by ${v.refused_by} (${called}): ${v.reason}`);
+  const levels = table('why-levels', ['Level', 'Models', 'Callable up to here', 'Allows it'],
+    (v.levels || []).map((l) => h('tr', { 'data-level': l.level, class: l.applies ? '' : 'muted' },
+      h('td', {}, l.level),
+      h('td', {}, l.applies ? pills(l.models) : 'not in this chain'),
+      h('td', {}, l.applies ? pills(l.effective, 'nothing') : '—'),
+      h('td', {}, l.applies ? yes(l.allows) : '—'))));
+  const bind = v.binding_budget || {};
+  const budgets = table('why-budgets', ['Budget', 'Spend', 'Max', 'Reserved', 'Remaining', 'Resets'],
+    (v.budgets || []).map((b) => h('tr', { 'data-level': b.level },
+      h('td', {}, b.level, b.level === bind.level && b.id === bind.id ? h('span', { class: 'pill special' }, 'binds first') : null),
+      h('td', {}, money(b.spend)), h('td', {}, money(b.max_budget)), h('td', {}, money(b.reserved)),
+      h('td', {}, money(b.remaining)), h('td', {}, b.budget_reset_at ? dateText(b.budget_reset_at) : 'never'))));
+  const limits = table('why-limits', ['Rate limit', 'Kind', 'Limit', 'Used', 'Remaining'],
+    (v.rate_limits || []).map((l) => h('tr', { 'data-level': l.level, 'data-kind': l.kind },
+      h('td', {}, l.level), h('td', {}, l.kind), h('td', {}, text(l.limit)), h('td', {}, text(l.used)), h('td', {}, text(l.remaining)))));
+  return [verdict, levels, h('h3', {}, 'Budgets'), budgets, h('h3', {}, 'Rate limits'), limits];
 }
 
 // ---------------------------------------------------------------- Model checkboxes (orgs, teams)

@@ -114,6 +114,8 @@ const CALLS_ONLY_ROUTES: &[&str] = &[
     "/model_group/info",
     "/key/info",
     "/key/health",
+    // Explains its own calls (`policy::can_explain_key`: itself only).
+    "/access/explain",
 ];
 
 /// The gate of every management route (`http::dispatch`): a calls-only key gets 403 on any

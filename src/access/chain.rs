@@ -127,6 +127,20 @@ impl Chain<'_> {
         None
     }
 
+    /// Does the list of `level` itself allow `model` (special names judged against the levels
+    /// above, as at request time)? A level absent from the chain restricts nothing here
+    /// (`denying_level` says what a missing team means). For `/access/explain`.
+    pub fn allows_at(&self, cat: &Catalog, level: Level, model: &str) -> bool {
+        let list = match level {
+            Level::Key => self.key,
+            Level::Team => self.team,
+            Level::Org => self.org,
+            Level::User => self.user,
+            Level::TeamMember | Level::OrgMember | Level::EndUser => None,
+        };
+        list.is_none_or(|l| self.level_allows(cat, level, l, model))
+    }
+
     /// May this chain call `model`? (Configured, and allowed at every level.)
     pub fn allows(&self, cat: &Catalog, model: &str) -> bool {
         cat.is_routable(model) && self.denying_level(cat, model).is_none()

@@ -200,6 +200,37 @@ pub fn can_see_key<C: Handle + ?Sized>(c: &C, who: &Caller, k: &db::keys::NewKey
     administers_team_of(c, who, k)
 }
 
+/// May the caller ask `/access/explain` about this key? Itself always; a calls-only key only
+/// itself; otherwise proxy admins and proxy admin viewers (who read every key: explaining
+/// shows what `/key/info` and the limits show, and changes nothing), the key's owner, and the
+/// admins of its team (org admins above it included) or, for a key without a team, of its
+/// organization. Internal user viewers administer nothing: their own keys only.
+pub fn can_explain_key<C: Handle + ?Sized>(
+    c: &C,
+    who: &Caller,
+    k: &db::keys::NewKey,
+) -> Result<bool> {
+    if who.key.as_ref().is_some_and(|mine| mine.token == k.token) {
+        return Ok(true);
+    }
+    if who.is_calls_only() {
+        return Ok(false);
+    }
+    if who.role.reads_all() {
+        return Ok(true);
+    }
+    if k.user_id.is_some() && k.user_id == who.user_id {
+        return Ok(true);
+    }
+    if administers_team_of(c, who, k)? {
+        return Ok(true);
+    }
+    match (&k.team_id, &k.organization_id) {
+        (None, Some(o)) => is_org_admin(c, who, o),
+        _ => Ok(false),
+    }
+}
+
 /// May the caller create a key for `owner` (None: the master key's own) under `parent`? A
 /// proxy admin may; anyone else creates keys only for themselves as a member of the key's team
 /// (or organization), unless they administer the team, and then only for its members

@@ -12,7 +12,7 @@
 
 use super::catalog::ModelViews;
 use crate::config::{self, Access, Config, Deployment};
-use crate::crypt::SaltKey;
+pub use crate::crypt::{decrypt_params, encrypt_params};
 use crate::db::{self, models::ModelRow, Pool};
 use crate::error::Result;
 use serde_json::{json, Map, Value};
@@ -144,54 +144,4 @@ fn unusable(row: &ModelRow, mut info: Map<String, Value>, why: String) -> Deploy
 /// Why a deployment is unusable, if it is.
 pub fn unusable_reason(d: &Deployment) -> Option<&str> {
     d.model_info.get(UNUSABLE).and_then(Value::as_str)
-}
-
-/// The stored `litellm_params` (JSON text, string values encrypted) as plain values; the
-/// fields that cannot be decrypted are named in the error.
-pub fn decrypt_params(salt: Option<&SaltKey>, stored: &str) -> std::result::Result<Value, String> {
-    let Ok(Value::Object(m)) = serde_json::from_str::<Value>(stored) else {
-        return Err("litellm_params: not a JSON object".into());
-    };
-    let Some(salt) = salt else {
-        return Err("no LITELLM_SALT_KEY and no configured master key to decrypt it with".into());
-    };
-    let mut out = Map::new();
-    let mut bad = Vec::new();
-    for (k, v) in m {
-        match v {
-            Value::String(s) => match salt.decrypt(&s) {
-                Some(p) => {
-                    out.insert(k, Value::String(p));
-                }
-                None => bad.push(k),
-            },
-            other => {
-                out.insert(k, other);
-            }
-        }
-    }
-    if bad.is_empty() {
-        Ok(Value::Object(out))
-    } else {
-        Err(format!(
-            "litellm_params {} cannot be decrypted with this instance's LITELLM_SALT_KEY (or \
-             master key): set the key they were stored with, or give them again with \
-             /model/update",
-            bad.join(", ")
-        ))
-    }
-}
-
-/// Plain `litellm_params` encrypted for storage: every string value, as LiteLLM does.
-pub fn encrypt_params(salt: &SaltKey, plain: &Map<String, Value>) -> Map<String, Value> {
-    plain
-        .iter()
-        .map(|(k, v)| {
-            let v = match v {
-                Value::String(s) => Value::String(salt.encrypt(s)),
-                other => other.clone(),
-            };
-            (k.clone(), v)
-        })
-        .collect()
 }

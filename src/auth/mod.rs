@@ -168,15 +168,29 @@ fn check_presented(
         return Err(Refusal::MalformedKey);
     }
     let k = load(&token)?.ok_or(Refusal::UnknownKey)?;
-    match k.state(util::now_ms()) {
-        KeyState::Valid => {}
-        KeyState::Blocked => return Err(Refusal::KeyBlocked),
-        KeyState::Expired(exp) => return Err(Refusal::KeyExpired(exp)),
-        KeyState::TeamGone => return Err(Refusal::TeamGone),
-        KeyState::TeamBlocked(id) => return Err(Refusal::TeamBlocked(id)),
-        KeyState::OrgBlocked(id) => return Err(Refusal::OrgBlocked(id)),
-        KeyState::OrgGone => return Err(Refusal::OrgGone),
+    if let Some(r) = key_refusal(&k, util::now_ms()) {
+        return Err(r);
     }
+    Ok(key_caller(k))
+}
+
+/// Why a loaded key may not be used at `now_ms` (its state, API.md §7's order), if it may not:
+/// the refusal the key check answers with (`/access/explain` reports the same).
+pub fn key_refusal(k: &KeyRow, now_ms: i64) -> Option<Refusal> {
+    match k.state(now_ms) {
+        KeyState::Valid => None,
+        KeyState::Blocked => Some(Refusal::KeyBlocked),
+        KeyState::Expired(exp) => Some(Refusal::KeyExpired(exp)),
+        KeyState::TeamGone => Some(Refusal::TeamGone),
+        KeyState::TeamBlocked(id) => Some(Refusal::TeamBlocked(id)),
+        KeyState::OrgBlocked(id) => Some(Refusal::OrgBlocked(id)),
+        KeyState::OrgGone => Some(Refusal::OrgGone),
+    }
+}
+
+/// The caller a valid loaded key acts as: its owner's role (a calls-only key's at most an
+/// internal user's), its user, the key itself.
+pub fn key_caller(k: KeyRow) -> Caller {
     let owner_role = k
         .user
         .as_ref()
@@ -189,12 +203,12 @@ fn check_presented(
     } else {
         owner_role
     };
-    Ok(Caller {
+    Caller {
         role,
         user_id: k.user_id.clone(),
         key: Some(Box::new(k)),
         user_models: None,
-    })
+    }
 }
 
 #[cfg(test)]

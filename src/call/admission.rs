@@ -7,11 +7,12 @@
 
 use super::budget::{Reservation, Reservations};
 use super::end_user::EndUser;
-use super::limits::{Limit, Limiter, Permit};
+use super::limits::{Limit, Limiter, Permit, Usage};
 use super::shared::{Lease, Shared};
 use crate::db::key_check::KeyRow;
 use crate::db::Pool;
 use crate::error::Result;
+use crate::hierarchy::Level;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -89,6 +90,34 @@ impl Admission {
                 })
             }
             Admission::Shared(s) => s.admit(k, e, estimate, strict).map(Ticket::Shared),
+        }
+    }
+}
+
+/// What `/access/explain` reads of the admission, changing nothing: what calls in flight
+/// reserved on each budget, and what each limit has used now.
+pub struct Peek {
+    pub reserved: Vec<f64>,
+    pub usage: Vec<Usage>,
+}
+
+impl Admission {
+    /// The reservations on `budgets` (level, holder id) and the usage of `limits`, read where
+    /// this process's admission keeps them (memory or PostgreSQL), consuming nothing.
+    pub fn peek(&self, budgets: &[(Level, &str)], limits: &[Limit]) -> Result<Peek> {
+        match self {
+            Admission::Local {
+                budgets: r,
+                limiter,
+                ..
+            } => Ok(Peek {
+                reserved: budgets
+                    .iter()
+                    .map(|(l, id)| r.reserved_on(*l, id))
+                    .collect(),
+                usage: limiter.usage(limits),
+            }),
+            Admission::Shared(s) => s.peek(budgets, limits),
         }
     }
 }

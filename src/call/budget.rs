@@ -156,6 +156,13 @@ pub(super) fn would_exceed(
     ))
 }
 
+/// THE rule of a budget at admission (API.md §7): spent once its recorded spend plus what calls
+/// in flight reserved has reached `max_budget`. Admission (`Reservations::reserve`, `fits`) and
+/// `/access/explain` decide by it (`litegate_admit` says the same in SQL).
+pub fn spent(spend: f64, reserved: f64, max: f64) -> bool {
+    spend + reserved >= max
+}
+
 /// A call's worst case is compared with this much less than what remains: the sums of
 /// floating-point costs in the store must not pass `max_budget` by a rounding error.
 pub const ROUNDING_MARGIN: f64 = 1e-9;
@@ -163,7 +170,7 @@ pub const ROUNDING_MARGIN: f64 = 1e-9;
 /// Whether a strict call with worst case `worst` fits a budget (`spend` recorded, `reserved` by
 /// calls in flight): the default rule (not yet spent) and the worst case within what remains.
 pub(super) fn fits(spend: f64, reserved: f64, max: f64, worst: f64) -> bool {
-    spend + reserved < max && spend + reserved + worst * (1.0 + ROUNDING_MARGIN) <= max
+    !spent(spend, reserved, max) && spend + reserved + worst * (1.0 + ROUNDING_MARGIN) <= max
 }
 
 impl Reservations {
@@ -206,7 +213,7 @@ impl Reservations {
             let spend = now.get(i).copied().flatten().unwrap_or(*key_spend);
             let reserved = m.get(&(*level, id.clone())).copied().unwrap_or(0.0);
             if !fits(spend, reserved, *max, worst) {
-                return Err(if spend + reserved >= *max {
+                return Err(if spent(spend, reserved, *max) {
                     exceeded(*level, id, spend, *max)
                 } else {
                     would_exceed(*level, id, spend, reserved, *max, worst)
@@ -248,7 +255,7 @@ impl Reservations {
         let mut m = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
         for (level, id, spend, max) in &budgets {
             let reserved = m.get(&(*level, id.clone())).copied().unwrap_or(0.0);
-            if spend + reserved >= *max {
+            if spent(*spend, reserved, *max) {
                 return Err(exceeded(*level, id, *spend, *max));
             }
         }
@@ -262,6 +269,13 @@ impl Reservations {
             owner: Arc::clone(self),
             held,
         })
+    }
+
+    /// What calls in flight have reserved on one budget now (`/access/explain`; changes
+    /// nothing).
+    pub fn reserved_on(&self, level: Level, id: &str) -> f64 {
+        let m = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(&(level, id.to_string())).copied().unwrap_or(0.0)
     }
 
     #[cfg(test)]

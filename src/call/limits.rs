@@ -131,7 +131,7 @@ fn as_cap(v: i64) -> u64 {
 
 /// A sliding window of `WINDOW_SECS` one-second buckets. `head` is the second (since the
 /// limiter's origin) of the newest bucket; `total` is the sum of all buckets.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Window {
     head: u64,
     total: u64,
@@ -286,57 +286,35 @@ pub(super) fn refused(scope: Scope, what: &'static str, cap: i64, retry_after: u
 }
 
 impl State {
-    /// Checks every limit before touching any counter (advancing a window only drops what
-    /// has expired, so it consumes nothing). Fills `held` with the (scope, id)s a permit will
-    /// hold, one per entity; returns the refusal with the longest wait, if any limit refuses.
-    fn check(&mut self, limits: &[Limit], sec: u64, held: &mut Vec<Held>) -> Option<Refusal> {
-        let mut refusal: Option<Refusal> = None;
-        for l in limits.iter().filter(|l| !l.is_empty()) {
-            let entry = self.maps[l.scope.index()].get_mut(l.id.as_str());
-            let mut refuse = |what: &'static str, cap: u64, retry_after: u64| {
-                if refusal.as_ref().is_none_or(|r| retry_after > r.retry_after) {
-                    refusal = Some(Refusal {
-                        scope: l.scope,
-                        what,
-                        cap,
-                        retry_after,
-                    });
-                }
-            };
-            let (requests, tokens, in_flight) = match entry {
-                Some(e) => {
+    /// The usage of each limit now. Advancing a window only drops what has expired, so it
+    /// consumes nothing.
+    fn usage(&mut self, limits: &[&Limit], sec: u64) -> Vec<Usage> {
+        limits
+            .iter()
+            .map(|l| {
+                let entry = self.maps[l.scope.index()].get_mut(l.id.as_str());
+                if let Some(e) = entry {
                     if let Some(w) = e.requests.as_mut() {
                         w.advance(sec);
                     }
                     if let Some(w) = e.tokens.as_mut() {
                         w.advance(sec);
                     }
-                    (e.requests.as_deref(), e.tokens.as_deref(), e.in_flight)
+                    Usage::of(Some(e), l)
+                } else {
+                    Usage::of(None, l)
                 }
-                None => (None, None, 0),
-            };
-            let check = |w: Option<&Window>, cap: u64| match w {
-                Some(w) if w.total >= cap => Some(w.retry_after(cap)),
-                Some(_) => None,
-                None if cap == 0 => Some(WINDOW_SECS),
-                None => None,
-            };
-            if let Some(cap) = l.rpm.map(as_cap) {
-                if let Some(ra) = check(requests, cap) {
-                    refuse("rpm", cap, ra);
-                }
-            }
-            if let Some(cap) = l.tpm.map(as_cap) {
-                if let Some(ra) = check(tokens, cap) {
-                    refuse("tpm", cap, ra);
-                }
-            }
-            if let Some(cap) = l.parallel.map(as_cap) {
-                if in_flight >= cap {
-                    // Slots free when requests end, which the window cannot predict.
-                    refuse("parallel", cap, 1);
-                }
-            }
+            })
+            .collect()
+    }
+
+    /// Checks every limit before touching any counter (`usage`, then `decide`). Fills `held`
+    /// with the (scope, id)s a permit will hold, one per entity; returns the refusal with the
+    /// longest wait, if any limit refuses.
+    fn check(&mut self, limits: &[Limit], sec: u64, held: &mut Vec<Held>) -> Option<Refusal> {
+        let limits: Vec<&Limit> = limits.iter().filter(|l| !l.is_empty()).collect();
+        let usage = self.usage(&limits, sec);
+        for l in &limits {
             // Several limits on one (scope, id) are one entity: count the request once.
             match held.iter_mut().find(|h| h.scope == l.scope && h.id == l.id) {
                 Some(h) => {
@@ -351,7 +329,20 @@ impl State {
                 }),
             }
         }
-        refusal
+        decide(limits.iter().copied().zip(&usage)).and_then(|(i, what, retry_after)| {
+            let l = limits.get(i)?;
+            let cap = match what {
+                "rpm" => l.rpm,
+                "tpm" => l.tpm,
+                _ => l.parallel,
+            };
+            Some(Refusal {
+                scope: l.scope,
+                what,
+                cap: as_cap(cap.unwrap_or(0)),
+                retry_after,
+            })
+        })
     }
 
     /// Counts an admitted request on every entity `check` passed: a parallel slot, one
@@ -445,6 +436,34 @@ impl Limiter {
         })
     }
 
+    /// What each of `limits` has used now, changing nothing (`/access/explain`): the windows
+    /// are read as they would be advanced to now, not advanced.
+    pub fn usage(&self, limits: &[Limit]) -> Vec<Usage> {
+        let sec = self.sec(Instant::now());
+        let st = self.lock();
+        limits
+            .iter()
+            .map(|l| match st.maps[l.scope.index()].get(l.id.as_str()) {
+                Some(e) => {
+                    let at_now = |w: &Option<Box<Window>>| {
+                        w.as_ref().map(|w| {
+                            let mut w = w.clone();
+                            w.advance(sec);
+                            w
+                        })
+                    };
+                    let now = Entry {
+                        requests: at_now(&e.requests),
+                        tokens: at_now(&e.tokens),
+                        in_flight: e.in_flight,
+                    };
+                    Usage::of(Some(&now), l)
+                }
+                None => Usage::of(None, l),
+            })
+            .collect()
+    }
+
     /// Number of (scope, id) entries in memory. For tests and metrics.
     pub fn tracked(&self) -> usize {
         self.lock().len()
@@ -514,6 +533,9 @@ impl Drop for Permit {
         }
     }
 }
+
+mod rule;
+pub use rule::{decide, exhausted, Usage};
 
 #[cfg(test)]
 mod tests;

@@ -29,6 +29,7 @@ pub mod budget;
 mod completion_id;
 pub mod end_user;
 pub mod estimate;
+pub mod explain;
 pub mod limits;
 pub mod messages;
 mod mock;
@@ -171,11 +172,7 @@ pub fn run(
     who: &Caller,
     input: Input<'_>,
 ) -> Result<Answer> {
-    if who.role == Role::ProxyAdminViewer {
-        return Err(Error::Forbidden(
-            "proxy_admin_viewer may not call models".into(),
-        ));
-    }
+    may_call(who)?;
     // A call the store could not record is refused before it costs anything upstream.
     calls.ledger.pool.writable()?;
     let started = util::now_iso();
@@ -263,6 +260,16 @@ pub fn run(
         body,
         input.bytes,
     )
+}
+
+/// May this caller's role call models at all? (Read-only admins may not.)
+fn may_call(who: &Caller) -> Result<()> {
+    if who.role == Role::ProxyAdminViewer {
+        return Err(Error::Forbidden(
+            "proxy_admin_viewer may not call models".into(),
+        ));
+    }
+    Ok(())
 }
 
 static ROUND_ROBIN: AtomicUsize = AtomicUsize::new(0);
@@ -366,20 +373,26 @@ fn resolve(
     who: &Caller,
     requested: String,
 ) -> Result<(String, Arc<Deployment>)> {
-    // The team's `model_aliases`, then the key's aliases on the result (LiteLLM's order in
-    // `add_litellm_data_to_request`: team, then key), else the config's, apply before the
-    // access check; the check is on the model actually called (which replaces the one asked
-    // for: no copy). README "LiteLLM compatibility".
-    let model = match who.key.as_ref() {
-        Some(k) => {
-            let team = k.team_alias_for(&requested);
-            let asked = team.as_deref().unwrap_or(&requested);
-            k.alias_for(asked).or(team)
-        }
-        None => None,
+    let (model, deps) = candidates(cfg, models, who, requested)?;
+    let dep = Arc::clone(deps[ROUND_ROBIN.fetch_add(1, Ordering::Relaxed) % deps.len()]);
+    if let Some(why) = crate::access::registry::unusable_reason(&dep) {
+        return Err(Error::Unavailable(format!(
+            "model {model} (id {}) is unusable: {why}",
+            dep.id
+        )));
     }
-    .or_else(|| cfg.aliases.get(&requested).cloned())
-    .unwrap_or(requested);
+    Ok((model, dep))
+}
+
+/// The model called (aliases applied) and every deployment that may answer it (at least one),
+/// if the caller may call it: `resolve` picks one of them; `/access/explain` stops here.
+fn candidates<'m>(
+    cfg: &Config,
+    models: &'m ModelViews,
+    who: &Caller,
+    requested: String,
+) -> Result<(String, Vec<&'m Arc<Deployment>>)> {
+    let model = called_model(cfg, who, requested);
     // The chain picks the view (a team's models only for its keys, issue 15 item 3).
     let chain = who.chain();
     let catalog = chain.catalog(models);
@@ -391,14 +404,24 @@ fn resolve(
             format!("Invalid model name passed in model={model}"),
         ));
     }
-    let dep = Arc::clone(deps[ROUND_ROBIN.fetch_add(1, Ordering::Relaxed) % deps.len()]);
-    if let Some(why) = crate::access::registry::unusable_reason(&dep) {
-        return Err(Error::Unavailable(format!(
-            "model {model} (id {}) is unusable: {why}",
-            dep.id
-        )));
+    Ok((model, deps))
+}
+
+/// The model a call of `requested` calls: the team's `model_aliases`, then the key's aliases
+/// on the result (LiteLLM's order in `add_litellm_data_to_request`: team, then key), else the
+/// config's, applied before the access check; the check is on the model actually called
+/// (which replaces the one asked for: no copy). README "LiteLLM compatibility".
+fn called_model(cfg: &Config, who: &Caller, requested: String) -> String {
+    match who.key.as_ref() {
+        Some(k) => {
+            let team = k.team_alias_for(&requested);
+            let asked = team.as_deref().unwrap_or(&requested);
+            k.alias_for(asked).or(team)
+        }
+        None => None,
     }
-    Ok((model, dep))
+    .or_else(|| cfg.aliases.get(&requested).cloned())
+    .unwrap_or(requested)
 }
 
 /// Everything a call carries from its admission to its spend record.

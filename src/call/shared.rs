@@ -199,6 +199,37 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// `/access/explain`'s read: reservations and usage as `litegate_admit` would see them now,
+    /// writing nothing (`admission::Admission::peek`).
+    pub fn peek(
+        &self,
+        budgets: &[(Level, &str)],
+        limits: &[Limit],
+    ) -> Result<super::admission::Peek> {
+        let pg = self.pg()?;
+        let reserved = budgets
+            .iter()
+            .map(|(l, id)| leases::reserved(pg, *l, id))
+            .collect::<Result<Vec<f64>>>()?;
+        let usage = limits
+            .iter()
+            .map(|l| {
+                let [requests, tokens, in_flight, rpm_retry_after, tpm_retry_after] =
+                    leases::usage(pg, l.scope, &l.id, l.rpm, l.tpm)?;
+                Ok(limits::Usage {
+                    requests,
+                    tokens,
+                    in_flight,
+                    rpm_retry_after,
+                    tpm_retry_after,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(super::admission::Peek { reserved, usage })
+    }
+}
+
 impl Lease {
     /// Adds the call's tokens to the tpm windows it was admitted against (once, when usage is
     /// known). A failure is logged: the call's answer does not depend on it.

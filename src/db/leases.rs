@@ -177,6 +177,52 @@ pub fn reserved(pg: &PgPool, scope: Level, holder: &str) -> Result<f64> {
     })
 }
 
+const USAGE: &str = "WITH u AS (
+    SELECT s.now_s,
+        (SELECT COALESCE(sum(x.n), 0)::BIGINT FROM litegate_rates x
+         WHERE x.scope = ?1 AND x.holder = ?2 AND x.kind = 'rpm'
+           AND x.sec > s.now_s - 60 AND x.sec <= s.now_s) AS requests,
+        (SELECT COALESCE(sum(x.n), 0)::BIGINT FROM litegate_rates x
+         WHERE x.scope = ?1 AND x.holder = ?2 AND x.kind = 'tpm'
+           AND x.sec > s.now_s - 60 AND x.sec <= s.now_s) AS tokens,
+        (SELECT count(*) FROM litegate_leases l
+         WHERE l.scope = ?1 AND l.holder = ?2 AND l.kind = 'parallel'
+           AND l.expires_at > clock_timestamp()) AS in_flight
+    FROM (SELECT floor(extract(epoch FROM clock_timestamp()))::BIGINT AS now_s) s)
+SELECT requests, tokens, in_flight,
+    CASE WHEN ?3::BIGINT IS NOT NULL AND requests >= ?3::BIGINT
+         THEN litegate_retry_after(?1, ?2, 'rpm', now_s, requests, ?3::BIGINT) ELSE 0 END,
+    CASE WHEN ?4::BIGINT IS NOT NULL AND tokens >= ?4::BIGINT
+         THEN litegate_retry_after(?1, ?2, 'tpm', now_s, tokens, ?4::BIGINT) ELSE 0 END
+FROM u";
+
+/// What one level's shared rate limits have used now, read as `litegate_admit` reads them and
+/// writing nothing (`/access/explain`): requests and tokens in the window, live parallel
+/// leases, and the waits of a window at or over `rpm` / `tpm`.
+pub fn usage(
+    pg: &PgPool,
+    scope: Level,
+    holder: &str,
+    rpm: Option<i64>,
+    tpm: Option<i64>,
+) -> Result<[u64; 5]> {
+    let scope = code(scope);
+    pg.with_client(|q| {
+        let rows = q
+            .typed(USAGE, &[&scope, &holder, &rpm, &tpm])
+            .map_err(|e| fail("read rate limits", e))?;
+        let r = rows
+            .first()
+            .ok_or_else(|| Error::Unavailable("the database gave no usage".into()))?;
+        let mut out = [0u64; 5];
+        for (i, v) in out.iter_mut().enumerate() {
+            let n: i64 = r.try_get(i).map_err(|e| fail("read rate limits", e))?;
+            *v = u64::try_from(n).unwrap_or(0);
+        }
+        Ok(out)
+    })
+}
+
 /// Adds `tokens` to the current second's tpm bucket of each (scope, holder), in one statement
 /// (in a fixed order: two calls adding to the same buckets lock them in the same order).
 const ADD_TOKENS: &str = "INSERT INTO litegate_rates AS x (scope, holder, kind, sec, n)

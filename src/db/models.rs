@@ -6,6 +6,13 @@
 
 use super::handle::{DbResult, Handle, Row};
 
+/// The most models the database may hold (`/model/new`, a state file).
+pub const MAX_MODELS: i64 = 10_000;
+/// The most keys of one model's `litellm_params` / `model_info`.
+pub const MAX_KEYS: usize = 64;
+/// The longest value of `litellm_params` (service-account JSON is a few KiB), as JSON text.
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+
 /// One stored model as its columns hold it (`litellm_params` and `model_info` are JSON text).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelRow {

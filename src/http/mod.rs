@@ -9,6 +9,7 @@ pub mod admin;
 pub mod budgets;
 pub mod dispatch;
 pub mod end_users;
+pub mod explain;
 pub mod health;
 pub mod key_fields;
 pub mod keys;

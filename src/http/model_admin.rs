@@ -18,11 +18,7 @@ use crate::error::{Error, Result};
 use crate::util;
 use serde_json::{json, Map, Value};
 
-/// The most models the database may hold, and the bounds of one model's maps.
-const MAX_MODELS: i64 = 10_000;
-const MAX_KEYS: usize = 64;
-/// A value of `litellm_params` (service-account JSON is a few KiB).
-const MAX_VALUE_BYTES: usize = 64 * 1024;
+use db::models::{MAX_KEYS, MAX_MODELS, MAX_VALUE_BYTES};
 
 /// `litellm_params` keys never shown (LiteLLM's `remove_sensitive_info_from_deployment` and its
 /// masker's words): anything naming a key, secret, token, password or credentials.

@@ -5,7 +5,8 @@
 //! error boundary are `dispatch.rs`'s; the handlers live in one module per resource.
 
 use super::{
-    admin, budgets, end_users, health, keys, model_admin, models, organizations, proxy, spend,
+    admin, budgets, end_users, explain, health, keys, model_admin, models, organizations, proxy,
+    spend,
 };
 use super::{state, team_permissions, teams, ui, users};
 use super::{Ctx, Reply, Req};
@@ -134,6 +135,8 @@ pub const ROUTES: &[(&str, &str, Handler)] = &[
     ("POST",   "/messages",                      ModelCall(proxy::messages)),
     ("POST",   "/v1/messages/count_tokens",      ModelCall(proxy::count_tokens)),
     ("POST",   "/messages/count_tokens",         ModelCall(proxy::count_tokens)),
+    // Why a call would be admitted or refused (issue 16 item 1; `explain.rs`).
+    ("POST",   "/access/explain",                Managed(explain::explain)),
     ("GET",    "/spend/logs",                    Managed(spend::logs)),
     ("POST",   "/admin/backup",                  Managed(admin::backup)),
     // State as a file (issue 16 item 4): proxy admins.

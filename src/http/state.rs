@@ -36,12 +36,14 @@ pub fn apply(ctx: &Ctx, who: &Caller, req: &Req) -> Result<Reply> {
     let prune = flag(req, "prune")?;
     let text = std::str::from_utf8(&req.body)
         .map_err(|_| Error::bad_param("state", "the state file must be UTF-8 text"))?;
-    // Model lists are checked against the models in force (config plus database), as
-    // `/key/generate` does.
-    let models = ctx.models_for(who)?;
-    let out = crate::state::apply(&ctx.pool, models.global(), text, dry_run, prune)?;
+    // Model lists are checked against the models in force once the file is applied (config
+    // plus the database models the store will hold), as `/key/generate` does.
+    let out = crate::state::apply(&ctx.pool, &ctx.cfg, text, dry_run, prune)?;
     if out.applied {
         log::info!("state applied: {}", out.summary());
+        // Database models the file changed are in force here at once (elsewhere on the next
+        // request: the generation in THE key check).
+        ctx.models.reload(&ctx.pool, &ctx.cfg)?;
     }
     Reply::ok(out.json())
 }

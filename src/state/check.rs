@@ -1,13 +1,15 @@
 //! The checks of a state file before anything is written: each object's fields by type
 //! (`object`), then the file as a whole against what the store will hold (`whole`): every
 //! reference resolvable, unique e-mails and key aliases, model lists by the one rule set
-//! (`access::grant::check_models`), team permissions and aliases. Every refusal is a 400 naming
+//! (`access::grant::check_models`), team permissions and aliases, database models
+//! (`models.rs`). Every refusal is a 400 naming
 //! the section, the object and the field.
 
 use super::kinds::{Field, Kind, Ty, KINDS};
 use super::{default_of, show_id, Obj, State};
 use crate::access::grant::{check_models, Holder, Parent};
 use crate::access::{Catalog, Chain};
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::hierarchy::Allowance;
 use serde_json::{Map, Value};
@@ -100,7 +102,11 @@ fn strings(k: &Kind, id: &str, f: &Field, v: &Value) -> Result<Value> {
 /// One field's value checked by its type.
 fn field(k: &Kind, id: &str, f: &Field, required: bool, v: &Value) -> Result<Value> {
     if v.is_null() {
-        let needed = required || matches!(f.ty, Ty::Id | Ty::Token | Ty::Str | Ty::Role(_));
+        let needed = required
+            || matches!(
+                f.ty,
+                Ty::Id | Ty::Token | Ty::Str | Ty::Role(_) | Ty::Sealed
+            );
         return match needed {
             true => Err(bad(k, id, f, "is required")),
             false => Ok(default_of(f.ty)),
@@ -175,6 +181,16 @@ fn field(k: &Kind, id: &str, f: &Field, required: bool, v: &Value) -> Result<Val
             }
         }
         Ty::List | Ty::OptList => strings(k, id, f, v),
+        // Each value's ciphertext is opened in `models::check` (it needs the instance's key).
+        Ty::Sealed => match v {
+            Value::Object(_) => Ok(v.clone()),
+            _ => Err(bad(
+                k,
+                id,
+                f,
+                "must be a mapping of parameters (strings as `export` writes them: encrypted)",
+            )),
+        },
         Ty::Obj | Ty::OptObj => match v {
             Value::Object(_) => Ok(v.clone()),
             _ => Err(bad(k, id, f, "must be a mapping")),
@@ -240,9 +256,16 @@ fn models(k: &Kind, obj: &Obj) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The file as a whole against what the store will hold.
-pub fn whole(cat: &Catalog, file: &State, store: &State, prune: bool) -> Result<()> {
+/// The file as a whole against what the store will hold. Model lists are judged against the
+/// models in force once it is applied (the config's, and the database models it will hold).
+pub fn whole(cfg: &Config, file: &State, store: &State, prune: bool) -> Result<()> {
+    super::models::check(cfg, file)?;
     let res = Result_::new(file, store, prune);
+    let views = match super::kinds::index_of("models") {
+        Some(mi) => super::models::in_force(cfg, res.kinds[mi].values().copied()),
+        None => super::models::in_force(cfg, std::iter::empty()),
+    };
+    let cat = views.global();
     for (ki, k) in KINDS.iter().enumerate() {
         // Unique values among what the kind will hold.
         for (fi, f) in k.fields.iter().enumerate() {

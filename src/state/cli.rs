@@ -90,9 +90,7 @@ pub fn apply(
     // The file is read and checked by type before the store is opened.
     super::parse(&text).map_err(failed)?;
     let pool = open(cfg)?;
-    // The models in force: the config's and the database's.
-    let models = crate::access::registry::load(&pool, cfg).map_err(failed)?;
-    let out = super::apply(&pool, models.global(), &text, dry_run, prune).map_err(failed)?;
+    let out = super::apply(&pool, cfg, &text, dry_run, prune).map_err(failed)?;
     let json = serde_json::to_string_pretty(&out.json()).unwrap_or_default();
     let what = if dry_run {
         "dry run, nothing written"

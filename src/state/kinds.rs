@@ -1,7 +1,6 @@
 //! The table of kinds: every object `litegate export` writes and `apply` reads, with its YAML
 //! section, its table, its fields (YAML name, column, type) in the fixed order of the file, and
-//! its references. A new kind (end users, database models) is one more entry in `KINDS`, after
-//! the kinds it refers to; a kind-specific rule beyond types and references goes in
+//! its references. A new kind is one more entry in `KINDS`, after the kinds it refers to; a kind-specific rule beyond types and references goes in
 //! `check.rs`'s `check_kind`.
 
 use crate::auth::role;
@@ -51,6 +50,11 @@ pub enum Ty {
     OptObj,
     /// A UI user's argon2id password hash (never a plaintext); shown as `(secret)` in plans.
     Secret,
+    /// A database model's `litellm_params` as stored: a mapping whose string values are
+    /// LiteLLM's ciphertexts (`crypt`, keyed by `LITELLM_SALT_KEY` or the master key), never a
+    /// plaintext; numbers and flags as they are. Required. `state::models` checks that each
+    /// value opens with the applying instance's key.
+    Sealed,
     /// `created_at` / `created_by`: data of the object, kept when a file leaves them out (a
     /// created object gets now / nobody). `keeps`.
     Created,
@@ -262,6 +266,19 @@ const END_USER_FIELDS: [Field; 7] = [
     f("created_at", "created_at", Ty::Created),
 ];
 
+/// Database models (`/model/new`, LiteLLM's ProxyModelTable; schema 0008): `litellm_params` as
+/// stored, encrypted (README "State as a file"); `model_info` as stored (its `id` and, for a
+/// team's model, `team_id` and `team_public_model_name`).
+const MODEL_FIELDS: [Field; 7] = [
+    f("model_id", "model_id", Ty::Id),
+    f("model_name", "model_name", Ty::Str),
+    f("team_id", "team_id", TEAM),
+    f("litellm_params", "litellm_params", Ty::Sealed),
+    f("model_info", "model_info", Ty::Obj),
+    f("created_at", "created_at", Ty::Created),
+    f("created_by", "created_by", Ty::CreatedBy),
+];
+
 /// Every kind, parents before children: references point only to earlier kinds, so creates run
 /// in this order and deletes in the reverse.
 pub const KINDS: &[Kind] = &[
@@ -330,6 +347,16 @@ pub const KINDS: &[Kind] = &[
         fields: &END_USER_FIELDS,
         resets: false,
     },
+    // Models managed at runtime (`/model/new`): after teams, which a team's model refers to.
+    // Config models are not state.
+    Kind {
+        section: "models",
+        noun: "model",
+        table: "proxy_models",
+        key: 1,
+        fields: &MODEL_FIELDS,
+        resets: false,
+    },
 ];
 
 /// Tables of the schema that are not state, and why (a table in neither `KINDS` nor here fails
@@ -341,11 +368,6 @@ pub const NOT_STATE: &[(&str, &str)] = &[
         "the instance's own (a generated master key's hash): the master key comes from the config",
     ),
     ("ui_sessions", "web UI logins of this instance"),
-    (
-        "proxy_models",
-        "database models: not in the file yet (their parameters are encrypted with the salt \
-         key; README \"State as a file\" says so)",
-    ),
     (
         "model_generation",
         "a counter every model write bumps, not configuration",

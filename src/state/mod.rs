@@ -1,5 +1,5 @@
 //! State as a file (issue 16 item 4): the store's configuration — organizations, budgets, users,
-//! teams, memberships, keys and end users — as one stable YAML document (`export`), and the way back
+//! teams, memberships, keys, end users and database models — as one stable YAML document (`export`), and the way back
 //! (`apply`): the file is read and checked whole, compared with the store into a plan (create /
 //! update / delete per object), and the plan is written in one transaction.
 //!
@@ -7,7 +7,8 @@
 //!   sorted by id, nulls left out, no timestamp that changes by itself (`created_at` is data;
 //!   `updated_at`, spend and budget reset times are not exported).
 //! - Never a raw key: keys are their token (the SHA-256 of the raw key), so the same raw keys
-//!   work wherever the file is applied. UI users' passwords travel as their argon2id hash.
+//!   work wherever the file is applied. UI users' passwords travel as their argon2id hash;
+//!   database models' `litellm_params` as stored, encrypted with the salt key (`models.rs`).
 //! - Spend is usage, not configuration: never exported, never written by `apply` (a created
 //!   object starts at 0, an updated one keeps its spend and its budget period unless its
 //!   `budget_duration` changes).
@@ -21,6 +22,7 @@
 mod check;
 pub mod cli;
 pub mod kinds;
+mod models;
 mod plan;
 
 pub use kinds::{Kind, Ty, KINDS};
@@ -79,7 +81,7 @@ fn from_cell(ty: Ty, c: Cell) -> Value {
         (Ty::Flag, Cell::Int(i)) => Value::Bool(i != 0),
         (_, Cell::Int(i)) => Value::from(i),
         (_, Cell::Real(x)) => Value::from(x),
-        (Ty::List | Ty::OptList | Ty::Obj | Ty::OptObj, Cell::Text(s)) => {
+        (Ty::List | Ty::OptList | Ty::Obj | Ty::OptObj | Ty::Sealed, Cell::Text(s)) => {
             serde_json::from_str(&s).unwrap_or(Value::String(s))
         }
         (_, Cell::Text(s)) => Value::String(s),

@@ -6,7 +6,7 @@
 
 use super::kinds::{Kind, Ty, KINDS};
 use super::{check, default_of, load, parse, show_id, to_cell, Obj, State};
-use crate::access::Catalog;
+use crate::config::Config;
 use crate::db::handle::{DbError, Handle};
 use crate::db::state::Cell;
 use crate::db::Pool;
@@ -141,17 +141,11 @@ pub fn diff(file: &State, store: &State, prune: bool) -> Plan {
 /// Reads `text`, checks it whole, plans it against the store and — unless `dry_run` — writes
 /// the plan in one transaction. A bad file is a 400 naming the object and field; nothing is
 /// written then, nor on any other error.
-pub fn apply(
-    pool: &Pool,
-    cat: &Catalog,
-    text: &str,
-    dry_run: bool,
-    prune: bool,
-) -> Result<Outcome> {
+pub fn apply(pool: &Pool, cfg: &Config, text: &str, dry_run: bool, prune: bool) -> Result<Outcome> {
     let file = parse(text)?;
     let plan_in = |c: &dyn Fn() -> Result<State>| -> Result<Plan> {
         let store = c()?;
-        check::whole(cat, &file, &store, prune)?;
+        check::whole(cfg, &file, &store, prune)?;
         Ok(diff(&file, &store, prune))
     };
     let (plan, applied) = if dry_run {
@@ -198,8 +192,10 @@ fn duration_at(k: &Kind) -> Option<usize> {
 
 fn cell_of(ty: Ty, v: &Value) -> Cell {
     match (ty, v) {
-        (Ty::List | Ty::OptList | Ty::Obj | Ty::OptObj, Value::Null) => Cell::Null,
-        (Ty::List | Ty::OptList | Ty::Obj | Ty::OptObj, v) => Cell::Text(v.to_string()),
+        (Ty::List | Ty::OptList | Ty::Obj | Ty::OptObj | Ty::Sealed, Value::Null) => Cell::Null,
+        (Ty::List | Ty::OptList | Ty::Obj | Ty::OptObj | Ty::Sealed, v) => {
+            Cell::Text(v.to_string())
+        }
         _ => to_cell(ty, v),
     }
 }

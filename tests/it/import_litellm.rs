@@ -5,7 +5,9 @@
 //! SQLite file and a PostgreSQL database, each then served by the real binary. Checked: the
 //! old raw keys call (blocked, expired, orphaned ones refused), spend carried at every level,
 //! memberships and their roles and budgets, a dry run writes nothing, a second run updates
-//! instead of duplicating, the report names the fields not carried.
+//! instead of duplicating, the report names the fields not carried; LiteLLM's stored models
+//! (encrypted by LiteLLM's own code, `proxy_models.py`) copied as they are and calling the
+//! upstream with their key, a row under another salt key named in the report.
 
 use crate::common::pg::{admin_url, PgDb};
 use crate::common::*;
@@ -95,6 +97,7 @@ fn counts(s: &Server) -> Vec<i64> {
         "api_keys",
         "spend_logs",
         "end_users",
+        "proxy_models",
     ]
     .iter()
     .map(|t| s.count(&format!("SELECT count(*) FROM {t}")))
@@ -124,7 +127,10 @@ fn carry_over(mut s: Server, stop_for_writes: bool) {
         "LiteLLM_VerificationToken.key_type",
         "LiteLLM_TeamTable.future_knob (1 rows set): unknown to this importer",
         "LiteLLM_SpendLogs.messages",
-        "LiteLLM_ProxyModelTable (1 rows)",
+        // A model stored under another salt key: named, with the parameters, not imported.
+        "model pm-old (old-model): not imported: litellm_params api_key, model cannot be \
+         decrypted with this instance's LITELLM_SALT_KEY",
+        "proxy_models                 2 would be imported",
         "LiteLLM_AuditLog (1 rows)",
         // Rows left out or changed.
         "key sk-...0005: its team t-gone does not exist",
@@ -147,6 +153,10 @@ fn carry_over(mut s: Server, stop_for_writes: bool) {
         assert_eq!(counts(&s), empty);
         s.stop();
     }
+    assert!(
+        !dry.contains("sk-litellm-"),
+        "a provider key in the report:\n{dry}"
+    );
     let out = import_ok(&s, &src, &["--with-spend-logs"]);
     assert!(out.contains("in one transaction"), "{out}");
     if stop_for_writes {
@@ -313,6 +323,7 @@ fn carry_over(mut s: Server, stop_for_writes: bool) {
         spend_of_key(&s, ALICE) > 1.25,
         "calls add to the carried spend"
     );
+    models_carried(&s, &src);
     let after_calls = counts(&s);
 
     // A second run after LiteLLM changed: values updated, nothing duplicated.
@@ -341,6 +352,58 @@ fn carry_over(mut s: Server, stop_for_writes: bool) {
     assert_eq!(spend(&s, "teams", "t-eng"), 10.5);
     assert_eq!(chat(&s, ALICE, "A").status, 401, "blocked in LiteLLM since");
     assert_eq!(chat(&s, ENG, "A").status, 200);
+}
+
+/// LiteLLM's stored models: copied as they are (the same ciphertexts), in force, and calling
+/// the upstream with the provider key LiteLLM encrypted.
+fn models_carried(s: &Server, src: &PgDb) {
+    let ids: Vec<String> = s
+        .text_rows("SELECT model_id FROM proxy_models ORDER BY model_id")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .collect();
+    assert_eq!(ids, ["pm-1", "pm-team"]);
+    for id in ["pm-1", "pm-team"] {
+        let theirs: String = src
+            .client()
+            .query_one(
+                "SELECT litellm_params->>'api_key' FROM \"LiteLLM_ProxyModelTable\" \
+                 WHERE model_id = $1",
+                &[&id],
+            )
+            .expect("LiteLLM's row")
+            .get(0);
+        let ours = json_of(
+            s,
+            "SELECT litellm_params FROM proxy_models WHERE model_id = ?1",
+            id,
+        );
+        assert_eq!(ours["api_key"], theirs.as_str(), "{id}: copied as it is");
+    }
+    let team: String = s.value(
+        "SELECT team_id FROM proxy_models WHERE model_id = ?1",
+        ["pm-team"],
+    );
+    assert_eq!(team, "t-eng");
+    // Pointed at a fake upstream (only api_base given again), each calls with its own key.
+    let fake = crate::upstream::Fake::start();
+    for (id, name, want) in [
+        ("pm-1", "db-model", "sk-litellm-upstream-0001"),
+        ("pm-team", "model_name_t-eng_6f1c2a", "sk-litellm-team-0002"),
+    ] {
+        s.admin(
+            "/model/update",
+            json!({"model_info": {"id": id}, "litellm_params": {"api_base": fake.api_base()}}),
+        );
+        let r = chat(s, MASTER, name);
+        assert_eq!(r.status, 200, "{name}: {}", r.text());
+        assert_eq!(
+            fake.last().header("authorization"),
+            Some(&*format!("Bearer {want}")),
+            "{name}"
+        );
+    }
 }
 
 #[test]

@@ -17,6 +17,8 @@ mod config_file;
 mod copy_db;
 mod end_users;
 mod every_provider;
+mod explain;
+mod explain_prop;
 mod forwarding;
 mod google;
 mod google_fake;

@@ -5,9 +5,13 @@
 //! work there, applying twice changes nothing, a dry run writes nothing, prune deletes, a bad
 //! file is a 400 naming the object and field with nothing written, a non-admin is refused with
 //! nothing written, the CLI does the same on a stopped server's store, and a SQLite export
-//! applied to PostgreSQL is the same state.
+//! applied to PostgreSQL is the same state. Database models: exported with their parameters
+//! encrypted (no plaintext secret), applied to a fresh instance with the same key they call the
+//! fake upstream with the right provider key; updates and deletes are planned; another salt key
+//! is a 400 naming the model with nothing applied; the CLI the same.
 
 use crate::common::*;
+use crate::upstream::{Fake, UPSTREAM_KEY};
 use serde_json::{json, Value};
 use std::process::{Command, Output};
 
@@ -126,7 +130,8 @@ fn export_holds_the_hierarchy_without_raw_keys_passwords_or_spend_and_is_stable(
             "organization_members",
             "team_members",
             "keys",
-            "end_users"
+            "end_users",
+            "models"
         ]
     );
     // Keys by token, never raw; sorted by token.
@@ -417,19 +422,7 @@ fn only_proxy_admins_export_or_apply_and_a_refusal_writes_nothing() {
 }
 
 fn cli(s: &Server, args: &[&str]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_litegate"));
-    c.args(args)
-        .arg("--db")
-        .arg(s.db_path())
-        .arg("--config")
-        .arg(s.config.as_ref().unwrap())
-        .env_remove("RUST_LOG")
-        .env_remove("DATABASE_URL")
-        .env("TEST_MASTER_KEY", MASTER);
-    if let Some(db) = &s.pg {
-        c.env("DATABASE_URL", &db.url);
-    }
-    c.output().expect("run litegate")
+    cli_env(s, args, &[])
 }
 
 fn out(o: &Output) -> String {
@@ -557,4 +550,277 @@ fn a_sqlite_export_applied_to_postgresql_is_the_same_state() {
     assert_eq!(export(&b), yaml);
     assert_eq!(chat(&b, &team_key, "A").status, 200);
     assert_eq!(chat(&b, &own_key, "A").status, 200);
+}
+
+/// The team model's own provider key (a team's model reads no environment).
+const TEAM_UPSTREAM_KEY: &str = "sk-team-upstream-secret-QRS";
+
+/// Database models through `/model/new`: a global one relayed to `fake` with `UPSTREAM_KEY`,
+/// a global one whose key is `os.environ/STATE_FAKE_KEY`, and a model of team `tm` with its
+/// own key. Returns a key that may call the global ones and a key of team `tm`.
+fn build_models(s: &Server, fake: &Fake) -> (String, String) {
+    s.admin(
+        "/model/new",
+        json!({"model_name": "db-gpt", "model_info": {"id": "m-db", "note": "kept"},
+               "litellm_params": {"model": "openai/json", "api_base": fake.api_base(),
+                                  "api_key": UPSTREAM_KEY, "rpm": 50}}),
+    );
+    s.admin(
+        "/model/new",
+        json!({"model_name": "env-gpt", "model_info": {"id": "m-env"},
+               "litellm_params": {"model": "openai/json", "api_base": fake.api_base(),
+                                  "api_key": "os.environ/STATE_FAKE_KEY"}}),
+    );
+    s.admin(
+        "/team/new",
+        json!({"team_id": "tm", "team_alias": "Models"}),
+    );
+    s.admin(
+        "/model/new",
+        json!({"model_name": "team-gpt", "model_info": {"id": "m-team", "team_id": "tm"},
+               "litellm_params": {"model": "openai/json", "api_base": fake.api_base(),
+                                  "api_key": TEAM_UPSTREAM_KEY}}),
+    );
+    (key_for(s, json!({})), key_for(s, json!({"team_id": "tm"})))
+}
+
+fn start_models(env: &[(&str, &str)]) -> Server {
+    let mut all = vec![("STATE_FAKE_KEY", UPSTREAM_KEY)];
+    all.extend_from_slice(env);
+    Server::start_with_env(TEST_CONFIG, &[], &all)
+}
+
+fn models_of(yaml: &str) -> Vec<serde_yaml_ng::Value> {
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(yaml).unwrap();
+    doc["models"].as_sequence().unwrap().clone()
+}
+
+/// The provider key the fake upstream saw on its last request.
+fn upstream_key(fake: &Fake) -> String {
+    let auth = fake
+        .last()
+        .header("authorization")
+        .unwrap_or("")
+        .to_string();
+    auth.trim_start_matches("Bearer ").to_string()
+}
+
+#[test]
+fn database_models_travel_encrypted_and_call_the_upstream_with_their_key() {
+    let fake = Fake::start();
+    let a = start_models(&[]);
+    let (key, team_key) = build_models(&a, &fake);
+    let yaml = export(&a);
+    // No plaintext secret, no plaintext environment reference; the ciphertexts are LiteLLM's.
+    for secret in [
+        UPSTREAM_KEY,
+        TEAM_UPSTREAM_KEY,
+        "os.environ",
+        "STATE_FAKE_KEY",
+    ] {
+        assert!(!yaml.contains(secret), "{secret} in the export:\n{yaml}");
+    }
+    let models = models_of(&yaml);
+    let model_ids: Vec<&str> = models
+        .iter()
+        .map(|m| m["model_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        model_ids,
+        ["m-db", "m-env", "m-team"],
+        "sorted by id:\n{yaml}"
+    );
+    let db = &models[0];
+    assert_eq!(db["model_name"].as_str(), Some("db-gpt"));
+    assert_eq!(
+        db["litellm_params"]["rpm"].as_i64(),
+        Some(50),
+        "numbers as they are"
+    );
+    assert_eq!(db["model_info"]["note"].as_str(), Some("kept"));
+    let sealed = db["litellm_params"]["api_key"].as_str().unwrap();
+    let salt = litegate::crypt::SaltKey::new(MASTER);
+    assert_eq!(
+        salt.decrypt(sealed).as_deref(),
+        Some(UPSTREAM_KEY),
+        "LiteLLM's box"
+    );
+    assert_eq!(models[2]["team_id"].as_str(), Some("tm"));
+    assert_eq!(export(&a), yaml, "stable");
+
+    // A fresh instance with the same master key: planned, applied, the same export, and the
+    // calls reach the upstream with each model's own provider key.
+    let b = start_models(&[]);
+    let (st, plan) = apply(&b, &yaml, "?dry_run=true");
+    assert_eq!(st, 200, "{plan}");
+    let created = ids(&plan, "create");
+    for m in ["model:m-db", "model:m-env", "model:m-team", "team:tm"] {
+        assert!(created.contains(&m.to_string()), "{m}: {plan}");
+    }
+    assert_eq!(
+        b.count("SELECT count(*) FROM proxy_models"),
+        0,
+        "a dry run wrote"
+    );
+    let (st, plan) = apply(&b, &yaml, "");
+    assert_eq!(st, 200, "{plan}");
+    assert_eq!(plan["applied"], true);
+    assert!(!plan.to_string().contains(UPSTREAM_KEY), "{plan}");
+    assert_eq!(export(&b), yaml, "a fixed point");
+    for (k, model, want) in [
+        (&key, "db-gpt", UPSTREAM_KEY),
+        (&key, "env-gpt", UPSTREAM_KEY),
+        (&team_key, "team-gpt", TEAM_UPSTREAM_KEY),
+    ] {
+        let r = chat(&b, k, model);
+        assert_eq!(r.status, 200, "{model}: {}", r.text());
+        assert_eq!(upstream_key(&fake), want, "{model}");
+    }
+    assert_eq!(
+        chat(&b, &key, "team-gpt").status,
+        400,
+        "only the team's keys see it"
+    );
+
+    // Applying twice changes nothing (the generation does not move either).
+    let generation = |s: &Server| s.count("SELECT generation FROM model_generation");
+    let g = generation(&b);
+    let (st, plan) = apply(&b, &yaml, "");
+    assert_eq!(st, 200, "{plan}");
+    assert_eq!(plan["applied"], false, "{plan}");
+    assert!(ids(&plan, "update").is_empty(), "{plan}");
+    assert_eq!(generation(&b), g);
+
+    // An update on `a` is one planned update of `b`'s model; a delete needs prune.
+    a.admin(
+        "/model/update",
+        json!({"model_info": {"id": "m-db"}, "litellm_params": {"rpm": 70}}),
+    );
+    a.admin("/model/delete", json!({"id": "m-env"}));
+    let yaml2 = export(&a);
+    let (st, plan) = apply(&b, &yaml2, "?dry_run=true");
+    assert_eq!(st, 200, "{plan}");
+    assert_eq!(ids(&plan, "update"), ["model:m-db"], "{plan}");
+    assert!(
+        plan["update"][0]["fields"]["litellm_params"]["after"]["rpm"] == 70,
+        "{plan}"
+    );
+    assert!(ids(&plan, "delete").is_empty(), "no prune: {plan}");
+    let (st, plan) = apply(&b, &yaml2, "?prune=true");
+    assert_eq!(st, 200, "{plan}");
+    assert_eq!(ids(&plan, "delete"), ["model:m-env"], "{plan}");
+    assert_eq!(export(&b), yaml2);
+    assert_eq!(chat(&b, &key, "db-gpt").status, 200, "in force at once");
+    assert_eq!(chat(&b, &key, "env-gpt").status, 400, "deleted");
+}
+
+#[test]
+fn database_models_applied_with_another_salt_key_are_a_400_naming_the_model_and_write_nothing() {
+    let fake = Fake::start();
+    let a = start_models(&[]);
+    build(&a);
+    build_models(&a, &fake);
+    let yaml = export(&a);
+    let b = start_models(&[("LITELLM_SALT_KEY", "another-salt")]);
+    let before = snapshot(&b);
+    let (st, v) = apply(&b, &yaml, "");
+    assert_eq!(st, 400, "{v}");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("model m-db") && msg.contains("api_key") && msg.contains("LITELLM_SALT_KEY"),
+        "{msg}"
+    );
+    assert!(!msg.contains(UPSTREAM_KEY));
+    assert_eq!(snapshot(&b), before, "the other kinds were applied too");
+    // The same for a dry run, and for a hand-written model with a plaintext key.
+    let (st, _) = apply(&b, &yaml, "?dry_run=true");
+    assert_eq!(st, 400);
+    let plain = "litegate_state: 1\nmodels:\n- model_id: hand\n  model_name: hand\n  \
+                 litellm_params: {model: openai/json, api_key: sk-plain}\n";
+    let (st, v) = apply(&b, plain, "");
+    assert_eq!(st, 400, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("model hand"),
+        "{v}"
+    );
+    assert_eq!(snapshot(&b), before);
+    // A model with the id of a config model is refused too (config models are not state).
+    let (st, v) = apply(
+        &b,
+        &yaml.replace("model_id: m-db", "model_id: a-1"),
+        "?dry_run=true",
+    );
+    assert_eq!(st, 400, "{v}");
+}
+
+#[test]
+fn cli_exports_and_applies_database_models() {
+    let fake = Fake::start();
+    let mut a = start_models(&[]);
+    let (key, _) = build_models(&a, &fake);
+    let http_yaml = export(&a);
+    a.stop();
+    let o = cli(&a, &["export"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    let yaml = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(yaml, http_yaml);
+    assert!(!yaml.contains(UPSTREAM_KEY));
+
+    let mut b = start_models(&[]);
+    let file = b.dir.path().join("state.yaml");
+    std::fs::write(&file, &yaml).unwrap();
+    b.stop();
+    let f = file.to_str().unwrap();
+    // Another salt key: exit 2 naming the model, nothing written.
+    let o = cli_env(&b, &["apply", f], &[("LITELLM_SALT_KEY", "another-salt")]);
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("model m-db"),
+        "{}",
+        out(&o)
+    );
+    // The CLI reads `os.environ/NAME` references as the server would: from its environment.
+    let env = [("STATE_FAKE_KEY", UPSTREAM_KEY)];
+    let o = cli(&b, &["apply", f]);
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("STATE_FAKE_KEY is not set"),
+        "{}",
+        out(&o)
+    );
+    let o = cli_env(&b, &["apply", f], &env);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    let o = cli_env(&b, &["apply", f], &env);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("nothing to change"),
+        "{}",
+        out(&o)
+    );
+    b.start_again();
+    assert_eq!(export(&b), yaml);
+    let r = chat(&b, &key, "db-gpt");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(upstream_key(&fake), UPSTREAM_KEY);
+}
+
+fn cli_env(s: &Server, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_litegate"));
+    c.args(args)
+        .arg("--db")
+        .arg(s.db_path())
+        .arg("--config")
+        .arg(s.config.as_ref().unwrap())
+        .env_remove("RUST_LOG")
+        .env_remove("DATABASE_URL")
+        .env("TEST_MASTER_KEY", MASTER);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    if let Some(db) = &s.pg {
+        c.env("DATABASE_URL", &db.url);
+    }
+    c.output().expect("run litegate")
 }

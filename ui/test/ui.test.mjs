@@ -298,6 +298,27 @@ test('edit a key\'s models; API errors show as readable messages', async () => {
   assert.match(await page.textContent('#flash'), /alias 'svc-org' already exists/);
 });
 
+test('the key page\'s "Why?" panel explains a model the key may and may not call', async () => {
+  await goto('keys');
+  const row = '[data-testid=key-row][data-key-alias=svc-org]';
+  await page.click(`${row} [data-testid=why-key]`);
+  await page.waitForSelector('[data-testid=why-panel] [data-testid=why-verdict]');
+  // svc-org may call B only (edited above); its team's org has A and B.
+  await page.selectOption('[data-testid=why-model]', 'A');
+  await page.click('[data-testid=why-ask]');
+  await page.waitForSelector('[data-testid=why-verdict]:has-text("Refused by key")');
+  const api_ = await api('POST', '/access/explain', MASTER, { key: 'svc-org', model: 'A' });
+  assert.equal(api_.status, 200, api_.text);
+  assert.match(await page.textContent('[data-testid=why-verdict]'), new RegExp(api_.json.reason.slice(0, 40).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+  const allows = await page.$$eval('[data-testid=why-levels] tbody tr', (rs) => rs.map((r) => [r.dataset.level, r.lastElementChild.textContent]));
+  assert.deepEqual(allows, [['proxy', 'yes'], ['organization', 'yes'], ['team', 'yes'], ['user', '—'], ['key', 'no']]);
+  await page.fill('[data-testid=why-other]', 'B');
+  await page.click('[data-testid=why-ask]');
+  await page.waitForSelector('[data-testid=why-verdict]:has-text("Allowed: B")');
+  assert.doesNotMatch(await page.textContent('[data-testid=why-panel]'), /\b(null|undefined|NaN)\b/);
+  await shot('why');
+});
+
 test('users page lists, creates and changes roles; usage page shows spend', async () => {
   await goto('users');
   await page.fill('[data-testid=create-user-form] input[name=user_email]', 'bob@example.com');

@@ -325,3 +325,52 @@ fn a_permit_outlives_the_handle_it_came_from() {
     drop(p);
     assert!(watcher.upgrade().is_none(), "the last holder freed it");
 }
+
+/// `/access/explain` reads usage without consuming: no window advanced, no request counted, no
+/// entry created; and it decides as admission does.
+#[test]
+fn usage_reads_without_consuming_and_decides_as_admission() {
+    let lim = Arc::new(Limiter::new());
+    let l = Limit {
+        scope: Scope::Key,
+        id: "k".into(),
+        rpm: Some(2),
+        tpm: Some(100),
+        parallel: Some(1),
+    };
+    let limits = [l.clone()];
+    assert_eq!(lim.usage(&limits), vec![Usage::default()]);
+    assert_eq!(lim.tracked(), 0, "reading creates no entry");
+    let p = lim.admit(&limits).expect("first");
+    p.add_tokens(40);
+    let u = lim.usage(&limits);
+    assert_eq!((u[0].requests, u[0].tokens, u[0].in_flight), (1, 40, 1));
+    assert_eq!(lim.usage(&limits), u, "reading twice reads the same");
+    // Parallel full: decided as the second admit is refused.
+    assert_eq!(
+        decide(limits.iter().zip(&u)).map(|(i, w, _)| (i, w)),
+        Some((0, "parallel"))
+    );
+    assert!(lim.admit(&limits).is_err());
+    drop(p);
+    let u = lim.usage(&limits);
+    assert_eq!(decide(limits.iter().zip(&u)), None);
+    let _p = lim.admit(&limits).expect("second");
+    let u = lim.usage(&limits);
+    assert_eq!(u[0].requests, 2);
+    // rpm full too: the usage carries the wait admission words.
+    let d = decide(limits.iter().zip(&u)).expect("refused");
+    assert_eq!(
+        d.1, "rpm",
+        "the longest wait (rpm's, not parallel's 1 s) is named"
+    );
+    assert!(d.2 > 1, "{d:?}");
+    let zero = [Limit {
+        rpm: Some(0),
+        tpm: None,
+        parallel: None,
+        ..l
+    }];
+    let u = lim.usage(&zero);
+    assert_eq!(decide(zero.iter().zip(&u)), Some((0, "rpm", 60)));
+}

@@ -159,6 +159,19 @@ pub const CARRIED: &[Carried] = &[
         ],
     },
     Carried {
+        table: "LiteLLM_ProxyModelTable",
+        columns: &[
+            "model_id",
+            "model_name",
+            "litellm_params",
+            "model_info",
+            "created_at",
+            "created_by",
+            "updated_at",
+            "updated_by",
+        ],
+    },
+    Carried {
         table: "LiteLLM_SpendLogs",
         columns: &[
             "request_id",
@@ -229,7 +242,6 @@ pub const NOT_CARRIED: &[(&str, &str, &str)] = &[
 /// LiteLLM tables that are not imported at all, and why. A `LiteLLM_*` table in no list is
 /// reported as "unknown to this importer".
 pub const TABLES_NOT_IMPORTED: &[(&str, &str)] = &[
-    ("LiteLLM_ProxyModelTable", "models added through LiteLLM's UI/API: not imported yet (litegate's own table of runtime models is not in this version); add them to config.yaml's model_list (their litellm_params hold secrets encrypted with LITELLM_SALT_KEY)"),
     ("LiteLLM_CredentialsTable", "stored provider credentials (encrypted with LITELLM_SALT_KEY): put them in config.yaml as os.environ/ values"),
     ("LiteLLM_DeprecatedVerificationToken", "old hashes of regenerated keys: their grace period is not carried, the regenerated key is"),
     ("LiteLLM_Config", "DB-stored general_settings: put them in config.yaml"),

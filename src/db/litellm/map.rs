@@ -22,6 +22,7 @@ pub struct Src {
     pub users: Table,
     pub keys: Table,
     pub end_users: Table,
+    pub proxy_models: Table,
 }
 
 /// What to write, in foreign-key order, and the notes on what was not carried.

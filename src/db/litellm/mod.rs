@@ -6,11 +6,13 @@
 //! with `--with-spend-logs`. A second run updates what it wrote the first time, never
 //! duplicates, never deletes. `--dry-run` reads LiteLLM and prints the report without
 //! opening the target. The report names every LiteLLM column and table not carried and why
-//! (`fields.rs`), and every row changed or left out (`map.rs`, `keys.rs`).
+//! (`fields.rs`), and every row changed or left out (`map.rs`, `keys.rs`). Models added in
+//! LiteLLM (`LiteLLM_ProxyModelTable`) copy as they are, encrypted (`models.rs`).
 
 mod fields;
 mod keys;
 mod map;
+mod models;
 mod rows;
 mod source;
 mod write;
@@ -59,6 +61,10 @@ pub struct Options {
     /// none of them (nor a special name or a wildcard) is reported (its calls are refused
     /// until config.yaml serves it). `None`: not checked.
     pub known_models: Option<Vec<String>>,
+    /// The config: its salt key (`LITELLM_SALT_KEY`, else the master key) must open each
+    /// `LiteLLM_ProxyModelTable` row, and its reader read it (`models.rs`). `None`: those rows
+    /// are not imported (a note says so).
+    pub config: Option<crate::config::Config>,
 }
 
 /// The tables read into the plan, by field of `map::Src`.
@@ -72,6 +78,7 @@ const READ: &[&str] = &[
     "LiteLLM_UserTable",
     "LiteLLM_VerificationToken",
     "LiteLLM_EndUserTable",
+    "LiteLLM_ProxyModelTable",
 ];
 const SPEND_LOGS: &str = "LiteLLM_SpendLogs";
 
@@ -122,6 +129,7 @@ fn import(
         users: next(),
         keys: next(),
         end_users: next(),
+        proxy_models: next(),
     };
     let pool = match open {
         Some(open) => Some(open().map_err(ImportError::Failed)?),
@@ -131,6 +139,7 @@ fn import(
     let mut report = Vec::new();
     let unmapped = unmapped_lines(src, &present, &s, opts)?;
     let mut plan = map::plan(&s);
+    models::plan_models(&s.proxy_models, opts.config.as_ref(), &mut plan);
     if let Some(h) = &opts.master_hash {
         let before = plan.rows.len();
         plan.rows.retain(|o| {
@@ -145,7 +154,23 @@ fn import(
         }
     }
     if let Some(known) = &opts.known_models {
-        unknown_models(&mut plan, known);
+        // The models imported count as served (under their public name in their team).
+        let mut known = known.clone();
+        for o in plan.rows.iter().filter(|o| o.table == "proxy_models") {
+            known.extend(
+                o.get("model_name")
+                    .and_then(rows::V::as_text)
+                    .map(str::to_string),
+            );
+            let info = o
+                .get("model_info")
+                .and_then(rows::V::as_text)
+                .unwrap_or("{}");
+            if let Some(n) = crate::db::json_obj(info)["team_public_model_name"].as_str() {
+                known.push(n.to_string());
+            }
+        }
+        unknown_models(&mut plan, &known);
     }
     let mut notes = plan.notes.clone();
     let target_name = target.map(|p| p.engine());
@@ -169,6 +194,7 @@ fn import(
             "team_members",
             "api_keys",
             "end_users",
+            "proxy_models",
         ] {
             report.push(format!("  {t:<22}{:>8} would be imported", plan.count(t)));
         }
@@ -331,6 +357,7 @@ fn unmapped_lines(
         &s.users,
         &s.keys,
         &s.end_users,
+        &s.proxy_models,
     ];
     let mut out = Vec::new();
     for (name, t) in READ.iter().zip(tables) {
