@@ -6,7 +6,13 @@
 //! - socket timeouts are set only when the wanted one moved by more than a second (ureq sets
 //!   them before every read and write, because a global timeout shrinks as it runs);
 //! - the "still open?" probe of a pooled connection is one non-blocking `recv(MSG_PEEK)`
-//!   (ureq switches the socket to non-blocking, reads, and switches back: three calls).
+//!   (ureq switches the socket to non-blocking, reads, and switches back: three calls);
+//! - and it runs once per reuse, not twice (issue 17): ureq asks `is_open` when it puts a
+//!   connection back in its pool, right after reading the answer, and again when it takes it
+//!   out for the next call. The first ask is answered without a system call (ureq has just
+//!   checked its own buffer for bytes beyond the body); the second probes the socket, which
+//!   catches everything the first would have (unasked bytes, a close) and what happened
+//!   while the connection waited in the pool.
 //!
 //! HTTPS and proxies go through ureq's default connector unchanged.
 
@@ -55,6 +61,7 @@ impl Connector<()> for UpstreamConnector {
             pending: Vec::new(),
             read_timeout: None,
             write_timeout: None,
+            just_used: false,
         })))
     }
 }
@@ -96,6 +103,9 @@ pub struct FastTcp {
     pending: Vec<u8>,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
+    /// An answer was read and `is_open` has not been asked since: the next ask is ureq
+    /// putting the connection back in its pool (see the module doc).
+    just_used: bool,
 }
 
 impl std::fmt::Debug for FastTcp {
@@ -186,11 +196,19 @@ impl Transport for FastTcp {
             }
         };
         self.buffers.input_appended(n);
+        self.just_used = true;
         Ok(n > 0)
     }
 
     fn is_open(&mut self) -> bool {
-        self.pending.is_empty() && probe(&self.stream)
+        if !self.pending.is_empty() {
+            return false;
+        }
+        // Put back in the pool right after its answer: the probe waits for the reuse.
+        if std::mem::take(&mut self.just_used) {
+            return true;
+        }
+        probe(&self.stream)
     }
 }
 
@@ -262,6 +280,50 @@ mod tests {
             first_read.ends_with(&body),
             "the first read lacked the body: {first_read}"
         );
+    }
+
+    /// Issue 17: the probe runs once per reuse, when the pool hands the connection out, and
+    /// still catches what arrived while it waited there: bytes nobody asked for after an
+    /// answer make ureq take a new connection instead of reading them as the next answer.
+    #[test]
+    fn unasked_bytes_after_an_answer_are_caught_before_reuse() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/v1/x", l.local_addr().expect("addr"));
+        let server = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            let (mut first, _) = l.accept().expect("accept");
+            let _ = first.read(&mut buf).expect("read");
+            first
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\none")
+                .expect("write");
+            std::thread::sleep(Duration::from_millis(50));
+            first
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nstale")
+                .expect("write");
+            let (mut second, _) = l.accept().expect("accept a second connection");
+            let _ = second.read(&mut buf).expect("read");
+            second
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\ntwo")
+                .expect("write");
+            // The first connection carried no second request.
+            first
+                .set_read_timeout(Some(Duration::from_millis(200)))
+                .expect("timeout");
+            matches!(first.read(&mut buf), Ok(0) | Err(_))
+        });
+        let agent = ureq::Agent::with_parts(
+            ureq::Agent::config_builder().build(),
+            UpstreamConnector::default(),
+            ureq::unversioned::resolver::DefaultResolver::default(),
+        );
+        let call = || {
+            let mut r = agent.post(&url).send(&b"{}"[..]).expect("post");
+            r.body_mut().read_to_string().expect("body")
+        };
+        assert_eq!(call(), "one");
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(call(), "two", "the unasked answer was not read as this one");
+        assert!(server.join().expect("server"));
     }
 
     #[test]

@@ -542,6 +542,24 @@ impl Request {
 
         let do_not_send_body = self.method == Method::Head;
 
+        // litegate patch (issue 17): a response whose length is known and bounded is
+        // gathered, head and body, into one buffer and leaves in one write. Printed straight
+        // into the connection's 1 KiB `BufWriter`, a head and a body over 1 KiB took two or
+        // three writes (and as many wake-ups of the client).
+        if response.data_length().is_some_and(|n| n <= GATHER_MAX) {
+            let mut out = Vec::with_capacity(response.data_length().unwrap_or(0) + 512);
+            response.raw_print(
+                &mut out,
+                self.http_version.clone(),
+                &self.headers,
+                do_not_send_body,
+                None,
+            )?;
+            return Self::ignore_client_closing_errors(
+                writer.write_all(&out).and_then(|_| writer.flush()),
+            );
+        }
+
         Self::ignore_client_closing_errors(response.raw_print(
             writer.by_ref(),
             self.http_version.clone(),
@@ -579,6 +597,10 @@ impl fmt::Debug for Request {
     }
 }
 
+/// litegate patch (issue 17): responses of known length up to this many bytes are written
+/// with one write (`respond_impl`); longer ones stream through the connection's buffer.
+pub const GATHER_MAX: usize = 1 << 20;
+
 impl Drop for Request {
     fn drop(&mut self) {
         // litegate patch: the client waits for `100 Continue` before sending the body and we
@@ -607,6 +629,49 @@ impl<T> ReadWrite for T where T: Read + Write {}
 #[cfg(test)]
 mod tests {
     use super::Request;
+
+    /// litegate patch (issue 17): a response of known length leaves in one write, head and
+    /// body together, whatever its size up to `GATHER_MAX` (printed straight into the
+    /// connection's writer, its status line, each header and the body were separate writes).
+    #[test]
+    fn a_response_of_known_length_is_one_write() {
+        use crate::{HTTPVersion, Method, Response};
+        use std::io::Write;
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Writes(Arc<Mutex<Vec<Vec<u8>>>>);
+        impl Write for Writes {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().push(b.to_vec());
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        for size in [2usize, 900, 3000, 30_000] {
+            let w = Writes::default();
+            let rq = super::new_request(
+                false,
+                Method::Get,
+                "/x".into(),
+                HTTPVersion(1, 1),
+                vec![],
+                None,
+                std::io::empty(),
+                w.clone(),
+            )
+            .unwrap();
+            let body = vec![b'x'; size];
+            rq.respond(Response::from_data(body.clone())).unwrap();
+            let writes = w.0.lock().unwrap();
+            assert_eq!(writes.len(), 1, "size {}: {} writes", size, writes.len());
+            let out = String::from_utf8(writes[0].clone()).unwrap();
+            assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{}", out);
+            assert!(out.contains(&format!("\r\nContent-Length: {}\r\n", size)));
+            assert!(out.ends_with(&format!("\r\n\r\n{}", "x".repeat(size))));
+        }
+    }
 
     #[test]
     fn must_be_send() {
