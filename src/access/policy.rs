@@ -200,33 +200,21 @@ pub fn can_see_key<C: Handle + ?Sized>(c: &C, who: &Caller, k: &db::keys::NewKey
     administers_team_of(c, who, k)
 }
 
-/// May the caller ask `/access/explain` about this key? Itself always; a calls-only key only
-/// itself; otherwise proxy admins and proxy admin viewers (who read every key: explaining
-/// shows what `/key/info` and the limits show, and changes nothing), the key's owner, and the
-/// admins of its team (org admins above it included) or, for a key without a team, of its
-/// organization. Internal user viewers administer nothing: their own keys only.
+/// May the caller ask `/access/explain` about this key? Whoever may see it (`can_see_key`:
+/// itself, its owner, proxy admins and viewers — explaining shows what `/key/info` and the
+/// limits show and changes nothing —, the admins of its team and the org admins above it) and,
+/// beyond `/key/info`, the admins of a team-less key's organization. A calls-only key: itself
+/// only.
 pub fn can_explain_key<C: Handle + ?Sized>(
     c: &C,
     who: &Caller,
     k: &db::keys::NewKey,
 ) -> Result<bool> {
-    if who.key.as_ref().is_some_and(|mine| mine.token == k.token) {
-        return Ok(true);
-    }
-    if who.is_calls_only() {
-        return Ok(false);
-    }
-    if who.role.reads_all() {
-        return Ok(true);
-    }
-    if k.user_id.is_some() && k.user_id == who.user_id {
-        return Ok(true);
-    }
-    if administers_team_of(c, who, k)? {
+    if can_see_key(c, who, k)? {
         return Ok(true);
     }
     match (&k.team_id, &k.organization_id) {
-        (None, Some(o)) => is_org_admin(c, who, o),
+        (None, Some(o)) if !who.is_calls_only() => is_org_admin(c, who, o),
         _ => Ok(false),
     }
 }

@@ -131,7 +131,7 @@ fn as_cap(v: i64) -> u64 {
 
 /// A sliding window of `WINDOW_SECS` one-second buckets. `head` is the second (since the
 /// limiter's origin) of the newest bucket; `total` is the sum of all buckets.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Window {
     head: u64,
     total: u64,
@@ -436,32 +436,12 @@ impl Limiter {
         })
     }
 
-    /// What each of `limits` has used now, changing nothing (`/access/explain`): the windows
-    /// are read as they would be advanced to now, not advanced.
+    /// What each of `limits` has used now, changing nothing (`/access/explain`): the same read
+    /// as admission's (`State::usage`; advancing a window to now only drops what expired).
     pub fn usage(&self, limits: &[Limit]) -> Vec<Usage> {
         let sec = self.sec(Instant::now());
-        let st = self.lock();
-        limits
-            .iter()
-            .map(|l| match st.maps[l.scope.index()].get(l.id.as_str()) {
-                Some(e) => {
-                    let at_now = |w: &Option<Box<Window>>| {
-                        w.as_ref().map(|w| {
-                            let mut w = w.clone();
-                            w.advance(sec);
-                            w
-                        })
-                    };
-                    let now = Entry {
-                        requests: at_now(&e.requests),
-                        tokens: at_now(&e.tokens),
-                        in_flight: e.in_flight,
-                    };
-                    Usage::of(Some(&now), l)
-                }
-                None => Usage::of(None, l),
-            })
-            .collect()
+        let limits: Vec<&Limit> = limits.iter().collect();
+        self.lock().usage(&limits, sec)
     }
 
     /// Number of (scope, id) entries in memory. For tests and metrics.

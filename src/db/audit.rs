@@ -150,11 +150,8 @@ pub fn setting<C: Handle + ?Sized>(c: &C, name: &str) -> DbResult<Option<String>
     c.one(super::SETTINGS_GET, &[name.into()], |r| r.get(0))
 }
 
-const SETTING_PUT: &str = "INSERT INTO settings(name, value) VALUES (?1, ?2)
-    ON CONFLICT(name) DO UPDATE SET value = excluded.value";
-
 pub fn put_setting<C: Handle + ?Sized>(c: &C, name: &str, value: &str) -> DbResult<()> {
-    c.exec(SETTING_PUT, &[name.into(), value.into()])?;
+    c.exec(super::SETTINGS_PUT, &[name.into(), value.into()])?;
     Ok(())
 }
 

@@ -512,7 +512,7 @@ pub fn settings_get(c: &rusqlite::Connection, name: &str) -> rusqlite::Result<Op
         .optional()
 }
 
-const SETTINGS_PUT: &str = "INSERT INTO settings(name, value) VALUES (?1, ?2)
+pub(crate) const SETTINGS_PUT: &str = "INSERT INTO settings(name, value) VALUES (?1, ?2)
     ON CONFLICT(name) DO UPDATE SET value = excluded.value";
 pub fn settings_put<C: sql::Exec + ?Sized>(
     c: &mut C,
