@@ -1,50 +1,81 @@
 #!/usr/bin/env bash
-# Per-layer cost of one model call (issue 17), in figures that do not depend on machine load:
+# Per-call profile of litegate (issue 17), in figures that do not depend on machine load:
 # instructions per call under valgrind's callgrind (repeatable on a busy machine, where wall-clock
-# timing is noise) and system calls per call under `strace -c -f`.
+# timing is noise) and system calls per call under strace. Release build, the benchmark's fake
+# upstream (src/bin/fake_upstream.rs), a seeded database, one keep-alive client at c=1.
+# Two modes (PROFILE_MODE), one setup:
 #
-# Builds release, starts the fake upstream, seeds PROFILE_KEYS keys, then for litegate (and the
-# floor proxy, ../shared/perf-floor `--mode b`, when present) runs PROFILE_CALLS non-streaming chat
-# calls at c=1 on one keep-alive connection after PROFILE_WARM warm-up calls: once under callgrind
-# (counters zeroed after the warm-up with callgrind_control, dumped after the calls) and once under
-# strace -c -f (the warm-up's calls subtracted by a second run of only the warm-up). Prints one
-# Markdown table per tool: instructions per call by layer (inclusive, every thread), and system
-# calls per call by name.
+# layers (default): litegate by layer, the floor proxy beside it (../shared/perf-floor `--mode b`,
+#   when present). PROFILE_CALLS non-streaming chat calls after PROFILE_WARM warm-up calls: once
+#   under callgrind (counters zeroed after the warm-up with callgrind_control, dumped after the
+#   calls) and once under strace -c -f (the warm-up's calls subtracted by a second run of only
+#   the warm-up). Prints one Markdown table per tool: instructions per call by layer (inclusive,
+#   every thread), and system calls per call by name.
+# http: the HTTP layer, JSON and SSE (PROFILE_KINDS); 1,000 keys seeded unless PROFILE_KEYS.
+#   strace:    after a warm-up, `strace -f -c` attached to every litegate thread for N calls;
+#              prints the syscall table divided by N (calls per model call).
+#   callgrind: litegate under valgrind with instrumentation off; switched on after the warm-up
+#              for N calls; prints instructions per call, total and by layer (inclusive costs
+#              of the tiny_http read/parse, the response write, the upstream client (ureq), ...).
 #
 # Usage: scripts/profile.sh      (env: PROFILE_CALLS=2000 PROFILE_WARM=200 PROFILE_KEYS=100000
-#                                 PROFILE_STREAM=1 streams instead; PROFILE_KEEP=1 keeps the work dir;
-#                                 LITEGATE_* variables reach litegate, e.g.
-#                                 LITEGATE_ACCESS_LOG_BATCH=0 for a line per write)
+#                                 PROFILE_STREAM=1 streams instead)
+#        PROFILE_MODE=http scripts/profile.sh [strace|callgrind|both]   (or `report DIR`:
+#                                 reprint a kept run; env: PROFILE_CALLS=1000 PROFILE_KINDS="json sse")
+#        Either mode: PROFILE_KEEP=1 keeps the work dir; PROFILE_BIN=DIR profiles the binaries
+#        in DIR (litegate, fake_upstream, seed; PROFILE_NOBUILD=1 skips the build); LITEGATE_*
+#        variables reach litegate, e.g. LITEGATE_ACCESS_LOG_BATCH=0 for a line per write.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CALLS=${PROFILE_CALLS:-2000}
+MODE=${PROFILE_MODE:-layers}
+case "$MODE" in
+layers | http) ;;
+*) echo "profile: PROFILE_MODE is layers or http, not '$MODE'" >&2; exit 2 ;;
+esac
+WHAT=${1:-both}
+if [ "$MODE" = http ] && [ "$WHAT" = report ]; then
+    WORK=${2:?usage: PROFILE_MODE=http $0 report DIR}
+    PROFILE_NOBUILD=1
+fi
+if [ "$MODE" = http ]; then
+    CALLS=${PROFILE_CALLS:-1000}
+    KEYS=${PROFILE_KEYS:-1000}
+else
+    CALLS=${PROFILE_CALLS:-2000}
+    KEYS=${PROFILE_KEYS:-100000}
+fi
+N=$CALLS
 WARM=${PROFILE_WARM:-200}
-KEYS=${PROFILE_KEYS:-100000}
 STREAM=${PROFILE_STREAM:-}
+KINDS=${PROFILE_KINDS:-"json sse"}
 say() { echo "profile: $*" >&2; }
 for t in valgrind callgrind_control callgrind_annotate strace python3; do
     command -v "$t" >/dev/null || { say "needs $t (apt-get install valgrind strace python3)"; exit 2; }
 done
 
-say "building release binaries"
-cargo build --release --quiet --bin litegate --bin fake_upstream --bin seed
-BIN=target/release
+if [ -z "${PROFILE_NOBUILD:-}" ]; then
+    say "building release binaries"
+    cargo build --release --quiet --bin litegate --bin fake_upstream --bin seed
+fi
+BIN=${PROFILE_BIN:-target/release}
 FLOOR_SRC=${BENCH_FLOOR_SRC:-../shared/perf-floor}
 FLOOR_BIN=""
-if [ -f "$FLOOR_SRC/Cargo.toml" ] && [ -z "$STREAM" ]; then
+if [ "$MODE" = http ]; then
+    :
+elif [ -f "$FLOOR_SRC/Cargo.toml" ] && [ -z "$STREAM" ]; then
     cargo build --release --quiet --manifest-path "$FLOOR_SRC/Cargo.toml" --target-dir target/perf-floor
     FLOOR_BIN=target/perf-floor/release/thread_proxy_floor
 else
     say "the floor is skipped (no $FLOOR_SRC, or streams)"
 fi
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/litegate-profile.XXXXXX")
+[ "$WHAT" = report ] || WORK=$(mktemp -d "${TMPDIR:-/tmp}/litegate-profile.XXXXXX")
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    if [ -z "${PROFILE_KEEP:-}" ]; then rm -rf "$WORK"; else say "kept $WORK"; fi
+    if [ -z "${PROFILE_KEEP:-}" ] && [ "$WHAT" != report ]; then rm -rf "$WORK"; else say "kept $WORK"; fi
 }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -56,13 +87,27 @@ wait_port() {
     done
     say "nothing listens on $1"; exit 1
 }
+# The port of a server's "listening on ...:PORT" line in file $1.
+port_of() {
+    local f=$1 i
+    for i in $(seq 1 600); do
+        if grep -q "listening on" "$f" 2>/dev/null; then
+            grep -m1 "listening on" "$f" | sed -E 's/.*:([0-9]+)\/?$/\1/'
+            return
+        fi
+        sleep 0.05
+    done
+    say "no 'listening on' in $f"; cat "$f" >&2; exit 1
+}
 
-UP_PORT=$(free_port)
-"$BIN/fake_upstream" --listen "127.0.0.1:$UP_PORT" >"$WORK/fake.out" 2>&1 &
-PIDS+=($!)
-wait_port "$UP_PORT"
-KEY=$("$BIN/seed" --db "$WORK/seed.db" --keys "$KEYS" --models bench)
-cat >"$WORK/config.yaml" <<EOF
+if [ "$WHAT" != report ]; then
+    UP_PORT=$(free_port)
+    "$BIN/fake_upstream" --listen "127.0.0.1:$UP_PORT" >"$WORK/fake.out" 2>&1 &
+    PIDS+=($!)
+    wait_port "$UP_PORT"
+    KEY=$("$BIN/seed" --db "$WORK/seed.db" --keys "$KEYS" --models bench)
+    export KEY
+    cat >"$WORK/config.yaml" <<EOF
 model_list:
   - model_name: bench
     litellm_params:
@@ -73,12 +118,15 @@ general_settings:
   master_key: sk-profile-master-key-0123456789abcdef
 EOF
 
-# calls PORT N MODEL: N chat calls on one keep-alive connection; fails on any non-200.
-cat >"$WORK/calls.py" <<'EOF'
+    # The client: calls.py PORT N MODEL [json|sse]: N chat calls on one keep-alive connection
+    # (Python's http.client: its cost is not litegate's); fails on any non-200 answer and on a
+    # stream without its final `[DONE]`. Streams for `sse` or when PROFILE_STREAM is set.
+    cat >"$WORK/calls.py" <<'EOF'
 import http.client, json, os, sys
 port, n, model = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+sse = sys.argv[4:5] == ["sse"] or bool(os.environ.get("PROFILE_STREAM"))
 body = {"model": model, "messages": [{"role": "user", "content": "Say hello to the benchmark."}], "max_tokens": 16}
-if os.environ.get("PROFILE_STREAM"):
+if sse:
     body["stream"] = True
 body = json.dumps(body, separators=(",", ":"))
 h = {"Authorization": "Bearer " + os.environ["KEY"], "Content-Type": "application/json"}
@@ -87,12 +135,109 @@ for i in range(n):
     c.request("POST", "/v1/chat/completions", body, h)
     r = c.getresponse()
     data = r.read()
-    if r.status != 200:
+    if r.status != 200 or (sse and b"[DONE]" not in data):
         sys.exit(f"call {i}: {r.status} {data[:300]!r}")
 EOF
-export KEY
-calls() { python3 "$WORK/calls.py" "$1" "$2" "$3"; }
+fi
+calls() { python3 "$WORK/calls.py" "$@"; }
 
+# ==== PROFILE_MODE=http: the HTTP layer, JSON and SSE ===========================================
+if [ "$MODE" = http ]; then
+LG=()
+start_litegate() {
+    "${LG[@]}" "$BIN/litegate" --config "$WORK/config.yaml" --db "$WORK/seed.db" \
+        --listen 127.0.0.1:0 --workers 64 >"$WORK/lg.out" 2>"$WORK/lg.log" &
+    LG_PID=$!
+    PIDS+=("$LG_PID")
+    LG_PORT=$(port_of "$WORK/lg.out")
+}
+stop_litegate() { kill "$LG_PID" 2>/dev/null || true; wait "$LG_PID" 2>/dev/null || true; }
+
+run_strace() {
+    local mode=$1
+    LG=()
+    start_litegate
+    calls "$LG_PORT" "$WARM" bench "$mode"
+    local args=()
+    for t in /proc/"$LG_PID"/task/*; do args+=(-p "${t##*/}"); done
+    strace -f -c -o "$WORK/strace.$mode" "${args[@]}" 2>/dev/null &
+    local st=$!
+    sleep 1
+    calls "$LG_PORT" "$N" bench "$mode"
+    kill -INT "$st"
+    wait "$st" 2>/dev/null || true
+    stop_litegate
+    echo "== strace, $mode: system calls per call (N=$N, errors = EAGAIN/timeouts)"
+    awk -v n="$N" '$1 ~ /^[0-9.]+$/ && NF >= 5 {
+        name = $NF; if (name == "total") next; calls = $4; errs = (NF == 6 ? $5 : 0);
+        if (calls / n >= 0.05) printf "  %-16s %6.2f  errors %5.2f\n", name, calls / n, errs / n;
+        total += calls } END { printf "  %-16s %6.2f\n", "total", total / n }' "$WORK/strace.$mode"
+}
+
+run_callgrind() {
+    local mode=$1
+    LG=(valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/cg.$mode.%p")
+    start_litegate
+    calls "$LG_PORT" 100 bench "$mode"
+    callgrind_control -i on "$LG_PID" >/dev/null
+    calls "$LG_PORT" "$N" bench "$mode"
+    callgrind_control -i off "$LG_PID" >/dev/null
+    callgrind_control -d "$LG_PID" >/dev/null
+    stop_litegate
+    local f
+    f=$(ls -S "$WORK"/cg."$mode".* | head -1)
+    callgrind_annotate --inclusive=yes --threshold=100 "$f" >"$WORK/cg.$mode.txt" 2>/dev/null
+    cg_report "$mode"
+}
+
+# Instructions per call by layer from $WORK/cg.MODE.txt (callgrind_annotate --inclusive).
+cg_report() {
+    local mode=$1
+    echo "== callgrind, $mode: instructions per call (N=$N), inclusive, by layer"
+    awk -v n="$N" '
+        function show(label, pat,   i, best) {
+            best = 0
+            for (i = 1; i <= nl; i++) if (index(fn[i], pat) && ir[i] > best) best = ir[i]
+            printf "  %-50s %9.0f\n", label, best / n
+        }
+        /PROGRAM TOTALS/ { t = $1; gsub(",", "", t); t += 0; next }
+        /^ *[0-9,]+ / {
+            x = $1; gsub(",", "", x); if (x !~ /^[0-9]+$/) next
+            $1 = ""; nl++; ir[nl] = x + 0; fn[nl] = $0
+        }
+        END {
+            printf "  %-50s %9.0f\n", "whole process", t / n
+            show("connection thread: one request", "tiny_http::Server::from_listener_inner::{{closure}}::{{closure}}")
+            show("tiny_http: next request (read head, parse)", "ClientConnection as core::iter::traits::iterator::Iterator>::next")
+            show("  of which: the request object (new_request)", "tiny_http::request::new_request_with_state")
+            show("tiny_http: previous reader hand-off (drop)", "SequentialReader<R> as core::ops::drop::Drop>::drop")
+            show("litegate: the request (server::handler)", "litegate::server::handler::{{closure}}")
+            show("  body read (server::read_body)", "litegate::server::read_body")
+            show("  response write (tiny_http respond_impl)", "tiny_http::request::Request::respond_impl")
+            show("  stream write (server::sse::write)", "litegate::server::sse::write")
+            show("  stream write (server::respond_sse, before)", "litegate::server::respond_sse")
+            show("  upstream: ureq request + answer head", "ureq::request::RequestBuilder<ureq::request::WithBody>::send")
+            show("  upstream: ureq body read (JSON)", "ureq::body::BodyWithConfig::read_to_vec")
+            show("  upstream: ureq body reads (stream)", "<ureq::run::BodyHandler as std::io::Read>::read")
+            show("  key check (dispatch::admit)", "litegate::http::dispatch::admit")
+            show("  spend (call::Call::settle)", "litegate::call::Call::settle")
+            show("  access log line", "<litegate::NoStatementParams as log::Log>::log")
+        }' "$WORK/cg.$mode.txt"
+}
+
+for mode in $KINDS; do
+    case "$WHAT" in
+    report) cg_report "$mode" ;;
+    strace) run_strace "$mode" ;;
+    callgrind) run_callgrind "$mode" ;;
+    both) run_strace "$mode"; run_callgrind "$mode" ;;
+    *) echo "usage: PROFILE_MODE=http $0 [strace|callgrind|both|report DIR]" >&2; exit 2 ;;
+    esac
+done
+exit 0
+fi
+
+# ==== PROFILE_MODE=layers (default): by layer, the floor beside ================================
 # start NAME WRAPPER... : starts target NAME (litegate or floor) under WRAPPER on a free port.
 # Sets T_PID (the wrapper's pid: valgrind and strace run the target in their own process) and T_PORT.
 start() {
@@ -174,7 +319,8 @@ INCL = [  # layer, regex on the function name (inclusive, largest match)
 SELF = [
     ("SQLite (self, all sqlite3* functions)", r"sqlite3|^0x.*libsqlite|rusqlite"),
     ("serde_json (self)", r"serde_json::|<serde_json"),
-    ("allocator (self: malloc/free/realloc)", r"\b(malloc|free|realloc|calloc|_int_malloc|_int_free|cfree)\b"),
+    # glibc's malloc family, or jemalloc's / mimalloc's library when one is the global allocator
+    ("allocator (self: malloc/free/realloc)", r"\b(malloc|free|realloc|calloc|_int_malloc|_int_free|cfree)\b|_rjem_|tikv-jemalloc-sys|libmimalloc-sys|\bmi_|_mi_"),
     ("memcpy/memmove/memset (self)", r"mem(cpy|move|set)"),
 ]
 for t in targets:

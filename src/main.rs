@@ -200,6 +200,10 @@ fn init_log() {
         b.target(env_logger::Target::Pipe(Box::new(
             litegate::log_batch::install(Box::new(std::io::stderr())),
         )));
+        // A pipe gets no colours unless RUST_LOG_STYLE=always asks for them: then env_logger
+        // formats every line; else access lines take the direct way (`log_batch::access_line`).
+        let coloured = std::env::var("RUST_LOG_STYLE").is_ok_and(|v| v == "always");
+        DIRECT_ACCESS_LINES.store(!coloured, std::sync::atomic::Ordering::Relaxed);
     }
     let inner = b.build();
     let max = inner.filter();
@@ -210,6 +214,10 @@ fn init_log() {
 
 /// The process's logger: env_logger without the PostgreSQL client's debug and trace records.
 struct NoStatementParams(env_logger::Logger);
+
+/// Access-log lines go straight into the batch in env_logger's own format (`init_log`).
+static DIRECT_ACCESS_LINES: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 
 impl NoStatementParams {
     fn allowed(m: &log::Metadata<'_>) -> bool {
@@ -223,7 +231,13 @@ impl log::Log for NoStatementParams {
     }
     fn log(&self, r: &log::Record<'_>) {
         if Self::allowed(r.metadata()) {
-            self.0.log(r);
+            let direct = r.target() == litegate::ACCESS_LOG
+                && DIRECT_ACCESS_LINES.load(std::sync::atomic::Ordering::Relaxed)
+                && self.0.matches(r)
+                && litegate::log_batch::access_line(r);
+            if !direct {
+                self.0.log(r);
+            }
             // Only access-log lines wait for their batch; anything else goes out now (with
             // the access lines before it, in order).
             if r.target() != litegate::ACCESS_LOG || litegate::log_batch::unbatched() {

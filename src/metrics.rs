@@ -43,7 +43,8 @@ struct State {
     /// series per invented path or method), so the map stays small whatever clients send.
     requests: BTreeMap<(&'static str, &'static str, u16), u64>,
     upstream_latency: BTreeMap<String, Histogram>,
-    tokens: BTreeMap<(String, &'static str), u64>,
+    /// Per model: (completion, prompt) tokens (rendered in that order, the labels' order).
+    tokens: BTreeMap<String, (u64, u64)>,
     spend: BTreeMap<String, f64>,
     key_check: Histogram,
     pool_wait: Histogram,
@@ -117,22 +118,23 @@ impl Metrics {
         self.with(|s| s.pool_wait.observe(d.as_secs_f64()));
     }
 
+    /// Runs on every forwarded call: the model's name is copied only the first time.
     pub fn upstream(&self, model: &str, d: Duration) {
         self.with(|s| {
-            s.upstream_latency
-                .entry(model.to_string())
-                .or_default()
-                .observe(d.as_secs_f64())
+            bump(&mut s.upstream_latency, model, |h| {
+                h.observe(d.as_secs_f64())
+            })
         });
     }
 
+    /// Runs on every settled call: the model's name is copied only the first time.
     pub fn usage(&self, model: &str, prompt: u64, completion: u64, spend: f64) {
         self.with(|s| {
-            *s.tokens.entry((model.to_string(), "prompt")).or_insert(0) += prompt;
-            *s.tokens
-                .entry((model.to_string(), "completion"))
-                .or_insert(0) += completion;
-            *s.spend.entry(model.to_string()).or_insert(0.0) += spend;
+            bump(&mut s.tokens, model, |t| {
+                t.0 += completion;
+                t.1 += prompt;
+            });
+            bump(&mut s.spend, model, |v| *v += spend);
         });
     }
 
@@ -165,12 +167,14 @@ impl Metrics {
             }
             let _ = writeln!(out, "# HELP litegate_tokens_total Tokens billed, by model and type.");
             let _ = writeln!(out, "# TYPE litegate_tokens_total counter");
-            for ((model, kind), n) in &s.tokens {
-                let _ = writeln!(
-                    out,
-                    "litegate_tokens_total{{model=\"{}\",type=\"{kind}\"}} {n}",
-                    escape(model)
-                );
+            for (model, (completion, prompt)) in &s.tokens {
+                for (kind, n) in [("completion", completion), ("prompt", prompt)] {
+                    let _ = writeln!(
+                        out,
+                        "litegate_tokens_total{{model=\"{}\",type=\"{kind}\"}} {n}",
+                        escape(model)
+                    );
+                }
             }
             let _ = writeln!(out, "# HELP litegate_spend_total Spend recorded, in the configured cost unit, by model.");
             let _ = writeln!(out, "# TYPE litegate_spend_total counter");
@@ -207,6 +211,16 @@ impl Metrics {
             let _ = writeln!(out, "{name} {v}");
         }
         out
+    }
+}
+
+/// Applies `f` to `map`'s value for `key`, inserted as the default when missing
+/// (`BTreeMap::entry` needs an owned key: a `String` per call, though the key is there from
+/// the second call on).
+fn bump<V: Default>(map: &mut BTreeMap<String, V>, key: &str, f: impl FnOnce(&mut V)) {
+    match map.get_mut(key) {
+        Some(v) => f(v),
+        None => f(map.entry(key.to_string()).or_default()),
     }
 }
 
@@ -255,6 +269,46 @@ mod tests {
         assert_eq!(method_label("PATCH"), "PATCH");
         assert_eq!(method_label("BREW"), "other");
         assert_eq!(method_label("X-RANDOM-1234"), "other");
+    }
+
+    #[test]
+    fn tokens_and_spend_render_per_model_in_label_order() {
+        let m = Metrics {
+            state: Mutex::new(State::default()),
+            active_streams: AtomicI64::new(0),
+            pool_waits: AtomicU64::new(0),
+        };
+        m.usage("b", 3, 4, 0.5);
+        m.usage("a", 1, 2, 0.25);
+        m.usage("b", 10, 20, 0.5);
+        m.upstream("a", Duration::from_millis(1));
+        m.upstream("a", Duration::from_millis(1));
+        let out = m.render(&[]);
+        let tokens: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("litegate_tokens_total{"))
+            .collect();
+        assert_eq!(
+            tokens,
+            [
+                r#"litegate_tokens_total{model="a",type="completion"} 2"#,
+                r#"litegate_tokens_total{model="a",type="prompt"} 1"#,
+                r#"litegate_tokens_total{model="b",type="completion"} 24"#,
+                r#"litegate_tokens_total{model="b",type="prompt"} 13"#,
+            ]
+        );
+        assert!(
+            out.contains("litegate_spend_total{model=\"b\"} 1\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("litegate_spend_total{model=\"a\"} 0.25\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("litegate_upstream_latency_seconds_count{model=\"a\"} 2\n"),
+            "{out}"
+        );
     }
 
     #[test]

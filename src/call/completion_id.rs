@@ -24,15 +24,18 @@ pub(super) fn stamp_value(v: &mut Value, id: &str) {
 /// `id` is a request id (a UUID): nothing in it needs escaping.
 pub(super) fn stamp_bytes(json: &[u8], id: &str) -> Option<Vec<u8>> {
     let spans = top_level_id_strings(json)?;
-    let quoted = format!("\"{id}\"");
-    if spans.iter().all(|&(a, b)| &json[a..b] == quoted.as_bytes()) {
+    let is_id =
+        |&(a, b): &(usize, usize)| b - a == id.len() + 2 && &json[a + 1..b - 1] == id.as_bytes();
+    if spans.iter().all(is_id) {
         return None;
     }
-    let mut out = Vec::with_capacity(json.len() + quoted.len());
+    let mut out = Vec::with_capacity(json.len() + id.len() + 2);
     let mut at = 0;
     for (a, b) in spans {
         out.extend_from_slice(&json[at..a]);
-        out.extend_from_slice(quoted.as_bytes());
+        out.push(b'"');
+        out.extend_from_slice(id.as_bytes());
+        out.push(b'"');
         at = b;
     }
     out.extend_from_slice(&json[at..]);
@@ -161,6 +164,15 @@ mod tests {
         assert_eq!(v["id"], "req-1");
         assert_eq!(v["a\""], json!([1, {"id": 2}]));
         assert_eq!(v["n"], -1500.0);
+        // Each top-level id is stamped, also when one already is the id; a near miss is not it.
+        assert_eq!(
+            stamped(r#"{"id":"req-1","id":"req-10","x":{"id":"y"}}"#).as_deref(),
+            Some(r#"{"id":"req-1","id":"req-1","x":{"id":"y"}}"#)
+        );
+        assert_eq!(
+            stamped(r#"{"id":"req-"}"#).as_deref(),
+            Some(r#"{"id":"req-1"}"#)
+        );
     }
 
     #[test]
@@ -168,6 +180,7 @@ mod tests {
         for s in [
             r#"{"object":"list","data":[{"id":"x"}]}"#,
             r#"{"id":"req-1","object":"x"}"#,
+            r#"{"id":"req-1","id" : "req-1"}"#,
             r#"{"id":7}"#,
             r#"{}"#,
             r#"[{"id":"x"}]"#,
