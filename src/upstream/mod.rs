@@ -12,6 +12,7 @@ pub mod anthropic;
 pub mod bedrock;
 pub mod google;
 pub mod messages;
+pub mod pool;
 pub mod sse;
 pub mod transport;
 pub mod usage;
@@ -53,8 +54,7 @@ impl Upstream {
     pub fn new() -> Upstream {
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .max_idle_connections(512)
-            .max_idle_connections_per_host(256)
+            // Idle connections are kept by the connector, per host (`pool`).
             // ureq's defaults are 128 KiB each per connection, live or idle in the pool: 256 MB
             // for 1,000 streams. 32 KiB holds any upstream's response head (nginx's default
             // limit is 4 × 8 KiB); bodies stream through in pieces of this size either way.
@@ -65,14 +65,9 @@ impl Upstream {
             // key) wherever the upstream points; a 3xx is answered as a fault instead. With 0,
             // ureq returns the 3xx response as it is.
             .max_redirects(0)
-            .user_agent(concat!("litegate/", env!("CARGO_PKG_VERSION")))
-            .build();
+            .user_agent(concat!("litegate/", env!("CARGO_PKG_VERSION")));
         Upstream {
-            agent: ureq::Agent::with_parts(
-                config,
-                transport::UpstreamConnector::default(),
-                IpLiteralResolver::default(),
-            ),
+            agent: transport::agent(config, IpLiteralResolver::default()),
         }
     }
 
