@@ -20,14 +20,24 @@ pub mod usage;
 use crate::config::Deployment;
 use crate::error::Error;
 use serde_json::Value;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
+use ureq::typestate::WithBody;
 
 /// An upstream's error message is echoed up to this many characters.
 const MAX_ECHOED_CHARS: usize = 2000;
 
 pub struct Upstream {
     agent: ureq::Agent,
+    /// The agents of the calls' deadlines (issue 17): one per distinct deadline, over the
+    /// same idle connections, so that no call builds a request-level config (a copy of the
+    /// whole config, kept in the request's extensions, per call).
+    timed: RwLock<Vec<(Duration, ureq::Agent)>>,
+    idle: Arc<pool::IdlePool>,
 }
+
+/// Deadlines given an agent of their own; others get a request-level config.
+const MAX_TIMED_AGENTS: usize = 32;
 
 /// Fields of a request body that are for the gateway, never for the upstream: caller-supplied
 /// `api_base`/`base_url`/`api_key` would send our provider key to a stranger.
@@ -44,6 +54,24 @@ const GATEWAY_ONLY: &[&str] = &[
     "num_retries",
 ];
 
+/// The agents' config, but for the deadline (each call's, `Upstream::post_with`).
+fn config() -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        // Idle connections are kept by the connector, per host (`pool`).
+        // ureq's defaults are 128 KiB each per connection, live or idle in the pool: 256 MB
+        // for 1,000 streams. 32 KiB holds any upstream's response head (nginx's default
+        // limit is 4 × 8 KiB); bodies stream through in pieces of this size either way.
+        .input_buffer_size(32 * 1024)
+        .output_buffer_size(16 * 1024)
+        .timeout_connect(Some(Duration::from_secs(10)))
+        // A redirect would send the caller's prompt (and, to the same host, our provider
+        // key) wherever the upstream points; a 3xx is answered as a fault instead. With 0,
+        // ureq returns the 3xx response as it is.
+        .max_redirects(0)
+        .user_agent(concat!("litegate/", env!("CARGO_PKG_VERSION")))
+}
+
 impl Default for Upstream {
     fn default() -> Self {
         Self::new()
@@ -52,23 +80,43 @@ impl Default for Upstream {
 
 impl Upstream {
     pub fn new() -> Upstream {
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            // Idle connections are kept by the connector, per host (`pool`).
-            // ureq's defaults are 128 KiB each per connection, live or idle in the pool: 256 MB
-            // for 1,000 streams. 32 KiB holds any upstream's response head (nginx's default
-            // limit is 4 × 8 KiB); bodies stream through in pieces of this size either way.
-            .input_buffer_size(32 * 1024)
-            .output_buffer_size(16 * 1024)
-            .timeout_connect(Some(Duration::from_secs(10)))
-            // A redirect would send the caller's prompt (and, to the same host, our provider
-            // key) wherever the upstream points; a 3xx is answered as a fault instead. With 0,
-            // ureq returns the 3xx response as it is.
-            .max_redirects(0)
-            .user_agent(concat!("litegate/", env!("CARGO_PKG_VERSION")));
+        let idle = Arc::new(pool::IdlePool::default());
         Upstream {
-            agent: transport::agent(config, IpLiteralResolver::default()),
+            agent: transport::agent_sharing(config(), IpLiteralResolver::default(), idle.clone()),
+            timed: RwLock::new(Vec::new()),
+            idle,
         }
+    }
+
+    /// A request to `url` with the deadline `timeout` (see `timed`).
+    fn post_with(&self, url: &str, timeout: Duration) -> ureq::RequestBuilder<WithBody> {
+        {
+            let timed = self.timed.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some((_, a)) = timed.iter().find(|(t, _)| *t == timeout) {
+                return a.post(url);
+            }
+        }
+        let mut timed = self.timed.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, a)) = timed.iter().find(|(t, _)| *t == timeout) {
+            return a.post(url);
+        }
+        if timed.len() >= MAX_TIMED_AGENTS {
+            drop(timed);
+            return self
+                .agent
+                .post(url)
+                .config()
+                .timeout_global(Some(timeout))
+                .build();
+        }
+        let a = transport::agent_sharing(
+            config().timeout_global(Some(timeout)),
+            IpLiteralResolver::default(),
+            self.idle.clone(),
+        );
+        let rb = a.post(url);
+        timed.push((timeout, a));
+        rb
     }
 
     /// The URL of an endpoint (`chat/completions`, `completions`, `embeddings`) of a
@@ -142,11 +190,7 @@ impl Upstream {
             dep.timeout_secs
         };
         let mut rb = self
-            .agent
-            .post(&url)
-            .config()
-            .timeout_global(Some(Duration::from_secs_f64(secs)))
-            .build()
+            .post_with(&url, Duration::from_secs_f64(secs))
             .header("content-type", "application/json")
             .header(
                 "accept",
@@ -470,6 +514,72 @@ mod tests {
         for f in ["api_base", "base_url", "api_key", "mock_response"] {
             assert!(out.get(f).is_none(), "{f} forwarded");
         }
+    }
+
+    /// Issue 17: calls with different deadlines go through different agents, over the same
+    /// idle connections; past `MAX_TIMED_AGENTS` deadlines, calls still go out (with a
+    /// request-level deadline) on the same connection; and a deadline still ends a call.
+    #[test]
+    fn deadlines_share_connections_and_still_apply() {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let base = format!("http://{}/v1", l.local_addr().expect("addr"));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { return };
+                count.fetch_add(1, Ordering::SeqCst);
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n @ 1..) = s.read(&mut buf) {
+                        if String::from_utf8_lossy(&buf[..n]).contains("\"slow\"") {
+                            std::thread::sleep(Duration::from_secs(3));
+                        }
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+                        if s.write_all(answer).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let up = Upstream::new();
+        let mut d = dep();
+        d.route = crate::provider::find("openai")
+            .expect("openai")
+            .route("gpt-4o", Some(&base), Some("sk-provider-secret"), None)
+            .expect("route");
+        for i in 0..MAX_TIMED_AGENTS + 5 {
+            d.timeout_secs = 1.0 + i as f64;
+            let r = up
+                .post(&d, "chat/completions", b"{}", false, None)
+                .expect("post");
+            assert_eq!(r.status().as_u16(), 200);
+            let _ = r.into_body().read_to_vec().expect("body");
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "a connection per deadline"
+        );
+        assert_eq!(
+            up.timed
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .len(),
+            MAX_TIMED_AGENTS
+        );
+        d.timeout_secs = 1.0;
+        let started = std::time::Instant::now();
+        let e = up
+            .post(&d, "chat/completions", br#"{"slow"}"#, false, None)
+            .and_then(|r| r.into_body().read_to_vec().map_err(|e| map_fault(&d, &e)))
+            .err()
+            .expect("the 1 s deadline ends the call");
+        assert_eq!(e.status(), 504);
+        assert!(started.elapsed() < Duration::from_millis(2900));
     }
 
     #[test]

@@ -48,9 +48,23 @@ pub fn agent(
     config: ureq::config::ConfigBuilder<ureq::typestate::AgentScope>,
     resolver: impl ureq::unversioned::resolver::Resolver,
 ) -> ureq::Agent {
+    agent_sharing(config, resolver, Arc::default())
+}
+
+/// As [`agent`], over the idle connections `idle` (shared by agents that differ only in
+/// their deadlines).
+pub fn agent_sharing(
+    config: ureq::config::ConfigBuilder<ureq::typestate::AgentScope>,
+    resolver: impl ureq::unversioned::resolver::Resolver,
+    idle: Arc<IdlePool>,
+) -> ureq::Agent {
     // ureq's pool stays empty: connections come back to the connector's (`super::pool`).
     let config = config.max_idle_connections(0).build();
-    ureq::Agent::with_parts(config, UpstreamConnector::default(), resolver)
+    let connector = UpstreamConnector {
+        default: DefaultConnector::default(),
+        idle,
+    };
+    ureq::Agent::with_parts(config, connector, resolver)
 }
 
 impl Connector<()> for UpstreamConnector {
