@@ -12,6 +12,7 @@ pub mod anthropic;
 pub mod bedrock;
 pub mod google;
 pub mod messages;
+pub mod pool;
 pub mod sse;
 pub mod transport;
 pub mod usage;
@@ -19,14 +20,24 @@ pub mod usage;
 use crate::config::Deployment;
 use crate::error::Error;
 use serde_json::Value;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
+use ureq::typestate::WithBody;
 
 /// An upstream's error message is echoed up to this many characters.
 const MAX_ECHOED_CHARS: usize = 2000;
 
 pub struct Upstream {
     agent: ureq::Agent,
+    /// The agents of the calls' deadlines (issue 17): one per distinct deadline, over the
+    /// same idle connections, so that no call builds a request-level config (a copy of the
+    /// whole config, kept in the request's extensions, per call).
+    timed: RwLock<Vec<(Duration, ureq::Agent)>>,
+    idle: Arc<pool::IdlePool>,
 }
+
+/// Deadlines given an agent of their own; others get a request-level config.
+const MAX_TIMED_AGENTS: usize = 32;
 
 /// Fields of a request body that are for the gateway, never for the upstream: caller-supplied
 /// `api_base`/`base_url`/`api_key` would send our provider key to a stranger.
@@ -43,6 +54,24 @@ const GATEWAY_ONLY: &[&str] = &[
     "num_retries",
 ];
 
+/// The agents' config, but for the deadline (each call's, `Upstream::post_with`).
+fn config() -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        // Idle connections are kept by the connector, per host (`pool`).
+        // ureq's defaults are 128 KiB each per connection, live or idle in the pool: 256 MB
+        // for 1,000 streams. 32 KiB holds any upstream's response head (nginx's default
+        // limit is 4 × 8 KiB); bodies stream through in pieces of this size either way.
+        .input_buffer_size(32 * 1024)
+        .output_buffer_size(16 * 1024)
+        .timeout_connect(Some(Duration::from_secs(10)))
+        // A redirect would send the caller's prompt (and, to the same host, our provider
+        // key) wherever the upstream points; a 3xx is answered as a fault instead. With 0,
+        // ureq returns the 3xx response as it is.
+        .max_redirects(0)
+        .user_agent(concat!("litegate/", env!("CARGO_PKG_VERSION")))
+}
+
 impl Default for Upstream {
     fn default() -> Self {
         Self::new()
@@ -51,29 +80,43 @@ impl Default for Upstream {
 
 impl Upstream {
     pub fn new() -> Upstream {
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .max_idle_connections(512)
-            .max_idle_connections_per_host(256)
-            // ureq's defaults are 128 KiB each per connection, live or idle in the pool: 256 MB
-            // for 1,000 streams. 32 KiB holds any upstream's response head (nginx's default
-            // limit is 4 × 8 KiB); bodies stream through in pieces of this size either way.
-            .input_buffer_size(32 * 1024)
-            .output_buffer_size(16 * 1024)
-            .timeout_connect(Some(Duration::from_secs(10)))
-            // A redirect would send the caller's prompt (and, to the same host, our provider
-            // key) wherever the upstream points; a 3xx is answered as a fault instead. With 0,
-            // ureq returns the 3xx response as it is.
-            .max_redirects(0)
-            .user_agent(concat!("litegate/", env!("CARGO_PKG_VERSION")))
-            .build();
+        let idle = Arc::new(pool::IdlePool::default());
         Upstream {
-            agent: ureq::Agent::with_parts(
-                config,
-                transport::UpstreamConnector::default(),
-                IpLiteralResolver::default(),
-            ),
+            agent: transport::agent_sharing(config(), IpLiteralResolver::default(), idle.clone()),
+            timed: RwLock::new(Vec::new()),
+            idle,
         }
+    }
+
+    /// A request to `url` with the deadline `timeout` (see `timed`).
+    fn post_with(&self, url: &str, timeout: Duration) -> ureq::RequestBuilder<WithBody> {
+        {
+            let timed = self.timed.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some((_, a)) = timed.iter().find(|(t, _)| *t == timeout) {
+                return a.post(url);
+            }
+        }
+        let mut timed = self.timed.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, a)) = timed.iter().find(|(t, _)| *t == timeout) {
+            return a.post(url);
+        }
+        if timed.len() >= MAX_TIMED_AGENTS {
+            drop(timed);
+            return self
+                .agent
+                .post(url)
+                .config()
+                .timeout_global(Some(timeout))
+                .build();
+        }
+        let a = transport::agent_sharing(
+            config().timeout_global(Some(timeout)),
+            IpLiteralResolver::default(),
+            self.idle.clone(),
+        );
+        let rb = a.post(url);
+        timed.push((timeout, a));
+        rb
     }
 
     /// The URL of an endpoint (`chat/completions`, `completions`, `embeddings`) of a
@@ -147,11 +190,7 @@ impl Upstream {
             dep.timeout_secs
         };
         let mut rb = self
-            .agent
-            .post(&url)
-            .config()
-            .timeout_global(Some(Duration::from_secs_f64(secs)))
-            .build()
+            .post_with(&url, Duration::from_secs_f64(secs))
             .header("content-type", "application/json")
             .header(
                 "accept",
@@ -428,7 +467,7 @@ pub fn map_fault(dep: &Deployment, e: &ureq::Error) -> Error {
 mod tests {
     use super::*;
 
-    fn dep() -> Deployment {
+    pub(super) fn dep() -> Deployment {
         Deployment {
             model_name: "gpt".into(),
             model: "openai/gpt-4o".into(),

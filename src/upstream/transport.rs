@@ -14,14 +14,16 @@
 //!   catches everything the first would have (unasked bytes, a close) and what happened
 //!   while the connection waited in the pool.
 //!
-//! HTTPS and proxies go through ureq's default connector unchanged.
+//! HTTPS and proxies go through ureq's default connector unchanged. Every connection, plain
+//! or not, is kept idle between calls by this connector (`super::pool`), not by ureq's pool.
 
+use super::pool::{IdlePool, Pooled};
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 use ureq::unversioned::transport::{
-    Buffers, ConnectionDetails, Connector, DefaultConnector, Either, LazyBuffers, NextTimeout,
+    Buffers, ConnectionDetails, Connector, DefaultConnector, LazyBuffers, NextTimeout,
     ShutdownHandle, Transport,
 };
 use ureq::{Error, Timeout};
@@ -31,28 +33,71 @@ const FLUSH_AT: usize = 64 * 1024;
 /// A socket timeout is reset only when the wanted one differs by more than this.
 const TIMEOUT_SLACK: Duration = Duration::from_secs(1);
 
-/// Plain `http://` without a proxy: [`FastTcp`]; anything else: ureq's default chain.
+/// An idle connection of the call's host if one passes its probe; else a new one: plain
+/// `http://` without a proxy: [`FastTcp`]; anything else: ureq's default chain. The agent
+/// using it must have its own pool off (`max_idle_connections(0)`, see [`agent`]).
 #[derive(Debug, Default)]
 pub struct UpstreamConnector {
     default: DefaultConnector,
+    idle: Arc<IdlePool>,
+}
+
+/// An agent with `config` (its pool limits replaced) over [`UpstreamConnector`] and
+/// `resolver`.
+pub fn agent(
+    config: ureq::config::ConfigBuilder<ureq::typestate::AgentScope>,
+    resolver: impl ureq::unversioned::resolver::Resolver,
+) -> ureq::Agent {
+    agent_sharing(config, resolver, Arc::default())
+}
+
+/// As [`agent`], over the idle connections `idle` (shared by agents that differ only in
+/// their deadlines).
+pub fn agent_sharing(
+    config: ureq::config::ConfigBuilder<ureq::typestate::AgentScope>,
+    resolver: impl ureq::unversioned::resolver::Resolver,
+    idle: Arc<IdlePool>,
+) -> ureq::Agent {
+    // ureq's pool stays empty: connections come back to the connector's (`super::pool`).
+    let config = config.max_idle_connections(0).build();
+    let connector = UpstreamConnector {
+        default: DefaultConnector::default(),
+        idle,
+    };
+    ureq::Agent::with_parts(config, connector, resolver)
 }
 
 impl Connector<()> for UpstreamConnector {
-    type Out = Either<FastTcp, Box<dyn Transport>>;
+    type Out = Pooled;
 
     fn connect(
         &self,
         details: &ConnectionDetails,
         chained: Option<()>,
     ) -> Result<Option<Self::Out>, Error> {
+        let max_age = details.config.max_idle_age();
+        if let Some(c) = self.idle.take(details, max_age) {
+            return Ok(Some(c));
+        }
+        let t = self.fresh(details, chained)?;
+        Ok(t.map(|t| self.idle.wrap(details, t)))
+    }
+}
+
+impl UpstreamConnector {
+    fn fresh(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<()>,
+    ) -> Result<Option<Box<dyn Transport>>, Error> {
         if details.needs_tls() || details.config.proxy().is_some() {
-            return Ok(self.default.connect(details, chained)?.map(Either::B));
+            return self.default.connect(details, chained);
         }
         let stream = connect(details)?;
         stream.set_nodelay(true)?;
         let stream = Arc::new(stream);
         (details.register_shutdown)(Arc::downgrade(&stream) as std::sync::Weak<dyn ShutdownHandle>)?;
-        Ok(Some(Either::A(FastTcp {
+        Ok(Some(Box::new(FastTcp {
             stream,
             buffers: LazyBuffers::new(
                 details.config.input_buffer_size(),
@@ -263,9 +308,8 @@ mod tests {
                 .expect("write");
             String::from_utf8_lossy(&buf[..n]).into_owned()
         });
-        let agent = ureq::Agent::with_parts(
-            ureq::Agent::config_builder().build(),
-            UpstreamConnector::default(),
+        let agent = agent(
+            ureq::Agent::config_builder(),
             ureq::unversioned::resolver::DefaultResolver::default(),
         );
         let body = format!("{{\"messages\": \"{}\"}}", "x".repeat(2000));
@@ -311,9 +355,8 @@ mod tests {
                 .expect("timeout");
             matches!(first.read(&mut buf), Ok(0) | Err(_))
         });
-        let agent = ureq::Agent::with_parts(
-            ureq::Agent::config_builder().build(),
-            UpstreamConnector::default(),
+        let agent = agent(
+            ureq::Agent::config_builder(),
             ureq::unversioned::resolver::DefaultResolver::default(),
         );
         let call = || {
