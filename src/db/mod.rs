@@ -11,6 +11,9 @@ pub mod end_users;
 pub mod handle;
 pub mod health;
 pub mod key_check;
+pub mod journal;
+mod journal_apply;
+pub mod journal_overlay;
 pub mod keys;
 pub mod leases;
 pub mod litellm;
@@ -174,7 +177,10 @@ pub struct Lite {
     /// another connection has committed since its last read, and with a spend commit per model
     /// call every key check on a pooled connection started cold (a third of the key check's
     /// cost under load). Admin writes on the pool still reset it, as they must.
-    hot: Mutex<Connection>,
+    hot: Arc<Mutex<Connection>>,
+    /// The spend journal (issue 17: `journal.rs`) and its applier thread (joined on drop).
+    journal: Arc<journal::Journal>,
+    applier: Mutex<Option<std::thread::JoinHandle<()>>>,
     idle: Mutex<Vec<Connection>>,
     freed: Condvar,
     /// Set on drop: the checkpointer thread ends.
@@ -187,9 +193,13 @@ pub struct Lite {
 
 impl Drop for Lite {
     fn drop(&mut self) {
+        self.close_journal();
         self.stop.store(true, Ordering::Relaxed);
     }
 }
+
+/// How long a management read or write waits for the spend applier at most.
+const BARRIER_WAIT: Duration = Duration::from_secs(10);
 
 /// A connection on loan; it goes back to the pool on drop.
 pub struct Conn<'a> {
@@ -236,6 +246,8 @@ impl Lite {
         let mut first = open(path).map_err(|e| format!("{}: cannot open: {e}", path.display()))?;
         check_sqlite_version(&first)?;
         migrate::migrate(&mut first).map_err(|e| format!("{}: {e}", path.display()))?;
+        journal::replay(&mut first, path)?;
+        let journal = Arc::new(journal::Journal::create(&first, path)?);
         let mut conns = vec![first];
         for _ in 1..size.max(1) {
             conns.push(open(path).map_err(|e| format!("{}: cannot open: {e}", path.display()))?);
@@ -250,9 +262,19 @@ impl Lite {
                     .map_err(|e| format!("{}: {e}", path.display()))?;
             }
         }
+        let hot = Arc::new(Mutex::new(hot));
+        let applier = journal_apply::Applier {
+            journal: journal.clone(),
+            hot: hot.clone(),
+            health: health.clone(),
+        }
+        .start()
+        .map_err(|e| format!("cannot start the spend applier thread: {e}"))?;
         Ok(Lite {
             path: path.to_path_buf(),
-            hot: Mutex::new(hot),
+            hot,
+            journal,
+            applier: Mutex::new(Some(applier)),
             idle: Mutex::new(conns),
             freed: Condvar::new(),
             stop,
@@ -271,6 +293,38 @@ impl Lite {
                 "the database cannot record spend right now ({}); try again later",
                 self.health.reason()
             )))
+        }
+    }
+
+    /// The spend journal (model calls append to it; the key check adds its overlay).
+    pub fn journal(&self) -> &journal::Journal {
+        &self.journal
+    }
+
+    /// Waits until every spend journaled so far is applied (management reads and writes).
+    /// Not while the store cannot write: the applier cannot catch up then.
+    pub fn barrier(&self) {
+        if self.health.is_ok() {
+            self.journal.barrier(BARRIER_WAIT);
+        }
+    }
+
+    /// Records an answered call's spend: journaled (one write; issue 17), or, once the journal
+    /// is closed (a call still running at shutdown), committed on the hot connection.
+    pub fn record_spend(&self, rec: &spend::SpendRecord) -> Result<()> {
+        if let Some(r) = self.journal.append(rec) {
+            return r;
+        }
+        self.write_hot(|tx| Ok(spend::record(&mut &**tx, rec)?))
+    }
+
+    /// Clean shutdown: the applier applies everything journaled and ends; the file, all of it
+    /// applied, is removed (idempotent).
+    pub fn close_journal(&self) {
+        let h = self.applier.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = h {
+            journal_apply::Applier::drain(&self.journal, h);
+            self.journal.remove_if_applied(&self.path);
         }
     }
 
@@ -318,6 +372,7 @@ impl Lite {
     /// removed or replaced file would be acknowledged and then lost.
     pub fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
         self.writable()?;
+        self.barrier();
         immediate(&mut *self.get()?, &self.health, f)
     }
 
@@ -335,7 +390,9 @@ impl Lite {
     }
 
     /// Runs `f` with a connection for reads.
+    /// Sees every answered call's spend (waits for the spend applier first).
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.barrier();
         let c = self.get()?;
         f(&c)
     }
@@ -463,6 +520,8 @@ pub fn backup(src: &Path, dest: &Path) -> std::result::Result<u64, String> {
     if !src.exists() {
         return Err(format!("{}: no database there", src.display()));
     }
+    // Spend journaled but not yet applied belongs in the copy.
+    journal::replay_path(src)?;
     let c = Connection::open_with_flags(
         src,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
