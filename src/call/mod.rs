@@ -531,7 +531,7 @@ impl Call {
         let rec = &self.record;
         // SQLite: one write to the spend journal (applied off this thread; issue 17);
         // PostgreSQL: the group commit (several instances need the rows).
-        match self.ledger.pool.lite() {
+        match self.ledger.pool.lite().filter(|l| l.journal_on()) {
             Some(lite) => lite.record_spend(rec),
             None => self.ledger.writer.record(&self.ledger.pool, rec),
         }

@@ -120,7 +120,9 @@ pub(super) fn store_position(c: &Connection, gen: u64, off: u64) -> rusqlite::Re
 /// Any other error (I/O, disk full, busy) is returned: the transaction must roll back.
 pub(super) fn apply(c: &Connection, recs: &[&SpendRecord]) -> rusqlite::Result<()> {
     c.execute_batch("SAVEPOINT spend_batch")?;
-    let all = recs.iter().try_for_each(|r| super::spend::record(&mut &*c, r));
+    let all = recs
+        .iter()
+        .try_for_each(|r| super::spend::record(&mut &*c, r));
     match all {
         Ok(()) => return c.execute_batch("RELEASE spend_batch"),
         Err(e) if !refused(&e) => return Err(e),
@@ -131,7 +133,10 @@ pub(super) fn apply(c: &Connection, recs: &[&SpendRecord]) -> rusqlite::Result<(
         match super::spend::record(&mut &*c, r) {
             Ok(()) => c.execute_batch("RELEASE spend_one")?,
             Err(e) if refused(&e) => {
-                log::error!("request {}: spend record refused by the store, skipped: {e}", r.request_id);
+                log::error!(
+                    "request {}: spend record refused by the store, skipped: {e}",
+                    r.request_id
+                );
                 c.execute_batch("ROLLBACK TO spend_one; RELEASE spend_one")?;
             }
             Err(e) => return Err(e),
@@ -230,7 +235,10 @@ impl Journal {
     pub fn create(c: &Connection, db: &Path) -> Result<Journal, String> {
         let jp = path_of(db);
         let fail = |e: std::io::Error| format!("{}: {e}", jp.display());
-        let file_gen = std::fs::read(&jp).ok().and_then(|b| generation(&b)).unwrap_or(0);
+        let file_gen = std::fs::read(&jp)
+            .ok()
+            .and_then(|b| generation(&b))
+            .unwrap_or(0);
         let (sg, _) = stored(c).map_err(|e| e.to_string())?;
         let gen = file_gen.max(sg) + 1;
         let file = std::fs::OpenOptions::new()
@@ -283,7 +291,10 @@ impl Journal {
                 log::warn!("spend journal: cannot remove the applied journal: {e}");
             }
         } else {
-            log::warn!("spend journal: {} record(s) left for the next start", g.queue.len());
+            log::warn!(
+                "spend journal: {} record(s) left for the next start",
+                g.queue.len()
+            );
         }
     }
 
@@ -346,3 +357,7 @@ impl Journal {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "journal_tests.rs"]
+mod tests;

@@ -97,7 +97,10 @@ impl Applier {
                 Err(e) => {
                     tries += 1;
                     if tries == 1 || tries % 100 == 0 {
-                        log::error!("spend journal: applying {} record(s) failed: {e}", batch.len());
+                        log::error!(
+                            "spend journal: applying {} record(s) failed: {e}",
+                            batch.len()
+                        );
                     }
                     if self.journal.stop.load(Ordering::Acquire) && tries > 60 {
                         log::error!("spend journal: left for the next start");
@@ -112,7 +115,11 @@ impl Applier {
 
     /// Records up to `seq` are applied: barriers waiting for them go on.
     fn mark(&self, seq: u64) {
-        let mut done = self.journal.applied.lock().unwrap_or_else(|p| p.into_inner());
+        let mut done = self
+            .journal
+            .applied
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         *done = seq;
         self.journal.applied_cv.notify_all();
     }
@@ -135,7 +142,8 @@ impl Applier {
             journal::apply(&tx, &todo)?;
             journal::store_position(&tx, gen, last)?;
         }
-        tx.commit().inspect_err(|e| self.health.note_write_error(e))?;
+        tx.commit()
+            .inspect_err(|e| self.health.note_write_error(e))?;
         self.journal.overlay.remove(batch.iter().map(|p| &p.rec));
         drop(hot);
         Ok(())

@@ -4,16 +4,17 @@
 
 pub mod audit;
 pub mod authority;
+mod backup;
 pub mod budget_state;
 pub mod budgets;
 pub mod copy;
 pub mod end_users;
 pub mod handle;
 pub mod health;
-pub mod key_check;
 pub mod journal;
 mod journal_apply;
 pub mod journal_overlay;
+pub mod key_check;
 pub mod keys;
 pub mod leases;
 pub mod litellm;
@@ -38,6 +39,7 @@ pub mod users;
 
 pub use crate::config::Synchronous;
 use crate::error::{Error, Result};
+pub use backup::backup;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -181,6 +183,9 @@ pub struct Lite {
     /// The spend journal (issue 17: `journal.rs`) and its applier thread (joined on drop).
     journal: Arc<journal::Journal>,
     applier: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// `LITEGATE_SPEND_JOURNAL=off`: spend is committed by the group commit before each answer
+    /// instead (as before issue 17; for comparison and as a way back).
+    journal_on: bool,
     idle: Mutex<Vec<Connection>>,
     freed: Condvar,
     /// Set on drop: the checkpointer thread ends.
@@ -275,6 +280,7 @@ impl Lite {
             hot,
             journal,
             applier: Mutex::new(Some(applier)),
+            journal_on: std::env::var("LITEGATE_SPEND_JOURNAL").map_or(true, |v| v != "off"),
             idle: Mutex::new(conns),
             freed: Condvar::new(),
             stop,
@@ -301,6 +307,11 @@ impl Lite {
         &self.journal
     }
 
+    /// Whether model calls journal their spend (else: the group commit).
+    pub fn journal_on(&self) -> bool {
+        self.journal_on
+    }
+
     /// Waits until every spend journaled so far is applied (management reads and writes).
     /// Not while the store cannot write: the applier cannot catch up then.
     pub fn barrier(&self) {
@@ -321,7 +332,11 @@ impl Lite {
     /// Clean shutdown: the applier applies everything journaled and ends; the file, all of it
     /// applied, is removed (idempotent).
     pub fn close_journal(&self) {
-        let h = self.applier.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let h = self
+            .applier
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         if let Some(h) = h {
             journal_apply::Applier::drain(&self.journal, h);
             self.journal.remove_if_applied(&self.path);
@@ -505,47 +520,6 @@ pub fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _)
         if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
         || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
-}
-
-/// Writes a consistent, self-contained copy of the database at `src` to `dest` while other
-/// connections keep reading and writing (`VACUUM INTO` runs in one read transaction; the copy
-/// has no WAL of its own). Refuses an existing `dest`. Returns the copy's size in bytes.
-pub fn backup(src: &Path, dest: &Path) -> std::result::Result<u64, String> {
-    if dest.exists() {
-        return Err(format!(
-            "{}: already exists; choose a new file",
-            dest.display()
-        ));
-    }
-    if !src.exists() {
-        return Err(format!("{}: no database there", src.display()));
-    }
-    // Spend journaled but not yet applied belongs in the copy.
-    journal::replay_path(src)?;
-    let c = Connection::open_with_flags(
-        src,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| format!("{}: cannot open: {e}", src.display()))?;
-    c.busy_timeout(Duration::from_secs(30))
-        .map_err(|e| e.to_string())?;
-    let dest_s = dest
-        .to_str()
-        .ok_or_else(|| format!("{}: path is not UTF-8", dest.display()))?;
-    c.execute("VACUUM INTO ?1", [dest_s])
-        .map_err(|e| format!("backup to {}: {e}", dest.display()))?;
-    let ok: String = Connection::open(dest)
-        .and_then(|b| b.query_row("PRAGMA integrity_check", [], |r| r.get(0)))
-        .map_err(|e| format!("backup check: {e}"))?;
-    if ok != "ok" {
-        return Err(format!(
-            "backup at {} failed its integrity check: {ok}",
-            dest.display()
-        ));
-    }
-    std::fs::metadata(dest)
-        .map(|m| m.len())
-        .map_err(|e| e.to_string())
 }
 
 /// Moves every WAL frame into the database file and empties the WAL (clean shutdown), so the

@@ -15,6 +15,8 @@ use std::path::Path;
 /// PostgreSQL (`pg::PgPool`, issue 14), chosen at start by `DATABASE_URL`. Every statement runs
 /// on both: the hot path through `sql.rs` (compiled per engine), the rest through `handle.rs`
 /// (`read_db` / `write_db`). SQLite-only tools (backup, checkpoints) take `lite()`.
+// One per process: the size difference of the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Pool {
     Sqlite(Lite),
     Postgres(pg::PgPool),
@@ -84,7 +86,9 @@ impl Pool {
             Pool::Sqlite(l) => {
                 let hot = l.hot();
                 let overlay = &l.journal().overlay;
-                f(&super::handle::Db::Lite(&hot), &|lv, a, b| overlay.get(lv, a, b))
+                f(&super::handle::Db::Lite(&hot), &|lv, a, b| {
+                    overlay.get(lv, a, b)
+                })
             }
             Pool::Postgres(_) => self.read_db(|c| f(c, &|_, _, _| 0.0)),
         }
