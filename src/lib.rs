@@ -206,6 +206,8 @@ fn shutdown(ctx: &http::Ctx, server: tiny_http::Server) {
         log::info!("litegate stopped");
         return;
     };
+    // Every journaled spend into the store before the checkpoint.
+    lite.close_journal();
     match lite.get().map(|c| checkpoint(&c)) {
         Ok(Ok((0, _, _))) => {
             log::info!("WAL checkpointed; database closed cleanly")

@@ -131,7 +131,14 @@ pub fn authenticate(
             let caller = match pool {
                 Pool::Sqlite(lite) => {
                     let c = lite.hot();
-                    check_key(&c, master_hash, presented)
+                    // The spend journaled but not applied yet counts (read under the hot lock,
+                    // as the applier removes it).
+                    check_key(&c, master_hash, presented).map(|mut who| {
+                        if let Some(k) = &mut who.key {
+                            lite.journal().overlay.add_to(k);
+                        }
+                        who
+                    })
                 }
                 Pool::Postgres(pg) => check_presented(master_hash, presented, |token| {
                     key_check::load_key_pg(pg, token).map_err(Refusal::Fault)

@@ -72,10 +72,11 @@ impl Admission {
             } => {
                 let reservation = if strict {
                     budgets.reserve_strict(k, e, estimate, |ids| {
-                        pool.read_db(|c| {
+                        pool.read_now(|c, pending| {
                             ids.iter()
                                 .map(|(level, a, b)| {
-                                    Ok(crate::db::budget_state::spend_of(c, *level, a, b)?)
+                                    Ok(crate::db::budget_state::spend_of(c, *level, a, b)?
+                                        .map(|s| s + pending(*level, a, b)))
                                 })
                                 .collect()
                         })

@@ -35,12 +35,10 @@ pub fn named(fields: &Map<String, Value>) -> Result<Option<&str>> {
 impl EndUser {
     /// Reads end user `id` (one statement) and refuses a blocked one: 400, LiteLLM's words.
     pub fn load(pool: &Pool, defaults: &EndUserDefaults, id: &str) -> Result<EndUser> {
-        let check = pool.read_db(|c| {
-            Ok(end_users::load_for_call(
-                c,
-                id,
-                defaults.budget_id.as_deref(),
-            )?)
+        let check = pool.read_now(|c, pending| {
+            let mut check = end_users::load_for_call(c, id, defaults.budget_id.as_deref())?;
+            check.spend += pending(Level::EndUser, id, "");
+            Ok(check)
         })?;
         if check.blocked {
             return Err(Error::bad(format!(

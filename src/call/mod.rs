@@ -115,8 +115,8 @@ impl Calls {
     }
 }
 
-/// Where spend is recorded: the store, through the group commit of spend records
-/// (leader/follower, no thread of its own).
+/// Where spend is recorded: on SQLite the spend journal (`db::journal`), on PostgreSQL the
+/// group commit of spend records (leader/follower, no thread of its own).
 pub struct Ledger {
     pool: Arc<Pool>,
     writer: SpendWriter,
@@ -529,10 +529,13 @@ impl Call {
         }
         crate::metrics::METRICS.usage(&self.dep.model_name, prompt, completion, self.record.spend);
         let rec = &self.record;
-        self.ledger
-            .writer
-            .record(&self.ledger.pool, rec)
-            .inspect_err(|e| log::error!("request {}: spend not recorded: {e}", rec.request_id))?;
+        // SQLite: one write to the spend journal (applied off this thread; issue 17);
+        // PostgreSQL: the group commit (several instances need the rows).
+        match self.ledger.pool.lite().filter(|l| l.journal_on()) {
+            Some(lite) => lite.record_spend(rec),
+            None => self.ledger.writer.record(&self.ledger.pool, rec),
+        }
+        .inspect_err(|e| log::error!("request {}: spend not recorded: {e}", rec.request_id))?;
         if let Some(a) = &self.ledger.alerts {
             a.touched(holders(rec));
         }

@@ -4,12 +4,16 @@
 
 pub mod audit;
 pub mod authority;
+mod backup;
 pub mod budget_state;
 pub mod budgets;
 pub mod copy;
 pub mod end_users;
 pub mod handle;
 pub mod health;
+pub mod journal;
+mod journal_apply;
+pub mod journal_overlay;
 pub mod key_check;
 pub mod keys;
 pub mod leases;
@@ -35,6 +39,7 @@ pub mod users;
 
 pub use crate::config::Synchronous;
 use crate::error::{Error, Result};
+pub use backup::backup;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -174,7 +179,13 @@ pub struct Lite {
     /// another connection has committed since its last read, and with a spend commit per model
     /// call every key check on a pooled connection started cold (a third of the key check's
     /// cost under load). Admin writes on the pool still reset it, as they must.
-    hot: Mutex<Connection>,
+    hot: Arc<Mutex<Connection>>,
+    /// The spend journal (issue 17: `journal.rs`) and its applier thread (joined on drop).
+    journal: Arc<journal::Journal>,
+    applier: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// `LITEGATE_SPEND_JOURNAL=off`: spend is committed by the group commit before each answer
+    /// instead (as before issue 17; for comparison and as a way back).
+    journal_on: bool,
     idle: Mutex<Vec<Connection>>,
     freed: Condvar,
     /// Set on drop: the checkpointer thread ends.
@@ -187,9 +198,13 @@ pub struct Lite {
 
 impl Drop for Lite {
     fn drop(&mut self) {
+        self.close_journal();
         self.stop.store(true, Ordering::Relaxed);
     }
 }
+
+/// How long a management read or write waits for the spend applier at most.
+const BARRIER_WAIT: Duration = Duration::from_secs(10);
 
 /// A connection on loan; it goes back to the pool on drop.
 pub struct Conn<'a> {
@@ -236,6 +251,8 @@ impl Lite {
         let mut first = open(path).map_err(|e| format!("{}: cannot open: {e}", path.display()))?;
         check_sqlite_version(&first)?;
         migrate::migrate(&mut first).map_err(|e| format!("{}: {e}", path.display()))?;
+        journal::replay(&mut first, path)?;
+        let journal = Arc::new(journal::Journal::create(&first, path)?);
         let mut conns = vec![first];
         for _ in 1..size.max(1) {
             conns.push(open(path).map_err(|e| format!("{}: cannot open: {e}", path.display()))?);
@@ -250,9 +267,20 @@ impl Lite {
                     .map_err(|e| format!("{}: {e}", path.display()))?;
             }
         }
+        let hot = Arc::new(Mutex::new(hot));
+        let applier = journal_apply::Applier {
+            journal: journal.clone(),
+            hot: hot.clone(),
+            health: health.clone(),
+        }
+        .start()
+        .map_err(|e| format!("cannot start the spend applier thread: {e}"))?;
         Ok(Lite {
             path: path.to_path_buf(),
-            hot: Mutex::new(hot),
+            hot,
+            journal,
+            applier: Mutex::new(Some(applier)),
+            journal_on: std::env::var("LITEGATE_SPEND_JOURNAL").map_or(true, |v| v != "off"),
             idle: Mutex::new(conns),
             freed: Condvar::new(),
             stop,
@@ -271,6 +299,47 @@ impl Lite {
                 "the database cannot record spend right now ({}); try again later",
                 self.health.reason()
             )))
+        }
+    }
+
+    /// The spend journal (model calls append to it; the key check adds its overlay).
+    pub fn journal(&self) -> &journal::Journal {
+        &self.journal
+    }
+
+    /// Whether model calls journal their spend (else: the group commit).
+    pub fn journal_on(&self) -> bool {
+        self.journal_on
+    }
+
+    /// Waits until every spend journaled so far is applied (management reads and writes).
+    /// Not while the store cannot write: the applier cannot catch up then.
+    pub fn barrier(&self) {
+        if self.health.is_ok() {
+            self.journal.barrier(BARRIER_WAIT);
+        }
+    }
+
+    /// Records an answered call's spend: journaled (one write; issue 17), or, once the journal
+    /// is closed (a call still running at shutdown), committed on the hot connection.
+    pub fn record_spend(&self, rec: &spend::SpendRecord) -> Result<()> {
+        if let Some(r) = self.journal.append(rec) {
+            return r;
+        }
+        self.write_hot(|tx| Ok(spend::record(&mut &**tx, rec)?))
+    }
+
+    /// Clean shutdown: the applier applies everything journaled and ends; the file, all of it
+    /// applied, is removed (idempotent).
+    pub fn close_journal(&self) {
+        let h = self
+            .applier
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(h) = h {
+            journal_apply::Applier::drain(&self.journal, h);
+            self.journal.remove_if_applied(&self.path);
         }
     }
 
@@ -318,6 +387,7 @@ impl Lite {
     /// removed or replaced file would be acknowledged and then lost.
     pub fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
         self.writable()?;
+        self.barrier();
         immediate(&mut *self.get()?, &self.health, f)
     }
 
@@ -335,7 +405,9 @@ impl Lite {
     }
 
     /// Runs `f` with a connection for reads.
+    /// Sees every answered call's spend (waits for the spend applier first).
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.barrier();
         let c = self.get()?;
         f(&c)
     }
@@ -448,45 +520,6 @@ pub fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _)
         if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
         || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
-}
-
-/// Writes a consistent, self-contained copy of the database at `src` to `dest` while other
-/// connections keep reading and writing (`VACUUM INTO` runs in one read transaction; the copy
-/// has no WAL of its own). Refuses an existing `dest`. Returns the copy's size in bytes.
-pub fn backup(src: &Path, dest: &Path) -> std::result::Result<u64, String> {
-    if dest.exists() {
-        return Err(format!(
-            "{}: already exists; choose a new file",
-            dest.display()
-        ));
-    }
-    if !src.exists() {
-        return Err(format!("{}: no database there", src.display()));
-    }
-    let c = Connection::open_with_flags(
-        src,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| format!("{}: cannot open: {e}", src.display()))?;
-    c.busy_timeout(Duration::from_secs(30))
-        .map_err(|e| e.to_string())?;
-    let dest_s = dest
-        .to_str()
-        .ok_or_else(|| format!("{}: path is not UTF-8", dest.display()))?;
-    c.execute("VACUUM INTO ?1", [dest_s])
-        .map_err(|e| format!("backup to {}: {e}", dest.display()))?;
-    let ok: String = Connection::open(dest)
-        .and_then(|b| b.query_row("PRAGMA integrity_check", [], |r| r.get(0)))
-        .map_err(|e| format!("backup check: {e}"))?;
-    if ok != "ok" {
-        return Err(format!(
-            "backup at {} failed its integrity check: {ok}",
-            dest.display()
-        ));
-    }
-    std::fs::metadata(dest)
-        .map(|m| m.len())
-        .map_err(|e| e.to_string())
 }
 
 /// Moves every WAL frame into the database file and empties the WAL (clean shutdown), so the

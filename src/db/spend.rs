@@ -6,7 +6,7 @@ use super::sql::{Arg, Exec};
 use rusqlite::Connection;
 
 /// One model call's outcome, as recorded.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct SpendRecord {
     pub request_id: String,
     pub token: Option<String>,

@@ -7,6 +7,7 @@
 use super::{pg, ping, settings_get, settings_put, Lite, PING, SETTINGS_GET};
 use crate::config::Synchronous;
 use crate::error::{Error, Result};
+use crate::hierarchy::Level;
 use rusqlite::Connection;
 use std::path::Path;
 
@@ -14,6 +15,8 @@ use std::path::Path;
 /// PostgreSQL (`pg::PgPool`, issue 14), chosen at start by `DATABASE_URL`. Every statement runs
 /// on both: the hot path through `sql.rs` (compiled per engine), the rest through `handle.rs`
 /// (`read_db` / `write_db`). SQLite-only tools (backup, checkpoints) take `lite()`.
+// One per process: the size difference of the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Pool {
     Sqlite(Lite),
     Postgres(pg::PgPool),
@@ -68,6 +71,26 @@ impl Pool {
                  later"
                     .into(),
             )),
+        }
+    }
+
+    /// A read of spend figures on the model-call path (issue 17): without the barrier of
+    /// `read_db` (it would make the call wait for the spend applier); on SQLite on the hot
+    /// connection, with `pending` giving a holder's journaled but unapplied spend (read under
+    /// the hot lock, consistent with the store); on PostgreSQL `read_db`, nothing pending.
+    pub fn read_now<T>(
+        &self,
+        f: impl FnOnce(&super::handle::Db<'_>, &dyn Fn(Level, &str, &str) -> f64) -> Result<T>,
+    ) -> Result<T> {
+        match self {
+            Pool::Sqlite(l) => {
+                let hot = l.hot();
+                let overlay = &l.journal().overlay;
+                f(&super::handle::Db::Lite(&hot), &|lv, a, b| {
+                    overlay.get(lv, a, b)
+                })
+            }
+            Pool::Postgres(_) => self.read_db(|c| f(c, &|_, _, _| 0.0)),
         }
     }
 

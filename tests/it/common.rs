@@ -204,6 +204,14 @@ impl Server {
             "Server::db() opens the SQLite file but this server runs on PostgreSQL: read with \
              Server::value / rows / text_rows, or start it with Server::start_sqlite*"
         );
+        // The spend journal (issue 17) is applied a moment after a call is answered; a direct
+        // read of the file first makes the server apply it, as every read of its API does
+        // (readiness reads through the store's barrier).
+        if self.child.is_some() {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.anon("GET", "/health/readiness")
+            }));
+        }
         let c = rusqlite::Connection::open(self.db_path()).expect("open db");
         c.busy_timeout(Duration::from_secs(5)).expect("busy");
         c

@@ -43,6 +43,7 @@ mod sdk;
 mod sdk_anthropic;
 mod server;
 mod slow_clients;
+mod spend_journal;
 mod state;
 mod store_hardening;
 mod strict_budgets;

@@ -43,6 +43,8 @@ pub fn open_source(loc: &DbLocation) -> R<Box<dyn Side>> {
                     p.display()
                 )));
             }
+            // Spend journaled but not yet applied is part of the source.
+            crate::db::journal::replay_path(p).map_err(failed)?;
             let c = rusqlite::Connection::open_with_flags(
                 p,
                 rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
@@ -73,6 +75,15 @@ pub fn open_target(loc: &DbLocation) -> R<Box<dyn Side>> {
                 .map_err(|e| failed(format!("{}: cannot open: {e}", p.display())))?;
             migrate::migrate(&mut c)
                 .map_err(|e| CopyError::Refused(format!("{}: {e}", p.display())))?;
+            // The target's own journal is applied, then removed: the copy brings the source's
+            // journal position, which the target's file would not match.
+            crate::db::journal::replay(&mut c, p).map_err(failed)?;
+            match std::fs::remove_file(crate::db::journal::path_of(p)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(failed(format!("{}: {e}", p.display())))
+                }
+                _ => {}
+            }
             Ok(Box::new(Lite {
                 c,
                 name: p.display().to_string(),

@@ -105,6 +105,11 @@ impl Server {
         Server::launch(config_yaml, args, &[], false)
     }
 
+    /// `start_sqlite_with` the TEST_CONFIG and extra environment for the server process.
+    pub fn start_sqlite_env(env: &[(&str, &str)]) -> Server {
+        Server::launch(super::TEST_CONFIG, &[], env, false)
+    }
+
     /// `start_sqlite_with` the TEST_CONFIG.
     pub fn start_sqlite() -> Server {
         Server::start_sqlite_with(super::TEST_CONFIG, &[])

@@ -1,0 +1,363 @@
+//! The spend journal (issue 17, SQLite only): an answered call's spend record is appended to
+//! `<db>-spend` beside the database with ONE `write` (no fsync: the durability of a WAL commit
+//! under `synchronous=NORMAL`, the OS page cache) and the answer goes out; the applier thread
+//! (`journal_apply.rs`) applies the records in batches on the hot connection, storing the
+//! journal position applied (generation and offset, setting `spend_journal`) in the same
+//! transaction, and rotates the file once everything in it is applied. Whoever opens the
+//! database applies what is past the stored position first (`replay`), exactly once.
+//!
+//! File: a 16-byte header (`LGSJ`, version 1, generation u64 LE), then records: length u32 LE,
+//! FNV-1a checksum u32 LE of the payload, payload (the record as JSON). A torn or garbled tail
+//! (a crash in the middle of a write) ends the readable records and is ignored.
+//!
+//! Until a record is applied its spend is in the `Overlay` (`journal_overlay.rs`), added where
+//! budgets are decided; management reads and writes wait for the applier first (`barrier`).
+
+use super::journal_overlay::Overlay;
+use super::spend::SpendRecord;
+use rusqlite::Connection;
+use std::collections::VecDeque;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+pub(super) const MAGIC: &[u8; 4] = b"LGSJ";
+pub(super) const HEADER: u64 = 16;
+/// Where the position applied is stored (`gen:offset`).
+pub(super) const POSITION: &str = "spend_journal";
+/// Past this size, the applier catches up completely (holding appenders back for one batch)
+/// and rotates the file: the journal stays bounded under continuous load.
+pub(super) const ROTATE_AT: u64 = 1 << 20;
+/// A record longer than this is garbage (a torn length).
+const MAX_RECORD: u32 = 1 << 20;
+
+/// The journal's file beside the database (like `-wal`).
+pub fn path_of(db: &Path) -> PathBuf {
+    let mut s = db.as_os_str().to_os_string();
+    s.push("-spend");
+    PathBuf::from(s)
+}
+
+pub(super) fn fnv(b: &[u8]) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for &x in b {
+        h ^= u32::from(x);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+pub(super) fn header(gen: u64) -> [u8; 16] {
+    let mut h = [0u8; 16];
+    h[..4].copy_from_slice(MAGIC);
+    h[4..8].copy_from_slice(&1u32.to_le_bytes());
+    h[8..].copy_from_slice(&gen.to_le_bytes());
+    h
+}
+
+/// One record framed for the file.
+pub(super) fn frame(r: &SpendRecord) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(512);
+    buf.extend_from_slice(&[0u8; 8]);
+    // Serializing a struct of strings and numbers cannot fail.
+    let _ = serde_json::to_writer(&mut buf, r);
+    let len = (buf.len() - 8) as u32;
+    let sum = fnv(&buf[8..]);
+    buf[..4].copy_from_slice(&len.to_le_bytes());
+    buf[4..8].copy_from_slice(&sum.to_le_bytes());
+    buf
+}
+
+/// The generation in a file's header (`None`: no valid header).
+pub(super) fn generation(bytes: &[u8]) -> Option<u64> {
+    if bytes.len() < HEADER as usize || &bytes[..4] != MAGIC {
+        return None;
+    }
+    let mut g = [0u8; 8];
+    g.copy_from_slice(&bytes[8..16]);
+    Some(u64::from_le_bytes(g))
+}
+
+/// The complete records from `from` on, each with the offset just past it; stops at the first
+/// torn or garbled one.
+pub(super) fn records(bytes: &[u8], from: u64) -> Vec<(u64, SpendRecord)> {
+    let mut out = Vec::new();
+    let mut at = from as usize;
+    while at + 8 <= bytes.len() {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&bytes[at..at + 4]);
+        let len = u32::from_le_bytes(w);
+        w.copy_from_slice(&bytes[at + 4..at + 8]);
+        let sum = u32::from_le_bytes(w);
+        let end = at + 8 + len as usize;
+        if len == 0 || len > MAX_RECORD || end > bytes.len() || fnv(&bytes[at + 8..end]) != sum {
+            break;
+        }
+        match serde_json::from_slice::<SpendRecord>(&bytes[at + 8..end]) {
+            Ok(r) => out.push((end as u64, r)),
+            Err(_) => break,
+        }
+        at = end;
+    }
+    out
+}
+
+/// The position applied, as stored: (generation, offset); (0, 0) before any.
+pub(super) fn stored(c: &Connection) -> rusqlite::Result<(u64, u64)> {
+    let v = super::settings_get(c, POSITION)?.unwrap_or_default();
+    let mut it = v.split(':').map(|x| x.parse::<u64>().unwrap_or(0));
+    Ok((it.next().unwrap_or(0), it.next().unwrap_or(0)))
+}
+
+pub(super) fn store_position(c: &Connection, gen: u64, off: u64) -> rusqlite::Result<()> {
+    super::settings_put(&mut &*c, POSITION, &format!("{gen}:{off}"))
+}
+
+/// Applies `recs` inside the open transaction on `c`: all at once, or, when one fails, each
+/// in a savepoint of its own, skipping (and logging) a record the store refuses (a constraint).
+/// Any other error (I/O, disk full, busy) is returned: the transaction must roll back.
+pub(super) fn apply(c: &Connection, recs: &[&SpendRecord]) -> rusqlite::Result<()> {
+    c.execute_batch("SAVEPOINT spend_batch")?;
+    let all = recs
+        .iter()
+        .try_for_each(|r| super::spend::record(&mut &*c, r));
+    match all {
+        Ok(()) => return c.execute_batch("RELEASE spend_batch"),
+        Err(e) if !refused(&e) => return Err(e),
+        Err(_) => c.execute_batch("ROLLBACK TO spend_batch; RELEASE spend_batch")?,
+    }
+    for r in recs {
+        c.execute_batch("SAVEPOINT spend_one")?;
+        match super::spend::record(&mut &*c, r) {
+            Ok(()) => c.execute_batch("RELEASE spend_one")?,
+            Err(e) if refused(&e) => {
+                log::error!(
+                    "request {}: spend record refused by the store, skipped: {e}",
+                    r.request_id
+                );
+                c.execute_batch("ROLLBACK TO spend_one; RELEASE spend_one")?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// A record the store will never take (a constraint), as opposed to a store that cannot write.
+fn refused(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
+/// Applies the journal beside `db` past the position stored, in one transaction with the new
+/// position (exactly once: a crash after an applier's commit and before its rotation finds
+/// the position at the end). Safe while a server runs on the database (its applier skips what
+/// is applied here). Returns how many records were applied.
+pub fn replay(c: &mut Connection, db: &Path) -> Result<usize, String> {
+    let jp = path_of(db);
+    let bytes = match std::fs::read(&jp) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(format!("{}: {e}", jp.display())),
+    };
+    let Some(gen) = generation(&bytes) else {
+        return Ok(0);
+    };
+    let fail = |e: rusqlite::Error| format!("{}: replaying the spend journal: {e}", db.display());
+    let tx = c
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(fail)?;
+    let (sg, so) = stored(&tx).map_err(fail)?;
+    let from = match sg.cmp(&gen) {
+        std::cmp::Ordering::Equal => so.max(HEADER),
+        std::cmp::Ordering::Greater => return Ok(0),
+        std::cmp::Ordering::Less => HEADER,
+    };
+    let recs = records(&bytes, from);
+    let Some(&(last, _)) = recs.last() else {
+        return Ok(0);
+    };
+    let refs: Vec<&SpendRecord> = recs.iter().map(|(_, r)| r).collect();
+    apply(&tx, &refs).map_err(fail)?;
+    store_position(&tx, gen, last).map_err(fail)?;
+    tx.commit().map_err(fail)?;
+    log::info!("spend journal: {} record(s) applied at open", recs.len());
+    Ok(recs.len())
+}
+
+/// Replays the journal of the database at `db` on a connection of its own (CLI tools that
+/// open the file read-only or through `VACUUM INTO`). Nothing to do without a journal.
+pub fn replay_path(db: &Path) -> Result<usize, String> {
+    if !path_of(db).exists() || !db.is_file() {
+        return Ok(0);
+    }
+    let mut c = super::open(db).map_err(|e| format!("{}: cannot open: {e}", db.display()))?;
+    replay(&mut c, db)
+}
+
+/// A journaled record waiting for the applier.
+pub(super) struct Pending {
+    pub seq: u64,
+    pub end: u64,
+    pub rec: SpendRecord,
+}
+
+pub(super) struct Inner {
+    pub file: std::fs::File,
+    pub gen: u64,
+    pub end: u64,
+    pub queue: VecDeque<Pending>,
+    /// Records appended so far (sequence numbers start at 1).
+    pub appended: u64,
+}
+
+/// The journal of a running server (see the module doc).
+pub struct Journal {
+    pub(super) inner: Mutex<Inner>,
+    /// The applier waits here for records (woken when the queue stops being empty, or by a
+    /// barrier or shutdown; never per call).
+    pub(super) wake: Condvar,
+    /// The last sequence number applied (or skipped), and its waiters (barriers, shutdown).
+    pub(super) applied: Mutex<u64>,
+    pub(super) applied_cv: Condvar,
+    pub(super) urgent: AtomicBool,
+    pub(super) stop: AtomicBool,
+    pub overlay: Overlay,
+    /// `LITEGATE_SPEND_APPLY_DELAY_MS` (tests only): the applier waits this long per batch.
+    pub(super) delay: Duration,
+}
+
+impl Journal {
+    /// Opens the journal beside `db` for appending, after `replay` applied what it held: a new
+    /// generation, past both the file's and the stored one, in an empty file.
+    pub fn create(c: &Connection, db: &Path) -> Result<Journal, String> {
+        let jp = path_of(db);
+        let fail = |e: std::io::Error| format!("{}: {e}", jp.display());
+        let file_gen = std::fs::read(&jp)
+            .ok()
+            .and_then(|b| generation(&b))
+            .unwrap_or(0);
+        let (sg, _) = stored(c).map_err(|e| e.to_string())?;
+        let gen = file_gen.max(sg) + 1;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&jp)
+            .map_err(fail)?;
+        file.set_len(0).map_err(fail)?;
+        file.write_all_at(&header(gen), 0).map_err(fail)?;
+        let delay = std::env::var("LITEGATE_SPEND_APPLY_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map_or(Duration::ZERO, Duration::from_millis);
+        Ok(Journal {
+            inner: Mutex::new(Inner {
+                file,
+                gen,
+                end: HEADER,
+                queue: VecDeque::new(),
+                appended: 0,
+            }),
+            wake: Condvar::new(),
+            applied: Mutex::new(0),
+            applied_cv: Condvar::new(),
+            urgent: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            overlay: Overlay::default(),
+            delay,
+        })
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether appends are taken (until clean shutdown closes the journal).
+    pub fn is_open(&self) -> bool {
+        !self.stop.load(Ordering::Acquire)
+    }
+
+    /// After the applier has drained: removes the file when nothing in it is left unapplied
+    /// (the next start begins a new generation; a backup restored in its place finds no
+    /// stale records beside it).
+    pub(super) fn remove_if_applied(&self, db: &Path) {
+        let g = self.lock();
+        if g.queue.is_empty() {
+            if let Err(e) = std::fs::remove_file(path_of(db)) {
+                log::warn!("spend journal: cannot remove the applied journal: {e}");
+            }
+        } else {
+            log::warn!(
+                "spend journal: {} record(s) left for the next start",
+                g.queue.len()
+            );
+        }
+    }
+
+    /// Journals one answered call's spend: one `write`; its spend joins the overlay. An error
+    /// (disk full) fails the call as a failed spend commit does. `None`: the journal is closed
+    /// (clean shutdown), nothing written.
+    pub fn append(&self, rec: &SpendRecord) -> Option<crate::error::Result<()>> {
+        let buf = frame(rec);
+        let mut g = self.lock();
+        if self.stop.load(Ordering::Acquire) {
+            return None;
+        }
+        let at = g.end;
+        if let Err(e) = g.file.write_all_at(&buf, at) {
+            // Whatever part was written lies past `end`: overwritten by the next record.
+            return Some(Err(crate::error::Error::Internal(format!(
+                "cannot journal spend: {e}"
+            ))));
+        }
+        g.end = at + buf.len() as u64;
+        g.appended += 1;
+        let seq = g.appended;
+        let end = g.end;
+        self.overlay.add(rec);
+        let was_empty = g.queue.is_empty();
+        g.queue.push_back(Pending {
+            seq,
+            end,
+            rec: rec.clone(),
+        });
+        drop(g);
+        if was_empty {
+            self.wake.notify_one();
+        }
+        Some(Ok(()))
+    }
+
+    /// Waits (at most `limit`) until the applier has applied every record journaled before
+    /// this call: management reads and writes see every answered call, as before the journal.
+    pub fn barrier(&self, limit: Duration) {
+        let target = self.lock().appended;
+        let mut done = self.applied.lock().unwrap_or_else(|p| p.into_inner());
+        if *done >= target {
+            return;
+        }
+        self.urgent.store(true, Ordering::Release);
+        self.wake.notify_one();
+        let until = std::time::Instant::now() + limit;
+        while *done < target {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                log::warn!("spend journal: the applier is behind; reading without it");
+                return;
+            }
+            done = self
+                .applied_cv
+                .wait_timeout(done, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "journal_tests.rs"]
+mod tests;
