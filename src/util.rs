@@ -49,18 +49,21 @@ pub fn iso_from_ms(ms: i64) -> String {
         Some(b) => std::str::from_utf8(&b)
             .map(str::to_owned)
             .unwrap_or_default(),
-        None => {
-            let (secs, milli) = (ms.div_euclid(1000), ms.rem_euclid(1000));
-            let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-            let (y, m, d) = civil_from_days(days);
-            format!(
-                "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z",
-                sod / 3600,
-                (sod / 60) % 60,
-                sod % 60
-            )
-        }
+        None => iso_fmt(ms),
     }
+}
+
+/// `iso_from_ms` through `format!`: any year (the digit writer covers 0..=9999).
+fn iso_fmt(ms: i64) -> String {
+    let (secs, milli) = (ms.div_euclid(1000), ms.rem_euclid(1000));
+    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    )
 }
 
 /// `iso_from_ms`'s text as bytes, without allocating; `None` for a year outside 0..=9999.
@@ -240,17 +243,6 @@ mod tests {
     /// The digit-by-digit writers give what `format!` gave, byte for byte.
     #[test]
     fn writers_match_format() {
-        let iso_fmt = |ms: i64| {
-            let (secs, milli) = (ms.div_euclid(1000), ms.rem_euclid(1000));
-            let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-            let (y, m, d) = civil_from_days(days);
-            format!(
-                "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z",
-                sod / 3600,
-                (sod / 60) % 60,
-                sod % 60
-            )
-        };
         let mut ms: i64 = -62_167_219_200_001; // 0000-01-01 minus 1 ms: a year below 0
         while ms < 253_402_300_800_000 + 86_400_000 {
             assert_eq!(iso_from_ms(ms), iso_fmt(ms), "{ms}");
