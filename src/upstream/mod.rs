@@ -10,6 +10,7 @@
 
 pub mod anthropic;
 pub mod bedrock;
+pub mod fast;
 pub mod google;
 pub mod messages;
 pub mod pool;
@@ -34,7 +35,12 @@ pub struct Upstream {
     /// whole config, kept in the request's extensions, per call).
     timed: RwLock<Vec<(Duration, ureq::Agent)>>,
     idle: Arc<pool::IdlePool>,
+    /// The fast path for plain `http://` (`fast`); `None` when a proxy is configured.
+    fast: Option<fast::Fast>,
 }
+
+/// The `user-agent` sent upstream.
+pub(crate) const USER_AGENT: &str = concat!("litegate/", env!("CARGO_PKG_VERSION"));
 
 /// Deadlines given an agent of their own; others get a request-level config.
 const MAX_TIMED_AGENTS: usize = 32;
@@ -69,7 +75,7 @@ fn config() -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
         // key) wherever the upstream points; a 3xx is answered as a fault instead. With 0,
         // ureq returns the 3xx response as it is.
         .max_redirects(0)
-        .user_agent(concat!("litegate/", env!("CARGO_PKG_VERSION")))
+        .user_agent(USER_AGENT)
 }
 
 impl Default for Upstream {
@@ -81,10 +87,17 @@ impl Default for Upstream {
 impl Upstream {
     pub fn new() -> Upstream {
         let idle = Arc::new(pool::IdlePool::default());
+        let agent = transport::agent_sharing(config(), IpLiteralResolver::default(), idle.clone());
+        let fast = agent.config().proxy().is_none().then(|| fast::Fast {
+            idle: idle.clone(),
+            max_idle_age: agent.config().max_idle_age(),
+            config: agent.config().clone(),
+        });
         Upstream {
-            agent: transport::agent_sharing(config(), IpLiteralResolver::default(), idle.clone()),
+            agent,
             timed: RwLock::new(Vec::new()),
             idle,
+            fast,
         }
     }
 
@@ -189,17 +202,23 @@ impl Upstream {
         } else {
             dep.timeout_secs
         };
-        let mut rb = self
-            .post_with(&url, Duration::from_secs_f64(secs))
-            .header("content-type", "application/json")
-            .header(
-                "accept",
-                match (stream, dep.route.wire) {
-                    (false, _) => "application/json",
-                    (true, crate::provider::Wire::Bedrock) => "application/vnd.amazon.eventstream",
-                    (true, _) => "text/event-stream",
-                },
-            );
+        let timeout = Duration::from_secs_f64(secs);
+        let fast = self
+            .fast
+            .as_ref()
+            .and_then(|f| Some((f, fast::Target::of(&url)?)));
+        let mut rb = match fast {
+            Some((f, target)) => Out::Fast(f, fast::Request::new(target)),
+            None => Out::Ureq(self.post_with(&url, timeout)),
+        };
+        rb = rb.header("content-type", "application/json").header(
+            "accept",
+            match (stream, dep.route.wire) {
+                (false, _) => "application/json",
+                (true, crate::provider::Wire::Bedrock) => "application/vnd.amazon.eventstream",
+                (true, _) => "text/event-stream",
+            },
+        );
         if let Some(creds) = &dep.route.aws {
             // SigV4: the host header is set to exactly what is signed.
             let host = host_header(&url).ok_or_else(|| Error::Upstream {
@@ -231,11 +250,11 @@ impl Upstream {
             }
         }
         if let Some((name, value)) = &dep.route.auth {
-            rb = rb.header(*name, value.as_str());
+            rb = rb.header(name, value.as_str());
         }
         if let Some(account) = &dep.route.google {
             let token = google::access_token(&self.agent, dep, account)?;
-            rb = rb.header("authorization", format!("Bearer {token}"));
+            rb = rb.header("authorization", &format!("Bearer {token}"));
         }
         // Claude on Vertex carries its version in the body (`anthropic::target`).
         if dep.route.wire == crate::provider::Wire::Anthropic {
@@ -244,7 +263,11 @@ impl Upstream {
         if let (true, Some(beta)) = (dep.route.wire.is_anthropic(), anthropic_beta) {
             rb = rb.header("anthropic-beta", beta);
         }
-        let resp = rb.send(body).map_err(|e| map_fault(dep, &e))?;
+        let resp = match rb {
+            Out::Fast(f, req) => req.send(f, body, timeout),
+            Out::Ureq(rb) => rb.send(body),
+        }
+        .map_err(|e| map_fault(dep, &e))?;
         if let (Some(account), 401) = (&dep.route.google, resp.status().as_u16()) {
             // A revoked or otherwise refused token: the next call mints a new one.
             account.tokens.forget();
@@ -286,6 +309,26 @@ impl Upstream {
                 dep.model_name,
                 scrub(dep, &msg)
             ),
+        }
+    }
+}
+
+/// A request being built: through ureq, or on the fast path (`fast`). Built once per call
+/// on the stack; ureq's builder is the larger.
+#[allow(clippy::large_enum_variant)]
+enum Out<'a> {
+    Ureq(ureq::RequestBuilder<WithBody>),
+    Fast(&'a fast::Fast, fast::Request<'a>),
+}
+
+impl Out<'_> {
+    fn header(self, name: &str, value: &str) -> Self {
+        match self {
+            Out::Ureq(rb) => Out::Ureq(rb.header(name, value)),
+            Out::Fast(f, mut r) => {
+                r.header(name, value);
+                Out::Fast(f, r)
+            }
         }
     }
 }
@@ -415,6 +458,8 @@ pub(crate) fn fault_kind(e: &ureq::Error) -> &'static str {
             K::UnexpectedEof => "connection closed early",
             K::AddrNotAvailable | K::NetworkUnreachable | K::HostUnreachable => "unreachable",
             K::NotFound => "name not resolved",
+            K::InvalidData => "invalid HTTP answer",
+            K::InvalidInput => "invalid request header",
             // The resolver's failures come as uncategorised I/O errors.
             _ if io.to_string().contains("lookup") => "name not resolved",
             _ => "network error",

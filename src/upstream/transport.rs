@@ -163,7 +163,7 @@ impl std::fmt::Debug for FastTcp {
 
 /// The socket timeout for `t`: reset only if it moved by more than [`TIMEOUT_SLACK`] (so a
 /// read or write may time out up to a second off the exact deadline).
-fn settle_timeout(
+pub(super) fn settle_timeout(
     current: &mut Option<Duration>,
     wanted: Option<Duration>,
     set: impl FnOnce(Option<Duration>) -> io::Result<()>,
@@ -259,7 +259,7 @@ impl Transport for FastTcp {
 
 /// True if the peer has neither closed the connection nor sent anything unasked: one
 /// non-blocking peek.
-fn probe(stream: &TcpStream) -> bool {
+pub(super) fn probe(stream: &TcpStream) -> bool {
     use std::os::fd::AsRawFd;
     let mut b = [0u8; 1];
     // SAFETY: a valid socket descriptor (owned by `stream` for the whole call) and a 1-byte
