@@ -173,11 +173,16 @@ impl<'a> Request<'a> {
         if together {
             self.buf.extend_from_slice(body);
         }
-        let conn = match up.idle.take_plain(self.target.authority, up.max_idle_age) {
-            Some(c) => c,
-            None => connect(up, self.target, deadline)?,
+        let (mut conn, reused) = match up.idle.take_plain(self.target.authority, up.max_idle_age) {
+            Some(c) => (c, true),
+            None => (connect(up, self.target, deadline)?, false),
         };
-        let mut conn = conn;
+        log::trace!(
+            "upstream POST {} ({} bytes, {} connection)",
+            self.target.path,
+            body.len(),
+            if reused { "reused" } else { "new" }
+        );
         let r = write(&mut conn, &self.buf, deadline).and_then(|()| {
             if together {
                 Ok(())

@@ -1,4 +1,5 @@
-//! Upstream calls. Owns the blocking HTTP client (ureq, one agent with connection reuse), the
+//! Upstream calls. Owns the blocking HTTP client (plain `http://` without a proxy: `fast`;
+//! anything else: ureq, one agent per deadline over shared idle connections), the
 //! request body sent to an OpenAI-compatible deployment (its URL and auth header are its
 //! `provider::Route`, built at config load), and the mapping of upstream
 //! faults to our errors (API.md §8): refused/unreachable → 502, timeout → 504, upstream
@@ -87,7 +88,11 @@ impl Default for Upstream {
 impl Upstream {
     pub fn new() -> Upstream {
         let idle = Arc::new(pool::IdlePool::default());
-        let agent = transport::agent_sharing(config(), IpLiteralResolver::default(), idle.clone());
+        let agent = transport::agent_sharing(
+            config(),
+            transport::IpLiteralResolver::default(),
+            idle.clone(),
+        );
         let fast = agent.config().proxy().is_none().then(|| fast::Fast {
             idle: idle.clone(),
             max_idle_age: agent.config().max_idle_age(),
@@ -124,7 +129,7 @@ impl Upstream {
         }
         let a = transport::agent_sharing(
             config().timeout_global(Some(timeout)),
-            IpLiteralResolver::default(),
+            transport::IpLiteralResolver::default(),
             self.idle.clone(),
         );
         let rb = a.post(url);
@@ -349,50 +354,6 @@ fn host_header(url: &str) -> Option<String> {
     })
 }
 
-/// ureq's default resolver, but an IP-address host (`http://10.0.0.5:8000/v1`) is answered
-/// without it: whenever a timeout applies (ours always does) ureq resolves on a newly spawned
-/// thread per call, even for an address, which cost ~7 % of the CPU of a forwarded call. Names
-/// still go to ureq's resolver, with its timeout, on every call (no DNS caching here).
-#[derive(Debug, Default)]
-struct IpLiteralResolver(ureq::unversioned::resolver::DefaultResolver);
-
-impl ureq::unversioned::resolver::Resolver for IpLiteralResolver {
-    fn resolve(
-        &self,
-        uri: &ureq::http::Uri,
-        config: &ureq::config::Config,
-        timeout: ureq::unversioned::transport::NextTimeout,
-    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
-        if let Some(addr) = ip_literal(uri) {
-            let mut out = self.empty();
-            out.push(addr);
-            return Ok(out);
-        }
-        self.0.resolve(uri, config, timeout)
-    }
-}
-
-/// The socket address of a URI whose host is an IP address (`[v6]` too), with its port or the
-/// scheme's default; `None` for names.
-fn ip_literal(uri: &ureq::http::Uri) -> Option<std::net::SocketAddr> {
-    let host = uri.host()?;
-    let ip: std::net::IpAddr = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host)
-        .parse()
-        .ok()?;
-    let port = match uri.port_u16() {
-        Some(p) => p,
-        None => match uri.scheme_str()? {
-            "http" => 80,
-            "https" => 443,
-            _ => return None,
-        },
-    };
-    Some(std::net::SocketAddr::new(ip, port))
-}
-
 /// Removes the deployment's key, the URL its calls go to (its own `api_base`, or its
 /// provider's default such as `https://api.anthropic.com/v1`), and that URL's host (with and
 /// without the port) from a message: an upstream may echo any of them
@@ -559,25 +520,6 @@ mod tests {
         for f in ["api_base", "base_url", "api_key", "mock_response"] {
             assert!(out.get(f).is_none(), "{f} forwarded");
         }
-    }
-
-    #[test]
-    fn ip_hosts_skip_the_resolver() {
-        let u = |s: &str| s.parse::<ureq::http::Uri>().expect("uri");
-        assert_eq!(
-            ip_literal(&u("http://127.0.0.1:8080/v1/chat/completions")),
-            Some("127.0.0.1:8080".parse().expect("addr"))
-        );
-        assert_eq!(
-            ip_literal(&u("https://10.1.2.3/v1")),
-            Some("10.1.2.3:443".parse().expect("addr"))
-        );
-        assert_eq!(
-            ip_literal(&u("http://[::1]:9/v1")),
-            Some("[::1]:9".parse().expect("addr"))
-        );
-        assert_eq!(ip_literal(&u("https://api.openai.com/v1")), None);
-        assert_eq!(ip_literal(&u("http://localhost:80/v1")), None);
     }
 
     #[test]
