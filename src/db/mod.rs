@@ -13,6 +13,7 @@ pub mod handle;
 pub mod health;
 pub mod journal;
 mod journal_apply;
+mod journal_codec;
 pub mod journal_overlay;
 pub mod key_check;
 pub mod keys;
