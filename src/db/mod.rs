@@ -32,6 +32,7 @@ pub mod rows;
 pub mod sessions;
 pub mod spend;
 mod spend_order;
+mod spend_writer;
 pub mod sql;
 pub mod state;
 mod store;
