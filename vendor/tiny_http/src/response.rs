@@ -667,3 +667,63 @@ impl Clone for Response<io::Empty> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn printed<R: Read>(r: Response<R>, version: HTTPVersion, upgrade: Option<&str>) -> String {
+        let mut out = Vec::new();
+        r.raw_print(&mut out, version, &[], false, upgrade).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// litegate patch (issue 17): the head printed without `Header` values keeps upstream's
+    /// bytes and order: status line, `Server`, `Date` (IMF-fixdate), the response's headers,
+    /// then the framing header; `Connection: upgrade` and `Upgrade` first on an upgrade; a
+    /// `Date` or `Server` of the response's own replaces the library's.
+    #[test]
+    fn the_head_keeps_upstreams_bytes_and_order() {
+        let r = Response::from_data(b"hello".to_vec())
+            .with_header(Header::from_bytes(&b"X-A"[..], &b"1"[..]).unwrap());
+        let out = printed(r, HTTPVersion(1, 1), None);
+        let lines: Vec<&str> = out.split("\r\n").collect();
+        assert_eq!(lines[0], "HTTP/1.1 200 OK");
+        assert_eq!(lines[1], "Server: tiny-http (Rust)");
+        let date = lines[2].strip_prefix("Date: ").unwrap();
+        assert_eq!(date.len(), 29, "{date}");
+        assert!(date.ends_with(" GMT") && date.as_bytes()[3] == b',', "{date}");
+        assert_eq!(lines[3], "X-A: 1");
+        assert!(out.ends_with("\r\nContent-Length: 5\r\n\r\nhello"), "{out}");
+
+        let r = Response::from_data(Vec::new())
+            .with_status_code(404)
+            .with_header(Header::from_bytes(&b"Date"[..], &b"x"[..]).unwrap())
+            .with_header(Header::from_bytes(&b"Server"[..], &b"y"[..]).unwrap());
+        let out = printed(r, HTTPVersion(1, 0), None);
+        assert_eq!(
+            out,
+            "HTTP/1.0 404 Not Found\r\nDate: x\r\nServer: y\r\nContent-Length: 0\r\n\r\n"
+        );
+
+        let r = Response::empty(101);
+        let out = printed(r, HTTPVersion(1, 1), Some("websocket"));
+        assert!(
+            out.starts_with(
+                "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\nServer: tiny-http (Rust)\r\nDate: "
+            ),
+            "{out}"
+        );
+        assert!(!out.contains("Content-Length") && !out.contains("Transfer-Encoding"), "{out}");
+    }
+
+    /// The cached `Date` is the one `HttpDate` formats for the same second.
+    #[test]
+    fn the_cached_date_is_httpdates() {
+        let before = HttpDate::from(SystemTime::now()).to_string();
+        let got = String::from_utf8(date_now().to_vec()).unwrap();
+        let after = HttpDate::from(SystemTime::now()).to_string();
+        assert!(got == before || got == after, "{got} vs {before}/{after}");
+        assert_eq!(date_now().to_vec(), date_now().to_vec());
+    }
+}
