@@ -620,7 +620,7 @@ pub const GATHER_MAX: usize = 1 << 20;
 
 /// litegate patch (issue 17): a gathered response buffer above this many bytes is freed
 /// after its write rather than kept for the thread's next response.
-const GATHER_KEEP: usize = 64 * 1024;
+const GATHER_KEEP: usize = 16 * 1024;
 
 thread_local! {
     /// litegate patch (issue 17): the thread's buffer for gathered responses.

@@ -148,7 +148,7 @@ fn write_head<W: Write>(
 }
 
 /// litegate patch (issue 17): a response head buffer above this is not kept for the next.
-const HEAD_KEEP: usize = 16 * 1024;
+const HEAD_KEEP: usize = 4 * 1024;
 
 thread_local! {
     /// litegate patch (issue 17): the thread's response head buffer, reused from response to
