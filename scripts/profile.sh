@@ -313,6 +313,7 @@ INCL = [  # layer, regex on the function name (inclusive, largest match)
     ("spend group commit (db::spend)", r"litegate::db::spend::.*(commit|write)"),
     ("access log line (log::__private_api)", r"log::__private_api::log"),
     ("log writer thread (log_batch)", r"litegate::log_batch::(writer|Shared::drain)"),
+    ("spend journal applier thread (db::journal_apply)", r"journal_apply\.rs:(std::sys::backtrace::__rust_begin_short_backtrace|litegate::db::journal_apply::Applier::run\b)"),
     ("WAL checkpointer thread", r"litegate::db::.*checkpoint"),
     ("metrics", r"litegate::metrics::"),
 ]

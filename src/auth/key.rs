@@ -57,10 +57,11 @@ pub fn key_name(raw: &str) -> String {
     format!("sk-...{tail}")
 }
 
-/// `Bearer x` (any case, or a bare `Bearer`) -> `x`; anything else as is, trimmed.
+/// `Bearer x` (any case, or a bare `Bearer`) -> `x`; anything else as is, trimmed. Compares
+/// bytes: a value whose 6th byte falls inside a character is not `Bearer` (and is no panic).
 fn strip_bearer(v: &str) -> &str {
     let t = v.trim();
-    if t.len() >= 6 && t[..6].eq_ignore_ascii_case("bearer") {
+    if t.len() >= 6 && t.as_bytes()[..6].eq_ignore_ascii_case(b"bearer") {
         let rest = &t[6..];
         if rest.is_empty() || rest.starts_with(' ') {
             return rest.trim();
@@ -69,29 +70,19 @@ fn strip_bearer(v: &str) -> &str {
     t
 }
 
-/// Pulls the presented key out of the four header forms of API.md §2.
+/// Pulls the presented key out of the four header forms of API.md §2 (one allocation: the key).
 pub fn presented_key(headers: &[(String, String)]) -> Option<String> {
     let get = |name: &str| {
         headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.trim().to_string())
+            .map(|(_, v)| strip_bearer(v))
     };
-    if let Some(v) = get("authorization") {
-        let v = strip_bearer(&v);
-        if !v.is_empty() {
-            return Some(v.to_string());
-        }
-    }
-    for h in ["x-litellm-api-key", "api-key", "x-api-key"] {
-        if let Some(v) = get(h) {
-            let v = strip_bearer(&v);
-            if !v.is_empty() {
-                return Some(v.to_string());
-            }
-        }
-    }
-    None
+    ["authorization", "x-litellm-api-key", "api-key", "x-api-key"]
+        .into_iter()
+        .filter_map(get)
+        .find(|v| !v.is_empty())
+        .map(str::to_string)
 }
 
 #[cfg(test)]
@@ -140,5 +131,57 @@ mod tests {
             Some("sk-d")
         );
         assert_eq!(presented_key(&h("Authorization", "Bearer ")), None);
+        // A multi-byte character across the 6th byte was a slicing panic.
+        assert_eq!(
+            presented_key(&h("Authorization", "beareé sk-x")).as_deref(),
+            Some("beareé sk-x")
+        );
+    }
+
+    /// The header reading before it borrowed (two copies per header), kept as the oracle.
+    fn presented_key_before(headers: &[(String, String)]) -> Option<String> {
+        let get = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.trim().to_string())
+        };
+        if let Some(v) = get("authorization") {
+            let v = strip_bearer(&v);
+            if !v.is_empty() {
+                return Some(v.to_string());
+            }
+        }
+        for h in ["x-litellm-api-key", "api-key", "x-api-key"] {
+            if let Some(v) = get(h) {
+                let v = strip_bearer(&v);
+                if !v.is_empty() {
+                    return Some(v.to_string());
+                }
+            }
+        }
+        None
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn presented_key_reads_as_before(
+            headers in proptest::collection::vec((
+                proptest::prop_oneof![
+                    proptest::strategy::Just("Authorization".to_string()),
+                    proptest::strategy::Just("authorization".to_string()),
+                    proptest::strategy::Just("X-LiteLLM-API-Key".to_string()),
+                    proptest::strategy::Just("api-key".to_string()),
+                    proptest::strategy::Just("x-api-key".to_string()),
+                    proptest::strategy::Just("content-type".to_string()),
+                ],
+                proptest::prop_oneof![
+                    "(Bearer|bearer|BEARER|Bearerx)?[ \t]{0,2}(sk-[a-z]{0,3})?[ \t]{0,2}",
+                    "\\PC{0,8}",
+                ],
+            ), 0..5),
+        ) {
+            proptest::prop_assert_eq!(presented_key(&headers), presented_key_before(&headers));
+        }
     }
 }

@@ -309,7 +309,6 @@ mod tests {
             tpm_limit: None,
             rpm_limit: None,
             max_parallel_requests: None,
-            metadata: "{}".into(),
             team: Some(TeamPart {
                 id: "team".into(),
                 alias: None,
@@ -423,7 +422,6 @@ mod tests {
         k.org_member = Some(member(3.0));
         k.org = Some(OrgPart {
             id: "o".into(),
-            alias: "o".into(),
             models: vec![],
             blocked: false,
             spend: 0.0,

@@ -6,13 +6,15 @@
 //! transaction, and rotates the file once everything in it is applied. Whoever opens the
 //! database applies what is past the stored position first (`replay`), exactly once.
 //!
-//! File: a 16-byte header (`LGSJ`, version 1, generation u64 LE), then records: length u32 LE,
-//! FNV-1a checksum u32 LE of the payload, payload (the record as JSON). A torn or garbled tail
+//! File: a 16-byte header (`LGSJ`, version u32 LE, generation u64 LE), then records: length
+//! u32 LE, FNV-1a checksum u32 LE of the payload, payload (version 2: the compact binary record
+//! of `journal_codec.rs`; version 1 files, JSON payloads, still replay). A torn or garbled tail
 //! (a crash in the middle of a write) ends the readable records and is ignored.
 //!
 //! Until a record is applied its spend is in the `Overlay` (`journal_overlay.rs`), added where
 //! budgets are decided; management reads and writes wait for the applier first (`barrier`).
 
+use super::journal_codec::{self as codec, VERSION};
 use super::journal_overlay::Overlay;
 use super::spend::SpendRecord;
 use rusqlite::Connection;
@@ -30,6 +32,9 @@ pub(super) const POSITION: &str = "spend_journal";
 /// Past this size, the applier catches up completely (holding appenders back for one batch)
 /// and rotates the file: the journal stays bounded under continuous load.
 pub(super) const ROTATE_AT: u64 = 1 << 20;
+/// Records per applier transaction at most; a queue this long cuts the applier's gathering
+/// window short.
+pub(super) const MAX_BATCH: usize = 512;
 /// A record longer than this is garbage (a torn length).
 const MAX_RECORD: u32 = 1 << 20;
 
@@ -50,19 +55,28 @@ pub(super) fn fnv(b: &[u8]) -> u32 {
 }
 
 pub(super) fn header(gen: u64) -> [u8; 16] {
+    header_of(VERSION, gen)
+}
+
+/// A header of any version (tests write version-1 files, as an older litegate left them).
+pub(super) fn header_of(version: u32, gen: u64) -> [u8; 16] {
     let mut h = [0u8; 16];
     h[..4].copy_from_slice(MAGIC);
-    h[4..8].copy_from_slice(&1u32.to_le_bytes());
+    h[4..8].copy_from_slice(&version.to_le_bytes());
     h[8..].copy_from_slice(&gen.to_le_bytes());
     h
 }
 
 /// One record framed for the file.
 pub(super) fn frame(r: &SpendRecord) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(512);
+    let mut buf = Vec::with_capacity(384);
     buf.extend_from_slice(&[0u8; 8]);
-    // Serializing a struct of strings and numbers cannot fail.
-    let _ = serde_json::to_writer(&mut buf, r);
+    codec::encode(&mut buf, r);
+    frame_payload(buf)
+}
+
+/// Fills in the length and checksum of `buf` (8 bytes reserved, then the payload).
+pub(super) fn frame_payload(mut buf: Vec<u8>) -> Vec<u8> {
     let len = (buf.len() - 8) as u32;
     let sum = fnv(&buf[8..]);
     buf[..4].copy_from_slice(&len.to_le_bytes());
@@ -80,10 +94,21 @@ pub(super) fn generation(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(g))
 }
 
-/// The complete records from `from` on, each with the offset just past it; stops at the first
-/// torn or garbled one.
+/// The format version in a file's header (`None`: no valid header).
+pub(super) fn version(bytes: &[u8]) -> Option<u32> {
+    generation(bytes)?;
+    let mut v = [0u8; 4];
+    v.copy_from_slice(&bytes[4..8]);
+    Some(u32::from_le_bytes(v))
+}
+
+/// The complete records from `from` on in a whole file `bytes` (header included), each with
+/// the offset just past it; stops at the first torn or garbled one.
 pub(super) fn records(bytes: &[u8], from: u64) -> Vec<(u64, SpendRecord)> {
     let mut out = Vec::new();
+    let Some(version) = version(bytes) else {
+        return out;
+    };
     let mut at = from as usize;
     while at + 8 <= bytes.len() {
         let mut w = [0u8; 4];
@@ -95,9 +120,9 @@ pub(super) fn records(bytes: &[u8], from: u64) -> Vec<(u64, SpendRecord)> {
         if len == 0 || len > MAX_RECORD || end > bytes.len() || fnv(&bytes[at + 8..end]) != sum {
             break;
         }
-        match serde_json::from_slice::<SpendRecord>(&bytes[at + 8..end]) {
-            Ok(r) => out.push((end as u64, r)),
-            Err(_) => break,
+        match codec::decode_version(version, &bytes[at + 8..end]) {
+            Some(r) => out.push((end as u64, r)),
+            None => break,
         }
         at = end;
     }
@@ -106,43 +131,83 @@ pub(super) fn records(bytes: &[u8], from: u64) -> Vec<(u64, SpendRecord)> {
 
 /// The position applied, as stored: (generation, offset); (0, 0) before any.
 pub(super) fn stored(c: &Connection) -> rusqlite::Result<(u64, u64)> {
-    let v = super::settings_get(c, POSITION)?.unwrap_or_default();
+    Ok(stored_raw(c)?.map_or((0, 0), |v| parse_position(&v)))
+}
+
+/// The stored position's text (`None`: no row yet).
+pub(super) fn stored_raw(c: &Connection) -> rusqlite::Result<Option<String>> {
+    super::settings_get(c, POSITION)
+}
+
+pub(super) fn parse_position(v: &str) -> (u64, u64) {
     let mut it = v.split(':').map(|x| x.parse::<u64>().unwrap_or(0));
-    Ok((it.next().unwrap_or(0), it.next().unwrap_or(0)))
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
 }
 
 pub(super) fn store_position(c: &Connection, gen: u64, off: u64) -> rusqlite::Result<()> {
     super::settings_put(&mut &*c, POSITION, &format!("{gen}:{off}"))
 }
 
-/// Applies `recs` inside the open transaction on `c`: all at once, or, when one fails, each
-/// in a savepoint of its own, skipping (and logging) a record the store refuses (a constraint).
-/// Any other error (I/O, disk full, busy) is returned: the transaction must roll back.
+/// Moves the stored position from `was` (its text as last read or written; `None`: no row)
+/// to `gen:off`, only if it still is `was`. `false`: someone else (a CLI tool's `replay` on a
+/// connection of its own) moved it meanwhile; the caller rolls back and reads it again.
+pub(super) fn move_position(
+    c: &Connection,
+    was: Option<&str>,
+    gen: u64,
+    off: u64,
+) -> rusqlite::Result<bool> {
+    let now = format!("{gen}:{off}");
+    let n = match was {
+        Some(was) => c
+            .prepare_cached("UPDATE settings SET value = ?2 WHERE name = ?1 AND value = ?3")?
+            .execute([POSITION, now.as_str(), was])?,
+        None => c
+            .prepare_cached(
+                "INSERT INTO settings(name, value) VALUES (?1, ?2) ON CONFLICT(name) DO NOTHING",
+            )?
+            .execute([POSITION, now.as_str()])?,
+    };
+    Ok(n == 1)
+}
+
+/// Applies `recs` inside the open transaction on `c`: all at once (the holders' spend summed
+/// per holder: one UPDATE per distinct key, team, org, user, membership and end user, then a
+/// spend-log row per record), or, when one fails, each in a savepoint of its own, skipping (and
+/// logging) a record the store refuses (a constraint). Any other error (I/O, disk full, busy)
+/// is returned: the transaction must roll back.
 pub(super) fn apply(c: &Connection, recs: &[&SpendRecord]) -> rusqlite::Result<()> {
-    c.execute_batch("SAVEPOINT spend_batch")?;
-    let all = recs
-        .iter()
-        .try_for_each(|r| super::spend::record(&mut &*c, r));
+    run(c, "SAVEPOINT spend_batch")?;
+    let all = super::spend_order::record_all(&mut &*c, recs);
     match all {
-        Ok(()) => return c.execute_batch("RELEASE spend_batch"),
+        Ok(()) => return run(c, "RELEASE spend_batch"),
         Err(e) if !refused(&e) => return Err(e),
-        Err(_) => c.execute_batch("ROLLBACK TO spend_batch; RELEASE spend_batch")?,
+        Err(_) => {
+            run(c, "ROLLBACK TO spend_batch")?;
+            run(c, "RELEASE spend_batch")?;
+        }
     }
     for r in recs {
-        c.execute_batch("SAVEPOINT spend_one")?;
+        run(c, "SAVEPOINT spend_one")?;
         match super::spend::record(&mut &*c, r) {
-            Ok(()) => c.execute_batch("RELEASE spend_one")?,
+            Ok(()) => run(c, "RELEASE spend_one")?,
             Err(e) if refused(&e) => {
                 log::error!(
                     "request {}: spend record refused by the store, skipped: {e}",
                     r.request_id
                 );
-                c.execute_batch("ROLLBACK TO spend_one; RELEASE spend_one")?;
+                run(c, "ROLLBACK TO spend_one")?;
+                run(c, "RELEASE spend_one")?;
             }
             Err(e) => return Err(e),
         }
     }
     Ok(())
+}
+
+/// One statement without parameters, prepared once per connection.
+fn run(c: &Connection, sql: &str) -> rusqlite::Result<()> {
+    c.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 /// A record the store will never take (a constraint), as opposed to a store that cannot write.
@@ -165,6 +230,13 @@ pub fn replay(c: &mut Connection, db: &Path) -> Result<usize, String> {
     let Some(gen) = generation(&bytes) else {
         return Ok(0);
     };
+    if let Some(v) = version(&bytes).filter(|v| *v != VERSION && *v != codec::VERSION_JSON) {
+        // A newer litegate's journal: starting would truncate what it has not applied yet.
+        return Err(format!(
+            "{}: spend journal of version {v}, which this litegate cannot read",
+            jp.display()
+        ));
+    }
     let fail = |e: rusqlite::Error| format!("{}: replaying the spend journal: {e}", db.display());
     let tx = c
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -227,6 +299,8 @@ pub struct Journal {
     pub overlay: Overlay,
     /// `LITEGATE_SPEND_APPLY_DELAY_MS` (tests only): the applier waits this long per batch.
     pub(super) delay: Duration,
+    /// The applier's gathering window in ms (`journal_apply::WINDOW`; unit tests widen it).
+    pub(super) window_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Journal {
@@ -269,6 +343,9 @@ impl Journal {
             stop: AtomicBool::new(false),
             overlay: Overlay::default(),
             delay,
+            window_ms: std::sync::atomic::AtomicU64::new(
+                super::journal_apply::WINDOW.as_millis() as u64
+            ),
         })
     }
 
@@ -325,8 +402,11 @@ impl Journal {
             end,
             rec: rec.clone(),
         });
+        // The applier waits for the first record, then gathers until its window ends, unless
+        // a full batch or a file due for rotation cuts it short: one wake-up per batch.
+        let cut = g.queue.len() == MAX_BATCH || (end >= ROTATE_AT && at < ROTATE_AT);
         drop(g);
-        if was_empty {
+        if was_empty || cut {
             self.wake.notify_one();
         }
         Some(Ok(()))
@@ -335,13 +415,20 @@ impl Journal {
     /// Waits (at most `limit`) until the applier has applied every record journaled before
     /// this call: management reads and writes see every answered call, as before the journal.
     pub fn barrier(&self, limit: Duration) {
+        let applied = || self.applied.lock().unwrap_or_else(|p| p.into_inner());
         let target = self.lock().appended;
-        let mut done = self.applied.lock().unwrap_or_else(|p| p.into_inner());
-        if *done >= target {
+        if *applied() >= target {
             return;
         }
-        self.urgent.store(true, Ordering::Release);
+        {
+            // Under the lock the applier checks it under: the wake-up cannot be missed (the
+            // applier would wait out its gathering window). Not holding `applied`: the
+            // applier takes `applied` while holding this lock (at rotation).
+            let _g = self.lock();
+            self.urgent.store(true, Ordering::Release);
+        }
         self.wake.notify_one();
+        let mut done = applied();
         let until = std::time::Instant::now() + limit;
         while *done < target {
             let left = until.saturating_duration_since(std::time::Instant::now());

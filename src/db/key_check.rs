@@ -14,7 +14,8 @@ pub struct KeyRow {
     pub key_name: String,
     pub key_alias: Option<String>,
     pub models: Vec<String>,
-    /// Raw JSON object text; decoded only when a call needs it (`alias_for`).
+    /// Raw JSON object text; decoded only when a call needs it (`alias_for`). Empty when the
+    /// stored object is empty (`{}`): no allocation for the common case.
     pub aliases: String,
     pub team_id: Option<String>,
     pub user_id: Option<String>,
@@ -26,8 +27,6 @@ pub struct KeyRow {
     pub tpm_limit: Option<i64>,
     pub rpm_limit: Option<i64>,
     pub max_parallel_requests: Option<i64>,
-    /// Raw JSON object text, decoded on demand.
-    pub metadata: String,
     pub team: Option<TeamPart>,
     pub org: Option<OrgPart>,
     pub user: Option<UserPart>,
@@ -57,14 +56,13 @@ pub struct TeamPart {
     pub rpm_limit: Option<i64>,
     pub max_parallel_requests: Option<i64>,
     /// The team's `model_aliases` (schema 0006), raw JSON object text decoded only when a call
-    /// needs it (`KeyRow::alias_for`).
+    /// needs it (`KeyRow::alias_for`); empty when the stored object is `{}`.
     pub model_aliases: String,
 }
 
 #[derive(Debug, Clone)]
 pub struct OrgPart {
     pub id: String,
-    pub alias: String,
     pub models: Vec<String>,
     pub blocked: bool,
     pub spend: f64,
@@ -98,15 +96,15 @@ pub struct MemberPart {
 /// A key with a team takes its team's organization; a key without one, its own.
 /// Each column's alias is its name in `col` (lowercase); a test holds the two together.
 pub const KEY_CHECK: &str = "SELECT
-    k.token k_token, k.key_name k_key_name, k.key_alias k_key_alias, k.models k_models,
+    k.key_name k_key_name, k.key_alias k_key_alias, k.models k_models,
     k.aliases k_aliases, k.team_id k_team_id, k.user_id k_user_id,
     k.organization_id k_organization_id, k.expires k_expires, k.blocked k_blocked,
     k.spend k_spend, k.max_budget k_max_budget, k.tpm_limit k_tpm_limit,
-    k.rpm_limit k_rpm_limit, k.max_parallel_requests k_max_parallel, k.metadata k_metadata,
+    k.rpm_limit k_rpm_limit, k.max_parallel_requests k_max_parallel,
     t.id t_id, t.alias t_alias, t.organization_id t_organization_id, t.models t_models,
     t.blocked t_blocked, t.spend t_spend, t.max_budget t_max_budget, t.tpm_limit t_tpm_limit,
     t.rpm_limit t_rpm_limit, t.max_parallel_requests t_max_parallel,
-    o.id o_id, o.alias o_alias, o.models o_models, o.blocked o_blocked, o.spend o_spend,
+    o.id o_id, o.models o_models, o.blocked o_blocked, o.spend o_spend,
     ob.max_budget o_max_budget, ob.tpm_limit o_tpm_limit, ob.rpm_limit o_rpm_limit,
     ob.max_parallel_requests o_max_parallel,
     u.id u_id, u.user_role u_user_role, u.models u_models, u.spend u_spend,
@@ -129,64 +127,60 @@ LEFT JOIN budgets omb ON omb.id = om.budget_id
 WHERE k.token = ?1";
 
 /// The position of each column of `KEY_CHECK`, by its alias. Read by index, not by name: a
-/// name lookup scans all 51 names per column on the hottest path.
+/// name lookup scans every name per column on the hottest path.
 #[allow(missing_docs)]
 pub mod col {
-    pub const K_TOKEN: usize = 0;
-    pub const K_KEY_NAME: usize = 1;
-    pub const K_KEY_ALIAS: usize = 2;
-    pub const K_MODELS: usize = 3;
-    pub const K_ALIASES: usize = 4;
-    pub const K_TEAM_ID: usize = 5;
-    pub const K_USER_ID: usize = 6;
-    pub const K_ORGANIZATION_ID: usize = 7;
-    pub const K_EXPIRES: usize = 8;
-    pub const K_BLOCKED: usize = 9;
-    pub const K_SPEND: usize = 10;
-    pub const K_MAX_BUDGET: usize = 11;
-    pub const K_TPM_LIMIT: usize = 12;
-    pub const K_RPM_LIMIT: usize = 13;
-    pub const K_MAX_PARALLEL: usize = 14;
-    pub const K_METADATA: usize = 15;
-    pub const T_ID: usize = 16;
-    pub const T_ALIAS: usize = 17;
-    pub const T_ORGANIZATION_ID: usize = 18;
-    pub const T_MODELS: usize = 19;
-    pub const T_BLOCKED: usize = 20;
-    pub const T_SPEND: usize = 21;
-    pub const T_MAX_BUDGET: usize = 22;
-    pub const T_TPM_LIMIT: usize = 23;
-    pub const T_RPM_LIMIT: usize = 24;
-    pub const T_MAX_PARALLEL: usize = 25;
-    pub const O_ID: usize = 26;
-    pub const O_ALIAS: usize = 27;
-    pub const O_MODELS: usize = 28;
-    pub const O_BLOCKED: usize = 29;
-    pub const O_SPEND: usize = 30;
-    pub const O_MAX_BUDGET: usize = 31;
-    pub const O_TPM_LIMIT: usize = 32;
-    pub const O_RPM_LIMIT: usize = 33;
-    pub const O_MAX_PARALLEL: usize = 34;
-    pub const U_ID: usize = 35;
-    pub const U_USER_ROLE: usize = 36;
-    pub const U_MODELS: usize = 37;
-    pub const U_SPEND: usize = 38;
-    pub const U_MAX_BUDGET: usize = 39;
-    pub const U_TPM_LIMIT: usize = 40;
-    pub const U_RPM_LIMIT: usize = 41;
-    pub const U_MAX_PARALLEL: usize = 42;
-    pub const TM_ROLE: usize = 43;
-    pub const TM_SPEND: usize = 44;
-    pub const TM_MAX_BUDGET: usize = 45;
-    pub const OM_ROLE: usize = 46;
-    pub const OM_SPEND: usize = 47;
-    pub const OM_MAX_BUDGET: usize = 48;
-    pub const K_REACH: usize = 49;
-    pub const T_MODEL_ALIASES: usize = 50;
-    pub const M_GENERATION: usize = 51;
+    pub const K_KEY_NAME: usize = 0;
+    pub const K_KEY_ALIAS: usize = 1;
+    pub const K_MODELS: usize = 2;
+    pub const K_ALIASES: usize = 3;
+    pub const K_TEAM_ID: usize = 4;
+    pub const K_USER_ID: usize = 5;
+    pub const K_ORGANIZATION_ID: usize = 6;
+    pub const K_EXPIRES: usize = 7;
+    pub const K_BLOCKED: usize = 8;
+    pub const K_SPEND: usize = 9;
+    pub const K_MAX_BUDGET: usize = 10;
+    pub const K_TPM_LIMIT: usize = 11;
+    pub const K_RPM_LIMIT: usize = 12;
+    pub const K_MAX_PARALLEL: usize = 13;
+    pub const T_ID: usize = 14;
+    pub const T_ALIAS: usize = 15;
+    pub const T_ORGANIZATION_ID: usize = 16;
+    pub const T_MODELS: usize = 17;
+    pub const T_BLOCKED: usize = 18;
+    pub const T_SPEND: usize = 19;
+    pub const T_MAX_BUDGET: usize = 20;
+    pub const T_TPM_LIMIT: usize = 21;
+    pub const T_RPM_LIMIT: usize = 22;
+    pub const T_MAX_PARALLEL: usize = 23;
+    pub const O_ID: usize = 24;
+    pub const O_MODELS: usize = 25;
+    pub const O_BLOCKED: usize = 26;
+    pub const O_SPEND: usize = 27;
+    pub const O_MAX_BUDGET: usize = 28;
+    pub const O_TPM_LIMIT: usize = 29;
+    pub const O_RPM_LIMIT: usize = 30;
+    pub const O_MAX_PARALLEL: usize = 31;
+    pub const U_ID: usize = 32;
+    pub const U_USER_ROLE: usize = 33;
+    pub const U_MODELS: usize = 34;
+    pub const U_SPEND: usize = 35;
+    pub const U_MAX_BUDGET: usize = 36;
+    pub const U_TPM_LIMIT: usize = 37;
+    pub const U_RPM_LIMIT: usize = 38;
+    pub const U_MAX_PARALLEL: usize = 39;
+    pub const TM_ROLE: usize = 40;
+    pub const TM_SPEND: usize = 41;
+    pub const TM_MAX_BUDGET: usize = 42;
+    pub const OM_ROLE: usize = 43;
+    pub const OM_SPEND: usize = 44;
+    pub const OM_MAX_BUDGET: usize = 45;
+    pub const K_REACH: usize = 46;
+    pub const T_MODEL_ALIASES: usize = 47;
+    pub const M_GENERATION: usize = 48;
     /// Every column, by alias, in statement order (the test checks the statement against it).
     pub const ALL: &[(usize, &str)] = &[
-        (K_TOKEN, "k_token"),
         (K_KEY_NAME, "k_key_name"),
         (K_KEY_ALIAS, "k_key_alias"),
         (K_MODELS, "k_models"),
@@ -201,7 +195,6 @@ pub mod col {
         (K_TPM_LIMIT, "k_tpm_limit"),
         (K_RPM_LIMIT, "k_rpm_limit"),
         (K_MAX_PARALLEL, "k_max_parallel"),
-        (K_METADATA, "k_metadata"),
         (T_ID, "t_id"),
         (T_ALIAS, "t_alias"),
         (T_ORGANIZATION_ID, "t_organization_id"),
@@ -213,7 +206,6 @@ pub mod col {
         (T_RPM_LIMIT, "t_rpm_limit"),
         (T_MAX_PARALLEL, "t_max_parallel"),
         (O_ID, "o_id"),
-        (O_ALIAS, "o_alias"),
         (O_MODELS, "o_models"),
         (O_BLOCKED, "o_blocked"),
         (O_SPEND, "o_spend"),
@@ -244,7 +236,7 @@ pub mod col {
 /// Runs THE key-check statement.
 pub fn load_key(c: &Connection, token: &str) -> rusqlite::Result<Option<KeyRow>> {
     c.prepare_cached(KEY_CHECK)?
-        .query_row([token], |r| key_row(r))
+        .query_row([token], |r| key_row(r, token))
         .optional()
 }
 
@@ -256,20 +248,41 @@ pub fn load_key_any<C: super::handle::Handle + ?Sized>(
 ) -> super::handle::DbResult<Option<KeyRow>> {
     use super::handle::{DbError, Row};
     c.one(KEY_CHECK, &[token.into()], |r| match r {
-        Row::Lite(r) => key_row(*r).map_err(DbError::Lite),
-        Row::Pg(r) => key_row(*r).map_err(DbError::Pg),
+        Row::Lite(r) => key_row(*r, token).map_err(DbError::Lite),
+        Row::Pg(r) => key_row(*r, token).map_err(DbError::Pg),
     })
 }
 
 /// THE key-check statement on PostgreSQL: the same text, one statement, one round trip.
 pub fn load_key_pg(p: &super::pg::PgPool, token: &str) -> crate::error::Result<Option<KeyRow>> {
-    p.read(|q| q.one(KEY_CHECK, &[token.into()], key_row))
+    p.read(|q| q.one(KEY_CHECK, &[token.into()], |r| key_row(r, token)))
 }
 
+/// A model list column, parsed from the text borrowed from the row (no copy of the text).
 fn list_col<R: Cols>(r: &R, i: usize) -> Result<Vec<String>, R::E> {
-    Ok(r.opt_string(i)?
-        .map(|s| super::json_list(&s))
-        .unwrap_or_default())
+    Ok(list_of(r.opt_text(i)?))
+}
+
+/// A stored JSON list of strings as `json_list` reads it; `[]` (most users' and many keys')
+/// costs no parse.
+fn list_of(text: Option<&str>) -> Vec<String> {
+    match text {
+        None | Some("[]") => Vec::new(),
+        Some(s) => super::json_list(s),
+    }
+}
+
+/// An alias object column: its text, or empty for `{}` (or NULL), which `alias_in` reads as
+/// no alias without an allocation here.
+fn aliases_col<R: Cols>(r: &R, i: usize) -> Result<String, R::E> {
+    Ok(aliases_of(r.opt_text(i)?))
+}
+
+fn aliases_of(text: Option<&str>) -> String {
+    match text {
+        Some(s) if s.len() > 2 => s.to_string(),
+        _ => String::new(),
+    }
 }
 
 fn flag<R: Cols>(r: &R, i: usize) -> Result<bool, R::E> {
@@ -277,8 +290,9 @@ fn flag<R: Cols>(r: &R, i: usize) -> Result<bool, R::E> {
 }
 
 /// One row of `KEY_CHECK` as a `KeyRow`, on either engine (generic: the SQLite instance reads
-/// exactly as before).
-fn key_row<R: Cols>(r: &R) -> Result<KeyRow, R::E> {
+/// exactly as before). `token` is the one the row was found by (`WHERE k.token = ?1`, an exact
+/// comparison on both engines), so the statement does not read it back.
+fn key_row<R: Cols>(r: &R, token: &str) -> Result<KeyRow, R::E> {
     use col::*;
     let team = match r.opt_string(T_ID)? {
         Some(id) => Some(TeamPart {
@@ -292,14 +306,13 @@ fn key_row<R: Cols>(r: &R) -> Result<KeyRow, R::E> {
             tpm_limit: r.opt_i64(T_TPM_LIMIT)?,
             rpm_limit: r.opt_i64(T_RPM_LIMIT)?,
             max_parallel_requests: r.opt_i64(T_MAX_PARALLEL)?,
-            model_aliases: r.string(T_MODEL_ALIASES)?,
+            model_aliases: aliases_col(r, T_MODEL_ALIASES)?,
         }),
         None => None,
     };
     let org = match r.opt_string(O_ID)? {
         Some(id) => Some(OrgPart {
             id,
-            alias: r.string(O_ALIAS)?,
             models: list_col(r, O_MODELS)?,
             blocked: flag(r, O_BLOCKED)?,
             spend: r.f64(O_SPEND)?,
@@ -334,11 +347,11 @@ fn key_row<R: Cols>(r: &R) -> Result<KeyRow, R::E> {
         })
     };
     Ok(KeyRow {
-        token: r.string(K_TOKEN)?,
+        token: token.to_string(),
         key_name: r.string(K_KEY_NAME)?,
         key_alias: r.opt_string(K_KEY_ALIAS)?,
         models: list_col(r, K_MODELS)?,
-        aliases: r.string(K_ALIASES)?,
+        aliases: aliases_col(r, K_ALIASES)?,
         team_id: r.opt_string(K_TEAM_ID)?,
         user_id: r.opt_string(K_USER_ID)?,
         organization_id: r.opt_string(K_ORGANIZATION_ID)?,
@@ -349,7 +362,6 @@ fn key_row<R: Cols>(r: &R) -> Result<KeyRow, R::E> {
         tpm_limit: r.opt_i64(K_TPM_LIMIT)?,
         rpm_limit: r.opt_i64(K_RPM_LIMIT)?,
         max_parallel_requests: r.opt_i64(K_MAX_PARALLEL)?,
-        metadata: r.string(K_METADATA)?,
         team,
         org,
         user,

@@ -299,3 +299,77 @@ fn key_check_generation_cost() {
         b[b.len() * 9 / 10] as f64 / 1000.0,
     );
 }
+
+mod parse_props {
+    //! The column readers that skip work (`list_of`, `aliases_of`) answer as the plain reads did
+    //! (`json_list` of the owned text, the text itself) on many generated inputs.
+    use super::super::{alias_in, aliases_of, list_of};
+    use crate::db::json_list;
+    use proptest::prelude::*;
+
+    /// JSON texts a model list column may hold: lists of strings (escapes, unicode, spacing),
+    /// and what a hand-edited or damaged column could hold instead.
+    fn list_text() -> impl Strategy<Value = String> {
+        let item = prop_oneof![
+            "[a-z0-9/_.-]{0,12}",
+            "\\PC{0,6}",
+            Just("all-team-models".to_string()),
+            Just("a\"b\\c\u{1}".to_string()),
+        ];
+        prop_oneof![
+            (prop::collection::vec(item, 0..5), " {0,2}").prop_map(|(v, sp)| {
+                let parts: Vec<String> =
+                    v.iter().map(|s| serde_json::json!(s).to_string()).collect();
+                format!("{sp}[{sp}{}{sp}]{sp}", parts.join(&format!(",{sp}")))
+            }),
+            Just("[]".to_string()),
+            Just(String::new()),
+            Just("null".to_string()),
+            Just("[1, \"a\"]".to_string()),
+            Just("{\"a\": 1}".to_string()),
+            "\\PC{0,10}",
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn list_of_reads_as_json_list(s in list_text()) {
+            prop_assert_eq!(list_of(Some(&s)), json_list(&s));
+        }
+
+        #[test]
+        fn aliases_of_resolves_as_the_stored_text(
+            pairs in prop::collection::vec(("[a-c]{0,3}", "[a-z]{0,4}"), 0..4),
+            extra in prop_oneof![Just(String::new()), Just("{}".to_string()), Just("[]".to_string()),
+                Just("x".to_string()), Just("{ }".to_string()), "\\PC{0,8}"],
+            model in "[a-c]{0,3}",
+        ) {
+            let obj: serde_json::Map<String, serde_json::Value> =
+                pairs.into_iter().map(|(k, v)| (k, v.into())).collect();
+            for text in [serde_json::Value::Object(obj).to_string(), extra] {
+                prop_assert_eq!(alias_in(&aliases_of(Some(&text)), &model), alias_in(&text, &model));
+            }
+            prop_assert_eq!(aliases_of(None), "");
+        }
+    }
+
+    #[test]
+    fn fixed_cases() {
+        assert!(list_of(None).is_empty() && list_of(Some("[]")).is_empty());
+        assert_eq!(list_of(Some("[\"m1\", \"m2\"]")), ["m1", "m2"]);
+        assert_eq!(aliases_of(Some("{}")), "");
+        assert_eq!(aliases_of(Some("{\"a\":\"b\"}")), "{\"a\":\"b\"}");
+    }
+}
+
+#[test]
+fn the_loaded_token_is_the_one_looked_up() {
+    let c = store();
+    key(&c, K0);
+    let k = load_key(&c, "t0").expect("query").expect("found");
+    assert_eq!(k.token, "t0");
+    assert!(
+        load_key(&c, "T0").expect("query").is_none(),
+        "exact comparison"
+    );
+}

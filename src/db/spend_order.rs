@@ -4,8 +4,9 @@
 //! batch's sum, then the spend-log rows. Several instances commit spend on one database at the
 //! same time; record by record, two batches touching two shared rows (two keys of one team, or
 //! one end user called through two keys) in opposite orders deadlock, and PostgreSQL aborts one
-//! of them. In one order they cannot. SQLite has one writer (one process owns the file, one
-//! group commit) and keeps `spend::record` record by record.
+//! of them. In one order they cannot. SQLite has one writer and needs no order, but its spend
+//! journal's applier (`journal::apply`) uses the same sums: one UPDATE per distinct holder per
+//! batch instead of one per record (issue 17).
 
 use super::spend::{
     insert_log, SpendRecord, ADD_END_USER, ADD_KEY, ADD_ORG, ADD_ORG_MEMBER, ADD_TEAM,

@@ -164,6 +164,8 @@ pub trait Cols {
     fn opt_f64(&self, i: usize) -> Result<Option<f64>, Self::E>;
     fn string(&self, i: usize) -> Result<String, Self::E>;
     fn opt_string(&self, i: usize) -> Result<Option<String>, Self::E>;
+    /// A text column (or NULL) borrowed from the row: no allocation.
+    fn opt_text(&self, i: usize) -> Result<Option<&str>, Self::E>;
     /// Whether a text column equals `s` (no allocation).
     fn text_is(&self, i: usize, s: &str) -> Result<bool, Self::E>;
 }
@@ -187,6 +189,11 @@ impl Cols for rusqlite::Row<'_> {
     }
     fn opt_string(&self, i: usize) -> rusqlite::Result<Option<String>> {
         self.get(i)
+    }
+    fn opt_text(&self, i: usize) -> rusqlite::Result<Option<&str>> {
+        self.get_ref(i)?.as_str_or_null().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+        })
     }
     fn text_is(&self, i: usize, s: &str) -> rusqlite::Result<bool> {
         Ok(self.get_ref(i)?.as_str()? == s)
@@ -220,6 +227,9 @@ impl Cols for postgres::Row {
         self.try_get(i)
     }
     fn opt_string(&self, i: usize) -> Result<Option<String>, postgres::Error> {
+        self.try_get(i)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<&str>, postgres::Error> {
         self.try_get(i)
     }
     fn text_is(&self, i: usize, s: &str) -> Result<bool, postgres::Error> {

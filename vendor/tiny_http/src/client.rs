@@ -159,8 +159,21 @@ impl ClientConnection {
             }
             let mut used = 0;
             let mut done = false;
-            for &b in buf {
+            while used < buf.len() {
+                let b = buf[used];
                 used += 1;
+                // litegate patch (issue 17): past the request line only CR and LF matter;
+                // a run of other bytes is skipped in one tight scan.
+                if !prev_cr && !first_line && b != b'\r' && b != b'\n' {
+                    let rest = &buf[used..];
+                    let run = rest
+                        .iter()
+                        .position(|&c| c == b'\r' || c == b'\n')
+                        .unwrap_or(rest.len());
+                    used += run;
+                    line_len += 1 + run;
+                    continue;
+                }
                 if prev_cr {
                     if b != b'\n' {
                         return Err(bad("bare CR in the request head"));

@@ -427,9 +427,7 @@ impl Request {
     /// # Example
     ///
     /// ```no_run
-    /// # extern crate rustc_serialize;
     /// # extern crate tiny_http;
-    /// # use rustc_serialize::json::Json;
     /// # use std::io::Read;
     /// # fn get_content_type(_: &tiny_http::Request) -> &'static str { "" }
     /// # fn main() {
@@ -439,7 +437,7 @@ impl Request {
     /// if get_content_type(&request) == "application/json" {
     ///     let mut content = String::new();
     ///     request.as_reader().read_to_string(&mut content).unwrap();
-    ///     let json: Json = content.parse().unwrap();
+    ///     println!("{}", content);
     /// }
     /// # }
     /// ```
@@ -546,18 +544,37 @@ impl Request {
         // gathered, head and body, into one buffer and leaves in one write. Printed straight
         // into the connection's 1 KiB `BufWriter`, a head and a body over 1 KiB took two or
         // three writes (and as many wake-ups of the client).
+        // The buffer is the thread's, reused from response to response (a connection's
+        // requests run on its thread); one above `GATHER_KEEP` is not kept.
         if response.data_length().is_some_and(|n| n <= GATHER_MAX) {
-            let mut out = Vec::with_capacity(response.data_length().unwrap_or(0) + 512);
-            response.raw_print(
-                &mut out,
-                self.http_version.clone(),
-                &self.headers,
-                do_not_send_body,
-                None,
-            )?;
-            return Self::ignore_client_closing_errors(
-                writer.write_all(&out).and_then(|_| writer.flush()),
-            );
+            let version = self.http_version.clone();
+            let headers = &self.headers;
+            return GATHER.with(|cell| {
+                let mut taken;
+                let mut fresh;
+                let out: &mut Vec<u8> = match cell.try_borrow_mut() {
+                    Ok(b) => {
+                        taken = b;
+                        &mut taken
+                    }
+                    Err(_) => {
+                        fresh = Vec::new();
+                        &mut fresh
+                    }
+                };
+                out.clear();
+                let res = response
+                    .raw_print(&mut *out, version, headers, do_not_send_body, None)
+                    .and_then(|_| {
+                        Self::ignore_client_closing_errors(
+                            writer.write_all(out).and_then(|_| writer.flush()),
+                        )
+                    });
+                if out.capacity() > GATHER_KEEP {
+                    *out = Vec::new();
+                }
+                res
+            });
         }
 
         Self::ignore_client_closing_errors(response.raw_print(
@@ -600,6 +617,15 @@ impl fmt::Debug for Request {
 /// litegate patch (issue 17): responses of known length up to this many bytes are written
 /// with one write (`respond_impl`); longer ones stream through the connection's buffer.
 pub const GATHER_MAX: usize = 1 << 20;
+
+/// litegate patch (issue 17): a gathered response buffer above this many bytes is freed
+/// after its write rather than kept for the thread's next response.
+const GATHER_KEEP: usize = 16 * 1024;
+
+thread_local! {
+    /// litegate patch (issue 17): the thread's buffer for gathered responses.
+    static GATHER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 impl Drop for Request {
     fn drop(&mut self) {

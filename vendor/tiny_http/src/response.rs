@@ -70,43 +70,156 @@ impl FromStr for TransferEncoding {
     }
 }
 
-/// Builds a Date: header with the current date.
-fn build_date_header() -> Header {
-    let d = HttpDate::from(SystemTime::now());
-    Header::from_bytes(&b"Date"[..], &d.to_string().into_bytes()[..]).unwrap()
+/// litegate patch (issue 17): the header lines the library adds to a response head.
+struct Extra<'a> {
+    upgrade: Option<&'a str>,
+    add_server: bool,
+    add_date: bool,
+    framing: Framing,
 }
 
-fn write_message_header<W>(
+enum Framing {
+    None,
+    Chunked,
+    Length(usize),
+}
+
+thread_local! {
+    /// litegate patch (issue 17): the `Date` value of the current second, formatted once per
+    /// second per thread (formatting it took ~1k instructions and two allocations per
+    /// response).
+    static DATE: std::cell::Cell<(u64, [u8; 29])> = const { std::cell::Cell::new((u64::MAX, [0; 29])) };
+}
+
+/// litegate patch (issue 17): the IMF-fixdate of now (`Sun, 06 Nov 1994 08:49:37 GMT`).
+fn date_now() -> [u8; 29] {
+    let now = SystemTime::now();
+    let secs = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    DATE.with(|c| {
+        let (at, bytes) = c.get();
+        if at == secs {
+            return bytes;
+        }
+        let mut out = [b' '; 29];
+        let s = HttpDate::from(now).to_string();
+        let n = s.len().min(29);
+        out[..n].copy_from_slice(&s.as_bytes()[..n]);
+        c.set((secs, out));
+        out
+    })
+}
+
+/// litegate patch (issue 17): the response head, printed into one buffer and written at
+/// once, with the same bytes in the same order as upstream (`Connection: upgrade`,
+/// `Upgrade`, `Server`, `Date`, the response's headers, then `Transfer-Encoding` or
+/// `Content-Length`), without `fmt` and without a `Header` per added line.
+fn write_head<W: Write>(
     mut writer: W,
     http_version: &HTTPVersion,
     status_code: &StatusCode,
     headers: &[Header],
-) -> IoResult<()>
-where
-    W: Write,
-{
-    // writing status line
-    write!(
-        &mut writer,
-        "HTTP/{}.{} {} {}\r\n",
-        http_version.0,
-        http_version.1,
-        status_code.0,
-        status_code.default_reason_phrase()
-    )?;
+    extra: Extra<'_>,
+) -> IoResult<()> {
+    HEAD.with(|cell| {
+        // A re-entrant use (none today) gets a fresh buffer instead of a panic.
+        let mut taken;
+        let mut fresh;
+        let head: &mut Vec<u8> = match cell.try_borrow_mut() {
+            Ok(b) => {
+                taken = b;
+                &mut taken
+            }
+            Err(_) => {
+                fresh = Vec::new();
+                &mut fresh
+            }
+        };
+        head.clear();
+        print_head(head, http_version, status_code, headers, extra);
+        let res = writer.write_all(head);
+        if head.capacity() > HEAD_KEEP {
+            *head = Vec::new();
+        }
+        res
+    })
+}
 
-    // writing headers
-    for header in headers.iter() {
-        writer.write_all(header.field.as_str().as_ref())?;
-        write!(&mut writer, ": ")?;
-        writer.write_all(header.value.as_str().as_ref())?;
-        write!(&mut writer, "\r\n")?;
+/// litegate patch (issue 17): a response head buffer above this is not kept for the next.
+const HEAD_KEEP: usize = 4 * 1024;
+
+thread_local! {
+    /// litegate patch (issue 17): the thread's response head buffer, reused from response to
+    /// response (a connection's requests run on its thread).
+    static HEAD: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn print_head(
+    head: &mut Vec<u8>,
+    http_version: &HTTPVersion,
+    status_code: &StatusCode,
+    headers: &[Header],
+    extra: Extra<'_>,
+) {
+    head.extend_from_slice(b"HTTP/");
+    let mut num = itoa_buf();
+    head.extend_from_slice(itoa(&mut num, http_version.0 as u64));
+    head.push(b'.');
+    head.extend_from_slice(itoa(&mut num, http_version.1 as u64));
+    head.push(b' ');
+    head.extend_from_slice(itoa(&mut num, status_code.0 as u64));
+    head.push(b' ');
+    head.extend_from_slice(status_code.default_reason_phrase().as_bytes());
+    head.extend_from_slice(b"\r\n");
+    if let Some(up) = extra.upgrade {
+        head.extend_from_slice(b"Connection: upgrade\r\nUpgrade: ");
+        head.extend_from_slice(up.as_bytes());
+        head.extend_from_slice(b"\r\n");
     }
+    if extra.add_server {
+        head.extend_from_slice(b"Server: tiny-http (Rust)\r\n");
+    }
+    if extra.add_date {
+        head.extend_from_slice(b"Date: ");
+        head.extend_from_slice(&date_now());
+        head.extend_from_slice(b"\r\n");
+    }
+    for header in headers {
+        head.extend_from_slice(header.field.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(header.value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    match extra.framing {
+        Framing::Chunked => head.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        Framing::Length(n) => {
+            head.extend_from_slice(b"Content-Length: ");
+            head.extend_from_slice(itoa(&mut num, n as u64));
+            head.extend_from_slice(b"\r\n");
+        }
+        Framing::None => {}
+    }
+    head.extend_from_slice(b"\r\n");
+}
 
-    // separator between header and data
-    write!(&mut writer, "\r\n")?;
+fn itoa_buf() -> [u8; 20] {
+    [0; 20]
+}
 
-    Ok(())
+/// The decimal digits of `n`, in the tail of `buf`.
+fn itoa(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
 }
 
 fn choose_transfer_encoding(
@@ -355,29 +468,12 @@ where
             self.chunked_threshold(),
         ));
 
-        // add `Date` if not in the headers
-        if !self.headers.iter().any(|h| h.field.equiv("Date")) {
-            self.headers.insert(0, build_date_header());
-        }
-
-        // add `Server` if not in the headers
-        if !self.headers.iter().any(|h| h.field.equiv("Server")) {
-            self.headers.insert(
-                0,
-                Header::from_bytes(&b"Server"[..], &b"tiny-http (Rust)"[..]).unwrap(),
-            );
-        }
-
-        // handling upgrade
-        if let Some(upgrade) = upgrade {
-            self.headers.insert(
-                0,
-                Header::from_bytes(&b"Upgrade"[..], upgrade.as_bytes()).unwrap(),
-            );
-            self.headers.insert(
-                0,
-                Header::from_bytes(&b"Connection"[..], &b"upgrade"[..]).unwrap(),
-            );
+        // litegate patch (issue 17): `Server`, `Date`, the upgrade headers and the framing
+        // header are printed straight into the head (see `write_head`), not inserted into
+        // `self.headers` as `Header` values (two allocations each, and a shift of the list).
+        let add_date = !self.headers.iter().any(|h| h.field.equiv("Date"));
+        let add_server = !self.headers.iter().any(|h| h.field.equiv("Server"));
+        if upgrade.is_some() {
             transfer_encoding = None;
         }
 
@@ -404,34 +500,26 @@ where
                 _ => false,
             };
 
-        // preparing headers for transfer
-        match transfer_encoding {
-            Some(TransferEncoding::Chunked) => self
-                .headers
-                .push(Header::from_bytes(&b"Transfer-Encoding"[..], &b"chunked"[..]).unwrap()),
-
-            Some(TransferEncoding::Identity) => {
-                assert!(data_length.is_some());
-                let data_length = data_length.unwrap();
-
-                self.headers.push(
-                    Header::from_bytes(
-                        &b"Content-Length"[..],
-                        format!("{}", data_length).as_bytes(),
-                    )
-                    .unwrap(),
-                )
-            }
-
-            _ => (),
-        };
-
         // sending headers
-        write_message_header(
+        let framing = match transfer_encoding {
+            Some(TransferEncoding::Chunked) => Framing::Chunked,
+            Some(TransferEncoding::Identity) => match data_length {
+                Some(n) => Framing::Length(n),
+                None => unreachable!("identity without a length is buffered above"),
+            },
+            None => Framing::None,
+        };
+        write_head(
             writer.by_ref(),
             &http_version,
             &self.status_code,
             &self.headers,
+            Extra {
+                upgrade,
+                add_server,
+                add_date,
+                framing,
+            },
         )?;
 
         // sending the body
@@ -577,5 +665,65 @@ impl Clone for Response<io::Empty> {
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn printed<R: Read>(r: Response<R>, version: HTTPVersion, upgrade: Option<&str>) -> String {
+        let mut out = Vec::new();
+        r.raw_print(&mut out, version, &[], false, upgrade).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// litegate patch (issue 17): the head printed without `Header` values keeps upstream's
+    /// bytes and order: status line, `Server`, `Date` (IMF-fixdate), the response's headers,
+    /// then the framing header; `Connection: upgrade` and `Upgrade` first on an upgrade; a
+    /// `Date` or `Server` of the response's own replaces the library's.
+    #[test]
+    fn the_head_keeps_upstreams_bytes_and_order() {
+        let r = Response::from_data(b"hello".to_vec())
+            .with_header(Header::from_bytes(&b"X-A"[..], &b"1"[..]).unwrap());
+        let out = printed(r, HTTPVersion(1, 1), None);
+        let lines: Vec<&str> = out.split("\r\n").collect();
+        assert_eq!(lines[0], "HTTP/1.1 200 OK");
+        assert_eq!(lines[1], "Server: tiny-http (Rust)");
+        let date = lines[2].strip_prefix("Date: ").unwrap();
+        assert_eq!(date.len(), 29, "{date}");
+        assert!(date.ends_with(" GMT") && date.as_bytes()[3] == b',', "{date}");
+        assert_eq!(lines[3], "X-A: 1");
+        assert!(out.ends_with("\r\nContent-Length: 5\r\n\r\nhello"), "{out}");
+
+        let r = Response::from_data(Vec::new())
+            .with_status_code(404)
+            .with_header(Header::from_bytes(&b"Date"[..], &b"x"[..]).unwrap())
+            .with_header(Header::from_bytes(&b"Server"[..], &b"y"[..]).unwrap());
+        let out = printed(r, HTTPVersion(1, 0), None);
+        assert_eq!(
+            out,
+            "HTTP/1.0 404 Not Found\r\nDate: x\r\nServer: y\r\nContent-Length: 0\r\n\r\n"
+        );
+
+        let r = Response::empty(101);
+        let out = printed(r, HTTPVersion(1, 1), Some("websocket"));
+        assert!(
+            out.starts_with(
+                "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\nServer: tiny-http (Rust)\r\nDate: "
+            ),
+            "{out}"
+        );
+        assert!(!out.contains("Content-Length") && !out.contains("Transfer-Encoding"), "{out}");
+    }
+
+    /// The cached `Date` is the one `HttpDate` formats for the same second.
+    #[test]
+    fn the_cached_date_is_httpdates() {
+        let before = HttpDate::from(SystemTime::now()).to_string();
+        let got = String::from_utf8(date_now().to_vec()).unwrap();
+        let after = HttpDate::from(SystemTime::now()).to_string();
+        assert!(got == before || got == after, "{got} vs {before}/{after}");
+        assert_eq!(date_now().to_vec(), date_now().to_vec());
     }
 }
