@@ -1,4 +1,5 @@
-//! Upstream calls. Owns the blocking HTTP client (ureq, one agent with connection reuse), the
+//! Upstream calls. Owns the blocking HTTP client (plain `http://` without a proxy: `fast`;
+//! anything else: ureq, one agent per deadline over shared idle connections), the
 //! request body sent to an OpenAI-compatible deployment (its URL and auth header are its
 //! `provider::Route`, built at config load), and the mapping of upstream
 //! faults to our errors (API.md §8): refused/unreachable → 502, timeout → 504, upstream
@@ -10,6 +11,7 @@
 
 pub mod anthropic;
 pub mod bedrock;
+pub mod fast;
 pub mod google;
 pub mod messages;
 pub mod pool;
@@ -34,7 +36,12 @@ pub struct Upstream {
     /// whole config, kept in the request's extensions, per call).
     timed: RwLock<Vec<(Duration, ureq::Agent)>>,
     idle: Arc<pool::IdlePool>,
+    /// The fast path for plain `http://` (`fast`); `None` when a proxy is configured.
+    fast: Option<fast::Fast>,
 }
+
+/// The `user-agent` sent upstream.
+pub(crate) const USER_AGENT: &str = concat!("litegate/", env!("CARGO_PKG_VERSION"));
 
 /// Deadlines given an agent of their own; others get a request-level config.
 const MAX_TIMED_AGENTS: usize = 32;
@@ -69,7 +76,7 @@ fn config() -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
         // key) wherever the upstream points; a 3xx is answered as a fault instead. With 0,
         // ureq returns the 3xx response as it is.
         .max_redirects(0)
-        .user_agent(concat!("litegate/", env!("CARGO_PKG_VERSION")))
+        .user_agent(USER_AGENT)
 }
 
 impl Default for Upstream {
@@ -81,10 +88,21 @@ impl Default for Upstream {
 impl Upstream {
     pub fn new() -> Upstream {
         let idle = Arc::new(pool::IdlePool::default());
+        let agent = transport::agent_sharing(
+            config(),
+            transport::IpLiteralResolver::default(),
+            idle.clone(),
+        );
+        let fast = agent.config().proxy().is_none().then(|| fast::Fast {
+            idle: idle.clone(),
+            max_idle_age: agent.config().max_idle_age(),
+            config: agent.config().clone(),
+        });
         Upstream {
-            agent: transport::agent_sharing(config(), IpLiteralResolver::default(), idle.clone()),
+            agent,
             timed: RwLock::new(Vec::new()),
             idle,
+            fast,
         }
     }
 
@@ -111,7 +129,7 @@ impl Upstream {
         }
         let a = transport::agent_sharing(
             config().timeout_global(Some(timeout)),
-            IpLiteralResolver::default(),
+            transport::IpLiteralResolver::default(),
             self.idle.clone(),
         );
         let rb = a.post(url);
@@ -189,17 +207,23 @@ impl Upstream {
         } else {
             dep.timeout_secs
         };
-        let mut rb = self
-            .post_with(&url, Duration::from_secs_f64(secs))
-            .header("content-type", "application/json")
-            .header(
-                "accept",
-                match (stream, dep.route.wire) {
-                    (false, _) => "application/json",
-                    (true, crate::provider::Wire::Bedrock) => "application/vnd.amazon.eventstream",
-                    (true, _) => "text/event-stream",
-                },
-            );
+        let timeout = Duration::from_secs_f64(secs);
+        let fast = self
+            .fast
+            .as_ref()
+            .and_then(|f| Some((f, fast::Target::of(&url)?)));
+        let mut rb = match fast {
+            Some((f, target)) => Out::Fast(f, fast::Request::new(target)),
+            None => Out::Ureq(self.post_with(&url, timeout)),
+        };
+        rb = rb.header("content-type", "application/json").header(
+            "accept",
+            match (stream, dep.route.wire) {
+                (false, _) => "application/json",
+                (true, crate::provider::Wire::Bedrock) => "application/vnd.amazon.eventstream",
+                (true, _) => "text/event-stream",
+            },
+        );
         if let Some(creds) = &dep.route.aws {
             // SigV4: the host header is set to exactly what is signed.
             let host = host_header(&url).ok_or_else(|| Error::Upstream {
@@ -231,11 +255,11 @@ impl Upstream {
             }
         }
         if let Some((name, value)) = &dep.route.auth {
-            rb = rb.header(*name, value.as_str());
+            rb = rb.header(name, value.as_str());
         }
         if let Some(account) = &dep.route.google {
             let token = google::access_token(&self.agent, dep, account)?;
-            rb = rb.header("authorization", format!("Bearer {token}"));
+            rb = rb.header("authorization", &format!("Bearer {token}"));
         }
         // Claude on Vertex carries its version in the body (`anthropic::target`).
         if dep.route.wire == crate::provider::Wire::Anthropic {
@@ -244,7 +268,11 @@ impl Upstream {
         if let (true, Some(beta)) = (dep.route.wire.is_anthropic(), anthropic_beta) {
             rb = rb.header("anthropic-beta", beta);
         }
-        let resp = rb.send(body).map_err(|e| map_fault(dep, &e))?;
+        let resp = match rb {
+            Out::Fast(f, req) => req.send(f, body, timeout),
+            Out::Ureq(rb) => rb.send(body),
+        }
+        .map_err(|e| map_fault(dep, &e))?;
         if let (Some(account), 401) = (&dep.route.google, resp.status().as_u16()) {
             // A revoked or otherwise refused token: the next call mints a new one.
             account.tokens.forget();
@@ -290,6 +318,26 @@ impl Upstream {
     }
 }
 
+/// A request being built: through ureq, or on the fast path (`fast`). Built once per call
+/// on the stack; ureq's builder is the larger.
+#[allow(clippy::large_enum_variant)]
+enum Out<'a> {
+    Ureq(ureq::RequestBuilder<WithBody>),
+    Fast(&'a fast::Fast, fast::Request<'a>),
+}
+
+impl Out<'_> {
+    fn header(self, name: &str, value: &str) -> Self {
+        match self {
+            Out::Ureq(rb) => Out::Ureq(rb.header(name, value)),
+            Out::Fast(f, mut r) => {
+                r.header(name, value);
+                Out::Fast(f, r)
+            }
+        }
+    }
+}
+
 /// The `Host` header of a request to `url`: its host, with its port unless the scheme's
 /// default (as ureq writes it).
 fn host_header(url: &str) -> Option<String> {
@@ -304,50 +352,6 @@ fn host_header(url: &str) -> Option<String> {
         Some(p) if p != default => format!("{host}:{p}"),
         _ => host.to_string(),
     })
-}
-
-/// ureq's default resolver, but an IP-address host (`http://10.0.0.5:8000/v1`) is answered
-/// without it: whenever a timeout applies (ours always does) ureq resolves on a newly spawned
-/// thread per call, even for an address, which cost ~7 % of the CPU of a forwarded call. Names
-/// still go to ureq's resolver, with its timeout, on every call (no DNS caching here).
-#[derive(Debug, Default)]
-struct IpLiteralResolver(ureq::unversioned::resolver::DefaultResolver);
-
-impl ureq::unversioned::resolver::Resolver for IpLiteralResolver {
-    fn resolve(
-        &self,
-        uri: &ureq::http::Uri,
-        config: &ureq::config::Config,
-        timeout: ureq::unversioned::transport::NextTimeout,
-    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
-        if let Some(addr) = ip_literal(uri) {
-            let mut out = self.empty();
-            out.push(addr);
-            return Ok(out);
-        }
-        self.0.resolve(uri, config, timeout)
-    }
-}
-
-/// The socket address of a URI whose host is an IP address (`[v6]` too), with its port or the
-/// scheme's default; `None` for names.
-fn ip_literal(uri: &ureq::http::Uri) -> Option<std::net::SocketAddr> {
-    let host = uri.host()?;
-    let ip: std::net::IpAddr = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host)
-        .parse()
-        .ok()?;
-    let port = match uri.port_u16() {
-        Some(p) => p,
-        None => match uri.scheme_str()? {
-            "http" => 80,
-            "https" => 443,
-            _ => return None,
-        },
-    };
-    Some(std::net::SocketAddr::new(ip, port))
 }
 
 /// Removes the deployment's key, the URL its calls go to (its own `api_base`, or its
@@ -415,6 +419,8 @@ pub(crate) fn fault_kind(e: &ureq::Error) -> &'static str {
             K::UnexpectedEof => "connection closed early",
             K::AddrNotAvailable | K::NetworkUnreachable | K::HostUnreachable => "unreachable",
             K::NotFound => "name not resolved",
+            K::InvalidData => "invalid HTTP answer",
+            K::InvalidInput => "invalid request header",
             // The resolver's failures come as uncategorised I/O errors.
             _ if io.to_string().contains("lookup") => "name not resolved",
             _ => "network error",
@@ -514,25 +520,6 @@ mod tests {
         for f in ["api_base", "base_url", "api_key", "mock_response"] {
             assert!(out.get(f).is_none(), "{f} forwarded");
         }
-    }
-
-    #[test]
-    fn ip_hosts_skip_the_resolver() {
-        let u = |s: &str| s.parse::<ureq::http::Uri>().expect("uri");
-        assert_eq!(
-            ip_literal(&u("http://127.0.0.1:8080/v1/chat/completions")),
-            Some("127.0.0.1:8080".parse().expect("addr"))
-        );
-        assert_eq!(
-            ip_literal(&u("https://10.1.2.3/v1")),
-            Some("10.1.2.3:443".parse().expect("addr"))
-        );
-        assert_eq!(
-            ip_literal(&u("http://[::1]:9/v1")),
-            Some("[::1]:9".parse().expect("addr"))
-        );
-        assert_eq!(ip_literal(&u("https://api.openai.com/v1")), None);
-        assert_eq!(ip_literal(&u("http://localhost:80/v1")), None);
     }
 
     #[test]

@@ -20,6 +20,10 @@
 //!   provider key never travels on another host's connection;
 //! - at most [`PER_HOST`] idle connections per host and [`TOTAL`] in all; none idle longer
 //!   than the agent's `max_idle_age` (newest reused first, so the oldest age out).
+//!
+//! The fast path's plain sockets (`super::fast`) are kept here too, in lists of their own
+//! (keyed by authority: only plain `http://` without a proxy takes that path), under the
+//! same bounds, probe and age limit.
 
 use std::collections::VecDeque;
 use std::mem::ManuallyDrop;
@@ -63,9 +67,22 @@ struct Idle {
     since: Instant,
 }
 
+/// An idle socket of the fast path (`super::fast`) and the timeouts last set on it.
+#[derive(Debug)]
+pub struct Plain {
+    pub stream: std::net::TcpStream,
+    pub read_timeout: Option<Duration>,
+    pub write_timeout: Option<Duration>,
+}
+
+/// A host's idle fast-path sockets, each with the time it went idle.
+type PlainList = VecDeque<(Plain, Instant)>;
+
 #[derive(Default)]
 struct Lists {
     hosts: Vec<(Arc<Key>, VecDeque<Idle>)>,
+    /// The fast path's sockets, per authority (`http://` without a proxy only).
+    plain: Vec<(Box<str>, PlainList)>,
     total: usize,
 }
 
@@ -96,7 +113,7 @@ impl IdlePool {
         let mut stale = Vec::new();
         let found = {
             let mut l = self.lists.lock().unwrap_or_else(PoisonError::into_inner);
-            let Lists { hosts, total } = &mut *l;
+            let Lists { hosts, total, .. } = &mut *l;
             let (key, list) = hosts.iter_mut().find(|(k, _)| k.matches(details))?;
             let now = Instant::now();
             let mut found = None;
@@ -129,7 +146,7 @@ impl IdlePool {
     /// (then it is closed).
     fn put(&self, key: Arc<Key>, transport: Box<dyn Transport>) {
         let mut l = self.lists.lock().unwrap_or_else(PoisonError::into_inner);
-        let Lists { hosts, total } = &mut *l;
+        let Lists { hosts, total, .. } = &mut *l;
         if *total >= TOTAL {
             drop(l);
             return drop(transport);
@@ -153,6 +170,61 @@ impl IdlePool {
             transport,
             since: Instant::now(),
         });
+        *total += 1;
+    }
+
+    /// An idle fast-path socket of `authority` that passed its probe, if any; those found
+    /// closed, or older than `max_age`, are closed (outside the lock).
+    pub fn take_plain(&self, authority: &str, max_age: Duration) -> Option<Plain> {
+        let mut stale = Vec::new();
+        let found = {
+            let mut l = self.lists.lock().unwrap_or_else(PoisonError::into_inner);
+            let Lists { plain, total, .. } = &mut *l;
+            let (_, list) = plain.iter_mut().find(|(a, _)| **a == *authority)?;
+            let now = Instant::now();
+            let mut found = None;
+            while let Some((conn, since)) = list.pop_back() {
+                *total -= 1;
+                if now.duration_since(since) >= max_age {
+                    stale.push(conn);
+                    *total -= list.len();
+                    stale.extend(list.drain(..).map(|(c, _)| c));
+                    break;
+                }
+                if super::transport::probe(&conn.stream) {
+                    found = Some(conn);
+                    break;
+                }
+                stale.push(conn);
+            }
+            found
+        };
+        drop(stale);
+        found
+    }
+
+    /// Keeps the fast-path socket `conn` for the next call to `authority`, unless the bounds
+    /// are reached (then it is closed).
+    pub fn put_plain(&self, authority: &str, conn: Plain) {
+        let mut l = self.lists.lock().unwrap_or_else(PoisonError::into_inner);
+        let Lists { plain, total, .. } = &mut *l;
+        if *total >= TOTAL {
+            drop(l);
+            return drop(conn);
+        }
+        let list = match plain.iter().position(|(a, _)| **a == *authority) {
+            Some(i) => &mut plain[i].1,
+            None => {
+                plain.push((authority.into(), VecDeque::new()));
+                let last = plain.len() - 1;
+                &mut plain[last].1
+            }
+        };
+        if list.len() >= PER_HOST {
+            drop(l);
+            return drop(conn);
+        }
+        list.push_back((conn, Instant::now()));
         *total += 1;
     }
 
@@ -387,7 +459,9 @@ mod tests {
                 });
             }
         });
-        let up = super::super::Upstream::new();
+        // Through ureq (plain `http://` would take the fast path, which has no agents).
+        let mut up = super::super::Upstream::new();
+        up.fast = None;
         let mut d = super::super::tests::dep();
         d.route = crate::provider::find("openai")
             .expect("openai")

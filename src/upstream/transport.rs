@@ -14,6 +14,7 @@
 //!   catches everything the first would have (unasked bytes, a close) and what happened
 //!   while the connection waited in the pool.
 //!
+//! Also the resolver of the agents (`IpLiteralResolver`: IP-address hosts without a thread).
 //! HTTPS and proxies go through ureq's default connector unchanged. Every connection, plain
 //! or not, is kept idle between calls by this connector (`super::pool`), not by ureq's pool.
 
@@ -163,7 +164,7 @@ impl std::fmt::Debug for FastTcp {
 
 /// The socket timeout for `t`: reset only if it moved by more than [`TIMEOUT_SLACK`] (so a
 /// read or write may time out up to a second off the exact deadline).
-fn settle_timeout(
+pub(super) fn settle_timeout(
     current: &mut Option<Duration>,
     wanted: Option<Duration>,
     set: impl FnOnce(Option<Duration>) -> io::Result<()>,
@@ -259,7 +260,7 @@ impl Transport for FastTcp {
 
 /// True if the peer has neither closed the connection nor sent anything unasked: one
 /// non-blocking peek.
-fn probe(stream: &TcpStream) -> bool {
+pub(super) fn probe(stream: &TcpStream) -> bool {
     use std::os::fd::AsRawFd;
     let mut b = [0u8; 1];
     // SAFETY: a valid socket descriptor (owned by `stream` for the whole call) and a 1-byte
@@ -275,9 +276,72 @@ fn probe(stream: &TcpStream) -> bool {
     n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
 }
 
+/// ureq's default resolver, but an IP-address host (`http://10.0.0.5:8000/v1`) is answered
+/// without it: whenever a timeout applies (ours always does) ureq resolves on a newly spawned
+/// thread per call, even for an address, which cost ~7 % of the CPU of a forwarded call. Names
+/// still go to ureq's resolver, with its timeout, on every call (no DNS caching here).
+#[derive(Debug, Default)]
+pub struct IpLiteralResolver(ureq::unversioned::resolver::DefaultResolver);
+
+impl ureq::unversioned::resolver::Resolver for IpLiteralResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        if let Some(addr) = ip_literal(uri) {
+            let mut out = self.empty();
+            out.push(addr);
+            return Ok(out);
+        }
+        self.0.resolve(uri, config, timeout)
+    }
+}
+
+/// The socket address of a URI whose host is an IP address (`[v6]` too), with its port or the
+/// scheme's default; `None` for names.
+fn ip_literal(uri: &ureq::http::Uri) -> Option<std::net::SocketAddr> {
+    let host = uri.host()?;
+    let ip: std::net::IpAddr = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+        .parse()
+        .ok()?;
+    let port = match uri.port_u16() {
+        Some(p) => p,
+        None => match uri.scheme_str()? {
+            "http" => 80,
+            "https" => 443,
+            _ => return None,
+        },
+    };
+    Some(std::net::SocketAddr::new(ip, port))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ip_hosts_skip_the_resolver() {
+        let u = |s: &str| s.parse::<ureq::http::Uri>().expect("uri");
+        assert_eq!(
+            ip_literal(&u("http://127.0.0.1:8080/v1/chat/completions")),
+            Some("127.0.0.1:8080".parse().expect("addr"))
+        );
+        assert_eq!(
+            ip_literal(&u("https://10.1.2.3/v1")),
+            Some("10.1.2.3:443".parse().expect("addr"))
+        );
+        assert_eq!(
+            ip_literal(&u("http://[::1]:9/v1")),
+            Some("[::1]:9".parse().expect("addr"))
+        );
+        assert_eq!(ip_literal(&u("https://api.openai.com/v1")), None);
+        assert_eq!(ip_literal(&u("http://localhost:80/v1")), None);
+    }
 
     #[test]
     fn timeouts_are_reset_only_when_they_move_by_more_than_a_second() {
