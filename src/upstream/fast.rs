@@ -19,11 +19,11 @@
 mod body;
 
 use super::pool::{IdlePool, Plain};
-use super::transport::settle_timeout;
+use super::transport::{connect_one, settle_timeout};
 use body::{FastBody, Framing};
 use std::cell::Cell;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use ureq::{Error, Timeout};
@@ -252,7 +252,7 @@ fn connect(up: &Fast, target: Target, deadline: Instant) -> Result<Plain, Error>
     let mut last = None;
     for addr in addrs {
         let t = left(deadline, Timeout::Connect)?.min(CONNECT_TIMEOUT);
-        match TcpStream::connect_timeout(&addr, t) {
+        match connect_one(&addr, Some(t)) {
             Ok(stream) => {
                 stream.set_nodelay(true)?;
                 return Ok(Plain {
@@ -261,15 +261,7 @@ fn connect(up: &Fast, target: Target, deadline: Instant) -> Result<Plain, Error>
                     write_timeout: None,
                 });
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
-                ) =>
-            {
-                last = Some(Error::Timeout(Timeout::Connect))
-            }
-            Err(e) => last = Some(Error::Io(e)),
+            Err(e) => last = Some(e),
         }
     }
     Err(last.unwrap_or(Error::HostNotFound))

@@ -20,7 +20,7 @@
 
 use super::pool::{IdlePool, Pooled};
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 use ureq::unversioned::transport::{
@@ -117,21 +117,9 @@ fn connect(details: &ConnectionDetails) -> Result<TcpStream, Error> {
     let timeout = details.timeout.not_zero().map(|d| *d);
     let mut last = None;
     for addr in details.addrs.iter() {
-        let r = match timeout {
-            Some(t) => TcpStream::connect_timeout(addr, t),
-            None => TcpStream::connect(addr),
-        };
-        match r {
+        match connect_one(addr, timeout) {
             Ok(s) => return Ok(s),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
-                ) =>
-            {
-                last = Some(Error::Timeout(Timeout::Connect))
-            }
-            Err(e) => last = Some(Error::Io(e)),
+            Err(e) => last = Some(e),
         }
     }
     Err(last.unwrap_or_else(|| {
@@ -140,6 +128,22 @@ fn connect(details: &ConnectionDetails) -> Result<TcpStream, Error> {
             "no address to connect to",
         ))
     }))
+}
+
+/// One connection attempt (no timeout: the system's); a timeout is `Timeout::Connect`, any
+/// other failure the I/O error. Shared with the fast path (`super::fast`).
+pub(super) fn connect_one(
+    addr: &SocketAddr,
+    timeout: Option<Duration>,
+) -> Result<TcpStream, Error> {
+    match timeout {
+        Some(t) => TcpStream::connect_timeout(addr, t),
+        None => TcpStream::connect(addr),
+    }
+    .map_err(|e| match e.kind() {
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Error::Timeout(Timeout::Connect),
+        _ => Error::Io(e),
+    })
 }
 
 pub struct FastTcp {

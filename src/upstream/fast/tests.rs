@@ -5,7 +5,7 @@
 use super::super::{map_fault, Upstream};
 use super::*;
 use crate::config::Deployment;
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
