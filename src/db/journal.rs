@@ -32,6 +32,13 @@ pub(super) const POSITION: &str = "spend_journal";
 /// Past this size, the applier catches up completely (holding appenders back for one batch)
 /// and rotates the file: the journal stays bounded under continuous load.
 pub(super) const ROTATE_AT: u64 = 1 << 20;
+/// The journal's hard bound: an append that would start past it waits for the applier's
+/// rotation (backpressure, as a call waited for its commit before the journal) for at most
+/// `FULL_WAIT`, then fails the call's spend commit. Between `ROTATE_AT` and this the
+/// appenders go on while the applier finishes its batch.
+pub(super) const HARD_CAP: u64 = 2 * ROTATE_AT;
+/// How long an append waits for room past `HARD_CAP` (a store that cannot write).
+const FULL_WAIT: Duration = Duration::from_secs(5);
 /// Records per applier transaction at most; a queue this long cuts the applier's gathering
 /// window short.
 pub(super) const MAX_BATCH: usize = 512;
@@ -291,6 +298,8 @@ pub struct Journal {
     /// The applier waits here for records (woken when the queue stops being empty, or by a
     /// barrier or shutdown; never per call).
     pub(super) wake: Condvar,
+    /// Appenders waiting for room past `HARD_CAP` wait here (notified at rotation).
+    pub(super) room: Condvar,
     /// The last sequence number applied (or skipped), and its waiters (barriers, shutdown).
     pub(super) applied: Mutex<u64>,
     pub(super) applied_cv: Condvar,
@@ -337,6 +346,7 @@ impl Journal {
                 appended: 0,
             }),
             wake: Condvar::new(),
+            room: Condvar::new(),
             applied: Mutex::new(0),
             applied_cv: Condvar::new(),
             urgent: AtomicBool::new(false),
@@ -381,6 +391,25 @@ impl Journal {
     pub fn append(&self, rec: &SpendRecord) -> Option<crate::error::Result<()>> {
         let buf = frame(rec);
         let mut g = self.lock();
+        if g.end >= HARD_CAP {
+            // The applier is a whole journal behind (a slow or failing store): wait for its
+            // rotation, bounded, instead of growing the file and the queue without end.
+            self.wake.notify_one();
+            let until = std::time::Instant::now() + FULL_WAIT;
+            while g.end >= HARD_CAP && !self.stop.load(Ordering::Acquire) {
+                let left = until.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    return Some(Err(crate::error::Error::Internal(
+                        "cannot journal spend: the store is not keeping up".into(),
+                    )));
+                }
+                g = self
+                    .room
+                    .wait_timeout(g, left)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+        }
         if self.stop.load(Ordering::Acquire) {
             return None;
         }

@@ -10,8 +10,10 @@
 //! the batch for the next try; the overlay keeps counting it meanwhile.
 //!
 //! The queue (and the overlay) stay bounded: past `ROTATE_AT` bytes of journal the applier
-//! catches up completely while appenders wait, so under a burst at most about `ROTATE_AT`
-//! bytes of records plus one batch's worth of appends are held in memory.
+//! catches up completely while appenders wait, and an append that would start past
+//! `HARD_CAP` (the applier still busy with its batch on a slow store) waits for that rotation
+//! (at most a few seconds, then the call's spend commit fails), so at most `HARD_CAP` bytes of
+//! records are held in the file and in memory.
 
 use super::health::Health;
 use super::journal::{self, Journal, Pending, HEADER, MAX_BATCH, ROTATE_AT};
@@ -218,6 +220,7 @@ impl Applier {
             Ok(()) => {
                 g.gen = gen;
                 g.end = HEADER;
+                self.journal.room.notify_all();
             }
             Err(e) => log::warn!("spend journal: cannot rotate ({e}); trying again later"),
         }
@@ -231,6 +234,7 @@ impl Applier {
             journal.stop.store(true, Ordering::Release);
         }
         journal.wake.notify_all();
+        journal.room.notify_all();
         let _ = handle.join();
     }
 }
