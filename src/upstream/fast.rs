@@ -19,7 +19,7 @@
 mod body;
 
 use super::pool::{IdlePool, Plain};
-use super::transport::{connect_one, settle_timeout};
+use super::transport::{connect_one, settle_timeout, IpLiteralResolver};
 use body::{FastBody, Framing};
 use std::cell::Cell;
 use std::io::{self, Read, Write};
@@ -267,17 +267,10 @@ fn connect(up: &Fast, target: Target, deadline: Instant) -> Result<Plain, Error>
     Err(last.unwrap_or(Error::HostNotFound))
 }
 
-/// The addresses of `target`'s host: an IP address as it is, a name through ureq's resolver
-/// (on a thread of its own, bounded by the deadline).
+/// The addresses of `target`'s host through the agents' resolver (`transport::IpLiteralResolver`:
+/// an IP address as it is, a name through ureq's resolver on a thread of its own, bounded by
+/// the deadline). Only when no idle socket of the host is left.
 fn resolve(up: &Fast, target: Target, deadline: Instant) -> Result<Vec<SocketAddr>, Error> {
-    let (host, port) = host_port(target.authority).ok_or(Error::HostNotFound)?;
-    let bare = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, port)]);
-    }
     use ureq::unversioned::resolver::Resolver;
     let uri: ureq::http::Uri = format!("http://{}/", target.authority)
         .parse()
@@ -291,8 +284,7 @@ fn resolve(up: &Fast, target: Target, deadline: Instant) -> Result<Vec<SocketAdd
         per_read: None,
         per_write: None,
     };
-    let addrs = ureq::unversioned::resolver::DefaultResolver::default()
-        .resolve(&uri, &up.config, timeout)?;
+    let addrs = IpLiteralResolver::default().resolve(&uri, &up.config, timeout)?;
     Ok(addrs.iter().copied().collect())
 }
 
