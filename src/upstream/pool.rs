@@ -322,6 +322,11 @@ mod tests {
     /// A server answering every request on every connection with `answer`; counts the
     /// connections it accepted.
     fn server(answer: &'static [u8]) -> (String, Arc<AtomicUsize>) {
+        server_with(answer, |_| {})
+    }
+
+    /// The same, running `before` on each request's bytes before answering it (a slow answer).
+    fn server_with(answer: &'static [u8], before: fn(&[u8])) -> (String, Arc<AtomicUsize>) {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}/v1/x", l.local_addr().expect("addr"));
         let accepted = Arc::new(AtomicUsize::new(0));
@@ -332,7 +337,8 @@ mod tests {
                 count.fetch_add(1, Ordering::SeqCst);
                 std::thread::spawn(move || {
                     let mut buf = vec![0u8; 64 * 1024];
-                    while matches!(s.read(&mut buf), Ok(n) if n > 0) {
+                    while let Ok(n @ 1..) = s.read(&mut buf) {
+                        before(&buf[..n]);
                         if s.write_all(answer).is_err() {
                             return;
                         }
@@ -435,30 +441,13 @@ mod tests {
     /// request-level deadline) on the same connection; and a deadline still ends a call.
     #[test]
     fn deadlines_share_connections_and_still_apply() {
-        use std::io::{Read, Write};
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let base = format!("http://{}/v1", l.local_addr().expect("addr"));
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
-        std::thread::spawn(move || {
-            for s in l.incoming() {
-                let Ok(mut s) = s else { return };
-                count.fetch_add(1, Ordering::SeqCst);
-                std::thread::spawn(move || {
-                    let mut buf = vec![0u8; 64 * 1024];
-                    while let Ok(n @ 1..) = s.read(&mut buf) {
-                        if String::from_utf8_lossy(&buf[..n]).contains("\"slow\"") {
-                            std::thread::sleep(Duration::from_secs(3));
-                        }
-                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
-                        if s.write_all(answer).is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
+        let (url, accepted) =
+            server_with(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}", |req| {
+                if String::from_utf8_lossy(req).contains("\"slow\"") {
+                    std::thread::sleep(Duration::from_secs(3));
+                }
+            });
+        let base = url.strip_suffix("/x").unwrap_or(&url).to_string();
         // Through ureq (plain `http://` would take the fast path, which has no agents).
         let mut up = super::super::Upstream::new();
         up.fast = None;
