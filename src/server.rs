@@ -389,7 +389,10 @@ mod tests {
             let d = std::time::Duration::from_nanos(nanos);
             prop_assert_eq!(Millis(d).to_string(), format!("{:.1}", d.as_secs_f64() * 1000.0));
         });
-        assert_eq!(Millis(std::time::Duration::from_micros(12_340)).to_string(), "12.3");
+        assert_eq!(
+            Millis(std::time::Duration::from_micros(12_340)).to_string(),
+            "12.3"
+        );
         assert_eq!(Millis(std::time::Duration::ZERO).to_string(), "0.0");
     }
 

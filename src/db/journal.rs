@@ -410,11 +410,11 @@ impl Journal {
     /// Journals one answered call's spend: one `write`; its spend joins the overlay and the
     /// record itself moves to the applier's queue (no copy; issue 17). An error (disk full)
     /// fails the call as a failed spend commit does. `Err(rec)`: the journal is closed (clean
-    /// shutdown), nothing written; the record is given back.
+    /// shutdown), nothing written; the record is given back (boxed: only at shutdown).
     pub fn append(
         &self,
         rec: SpendRecord,
-    ) -> std::result::Result<crate::error::Result<()>, SpendRecord> {
+    ) -> std::result::Result<crate::error::Result<()>, Box<SpendRecord>> {
         // The thread's buffer is taken out and put back (none during the thread's teardown).
         let mut buf = FRAME.try_with(std::cell::Cell::take).unwrap_or_default();
         let done = self.append_framed(rec, &mut buf);
@@ -429,7 +429,7 @@ impl Journal {
         &self,
         rec: SpendRecord,
         buf: &mut Vec<u8>,
-    ) -> std::result::Result<crate::error::Result<()>, SpendRecord> {
+    ) -> std::result::Result<crate::error::Result<()>, Box<SpendRecord>> {
         frame_into(buf, &rec);
         let mut g = self.lock();
         if g.end >= HARD_CAP {
@@ -452,7 +452,7 @@ impl Journal {
             }
         }
         if self.stop.load(Ordering::Acquire) {
-            return Err(rec);
+            return Err(Box::new(rec));
         }
         let at = g.end;
         if let Err(e) = g.file.write_all_at(buf, at) {

@@ -106,7 +106,9 @@ impl Overlay {
         if level.is_empty() {
             return 0.0;
         }
-        with_key(&mut String::new(), a, b, |k| level.get(k).copied().unwrap_or(0.0))
+        with_key(&mut String::new(), a, b, |k| {
+            level.get(k).copied().unwrap_or(0.0)
+        })
     }
 
     /// Adds the unapplied spend to a loaded key's figures (key, team, org, user, memberships).

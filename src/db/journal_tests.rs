@@ -128,8 +128,7 @@ fn the_applier_applies_the_overlay_counts_meanwhile_and_a_barrier_waits_for_it()
     let pool = crate::db::Pool::open(&p, 2, Default::default()).expect("pool");
     let lite = pool.lite().expect("sqlite");
     for i in 0..50 {
-        lite.record_spend(rec(&format!("r{i}")))
-            .expect("journaled");
+        lite.record_spend(rec(&format!("r{i}"))).expect("journaled");
     }
     // Until applied, the overlay holds the spend; after the barrier the store does.
     lite.barrier();
@@ -409,8 +408,7 @@ fn the_applier_gathers_for_its_window_and_a_barrier_cuts_it_short() {
     lite.journal().window_ms.store(60_000, Ordering::Relaxed);
     // Let the applier finish any wait begun with the old window (there is none: no record yet).
     for i in 0..3 {
-        lite.record_spend(rec(&format!("r{i}")))
-            .expect("journaled");
+        lite.record_spend(rec(&format!("r{i}"))).expect("journaled");
     }
     std::thread::sleep(Duration::from_millis(200));
     let unapplied: i64 = logs(&lite.get().expect("conn"));
@@ -482,6 +480,9 @@ fn a_reused_frame_buffer_frames_as_a_fresh_one() {
         let got = records(&bytes, HEADER);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].1.request_id, id);
-        assert_eq!(got[0].1.token.as_deref(), Some(format!("tok-{id}").as_str()));
+        assert_eq!(
+            got[0].1.token.as_deref(),
+            Some(format!("tok-{id}").as_str())
+        );
     }
 }

@@ -103,7 +103,10 @@ fn candidates(path: &str) -> impl Iterator<Item = usize> {
         Some(s) => (ix.by_first.get(s).map_or(&[][..], Vec::as_slice), false),
         None => (&[][..], true),
     };
-    let (mut a, mut b) = (same.iter().copied().peekable(), ix.any.iter().copied().peekable());
+    let (mut a, mut b) = (
+        same.iter().copied().peekable(),
+        ix.any.iter().copied().peekable(),
+    );
     let mut rest = 0..if all { ROUTES.len() } else { 0 };
     std::iter::from_fn(move || {
         if all {

@@ -204,15 +204,27 @@ mod tests {
     #[test]
     fn from_parts_reads_as_new() {
         let targets = [
-            "/", "", "/v1/chat/completions", "/key/info?key=sk-a%2Bb", "/x?", "/x?a=1&b", "?q=1",
-            "/a?b?c=d", "/p%20q?x=%zz&y=+", "/é?ü=ß",
+            "/",
+            "",
+            "/v1/chat/completions",
+            "/key/info?key=sk-a%2Bb",
+            "/x?",
+            "/x?a=1&b",
+            "?q=1",
+            "/a?b?c=d",
+            "/p%20q?x=%zz&y=+",
+            "/é?ü=ß",
         ];
         for t in targets {
             for m in ["POST", "get", "BREW"] {
                 let h = vec![("Authorization".to_string(), "Bearer sk-1".to_string())];
                 let a = Req::new(m, t, h.clone(), Vec::new());
                 let b = Req::from_parts(m, t.to_string(), h);
-                assert_eq!((&a.method, &a.path, &a.query), (&b.method, &b.path, &b.query), "{m} {t}");
+                assert_eq!(
+                    (&a.method, &a.path, &a.query),
+                    (&b.method, &b.path, &b.query),
+                    "{m} {t}"
+                );
                 assert_eq!(a.headers, b.headers);
                 assert!(b.body.is_empty() && b.route == "unmatched" && b.peer.is_none());
                 assert_eq!(b.request_id.len(), 36);
