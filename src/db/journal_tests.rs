@@ -167,8 +167,10 @@ fn the_journal_rotates_once_past_its_bound() {
     // Past `HARD_CAP` an append waits for the rotation: the bound holds however slowly the
     // applier runs (a loaded machine), not only when it keeps up.
     assert!(size < journal::HARD_CAP + one, "journal of {size} bytes");
+    // Three bounds' worth went through a file that never holds more than `HARD_CAP` (two):
+    // it rotated at least once. How often more depends on how fast the applier ran.
     let gen = journal::generation(&std::fs::read(path_of(&p)).expect("read"));
-    assert!(gen.is_some_and(|g| g >= 3), "{gen:?}");
+    assert!(gen.is_some_and(|g| g >= 2), "{gen:?}");
     let logged: i64 = lite.read(|c| Ok(logs(c))).expect("count");
     assert_eq!(logged as u64, n);
 }
