@@ -52,10 +52,45 @@ pub(super) const ADD_END_USER: &str =
 pub(super) const NEW_END_USER: &str =
     "INSERT INTO end_users (id, spend, blocked, created_at, updated_at)
     VALUES (?1, 0, 0, ?2, ?2) ON CONFLICT (id) DO NOTHING";
-const INSERT_LOG: &str = "INSERT INTO spend_logs (request_id, api_key, team_id, organization_id,
-    user_id, model, call_type, prompt_tokens, completion_tokens, total_tokens, spend, start_time,
-    end_time, status, metadata)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+const INSERT_LOG_HEAD: &str = "INSERT INTO spend_logs (request_id, api_key, team_id,
+    organization_id, user_id, model, call_type, prompt_tokens, completion_tokens, total_tokens,
+    spend, start_time, end_time, status, metadata) VALUES ";
+/// Columns bound per spend-log row.
+const LOG_ARGS: usize = 15;
+/// Rows per multi-row INSERT, largest first: a batch is written as few statements as these
+/// sizes add up to (50 records: 16+16+16+2), each text prepared once per connection. One
+/// statement per row opened four cursors (the table and its three indexes), bound its row and
+/// ran its program once per row (issue 17).
+const LOG_CHUNKS: [usize; 5] = [16, 8, 4, 2, 1];
+
+/// The multi-row INSERT text of `n` rows (`n` one of `LOG_CHUNKS`), numbered placeholders.
+fn insert_log_sql(n: usize) -> &'static str {
+    static TEXTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let texts = TEXTS.get_or_init(|| {
+        LOG_CHUNKS
+            .iter()
+            .map(|&rows| {
+                let mut sql = String::from(INSERT_LOG_HEAD);
+                for r in 0..rows {
+                    sql.push_str(if r == 0 { "(" } else { ", (" });
+                    for a in 0..LOG_ARGS {
+                        if a > 0 {
+                            sql.push_str(", ");
+                        }
+                        sql.push_str(&format!("?{}", r * LOG_ARGS + a + 1));
+                    }
+                    sql.push(')');
+                }
+                sql
+            })
+            .collect()
+    });
+    let i = LOG_CHUNKS
+        .iter()
+        .position(|&c| c == n)
+        .unwrap_or(LOG_CHUNKS.len() - 1);
+    &texts[i]
+}
 
 /// A spend-log row's `metadata`, as LiteLLM's spend-log metadata builder writes it
 /// (`_get_spend_logs_metadata`, API.md §9): who made the call (`user_api_key` = the key's
@@ -150,27 +185,42 @@ pub fn record<C: Exec + ?Sized>(c: &mut C, r: &SpendRecord) -> Result<(), C::E> 
 
 /// Writes a call's spend-log row (inside the spend transaction).
 pub(super) fn insert_log<C: Exec + ?Sized>(c: &mut C, r: &SpendRecord) -> Result<(), C::E> {
-    let metadata = log_metadata(r);
-    c.exec(
-        INSERT_LOG,
-        &[
-            (&r.request_id).into(),
-            (&r.token).into(),
-            (&r.team_id).into(),
-            (&r.organization_id).into(),
-            (&r.user_id).into(),
-            (&r.model).into(),
-            (&r.call_type).into(),
-            Arg::Int(r.prompt_tokens as i64),
-            Arg::Int(r.completion_tokens as i64),
-            Arg::Int((r.prompt_tokens + r.completion_tokens) as i64),
-            Arg::Real(r.spend),
-            (&r.start_time).into(),
-            (&r.end_time).into(),
-            (&r.status).into(),
-            (&metadata).into(),
-        ],
-    )?;
+    insert_logs(c, &[r])
+}
+
+/// Writes the spend-log rows of `recs`, in order (ids ascending as one row at a time gave
+/// them), as multi-row INSERTs of `LOG_CHUNKS` rows. A refused row (a duplicate request id)
+/// fails its whole statement, and the statement writes nothing.
+pub(super) fn insert_logs<C: Exec + ?Sized>(c: &mut C, recs: &[&SpendRecord]) -> Result<(), C::E> {
+    let metadata: Vec<String> = recs.iter().map(|r| log_metadata(r)).collect();
+    let mut args: Vec<Arg<'_>> = Vec::with_capacity(LOG_ARGS * recs.len().min(LOG_CHUNKS[0]));
+    let mut at = 0;
+    while at < recs.len() {
+        let left = recs.len() - at;
+        let n = LOG_CHUNKS.iter().copied().find(|&c| c <= left).unwrap_or(1);
+        args.clear();
+        for (r, m) in recs[at..at + n].iter().zip(&metadata[at..at + n]) {
+            args.extend([
+                (&r.request_id).into(),
+                (&r.token).into(),
+                (&r.team_id).into(),
+                (&r.organization_id).into(),
+                (&r.user_id).into(),
+                (&r.model).into(),
+                (&r.call_type).into(),
+                Arg::Int(r.prompt_tokens as i64),
+                Arg::Int(r.completion_tokens as i64),
+                Arg::Int((r.prompt_tokens + r.completion_tokens) as i64),
+                Arg::Real(r.spend),
+                (&r.start_time).into(),
+                (&r.end_time).into(),
+                (&r.status).into(),
+                m.into(),
+            ]);
+        }
+        c.exec(insert_log_sql(n), &args)?;
+        at += n;
+    }
     Ok(())
 }
 
@@ -451,6 +501,126 @@ mod tests {
         for r in [SpendRecord::default(), full, only_write] {
             assert_eq!(log_metadata(&r), old(&r));
         }
+    }
+
+    /// issue 17: the multi-row INSERTs write the rows one statement per row wrote (every
+    /// column, ids in batch order), on generated records of every batch size up to 40 (every
+    /// mix of `LOG_CHUNKS`), and a duplicate request id fails its statement with nothing written.
+    #[test]
+    fn multi_row_inserts_write_what_one_row_at_a_time_wrote() {
+        let old = "INSERT INTO spend_logs (request_id, api_key, team_id, organization_id,
+            user_id, model, call_type, prompt_tokens, completion_tokens, total_tokens, spend,
+            start_time, end_time, status, metadata)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let dir = tempfile::tempdir().expect("tmp");
+        let open = |name: &str| {
+            let mut c = crate::db::open(&dir.path().join(name)).expect("open");
+            crate::db::migrate::migrate(&mut c).expect("migrate");
+            c
+        };
+        let (a, b) = (open("a.db"), open("b.db"));
+        let mut id = 0;
+        for n in 0..=40 {
+            let recs: Vec<SpendRecord> = (0..n)
+                .map(|_| {
+                    id += 1;
+                    let mut opt =
+                        |v: &str| (next() % 3 != 0).then(|| format!("{v}-{}", next() % 5));
+                    SpendRecord {
+                        request_id: format!("req-{id}"),
+                        token: opt("k"),
+                        team_id: opt("t"),
+                        organization_id: opt("o"),
+                        user_id: opt("u"),
+                        key_alias: opt("ka \"q\""),
+                        team_alias: opt("ta"),
+                        end_user: opt("eu"),
+                        model: format!("m{}", next() % 3),
+                        call_type: "acompletion".into(),
+                        prompt_tokens: next() % 1000,
+                        completion_tokens: next() % 1000,
+                        cache_read_tokens: next() % 2 * (next() % 50),
+                        cache_write_tokens: next() % 2 * (next() % 50),
+                        spend: (next() % 10_000) as f64 / 1e4,
+                        start_time: format!("2026-01-01T00:00:{:02}.000Z", next() % 60),
+                        end_time: "2026-01-01T00:01:00.000Z".into(),
+                        status: "success".into(),
+                    }
+                })
+                .collect();
+            let refs: Vec<&SpendRecord> = recs.iter().collect();
+            insert_logs(&mut &a, &refs).expect("multi-row");
+            for r in &recs {
+                let m = log_metadata(r);
+                let args: [&dyn rusqlite::ToSql; 15] = [
+                    &r.request_id,
+                    &r.token,
+                    &r.team_id,
+                    &r.organization_id,
+                    &r.user_id,
+                    &r.model,
+                    &r.call_type,
+                    &(r.prompt_tokens as i64),
+                    &(r.completion_tokens as i64),
+                    &((r.prompt_tokens + r.completion_tokens) as i64),
+                    &r.spend,
+                    &r.start_time,
+                    &r.end_time,
+                    &r.status,
+                    &m,
+                ];
+                b.execute(old, args.as_slice()).expect("one row");
+            }
+        }
+        let rows = |c: &rusqlite::Connection| -> Vec<String> {
+            let mut st = c
+                .prepare(
+                    "SELECT id, request_id, api_key, team_id, organization_id, user_id, model,
+                    call_type, prompt_tokens, completion_tokens, total_tokens, spend, start_time,
+                    end_time, status, metadata FROM spend_logs ORDER BY id",
+                )
+                .expect("prepare");
+            let out = st
+                .query_map([], |r| {
+                    (0..16)
+                        .map(|i| {
+                            r.get::<_, rusqlite::types::Value>(i)
+                                .map(|v| format!("{v:?}"))
+                        })
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                        .map(|v| v.join("|"))
+                })
+                .expect("query")
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .expect("rows");
+            out
+        };
+        let (ra, rb) = (rows(&a), rows(&b));
+        assert_eq!(ra.len(), 40 * 41 / 2);
+        assert_eq!(ra, rb);
+        // A duplicate in a chunk of 4: the statement fails and writes none of its rows.
+        let fresh = |i: u32| SpendRecord {
+            request_id: format!("new-{i}"),
+            ..SpendRecord::default()
+        };
+        let (x, y, dup) = (
+            fresh(1),
+            fresh(2),
+            SpendRecord {
+                request_id: "req-1".into(),
+                ..SpendRecord::default()
+            },
+        );
+        let z = fresh(3);
+        assert!(insert_logs(&mut &a, &[&x, &y, &dup, &z]).is_err());
+        assert_eq!(rows(&a), ra, "nothing of the failed statement written");
     }
 
     /// issue 6: the budget-reset thread ran a full scan of `api_keys` once a minute.
