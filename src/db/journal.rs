@@ -240,7 +240,7 @@ fn run(c: &Connection, sql: &str) -> rusqlite::Result<()> {
 }
 
 /// A record the store will never take (a constraint), as opposed to a store that cannot write.
-fn refused(e: &rusqlite::Error) -> bool {
+pub(super) fn refused(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _)
         if f.code == rusqlite::ErrorCode::ConstraintViolation)
 }
