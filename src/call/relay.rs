@@ -84,18 +84,24 @@ pub(super) fn forward(
             translate: Translate::None,
         }))));
     }
-    let bytes = match read_answer(&call, resp, cfg.max_upstream_body_bytes) {
+    let mut bytes = match read_answer(&call, resp, cfg.max_upstream_body_bytes) {
         Ok(b) => b,
         Err(e) => return Err(failed(e, call)),
     };
-    // Only `usage` is read (the rest is checked for syntax and skipped, no tree is built);
-    // the completion text is counted, in a second pass, only when its figure is needed.
-    let reported = match serde_json::from_slice::<usage::UsageOnly>(&bytes) {
-        Ok(u) => u.usage.map(|r| r.0),
-        Err(_) => {
-            let e = invalid_json(&call);
-            return Err(failed(e, call));
-        }
+    // Only `usage` is read (the rest is checked for syntax and skipped, no tree is built),
+    // in the same pass that finds the `id` to stamp (`completion_id::scan_answer`); an
+    // answer that pass does not take is read as before. The completion text is counted, in
+    // a second pass, only when its figure is needed.
+    let scanned = completion_id::scan_answer(&bytes);
+    let reported = match &scanned {
+        Some(s) => s.usage,
+        None => match serde_json::from_slice::<usage::UsageOnly>(&bytes) {
+            Ok(u) => u.usage.map(|r| r.0),
+            Err(_) => {
+                let e = invalid_json(&call);
+                return Err(failed(e, call));
+            }
+        },
     };
     let (p, c) = call.billable(reported, || {
         let chars = serde_json::from_slice::<usage::ChoicesOnly>(&bytes)
@@ -108,9 +114,13 @@ pub(super) fn forward(
     // The upstream's answer as it came (its `model` field names the upstream model), but for
     // its `id`: the request id (`completion_id`).
     let id = &call.record.request_id;
-    Ok(Answer::Raw(
-        completion_id::stamp_bytes(&bytes, id).unwrap_or(bytes),
-    ))
+    Ok(Answer::Raw(match scanned {
+        Some(s) => {
+            s.stamp(&mut bytes, id);
+            bytes
+        }
+        None => completion_id::stamp_bytes(&bytes, id).unwrap_or(bytes),
+    }))
 }
 
 /// POSTs `payload` to the call's deployment (timed in the metrics) and returns the response

@@ -85,15 +85,27 @@ impl Default for Upstream {
     }
 }
 
+/// The environment switch that sends every call through ureq (`LITEGATE_UPSTREAM_FAST=off`):
+/// the operators' fallback should the fast path misread an upstream, and A/B runs.
+pub const FAST_SWITCH: &str = "LITEGATE_UPSTREAM_FAST";
+
 impl Upstream {
+    /// The upstream client; the fast path (`fast`) is on unless `LITEGATE_UPSTREAM_FAST=off`
+    /// (read here, once: the server builds one `Upstream` at start).
     pub fn new() -> Upstream {
+        let off = std::env::var(FAST_SWITCH).is_ok_and(|v| v.trim().eq_ignore_ascii_case("off"));
+        Self::with_fast(!off)
+    }
+
+    /// The upstream client, with the fast path for plain `http://` upstreams when `fast`.
+    pub fn with_fast(fast: bool) -> Upstream {
         let idle = Arc::new(pool::IdlePool::default());
         let agent = transport::agent_sharing(
             config(),
             transport::IpLiteralResolver::default(),
             idle.clone(),
         );
-        let fast = agent.config().proxy().is_none().then(|| fast::Fast {
+        let fast = (fast && agent.config().proxy().is_none()).then(|| fast::Fast {
             idle: idle.clone(),
             max_idle_age: agent.config().max_idle_age(),
             config: agent.config().clone(),
@@ -161,32 +173,32 @@ impl Upstream {
     pub fn model_for(dep: &Deployment, called: &str) -> String {
         let name = Self::model_name(dep, called);
         match dep.route.model_prefix {
-            "" => name,
+            "" => name.to_string(),
             prefix => format!("{prefix}{name}"),
         }
     }
 
-    fn model_name(dep: &Deployment, called: &str) -> String {
+    fn model_name<'a>(dep: &'a Deployment, called: &'a str) -> &'a str {
         match dep.model.split_once('/') {
             // A wildcard deployment (`openai/*` → `openai/*`) passes the called name through.
-            Some((_, "*")) => called
-                .split_once('/')
-                .map(|(_, m)| m)
-                .unwrap_or(called)
-                .to_string(),
-            Some((_, m)) => m.to_string(),
-            None => dep.model.clone(),
+            Some((_, "*")) => called.split_once('/').map(|(_, m)| m).unwrap_or(called),
+            Some((_, m)) => m,
+            None => &dep.model,
         }
     }
 
     /// True when `body` is already what `body()` would send: the upstream model name in
     /// place and no gateway-only field. The caller's bytes can then go out as they came.
+    /// (Compared in place: `model_for` without its `String`.)
     pub fn body_unchanged(
         dep: &Deployment,
         called: &str,
         body: &serde_json::Map<String, Value>,
     ) -> bool {
-        body.get("model").and_then(Value::as_str) == Some(Self::model_for(dep, called).as_str())
+        body.get("model")
+            .and_then(Value::as_str)
+            .and_then(|m| m.strip_prefix(dep.route.model_prefix))
+            == Some(Self::model_name(dep, called))
             && !GATEWAY_ONLY.iter().any(|f| body.contains_key(*f))
     }
 
@@ -497,6 +509,38 @@ mod tests {
                     None,
                 )
                 .expect("route"),
+        }
+    }
+
+    /// `body_unchanged` compares in place what `model_for` builds: the same verdict for
+    /// wildcard and fixed deployments, with and without a model prefix.
+    #[test]
+    fn body_unchanged_agrees_with_model_for() {
+        let mut fixed = dep();
+        let mut wild = dep();
+        wild.model = "openai/*".into();
+        let mut bare = dep();
+        bare.model = "plain".into();
+        let called = ["gpt", "openai/gpt-4o", "x/y/z", "", "a/", "/b"];
+        let sent = [
+            "gpt-4o", "gpt", "y/z", "openai/gpt-4o", "plain", "", "b", "pre/gpt-4o", "pre/y/z",
+        ];
+        for prefix in ["", "pre/"] {
+            for d in [&mut fixed, &mut wild, &mut bare] {
+                d.route.model_prefix = prefix;
+            }
+            for d in [&fixed, &wild, &bare] {
+                for c in called {
+                    for m in sent {
+                        let mut body = serde_json::Map::new();
+                        body.insert("model".into(), Value::String(m.into()));
+                        let old = m == Upstream::model_for(d, c);
+                        assert_eq!(Upstream::body_unchanged(d, c, &body), old, "{m} {c}");
+                        body.insert("api_base".into(), Value::Null);
+                        assert!(!Upstream::body_unchanged(d, c, &body));
+                    }
+                }
+            }
         }
     }
 
