@@ -10,7 +10,7 @@
 //! replaced (`stamp_bytes`), the rest goes out as the upstream wrote it. Owns only that; what
 //! is relayed, and when, is `relay`'s.
 
-use crate::upstream::usage::{ReportedDe, Reported};
+use crate::upstream::usage::{Reported, ReportedDe};
 use serde::de::IgnoredAny;
 use serde_json::Value;
 
@@ -301,7 +301,10 @@ mod tests {
         let scanned = scan_answer(s.as_bytes()).expect("scanned");
         let u = scanned.usage.expect("usage");
         assert_eq!(u.prompt, Some(crate::upstream::usage::Figure::Count(12)));
-        assert_eq!(u.completion, Some(crate::upstream::usage::Figure::Count(14)));
+        assert_eq!(
+            u.completion,
+            Some(crate::upstream::usage::Figure::Count(14))
+        );
         let mut b = s.as_bytes().to_vec();
         scanned.stamp(&mut b, "req-1");
         assert_eq!(b, s.replacen("chatcmpl-bench", "req-1", 1).into_bytes());
@@ -310,7 +313,8 @@ mod tests {
         scanned.stamp(&mut b, "req-1234567890");
         assert_eq!(
             b,
-            s.replacen("chatcmpl-bench", "req-1234567890", 1).into_bytes()
+            s.replacen("chatcmpl-bench", "req-1234567890", 1)
+                .into_bytes()
         );
     }
 
@@ -390,7 +394,12 @@ mod tests {
                 "[a-z-]{0,40}".prop_map(|i| (r#""id""#.to_string(), format!("\"{i}\""))),
             ];
             let ws = prop_oneof![Just(""), Just(" "), Just("\n\t "), Just("\r\n")];
-            (prop::collection::vec((member, ws.clone()), 0..6), ws, any::<u16>(), 0u8..8)
+            (
+                prop::collection::vec((member, ws.clone()), 0..6),
+                ws,
+                any::<u16>(),
+                0u8..8,
+            )
                 .prop_map(|(members, ws, at, how)| {
                     let body: Vec<String> = members
                         .into_iter()
@@ -401,7 +410,7 @@ mod tests {
                     match how {
                         0 => b.truncate(at),
                         1 if at < b.len() => b[at] = b"{}[]\",:x\\0"[at % 10],
-                        2 => b.insert(at, b',' ),
+                        2 => b.insert(at, b','),
                         _ => {}
                     }
                     b

@@ -133,7 +133,7 @@ pub(super) fn send(
     payload: &[u8],
     stream: bool,
     accepted: impl Fn(u16) -> bool,
-) -> Result<ureq::http::Response<ureq::Body>> {
+) -> Result<upstream::answer::Response> {
     let sent = std::time::Instant::now();
     let resp = upstream.post(
         &call.dep,
@@ -144,7 +144,7 @@ pub(super) fn send(
     );
     crate::metrics::METRICS.upstream(&call.dep.model_name, sent.elapsed());
     let resp = resp?;
-    let status = resp.status().as_u16();
+    let status = resp.status();
     if accepted(status) {
         return Ok(resp);
     }
@@ -152,9 +152,7 @@ pub(super) fn send(
         Vec::new()
     } else {
         resp.into_body()
-            .with_config()
-            .limit(MAX_UPSTREAM_ERROR_BODY)
-            .read_to_vec()
+            .read_capped(MAX_UPSTREAM_ERROR_BODY)
             .unwrap_or_default()
     };
     Err(Upstream::status_error(&call.dep, status, &bytes))
@@ -165,10 +163,10 @@ pub(super) fn send(
 /// times `--workers` bounds the memory of such answers.
 pub(super) fn read_answer(
     call: &Call,
-    resp: ureq::http::Response<ureq::Body>,
+    resp: upstream::answer::Response,
     cap: u64,
 ) -> Result<Vec<u8>> {
-    match resp.into_body().with_config().limit(cap).read_to_vec() {
+    match resp.into_body().read_capped(cap) {
         Ok(b) => Ok(b),
         Err(ureq::Error::BodyExceedsLimit(_)) => Err(Error::Upstream {
             status: 502,
@@ -203,7 +201,7 @@ pub(super) fn invalid_json(call: &Call) -> Error {
 /// answer's text when the upstream reported none) before it is returned.
 pub(super) fn settle_translated(
     mut call: Call,
-    resp: ureq::http::Response<ureq::Body>,
+    resp: upstream::answer::Response,
     cfg: &Config,
     translate: impl FnOnce(&Value) -> Value,
 ) -> Result<Answer> {
@@ -230,7 +228,7 @@ pub(super) fn settle_translated(
 /// An upstream's stream, relayed event by event.
 pub struct UpstreamStream {
     call: Call,
-    body: ureq::Body,
+    body: upstream::answer::Body,
     caller_wants_usage: bool,
     translate: Translate,
 }
@@ -259,18 +257,18 @@ pub(super) enum End {
 
 /// The lines of an upstream's stream, each at most [`sse::MAX_LINE`] bytes.
 pub(super) struct SseLines {
-    reader: std::io::BufReader<ureq::BodyReader<'static>>,
+    reader: std::io::BufReader<upstream::answer::BodyReader>,
     /// The last line read (its buffer is reused for the next).
     line: Vec<u8>,
 }
 
 impl SseLines {
     /// The lines of an upstream's streamed body.
-    pub(super) fn of_body(body: ureq::Body) -> SseLines {
+    pub(super) fn of_body(body: upstream::answer::Body) -> SseLines {
         SseLines::new(std::io::BufReader::new(body.into_reader()))
     }
 
-    fn new(reader: std::io::BufReader<ureq::BodyReader<'static>>) -> SseLines {
+    fn new(reader: std::io::BufReader<upstream::answer::BodyReader>) -> SseLines {
         SseLines {
             reader,
             line: Vec::new(),
@@ -379,7 +377,7 @@ impl UsageTally {
 impl UpstreamStream {
     pub(super) fn new(
         call: Call,
-        body: ureq::Body,
+        body: upstream::answer::Body,
         caller_wants_usage: bool,
         translate: Translate,
     ) -> UpstreamStream {

@@ -9,6 +9,7 @@
 //! read carries the deployment's URL, host or key: transport faults are named by kind only
 //! (the detail goes to the operator's log), upstream error bodies are scrubbed.
 
+pub mod answer;
 pub mod anthropic;
 pub mod bedrock;
 pub mod fast;
@@ -212,7 +213,7 @@ impl Upstream {
         body: &[u8],
         stream: bool,
         anthropic_beta: Option<&str>,
-    ) -> Result<ureq::http::Response<ureq::Body>, Error> {
+    ) -> Result<answer::Response, Error> {
         let url = Self::url(dep, endpoint);
         let secs = if stream {
             dep.stream_timeout_secs
@@ -282,10 +283,10 @@ impl Upstream {
         }
         let resp = match rb {
             Out::Fast(f, req) => req.send(f, body, timeout),
-            Out::Ureq(rb) => rb.send(body),
+            Out::Ureq(rb) => rb.send(body).map(answer::Response::of_ureq),
         }
         .map_err(|e| map_fault(dep, &e))?;
-        if let (Some(account), 401) = (&dep.route.google, resp.status().as_u16()) {
+        if let (Some(account), 401) = (&dep.route.google, resp.status()) {
             // A revoked or otherwise refused token: the next call mints a new one.
             account.tokens.forget();
         }
@@ -523,7 +524,15 @@ mod tests {
         bare.model = "plain".into();
         let called = ["gpt", "openai/gpt-4o", "x/y/z", "", "a/", "/b"];
         let sent = [
-            "gpt-4o", "gpt", "y/z", "openai/gpt-4o", "plain", "", "b", "pre/gpt-4o", "pre/y/z",
+            "gpt-4o",
+            "gpt",
+            "y/z",
+            "openai/gpt-4o",
+            "plain",
+            "",
+            "b",
+            "pre/gpt-4o",
+            "pre/y/z",
         ];
         for prefix in ["", "pre/"] {
             for d in [&mut fixed, &mut wild, &mut bare] {
