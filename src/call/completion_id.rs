@@ -144,41 +144,73 @@ impl Scanned {
     }
 }
 
+/// Appends `json` to `out` as [`stamp_bytes`] would return it (every top-level `"id"` string
+/// set to `id`; unchanged when there is none), without a vector of its own: a stream's event
+/// goes straight into the relay's output buffer.
+pub(super) fn stamp_into(json: &[u8], id: &str, out: &mut Vec<u8>) {
+    let before = out.len();
+    let mut at = 0;
+    let walked = walk_top_level_ids(json, |a, b| {
+        out.extend_from_slice(&json[at..a]);
+        out.push(b'"');
+        out.extend_from_slice(id.as_bytes());
+        out.push(b'"');
+        at = b;
+    });
+    if walked {
+        out.extend_from_slice(&json[at..]);
+    } else {
+        out.truncate(before);
+        out.extend_from_slice(json);
+    }
+}
+
 /// The byte spans (quotes included) of the string values of the top-level key `id`; `None`
 /// when `json` is not an object this scanner can walk or has no such value.
 fn top_level_id_strings(json: &[u8]) -> Option<Vec<(usize, usize)>> {
     let mut spans = Vec::new();
+    let walked = walk_top_level_ids(json, |a, b| spans.push((a, b)));
+    (walked && !spans.is_empty()).then_some(spans)
+}
+
+/// Calls `found` with the span (quotes included) of each string value of the top-level key
+/// `id`, in order; false when `json` is not an object this scanner can walk (the spans
+/// reported so far are then to be ignored).
+fn walk_top_level_ids(json: &[u8], mut found: impl FnMut(usize, usize)) -> bool {
     let mut i = skip_ws(json, 0);
     if json.get(i) != Some(&b'{') {
-        return None;
+        return false;
     }
     i = skip_ws(json, i + 1);
     if json.get(i) == Some(&b'}') {
-        return None;
+        return true;
     }
     loop {
         if json.get(i) != Some(&b'"') {
-            return None;
+            return false;
         }
-        let key_end = string_end(json, i)?;
+        let Some(key_end) = string_end(json, i) else {
+            return false;
+        };
         let is_id = &json[i..key_end] == b"\"id\"";
         i = skip_ws(json, key_end);
         if json.get(i) != Some(&b':') {
-            return None;
+            return false;
         }
         let start = skip_ws(json, i + 1);
-        let end = value_end(json, start)?;
+        let Some(end) = value_end(json, start) else {
+            return false;
+        };
         if is_id && json.get(start) == Some(&b'"') {
-            spans.push((start, end));
+            found(start, end);
         }
         i = skip_ws(json, end);
         match json.get(i) {
             Some(b',') => i = skip_ws(json, i + 1),
-            Some(b'}') => break,
-            _ => return None,
+            Some(b'}') => return true,
+            _ => return false,
         }
     }
-    (!spans.is_empty()).then_some(spans)
 }
 
 fn skip_ws(b: &[u8], mut i: usize) -> usize {
@@ -291,6 +323,27 @@ mod tests {
             "",
         ] {
             assert_eq!(stamped(s), None, "{s}");
+        }
+    }
+
+    /// `stamp_into` appends what `stamp_bytes` returns (or the bytes unchanged).
+    #[test]
+    fn stamping_into_a_buffer_is_stamping() {
+        for s in [
+            r#"{"id":"chatcmpl-x","choices":[{"delta":{"id":"in"}}],"id":"y"}"#,
+            r#"{"id":"req-1"}"#,
+            r#"{"id":7,"x":"\"id\":\"z\""}"#,
+            r#"{"id":"x""#,
+            r#"{"id":"x",}"#,
+            r#"[{"id":"x"}]"#,
+            "not json",
+            "",
+        ] {
+            let mut out = b"data: ".to_vec();
+            stamp_into(s.as_bytes(), "req-1", &mut out);
+            let mut want = b"data: ".to_vec();
+            want.extend(stamp_bytes(s.as_bytes(), "req-1").unwrap_or_else(|| s.into()));
+            assert_eq!(out, want, "{s}");
         }
     }
 

@@ -12,7 +12,6 @@ use crate::error::{Error, Result};
 use crate::upstream::sse::{self, Line};
 use crate::upstream::{self, usage, Upstream};
 use serde_json::Value;
-use std::borrow::Cow;
 use std::io::Read;
 
 /// After an upstream stream's `[DONE]`, at most this much more is read to reuse its connection.
@@ -484,37 +483,39 @@ fn relay(
             Ok(None) => continue,
             Err(end) => break end,
         };
-        let event = match serde_json::from_str::<Value>(data) {
+        match serde_json::from_str::<Value>(data) {
             Ok(v) => {
                 let usage_only = tally.see(&v);
                 if usage_only && !caller_wants_usage {
-                    None
-                } else if v.get("error").is_some() {
+                    // The usage chunk asked for on the caller's behalf: not relayed.
+                    continue;
+                }
+                if v.get("error").is_some() {
                     // An upstream's own error event may echo its URL or our key.
-                    Some(Cow::Owned(upstream::scrub(dep, data)))
+                    push_event(&mut out, upstream::scrub(dep, data).as_bytes());
                 } else {
-                    // Its `id` becomes the request id (`completion_id`); the rest as it came.
-                    match completion_id::stamp_bytes(data.as_bytes(), &call.record.request_id) {
-                        Some(b) => {
-                            Some(String::from_utf8(b).map_or(Cow::Borrowed(data), Cow::Owned))
-                        }
-                        None => Some(Cow::Borrowed(data)),
-                    }
+                    // Its `id` becomes the request id (`completion_id`); the rest as it came,
+                    // written straight into the batch.
+                    out.extend_from_slice(b"data: ");
+                    completion_id::stamp_into(data.as_bytes(), &call.record.request_id, &mut out);
+                    out.extend_from_slice(b"\n\n");
                 }
             }
             // Not JSON: an upstream's plain-text complaint, which may name it.
-            Err(_) => Some(Cow::Owned(upstream::scrub(dep, data))),
-        };
-        if let Some(e) = event {
-            out.extend_from_slice(b"data: ");
-            out.extend_from_slice(e.as_bytes());
-            out.extend_from_slice(b"\n\n");
+            Err(_) => push_event(&mut out, upstream::scrub(dep, data).as_bytes()),
         }
     };
     if !out.is_empty() && emit(&out).is_err() {
         return End::ClientGone;
     }
     end
+}
+
+/// Appends one event (`data: ...` and its blank line) to a batch.
+fn push_event(out: &mut Vec<u8>, data: &[u8]) {
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\n\n");
 }
 
 #[cfg(test)]
