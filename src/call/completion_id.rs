@@ -129,17 +129,19 @@ impl Scanned {
     /// place: no copy of the answer (a span of another length moves only what follows it).
     /// `id` is a request id (a UUID): nothing in it needs escaping.
     pub(super) fn stamp(&self, json: &mut Vec<u8>, id: &str) {
+        let new = id.len() + 2;
         for &(a, b) in self.ids[..self.n_ids].iter().rev() {
-            if b - a == id.len() + 2 {
-                json[a + 1..b - 1].copy_from_slice(id.as_bytes());
-            } else {
-                json.splice(
-                    a..b,
-                    std::iter::once(b'"')
-                        .chain(id.bytes())
-                        .chain(std::iter::once(b'"')),
-                );
+            let (old, len) = (b - a, json.len());
+            if new > old {
+                json.resize(len + new - old, 0);
+                json.copy_within(b..len, a + new);
+            } else if new < old {
+                json.copy_within(b..len, a + new);
+                json.truncate(len - (old - new));
             }
+            json[a] = b'"';
+            json[a + 1..a + new - 1].copy_from_slice(id.as_bytes());
+            json[a + new - 1] = b'"';
         }
     }
 }

@@ -11,6 +11,9 @@ use std::io::{self, Read};
 /// The header Bedrock names its errors in (`call::bedrock`).
 pub const ERROR_TYPE: &str = "x-amzn-errortype";
 
+/// Spare room in a whole body's vector: a request id (36 bytes) longer than the upstream's id.
+const ID_ROOM: u64 = 64;
+
 /// An upstream's answer: status, error type, body.
 pub struct Response {
     status: u16,
@@ -89,8 +92,12 @@ impl Body {
             Inner::Ureq(mut b) => b.with_config().limit(cap).read_to_vec(),
             Inner::Fast(mut b) => {
                 // The length when the answer gave one (else what came with the head), so
-                // the vector is sized once; never more than the cap allows.
-                let hint = b.size_hint().min(cap.saturating_add(1));
+                // the vector is sized once, with room for the request id the relay puts in
+                // place of the upstream's (`completion_id`); never more than the cap allows.
+                let hint = b
+                    .size_hint()
+                    .saturating_add(ID_ROOM)
+                    .min(cap.saturating_add(1));
                 let mut out = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
                 (&mut b)
                     .take(cap.saturating_add(1))
