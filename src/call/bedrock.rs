@@ -68,13 +68,13 @@ fn send(
     endpoint: &str,
     payload: &[u8],
     stream: bool,
-) -> Result<ureq::http::Response<ureq::Body>> {
+) -> Result<upstream::answer::Response> {
     let dep = &call.dep;
     let sent = std::time::Instant::now();
     let resp = upstream.post(dep, endpoint, payload, stream, None);
     crate::metrics::METRICS.upstream(&dep.model_name, sent.elapsed());
     let resp = resp?;
-    let status = resp.status().as_u16();
+    let status = resp.status();
     if status == 200 {
         return Ok(resp);
     }
@@ -82,16 +82,10 @@ fn send(
         // Another 2xx is not Converse's answer; a 3xx is a redirect (never followed).
         return Err(Upstream::status_error(dep, status, b""));
     }
-    let kind = resp
-        .headers()
-        .get("x-amzn-errortype")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let kind = resp.error_type().map(str::to_string);
     let body = resp
         .into_body()
-        .with_config()
-        .limit(MAX_UPSTREAM_ERROR_BODY)
-        .read_to_vec()
+        .read_capped(MAX_UPSTREAM_ERROR_BODY)
         .unwrap_or_default();
     let msg: String = bedrock::error_message(kind.as_deref(), &body)
         .chars()

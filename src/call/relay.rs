@@ -12,7 +12,6 @@ use crate::error::{Error, Result};
 use crate::upstream::sse::{self, Line};
 use crate::upstream::{self, usage, Upstream};
 use serde_json::Value;
-use std::borrow::Cow;
 use std::io::Read;
 
 /// After an upstream stream's `[DONE]`, at most this much more is read to reuse its connection.
@@ -84,18 +83,24 @@ pub(super) fn forward(
             translate: Translate::None,
         }))));
     }
-    let bytes = match read_answer(&call, resp, cfg.max_upstream_body_bytes) {
+    let mut bytes = match read_answer(&call, resp, cfg.max_upstream_body_bytes) {
         Ok(b) => b,
         Err(e) => return Err(failed(e, call)),
     };
-    // Only `usage` is read (the rest is checked for syntax and skipped, no tree is built);
-    // the completion text is counted, in a second pass, only when its figure is needed.
-    let reported = match serde_json::from_slice::<usage::UsageOnly>(&bytes) {
-        Ok(u) => u.usage.map(|r| r.0),
-        Err(_) => {
-            let e = invalid_json(&call);
-            return Err(failed(e, call));
-        }
+    // Only `usage` is read (the rest is checked for syntax and skipped, no tree is built),
+    // in the same pass that finds the `id` to stamp (`completion_id::scan_answer`); an
+    // answer that pass does not take is read as before. The completion text is counted, in
+    // a second pass, only when its figure is needed.
+    let scanned = completion_id::scan_answer(&bytes);
+    let reported = match &scanned {
+        Some(s) => s.usage,
+        None => match serde_json::from_slice::<usage::UsageOnly>(&bytes) {
+            Ok(u) => u.usage.map(|r| r.0),
+            Err(_) => {
+                let e = invalid_json(&call);
+                return Err(failed(e, call));
+            }
+        },
     };
     let (p, c) = call.billable(reported, || {
         let chars = serde_json::from_slice::<usage::ChoicesOnly>(&bytes)
@@ -108,9 +113,13 @@ pub(super) fn forward(
     // The upstream's answer as it came (its `model` field names the upstream model), but for
     // its `id`: the request id (`completion_id`).
     let id = &call.record.request_id;
-    Ok(Answer::Raw(
-        completion_id::stamp_bytes(&bytes, id).unwrap_or(bytes),
-    ))
+    Ok(Answer::Raw(match scanned {
+        Some(s) => {
+            s.stamp(&mut bytes, id);
+            bytes
+        }
+        None => completion_id::stamp_bytes(&bytes, id).unwrap_or(bytes),
+    }))
 }
 
 /// POSTs `payload` to the call's deployment (timed in the metrics) and returns the response
@@ -123,7 +132,7 @@ pub(super) fn send(
     payload: &[u8],
     stream: bool,
     accepted: impl Fn(u16) -> bool,
-) -> Result<ureq::http::Response<ureq::Body>> {
+) -> Result<upstream::answer::Response> {
     let sent = std::time::Instant::now();
     let resp = upstream.post(
         &call.dep,
@@ -134,7 +143,7 @@ pub(super) fn send(
     );
     crate::metrics::METRICS.upstream(&call.dep.model_name, sent.elapsed());
     let resp = resp?;
-    let status = resp.status().as_u16();
+    let status = resp.status();
     if accepted(status) {
         return Ok(resp);
     }
@@ -142,9 +151,7 @@ pub(super) fn send(
         Vec::new()
     } else {
         resp.into_body()
-            .with_config()
-            .limit(MAX_UPSTREAM_ERROR_BODY)
-            .read_to_vec()
+            .read_capped(MAX_UPSTREAM_ERROR_BODY)
             .unwrap_or_default()
     };
     Err(Upstream::status_error(&call.dep, status, &bytes))
@@ -155,10 +162,10 @@ pub(super) fn send(
 /// times `--workers` bounds the memory of such answers.
 pub(super) fn read_answer(
     call: &Call,
-    resp: ureq::http::Response<ureq::Body>,
+    resp: upstream::answer::Response,
     cap: u64,
 ) -> Result<Vec<u8>> {
-    match resp.into_body().with_config().limit(cap).read_to_vec() {
+    match resp.into_body().read_capped(cap) {
         Ok(b) => Ok(b),
         Err(ureq::Error::BodyExceedsLimit(_)) => Err(Error::Upstream {
             status: 502,
@@ -193,7 +200,7 @@ pub(super) fn invalid_json(call: &Call) -> Error {
 /// answer's text when the upstream reported none) before it is returned.
 pub(super) fn settle_translated(
     mut call: Call,
-    resp: ureq::http::Response<ureq::Body>,
+    resp: upstream::answer::Response,
     cfg: &Config,
     translate: impl FnOnce(&Value) -> Value,
 ) -> Result<Answer> {
@@ -220,7 +227,7 @@ pub(super) fn settle_translated(
 /// An upstream's stream, relayed event by event.
 pub struct UpstreamStream {
     call: Call,
-    body: ureq::Body,
+    body: upstream::answer::Body,
     caller_wants_usage: bool,
     translate: Translate,
 }
@@ -249,18 +256,18 @@ pub(super) enum End {
 
 /// The lines of an upstream's stream, each at most [`sse::MAX_LINE`] bytes.
 pub(super) struct SseLines {
-    reader: std::io::BufReader<ureq::BodyReader<'static>>,
+    reader: std::io::BufReader<upstream::answer::BodyReader>,
     /// The last line read (its buffer is reused for the next).
     line: Vec<u8>,
 }
 
 impl SseLines {
     /// The lines of an upstream's streamed body.
-    pub(super) fn of_body(body: ureq::Body) -> SseLines {
+    pub(super) fn of_body(body: upstream::answer::Body) -> SseLines {
         SseLines::new(std::io::BufReader::new(body.into_reader()))
     }
 
-    fn new(reader: std::io::BufReader<ureq::BodyReader<'static>>) -> SseLines {
+    fn new(reader: std::io::BufReader<upstream::answer::BodyReader>) -> SseLines {
         SseLines {
             reader,
             line: Vec::new(),
@@ -369,7 +376,7 @@ impl UsageTally {
 impl UpstreamStream {
     pub(super) fn new(
         call: Call,
-        body: ureq::Body,
+        body: upstream::answer::Body,
         caller_wants_usage: bool,
         translate: Translate,
     ) -> UpstreamStream {
@@ -433,7 +440,7 @@ impl UpstreamStream {
                 let _ = call.settle(p, c, "success");
                 let _ = emit(b"data: [DONE]\n\n");
                 if let Some(r) = finished_reader {
-                    let _ = std::io::copy(&mut r.take(MAX_STREAM_DRAIN), &mut std::io::sink());
+                    drain(r);
                 }
             }
             Some(msg) => {
@@ -476,31 +483,26 @@ fn relay(
             Ok(None) => continue,
             Err(end) => break end,
         };
-        let event = match serde_json::from_str::<Value>(data) {
+        match serde_json::from_str::<Value>(data) {
             Ok(v) => {
                 let usage_only = tally.see(&v);
                 if usage_only && !caller_wants_usage {
-                    None
-                } else if v.get("error").is_some() {
+                    // The usage chunk asked for on the caller's behalf: not relayed.
+                    continue;
+                }
+                if v.get("error").is_some() {
                     // An upstream's own error event may echo its URL or our key.
-                    Some(Cow::Owned(upstream::scrub(dep, data)))
+                    push_event(&mut out, upstream::scrub(dep, data).as_bytes());
                 } else {
-                    // Its `id` becomes the request id (`completion_id`); the rest as it came.
-                    match completion_id::stamp_bytes(data.as_bytes(), &call.record.request_id) {
-                        Some(b) => {
-                            Some(String::from_utf8(b).map_or(Cow::Borrowed(data), Cow::Owned))
-                        }
-                        None => Some(Cow::Borrowed(data)),
-                    }
+                    // Its `id` becomes the request id (`completion_id`); the rest as it came,
+                    // written straight into the batch.
+                    out.extend_from_slice(b"data: ");
+                    completion_id::stamp_into(data.as_bytes(), &call.record.request_id, &mut out);
+                    out.extend_from_slice(b"\n\n");
                 }
             }
             // Not JSON: an upstream's plain-text complaint, which may name it.
-            Err(_) => Some(Cow::Owned(upstream::scrub(dep, data))),
-        };
-        if let Some(e) = event {
-            out.extend_from_slice(b"data: ");
-            out.extend_from_slice(e.as_bytes());
-            out.extend_from_slice(b"\n\n");
+            Err(_) => push_event(&mut out, upstream::scrub(dep, data).as_bytes()),
         }
     };
     if !out.is_empty() && emit(&out).is_err() {
@@ -509,10 +511,44 @@ fn relay(
     end
 }
 
+/// Reads what follows a finished stream (its chunked terminator), at most
+/// [`MAX_STREAM_DRAIN`], so that its connection is reused. A small buffer read to the end:
+/// `io::copy` zeroed an 8 KiB buffer per read through our reader (~9k instructions a stream).
+pub(super) fn drain(mut r: impl Read) {
+    let mut buf = [0u8; 512];
+    let mut left = MAX_STREAM_DRAIN;
+    while left > 0 {
+        let want = buf.len().min(usize::try_from(left).unwrap_or(buf.len()));
+        match r.read(&mut buf[..want]) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Ok(0) | Err(_) => return,
+            Ok(n) => left = left.saturating_sub(n as u64),
+        }
+    }
+}
+
+/// Appends one event (`data: ...` and its blank line) to a batch.
+fn push_event(out: &mut Vec<u8>, data: &[u8]) {
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\n\n");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// What follows a stream is read to its end, but never more than `MAX_STREAM_DRAIN`.
+    #[test]
+    fn the_drain_reads_to_the_end_within_its_cap() {
+        let mut small = std::io::Cursor::new(vec![7u8; 1000]);
+        drain(&mut small);
+        assert_eq!(small.position(), 1000);
+        let mut big = std::io::Cursor::new(vec![7u8; 1 << 20]);
+        drain(&mut big);
+        assert_eq!(big.position(), MAX_STREAM_DRAIN);
+    }
 
     #[test]
     fn the_tally_counts_text_finish_and_usage() {

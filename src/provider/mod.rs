@@ -355,7 +355,14 @@ impl Route {
         } else {
             '/'
         };
-        format!("{}{sep}{endpoint}{}", self.base, self.query)
+        // Pushed, not `format!`ed: once per upstream call (issue 17).
+        let mut url =
+            String::with_capacity(self.base.len() + 1 + endpoint.len() + self.query.len());
+        url.push_str(&self.base);
+        url.push(sep);
+        url.push_str(endpoint);
+        url.push_str(&self.query);
+        url
     }
 }
 

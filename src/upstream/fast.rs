@@ -6,9 +6,9 @@
 //! the answer's head is parsed with `httparse` from one read into a reused buffer, and the
 //! body is read by content length or a strict chunked decoder (`body`).
 //!
-//! The answer is a `ureq::http::Response<ureq::Body>` like ureq's (`Body::builder().reader`),
-//! so callers and their limits (`BodyExceedsLimit`) are unchanged, and every fault is a
-//! `ureq::Error` that `super::map_fault` maps as before: the call's deadline (resolve,
+//! The answer is an `answer::Response` as ureq's answers become (no header map: the status,
+//! the one header read, the body), read under the same limits (`BodyExceedsLimit`); every
+//! fault is a `ureq::Error` that `super::map_fault` maps as before: the call's deadline (resolve,
 //! connect, write, every read of head and body) → `Timeout` (504); refused, reset, closed
 //! early → `Io` (502, named by kind); a head over [`MAX_HEAD`] or with more than
 //! [`MAX_HEADERS`] headers → 502. No redirect is followed (a 3xx is returned as it is, as
@@ -18,9 +18,12 @@
 
 mod body;
 
+pub use body::FastBody;
+
+use super::answer::{Response, ERROR_TYPE};
 use super::pool::{IdlePool, Plain};
 use super::transport::{connect_one, settle_timeout, IpLiteralResolver};
-use body::{FastBody, Framing};
+use body::Framing;
 use std::cell::Cell;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -146,12 +149,7 @@ impl<'a> Request<'a> {
 
     /// Sends the request with `body` on an idle socket of its host (or a new one) and reads
     /// the answer's head; the body is read by the caller through the response.
-    pub fn send(
-        mut self,
-        up: &Fast,
-        body: &[u8],
-        timeout: Duration,
-    ) -> Result<ureq::http::Response<ureq::Body>, Error> {
+    pub fn send(mut self, up: &Fast, body: &[u8], timeout: Duration) -> Result<Response, Error> {
         let deadline = Instant::now() + timeout;
         if self.invalid {
             self.recycle();
@@ -320,7 +318,7 @@ fn read_head(
     authority: &str,
     mut conn: Plain,
     deadline: Instant,
-) -> Result<ureq::http::Response<ureq::Body>, Error> {
+) -> Result<Response, Error> {
     let mut buf = body::take_buf();
     let mut filled = 0;
     let mut informational = 0;
@@ -375,7 +373,7 @@ fn read_head(
             continue;
         }
         let built = build(&head, code);
-        let (resp, framing, keep) = match built {
+        let (framing, keep, error_type) = match built {
             Ok(b) => b,
             Err(e) => {
                 body::give_buf(buf);
@@ -384,11 +382,7 @@ fn read_head(
         };
         let home = keep.then(|| (up.idle.clone(), Box::<str>::from(authority)));
         let body = FastBody::new(conn, buf, len, filled, framing, deadline, home);
-        let (parts, ()) = resp.into_parts();
-        return Ok(ureq::http::Response::from_parts(
-            parts,
-            ureq::Body::builder().reader(body),
-        ));
+        return Ok(Response::fast(code, error_type, body));
     }
 }
 
@@ -414,25 +408,20 @@ fn invalid(what: &str) -> Error {
     ))
 }
 
-/// The response (headers copied), how its body is framed, and whether its connection may
-/// serve another call once the body is read to its end.
-fn build(
-    head: &httparse::Response,
-    code: u16,
-) -> Result<(ureq::http::Response<()>, Framing, bool), Error> {
-    use ureq::http::header::{HeaderName, HeaderValue};
-    let status = ureq::http::StatusCode::from_u16(code).map_err(|_| invalid("a bad status"))?;
-    let mut resp = ureq::http::Response::new(());
-    *resp.status_mut() = status;
+/// How the answer's body is framed, whether its connection may serve another call once the
+/// body is read to its end, and its `x-amzn-errortype` when the status is an error's (the
+/// only header read: no header map is built). httparse has checked every name and value.
+fn build(head: &httparse::Response, code: u16) -> Result<(Framing, bool, Option<Box<str>>), Error> {
+    if !(100..=999).contains(&code) {
+        return Err(invalid("a bad status"));
+    }
     let mut keep = head.version == Some(1);
     let mut length: Option<u64> = None;
     let mut chunked = false;
-    let headers = resp.headers_mut();
-    headers.reserve(head.headers.len());
+    let mut error_type = None;
     for h in head.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| invalid("a header"))?;
-        let value = HeaderValue::from_bytes(h.value).map_err(|_| invalid("a header"))?;
-        if name == ureq::http::header::CONTENT_LENGTH {
+        let name = h.name;
+        if name.eq_ignore_ascii_case("content-length") {
             let v = std::str::from_utf8(h.value)
                 .ok()
                 .map(str::trim)
@@ -443,22 +432,23 @@ fn build(
                 return Err(invalid("two content-lengths"));
             }
             length = Some(v);
-        } else if name == ureq::http::header::TRANSFER_ENCODING {
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
             // Only `chunked` is understood; any other coding cannot be framed.
-            let v = value.to_str().map_err(|_| invalid("a transfer-encoding"))?;
+            let v = visible(h.value).ok_or_else(|| invalid("a transfer-encoding"))?;
             for coding in v.split(',').map(str::trim).filter(|c| !c.is_empty()) {
                 if chunked || !coding.eq_ignore_ascii_case("chunked") {
                     return Err(invalid("a transfer-encoding other than chunked"));
                 }
                 chunked = true;
             }
-        } else if name == ureq::http::header::CONNECTION {
-            let v = value.to_str().unwrap_or("");
+        } else if name.eq_ignore_ascii_case("connection") {
+            let v = visible(h.value).unwrap_or("");
             if v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")) {
                 keep = false;
             }
+        } else if code >= 400 && name.eq_ignore_ascii_case(ERROR_TYPE) {
+            error_type = visible(h.value).map(Box::from);
         }
-        headers.append(name, value);
     }
     let framing = if code == 204 || code == 304 {
         Framing::Length(0)
@@ -474,7 +464,15 @@ fn build(
         keep = false;
         Framing::Close
     };
-    Ok((resp, framing, keep))
+    Ok((framing, keep, error_type))
+}
+
+/// A header value of visible ASCII (and tabs), as `HeaderValue::to_str` takes it.
+fn visible(v: &[u8]) -> Option<&str> {
+    v.iter()
+        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+        .then(|| std::str::from_utf8(v).ok())
+        .flatten()
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! read carries the deployment's URL, host or key: transport faults are named by kind only
 //! (the detail goes to the operator's log), upstream error bodies are scrubbed.
 
+pub mod answer;
 pub mod anthropic;
 pub mod bedrock;
 pub mod fast;
@@ -85,15 +86,27 @@ impl Default for Upstream {
     }
 }
 
+/// The environment switch that sends every call through ureq (`LITEGATE_UPSTREAM_FAST=off`):
+/// the operators' fallback should the fast path misread an upstream, and A/B runs.
+pub const FAST_SWITCH: &str = "LITEGATE_UPSTREAM_FAST";
+
 impl Upstream {
+    /// The upstream client; the fast path (`fast`) is on unless `LITEGATE_UPSTREAM_FAST=off`
+    /// (read here, once: the server builds one `Upstream` at start).
     pub fn new() -> Upstream {
+        let off = std::env::var(FAST_SWITCH).is_ok_and(|v| v.trim().eq_ignore_ascii_case("off"));
+        Self::with_fast(!off)
+    }
+
+    /// The upstream client, with the fast path for plain `http://` upstreams when `fast`.
+    pub fn with_fast(fast: bool) -> Upstream {
         let idle = Arc::new(pool::IdlePool::default());
         let agent = transport::agent_sharing(
             config(),
             transport::IpLiteralResolver::default(),
             idle.clone(),
         );
-        let fast = agent.config().proxy().is_none().then(|| fast::Fast {
+        let fast = (fast && agent.config().proxy().is_none()).then(|| fast::Fast {
             idle: idle.clone(),
             max_idle_age: agent.config().max_idle_age(),
             config: agent.config().clone(),
@@ -161,33 +174,34 @@ impl Upstream {
     pub fn model_for(dep: &Deployment, called: &str) -> String {
         let name = Self::model_name(dep, called);
         match dep.route.model_prefix {
-            "" => name,
+            "" => name.to_string(),
             prefix => format!("{prefix}{name}"),
         }
     }
 
-    fn model_name(dep: &Deployment, called: &str) -> String {
+    fn model_name<'a>(dep: &'a Deployment, called: &'a str) -> &'a str {
         match dep.model.split_once('/') {
             // A wildcard deployment (`openai/*` → `openai/*`) passes the called name through.
-            Some((_, "*")) => called
-                .split_once('/')
-                .map(|(_, m)| m)
-                .unwrap_or(called)
-                .to_string(),
-            Some((_, m)) => m.to_string(),
-            None => dep.model.clone(),
+            Some((_, "*")) => called.split_once('/').map(|(_, m)| m).unwrap_or(called),
+            Some((_, m)) => m,
+            None => &dep.model,
         }
     }
 
     /// True when `body` is already what `body()` would send: the upstream model name in
     /// place and no gateway-only field. The caller's bytes can then go out as they came.
+    /// (Compared in place: `model_for` without its `String`.)
     pub fn body_unchanged(
         dep: &Deployment,
         called: &str,
         body: &serde_json::Map<String, Value>,
     ) -> bool {
-        body.get("model").and_then(Value::as_str) == Some(Self::model_for(dep, called).as_str())
-            && !GATEWAY_ONLY.iter().any(|f| body.contains_key(*f))
+        // The body's few keys are looked up in the list, not the list's ten in the body.
+        body.get("model")
+            .and_then(Value::as_str)
+            .and_then(|m| m.strip_prefix(dep.route.model_prefix))
+            == Some(Self::model_name(dep, called))
+            && !body.keys().any(|k| GATEWAY_ONLY.contains(&k.as_str()))
     }
 
     /// POSTs `body` to the deployment; returns the response (any status) or a mapped fault.
@@ -200,7 +214,7 @@ impl Upstream {
         body: &[u8],
         stream: bool,
         anthropic_beta: Option<&str>,
-    ) -> Result<ureq::http::Response<ureq::Body>, Error> {
+    ) -> Result<answer::Response, Error> {
         let url = Self::url(dep, endpoint);
         let secs = if stream {
             dep.stream_timeout_secs
@@ -270,10 +284,10 @@ impl Upstream {
         }
         let resp = match rb {
             Out::Fast(f, req) => req.send(f, body, timeout),
-            Out::Ureq(rb) => rb.send(body),
+            Out::Ureq(rb) => rb.send(body).map(answer::Response::of_ureq),
         }
         .map_err(|e| map_fault(dep, &e))?;
-        if let (Some(account), 401) = (&dep.route.google, resp.status().as_u16()) {
+        if let (Some(account), 401) = (&dep.route.google, resp.status()) {
             // A revoked or otherwise refused token: the next call mints a new one.
             account.tokens.forget();
         }
@@ -470,109 +484,4 @@ pub fn map_fault(dep: &Deployment, e: &ureq::Error) -> Error {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    pub(super) fn dep() -> Deployment {
-        Deployment {
-            model_name: "gpt".into(),
-            model: "openai/gpt-4o".into(),
-            api_base: Some("http://10.1.2.3:9/v1/".into()),
-            api_key: Some("sk-provider-secret".into()),
-            rpm: None,
-            tpm: None,
-            input_cost_per_token: 0.0,
-            output_cost_per_token: 0.0,
-            timeout_secs: 1.0,
-            stream_timeout_secs: 1.0,
-            id: "x".into(),
-            access_groups: vec![],
-            model_info: Default::default(),
-            route: crate::provider::find("openai")
-                .expect("openai")
-                .route(
-                    "gpt-4o",
-                    Some("http://10.1.2.3:9/v1/"),
-                    Some("sk-provider-secret"),
-                    None,
-                )
-                .expect("route"),
-        }
-    }
-
-    #[test]
-    fn url_and_body() {
-        let d = dep();
-        assert_eq!(
-            Upstream::url(&d, "chat/completions"),
-            "http://10.1.2.3:9/v1/chat/completions"
-        );
-        let body = serde_json::json!({"model": "gpt", "messages": [], "api_base": "http://evil",
-            "base_url": "http://evil", "api_key": "x", "mock_response": "y", "temperature": 0.5});
-        let out: Value = serde_json::from_slice(&Upstream::body(
-            &d,
-            "gpt",
-            body.as_object().cloned().unwrap_or_default(),
-        ))
-        .expect("json");
-        assert_eq!(out["model"], "gpt-4o");
-        assert_eq!(out["temperature"], 0.5);
-        for f in ["api_base", "base_url", "api_key", "mock_response"] {
-            assert!(out.get(f).is_none(), "{f} forwarded");
-        }
-    }
-
-    #[test]
-    fn errors_are_scrubbed() {
-        let d = dep();
-        let e = Upstream::status_error(
-            &d,
-            401,
-            br#"{"error": {"message": "bad key sk-provider-secret at http://10.1.2.3:9/v1"}}"#,
-        );
-        assert_eq!(e.status(), 401);
-        let m = e.message();
-        assert!(
-            !m.contains("sk-provider-secret") && !m.contains("10.1.2.3"),
-            "{m}"
-        );
-        // Host and port alone, and the host alone, are scrubbed too.
-        let e = Upstream::status_error(&d, 500, b"down: 10.1.2.3:9 (10.1.2.3)");
-        assert!(!e.message().contains("10.1.2.3"), "{}", e.message());
-        // A deployment without `api_base` goes to its provider's default URL: that URL and
-        // its host are scrubbed as well.
-        let mut a = dep();
-        a.api_base = None;
-        a.route = crate::provider::find("anthropic")
-            .expect("anthropic")
-            .route("claude", None, Some("sk-ant-secret"), None)
-            .expect("route");
-        a.api_key = Some("sk-ant-secret".into());
-        let e = Upstream::status_error(
-            &a,
-            400,
-            br#"{"error": {"message": "POST https://api.anthropic.com/v1/messages failed (api.anthropic.com:443, api.anthropic.com) sk-ant-secret"}}"#,
-        );
-        let m = e.message();
-        assert!(
-            !m.contains("anthropic.com") && !m.contains("sk-ant-secret"),
-            "{m}"
-        );
-        assert!(m.contains("[upstream]/messages"), "{m}");
-        // A redirect shows nothing of its body.
-        let e = Upstream::status_error(&d, 302, b"see http://elsewhere.example/x");
-        assert_eq!(e.status(), 502);
-        assert!(!e.message().contains("elsewhere"), "{}", e.message());
-        // What is echoed is bounded.
-        let long = format!(
-            "{{\"error\": {{\"message\": \"{}\"}}}}",
-            "x".repeat(100_000)
-        );
-        let e = Upstream::status_error(&d, 400, long.as_bytes());
-        assert!(
-            e.message().len() < MAX_ECHOED_CHARS + 100,
-            "{}",
-            e.message().len()
-        );
-    }
-}
+mod tests;

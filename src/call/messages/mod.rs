@@ -201,7 +201,7 @@ pub fn count_tokens(
         false,
         anthropic_beta,
     )?;
-    let status = resp.status().as_u16();
+    let status = resp.status();
     let cap = if status == 200 {
         MAX_COUNT_ANSWER
     } else {
@@ -211,9 +211,7 @@ pub fn count_tokens(
         Vec::new()
     } else {
         resp.into_body()
-            .with_config()
-            .limit(cap)
-            .read_to_vec()
+            .read_capped(cap)
             .map_err(|e| upstream::map_fault(&dep, &e))?
     };
     if status != 200 {

@@ -26,11 +26,14 @@ pub enum MessagesStream {
 /// An Anthropic deployment's stream, relayed.
 pub struct Passthrough {
     call: Call,
-    body: ureq::Body,
+    body: crate::upstream::answer::Body,
 }
 
 impl MessagesStream {
-    pub(in crate::call) fn passthrough(call: Call, body: ureq::Body) -> MessagesStream {
+    pub(in crate::call) fn passthrough(
+        call: Call,
+        body: crate::upstream::answer::Body,
+    ) -> MessagesStream {
         MessagesStream::Passthrough(Box::new(Passthrough { call, body }))
     }
 

@@ -121,6 +121,14 @@ impl FastBody {
         b
     }
 
+    /// The bytes the body will take, as far as known: its length, or what is buffered.
+    pub(in crate::upstream) fn size_hint(&self) -> u64 {
+        match self.framing {
+            Framing::Length(l) => l,
+            _ => (self.end - self.pos) as u64,
+        }
+    }
+
     /// The body has been read to its end: the socket goes home if nothing more arrived.
     fn finish(&mut self) {
         self.framing = Framing::Done;

@@ -76,19 +76,14 @@ fn dep(base: &str, timeout: f64) -> Deployment {
 /// One call, its body read under `cap`: the status and body, or the mapped error.
 fn call(up: &Upstream, d: &Deployment, cap: u64) -> Result<(u16, Vec<u8>), crate::error::Error> {
     let r = up.post(d, "chat/completions", br#"{"model":"gpt-4o"}"#, false, None)?;
-    let status = r.status().as_u16();
-    let body = r
-        .into_body()
-        .with_config()
-        .limit(cap)
-        .read_to_vec()
-        .map_err(|e| match e {
-            ureq::Error::BodyExceedsLimit(_) => crate::error::Error::Upstream {
-                status: 502,
-                message: "too large".into(),
-            },
-            e => map_fault(d, &e),
-        })?;
+    let status = r.status();
+    let body = r.into_body().read_capped(cap).map_err(|e| match e {
+        ureq::Error::BodyExceedsLimit(_) => crate::error::Error::Upstream {
+            status: 502,
+            message: "too large".into(),
+        },
+        e => map_fault(d, &e),
+    })?;
     Ok((status, body))
 }
 

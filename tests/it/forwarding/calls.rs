@@ -262,3 +262,29 @@ fn mock_response_skips_the_upstream_and_is_billed() {
         want
     ));
 }
+
+/// `LITEGATE_UPSTREAM_FAST=off` sends every call through ureq: the upstream sees ureq's
+/// `accept-encoding` (the fast path sends none), for answers and streams alike, and the
+/// answers are the same.
+#[test]
+fn the_fast_path_switch_is_honoured() {
+    let f = Fake::start();
+    let on = Server::start_with(&config(&f, ""), &[]);
+    let off = Server::start_with_env(&config(&f, ""), &[], &[("LITEGATE_UPSTREAM_FAST", "off")]);
+    for (s, fast) in [(&on, true), (&off, false)] {
+        let k = key(s, json!({}));
+        let r = s.post("/v1/chat/completions", &k, chat_body("json"));
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(
+            r.json()["choices"][0]["message"]["content"],
+            "Hello from the fake upstream"
+        );
+        let rec = f.last();
+        assert_eq!(rec.header("accept-encoding").is_none(), fast, "{rec:?}");
+        let r = s.post("/v1/chat/completions", &k, stream_body("sse"));
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(events(&r).last().map(String::as_str), Some("[DONE]"));
+        let rec = f.last();
+        assert_eq!(rec.header("accept-encoding").is_none(), fast, "{rec:?}");
+    }
+}
