@@ -332,12 +332,17 @@ pub struct Journal {
     pub(super) delay: Duration,
     /// The applier's gathering window in ms (`journal_apply::WINDOW`; unit tests widen it).
     pub(super) window_ms: std::sync::atomic::AtomicU64,
+    /// `LITEGATE_SYNCHRONOUS=FULL`: every append is on disk (`fdatasync`) before the answer,
+    /// as every commit is under `synchronous=FULL`; power loss then loses no answered call.
+    sync_each: bool,
+    /// Appends made durable by `fdatasync` (under `sync_each`).
+    syncs: std::sync::atomic::AtomicU64,
 }
 
 impl Journal {
     /// Opens the journal beside `db` for appending, after `replay` applied what it held: a new
     /// generation, past both the file's and the stored one, in an empty file.
-    pub fn create(c: &Connection, db: &Path) -> Result<Journal, String> {
+    pub fn create(c: &Connection, db: &Path, sync: super::Synchronous) -> Result<Journal, String> {
         let jp = path_of(db);
         let fail = |e: std::io::Error| format!("{}: {e}", jp.display());
         let file_gen = std::fs::read(&jp)
@@ -355,6 +360,10 @@ impl Journal {
             .map_err(fail)?;
         file.set_len(0).map_err(fail)?;
         file.write_all_at(&header(gen), 0).map_err(fail)?;
+        let sync_each = sync == super::Synchronous::Full;
+        if sync_each {
+            file.sync_all().map_err(fail)?;
+        }
         let delay = std::env::var("LITEGATE_SPEND_APPLY_DELAY_MS")
             .ok()
             .and_then(|v| v.parse().ok())
@@ -378,11 +387,18 @@ impl Journal {
             window_ms: std::sync::atomic::AtomicU64::new(
                 super::journal_apply::WINDOW.as_millis() as u64
             ),
+            sync_each,
+            syncs: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends made durable one by one (`LITEGATE_SYNCHRONOUS=FULL`); 0 otherwise.
+    pub fn synced(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
     }
 
     /// Whether appends are taken (until clean shutdown closes the journal).
@@ -455,7 +471,14 @@ impl Journal {
             return Err(Box::new(rec));
         }
         let at = g.end;
-        if let Err(e) = g.file.write_all_at(buf, at) {
+        let written = g.file.write_all_at(buf, at).and_then(|()| {
+            if self.sync_each {
+                g.file.sync_data()?;
+                self.syncs.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(())
+        });
+        if let Err(e) = written {
             // Whatever part was written lies past `end`: overwritten by the next record.
             return Ok(Err(crate::error::Error::Internal(format!(
                 "cannot journal spend: {e}"

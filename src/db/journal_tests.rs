@@ -488,3 +488,28 @@ fn a_reused_frame_buffer_frames_as_a_fresh_one() {
         );
     }
 }
+
+#[test]
+fn under_synchronous_full_every_append_is_on_disk_before_it_returns() {
+    // `LITEGATE_SYNCHRONOUS=FULL` promises power-loss durability of every acknowledged write;
+    // the journal holds an answered call's spend until the applier commits it, so each append
+    // is `fdatasync`ed before it returns. Under NORMAL (kill -9 durability) none is.
+    for (sync, each) in [
+        (crate::db::Synchronous::Full, true),
+        (crate::db::Synchronous::Normal, false),
+    ] {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("x.db");
+        let pool = crate::db::Pool::open(&p, 2, sync).expect("pool");
+        let lite = pool.lite().expect("sqlite");
+        for i in 0..5 {
+            lite.record_spend(rec(&format!("s-{i}")))
+                .expect("journaled");
+        }
+        let want = if each { 5 } else { 0 };
+        assert_eq!(lite.journal().synced(), want, "{sync:?}");
+        lite.barrier();
+        let logged: i64 = lite.read(|c| Ok(logs(c))).expect("count");
+        assert_eq!(logged, 5, "{sync:?}");
+    }
+}

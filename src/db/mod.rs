@@ -254,7 +254,7 @@ impl Lite {
         check_sqlite_version(&first)?;
         migrate::migrate(&mut first).map_err(|e| format!("{}: {e}", path.display()))?;
         journal::replay(&mut first, path)?;
-        let journal = Arc::new(journal::Journal::create(&first, path)?);
+        let journal = Arc::new(journal::Journal::create(&first, path, sync)?);
         let mut conns = vec![first];
         for _ in 1..size.max(1) {
             conns.push(open(path).map_err(|e| format!("{}: cannot open: {e}", path.display()))?);
