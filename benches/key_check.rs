@@ -158,8 +158,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let s = Instant::now();
             let n: Option<String> = {
                 use rusqlite::OptionalExtension;
-                hot.key_check()?.query_row([t], |r| r.get(0))
-                    .optional()?
+                hot.key_check()?.query_row([t], |r| r.get(0)).optional()?
             };
             stmt_only.push(s.elapsed().as_nanos());
             std::hint::black_box(n);

@@ -90,8 +90,10 @@ mod tests {
         let mut hot = Hot::new(super::super::open_hot(&path).expect("hot"));
         let blocked = |hot: &mut Hot| {
             let s = hot.key_check().expect("prepare");
-            s.query_row(["t1"], |r| r.get::<_, i64>(super::super::key_check::col::K_BLOCKED))
-                .expect("row")
+            s.query_row(["t1"], |r| {
+                r.get::<_, i64>(super::super::key_check::col::K_BLOCKED)
+            })
+            .expect("row")
         };
         assert_eq!(blocked(&mut hot), 0);
         c.execute("UPDATE api_keys SET blocked = 1 WHERE token = 't1'", [])

@@ -182,7 +182,8 @@ impl Applier {
         gen: u64,
         known: &mut Known,
     ) -> rusqlite::Result<bool> {
-        let tx = rusqlite::Transaction::new_unchecked(hot, rusqlite::TransactionBehavior::Immediate)?;
+        let tx =
+            rusqlite::Transaction::new_unchecked(hot, rusqlite::TransactionBehavior::Immediate)?;
         let was = match known.take() {
             Some(v) => v,
             None => journal::stored_raw(&tx)?,

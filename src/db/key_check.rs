@@ -247,7 +247,9 @@ pub fn load_key(c: &Connection, token: &str) -> rusqlite::Result<Option<KeyRow>>
 /// statement by its text). The row's `token` is left empty: the caller owns the token it
 /// found the row by and moves it in (`auth::check_presented`).
 pub fn load_key_hot(hot: &mut super::Hot, token: &str) -> rusqlite::Result<Option<KeyRow>> {
-    hot.key_check()?.query_row([token], |r| key_row(r)).optional()
+    hot.key_check()?
+        .query_row([token], |r| key_row(r))
+        .optional()
 }
 
 /// THE key-check statement through the engine-neutral handle (management reads of a key's
