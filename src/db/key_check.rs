@@ -269,7 +269,7 @@ pub fn load_key_any<C: super::handle::Handle + ?Sized>(
 /// THE key-check statement on PostgreSQL: the same text, one statement, one round trip. The
 /// row's `token` is left empty, as by `load_key_hot`.
 pub fn load_key_pg(p: &super::pg::PgPool, token: &str) -> crate::error::Result<Option<KeyRow>> {
-    p.read(|q| q.one(KEY_CHECK, &[token.into()], |r| key_row(r)))
+    p.read(|q| q.one(KEY_CHECK, &[token.into()], key_row))
 }
 
 fn with_token(mut k: KeyRow, token: String) -> KeyRow {
