@@ -31,17 +31,21 @@ struct Shared {
     buf: Mutex<Vec<u8>>,
     wake: Condvar,
     /// The destination; held while a batch is written so batches never interleave or swap.
-    out: Mutex<Box<dyn Write + Send>>,
+    /// With it, the spare buffer the batch is swapped into: the buffer lines go into keeps its
+    /// capacity from batch to batch (issue 17: taking it left an empty `Vec`, regrown by
+    /// doubling after every batch).
+    out: Mutex<(Box<dyn Write + Send>, Vec<u8>)>,
 }
 
 impl Shared {
     /// Writes everything buffered so far, in order.
     fn drain(&self) {
-        let mut out = match self.out.lock() {
+        let mut g = match self.out.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        let batch = {
+        let (out, batch) = &mut *g;
+        {
             let mut b = match self.buf.lock() {
                 Ok(g) => g,
                 Err(p) => p.into_inner(),
@@ -49,11 +53,18 @@ impl Shared {
             if b.is_empty() {
                 return;
             }
-            std::mem::take(&mut *b)
-        };
+            batch.clear();
+            std::mem::swap(&mut *b, batch);
+        }
         // A log that cannot be written (stderr closed) is dropped, as env_logger does.
-        let _ = out.write_all(&batch);
+        let _ = out.write_all(batch);
         let _ = out.flush();
+        // Kept for the next swap, unless a burst made it large.
+        if batch.capacity() > 2 * HIGH_WATER {
+            *batch = Vec::with_capacity(HIGH_WATER);
+        } else {
+            batch.clear();
+        }
     }
 }
 
@@ -104,7 +115,7 @@ pub fn install(out: Box<dyn Write + Send>) -> Batch {
         Arc::new(Shared {
             buf: Mutex::new(Vec::with_capacity(HIGH_WATER)),
             wake: Condvar::new(),
-            out: Mutex::new(out),
+            out: Mutex::new((out, Vec::with_capacity(HIGH_WATER))),
         })
     });
     if fresh {
@@ -152,12 +163,29 @@ fn writer(s: &Shared) {
 /// buffer. `false` (nothing written) before `install` or for a clock outside years 0..=9999:
 /// the caller then logs through env_logger.
 pub fn access_line(record: &log::Record<'_>) -> bool {
-    let (Some(shared), Some(ts)) = (SHARED.get(), crate::util::iso_bytes(crate::util::now_ms()))
-    else {
+    let (Some(shared), Some(ts)) = (SHARED.get(), stamp(crate::util::now_ms())) else {
         return false;
     };
     shared.append(|b| put_line(b, &ts, record));
     true
+}
+
+/// `util::iso_bytes(ms)` for the line's stamp, of which the line prints the seconds only:
+/// computed once per second per thread (issue 17: the calendar arithmetic ran per line).
+fn stamp(ms: i64) -> Option<[u8; 24]> {
+    thread_local! {
+        static LAST: std::cell::Cell<(i64, Option<[u8; 24]>)> =
+            const { std::cell::Cell::new((i64::MIN, None)) };
+    }
+    let secs = ms.div_euclid(1000);
+    LAST.with(|c| match c.get() {
+        (s, Some(b)) if s == secs => Some(b),
+        _ => {
+            let b = crate::util::iso_bytes(ms);
+            c.set((secs, b));
+            b
+        }
+    })
 }
 
 /// env_logger's default line for `record` at `ts` (`util::iso_bytes`: cut to seconds, as
@@ -198,6 +226,22 @@ pub fn flush() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The cached stamp prints the seconds `iso_bytes` prints, whatever order the clock
+    /// readings come in (another thread's, a clock stepped back).
+    #[test]
+    fn the_cached_stamp_has_the_seconds_of_the_clock() {
+        use proptest::prelude::*;
+        proptest!(|(readings in proptest::collection::vec(
+            prop_oneof![0i64..4_000, 1_700_000_000_000i64..1_700_000_004_000, -2_000i64..0],
+            1..40,
+        ))| {
+            for ms in readings {
+                let want = crate::util::iso_bytes(ms).map(|b| b[..19].to_vec());
+                prop_assert_eq!(stamp(ms).map(|b| b[..19].to_vec()), want);
+            }
+        });
+    }
 
     /// A destination the test can read, counting the writes it received.
     #[derive(Clone, Default)]

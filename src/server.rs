@@ -128,13 +128,13 @@ fn close_unless_drainable(rq: &tiny_http::Request, read_started: bool) {
     }
 }
 
-fn respond(rq: tiny_http::Request, reply: Reply, extra: &[(String, String)]) -> u16 {
+/// The response header every answer carries: the request's id (LiteLLM's `x-litellm-call-id`).
+const CALL_ID: &str = "x-litellm-call-id";
+
+fn respond(rq: tiny_http::Request, reply: Reply, call_id: &str) -> u16 {
     let (reply, extra) = match reply {
-        Reply::WithHeaders(r, mut h) => {
-            h.extend_from_slice(extra);
-            (*r, h)
-        }
-        r => (r, extra.to_vec()),
+        Reply::WithHeaders(r, h) => (*r, h),
+        r => (r, Vec::new()),
     };
     let (status, ctype, body): (u16, &str, Vec<u8>) = match reply {
         Reply::Json(s, v) => (
@@ -144,18 +144,24 @@ fn respond(rq: tiny_http::Request, reply: Reply, extra: &[(String, String)]) -> 
         ),
         Reply::Raw(s, ct, b) => (s, ct, b),
         Reply::Text(s, ct, t) => (s, ct, t.into_bytes()),
-        Reply::Sse(body) => return respond_sse(rq, body, &extra),
+        Reply::Sse(body) => {
+            let mut extra = extra;
+            extra.push((CALL_ID.to_string(), call_id.to_string()));
+            return respond_sse(rq, body, &extra);
+        }
         Reply::WithHeaders(..) => (
             500,
             "application/json",
             serde_json::to_vec(&Error::internal("nested headers").body()).unwrap_or_default(),
         ),
     };
-    let mut headers: Vec<tiny_http::Header> = Vec::new();
+    // Content-Type, the handler's extra headers, then the call id: the order of before.
+    let mut headers: Vec<tiny_http::Header> = Vec::with_capacity(extra.len() + 2);
     headers.extend(header("Content-Type", ctype));
     for (k, v) in &extra {
         headers.extend(header(k, v));
     }
+    headers.extend(header(CALL_ID, call_id));
     let n = body.len();
     let resp = tiny_http::Response::new(
         tiny_http::StatusCode(status),
@@ -188,21 +194,10 @@ fn respond_sse(
 /// worker slot, read the body, run the handler, respond, count and log it.
 fn handle(ctx: &Ctx, mut rq: tiny_http::Request, slots: &Slots) {
     let started = Instant::now();
-    let method = rq.method().as_str().to_string();
-    let url = rq.url().to_string();
-    let headers: Vec<(String, String)> = rq
-        .headers()
-        .iter()
-        .map(|h| {
-            (
-                h.field.as_str().as_str().to_string(),
-                h.value.as_str().to_string(),
-            )
-        })
-        .collect();
-    let mut req = Req::new(&method, &url, headers, Vec::new());
+    // The target and the headers are moved out of tiny_http's request, not copied (issue 17).
+    let (url, headers) = rq.take_head();
+    let mut req = Req::from_parts(rq.method().as_str(), url, headers);
     req.peer = rq.remote_addr().map(|a| a.ip());
-    let extra = vec![("x-litellm-call-id".to_string(), req.request_id.clone())];
     let routed = dispatch::route(&req.method, &req.path).map(|(pattern, h)| {
         req.route = pattern;
         h
@@ -253,18 +248,29 @@ fn handle(ctx: &Ctx, mut rq: tiny_http::Request, slots: &Slots) {
         }
     };
     // Counted before the response goes out, so a client that reads /metrics right after sees it.
-    crate::metrics::METRICS.request(req.route, &method, reply.status());
-    let status = respond(rq, reply, &extra);
+    crate::metrics::METRICS.request(req.route, &req.method, reply.status());
+    let status = respond(rq, reply, &req.request_id);
     // One access-log line per request: the route, never the path (`logsafe.rs`), key_name only.
     log::info!(
         target: crate::ACCESS_LOG,
-        "{} {} {} {:.1}ms key={}",
+        "{} {} {} {}ms key={}",
         req.log_method(),
         req.log_path(),
         status,
-        started.elapsed().as_secs_f64() * 1000.0,
+        Millis(started.elapsed()),
         req.key_name.borrow().as_deref().unwrap_or("-")
     );
+}
+
+/// A duration in milliseconds with one decimal (`12.3`), as `{:.1}` printed the `f64`
+/// before, from integers (issue 17: float formatting on every access-log line).
+struct Millis(std::time::Duration);
+
+impl std::fmt::Display for Millis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tenths = (self.0.as_nanos() + 50_000) / 100_000;
+        write!(f, "{}.{}", tenths / 10, tenths % 10)
+    }
 }
 
 /// At most `n` holders at once (`--workers`: how many requests run at once). Taking and giving
@@ -371,6 +377,23 @@ mod tests {
         assert_eq!(most.load(SeqCst), 3);
         assert!(slots.try_take() && slots.try_take() && slots.try_take());
         assert!(!slots.try_take(), "all 3 slots were given back, no more");
+    }
+
+    /// The access log's duration reads as the `{:.1}` of the milliseconds as an `f64` did
+    /// (away from exact ties, where the float's own rounding decided).
+    #[test]
+    fn millis_print_as_the_float_did() {
+        use proptest::prelude::*;
+        proptest!(|(nanos in 0u64..2_000_000_000_000)| {
+            prop_assume!((nanos % 100_000).abs_diff(50_000) > 2);
+            let d = std::time::Duration::from_nanos(nanos);
+            prop_assert_eq!(Millis(d).to_string(), format!("{:.1}", d.as_secs_f64() * 1000.0));
+        });
+        assert_eq!(
+            Millis(std::time::Duration::from_micros(12_340)).to_string(),
+            "12.3"
+        );
+        assert_eq!(Millis(std::time::Duration::ZERO).to_string(), "0.0");
     }
 
     /// Every refusal the connection sends on its own is our error: its status, and the API.md

@@ -74,7 +74,9 @@ impl Limit {
     /// The rate limits that apply to a key (API.md §7): its own, its team's, its
     /// organization's and its user's, where any is set.
     pub fn of_key(k: &KeyRow) -> Vec<Limit> {
-        let mut v = Vec::with_capacity(4);
+        // Allocated by the first limit found (room for four): a key with no limit, the
+        // common case, allocates nothing (issue 17).
+        let mut v = Vec::new();
         let mut add =
             |scope, id: &str, rpm: Option<i64>, tpm: Option<i64>, parallel: Option<i64>| {
                 if rpm.is_some() || tpm.is_some() || parallel.is_some() {

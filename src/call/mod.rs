@@ -528,16 +528,25 @@ impl Call {
             t.add_tokens(prompt.saturating_add(completion));
         }
         crate::metrics::METRICS.usage(&self.dep.model_name, prompt, completion, self.record.spend);
-        let rec = &self.record;
+        // A call settles once: the record moves to the journal's queue instead of being
+        // cloned there (issue 17); the call keeps its request id (the stream's warnings).
+        let rec = std::mem::take(&mut self.record);
+        self.record.request_id.clone_from(&rec.request_id);
+        let touched = self.ledger.alerts.as_ref().map(|a| (a, holders(&rec)));
         // SQLite: one write to the spend journal (applied off this thread; issue 17);
         // PostgreSQL: the group commit (several instances need the rows).
         match self.ledger.pool.lite().filter(|l| l.journal_on()) {
             Some(lite) => lite.record_spend(rec),
-            None => self.ledger.writer.record(&self.ledger.pool, rec),
+            None => self.ledger.writer.record(&self.ledger.pool, &rec),
         }
-        .inspect_err(|e| log::error!("request {}: spend not recorded: {e}", rec.request_id))?;
-        if let Some(a) = &self.ledger.alerts {
-            a.touched(holders(rec));
+        .inspect_err(|e| {
+            log::error!(
+                "request {}: spend not recorded: {e}",
+                self.record.request_id
+            )
+        })?;
+        if let Some((a, h)) = touched {
+            a.touched(h);
         }
         Ok(())
     }

@@ -74,21 +74,43 @@ pub(super) fn header_of(version: u32, gen: u64) -> [u8; 16] {
     h
 }
 
-/// One record framed for the file.
+/// One record framed for the file (the tests' way; `append` frames into a reused buffer).
+#[cfg(test)]
 pub(super) fn frame(r: &SpendRecord) -> Vec<u8> {
     let mut buf = Vec::with_capacity(384);
-    buf.extend_from_slice(&[0u8; 8]);
-    codec::encode(&mut buf, r);
-    frame_payload(buf)
+    frame_into(&mut buf, r);
+    buf
 }
 
+/// `frame` into `buf` (cleared first): the same bytes, in a buffer the caller reuses.
+pub(super) fn frame_into(buf: &mut Vec<u8>, r: &SpendRecord) {
+    buf.clear();
+    buf.extend_from_slice(&[0u8; 8]);
+    codec::encode(buf, r);
+    seal(buf);
+}
+
+thread_local! {
+    /// The connection thread's frame buffer for `Journal::append`, reused from call to call.
+    static FRAME: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// A frame buffer grown past this (a record with huge ids) is not kept.
+const FRAME_KEEP: usize = 4096;
+
 /// Fills in the length and checksum of `buf` (8 bytes reserved, then the payload).
+#[cfg(test)]
 pub(super) fn frame_payload(mut buf: Vec<u8>) -> Vec<u8> {
+    seal(&mut buf);
+    buf
+}
+
+/// Writes the length and checksum of the payload after the 8 reserved bytes into them.
+fn seal(buf: &mut [u8]) {
     let len = (buf.len() - 8) as u32;
     let sum = fnv(&buf[8..]);
     buf[..4].copy_from_slice(&len.to_le_bytes());
     buf[4..8].copy_from_slice(&sum.to_le_bytes());
-    buf
 }
 
 /// The generation in a file's header (`None`: no valid header).
@@ -218,7 +240,7 @@ fn run(c: &Connection, sql: &str) -> rusqlite::Result<()> {
 }
 
 /// A record the store will never take (a constraint), as opposed to a store that cannot write.
-fn refused(e: &rusqlite::Error) -> bool {
+pub(super) fn refused(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _)
         if f.code == rusqlite::ErrorCode::ConstraintViolation)
 }
@@ -385,11 +407,30 @@ impl Journal {
         }
     }
 
-    /// Journals one answered call's spend: one `write`; its spend joins the overlay. An error
-    /// (disk full) fails the call as a failed spend commit does. `None`: the journal is closed
-    /// (clean shutdown), nothing written.
-    pub fn append(&self, rec: &SpendRecord) -> Option<crate::error::Result<()>> {
-        let buf = frame(rec);
+    /// Journals one answered call's spend: one `write`; its spend joins the overlay and the
+    /// record itself moves to the applier's queue (no copy; issue 17). An error (disk full)
+    /// fails the call as a failed spend commit does. `Err(rec)`: the journal is closed (clean
+    /// shutdown), nothing written; the record is given back (boxed: only at shutdown).
+    pub fn append(
+        &self,
+        rec: SpendRecord,
+    ) -> std::result::Result<crate::error::Result<()>, Box<SpendRecord>> {
+        // The thread's buffer is taken out and put back (none during the thread's teardown).
+        let mut buf = FRAME.try_with(std::cell::Cell::take).unwrap_or_default();
+        let done = self.append_framed(rec, &mut buf);
+        if buf.capacity() <= FRAME_KEEP {
+            let _ = FRAME.try_with(|c| c.set(buf));
+        }
+        done
+    }
+
+    /// `append` with `buf`, the thread's reused frame buffer (its contents are replaced).
+    fn append_framed(
+        &self,
+        rec: SpendRecord,
+        buf: &mut Vec<u8>,
+    ) -> std::result::Result<crate::error::Result<()>, Box<SpendRecord>> {
+        frame_into(buf, &rec);
         let mut g = self.lock();
         if g.end >= HARD_CAP {
             // The applier is a whole journal behind (a slow or failing store): wait for its
@@ -399,7 +440,7 @@ impl Journal {
             while g.end >= HARD_CAP && !self.stop.load(Ordering::Acquire) {
                 let left = until.saturating_duration_since(std::time::Instant::now());
                 if left.is_zero() {
-                    return Some(Err(crate::error::Error::Internal(
+                    return Ok(Err(crate::error::Error::Internal(
                         "cannot journal spend: the store is not keeping up".into(),
                     )));
                 }
@@ -411,12 +452,12 @@ impl Journal {
             }
         }
         if self.stop.load(Ordering::Acquire) {
-            return None;
+            return Err(Box::new(rec));
         }
         let at = g.end;
-        if let Err(e) = g.file.write_all_at(&buf, at) {
+        if let Err(e) = g.file.write_all_at(buf, at) {
             // Whatever part was written lies past `end`: overwritten by the next record.
-            return Some(Err(crate::error::Error::Internal(format!(
+            return Ok(Err(crate::error::Error::Internal(format!(
                 "cannot journal spend: {e}"
             ))));
         }
@@ -424,13 +465,9 @@ impl Journal {
         g.appended += 1;
         let seq = g.appended;
         let end = g.end;
-        self.overlay.add(rec);
+        self.overlay.add(&rec);
         let was_empty = g.queue.is_empty();
-        g.queue.push_back(Pending {
-            seq,
-            end,
-            rec: rec.clone(),
-        });
+        g.queue.push_back(Pending { seq, end, rec });
         // The applier waits for the first record, then gathers until its window ends, unless
         // a full batch or a file due for rotation cuts it short: one wake-up per batch.
         let cut = g.queue.len() == MAX_BATCH || (end >= ROTATE_AT && at < ROTATE_AT);
@@ -438,7 +475,7 @@ impl Journal {
         if was_empty || cut {
             self.wake.notify_one();
         }
-        Some(Ok(()))
+        Ok(Ok(()))
     }
 
     /// Waits (at most `limit`) until the applier has applied every record journaled before

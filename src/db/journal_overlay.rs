@@ -17,39 +17,45 @@ pub struct Overlay {
     by_level: Mutex<[HashMap<String, f64>; Level::COUNT]>,
 }
 
-fn key(a: &str, b: &str) -> String {
+/// Calls `f` with the holder key of (`a`, `b`): `a` itself, or `a\0b` written into
+/// `scratch` (reused: a lookup allocates nothing, an insert copies the key once; issue 17).
+fn with_key<T>(scratch: &mut String, a: &str, b: &str, f: impl FnOnce(&str) -> T) -> T {
     if b.is_empty() {
-        a.to_string()
+        f(a)
     } else {
-        format!("{a}\0{b}")
+        scratch.clear();
+        scratch.push_str(a);
+        scratch.push('\0');
+        scratch.push_str(b);
+        f(scratch)
     }
 }
 
-/// The holders a record's spend goes to (as `spend::record` adds it), with the amount.
-fn holders(r: &SpendRecord, mut f: impl FnMut(Level, String)) {
+/// The holders a record's spend goes to (as `spend::record` adds it), each as (`a`, `b`).
+fn holders(r: &SpendRecord, mut f: impl FnMut(Level, &str, &str)) {
     if r.spend <= 0.0 {
         return;
     }
     if let Some(t) = &r.token {
-        f(Level::Key, key(t, ""));
+        f(Level::Key, t, "");
     }
     if let Some(t) = &r.team_id {
-        f(Level::Team, key(t, ""));
+        f(Level::Team, t, "");
     }
     if let Some(o) = &r.organization_id {
-        f(Level::Org, key(o, ""));
+        f(Level::Org, o, "");
     }
     if let Some(u) = &r.user_id {
-        f(Level::User, key(u, ""));
+        f(Level::User, u, "");
         if let Some(t) = &r.team_id {
-            f(Level::TeamMember, key(t, u));
+            f(Level::TeamMember, t, u);
         }
         if let Some(o) = &r.organization_id {
-            f(Level::OrgMember, key(o, u));
+            f(Level::OrgMember, o, u);
         }
     }
     if let Some(e) = &r.end_user {
-        f(Level::EndUser, key(e, ""));
+        f(Level::EndUser, e, "");
     }
 }
 
@@ -60,21 +66,35 @@ impl Overlay {
 
     pub fn add(&self, r: &SpendRecord) {
         let mut m = self.lock();
-        holders(r, |l, k| *m[l.index()].entry(k).or_insert(0.0) += r.spend);
+        let mut scratch = String::new();
+        holders(r, |l, a, b| {
+            with_key(&mut scratch, a, b, |k| {
+                let level = &mut m[l.index()];
+                match level.get_mut(k) {
+                    Some(v) => *v += r.spend,
+                    None => {
+                        level.insert(k.to_owned(), r.spend);
+                    }
+                }
+            })
+        });
     }
 
     /// Once applied: the records' spend is in the store now.
     pub fn remove<'a>(&self, recs: impl Iterator<Item = &'a SpendRecord>) {
         let mut m = self.lock();
+        let mut scratch = String::new();
         for r in recs {
-            holders(r, |l, k| {
-                let level = &mut m[l.index()];
-                if let Some(v) = level.get_mut(&k) {
-                    *v -= r.spend;
-                    if *v <= 1e-12 {
-                        level.remove(&k);
+            holders(r, |l, a, b| {
+                with_key(&mut scratch, a, b, |k| {
+                    let level = &mut m[l.index()];
+                    if let Some(v) = level.get_mut(k) {
+                        *v -= r.spend;
+                        if *v <= 1e-12 {
+                            level.remove(k);
+                        }
                     }
-                }
+                })
             });
         }
     }
@@ -86,7 +106,9 @@ impl Overlay {
         if level.is_empty() {
             return 0.0;
         }
-        level.get(&key(a, b)).copied().unwrap_or(0.0)
+        with_key(&mut String::new(), a, b, |k| {
+            level.get(k).copied().unwrap_or(0.0)
+        })
     }
 
     /// Adds the unapplied spend to a loaded key's figures (key, team, org, user, memberships).
@@ -95,12 +117,13 @@ impl Overlay {
         if m.iter().all(HashMap::is_empty) {
             return;
         }
-        let get = |l: Level, a: &str, b: &str| {
+        let mut scratch = String::new();
+        let mut get = |l: Level, a: &str, b: &str| {
             let level = &m[l.index()];
             if level.is_empty() {
                 0.0
             } else {
-                level.get(&key(a, b)).copied().unwrap_or(0.0)
+                with_key(&mut scratch, a, b, |k| level.get(k).copied().unwrap_or(0.0))
             }
         };
         k.spend += get(Level::Key, &k.token, "");
@@ -119,6 +142,84 @@ impl Overlay {
         }
         if let (Some(m), Some(o)) = (&mut k.org_member, &k.org) {
             m.spend += get(Level::OrgMember, &o.id, user);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The key as it was built before (one `String` per holder and call).
+    fn old_key(a: &str, b: &str) -> String {
+        if b.is_empty() {
+            a.to_string()
+        } else {
+            format!("{a}\0{b}")
+        }
+    }
+
+    fn id() -> impl Strategy<Value = Option<String>> {
+        proptest::option::of(proptest::sample::select(vec![
+            "k1".to_string(),
+            "k2".to_string(),
+            "t1".to_string(),
+            "a\0b".to_string(),
+            String::new(),
+        ]))
+    }
+
+    fn record() -> impl Strategy<Value = SpendRecord> {
+        (id(), id(), id(), id(), id(), 0u32..4).prop_map(|(k, t, o, u, e, s)| SpendRecord {
+            token: k,
+            team_id: t,
+            organization_id: o,
+            user_id: u,
+            end_user: e,
+            spend: f64::from(s) * 0.25,
+            ..SpendRecord::default()
+        })
+    }
+
+    proptest! {
+        /// Adding and removing records leaves the same spend per holder key as the old
+        /// per-call `String` keys did, and every holder reads back through `get`.
+        #[test]
+        fn keys_and_amounts_as_before(
+            recs in proptest::collection::vec(record(), 0..24),
+            removed in 0usize..24,
+        ) {
+            let o = Overlay::default();
+            let mut want: [HashMap<String, f64>; Level::COUNT] = Default::default();
+            for r in &recs {
+                o.add(r);
+                holders(r, |l, a, b| *want[l.index()].entry(old_key(a, b)).or_insert(0.0) += r.spend);
+            }
+            let gone = &recs[..removed.min(recs.len())];
+            o.remove(gone.iter());
+            for r in gone {
+                holders(r, |l, a, b| {
+                    let k = old_key(a, b);
+                    if let Some(v) = want[l.index()].get_mut(&k) {
+                        *v -= r.spend;
+                        if *v <= 1e-12 {
+                            want[l.index()].remove(&k);
+                        }
+                    }
+                });
+            }
+            let got = o.lock();
+            for l in 0..Level::COUNT {
+                prop_assert_eq!(&got[l], &want[l]);
+            }
+            drop(got);
+            for r in &recs {
+                holders(r, |l, a, b| {
+                    let w = want[l.index()].get(&old_key(a, b)).copied().unwrap_or(0.0);
+                    assert_eq!(o.get(l, a, b), w);
+                });
+            }
         }
     }
 }

@@ -128,8 +128,7 @@ fn the_applier_applies_the_overlay_counts_meanwhile_and_a_barrier_waits_for_it()
     let pool = crate::db::Pool::open(&p, 2, Default::default()).expect("pool");
     let lite = pool.lite().expect("sqlite");
     for i in 0..50 {
-        lite.record_spend(&rec(&format!("r{i}")))
-            .expect("journaled");
+        lite.record_spend(rec(&format!("r{i}"))).expect("journaled");
     }
     // Until applied, the overlay holds the spend; after the barrier the store does.
     lite.barrier();
@@ -146,7 +145,7 @@ fn the_applier_applies_the_overlay_counts_meanwhile_and_a_barrier_waits_for_it()
     lite.close_journal();
     assert!(!path_of(&p).exists());
     // A call still running after it is recorded directly.
-    lite.record_spend(&rec("late")).expect("direct");
+    lite.record_spend(rec("late")).expect("direct");
     let n: i64 = lite.read(|c| Ok(logs(c))).expect("count");
     assert_eq!(n, 51);
 }
@@ -160,7 +159,7 @@ fn the_journal_rotates_once_past_its_bound() {
     let one = frame(&rec("r-00000")).len() as u64;
     let n = (journal::ROTATE_AT / one) * 3;
     for i in 0..n {
-        lite.record_spend(&rec(&format!("r-{i:05}")))
+        lite.record_spend(rec(&format!("r-{i:05}")))
             .expect("journaled");
     }
     lite.barrier();
@@ -168,8 +167,10 @@ fn the_journal_rotates_once_past_its_bound() {
     // Past `HARD_CAP` an append waits for the rotation: the bound holds however slowly the
     // applier runs (a loaded machine), not only when it keeps up.
     assert!(size < journal::HARD_CAP + one, "journal of {size} bytes");
+    // Three bounds' worth went through a file that never holds more than `HARD_CAP` (two):
+    // it rotated at least once. How often more depends on how fast the applier ran.
     let gen = journal::generation(&std::fs::read(path_of(&p)).expect("read"));
-    assert!(gen.is_some_and(|g| g >= 3), "{gen:?}");
+    assert!(gen.is_some_and(|g| g >= 2), "{gen:?}");
     let logged: i64 = lite.read(|c| Ok(logs(c))).expect("count");
     assert_eq!(logged as u64, n);
 }
@@ -186,7 +187,7 @@ fn a_store_that_cannot_keep_up_stops_the_journal_at_its_hard_cap() {
     let started = Instant::now();
     let mut ok = 0u64;
     let err = loop {
-        match lite.record_spend(&rec(&format!("r-{ok:06}"))) {
+        match lite.record_spend(rec(&format!("r-{ok:06}"))) {
             Ok(()) => ok += 1,
             Err(e) => break e,
         }
@@ -205,7 +206,7 @@ fn a_store_that_cannot_keep_up_stops_the_journal_at_its_hard_cap() {
     );
     // The store back: the applier catches up and rotates, appends go on.
     drop(held);
-    lite.record_spend(&rec("after")).expect("room again");
+    lite.record_spend(rec("after")).expect("room again");
     lite.barrier();
     let logged: i64 = lite.read(|c| Ok(logs(c))).expect("count");
     assert_eq!(
@@ -409,8 +410,7 @@ fn the_applier_gathers_for_its_window_and_a_barrier_cuts_it_short() {
     lite.journal().window_ms.store(60_000, Ordering::Relaxed);
     // Let the applier finish any wait begun with the old window (there is none: no record yet).
     for i in 0..3 {
-        lite.record_spend(&rec(&format!("r{i}")))
-            .expect("journaled");
+        lite.record_spend(rec(&format!("r{i}"))).expect("journaled");
     }
     std::thread::sleep(Duration::from_millis(200));
     let unapplied: i64 = logs(&lite.get().expect("conn"));
@@ -430,7 +430,7 @@ fn the_applier_gathers_for_its_window_and_a_barrier_cuts_it_short() {
     );
     // A refused record among good ones, through the applier: skipped alone.
     for id in ["r9", "r1", "r10"] {
-        lite.record_spend(&rec(id)).expect("journaled");
+        lite.record_spend(rec(id)).expect("journaled");
     }
     let (n, spend): (i64, f64) = lite
         .read(|c| Ok((logs(c), end_user_spend(c))))
@@ -449,11 +449,11 @@ fn a_replay_by_another_connection_meanwhile_counts_nothing_twice() {
     let p = dir_db(dir.path());
     let pool = crate::db::Pool::open(&p, 2, Default::default()).expect("pool");
     let lite = pool.lite().expect("sqlite");
-    lite.record_spend(&rec("first")).expect("journaled");
+    lite.record_spend(rec("first")).expect("journaled");
     lite.barrier(); // the applier knows the position now
     lite.journal().window_ms.store(60_000, Ordering::Relaxed);
     for id in ["x", "y"] {
-        lite.record_spend(&rec(id)).expect("journaled");
+        lite.record_spend(rec(id)).expect("journaled");
     }
     assert_eq!(journal::replay_path(&p).expect("tool"), 2);
     let (n, spend): (i64, f64) = lite
@@ -462,7 +462,29 @@ fn a_replay_by_another_connection_meanwhile_counts_nothing_twice() {
     assert_eq!(n, 3);
     assert!((spend - 0.75).abs() < 1e-9, "{spend}");
     // And the applier goes on from there.
-    lite.record_spend(&rec("z")).expect("journaled");
+    lite.record_spend(rec("z")).expect("journaled");
     let n: i64 = lite.read(|c| Ok(logs(c))).expect("count");
     assert_eq!(n, 4);
+}
+
+/// `frame_into` on a reused buffer (longer or shorter records before) writes exactly the
+/// bytes `frame` writes, and they read back as the record (issue 17, round 3).
+#[test]
+fn a_reused_frame_buffer_frames_as_a_fresh_one() {
+    let mut buf = Vec::new();
+    for id in ["a", &"x".repeat(5000), "", "r-000123", &"y".repeat(300)] {
+        let mut r = rec(id);
+        r.token = Some(format!("tok-{id}"));
+        journal::frame_into(&mut buf, &r);
+        assert_eq!(buf, frame(&r), "{}", id.len());
+        let mut bytes = header(1).to_vec();
+        bytes.extend_from_slice(&buf);
+        let got = records(&bytes, HEADER);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].1.request_id, id);
+        assert_eq!(
+            got[0].1.token.as_deref(),
+            Some(format!("tok-{id}").as_str())
+        );
+    }
 }

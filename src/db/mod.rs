@@ -326,11 +326,11 @@ impl Lite {
 
     /// Records an answered call's spend: journaled (one write; issue 17), or, once the journal
     /// is closed (a call still running at shutdown), committed on the hot connection.
-    pub fn record_spend(&self, rec: &spend::SpendRecord) -> Result<()> {
-        if let Some(r) = self.journal.append(rec) {
-            return r;
+    pub fn record_spend(&self, rec: spend::SpendRecord) -> Result<()> {
+        match self.journal.append(rec) {
+            Ok(done) => done,
+            Err(rec) => self.write_hot(|tx| Ok(spend::record(&mut &**tx, &rec)?)),
         }
-        self.write_hot(|tx| Ok(spend::record(&mut &**tx, rec)?))
     }
 
     /// Clean shutdown: the applier applies everything journaled and ends; the file, all of it

@@ -52,10 +52,45 @@ pub(super) const ADD_END_USER: &str =
 pub(super) const NEW_END_USER: &str =
     "INSERT INTO end_users (id, spend, blocked, created_at, updated_at)
     VALUES (?1, 0, 0, ?2, ?2) ON CONFLICT (id) DO NOTHING";
-const INSERT_LOG: &str = "INSERT INTO spend_logs (request_id, api_key, team_id, organization_id,
-    user_id, model, call_type, prompt_tokens, completion_tokens, total_tokens, spend, start_time,
-    end_time, status, metadata)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+const INSERT_LOG_HEAD: &str = "INSERT INTO spend_logs (request_id, api_key, team_id,
+    organization_id, user_id, model, call_type, prompt_tokens, completion_tokens, total_tokens,
+    spend, start_time, end_time, status, metadata) VALUES ";
+/// Columns bound per spend-log row.
+const LOG_ARGS: usize = 15;
+/// Rows per multi-row INSERT, largest first: a batch is written as few statements as these
+/// sizes add up to (50 records: 16+16+16+2), each text prepared once per connection. One
+/// statement per row opened four cursors (the table and its three indexes), bound its row and
+/// ran its program once per row (issue 17).
+const LOG_CHUNKS: [usize; 5] = [16, 8, 4, 2, 1];
+
+/// The multi-row INSERT text of `n` rows (`n` one of `LOG_CHUNKS`), numbered placeholders.
+fn insert_log_sql(n: usize) -> &'static str {
+    static TEXTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let texts = TEXTS.get_or_init(|| {
+        LOG_CHUNKS
+            .iter()
+            .map(|&rows| {
+                let mut sql = String::from(INSERT_LOG_HEAD);
+                for r in 0..rows {
+                    sql.push_str(if r == 0 { "(" } else { ", (" });
+                    for a in 0..LOG_ARGS {
+                        if a > 0 {
+                            sql.push_str(", ");
+                        }
+                        sql.push_str(&format!("?{}", r * LOG_ARGS + a + 1));
+                    }
+                    sql.push(')');
+                }
+                sql
+            })
+            .collect()
+    });
+    let i = LOG_CHUNKS
+        .iter()
+        .position(|&c| c == n)
+        .unwrap_or(LOG_CHUNKS.len() - 1);
+    &texts[i]
+}
 
 /// A spend-log row's `metadata`, as LiteLLM's spend-log metadata builder writes it
 /// (`_get_spend_logs_metadata`, API.md §9): who made the call (`user_api_key` = the key's
@@ -150,27 +185,42 @@ pub fn record<C: Exec + ?Sized>(c: &mut C, r: &SpendRecord) -> Result<(), C::E> 
 
 /// Writes a call's spend-log row (inside the spend transaction).
 pub(super) fn insert_log<C: Exec + ?Sized>(c: &mut C, r: &SpendRecord) -> Result<(), C::E> {
-    let metadata = log_metadata(r);
-    c.exec(
-        INSERT_LOG,
-        &[
-            (&r.request_id).into(),
-            (&r.token).into(),
-            (&r.team_id).into(),
-            (&r.organization_id).into(),
-            (&r.user_id).into(),
-            (&r.model).into(),
-            (&r.call_type).into(),
-            Arg::Int(r.prompt_tokens as i64),
-            Arg::Int(r.completion_tokens as i64),
-            Arg::Int((r.prompt_tokens + r.completion_tokens) as i64),
-            Arg::Real(r.spend),
-            (&r.start_time).into(),
-            (&r.end_time).into(),
-            (&r.status).into(),
-            (&metadata).into(),
-        ],
-    )?;
+    insert_logs(c, &[r])
+}
+
+/// Writes the spend-log rows of `recs`, in order (ids ascending as one row at a time gave
+/// them), as multi-row INSERTs of `LOG_CHUNKS` rows. A refused row (a duplicate request id)
+/// fails its whole statement, and the statement writes nothing.
+pub(super) fn insert_logs<C: Exec + ?Sized>(c: &mut C, recs: &[&SpendRecord]) -> Result<(), C::E> {
+    let metadata: Vec<String> = recs.iter().map(|r| log_metadata(r)).collect();
+    let mut args: Vec<Arg<'_>> = Vec::with_capacity(LOG_ARGS * recs.len().min(LOG_CHUNKS[0]));
+    let mut at = 0;
+    while at < recs.len() {
+        let left = recs.len() - at;
+        let n = LOG_CHUNKS.iter().copied().find(|&c| c <= left).unwrap_or(1);
+        args.clear();
+        for (r, m) in recs[at..at + n].iter().zip(&metadata[at..at + n]) {
+            args.extend([
+                (&r.request_id).into(),
+                (&r.token).into(),
+                (&r.team_id).into(),
+                (&r.organization_id).into(),
+                (&r.user_id).into(),
+                (&r.model).into(),
+                (&r.call_type).into(),
+                Arg::Int(r.prompt_tokens as i64),
+                Arg::Int(r.completion_tokens as i64),
+                Arg::Int((r.prompt_tokens + r.completion_tokens) as i64),
+                Arg::Real(r.spend),
+                (&r.start_time).into(),
+                (&r.end_time).into(),
+                (&r.status).into(),
+                m.into(),
+            ]);
+        }
+        c.exec(insert_log_sql(n), &args)?;
+        at += n;
+    }
     Ok(())
 }
 
@@ -343,135 +393,5 @@ pub fn reset_due<C: Handle + ?Sized>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// issue 6: `/spend/logs` finds a request id, a key and a user's keys through indexes (the
-    /// one-statement version with `?n IS NULL OR ...` walked the whole log for each of them and
-    /// scanned every key for a user's rows), and lists by time through the time index.
-    #[test]
-    fn issue_6_spend_log_reads_use_indexes() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let mut c = crate::db::open(&dir.path().join("x.db")).expect("open");
-        crate::db::migrate::migrate(&mut c).expect("migrate");
-        let s = |v: &str| Some(v.to_string());
-        let cases: Vec<(LogFilter, &str)> = vec![
-            (
-                LogFilter {
-                    request_id: s("r"),
-                    ..LogFilter::default()
-                },
-                "SEARCH spend_logs USING INDEX sqlite_autoindex_spend_logs_1",
-            ),
-            (
-                LogFilter {
-                    api_key: s("k"),
-                    start: s("2026"),
-                    ..LogFilter::default()
-                },
-                "SEARCH spend_logs USING INDEX spend_logs_key",
-            ),
-            (
-                LogFilter {
-                    owner: s("u"),
-                    ..LogFilter::default()
-                },
-                "SEARCH spend_logs USING INDEX spend_logs_key",
-            ),
-            (
-                LogFilter {
-                    team_id: s("t"),
-                    ..LogFilter::default()
-                },
-                "SCAN spend_logs USING INDEX spend_logs_time",
-            ),
-        ];
-        for (f, want) in cases {
-            let sql = logs_sql(&f);
-            let mut st = c
-                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-                .expect("prepare");
-            bind_logs(&mut st, &f, 10).expect("bind");
-            let mut rows = st.raw_query();
-            let mut plan: Vec<String> = Vec::new();
-            while let Some(r) = rows.next().expect("rows") {
-                plan.push(r.get(3).expect("detail"));
-            }
-            assert!(plan.iter().any(|d| d.starts_with(want)), "{sql}: {plan:?}");
-            assert!(
-                !plan
-                    .iter()
-                    .any(|d| d == "SCAN spend_logs" || d.starts_with("SCAN api_keys")),
-                "{sql}: {plan:?}"
-            );
-        }
-    }
-
-    /// issue 17: the spend-log metadata written from borrowed fields is byte for byte what the
-    /// `json!` value wrote (same keys, same order, `null`s, the cache figures only when any).
-    #[test]
-    fn log_metadata_is_what_the_json_value_wrote() {
-        let old = |r: &SpendRecord| {
-            let mut m = serde_json::json!({
-                "user_api_key": r.token,
-                "user_api_key_alias": r.key_alias,
-                "user_api_key_team_id": r.team_id,
-                "user_api_key_team_alias": r.team_alias,
-                "user_api_key_org_id": r.organization_id,
-                "user_api_key_user_id": r.user_id,
-                "user_api_key_end_user_id": r.end_user,
-            });
-            if r.cache_read_tokens != 0 || r.cache_write_tokens != 0 {
-                let (read, write) = (r.cache_read_tokens, r.cache_write_tokens);
-                m["additional_usage_values"] = serde_json::json!({
-                    "cache_read_input_tokens": read,
-                    "cache_creation_input_tokens": write,
-                    "prompt_tokens_details": {"cached_tokens": read, "cache_creation_tokens": write},
-                });
-            }
-            m.to_string()
-        };
-        let s = |v: &str| Some(v.to_string());
-        let full = SpendRecord {
-            token: s("tok\"quoted\"\n"),
-            key_alias: s("alias é"),
-            team_id: s("t"),
-            team_alias: s("ta"),
-            organization_id: s("o"),
-            user_id: s("u"),
-            end_user: s("eu"),
-            cache_read_tokens: 5,
-            cache_write_tokens: 0,
-            ..SpendRecord::default()
-        };
-        let only_write = SpendRecord {
-            cache_write_tokens: 7,
-            ..SpendRecord::default()
-        };
-        for r in [SpendRecord::default(), full, only_write] {
-            assert_eq!(log_metadata(&r), old(&r));
-        }
-    }
-
-    /// issue 6: the budget-reset thread ran a full scan of `api_keys` once a minute.
-    #[test]
-    fn issue_6_budget_reset_uses_indexes() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let mut c = crate::db::open(&dir.path().join("x.db")).expect("open");
-        crate::db::migrate::migrate(&mut c).expect("migrate");
-        c.execute_batch("ANALYZE").expect("analyze");
-        for (select, _) in RESETS {
-            let plan: Vec<String> = c
-                .prepare(&format!("EXPLAIN QUERY PLAN {select}"))
-                .expect("prepare")
-                .query_map(["2026-01-01T00:00:00.000Z"], |r| r.get::<_, String>(3))
-                .expect("plan")
-                .collect::<rusqlite::Result<_>>()
-                .expect("rows");
-            assert!(
-                plan.iter().all(|d| !d.starts_with("SCAN")),
-                "{select}: {plan:?}"
-            );
-        }
-    }
-}
+#[path = "spend_tests.rs"]
+mod tests;

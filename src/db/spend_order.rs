@@ -9,7 +9,7 @@
 //! batch instead of one per record (issue 17).
 
 use super::spend::{
-    insert_log, SpendRecord, ADD_END_USER, ADD_KEY, ADD_ORG, ADD_ORG_MEMBER, ADD_TEAM,
+    insert_logs, SpendRecord, ADD_END_USER, ADD_KEY, ADD_ORG, ADD_ORG_MEMBER, ADD_TEAM,
     ADD_TEAM_MEMBER, ADD_USER, NEW_END_USER,
 };
 use super::sql::{Arg, Exec};
@@ -66,10 +66,7 @@ pub fn record_all<C: Exec + ?Sized>(c: &mut C, batch: &[&SpendRecord]) -> Result
             c.exec(NEW_END_USER, &[(*id).into(), (*at).into()])?;
         }
     }
-    for r in batch {
-        insert_log(c, r)?;
-    }
-    Ok(())
+    insert_logs(c, batch)
 }
 
 #[cfg(test)]
@@ -94,6 +91,21 @@ mod tests {
                 Arg::Real(x) => Some(*x),
                 _ => None,
             });
+            if table == Some("spend_logs") {
+                // A multi-row INSERT: a line per row (`LOG_ARGS` arguments each).
+                for row in args.chunks(15) {
+                    let id = match row.first() {
+                        Some(Arg::Text(t)) => t.to_string(),
+                        _ => String::new(),
+                    };
+                    let spend = row.iter().find_map(|a| match a {
+                        Arg::Real(x) => Some(*x),
+                        _ => None,
+                    });
+                    self.0.push(format!("spend_logs {id} {spend:?}"));
+                }
+                return Ok(args.len() / 15);
+            }
             self.0
                 .push(format!("{} {first} {amount:?}", table.unwrap_or("")));
             Ok(1)

@@ -34,12 +34,13 @@ impl Req {
 
     /// The path for the log: a matched route's pattern (`/key/{key}/regenerate`), else the path
     /// with every segment that is not a fixed route word replaced by `…`.
-    pub fn log_path(&self) -> String {
+    pub fn log_path(&self) -> std::borrow::Cow<'static, str> {
         let route = self.route;
         if route != "unmatched" {
-            return route.to_string();
+            return std::borrow::Cow::Borrowed(route);
         }
-        self.path
+        let hidden: String = self
+            .path
             .split('/')
             .map(|seg| {
                 if seg.is_empty() || known_word(seg) {
@@ -49,7 +50,8 @@ impl Req {
                 }
             })
             .collect::<Vec<_>>()
-            .join("/")
+            .join("/");
+        std::borrow::Cow::Owned(hidden)
     }
 }
 
@@ -62,7 +64,7 @@ mod tests {
         if let Ok((p, _)) = super::super::dispatch::route(&req.method, &req.path) {
             req.route = p;
         }
-        req.log_path()
+        req.log_path().into_owned()
     }
 
     #[test]

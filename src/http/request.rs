@@ -96,6 +96,31 @@ impl Req {
         }
     }
 
+    /// `new` from what the server moved out of tiny_http's request: the target's own
+    /// `String` becomes the path (the query, if any, cut off after it is decoded), so the
+    /// request line is not copied again (issue 17).
+    pub fn from_parts(method: &str, mut target: String, headers: Vec<(String, String)>) -> Req {
+        let query = match target.find('?') {
+            Some(at) => {
+                let q = parse_query(&target[at + 1..]);
+                target.truncate(at);
+                q
+            }
+            None => Vec::new(),
+        };
+        Req {
+            method: method.to_ascii_uppercase(),
+            path: target,
+            query,
+            headers,
+            body: Vec::new(),
+            request_id: crate::util::uuid7(),
+            key_name: RefCell::new(None),
+            route: "unmatched",
+            peer: None,
+        }
+    }
+
     pub fn query(&self, name: &str) -> Option<&str> {
         self.query
             .iter()
@@ -173,5 +198,37 @@ mod tests {
         assert_eq!(q[1], ("b".into(), "x y".into()));
         assert_eq!(q[2], ("c".into(), "sk-a+b".into()));
         assert_eq!(q[3], ("d".into(), "".into()));
+    }
+
+    /// `from_parts` (the server's way) reads a request exactly as `new` does.
+    #[test]
+    fn from_parts_reads_as_new() {
+        let targets = [
+            "/",
+            "",
+            "/v1/chat/completions",
+            "/key/info?key=sk-a%2Bb",
+            "/x?",
+            "/x?a=1&b",
+            "?q=1",
+            "/a?b?c=d",
+            "/p%20q?x=%zz&y=+",
+            "/é?ü=ß",
+        ];
+        for t in targets {
+            for m in ["POST", "get", "BREW"] {
+                let h = vec![("Authorization".to_string(), "Bearer sk-1".to_string())];
+                let a = Req::new(m, t, h.clone(), Vec::new());
+                let b = Req::from_parts(m, t.to_string(), h);
+                assert_eq!(
+                    (&a.method, &a.path, &a.query),
+                    (&b.method, &b.path, &b.query),
+                    "{m} {t}"
+                );
+                assert_eq!(a.headers, b.headers);
+                assert!(b.body.is_empty() && b.route == "unmatched" && b.peer.is_none());
+                assert_eq!(b.request_id.len(), 36);
+            }
+        }
     }
 }

@@ -218,6 +218,11 @@ impl HeaderField {
         &self.0
     }
 
+    /// litegate patch (issue 17, round 3): the name, moved out (no copy).
+    pub fn into_inner(self) -> AsciiString {
+        self.0
+    }
+
     pub fn equiv(&self, other: &'static str) -> bool {
         other.eq_ignore_ascii_case(self.as_str().as_str())
     }

@@ -70,6 +70,10 @@ pub struct Request {
 
     body_length: Option<usize>,
 
+    // litegate patch (issue 17, round 3): the body is chunked (from the framing, so that
+    // `has_body` needs no header after `take_head` moved them out).
+    chunked: bool,
+
     // true if a `100 Continue` response must be sent when `as_reader()` is called
     must_send_continue: bool,
 
@@ -299,6 +303,7 @@ where
         http_version: version,
         headers,
         body_length: content_length,
+        chunked: matches!(framing, Framing::Chunked),
         must_send_continue: expects_continue && has_body,
         notify_when_responded: None,
         state,
@@ -364,9 +369,26 @@ impl Request {
     }
 
     fn is_chunked(&self) -> bool {
-        self.headers
-            .iter()
-            .any(|h| h.field.equiv("Transfer-Encoding"))
+        // litegate patch: the framing says it (strict framing: a `Transfer-Encoding` header
+        // is chunked or the request was refused), so no header is needed here.
+        self.chunked
+    }
+
+    /// litegate patch (issue 17, round 3): moves the request target and the headers out, as
+    /// `String`s, without copying them (an `AsciiString` is a `String`'s bytes, and the
+    /// `Vec` is converted in place). Afterwards `url()` is empty and `headers()` holds only
+    /// the first `TE` header (a copy), which the response still consults to choose its
+    /// transfer coding; the body's framing was settled when the request was created.
+    pub fn take_head(&mut self) -> (String, Vec<(String, String)>) {
+        let te = self.headers.iter().find(|h| h.field.equiv("TE")).cloned();
+        let headers = std::mem::take(&mut self.headers);
+        self.headers.extend(te);
+        let path = std::mem::take(&mut self.path);
+        let headers = headers
+            .into_iter()
+            .map(|h| (String::from(h.field.into_inner()), String::from(h.value)))
+            .collect();
+        (path, headers)
     }
 
     /// Returns the address of the client that sent this request.
@@ -697,6 +719,81 @@ mod tests {
             assert!(out.contains(&format!("\r\nContent-Length: {}\r\n", size)));
             assert!(out.ends_with(&format!("\r\n\r\n{}", "x".repeat(size))));
         }
+    }
+
+    /// litegate patch (issue 17, round 3): `take_head` hands out the target and every header
+    /// as they came, and the request still frames its body and chooses its response's
+    /// transfer coding as before (the answer's bytes are the same, `Date` aside).
+    #[test]
+    fn take_head_moves_the_head_out() {
+        use crate::{HTTPVersion, Header, Method, Response};
+        use std::io::Write;
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Sink(Arc<Mutex<Vec<u8>>>);
+        impl Write for Sink {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let answer = |te: Option<&str>, chunked: bool, take: bool| {
+            let mut headers = vec![
+                Header::from_bytes(&b"Host"[..], &b"x"[..]).unwrap(),
+                Header::from_bytes(&b"Authorization"[..], &b"Bearer sk-1"[..]).unwrap(),
+            ];
+            if let Some(te) = te {
+                headers.push(Header::from_bytes(&b"TE"[..], te.as_bytes()).unwrap());
+            }
+            let body: &[u8] = if chunked {
+                headers.push(Header::from_bytes(&b"Transfer-Encoding"[..], &b"chunked"[..]).unwrap());
+                b"3\r\nabc\r\n0\r\n\r\n"
+            } else {
+                b""
+            };
+            let sink = Sink::default();
+            let mut rq = super::new_request(
+                false,
+                Method::Post,
+                "/v1/chat?x=1".into(),
+                HTTPVersion(1, 1),
+                headers.clone(),
+                None,
+                std::io::Cursor::new(body.to_vec()),
+                sink.clone(),
+            )
+            .unwrap();
+            if take {
+                let (url, got) = rq.take_head();
+                assert_eq!(url, "/v1/chat?x=1");
+                let want: Vec<(String, String)> = headers
+                    .iter()
+                    .map(|h| (h.field.as_str().to_string(), h.value.as_str().to_string()))
+                    .collect();
+                assert_eq!(got, want);
+                assert_eq!(rq.url(), "");
+            }
+            assert_eq!(rq.has_body(), chunked);
+            let mut read = Vec::new();
+            rq.as_reader().read_to_end(&mut read).unwrap();
+            assert_eq!(read, if chunked { &b"abc"[..] } else { &b""[..] });
+            rq.respond(Response::from_data(b"hello".to_vec())).unwrap();
+            let out = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+            out.lines()
+                .filter(|l| !l.starts_with("Date:"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        use std::io::Read;
+        for te in [None, Some("chunked"), Some("identity"), Some("gzip;q=0.5, chunked;q=0.9")] {
+            for chunked in [false, true] {
+                assert_eq!(answer(te, chunked, true), answer(te, chunked, false), "{:?}", te);
+            }
+        }
+        assert!(answer(Some("chunked"), false, true).contains("Transfer-Encoding: chunked"));
     }
 
     #[test]
