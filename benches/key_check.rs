@@ -84,7 +84,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         c.execute_batch("ANALYZE")?;
     }
     let seed_s = t.elapsed().as_secs_f64();
-    let c = litegate::db::open_hot(&path)?; // as the server's key check
+    // As the server's key check: the hot connection with THE statement prepared beside it.
+    let mut hot = litegate::db::Hot::new(litegate::db::open_hot(&path)?);
     let cat = Catalog::new((0..8).map(|i| dep(&format!("m{i}"))).collect());
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let iters = 200_000;
@@ -98,19 +99,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "SELECT sum(length(models)) FROM teams",
         "SELECT sum(length(models)) FROM organizations",
     ] {
-        let _: i64 = c
+        let _: i64 = hot
             .query_row(sql, [], |r| r.get::<_, Option<i64>>(0))
             .map(|v| v.unwrap_or(0))?;
     }
     // Warm the page cache for both measurements alike.
     for t in tokens.iter().take(20_000) {
-        let _ = key_check::load_key(&c, t)?;
+        let _ = key_check::load_key(&hot, t)?;
     }
     let mut bare = Vec::with_capacity(iters);
     let mut full = Vec::with_capacity(iters);
+    let mut full_cached = Vec::with_capacity(iters);
     let mut stmt_only = Vec::with_capacity(iters);
     let mut ok = 0usize;
-    // Three passes over fresh random keys each (no pass inherits pages another just touched),
+    // Four passes over fresh random keys each (no pass inherits pages another just touched),
     // repeated in alternation so all see the same overall cache state.
     let fresh = |rng: &mut rand::rngs::StdRng| -> Vec<String> {
         (0..iters / 4)
@@ -123,7 +125,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let s = Instant::now();
             let id: Option<Option<String>> = {
                 use rusqlite::OptionalExtension;
-                c.prepare_cached("SELECT team_id FROM api_keys WHERE token = ?1")?
+                hot.prepare_cached("SELECT team_id FROM api_keys WHERE token = ?1")?
                     .query_row([t], |r| r.get(0))
                     .optional()?
             };
@@ -132,7 +134,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         for t in &fresh(&mut rng) {
             let s = Instant::now();
-            let k = key_check::load_key(&c, t)?.ok_or("missing key")?;
+            let k = key_check::load_key_hot(&mut hot, t)?.ok_or("missing key")?;
             if k.state(0) != key_check::KeyState::Valid {
                 return Err("invalid key".into());
             }
@@ -141,13 +143,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             full.push(s.elapsed().as_nanos());
         }
+        // The same through rusqlite's statement cache (looked up by its text), as before
+        // issue 17 round 3: the A/B of `db::Hot` in one run.
+        for t in &fresh(&mut rng) {
+            let s = Instant::now();
+            let k = key_check::load_key(&hot, t)?.ok_or("missing key")?;
+            if k.state(0) != key_check::KeyState::Valid {
+                return Err("invalid key".into());
+            }
+            std::hint::black_box(k.chain().check(&cat, "m2").is_ok());
+            full_cached.push(s.elapsed().as_nanos());
+        }
         for t in &fresh(&mut rng) {
             let s = Instant::now();
             let n: Option<String> = {
                 use rusqlite::OptionalExtension;
-                c.prepare_cached(key_check::KEY_CHECK)?
-                    .query_row([t], |r| r.get(0))
-                    .optional()?
+                hot.key_check()?.query_row([t], |r| r.get(0)).optional()?
             };
             stmt_only.push(s.elapsed().as_nanos());
             std::hint::black_box(n);
@@ -158,6 +169,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     assert_eq!(ok, iters, "every bench key may call m2");
     bare.sort_unstable();
     full.sort_unstable();
+    full_cached.sort_unstable();
     let (bm, fm) = (percentile(&bare, 0.5), percentile(&full, 0.5));
     println!(
         "key_check: {n_orgs} orgs, {n_teams} teams, {n_keys} keys (seeded in {seed_s:.1} s), {iters} lookups"
@@ -169,6 +181,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "  key check + resolver: median {fm:.2} µs  p99 {:.2} µs",
         percentile(&full, 0.99)
+    );
+    println!(
+        "  the same, statement looked up by its text (prepare_cached): median {:.2} µs  p99 {:.2} µs",
+        percentile(&full_cached, 0.5),
+        percentile(&full_cached, 0.99)
     );
     println!(
         "  statement, no decode: median {:.2} µs  p99 {:.2} µs",

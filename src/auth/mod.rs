@@ -130,10 +130,13 @@ pub fn authenticate(
             let t = Instant::now();
             let caller = match pool {
                 Pool::Sqlite(lite) => {
-                    let c = lite.hot();
+                    let mut hot = lite.hot();
                     // The spend journaled but not applied yet counts (read under the hot lock,
                     // as the applier removes it).
-                    check_key(&c, master_hash, presented).map(|mut who| {
+                    check_presented(master_hash, presented, |token| {
+                        Ok(key_check::load_key_hot(&mut hot, token)?)
+                    })
+                    .map(|mut who| {
                         if let Some(k) = &mut who.key {
                             lite.journal().overlay.add_to(k);
                         }
@@ -153,7 +156,9 @@ pub fn authenticate(
     }
 }
 
-/// A presented key: the master key (constant time against its hash), else THE key check.
+/// A presented key: the master key (constant time against its hash), else THE key check
+/// (through the connection's statement cache; `authenticate` uses the hot connection's own
+/// prepared statement).
 pub fn check_key(c: &Connection, master_hash: &str, presented: &str) -> Result<Caller, Refusal> {
     check_presented(master_hash, presented, |token| {
         Ok(key_check::load_key(c, token)?)
@@ -161,7 +166,8 @@ pub fn check_key(c: &Connection, master_hash: &str, presented: &str) -> Result<C
 }
 
 /// `check_key` with the key check given as `load` (by token), so that both engines share
-/// every rule; generic, so the SQLite path compiles to what it was.
+/// every rule; generic, so the SQLite path compiles to what it was. The token computed here
+/// is moved into the loaded row (`KeyRow::token`), not copied.
 fn check_presented(
     master_hash: &str,
     presented: &str,
@@ -174,7 +180,8 @@ fn check_presented(
     if !presented.starts_with("sk-") {
         return Err(Refusal::MalformedKey);
     }
-    let k = load(&token)?.ok_or(Refusal::UnknownKey)?;
+    let mut k = load(&token)?.ok_or(Refusal::UnknownKey)?;
+    k.token = token;
     if let Some(r) = key_refusal(&k, util::now_ms()) {
         return Err(r);
     }

@@ -34,7 +34,7 @@ const RETRY: Duration = Duration::from_millis(50);
 
 pub(super) struct Applier {
     pub journal: Arc<Journal>,
-    pub hot: Arc<Mutex<Connection>>,
+    pub hot: Arc<Mutex<super::Hot>>,
     pub health: Arc<Health>,
 }
 
@@ -156,9 +156,9 @@ impl Applier {
     /// is released. The position is read only when not known (at start, after a failure, or
     /// when someone else moved it: then the transaction rolls back and runs again).
     fn apply_once(&self, batch: &[Pending], gen: u64, known: &mut Known) -> rusqlite::Result<()> {
-        let mut hot = self.hot.lock().unwrap_or_else(|p| p.into_inner());
+        let hot = self.hot.lock().unwrap_or_else(|p| p.into_inner());
         loop {
-            let r = Self::try_batch(&mut hot, batch, gen, known);
+            let r = Self::try_batch(&hot, batch, gen, known);
             match r {
                 Ok(true) => break,
                 // Moved by someone else: read it again (the transaction rolled back).
@@ -184,7 +184,7 @@ impl Applier {
     /// constraint), the whole transaction rolls back and runs again with `journal::apply`,
     /// which skips the refused record in a savepoint of its own. Same rows either way.
     fn try_batch(
-        hot: &mut Connection,
+        hot: &Connection,
         batch: &[Pending],
         gen: u64,
         known: &mut Known,

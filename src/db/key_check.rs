@@ -233,29 +233,48 @@ pub mod col {
     ];
 }
 
-/// Runs THE key-check statement.
+/// Runs THE key-check statement (through the connection's statement cache; the per-request
+/// check runs it on the hot connection's own prepared statement: `load_key_hot`).
 pub fn load_key(c: &Connection, token: &str) -> rusqlite::Result<Option<KeyRow>> {
-    c.prepare_cached(KEY_CHECK)?
-        .query_row([token], |r| key_row(r, token))
+    let k = c
+        .prepare_cached(KEY_CHECK)?
+        .query_row([token], |r| key_row(r))
+        .optional()?;
+    Ok(k.map(|k| with_token(k, token.to_string())))
+}
+
+/// THE key check on the hot connection's prepared statement (`db::Hot`: no lookup of the
+/// statement by its text). The row's `token` is left empty: the caller owns the token it
+/// found the row by and moves it in (`auth::check_presented`).
+pub fn load_key_hot(hot: &mut super::Hot, token: &str) -> rusqlite::Result<Option<KeyRow>> {
+    hot.key_check()?
+        .query_row([token], |r| key_row(r))
         .optional()
 }
 
 /// THE key-check statement through the engine-neutral handle (management reads of a key's
-/// whole chain, e.g. `/key/info`; the per-request check uses `load_key` / `load_key_pg`).
+/// whole chain, e.g. `/key/info`; the per-request check uses `load_key_hot` / `load_key_pg`).
 pub fn load_key_any<C: super::handle::Handle + ?Sized>(
     c: &C,
     token: &str,
 ) -> super::handle::DbResult<Option<KeyRow>> {
     use super::handle::{DbError, Row};
-    c.one(KEY_CHECK, &[token.into()], |r| match r {
-        Row::Lite(r) => key_row(*r, token).map_err(DbError::Lite),
-        Row::Pg(r) => key_row(*r, token).map_err(DbError::Pg),
-    })
+    let k = c.one(KEY_CHECK, &[token.into()], |r| match r {
+        Row::Lite(r) => key_row(*r).map_err(DbError::Lite),
+        Row::Pg(r) => key_row(*r).map_err(DbError::Pg),
+    })?;
+    Ok(k.map(|k| with_token(k, token.to_string())))
 }
 
-/// THE key-check statement on PostgreSQL: the same text, one statement, one round trip.
+/// THE key-check statement on PostgreSQL: the same text, one statement, one round trip. The
+/// row's `token` is left empty, as by `load_key_hot`.
 pub fn load_key_pg(p: &super::pg::PgPool, token: &str) -> crate::error::Result<Option<KeyRow>> {
-    p.read(|q| q.one(KEY_CHECK, &[token.into()], |r| key_row(r, token)))
+    p.read(|q| q.one(KEY_CHECK, &[token.into()], key_row))
+}
+
+fn with_token(mut k: KeyRow, token: String) -> KeyRow {
+    k.token = token;
+    k
 }
 
 /// A model list column, parsed from the text borrowed from the row (no copy of the text).
@@ -290,9 +309,10 @@ fn flag<R: Cols>(r: &R, i: usize) -> Result<bool, R::E> {
 }
 
 /// One row of `KEY_CHECK` as a `KeyRow`, on either engine (generic: the SQLite instance reads
-/// exactly as before). `token` is the one the row was found by (`WHERE k.token = ?1`, an exact
-/// comparison on both engines), so the statement does not read it back.
-fn key_row<R: Cols>(r: &R, token: &str) -> Result<KeyRow, R::E> {
+/// exactly as before), with an empty `token`: the caller has the one the row was found by
+/// (`WHERE k.token = ?1`, an exact comparison on both engines), so the statement does not read
+/// it back.
+fn key_row<R: Cols>(r: &R) -> Result<KeyRow, R::E> {
     use col::*;
     let team = match r.opt_string(T_ID)? {
         Some(id) => Some(TeamPart {
@@ -347,7 +367,7 @@ fn key_row<R: Cols>(r: &R, token: &str) -> Result<KeyRow, R::E> {
         })
     };
     Ok(KeyRow {
-        token: token.to_string(),
+        token: String::new(),
         key_name: r.string(K_KEY_NAME)?,
         key_alias: r.opt_string(K_KEY_ALIAS)?,
         models: list_col(r, K_MODELS)?,

@@ -11,6 +11,7 @@ pub mod copy;
 pub mod end_users;
 pub mod handle;
 pub mod health;
+mod hot;
 pub mod journal;
 mod journal_apply;
 mod journal_codec;
@@ -42,6 +43,7 @@ pub mod users;
 pub use crate::config::Synchronous;
 use crate::error::{Error, Result};
 pub use backup::backup;
+pub use hot::Hot;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -181,7 +183,7 @@ pub struct Lite {
     /// another connection has committed since its last read, and with a spend commit per model
     /// call every key check on a pooled connection started cold (a third of the key check's
     /// cost under load). Admin writes on the pool still reset it, as they must.
-    hot: Arc<Mutex<Connection>>,
+    hot: Arc<Mutex<Hot>>,
     /// The spend journal (issue 17: `journal.rs`) and its applier thread (joined on drop).
     journal: Arc<journal::Journal>,
     applier: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -269,7 +271,7 @@ impl Lite {
                     .map_err(|e| format!("{}: {e}", path.display()))?;
             }
         }
-        let hot = Arc::new(Mutex::new(hot));
+        let hot = Arc::new(Mutex::new(Hot::new(hot)));
         let applier = journal_apply::Applier {
             journal: journal.clone(),
             hot: hot.clone(),
@@ -390,11 +392,11 @@ impl Lite {
     pub fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
         self.writable()?;
         self.barrier();
-        immediate(&mut *self.get()?, &self.health, f)
+        immediate(&*self.get()?, &self.health, f)
     }
 
     /// The hot connection (key checks and spend commits), exclusively while the guard lives.
-    pub fn hot(&self) -> std::sync::MutexGuard<'_, Connection> {
+    pub fn hot(&self) -> std::sync::MutexGuard<'_, Hot> {
         self.hot.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -403,7 +405,7 @@ impl Lite {
         &self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
-        immediate(&mut self.hot(), &self.health, f)
+        immediate(&self.hot(), &self.health, f)
     }
 
     /// Runs `f` with a connection for reads.
@@ -419,12 +421,14 @@ impl Lite {
 /// panic rolls back on drop. A storage failure at BEGIN or COMMIT (where WAL writes happen)
 /// puts the health flag down.
 fn immediate<T>(
-    c: &mut Connection,
+    c: &Connection,
     health: &health::Health,
     f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
 ) -> Result<T> {
-    let tx = c
-        .transaction_with_behavior(TransactionBehavior::Immediate)
+    // `new_unchecked` takes `&Connection`: the hot connection is never borrowed mutably (its
+    // key-check statement borrows it; `hot.rs`). No transaction is open on `c` here: every
+    // one on these connections is begun here or by the applier and ends before they return.
+    let tx = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Immediate)
         .inspect_err(|e| health.note_write_error(e))?;
     let out = f(&tx)?;
     tx.commit().inspect_err(|e| health.note_write_error(e))?;
