@@ -12,7 +12,8 @@
 # Usage: scripts/bench.sh            (env: BENCH_DURATION=5 BENCH_REPS=3
 #                                     BENCH_CONCURRENCY="1 8 64 256" BENCH_KEYS=1000000
 #                                     BENCH_SLOW_STREAMS=1000 BENCH_SLOW_SECS=20
-#                                     BENCH_KEEP=1 keeps the work dir)
+#                                     BENCH_KEEP=1 keeps the work dir;
+#                                     BENCH_BIN=DIR benches the binaries in DIR, no build)
 #        BENCH_DB=postgres scripts/bench.sh   the store comparison only (issue 14): key check
 #                                     (authenticated GET /v1/models) and chat throughput on
 #                                     SQLite, on PostgreSQL with one litegate and with two
@@ -38,8 +39,14 @@ say() { echo "bench: $*" >&2; }
 
 # ---- build and tools ------------------------------------------------------------------------
 say "building release binaries"
-cargo build --release --quiet --bin litegate --bin fake_upstream --bin seed
-BIN=target/release
+# BENCH_BIN=DIR: the binaries (litegate, fake_upstream, seed) of another build, e.g. a commit's
+# before a change, for a before/after pair of runs in one session.
+if [ -n "${BENCH_BIN:-}" ]; then
+    BIN=$BENCH_BIN
+else
+    cargo build --release --quiet --bin litegate --bin fake_upstream --bin seed
+    BIN=target/release
+fi
 # The floor (issue 17): a minimal thread-per-connection proxy (../shared/perf-floor, beside the
 # repository), run `--mode b` (JSON parse, key lookup, model check) against the same upstream in
 # the same interleaved loop. Absent (a clone without ../shared): skipped with a message.
