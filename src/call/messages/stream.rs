@@ -10,12 +10,11 @@
 //!   (`upstream::messages::ChatToEvents`); its `[DONE]` becomes `message_delta` and
 //!   `message_stop`, its error event an Anthropic `error` event.
 
-use super::super::relay::{End, SseLines, MAX_STREAM_BATCH, MAX_STREAM_DRAIN};
+use super::super::relay::{End, SseLines, MAX_STREAM_BATCH};
 use super::super::{Call, Stream};
 use crate::upstream::{self, messages, usage};
 use serde::Deserialize;
 use serde_json::Value;
-use std::io::Read;
 
 /// A Messages call's stream.
 pub enum MessagesStream {
@@ -241,8 +240,7 @@ impl Passthrough {
                 let _ = call.settle(p, c, "success");
                 messages::event(&mut last, &serde_json::json!({"type": "message_stop"}));
                 let _ = emit(&last);
-                let mut r = lines.into_reader();
-                let _ = std::io::copy(&mut (&mut r).take(MAX_STREAM_DRAIN), &mut std::io::sink());
+                super::super::relay::drain(lines.into_reader());
             }
             Some(m) => {
                 let _ = call.settle(p, c, "failure");
