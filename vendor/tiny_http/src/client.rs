@@ -15,7 +15,7 @@ use crate::limits::{
 use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
-use crate::Header;
+use crate::{Header, HeaderFields};
 
 /// A ClientConnection is an object that will store a socket to a client
 /// and return Request objects.
@@ -258,19 +258,27 @@ impl ClientConnection {
             Some(0) => HTTPVersion(1, 0),
             _ => HTTPVersion(1, 1),
         };
-        let mut headers = Vec::with_capacity(parsed.headers.len());
+        // litegate patch L (issue 17, round 4): the fields go into one buffer with their
+        // spans (`HeaderFields`), two allocations per request instead of two per header.
+        // The checks are as before: a name that is not ASCII is malformed (httparse allows
+        // only token bytes there anyway), a value that is not ASCII is refused by name.
+        let mut bytes = 0;
         for h in parsed.headers.iter() {
-            let field = HeaderField::from_bytes(h.name.as_bytes())
-                .map_err(|_| bad("malformed header name"))?;
-            let value = match AsciiString::from_ascii(h.value.trim_ascii()) {
-                Ok(v) => v,
-                Err(_) => {
-                    return Err(ReadError::Refuse(Refusal::NonAsciiHeader(
-                        h.name.to_ascii_lowercase(),
-                    )))
-                }
-            };
-            headers.push(Header { field, value });
+            if !h.name.is_ascii() {
+                return Err(bad("malformed header name"));
+            }
+            if !h.value.trim_ascii().is_ascii() {
+                return Err(ReadError::Refuse(Refusal::NonAsciiHeader(
+                    h.name.to_ascii_lowercase(),
+                )));
+            }
+            bytes += h.name.len() + h.value.trim_ascii().len();
+        }
+        let mut headers = HeaderFields::with_capacity(parsed.headers.len(), bytes);
+        for h in parsed.headers.iter() {
+            // ASCII, checked above: a `str` with no copy check beyond that.
+            let value = std::str::from_utf8(h.value.trim_ascii()).unwrap_or_default();
+            headers.push(h.name, value);
         }
 
         // building the writer for the request
@@ -391,11 +399,8 @@ impl Iterator for ClientConnection {
         };
 
         // updating the status of the connection
-        let connection_header = rq
-            .headers()
-            .iter()
-            .find(|h| h.field.equiv("Connection"))
-            .map(|h| h.value.as_str());
+        // litegate patch L: read from the fields (no `Header`s built).
+        let connection_header = rq.fields().get("Connection");
 
         let lowercase = connection_header.map(|h| h.to_ascii_lowercase());
 

@@ -9,8 +9,8 @@ use std::sync::mpsc::Sender;
 
 use crate::limits::ConnState;
 use crate::util::{ChunkedReader, EqualReader, FusedReader};
-use crate::{HTTPVersion, Header, Method, Response, StatusCode};
-use std::sync::Arc;
+use crate::{HTTPVersion, Header, HeaderFields, Method, Response, StatusCode};
+use std::sync::{Arc, OnceLock};
 
 /// Represents an HTTP request made by a client.
 ///
@@ -66,7 +66,10 @@ pub struct Request {
 
     http_version: HTTPVersion,
 
-    headers: Vec<Header>,
+    // litegate patch L (issue 17, round 4): the header fields as spans into one buffer
+    // (`HeaderFields`), and the `Header`s of `headers()` built from them on first use only.
+    fields: HeaderFields,
+    headers: OnceLock<Vec<Header>>,
 
     body_length: Option<usize>,
 
@@ -138,16 +141,16 @@ enum Framing {
     Chunked,
 }
 
-fn framing(headers: &[Header], version: &HTTPVersion) -> Result<Framing, &'static str> {
+fn framing(headers: &HeaderFields, version: &HTTPVersion) -> Result<Framing, &'static str> {
     let mut length: Option<&str> = None;
     let mut coding: Option<&str> = None;
-    for h in headers {
-        if h.field.equiv("Content-Length") {
-            if length.replace(h.value.as_str()).is_some() {
+    for (name, value) in headers.iter() {
+        if name.eq_ignore_ascii_case("Content-Length") {
+            if length.replace(value).is_some() {
                 return Err("more than one Content-Length header");
             }
-        } else if h.field.equiv("Transfer-Encoding") {
-            if coding.replace(h.value.as_str()).is_some() {
+        } else if name.eq_ignore_ascii_case("Transfer-Encoding") {
+            if coding.replace(value).is_some() {
                 return Err("more than one Transfer-Encoding header");
             }
         }
@@ -205,12 +208,17 @@ where
     R: Read + Send + 'static,
     W: Write + Send + 'static,
 {
+    // litegate patch L: the fields as spans (see `HeaderFields`).
+    let fields = headers
+        .iter()
+        .map(|h| (h.field.as_str().as_str(), h.value.as_str()))
+        .collect();
     new_request_with_state(
         secure,
         method,
         path,
         version,
-        headers,
+        fields,
         remote_addr,
         source_data,
         writer,
@@ -224,7 +232,7 @@ pub(crate) fn new_request_with_state<R, W>(
     method: Method,
     path: String,
     version: HTTPVersion,
-    headers: Vec<Header>,
+    headers: HeaderFields,
     remote_addr: Option<SocketAddr>,
     mut source_data: R,
     writer: W,
@@ -242,11 +250,7 @@ where
 
     // true if the client sent a `Expect: 100-continue` header
     let expects_continue = {
-        match headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Expect"))
-            .map(|h| h.value.as_str())
-        {
+        match headers.get("Expect") {
             None => false,
             Some(v) if v.eq_ignore_ascii_case("100-continue") => true,
             _ => return Err(RequestCreationError::ExpectationFailed),
@@ -301,7 +305,8 @@ where
         method,
         path,
         http_version: version,
-        headers,
+        fields: headers,
+        headers: OnceLock::new(),
         body_length: content_length,
         chunked: matches!(framing, Framing::Chunked),
         must_send_continue: expects_continue && has_body,
@@ -332,7 +337,19 @@ impl Request {
     /// Returns a list of all headers sent by the client.
     #[inline]
     pub fn headers(&self) -> &[Header] {
-        &self.headers
+        // litegate patch L: built from the fields on first use (the fork reads `fields`).
+        self.headers.get_or_init(|| {
+            self.fields
+                .iter()
+                .filter_map(|(k, v)| Header::from_bytes(k.as_bytes(), v.as_bytes()).ok())
+                .collect()
+        })
+    }
+
+    /// litegate patch L (issue 17, round 4): the header fields, names as sent, values
+    /// trimmed, in order (no `Header` built).
+    pub fn fields(&self) -> &HeaderFields {
+        &self.fields
     }
 
     /// Returns the HTTP version of the request.
@@ -374,22 +391,22 @@ impl Request {
         self.chunked
     }
 
-    /// litegate patch (issue 17, round 3): moves the request target and the headers out, as
-    /// `String`s, without copying them (an `AsciiString` is a `String`'s bytes, and the
-    /// `Vec` is converted in place). Afterwards `url()` is empty and `headers()` holds only
-    /// the first `TE` header (a copy), which the response still consults to choose its
-    /// transfer coding; the body's framing was settled when the request was created.
-    pub fn take_head(&mut self) -> (String, Vec<(String, String)>) {
-        let te = self.headers.iter().find(|h| h.field.equiv("TE")).cloned();
-        let headers = std::mem::take(&mut self.headers);
-        self.headers.extend(te);
+    /// litegate patch (issue 17, rounds 3 and 4): moves the request target and the header
+    /// fields out without copying them. Afterwards `url()` is empty and `fields()` and
+    /// `headers()` hold only the first `TE` header (a copy), which the response still
+    /// consults to choose its transfer coding; the body's framing was settled when the
+    /// request was created.
+    pub fn take_head(&mut self) -> (String, HeaderFields) {
+        let mut kept = HeaderFields::new();
+        if let Some(te) = self.fields.get("TE") {
+            kept.push("TE", te);
+        }
+        let fields = std::mem::replace(&mut self.fields, kept);
+        self.headers = OnceLock::new();
         let path = std::mem::take(&mut self.path);
-        let headers = headers
-            .into_iter()
-            .map(|h| (String::from(h.field.into_inner()), String::from(h.value)))
-            .collect();
-        (path, headers)
+        (path, fields)
     }
+
 
     /// Returns the address of the client that sent this request.
     ///
@@ -421,10 +438,10 @@ impl Request {
         use crate::util::CustomStream;
 
         response
-            .raw_print(
+            .raw_print_te(
                 self.response_writer.as_mut().unwrap().by_ref(),
                 self.http_version.clone(),
-                &self.headers,
+                self.fields.get("TE"),
                 false,
                 Some(protocol),
             )
@@ -470,10 +487,10 @@ impl Request {
     pub fn as_reader(&mut self) -> &mut dyn Read {
         if self.must_send_continue {
             let msg = Response::new_empty(StatusCode(100));
-            msg.raw_print(
+            msg.raw_print_te(
                 self.response_writer.as_mut().unwrap().by_ref(),
                 self.http_version.clone(),
-                &self.headers,
+                self.fields.get("TE"),
                 true,
                 None,
             )
@@ -570,7 +587,7 @@ impl Request {
         // requests run on its thread); one above `GATHER_KEEP` is not kept.
         if response.data_length().is_some_and(|n| n <= GATHER_MAX) {
             let version = self.http_version.clone();
-            let headers = &self.headers;
+            let te = self.fields.get("TE");
             return GATHER.with(|cell| {
                 let mut taken;
                 let mut fresh;
@@ -586,7 +603,7 @@ impl Request {
                 };
                 out.clear();
                 let res = response
-                    .raw_print(&mut *out, version, headers, do_not_send_body, None)
+                    .raw_print_te(&mut *out, version, te, do_not_send_body, None)
                     .and_then(|_| {
                         Self::ignore_client_closing_errors(
                             writer.write_all(out).and_then(|_| writer.flush()),
@@ -599,10 +616,10 @@ impl Request {
             });
         }
 
-        Self::ignore_client_closing_errors(response.raw_print(
+        Self::ignore_client_closing_errors(response.raw_print_te(
             writer.by_ref(),
             self.http_version.clone(),
-            &self.headers,
+            self.fields.get("TE"),
             do_not_send_body,
             None,
         ))?;
@@ -773,8 +790,16 @@ mod tests {
                     .iter()
                     .map(|h| (h.field.as_str().to_string(), h.value.as_str().to_string()))
                     .collect();
+                let got: Vec<(String, String)> =
+                    got.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
                 assert_eq!(got, want);
                 assert_eq!(rq.url(), "");
+                let kept: Vec<String> = rq.headers().iter().map(|h| h.to_string()).collect();
+                assert_eq!(kept, te.map(|t| format!("TE: {t}")).into_iter().collect::<Vec<_>>());
+            } else {
+                let all: Vec<String> = rq.headers().iter().map(|h| h.to_string()).collect();
+                let want: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
+                assert_eq!(all, want);
             }
             assert_eq!(rq.has_body(), chunked);
             let mut read = Vec::new();

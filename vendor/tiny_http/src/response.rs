@@ -224,7 +224,7 @@ fn itoa(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
 
 fn choose_transfer_encoding(
     status_code: StatusCode,
-    request_headers: &[Header],
+    request_te: Option<&str>,
     http_version: &HTTPVersion,
     entity_length: &Option<usize>,
     has_additional_headers: bool,
@@ -245,16 +245,12 @@ fn choose_transfer_encoding(
     }
 
     // parsing the request's TE header
-    let user_request = request_headers
-        .iter()
-        // finding TE
-        .find(|h| h.field.equiv("TE"))
-        // getting its value
-        .map(|h| h.value.clone())
+    // litegate patch L (issue 17, round 4): the request's first `TE` value, given as text.
+    let user_request = request_te
         // getting the corresponding TransferEncoding
         .and_then(|value| {
             // getting list of requested elements
-            let mut parse = util::parse_header_value(value.as_str()); // TODO: remove conversion
+            let mut parse = util::parse_header_value(value);
 
             // sorting elements by most priority
             parse.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap_or(Ordering::Equal));
@@ -452,16 +448,34 @@ where
     ///
     /// Note: does not flush the writer.
     pub fn raw_print<W: Write>(
-        mut self,
-        mut writer: W,
+        self,
+        writer: W,
         http_version: HTTPVersion,
         request_headers: &[Header],
         do_not_send_body: bool,
         upgrade: Option<&str>,
     ) -> IoResult<()> {
+        let te = request_headers
+            .iter()
+            .find(|h| h.field.equiv("TE"))
+            .map(|h| h.value.as_str());
+        self.raw_print_te(writer, http_version, te, do_not_send_body, upgrade)
+    }
+
+    /// litegate patch L (issue 17, round 4): `raw_print` given only what it reads of the
+    /// request's headers, the first `TE` value (the request keeps its headers as
+    /// `HeaderFields`, not as `Header`s).
+    pub(crate) fn raw_print_te<W: Write>(
+        mut self,
+        mut writer: W,
+        http_version: HTTPVersion,
+        request_te: Option<&str>,
+        do_not_send_body: bool,
+        upgrade: Option<&str>,
+    ) -> IoResult<()> {
         let mut transfer_encoding = Some(choose_transfer_encoding(
             self.status_code,
-            request_headers,
+            request_te,
             &http_version,
             &self.data_length,
             false, /* TODO */
