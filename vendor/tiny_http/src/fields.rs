@@ -46,6 +46,18 @@ impl HeaderFields {
         self.spans.push([start, mid, at(self.text.len())]);
     }
 
+    /// Replaces the value of the field at `index` (in place; nothing if there is none).
+    pub fn set_value(&mut self, index: usize, value: &str) {
+        if index >= self.len() {
+            return;
+        }
+        let mut out = HeaderFields::with_capacity(self.len(), self.text.len() + value.len());
+        for (i, (k, v)) in self.iter().enumerate() {
+            out.push(k, if i == index { value } else { v });
+        }
+        *self = out;
+    }
+
     /// How many fields.
     pub fn len(&self) -> usize {
         self.spans.len()
