@@ -75,14 +75,21 @@ impl HeaderFields {
 
     /// The first field named `name` (ASCII case ignored): its value.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.iter()
+        self.spans
+            .iter()
+            .filter(|s| (s[1] - s[0]) as usize == name.len())
+            .map(|s| self.pair(s))
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
     }
 
-    /// Every value of the fields named `name` (ASCII case ignored), in order.
+    /// Every value of the fields named `name` (ASCII case ignored), in order. A field's
+    /// name is looked at only when its length is `name`'s (read from the offsets).
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.iter()
+        self.spans
+            .iter()
+            .filter(move |s| (s[1] - s[0]) as usize == name.len())
+            .map(move |s| self.pair(s))
             .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
     }

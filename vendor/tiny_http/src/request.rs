@@ -142,18 +142,29 @@ enum Framing {
 }
 
 fn framing(headers: &HeaderFields, version: &HTTPVersion) -> Result<Framing, &'static str> {
-    let mut length: Option<&str> = None;
-    let mut coding: Option<&str> = None;
-    for (name, value) in headers.iter() {
-        if name.eq_ignore_ascii_case("Content-Length") {
-            if length.replace(value).is_some() {
-                return Err("more than one Content-Length header");
-            }
-        } else if name.eq_ignore_ascii_case("Transfer-Encoding") {
-            if coding.replace(value).is_some() {
-                return Err("more than one Transfer-Encoding header");
-            }
-        }
+    // litegate patch L: two looks at the fields' offsets (`get_all` compares a name only
+    // when its length matches), the same refusals in the same order as one pass before.
+    let mut lengths = headers.get_all("Content-Length");
+    let mut codings = headers.get_all("Transfer-Encoding");
+    let (length, coding) = (lengths.next(), codings.next());
+    let (two_lengths, two_codings) = (lengths.next().is_some(), codings.next().is_some());
+    if two_lengths || two_codings {
+        // The first duplicate in the head is the one refused, as before.
+        let first_dup = |name: &'static str| {
+            headers
+                .iter()
+                .enumerate()
+                .filter(|(_, (k, _))| k.eq_ignore_ascii_case(name))
+                .nth(1)
+                .map_or(usize::MAX, |(i, _)| i)
+        };
+        return Err(
+            if first_dup("Content-Length") < first_dup("Transfer-Encoding") {
+                "more than one Content-Length header"
+            } else {
+                "more than one Transfer-Encoding header"
+            },
+        );
     }
     match (length, coding) {
         (Some(_), Some(_)) => Err("Content-Length and Transfer-Encoding together"),
@@ -694,6 +705,7 @@ impl<T> ReadWrite for T where T: Read + Write {}
 #[cfg(test)]
 mod tests {
     use super::Request;
+    use crate::{HTTPVersion, HeaderFields};
 
     /// litegate patch (issue 17): a response of known length leaves in one write, head and
     /// body together, whatever its size up to `GATHER_MAX` (printed straight into the
@@ -819,6 +831,64 @@ mod tests {
             }
         }
         assert!(answer(Some("chunked"), false, true).contains("Transfer-Encoding: chunked"));
+    }
+
+    /// `framing` before patch L (one pass over `Header`s), kept as the oracle.
+    fn framing_before(headers: &[(&str, &str)], version: &HTTPVersion) -> Result<String, &'static str> {
+        let mut length: Option<&str> = None;
+        let mut coding: Option<&str> = None;
+        for (k, v) in headers {
+            if k.eq_ignore_ascii_case("Content-Length") {
+                if length.replace(v).is_some() {
+                    return Err("more than one Content-Length header");
+                }
+            } else if k.eq_ignore_ascii_case("Transfer-Encoding") {
+                if coding.replace(v).is_some() {
+                    return Err("more than one Transfer-Encoding header");
+                }
+            }
+        }
+        let fields: HeaderFields = match (length, coding) {
+            (Some(l), None) => vec![("Content-Length", l)].into(),
+            (None, Some(c)) => vec![("Transfer-Encoding", c)].into(),
+            (Some(l), Some(c)) => vec![("Content-Length", l), ("Transfer-Encoding", c)].into(),
+            (None, None) => HeaderFields::new(),
+        };
+        // With at most one of each, the rest of `framing` is unchanged: shared.
+        super::framing(&fields, version).map(|f| shown(&f))
+    }
+
+    fn shown(f: &super::Framing) -> String {
+        match f {
+            super::Framing::None => "none".into(),
+            super::Framing::Length(n) => format!("length {}", n),
+            super::Framing::Chunked => "chunked".into(),
+        }
+    }
+
+    /// Property test (patch L): on generated header lists (duplicates of either framing
+    /// header in any order and case, both together, other headers between, odd values),
+    /// `framing` over `HeaderFields` answers what the one pass over `Header`s answered.
+    #[test]
+    fn framing_reads_as_before() {
+        const NAMES: &[&str] = &["Content-Length", "content-length", "Transfer-Encoding", "TRANSFER-ENCODING", "Host", "Content-Lengths", "TE"];
+        const VALUES: &[&str] = &["5", "0", " 12 ", "chunked", "gzip, chunked", "-1", "", "99999999999999999999"];
+        let mut rng = 0x1234_5678_9abc_def1_u64;
+        let mut next = move |n: usize| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng % n as u64) as usize
+        };
+        for case in 0..5000 {
+            let pairs: Vec<(&str, &str)> = (0..next(6))
+                .map(|_| (NAMES[next(NAMES.len())], VALUES[next(VALUES.len())]))
+                .collect();
+            let version = if next(4) == 0 { HTTPVersion(1, 0) } else { HTTPVersion(1, 1) };
+            let fields: HeaderFields = pairs.iter().copied().collect();
+            let got = super::framing(&fields, &version).map(|f| shown(&f));
+            assert_eq!(got, framing_before(&pairs, &version), "case {}: {:?}", case, pairs);
+        }
     }
 
     #[test]
