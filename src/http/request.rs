@@ -1,5 +1,6 @@
 //! The request model: the server's shared state (`Ctx`, with the authentication of a request
-//! that handlers call), a parsed request (`Req`) independent of tiny_http, query decoding and
+//! that handlers call), a parsed request (`Req`: owned, its header fields kept in tiny_http's
+//! `HeaderFields`, one buffer per request), query decoding and
 //! the JSON body (`Body`, whose typed accessors live in `crate::input`). Nothing here reads from a socket, routes or
 //! renders a reply (`reply.rs`, `dispatch.rs`, `crate::server`).
 
@@ -65,7 +66,7 @@ impl Ctx {
     }
 }
 
-/// A parsed request, independent of tiny_http.
+/// A parsed request, owned (no borrow of tiny_http's `Request`).
 pub struct Req {
     pub method: String,
     pub path: String,
