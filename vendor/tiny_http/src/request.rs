@@ -144,16 +144,15 @@ enum Framing {
 fn framing(headers: &HeaderFields, version: &HTTPVersion) -> Result<Framing, &'static str> {
     let mut length: Option<&str> = None;
     let mut coding: Option<&str> = None;
-    // litegate patch L: one pass over the fields, as over the `Header`s before.
-    for (name, value) in headers.iter() {
-        if name.eq_ignore_ascii_case("Content-Length") {
+    // litegate patch L: one pass over the fields, as over the `Header`s before (a name is
+    // compared only when its length matches one of the two).
+    for (which, value) in headers.matching(&["Content-Length", "Transfer-Encoding"]) {
+        if which == 0 {
             if length.replace(value).is_some() {
                 return Err("more than one Content-Length header");
             }
-        } else if name.eq_ignore_ascii_case("Transfer-Encoding") {
-            if coding.replace(value).is_some() {
-                return Err("more than one Transfer-Encoding header");
-            }
+        } else if coding.replace(value).is_some() {
+            return Err("more than one Transfer-Encoding header");
         }
     }
     match (length, coding) {
