@@ -94,21 +94,6 @@ impl HeaderFields {
             .map(|(_, v)| v)
     }
 
-    /// The fields named one of `names` (ASCII case ignored), in order, as (which of `names`,
-    /// value); like `get_all`, a name is compared only when its length matches.
-    pub fn matching<'a>(
-        &'a self,
-        names: &'a [&'a str],
-    ) -> impl Iterator<Item = (usize, &'a str)> + 'a {
-        self.spans.iter().filter_map(move |s| {
-            let len = (s[1] - s[0]) as usize;
-            let which = names.iter().position(|n| {
-                n.len() == len && self.text[s[0] as usize..s[1] as usize].eq_ignore_ascii_case(n)
-            })?;
-            Some((which, self.pair(s).1))
-        })
-    }
-
     fn pair(&self, s: &[u32; 3]) -> (&str, &str) {
         let [a, b, c] = s.map(|n| n as usize);
         // Offsets are only ever made by `push` at `str` boundaries.
@@ -311,8 +296,6 @@ mod tests {
         assert_eq!(f.get("x-empty"), Some(""));
         assert_eq!(f.get("missing"), None);
         assert_eq!(f.get_all("host").collect::<Vec<_>>(), ["a", "b"]);
-        let both: Vec<_> = f.matching(&["HOST", "Content-Length"]).collect();
-        assert_eq!(both, [(0, "a"), (1, "3"), (0, "b")]);
         assert_eq!(format!("{f:?}"), format!("{:?}", pairs.to_vec()));
         let same: HeaderFields = pairs
             .iter()

@@ -142,18 +142,29 @@ enum Framing {
 }
 
 fn framing(headers: &HeaderFields, version: &HTTPVersion) -> Result<Framing, &'static str> {
-    let mut length: Option<&str> = None;
-    let mut coding: Option<&str> = None;
-    // litegate patch L: one pass over the fields, as over the `Header`s before (a name is
-    // compared only when its length matches one of the two).
-    for (which, value) in headers.matching(&["Content-Length", "Transfer-Encoding"]) {
-        if which == 0 {
-            if length.replace(value).is_some() {
-                return Err("more than one Content-Length header");
-            }
-        } else if coding.replace(value).is_some() {
-            return Err("more than one Transfer-Encoding header");
-        }
+    // litegate patch L: two looks at the fields' offsets (`get_all` compares a name only
+    // when its length matches), the same refusals in the same order as one pass before.
+    let mut lengths = headers.get_all("Content-Length");
+    let mut codings = headers.get_all("Transfer-Encoding");
+    let (length, coding) = (lengths.next(), codings.next());
+    let (two_lengths, two_codings) = (lengths.next().is_some(), codings.next().is_some());
+    if two_lengths || two_codings {
+        // The first duplicate in the head is the one refused, as before.
+        let first_dup = |name: &'static str| {
+            headers
+                .iter()
+                .enumerate()
+                .filter(|(_, (k, _))| k.eq_ignore_ascii_case(name))
+                .nth(1)
+                .map_or(usize::MAX, |(i, _)| i)
+        };
+        return Err(
+            if first_dup("Content-Length") < first_dup("Transfer-Encoding") {
+                "more than one Content-Length header"
+            } else {
+                "more than one Transfer-Encoding header"
+            },
+        );
     }
     match (length, coding) {
         (Some(_), Some(_)) => Err("Content-Length and Transfer-Encoding together"),
