@@ -240,10 +240,16 @@ const LOG_COLUMNS: &str = "SELECT request_id, api_key, team_id, organization_id,
     model, call_type, prompt_tokens, completion_tokens, total_tokens, spend, start_time,
     end_time, status, metadata FROM spend_logs";
 
-/// The `/spend/logs` filters: each one's value and its condition on one `?` parameter.
+/// The `/spend/logs` filters: each one's value and its condition, every `?` of which binds
+/// that value. A key (or a user's keys) is found through `spend_logs_key`, an index on the
+/// first 8 characters of the key's hash (schema 0011): the condition on the prefix reaches the
+/// index, the exact one keeps the key's own rows.
 fn log_filters(f: &LogFilter) -> [(Option<&String>, &'static str); 7] {
     [
-        (f.api_key.as_ref(), "api_key = ?"),
+        (
+            f.api_key.as_ref(),
+            "substr(api_key, 1, 8) = substr(?, 1, 8) AND api_key = ?",
+        ),
         (f.user_id.as_ref(), "user_id = ?"),
         (f.team_id.as_ref(), "team_id = ?"),
         (f.request_id.as_ref(), "request_id = ?"),
@@ -251,16 +257,26 @@ fn log_filters(f: &LogFilter) -> [(Option<&String>, &'static str); 7] {
         (f.end.as_ref(), "start_time <= ?"),
         (
             f.owner.as_ref(),
-            "api_key IN (SELECT token FROM api_keys WHERE user_id = ?)",
+            "substr(api_key, 1, 8) IN (SELECT substr(token, 1, 8) FROM api_keys WHERE user_id = ?) \
+             AND api_key IN (SELECT token FROM api_keys WHERE user_id = ?)",
         ),
     ]
+}
+
+/// The values `log_filters` binds, in the order of their `?`s (each filter's value once per
+/// `?` in its condition).
+fn filter_values(f: &LogFilter) -> impl Iterator<Item = &String> {
+    log_filters(f).into_iter().flat_map(|(v, cond)| {
+        v.into_iter()
+            .flat_map(move |v| std::iter::repeat_n(v, cond.matches('?').count()))
+    })
 }
 
 /// The `/spend/logs` statement for the filters given. Only the filters present go into the SQL
 /// (a statement with `?n IS NULL OR ...` gets one plan for every binding, which can use no
 /// index): a request id or a key (or a user's keys) is found through its index, anything else
 /// walks the time index, newest first. At most 2^7 distinct texts, each cached once prepared.
-fn logs_sql(f: &LogFilter) -> String {
+pub fn logs_sql(f: &LogFilter) -> String {
     let conds: Vec<&str> = log_filters(f)
         .iter()
         .filter(|(v, _)| v.is_some())
@@ -280,7 +296,7 @@ fn logs_sql(f: &LogFilter) -> String {
 #[cfg(test)]
 fn bind_logs(st: &mut rusqlite::Statement<'_>, f: &LogFilter, limit: i64) -> rusqlite::Result<()> {
     let mut i = 0;
-    for v in log_filters(f).iter().filter_map(|(v, _)| *v) {
+    for v in filter_values(f) {
         i += 1;
         st.raw_bind_parameter(i, v)?;
     }
@@ -293,10 +309,7 @@ pub fn logs<C: Handle + ?Sized>(
     f: &LogFilter,
     limit: i64,
 ) -> DbResult<Vec<serde_json::Value>> {
-    let mut args: Vec<Arg<'_>> = log_filters(f)
-        .iter()
-        .filter_map(|(v, _)| v.map(Arg::from))
-        .collect();
+    let mut args: Vec<Arg<'_>> = filter_values(f).map(Arg::from).collect();
     args.push(limit.into());
     c.all(&logs_sql(f), &args, |r| {
         let metadata = serde_json::from_str::<serde_json::Value>(&r.get::<String>(14)?)
