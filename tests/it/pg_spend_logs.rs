@@ -128,7 +128,9 @@ fn spend_log_key_prefix_index_upgrade_and_plans_on_postgres() {
     };
     let before: Vec<Vec<String>> = filters.iter().map(|f| old(f, 100_000)).collect();
 
-    let pool = litegate::db::Pool::open_pg(&db.url, 2).expect("upgrade to the latest schema");
+    // A patient pool: the unfiltered listing reads all 20,000 rows, on a loaded test machine.
+    let pool = litegate::db::Pool::open_pg_with(&db.url, 2, std::time::Duration::from_secs(60))
+        .expect("upgrade to the latest schema");
     let new = |f: &LogFilter, limit: i64| -> Vec<String> {
         pool.read_db(|c| Ok(spend::logs(c, f, limit)?))
             .expect("logs")
