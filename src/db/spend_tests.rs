@@ -143,6 +143,90 @@ fn log_metadata_is_what_the_json_value_wrote() {
     }
 }
 
+/// issue 17, round 4: the hand-written metadata is byte for byte what serde_json wrote from
+/// the borrowed fields (round 3's serializer), on generated records: strings with quotes,
+/// backslashes, control characters, DEL, non-ASCII, empty or absent; any cache figures.
+#[test]
+fn log_metadata_is_what_serde_wrote() {
+    use proptest::prelude::*;
+    #[derive(serde::Serialize)]
+    struct Details {
+        cache_creation_tokens: u64,
+        cached_tokens: u64,
+    }
+    #[derive(serde::Serialize)]
+    struct Usage {
+        cache_creation_input_tokens: u64,
+        cache_read_input_tokens: u64,
+        prompt_tokens_details: Details,
+    }
+    #[derive(serde::Serialize)]
+    struct Meta<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        additional_usage_values: Option<Usage>,
+        user_api_key: Option<&'a str>,
+        user_api_key_alias: Option<&'a str>,
+        user_api_key_end_user_id: Option<&'a str>,
+        user_api_key_org_id: Option<&'a str>,
+        user_api_key_team_alias: Option<&'a str>,
+        user_api_key_team_id: Option<&'a str>,
+        user_api_key_user_id: Option<&'a str>,
+    }
+    let old = |r: &SpendRecord| {
+        let (read, write) = (r.cache_read_tokens, r.cache_write_tokens);
+        serde_json::to_string(&Meta {
+            additional_usage_values: (read != 0 || write != 0).then_some(Usage {
+                cache_creation_input_tokens: write,
+                cache_read_input_tokens: read,
+                prompt_tokens_details: Details {
+                    cache_creation_tokens: write,
+                    cached_tokens: read,
+                },
+            }),
+            user_api_key: r.token.as_deref(),
+            user_api_key_alias: r.key_alias.as_deref(),
+            user_api_key_end_user_id: r.end_user.as_deref(),
+            user_api_key_org_id: r.organization_id.as_deref(),
+            user_api_key_team_alias: r.team_alias.as_deref(),
+            user_api_key_team_id: r.team_id.as_deref(),
+            user_api_key_user_id: r.user_id.as_deref(),
+        })
+        .expect("serialize")
+    };
+    let text = || {
+        proptest::option::of(prop_oneof![
+            "[0-9a-f]{64}",
+            "[a-z0-9_-]{0,12}",
+            "[\\x00-\\x7f]{0,8}",
+            any::<String>(),
+            Just("\"q\\\u{7f}\u{1f}é🔑".to_string()),
+        ])
+    };
+    let number = || prop_oneof![Just(0u64), 0u64..1000, any::<u64>()];
+    let record = (
+        (text(), text(), text(), text()),
+        (text(), text(), text()),
+        (number(), number()),
+    )
+        .prop_map(
+            |((token, key_alias, end_user, team_alias), (o, t, u), (cr, cw))| SpendRecord {
+                token,
+                key_alias,
+                end_user,
+                team_alias,
+                organization_id: o,
+                team_id: t,
+                user_id: u,
+                cache_read_tokens: cr,
+                cache_write_tokens: cw,
+                ..SpendRecord::default()
+            },
+        );
+    proptest!(ProptestConfig::with_cases(2000), |(r in record)| {
+        prop_assert_eq!(log_metadata(&r), old(&r));
+    });
+}
+
 /// issue 17: the multi-row INSERTs write the rows one statement per row wrote (every
 /// column, ids in batch order), on generated records of every batch size up to 40 (every
 /// mix of `LOG_CHUNKS`), and a duplicate request id fails its statement with nothing written.
