@@ -283,12 +283,60 @@ fn list_col<R: Cols>(r: &R, i: usize) -> Result<Vec<String>, R::E> {
 }
 
 /// A stored JSON list of strings as `json_list` reads it; `[]` (most users' and many keys')
-/// costs no parse.
+/// costs no parse, and a list of plain strings (no escapes: every stored model name so far)
+/// is read without serde (`plain_list`); anything else goes to `json_list`.
 fn list_of(text: Option<&str>) -> Vec<String> {
     match text {
         None | Some("[]") => Vec::new(),
-        Some(s) => super::json_list(s),
+        Some(s) => plain_list(s).unwrap_or_else(|| super::json_list(s)),
     }
+}
+
+/// A JSON array of strings without escapes or control characters (JSON whitespace between
+/// tokens allowed), as `serde_json` reads it; `None` for any other text, which the caller hands
+/// to `json_list` (so escapes, errors and odd shapes keep serde's answer). A property test
+/// holds it to `json_list` (`key_check::tests::parse_props`).
+fn plain_list(s: &str) -> Option<Vec<String>> {
+    let b = s.as_bytes();
+    let skip_ws = |mut i: usize| {
+        while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
+            i += 1;
+        }
+        i
+    };
+    let mut i = skip_ws(0);
+    if b.get(i) != Some(&b'[') {
+        return None;
+    }
+    i = skip_ws(i + 1);
+    let mut out = Vec::new();
+    if b.get(i) == Some(&b']') {
+        i += 1;
+    } else {
+        loop {
+            if b.get(i) != Some(&b'"') {
+                return None;
+            }
+            let start = i + 1;
+            let len = b[start..].iter().position(|&c| c == b'"')?;
+            let end = start + len;
+            if b[start..end].iter().any(|&c| c == b'\\' || c < 0x20) {
+                return None;
+            }
+            // `"` is ASCII: both ends are character boundaries.
+            out.push(s.get(start..end)?.to_string());
+            i = skip_ws(end + 1);
+            match b.get(i) {
+                Some(b',') => i = skip_ws(i + 1),
+                Some(b']') => {
+                    i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    (skip_ws(i) == b.len()).then_some(out)
 }
 
 /// An alias object column: its text, or empty for `{}` (or NULL), which `alias_in` reads as

@@ -337,6 +337,15 @@ mod parse_props {
             prop_assert_eq!(list_of(Some(&s)), json_list(&s));
         }
 
+        /// Texts near the plain reader's edges: its own tokens in any order, with the bytes
+        /// that send it to serde (escapes, control characters, non-strings).
+        #[test]
+        fn list_of_reads_token_soup_as_json_list(s in "[\\[\\]\",\\\\ \t\n\r\u{1}\u{7f}aé0{}:n]{0,14}") {
+            prop_assert_eq!(list_of(Some(&s)), json_list(&s));
+            let wrapped = format!("[{s}]");
+            prop_assert_eq!(list_of(Some(&wrapped)), json_list(&wrapped));
+        }
+
         #[test]
         fn aliases_of_resolves_as_the_stored_text(
             pairs in prop::collection::vec(("[a-c]{0,3}", "[a-z]{0,4}"), 0..4),
@@ -357,6 +366,19 @@ mod parse_props {
     fn fixed_cases() {
         assert!(list_of(None).is_empty() && list_of(Some("[]")).is_empty());
         assert_eq!(list_of(Some("[\"m1\", \"m2\"]")), ["m1", "m2"]);
+        for (text, want) in [
+            (" [ \"a\" ,\"\" ]\n", Some(vec!["a", ""])),
+            ("[\"é/ü\"]", Some(vec!["é/ü"])),
+            ("[\"a\",]", None),
+            ("[\"a\"] x", None),
+            ("[\"a\\\"b\"]", None),
+            ("[\"a\nb\"]", None),
+            ("[\"a\"", None),
+            ("[1]", None),
+        ] {
+            let want = want.map(|v| v.into_iter().map(String::from).collect::<Vec<_>>());
+            assert_eq!(super::super::plain_list(text), want, "{text:?}");
+        }
         assert_eq!(aliases_of(Some("{}")), "");
         assert_eq!(aliases_of(Some("{\"a\":\"b\"}")), "{\"a\":\"b\"}");
     }
