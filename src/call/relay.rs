@@ -336,7 +336,7 @@ impl SseLines {
 }
 
 /// What a stream's events said about usage and how it ended.
-#[derive(Default)]
+#[derive(Default, Debug, PartialEq)]
 pub(super) struct UsageTally {
     reported: Option<usage::Reported>,
     /// Characters of completion text seen, for a stream without usage (a count, not the
@@ -347,6 +347,19 @@ pub(super) struct UsageTally {
 }
 
 impl UsageTally {
+    /// Counts one event of an OpenAI stream read without a tree; true when it is a usage
+    /// chunk without choices. The same count as [`UsageTally::see`] of its tree.
+    pub(super) fn see_event(&mut self, e: &usage::event::Event) -> bool {
+        let mut usage_only = false;
+        if let Some(u) = e.usage {
+            self.reported = Some(u);
+            usage_only = !e.has_choices;
+        }
+        self.produced_chars = self.produced_chars.saturating_add(e.chars);
+        self.finished |= e.finished;
+        usage_only
+    }
+
     /// Counts one event; true when it is a usage chunk without choices.
     pub(super) fn see(&mut self, v: &Value) -> bool {
         let mut usage_only = false;
@@ -483,32 +496,51 @@ fn relay(
             Ok(None) => continue,
             Err(end) => break end,
         };
-        match serde_json::from_str::<Value>(data) {
-            Ok(v) => {
-                let usage_only = tally.see(&v);
-                if usage_only && !caller_wants_usage {
-                    // The usage chunk asked for on the caller's behalf: not relayed.
-                    continue;
-                }
-                if v.get("error").is_some() {
-                    // An upstream's own error event may echo its URL or our key.
-                    push_event(&mut out, upstream::scrub(dep, data).as_bytes());
-                } else {
-                    // Its `id` becomes the request id (`completion_id`); the rest as it came,
-                    // written straight into the batch.
-                    out.extend_from_slice(b"data: ");
-                    completion_id::stamp_into(data.as_bytes(), &call.record.request_id, &mut out);
-                    out.extend_from_slice(b"\n\n");
-                }
+        match classify(data, tally, caller_wants_usage) {
+            // The usage chunk asked for on the caller's behalf: not relayed.
+            Relayed::Dropped => {}
+            // Not JSON (an upstream's plain-text complaint) or an upstream's own error event:
+            // either may echo its URL or our key.
+            Relayed::Scrubbed => push_event(&mut out, upstream::scrub(dep, data).as_bytes()),
+            Relayed::Stamped => {
+                // Its `id` becomes the request id (`completion_id`); the rest as it came,
+                // written straight into the batch.
+                out.extend_from_slice(b"data: ");
+                completion_id::stamp_into(data.as_bytes(), &call.record.request_id, &mut out);
+                out.extend_from_slice(b"\n\n");
             }
-            // Not JSON: an upstream's plain-text complaint, which may name it.
-            Err(_) => push_event(&mut out, upstream::scrub(dep, data).as_bytes()),
         }
     };
     if !out.is_empty() && emit(&out).is_err() {
         return End::ClientGone;
     }
     end
+}
+
+/// How one event of an OpenAI stream is relayed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Relayed {
+    /// Not at all (the usage chunk asked for on the caller's behalf).
+    Dropped,
+    /// Scrubbed of the upstream's URL and key (not JSON, or the upstream's error).
+    Scrubbed,
+    /// As it came, its `id` stamped.
+    Stamped,
+}
+
+/// Counts one event's data in `tally` and says how it is relayed. The event is read without
+/// a tree (`usage::event::Event`), as a `serde_json::Value` of it was read before.
+fn classify(data: &str, tally: &mut UsageTally, caller_wants_usage: bool) -> Relayed {
+    let Ok(e) = usage::event::Event::read(data) else {
+        return Relayed::Scrubbed;
+    };
+    if tally.see_event(&e) && !caller_wants_usage {
+        Relayed::Dropped
+    } else if e.error {
+        Relayed::Scrubbed
+    } else {
+        Relayed::Stamped
+    }
 }
 
 /// Reads what follows a finished stream (its chunked terminator), at most
@@ -535,41 +567,4 @@ fn push_event(out: &mut Vec<u8>, data: &[u8]) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    /// What follows a stream is read to its end, but never more than `MAX_STREAM_DRAIN`.
-    #[test]
-    fn the_drain_reads_to_the_end_within_its_cap() {
-        let mut small = std::io::Cursor::new(vec![7u8; 1000]);
-        drain(&mut small);
-        assert_eq!(small.position(), 1000);
-        let mut big = std::io::Cursor::new(vec![7u8; 1 << 20]);
-        drain(&mut big);
-        assert_eq!(big.position(), MAX_STREAM_DRAIN);
-    }
-
-    #[test]
-    fn the_tally_counts_text_finish_and_usage() {
-        let mut t = UsageTally::default();
-        let delta = json!({"choices": [{"index": 0, "delta": {"content": "abcdefgh"},
-                                        "finish_reason": null}]});
-        assert!(!t.see(&delta));
-        assert!(!t.finished && t.reported.is_none());
-        assert_eq!(t.produced_chars, 8);
-        let end = json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
-        assert!(!t.see(&end));
-        assert!(t.finished);
-        // The usage chunk asked for on the caller's behalf: usage, no choices.
-        let usage = json!({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2}});
-        assert!(t.see(&usage));
-        assert!(t.reported.is_some());
-        // Usage riding on a chunk with choices is not "usage only".
-        let mut t = UsageTally::default();
-        let both = json!({"choices": [{"index": 0, "delta": {"content": "x"}}],
-                          "usage": {"prompt_tokens": 1}});
-        assert!(!t.see(&both));
-        assert!(t.reported.is_some() && !t.finished);
-    }
-}
+mod tests;
