@@ -25,6 +25,8 @@
 #        Either mode: PROFILE_KEEP=1 keeps the work dir; PROFILE_BIN=DIR profiles the binaries
 #        in DIR (litegate, fake_upstream, seed; PROFILE_NOBUILD=1 skips the build); LITEGATE_*
 #        variables reach litegate, e.g. LITEGATE_ACCESS_LOG_BATCH=0 for a line per write.
+#        PROFILE_SEED_SQL='...' runs that SQL on the seeded database (system sqlite3) before
+#        the runs: one binary against a schema variant, e.g. an index as an older schema had it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -107,6 +109,10 @@ if [ "$WHAT" != report ]; then
     wait_port "$UP_PORT"
     KEY=$("$BIN/seed" --db "$WORK/seed.db" --keys "$KEYS" --models bench)
     export KEY
+    if [ -n "${PROFILE_SEED_SQL:-}" ]; then
+        command -v sqlite3 >/dev/null || { say "PROFILE_SEED_SQL needs sqlite3"; exit 2; }
+        sqlite3 "$WORK/seed.db" "$PROFILE_SEED_SQL"
+    fi
     cat >"$WORK/config.yaml" <<EOF
 model_list:
   - model_name: bench

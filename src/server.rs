@@ -81,10 +81,6 @@ fn render_refusal(r: &tiny_http::limits::Refusal) -> tiny_http::limits::RefusalB
     }
 }
 
-fn header(name: &str, value: &str) -> Option<tiny_http::Header> {
-    tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
-}
-
 /// Bodies of routes that need no key (`/ui/login`, ...) are capped lower: they are read
 /// before anyone is authenticated, and before a worker slot is taken (at most this much per
 /// open connection).
@@ -155,21 +151,22 @@ fn respond(rq: tiny_http::Request, reply: Reply, call_id: &str) -> u16 {
             serde_json::to_vec(&Error::internal("nested headers").body()).unwrap_or_default(),
         ),
     };
-    // Content-Type, the handler's extra headers, then the call id: the order of before.
-    let mut headers: Vec<tiny_http::Header> = Vec::with_capacity(extra.len() + 2);
-    headers.extend(header("Content-Type", ctype));
-    for (k, v) in &extra {
-        headers.extend(header(k, v));
-    }
-    headers.extend(header(CALL_ID, call_id));
     let n = body.len();
-    let resp = tiny_http::Response::new(
+    let mut resp = tiny_http::Response::new(
         tiny_http::StatusCode(status),
-        headers,
+        Vec::new(),
         std::io::Cursor::new(body),
         Some(n),
         None,
     );
+    // Content-Type, the handler's extra headers, then the call id: the order of before. Added
+    // as text into the response's one buffer (tiny_http patch L), no `Header` per line; a
+    // value that is not ASCII is left out, as `Header::from_bytes` refused it before.
+    resp.add_field("Content-Type", ctype);
+    for (k, v) in &extra {
+        resp.add_field(k, v);
+    }
+    resp.add_field(CALL_ID, call_id);
     if let Err(e) = rq.respond(resp) {
         log::debug!("client went away before the response was sent: {e}");
     }

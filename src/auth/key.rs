@@ -6,6 +6,7 @@
 use crate::util;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use tiny_http::HeaderFields;
 
 /// A new virtual key: `sk-` + 192 random bits, url-safe base64 (32 chars).
 pub fn new_raw_key() -> String {
@@ -71,13 +72,8 @@ fn strip_bearer(v: &str) -> &str {
 }
 
 /// Pulls the presented key out of the four header forms of API.md §2 (one allocation: the key).
-pub fn presented_key(headers: &[(String, String)]) -> Option<String> {
-    let get = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| strip_bearer(v))
-    };
+pub fn presented_key(headers: &HeaderFields) -> Option<String> {
+    let get = |name: &str| headers.get(name).map(strip_bearer);
     ["authorization", "x-litellm-api-key", "api-key", "x-api-key"]
         .into_iter()
         .filter_map(get)
@@ -113,7 +109,7 @@ mod tests {
 
     #[test]
     fn presented_key_forms() {
-        let h = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        let h = |k: &str, v: &str| HeaderFields::from(vec![(k, v)]);
         assert_eq!(
             presented_key(&h("Authorization", "Bearer sk-a")).as_deref(),
             Some("sk-a")
@@ -181,7 +177,8 @@ mod tests {
                 ],
             ), 0..5),
         ) {
-            proptest::prop_assert_eq!(presented_key(&headers), presented_key_before(&headers));
+            let fields: HeaderFields = headers.iter().map(|(k, v)| (k, v)).collect();
+            proptest::prop_assert_eq!(presented_key(&fields), presented_key_before(&headers));
         }
     }
 }

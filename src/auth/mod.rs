@@ -23,6 +23,7 @@ use crate::db::Pool;
 use crate::util;
 use rusqlite::Connection;
 use std::time::Instant;
+use tiny_http::HeaderFields;
 
 /// The `user_id` the master key acts as (LiteLLM's name).
 pub const MASTER_USER_ID: &str = "default_user_id";
@@ -83,7 +84,7 @@ pub enum Credentials {
 
 impl Credentials {
     /// For management routes: the key if one is given, else the session cookie.
-    pub fn of(headers: &[(String, String)]) -> Credentials {
+    pub fn of(headers: &HeaderFields) -> Credentials {
         if let Some(k) = presented_key(headers) {
             return Credentials::Key(k);
         }
@@ -97,7 +98,7 @@ impl Credentials {
     }
 
     /// For model calls: a key only, so a browser session never spends.
-    pub fn key_only(headers: &[(String, String)]) -> Credentials {
+    pub fn key_only(headers: &HeaderFields) -> Credentials {
         presented_key(headers).map_or(Credentials::None, Credentials::Key)
     }
 

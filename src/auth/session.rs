@@ -6,6 +6,7 @@
 use super::{hash_key, Caller, Refusal, Role};
 use crate::db::{self, Pool};
 use crate::util;
+use tiny_http::HeaderFields;
 
 pub const SESSION_COOKIE: &str = "litegate_session";
 /// The header our JS sends on every request. A cookie-authenticated request that changes
@@ -14,22 +15,18 @@ pub const SESSION_COOKIE: &str = "litegate_session";
 pub const UI_HEADER: &str = "x-litegate-ui";
 
 /// The session cookie's value, if the headers carry one.
-pub fn session_cookie(headers: &[(String, String)]) -> Option<String> {
+pub fn session_cookie(headers: &HeaderFields) -> Option<String> {
     headers
-        .iter()
-        .filter(|(k, _)| k.eq_ignore_ascii_case("cookie"))
-        .flat_map(|(_, v)| v.split(';'))
+        .get_all("cookie")
+        .flat_map(|v| v.split(';'))
         .filter_map(|p| p.trim().split_once('='))
         .find(|(k, v)| *k == SESSION_COOKIE && !v.is_empty())
         .map(|(_, v)| v.trim().to_string())
 }
 
 /// Whether the headers carry the UI's CSRF header (`X-Litegate-UI: 1`).
-pub fn has_ui_header(headers: &[(String, String)]) -> bool {
-    headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(UI_HEADER))
-        .is_some_and(|(_, v)| v.trim() == "1")
+pub fn has_ui_header(headers: &HeaderFields) -> bool {
+    headers.get(UI_HEADER).is_some_and(|v| v.trim() == "1")
 }
 
 /// The caller a session cookie stands for, with the CSRF rule: only GET/HEAD may omit

@@ -80,12 +80,7 @@ fn check_key_outcomes() {
 
 #[test]
 fn credentials_from_headers() {
-    let h = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    };
+    let h = |pairs: &[(&str, &str)]| -> tiny_http::HeaderFields { pairs.iter().copied().collect() };
     let cookie = ("Cookie", "a=b; litegate_session=tok");
     let key = ("Authorization", "Bearer sk-a");
     let ui = ("X-Litegate-UI", "1");

@@ -21,6 +21,10 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("../../schema/0008_proxy_models.sql")),
     (9, include_str!("../../schema/0009_budget_alerts.sql")),
     (10, include_str!("../../schema/0010_audit_log.sql")),
+    (
+        11,
+        include_str!("../../schema/0011_spend_log_key_prefix.sql"),
+    ),
 ];
 
 pub fn latest() -> i64 {

@@ -20,6 +20,10 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../../schema/pg/0005_proxy_models.sql")),
     (6, include_str!("../../schema/pg/0006_strict_budgets.sql")),
     (7, include_str!("../../schema/pg/0007_audit_log.sql")),
+    (
+        8,
+        include_str!("../../schema/pg/0008_spend_log_key_prefix.sql"),
+    ),
 ];
 
 /// The latest schema version this litegate knows.

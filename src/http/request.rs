@@ -1,5 +1,6 @@
 //! The request model: the server's shared state (`Ctx`, with the authentication of a request
-//! that handlers call), a parsed request (`Req`) independent of tiny_http, query decoding and
+//! that handlers call), a parsed request (`Req`: owned, its header fields kept in tiny_http's
+//! `HeaderFields`, one buffer per request), query decoding and
 //! the JSON body (`Body`, whose typed accessors live in `crate::input`). Nothing here reads from a socket, routes or
 //! renders a reply (`reply.rs`, `dispatch.rs`, `crate::server`).
 
@@ -12,6 +13,7 @@ use crate::error::Result;
 use crate::input::Body;
 use std::cell::RefCell;
 use std::sync::Arc;
+use tiny_http::HeaderFields;
 
 /// Shared state of a running server.
 pub struct Ctx {
@@ -64,12 +66,13 @@ impl Ctx {
     }
 }
 
-/// A parsed request, independent of tiny_http.
+/// A parsed request, owned (no borrow of tiny_http's `Request`).
 pub struct Req {
     pub method: String,
     pub path: String,
     pub query: Vec<(String, String)>,
-    pub headers: Vec<(String, String)>,
+    /// The header fields as tiny_http read them: spans into one buffer (issue 17, round 4).
+    pub headers: HeaderFields,
     pub body: Vec<u8>,
     pub request_id: String,
     /// Set by authentication, for the access log (never the raw key).
@@ -87,7 +90,7 @@ impl Req {
             method: method.to_ascii_uppercase(),
             path: path.to_string(),
             query: parse_query(q),
-            headers,
+            headers: headers.into(),
             body,
             request_id: crate::util::uuid7(),
             key_name: RefCell::new(None),
@@ -99,7 +102,7 @@ impl Req {
     /// `new` from what the server moved out of tiny_http's request: the target's own
     /// `String` becomes the path (the query, if any, cut off after it is decoded), so the
     /// request line is not copied again (issue 17).
-    pub fn from_parts(method: &str, mut target: String, headers: Vec<(String, String)>) -> Req {
+    pub fn from_parts(method: &str, mut target: String, headers: HeaderFields) -> Req {
         let query = match target.find('?') {
             Some(at) => {
                 let q = parse_query(&target[at + 1..]);
@@ -129,10 +132,7 @@ impl Req {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.get(name)
     }
 
     /// The path segment a `{name}` segment of the matched route captured (e.g. the key in
@@ -219,7 +219,7 @@ mod tests {
             for m in ["POST", "get", "BREW"] {
                 let h = vec![("Authorization".to_string(), "Bearer sk-1".to_string())];
                 let a = Req::new(m, t, h.clone(), Vec::new());
-                let b = Req::from_parts(m, t.to_string(), h);
+                let b = Req::from_parts(m, t.to_string(), h.clone().into());
                 assert_eq!(
                     (&a.method, &a.path, &a.query),
                     (&b.method, &b.path, &b.query),

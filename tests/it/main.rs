@@ -37,6 +37,7 @@ mod organizations;
 mod patch_rule;
 mod pg;
 mod pg_outage;
+mod pg_spend_logs;
 mod prices;
 mod providers;
 mod sdk;

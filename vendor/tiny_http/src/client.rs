@@ -15,7 +15,7 @@ use crate::limits::{
 use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
-use crate::Header;
+use crate::{Header, HeaderFields};
 
 /// A ClientConnection is an object that will store a socket to a client
 /// and return Request objects.
@@ -258,19 +258,41 @@ impl ClientConnection {
             Some(0) => HTTPVersion(1, 0),
             _ => HTTPVersion(1, 1),
         };
-        let mut headers = Vec::with_capacity(parsed.headers.len());
+        // litegate patch L (issue 17, round 4): the fields go into one buffer with their
+        // spans (`HeaderFields`), two allocations per request instead of two per header
+        // (the head's length bounds the text). The checks are as before, header by header:
+        // a name that is not ASCII is malformed (httparse allows only token bytes there
+        // anyway), a value that is not ASCII is refused by name.
+        // A head that is all ASCII (the usual case) is checked once as a whole, and each
+        // value is then taken from it as text by its offset; otherwise value by value.
+        let mut headers = HeaderFields::with_capacity(parsed.headers.len(), self.head.len());
+        let whole = if self.head.is_ascii() {
+            std::str::from_utf8(&self.head).ok()
+        } else {
+            None
+        };
+        let base = self.head.as_ptr() as usize;
         for h in parsed.headers.iter() {
-            let field = HeaderField::from_bytes(h.name.as_bytes())
-                .map_err(|_| bad("malformed header name"))?;
-            let value = match AsciiString::from_ascii(h.value.trim_ascii()) {
-                Ok(v) => v,
-                Err(_) => {
+            if !h.name.is_ascii() {
+                return Err(bad("malformed header name"));
+            }
+            let v = h.value.trim_ascii();
+            let value = match whole {
+                _ if v.is_empty() => Some(""),
+                Some(text) => {
+                    let at = (v.as_ptr() as usize).wrapping_sub(base);
+                    text.get(at..at.wrapping_add(v.len()))
+                }
+                None => std::str::from_utf8(v).ok().filter(|s| s.is_ascii()),
+            };
+            match value {
+                Some(value) => headers.push(h.name, value),
+                None => {
                     return Err(ReadError::Refuse(Refusal::NonAsciiHeader(
                         h.name.to_ascii_lowercase(),
                     )))
                 }
-            };
-            headers.push(Header { field, value });
+            }
         }
 
         // building the writer for the request
@@ -391,11 +413,8 @@ impl Iterator for ClientConnection {
         };
 
         // updating the status of the connection
-        let connection_header = rq
-            .headers()
-            .iter()
-            .find(|h| h.field.equiv("Connection"))
-            .map(|h| h.value.as_str());
+        // litegate patch L: read from the fields (no `Header`s built).
+        let connection_header = rq.fields().get("Connection");
 
         let lowercase = connection_header.map(|h| h.to_ascii_lowercase());
 

@@ -113,6 +113,8 @@ use util::MessagesQueue;
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
+// litegate patch L (issue 17, round 4): the request's header fields as spans.
+pub use fields::HeaderFields;
 pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
@@ -121,6 +123,7 @@ mod client;
 mod common;
 pub mod limits;
 mod connection;
+mod fields;
 mod request;
 mod response;
 mod ssl;

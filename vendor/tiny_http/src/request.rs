@@ -9,8 +9,8 @@ use std::sync::mpsc::Sender;
 
 use crate::limits::ConnState;
 use crate::util::{ChunkedReader, EqualReader, FusedReader};
-use crate::{HTTPVersion, Header, Method, Response, StatusCode};
-use std::sync::Arc;
+use crate::{HTTPVersion, Header, HeaderFields, Method, Response, StatusCode};
+use std::sync::{Arc, OnceLock};
 
 /// Represents an HTTP request made by a client.
 ///
@@ -66,7 +66,10 @@ pub struct Request {
 
     http_version: HTTPVersion,
 
-    headers: Vec<Header>,
+    // litegate patch L (issue 17, round 4): the header fields as spans into one buffer
+    // (`HeaderFields`), and the `Header`s of `headers()` built from them on first use only.
+    fields: HeaderFields,
+    headers: OnceLock<Vec<Header>>,
 
     body_length: Option<usize>,
 
@@ -138,19 +141,30 @@ enum Framing {
     Chunked,
 }
 
-fn framing(headers: &[Header], version: &HTTPVersion) -> Result<Framing, &'static str> {
-    let mut length: Option<&str> = None;
-    let mut coding: Option<&str> = None;
-    for h in headers {
-        if h.field.equiv("Content-Length") {
-            if length.replace(h.value.as_str()).is_some() {
-                return Err("more than one Content-Length header");
-            }
-        } else if h.field.equiv("Transfer-Encoding") {
-            if coding.replace(h.value.as_str()).is_some() {
-                return Err("more than one Transfer-Encoding header");
-            }
-        }
+fn framing(headers: &HeaderFields, version: &HTTPVersion) -> Result<Framing, &'static str> {
+    // litegate patch L: two looks at the fields' offsets (`get_all` compares a name only
+    // when its length matches), the same refusals in the same order as one pass before.
+    let mut lengths = headers.get_all("Content-Length");
+    let mut codings = headers.get_all("Transfer-Encoding");
+    let (length, coding) = (lengths.next(), codings.next());
+    let (two_lengths, two_codings) = (lengths.next().is_some(), codings.next().is_some());
+    if two_lengths || two_codings {
+        // The first duplicate in the head is the one refused, as before.
+        let first_dup = |name: &'static str| {
+            headers
+                .iter()
+                .enumerate()
+                .filter(|(_, (k, _))| k.eq_ignore_ascii_case(name))
+                .nth(1)
+                .map_or(usize::MAX, |(i, _)| i)
+        };
+        return Err(
+            if first_dup("Content-Length") < first_dup("Transfer-Encoding") {
+                "more than one Content-Length header"
+            } else {
+                "more than one Transfer-Encoding header"
+            },
+        );
     }
     match (length, coding) {
         (Some(_), Some(_)) => Err("Content-Length and Transfer-Encoding together"),
@@ -205,12 +219,17 @@ where
     R: Read + Send + 'static,
     W: Write + Send + 'static,
 {
+    // litegate patch L: the fields as spans (see `HeaderFields`).
+    let fields = headers
+        .iter()
+        .map(|h| (h.field.as_str().as_str(), h.value.as_str()))
+        .collect();
     new_request_with_state(
         secure,
         method,
         path,
         version,
-        headers,
+        fields,
         remote_addr,
         source_data,
         writer,
@@ -224,7 +243,7 @@ pub(crate) fn new_request_with_state<R, W>(
     method: Method,
     path: String,
     version: HTTPVersion,
-    headers: Vec<Header>,
+    headers: HeaderFields,
     remote_addr: Option<SocketAddr>,
     mut source_data: R,
     writer: W,
@@ -242,11 +261,7 @@ where
 
     // true if the client sent a `Expect: 100-continue` header
     let expects_continue = {
-        match headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Expect"))
-            .map(|h| h.value.as_str())
-        {
+        match headers.get("Expect") {
             None => false,
             Some(v) if v.eq_ignore_ascii_case("100-continue") => true,
             _ => return Err(RequestCreationError::ExpectationFailed),
@@ -301,7 +316,8 @@ where
         method,
         path,
         http_version: version,
-        headers,
+        fields: headers,
+        headers: OnceLock::new(),
         body_length: content_length,
         chunked: matches!(framing, Framing::Chunked),
         must_send_continue: expects_continue && has_body,
@@ -332,7 +348,19 @@ impl Request {
     /// Returns a list of all headers sent by the client.
     #[inline]
     pub fn headers(&self) -> &[Header] {
-        &self.headers
+        // litegate patch L: built from the fields on first use (the fork reads `fields`).
+        self.headers.get_or_init(|| {
+            self.fields
+                .iter()
+                .filter_map(|(k, v)| Header::from_bytes(k.as_bytes(), v.as_bytes()).ok())
+                .collect()
+        })
+    }
+
+    /// litegate patch L (issue 17, round 4): the header fields, names as sent, values
+    /// trimmed, in order (no `Header` built).
+    pub fn fields(&self) -> &HeaderFields {
+        &self.fields
     }
 
     /// Returns the HTTP version of the request.
@@ -374,22 +402,22 @@ impl Request {
         self.chunked
     }
 
-    /// litegate patch (issue 17, round 3): moves the request target and the headers out, as
-    /// `String`s, without copying them (an `AsciiString` is a `String`'s bytes, and the
-    /// `Vec` is converted in place). Afterwards `url()` is empty and `headers()` holds only
-    /// the first `TE` header (a copy), which the response still consults to choose its
-    /// transfer coding; the body's framing was settled when the request was created.
-    pub fn take_head(&mut self) -> (String, Vec<(String, String)>) {
-        let te = self.headers.iter().find(|h| h.field.equiv("TE")).cloned();
-        let headers = std::mem::take(&mut self.headers);
-        self.headers.extend(te);
+    /// litegate patch (issue 17, rounds 3 and 4): moves the request target and the header
+    /// fields out without copying them. Afterwards `url()` is empty and `fields()` and
+    /// `headers()` hold only the first `TE` header (a copy), which the response still
+    /// consults to choose its transfer coding; the body's framing was settled when the
+    /// request was created.
+    pub fn take_head(&mut self) -> (String, HeaderFields) {
+        let mut kept = HeaderFields::new();
+        if let Some(te) = self.fields.get("TE") {
+            kept.push("TE", te);
+        }
+        let fields = std::mem::replace(&mut self.fields, kept);
+        self.headers = OnceLock::new();
         let path = std::mem::take(&mut self.path);
-        let headers = headers
-            .into_iter()
-            .map(|h| (String::from(h.field.into_inner()), String::from(h.value)))
-            .collect();
-        (path, headers)
+        (path, fields)
     }
+
 
     /// Returns the address of the client that sent this request.
     ///
@@ -421,10 +449,10 @@ impl Request {
         use crate::util::CustomStream;
 
         response
-            .raw_print(
+            .raw_print_te(
                 self.response_writer.as_mut().unwrap().by_ref(),
                 self.http_version.clone(),
-                &self.headers,
+                self.fields.get("TE"),
                 false,
                 Some(protocol),
             )
@@ -470,10 +498,10 @@ impl Request {
     pub fn as_reader(&mut self) -> &mut dyn Read {
         if self.must_send_continue {
             let msg = Response::new_empty(StatusCode(100));
-            msg.raw_print(
+            msg.raw_print_te(
                 self.response_writer.as_mut().unwrap().by_ref(),
                 self.http_version.clone(),
-                &self.headers,
+                self.fields.get("TE"),
                 true,
                 None,
             )
@@ -570,7 +598,7 @@ impl Request {
         // requests run on its thread); one above `GATHER_KEEP` is not kept.
         if response.data_length().is_some_and(|n| n <= GATHER_MAX) {
             let version = self.http_version.clone();
-            let headers = &self.headers;
+            let te = self.fields.get("TE");
             return GATHER.with(|cell| {
                 let mut taken;
                 let mut fresh;
@@ -586,7 +614,7 @@ impl Request {
                 };
                 out.clear();
                 let res = response
-                    .raw_print(&mut *out, version, headers, do_not_send_body, None)
+                    .raw_print_te(&mut *out, version, te, do_not_send_body, None)
                     .and_then(|_| {
                         Self::ignore_client_closing_errors(
                             writer.write_all(out).and_then(|_| writer.flush()),
@@ -599,10 +627,10 @@ impl Request {
             });
         }
 
-        Self::ignore_client_closing_errors(response.raw_print(
+        Self::ignore_client_closing_errors(response.raw_print_te(
             writer.by_ref(),
             self.http_version.clone(),
-            &self.headers,
+            self.fields.get("TE"),
             do_not_send_body,
             None,
         ))?;
@@ -677,6 +705,7 @@ impl<T> ReadWrite for T where T: Read + Write {}
 #[cfg(test)]
 mod tests {
     use super::Request;
+    use crate::{HTTPVersion, HeaderFields};
 
     /// litegate patch (issue 17): a response of known length leaves in one write, head and
     /// body together, whatever its size up to `GATHER_MAX` (printed straight into the
@@ -773,8 +802,16 @@ mod tests {
                     .iter()
                     .map(|h| (h.field.as_str().to_string(), h.value.as_str().to_string()))
                     .collect();
+                let got: Vec<(String, String)> =
+                    got.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
                 assert_eq!(got, want);
                 assert_eq!(rq.url(), "");
+                let kept: Vec<String> = rq.headers().iter().map(|h| h.to_string()).collect();
+                assert_eq!(kept, te.map(|t| format!("TE: {t}")).into_iter().collect::<Vec<_>>());
+            } else {
+                let all: Vec<String> = rq.headers().iter().map(|h| h.to_string()).collect();
+                let want: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
+                assert_eq!(all, want);
             }
             assert_eq!(rq.has_body(), chunked);
             let mut read = Vec::new();
@@ -794,6 +831,64 @@ mod tests {
             }
         }
         assert!(answer(Some("chunked"), false, true).contains("Transfer-Encoding: chunked"));
+    }
+
+    /// `framing` before patch L (one pass over `Header`s), kept as the oracle.
+    fn framing_before(headers: &[(&str, &str)], version: &HTTPVersion) -> Result<String, &'static str> {
+        let mut length: Option<&str> = None;
+        let mut coding: Option<&str> = None;
+        for (k, v) in headers {
+            if k.eq_ignore_ascii_case("Content-Length") {
+                if length.replace(v).is_some() {
+                    return Err("more than one Content-Length header");
+                }
+            } else if k.eq_ignore_ascii_case("Transfer-Encoding") {
+                if coding.replace(v).is_some() {
+                    return Err("more than one Transfer-Encoding header");
+                }
+            }
+        }
+        let fields: HeaderFields = match (length, coding) {
+            (Some(l), None) => vec![("Content-Length", l)].into(),
+            (None, Some(c)) => vec![("Transfer-Encoding", c)].into(),
+            (Some(l), Some(c)) => vec![("Content-Length", l), ("Transfer-Encoding", c)].into(),
+            (None, None) => HeaderFields::new(),
+        };
+        // With at most one of each, the rest of `framing` is unchanged: shared.
+        super::framing(&fields, version).map(|f| shown(&f))
+    }
+
+    fn shown(f: &super::Framing) -> String {
+        match f {
+            super::Framing::None => "none".into(),
+            super::Framing::Length(n) => format!("length {}", n),
+            super::Framing::Chunked => "chunked".into(),
+        }
+    }
+
+    /// Property test (patch L): on generated header lists (duplicates of either framing
+    /// header in any order and case, both together, other headers between, odd values),
+    /// `framing` over `HeaderFields` answers what the one pass over `Header`s answered.
+    #[test]
+    fn framing_reads_as_before() {
+        const NAMES: &[&str] = &["Content-Length", "content-length", "Transfer-Encoding", "TRANSFER-ENCODING", "Host", "Content-Lengths", "TE"];
+        const VALUES: &[&str] = &["5", "0", " 12 ", "chunked", "gzip, chunked", "-1", "", "99999999999999999999"];
+        let mut rng = 0x1234_5678_9abc_def1_u64;
+        let mut next = move |n: usize| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng % n as u64) as usize
+        };
+        for case in 0..5000 {
+            let pairs: Vec<(&str, &str)> = (0..next(6))
+                .map(|_| (NAMES[next(NAMES.len())], VALUES[next(VALUES.len())]))
+                .collect();
+            let version = if next(4) == 0 { HTTPVersion(1, 0) } else { HTTPVersion(1, 1) };
+            let fields: HeaderFields = pairs.iter().copied().collect();
+            let got = super::framing(&fields, &version).map(|f| shown(&f));
+            assert_eq!(got, framing_before(&pairs, &version), "case {}: {:?}", case, pairs);
+        }
     }
 
     #[test]

@@ -1,7 +1,9 @@
 use crate::common::{HTTPVersion, Header, StatusCode};
+use crate::HeaderFields;
 use httpdate::HttpDate;
 use std::cmp::Ordering;
 use std::sync::mpsc::Receiver;
+use std::sync::OnceLock;
 
 use std::io::Result as IoResult;
 use std::io::{self, Cursor, Read, Write};
@@ -40,7 +42,10 @@ use std::time::SystemTime;
 pub struct Response<R> {
     reader: R,
     status_code: StatusCode,
-    headers: Vec<Header>,
+    // litegate patch L (issue 17, round 4): the headers as spans into one buffer, in the
+    // order they were added; the `Header`s of `headers()` built from them on first use.
+    fields: HeaderFields,
+    headers: OnceLock<Vec<Header>>,
     data_length: Option<usize>,
     chunked_threshold: Option<usize>,
 }
@@ -120,7 +125,7 @@ fn write_head<W: Write>(
     mut writer: W,
     http_version: &HTTPVersion,
     status_code: &StatusCode,
-    headers: &[Header],
+    headers: &HeaderFields,
     extra: Extra<'_>,
 ) -> IoResult<()> {
     HEAD.with(|cell| {
@@ -160,7 +165,7 @@ fn print_head(
     head: &mut Vec<u8>,
     http_version: &HTTPVersion,
     status_code: &StatusCode,
-    headers: &[Header],
+    headers: &HeaderFields,
     extra: Extra<'_>,
 ) {
     head.extend_from_slice(b"HTTP/");
@@ -186,10 +191,10 @@ fn print_head(
         head.extend_from_slice(&date_now());
         head.extend_from_slice(b"\r\n");
     }
-    for header in headers {
-        head.extend_from_slice(header.field.as_str().as_bytes());
+    for (name, value) in headers.iter() {
+        head.extend_from_slice(name.as_bytes());
         head.extend_from_slice(b": ");
-        head.extend_from_slice(header.value.as_bytes());
+        head.extend_from_slice(value.as_bytes());
         head.extend_from_slice(b"\r\n");
     }
     match extra.framing {
@@ -224,7 +229,7 @@ fn itoa(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
 
 fn choose_transfer_encoding(
     status_code: StatusCode,
-    request_headers: &[Header],
+    request_te: Option<&str>,
     http_version: &HTTPVersion,
     entity_length: &Option<usize>,
     has_additional_headers: bool,
@@ -245,16 +250,12 @@ fn choose_transfer_encoding(
     }
 
     // parsing the request's TE header
-    let user_request = request_headers
-        .iter()
-        // finding TE
-        .find(|h| h.field.equiv("TE"))
-        // getting its value
-        .map(|h| h.value.clone())
+    // litegate patch L (issue 17, round 4): the request's first `TE` value, given as text.
+    let user_request = request_te
         // getting the corresponding TransferEncoding
         .and_then(|value| {
             // getting list of requested elements
-            let mut parse = util::parse_header_value(value.as_str()); // TODO: remove conversion
+            let mut parse = util::parse_header_value(value);
 
             // sorting elements by most priority
             parse.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap_or(Ordering::Equal));
@@ -316,7 +317,8 @@ where
         let mut response = Response {
             reader: data,
             status_code,
-            headers: Vec::with_capacity(16),
+            fields: HeaderFields::new(),
+            headers: OnceLock::new(),
             data_length,
             chunked_threshold: None,
         };
@@ -361,9 +363,8 @@ where
 
     /// litegate patch: announces that the connection closes after this response.
     pub(crate) fn mark_closing(&mut self) {
-        if let Ok(h) = Header::from_bytes(&b"Connection"[..], &b"close"[..]) {
-            self.headers.push(h);
-        }
+        self.fields.push("Connection", "close");
+        self.headers = OnceLock::new();
     }
 
     /// Adds a header to the list.
@@ -373,36 +374,45 @@ where
         H: Into<Header>,
     {
         let header = header.into();
+        self.add_field(header.field.as_str().as_str(), header.value.as_str());
+    }
+
+    /// litegate patch L (issue 17, round 4): `add_header` from text, with no `Header` made
+    /// (two allocations each). The checks are `add_header`'s, plus `Header::from_bytes`'s:
+    /// a name or value that is not ASCII adds nothing and returns false.
+    pub fn add_field(&mut self, name: &str, value: &str) -> bool {
+        if !name.is_ascii() || !value.is_ascii() {
+            return false;
+        }
+        let is = |n: &str| name.eq_ignore_ascii_case(n);
+        self.headers = OnceLock::new();
 
         // ignoring forbidden headers
-        if header.field.equiv("Connection")
-            || header.field.equiv("Trailer")
-            || header.field.equiv("Transfer-Encoding")
-            || header.field.equiv("Upgrade")
-        {
-            return;
+        if is("Connection") || is("Trailer") || is("Transfer-Encoding") || is("Upgrade") {
+            return true;
         }
 
         // if the header is Content-Length, setting the data length
-        if header.field.equiv("Content-Length") {
-            if let Ok(val) = usize::from_str(header.value.as_str()) {
+        if is("Content-Length") {
+            if let Ok(val) = usize::from_str(value) {
                 self.data_length = Some(val)
             }
 
-            return;
+            return true;
         // if the header is Content-Type and it's already set, overwrite it
-        } else if header.field.equiv("Content-Type") {
-            if let Some(content_type_header) = self
-                .headers
-                .iter_mut()
-                .find(|h| h.field.equiv("Content-Type"))
-            {
-                content_type_header.value = header.value;
-                return;
+        } else if is("Content-Type") {
+            let at = self
+                .fields
+                .iter()
+                .position(|(k, _)| k.eq_ignore_ascii_case("Content-Type"));
+            if let Some(at) = at {
+                self.fields.set_value(at, value);
+                return true;
             }
         }
 
-        self.headers.push(header);
+        self.fields.push(name, value);
+        true
     }
 
     /// Returns the same request, but with an additional header.
@@ -435,6 +445,7 @@ where
     {
         Response {
             reader,
+            fields: self.fields,
             headers: self.headers,
             status_code: self.status_code,
             data_length,
@@ -452,16 +463,34 @@ where
     ///
     /// Note: does not flush the writer.
     pub fn raw_print<W: Write>(
-        mut self,
-        mut writer: W,
+        self,
+        writer: W,
         http_version: HTTPVersion,
         request_headers: &[Header],
         do_not_send_body: bool,
         upgrade: Option<&str>,
     ) -> IoResult<()> {
+        let te = request_headers
+            .iter()
+            .find(|h| h.field.equiv("TE"))
+            .map(|h| h.value.as_str());
+        self.raw_print_te(writer, http_version, te, do_not_send_body, upgrade)
+    }
+
+    /// litegate patch L (issue 17, round 4): `raw_print` given only what it reads of the
+    /// request's headers, the first `TE` value (the request keeps its headers as
+    /// `HeaderFields`, not as `Header`s).
+    pub(crate) fn raw_print_te<W: Write>(
+        mut self,
+        mut writer: W,
+        http_version: HTTPVersion,
+        request_te: Option<&str>,
+        do_not_send_body: bool,
+        upgrade: Option<&str>,
+    ) -> IoResult<()> {
         let mut transfer_encoding = Some(choose_transfer_encoding(
             self.status_code,
-            request_headers,
+            request_te,
             &http_version,
             &self.data_length,
             false, /* TODO */
@@ -471,8 +500,8 @@ where
         // litegate patch (issue 17): `Server`, `Date`, the upgrade headers and the framing
         // header are printed straight into the head (see `write_head`), not inserted into
         // `self.headers` as `Header` values (two allocations each, and a shift of the list).
-        let add_date = !self.headers.iter().any(|h| h.field.equiv("Date"));
-        let add_server = !self.headers.iter().any(|h| h.field.equiv("Server"));
+        let add_date = self.fields.get("Date").is_none();
+        let add_server = self.fields.get("Server").is_none();
         if upgrade.is_some() {
             transfer_encoding = None;
         }
@@ -513,7 +542,7 @@ where
             writer.by_ref(),
             &http_version,
             &self.status_code,
-            &self.headers,
+            &self.fields,
             Extra {
                 upgrade,
                 add_server,
@@ -560,7 +589,13 @@ where
 
     /// Retrieves the current list of `Response` headers
     pub fn headers(&self) -> &[Header] {
-        &self.headers
+        // litegate patch L: built from the fields on first use.
+        self.headers.get_or_init(|| {
+            self.fields
+                .iter()
+                .filter_map(|(k, v)| Header::from_bytes(k.as_bytes(), v.as_bytes()).ok())
+                .collect()
+        })
     }
 }
 
@@ -573,6 +608,7 @@ where
         Response {
             reader: Box::new(self.reader) as Box<dyn Read + Send>,
             status_code: self.status_code,
+            fields: self.fields,
             headers: self.headers,
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
@@ -661,7 +697,8 @@ impl Clone for Response<io::Empty> {
         Response {
             reader: io::empty(),
             status_code: self.status_code,
-            headers: self.headers.clone(),
+            fields: self.fields.clone(),
+            headers: OnceLock::new(),
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
         }
@@ -715,6 +752,102 @@ mod tests {
             "{out}"
         );
         assert!(!out.contains("Content-Length") && !out.contains("Transfer-Encoding"), "{out}");
+    }
+
+    /// Upstream's `add_header` on a `Vec<Header>` (before patch L), as pairs: forbidden names
+    /// dropped, `Content-Length` read into the length, a second `Content-Type` overwriting
+    /// the first in place; a pair `Header::from_bytes` refuses (not ASCII) never arrives.
+    fn old_add(list: &mut Vec<(String, String)>, len: &mut Option<usize>, k: &str, v: &str) {
+        let is = |n: &str| k.eq_ignore_ascii_case(n);
+        if !k.is_ascii() || !v.is_ascii() {
+            return;
+        }
+        if is("Connection") || is("Trailer") || is("Transfer-Encoding") || is("Upgrade") {
+            return;
+        }
+        if is("Content-Length") {
+            if let Ok(n) = usize::from_str(v) {
+                *len = Some(n);
+            }
+            return;
+        }
+        if is("Content-Type") {
+            if let Some(h) = list.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case("Content-Type")) {
+                h.1 = v.to_string();
+                return;
+            }
+        }
+        list.push((k.to_string(), v.to_string()));
+    }
+
+    /// Property test (patch L): on generated header lists, a response built with `Header`s
+    /// (`Response::new`, `with_header`) or with `add_field` prints the head upstream's
+    /// `Vec<Header>` printed: the same lines in the same order, the same framing; `headers()`
+    /// lists the same; and `mark_closing` appends `Connection: close` last.
+    #[test]
+    fn fields_print_as_the_old_header_list() {
+        const NAMES: &[&str] = &[
+            "Content-Type", "content-type", "X-A", "Set-Cookie", "Date", "Server", "Connection",
+            "transfer-encoding", "Upgrade", "Trailer", "Content-Length", "retry-after", "x-é",
+        ];
+        const VALUES: &[&str] = &["1", "", "text/plain", "application/json", "12", "x y", "é", "-3"];
+        let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move |n: usize| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng % n as u64) as usize
+        };
+        for case in 0..2000 {
+            let pairs: Vec<(&str, &str)> = (0..next(8))
+                .map(|_| (NAMES[next(NAMES.len())], VALUES[next(VALUES.len())]))
+                .collect();
+            let body = b"hello".to_vec();
+            let (mut want, mut len) = (Vec::new(), Some(body.len()));
+            for (k, v) in &pairs {
+                old_add(&mut want, &mut len, k, v);
+            }
+            let closing = next(2) == 0;
+            let headers: Vec<Header> = pairs
+                .iter()
+                .filter_map(|(k, v)| Header::from_bytes(k.as_bytes(), v.as_bytes()).ok())
+                .collect();
+            let mut a = Response::new(StatusCode(200), headers, Cursor::new(body.clone()), Some(5), None);
+            let mut b = Response::new(StatusCode(200), Vec::new(), Cursor::new(body), Some(5), None);
+            for (k, v) in &pairs {
+                assert_eq!(b.add_field(k, v), k.is_ascii() && v.is_ascii());
+            }
+            let listed: Vec<(String, String)> = a
+                .headers()
+                .iter()
+                .map(|h| (h.field.to_string(), h.value.to_string()))
+                .collect();
+            assert_eq!(listed, want, "case {}: {:?}", case, pairs);
+            if closing {
+                a.mark_closing();
+                b.mark_closing();
+                want.push(("Connection".into(), "close".into()));
+            }
+            let (pa, pb) = (printed(a, HTTPVersion(1, 1), None), printed(b, HTTPVersion(1, 1), None));
+            assert_eq!(pa, pb, "case {}: {:?}", case, pairs);
+            let lines: Vec<String> = pa
+                .split("\r\n")
+                .skip(1)
+                .take_while(|l| !l.is_empty())
+                .filter(|l| !l.starts_with("Server: tiny-http") && !l.starts_with("Date: "))
+                .filter(|l| !l.starts_with("Content-Length: ") && !l.starts_with("Transfer-Encoding: "))
+                .map(String::from)
+                .collect();
+            let mut want_lines: Vec<String> = want.iter().map(|(k, v)| format!("{}: {}", k, v)).collect();
+            // A response's own `Date`/`Server` replaces the library's line; both are filtered.
+            want_lines.retain(|l| !l.starts_with("Server: tiny-http") && !l.starts_with("Date: "));
+            assert_eq!(lines, want_lines, "case {}: {:?}", case, pairs);
+            let framing = match len {
+                Some(n) if n < 32768 => format!("Content-Length: {}\r\n", n),
+                _ => "Transfer-Encoding: chunked\r\n".to_string(),
+            };
+            assert!(pa.contains(&framing), "case {}: {:?} {}", case, pairs, pa);
+        }
     }
 
     /// The cached `Date` is the one `HttpDate` formats for the same second.
