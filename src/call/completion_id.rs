@@ -167,6 +167,28 @@ pub(super) fn stamp_into(json: &[u8], id: &str, out: &mut Vec<u8>) {
     }
 }
 
+/// Appends `json` to `out` with each of `spans` (quotes included, in order: the top-level
+/// `"id"` strings an event's read found, `usage::event::IdSpans`) set to `id`: what
+/// [`stamp_into`] writes, without walking `json` a second time. Spans that do not lie in order
+/// in `json` (never, as the read keeps them) go the walking way.
+pub(super) fn stamp_spans_into(json: &[u8], spans: &[(usize, usize)], id: &str, out: &mut Vec<u8>) {
+    let in_order = spans.iter().try_fold(0, |at, &(a, b)| {
+        (at <= a && a < b && b <= json.len()).then_some(b)
+    });
+    if in_order.is_none() {
+        return stamp_into(json, id, out);
+    }
+    let mut at = 0;
+    for &(a, b) in spans {
+        out.extend_from_slice(&json[at..a]);
+        out.push(b'"');
+        out.extend_from_slice(id.as_bytes());
+        out.push(b'"');
+        at = b;
+    }
+    out.extend_from_slice(&json[at..]);
+}
+
 /// The byte spans (quotes included) of the string values of the top-level key `id`; `None`
 /// when `json` is not an object this scanner can walk or has no such value.
 fn top_level_id_strings(json: &[u8]) -> Option<Vec<(usize, usize)>> {

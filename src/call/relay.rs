@@ -498,15 +498,17 @@ fn relay(
         };
         match classify(data, tally, caller_wants_usage) {
             // The usage chunk asked for on the caller's behalf: not relayed.
-            Relayed::Dropped => {}
+            (Relayed::Dropped, _) => {}
             // Not JSON (an upstream's plain-text complaint) or an upstream's own error event:
             // either may echo its URL or our key.
-            Relayed::Scrubbed => push_event(&mut out, upstream::scrub(dep, data).as_bytes()),
-            Relayed::Stamped => {
+            (Relayed::Scrubbed, _) => {
+                push_event(&mut out, upstream::scrub(dep, data).as_bytes());
+            }
+            (Relayed::Stamped, ids) => {
                 // Its `id` becomes the request id (`completion_id`); the rest as it came,
                 // written straight into the batch.
                 out.extend_from_slice(b"data: ");
-                completion_id::stamp_into(data.as_bytes(), &call.record.request_id, &mut out);
+                stamp_event(data, &ids, &call.record.request_id, &mut out);
                 out.extend_from_slice(b"\n\n");
             }
         }
@@ -528,18 +530,34 @@ enum Relayed {
     Stamped,
 }
 
-/// Counts one event's data in `tally` and says how it is relayed. The event is read without
-/// a tree (`usage::event::Event`), as a `serde_json::Value` of it was read before.
-fn classify(data: &str, tally: &mut UsageTally, caller_wants_usage: bool) -> Relayed {
-    let Ok(e) = usage::event::Event::read(data) else {
-        return Relayed::Scrubbed;
+/// Counts one event's data in `tally` and says how it is relayed, with where its top-level
+/// `"id"` strings are (found in the same pass). The event is read without a tree
+/// (`usage::event::Event`), as a `serde_json::Value` of it was read before.
+fn classify(
+    data: &str,
+    tally: &mut UsageTally,
+    caller_wants_usage: bool,
+) -> (Relayed, usage::event::IdSpans) {
+    let Ok((e, ids)) = usage::event::Event::read_with_ids(data) else {
+        return (Relayed::Scrubbed, usage::event::IdSpans::default());
     };
-    if tally.see_event(&e) && !caller_wants_usage {
+    let relayed = if tally.see_event(&e) && !caller_wants_usage {
         Relayed::Dropped
     } else if e.error {
         Relayed::Scrubbed
     } else {
         Relayed::Stamped
+    };
+    (relayed, ids)
+}
+
+/// Appends a stamped event's data to `out` (its top-level `"id"` strings set to `id`, as
+/// `completion_id::stamp_into` sets them): from the spans its read kept, or, where the read
+/// did not keep them all (an id with an escape, many ids), by walking it.
+fn stamp_event(data: &str, ids: &usage::event::IdSpans, id: &str, out: &mut Vec<u8>) {
+    match ids.get() {
+        Some(spans) => completion_id::stamp_spans_into(data.as_bytes(), spans, id, out),
+        None => completion_id::stamp_into(data.as_bytes(), id, out),
     }
 }
 

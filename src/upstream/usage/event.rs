@@ -5,11 +5,13 @@
 //! every value is checked as such a parse checks it ([`Checked`]), so an event that is not
 //! JSON for one is not JSON for the other; a key given twice counts by its last value, as in
 //! a tree; anything that is not where the shape expects it counts nothing. `usage` is read
-//! by the answers' reader ([`ReportedWith`]), skipping by `Checked`.
+//! by the answers' reader ([`ReportedWith`]), skipping by `Checked`. The same pass keeps where
+//! the top-level `"id"` strings are ([`IdSpans`]), so the relay stamps the request id there
+//! without walking the event again (`completion_id::stamp_spans_into`).
 
 use super::de::{Checked, KeyIn, ReportedWith};
 use super::Reported;
-use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::fmt;
 
@@ -32,8 +34,72 @@ pub struct Event {
 impl Event {
     /// Reads one event's data (the text after `data:`); an error when it is not JSON.
     pub fn read(data: &str) -> serde_json::Result<Event> {
-        serde_json::from_str(data)
+        serde_json::from_str::<Full>(data).map(|f| f.event)
     }
+
+    /// [`Event::read`], and where `data`'s top-level `"id"` strings are, in the same pass.
+    pub fn read_with_ids(data: &str) -> serde_json::Result<(Event, IdSpans)> {
+        let Full { event, mut ids } = serde_json::from_str(data)?;
+        // The read kept each id's text as the address of the borrowed `&str` (an id without
+        // escapes is borrowed from `data`): made an offset in `data`, quotes included, or the
+        // spans are not used at all if one does not lie between its quotes there.
+        let (base, bytes) = (data.as_ptr() as usize, data.as_bytes());
+        for s in &mut ids.spans[..ids.n] {
+            let (addr, len) = *s;
+            let span = addr.checked_sub(base).and_then(|a| {
+                let end = a.checked_add(len)?;
+                let quoted =
+                    a > 0 && bytes.get(a - 1) == Some(&b'"') && bytes.get(end) == Some(&b'"');
+                quoted.then_some((a - 1, end + 1))
+            });
+            match span {
+                Some(span) => *s = span,
+                None => {
+                    ids.unknown = true;
+                    break;
+                }
+            }
+        }
+        Ok((event, ids))
+    }
+}
+
+/// The most top-level `id` strings an event's read keeps the place of (an event has one).
+const MAX_IDS: usize = 4;
+
+/// Where an event's top-level `"id"` string values are (the key written `"id"`, without
+/// escapes, as `completion_id::stamp_into` matches it; non-string values are not stamped).
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct IdSpans {
+    spans: [(usize, usize); MAX_IDS],
+    n: usize,
+    /// One was not kept (a value with an escape, more than [`MAX_IDS`]).
+    unknown: bool,
+}
+
+impl IdSpans {
+    /// The byte spans (quotes included) of the top-level `"id"` strings, in order; `None`
+    /// when the read did not keep them all (the caller then walks the event itself).
+    pub fn get(&self) -> Option<&[(usize, usize)]> {
+        (!self.unknown).then_some(&self.spans[..self.n])
+    }
+
+    fn push(&mut self, at: (usize, usize)) {
+        match self.spans.get_mut(self.n) {
+            Some(slot) => {
+                *slot = at;
+                self.n += 1;
+            }
+            None => self.unknown = true,
+        }
+    }
+}
+
+/// An event and its ids, as one pass reads them.
+#[derive(Default)]
+struct Full {
+    event: Event,
+    ids: IdSpans,
 }
 
 /// Visitor methods for the JSON types a reader does not look into: the value is checked
@@ -74,17 +140,81 @@ macro_rules! otherwise {
     };
 }
 
-impl<'de> Deserialize<'de> for Event {
+/// A top-level key: `usage`, `choices`, `error` (escapes decoded, as a tree matches them), or
+/// `id` written as such (as `completion_id::stamp_into` matches it).
+struct TopKey;
+
+/// [`TopKey`]'s index for an `id` key; 4 for any other key.
+const ID: usize = 3;
+
+/// The index of a top-level key that is read (`usage`, `choices`, `error`), or `ID + 1`.
+fn top_key(s: &str) -> usize {
+    ["usage", "choices", "error"]
+        .iter()
+        .position(|n| *n == s)
+        .unwrap_or(ID + 1)
+}
+
+impl<'de> DeserializeSeed<'de> for TopKey {
+    type Value = usize;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopKey {
+    type Value = usize;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a key")
+    }
+    /// A key without escapes (serde_json borrows it from the input).
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<usize, E> {
+        Ok(if s == "id" { ID } else { top_key(s) })
+    }
+    fn visit_str<E>(self, s: &str) -> Result<usize, E> {
+        Ok(top_key(s))
+    }
+}
+
+/// A top-level `id` value: a string without escapes (its text's address and length), a
+/// string with escapes, or anything else (checked and skipped).
+enum IdValue {
+    At(usize, usize),
+    Escaped,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for IdValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = Event;
+            type Value = IdValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an id")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<IdValue, E> {
+                Ok(IdValue::At(s.as_ptr() as usize, s.len()))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<IdValue, E> {
+                Ok(IdValue::Escaped)
+            }
+            otherwise!('de, IdValue::Other; bool i64 u64 f64 unit seq map);
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Full {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Full;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a stream event")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Event, A::Error> {
-                let mut e = Event::default();
-                while let Some(k) = m.next_key_seed(KeyIn(&["usage", "choices", "error"]))? {
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Full, A::Error> {
+                let (mut e, mut ids) = (Event::default(), IdSpans::default());
+                while let Some(k) = m.next_key_seed(TopKey)? {
                     match k {
                         0 => {
                             let u = m.next_value::<Option<ReportedWith<Checked>>>()?;
@@ -98,14 +228,19 @@ impl<'de> Deserialize<'de> for Event {
                             m.next_value::<Checked>()?;
                             e.error = true;
                         }
+                        ID => match m.next_value::<IdValue>()? {
+                            IdValue::At(addr, len) => ids.push((addr, len)),
+                            IdValue::Escaped => ids.unknown = true,
+                            IdValue::Other => {}
+                        },
                         _ => {
                             m.next_value::<Checked>()?;
                         }
                     }
                 }
-                Ok(e)
+                Ok(Full { event: e, ids })
             }
-            otherwise!('de, Event::default(); bool i64 u64 f64 str unit seq);
+            otherwise!('de, Full::default(); bool i64 u64 f64 str unit seq);
         }
         d.deserialize_any(V)
     }
