@@ -32,15 +32,7 @@ pub(super) fn stamp_bytes(json: &[u8], id: &str) -> Option<Vec<u8>> {
         return None;
     }
     let mut out = Vec::with_capacity(json.len() + id.len() + 2);
-    let mut at = 0;
-    for (a, b) in spans {
-        out.extend_from_slice(&json[at..a]);
-        out.push(b'"');
-        out.extend_from_slice(id.as_bytes());
-        out.push(b'"');
-        at = b;
-    }
-    out.extend_from_slice(&json[at..]);
+    write_spans(json, &spans, id, &mut out);
     Some(out)
 }
 
@@ -178,6 +170,12 @@ pub(super) fn stamp_spans_into(json: &[u8], spans: &[(usize, usize)], id: &str, 
     if in_order.is_none() {
         return stamp_into(json, id, out);
     }
+    write_spans(json, spans, id, out);
+}
+
+/// Appends `json` to `out` with each of `spans` (in order, within `json`) replaced by `id` in
+/// quotes: the one writer behind [`stamp_bytes`] and [`stamp_spans_into`].
+fn write_spans(json: &[u8], spans: &[(usize, usize)], id: &str, out: &mut Vec<u8>) {
     let mut at = 0;
     for &(a, b) in spans {
         out.extend_from_slice(&json[at..a]);
